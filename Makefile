@@ -1,0 +1,49 @@
+# Commands of the project. The embedded configuration lives in config/embedded.env (one place);
+# any variable set in the environment overrides it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PROJECT_ROOT := $(CURDIR)
+VENV := $(PROJECT_ROOT)/.venv
+BIN := $(VENV)/bin
+# Runs a command with the embedded configuration exported.
+WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
+
+.PHONY: help install init demo up test test-unit lint bench clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/airflow: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	uv sync --frozen
+	@touch $@
+
+install: $(BIN)/airflow  ## create .venv and install the locked dependencies (uv sync --frozen)
+
+init: install  ## initialise the embedded Airflow (SQLite DB, pools) and MLOPS_HOME
+	@$(WITH_ENV) mkdir -p "$$AIRFLOW_HOME" "$$MLOPS_HOME" && \
+	  $(BIN)/airflow db migrate >"$$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -20 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }; \
+	  $(BIN)/airflow pools import config/pools.json >/dev/null
+
+demo: init  ## quickstart 1: start Airflow, check every DAG loads, print a summary (KEEP_RUNNING=1 to explore)
+	@$(WITH_ENV) $(BIN)/python include/demo/run_demo.py $(if $(KEEP_RUNNING),--keep-running,)
+
+up: init  ## run `airflow standalone` in the foreground with our DAGs; Ctrl-C stops it cleanly
+	@$(WITH_ENV) $(BIN)/python include/demo/run_demo.py --foreground
+
+test: install  ## quickstart 2: the whole test suite (unit, integration, e2e, docker)
+	@$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install  ## the fast tests only
+	@$(WITH_ENV) $(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy plugins/mlops_provider
+
+bench: install  ## run the benchmarks; they print numbers and never fail on a timing
+	@$(WITH_ENV) for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:  ## remove the embedded Airflow home and MLOPS_HOME (keeps .venv)
+	rm -rf .airflow .mlops

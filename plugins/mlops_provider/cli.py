@@ -1,0 +1,67 @@
+"""``mlops`` command line: project chores that are not tasks (seeding the demo source)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+
+def _seed_source(args: argparse.Namespace) -> int:
+    from mlops_provider.demo.churn_source import SourceSpec, dates_between, parse_bad_dates, seed_range
+
+    if args.url:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(args.url)
+    else:
+        from airflow.sdk import BaseHook
+
+        engine = BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
+    spec = SourceSpec(
+        seed=args.seed,
+        rows_per_day=args.rows_per_day,
+        drift_from=dt.date.fromisoformat(args.drift_from) if args.drift_from else None,
+        bad_dates=parse_bad_dates(args.bad),
+    )
+    days = dates_between(dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end))
+    written = seed_range(engine, days, spec)
+    for day, rows in written.items():
+        marks = []
+        if spec.drift_from and day >= spec.drift_from:
+            marks.append("drift")
+        if day in spec.bad_dates:
+            marks.append(f"bad:{spec.bad_dates[day]}")
+        print(f"{day}  {rows:>7} rows  {' '.join(marks)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description="airflow-provider-mlops commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seed = sub.add_parser("seed-source", help="fill the demo churn source for a date range (idempotent)")
+    target = seed.add_mutually_exclusive_group()
+    target.add_argument("--conn-id", default="mlops_source", help="Airflow connection of the source database")
+    target.add_argument("--url", help="SQLAlchemy URL of the source database instead of a connection")
+    seed.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    seed.add_argument("--end", required=True, help="last date (inclusive), YYYY-MM-DD")
+    seed.add_argument("--drift-from", help="first date with drifted data, YYYY-MM-DD")
+    seed.add_argument("--bad", action="append", default=[], metavar="DATE=KIND", help="bad data on a date")
+    seed.add_argument("--rows-per-day", type=int, default=2000)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.set_defaults(func=_seed_source)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        print(f"mlops {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Run the embedded Airflow (``airflow standalone``) as a managed child: start, wait healthy, talk REST, stop.
+
+Used by the demo command and by the end-to-end tests. The process is started in its own session (process
+group) so that stopping it also stops the scheduler, triggerer, dag-processor, api-server and their workers;
+a plain SIGTERM to the parent would orphan them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class EmbeddedAirflowError(RuntimeError):
+    """Raised when the embedded Airflow does not start or answers with an error."""
+
+
+@dataclass
+class EmbeddedAirflow:
+    """A running ``airflow standalone`` and a small REST API v2 client for it.
+
+    :param airflow_bin: path of the ``airflow`` executable (the project's ``.venv/bin/airflow``).
+    :param airflow_home: ``AIRFLOW_HOME`` of the instance; the admin password file is read from it.
+    :param port: port of the api-server (``AIRFLOW__API__PORT``).
+    :param log_path: file that receives the combined output of all components.
+    :param env: environment of the process; defaults to the current one.
+    """
+
+    airflow_bin: str
+    airflow_home: Path
+    port: int = 8080
+    log_path: Path | None = None
+    env: dict[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _token: str | None = field(default=None, init=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start ``airflow standalone`` in a new process group and wait until every component is healthy."""
+        log_path = self.log_path or self.airflow_home / "standalone.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env if self.env is not None else os.environ)
+        env["AIRFLOW__API__PORT"] = str(self.port)
+        # standalone starts its components as `airflow ...` looked up on PATH.
+        env["PATH"] = os.pathsep.join([str(Path(self.airflow_bin).parent), env.get("PATH", "")])
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.airflow_bin, "standalone"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        self.wait_healthy(timeout=timeout, log_path=log_path)
+
+    def wait_healthy(self, timeout: float, log_path: Path) -> dict[str, Any]:
+        """Poll the health endpoint until metadatabase, scheduler, triggerer and dag-processor are healthy."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise EmbeddedAirflowError(
+                    f"airflow standalone exited with code {self.process.returncode} before it was healthy; "
+                    f"see {log_path}"
+                )
+            try:
+                health = self._request("GET", "/api/v2/monitor/health", auth=False)
+            except (urllib.error.URLError, ConnectionError, TimeoutError, EmbeddedAirflowError) as exc:
+                last = exc
+            else:
+                last = health
+                components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                if all((health.get(c) or {}).get("status") == "healthy" for c in components):
+                    return health
+            time.sleep(1.0)
+        raise EmbeddedAirflowError(
+            f"Airflow at {self.base_url} was not healthy within {timeout:.0f} s (last answer: {last}); see {log_path}"
+        )
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL what is left after ``timeout`` seconds."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        # Workers forked by the scheduler can outlive the parent by a moment; make sure none is left.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @property
+    def admin_password(self) -> str:
+        """The generated password of the ``admin`` user (simple auth manager)."""
+        path = self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        try:
+            return str(json.loads(path.read_text())["admin"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise EmbeddedAirflowError(f"cannot read the admin password from {path}: {exc}") from exc
+
+    def _token_value(self) -> str:
+        if self._token is None:
+            answer = self._request(
+                "POST", "/auth/token", {"username": "admin", "password": self.admin_password}, auth=False
+            )
+            self._token = str(answer["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the REST API v2 as the admin user and return the decoded JSON answer."""
+        return self._request(method, path, body, auth=True)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if auth:
+            request.add_header("Authorization", f"Bearer {self._token_value()}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise EmbeddedAirflowError(f"{method} {path} answered HTTP {exc.code}: {detail}") from exc
+        return json.loads(payload) if payload else None
+
+
+@contextmanager
+def running_airflow(
+    airflow_bin: str, airflow_home: Path, *, port: int = 8080, env: dict[str, str] | None = None
+) -> Iterator[EmbeddedAirflow]:
+    """Context manager: a healthy embedded Airflow for the duration of the block, stopped afterwards."""
+    instance = EmbeddedAirflow(airflow_bin=airflow_bin, airflow_home=airflow_home, port=port, env=env)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()

@@ -1,0 +1,326 @@
+"""DVC data registry: a git + DVC workspace, its remote, and versioning of single files with tags."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from mlops_provider.files import atomic_path, md5_of_file
+from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
+
+GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlops@airflow.invalid")
+REMOTE_NAME = "storage"
+
+
+class DvcError(RuntimeError):
+    """A DVC or git operation on the data registry failed; the message says which and in which workspace."""
+
+
+class DvcHook(BaseHook):
+    """Owns one DVC workspace (a git repository with DVC) used as the data registry, and its remote.
+
+    Without a connection (or with the default connection id absent) the workspace is created on first use in
+    ``$MLOPS_HOME/data-registry`` with a local folder remote in ``$MLOPS_HOME/dvc-remote``. A connection of
+    type ``dvc`` configures:
+
+    - ``host``: URL or path of an existing data registry git repository to clone (optional);
+    - ``login``/``password``: credentials of the DVC remote (for S3-compatible remotes: access key id and
+      secret). They are written to ``.dvc/config.local``, which git never tracks, and never into a URL;
+    - extras: ``workspace`` (local folder of the clone), ``remote_url`` (``s3://bucket/prefix``, a folder...),
+      ``remote_options`` (e.g. ``{"endpointurl": "http://minio:9000"}``), ``git_password`` (token for the git
+      host, passed through ``GIT_ASKPASS``, never in a URL).
+
+    All writes hold an exclusive file lock on the workspace, so concurrent tasks on one machine queue instead of
+    colliding on DVC's and git's own locks. Across machines, give every worker its own clone (``host``) and
+    serialize with an Airflow pool.
+
+    :param dvc_conn_id: Airflow connection id (type ``dvc``).
+    :param workspace: local workspace folder; overrides the connection's ``workspace`` extra.
+    """
+
+    conn_name_attr = "dvc_conn_id"
+    default_conn_name = "dvc_default"
+    conn_type = "dvc"
+    hook_name = "DVC data registry"
+
+    def __init__(self, dvc_conn_id: str = default_conn_name, workspace: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dvc_conn_id = dvc_conn_id
+        self._workspace_override = workspace
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {
+                "host": "Data registry git URL (optional)",
+                "login": "Remote access key id",
+                "password": "Remote secret access key",
+            },
+            "placeholders": {
+                "host": "https://git.example.com/data/registry.git (empty: a local workspace)",
+                "extra": '{"workspace": "/data/registry", "remote_url": "s3://bucket/dvc", '
+                '"remote_options": {"endpointurl": "http://minio:9000"}}',
+            },
+        }
+
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        try:
+            conn = self.get_connection(self.dvc_conn_id)
+        except AirflowNotFoundException:
+            if self.dvc_conn_id != self.default_conn_name:
+                raise
+            return {}
+        extra = conn.extra_dejson
+        return {
+            "git_url": conn.host or None,
+            "login": conn.login or None,
+            "password": conn.password or None,
+            "workspace": extra.get("workspace"),
+            "remote_url": extra.get("remote_url"),
+            "remote_options": extra.get("remote_options") or {},
+            "git_password": extra.get("git_password"),
+        }
+
+    @property
+    def workspace(self) -> Path:
+        """Local folder of the workspace."""
+        return Path(self._workspace_override or self._settings.get("workspace") or dvc_workspace_dir())
+
+    @property
+    def remote_url(self) -> str:
+        """URL of the DVC remote (never with credentials)."""
+        return str(self._settings.get("remote_url") or dvc_remote_dir())
+
+    # -- process helpers -------------------------------------------------------------------------------
+
+    def _git(self, *args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+        git_password = self._settings.get("git_password")
+        if git_password:
+            askpass = self.workspace.parent / f".{self.workspace.name}.askpass"
+            if not askpass.exists():
+                askpass.write_text('#!/bin/sh\nprintf "%s" "$MLOPS_GIT_PASSWORD"\n')
+                askpass.chmod(0o700)
+            env.update(GIT_ASKPASS=str(askpass), MLOPS_GIT_PASSWORD=str(git_password))
+        proc = subprocess.run(
+            ["git", *GIT_IDENTITY, *args], cwd=cwd or self.workspace, env=env, capture_output=True, text=True
+        )
+        if check and proc.returncode != 0:
+            raise DvcError(
+                f"git {args[0]} failed in data registry {self.workspace} (exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout).strip()[-800:]}"
+            )
+        return proc
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive lock on the workspace for the duration of the block (waits for other holders)."""
+        self.workspace.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.workspace.parent / f".{self.workspace.name}.lock"
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _repo(self) -> Any:
+        from dvc.repo import Repo
+
+        return Repo(str(self.workspace))
+
+    def _has_origin(self) -> bool:
+        return self._git("remote", check=False).stdout.split().count("origin") > 0
+
+    # -- workspace -------------------------------------------------------------------------------------
+
+    def ensure_workspace(self) -> Path:
+        """Create (or clone) the workspace and configure its remote; safe to call any number of times."""
+        with self.locked():
+            self._ensure_workspace_unlocked()
+        return self.workspace
+
+    def _ensure_workspace_unlocked(self) -> None:
+        ws = self.workspace
+        git_url = self._settings.get("git_url")
+        if not (ws / ".git").exists():
+            if git_url:
+                self.log.info("Cloning data registry into %s", ws)
+                self._git("clone", "--quiet", str(git_url), str(ws), cwd=ws.parent)
+            else:
+                ws.mkdir(parents=True, exist_ok=True)
+                self._git("init", "--quiet", "--initial-branch=main")
+        if not (ws / ".dvc").exists():
+            from dvc.repo import Repo
+
+            Repo.init(str(ws)).close()
+            self._git("add", ".dvc", ".dvcignore")
+            self._git("commit", "--quiet", "-m", "Initialise the DVC data registry")
+        self._configure_remote()
+
+    def _configure_remote(self) -> None:
+        repo = self._repo()
+        try:
+            url = self.remote_url
+            if "://" not in url:
+                Path(url).mkdir(parents=True, exist_ok=True)
+            options = {str(k): str(v) for k, v in (self._settings.get("remote_options") or {}).items()}
+            with repo.config.edit("repo") as config:
+                current = config["remote"].get(REMOTE_NAME, {})
+                wanted = {**current, "url": url, **options}
+                if current != wanted or config["core"].get("remote") != REMOTE_NAME:
+                    config["remote"][REMOTE_NAME] = wanted
+                    config["core"]["remote"] = REMOTE_NAME
+                    config["core"]["analytics"] = False
+            login, password = self._settings.get("login"), self._settings.get("password")
+            if login or password:
+                with repo.config.edit("local") as local:
+                    secrets = local["remote"].setdefault(REMOTE_NAME, {})
+                    if login:
+                        secrets["access_key_id"] = login
+                    if password:
+                        secrets["secret_access_key"] = password
+        finally:
+            repo.close()
+        self._git("add", ".dvc/config")
+        if self._git("diff", "--cached", "--quiet", check=False).returncode != 0:
+            self._git("commit", "--quiet", "-m", f"Configure DVC remote {REMOTE_NAME}")
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def resolve_rev(self, rev: str) -> str:
+        """The commit sha of a tag, branch or sha; a clear error when it does not exist."""
+        proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            raise DvcError(f"revision {rev!r} does not exist in data registry {self.workspace}")
+        return proc.stdout.strip()
+
+    def dvc_file_at(self, path: str, rev: str) -> dict[str, Any] | None:
+        """The ``outs`` entry of ``<path>.dvc`` at ``rev``, or None when the file does not exist there."""
+        import yaml
+
+        proc = self._git("show", f"{rev}:{path}.dvc", check=False)
+        if proc.returncode != 0:
+            return None
+        outs = (yaml.safe_load(proc.stdout) or {}).get("outs") or []
+        return dict(outs[0]) if outs else None
+
+    def tags(self, pattern: str) -> list[str]:
+        """Tags matching a glob pattern, sorted by name."""
+        return sorted(self._git("tag", "--list", pattern).stdout.split())
+
+    def read_to(self, path: str, rev: str, target: Path) -> dict[str, Any]:
+        """Write the bytes of ``path`` at ``rev`` to ``target`` (atomically); returns ``{path, rev, md5, size}``."""
+        import dvc.api
+
+        sha = self.resolve_rev(rev)
+        out = self.dvc_file_at(path, sha)
+        if out is None:
+            raise DvcError(f"{path} is not versioned at {rev!r} ({sha[:10]}) in data registry {self.workspace}")
+        with atomic_path(target) as tmp:
+            with dvc.api.open(path, repo=str(self.workspace), rev=sha, mode="rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        md5 = md5_of_file(target)
+        if md5 != out["md5"]:
+            raise DvcError(f"{path}@{rev}: read md5 {md5} differs from the versioned md5 {out['md5']}")
+        return {"path": path, "rev": sha, "md5": md5, "size": target.stat().st_size}
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def version_file(self, source: Path, path: str, tag: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """Version ``source`` as ``path`` (relative to the workspace) and point ``tag`` at that version.
+
+        Order: copy into the workspace, ``dvc add``, ``dvc push`` (the data is on the remote before anything
+        refers to it), git commit of the ``.dvc`` file with ``metadata`` as trailers, then the tag. Identical
+        content already under ``tag`` is a no-op: no commit, no push, tag unchanged. Changed content makes
+        one new commit and moves the tag; earlier versions stay in the history.
+
+        Returns ``{path, rev, tag, md5, size, remote, created}``.
+        """
+        source = Path(source)
+        if not source.is_file():
+            raise DvcError(f"file to version {source} does not exist")
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            raise DvcError(f"path in the data registry must be relative and inside it, got {path!r}")
+        md5 = md5_of_file(source)
+        with self.locked():
+            self._ensure_workspace_unlocked()
+            existing = self._tagged_version(tag, path)
+            if existing is not None and existing[1] == md5:
+                self.log.info(
+                    "%s is already versioned with md5 %s at %s (%s): nothing to do", path, md5, tag, existing[0]
+                )
+                return self._describe(path, existing[0], tag, md5, source.stat().st_size, created=False)
+
+            target = self.workspace / path
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+            repo = self._repo()
+            try:
+                repo.add(str(target))
+                pushed = repo.push(targets=[str(target)])
+            except Exception as exc:
+                raise DvcError(
+                    f"dvc add/push of {path} in {self.workspace} to {self.remote_url} failed: {exc}"
+                ) from exc
+            finally:
+                repo.close()
+            self.log.info("Pushed %s file(s) of %s to the DVC remote", pushed, path)
+            dvc_file = f"{path}.dvc"
+            gitignore = str(Path(path).parent / ".gitignore")
+            self._git("add", dvc_file, gitignore)
+            if self._git("diff", "--cached", "--quiet", check=False).returncode != 0:
+                trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
+                message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
+                self._git("commit", "--quiet", "-m", message)
+            rev = self._git("rev-parse", "HEAD").stdout.strip()
+            self._git("tag", "--force", tag, rev)
+            if self._has_origin():
+                self._git("push", "--quiet", "origin", "HEAD")
+                self._git("push", "--quiet", "--force", "origin", f"refs/tags/{tag}")
+            return self._describe(path, rev, tag, md5, source.stat().st_size, created=True)
+
+    def _tagged_version(self, tag: str, path: str) -> tuple[str, str] | None:
+        proc = self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            return None
+        rev = proc.stdout.strip()
+        out = self.dvc_file_at(path, rev)
+        return (rev, str(out["md5"])) if out else None
+
+    def _describe(self, path: str, rev: str, tag: str, md5: str, size: int, *, created: bool) -> dict[str, Any]:
+        return {
+            "path": path,
+            "rev": rev,
+            "tag": tag,
+            "md5": md5,
+            "size": size,
+            "remote": self.remote_url,
+            "workspace": str(self.workspace),
+            "created": created,
+        }
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Create or open the workspace and check that the remote answers."""
+        try:
+            self.ensure_workspace()
+            repo = self._repo()
+            try:
+                repo.status(cloud=True)
+            finally:
+                repo.close()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Data registry {self.workspace} with remote {self.remote_url} is usable"

@@ -1,0 +1,245 @@
+"""Validate a data partition with Great Expectations 1.x and quarantine it when it fails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_provider.files import write_atomic
+from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
+from mlops_provider.paths import quarantine_dir, reports_dir
+from mlops_provider.templates import INTERVAL_DATE
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+MODES = ("fail", "warn")
+SUMMARY_XCOM_KEY = "validation_summary"
+
+
+def _scalar(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)[:200]
+
+
+def summarize(result: Any) -> dict[str, Any]:
+    """Compact, JSON-only summary of a GX validation result: success, statistics, failed checks."""
+    failed = []
+    for item in result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        details = item.result or {}
+        exception = (item.exception_info or {}).get("exception_message") if item.exception_info else None
+        failed.append(
+            {
+                "expectation": config.type,
+                "column": config.kwargs.get("column"),
+                "unexpected_count": _scalar(details.get("unexpected_count")),
+                "unexpected_percent": _scalar(details.get("unexpected_percent")),
+                "observed_value": _scalar(details.get("observed_value")),
+                **({"exception": str(exception)[:300]} if exception else {}),
+            }
+        )
+    stats = result.statistics
+    return {
+        "success": bool(result.success),
+        "statistics": {
+            "evaluated": int(stats["evaluated_expectations"]),
+            "successful": int(stats["successful_expectations"]),
+            "failed": int(stats["unsuccessful_expectations"]),
+            "success_percent": round(float(stats["success_percent"] or 0.0), 2),
+        },
+        "failed_expectations": failed,
+    }
+
+
+def describe_failures(failed: list[dict[str, Any]], limit: int = 8) -> str:
+    """``expect_x(column): 12 unexpected`` items for an error message."""
+    parts = []
+    for item in failed[:limit]:
+        where = f"({item['column']})" if item.get("column") else ""
+        if item.get("exception"):
+            detail = f"error: {item['exception']}"
+        elif item.get("unexpected_count") is not None:
+            detail = f"{item['unexpected_count']} unexpected"
+        else:
+            detail = f"observed {item.get('observed_value')}"
+        parts.append(f"{item['expectation']}{where}: {detail}")
+    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
+    return "; ".join(parts) + more
+
+
+class GreatExpectationsValidateOperator(BaseOperator):
+    """Validate a parquet/CSV partition (or a DataFrame) against a GX suite kept as a JSON file.
+
+    On failure (``mode="fail"``, the default) the partition file is moved to the quarantine folder with its
+    validation result beside it, and the task fails without retrying: the error names the dataset, the
+    partition and the failed checks. Nothing that was versioned before is touched. With ``mode="warn"`` a
+    failure is logged and reported in XCom, and the data stays where it is.
+
+    The full result is written to ``$MLOPS_HOME/reports/gx/<dataset>/<partition>/result.json`` and a Data Docs
+    page to the site under ``$MLOPS_HOME/reports/gx/site``; both are extra links of the task.
+
+    :param data_path: partition file to validate, ``.parquet`` or ``.csv`` (templated).
+    :param suite_path: expectation suite JSON file (templated).
+    :param dataset: dataset name, used in paths and messages (templated).
+    :param partition: partition name (templated; default: the date of ``data_interval_start``).
+    :param mode: ``"fail"`` or ``"warn"``.
+    :param batch_parameters: extra GX batch parameters (templated).
+    :param quarantine_path: folder that receives failed partitions (templated; default
+        ``$MLOPS_HOME/quarantine/<dataset>/<partition>``).
+    :param dataframe: validate this DataFrame instead of a file (Python use; nothing is quarantined).
+
+    XCom (return value, and key ``validation_summary`` also on failure): ``{"success", "dataset",
+    "partition", "data_path", "statistics", "failed_expectations", "result_path", "docs_path",
+    "quarantined_to"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "data_path",
+        "suite_path",
+        "dataset",
+        "partition",
+        "batch_parameters",
+        "quarantine_path",
+    )
+    operator_extra_links = (DataDocsLink(), ValidationResultLink())
+    ui_color = "#fff4e0"
+
+    def __init__(
+        self,
+        *,
+        suite_path: str,
+        dataset: str,
+        data_path: str | None = None,
+        partition: str = INTERVAL_DATE,
+        mode: str = "fail",
+        batch_parameters: dict[str, Any] | None = None,
+        quarantine_path: str | None = None,
+        dataframe: pd.DataFrame | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retries", 0)  # a data failure does not go away by retrying
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if (data_path is None) == (dataframe is None):
+            raise ValueError("give exactly one of data_path and dataframe")
+        self.data_path = data_path
+        self.suite_path = suite_path
+        self.dataset = dataset
+        self.partition = partition
+        self.mode = mode
+        self.batch_parameters = batch_parameters or {}
+        self.quarantine_path = quarantine_path
+        self.dataframe = dataframe
+
+    @cached_property
+    def hook(self) -> GreatExpectationsHook:
+        return GreatExpectationsHook(docs_dir=reports_dir() / "gx" / "site")
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        import pandas as pd
+
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        out_dir = reports_dir() / "gx" / self.dataset / str(self.partition)
+        data_path = Path(self.data_path) if self.data_path else None
+        try_number = context["ti"].try_number
+        run_name = f"{self.dataset}-{self.partition}-{context['run_id']}-try{try_number}"
+        summary: dict[str, Any]
+        docs_page: str | None = None
+        full_result: dict[str, Any]
+        if data_path is not None and not data_path.exists():
+            raise AirflowFailException(
+                f"{self.dataset} {self.partition}: file to validate {data_path} does not exist. "
+                "Clear the upstream extract task so it writes the partition again."
+            )
+        try:
+            frame = self.dataframe if self.dataframe is not None else self._read(data_path)  # type: ignore[arg-type]
+        except Exception as exc:  # unreadable, truncated or corrupt file
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            summary = {
+                "success": False,
+                "statistics": {"evaluated": 1, "successful": 0, "failed": 1, "success_percent": 0.0},
+                "failed_expectations": [
+                    {
+                        "expectation": "file_is_readable",
+                        "column": None,
+                        "unexpected_count": None,
+                        "unexpected_percent": None,
+                        "observed_value": None,
+                        "exception": reason,
+                    }
+                ],
+            }
+            full_result = {"success": False, "error": reason, "data_path": str(data_path)}
+        else:
+            result, docs_page = self.hook.validate_dataframe(
+                frame, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
+            )
+            summary = summarize(result)
+            full_result = result.to_json_dict()
+
+        result_path = out_dir / "result.json"
+        write_atomic(result_path, lambda tmp: tmp.write_text(json.dumps(full_result, indent=2, default=str)))
+        summary.update(
+            dataset=self.dataset,
+            partition=str(self.partition),
+            data_path=str(data_path) if data_path else None,
+            suite_path=str(self.suite_path),
+            result_path=str(result_path),
+            docs_path=docs_page,
+            quarantined_to=None,
+        )
+        ValidationResultLink.persist(context, report_url(result_path))
+        if docs_page:
+            DataDocsLink.persist(context, report_url(Path(docs_page)))
+
+        if summary["success"]:
+            self.log.info("%s %s passed %d checks", self.dataset, self.partition, summary["statistics"]["evaluated"])
+            return summary
+
+        failures = describe_failures(summary["failed_expectations"])
+        if self.mode == "warn":
+            self.log.warning(
+                "%s %s failed validation (warn mode, data kept): %s", self.dataset, self.partition, failures
+            )
+            return summary
+
+        if data_path is not None:
+            summary["quarantined_to"] = str(self._quarantine(data_path, result_path))
+        context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+        stats = summary["statistics"]
+        where = f" Partition quarantined to {summary['quarantined_to']}." if summary["quarantined_to"] else ""
+        raise AirflowFailException(
+            f"Validation of dataset {self.dataset!r} partition {self.partition} failed "
+            f"{stats['failed']} of {stats['evaluated']} checks: {failures}.{where} "
+            f"Full result: {result_path}. Fix the source data for {self.partition}, then clear the extract "
+            "task of this run and its downstream tasks."
+        )
+
+    def _quarantine(self, data_path: Path, result_path: Path) -> Path:
+        target_dir = (
+            Path(self.quarantine_path)
+            if self.quarantine_path
+            else (quarantine_dir() / self.dataset / str(self.partition))
+        )
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / data_path.name
+        shutil.move(str(data_path), target)
+        shutil.copyfile(result_path, target_dir / "validation_result.json")
+        self.log.warning("Quarantined %s to %s", data_path, target)
+        return target

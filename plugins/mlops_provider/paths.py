@@ -1,0 +1,44 @@
+"""Where the provider keeps things on disk by default: everything under ``MLOPS_HOME``.
+
+``MLOPS_HOME`` defaults to ``$AIRFLOW_HOME/mlops`` when unset, so a plain ``pip install`` works too; the
+project's embedded configuration sets it to ``.mlops`` in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def mlops_home() -> Path:
+    """The root folder for staging data, the DVC workspace and remote, reports and the local MLflow store."""
+    configured = os.environ.get("MLOPS_HOME")
+    if configured:
+        return Path(configured)
+    airflow_home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
+    return Path(airflow_home) / "mlops"
+
+
+def staging_dir() -> Path:
+    """Extracted partitions before validation."""
+    return mlops_home() / "staging"
+
+
+def quarantine_dir() -> Path:
+    """Partitions that failed validation, each with its validation result beside it."""
+    return mlops_home() / "quarantine"
+
+
+def reports_dir() -> Path:
+    """Validation results, Data Docs and drift reports; served by the plugin under ``/mlops/reports``."""
+    return mlops_home() / "reports"
+
+
+def dvc_workspace_dir() -> Path:
+    """The default DVC workspace (git + DVC repository used as the data registry)."""
+    return mlops_home() / "data-registry"
+
+
+def dvc_remote_dir() -> Path:
+    """The default DVC remote (a local folder)."""
+    return mlops_home() / "dvc-remote"

@@ -1,0 +1,113 @@
+"""Test harness: the embedded configuration in a throw-away Airflow home, markers, and the Docker gate.
+
+The environment comes from ``config/embedded.env`` (sourced by bash, so the file keeps one meaning), then
+``AIRFLOW_HOME``, the metadata DB and ``MLOPS_HOME`` are pointed at a temporary folder of this session so the
+tests never touch the user's embedded Airflow or data. This happens before anything imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+KNOWN_KINDS = ("unit", "integration", "e2e")
+
+
+def embedded_environment(project_root: Path) -> dict[str, str]:
+    """The variables ``config/embedded.env`` sets, as bash evaluates them."""
+    script = 'set -a; MLOPS_PROJECT_ROOT="$1"; . "$1/config/embedded.env"; env -0'
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", str(project_root)], check=True, capture_output=True, env=dict(os.environ)
+    ).stdout
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+
+def _configure_session_environment() -> Path:
+    session_dir = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
+    env = embedded_environment(PROJECT_ROOT)
+    env.update(
+        AIRFLOW_HOME=str(session_dir / "airflow"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{session_dir / 'airflow' / 'airflow.db'}",
+        MLOPS_HOME=str(session_dir / "mlops"),
+        AIRFLOW_CONN_MLOPS_SOURCE=f'{{"conn_type": "sqlite", "host": "{session_dir / "mlops" / "source.db"}"}}',
+        MLOPS_TEST_SESSION_DIR=str(session_dir),
+    )
+    os.environ.update(env)
+    (session_dir / "airflow").mkdir(parents=True)
+    (session_dir / "mlops").mkdir(parents=True)
+    return session_dir
+
+
+SESSION_DIR = _configure_session_environment()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(k) for k in KNOWN_KINDS)]
+    if unmarked:
+        listing = "\n  ".join(unmarked)
+        raise pytest.UsageError(f"every test needs one of the markers {', '.join(KNOWN_KINDS)}; unmarked:\n  {listing}")
+    for item in items:
+        if item.get_closest_marker("docker"):
+            item.fixturenames.insert(0, "docker_engine")
+
+
+def docker_engine_problem() -> str | None:
+    """None when a Docker engine answers at the default socket, else why not."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip (or, with MLOPS_REQUIRE_DOCKER=1, fail) a ``docker`` test when no engine runs."""
+    problem = docker_engine_problem()
+    if problem is None:
+        return
+    reason = f"no Docker engine reachable ({problem})"
+    if os.environ.get("MLOPS_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"{reason}, and MLOPS_REQUIRE_DOCKER=1 requires one", pytrace=False)
+    pytest.skip(f"{reason}; set MLOPS_REQUIRE_DOCKER=1 to make this a failure")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata DB in the session's Airflow home (needed by ``dag.test()``), with the project pools."""
+    airflow = str(VENV_BIN / "airflow")
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True)
+    subprocess.run(
+        [airflow, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], check=True, capture_output=True
+    )
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh MLOPS_HOME (and source DB connection) for one test."""
+    home = tmp_path / "mlops"
+    home.mkdir()
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SOURCE", f'{{"conn_type": "sqlite", "host": "{home / "source.db"}"}}')
+    yield home
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    """The local ``python:3.11-slim`` stand-in (built once per machine by include/docker/build-base-image.sh)."""
+    tag = "python:3.11-slim"
+    subprocess.run(["bash", str(PROJECT_ROOT / "include" / "docker" / "build-base-image.sh"), tag], check=True)
+    return tag
