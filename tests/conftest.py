@@ -111,3 +111,23 @@ def base_image(docker_engine: None) -> str:
     tag = "python:3.11-slim"
     subprocess.run(["bash", str(PROJECT_ROOT / "include" / "docker" / "build-base-image.sh"), tag], check=True)
     return tag
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server (127.0.0.1:5432, trust auth), dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    name = f"mlops_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -102,7 +102,7 @@ def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     drifted = spec.drift_from is not None and day >= spec.drift_from
     n = int(spec.rows_per_day * rng.uniform(0.95, 1.05))
 
-    customer_num = rng.choice(np.arange(100_000, 999_999), size=n, replace=False)
+    customer_num = 100_000 + rng.choice(max(900_000, 10 * n), size=n, replace=False)
     seconds = np.sort(rng.integers(0, 86_400, size=n))
     midnight = pd.Timestamp(day)
     event_ts = midnight + pd.to_timedelta(seconds, unit="s")
@@ -201,7 +201,7 @@ def corrupt(frame: pd.DataFrame, kind: str, seed: int = 0) -> pd.DataFrame:
     elif kind == "duplicate_keys":
         bad.loc[bad.index[1 : max(2, n // 5)], "event_id"] = bad["event_id"].iloc[0]
     elif kind == "wrong_types":
-        bad["monthly_charges"] = bad["monthly_charges"].astype(object)
+        bad["monthly_charges"] = bad["monthly_charges"].astype(str)
         bad.loc[bad.index[: max(1, n // 10)], "monthly_charges"] = "n/a"
     elif kind == "row_count_collapse":
         bad = bad.iloc[: max(1, n // 100)].copy()

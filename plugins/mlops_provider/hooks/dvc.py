@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,9 @@ from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
 
 GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlops@airflow.invalid")
 REMOTE_NAME = "storage"
+
+# DVC's API prints "To track the changes with git, run: git add ..." hints meant for people at a terminal.
+logging.getLogger("dvc.repo.scm_context").setLevel(logging.WARNING)
 
 
 class DvcError(RuntimeError):
@@ -171,20 +175,25 @@ class DvcHook(BaseHook):
         self._configure_remote()
 
     def _configure_remote(self) -> None:
+        """Make the workspace's remote what the connection says (the connection is the source of truth)."""
+        url = self.remote_url
+        login, password = self._settings.get("login"), self._settings.get("password")
+        if (login or password) and not url.startswith("s3://"):
+            raise DvcError(
+                f"connection {self.dvc_conn_id!r} has a login/password, but its remote_url {url!r} is not an "
+                "s3:// remote: credentials are only used for S3-compatible remotes. Remove them or fix remote_url."
+            )
+        if "://" not in url:
+            Path(url).mkdir(parents=True, exist_ok=True)
+        options = {str(k): str(v) for k, v in (self._settings.get("remote_options") or {}).items()}
         repo = self._repo()
         try:
-            url = self.remote_url
-            if "://" not in url:
-                Path(url).mkdir(parents=True, exist_ok=True)
-            options = {str(k): str(v) for k, v in (self._settings.get("remote_options") or {}).items()}
             with repo.config.edit("repo") as config:
-                current = config["remote"].get(REMOTE_NAME, {})
-                wanted = {**current, "url": url, **options}
-                if current != wanted or config["core"].get("remote") != REMOTE_NAME:
+                wanted = {"url": url, **options}
+                if config["remote"].get(REMOTE_NAME) != wanted or config["core"].get("remote") != REMOTE_NAME:
                     config["remote"][REMOTE_NAME] = wanted
                     config["core"]["remote"] = REMOTE_NAME
                     config["core"]["analytics"] = False
-            login, password = self._settings.get("login"), self._settings.get("password")
             if login or password:
                 with repo.config.edit("local") as local:
                     secrets = local["remote"].setdefault(REMOTE_NAME, {})

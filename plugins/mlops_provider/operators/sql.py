@@ -138,6 +138,12 @@ class SqlToParquetOperator(BaseOperator):
         for column in self.parse_dates:
             if column in frame.columns:
                 frame[column] = pd.to_datetime(frame[column], errors="coerce")
+        for column in frame.select_dtypes(include="object").columns:
+            # A column that mixes text with numbers (SQLite stores what it is given) cannot be written as
+            # parquet; keep the values as text so validation reports the wrong type instead of a crash here.
+            if pd.api.types.infer_dtype(frame[column], skipna=True).startswith("mixed"):
+                self.log.warning("Column %s mixes types; it is kept as text for validation to judge", column)
+                frame[column] = frame[column].astype("string")
         write_atomic(target, lambda tmp: frame.to_parquet(tmp, index=False))
         result = {
             "path": str(target),

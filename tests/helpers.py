@@ -1,0 +1,47 @@
+"""Small helpers shared by tests: a task context for calling ``execute()`` directly, and data fixtures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pendulum
+
+
+@dataclass
+class RecordingTaskInstance:
+    """The part of a TaskInstance an operator uses (ids, try number, XCom push), recording what was pushed."""
+
+    dag_id: str = "test_dag"
+    task_id: str = "test_task"
+    run_id: str = "test_run"
+    try_number: int = 1
+    map_index: int = -1
+    pushed: dict[str, Any] = field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class OutletEvents(dict):
+    """``context["outlet_events"]``: an accessor per asset with an ``extra`` dict."""
+
+    def __missing__(self, key: Any) -> Any:
+        accessor = type("Accessor", (), {"extra": {}})()
+        self[key] = accessor
+        return accessor
+
+
+def task_context(day: dt.date | None = None, **ti_fields: Any) -> dict[str, Any]:
+    """A context for one daily interval starting at ``day`` (as a scheduled run has it)."""
+    ti = RecordingTaskInstance(**ti_fields)
+    context: dict[str, Any] = {"ti": ti, "run_id": ti.run_id, "outlet_events": OutletEvents()}
+    if day is not None:
+        start = pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+        context.update(
+            data_interval_start=start,
+            data_interval_end=start.add(days=1),
+            logical_date=start,
+        )
+    return context

@@ -1,0 +1,170 @@
+"""DvcHook and the DVC operators with real git and DVC: versions, no-op reruns, concurrency, clones, reads."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+from pathlib import Path
+
+import dvc.api
+import pytest
+
+from mlops_provider.hooks.dvc import DvcError, DvcHook
+from mlops_provider.operators.dvc import DvcGetOperator, DvcVersionOperator
+from tests.helpers import task_context
+
+pytestmark = pytest.mark.integration
+
+PATH = "data/sales/partitions/2026-11-01.parquet"
+TAG = "partition/sales/2026-11-01"
+
+
+def git(workspace: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def remote_files(remote: Path) -> int:
+    return sum(1 for p in remote.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    path = tmp_path / "part.parquet"
+    path.write_bytes(b"first version " * 1000)
+    return path
+
+
+def test_version_commit_tag_trailers_and_read_back(mlops_home, source):
+    context = task_context(None, dag_id="ingest", run_id="scheduled__2026-11-01", task_id="version")
+    result = DvcVersionOperator(task_id="version", source_path=str(source), target_path=PATH, tag=TAG).execute(context)
+    workspace = mlops_home / "data-registry"
+    assert result["created"] is True
+    assert result["rev"] == git(workspace, "rev-parse", TAG + "^{commit}")
+    assert result["remote"] == str(mlops_home / "dvc-remote")
+    assert result["size"] == source.stat().st_size
+    json.dumps(result)
+    message = git(workspace, "log", "-1", "--format=%B", TAG)
+    assert "Airflow-Dag-Id: ingest" in message and "Airflow-Run-Id: scheduled__2026-11-01" in message
+    assert "Airflow-Try-Number: 1" in message and f"Data-Md5: {result['md5']}" in message
+    assert dvc.api.read(PATH, repo=str(workspace), rev=TAG, mode="rb") == source.read_bytes()
+    # The data file itself is never committed to git, only its .dvc pointer.
+    assert PATH not in git(workspace, "ls-files").split()
+    assert remote_files(mlops_home / "dvc-remote") == 1
+
+
+def test_identical_rerun_is_a_no_op(mlops_home, source):
+    hook = DvcHook()
+    first = hook.version_file(source, PATH, TAG, {})
+    workspace = hook.workspace
+    commits = git(workspace, "rev-list", "--count", "HEAD")
+    pushed = remote_files(mlops_home / "dvc-remote")
+    again = hook.version_file(source, PATH, TAG, {})
+    assert again["created"] is False and again["rev"] == first["rev"]
+    assert git(workspace, "rev-list", "--count", "HEAD") == commits
+    assert remote_files(mlops_home / "dvc-remote") == pushed
+
+
+def test_changed_content_makes_exactly_one_new_version(mlops_home, source):
+    hook = DvcHook()
+    first = hook.version_file(source, PATH, TAG, {})
+    commits = int(git(hook.workspace, "rev-list", "--count", "HEAD"))
+    source.write_bytes(b"second version " * 1000)
+    second = hook.version_file(source, PATH, TAG, {})
+    assert second["created"] is True and second["rev"] != first["rev"] and second["md5"] != first["md5"]
+    assert int(git(hook.workspace, "rev-list", "--count", "HEAD")) == commits + 1
+    assert hook.resolve_rev(TAG) == second["rev"]
+    # The earlier version stays in the history, readable by its commit.
+    assert dvc.api.read(PATH, repo=str(hook.workspace), rev=first["rev"], mode="rb") == b"first version " * 1000
+
+
+def _version_in_another_process(args: tuple[str, str, int]) -> str:
+    mlops_home, source_dir, day = args
+    os.environ["MLOPS_HOME"] = mlops_home
+    source = Path(source_dir) / f"{day}.bin"
+    source.write_bytes(f"partition {day} ".encode() * 5000)
+    result = DvcHook().version_file(
+        source, f"data/sales/partitions/2026-11-{day:02d}.bin", f"partition/sales/{day}", {}
+    )
+    return result["rev"]
+
+
+def test_four_concurrent_writers_all_land(mlops_home, tmp_path):
+    ctx = multiprocessing.get_context("spawn")  # separate processes, like four task runs
+    with ctx.Pool(4) as pool:
+        revs = pool.map(_version_in_another_process, [(str(mlops_home), str(tmp_path), d) for d in range(1, 5)])
+    workspace = mlops_home / "data-registry"
+    assert len(set(revs)) == 4
+    assert git(workspace, "tag", "--list", "partition/sales/*").split() == [f"partition/sales/{d}" for d in range(1, 5)]
+    for day in range(1, 5):
+        data = dvc.api.read(
+            f"data/sales/partitions/2026-11-{day:02d}.bin", repo=str(workspace), rev=f"partition/sales/{day}", mode="rb"
+        )
+        assert data == f"partition {day} ".encode() * 5000
+    assert git(workspace, "status", "--porcelain") == ""
+
+
+def test_get_operator_and_bad_revisions(mlops_home, source, tmp_path):
+    DvcHook().version_file(source, PATH, TAG, {})
+    out = tmp_path / "out" / "copy.parquet"
+    result = DvcGetOperator(task_id="get", path=PATH, rev=TAG, output_path=str(out)).execute(task_context(None))
+    assert out.read_bytes() == source.read_bytes() and result["output_path"] == str(out)
+    with pytest.raises(DvcError, match="revision 'partition/sales/1999-01-01' does not exist"):
+        DvcHook().read_to(PATH, "partition/sales/1999-01-01", out)
+    with pytest.raises(DvcError, match="is not versioned"):
+        DvcHook().read_to("data/other.parquet", TAG, out)
+    with pytest.raises(DvcError, match="must be relative"):
+        DvcHook().version_file(source, "../outside.parquet", "x", {})
+
+
+def test_connection_clones_an_existing_registry_and_pushes_to_it(mlops_home, source, tmp_path, monkeypatch):
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
+    seed = DvcHook(workspace=str(tmp_path / "seed"))
+    seed.ensure_workspace()
+    git(seed.workspace, "remote", "add", "origin", str(origin))
+    git(seed.workspace, "push", "--quiet", "origin", "main")
+    remote = tmp_path / "shared-remote"
+    conn = {
+        "conn_type": "dvc",
+        "host": str(origin),
+        "extra": {"workspace": str(tmp_path / "clone"), "remote_url": str(remote)},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY", json.dumps(conn))
+    hook = DvcHook(dvc_conn_id="registry")
+    result = hook.version_file(source, PATH, TAG, {})
+    assert hook.workspace == tmp_path / "clone"
+    assert result["remote"] == str(remote) and remote_files(remote) == 1
+    assert git(origin, "rev-parse", TAG + "^{commit}") == result["rev"]  # commit and tag reached the origin
+    ok, message = hook.test_connection()
+    assert ok, message
+
+
+def test_remote_credentials_stay_out_of_git(mlops_home, tmp_path, monkeypatch):
+    conn = {
+        "conn_type": "dvc",
+        "login": "AKIAEXAMPLE",
+        "password": "s3cr3t-value",
+        "extra": {"remote_url": "s3://bucket/dvc", "remote_options": {"endpointurl": "http://127.0.0.1:9"}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_S3_REGISTRY", json.dumps(conn))
+    hook = DvcHook(dvc_conn_id="s3_registry")
+    hook.ensure_workspace()
+    assert "s3cr3t-value" in (hook.workspace / ".dvc" / "config.local").read_text()
+    assert "endpointurl = http://127.0.0.1:9" in (hook.workspace / ".dvc" / "config").read_text()
+    assert "s3cr3t-value" not in git(hook.workspace, "log", "-p", "--all")
+    assert ".dvc/config.local" not in git(hook.workspace, "ls-files").split()
+    assert "s3cr3t-value" not in hook.remote_url
+
+    conn["extra"] = {"remote_url": str(tmp_path / "folder")}
+    monkeypatch.setenv("AIRFLOW_CONN_S3_REGISTRY", json.dumps(conn))
+    with pytest.raises(DvcError, match="not an s3:// remote"):
+        DvcHook(dvc_conn_id="s3_registry").ensure_workspace()
+
+
+def test_missing_named_connection_is_an_error(mlops_home):
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    with pytest.raises(AirflowNotFoundException):
+        _ = DvcHook(dvc_conn_id="no_such_registry").workspace

@@ -1,0 +1,149 @@
+"""GreatExpectationsValidateOperator with real GX 1.x: good data passes, ten kinds of bad data are caught,
+quarantined, and leave the versioned data untouched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import create_engine
+
+from mlops_provider.demo.churn_source import SourceSpec, corrupt, seed_range
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.operators.great_expectations import SUMMARY_XCOM_KEY, GreatExpectationsValidateOperator
+from mlops_provider.operators.sql import SqlToParquetOperator
+from tests.helpers import task_context
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
+DAY = dt.date(2026, 11, 5)
+
+# kind of bad partition -> (failed expectation, column) that must be named
+BAD_PARTITIONS = {
+    "null_flood": ("expect_column_values_to_not_be_null", "monthly_charges"),
+    "out_of_range": ("expect_column_values_to_be_between", "monthly_charges"),
+    "unknown_category": ("expect_column_values_to_be_in_set", "plan"),
+    "duplicate_keys": ("expect_column_values_to_be_unique", "event_id"),
+    "wrong_types": ("expect_column_values_to_be_in_type_list", "monthly_charges"),
+    "row_count_collapse": ("expect_table_row_count_to_be_between", None),
+    "empty": ("expect_table_row_count_to_be_between", None),
+    "missing_column": ("expect_table_columns_to_match_set", None),
+    "extra_column": ("expect_table_columns_to_match_set", None),
+    "truncated_file": ("file_is_readable", None),
+}
+
+
+@pytest.fixture
+def good_partition(mlops_home) -> Path:
+    """One day extracted from the SQLite demo source, as the ingest DAG stages it."""
+    seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [DAY], SourceSpec(seed=5))
+    result = SqlToParquetOperator(
+        task_id="extract",
+        conn_id="mlops_source",
+        table="customer_activity",
+        timestamp_column="event_ts",
+        parse_dates=["event_ts", "signup_date"],
+        dataset="customer_activity",
+    ).execute(task_context(DAY))
+    return Path(result["path"])
+
+
+def validate(data_path: Path, **kwargs) -> GreatExpectationsValidateOperator:
+    return GreatExpectationsValidateOperator(
+        task_id="validate",
+        data_path=str(data_path),
+        suite_path=str(SUITE),
+        dataset="customer_activity",
+        partition=str(DAY),
+        **kwargs,
+    )
+
+
+def make_bad(good: Path, kind: str) -> Path:
+    if kind == "truncated_file":
+        good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    else:
+        corrupt(pd.read_parquet(good), kind, seed=1).to_parquet(good, index=False)
+    return good
+
+
+def test_good_partition_passes_with_compact_summary_and_reports(good_partition, mlops_home):
+    context = task_context(DAY)
+    summary = validate(good_partition).execute(context)
+    assert summary["success"] is True
+    assert summary["statistics"]["failed"] == 0 and summary["statistics"]["evaluated"] >= 50
+    assert summary["failed_expectations"] == []
+    assert summary["quarantined_to"] is None
+    assert len(json.dumps(summary)) < 2000  # compact, JSON-only XCom
+    result = json.loads(Path(summary["result_path"]).read_text())
+    assert result["success"] is True and len(result["results"]) == summary["statistics"]["evaluated"]
+    docs = Path(summary["docs_path"])
+    assert docs.is_file() and docs.is_relative_to(mlops_home / "reports" / "gx" / "site")
+    assert "customer_activity" in docs.read_text()
+    links = context["ti"].pushed
+    assert links["_link_DataDocsLink"].startswith("/mlops/reports/gx/site/validations/")
+    assert links["_link_ValidationResultLink"] == f"/mlops/reports/gx/customer_activity/{DAY}/result.json"
+    assert good_partition.exists()
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_PARTITIONS))
+def test_bad_partition_fails_is_quarantined_and_versioned_data_is_untouched(kind, good_partition, mlops_home):
+    # A good version of the same partition is already in the data registry.
+    registry = DvcHook()
+    tag = f"partition/customer_activity/{DAY}"
+    before = registry.version_file(good_partition, f"data/customer_activity/partitions/{DAY}.parquet", tag, {})
+    good_bytes = good_partition.read_bytes()
+
+    bad = make_bad(good_partition, kind)
+    context = task_context(DAY)
+    expectation, column = BAD_PARTITIONS[kind]
+    with pytest.raises(AirflowFailException) as failure:
+        validate(bad).execute(context)
+    message = str(failure.value)
+    assert f"dataset 'customer_activity' partition {DAY}" in message
+    assert expectation in message
+    if column:
+        assert f"{expectation}({column})" in message
+
+    summary = context["ti"].pushed[SUMMARY_XCOM_KEY]
+    assert summary["success"] is False
+    assert any(f["expectation"] == expectation and f["column"] == column for f in summary["failed_expectations"])
+    quarantined = Path(summary["quarantined_to"])
+    assert quarantined == mlops_home / "quarantine" / "customer_activity" / str(DAY) / bad.name
+    assert quarantined.is_file() and not bad.exists()
+    assert json.loads((quarantined.parent / "validation_result.json").read_text())["success"] is False
+
+    # The registry still serves the good version, byte for byte, under the same tag and commit.
+    assert registry.resolve_rev(tag) == before["rev"]
+    out = mlops_home / "check.parquet"
+    registry.read_to(before["path"], tag, out)
+    assert out.read_bytes() == good_bytes
+
+
+def test_warn_mode_reports_and_keeps_the_data(good_partition):
+    bad = make_bad(good_partition, "null_flood")
+    summary = validate(bad, mode="warn").execute(task_context(DAY))
+    assert summary["success"] is False and summary["quarantined_to"] is None
+    assert bad.exists()
+
+
+def test_missing_file_and_bad_arguments(mlops_home, tmp_path):
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        validate(tmp_path / "nope.parquet").execute(task_context(DAY))
+    with pytest.raises(ValueError, match="mode"):
+        validate(tmp_path / "x.parquet", mode="lenient")
+    broken_suite = tmp_path / "suite.json"
+    broken_suite.write_text("{not json")
+    frame = pd.DataFrame({"a": [1]})
+    frame.to_parquet(tmp_path / "x.parquet")
+    op = GreatExpectationsValidateOperator(
+        task_id="v", data_path=str(tmp_path / "x.parquet"), suite_path=str(broken_suite), dataset="d", partition="p"
+    )
+    with pytest.raises(ValueError, match=f"expectation suite file {broken_suite} is not valid JSON"):
+        op.execute(task_context(DAY))
