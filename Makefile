@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Runs a command with the embedded configuration exported.
 WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
 
-.PHONY: help install init demo up test test-unit lint bench clean
+.PHONY: help install init demo up test test-unit lint bench clean training-requirements training-image
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ lint: install  ## ruff and mypy
 
 bench: install  ## run the benchmarks; they print numbers and never fail on a timing
 	@$(WITH_ENV) for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+training-requirements:  ## export the training image's pinned requirements from uv.lock
+	uv export --frozen --only-group training --no-hashes --no-header --no-annotate --format requirements-txt \
+	  > include/training/requirements.txt
+
+training-image:  ## build the training image (mlops-training:latest) on the local Docker engine
+	docker build --network host -t mlops-training:latest -f include/training/Dockerfile include/training
 
 clean:  ## remove the embedded Airflow home and MLOPS_HOME (keeps .venv)
 	rm -rf .airflow .mlops

@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
+from _assets import DATASET, TRAINING_SET
+from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from mlops_provider.operators.dvc import DvcVersionOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
@@ -15,10 +16,8 @@ from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.operators.training_set import TrainingSetAssemblyOperator, partition_path, partition_tag
 from mlops_provider.templates import INTERVAL_DATE
 
-DATASET = "customer_activity"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / f"{DATASET}.json"
-TRAINING_SET = Asset(name=f"{DATASET}_training_set", uri=f"mlops://training-set/{DATASET}")
 
 DOC_MD = f"""
 # ingest: nightly customer activity

@@ -47,6 +47,8 @@ def _configure_session_environment() -> Path:
 
 
 SESSION_DIR = _configure_session_environment()
+# Airflow puts the DAGs folder on sys.path in every component (DAG files import their shared _assets module).
+sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -131,3 +133,16 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def training_image(base_image: str) -> str:
+    """The real training image, built from include/training/Dockerfile on the local engine."""
+    tag = "mlops-training:latest"
+    context = PROJECT_ROOT / "include" / "training"
+    subprocess.run(
+        ["docker", "build", "--network", "host", "-q", "-t", tag, "-f", str(context / "Dockerfile"), str(context)],
+        check=True,
+        capture_output=True,
+    )
+    return tag

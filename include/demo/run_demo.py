@@ -2,8 +2,9 @@
 
 Steps: seed the demo source with three weeks of days (drift injected in the third week, one bad day), start
 the embedded Airflow (scheduler, triggerer, dag-processor, api-server) in its own process group, check that
-every DAG loads, unpause ``ingest`` (catchup creates one run per day), wait while printing progress, and end
-with a summary: versioned partitions, the quarantined day, training-set versions, and where to look.
+every DAG loads, unpause ``ingest`` (catchup creates one run per day) and ``training`` (scheduled on the
+training-set Asset), wait while printing progress, and end with a summary: versioned partitions, the
+quarantined day, training-set versions, MLflow runs and model versions, and where to look.
 
 Run through ``make demo`` (which installs, initialises and exports config/embedded.env first).
 ``--keep-running`` leaves Airflow up for the UI until Ctrl-C; ``--foreground`` is ``make up``.
@@ -94,6 +95,48 @@ def wait_for_runs(airflow: EmbeddedAirflow, dag_id: str, expected: int, timeout:
         time.sleep(3.0)
 
 
+def wait_until_idle(airflow: EmbeddedAirflow, dag_id: str, timeout: float) -> list[dict[str, Any]]:
+    """Wait until ``dag_id`` has at least one finished run and none queued or running; returns its runs."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        runs = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+        states = Counter(r["state"] for r in runs)
+        line = f"  {dag_id}: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no runs yet")
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if runs and not states["queued"] and not states["running"]:
+            return list(runs)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{dag_id}: runs not finished after {timeout:.0f} s ({line.strip()})")
+        time.sleep(3.0)
+
+
+def summarize_training() -> None:
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    experiment = client.get_experiment_by_name("churn")
+    if experiment is None:
+        print("\nNo MLflow runs.")
+        return
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    versions = {v.run_id: v.version for v in client.search_model_versions("name = 'churn_classifier'")}
+    print(f"\nMLflow runs (experiment churn, store {hook.tracking_uri}):")
+    print(f"  {'run':<10} {'status':<9} {'version':<8} {'reason':<8} {'training set':<42} {'roc_auc':>8}")
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        version = versions.get(run.info.run_id, "-")
+        reason, dataset = tags.get("trigger.reason", "-"), tags.get("data.rev_name", "-")
+        print(
+            f"  {run.info.run_id[:8]:<10} {run.info.status:<9} {version:<8} {reason:<8} {dataset:<42} "
+            f"{metrics.get('roc_auc', 0):8.4f}"
+        )
+    print(f"  alias challenger -> version {hook.alias_version('churn_classifier', 'challenger')}")
+
+
 def _git(workspace: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout
 
@@ -151,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.foreground:
             dags = check_dags(airflow)
             print(f"{len(dags)} DAG(s) loaded, no import errors: {', '.join(sorted(d['dag_id'] for d in dags))}")
-            airflow.api("PATCH", "/api/v2/dags/ingest", {"is_paused": False})
-            print(f"Unpaused ingest; catchup runs {start} .. {end}:", flush=True)
+            for dag_id in ("training", "ingest"):
+                airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+            print(f"Unpaused ingest (catchup runs {start} .. {end}) and training (runs on new training sets):")
             runs = wait_for_runs(airflow, "ingest", expected=DAYS, timeout=args.timeout)
+            wait_until_idle(airflow, "training", timeout=args.timeout)
             summarize(airflow, runs, bad_day, drift_from)
+            summarize_training()
         else:
             print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
         if args.foreground or args.keep_running:

@@ -17,9 +17,18 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates boo
   >"$workdir/debootstrap.log" 2>&1 || { tail -20 "$workdir/debootstrap.log" >&2; exit 1; }
 # python:3.11-slim has `python` on PATH; so does this image.
 ln -sf /usr/bin/python3 "$workdir/rootfs/usr/local/bin/python"
+# Trust the same extra CAs as this machine (a TLS-inspecting egress proxy, a corporate CA), so `pip install`
+# in a Dockerfile FROM this image reaches PyPI as the host does.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$workdir/rootfs/usr/local/share/ca-certificates/"
+  chroot "$workdir/rootfs" update-ca-certificates >/dev/null
+fi
 rm -rf "$workdir/rootfs/var/cache/apt/archives/"*.deb "$workdir/rootfs/var/lib/apt/lists/"*
 tar -C "$workdir/rootfs" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
+  --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt' \
   --change 'CMD ["python3"]' - "$tag" >/dev/null
 echo "built $tag"

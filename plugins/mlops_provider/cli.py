@@ -36,6 +36,25 @@ def _seed_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    import logging
+
+    from mlops_provider.reproduce import reproduce_run
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = reproduce_run(
+        args.run_id, mlflow_conn_id=args.mlflow_conn_id, dvc_conn_id=args.dvc_conn_id, tolerance=args.tolerance
+    )
+    print(f"original run {report['original_run_id']} -> reproduction {report['run_id']}")
+    print(f"{'metric':<36} {'original':>14} {'reproduced':>14} {'|diff|':>10}")
+    for name, before, after, diff in report["metrics"]:
+        shown = "missing" if after is None else f"{after:14.9f}"
+        print(f"{name:<36} {before:14.9f} {shown:>14} {diff:10.2e}")
+    verdict = "equal" if report["equal"] else "DIFFERENT"
+    print(f"{verdict}: max |diff| {report['max_abs_diff']:.3e} (tolerance {args.tolerance:g})")
+    return 0 if report["equal"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description="airflow-provider-mlops commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--rows-per-day", type=int, default=2000)
     seed.add_argument("--seed", type=int, default=42)
     seed.set_defaults(func=_seed_source)
+
+    rep = sub.add_parser("reproduce", help="re-train an MLflow run from its logged data rev, config and image")
+    rep.add_argument("run_id", help="MLflow run id of a TrainModelOperator run")
+    rep.add_argument("--mlflow-conn-id", default="mlflow_default")
+    rep.add_argument("--dvc-conn-id", default="dvc_default")
+    rep.add_argument("--tolerance", type=float, default=1e-9, help="largest metric difference that counts as equal")
+    rep.set_defaults(func=_reproduce)
     return parser
 
 

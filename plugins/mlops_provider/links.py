@@ -54,3 +54,25 @@ class ValidationResultLink(XComUrlLink):
     """Full Great Expectations validation result (JSON)."""
 
     name = "Validation result"
+
+
+class MlflowRunLink(XComUrlLink):
+    """The MLflow run of the task in the MLflow UI."""
+
+    name = "MLflow run"
+
+
+class MlflowModelVersionLink(XComUrlLink):
+    """The registered model version in the MLflow UI."""
+
+    name = "MLflow model version"
+
+
+def mlflow_ui_base(tracking_uri: str) -> str:
+    """The MLflow UI for a tracking URI: the server itself, or ``MLFLOW_UI_URL`` (default
+    ``http://127.0.0.1:5000``, where ``mlflow ui --backend-store-uri <store>`` serves a local store)."""
+    import os
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")

@@ -46,3 +46,14 @@ def test_package_imports_outside_the_repository(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+
+
+def test_connection_types_are_registered():
+    from airflow.providers_manager import ProvidersManager
+
+    hooks = ProvidersManager().hooks
+    assert hooks["dvc"].hook_class_name == "mlops_provider.hooks.dvc.DvcHook"
+    assert hooks["mlflow"].hook_class_name == "mlops_provider.hooks.mlflow.MlflowHook"
+    behaviours = ProvidersManager().field_behaviours
+    assert behaviours["mlflow"]["relabeling"]["host"] == "Tracking URI"
+    assert "port" in behaviours["dvc"]["hidden_fields"]

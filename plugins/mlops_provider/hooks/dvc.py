@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from mlops_provider.connections import DVC_FIELD_BEHAVIOUR
 from mlops_provider.files import atomic_path, md5_of_file
 from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
 
@@ -64,19 +65,7 @@ class DvcHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "Data registry git URL (optional)",
-                "login": "Remote access key id",
-                "password": "Remote secret access key",
-            },
-            "placeholders": {
-                "host": "https://git.example.com/data/registry.git (empty: a local workspace)",
-                "extra": '{"workspace": "/data/registry", "remote_url": "s3://bucket/dvc", '
-                '"remote_options": {"endpointurl": "http://minio:9000"}}',
-            },
-        }
+        return DVC_FIELD_BEHAVIOUR
 
     @cached_property
     def _settings(self) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""Training costs: MLflow model logging (default vs ours) and training through TrainModelOperator vs bare XGBoost.
+
+1. ``log_model``: ``mlflow.xgboost.log_model`` with MLflow's default pip-requirement inference vs the training
+   entrypoint's ``log_model`` (pyfunc from code, pinned requirements), same fitted model, same local store.
+2. Training wall time at 100k and 1M rows: TrainModelOperator (local runner; docker runner when an engine and
+   the ``mlops-training:latest`` image exist) — data fetch from DVC, MLflow run, entrypoint process, logging,
+   registration — vs a fresh process that reads the same parquet and runs bare ``xgboost.train`` with the same
+   hyperparameters. Median of 3 with the spread. Prints numbers, never fails on a timing.
+
+Usage: python bench/bench_training.py [ROWS ...]    (default: 100000 1000000)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TRAINING = PROJECT_ROOT / "include" / "training"
+REPEATS = 3
+
+BARE = """
+import json, sys, pandas as pd, xgboost as xgb
+sys.path.insert(0, sys.argv[3])
+from churn_model import features
+params = json.loads(sys.argv[2])
+frame = pd.read_parquet(sys.argv[1])
+dtrain = xgb.DMatrix(features(frame), label=frame["churned"].astype(int), enable_categorical=True)
+xgb.train({"objective": "binary:logistic", "tree_method": "hist", "max_depth": params["max_depth"],
+    "eta": params["learning_rate"], "subsample": params["subsample"], "colsample_bytree": params["colsample_bytree"],
+    "min_child_weight": params["min_child_weight"], "lambda": params["reg_lambda"], "seed": params["seed"],
+    "nthread": params["nthread"]}, dtrain, num_boost_round=params["n_estimators"])
+"""
+
+LOG_MODEL = """
+import sys, time, tempfile, pandas as pd, mlflow, mlflow.xgboost
+sys.path.insert(0, sys.argv[2])
+import train
+from churn_model import FEATURES
+frame = pd.read_parquet(sys.argv[1]).head(20000)
+params = {"n_estimators": 20, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0, "colsample_bytree": 1.0,
+          "min_child_weight": 1.0, "reg_lambda": 1.0, "threshold": 0.5, "seed": 1, "nthread": 2}
+model, metrics, raw_valid = train.train(frame, params)
+mlflow.set_tracking_uri("sqlite:///" + tempfile.mkdtemp() + "/m.db")
+with mlflow.start_run():
+    t = time.perf_counter()
+    if sys.argv[3] == "default":
+        mlflow.xgboost.log_model(model, name="model")
+    else:
+        train.log_model(model, raw_valid.head(5))
+    print(time.perf_counter() - t)
+"""
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def make_training_set(rows: int, path: Path) -> None:
+    import pandas as pd
+
+    from mlops_provider.demo.churn_source import SourceSpec, generate_day
+
+    frame = generate_day(dt.date(2026, 11, 1), SourceSpec(rows_per_day=rows))
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+    frame.to_parquet(path, index=False)
+
+
+def bench_log_model(dataset: Path) -> None:
+    print("\nMLflow model logging (one fitted model, local SQLite store):")
+    for mode in ("default", "ours"):
+        times = []
+        for _ in range(REPEATS):
+            out = subprocess.run(
+                [sys.executable, "-c", LOG_MODEL, str(dataset), str(TRAINING), mode],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=tempfile.gettempdir(),
+            )
+            times.append(float(out.stdout.strip().splitlines()[-1]))
+        print(f"  {mode:<8} {spread(times)}")
+
+
+def docker_ready() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).images.get("mlops-training:latest")
+    except Exception:
+        return False
+    return True
+
+
+def bench_training(rows: int) -> None:
+    from mlops_provider.hooks.dvc import DvcHook
+    from mlops_provider.hyperparameters import load_spec, resolve
+    from mlops_provider.operators.mlflow import TrainModelOperator
+
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from tests.helpers import task_context
+
+    params = resolve(load_spec(TRAINING / "hyperparameters.json"), {})
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        os.environ["MLOPS_HOME"] = tmp
+        data = Path(tmp) / "training_set.parquet"
+        make_training_set(rows, data)
+        DvcHook().version_file(data, "data/bench/training_set.parquet", "bench", {})
+        results: dict[str, list[float]] = {"bare": []}
+        runners = ["local"] + (["docker"] if docker_ready() else [])
+        for i in range(REPEATS):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", BARE, str(data), json.dumps(params), str(TRAINING)], check=True)
+            results["bare"].append(time.perf_counter() - start)
+            for runner in runners:
+                op = TrainModelOperator(
+                    task_id="train",
+                    dataset_path="data/bench/training_set.parquet",
+                    dataset_rev="bench",
+                    entrypoint=str(TRAINING / "train.py"),
+                    hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
+                    experiment_name="bench",
+                    model_name="bench",
+                    runner=runner,
+                )
+                start = time.perf_counter()
+                op.execute(task_context(None, dag_id="bench", run_id=f"{runner}-{i}", task_id="train"))
+                results.setdefault(runner, []).append(time.perf_counter() - start)
+    bare = statistics.median(results["bare"])
+    print(f"\nTraining {rows} rows ({params['n_estimators']} trees, depth {params['max_depth']}):")
+    for name, values in results.items():
+        ratio = statistics.median(values) / bare
+        print(f"  {name:<8} {spread(values)}   {ratio:.2f}x bare")
+
+
+def main(sizes: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = Path(tmp) / "ds.parquet"
+        make_training_set(100_000, dataset)
+        bench_log_model(dataset)
+    for rows in sizes:
+        bench_training(rows)
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])

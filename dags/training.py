@@ -1,0 +1,80 @@
+"""Training: train the churn classifier on a versioned training set, track it in MLflow, register a challenger."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from _assets import CHALLENGER, DATASET, MODEL_NAME, TRAINING_SET
+from airflow.sdk import DAG, Param
+
+from mlops_provider.operators.mlflow import TrainModelOperator
+from mlops_provider.operators.training_set import training_set_path
+
+TRAINING_CODE = Path(__file__).resolve().parents[1] / "include" / "training"
+
+DOC_MD = f"""
+# training: churn classifier
+
+Runs when ingest publishes a new training set (Asset `{TRAINING_SET.name}`), when the drift monitor triggers
+it, or by hand with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`, `hyperparameters`, `detail`).
+
+`train` fetches the training set at its DVC rev (md5-checked), runs `include/training/train.py` through the
+configured runner (`MLOPS_TRAINING_RUNNER`: `local` subprocess or `docker` container of image
+`mlops-training:latest`), logs params, metrics, the model and its lineage tags (data rev/md5/path, code
+version, image, Airflow run, trigger reason) to MLflow, registers model `{MODEL_NAME}` once per run and points
+alias `challenger` at it. It then emits Asset `{CHALLENGER.name}`, on which promotion is scheduled.
+
+| failure | meaning | what to do |
+|---|---|---|
+| `hyperparameters.<name>: ...` | the conf names an unknown hyperparameter, a wrong type or a value out of range (`include/training/hyperparameters.json`) | trigger again with a corrected conf |
+| `dataset_rev: revision ... does not exist` | the conf's `dataset_rev` is not a tag/commit of the data registry | list tags: `git -C $MLOPS_HOME/data-registry tag -l 'training-set/*'` |
+| `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
+| `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |
+| `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
+
+Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused.
+Reproduce a run: `mlops reproduce <mlflow run id>`.
+"""
+
+with DAG(
+    dag_id="training",
+    description="Train, track and register the churn classifier (alias challenger)",
+    schedule=[TRAINING_SET],
+    start_date=pendulum.parse(os.environ.get("MLOPS_START_DATE", "2026-11-01"), tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC_MD,
+    tags=["mlops", "training", "mlflow", "xgboost"],
+    params={
+        "reason": Param("manual", enum=["manual", "drift", "performance", "schedule"], description="why train now"),
+        "dataset_rev": Param(
+            None, type=["null", "string"], description="data registry tag or commit; empty: the newest asset event"
+        ),
+        "hyperparameters": Param({}, type="object", description='overrides, e.g. {"max_depth": 6}'),
+        "detail": Param({}, type="object", description="context of the reason (drift summary, report location)"),
+    },
+    default_args={
+        "owner": "mlops",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+    },
+) as dag:
+    train = TrainModelOperator(
+        task_id="train",
+        dataset_path=training_set_path(DATASET),
+        dataset_rev="{{ params.dataset_rev or '' }}",
+        dataset_asset=TRAINING_SET,
+        entrypoint=str(TRAINING_CODE / "train.py"),
+        hyperparameter_spec=str(TRAINING_CODE / "hyperparameters.json"),
+        hyperparameters="{{ params.hyperparameters | tojson }}",
+        experiment_name="churn",
+        model_name=MODEL_NAME,
+        trigger_reason="{{ 'asset' if dag_run.run_type == 'asset_triggered' else params.reason }}",
+        trigger_detail="{{ params.detail | tojson }}",
+        model_asset=CHALLENGER,
+        execution_timeout=timedelta(minutes=30),
+    )

@@ -1,0 +1,51 @@
+"""Connection types of the provider and how the Airflow UI shows their fields (one definition, used by the
+hooks' ``get_ui_field_behaviour`` and by ``get_provider_info``). Imports nothing heavy: the providers manager
+reads it in every Airflow process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DVC_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port"],
+    "relabeling": {
+        "host": "Data registry git URL (optional)",
+        "login": "Remote access key id",
+        "password": "Remote secret access key",
+    },
+    "placeholders": {
+        "host": "https://git.example.com/data/registry.git (empty: a local workspace)",
+        "extra": '{"workspace": "/data/registry", "remote_url": "s3://bucket/dvc", '
+        '"remote_options": {"endpointurl": "http://minio:9000"}}',
+    },
+}
+
+MLFLOW_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port"],
+    "relabeling": {"host": "Tracking URI", "login": "Username (basic auth)", "password": "Password or token"},
+    "placeholders": {
+        "host": "http://mlflow:5000 (empty: embedded SQLite store)",
+        "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
+    },
+}
+
+CONNECTION_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "dvc": ("mlops_provider.hooks.dvc.DvcHook", DVC_FIELD_BEHAVIOUR),
+    "mlflow": ("mlops_provider.hooks.mlflow.MlflowHook", MLFLOW_FIELD_BEHAVIOUR),
+}
+
+
+def provider_connection_types() -> list[dict[str, Any]]:
+    """The ``connection-types`` entries of the provider info (kebab-case, as provider.yaml spells them)."""
+    return [
+        {
+            "hook-class-name": hook_class,
+            "connection-type": conn_type,
+            "ui-field-behaviour": {
+                "hidden-fields": behaviour["hidden_fields"],
+                "relabeling": behaviour["relabeling"],
+                "placeholders": behaviour["placeholders"],
+            },
+        }
+        for conn_type, (hook_class, behaviour) in CONNECTION_TYPES.items()
+    ]

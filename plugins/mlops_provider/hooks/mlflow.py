@@ -1,0 +1,234 @@
+"""MLflow 3 tracking and registry access through an Airflow connection of type ``mlflow``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from mlops_provider.connections import MLFLOW_FIELD_BEHAVIOUR
+from mlops_provider.paths import mlops_home
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion
+
+_CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+_SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+class MlflowConnectionError(RuntimeError):
+    """The tracking server did not answer; the message names the endpoint."""
+
+
+def embedded_tracking_uri() -> str:
+    """The local store of the embedded default: SQLite under ``$MLOPS_HOME/mlflow``."""
+    return f"sqlite:///{mlops_home() / 'mlflow' / 'mlflow.db'}"
+
+
+def embedded_artifact_root() -> Path:
+    """Where experiments of the embedded store keep their artifacts."""
+    return mlops_home() / "mlflow" / "artifacts"
+
+
+class MlflowHook(BaseHook):
+    """Client for an MLflow tracking server and model registry.
+
+    Connection (type ``mlflow``): ``host`` is the tracking URI (``http://mlflow:5000``; empty: the embedded
+    SQLite store in ``$MLOPS_HOME/mlflow``); ``password`` alone is a bearer token, ``login`` + ``password`` are
+    basic auth; extras: ``registry_uri`` (default: the tracking URI), ``artifact_root`` (artifact location of
+    experiments the hook creates). Without a connection (default id absent) the embedded store is used.
+
+    MLflow reads credentials from environment variables; the hook sets them only for the duration of a call
+    (``with hook.scoped_environment():``) and restores the environment afterwards, so they never outlive the call.
+
+    :param mlflow_conn_id: Airflow connection id.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return MLFLOW_FIELD_BEHAVIOUR
+
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            if self.mlflow_conn_id != self.default_conn_name:
+                raise
+            return {}
+        extra = conn.extra_dejson
+        host = conn.host or ""
+        if host and "://" not in host:
+            scheme = conn.conn_type if conn.conn_type in ("http", "https") else "http"
+            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+        return {
+            "tracking_uri": host or None,
+            "registry_uri": extra.get("registry_uri"),
+            "artifact_root": extra.get("artifact_root"),
+            "login": conn.login or None,
+            "password": conn.password or None,
+        }
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self._settings.get("tracking_uri") or embedded_tracking_uri())
+
+    @property
+    def registry_uri(self) -> str:
+        return str(self._settings.get("registry_uri") or self.tracking_uri)
+
+    def credential_environment(self) -> dict[str, str]:
+        """The MLflow credential variables of the connection (for a child process or container)."""
+        login, password = self._settings.get("login"), self._settings.get("password")
+        if login and password:
+            return {"MLFLOW_TRACKING_USERNAME": str(login), "MLFLOW_TRACKING_PASSWORD": str(password)}
+        if password:
+            return {"MLFLOW_TRACKING_TOKEN": str(password)}
+        return {}
+
+    @contextmanager
+    def scoped_environment(self) -> Iterator[None]:
+        """Set the connection's credentials and URIs in the environment for the block only, then restore it.
+
+        MLflow reads credentials only from the environment, and some of its internals (the SQL registry store
+        resolving a logged model) open their own client on the default tracking URI; both are covered here.
+        """
+        saved = {name: os.environ.get(name) for name in _SCOPED_VARIABLES}
+        for name in _CREDENTIAL_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(self.credential_environment())
+        os.environ.update(MLFLOW_TRACKING_URI=self.tracking_uri, MLFLOW_REGISTRY_URI=self.registry_uri)
+        # A URI set earlier in this process with mlflow.set_tracking_uri() would win over the environment.
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        saved_registry = registry_utils._registry_uri
+        try:
+            with tracking_utils._use_tracking_uri(self.tracking_uri):
+                registry_utils._registry_uri = self.registry_uri
+                yield
+        finally:
+            registry_utils._registry_uri = saved_registry
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def get_client(self) -> MlflowClient:
+        """A client bound to this connection's tracking and registry URIs (no global MLflow state)."""
+        from mlflow import MlflowClient
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def wait_until_reachable(self, attempts: int = 3, delay: float = 2.0) -> None:
+        """Check the tracking server answers, retrying a bounded number of times; raise naming the endpoint."""
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.scoped_environment():
+                    self.get_client().search_experiments(max_results=1)
+                return
+            except Exception as exc:
+                last = exc
+                self.log.warning(
+                    "MLflow at %s did not answer (attempt %d/%d): %s", self.tracking_uri, attempt, attempts, exc
+                )
+                if attempt < attempts:
+                    time.sleep(delay * attempt)
+        raise MlflowConnectionError(
+            f"MLflow tracking server {self.tracking_uri} is not reachable after {attempts} attempts "
+            f"(connection {self.mlflow_conn_id!r}): {type(last).__name__}: {str(last)[:300]}"
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.wait_until_reachable(attempts=1)
+        except MlflowConnectionError as exc:
+            return False, str(exc)
+        return True, f"MLflow at {self.tracking_uri} answered"
+
+    # -- get-or-create -----------------------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created (with the configured artifact root) when missing."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        with self.scoped_environment():
+            existing = client.get_experiment_by_name(name)
+            if existing is not None:
+                return str(existing.experiment_id)
+            root = self._settings.get("artifact_root")
+            if root is None and not self.tracking_uri.startswith(("http://", "https://")):
+                root = (embedded_artifact_root() / name).as_uri()
+            try:
+                return str(client.create_experiment(name, artifact_location=root))
+            except MlflowException:
+                # Created concurrently by another task: use that one.
+                again = client.get_experiment_by_name(name)
+                if again is None:
+                    raise
+                return str(again.experiment_id)
+
+    def get_or_create_registered_model(self, name: str) -> None:
+        """Create registered model ``name`` unless it exists."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        with self.scoped_environment():
+            try:
+                client.get_registered_model(name)
+            except MlflowException:
+                try:
+                    client.create_registered_model(name)
+                except MlflowException:
+                    client.get_registered_model(name)  # created concurrently
+
+    def find_run_by_tag(self, experiment_id: str, key: str, value: str) -> Run | None:
+        """The newest run of the experiment whose tag ``key`` equals ``value`` (deleted runs excluded)."""
+        client = self.get_client()
+        escaped = value.replace("'", "\\'")
+        with self.scoped_environment():
+            runs = client.search_runs(
+                [experiment_id], filter_string=f"tags.`{key}` = '{escaped}'", order_by=["attributes.start_time DESC"]
+            )
+        return runs[0] if runs else None
+
+    def model_version_of_run(self, model_name: str, run_id: str) -> ModelVersion | None:
+        """The registered version of ``model_name`` created from ``run_id``, if any."""
+        client = self.get_client()
+        with self.scoped_environment():
+            versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+        return min(versions, key=lambda v: int(v.version)) if versions else None
+
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        """The version an alias points to, or None (read with get_model_version_by_alias, which is reliable)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        with self.scoped_environment():
+            try:
+                return str(client.get_model_version_by_alias(model_name, alias).version)
+            except MlflowException:
+                return None

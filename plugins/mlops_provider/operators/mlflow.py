@@ -1,0 +1,346 @@
+"""MLflow operators: train and register a model with one MLflow run per Airflow task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from mlops_provider import __version__
+from mlops_provider.hooks.dvc import DvcError, DvcHook
+from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
+from mlops_provider.hyperparameters import load_spec, resolve
+from mlops_provider.links import MlflowModelVersionLink, MlflowRunLink, mlflow_ui_base
+from mlops_provider.paths import mlops_home
+from mlops_provider.runners import (
+    MODEL_ID_TAG,
+    RUNNERS,
+    DockerRunner,
+    LocalRunner,
+    TrainingRunError,
+    default_runner,
+    run_training,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, Context
+
+RUN_KEY_TAG = "airflow.run_key"
+TRIGGER_REASONS = ("schedule", "asset", "drift", "performance", "manual", "reproduce")
+
+
+def code_version(path: Path) -> str:
+    """Git commit of the code at ``path`` (``-dirty`` when it has uncommitted changes), else the package version."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return f"airflow-provider-mlops=={__version__}"
+    dirty = git("status", "--porcelain", "--", ".").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+class TrainModelOperator(BaseOperator):
+    """Train a model with the project's entrypoint, track it in MLflow, register it, alias it ``challenger``.
+
+    Steps: check the inputs (hyperparameters against their spec, the dataset rev in the data registry, the
+    runner and image, the tracking server with bounded retries) before anything runs; fetch the dataset at the
+    rev (md5-checked) into ``$MLOPS_HOME/training/<run>``; get or create the MLflow run of this task
+    (tag ``airflow.run_key`` = ``dag_id/run_id/task_id``); run the entrypoint (``local`` subprocess or
+    ``docker`` container); register the logged model once per run and point the alias at it.
+
+    Re-running is safe: a task whose run already finished and registered its model returns that result
+    without training again; a retry after a crash reuses the same MLflow run; the model version is looked up by
+    run id before one is created, so there is one version per run.
+
+    :param dataset_path: path of the training set in the data registry (templated).
+    :param dataset_rev: DVC/git rev of the training set: tag, branch or commit (templated). When empty, the
+        newest event of ``dataset_asset`` that triggered the run gives ``rev`` and ``path`` (its ``extra``).
+    :param dataset_asset: the training-set Asset the DAG is scheduled on.
+    :param entrypoint: path of the training entrypoint (train.py) for the ``local`` runner.
+    :param hyperparameter_spec: JSON spec of the hyperparameters (names, types, ranges, defaults).
+    :param hyperparameters: overrides, a dict or a JSON object string (templated, e.g. from the run's conf).
+    :param experiment_name: MLflow experiment (templated).
+    :param model_name: registered model name (templated).
+    :param alias: alias given to the new version (default ``challenger``).
+    :param trigger_reason: why this training runs: schedule, asset, drift, performance, manual (templated).
+    :param trigger_detail: context of the reason, e.g. the drift report location (templated, dict or JSON).
+    :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (``local``).
+    :param image: training image for the ``docker`` runner (templated).
+    :param docker_url: Docker engine URL.
+    :param network_mode: container network (``host`` reaches a tracking server on this machine).
+    :param mlflow_conn_id: connection of type ``mlflow``.
+    :param dvc_conn_id: connection of type ``dvc``.
+    :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
+        promotion DAG schedules on it.
+
+    XCom (return value): ``{"run_id", "model_uri", "model_name", "version", "metrics", "data_rev",
+    "data_md5", "resumed"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset_path",
+        "dataset_rev",
+        "hyperparameters",
+        "experiment_name",
+        "model_name",
+        "trigger_reason",
+        "trigger_detail",
+        "image",
+    )
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#e0f0ff"
+
+    def __init__(
+        self,
+        *,
+        dataset_path: str,
+        dataset_rev: str,
+        entrypoint: str,
+        dataset_asset: Asset | None = None,
+        model_asset: Asset | None = None,
+        hyperparameter_spec: str,
+        experiment_name: str,
+        model_name: str,
+        hyperparameters: dict[str, Any] | str | None = None,
+        alias: str = "challenger",
+        trigger_reason: str = "manual",
+        trigger_detail: dict[str, Any] | str | None = None,
+        runner: str | None = None,
+        image: str = "mlops-training:latest",
+        docker_url: str = "unix://var/run/docker.sock",
+        network_mode: str = "host",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        if model_asset is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
+        super().__init__(**kwargs)
+        if runner is not None and runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+        self.dataset_path = dataset_path
+        self.dataset_rev = dataset_rev
+        self.dataset_asset = dataset_asset
+        self.model_asset = model_asset
+        self.entrypoint = entrypoint
+        self.hyperparameter_spec = hyperparameter_spec
+        self.hyperparameters = hyperparameters
+        self.experiment_name = experiment_name
+        self.model_name = model_name
+        self.alias = alias
+        self.trigger_reason = trigger_reason
+        self.trigger_detail = trigger_detail
+        self.runner = runner
+        self.image = image
+        self.docker_url = docker_url
+        self.network_mode = network_mode
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+        self._runner: LocalRunner | DockerRunner | None = None
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def dvc_hook(self) -> DvcHook:
+        return DvcHook(dvc_conn_id=self.dvc_conn_id)
+
+    @staticmethod
+    def _as_dict(value: dict[str, Any] | str | None, field: str) -> dict[str, Any]:
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise AirflowFailException(f"{field}: not a JSON object: {exc}") from exc
+        if not isinstance(value, dict):
+            raise AirflowFailException(f"{field}: expected an object, got {type(value).__name__}")
+        return value
+
+    def _dataset_from_asset_event(self, context: Context) -> None:
+        """Take rev and path from the newest triggering event of ``dataset_asset`` when no rev was given."""
+        if self.dataset_rev or self.dataset_asset is None:
+            return
+        events = (context.get("triggering_asset_events") or {}).get(self.dataset_asset) or []
+        newest = max(events, key=lambda event: event.timestamp, default=None)
+        if newest is None:
+            raise AirflowFailException(
+                "dataset_rev: empty, and the run was not triggered by an event of "
+                f"{self.dataset_asset.name!r}; give dataset_rev in the run's conf"
+            )
+        self.dataset_rev = str(newest.extra["rev"])
+        self.dataset_path = str(newest.extra.get("path") or self.dataset_path)
+        self.log.info("Training set from asset event: %s at %s", self.dataset_path, self.dataset_rev)
+
+    def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
+        """Hyperparameters, dataset sha and md5; every problem is raised before anything runs."""
+        if self.trigger_reason not in TRIGGER_REASONS:
+            raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
+        try:
+            params = resolve(
+                load_spec(Path(self.hyperparameter_spec)), self._as_dict(self.hyperparameters, "hyperparameters")
+            )
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not self.dataset_rev:
+            raise AirflowFailException("dataset_rev: empty; name a tag, branch or commit of the data registry")
+        try:
+            sha = self.dvc_hook.resolve_rev(self.dataset_rev)
+        except DvcError as exc:
+            raise AirflowFailException(f"dataset_rev: {exc}") from exc
+        out = self.dvc_hook.dvc_file_at(self.dataset_path, sha)
+        if out is None:
+            raise AirflowFailException(
+                f"dataset_path: {self.dataset_path!r} is not versioned at dataset_rev {self.dataset_rev!r} ({sha[:10]})"
+            )
+        return params, sha, str(out["md5"])
+
+    def _make_runner(self, context: Context, run_key: str) -> LocalRunner | DockerRunner:
+        runner = self.runner or default_runner()
+        if runner == "docker":
+            docker_runner = DockerRunner(
+                image=self.image,
+                mount_root=mlops_home(),
+                run_key=run_key,
+                try_number=context["ti"].try_number,
+                log=self.log,
+                docker_url=self.docker_url,
+                network_mode=self.network_mode,
+            )
+            docker_runner.check()
+            return docker_runner
+        return LocalRunner(Path(self.entrypoint), self.log)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        self._dataset_from_asset_event(context)
+        params, sha, md5 = self._check_inputs()
+        try:
+            self._runner = self._make_runner(context, run_key)
+        except TrainingRunError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        hook = self.mlflow_hook
+        try:
+            hook.wait_until_reachable()
+        except MlflowConnectionError as exc:
+            raise AirflowException(str(exc)) from exc  # retried by Airflow: the server may come back
+
+        experiment_id = hook.get_or_create_experiment(self.experiment_name)
+        client = hook.get_client()
+        existing = hook.find_run_by_tag(experiment_id, RUN_KEY_TAG, run_key)
+        resumed = bool(existing and existing.info.status == "FINISHED" and MODEL_ID_TAG in existing.data.tags)
+        if existing is not None and resumed:
+            run_id = existing.info.run_id
+            self.log.info(
+                "MLflow run %s of %s already finished: reusing its model, not training again", run_id, run_key
+            )
+            metrics = dict(existing.data.metrics)
+            model_id = existing.data.tags[MODEL_ID_TAG]
+        else:
+            if existing is not None:
+                run_id = existing.info.run_id
+                self.log.info("Reusing MLflow run %s (status %s) of %s", run_id, existing.info.status, run_key)
+            else:
+                with hook.scoped_environment():
+                    run_id = client.create_run(
+                        experiment_id, run_name=f"{ti.task_id}-{ti.run_id}", tags={RUN_KEY_TAG: run_key}
+                    ).info.run_id
+            metrics, model_id = self._train(context, run_id, params, sha, md5, run_key)
+        version = self._register(run_id, model_id, sha, md5)
+
+        base = mlflow_ui_base(hook.tracking_uri)
+        MlflowRunLink.persist(context, f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+        MlflowModelVersionLink.persist(context, f"{base}/#/models/{self.model_name}/versions/{version}")
+        overall = {k: v for k, v in metrics.items() if not k.startswith("segment.")}
+        result = {
+            "run_id": run_id,
+            "model_uri": f"models:/{self.model_name}/{version}",
+            "model_name": self.model_name,
+            "version": version,
+            "metrics": overall,
+            "data_rev": sha,
+            "data_md5": md5,
+            "resumed": resumed,
+        }
+        if self.model_asset is not None:
+            context["outlet_events"][self.model_asset].extra = {k: v for k, v in result.items() if k != "resumed"}
+        return result
+
+    def _train(
+        self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
+    ) -> tuple[dict[str, float], str]:
+        assert self._runner is not None
+        ti = context["ti"]
+        work = mlops_home() / "training" / run_id
+        work.mkdir(parents=True, exist_ok=True)
+        dataset = work / "dataset.parquet"
+        self.dvc_hook.read_to(self.dataset_path, sha, dataset)
+        detail = self._as_dict(self.trigger_detail, "trigger_detail")
+        tags = {
+            RUN_KEY_TAG: run_key,
+            "airflow.dag_id": ti.dag_id,
+            "airflow.run_id": ti.run_id,
+            "airflow.task_id": ti.task_id,
+            "airflow.try_number": str(ti.try_number),
+            "data.rev": sha,
+            "data.rev_name": self.dataset_rev,
+            "data.md5": md5,
+            "data.path": self.dataset_path,
+            "data.registry": self.dvc_hook.remote_url,
+            "code.version": code_version(Path(self.entrypoint).parent),
+            "trigger.reason": self.trigger_reason,
+            "trigger.detail": json.dumps(detail, sort_keys=True)[:4000],
+        }
+        try:
+            result = run_training(
+                self._runner,
+                self.mlflow_hook,
+                dataset=dataset,
+                data_md5=md5,
+                mlflow_run_id=run_id,
+                params=params,
+                tags=tags,
+                work_dir=work,
+            )
+        except TrainingRunError as exc:
+            raise AirflowException(str(exc)) from exc
+        return result["metrics"], str(result["model_id"])
+
+    def _register(self, run_id: str, model_id: str, sha: str, md5: str) -> str:
+        hook = self.mlflow_hook
+        hook.get_or_create_registered_model(self.model_name)
+        existing = hook.model_version_of_run(self.model_name, run_id)
+        client = hook.get_client()
+        with hook.scoped_environment():
+            if existing is not None:
+                version = str(existing.version)
+                self.log.info("Model version %s of %s already registered for run %s", version, self.model_name, run_id)
+            else:
+                created = client.create_model_version(
+                    self.model_name,
+                    source=f"models:/{model_id}",
+                    run_id=run_id,
+                    model_id=model_id,
+                    tags={"data.rev": sha, "data.md5": md5, "data.path": self.dataset_path},
+                )
+                version = str(created.version)
+                self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
+            if hook.alias_version(self.model_name, self.alias) != version:
+                client.set_registered_model_alias(self.model_name, self.alias, version)
+        return version
+
+    def on_kill(self) -> None:
+        if self._runner is not None:
+            self._runner.kill()

@@ -1,0 +1,277 @@
+"""Where the training entrypoint runs: a local subprocess or a Docker container (DockerOperator).
+
+The runner is chosen by configuration (operator argument or ``MLOPS_TRAINING_RUNNER``), never by falling back:
+asking for ``docker`` where no engine answers, or naming an image the engine does not have, is an error raised
+before anything starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUNNERS = ("local", "docker")
+CONTAINER_ENTRYPOINT = "/opt/training/train.py"
+RUN_KEY_LABEL = "mlops.run-key"
+MODEL_ID_TAG = "mlops.model_id"
+LOG_TAIL_LINES = 40
+
+
+class TrainingRunError(RuntimeError):
+    """The entrypoint failed; the message carries the tail of its output."""
+
+
+def default_runner() -> str:
+    """The configured runner: ``MLOPS_TRAINING_RUNNER`` (``local`` when unset)."""
+    runner = os.environ.get("MLOPS_TRAINING_RUNNER", "local")
+    if runner not in RUNNERS:
+        raise ValueError(f"MLOPS_TRAINING_RUNNER={runner!r} is not one of {', '.join(RUNNERS)}")
+    return runner
+
+
+@dataclass
+class TrainingJob:
+    """One invocation of the training entrypoint (see include/training/train.py for the arguments)."""
+
+    dataset: Path
+    data_md5: str
+    tracking_uri: str
+    mlflow_run_id: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+    output: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def arguments(self) -> list[str]:
+        return [
+            "--dataset",
+            str(self.dataset),
+            "--data-md5",
+            self.data_md5,
+            "--tracking-uri",
+            self.tracking_uri,
+            "--run-id",
+            self.mlflow_run_id,
+            "--params",
+            json.dumps(self.params, sort_keys=True),
+            "--tags",
+            json.dumps(self.tags, sort_keys=True),
+            "--output",
+            str(self.output),
+        ]
+
+
+class LocalRunner:
+    """Runs the entrypoint with this interpreter in a child process (own process group), streaming its output.
+
+    :param entrypoint: path of train.py.
+    :param log: logger that receives the output lines.
+    """
+
+    name = "local"
+
+    def __init__(self, entrypoint: Path, log: Any) -> None:
+        self.entrypoint = Path(entrypoint)
+        self.log = log
+        self.process: subprocess.Popen[str] | None = None
+
+    def describe(self) -> dict[str, str]:
+        return {"runner": self.name, "entrypoint": str(self.entrypoint.resolve()), "image": "", "image.digest": ""}
+
+    def run(self, job: TrainingJob) -> None:
+        if not self.entrypoint.is_file():
+            raise TrainingRunError(f"training entrypoint {self.entrypoint} does not exist")
+        env = dict(os.environ, **job.env, PYTHONUNBUFFERED="1")
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.process = subprocess.Popen(
+            [sys.executable, str(self.entrypoint), *job.arguments()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            tail.append(line.rstrip())
+            self.log.info("%s", line.rstrip())
+        code = self.process.wait()
+        if code != 0:
+            raise TrainingRunError(f"training entrypoint exited with {code}; last output:\n" + "\n".join(tail))
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(os.getpgid(self.process.pid), signal.SIGTERM)
+
+
+class DockerRunner:
+    """Runs the entrypoint in the training image through the Docker provider's ``DockerOperator``.
+
+    ``$MLOPS_HOME`` is bind-mounted at the same path, so the dataset, the output file and an embedded MLflow store
+    have the same paths inside; the container runs as the owner of the files (this process's uid:gid) so what
+    it writes stays theirs. Container names are deterministic per task try (``<prefix>-try<N>``), containers
+    left by earlier tries of the same task (a killed worker) are removed before start, and ``kill()`` stops the
+    container (``on_kill``).
+
+    :param image: training image (built from include/training/Dockerfile).
+    :param mount_root: host folder bind-mounted at the same path (``$MLOPS_HOME``).
+    :param run_key: identity of the Airflow task (dag/run/task); labels the container.
+    :param try_number: task try, part of the container name.
+    :param docker_url: Docker engine URL.
+    :param network_mode: ``host`` reaches a tracking server on this machine; ``none`` suits a file store.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        image: str,
+        mount_root: Path,
+        run_key: str,
+        try_number: int,
+        log: Any,
+        docker_url: str = "unix://var/run/docker.sock",
+        network_mode: str = "host",
+    ) -> None:
+        self.image = image
+        self.mount_root = Path(mount_root)
+        self.key_hash = hashlib.sha1(run_key.encode()).hexdigest()[:16]
+        self.container_name = f"mlops-train-{self.key_hash}-try{try_number}"
+        self.log = log
+        self.docker_url = docker_url
+        self.network_mode = network_mode
+        self.operator: Any = None
+        self._image_id: str | None = None
+
+    def _client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.docker_url, timeout=30)
+
+    def check(self) -> None:
+        """Fail now, before any container starts, if the engine or the image is missing."""
+        import docker.errors
+
+        try:
+            client = self._client()
+            client.ping()
+        except Exception as exc:
+            raise TrainingRunError(
+                f"runner 'docker' needs a Docker engine, but none answers at {self.docker_url}: {exc}. "
+                "Start the engine, or configure runner='local' (MLOPS_TRAINING_RUNNER=local)."
+            ) from exc
+        try:
+            self._image_id = client.images.get(self.image).id
+        except docker.errors.ImageNotFound as exc:
+            raise TrainingRunError(
+                f"training image {self.image!r} does not exist on the engine at {self.docker_url}. "
+                "Build it: docker build -t mlops-training:latest -f include/training/Dockerfile include/training"
+            ) from exc
+        finally:
+            client.close()
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "runner": self.name,
+            "entrypoint": CONTAINER_ENTRYPOINT,
+            "image": self.image,
+            "image.digest": self._image_id or "",
+        }
+
+    def remove_stale_containers(self) -> list[str]:
+        """Remove containers of earlier tries of this task (apache/airflow#56149); returns their names."""
+        client = self._client()
+        try:
+            stale = client.containers.list(all=True, filters={"label": f"{RUN_KEY_LABEL}={self.key_hash}"})
+            for container in stale:
+                self.log.warning("Removing container %s left by an earlier try", container.name)
+                container.remove(force=True)
+            return [c.name for c in stale]
+        finally:
+            client.close()
+
+    def run(self, job: TrainingJob) -> None:
+        from airflow.providers.docker.exceptions import DockerContainerFailedException
+        from airflow.providers.docker.operators.docker import DockerOperator
+        from docker.types import Mount
+
+        self.check()
+        self.remove_stale_containers()
+        self.operator = DockerOperator(
+            task_id="train_container",
+            image=self.image,
+            command=["python", CONTAINER_ENTRYPOINT, *job.arguments()],
+            container_name=self.container_name,
+            docker_url=self.docker_url,
+            network_mode=self.network_mode,
+            mounts=[Mount(target=str(self.mount_root), source=str(self.mount_root), type="bind")],
+            mount_tmp_dir=False,
+            user=f"{os.getuid()}:{os.getgid()}",
+            environment={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+            private_environment=dict(job.env),
+            labels={RUN_KEY_LABEL: self.key_hash},
+            auto_remove="success",
+        )
+        try:
+            self.operator.execute(context={})
+        except DockerContainerFailedException as exc:
+            lines = [line.decode() if isinstance(line, bytes) else str(line) for line in (exc.logs or [])]
+            tail = "".join(lines).splitlines()[-LOG_TAIL_LINES:]
+            raise TrainingRunError(
+                f"training container {self.container_name} ({self.image}) failed: {exc}; last output:\n"
+                + "\n".join(tail)
+            ) from exc
+
+    def kill(self) -> None:
+        if self.operator is not None:
+            self.operator.on_kill()
+
+
+def run_training(
+    runner: LocalRunner | DockerRunner,
+    mlflow_hook: Any,
+    *,
+    dataset: Path,
+    data_md5: str,
+    mlflow_run_id: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Run the entrypoint into ``mlflow_run_id`` and return its result (``run_id, model_id, model_uri, metrics``).
+
+    On failure the MLflow run is marked FAILED and TrainingRunError is raised. On success the run is tagged with
+    the logged model's id (``mlops.model_id``), which marks it complete for a later re-run of the same task.
+    """
+    job = TrainingJob(
+        dataset=dataset,
+        data_md5=data_md5,
+        tracking_uri=mlflow_hook.tracking_uri,
+        mlflow_run_id=mlflow_run_id,
+        params=params,
+        tags={
+            **tags,
+            "training.params": json.dumps(params, sort_keys=True),
+            **{f"training.{k}": v for k, v in runner.describe().items()},
+        },
+        output=work_dir / "result.json",
+        env=mlflow_hook.credential_environment(),
+    )
+    try:
+        runner.run(job)
+    except TrainingRunError:
+        with mlflow_hook.scoped_environment():
+            mlflow_hook.get_client().set_terminated(mlflow_run_id, "FAILED")
+        raise
+    result: dict[str, Any] = json.loads(job.output.read_text())
+    with mlflow_hook.scoped_environment():
+        mlflow_hook.get_client().set_tag(mlflow_run_id, MODEL_ID_TAG, result["model_id"])
+    return result

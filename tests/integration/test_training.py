@@ -1,0 +1,180 @@
+"""TrainModelOperator with real DVC, MLflow (SQLite store) and XGBoost: one run and one version per task,
+lineage tags, the challenger alias, bad inputs caught before training, and reproduction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from mlops_provider.demo.churn_source import SourceSpec, generate_day
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.mlflow import TrainModelOperator
+from mlops_provider.operators.training_set import training_set_path
+from mlops_provider.reproduce import reproduce_run
+from tests.helpers import task_context
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TRAINING = PROJECT_ROOT / "include" / "training"
+TAG = "training-set/customer_activity/2026-11-05"
+FAST = {"n_estimators": 30, "max_depth": 4}
+
+
+@pytest.fixture
+def training_set(mlops_home, tmp_path) -> dict:
+    """Five days of the demo source, versioned in the data registry as the ingest DAG versions a training set."""
+    days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(5)]
+    frame = pd.concat([generate_day(d, SourceSpec(rows_per_day=800)) for d in days], ignore_index=True)
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+    path = tmp_path / "training_set.parquet"
+    frame.to_parquet(path, index=False)
+    return DvcHook().version_file(path, training_set_path("customer_activity"), TAG, {})
+
+
+def train_op(**kwargs) -> TrainModelOperator:
+    defaults = dict(
+        task_id="train",
+        dataset_path=training_set_path("customer_activity"),
+        dataset_rev=TAG,
+        entrypoint=str(TRAINING / "train.py"),
+        hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
+        hyperparameters=FAST,
+        experiment_name="churn",
+        model_name="churn_classifier",
+        runner="local",
+    )
+    return TrainModelOperator(**{**defaults, **kwargs})
+
+
+def context(try_number: int = 1) -> dict:
+    return task_context(None, dag_id="training", run_id="manual__1", task_id="train", try_number=try_number)
+
+
+def test_training_twice_for_one_airflow_run_gives_one_run_and_one_version(training_set, mlops_home):
+    import mlflow
+
+    first = train_op().execute(context())
+    second = train_op().execute(context(try_number=2))
+    assert second["run_id"] == first["run_id"] and second["version"] == first["version"] == "1"
+    assert second["resumed"] is True and first["resumed"] is False
+    json.dumps(first)
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    experiment = client.get_experiment_by_name("churn")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert len(client.search_model_versions("name = 'churn_classifier'")) == 1
+    tags = client.get_run(first["run_id"]).data.tags
+    assert tags["data.rev"] == training_set["rev"] and tags["data.md5"] == training_set["md5"]
+    assert tags["data.path"] == training_set_path("customer_activity")
+    assert tags["airflow.dag_id"] == "training" and tags["airflow.run_id"] == "manual__1"
+    assert tags["trigger.reason"] == "manual" and tags["training.runner"] == "local"
+    assert json.loads(tags["training.params"])["max_depth"] == 4
+    assert 0.6 < first["metrics"]["roc_auc"] < 1.0
+    assert hook.alias_version("churn_classifier", "challenger") == "1"
+
+    mlflow.set_tracking_uri(hook.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/churn_classifier@challenger")
+    example = model.input_example
+    predictions = model.predict(example)
+    assert len(predictions) == len(example) and all(0.0 <= p <= 1.0 for p in predictions)
+
+
+def test_a_new_airflow_run_makes_a_new_version_and_moves_the_alias(training_set):
+    train_op().execute(context())
+    other = train_op().execute(task_context(None, dag_id="training", run_id="manual__2", task_id="train"))
+    assert other["version"] == "2"
+    assert MlflowHook().alias_version("churn_classifier", "challenger") == "2"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_dept": 3}, "hyperparameters.max_dept: unknown hyperparameter"),
+        ({"max_depth": "deep"}, "hyperparameters.max_depth: expected int, got str"),
+        ({"learning_rate": 7.0}, r"hyperparameters.learning_rate: 7.0 is outside"),
+        ('{"max_depth": ', "hyperparameters: not a JSON object"),
+    ],
+)
+def test_bad_hyperparameters_fail_before_training(training_set, overrides, message):
+    with pytest.raises(AirflowFailException, match=message):
+        train_op(hyperparameters=overrides).execute(context())
+    assert not (Path(MlflowHook().tracking_uri.removeprefix("sqlite:///"))).exists()  # nothing reached MLflow
+
+
+def test_unknown_dataset_rev_fails_naming_the_field(training_set):
+    with pytest.raises(AirflowFailException, match="dataset_rev: revision 'training-set/nope' does not exist"):
+        train_op(dataset_rev="training-set/nope").execute(context())
+
+
+def test_unreachable_tracking_server_names_the_endpoint(training_set, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DOWN", json.dumps({"conn_type": "mlflow", "host": "http://127.0.0.1:9"}))
+    monkeypatch.setattr("mlops_provider.hooks.mlflow.time.sleep", lambda _: None)
+    with pytest.raises(AirflowException, match=r"http://127.0.0.1:9 is not reachable after 3 attempts"):
+        train_op(mlflow_conn_id="mlflow_down").execute(context())
+
+
+def test_failing_entrypoint_marks_the_run_failed_with_its_output(training_set, tmp_path):
+    broken = tmp_path / "train.py"
+    broken.write_text("import sys\nprint('loading data...')\nraise SystemExit('feature store unavailable')\n")
+    with pytest.raises(AirflowException, match="(?s)exited with 1.*feature store unavailable"):
+        train_op(entrypoint=str(broken)).execute(context())
+    client = MlflowHook().get_client()
+    runs = client.search_runs([client.get_experiment_by_name("churn").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    # The retry (same task, working code) reuses that run.
+    result = train_op().execute(context(try_number=2))
+    assert result["run_id"] == runs[0].info.run_id
+
+
+def test_reproduce_gives_equal_metrics(training_set):
+    result = train_op().execute(context())
+    report = reproduce_run(result["run_id"])
+    assert report["equal"], report["metrics"]
+    assert report["max_abs_diff"] <= 1e-9 and report["run_id"] != result["run_id"]
+    assert len(report["metrics"]) > 10
+    tags = MlflowHook().get_client().get_run(report["run_id"]).data.tags
+    assert tags["mlops.reproduces"] == result["run_id"] and tags["data.rev"] == training_set["rev"]
+
+
+def test_credentials_are_scoped_to_the_call(monkeypatch):
+    import os
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_TOKEN",
+        json.dumps({"conn_type": "mlflow", "host": "http://127.0.0.1:9", "password": "tok"}),
+    )
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    hook = MlflowHook(mlflow_conn_id="mlflow_token")
+    with hook.scoped_environment():
+        assert os.environ["MLFLOW_TRACKING_TOKEN"] == "tok"
+        assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+
+
+def test_training_dag_with_a_conf_registers_a_challenger_and_emits_the_asset(airflow_db, training_set):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "training.py")).get_dag("training")
+    run = dag.test(run_conf={"dataset_rev": TAG, "hyperparameters": FAST, "reason": "manual", "detail": {"by": "test"}})
+    assert run.state == "success"
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).all()
+    assert [e.extra["version"] for e in events] == ["1"]
+    run_id = events[0].extra["run_id"]
+    tags = MlflowHook().get_client().get_run(run_id).data.tags
+    assert tags["trigger.reason"] == "manual" and json.loads(tags["trigger.detail"]) == {"by": "test"}
+    assert tags["airflow.dag_id"] == "training" and tags["airflow.run_id"] == run.run_id
+
+    bad = dag.test(run_conf={"dataset_rev": TAG, "hyperparameters": {"depth": 3}})
+    assert bad.state == "failed"
+    assert len(MlflowHook().get_client().search_model_versions("name = 'churn_classifier'")) == 1

@@ -1,0 +1,39 @@
+"""The training image's requirements are the lock file's pins (regenerate with `make training-requirements`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_requirements_txt_matches_uv_lock():
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to check the export (the Makefile installs it)"
+    exported = subprocess.run(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--only-group",
+            "training",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--format",
+            "requirements-txt",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    committed = (PROJECT_ROOT / "include" / "training" / "requirements.txt").read_text()
+    assert committed == exported, "include/training/requirements.txt is stale: run `make training-requirements`"
+    assert "mlflow==" in committed and "xgboost==" in committed
