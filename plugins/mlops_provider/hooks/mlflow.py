@@ -123,7 +123,7 @@ class MlflowHook(BaseHook):
         saved_registry = registry_utils._registry_uri
         try:
             with tracking_utils._use_tracking_uri(self.tracking_uri):
-                registry_utils._registry_uri = self.registry_uri
+                registry_utils._registry_uri = self.registry_uri  # type: ignore[assignment]
                 yield
         finally:
             registry_utils._registry_uri = saved_registry
