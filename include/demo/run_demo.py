@@ -3,8 +3,9 @@
 Steps: seed the demo source with three weeks of days (drift injected in the third week, one bad day), start
 the embedded Airflow (scheduler, triggerer, dag-processor, api-server) in its own process group, check that
 every DAG loads, unpause ``ingest`` (catchup creates one run per day) and ``training`` (scheduled on the
-training-set Asset), wait while printing progress, and end with a summary: versioned partitions, the
-quarantined day, training-set versions, MLflow runs and model versions, and where to look.
+training-set Asset) and ``promotion`` (scheduled on the challenger Asset), wait while printing progress, and
+end with a summary: versioned partitions, the quarantined day, training-set versions, MLflow runs, the
+champion history with the gate's verdicts, and where to look.
 
 Run through ``make demo`` (which installs, initialises and exports config/embedded.env first).
 ``--keep-running`` leaves Airflow up for the UI until Ctrl-C; ``--foreground`` is ``make up``.
@@ -96,17 +97,19 @@ def wait_for_runs(airflow: EmbeddedAirflow, dag_id: str, expected: int, timeout:
 
 
 def wait_until_idle(airflow: EmbeddedAirflow, dag_id: str, timeout: float) -> list[dict[str, Any]]:
-    """Wait until ``dag_id`` has at least one finished run and none queued or running; returns its runs."""
+    """Wait until ``dag_id`` has a finished run, none queued or running, and no asset event waiting for it."""
     deadline = time.monotonic() + timeout
     last = ""
     while True:
         runs = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+        waiting = airflow.api("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")["total_entries"]
         states = Counter(r["state"] for r in runs)
         line = f"  {dag_id}: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no runs yet")
+        line += f"; {waiting} asset event(s) waiting" if waiting else ""
         if line != last:
             print(line, flush=True)
             last = line
-        if runs and not states["queued"] and not states["running"]:
+        if runs and not states["queued"] and not states["running"] and not waiting:
             return list(runs)
         if time.monotonic() > deadline:
             raise SystemExit(f"{dag_id}: runs not finished after {timeout:.0f} s ({line.strip()})")
@@ -134,7 +137,16 @@ def summarize_training() -> None:
             f"  {run.info.run_id[:8]:<10} {run.info.status:<9} {version:<8} {reason:<8} {dataset:<42} "
             f"{metrics.get('roc_auc', 0):8.4f}"
         )
-    print(f"  alias challenger -> version {hook.alias_version('churn_classifier', 'challenger')}")
+    print("\nChampion history (promotion gate verdicts):")
+    for mv in sorted(client.search_model_versions("name = 'churn_classifier'"), key=lambda v: int(v.version)):
+        tags = client.get_model_version("churn_classifier", mv.version).tags
+        if "gate.decision" not in tags:
+            continue
+        promoted = f"promoted {tags['promotion.promoted_at']}" if "promotion.promoted_at" in tags else ""
+        print(f"  v{mv.version:<4} {tags['gate.decision']:<8} {promoted:<36} {tags.get('gate.reason', '')[:90]}")
+    aliases = {a: hook.alias_version("churn_classifier", a) for a in ("champion", "previous", "challenger")}
+    print("  aliases: " + ", ".join(f"{a} -> v{v}" for a, v in aliases.items() if v))
+    print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / 'churn_classifier'}")
 
 
 def _git(workspace: Path, *args: str) -> str:
@@ -194,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.foreground:
             dags = check_dags(airflow)
             print(f"{len(dags)} DAG(s) loaded, no import errors: {', '.join(sorted(d['dag_id'] for d in dags))}")
-            for dag_id in ("training", "ingest"):
+            for dag_id in ("promotion", "training", "ingest"):
                 airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            print(f"Unpaused ingest (catchup runs {start} .. {end}) and training (runs on new training sets):")
+            print(f"Unpaused ingest (catchup runs {start} .. {end}), training and promotion (Asset-scheduled):")
             runs = wait_for_runs(airflow, "ingest", expected=DAYS, timeout=args.timeout)
-            wait_until_idle(airflow, "training", timeout=args.timeout)
+            for dag_id in ("training", "promotion", "training", "promotion"):
+                wait_until_idle(airflow, dag_id, timeout=args.timeout)
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
         else:

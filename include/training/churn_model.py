@@ -13,7 +13,6 @@ import mlflow.models
 import mlflow.pyfunc
 
 LABEL = "churned"
-KEY = "customer_id"
 SEGMENT = "plan"
 CATEGORIES = {
     "plan": ["basic", "standard", "premium"],

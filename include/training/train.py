@@ -22,10 +22,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from churn_model import CATEGORIES, FEATURES, KEY, LABEL, NUMERIC, SEGMENT, features
+from churn_model import CATEGORIES, FEATURES, LABEL, NUMERIC, SEGMENT, features
 
-VALIDATION_PERCENT = 20
 HERE = Path(__file__).resolve().parent
+SPLIT = json.loads((HERE / "split.json").read_text())
+VALIDATION_PERCENT = int(SPLIT["holdout_percent"])
 
 
 def md5_of(path: Path) -> str:
@@ -37,8 +38,8 @@ def md5_of(path: Path) -> str:
 
 
 def split(frame: Any) -> tuple[Any, Any]:
-    """Deterministic split by a hash of the customer id: the same customer is always on the same side."""
-    buckets = frame[KEY].map(lambda key: int(hashlib.md5(str(key).encode()).hexdigest()[:8], 16) % 100)
+    """Deterministic split by a hash of the customer id (split.json): the same customer is always on the same side."""
+    buckets = frame[SPLIT["key"]].map(lambda key: int(hashlib.md5(str(key).encode()).hexdigest()[:8], 16) % 100)
     validation = buckets < VALIDATION_PERCENT
     return frame[~validation], frame[validation]
 

@@ -76,3 +76,9 @@ def mlflow_ui_base(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return tracking_uri.rstrip("/")
     return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+class VerdictLedgerLink(XComUrlLink):
+    """The promotion gate's verdict ledger (JSON)."""
+
+    name = "Verdict ledger"

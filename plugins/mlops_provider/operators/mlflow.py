@@ -13,11 +13,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
+from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
-from mlops_provider.links import MlflowModelVersionLink, MlflowRunLink, mlflow_ui_base
-from mlops_provider.paths import mlops_home
+from mlops_provider.links import MlflowModelVersionLink, MlflowRunLink, VerdictLedgerLink, mlflow_ui_base, report_url
+from mlops_provider.locks import registry_lock
+from mlops_provider.paths import mlops_home, reports_dir
 from mlops_provider.runners import (
     MODEL_ID_TAG,
     RUNNERS,
@@ -146,6 +148,7 @@ class TrainModelOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
         self._runner: LocalRunner | DockerRunner | None = None
+        self._rev_name: str | None = None
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
@@ -179,8 +182,9 @@ class TrainModelOperator(BaseOperator):
                 "dataset_rev: empty, and the run was not triggered by an event of "
                 f"{self.dataset_asset.name!r}; give dataset_rev in the run's conf"
             )
-        self.dataset_rev = str(newest.extra["rev"])
+        self.dataset_rev = str(newest.extra["rev"])  # the commit: immutable, unlike the tag
         self.dataset_path = str(newest.extra.get("path") or self.dataset_path)
+        self._rev_name = str(newest.extra.get("tag") or self.dataset_rev)
         self.log.info("Training set from asset event: %s at %s", self.dataset_path, self.dataset_rev)
 
     def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
@@ -295,7 +299,7 @@ class TrainModelOperator(BaseOperator):
             "airflow.task_id": ti.task_id,
             "airflow.try_number": str(ti.try_number),
             "data.rev": sha,
-            "data.rev_name": self.dataset_rev,
+            "data.rev_name": self._rev_name or self.dataset_rev,
             "data.md5": md5,
             "data.path": self.dataset_path,
             "data.registry": self.dvc_hook.remote_url,
@@ -344,3 +348,327 @@ class TrainModelOperator(BaseOperator):
     def on_kill(self) -> None:
         if self._runner is not None:
             self._runner.kill()
+
+
+class EvaluateModelOperator(BaseOperator):
+    """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
+
+    Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
+    version), restricted to the holdout customers of ``split.json``: the customer-hash split keeps them out of
+    every model trained by the entrypoint, champion included. Both models are loaded from the registry and
+    scored overall and per segment; the behaviour tests run on the challenger; the gate rules of the model
+    decide ``promote`` or ``reject``.
+
+    The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
+    decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
+    tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``), written to
+    ``$MLOPS_HOME/reports/ledgers/`` and linked from the task.
+
+    :param model_name: registered model (templated).
+    :param challenger_version: version to evaluate (templated); empty: the version of alias ``challenger``.
+    :param gate_rules: JSON file of gate rules keyed by model name.
+    :param behaviour_tests: JSON file of behaviour tests.
+    :param holdout_spec: the training split file (``split.json``).
+    :param label_column: label column.
+    :param champion_alias: alias of the current champion.
+
+    XCom (return value): ``{"decision", "reason", "model_name", "challenger_version", "champion_version",
+    "failed_checks", "ledger_path"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "challenger_version")
+    operator_extra_links = (VerdictLedgerLink(),)
+    ui_color = "#fff0f5"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        gate_rules: str,
+        behaviour_tests: str,
+        holdout_spec: str,
+        challenger_version: str = "",
+        label_column: str = "churned",
+        champion_alias: str = "champion",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.gate_rules = gate_rules
+        self.behaviour_tests = behaviour_tests
+        self.holdout_spec = holdout_spec
+        self.challenger_version = challenger_version
+        self.label_column = label_column
+        self.champion_alias = champion_alias
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import tempfile
+
+        import mlflow
+        import pandas as pd
+
+        from mlops_provider.evaluation import (
+            decide,
+            holdout_mask,
+            load_json,
+            run_behaviour_tests,
+            schema_predictor,
+            score,
+        )
+
+        try:
+            all_rules = load_json(self.gate_rules, "gate rules")
+            tests = load_json(self.behaviour_tests, "behaviour tests")
+            split = load_json(self.holdout_spec, "holdout split")
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if self.model_name not in all_rules:
+            raise AirflowFailException(f"gate rules file {self.gate_rules} has no rules for model {self.model_name!r}")
+        rules = all_rules[self.model_name]
+        hook = self.mlflow_hook
+        client = hook.get_client()
+        version = str(self.challenger_version or hook.alias_version(self.model_name, "challenger") or "")
+        if not version:
+            raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
+        with hook.scoped_environment():
+            challenger_mv = client.get_model_version(self.model_name, version)
+        champion = hook.alias_version(self.model_name, self.champion_alias)
+        data_path, data_rev = challenger_mv.tags.get("data.path"), challenger_mv.tags.get("data.rev")
+        if not data_path or not data_rev:
+            raise AirflowFailException(
+                f"{self.model_name} v{version} has no data.path/data.rev tags (not registered by TrainModelOperator)"
+            )
+
+        with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
+            local = Path(tmp) / "eval.parquet"
+            DvcHook(dvc_conn_id=self.dvc_conn_id).read_to(data_path, data_rev, local)
+            frame = pd.read_parquet(local)
+        holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
+        threshold = float(rules.get("threshold", 0.5))
+        segment = rules.get("segment_column", "plan")
+        with hook.scoped_environment():
+            challenger_model = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
+            champion_model = (
+                mlflow.pyfunc.load_model(f"models:/{self.model_name}/{champion}")
+                if champion and champion != version
+                else None
+            )
+        challenger_scores = score(schema_predictor(challenger_model), holdout, self.label_column, segment, threshold)
+        champion_scores = (
+            score(schema_predictor(champion_model), holdout, self.label_column, segment, threshold)
+            if champion_model
+            else None
+        )
+        behaviour = run_behaviour_tests(schema_predictor(challenger_model), tests)
+        checks, decision, reason = decide(rules, challenger_scores, champion_scores, behaviour)
+        if champion == version:
+            decision, reason = "promote", f"v{version} is already the champion"
+
+        ti = context["ti"]
+        ledger = {
+            "model_name": self.model_name,
+            "challenger_version": version,
+            "champion_version": champion,
+            "decision": decision,
+            "reason": reason,
+            "checks": checks,
+            "challenger_metrics": challenger_scores,
+            "champion_metrics": champion_scores,
+            "behaviour_tests": behaviour,
+            "evaluation_data": {"path": data_path, "rev": data_rev, "holdout": split, "rows": len(holdout)},
+            "rules": rules,
+            "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
+        }
+        ledger_path = reports_dir() / "ledgers" / self.model_name / f"v{version}.json"
+        write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
+        with hook.scoped_environment():
+            if challenger_mv.run_id:
+                client.log_dict(challenger_mv.run_id, ledger, "gate/ledger.json")
+            for key, value in (
+                ("gate.decision", decision),
+                ("gate.reason", reason[:500]),
+                ("gate.champion_version", str(champion or "none")),
+                ("gate.evaluated_by", f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"),
+            ):
+                client.set_model_version_tag(self.model_name, version, key, value)
+        VerdictLedgerLink.persist(context, report_url(ledger_path))
+        self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
+        return {
+            "decision": decision,
+            "reason": reason,
+            "model_name": self.model_name,
+            "challenger_version": version,
+            "champion_version": champion,
+            "failed_checks": [f"{c['check']}({c['metric']})" for c in checks if not c["passed"]],
+            "ledger_path": str(ledger_path),
+        }
+
+
+class ModelGateOperator(BaseOperator):
+    """Let promotion go ahead only when the evaluation decided ``promote``; otherwise skip what follows.
+
+    A rejection is a normal outcome, not a failure: this task and its downstream tasks end as skipped and the
+    skip message carries the reason from the ledger.
+
+    :param evaluation: the evaluation result (templated, e.g. ``{{ ti.xcom_pull(task_ids='evaluate') }}``).
+    """
+
+    template_fields: Sequence[str] = ("evaluation",)
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        verdict = TrainModelOperator._as_dict(self.evaluation, "evaluation")
+        if verdict.get("decision") != "promote":
+            raise AirflowSkipException(
+                f"{verdict.get('model_name')} v{verdict.get('challenger_version')} rejected: {verdict.get('reason')}"
+            )
+        return verdict
+
+
+class PromoteModelOperator(BaseOperator):
+    """Move ``champion`` to the challenger and the old champion to ``previous``, compare-and-set.
+
+    It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
+    otherwise it fails saying who moved it. The read-compare-set holds a lock (a file lock in ``$MLOPS_HOME``
+    on one machine; run it in the ``model_promotion`` pool across workers). Re-running a promotion that already
+    happened is a no-op. Each move is recorded in model version tags.
+
+    :param model_name: registered model (templated).
+    :param version: version to promote (templated).
+    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion" (templated).
+
+    XCom (return value): ``{"model_name", "champion", "previous", "changed"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version", "expected_champion")
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str,
+        expected_champion: str | None,
+        champion_alias: str = "champion",
+        previous_alias: str = "previous",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.expected_champion = expected_champion
+        self.champion_alias = champion_alias
+        self.previous_alias = previous_alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import datetime as dt
+
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        client = hook.get_client()
+        version = str(self.version)
+        expected = None if self.expected_champion in (None, "", "None", "none") else str(self.expected_champion)
+        ti = context["ti"]
+        by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with registry_lock(self.model_name):
+            current = hook.alias_version(self.model_name, self.champion_alias)
+            if current == version:
+                self.log.info("%s v%s is already the champion: nothing to do", self.model_name, version)
+                changed = False
+            elif current != expected:
+                raise AirflowFailException(
+                    f"{self.model_name}: champion is v{current} now but was v{expected} when v{version} was evaluated "
+                    "(another promotion or a rollback happened since). Re-run the evaluation to compare against the "
+                    "current champion."
+                )
+            else:
+                with hook.scoped_environment():
+                    if current is not None:
+                        client.set_registered_model_alias(self.model_name, self.previous_alias, current)
+                        client.set_model_version_tag(self.model_name, current, "promotion.replaced_at", now)
+                        client.set_model_version_tag(self.model_name, current, "promotion.replaced_by", version)
+                    client.set_registered_model_alias(self.model_name, self.champion_alias, version)
+                    client.set_model_version_tag(self.model_name, version, "promotion.promoted_at", now)
+                    client.set_model_version_tag(self.model_name, version, "promotion.promoted_by", by)
+                    client.set_model_version_tag(self.model_name, version, "promotion.replaced", str(current or "none"))
+                self.log.info(
+                    "Promoted %s v%s to %s (previous: %s)", self.model_name, version, self.champion_alias, current
+                )
+                changed = True
+        previous = hook.alias_version(self.model_name, self.previous_alias)
+        base = mlflow_ui_base(hook.tracking_uri)
+        MlflowModelVersionLink.persist(context, f"{base}/#/models/{self.model_name}/versions/{version}")
+        return {"model_name": self.model_name, "champion": version, "previous": previous, "changed": changed}
+
+
+class RollbackModelOperator(BaseOperator):
+    """Restore ``previous`` as ``champion``, recording the reason on both model versions.
+
+    After a rollback ``previous`` is removed, so a second rollback cannot flip back by accident; the next
+    promotion sets it again.
+
+    :param model_name: registered model (templated).
+    :param reason: why (templated; required, recorded in tags ``rollback.reason``).
+
+    XCom (return value): ``{"model_name", "champion", "rolled_back", "reason"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "reason")
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        reason: str,
+        champion_alias: str = "champion",
+        previous_alias: str = "previous",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.reason = reason
+        self.champion_alias = champion_alias
+        self.previous_alias = previous_alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import datetime as dt
+
+        if not str(self.reason or "").strip():
+            raise AirflowFailException("reason: a rollback needs a reason (it is recorded on the model versions)")
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        client = hook.get_client()
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with registry_lock(self.model_name):
+            previous = hook.alias_version(self.model_name, self.previous_alias)
+            current = hook.alias_version(self.model_name, self.champion_alias)
+            if previous is None:
+                raise AirflowFailException(
+                    f"{self.model_name} has no {self.previous_alias!r} version to roll back to (champion: v{current})"
+                )
+            with hook.scoped_environment():
+                client.set_registered_model_alias(self.model_name, self.champion_alias, previous)
+                client.delete_registered_model_alias(self.model_name, self.previous_alias)
+                client.set_model_version_tag(self.model_name, previous, "rollback.restored_at", now)
+                client.set_model_version_tag(self.model_name, previous, "rollback.reason", str(self.reason)[:500])
+                if current is not None:
+                    client.set_model_version_tag(self.model_name, current, "rollback.rolled_back_at", now)
+                    client.set_model_version_tag(self.model_name, current, "rollback.reason", str(self.reason)[:500])
+        self.log.warning("Rolled back %s: champion v%s -> v%s (%s)", self.model_name, current, previous, self.reason)
+        return {"model_name": self.model_name, "champion": previous, "rolled_back": current, "reason": self.reason}

@@ -1,0 +1,64 @@
+"""Promotion: evaluate the challenger against the champion, gate, and move the champion alias."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from _assets import CHALLENGER, MODEL_NAME
+from airflow.sdk import DAG, Param
+
+from mlops_provider.operators.mlflow import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
+
+INCLUDE = Path(__file__).resolve().parents[1] / "include"
+
+DOC_MD = f"""
+# promotion: champion / challenger gate
+
+Runs when training registers a challenger (Asset `{CHALLENGER.name}`), or by hand (field `version`).
+
+| task | what it does | when it fails or skips |
+|---|---|---|
+| `evaluate` | scores challenger and champion on the **holdout customers** of the challenger's training set (`include/training/split.json`: no model ever trains on them), overall and per `plan`; runs `include/promotion/behaviour_tests.json`; applies `include/promotion/gate.json`; writes the **verdict ledger** (link *Verdict ledger*; also MLflow artifact `gate/ledger.json` of the challenger's run and tags `gate.*` on its version) | fails on unreadable rules/tests or a version without lineage tags |
+| `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger (which check failed: floor, improvement margin, a segment regression, a behaviour test) |
+| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
+
+Re-running a promotion that already happened changes nothing.
+
+**Roll back**: trigger DAG `model_rollback` with a reason; it restores `previous` as `champion` and records the
+reason on both versions.
+"""
+
+with DAG(
+    dag_id="promotion",
+    description="Evaluate the challenger, gate it, promote it to champion",
+    schedule=[CHALLENGER],
+    start_date=pendulum.parse(os.environ.get("MLOPS_START_DATE", "2026-11-01"), tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC_MD,
+    tags=["mlops", "promotion", "mlflow"],
+    params={
+        "version": Param(None, type=["null", "string"], description="version to evaluate; empty: alias challenger")
+    },
+    default_args={"owner": "mlops", "retries": 1, "retry_delay": timedelta(seconds=30)},
+) as dag:
+    evaluate = EvaluateModelOperator(
+        task_id="evaluate",
+        model_name=MODEL_NAME,
+        challenger_version="{{ params.version or '' }}",
+        gate_rules=str(INCLUDE / "promotion" / "gate.json"),
+        behaviour_tests=str(INCLUDE / "promotion" / "behaviour_tests.json"),
+        holdout_spec=str(INCLUDE / "training" / "split.json"),
+    )
+    gate = ModelGateOperator(task_id="gate", evaluation="{{ ti.xcom_pull(task_ids='evaluate') | tojson }}")
+    promote = PromoteModelOperator(
+        task_id="promote",
+        model_name=MODEL_NAME,
+        version="{{ ti.xcom_pull(task_ids='evaluate')['challenger_version'] }}",
+        expected_champion="{{ ti.xcom_pull(task_ids='evaluate')['champion_version'] }}",
+        pool="model_promotion",
+    )
+    evaluate >> gate >> promote

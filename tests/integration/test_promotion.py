@@ -1,0 +1,286 @@
+"""Promotion with a real MLflow registry and real models: the gate's decisions and ledgers, compare-and-set
+promotion (also under a race), idempotent re-runs, and rollback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from mlops_provider.demo.churn_source import SourceSpec, generate_day
+from mlops_provider.evaluation import holdout_mask
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.mlflow import (
+    EvaluateModelOperator,
+    ModelGateOperator,
+    PromoteModelOperator,
+    RollbackModelOperator,
+    TrainModelOperator,
+)
+from tests.helpers import task_context
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TRAINING = PROJECT_ROOT / "include" / "training"
+PROMOTION = PROJECT_ROOT / "include" / "promotion"
+DATA_PATH = "data/customer_activity/training_set.parquet"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """Four runs trained once: weak, good, good again (same data and params), and one taught inverted premium labels."""
+    home = tmp_path_factory.mktemp("promotion") / "mlops"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(6)]
+        frame = pd.concat([generate_day(d, SourceSpec(rows_per_day=1500)) for d in days], ignore_index=True)
+        frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+        # Premium labels inverted on the training side only: the holdout (evaluation) keeps the true labels.
+        noisy = frame.copy()
+        split = json.loads((TRAINING / "split.json").read_text())
+        premium = (noisy["plan"] == "premium") & ~holdout_mask(noisy, split)
+        noisy.loc[premium, "churned"] = 1 - noisy.loc[premium, "churned"]
+        revs = {}
+        for name, data in (("clean", frame), ("noisy", noisy)):
+            path = home.parent / f"{name}.parquet"
+            data.to_parquet(path, index=False)
+            revs[name] = DvcHook().version_file(path, DATA_PATH, f"training-set/{name}", {})["rev"]
+        runs = {}
+        for key, rev, params in (
+            ("weak", "clean", {"n_estimators": 2, "max_depth": 1}),
+            ("good", "clean", {"n_estimators": 120, "max_depth": 4}),
+            ("good_again", "clean", {"n_estimators": 120, "max_depth": 4}),
+            ("noisy_premium", "noisy", {"n_estimators": 120, "max_depth": 4}),
+        ):
+            result = TrainModelOperator(
+                task_id="train",
+                dataset_path=DATA_PATH,
+                dataset_rev=revs[rev],
+                entrypoint=str(TRAINING / "train.py"),
+                hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
+                hyperparameters=params,
+                experiment_name="churn",
+                model_name="pool",
+                runner="local",
+            ).execute(task_context(None, dag_id="training", run_id=key, task_id="train"))
+            runs[key] = result
+    return {"home": home, "runs": runs}
+
+
+@pytest.fixture
+def registry(trained, monkeypatch, request):
+    """A fresh registered model (named after the test) whose versions come from the trained runs."""
+    monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
+    hook = MlflowHook()
+    client = hook.get_client()
+    name = "m_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:60]
+
+    def register(key: str) -> str:
+        run_id = trained["runs"][key]["run_id"]
+        source = client.get_model_version("pool", trained["runs"][key]["version"])
+        hook.get_or_create_registered_model(name)
+        with hook.scoped_environment():
+            created = client.create_model_version(
+                name, source=source.source, run_id=run_id, model_id=source.model_id, tags=source.tags
+            )
+        return str(created.version)
+
+    return name, register, hook
+
+
+def rules_file(tmp_path: Path, name: str, **overrides) -> str:
+    rules = json.loads((PROMOTION / "gate.json").read_text())["churn_classifier"]
+    path = tmp_path / "gate.json"
+    path.write_text(json.dumps({name: {**rules, **overrides}}))
+    return str(path)
+
+
+def evaluate(name: str, version: str, rules: str, tests: str = str(PROMOTION / "behaviour_tests.json")) -> dict:
+    return EvaluateModelOperator(
+        task_id="evaluate",
+        model_name=name,
+        challenger_version=version,
+        gate_rules=rules,
+        behaviour_tests=tests,
+        holdout_spec=str(TRAINING / "split.json"),
+    ).execute(task_context(None, dag_id="promotion", run_id="r", task_id="evaluate"))
+
+
+def promote(name: str, verdict: dict) -> dict:
+    return PromoteModelOperator(
+        task_id="promote",
+        model_name=name,
+        version=verdict["challenger_version"],
+        expected_champion=verdict["champion_version"],
+    ).execute(task_context(None, dag_id="promotion", run_id="r", task_id="promote"))
+
+
+def ledger(verdict: dict) -> dict:
+    return json.loads(Path(verdict["ledger_path"]).read_text())
+
+
+def failed(verdict: dict) -> list[str]:
+    return [c["check"] for c in ledger(verdict)["checks"] if not c["passed"]]
+
+
+def test_first_model_then_a_better_challenger_is_promoted(registry, tmp_path):
+    name, register, hook = registry
+    # The weak model fails the shipped behaviour tests (checked below); this model's rules do not require them.
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5}, require_behaviour_tests=False)
+    weak = register("weak")
+    first = evaluate(name, weak, rules)
+    assert first["decision"] == "promote" and first["champion_version"] is None
+    assert ledger(first)["reason"].startswith("no champion yet")
+    assert promote(name, first)["changed"] is True
+
+    good = register("good")
+    verdict = evaluate(name, good, rules)
+    assert verdict["decision"] == "promote", verdict
+    improvement = next(c for c in ledger(verdict)["checks"] if c["check"] == "improvement")
+    assert improvement["challenger"] > improvement["champion"] and improvement["delta"] > 0.002
+    result = promote(name, verdict)
+    assert (result["champion"], result["previous"]) == (good, weak)
+    assert hook.alias_version(name, "champion") == good and hook.alias_version(name, "previous") == weak
+    client = hook.get_client()
+    assert client.get_model_version(name, good).tags["gate.decision"] == "promote"
+    assert client.get_model_version(name, good).tags["promotion.replaced"] == weak
+    artifact = client.download_artifacts(client.get_model_version(name, good).run_id, "gate/ledger.json", str(tmp_path))
+    assert json.loads(Path(artifact).read_text())["decision"] == "promote"
+
+    # Re-running the finished promotion changes nothing.
+    again = promote(name, verdict)
+    assert again["changed"] is False and hook.alias_version(name, "previous") == weak
+
+    # Rollback restores the previous champion and records why.
+    rolled = RollbackModelOperator(task_id="rollback", model_name=name, reason="bad predictions in prod").execute(
+        task_context(None)
+    )
+    assert rolled["champion"] == weak and hook.alias_version(name, "champion") == weak
+    assert client.get_model_version(name, good).tags["rollback.reason"] == "bad predictions in prod"
+    with pytest.raises(AirflowFailException, match="no 'previous' version"):
+        RollbackModelOperator(task_id="rollback", model_name=name, reason="again").execute(task_context(None))
+
+
+def establish(name: str, register, key: str, rules: str) -> str:
+    version = register(key)
+    promote(name, evaluate(name, version, rules))
+    return version
+
+
+def test_worse_challenger_is_rejected_and_the_gate_skips(registry, tmp_path):
+    name, register, hook = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5})
+    champion = establish(name, register, "good", rules)
+    verdict = evaluate(name, register("weak"), rules)
+    assert verdict["decision"] == "reject" and "improvement" in failed(verdict)
+    assert "improvement(roc_auc)" in verdict["reason"]
+    with pytest.raises(AirflowSkipException, match="rejected: .*improvement"):
+        ModelGateOperator(task_id="gate", evaluation=json.dumps(verdict)).execute(task_context(None))
+    assert hook.alias_version(name, "champion") == champion
+
+
+def test_challenger_inside_the_margin_is_rejected(registry, tmp_path):
+    name, register, _ = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5}, min_improvement=0.002)
+    establish(name, register, "good", rules)
+    verdict = evaluate(name, register("good_again"), rules)  # same data, same params: identical scores
+    check = next(c for c in ledger(verdict)["checks"] if c["check"] == "improvement")
+    assert check["delta"] == pytest.approx(0.0, abs=1e-12) and check["threshold"] == 0.002
+    assert verdict["decision"] == "reject" and failed(verdict) == ["improvement"]
+
+
+def test_segment_regression_is_rejected(registry, tmp_path):
+    name, register, _ = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5}, min_improvement=-0.2, max_segment_regression=0.03)
+    establish(name, register, "good", rules)
+    verdict = evaluate(name, register("noisy_premium"), rules)
+    assert verdict["decision"] == "reject"
+    assert "segment:premium" in failed(verdict) and "improvement" not in failed(verdict)
+    premium = next(c for c in ledger(verdict)["checks"] if c["check"] == "segment:premium")
+    assert premium["champion"] - premium["challenger"] > 0.03
+
+
+def test_failing_behaviour_test_is_rejected(registry, tmp_path):
+    name, register, _ = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5})
+    tests = json.loads((PROMOTION / "behaviour_tests.json").read_text())
+    tests["directional"].append(
+        {
+            "name": "more sessions raise churn (wrong on purpose)",
+            "feature": "sessions_7d",
+            "values": [1, 10, 40],
+            "direction": "increasing",
+            "tolerance": 0.0,
+        }
+    )
+    path = tmp_path / "tests.json"
+    path.write_text(json.dumps(tests))
+    verdict = evaluate(name, register("good"), rules, tests=str(path))
+    assert verdict["decision"] == "reject"
+    behaviour = [c for c in ledger(verdict)["checks"] if c["check"].startswith("behaviour")]
+    assert [c["metric"] for c in behaviour if not c["passed"]] == ["more sessions raise churn (wrong on purpose)"]
+
+
+def test_demo_model_passes_the_shipped_behaviour_tests(registry, tmp_path):
+    name, register, _ = registry
+    verdict = evaluate(name, register("good"), str(rules_file(tmp_path, name)))
+    behaviour = [c for c in ledger(verdict)["checks"] if c["check"].startswith("behaviour")]
+    assert behaviour and all(c["passed"] for c in behaviour), behaviour
+
+
+def test_two_racing_promotions_leave_one_champion_and_one_clear_failure(registry, tmp_path):
+    name, register, hook = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5}, require_behaviour_tests=False)
+    a, b = register("weak"), register("good")
+    verdicts = [evaluate(name, a, rules), evaluate(name, b, rules)]  # both saw "no champion"
+    outcomes: list = []
+    barrier = threading.Barrier(2)
+
+    def race(verdict: dict) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(("ok", promote(name, verdict)))
+        except AirflowFailException as exc:
+            outcomes.append(("failed", str(exc)))
+
+    threads = [threading.Thread(target=race, args=(v,)) for v in verdicts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kinds = sorted(kind for kind, _ in outcomes)
+    assert kinds == ["failed", "ok"]
+    winner = next(r for kind, r in outcomes if kind == "ok")["champion"]
+    message = next(r for kind, r in outcomes if kind == "failed")
+    assert f"champion is v{winner} now but was vNone" in message and "Re-run the evaluation" in message
+    assert hook.alias_version(name, "champion") == winner
+
+
+def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
+    hook = MlflowHook()
+    client = hook.get_client()
+    source = client.get_model_version("pool", trained["runs"]["good"]["version"])
+    hook.get_or_create_registered_model("churn_classifier")
+    with hook.scoped_environment():
+        version = client.create_model_version(
+            "churn_classifier", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
+        ).version
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "promotion.py")).get_dag("promotion")
+    first = dag.test(run_conf={"version": str(version)})
+    assert first.state == "success"
+    assert hook.alias_version("churn_classifier", "champion") == str(version)
+    second = dag.test(run_conf={"version": str(version)})
+    assert second.state == "success"
+    promote_ti = next(ti for ti in second.get_task_instances() if ti.task_id == "promote")
+    assert promote_ti.state == "success"
+    assert hook.alias_version("churn_classifier", "previous") is None  # nothing moved on the re-run
