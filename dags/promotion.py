@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from _assets import CHALLENGER, MODEL_NAME
+from _assets import CHALLENGER, DATASET, MODEL_NAME
 from airflow.sdk import DAG, Param
 
 from mlops_provider.operators.mlflow import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
+from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
 
 INCLUDE = Path(__file__).resolve().parents[1] / "include"
 
@@ -23,6 +24,8 @@ Runs when training registers a challenger (Asset `{CHALLENGER.name}`), or by han
 |---|---|---|
 | `evaluate` | scores challenger and champion on the **holdout customers** of the challenger's training set (`include/training/split.json`: no model ever trains on them), overall and per `plan`; runs `include/promotion/behaviour_tests.json`; applies `include/promotion/gate.json`; writes the **verdict ledger** (link *Verdict ledger*; also MLflow artifact `gate/ledger.json` of the challenger's run and tags `gate.*` on its version) | fails on unreadable rules/tests or a version without lineage tags |
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger (which check failed: floor, improvement margin, a segment regression, a behaviour test) |
+| `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `churn-classifier-serving:v<N>` (MLflow's scoring server, labelled with model version and data rev) | engine or build errors: the message has the build log's tail |
+| `shadow_check` | starts the candidate's server (container, or a local `mlflow models serve`), replays the newest validated partition, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= 500 ms; numbers go into the ledger (`shadow`) | fails with the numbers; the champion does not move |
 | `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
 
 Re-running a promotion that already happened changes nothing.
@@ -61,4 +64,17 @@ with DAG(
         expected_champion="{{ ti.xcom_pull(task_ids='evaluate')['champion_version'] }}",
         pool="model_promotion",
     )
-    evaluate >> gate >> promote
+    package = PackageModelOperator(
+        task_id="package",
+        model_name=MODEL_NAME,
+        version="{{ ti.xcom_pull(task_ids='evaluate')['challenger_version'] }}",
+        serving_dir=str(INCLUDE / "serving"),
+        requirements=str(INCLUDE / "training" / "requirements.txt"),
+    )
+    shadow_check = ShadowCheckOperator(
+        task_id="shadow_check",
+        package="{{ ti.xcom_pull(task_ids='package') | tojson }}",
+        dataset=DATASET,
+        p95_ms=500.0,
+    )
+    evaluate >> gate >> package >> shadow_check >> promote

@@ -275,10 +275,21 @@ def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, 
         version = client.create_model_version(
             "churn_classifier", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
         ).version
+    # The newest validated partition is what the shadow check replays.
+    day = generate_day(dt.date(2026, 11, 7), SourceSpec(rows_per_day=500))
+    day["signup_date"] = pd.to_datetime(day["signup_date"])
+    day.to_parquet(trained["home"].parent / "partition.parquet", index=False)
+    DvcHook().version_file(
+        trained["home"].parent / "partition.parquet",
+        "data/customer_activity/partitions/2026-11-07.parquet",
+        "partition/customer_activity/2026-11-07",
+        {},
+    )
     dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "promotion.py")).get_dag("promotion")
     first = dag.test(run_conf={"version": str(version)})
     assert first.state == "success"
     assert hook.alias_version("churn_classifier", "champion") == str(version)
+    assert client.get_model_version("churn_classifier", str(version)).tags["shadow.passed"] == "True"
     second = dag.test(run_conf={"version": str(version)})
     assert second.state == "success"
     promote_ti = next(ti for ti in second.get_task_instances() if ti.task_id == "promote")

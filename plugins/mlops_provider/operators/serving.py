@@ -1,0 +1,320 @@
+"""Package a registered model for serving and shadow-check the server before promotion completes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_provider.files import write_atomic
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.training_set import partition_path, partition_tag
+from mlops_provider.paths import mlops_home, reports_dir
+from mlops_provider.runners import RUNNERS, default_runner
+from mlops_provider.serving import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _as_dict(value: dict[str, Any] | str, field: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise AirflowFailException(f"{field}: not a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise AirflowFailException(f"{field}: expected an object, got {type(value).__name__}")
+    return value
+
+
+class PackageModelOperator(BaseOperator):
+    """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
+
+    The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
+    scoring server (``/ping``, ``/invocations``: the protocol MLflow clients and deployment targets already
+    speak, no server code of ours to maintain), the lock file's pins, and the model files; it is labelled with
+    the model name, version and data rev. An existing image with the same labels is reused. With the ``local``
+    runner the same server runs later as a local process from the downloaded artifacts.
+
+    :param model_name: registered model (templated).
+    :param version: model version (templated).
+    :param serving_dir: folder with the serving Dockerfile.
+    :param requirements: pinned requirements file copied into the build context.
+    :param repository: image repository (default ``<model_name>-serving``).
+    :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (same as training).
+
+    XCom (return value): ``{"runner", "model_name", "version", "model_dir", "image", "image_id"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version")
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str,
+        serving_dir: str,
+        requirements: str,
+        repository: str | None = None,
+        runner: str | None = None,
+        docker_url: str = "unix://var/run/docker.sock",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if runner is not None and runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+        self.model_name = model_name
+        self.version = version
+        self.serving_dir = serving_dir
+        self.requirements = requirements
+        self.repository = repository
+        self.runner = runner
+        self.docker_url = docker_url
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def download_model(self) -> Path:
+        """The version's artifacts under ``$MLOPS_HOME/serving/<model>/v<version>/model`` (downloaded once)."""
+        import mlflow.artifacts
+
+        target = mlops_home() / "serving" / self.model_name / f"v{self.version}" / "model"
+        if (target / "MLmodel").is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp, self.hook.scoped_environment():
+            local = mlflow.artifacts.download_artifacts(f"models:/{self.model_name}/{self.version}", dst_path=tmp)
+            shutil.move(local, target)
+        return target
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        runner = self.runner or default_runner()
+        model_dir = self.download_model()
+        result: dict[str, Any] = {
+            "runner": runner,
+            "model_name": self.model_name,
+            "version": str(self.version),
+            "model_dir": str(model_dir),
+            "image": None,
+            "image_id": None,
+        }
+        if runner == "docker":
+            result.update(self._build_image(model_dir))
+            with self.hook.scoped_environment():
+                client = self.hook.get_client()
+                client.set_model_version_tag(self.model_name, str(self.version), "serving.image", result["image"])
+                client.set_model_version_tag(self.model_name, str(self.version), "serving.image_id", result["image_id"])
+        return result
+
+    def _build_image(self, model_dir: Path) -> dict[str, str]:
+        import docker
+        import docker.errors
+
+        repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
+        tag = f"{repository}:v{self.version}"
+        with self.hook.scoped_environment():
+            data_rev = (
+                self.hook.get_client().get_model_version(self.model_name, str(self.version)).tags.get("data.rev", "")
+            )
+        labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
+                  "org.mlops.data.rev": data_rev}  # fmt: skip
+        try:
+            client = docker.DockerClient(base_url=self.docker_url, timeout=600)
+            client.ping()
+        except Exception as exc:
+            raise AirflowFailException(f"runner 'docker' needs a Docker engine at {self.docker_url}: {exc}") from exc
+        try:
+            existing = client.images.get(tag)
+            if all(existing.labels.get(k) == v for k, v in labels.items()):
+                self.log.info("Serving image %s already built for %s v%s", tag, self.model_name, self.version)
+                return {"image": tag, "image_id": existing.id}
+        except docker.errors.ImageNotFound:
+            pass
+        with tempfile.TemporaryDirectory(prefix="serving-build-") as tmp:
+            shutil.copy(Path(self.serving_dir) / "Dockerfile", tmp)
+            shutil.copy(self.requirements, Path(tmp) / "requirements.txt")
+            shutil.copytree(model_dir, Path(tmp) / "model")
+            self.log.info("Building serving image %s", tag)
+            try:
+                image, _ = client.images.build(
+                    path=tmp,
+                    tag=tag,
+                    network_mode="host",
+                    rm=True,
+                    buildargs={"MODEL_NAME": self.model_name, "MODEL_VERSION": str(self.version), "DATA_REV": data_rev},
+                )
+            except docker.errors.BuildError as exc:
+                tail = "".join(str(step.get("stream", "")) for step in exc.build_log)[-2000:]
+                raise AirflowFailException(f"building {tag} failed: {exc}\n{tail}") from exc
+        return {"image": tag, "image_id": image.id}
+
+
+class ShadowCheckOperator(BaseOperator):
+    """Start the candidate's server, replay the newest validated partition through it, gate on the result.
+
+    The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
+    scoring server as a local process (``local``). Each batch is posted to ``/invocations``; the predictions
+    are compared with the registry model's own predictions (``mlflow.pyfunc``) on the same rows. The check
+    passes on zero errors, a largest difference within ``tolerance`` and a p95 latency within ``p95_ms``. The
+    numbers are added to the verdict ledger (``shadow`` section), logged as artifact ``gate/shadow.json`` of the
+    model's run and as ``shadow.*`` tags of the version.
+
+    :param package: the package step's result (templated; dict or JSON).
+    :param dataset: dataset whose newest ``partition/<dataset>/<date>`` tag is replayed (templated).
+    :param p95_ms: largest allowed p95 latency of one batch request, in milliseconds.
+    :param tolerance: largest allowed |server - registry model| prediction difference.
+    :param batch_size: rows per request.
+    :param max_rows: rows replayed at most (the partition's first rows).
+
+    XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
+    """
+
+    template_fields: Sequence[str] = ("package", "dataset")
+
+    def __init__(
+        self,
+        *,
+        package: dict[str, Any] | str,
+        dataset: str,
+        p95_ms: float = 500.0,
+        tolerance: float = 1e-6,
+        batch_size: int = 50,
+        max_rows: int = 2000,
+        docker_url: str = "unix://var/run/docker.sock",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.package = package
+        self.dataset = dataset
+        self.p95_ms = p95_ms
+        self.tolerance = tolerance
+        self.batch_size = batch_size
+        self.max_rows = max_rows
+        self.docker_url = docker_url
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+        self._server: ModelServer | None = None
+
+    def _replay_frame(self) -> tuple[Any, str]:
+        import pandas as pd
+
+        dvc = DvcHook(dvc_conn_id=self.dvc_conn_id)
+        prefix = partition_tag(self.dataset, "")
+        tags = dvc.tags(prefix + "*")
+        if not tags:
+            raise AirflowFailException(f"no validated partition of {self.dataset!r} to replay (no {prefix}* tag)")
+        newest = tags[-1].removeprefix(prefix)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "replay.parquet"
+            dvc.read_to(partition_path(self.dataset, newest), tags[-1], local)
+            return pd.read_parquet(local).head(self.max_rows), tags[-1]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import mlflow
+
+        from mlops_provider.evaluation import schema_predictor
+
+        package = _as_dict(self.package, "package")
+        name, version = package["model_name"], str(package["version"])
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        frame, replay_tag = self._replay_frame()
+        with hook.scoped_environment():
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        expected = [float(p) for p in schema_predictor(model)(frame)]
+        columns = [spec.name for spec in model.metadata.get_input_schema().inputs]
+        rows = frame[columns].astype(object).where(frame[columns].notna(), None)
+
+        ti = context["ti"]
+        if package["runner"] == "docker":
+            self._server = DockerModelServer(
+                package["image"], f"mlops-shadow-{name}-v{version}-try{ti.try_number}", self.docker_url
+            )
+        else:
+            self._server = LocalModelServer(Path(package["model_dir"]))
+        latencies: list[float] = []
+        predictions: list[float | None] = []
+        errors: list[str] = []
+        try:
+            self._server.start()
+            self._server.wait_ready()
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows.iloc[start : start + self.batch_size]
+                try:
+                    values, seconds = self._server.invoke({"columns": columns, "data": batch.values.tolist()})
+                    latencies.append(seconds * 1000)
+                    predictions.extend(values)
+                except ModelServerError as exc:
+                    errors.append(str(exc)[:300])
+                    predictions.extend([None] * len(batch))
+        except ModelServerError as exc:
+            raise AirflowFailException(f"shadow check of {name} v{version}: {exc}") from exc
+        finally:
+            self._server.stop()
+
+        diffs = [abs(p - e) for p, e in zip(predictions, expected, strict=True) if p is not None]
+        ordered = sorted(latencies)
+        p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)] if ordered else float("inf")
+        result = {
+            "model_name": name,
+            "version": version,
+            "runner": package["runner"],
+            "image": package.get("image"),
+            "replayed": replay_tag,
+            "rows": len(rows),
+            "requests": len(latencies) + len(errors),
+            "errors": len(errors),
+            "first_errors": errors[:3],
+            "max_abs_diff": max(diffs) if diffs else None,
+            "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
+            "p95_ms": round(p95, 2),
+            "limits": {"p95_ms": self.p95_ms, "tolerance": self.tolerance},
+        }
+        problems = []
+        if errors:
+            problems.append(f"{len(errors)} failed request(s), first: {errors[0]}")
+        if result["max_abs_diff"] is None or result["max_abs_diff"] > self.tolerance:
+            problems.append(
+                f"predictions differ from the registry model by {result['max_abs_diff']} > {self.tolerance}"
+            )
+        if p95 > self.p95_ms:
+            problems.append(f"p95 latency {p95:.1f} ms > {self.p95_ms} ms")
+        result["passed"] = not problems
+        self._record(hook, result)
+        if problems:
+            raise AirflowFailException(f"shadow check of {name} v{version} failed: " + "; ".join(problems))
+        self.log.info("Shadow check of %s v%s passed: %s", name, version, result)
+        return result
+
+    def _record(self, hook: MlflowHook, result: dict[str, Any]) -> None:
+        name, version = result["model_name"], result["version"]
+        ledger_path = reports_dir() / "ledgers" / name / f"v{version}.json"
+        if ledger_path.exists():
+            ledger = json.loads(ledger_path.read_text())
+            ledger["shadow"] = result
+            write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
+        client = hook.get_client()
+        with hook.scoped_environment():
+            run_id = client.get_model_version(name, version).run_id
+            if run_id:
+                client.log_dict(run_id, result, "gate/shadow.json")
+            for key in ("passed", "errors", "max_abs_diff", "p95_ms"):
+                client.set_model_version_tag(name, version, f"shadow.{key}", str(result[key]))
+
+    def on_kill(self) -> None:
+        if self._server is not None:
+            self._server.stop()

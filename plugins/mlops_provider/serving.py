@@ -1,0 +1,165 @@
+"""Model servers for the shadow check: MLflow's scoring server as a local process or as the serving container.
+
+Both speak the same protocol (``GET /ping``, ``POST /invocations`` with ``dataframe_split`` JSON), so the check
+is the same whichever runner the configuration chose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+class ModelServerError(RuntimeError):
+    """The server did not start or answered with an error; the message carries its output."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ModelServer:
+    """Base: a started server at ``http://127.0.0.1:<port>``."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def output(self) -> str:
+        return ""
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        raise ModelServerError(f"model server at {self.url} not ready after {timeout:.0f} s:\n{self.output()[-2000:]}")
+
+    def _check_alive(self) -> None:
+        """Raise when the server process/container has exited."""
+
+    def invoke(self, records: dict[str, Any]) -> tuple[list[float], float]:
+        """POST one ``dataframe_split`` batch; returns (predictions, seconds)."""
+        body = json.dumps({"dataframe_split": records}, default=str).encode()
+        request = urllib.request.Request(self.url + "/invocations", data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise ModelServerError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:500]}") from exc
+        elapsed = time.perf_counter() - started
+        predictions = payload["predictions"] if isinstance(payload, dict) else payload
+        return [float(p) for p in predictions], elapsed
+
+
+class LocalModelServer(ModelServer):
+    """``mlflow models serve --env-manager local`` with this interpreter, for the ``local`` runner.
+
+    :param model_dir: folder of the model's artifacts (MLmodel, python_model, artifacts/).
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = Path(model_dir)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log = self.model_dir.parent / f"server-{self.port}.log"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(self.model_dir),
+                   "--env-manager", "local", "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
+        # MLflow starts `uvicorn` by name: this interpreter's scripts folder goes first on PATH.
+        env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+        with open(self._log, "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+
+    def _check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise ModelServerError(f"model server exited with {self.process.returncode}:\n{self.output()[-2000:]}")
+
+    def output(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(os.getpgid(self.process.pid), signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
+
+
+class DockerModelServer(ModelServer):
+    """The serving image as a container on the host network, for the ``docker`` runner.
+
+    :param image: serving image (built by PackageModelOperator).
+    :param name: container name (deterministic per task try; an existing one is replaced).
+    """
+
+    def __init__(self, image: str, name: str, docker_url: str = "unix://var/run/docker.sock") -> None:
+        self.image = image
+        self.name = name
+        self.docker_url = docker_url
+        self.port = free_port()
+        self.container: Any = None
+
+    def _client(self) -> Any:
+        import docker
+
+        return docker.DockerClient(base_url=self.docker_url, timeout=60)
+
+    def start(self) -> None:
+        import docker.errors
+
+        client = self._client()
+        try:
+            client.containers.get(self.name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        self.container = client.containers.run(
+            self.image, name=self.name, detach=True, network_mode="host", environment={"PORT": str(self.port)}
+        )
+
+    def _check_alive(self) -> None:
+        if self.container is not None:
+            self.container.reload()
+            if self.container.status == "exited":
+                raise ModelServerError(f"serving container {self.name} exited:\n{self.output()[-2000:]}")
+
+    def output(self) -> str:
+        return self.container.logs().decode(errors="replace") if self.container is not None else ""
+
+    def stop(self) -> None:
+        if self.container is not None:
+            try:
+                self.container.remove(force=True)
+            except Exception:  # already gone
+                pass

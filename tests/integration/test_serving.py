@@ -1,0 +1,112 @@
+"""Packaging a model version and the shadow check: MLflow's scoring server as a local process and as the real
+serving container, predictions equal to the registry model's own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import docker
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_provider.demo.churn_source import SourceSpec, generate_day
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
+from mlops_provider.serving import DockerModelServer
+from tests.helpers import task_context
+from tests.integration.test_promotion import trained  # noqa: F401 (module fixture)
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DAY = dt.date(2026, 11, 9)
+
+
+@pytest.fixture
+def candidate(trained, monkeypatch, tmp_path):  # noqa: F811
+    """The 'good' model registered as serving_model v1, and a validated partition to replay."""
+    monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
+    hook = MlflowHook()
+    client = hook.get_client()
+    source = client.get_model_version("pool", trained["runs"]["good"]["version"])
+    hook.get_or_create_registered_model("serving_model")
+    existing = client.search_model_versions("name = 'serving_model'")
+    if not existing:
+        with hook.scoped_environment():
+            client.create_model_version(
+                "serving_model", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
+            )
+    frame = generate_day(DAY, SourceSpec(rows_per_day=600))
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+    path = tmp_path / "part.parquet"
+    frame.to_parquet(path, index=False)
+    DvcHook().version_file(
+        path, f"data/customer_activity/partitions/{DAY}.parquet", f"partition/customer_activity/{DAY}", {}
+    )
+    return hook
+
+
+def package(runner: str) -> dict:
+    return PackageModelOperator(
+        task_id="package",
+        model_name="serving_model",
+        version="1",
+        runner=runner,
+        serving_dir=str(PROJECT_ROOT / "include" / "serving"),
+        requirements=str(PROJECT_ROOT / "include" / "training" / "requirements.txt"),
+    ).execute(task_context(None))
+
+
+def shadow(pkg: dict, **kwargs) -> dict:
+    return ShadowCheckOperator(
+        task_id="shadow", package=json.dumps(pkg), dataset="customer_activity", **kwargs
+    ).execute(task_context(None))
+
+
+def test_local_shadow_check_passes_and_is_recorded(candidate):
+    pkg = package("local")
+    assert pkg["image"] is None and (Path(pkg["model_dir"]) / "MLmodel").is_file()
+    result = shadow(pkg)
+    assert result["passed"] and result["errors"] == 0 and result["rows"] > 500
+    assert result["max_abs_diff"] <= 1e-6 and result["p95_ms"] > 0
+    tags = candidate.get_client().get_model_version("serving_model", "1").tags
+    assert tags["shadow.passed"] == "True"
+
+
+def test_shadow_check_fails_on_the_latency_bound(candidate):
+    with pytest.raises(AirflowFailException, match=r"p95 latency .* > 0.001 ms"):
+        shadow(package("local"), p95_ms=0.001)
+
+
+@pytest.mark.docker
+def test_serving_image_answers_like_the_registry_model(candidate, training_image):
+    import mlflow
+
+    from mlops_provider.evaluation import schema_predictor
+
+    pkg = package("docker")
+    image = docker.from_env().images.get(pkg["image"])
+    assert pkg["image"] == "serving-model-serving:v1"
+    assert image.labels["org.mlops.model.version"] == "1" and image.labels["org.mlops.data.rev"]
+    assert package("docker")["image_id"] == pkg["image_id"]  # built once
+
+    tests = json.loads((PROJECT_ROOT / "include" / "promotion" / "behaviour_tests.json").read_text())
+    cases = pd.DataFrame([{**tests["base"], **case["input"]} for case in tests["known_cases"]])
+    with candidate.scoped_environment():
+        model = mlflow.pyfunc.load_model("models:/serving_model/1")
+    expected = list(schema_predictor(model)(cases))
+    server = DockerModelServer(pkg["image"], "mlops-test-serving")
+    try:
+        server.start()
+        server.wait_ready()
+        got, _ = server.invoke(json.loads(cases.to_json(orient="split", index=False)))
+    finally:
+        server.stop()
+    assert got == pytest.approx(expected, abs=1e-6)
+
+    result = shadow(pkg)
+    assert result["passed"] and result["runner"] == "docker" and result["errors"] == 0
