@@ -82,3 +82,9 @@ class VerdictLedgerLink(XComUrlLink):
     """The promotion gate's verdict ledger (JSON)."""
 
     name = "Verdict ledger"
+
+
+class DriftReportLink(XComUrlLink):
+    """The Evidently drift report (HTML)."""
+
+    name = "Drift report"

@@ -1,0 +1,255 @@
+"""Data drift of a window of validated partitions against the champion's training data (Evidently 0.7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from mlops_provider.files import write_atomic
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.links import DriftReportLink, report_url
+from mlops_provider.operators.training_set import partition_path, partition_tag
+from mlops_provider.paths import reports_dir
+from mlops_provider.templates import INTERVAL_DATE
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Asset, Context
+
+RUN_KEY_TAG = "airflow.run_key"
+
+
+def drift_summary_path(dataset: str, partition: str) -> Path:
+    """Where the drift summary of a window ending at ``partition`` is written (the drift sensor waits for it)."""
+    return reports_dir() / "drift" / dataset / f"{partition}.json"
+
+
+def column_drifted(method: str, score: float, threshold: float) -> bool:
+    """Distances (Wasserstein, Jensen-Shannon, PSI) drift above the threshold; p-values drift below it."""
+    return score < threshold if "p_value" in method.lower() else score >= threshold
+
+
+class DriftReportOperator(BaseOperator):
+    """Compare the newest validated data with the data the current champion was trained on.
+
+    Reference: the champion's training set, resolved through the registry (alias -> model version tags
+    ``data.path``/``data.rev`` -> the data registry), never a file that happens to be around. Current: the
+    validated partitions of the ``window_days`` days ending at ``partition``. Column types come from the
+    declared lists, not from inference. Each side is sampled to at most ``max_rows`` rows with a fixed seed so
+    memory stays bounded; the sample sizes are recorded.
+
+    Output: a JSON summary (dataset drift yes/no, drift share, per column method, score, threshold, drifted),
+    written next to the HTML report under ``$MLOPS_HOME/reports/drift/<dataset>/`` (extra link), both logged to a
+    monitoring run in MLflow together with metric ``drift_share`` at the window's date, so drift over time plots.
+    Re-running the task reuses its MLflow run.
+
+    :param dataset: dataset name (templated).
+    :param model_name: registered model whose champion gives the reference (templated).
+    :param numerical_columns: declared numerical columns.
+    :param categorical_columns: declared categorical columns.
+    :param partition: last day of the window (templated; default: the date of ``data_interval_start``).
+    :param partition_asset: when the run was triggered by events of this Asset (the training-set Asset), the
+        newest partition in their ``extra["partitions"]`` is used instead of ``partition``.
+    :param window_days: days in the current window.
+    :param drift_share_threshold: the dataset counts as drifted when this share of columns drifted.
+    :param max_rows: sample size bound per side.
+
+    XCom (return value): the summary.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "model_name", "partition")
+    operator_extra_links = (DriftReportLink(),)
+    ui_color = "#fdf3e8"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        model_name: str,
+        numerical_columns: Sequence[str],
+        categorical_columns: Sequence[str],
+        partition: str = INTERVAL_DATE,
+        partition_asset: Asset | None = None,
+        window_days: int = 1,
+        drift_share_threshold: float = 0.3,
+        max_rows: int = 100_000,
+        seed: int = 0,
+        champion_alias: str = "champion",
+        experiment_name: str = "monitoring",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 < drift_share_threshold <= 1.0:
+            raise ValueError(f"drift_share_threshold must be in (0, 1], got {drift_share_threshold}")
+        self.dataset = dataset
+        self.model_name = model_name
+        self.numerical_columns = list(numerical_columns)
+        self.categorical_columns = list(categorical_columns)
+        self.partition = partition
+        self.partition_asset = partition_asset
+        self.window_days = window_days
+        self.drift_share_threshold = drift_share_threshold
+        self.max_rows = max_rows
+        self.seed = seed
+        self.champion_alias = champion_alias
+        self.experiment_name = experiment_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def dvc_hook(self) -> DvcHook:
+        return DvcHook(dvc_conn_id=self.dvc_conn_id)
+
+    def _window_end(self, context: Context) -> str:
+        if self.partition_asset is not None:
+            events = (context.get("triggering_asset_events") or {}).get(self.partition_asset) or []
+            days = [day for event in events for day in (event.extra.get("partitions") or [])]
+            if days:
+                return max(days)
+        return str(self.partition)
+
+    def _read(self, path: str, rev: str) -> pd.DataFrame:
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "data.parquet"
+            self.dvc_hook.read_to(path, rev, local)
+            return pd.read_parquet(local)
+
+    def _sample(self, frame: pd.DataFrame) -> pd.DataFrame:
+        columns = self.numerical_columns + self.categorical_columns
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise AirflowFailException(f"declared columns missing from the data: {', '.join(missing)}")
+        frame = frame[columns]
+        return frame.sample(n=self.max_rows, random_state=self.seed) if len(frame) > self.max_rows else frame
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pandas as pd
+
+        end = self._window_end(context)
+        hook = self.mlflow_hook
+        champion = hook.alias_version(self.model_name, self.champion_alias)
+        if champion is None:
+            raise AirflowSkipException(
+                f"{self.model_name} has no {self.champion_alias!r} yet: no reference to compare with"
+            )
+        with hook.scoped_environment():
+            tags = hook.get_client().get_model_version(self.model_name, champion).tags
+        if not tags.get("data.path") or not tags.get("data.rev"):
+            raise AirflowFailException(f"{self.model_name} v{champion} has no data.path/data.rev tags")
+
+        end_day = dt.date.fromisoformat(end)
+        days = [(end_day - dt.timedelta(days=i)).isoformat() for i in range(self.window_days)][::-1]
+        available = set(self.dvc_hook.tags(partition_tag(self.dataset, "") + "*"))
+        present = [d for d in days if partition_tag(self.dataset, d) in available]
+        if end not in present:
+            raise AirflowSkipException(
+                f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
+                "no drift check for it"
+            )
+        reference = self._sample(self._read(tags["data.path"], tags["data.rev"]))
+        current = self._sample(
+            pd.concat([self._read(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in present])
+        )
+        summary = self._run_evidently(reference, current)
+        summary.update(
+            dataset=self.dataset,
+            partition=end,
+            window=present,
+            reference={
+                "model_name": self.model_name,
+                "model_version": champion,
+                "data_rev": tags["data.rev"],
+                "data_path": tags["data.path"],
+            },  # fmt: skip
+            sample_rows={"reference": len(reference), "current": len(current), "max_rows": self.max_rows},
+        )
+        html_path = drift_summary_path(self.dataset, end).with_suffix(".html")
+        summary["report_path"] = str(html_path)
+        summary["report_url"] = report_url(html_path)
+        write_atomic(html_path, lambda tmp: self._snapshot.save_html(str(tmp)))
+        self._log_to_mlflow(context, summary, html_path, end_day)
+        json_path = drift_summary_path(self.dataset, end)
+        summary["summary_path"] = str(json_path)
+        write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
+        DriftReportLink.persist(context, summary["report_url"])
+        self.log.info(
+            "Drift %s %s: share %.3f (%s)", self.dataset, end, summary["drift_share"], summary["dataset_drift"]
+        )
+        return summary
+
+    def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        definition = DataDefinition(
+            numerical_columns=self.numerical_columns, categorical_columns=self.categorical_columns
+        )
+        self._snapshot = Report([DataDriftPreset(drift_share=self.drift_share_threshold)]).run(
+            current_data=Dataset.from_pandas(current, data_definition=definition),
+            reference_data=Dataset.from_pandas(reference, data_definition=definition),
+        )
+        columns: dict[str, Any] = {}
+        share = 0.0
+        for metric in self._snapshot.dict()["metrics"]:
+            config = metric["config"]
+            if config["type"].endswith("DriftedColumnsCount"):
+                share = float(metric["value"]["share"])
+            elif config["type"].endswith("ValueDrift"):
+                score, threshold = float(metric["value"]), float(config["threshold"])
+                columns[config["column"]] = {
+                    "method": config["method"],
+                    "score": score,
+                    "threshold": threshold,
+                    "drifted": column_drifted(config["method"], score, threshold),
+                }
+        return {
+            "dataset_drift": share >= self.drift_share_threshold,
+            "drift_share": share,
+            "threshold": self.drift_share_threshold,
+            "columns": columns,
+        }
+
+    def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path, day: dt.date) -> None:
+        import time
+
+        hook = self.mlflow_hook
+        ti = context["ti"]
+        run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        experiment_id = hook.get_or_create_experiment(self.experiment_name)
+        client = hook.get_client()
+        existing = hook.find_run_by_tag(experiment_id, RUN_KEY_TAG, run_key)
+        with hook.scoped_environment():
+            run_id = (
+                existing.info.run_id
+                if existing
+                else client.create_run(
+                    experiment_id, run_name=f"drift-{self.dataset}-{day}", tags={RUN_KEY_TAG: run_key}
+                ).info.run_id
+            )
+            timestamp = int(time.mktime(day.timetuple()) * 1000)
+            client.log_metric(run_id, "drift_share", summary["drift_share"], timestamp=timestamp, step=day.toordinal())
+            for key, value in (("dataset", self.dataset), ("window_end", day.isoformat()),
+                               ("reference.model_version", summary["reference"]["model_version"]),
+                               ("reference.data_rev", summary["reference"]["data_rev"]),
+                               ("dataset_drift", str(summary["dataset_drift"]))):  # fmt: skip
+                client.set_tag(run_id, key, value)
+            client.log_artifact(run_id, str(html), "drift")
+            client.set_terminated(run_id, "FINISHED")
+        summary["mlflow_run_id"] = run_id

@@ -1,0 +1,102 @@
+"""Trigger the training DAG on drift, with safety rails against retraining storms."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def retraining_run_id(dataset: str, window_end: str) -> str:
+    """The deterministic run id of the training run a drift window triggers."""
+    return f"drift__{dataset}__{window_end}"
+
+
+class TriggerRetrainingOperator(TriggerDagRunOperator):
+    """Trigger ``training`` for a drifted window, at most once per window and within a cooldown and a budget.
+
+    Rails, checked in this order, each ending the task as skipped with the reason:
+
+    1. the run id is ``drift__<dataset>__<window end>``: re-running the monitoring run never triggers twice;
+    2. a training run is already queued or running: it will pick up the newest data anyway;
+    3. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one;
+    4. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one.
+
+    The conf carries ``reason`` (``drift``), and in ``detail`` the drift summary and the report location; the
+    training run records them as its trigger reason.
+
+    :param dataset: dataset name (templated).
+    :param decision: the drift sensor's result (templated; dict or JSON).
+    :param cooldown_days: days without a second drift-triggered training.
+    :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
+    """
+
+    template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "dataset", "decision")
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        decision: dict[str, Any] | str,
+        trigger_dag_id: str = "training",
+        cooldown_days: int = 2,
+        max_per_week: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("skip_when_already_exists", True)
+        kwargs.setdefault("wait_for_completion", False)
+        super().__init__(trigger_dag_id=trigger_dag_id, **kwargs)
+        if cooldown_days < 0 or max_per_week < 1:
+            raise ValueError(f"need cooldown_days >= 0 and max_per_week >= 1, got {cooldown_days}, {max_per_week}")
+        self.dataset = dataset
+        self.decision = decision
+        self.cooldown_days = cooldown_days
+        self.max_per_week = max_per_week
+
+    def _runs(self, context: Context, days: list[dt.date], states: list[str] | None = None) -> int:
+        run_ids = [retraining_run_id(self.dataset, d.isoformat()) for d in days]
+        return int(context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=run_ids, states=states))
+
+    def execute(self, context: Context) -> Any:
+        from mlops_provider.operators.mlflow import TrainModelOperator
+
+        decision = TrainModelOperator._as_dict(self.decision, "decision")
+        window_end = str(decision["partition"])
+        day = dt.date.fromisoformat(window_end)
+        run_id = retraining_run_id(self.dataset, window_end)
+        ti = context["ti"]
+        if self._runs(context, [day]):
+            raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
+        busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
+        if busy:
+            raise AirflowSkipException(f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
+        cooldown = [day - dt.timedelta(days=i) for i in range(1, self.cooldown_days + 1)]
+        if cooldown and self._runs(context, cooldown):
+            raise AirflowSkipException(f"cooldown: a drift-triggered training ran within {self.cooldown_days} day(s)")
+        week = [day - dt.timedelta(days=i) for i in range(1, 7)]
+        used = self._runs(context, week)
+        if used >= self.max_per_week:
+            raise AirflowSkipException(
+                f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})"
+            )
+        self.trigger_run_id = run_id
+        self.conf = {
+            "reason": decision.get("reason", "drift"),
+            "detail": {
+                "window_end": window_end,
+                "drift_share": decision.get("drift_share"),
+                "threshold": decision.get("threshold"),
+                "drifted_columns": decision.get("drifted_columns"),
+                "report_url": decision.get("report_url"),
+                "report_path": decision.get("report_path"),
+                "monitoring_run": f"{ti.dag_id}/{ti.run_id}",
+            },
+        }
+        self.log.warning("Triggering %s run %s: %s", self.trigger_dag_id, run_id, self.conf["detail"])
+        return super().execute(context)

@@ -1,0 +1,175 @@
+"""Drift monitoring with real Evidently, MLflow and DVC: reference from the registry, the drift decision, the
+deferrable sensor's trigger, and retraining triggered once per window behind its rails."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pendulum
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_provider.demo.churn_source import SourceSpec, generate_day
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.evidently import DriftReportOperator
+from mlops_provider.sensors.drift import DriftSensor
+from mlops_provider.triggers.drift import DriftResultTrigger
+from tests.helpers import task_context
+from tests.integration.test_promotion import trained  # noqa: F401 (module fixture)
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CALM, DRIFTED = dt.date(2026, 11, 12), dt.date(2026, 11, 20)
+NUMERICAL = ["tenure_days", "monthly_charges", "total_charges", "sessions_7d", "avg_session_minutes",
+             "support_tickets_30d", "payment_failures_90d", "discount_pct", "last_login_days_ago"]  # fmt: skip
+CATEGORICAL = ["plan", "region", "device", "payment_method"]
+
+
+@pytest.fixture(scope="module")
+def monitored(trained, tmp_path_factory):  # noqa: F811
+    """Champion = the 'good' model; partitions: a calm day and drifted days; a newer, different training set."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(trained["home"]))
+        hook = MlflowHook()
+        client = hook.get_client()
+        source = client.get_model_version("pool", trained["runs"]["good"]["version"])
+        hook.get_or_create_registered_model("churn_classifier")
+        with hook.scoped_environment():
+            version = client.create_model_version(
+                "churn_classifier",
+                source=source.source,
+                run_id=source.run_id,
+                model_id=source.model_id,
+                tags=source.tags,
+            ).version
+            client.set_registered_model_alias("churn_classifier", "champion", version)
+        tmp = tmp_path_factory.mktemp("partitions")
+        spec = SourceSpec(drift_from=DRIFTED)
+        for day in (CALM, DRIFTED, DRIFTED + dt.timedelta(days=1)):
+            frame = generate_day(day, spec)
+            frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+            frame.to_parquet(tmp / f"{day}.parquet", index=False)
+            DvcHook().version_file(
+                tmp / f"{day}.parquet",
+                f"data/customer_activity/partitions/{day}.parquet",
+                f"partition/customer_activity/{day}",
+                {},
+            )
+        # A newer training set that is NOT the champion's: drift must not use it as the reference.
+        generate_day(DRIFTED, spec).to_parquet(tmp / "newer.parquet", index=False)
+        newer = DvcHook().version_file(
+            tmp / "newer.parquet", "data/customer_activity/training_set.parquet", "training-set/newer", {}
+        )
+    return {"home": trained["home"], "champion": str(version), "champion_rev": source.tags["data.rev"], "newer": newer}
+
+
+@pytest.fixture
+def home(monitored, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(monitored["home"]))
+    return monitored
+
+
+def report(day: dt.date) -> tuple[dict, dict]:
+    context = task_context(day, dag_id="drift_monitoring", run_id=f"r-{day}", task_id="drift_report")
+    summary = DriftReportOperator(
+        task_id="drift_report",
+        dataset="customer_activity",
+        model_name="churn_classifier",
+        partition=str(day),
+        numerical_columns=NUMERICAL,
+        categorical_columns=CATEGORICAL,
+    ).execute(context)
+    return summary, context
+
+
+def test_calm_day_no_drift_reference_is_the_champions_training_set(home):
+    summary, context = report(CALM)
+    assert summary["dataset_drift"] is False and summary["drift_share"] < 0.3
+    assert summary["reference"]["data_rev"] == home["champion_rev"] != home["newer"]["rev"]
+    assert summary["reference"]["model_version"] == home["champion"]
+    assert set(summary["columns"]) == set(NUMERICAL + CATEGORICAL)
+    assert all({"method", "score", "threshold", "drifted"} <= set(c) for c in summary["columns"].values())
+    assert summary["sample_rows"]["current"] > 1000
+    assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
+    assert json.loads(Path(summary["summary_path"]).read_text())["drift_share"] == summary["drift_share"]
+    assert context["ti"].pushed["_link_DriftReportLink"] == f"/mlops/reports/drift/customer_activity/{CALM}.html"
+    client = MlflowHook().get_client()
+    history = client.get_metric_history(summary["mlflow_run_id"], "drift_share")
+    assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), summary["drift_share"])]
+    with pytest.raises(AirflowSkipException, match="no retraining: drift share"):
+        DriftSensor(task_id="s", summary_path=summary["summary_path"]).decide(summary)
+
+
+def test_drifted_day_crosses_the_line(home):
+    summary, _ = report(DRIFTED)
+    assert summary["dataset_drift"] is True and summary["drift_share"] >= 0.3
+    assert summary["columns"]["device"]["drifted"] and summary["columns"]["monthly_charges"]["drifted"]
+    decision = DriftSensor(task_id="s", summary_path=summary["summary_path"]).decide(summary)
+    assert decision["reason"] == "drift" and "device" in decision["drifted_columns"]
+    assert decision["report_url"].endswith(f"{DRIFTED}.html")
+
+
+def test_trigger_waits_for_the_summary_then_fires(tmp_path):
+    path = tmp_path / "summary.json"
+    trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05)
+    assert DriftResultTrigger(**trigger.serialize()[1]).summary_path == str(path)
+
+    async def scenario():
+        agen = trigger.run()
+        pending = asyncio.ensure_future(agen.__anext__())
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # nothing to read yet: still waiting
+        path.write_text(json.dumps({"drift_share": 0.5}))
+        event = await asyncio.wait_for(pending, timeout=5)
+        return event.payload
+
+    assert asyncio.run(scenario()) == {"status": "ready", "summary": {"drift_share": 0.5}}
+
+
+def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(home, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True, capture_output=True
+    )
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "drift_monitoring.py")).get_dag("drift_monitoring")
+
+    def run_for(day: dt.date):
+        # Asset-scheduled DAG: a manual run's data interval starts at its logical date.
+        run = dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+        return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+    def training_runs() -> list:
+        with create_session() as session:
+            return [(r.run_id, r.conf) for r in session.query(DagRun).filter(DagRun.dag_id == "training")]
+
+    _, calm = run_for(CALM)
+    assert calm == {"drift_report": "success", "drift_sensor": "skipped", "trigger_training": "skipped"}
+    assert training_runs() == []
+
+    _, drifted = run_for(DRIFTED)
+    assert drifted["trigger_training"] == "success"
+    runs = training_runs()
+    assert [r[0] for r in runs] == [f"drift__customer_activity__{DRIFTED}"]
+    conf = runs[0][1]
+    assert conf["reason"] == "drift" and conf["detail"]["drift_share"] >= 0.3
+    assert conf["detail"]["report_url"].endswith(f"{DRIFTED}.html")
+
+    _, again = run_for(DRIFTED)  # re-running the monitoring of the same window
+    assert again["trigger_training"] == "skipped" and len(training_runs()) == 1
+
+    with create_session() as session:  # the triggered run finished; the next drifted day is in the cooldown
+        session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})
+    _, next_day = run_for(DRIFTED + dt.timedelta(days=1))
+    assert next_day["drift_sensor"] == "success" and next_day["trigger_training"] == "skipped"
+    assert len(training_runs()) == 1
