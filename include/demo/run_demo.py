@@ -149,6 +149,29 @@ def summarize_training() -> None:
     print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / 'churn_classifier'}")
 
 
+def summarize_drift(airflow: EmbeddedAirflow) -> None:
+    import json
+
+    folder = Path(os.environ["MLOPS_HOME"]) / "reports" / "drift" / "customer_activity"
+    print("\nDrift share per day (vs the champion's training set; retraining threshold 0.3):")
+    for path in sorted(folder.glob("*.json")):
+        summary = json.loads(path.read_text())
+        bar = "#" * int(round(summary["drift_share"] * 40))
+        reference = summary["reference"]["model_version"]
+        print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference}")
+    runs = airflow.api("GET", "/api/v2/dags/training/dagRuns?limit=100")["dag_runs"]
+    triggered = [r for r in runs if str(r["dag_run_id"]).startswith("drift__")]
+    print("\nDrift-triggered retraining:")
+    for run in triggered:
+        detail = (run.get("conf") or {}).get("detail") or {}
+        print(
+            f"  {run['dag_run_id']}: {run['state']}; drift share {detail.get('drift_share', 0):.2f}, "
+            f"drifted columns {', '.join(detail.get('drifted_columns') or [])}; report {detail.get('report_url')}"
+        )
+    if not triggered:
+        print("  none (see the drift_monitoring runs: the trigger_training task says why it skipped)")
+
+
 def _git(workspace: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout
 
@@ -176,7 +199,7 @@ def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.
         partitions = next((ln.split(": ", 1)[1] for ln in message.splitlines() if ln.startswith("Training-Set-")), "")
         print(f"\nTraining-set versions: {len(training_sets)}; newest {latest}: partitions {partitions}")
     print(f"\nData registry (git + DVC): {workspace}   try: git -C {workspace} log --oneline | head")
-    print(f"Data Docs: {airflow.base_url}/mlops/reports/gx/site/index.html (signed in)")
+    print(f"Data Docs: {airflow.base_url}/mlops/reports/gx/customer_activity/<day>/data-docs/index.html (signed in)")
     print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
 
 
@@ -206,14 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.foreground:
             dags = check_dags(airflow)
             print(f"{len(dags)} DAG(s) loaded, no import errors: {', '.join(sorted(d['dag_id'] for d in dags))}")
-            for dag_id in ("promotion", "training", "ingest"):
+            for dag_id in ("drift_monitoring", "promotion", "training", "ingest"):
                 airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            print(f"Unpaused ingest (catchup runs {start} .. {end}), training and promotion (Asset-scheduled):")
+            print(f"Unpaused ingest (catchup runs {start} .. {end}); training, promotion, drift_monitoring follow:")
             runs = wait_for_runs(airflow, "ingest", expected=DAYS, timeout=args.timeout)
-            for dag_id in ("training", "promotion", "training", "promotion"):
+            for dag_id in ("training", "promotion", "drift_monitoring", "training", "promotion"):
                 wait_until_idle(airflow, dag_id, timeout=args.timeout)
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
+            summarize_drift(airflow)
         else:
             print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
         if args.foreground or args.keep_running:

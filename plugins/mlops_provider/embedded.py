@@ -54,6 +54,11 @@ class EmbeddedAirflow:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(self.env if self.env is not None else os.environ)
         env["AIRFLOW__API__PORT"] = str(self.port)
+        # Tasks reach the api-server's execution API, and the worker and triggerer serve logs on ports of their
+        # own; derive all from the port so two instances on one machine do not talk to each other.
+        env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_SERVER_URL", f"http://localhost:{self.port}/execution/")
+        env.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(self.port + 1))
+        env.setdefault("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", str(self.port + 2))
         # standalone starts its components as `airflow ...` looked up on PATH.
         env["PATH"] = os.pathsep.join([str(Path(self.airflow_bin).parent), env.get("PATH", "")])
         with open(log_path, "ab") as log:
@@ -128,6 +133,17 @@ class EmbeddedAirflow:
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the REST API v2 as the admin user and return the decoded JSON answer."""
         return self._request(method, path, body, auth=True)
+
+    def request_status(self, path: str, *, auth: bool = True) -> int:
+        """HTTP status of a GET (for pages and files that are not JSON API answers)."""
+        request = urllib.request.Request(self.base_url + path)
+        if auth:
+            request.add_header("Authorization", f"Bearer {self._token_value()}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool) -> Any:
         data = json.dumps(body).encode() if body is not None else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
@@ -24,7 +25,7 @@ REPORTS_URL_PREFIX = "/mlops/reports"
 def report_url(path: Path) -> str:
     """URL under which the plugin serves a file of ``MLOPS_HOME/reports``."""
     relative = Path(path).resolve().relative_to(reports_dir().resolve())
-    return f"{REPORTS_URL_PREFIX}/{relative.as_posix()}"
+    return f"{REPORTS_URL_PREFIX}/{quote(relative.as_posix())}"
 
 
 class XComUrlLink(BaseOperatorLink):

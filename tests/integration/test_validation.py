@@ -84,10 +84,12 @@ def test_good_partition_passes_with_compact_summary_and_reports(good_partition, 
     result = json.loads(Path(summary["result_path"]).read_text())
     assert result["success"] is True and len(result["results"]) == summary["statistics"]["evaluated"]
     docs = Path(summary["docs_path"])
-    assert docs.is_file() and docs.is_relative_to(mlops_home / "reports" / "gx" / "site")
+    assert docs.is_file() and docs.is_relative_to(
+        mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / "data-docs"
+    )
     assert "customer_activity" in docs.read_text()
     links = context["ti"].pushed
-    assert links["_link_DataDocsLink"].startswith("/mlops/reports/gx/site/validations/")
+    assert links["_link_DataDocsLink"].startswith(f"/mlops/reports/gx/customer_activity/{DAY}/data-docs/validations/")
     assert links["_link_ValidationResultLink"] == f"/mlops/reports/gx/customer_activity/{DAY}/result.json"
     assert good_partition.exists()
 

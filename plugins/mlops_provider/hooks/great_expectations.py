@@ -7,6 +7,7 @@ import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from airflow.sdk import BaseHook
 
@@ -96,5 +97,5 @@ class GreatExpectationsHook(BaseHook):
         for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
             url = site.get("site_url") or ""
             if url.startswith("file://"):
-                docs_page = url.removeprefix("file://")
+                docs_page = unquote(url.removeprefix("file://"))
         return result, docs_page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -87,7 +88,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
     failure is logged and reported in XCom, and the data stays where it is.
 
     The full result is written to ``$MLOPS_HOME/reports/gx/<dataset>/<partition>/result.json`` and a Data Docs
-    page to the site under ``$MLOPS_HOME/reports/gx/site``; both are extra links of the task.
+    site under ``.../<partition>/data-docs``; both are extra links of the task.
 
     :param data_path: partition file to validate, ``.parquet`` or ``.csv`` (templated).
     :param suite_path: expectation suite JSON file (templated).
@@ -145,7 +146,13 @@ class GreatExpectationsValidateOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> GreatExpectationsHook:
-        return GreatExpectationsHook(docs_dir=reports_dir() / "gx" / "site")
+        # One Data Docs site per partition: GX rebuilds a site from the validations it knows, and each task's
+        # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
+        return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
+
+    @property
+    def _out_dir(self) -> Path:
+        return reports_dir() / "gx" / self.dataset / str(self.partition)
 
     def _read(self, path: Path) -> pd.DataFrame:
         import pandas as pd
@@ -155,10 +162,11 @@ class GreatExpectationsValidateOperator(BaseOperator):
         return pd.read_parquet(path)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        out_dir = reports_dir() / "gx" / self.dataset / str(self.partition)
+        out_dir = self._out_dir
         data_path = Path(self.data_path) if self.data_path else None
         try_number = context["ti"].try_number
-        run_name = f"{self.dataset}-{self.partition}-{context['run_id']}-try{try_number}"
+        run_key = hashlib.sha1(str(context["run_id"]).encode()).hexdigest()[:10]
+        run_name = f"{self.dataset}-{self.partition}-{run_key}-try{try_number}"  # no ':' or '+' in file names
         summary: dict[str, Any]
         docs_page: str | None = None
         full_result: dict[str, Any]
