@@ -57,7 +57,7 @@ with DAG(
         categorical_columns=CATEGORICAL,
         # Asset-triggered runs have no data interval: the triggering events name the partition; a manual run
         # checks the day of its logical date.
-        partition="{{ (logical_date or dag_run.run_after) | ds }}",
+        partition="{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
         partition_asset=TRAINING_SET,
         drift_share_threshold=DRIFT_SHARE,
     )

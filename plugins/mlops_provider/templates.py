@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 #: Date (YYYY-MM-DD) of the start of the run's data interval: the day a nightly run processes. In Airflow 3
 #: ``{{ ds }}`` is the logical date, which for manual runs is the *end* of the inferred interval.
 INTERVAL_DATE = "{{ data_interval_start | ds }}"
+
+
+def json_object(value: dict[str, Any] | str | None, field: str) -> dict[str, Any]:
+    """A templated field that holds an object: a dict, or a JSON string (``{{ ... | tojson }}``); empty -> {}.
+
+    Raises AirflowFailException naming ``field`` when it is not an object: retrying would not fix it.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise AirflowFailException(f"{field}: not a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise AirflowFailException(f"{field}: expected an object, got {type(value).__name__}")
+    return value

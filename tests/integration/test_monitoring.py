@@ -151,7 +151,8 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
 
     def training_runs() -> list:
         with create_session() as session:
-            return [(r.run_id, r.conf) for r in session.query(DagRun).filter(DagRun.dag_id == "training")]
+            runs = session.query(DagRun).filter(DagRun.dag_id == "training", DagRun.run_id.like("drift__%"))
+            return [(r.run_id, r.conf) for r in runs]
 
     _, calm = run_for(CALM)
     assert calm == {"drift_report": "success", "drift_sensor": "skipped", "trigger_training": "skipped"}
@@ -170,6 +171,7 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
 
     with create_session() as session:  # the triggered run finished; the next drifted day is in the cooldown
         session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})
+        session.commit()
     _, next_day = run_for(DRIFTED + dt.timedelta(days=1))
     assert next_day["drift_sensor"] == "success" and next_day["trigger_training"] == "skipped"
     assert len(training_runs()) == 1

@@ -77,6 +77,26 @@ def test_local_shadow_check_passes_and_is_recorded(candidate):
     assert tags["shadow.passed"] == "True"
 
 
+def test_current_champion_gets_the_same_replay_for_comparison(candidate):
+    client = candidate.get_client()
+    package("local")  # v1 packaged: it is what serves today
+    source = client.get_model_version("serving_model", "1")
+    with candidate.scoped_environment():
+        client.set_registered_model_alias("serving_model", "champion", "1")
+        v2 = client.create_model_version(
+            "serving_model", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
+        ).version
+    pkg = PackageModelOperator(
+        task_id="package", model_name="serving_model", version=str(v2), runner="local",
+        serving_dir=str(PROJECT_ROOT / "include" / "serving"),
+        requirements=str(PROJECT_ROOT / "include" / "training" / "requirements.txt"),
+    ).execute(task_context(None))  # fmt: skip
+    result = shadow(pkg)
+    champion = result["current_champion"]
+    assert champion["version"] == "1" and champion["errors"] == 0 and champion["p95_ms"] > 0
+    assert champion["mean_abs_diff_vs_candidate"] <= 1e-6  # same model behind both servers
+
+
 def test_shadow_check_fails_on_the_latency_bound(candidate):
     with pytest.raises(AirflowFailException, match=r"p95 latency .* > 0.001 ms"):
         shadow(package("local"), p95_ms=0.001)
@@ -97,7 +117,8 @@ def test_serving_image_answers_like_the_registry_model(candidate, training_image
     tests = json.loads((PROJECT_ROOT / "include" / "promotion" / "behaviour_tests.json").read_text())
     cases = pd.DataFrame([{**tests["base"], **case["input"]} for case in tests["known_cases"]])
     with candidate.scoped_environment():
-        model = mlflow.pyfunc.load_model("models:/serving_model/1")
+        candidate.get_client().set_registered_model_alias("serving_model", "champion", "1")
+        model = mlflow.pyfunc.load_model("models:/serving_model@champion")
     expected = list(schema_predictor(model)(cases))
     server = DockerModelServer(pkg["image"], "mlops-test-serving")
     try:

@@ -80,8 +80,8 @@ def test_training_twice_for_one_airflow_run_gives_one_run_and_one_version(traini
     assert 0.6 < first["metrics"]["roc_auc"] < 1.0
     assert hook.alias_version("churn_classifier", "challenger") == "1"
 
-    mlflow.set_tracking_uri(hook.tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/churn_classifier@challenger")
+    with hook.scoped_environment():
+        model = mlflow.pyfunc.load_model("models:/churn_classifier@challenger")
     example = model.input_example
     predictions = model.predict(example)
     assert len(predictions) == len(example) and all(0.0 <= p <= 1.0 for p in predictions)

@@ -29,6 +29,7 @@ from mlops_provider.runners import (
     default_runner,
     run_training,
 )
+from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -158,19 +159,6 @@ class TrainModelOperator(BaseOperator):
     def dvc_hook(self) -> DvcHook:
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
-    @staticmethod
-    def _as_dict(value: dict[str, Any] | str | None, field: str) -> dict[str, Any]:
-        if value is None or value == "":
-            return {}
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise AirflowFailException(f"{field}: not a JSON object: {exc}") from exc
-        if not isinstance(value, dict):
-            raise AirflowFailException(f"{field}: expected an object, got {type(value).__name__}")
-        return value
-
     def _dataset_from_asset_event(self, context: Context) -> None:
         """Take rev and path from the newest triggering event of ``dataset_asset`` when no rev was given."""
         if self.dataset_rev or self.dataset_asset is None:
@@ -193,7 +181,7 @@ class TrainModelOperator(BaseOperator):
             raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
         try:
             params = resolve(
-                load_spec(Path(self.hyperparameter_spec)), self._as_dict(self.hyperparameters, "hyperparameters")
+                load_spec(Path(self.hyperparameter_spec)), json_object(self.hyperparameters, "hyperparameters")
             )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -291,7 +279,7 @@ class TrainModelOperator(BaseOperator):
         work.mkdir(parents=True, exist_ok=True)
         dataset = work / "dataset.parquet"
         self.dvc_hook.read_to(self.dataset_path, sha, dataset)
-        detail = self._as_dict(self.trigger_detail, "trigger_detail")
+        detail = json_object(self.trigger_detail, "trigger_detail")
         tags = {
             RUN_KEY_TAG: run_key,
             "airflow.dag_id": ti.dag_id,
@@ -530,7 +518,7 @@ class ModelGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        verdict = TrainModelOperator._as_dict(self.evaluation, "evaluation")
+        verdict = json_object(self.evaluation, "evaluation")
         if verdict.get("decision") != "promote":
             raise AirflowSkipException(
                 f"{verdict.get('model_name')} v{verdict.get('challenger_version')} rejected: {verdict.get('reason')}"

@@ -64,9 +64,9 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         return int(context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=run_ids, states=states))
 
     def execute(self, context: Context) -> Any:
-        from mlops_provider.operators.mlflow import TrainModelOperator
+        from mlops_provider.templates import json_object
 
-        decision = TrainModelOperator._as_dict(self.decision, "decision")
+        decision = json_object(self.decision, "decision")
         window_end = str(decision["partition"])
         day = dt.date.fromisoformat(window_end)
         run_id = retraining_run_id(self.dataset, window_end)

@@ -21,20 +21,10 @@ from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import mlops_home, reports_dir
 from mlops_provider.runners import RUNNERS, default_runner
 from mlops_provider.serving import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
+from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _as_dict(value: dict[str, Any] | str, field: str) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise AirflowFailException(f"{field}: not a JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise AirflowFailException(f"{field}: expected an object, got {type(value).__name__}")
-    return value
 
 
 class PackageModelOperator(BaseOperator):
@@ -170,7 +160,8 @@ class ShadowCheckOperator(BaseOperator):
     are compared with the registry model's own predictions (``mlflow.pyfunc``) on the same rows. The check
     passes on zero errors, a largest difference within ``tolerance`` and a p95 latency within ``p95_ms``. The
     numbers are added to the verdict ledger (``shadow`` section), logged as artifact ``gate/shadow.json`` of the
-    model's run and as ``shadow.*`` tags of the version.
+    model's run and as ``shadow.*`` tags of the version. When the current champion was packaged, its server gets
+    the same replay and its p95 and errors are recorded beside (``current_champion``), for comparison only.
 
     :param package: the package step's result (templated; dict or JSON).
     :param dataset: dataset whose newest ``partition/<dataset>/<date>`` tag is replayed (templated).
@@ -229,7 +220,7 @@ class ShadowCheckOperator(BaseOperator):
 
         from mlops_provider.evaluation import schema_predictor
 
-        package = _as_dict(self.package, "package")
+        package = json_object(self.package, "package")
         name, version = package["model_name"], str(package["version"])
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         frame, replay_tag = self._replay_frame()
@@ -241,30 +232,34 @@ class ShadowCheckOperator(BaseOperator):
 
         ti = context["ti"]
         if package["runner"] == "docker":
-            self._server = DockerModelServer(
+            candidate: ModelServer = DockerModelServer(
                 package["image"], f"mlops-shadow-{name}-v{version}-try{ti.try_number}", self.docker_url
             )
         else:
-            self._server = LocalModelServer(Path(package["model_dir"]))
-        latencies: list[float] = []
-        predictions: list[float | None] = []
-        errors: list[str] = []
+            candidate = LocalModelServer(Path(package["model_dir"]))
         try:
-            self._server.start()
-            self._server.wait_ready()
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows.iloc[start : start + self.batch_size]
-                try:
-                    values, seconds = self._server.invoke({"columns": columns, "data": batch.values.tolist()})
-                    latencies.append(seconds * 1000)
-                    predictions.extend(values)
-                except ModelServerError as exc:
-                    errors.append(str(exc)[:300])
-                    predictions.extend([None] * len(batch))
+            predictions, latencies, errors = self._replay(candidate, rows, columns)
         except ModelServerError as exc:
             raise AirflowFailException(f"shadow check of {name} v{version}: {exc}") from exc
-        finally:
-            self._server.stop()
+        current = self._current_server(hook, name, version, package["runner"], ti.try_number)
+        champion_report = None
+        if current is not None:
+            server, champion_version = current
+            try:
+                served, champion_latencies, champion_errors = self._replay(server, rows, columns)
+                ordered_champion = sorted(champion_latencies)
+                champion_report = {
+                    "version": champion_version,
+                    "errors": len(champion_errors),
+                    "p95_ms": round(ordered_champion[max(0, round(0.95 * len(ordered_champion)) - 1)], 2)
+                    if ordered_champion
+                    else None,
+                    "mean_abs_diff_vs_candidate": statistics.fmean(
+                        abs(a - b) for a, b in zip(served, predictions, strict=True) if a is not None and b is not None
+                    ),
+                }
+            except (ModelServerError, statistics.StatisticsError) as exc:
+                champion_report = {"version": champion_version, "error": str(exc)[:300]}
 
         diffs = [abs(p - e) for p, e in zip(predictions, expected, strict=True) if p is not None]
         ordered = sorted(latencies)
@@ -283,6 +278,7 @@ class ShadowCheckOperator(BaseOperator):
             "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
             "p95_ms": round(p95, 2),
             "limits": {"p95_ms": self.p95_ms, "tolerance": self.tolerance},
+            "current_champion": champion_report,
         }
         problems = []
         if errors:
@@ -299,6 +295,48 @@ class ShadowCheckOperator(BaseOperator):
             raise AirflowFailException(f"shadow check of {name} v{version} failed: " + "; ".join(problems))
         self.log.info("Shadow check of %s v%s passed: %s", name, version, result)
         return result
+
+    def _replay(
+        self, server: ModelServer, rows: Any, columns: list[str]
+    ) -> tuple[list[float | None], list[float], list[str]]:
+        """Start ``server``, post the rows in batches, stop it; returns (predictions, latencies ms, errors)."""
+        self._server = server
+        latencies: list[float] = []
+        predictions: list[float | None] = []
+        errors: list[str] = []
+        try:
+            server.start()
+            server.wait_ready()
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows.iloc[start : start + self.batch_size]
+                try:
+                    values, seconds = server.invoke({"columns": columns, "data": batch.values.tolist()})
+                    latencies.append(seconds * 1000)
+                    predictions.extend(values)
+                except ModelServerError as exc:
+                    errors.append(str(exc)[:300])
+                    predictions.extend([None] * len(batch))
+        finally:
+            server.stop()
+        return predictions, latencies, errors
+
+    def _current_server(
+        self, hook: MlflowHook, name: str, version: str, runner: str, try_number: int
+    ) -> tuple[ModelServer, str] | None:
+        """The server of the current champion, when there is one that was packaged (for comparison only)."""
+        champion = hook.alias_version(name, "champion")
+        if champion is None or champion == version:
+            return None
+        if runner == "docker":
+            with hook.scoped_environment():
+                image = hook.get_client().get_model_version(name, champion).tags.get("serving.image")
+            if not image:
+                return None
+            return DockerModelServer(
+                image, f"mlops-shadow-{name}-v{champion}-try{try_number}", self.docker_url
+            ), champion
+        model_dir = mlops_home() / "serving" / name / f"v{champion}" / "model"
+        return (LocalModelServer(model_dir), champion) if (model_dir / "MLmodel").is_file() else None
 
     def _record(self, hook: MlflowHook, result: dict[str, Any]) -> None:
         name, version = result["model_name"], result["version"]
