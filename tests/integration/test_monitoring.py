@@ -53,7 +53,7 @@ def monitored(trained, tmp_path_factory):  # noqa: F811
             client.set_registered_model_alias("churn_classifier", "champion", version)
         tmp = tmp_path_factory.mktemp("partitions")
         spec = SourceSpec(drift_from=DRIFTED)
-        for day in (CALM, DRIFTED, DRIFTED + dt.timedelta(days=1)):
+        for day in (CALM, *(DRIFTED + dt.timedelta(days=n) for n in (0, 1, 3, 6))):
             frame = generate_day(day, spec)
             frame["signup_date"] = pd.to_datetime(frame["signup_date"])
             frame.to_parquet(tmp / f"{day}.parquet", index=False)
@@ -175,3 +175,15 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     _, next_day = run_for(DRIFTED + dt.timedelta(days=1))
     assert next_day["drift_sensor"] == "success" and next_day["trigger_training"] == "skipped"
     assert len(training_runs()) == 1
+
+    def finish_training_runs() -> None:
+        with create_session() as session:
+            session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})
+            session.commit()
+
+    _, after_cooldown = run_for(DRIFTED + dt.timedelta(days=3))  # outside the 2-day cooldown: second trigger
+    assert after_cooldown["trigger_training"] == "success" and len(training_runs()) == 2
+    finish_training_runs()
+    _, over_budget = run_for(DRIFTED + dt.timedelta(days=6))  # outside the cooldown, but 2 in the last week
+    assert over_budget["drift_sensor"] == "success" and over_budget["trigger_training"] == "skipped"
+    assert len(training_runs()) == 2
