@@ -22,7 +22,7 @@ from mlops_provider.operators.evidently import DriftReportOperator
 from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.triggers.drift import DriftResultTrigger
 from tests.helpers import task_context
-from tests.integration.test_promotion import trained  # noqa: F401 (module fixture)
+from tests.integration.test_promotion import copy_version, trained  # noqa: F401 (module fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +39,10 @@ def monitored(trained, tmp_path_factory):  # noqa: F811
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(trained["home"]))
         hook = MlflowHook()
-        client = hook.get_client()
-        source = client.get_model_version("pool", trained["runs"]["good"]["version"])
-        hook.get_or_create_registered_model("churn_classifier")
+        version = copy_version(hook, "pool", trained["runs"]["good"]["version"], "churn_classifier")
         with hook.scoped_environment():
-            version = client.create_model_version(
-                "churn_classifier",
-                source=source.source,
-                run_id=source.run_id,
-                model_id=source.model_id,
-                tags=source.tags,
-            ).version
-            client.set_registered_model_alias("churn_classifier", "champion", version)
+            hook.get_client().set_registered_model_alias("churn_classifier", "champion", version)
+        champion_rev = hook.get_client().get_model_version("churn_classifier", version).tags["data.rev"]
         tmp = tmp_path_factory.mktemp("partitions")
         spec = SourceSpec(drift_from=DRIFTED)
         for day in (CALM, *(DRIFTED + dt.timedelta(days=n) for n in (0, 1, 3, 6))):
@@ -68,7 +60,7 @@ def monitored(trained, tmp_path_factory):  # noqa: F811
         newer = DvcHook().version_file(
             tmp / "newer.parquet", "data/customer_activity/training_set.parquet", "training-set/newer", {}
         )
-    return {"home": trained["home"], "champion": str(version), "champion_rev": source.tags["data.rev"], "newer": newer}
+    return {"home": trained["home"], "champion": str(version), "champion_rev": champion_rev, "newer": newer}
 
 
 @pytest.fixture

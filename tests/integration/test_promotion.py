@@ -74,23 +74,27 @@ def trained(tmp_path_factory) -> dict:
     return {"home": home, "runs": runs}
 
 
+def copy_version(hook: MlflowHook, source_name: str, source_version: str, name: str) -> str:
+    """Register the model of ``source_name`` v``source_version`` again as a new version of ``name``."""
+    client = hook.get_client()
+    source = client.get_model_version(source_name, source_version)
+    hook.get_or_create_registered_model(name)
+    with hook.scoped_environment():
+        created = client.create_model_version(
+            name, source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
+        )
+    return str(created.version)
+
+
 @pytest.fixture
 def registry(trained, monkeypatch, request):
     """A fresh registered model (named after the test) whose versions come from the trained runs."""
     monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
     hook = MlflowHook()
-    client = hook.get_client()
     name = "m_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")[:60]
 
     def register(key: str) -> str:
-        run_id = trained["runs"][key]["run_id"]
-        source = client.get_model_version("pool", trained["runs"][key]["version"])
-        hook.get_or_create_registered_model(name)
-        with hook.scoped_environment():
-            created = client.create_model_version(
-                name, source=source.source, run_id=run_id, model_id=source.model_id, tags=source.tags
-            )
-        return str(created.version)
+        return copy_version(hook, "pool", trained["runs"][key]["version"], name)
 
     return name, register, hook
 
@@ -269,12 +273,7 @@ def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, 
     monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
     hook = MlflowHook()
     client = hook.get_client()
-    source = client.get_model_version("pool", trained["runs"]["good"]["version"])
-    hook.get_or_create_registered_model("churn_classifier")
-    with hook.scoped_environment():
-        version = client.create_model_version(
-            "churn_classifier", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
-        ).version
+    version = copy_version(hook, "pool", trained["runs"]["good"]["version"], "churn_classifier")
     # The newest validated partition is what the shadow check replays.
     day = generate_day(dt.date(2026, 11, 7), SourceSpec(rows_per_day=500))
     day["signup_date"] = pd.to_datetime(day["signup_date"])

@@ -18,7 +18,7 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
 from mlops_provider.serving import DockerModelServer
 from tests.helpers import task_context
-from tests.integration.test_promotion import trained  # noqa: F401 (module fixture)
+from tests.integration.test_promotion import copy_version, trained  # noqa: F401 (module fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +31,9 @@ def candidate(trained, monkeypatch, tmp_path):  # noqa: F811
     """The 'good' model registered as serving_model v1, and a validated partition to replay."""
     monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
     hook = MlflowHook()
-    client = hook.get_client()
-    source = client.get_model_version("pool", trained["runs"]["good"]["version"])
     hook.get_or_create_registered_model("serving_model")
-    existing = client.search_model_versions("name = 'serving_model'")
-    if not existing:
-        with hook.scoped_environment():
-            client.create_model_version(
-                "serving_model", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
-            )
+    if not hook.get_client().search_model_versions("name = 'serving_model'"):
+        copy_version(hook, "pool", trained["runs"]["good"]["version"], "serving_model")
     frame = generate_day(DAY, SourceSpec(rows_per_day=600))
     frame["signup_date"] = pd.to_datetime(frame["signup_date"])
     path = tmp_path / "part.parquet"
@@ -78,14 +72,10 @@ def test_local_shadow_check_passes_and_is_recorded(candidate):
 
 
 def test_current_champion_gets_the_same_replay_for_comparison(candidate):
-    client = candidate.get_client()
     package("local")  # v1 packaged: it is what serves today
-    source = client.get_model_version("serving_model", "1")
     with candidate.scoped_environment():
-        client.set_registered_model_alias("serving_model", "champion", "1")
-        v2 = client.create_model_version(
-            "serving_model", source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
-        ).version
+        candidate.get_client().set_registered_model_alias("serving_model", "champion", "1")
+    v2 = copy_version(candidate, "serving_model", "1", "serving_model")
     pkg = PackageModelOperator(
         task_id="package", model_name="serving_model", version=str(v2), runner="local",
         serving_dir=str(PROJECT_ROOT / "include" / "serving"),

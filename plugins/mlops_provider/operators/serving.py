@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def percentile_95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile; infinite for no values (no request succeeded)."""
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("inf")
+
+
 class PackageModelOperator(BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
@@ -247,13 +253,11 @@ class ShadowCheckOperator(BaseOperator):
             server, champion_version = current
             try:
                 served, champion_latencies, champion_errors = self._replay(server, rows, columns)
-                ordered_champion = sorted(champion_latencies)
+                champion_p95 = percentile_95(champion_latencies)
                 champion_report = {
                     "version": champion_version,
                     "errors": len(champion_errors),
-                    "p95_ms": round(ordered_champion[max(0, round(0.95 * len(ordered_champion)) - 1)], 2)
-                    if ordered_champion
-                    else None,
+                    "p95_ms": round(champion_p95, 2) if champion_latencies else None,
                     "mean_abs_diff_vs_candidate": statistics.fmean(
                         abs(a - b) for a, b in zip(served, predictions, strict=True) if a is not None and b is not None
                     ),
@@ -262,8 +266,7 @@ class ShadowCheckOperator(BaseOperator):
                 champion_report = {"version": champion_version, "error": str(exc)[:300]}
 
         diffs = [abs(p - e) for p, e in zip(predictions, expected, strict=True) if p is not None]
-        ordered = sorted(latencies)
-        p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)] if ordered else float("inf")
+        p95 = percentile_95(latencies)
         result = {
             "model_name": name,
             "version": version,
@@ -275,7 +278,7 @@ class ShadowCheckOperator(BaseOperator):
             "errors": len(errors),
             "first_errors": errors[:3],
             "max_abs_diff": max(diffs) if diffs else None,
-            "p50_ms": round(statistics.median(ordered), 2) if ordered else None,
+            "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
             "p95_ms": round(p95, 2),
             "limits": {"p95_ms": self.p95_ms, "tolerance": self.tolerance},
             "current_champion": champion_report,
