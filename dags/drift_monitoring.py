@@ -1,4 +1,4 @@
-"""Drift monitoring: compare each new day with the champion's training data; retrain when drift crosses the line."""
+"""Drift monitoring: each day vs the champion's training data, and the champion on late labels; retrain on either."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import os
 from datetime import timedelta
 
 import pendulum
-from _assets import DATASET, MODEL_NAME, TRAINING_SET
+from _assets import DATASET, MODEL_NAME
 from airflow.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mlops_provider.operators.evidently import DriftReportOperator
-from mlops_provider.operators.retraining import TriggerRetrainingOperator
+from mlops_provider.operators.performance import ModelPerformanceOperator
+from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
+from mlops_provider.operators.training_set import training_set_tag
 from mlops_provider.sensors.drift import DriftSensor
+from mlops_provider.sensors.dvc import DvcTagSensor
+from mlops_provider.templates import INTERVAL_DATE
 
 NUMERICAL = [
     "tenure_days", "monthly_charges", "total_charges", "sessions_7d", "avg_session_minutes",
@@ -19,51 +24,75 @@ NUMERICAL = [
 ]  # fmt: skip
 CATEGORICAL = ["plan", "region", "device", "payment_method"]
 DRIFT_SHARE = 0.3
+AUC_FLOOR = 0.65  # the gate's floor (include/promotion/gate.json)
+LABEL_DELAY_DAYS = 7
 
 DOC_MD = f"""
 # drift_monitoring
 
-Runs after each day's ingest (Asset `{TRAINING_SET.name}`, whose event names the partitions), for the newest
-validated day.
+One run per day (its data interval), in order (`max_active_runs=1`, catchup on: a backfill checks every past
+day exactly once, against the champion of that moment). This DAG is the loop's controller: it is what
+triggers `training`.
 
 | task | what it does | when it skips or fails |
 |---|---|---|
-| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set** (resolved through the registry: alias `champion` -> version tags `data.path`/`data.rev` -> the data registry); declared column types; each side sampled to at most 100k rows (seed 0). Report: link *Drift report*; summary and HTML in `$MLOPS_HOME/reports/drift/{DATASET}/`; metric `drift_share` in MLflow experiment `monitoring`, one point per day | skipped when there is no champion yet, or the day was quarantined |
-| `drift_sensor` | deferrable: waits in the triggerer for the day's summary; goes on when the drift share is >= {DRIFT_SHARE} | **skipped** when drift is below the line (the normal case) |
-| `trigger_training` | triggers `training` with run id `drift__{DATASET}__<day>` and conf `reason=drift`, `detail` = the drift summary and report | skipped (with the reason) when that window already triggered, a training run is queued or running, within the 2-day cooldown, or over the budget of 2 per week |
+| `wait_for_training_set` | deferrable: waits in the triggerer for tag `training-set/{DATASET}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined (validation failed): nothing to check |
+| `bootstrap_training` | cold start: no champion yet -> triggers `training` once (run id `bootstrap__{DATASET}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
+| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set** (alias `champion` -> version tags `data.path`/`data.rev` -> the data registry); declared column types; each side sampled to at most 100k rows (seed 0). Link *Drift report*; summary and HTML in `$MLOPS_HOME/reports/drift/{DATASET}/`; metric `drift_share` in MLflow experiment `monitoring`, one point per day | skipped when there is no champion yet |
+| `performance_check` | the champion on the labels of day - {LABEL_DELAY_DAYS} (churn labels arrive late): ROC AUC vs the floor {AUC_FLOOR}; metric `labelled_roc_auc` in `monitoring` | skipped when there is no champion; `no_labels` (no decision) when that day is not versioned |
+| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {DRIFT_SHARE}, or `performance` when the AUC is below the floor | **skipped** otherwise (the normal case) |
+| `trigger_training` | triggers `training` with run id `drift__{DATASET}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries and the report | skipped (with the reason) when that day already triggered, a training run is queued or running, within the 2-day cooldown, or over the budget of 2 per week |
 
 **Reading the report**: per column, the method (normed Wasserstein for numbers, Jensen-Shannon for categories
 on large samples), the score and the threshold (0.1); a column drifts when its distance is at or above it.
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
 `DRIFT_SHARE` in `dags/drift_monitoring.py`. **Forcing a retrain**: trigger `training` with reason `manual`.
+**Re-checking a day**: clear `drift_report` with downstream; the trigger never fires twice for a day.
 """
 
 with DAG(
     dag_id="drift_monitoring",
-    description="Daily drift check against the champion's training data; triggers retraining on drift",
-    schedule=[TRAINING_SET],
+    description="Daily drift and late-label performance check of the champion; triggers (re)training",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.parse(os.environ.get("MLOPS_START_DATE", "2026-11-01"), tz="UTC"),
-    catchup=False,
+    catchup=True,
     max_active_runs=1,
     doc_md=DOC_MD,
     tags=["mlops", "monitoring", "evidently", "drift"],
     default_args={"owner": "mlops", "retries": 1, "retry_delay": timedelta(seconds=30)},
 ) as dag:
+    wait_for_training_set = DvcTagSensor(
+        task_id="wait_for_training_set",
+        tag=training_set_tag(DATASET, INTERVAL_DATE),
+        abandon_paths=[f"quarantine/{DATASET}/{INTERVAL_DATE}"],  # relative: under $MLOPS_HOME
+        poll_interval=5,
+    )
+    bootstrap_training = BootstrapTrainingOperator(
+        task_id="bootstrap_training",
+        dataset=DATASET,
+        model_name=MODEL_NAME,
+        dataset_rev=training_set_tag(DATASET, INTERVAL_DATE),
+    )
     drift_report = DriftReportOperator(
         task_id="drift_report",
         dataset=DATASET,
         model_name=MODEL_NAME,
         numerical_columns=NUMERICAL,
         categorical_columns=CATEGORICAL,
-        # Asset-triggered runs have no data interval: the triggering events name the partition; a manual run
-        # checks the day of its logical date.
-        partition="{{ (dag_run.logical_date or dag_run.run_after) | ds }}",
-        partition_asset=TRAINING_SET,
         drift_share_threshold=DRIFT_SHARE,
+    )
+    performance_check = ModelPerformanceOperator(
+        task_id="performance_check",
+        dataset=DATASET,
+        model_name=MODEL_NAME,
+        metric="roc_auc",
+        floor=AUC_FLOOR,
+        label_delay_days=LABEL_DELAY_DAYS,
     )
     drift_sensor = DriftSensor(
         task_id="drift_sensor",
         summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
+        performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
         drift_share_threshold=DRIFT_SHARE,
         poll_interval=5,
     )
@@ -71,5 +100,7 @@ with DAG(
         task_id="trigger_training",
         dataset=DATASET,
         decision="{{ ti.xcom_pull(task_ids='drift_sensor') | tojson }}",
+        dataset_rev=training_set_tag(DATASET, INTERVAL_DATE),
     )
-    drift_report >> drift_sensor >> trigger_training
+    wait_for_training_set >> [bootstrap_training, drift_report, performance_check]
+    [drift_report, performance_check] >> drift_sensor >> trigger_training

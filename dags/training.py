@@ -7,19 +7,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from _assets import CHALLENGER, DATASET, MODEL_NAME, TRAINING_SET
+from _assets import CHALLENGER, DATASET, MODEL_NAME
 from airflow.sdk import DAG, Param
 
 from mlops_provider.operators.mlflow import TrainModelOperator
-from mlops_provider.operators.training_set import training_set_path
+from mlops_provider.operators.training_set import training_set_path, training_set_tag
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "include" / "training"
 
 DOC_MD = f"""
 # training: churn classifier
 
-Runs when ingest publishes a new training set (Asset `{TRAINING_SET.name}`), when the drift monitor triggers
-it, or by hand with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`, `hyperparameters`, `detail`).
+Not scheduled by time: `drift_monitoring` triggers it (reason `bootstrap` when there is no champion yet,
+`drift` or `performance` when the champion's world changed), or you do with **Trigger DAG w/ config** (fields:
+`reason`, `dataset_rev`, `hyperparameters`, `detail`). An empty `dataset_rev` trains on the newest training set
+(tag `training-set/{DATASET}/<day>`, assembled by `ingest`).
 
 `train` fetches the training set at its DVC rev (md5-checked), runs `include/training/train.py` through the
 configured runner (`MLOPS_TRAINING_RUNNER`: `local` subprocess or `docker` container of image
@@ -42,16 +44,18 @@ Reproduce a run: `mlops reproduce <mlflow run id>`.
 with DAG(
     dag_id="training",
     description="Train, track and register the churn classifier (alias challenger)",
-    schedule=[TRAINING_SET],
+    schedule=None,
     start_date=pendulum.parse(os.environ.get("MLOPS_START_DATE", "2026-11-01"), tz="UTC"),
     catchup=False,
     max_active_runs=1,
     doc_md=DOC_MD,
     tags=["mlops", "training", "mlflow", "xgboost"],
     params={
-        "reason": Param("manual", enum=["manual", "drift", "performance", "schedule"], description="why train now"),
+        "reason": Param(
+            "manual", enum=["manual", "bootstrap", "drift", "performance", "schedule"], description="why train now"
+        ),
         "dataset_rev": Param(
-            None, type=["null", "string"], description="data registry tag or commit; empty: the newest asset event"
+            None, type=["null", "string"], description="data registry tag or commit; empty: the newest training set"
         ),
         "hyperparameters": Param({}, type="object", description='overrides, e.g. {"max_depth": 6}'),
         "detail": Param({}, type="object", description="context of the reason (drift summary, report location)"),
@@ -67,13 +71,13 @@ with DAG(
         task_id="train",
         dataset_path=training_set_path(DATASET),
         dataset_rev="{{ params.dataset_rev or '' }}",
-        dataset_asset=TRAINING_SET,
+        dataset_tag_pattern=training_set_tag(DATASET, "*"),
         entrypoint=str(TRAINING_CODE / "train.py"),
         hyperparameter_spec=str(TRAINING_CODE / "hyperparameters.json"),
         hyperparameters="{{ params.hyperparameters | tojson }}",
         experiment_name="churn",
         model_name=MODEL_NAME,
-        trigger_reason="{{ 'asset' if dag_run.run_type == 'asset_triggered' else params.reason }}",
+        trigger_reason="{{ params.reason }}",
         trigger_detail="{{ params.detail | tojson }}",
         model_asset=CHALLENGER,
         execution_timeout=timedelta(minutes=30),

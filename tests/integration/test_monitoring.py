@@ -1,5 +1,6 @@
 """Drift monitoring with real Evidently, MLflow and DVC: reference from the registry, the drift decision, the
-deferrable sensor's trigger, and retraining triggered once per window behind its rails."""
+champion on late labels, the deferrable sensors' triggers, and (re)training triggered once per window behind
+its rails."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.evidently import DriftReportOperator
+from mlops_provider.operators.performance import ModelPerformanceOperator
 from mlops_provider.sensors.drift import DriftSensor
+from mlops_provider.sensors.dvc import DvcTagSensor
 from mlops_provider.triggers.drift import DriftResultTrigger
+from mlops_provider.triggers.dvc import DvcTagTrigger
 from tests.helpers import task_context
 from tests.integration.test_promotion import copy_version, trained  # noqa: F401 (module fixture)
 
@@ -55,6 +59,11 @@ def monitored(trained, tmp_path_factory):  # noqa: F811
                 f"partition/customer_activity/{day}",
                 {},
             )
+            # drift_monitoring waits for the day's training set (ingest finished); the data does not matter here.
+            DvcHook().version_file(
+                tmp / f"{day}.parquet", "data/customer_activity/training_set.parquet",
+                f"training-set/customer_activity/{day}", {},
+            )  # fmt: skip
         # A newer training set that is NOT the champion's: drift must not use it as the reference.
         generate_day(DRIFTED, spec).to_parquet(tmp / "newer.parquet", index=False)
         newer = DvcHook().version_file(
@@ -109,10 +118,10 @@ def test_drifted_day_crosses_the_line(home):
     assert decision["report_url"].endswith(f"{DRIFTED}.html")
 
 
-def test_trigger_waits_for_the_summary_then_fires(tmp_path):
-    path = tmp_path / "summary.json"
-    trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05)
-    assert DriftResultTrigger(**trigger.serialize()[1]).summary_path == str(path)
+def test_trigger_waits_for_both_summaries_then_fires(tmp_path):
+    path, perf = tmp_path / "summary.json", tmp_path / "performance.json"
+    trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05, performance_path=str(perf))
+    assert DriftResultTrigger(**trigger.serialize()[1]).performance_path == str(perf)
 
     async def scenario():
         agen = trigger.run()
@@ -120,10 +129,15 @@ def test_trigger_waits_for_the_summary_then_fires(tmp_path):
         await asyncio.sleep(0.3)
         assert not pending.done()  # nothing to read yet: still waiting
         path.write_text(json.dumps({"drift_share": 0.5}))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # the drift result alone is not enough
+        perf.write_text(json.dumps({"status": "no_labels"}))
         event = await asyncio.wait_for(pending, timeout=5)
         return event.payload
 
-    assert asyncio.run(scenario()) == {"status": "ready", "summary": {"drift_share": 0.5}}
+    assert asyncio.run(scenario()) == {
+        "status": "ready", "summary": {"drift_share": 0.5}, "performance": {"status": "no_labels"}
+    }  # fmt: skip
 
 
 def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(home, airflow_db):
@@ -137,8 +151,9 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "drift_monitoring.py")).get_dag("drift_monitoring")
 
     def run_for(day: dt.date):
-        # Asset-scheduled DAG: a manual run's data interval starts at its logical date.
-        run = dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+        # A manual run of a daily data-interval timetable covers the day *before* its logical date.
+        after = day + dt.timedelta(days=1)
+        run = dag.test(logical_date=pendulum.datetime(after.year, after.month, after.day, tz="UTC"))
         return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
 
     def training_runs() -> list:
@@ -147,7 +162,10 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
             return [(r.run_id, r.conf) for r in runs]
 
     _, calm = run_for(CALM)
-    assert calm == {"drift_report": "success", "drift_sensor": "skipped", "trigger_training": "skipped"}
+    assert calm == {
+        "wait_for_training_set": "success", "bootstrap_training": "skipped", "drift_report": "success",
+        "performance_check": "success", "drift_sensor": "skipped", "trigger_training": "skipped",
+    }  # fmt: skip
     assert training_runs() == []
 
     _, drifted = run_for(DRIFTED)
@@ -156,6 +174,7 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     assert [r[0] for r in runs] == [f"drift__customer_activity__{DRIFTED}"]
     conf = runs[0][1]
     assert conf["reason"] == "drift" and conf["detail"]["drift_share"] >= 0.3
+    assert conf["dataset_rev"] == f"training-set/customer_activity/{DRIFTED}"  # the window's data, not the newest
     assert conf["detail"]["report_url"].endswith(f"{DRIFTED}.html")
 
     _, again = run_for(DRIFTED)  # re-running the monitoring of the same window
@@ -179,3 +198,98 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     _, over_budget = run_for(DRIFTED + dt.timedelta(days=6))  # outside the cooldown, but 2 in the last week
     assert over_budget["drift_sensor"] == "success" and over_budget["trigger_training"] == "skipped"
     assert len(training_runs()) == 2
+
+
+def performance(day: dt.date, floor: float, delay: int) -> dict:
+    context = task_context(day, dag_id="drift_monitoring", run_id=f"p-{day}-{floor}", task_id="performance_check")
+    return ModelPerformanceOperator(
+        task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
+        partition=str(day), floor=floor, label_delay_days=delay,
+    ).execute(context)  # fmt: skip
+
+
+def test_champion_below_its_floor_on_late_labels_calls_for_retraining_with_reason_performance(home):
+    calm_drift, _ = report(CALM)
+    # Labels of the calm day arrive 3 days later; the champion is scored on them with the registry's model.
+    scored = performance(CALM + dt.timedelta(days=3), floor=0.99, delay=3)
+    assert scored["status"] == "scored" and scored["labelled_day"] == CALM.isoformat()
+    assert scored["labelled_rows"] > 1000 and scored["model_version"] == home["champion"]
+    assert 0.5 < scored["value"] < 0.99 and scored["below_floor"] is True
+    assert json.loads(Path(scored["summary_path"]).read_text())["value"] == scored["value"]
+    history = MlflowHook().get_client().get_metric_history(scored["mlflow_run_id"], "labelled_roc_auc")
+    assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), scored["value"])]
+    decision = DriftSensor(task_id="s", summary_path="-").decide(calm_drift, scored)
+    assert decision["reason"] == "performance" and decision["performance"]["value"] == scored["value"]
+
+    fine = performance(CALM + dt.timedelta(days=3), floor=0.5, delay=3)
+    assert fine["below_floor"] is False
+    with pytest.raises(AirflowSkipException, match=r"roc_auc 0\.\d+ >= floor 0\.5"):
+        DriftSensor(task_id="s", summary_path="-").decide(calm_drift, fine)
+
+    # No labels yet for that day (not versioned): nothing is decided, nothing is triggered.
+    waiting = performance(CALM + dt.timedelta(days=1), floor=0.99, delay=7)
+    assert waiting["status"] == "no_labels" and waiting["below_floor"] is False
+    with pytest.raises(AirflowSkipException):
+        DriftSensor(task_id="s", summary_path="-").decide(calm_drift, waiting)
+
+
+def test_tag_sensor_waits_for_the_version_and_skips_a_quarantined_day(home, tmp_path):
+    workspace = str(DvcHook().workspace)
+    present = DvcTagSensor(task_id="w", tag=f"training-set/customer_activity/{CALM}")
+    assert present.execute(task_context(CALM))["sha"] == DvcHook().resolve_rev(f"training-set/customer_activity/{CALM}")
+
+    quarantined = tmp_path / "quarantine"
+    with pytest.raises(AirflowSkipException, match="quarantined"):
+        DvcTagSensor(task_id="w", tag="training-set/none", abandon_paths=[str(tmp_path)]).execute(task_context(CALM))
+
+    trigger = DvcTagTrigger(workspace, "training-set/customer_activity/later", [str(quarantined)], poll_interval=0.05)
+    assert DvcTagTrigger(**trigger.serialize()[1]).abandon_paths == [str(quarantined)]
+
+    async def scenario(create) -> dict:
+        pending = asyncio.ensure_future(trigger.run().__anext__())
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # neither the tag nor the quarantine: still waiting
+        create()
+        return (await asyncio.wait_for(pending, timeout=10)).payload
+
+    assert asyncio.run(scenario(quarantined.mkdir))["status"] == "abandoned"
+    quarantined.rmdir()
+    head = DvcHook().resolve_rev("HEAD")
+    event = asyncio.run(scenario(lambda: subprocess.run(
+        ["git", "tag", "training-set/customer_activity/later", head], cwd=workspace, check=True
+    )))  # fmt: skip
+    assert event == {"status": "found", "tag": "training-set/customer_activity/later", "sha": head}
+
+
+def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True, capture_output=True
+    )
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "drift_monitoring.py")).get_dag("drift_monitoring")
+    hook = MlflowHook()
+    client = hook.get_client()
+    with hook.scoped_environment():
+        client.delete_registered_model_alias("churn_classifier", "champion")
+    try:
+        states = []
+        for _ in range(2):  # the second run of the day (a clear, or the next day) must not bootstrap again
+            after = CALM + dt.timedelta(days=1)
+            run = dag.test(logical_date=pendulum.datetime(after.year, after.month, after.day, tz="UTC"))
+            states.append({ti.task_id: ti.state for ti in run.get_task_instances()})
+        with create_session() as session:
+            runs = session.query(DagRun).filter(DagRun.dag_id == "training", DagRun.run_id.like("bootstrap__%")).all()
+            bootstrap = [(r.run_id, r.conf) for r in runs]
+    finally:
+        with hook.scoped_environment():
+            client.set_registered_model_alias("churn_classifier", "champion", home["champion"])
+    assert states[0]["bootstrap_training"] == "success" and states[0]["drift_report"] == "skipped"
+    assert states[0]["drift_sensor"] == "skipped" and states[1]["bootstrap_training"] == "skipped"
+    assert bootstrap == [(
+        "bootstrap__customer_activity",
+        {"reason": "bootstrap", "dataset_rev": f"training-set/customer_activity/{CALM}",
+         "detail": {"model_name": "churn_classifier"}},
+    )]  # fmt: skip

@@ -215,6 +215,15 @@ class MlflowHook(BaseHook):
             )
         return runs[0] if runs else None
 
+    def run_for_key(self, experiment_name: str, key_tag: str, key: str, run_name: str) -> str:
+        """The id of the run tagged ``key_tag=key`` in the experiment, created when there is none (re-runs reuse it)."""
+        experiment_id = self.get_or_create_experiment(experiment_name)
+        existing = self.find_run_by_tag(experiment_id, key_tag, key)
+        if existing:
+            return str(existing.info.run_id)
+        with self.scoped_environment():
+            return str(self.get_client().create_run(experiment_id, run_name=run_name, tags={key_tag: key}).info.run_id)
+
     def model_version_of_run(self, model_name: str, run_id: str) -> ModelVersion | None:
         """The registered version of ``model_name`` created from ``run_id``, if any."""
         client = self.get_client()

@@ -231,18 +231,11 @@ class DriftReportOperator(BaseOperator):
 
         hook = self.mlflow_hook
         ti = context["ti"]
-        run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-        experiment_id = hook.get_or_create_experiment(self.experiment_name)
+        run_id = hook.run_for_key(
+            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}", f"drift-{self.dataset}-{day}"
+        )
         client = hook.get_client()
-        existing = hook.find_run_by_tag(experiment_id, RUN_KEY_TAG, run_key)
         with hook.scoped_environment():
-            run_id = (
-                existing.info.run_id
-                if existing
-                else client.create_run(
-                    experiment_id, run_name=f"drift-{self.dataset}-{day}", tags={RUN_KEY_TAG: run_key}
-                ).info.run_id
-            )
             timestamp = int(time.mktime(day.timetuple()) * 1000)
             client.log_metric(run_id, "drift_share", summary["drift_share"], timestamp=timestamp, step=day.toordinal())
             for key, value in (("dataset", self.dataset), ("window_end", day.isoformat()),

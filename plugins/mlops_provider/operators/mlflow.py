@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 RUN_KEY_TAG = "airflow.run_key"
-TRIGGER_REASONS = ("schedule", "asset", "drift", "performance", "manual", "reproduce")
+TRIGGER_REASONS = ("schedule", "asset", "bootstrap", "drift", "performance", "manual", "reproduce")
 
 
 def code_version(path: Path) -> str:
@@ -66,8 +66,11 @@ class TrainModelOperator(BaseOperator):
 
     :param dataset_path: path of the training set in the data registry (templated).
     :param dataset_rev: DVC/git rev of the training set: tag, branch or commit (templated). When empty, the
-        newest event of ``dataset_asset`` that triggered the run gives ``rev`` and ``path`` (its ``extra``).
-    :param dataset_asset: the training-set Asset the DAG is scheduled on.
+        newest event of ``dataset_asset`` that triggered the run gives ``rev`` and ``path`` (its ``extra``),
+        else the newest tag matching ``dataset_tag_pattern``.
+    :param dataset_asset: the training-set Asset, when the DAG is scheduled on it.
+    :param dataset_tag_pattern: glob of data registry tags to take the newest (by name) of when no rev is given
+        (e.g. ``training-set/<dataset>/*``: date-named tags sort by date).
     :param entrypoint: path of the training entrypoint (train.py) for the ``local`` runner.
     :param hyperparameter_spec: JSON spec of the hyperparameters (names, types, ranges, defaults).
     :param hyperparameters: overrides, a dict or a JSON object string (templated, e.g. from the run's conf).
@@ -109,6 +112,7 @@ class TrainModelOperator(BaseOperator):
         dataset_rev: str,
         entrypoint: str,
         dataset_asset: Asset | None = None,
+        dataset_tag_pattern: str | None = None,
         model_asset: Asset | None = None,
         hyperparameter_spec: str,
         experiment_name: str,
@@ -133,6 +137,7 @@ class TrainModelOperator(BaseOperator):
         self.dataset_path = dataset_path
         self.dataset_rev = dataset_rev
         self.dataset_asset = dataset_asset
+        self.dataset_tag_pattern = dataset_tag_pattern
         self.model_asset = model_asset
         self.entrypoint = entrypoint
         self.hyperparameter_spec = hyperparameter_spec
@@ -159,21 +164,27 @@ class TrainModelOperator(BaseOperator):
     def dvc_hook(self) -> DvcHook:
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
-    def _dataset_from_asset_event(self, context: Context) -> None:
-        """Take rev and path from the newest triggering event of ``dataset_asset`` when no rev was given."""
-        if self.dataset_rev or self.dataset_asset is None:
+    def _default_dataset_rev(self, context: Context) -> None:
+        """When no rev was given: the newest triggering event of ``dataset_asset``, else the newest tag."""
+        if self.dataset_rev:
             return
-        events = (context.get("triggering_asset_events") or {}).get(self.dataset_asset) or []
+        triggering = context.get("triggering_asset_events") or {}
+        events = (triggering.get(self.dataset_asset) or []) if self.dataset_asset is not None else []
         newest = max(events, key=lambda event: event.timestamp, default=None)
-        if newest is None:
+        if newest is not None:
+            self.dataset_rev = str(newest.extra["rev"])  # the commit: immutable, unlike the tag
+            self.dataset_path = str(newest.extra.get("path") or self.dataset_path)
+            self._rev_name = str(newest.extra.get("tag") or self.dataset_rev)
+            self.log.info("Training set from asset event: %s at %s", self.dataset_path, self.dataset_rev)
+            return
+        tags = self.dvc_hook.tags(self.dataset_tag_pattern) if self.dataset_tag_pattern else []
+        if not tags:
             raise AirflowFailException(
-                "dataset_rev: empty, and the run was not triggered by an event of "
-                f"{self.dataset_asset.name!r}; give dataset_rev in the run's conf"
+                "dataset_rev: empty, the run was not triggered by a training-set event, and no data registry tag "
+                f"matches {self.dataset_tag_pattern!r}; give dataset_rev in the run's conf (or run ingest first)"
             )
-        self.dataset_rev = str(newest.extra["rev"])  # the commit: immutable, unlike the tag
-        self.dataset_path = str(newest.extra.get("path") or self.dataset_path)
-        self._rev_name = str(newest.extra.get("tag") or self.dataset_rev)
-        self.log.info("Training set from asset event: %s at %s", self.dataset_path, self.dataset_rev)
+        self.dataset_rev = self._rev_name = tags[-1]
+        self.log.info("Training set: the newest tag %s", self.dataset_rev)
 
     def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
         """Hyperparameters, dataset sha and md5; every problem is raised before anything runs."""
@@ -217,7 +228,7 @@ class TrainModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-        self._dataset_from_asset_event(context)
+        self._default_dataset_rev(context)
         params, sha, md5 = self._check_inputs()
         try:
             self._runner = self._make_runner(context, run_key)

@@ -28,22 +28,25 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     3. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one;
     4. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one.
 
-    The conf carries ``reason`` (``drift``), and in ``detail`` the drift summary and the report location; the
-    training run records them as its trigger reason.
+    The conf carries ``reason`` (``drift`` or ``performance``), ``dataset_rev`` (the training set of the window,
+    so a backfilled window trains on the data of its time) and in ``detail`` the drift summary, the performance
+    summary and the report location; the training run records them as its trigger reason.
 
     :param dataset: dataset name (templated).
     :param decision: the drift sensor's result (templated; dict or JSON).
+    :param dataset_rev: data registry rev the training run should use (templated; empty: its default).
     :param cooldown_days: days without a second drift-triggered training.
     :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
     """
 
-    template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "dataset", "decision")
+    template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "dataset", "decision", "dataset_rev")
 
     def __init__(
         self,
         *,
         dataset: str,
         decision: dict[str, Any] | str,
+        dataset_rev: str = "",
         trigger_dag_id: str = "training",
         cooldown_days: int = 2,
         max_per_week: int = 2,
@@ -56,6 +59,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             raise ValueError(f"need cooldown_days >= 0 and max_per_week >= 1, got {cooldown_days}, {max_per_week}")
         self.dataset = dataset
         self.decision = decision
+        self.dataset_rev = dataset_rev
         self.cooldown_days = cooldown_days
         self.max_per_week = max_per_week
 
@@ -88,6 +92,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.trigger_run_id = run_id
         self.conf = {
             "reason": decision.get("reason", "drift"),
+            "dataset_rev": self.dataset_rev or None,
             "detail": {
                 "window_end": window_end,
                 "drift_share": decision.get("drift_share"),
@@ -95,8 +100,61 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 "drifted_columns": decision.get("drifted_columns"),
                 "report_url": decision.get("report_url"),
                 "report_path": decision.get("report_path"),
+                "performance": decision.get("performance"),
                 "monitoring_run": f"{ti.dag_id}/{ti.run_id}",
             },
         }
         self.log.warning("Triggering %s run %s: %s", self.trigger_dag_id, run_id, self.conf["detail"])
+        return super().execute(context)
+
+
+class BootstrapTrainingOperator(TriggerDagRunOperator):
+    """Trigger the first training of a model that has no champion yet (cold start of the loop).
+
+    Skips when ``model_name`` has a ``champion``. The run id is ``bootstrap__<dataset>``, one for all time: a
+    re-run, or the next day while that training or its promotion is still going, never triggers a second one.
+    If the bootstrap challenger is rejected by the gate, the message says to trigger ``training`` by hand.
+
+    :param dataset: dataset name (templated).
+    :param model_name: the registered model (templated).
+    :param dataset_rev: data registry rev to train on (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *TriggerDagRunOperator.template_fields, "dataset", "model_name", "dataset_rev",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        model_name: str,
+        dataset_rev: str,
+        trigger_dag_id: str = "training",
+        mlflow_conn_id: str = "mlflow_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("skip_when_already_exists", True)
+        kwargs.setdefault("wait_for_completion", False)
+        super().__init__(trigger_dag_id=trigger_dag_id, **kwargs)
+        self.dataset = dataset
+        self.model_name = model_name
+        self.dataset_rev = dataset_rev
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> Any:
+        from mlops_provider.hooks.mlflow import MlflowHook
+
+        champion = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).alias_version(self.model_name, "champion")
+        if champion is not None:
+            raise AirflowSkipException(f"{self.model_name} has a champion (v{champion}): no bootstrap needed")
+        run_id = f"bootstrap__{self.dataset}"
+        if context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=[run_id]):
+            raise AirflowSkipException(
+                f"{self.trigger_dag_id} run {run_id} exists and no champion yet: it is still going, or its challenger "
+                f"was rejected (see the promotion run); trigger {self.trigger_dag_id} by hand to try again"
+            )
+        self.trigger_run_id = run_id
+        self.conf = {"reason": "bootstrap", "dataset_rev": self.dataset_rev, "detail": {"model_name": self.model_name}}
+        self.log.warning("No champion for %s: triggering %s run %s", self.model_name, self.trigger_dag_id, run_id)
         return super().execute(context)

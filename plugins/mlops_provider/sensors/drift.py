@@ -1,44 +1,47 @@
-"""Drift sensor: lets the retraining trigger go ahead only when the drift result of its window crossed the line."""
+"""Drift sensor: lets the retraining trigger go ahead only when the window's data drifted past the line or the
+champion's performance on late labels fell below its floor."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops_provider.triggers.drift import DriftResultTrigger
+from mlops_provider.triggers.drift import DriftResultTrigger, read_result
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 class DriftSensor(BaseSensorOperator):
-    """Wait for the drift summary of a window, then decide.
+    """Wait for the monitoring results of a window, then decide.
 
-    Succeeds (the retraining trigger goes ahead) when the share of drifted columns is at least
-    ``drift_share_threshold``; otherwise the path ends as skipped (no drift is not a failure). Deferrable by
-    default: the wait happens in the triggerer (DriftResultTrigger), no worker slot is held. With
-    ``deferrable=False`` it pokes (``mode="poke"`` or ``"reschedule"``).
+    Succeeds (the retraining trigger goes ahead) with reason ``drift`` when the share of drifted columns is at
+    least ``drift_share_threshold``, or with reason ``performance`` when the performance summary says the
+    champion fell below its floor on late labels; otherwise the path ends as **skipped** (no drift is not a
+    failure). When the results are already there it decides at once; else it defers to DriftResultTrigger
+    (default: the wait happens in the triggerer, no worker slot is held) or pokes (``deferrable=False``, with
+    ``mode="poke"`` or ``"reschedule"``).
 
     :param summary_path: the drift summary JSON of the window (templated).
     :param drift_share_threshold: share of drifted columns that calls for retraining.
+    :param performance_path: the performance summary JSON of the window (templated; empty: drift only).
 
-    XCom (return value): ``{"reason": "drift", "drift_share", "threshold", "partition", "report_url",
-    "drifted_columns"}``.
+    XCom (return value): ``{"reason", "drift_share", "threshold", "partition", "report_url", "report_path",
+    "drifted_columns", "performance"}``.
     """
 
-    template_fields: Sequence[str] = ("summary_path",)
+    template_fields: Sequence[str] = ("summary_path", "performance_path")
 
     def __init__(
         self,
         *,
         summary_path: str,
         drift_share_threshold: float = 0.3,
+        performance_path: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -47,41 +50,65 @@ class DriftSensor(BaseSensorOperator):
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.summary_path = summary_path
         self.drift_share_threshold = drift_share_threshold
+        self.performance_path = performance_path
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+
+    def _results(self) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        summary, performance = read_result(self.summary_path), read_result(self.performance_path)
+        if summary is None or (self.performance_path and performance is None):
+            return None
+        return summary, performance
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        ready = self._results()
+        if ready:
+            return self.decide(*ready)
         self.defer(
-            trigger=DriftResultTrigger(summary_path=str(self.summary_path), poll_interval=self.poll_interval),
+            trigger=DriftResultTrigger(
+                summary_path=str(self.summary_path),
+                poll_interval=self.poll_interval,
+                performance_path=self.performance_path or None,
+            ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        path = Path(self.summary_path)
-        if not path.is_file():
-            return False
-        return PokeReturnValue(is_done=True, xcom_value=self.decide(json.loads(path.read_text())))
+        ready = self._results()
+        return PokeReturnValue(is_done=True, xcom_value=self.decide(*ready)) if ready else False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        return self.decide(event["summary"])
+        return self.decide(event["summary"], event.get("performance"))
 
-    def decide(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def decide(self, summary: dict[str, Any], performance: dict[str, Any] | None = None) -> dict[str, Any]:
         share = float(summary["drift_share"])
         drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
-        if share < self.drift_share_threshold:
-            raise AirflowSkipException(
-                f"no retraining: drift share {share:.3f} < {self.drift_share_threshold} for {summary.get('partition')}"
+        degraded = bool(performance and performance.get("status") == "scored" and performance.get("below_floor"))
+        if share < self.drift_share_threshold and not degraded:
+            perf = (
+                f"; {performance['metric']} {performance['value']:.3f} >= floor {performance['floor']}"
+                if performance and performance.get("status") == "scored"
+                else ""
             )
-        self.log.warning("Drift share %.3f >= %s: retraining is called for", share, self.drift_share_threshold)
+            raise AirflowSkipException(
+                f"no retraining: drift share {share:.3f} < {self.drift_share_threshold}{perf} "
+                f"for {summary.get('partition')}"
+            )
+        reason = "drift" if share >= self.drift_share_threshold else "performance"
+        self.log.warning(
+            "Retraining is called for (%s): drift share %.3f (line %s), performance %s",
+            reason, share, self.drift_share_threshold, performance,
+        )  # fmt: skip
         return {
-            "reason": "drift",
+            "reason": reason,
             "drift_share": share,
             "threshold": self.drift_share_threshold,
             "partition": summary.get("partition"),
             "report_url": summary.get("report_url"),
             "report_path": summary.get("report_path"),
             "drifted_columns": drifted,
+            "performance": performance,
         }

@@ -1,4 +1,4 @@
-"""Trigger that waits, in the triggerer, for a drift summary file to appear."""
+"""Trigger that waits, in the triggerer, for the monitoring results of a window (drift, and performance)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,43 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
+def read_result(path: str | None) -> dict[str, Any] | None:
+    """The JSON at ``path``, or None while it is missing or being replaced."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError:
+        return None
+
+
 class DriftResultTrigger(BaseTrigger):
-    """Fires when the drift summary at ``summary_path`` exists, with its content (no worker slot is held).
+    """Fires when the drift summary at ``summary_path`` (and the performance summary at ``performance_path``,
+    when given) exist, with their content; no worker slot is held while waiting.
 
     :param summary_path: the JSON written by DriftReportOperator.
     :param poll_interval: seconds between checks.
+    :param performance_path: the JSON written by ModelPerformanceOperator, or None.
     """
 
-    def __init__(self, summary_path: str, poll_interval: float = 10.0) -> None:
+    def __init__(self, summary_path: str, poll_interval: float = 10.0, performance_path: str | None = None) -> None:
         super().__init__()
         self.summary_path = summary_path
         self.poll_interval = poll_interval
+        self.performance_path = performance_path
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "mlops_provider.triggers.drift.DriftResultTrigger",
-            {"summary_path": self.summary_path, "poll_interval": self.poll_interval},
-        )
+            {"summary_path": self.summary_path, "poll_interval": self.poll_interval,
+             "performance_path": self.performance_path},
+        )  # fmt: skip
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        path = Path(self.summary_path)
         while True:
-            if path.is_file():
-                try:
-                    summary = json.loads(path.read_text())
-                except ValueError:  # being replaced right now; try again
-                    summary = None
-                if summary is not None:
-                    yield TriggerEvent({"status": "ready", "summary": summary})
-                    return
+            summary = read_result(self.summary_path)
+            performance = read_result(self.performance_path)
+            if summary is not None and (self.performance_path is None or performance is not None):
+                yield TriggerEvent({"status": "ready", "summary": summary, "performance": performance})
+                return
             await asyncio.sleep(self.poll_interval)

@@ -1,0 +1,186 @@
+"""Performance of the champion on late-arriving labels: the second retraining signal next to data drift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from mlops_provider.files import write_atomic
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.operators.training_set import partition_path, partition_tag
+from mlops_provider.paths import reports_dir
+from mlops_provider.templates import INTERVAL_DATE
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RUN_KEY_TAG = "airflow.run_key"
+HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
+
+
+def performance_summary_path(dataset: str, partition: str) -> Path:
+    """Where the performance summary of the monitoring run for ``partition`` is written."""
+    return reports_dir() / "performance" / dataset / f"{partition}.json"
+
+
+class ModelPerformanceOperator(BaseOperator):
+    """Score the current champion on the newest day whose labels have arrived and compare with a floor.
+
+    Churn labels arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
+    partition is read at its tag from the data registry; rows without a label are dropped. When the day is not
+    versioned (quarantined, not ingested) or has fewer than ``min_labelled_rows`` labels, the summary says
+    ``status = "no_labels"`` and nothing is decided. Otherwise the champion (loaded from the registry) is scored
+    and ``below_floor`` tells whether ``metric`` fell below ``floor``. The summary is written to
+    ``$MLOPS_HOME/reports/performance/<dataset>/<D>.json`` (the drift sensor waits for it) and the metric is
+    logged to MLflow experiment ``monitoring`` at the labelled day, so performance over time plots.
+
+    :param dataset: dataset name (templated).
+    :param model_name: registered model whose champion is scored (templated).
+    :param floor: the lowest acceptable value of ``metric``.
+    :param metric: one of ``roc_auc``, ``f1``, ``accuracy``, ``precision``, ``recall``.
+    :param partition: day of the monitoring run (templated; default: the date of ``data_interval_start``).
+    :param label_delay_days: days until the labels of a day are in the source.
+    :param label_column: the label.
+    :param threshold: probability threshold for the thresholded metrics.
+    :param min_labelled_rows: fewer labels than this decide nothing.
+
+    XCom (return value): the summary ``{"status", "partition", "labelled_day", "metric", "value", "floor",
+    "below_floor", "labelled_rows", "model_version", "summary_path", "mlflow_run_id"}``.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "model_name", "partition")
+    ui_color = "#fdf3e8"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        model_name: str,
+        floor: float,
+        metric: str = "roc_auc",
+        partition: str = INTERVAL_DATE,
+        label_delay_days: int = 7,
+        label_column: str = "churned",
+        threshold: float = 0.5,
+        min_labelled_rows: int = 200,
+        champion_alias: str = "champion",
+        experiment_name: str = "monitoring",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
+        if label_delay_days < 0:
+            raise ValueError(f"label_delay_days must be >= 0, got {label_delay_days}")
+        self.dataset = dataset
+        self.model_name = model_name
+        self.floor = floor
+        self.metric = metric
+        self.partition = partition
+        self.label_delay_days = label_delay_days
+        self.label_column = label_column
+        self.threshold = threshold
+        self.min_labelled_rows = min_labelled_rows
+        self.champion_alias = champion_alias
+        self.experiment_name = experiment_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def dvc_hook(self) -> DvcHook:
+        return DvcHook(dvc_conn_id=self.dvc_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        champion = self.mlflow_hook.alias_version(self.model_name, self.champion_alias)
+        if champion is None:
+            raise AirflowSkipException(f"{self.model_name} has no {self.champion_alias!r} yet: nothing to score")
+        day = dt.date.fromisoformat(str(self.partition))
+        labelled_day = (day - dt.timedelta(days=self.label_delay_days)).isoformat()
+        summary: dict[str, Any] = {
+            "status": "no_labels",
+            "dataset": self.dataset,
+            "partition": day.isoformat(),
+            "labelled_day": labelled_day,
+            "metric": self.metric,
+            "floor": self.floor,
+            "model_version": champion,
+            "below_floor": False,
+            "labelled_rows": 0,
+        }
+        frame = self._labelled_rows(labelled_day)
+        summary["labelled_rows"] = 0 if frame is None else len(frame)
+        if frame is not None and len(frame) >= self.min_labelled_rows:
+            value = self._score(champion, frame)
+            summary.update(status="scored", value=value, below_floor=value < self.floor)
+            summary["mlflow_run_id"] = self._log_to_mlflow(context, value, dt.date.fromisoformat(labelled_day))
+            log = self.log.warning if value < self.floor else self.log.info
+            log("Champion v%s %s on %s labels of %s: %.4f (floor %s)", champion, self.metric, len(frame),
+                labelled_day, value, self.floor)  # fmt: skip
+        else:
+            self.log.info("No decision: %s labelled rows for %s (need %s)", summary["labelled_rows"], labelled_day,
+                          self.min_labelled_rows)  # fmt: skip
+        path = performance_summary_path(self.dataset, day.isoformat())
+        summary["summary_path"] = str(path)
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
+        return summary
+
+    def _labelled_rows(self, labelled_day: str) -> Any:
+        import pandas as pd
+
+        tag = partition_tag(self.dataset, labelled_day)
+        if tag not in self.dvc_hook.tags(tag):
+            return None
+        with tempfile.TemporaryDirectory(prefix="performance-") as tmp:
+            local = Path(tmp) / "labelled.parquet"
+            self.dvc_hook.read_to(partition_path(self.dataset, labelled_day), tag, local)
+            frame = pd.read_parquet(local)
+        if self.label_column not in frame.columns:
+            raise AirflowFailException(f"label column {self.label_column!r} is not in partition {labelled_day}")
+        return frame[frame[self.label_column].notna()].reset_index(drop=True)
+
+    def _score(self, version: str, frame: Any) -> float:
+        import mlflow
+        import numpy as np
+
+        from mlops_provider.evaluation import classification_metrics, schema_predictor
+
+        with self.mlflow_hook.scoped_environment():
+            model = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
+        proba = np.asarray(schema_predictor(model)(frame), dtype=float)
+        metrics = classification_metrics(frame[self.label_column].astype(int).to_numpy(), proba, self.threshold)
+        if self.metric not in metrics:
+            raise AirflowFailException(f"{self.metric} is undefined on these labels (a single class)")
+        return float(metrics[self.metric])
+
+    def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date) -> str:
+        import time
+
+        hook = self.mlflow_hook
+        ti = context["ti"]
+        run_id = hook.run_for_key(
+            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
+            f"performance-{self.dataset}-{labelled_day}",
+        )  # fmt: skip
+        with hook.scoped_environment():
+            client = hook.get_client()
+            timestamp = int(time.mktime(labelled_day.timetuple()) * 1000)
+            client.log_metric(run_id, f"labelled_{self.metric}", value, timestamp=timestamp,
+                              step=labelled_day.toordinal())  # fmt: skip
+            client.set_tag(run_id, "labelled_day", labelled_day.isoformat())
+            client.set_terminated(run_id, "FINISHED")
+        return run_id

@@ -1,0 +1,60 @@
+"""Trigger that waits, in the triggerer, for a tag to appear in the data registry (or for a sign it never will)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+async def tag_sha(workspace: str, tag: str) -> str | None:
+    """The commit a tag of the git repository at ``workspace`` points to, or None (no tag, no repository)."""
+    if not (Path(workspace) / ".git").exists():
+        return None
+    proc = await asyncio.create_subprocess_exec(
+        "git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}",
+        cwd=workspace, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return (out.decode().strip() or None) if proc.returncode == 0 else None
+
+
+class DvcTagTrigger(BaseTrigger):
+    """Fires ``{"status": "found", "tag", "sha"}`` when ``tag`` exists in the data registry at ``workspace``, or
+    ``{"status": "abandoned", "path"}`` when one of ``abandon_paths`` exists first (e.g. the quarantine folder
+    of the partition: the tag will never come).
+
+    :param workspace: local folder of the data registry (a git repository).
+    :param tag: the tag to wait for.
+    :param abandon_paths: files or folders whose existence means the tag will not appear.
+    :param poll_interval: seconds between checks.
+    """
+
+    def __init__(self, workspace: str, tag: str, abandon_paths: Sequence[str] = (), poll_interval: float = 10.0):
+        super().__init__()
+        self.workspace = workspace
+        self.tag = tag
+        self.abandon_paths = list(abandon_paths)
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "mlops_provider.triggers.dvc.DvcTagTrigger",
+            {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
+             "poll_interval": self.poll_interval},
+        )  # fmt: skip
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        while True:
+            sha = await tag_sha(self.workspace, self.tag)
+            if sha:
+                yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
+                return
+            for path in self.abandon_paths:
+                if Path(path).exists():
+                    yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
+                    return
+            await asyncio.sleep(self.poll_interval)
