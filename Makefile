@@ -5,8 +5,12 @@ SHELL := /bin/bash
 PROJECT_ROOT := $(CURDIR)
 VENV := $(PROJECT_ROOT)/.venv
 BIN := $(VENV)/bin
-# Runs a command with the embedded configuration exported.
-WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
+# MODE=distributed layers config/distributed.env (CeleryExecutor, PostgreSQL, Redis, MLflow server) on top.
+MODE ?= embedded
+# Runs a command with the configuration of MODE exported.
+WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; \
+  $(if $(filter distributed,$(MODE)),. "$(PROJECT_ROOT)/config/distributed.env";,) \
+  . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
 
 .PHONY: help install init demo up test test-unit lint bench clean training-requirements training-image
 
@@ -42,8 +46,8 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy plugins/mlops_provider
 
-bench: install  ## run the benchmarks; they print numbers and never fail on a timing
-	@$(WITH_ENV) for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
+bench: install  ## run the benchmark suite, write docs/benchmarks.md (BENCH_ARGS=--quick: smaller sizes)
+	@$(WITH_ENV) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 training-requirements:  ## export the training image's pinned requirements from uv.lock
 	uv export --frozen --only-group training --no-hashes --no-header --no-annotate --format requirements-txt \

@@ -16,6 +16,7 @@ from mlops_provider.operators.retraining import BootstrapTrainingOperator, Trigg
 from mlops_provider.operators.training_set import training_set_tag
 from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.sensors.dvc import DvcTagSensor
+from mlops_provider.sensors.mlflow import ChampionSensor
 from mlops_provider.templates import INTERVAL_DATE
 
 NUMERICAL = [
@@ -38,6 +39,7 @@ triggers `training`.
 |---|---|---|
 | `wait_for_training_set` | deferrable: waits in the triggerer for tag `training-set/{DATASET}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined (validation failed): nothing to check |
 | `bootstrap_training` | cold start: no champion yet -> triggers `training` once (run id `bootstrap__{DATASET}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
+| `wait_for_champion` | reschedule-mode sensor: goes on once `{MODEL_NAME}` has a champion (at once, normally; after the bootstrap training and promotion, at the start), so every later day is checked against a model | skipped when the bootstrap challenger was rejected by the gate: trigger `training` by hand |
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set** (alias `champion` -> version tags `data.path`/`data.rev` -> the data registry); declared column types; each side sampled to at most 100k rows (seed 0). Link *Drift report*; summary and HTML in `$MLOPS_HOME/reports/drift/{DATASET}/`; metric `drift_share` in MLflow experiment `monitoring`, one point per day | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {LABEL_DELAY_DAYS} (churn labels arrive late): ROC AUC vs the floor {AUC_FLOOR}; metric `labelled_roc_auc` in `monitoring` | skipped when there is no champion; `no_labels` (no decision) when that day is not versioned |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {DRIFT_SHARE}, or `performance` when the AUC is below the floor | **skipped** otherwise (the normal case) |
@@ -73,6 +75,10 @@ with DAG(
         model_name=MODEL_NAME,
         dataset_rev=training_set_tag(DATASET, INTERVAL_DATE),
     )
+    wait_for_champion = ChampionSensor(
+        task_id="wait_for_champion",
+        model_name=MODEL_NAME,
+    )
     drift_report = DriftReportOperator(
         task_id="drift_report",
         dataset=DATASET,
@@ -102,5 +108,6 @@ with DAG(
         decision="{{ ti.xcom_pull(task_ids='drift_sensor') | tojson }}",
         dataset_rev=training_set_tag(DATASET, INTERVAL_DATE),
     )
-    wait_for_training_set >> [bootstrap_training, drift_report, performance_check]
+    wait_for_training_set >> [bootstrap_training, wait_for_champion]
+    wait_for_champion >> [drift_report, performance_check]
     [drift_report, performance_check] >> drift_sensor >> trigger_training

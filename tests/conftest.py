@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,15 @@ VENV_BIN = Path(sys.executable).parent
 KNOWN_KINDS = ("unit", "integration", "e2e")
 
 
-def embedded_environment(project_root: Path) -> dict[str, str]:
-    """The variables ``config/embedded.env`` sets, as bash evaluates them."""
-    script = 'set -a; MLOPS_PROJECT_ROOT="$1"; . "$1/config/embedded.env"; env -0'
+def embedded_environment(project_root: Path, modes: tuple[str, ...] = ("embedded",), base: dict | None = None) -> dict:
+    """The environment after bash sources ``config/<mode>.env`` for each mode in order (``("distributed",
+    "embedded")`` is the distributed mode: its file first, the embedded one fills in the rest), on ``base``."""
+    sources = " ".join(f'. "$1/config/{mode}.env";' for mode in modes)
+    script = f'set -a; MLOPS_PROJECT_ROOT="$1"; {sources} env -0'
     out = subprocess.run(
-        ["bash", "-c", script, "bash", str(project_root)], check=True, capture_output=True, env=dict(os.environ)
-    ).stdout
+        ["bash", "-c", script, "bash", str(project_root)], check=True, capture_output=True,
+        env=dict(os.environ if base is None else base),
+    ).stdout  # fmt: skip
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
 
 
@@ -115,24 +119,35 @@ def base_image(docker_engine: None) -> str:
     return tag
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on the local server (127.0.0.1:5432, trust auth), dropped afterwards."""
+@contextmanager
+def fresh_databases(*kinds: str) -> Iterator[dict[str, str]]:
+    """Fresh PostgreSQL databases on the local server (127.0.0.1:5432, trust auth), dropped afterwards:
+    kind -> database name."""
     import uuid
 
     import psycopg2
 
-    name = f"mlops_test_{uuid.uuid4().hex[:10]}"
+    suffix = uuid.uuid4().hex[:10]
+    names = {kind: f"mlops_test_{kind}_{suffix}" for kind in kinds}
     admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+        for name in names.values():
+            cur.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield names
     finally:
         with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in names.values():
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    with fresh_databases("db") as names:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{names['db']}"
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 Steps: seed the demo source with three weeks of days (drift injected in the third week, one bad day), start
 the embedded Airflow (scheduler, triggerer, dag-processor, api-server) in its own process group, check that
-every DAG loads, unpause ``ingest`` (catchup creates one run per day) and ``training`` (scheduled on the
-training-set Asset) and ``promotion`` (scheduled on the challenger Asset), wait while printing progress, and
-end with a summary: versioned partitions, the quarantined day, training-set versions, MLflow runs, the
-champion history with the gate's verdicts, and where to look.
+every DAG loads, unpause ``ingest`` and ``drift_monitoring`` (both daily with catchup: one run per day),
+``training`` (triggered by drift_monitoring: bootstrap, drift, performance) and ``promotion`` (scheduled on the
+challenger Asset), wait while printing progress, and end with a summary: versioned partitions, the quarantined
+day, training-set versions, MLflow runs with their trigger reasons, the champion history with the gate's
+verdicts, drift share and labelled AUC per day, the drift-triggered retraining and why, and where to look.
+Exits non-zero when the loop did not close (no drift-triggered retraining decided by the gate).
 
 Run through ``make demo`` (which installs, initialises and exports config/embedded.env first).
 ``--keep-running`` leaves Airflow up for the UI until Ctrl-C; ``--foreground`` is ``make up``.
@@ -23,7 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlops_provider.embedded import EmbeddedAirflow, EmbeddedAirflowError
+from mlops_provider.embedded import EmbeddedAirflow, EmbeddedAirflowError, distributed_components
+from mlops_provider.hooks.mlflow import MlflowHook
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAYS = 21
@@ -149,27 +152,37 @@ def summarize_training() -> None:
     print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / 'churn_classifier'}")
 
 
-def summarize_drift(airflow: EmbeddedAirflow) -> None:
+def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
+    """Print drift share and labelled AUC per day and the triggered training runs; returns the drift-triggered."""
     import json
 
-    folder = Path(os.environ["MLOPS_HOME"]) / "reports" / "drift" / "customer_activity"
-    print("\nDrift share per day (vs the champion's training set; retraining threshold 0.3):")
-    for path in sorted(folder.glob("*.json")):
+    reports = Path(os.environ["MLOPS_HOME"]) / "reports"
+    print("\nDrift share per day (vs the champion's training set; retraining line 0.3) and the champion's ROC AUC")
+    print("on the labels that arrived that day (labels of day - 7; floor 0.65):")
+    for path in sorted((reports / "drift" / "customer_activity").glob("*.json")):
         summary = json.loads(path.read_text())
         bar = "#" * int(round(summary["drift_share"] * 40))
         reference = summary["reference"]["model_version"]
-        print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference}")
-    runs = airflow.api("GET", "/api/v2/dags/training/dagRuns?limit=100")["dag_runs"]
+        perf_path = reports / "performance" / "customer_activity" / path.name
+        perf = json.loads(perf_path.read_text()) if perf_path.is_file() else {}
+        auc = f"AUC {perf['value']:.3f} ({perf['labelled_day']})" if perf.get("status") == "scored" else "no labels yet"
+        print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference:<3} {auc}")
+    runs = airflow.api("GET", "/api/v2/dags/training/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+    print("\nTraining runs and why they were triggered:")
+    for run in runs:
+        conf = run.get("conf") or {}
+        detail = conf.get("detail") or {}
+        why = conf.get("reason", "manual")
+        if why in ("drift", "performance"):
+            why += (
+                f": drift share {detail.get('drift_share', 0):.2f} on {detail.get('window_end')}, drifted columns "
+                f"{', '.join(detail.get('drifted_columns') or [])}; report {detail.get('report_url')}"
+            )
+        print(f"  {run['dag_run_id']:<44} {run['state']:<8} {why}")
     triggered = [r for r in runs if str(r["dag_run_id"]).startswith("drift__")]
-    print("\nDrift-triggered retraining:")
-    for run in triggered:
-        detail = (run.get("conf") or {}).get("detail") or {}
-        print(
-            f"  {run['dag_run_id']}: {run['state']}; drift share {detail.get('drift_share', 0):.2f}, "
-            f"drifted columns {', '.join(detail.get('drifted_columns') or [])}; report {detail.get('report_url')}"
-        )
     if not triggered:
-        print("  none (see the drift_monitoring runs: the trigger_training task says why it skipped)")
+        print("  no drift-triggered run (see the drift_monitoring runs: trigger_training says why it skipped)")
+    return triggered
 
 
 def _git(workspace: Path, *args: str) -> str:
@@ -211,16 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    return_code = 0
     if not args.foreground:
         start, end = demo_window(dt.datetime.now(dt.UTC).date())
         os.environ["MLOPS_START_DATE"] = start.isoformat()  # the nightly DAGs catch up from here
         drift_from, bad_day = seed_source(start, end)
 
     airflow_home = Path(os.environ["AIRFLOW_HOME"])
+    port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+    bin_dir = Path(sys.executable).parent
+    distributed = os.environ.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor"  # make ... MODE=distributed
     airflow = EmbeddedAirflow(
-        airflow_bin=str(Path(sys.executable).parent / "airflow"),
+        airflow_bin=str(bin_dir / "airflow"),
         airflow_home=airflow_home,
-        port=int(os.environ.get("AIRFLOW__API__PORT", "8080")),
+        port=port,
+        components=distributed_components(dict(os.environ), bin_dir, port) if distributed else None,
     )
     print(f"Starting Airflow (logs: {airflow_home / 'standalone.log'}) ...", flush=True)
     try:
@@ -231,13 +249,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(dags)} DAG(s) loaded, no import errors: {', '.join(sorted(d['dag_id'] for d in dags))}")
             for dag_id in ("drift_monitoring", "promotion", "training", "ingest"):
                 airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            print(f"Unpaused ingest (catchup runs {start} .. {end}); training, promotion, drift_monitoring follow:")
+            print(f"Unpaused ingest and drift_monitoring (catchup {start} .. {end}); training and promotion follow:")
             runs = wait_for_runs(airflow, "ingest", expected=DAYS, timeout=args.timeout)
-            for dag_id in ("training", "promotion", "drift_monitoring", "training", "promotion"):
+            wait_for_runs(airflow, "drift_monitoring", expected=DAYS, timeout=args.timeout)
+            for dag_id in ("training", "promotion"):
                 wait_until_idle(airflow, dag_id, timeout=args.timeout)
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
-            summarize_drift(airflow)
+            triggered = summarize_drift(airflow)
+            print(f"\nModel health: {airflow.base_url}/mlops/health  (signed in)")
+            print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {MlflowHook().tracking_uri} --port 5000")
+            (airflow_home / "demo_wall_seconds").write_text(f"{time.monotonic() - started:.1f}\n")  # bench_scheduler
+            if not any(r["state"] == "success" for r in triggered):
+                print("error: the loop did not close: no drift-triggered training run succeeded", file=sys.stderr)
+                return_code = 1
         else:
             print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
         if args.foreground or args.keep_running:
@@ -252,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         airflow.stop()
     print(f"Done in {time.monotonic() - started:.0f} s.")
-    return 0
+    return return_code
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ class EmbeddedAirflow:
     :param port: port of the api-server (``AIRFLOW__API__PORT``).
     :param log_path: file that receives the combined output of all components.
     :param env: environment of the process; defaults to the current one.
+    :param components: instead of ``airflow standalone``, these commands (e.g. ``["airflow", "scheduler"]``,
+        ``["airflow", "celery", "worker"]``), each its own process, all in one process group: the distributed
+        mode's components on one machine. Each is a list of arguments, optionally preceded by a dict of extra
+        environment variables for that component only.
     """
 
     airflow_bin: str
@@ -41,7 +45,9 @@ class EmbeddedAirflow:
     port: int = 8080
     log_path: Path | None = None
     env: dict[str, str] | None = None
+    components: list[list[Any]] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list, init=False)
     _token: str | None = field(default=None, init=False)
 
     @property
@@ -61,15 +67,18 @@ class EmbeddedAirflow:
         env.setdefault("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", str(self.port + 2))
         # standalone starts its components as `airflow ...` looked up on PATH.
         env["PATH"] = os.pathsep.join([str(Path(self.airflow_bin).parent), env.get("PATH", "")])
+        commands: list[list[Any]] = self.components or [[self.airflow_bin, "standalone"]]
         with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [self.airflow_bin, "standalone"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+            for command in commands:
+                extra = command[0] if command and isinstance(command[0], dict) else {}
+                args = [str(a) for a in (command[1:] if extra else command)]
+                child = subprocess.Popen(
+                    args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**env, **extra},
+                    start_new_session=self.process is None,
+                    process_group=None if self.process is None else self.process.pid,
+                )  # fmt: skip
+                self._children.append((" ".join(Path(args[0]).name.split() + args[1:3]), child))
+                self.process = self.process or child
         self.wait_healthy(timeout=timeout, log_path=log_path)
 
     def wait_healthy(self, timeout: float, log_path: Path) -> dict[str, Any]:
@@ -77,11 +86,11 @@ class EmbeddedAirflow:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise EmbeddedAirflowError(
-                    f"airflow standalone exited with code {self.process.returncode} before it was healthy; "
-                    f"see {log_path}"
-                )
+            for name, child in self._children:
+                if child.poll() is not None:
+                    raise EmbeddedAirflowError(
+                        f"{name} exited with code {child.returncode} before Airflow was healthy; see {log_path}"
+                    )
             try:
                 health = self._request("GET", "/api/v2/monitor/health", auth=False)
             except (urllib.error.URLError, ConnectionError, TimeoutError, EmbeddedAirflowError) as exc:
@@ -98,15 +107,21 @@ class EmbeddedAirflow:
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM the whole process group, then SIGKILL what is left after ``timeout`` seconds."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None or all(child.poll() is not None for _, child in self._children):
             return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
+        pgid = self.process.pid  # the group's leader: the id stays valid while any member lives
         try:
-            self.process.wait(timeout=timeout)
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            for _, child in self._children:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            for _, child in self._children:
+                child.wait(timeout=10)
         # Workers forked by the scheduler can outlive the parent by a moment; make sure none is left.
         try:
             os.killpg(pgid, signal.SIGKILL)
@@ -171,3 +186,39 @@ def running_airflow(
         yield instance
     finally:
         instance.stop()
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of a component in the distributed mode on one machine: ``MLOPS_WORKER_NAME``
+    when set (each Celery worker gets its own, so the UI and the API show which worker ran a task), else the
+    machine's name as Airflow's default gives it."""
+    import socket
+
+    return os.environ.get("MLOPS_WORKER_NAME") or socket.getfqdn()
+
+
+def distributed_components(env: dict[str, str], bin_dir: Path, port: int) -> list[list[Any]]:
+    """The distributed mode's processes on one machine (``config/distributed.env``): an MLflow tracking server
+    with its PostgreSQL backend store, the Airflow api-server, scheduler, dag-processor, triggerer, and
+    ``MLOPS_CELERY_WORKERS`` Celery workers, each with its own name and log-server port. For
+    ``EmbeddedAirflow(components=...)``."""
+    airflow = str(bin_dir / "airflow")
+    artifacts = Path(env["MLOPS_HOME"]) / "mlflow-artifacts"
+    mlflow_port = env.get("MLOPS_MLFLOW_PORT", "5000")
+    commands: list[list[Any]] = [
+        [str(bin_dir / "mlflow"), "server", "--backend-store-uri", env["MLFLOW_BACKEND_STORE_URI"],
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", mlflow_port],
+        [airflow, "api-server", "--port", str(port)],
+        [airflow, "scheduler"],
+        [airflow, "dag-processor"],
+        [airflow, "triggerer"],
+    ]  # fmt: skip
+    for i in range(1, int(env.get("MLOPS_CELERY_WORKERS", "2")) + 1):
+        worker_env = {
+            "MLOPS_WORKER_NAME": f"worker-{i}",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mlops_provider.embedded.worker_hostname",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 10 + i),
+        }
+        worker = [airflow, "celery", "worker", "--celery-hostname", f"worker-{i}@%h", "--concurrency", "2"]
+        commands.append([worker_env, *worker])
+    return commands

@@ -33,7 +33,11 @@ class LazyWebApp:
 
 
 class MlopsPlugin(AirflowPlugin):
-    """Registers the provider's web app (reports under ``/mlops/reports``) with Airflow."""
+    """Registers the provider's web app (reports under ``/mlops/reports``, the model health page at
+    ``/mlops/health``) with Airflow, and the health page in the UI's navigation."""
 
     name = PLUGIN_NAME
     fastapi_apps = [{"app": LazyWebApp(), "url_prefix": URL_PREFIX, "name": "MLOps"}]
+    external_views = [
+        {"name": "Model health", "href": f"{URL_PREFIX}/health", "url_route": "model-health", "destination": "nav"}
+    ]

@@ -34,6 +34,36 @@ def embedded_tracking_uri() -> str:
     return f"sqlite:///{mlops_home() / 'mlflow' / 'mlflow.db'}"
 
 
+_INITIALIZED: set[str] = set()
+
+
+def _initialize_sqlite_store(uri: str) -> None:
+    """Create (migrate) a SQLite store once, under a file lock: tasks that start together on a fresh store would
+    otherwise run MLflow's schema migrations concurrently and fail ("Online migration expected to match one
+    row"). A marker file beside the database records that it is ready."""
+    import fcntl
+
+    if uri in _INITIALIZED:
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    marker = db.with_name(db.name + ".ready")
+    if not marker.exists():
+        with open(db.with_name(db.name + ".init.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not marker.exists():
+                    from mlflow import MlflowClient
+
+                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                    client.search_experiments(max_results=1)
+                    client.search_registered_models(max_results=1)
+                    marker.touch()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    _INITIALIZED.add(uri)
+
+
 def embedded_artifact_root() -> Path:
     """Where experiments of the embedded store keep their artifacts."""
     return mlops_home() / "mlflow" / "artifacts"
@@ -138,7 +168,7 @@ class MlflowHook(BaseHook):
         from mlflow import MlflowClient
 
         if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _initialize_sqlite_store(self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def wait_until_reachable(self, attempts: int = 3, delay: float = 2.0) -> None:

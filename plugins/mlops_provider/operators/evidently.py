@@ -123,21 +123,18 @@ class DriftReportOperator(BaseOperator):
                 return max(days)
         return str(self.partition)
 
-    def _read(self, path: str, rev: str) -> pd.DataFrame:
-        import pandas as pd
+    def _read_sample(self, path: str, rev: str) -> pd.DataFrame:
+        """The declared columns of ``path`` at ``rev``, sampled to ``max_rows`` while reading (bounded memory)."""
+        from mlops_provider.sampling import sample_parquet
 
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "data.parquet"
             self.dvc_hook.read_to(path, rev, local)
-            return pd.read_parquet(local)
-
-    def _sample(self, frame: pd.DataFrame) -> pd.DataFrame:
-        columns = self.numerical_columns + self.categorical_columns
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise AirflowFailException(f"declared columns missing from the data: {', '.join(missing)}")
-        frame = frame[columns]
-        return frame.sample(n=self.max_rows, random_state=self.seed) if len(frame) > self.max_rows else frame
+            columns = self.numerical_columns + self.categorical_columns
+            try:
+                return sample_parquet(local, columns, self.max_rows, self.seed)
+            except ValueError as exc:
+                raise AirflowFailException(f"declared columns: {path} at {rev}: {exc}") from exc
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
@@ -163,10 +160,13 @@ class DriftReportOperator(BaseOperator):
                 f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
                 "no drift check for it"
             )
-        reference = self._sample(self._read(tags["data.path"], tags["data.rev"]))
-        current = self._sample(
-            pd.concat([self._read(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in present])
+        reference = self._read_sample(tags["data.path"], tags["data.rev"])
+        current = pd.concat(
+            [self._read_sample(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in present],
+            ignore_index=True,
         )
+        if len(current) > self.max_rows:  # a window of several days: one bounded sample of the samples
+            current = current.sample(n=self.max_rows, random_state=self.seed)
         summary = self._run_evidently(reference, current)
         summary.update(
             dataset=self.dataset,

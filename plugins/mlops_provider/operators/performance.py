@@ -114,6 +114,7 @@ class ModelPerformanceOperator(BaseOperator):
         summary: dict[str, Any] = {
             "status": "no_labels",
             "dataset": self.dataset,
+            "model_name": self.model_name,
             "partition": day.isoformat(),
             "labelled_day": labelled_day,
             "metric": self.metric,

@@ -114,6 +114,8 @@ class BootstrapTrainingOperator(TriggerDagRunOperator):
     Skips when ``model_name`` has a ``champion``. The run id is ``bootstrap__<dataset>``, one for all time: a
     re-run, or the next day while that training or its promotion is still going, never triggers a second one.
     If the bootstrap challenger is rejected by the gate, the message says to trigger ``training`` by hand.
+    Run a ChampionSensor beside it to hold a sequential monitoring DAG until
+    the first champion exists.
 
     :param dataset: dataset name (templated).
     :param model_name: the registered model (templated).

@@ -6,10 +6,11 @@ Routes require a signed-in Airflow user (the UI's session cookie or a bearer tok
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from airflow.api_fastapi.core_api.security import requires_authenticated
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from mlops_provider.paths import reports_dir
 
@@ -31,4 +32,32 @@ def create_app() -> FastAPI:
         """A file under ``$MLOPS_HOME/reports``: validation results, Data Docs, drift reports."""
         return FileResponse(_resolve_report(relative))
 
+    @app.get("/health.json")
+    def health_json(model: str | None = None) -> dict[str, Any]:
+        """The model health data: champion, lineage, history, drift and performance series."""
+        from mlops_provider.web.health import collect
+
+        return collect(_model_name(model))
+
+    @app.get("/health", response_class=HTMLResponse)
+    def health(model: str | None = None) -> str:
+        """The model health page (also in the Airflow UI's navigation as *Model health*)."""
+        from mlops_provider.web.health import collect, render
+
+        return render(collect(_model_name(model)))
+
     return app
+
+
+def _model_name(model: str | None) -> str:
+    """The requested model, or the only registered one; 404 names the choices otherwise."""
+    from mlops_provider.web.health import registered_models
+
+    names = registered_models()
+    if model:
+        if model not in names:
+            raise HTTPException(status_code=404, detail=f"no registered model {model!r}; registered: {names}")
+        return model
+    if len(names) != 1:
+        raise HTTPException(status_code=404, detail=f"name a model with ?model=...; registered: {names}")
+    return names[0]

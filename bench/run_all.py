@@ -1,0 +1,132 @@
+"""The benchmark suite: run every bench script, collect their rows, write docs/benchmarks.md and print it.
+
+Each row: what is measured, ours, the baseline measured in the same run, the ratio, peak memory; medians of
+repeated runs with the spread. A last section fits how each cost grows with rows (``t ~ rows^b`` on the
+medians; b close to 1 is linear). Benchmarks never fail on a timing.
+
+Usage: python bench/run_all.py [--quick]   (``make bench``; --quick: the smaller sizes only)
+Environment: MLOPS_BENCH_SIZES_<STAGE> overrides a stage's sizes, e.g. MLOPS_BENCH_SIZES_INGEST="100000 1000000".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH.parent
+SIZES = {
+    "ingest": ([10_000, 100_000, 1_000_000, 10_000_000], [10_000, 100_000]),
+    "training": ([10_000, 100_000, 1_000_000], [10_000, 100_000]),
+    "drift": ([100_000, 1_000_000, 10_000_000], [100_000, 1_000_000]),
+}
+SCRIPTS = [("parse", "bench_dag_parse.py"), ("ingest", "bench_ingest.py"), ("training", "bench_training.py"),
+           ("drift", "bench_drift.py"), ("scheduler", "bench_scheduler.py")]  # fmt: skip
+PACKAGES = ("apache-airflow", "mlflow", "great-expectations", "evidently", "dvc", "xgboost", "pandas")
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
+    system = f"{platform.platform()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 2**20:.0f} GB RAM, {system}"
+
+
+def fmt(summary: dict | None) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['median']:.2f} s ({summary['min']:.2f}-{summary['max']:.2f}, n={summary['n']})"
+
+
+def growth(rows: list[dict]) -> list[str]:
+    """Least-squares slope of log(median time) on log(rows), per stage and what."""
+    lines = []
+    groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for row in rows:
+        if row.get("rows"):
+            groups.setdefault((row["stage"], row["what"]), []).append((row["rows"], row["ours"]["median"]))
+    for (stage, what), points in sorted(groups.items()):
+        if len(points) < 2:
+            continue
+        xs, ys = [math.log(p[0]) for p in points], [math.log(p[1]) for p in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        kind = "sub-linear (fixed costs dominate)" if b < 0.8 else "about linear" if b <= 1.2 else "super-linear"
+        span = f"{min(p[0] for p in points):,} -> {max(p[0] for p in points):,} rows"
+        lines.append(f"| {stage} | {what} | {span} | {b:.2f} | {kind} |")
+    return lines
+
+
+def write_markdown(rows: list[dict], path: Path, notes: list[str]) -> str:
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in PACKAGES)
+    out = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`bench/run_all.py`) on {dt.date.today()}: {machine()}.",
+        f"Versions: {versions}.",
+        "",
+        "Medians of repeated runs (min-max, n); every measurement in a fresh process, imports included; the baseline",
+        "is measured in the same run on the same machine. Ratio = ours / baseline (below 1: ours is faster).",
+        "",
+        "| stage | what | rows | ours | baseline | ratio | peak MB ours / baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        base = row["baseline"]
+        ratio = f"{row['ours']['median'] / base['median']:.2f}x" if base else "-"
+        mem = " / ".join(f"{m:.0f}" if m else "-" for m in (row.get("ours_mb"), row.get("baseline_mb")))
+        baseline = f"{fmt(base)} {row['baseline_name']}" if base else (row.get("baseline_name") or "-")
+        what = row["what"] + (f" ({row['note']})" if row.get("note") else "")
+        rows_cell = row.get("rows") or ""
+        out.append(f"| {row['stage']} | {what} | {rows_cell} | {fmt(row['ours'])} | {baseline} | {ratio} | {mem} |")
+    out += ["", "## Growth with rows", "", "| stage | what | range | exponent b (t ~ rows^b) | |"]
+    out += ["|---|---|---|---|---|"]
+    out += growth(rows)
+    if notes:
+        out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    text = "\n".join(out) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes only")
+    parser.add_argument("--only", nargs="*", help="stages to run (default: all)")
+    args = parser.parse_args()
+    notes = []
+    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".jsonl", delete=False) as handle:
+        record_path = Path(handle.name)
+    env = dict(os.environ, MLOPS_BENCH_RECORD=str(record_path))
+    for stage, script in SCRIPTS:
+        if args.only and stage not in args.only:
+            continue
+        full, quick = SIZES.get(stage, ([], []))
+        sizes = os.environ.get(f"MLOPS_BENCH_SIZES_{stage.upper()}", "").split() or [
+            str(n) for n in (quick if args.quick else full)
+        ]
+        print(f"\n=== {script} {' '.join(sizes)}", flush=True)
+        proc = subprocess.run([sys.executable, str(BENCH / script), *sizes], env=env, cwd=PROJECT_ROOT)
+        if proc.returncode != 0:
+            notes.append(f"`{script}` exited with {proc.returncode}; its rows are missing or partial.")
+    rows = [json.loads(line) for line in record_path.read_text().splitlines() if line.strip()]
+    record_path.unlink()
+    print()
+    print(write_markdown(rows, PROJECT_ROOT / "docs" / "benchmarks.md", notes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

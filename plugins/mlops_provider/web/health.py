@@ -1,0 +1,191 @@
+"""Model health: the champion with its lineage, the champion history, and drift/performance over time.
+
+``collect`` reads the registry (MLflow) and the monitoring summaries under ``$MLOPS_HOME/reports``; ``render``
+turns that into one self-contained HTML page (inline SVG plot, no JavaScript, no external assets: the page
+works on a closed network and inside the Airflow UI's plugin frame).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from mlops_provider.paths import reports_dir
+
+#: Version/run tags shown as the champion's lineage, in this order, with their labels.
+LINEAGE = (
+    ("data.rev_name", "training set"),
+    ("data.rev", "data rev"),
+    ("data.md5", "data md5"),
+    ("code.version", "code version"),
+    ("training.image", "training image"),
+    ("serving.image", "serving image"),
+    ("airflow.run_key", "Airflow run"),
+    ("trigger.reason", "trigger reason"),
+    ("gate.decision", "gate verdict"),
+    ("gate.reason", "gate reason"),
+    ("promotion.promoted_at", "promoted at"),
+    ("promotion.promoted_by", "promoted by"),
+)
+
+
+def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
+    """Monitoring summaries (``drift`` or ``performance``) of ``model_name``, by day."""
+    points = []
+    for path in sorted((reports_dir() / kind).glob("*/*.json")):
+        try:
+            summary = json.loads(path.read_text())
+        except ValueError:
+            continue
+        reference = summary.get("reference") or {}
+        if reference.get("model_name", model_name) != model_name and kind == "drift":
+            continue
+        points.append(summary)
+    return sorted(points, key=lambda s: str(s.get("partition")))
+
+
+def collect(model_name: str) -> dict[str, Any]:
+    """Everything the page shows, as JSON-able data (also served at ``/mlops/health.json``)."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    with hook.scoped_environment():
+        try:
+            versions = client.search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            versions = []  # type: ignore[assignment]
+        history: list[dict[str, Any]] = []
+        for mv in sorted(versions, key=lambda v: int(v.version)):
+            tags = dict(mv.tags or {})
+            history.append({
+                "version": str(mv.version),
+                "run_id": mv.run_id,
+                "created": mv.creation_timestamp,
+                "aliases": sorted(mv.aliases or []),
+                "trigger_reason": tags.get("trigger.reason"),
+                "training_set": tags.get("data.rev_name"),
+                "decision": tags.get("gate.decision"),
+                "reason": tags.get("gate.reason"),
+                "promoted_at": tags.get("promotion.promoted_at"),
+                "replaced_at": tags.get("promotion.replaced_at"),
+            })  # fmt: skip
+        champion = next((h for h in history if "champion" in h["aliases"]), None)
+        lineage: dict[str, str] = {}
+        if champion is not None:
+            tags = dict(client.get_model_version(model_name, champion["version"]).tags or {})
+            try:
+                tags = {**client.get_run(champion["run_id"]).data.tags, **tags}
+            except MlflowException:
+                pass
+            lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
+    drift = [
+        {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
+         "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url")}
+        for s in _series("drift", model_name)
+    ]  # fmt: skip
+    performance = [
+        {"day": s.get("labelled_day"), "metric": s.get("metric"), "value": s.get("value"), "floor": s.get("floor"),
+         "model_version": s.get("model_version")}
+        for s in _series("performance", model_name)
+        if s.get("status") == "scored" and s.get("model_name", model_name) == model_name
+    ]  # fmt: skip
+    return {
+        "model_name": model_name,
+        "champion": champion,
+        "lineage": lineage,
+        "history": history,
+        "drift": drift,
+        "performance": performance,
+    }
+
+
+def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: float) -> str:
+    """An inline SVG: drift share per day (bars), the retraining line, labelled AUC per day (dots)."""
+    days = sorted({p["day"] for p in drift} | {p["day"] for p in performance if p["day"]})
+    if not days:
+        return "<p>No drift checks yet.</p>"
+    width, height, pad = max(360, 28 * len(days) + 60), 220, 40
+    step = (width - 2 * pad) / len(days)
+    x = {day: pad + step * i for i, day in enumerate(days)}
+
+    def y(value: float) -> float:
+        return height - pad - value * (height - 2 * pad)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             'aria-label="drift share per day">']  # fmt: skip
+    parts.append(f'<line x1="{pad}" y1="{y(0):.1f}" x2="{width - pad}" y2="{y(0):.1f}" stroke="#888"/>')
+    parts.append(f'<line x1="{pad}" y1="{y(line):.1f}" x2="{width - pad}" y2="{y(line):.1f}" stroke="#c0392b" '
+                 f'stroke-dasharray="4 3"/><text x="{width - pad + 2}" y="{y(line) + 4:.1f}" font-size="10" '
+                 f'fill="#c0392b">{line}</text>')  # fmt: skip
+    for point in drift:
+        share = float(point["drift_share"] or 0.0)
+        color = "#e67e22" if point["dataset_drift"] else "#5dade2"
+        parts.append(
+            f'<rect class="drift" x="{x[point["day"]] + 2:.1f}" y="{y(share):.1f}" width="{step - 4:.1f}" '
+            f'height="{y(0) - y(share):.1f}" fill="{color}"><title>{html.escape(str(point["day"]))}: drift share '
+            f"{share:.2f} (reference v{html.escape(str(point['reference_version']))})</title></rect>"
+        )
+    for point in performance:
+        value = float(point["value"])
+        parts.append(
+            f'<circle class="auc" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="3.5" fill="#27ae60">'
+            f"<title>{html.escape(str(point['day']))}: {html.escape(str(point['metric']))} {value:.3f} on labels"
+            "</title></circle>"
+        )
+    for i, day in enumerate(days):
+        if i % max(1, len(days) // 10) == 0:
+            parts.append(f'<text x="{x[day]:.1f}" y="{height - pad + 14}" font-size="10">{day[5:]}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
+    """The page."""
+    esc = html.escape
+    champion = data["champion"]
+    title = f"Model health: {esc(data['model_name'])}"
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in data["lineage"].items())
+    head = (
+        f"<p>Champion: <b>v{esc(champion['version'])}</b></p><table class='lineage'>{rows}</table>"
+        if champion
+        else "<p>No champion yet: the first training is triggered by <code>drift_monitoring</code>.</p>"
+    )
+    history = "".join(
+        f"<tr><td>v{esc(h['version'])}</td><td>{esc(', '.join(h['aliases']))}</td>"
+        f"<td>{esc(str(h['trigger_reason'] or ''))}</td><td>{esc(str(h['training_set'] or ''))}</td>"
+        f"<td>{esc(str(h['decision'] or 'pending'))}</td><td>{esc(str(h['promoted_at'] or ''))}</td>"
+        f"<td>{esc(str(h['reason'] or ''))[:160]}</td></tr>"
+        for h in reversed(data["history"])
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5rem; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
+table.lineage th {{ background: #f5f7fa; width: 10rem; }}
+</style></head><body>
+<h1>{title}</h1>
+<h2>Champion and lineage</h2>
+{head}
+<h2>Drift share per day and ROC AUC on late labels</h2>
+<p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
+Dots: the champion's ROC AUC on the labels that arrived for that day.</p>
+{_plot(data["drift"], data["performance"], drift_line)}
+<h2>Champion history</h2>
+<table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>
+<th>gate</th><th>promoted at</th><th>gate reason</th></tr>{history}</table>
+</body></html>"""
+
+
+def registered_models() -> list[str]:
+    """Names of the registered models, sorted."""
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    with hook.scoped_environment():
+        return sorted(m.name for m in hook.get_client().search_registered_models())

@@ -1,0 +1,167 @@
+"""Driving the loop under a real scheduler through the REST API v2, and the outcomes every mode must show
+(embedded and distributed run the same checks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlops_provider.embedded import EmbeddedAirflow
+
+T = TypeVar("T")
+DATASET = "customer_activity"
+MODEL = "churn_classifier"
+LOOP_DAGS = ("drift_monitoring", "promotion", "training", "ingest")
+
+
+@dataclass
+class Loop:
+    """A running Airflow with a seeded source: the days, the bad day, the first drifted day, its homes."""
+
+    airflow: EmbeddedAirflow
+    days: list[dt.date]
+    bad: dt.date
+    drift_from: dt.date
+    mlops: Path
+    env: dict[str, str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def git(workspace: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 2.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def dag_runs(airflow: EmbeddedAirflow, dag_id: str) -> list[dict[str, Any]]:
+    return airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+
+
+def task_states(airflow: EmbeddedAirflow, dag_id: str, run_id: str) -> dict[str, str]:
+    tis = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
+    return {ti["task_id"]: ti["state"] for ti in tis}
+
+
+def all_finished(airflow: EmbeddedAirflow, dag_id: str, count: int) -> list[dict[str, Any]] | None:
+    runs = dag_runs(airflow, dag_id)
+    done = [r for r in runs if r["state"] in ("success", "failed")]
+    return runs if len(runs) >= count and len(done) == len(runs) else None
+
+
+def idle(airflow: EmbeddedAirflow, dag_id: str) -> bool:
+    """No run queued or running and no asset event waiting for a run."""
+    runs = dag_runs(airflow, dag_id)
+    waiting = airflow.api("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")["total_entries"]
+    return not waiting and all(r["state"] in ("success", "failed") for r in runs)
+
+
+def wait_for_dags(airflow: EmbeddedAirflow, timeout: float = 180) -> None:
+    def loaded() -> bool:
+        ids = {d["dag_id"] for d in airflow.api("GET", "/api/v2/dags?limit=100")["dags"]}
+        return set(LOOP_DAGS) <= ids
+
+    wait_for(loaded, timeout, "the DAGs to be parsed")
+    errors = airflow.api("GET", "/api/v2/importErrors")
+    assert errors["total_entries"] == 0, errors
+
+
+def unpause(airflow: EmbeddedAirflow, *dag_ids: str) -> None:
+    for dag_id in dag_ids:
+        airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+
+def wait_for_loop(loop: Loop, timeout: float) -> dict[str, list[dict[str, Any]]]:
+    """Wait until every day went through ingest and drift monitoring and training/promotion are idle."""
+    n = len(loop.days)
+    wait_for(lambda: all_finished(loop.airflow, "ingest", n), timeout, f"{n} ingest runs")
+    wait_for(lambda: all_finished(loop.airflow, "drift_monitoring", n), timeout, f"{n} drift_monitoring runs")
+    for dag_id in ("training", "promotion", "training", "promotion"):
+        wait_for(lambda dag_id=dag_id: idle(loop.airflow, dag_id), timeout, f"{dag_id} to be idle")
+    return {dag_id: dag_runs(loop.airflow, dag_id) for dag_id in LOOP_DAGS}
+
+
+def mlflow_state(env: dict[str, str]) -> dict[str, Any]:
+    """Training runs and model versions in the loop's MLflow (read in a child with the loop's environment)."""
+    import json
+    import sys
+
+    code = (
+        "import json; from mlops_provider.hooks.mlflow import MlflowHook\n"
+        "h = MlflowHook(); c = h.get_client()\n"
+        "e = c.get_experiment_by_name('churn')\n"
+        "runs = c.search_runs([e.experiment_id]) if e else []\n"
+        f"vs = c.search_model_versions(\"name = '{MODEL}'\")\n"
+        "print(json.dumps({'tracking_uri': h.tracking_uri,"
+        " 'runs': [{'id': r.info.run_id, 'tags': r.data.tags, 'params': r.data.params} for r in runs],"
+        " 'versions': [{'version': v.version, 'run_id': v.run_id, 'tags': dict(v.tags)} for v in vs],"
+        f" 'champion': h.alias_version('{MODEL}', 'champion')}}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What the loop must have done, in any mode. Returns the MLflow state for further checks."""
+    airflow, days, bad = loop.airflow, loop.days, loop.bad
+    workspace = loop.mlops / "data-registry"
+
+    # Ingest: one run per day on exactly its interval; the bad day failed at validation and was quarantined.
+    by_day = {r["data_interval_start"][:10]: r for r in runs["ingest"]}
+    assert sorted(by_day) == [d.isoformat() for d in days]
+    assert {d: r["state"] for d, r in by_day.items()} == {
+        d.isoformat(): ("failed" if d == bad else "success") for d in days
+    }
+    states = task_states(airflow, "ingest", by_day[bad.isoformat()]["dag_run_id"])
+    assert states["validate"] == "failed" and states["version_partition"] == "upstream_failed"
+    assert (loop.mlops / "quarantine" / DATASET / bad.isoformat() / "validation_result.json").is_file()
+    tags = set(git(workspace, "tag", "--list").split())
+    for day in days:
+        assert (f"partition/{DATASET}/{day}" in tags) is (day != bad)
+        assert (f"training-set/{DATASET}/{day}" in tags) is (day != bad)
+
+    # Drift monitoring: one run per day, all finished; the quarantined day was skipped at the wait.
+    drift_by_day = {r["data_interval_start"][:10]: r for r in runs["drift_monitoring"]}
+    assert sorted(drift_by_day) == [d.isoformat() for d in days]
+    assert all(r["state"] == "success" for r in drift_by_day.values())
+    bad_states = task_states(airflow, "drift_monitoring", drift_by_day[bad.isoformat()]["dag_run_id"])
+    assert bad_states["wait_for_training_set"] == "skipped" and bad_states["drift_report"] == "skipped"
+
+    # Training: the bootstrap run, then exactly one drift-triggered run, for a drifted day, with the reason.
+    training = {r["dag_run_id"]: r for r in runs["training"]}
+    assert training[f"bootstrap__{DATASET}"]["conf"]["reason"] == "bootstrap"
+    drift_runs = [r for r in training.values() if r["dag_run_id"].startswith("drift__")]
+    assert len(drift_runs) == 1, sorted(training)
+    triggered = drift_runs[0]
+    window_end = triggered["conf"]["detail"]["window_end"]
+    assert window_end >= loop.drift_from.isoformat()
+    assert triggered["conf"]["reason"] == "drift" and triggered["conf"]["detail"]["drift_share"] >= 0.3
+    assert triggered["conf"]["dataset_rev"] == f"training-set/{DATASET}/{window_end}"
+    assert all(r["state"] == "success" for r in training.values()), training
+
+    # MLflow: one run per training run, one version per run, the gate decided on every challenger.
+    state = mlflow_state(loop.env)
+    keys = [r["tags"].get("airflow.run_key") for r in state["runs"]]
+    assert len(keys) == len(set(keys)) == len(training)
+    assert sorted(r["tags"]["airflow.run_id"] for r in state["runs"]) == sorted(training)
+    run_ids = [v["run_id"] for v in state["versions"]]
+    assert len(run_ids) == len(set(run_ids)) == len(training)
+    drift_run = next(r for r in state["runs"] if r["tags"]["airflow.run_id"] == triggered["dag_run_id"])
+    assert drift_run["tags"]["trigger.reason"] == "drift"
+    drift_version = next(v for v in state["versions"] if v["run_id"] == drift_run["id"])
+    assert drift_version["tags"].get("gate.decision") in ("promote", "reject"), drift_version["tags"]
+    assert state["champion"] is not None
+    assert all(r["state"] == "success" for r in runs["promotion"]), runs["promotion"]
+    return state

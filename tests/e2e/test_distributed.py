@@ -1,0 +1,103 @@
+"""Distributed mode on this machine, without containers for the services: CeleryExecutor with two workers, a fresh
+PostgreSQL database for Airflow's metadata, another for the MLflow tracking server's backend store and one for
+the demo source, Redis as the broker. The configuration is ``config/distributed.env`` on top of the embedded
+one (the same settings, switched by environment). The loop must show the same outcomes as under the embedded
+default, with tasks spread over both workers and the MLflow runs in the server's PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
+from mlops_provider.embedded import EmbeddedAirflow, distributed_components
+from tests.conftest import PROJECT_ROOT, embedded_environment, fresh_databases
+from tests.e2e.loop import Loop, check_loop_outcomes, unpause, wait_for_dags, wait_for_loop
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+DAYS, BAD_INDEX, DRIFT_INDEX = 9, 1, 6
+PORT, MLFLOW_PORT, REDIS_DB = 18795, 18500, 7
+POSTGRES = "postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory):
+    import redis
+
+    root = tmp_path_factory.mktemp("distributed")
+    home, mlops = root / "airflow", root / "mlops"
+    home.mkdir()
+    mlops.mkdir()
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
+    bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
+    broker = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    broker.flushdb()
+    with fresh_databases("airflow", "mlflow", "source") as databases:
+        # Only what the test decides; everything else comes from config/distributed.env + config/embedded.env.
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
+        base.update(
+            AIRFLOW_HOME=str(home),
+            MLOPS_HOME=str(mlops),
+            MLOPS_START_DATE=days[0].isoformat(),
+            MLOPS_AIRFLOW_DB=databases["airflow"],
+            MLOPS_MLFLOW_DB=databases["mlflow"],
+            MLOPS_SOURCE_DB=databases["source"],
+            MLOPS_REDIS=f"redis://127.0.0.1:6379/{REDIS_DB}",
+            MLOPS_MLFLOW_PORT=str(MLFLOW_PORT),
+        )
+        env = embedded_environment(PROJECT_ROOT, ("distributed", "embedded"), base)
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        seed_range(
+            create_engine(f"postgresql+psycopg2://{POSTGRES}/{databases['source']}"), days,
+            SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}),
+        )  # fmt: skip
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([str(BIN / "airflow"), "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        airflow = EmbeddedAirflow(
+            airflow_bin=str(BIN / "airflow"), airflow_home=home, port=PORT, env=env,
+            components=distributed_components(env, BIN, PORT),
+        )  # fmt: skip
+        airflow.start(timeout=240)
+        try:
+            wait_for_dags(airflow)
+            yield Loop(airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env,
+                       notes={"databases": databases})  # fmt: skip
+        finally:
+            airflow.stop()
+            broker.flushdb()
+
+
+def test_the_loop_on_celery_postgres_redis_and_an_mlflow_server(distributed):
+    airflow = distributed.airflow
+    unpause(airflow, "drift_monitoring", "training", "promotion", "ingest")
+    runs = wait_for_loop(distributed, timeout=1800)
+    state = check_loop_outcomes(distributed, runs)
+
+    # MLflow runs and model versions live in the tracking server's PostgreSQL backend store.
+    assert state["tracking_uri"] == f"http://127.0.0.1:{MLFLOW_PORT}"
+    mlflow_db = create_engine(f"postgresql+psycopg2://{POSTGRES}/{distributed.notes['databases']['mlflow']}")
+    with mlflow_db.connect() as conn:
+        stored_runs = set(conn.execute(text("SELECT run_uuid FROM runs")).scalars())
+        stored_versions = conn.execute(text("SELECT count(*) FROM model_versions")).scalar()
+    assert {r["id"] for r in state["runs"]} <= stored_runs
+    assert stored_versions == len(state["versions"])
+    mlflow_db.dispose()
+
+    # Tasks ran on both Celery workers (each reports its own hostname).
+    hosts: Counter[str] = Counter()
+    for dag_id in ("ingest", "drift_monitoring", "training", "promotion"):
+        tis = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=1000")["task_instances"]
+        hosts.update(ti["hostname"] for ti in tis if ti["state"] == "success" and ti["hostname"])
+    assert {"worker-1", "worker-2"} <= set(hosts), hosts
+    assert min(hosts["worker-1"], hosts["worker-2"]) >= 5, hosts

