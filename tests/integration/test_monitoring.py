@@ -320,3 +320,19 @@ def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_d
         {"reason": "bootstrap", "dataset_rev": f"training-set/customer_activity/{CALM}",
          "detail": {"model_name": "churn_classifier"}},
     )]  # fmt: skip
+
+
+def test_model_health_shows_the_champion_its_lineage_and_drift_over_time(home):
+    from mlops_provider.web.health import collect, render
+
+    report(CALM)
+    report(DRIFTED)
+    data = collect("churn_classifier")
+    assert data["champion"]["version"] == home["champion"] and "champion" in data["champion"]["aliases"]
+    assert data["lineage"]["data rev"] == home["champion_rev"]
+    assert {h["version"] for h in data["history"]} >= {home["champion"]}
+    shares = {p["day"]: p["drift_share"] for p in data["drift"]}
+    assert shares[DRIFTED.isoformat()] >= 0.3 > shares[CALM.isoformat()]
+    page = render(data)
+    assert f"Champion: <b>v{home['champion']}</b>" in page
+    assert page.count('class="drift"') == len(data["drift"]) and "<svg" in page

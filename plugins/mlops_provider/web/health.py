@@ -30,6 +30,21 @@ LINEAGE = (
 )
 
 
+HISTORY = 50  # newest versions shown
+
+
+def _run_tags(client: Any, run_id: str | None) -> dict[str, str]:
+    """Tags of the MLflow run that produced a version (trigger reason, training set), or {} when gone."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
 def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
     """Monitoring summaries (``drift`` or ``performance``) of ``model_name``, by day."""
     points = []
@@ -56,16 +71,18 @@ def collect(model_name: str) -> dict[str, Any]:
     with hook.scoped_environment():
         try:
             versions = client.search_model_versions(f"name = '{model_name}'")
+            # Search results do not carry aliases in every store; the registered model does.
+            aliases = dict(client.get_registered_model(model_name).aliases or {})
         except MlflowException:
-            versions = []  # type: ignore[assignment]
+            versions, aliases = [], {}  # type: ignore[assignment]
         history: list[dict[str, Any]] = []
-        for mv in sorted(versions, key=lambda v: int(v.version)):
-            tags = dict(mv.tags or {})
+        for mv in sorted(versions, key=lambda v: int(v.version))[-HISTORY:]:
+            tags = {**_run_tags(client, mv.run_id), **dict(mv.tags or {})}
             history.append({
                 "version": str(mv.version),
                 "run_id": mv.run_id,
                 "created": mv.creation_timestamp,
-                "aliases": sorted(mv.aliases or []),
+                "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
                 "trigger_reason": tags.get("trigger.reason"),
                 "training_set": tags.get("data.rev_name"),
                 "decision": tags.get("gate.decision"),
@@ -76,11 +93,8 @@ def collect(model_name: str) -> dict[str, Any]:
         champion = next((h for h in history if "champion" in h["aliases"]), None)
         lineage: dict[str, str] = {}
         if champion is not None:
-            tags = dict(client.get_model_version(model_name, champion["version"]).tags or {})
-            try:
-                tags = {**client.get_run(champion["run_id"]).data.tags, **tags}
-            except MlflowException:
-                pass
+            version_tags = dict(client.get_model_version(model_name, champion["version"]).tags or {})
+            tags = {**_run_tags(client, champion["run_id"]), **version_tags}
             lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
@@ -137,7 +151,7 @@ def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: 
             "</title></circle>"
         )
     for i, day in enumerate(days):
-        if i % max(1, len(days) // 10) == 0:
+        if i % max(1, -(-len(days) // 8)) == 0:  # at most ~8 labels
             parts.append(f'<text x="{x[day]:.1f}" y="{height - pad + 14}" font-size="10">{day[5:]}</text>')
     parts.append("</svg>")
     return "".join(parts)
