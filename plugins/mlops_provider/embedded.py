@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -47,7 +48,6 @@ class EmbeddedAirflow:
     env: dict[str, str] | None = None
     components: list[list[Any]] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    _children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list, init=False)
     _token: str | None = field(default=None, init=False)
 
     @property
@@ -67,18 +67,23 @@ class EmbeddedAirflow:
         env.setdefault("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", str(self.port + 2))
         # standalone starts its components as `airflow ...` looked up on PATH.
         env["PATH"] = os.pathsep.join([str(Path(self.airflow_bin).parent), env.get("PATH", "")])
-        commands: list[list[Any]] = self.components or [[self.airflow_bin, "standalone"]]
-        with open(log_path, "ab") as log:
-            for command in commands:
+        if self.components:
+            # One shell in a new session starts every component in its process group; when any component
+            # exits, the shell stops the rest and exits, so a dead component is noticed like a dead standalone.
+            lines = ["trap 'kill 0' EXIT"]
+            for command in self.components:
                 extra = command[0] if command and isinstance(command[0], dict) else {}
                 args = [str(a) for a in (command[1:] if extra else command)]
-                child = subprocess.Popen(
-                    args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**env, **extra},
-                    start_new_session=self.process is None,
-                    process_group=None if self.process is None else self.process.pid,
-                )  # fmt: skip
-                self._children.append((" ".join(Path(args[0]).name.split() + args[1:3]), child))
-                self.process = self.process or child
+                assignments = [f"{k}={shlex.quote(str(v))}" for k, v in extra.items()]
+                lines.append(" ".join(["env", *assignments, *map(shlex.quote, args)]) + " &")
+            lines.append("wait -n; exit 1")
+            argv = ["bash", "-c", "\n".join(lines)]
+        else:
+            argv = [self.airflow_bin, "standalone"]
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
         self.wait_healthy(timeout=timeout, log_path=log_path)
 
     def wait_healthy(self, timeout: float, log_path: Path) -> dict[str, Any]:
@@ -86,11 +91,11 @@ class EmbeddedAirflow:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
-            for name, child in self._children:
-                if child.poll() is not None:
-                    raise EmbeddedAirflowError(
-                        f"{name} exited with code {child.returncode} before Airflow was healthy; see {log_path}"
-                    )
+            if self.process is not None and self.process.poll() is not None:
+                what = "a component" if self.components else "airflow standalone"
+                raise EmbeddedAirflowError(
+                    f"{what} exited (code {self.process.returncode}) before Airflow was healthy; see {log_path}"
+                )
             try:
                 health = self._request("GET", "/api/v2/monitor/health", auth=False)
             except (urllib.error.URLError, ConnectionError, TimeoutError, EmbeddedAirflowError) as exc:
@@ -107,23 +112,25 @@ class EmbeddedAirflow:
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM the whole process group, then SIGKILL what is left after ``timeout`` seconds."""
-        if self.process is None or all(child.poll() is not None for _, child in self._children):
+        if self.process is None:
             return
-        pgid = self.process.pid  # the group's leader: the id stays valid while any member lives
+        pgid = self.process.pid  # the session's leader: the group id stays valid while any member lives
         try:
             os.killpg(pgid, signal.SIGTERM)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + timeout
         try:
-            for _, child in self._children:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
-            for _, child in self._children:
-                child.wait(timeout=10)
-        # Workers forked by the scheduler can outlive the parent by a moment; make sure none is left.
+            self.process.wait(timeout=10)
+        # Components and the workers they forked can outlive the leader by a moment: give them the rest of the
+        # timeout to finish, then make sure none is left.
         try:
+            while time.monotonic() < deadline:
+                os.killpg(pgid, 0)
+                time.sleep(0.5)
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
