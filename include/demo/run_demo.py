@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -216,6 +217,10 @@ def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.
     print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep-running", action="store_true", help="leave Airflow up until Ctrl-C")
@@ -223,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the runs")
     args = parser.parse_args(argv)
 
+    # SIGTERM (a service manager, `kill`) stops Airflow as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     return_code = 0
     if not args.foreground:

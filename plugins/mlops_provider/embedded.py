@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -56,6 +57,12 @@ class EmbeddedAirflow:
 
     def start(self, timeout: float = 180.0) -> None:
         """Start ``airflow standalone`` in a new process group and wait until every component is healthy."""
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise EmbeddedAirflowError(
+                    f"port {self.port} is already in use (another Airflow still running?); stop it or choose "
+                    "another port (AIRFLOW__API__PORT)"
+                )
         log_path = self.log_path or self.airflow_home / "standalone.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(self.env if self.env is not None else os.environ)
@@ -199,8 +206,6 @@ def worker_hostname() -> str:
     """``[core] hostname_callable`` of a component in the distributed mode on one machine: ``MLOPS_WORKER_NAME``
     when set (each Celery worker gets its own, so the UI and the API show which worker ran a task), else the
     machine's name as Airflow's default gives it."""
-    import socket
-
     return os.environ.get("MLOPS_WORKER_NAME") or socket.getfqdn()
 
 

@@ -24,7 +24,7 @@ from tests.e2e.loop import Loop, check_loop_outcomes, unpause, wait_for_dags, wa
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 bad, days 4-5 drifted (day 4 triggers, day 5 is in the cooldown)
+DAYS, BAD_INDEX, DRIFT_INDEX = 4, 1, 2  # day 2 bad, days 3-4 drifted (day 3 triggers, day 4 is in the cooldown)
 PORT, MLFLOW_PORT, REDIS_DB = 18795, 18500, 7
 POSTGRES = "postgres@127.0.0.1:5432"
 

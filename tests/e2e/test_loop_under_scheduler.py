@@ -39,7 +39,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-DAYS, BAD_INDEX, DRIFT_INDEX = 6, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
+DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
 PORT = 18793
 PROBE_DAG = """
 from __future__ import annotations
