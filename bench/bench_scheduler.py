@@ -10,6 +10,7 @@ Prints medians and spreads; never fails on a timing.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record, spread  # noqa: E402
 
 INGEST_CHAIN = ("extract", "validate", "version_partition", "assemble_training_set")
+
+
+def ts(value: object) -> dt.datetime:
+    """A timestamp column: a datetime (PostgreSQL) or its text (SQLite through a raw query)."""
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
 def main() -> int:
@@ -33,7 +39,7 @@ def main() -> int:
         tis = conn.execute(text(
             "SELECT dag_id, run_id, task_id, start_date, end_date FROM task_instance WHERE state = 'success'"
         )).all()  # fmt: skip
-        runs = conn.execute(text("SELECT dag_id, run_id, start_date, conf FROM dag_run")).all()
+        runs = conn.execute(text("SELECT dag_id, run_id, start_date, data_interval_start FROM dag_run")).all()
     by_key = {(t.dag_id, t.run_id, t.task_id): t for t in tis}
     gaps = []
     for dag_id, run_id, task_id in list(by_key):
@@ -41,16 +47,18 @@ def main() -> int:
             continue
         before = by_key.get((dag_id, run_id, INGEST_CHAIN[INGEST_CHAIN.index(task_id) - 1]))
         if before is not None:
-            gaps.append((by_key[(dag_id, run_id, task_id)].start_date - before.end_date).total_seconds())
+            gaps.append((ts(by_key[(dag_id, run_id, task_id)].start_date) - ts(before.end_date)).total_seconds())
     trigger_gaps = []
     for run in runs:
         if run.dag_id != "training" or not str(run.run_id).startswith("drift__"):
             continue
-        day = str(run.run_id).rsplit("__", 1)[-1]
+        day = str(run.run_id).rsplit("__", 1)[-1]  # the window (data interval start) that triggered it
+        window_runs = {r.run_id for r in runs if r.dag_id == "drift_monitoring"
+                       and str(r.data_interval_start or "").startswith(day)}  # fmt: skip
         sensor = next((t for (d, r, k), t in by_key.items() if d == "drift_monitoring" and k == "drift_sensor"
-                       and day in r), None)  # fmt: skip
+                       and r in window_runs), None)  # fmt: skip
         if sensor is not None and run.start_date is not None:
-            trigger_gaps.append((run.start_date - sensor.end_date).total_seconds())
+            trigger_gaps.append((ts(run.start_date) - ts(sensor.end_date)).total_seconds())
     wall = float(wall_file.read_text().strip())
     print("Scheduler latency in the last demo (LocalExecutor, SQLite, 2 cores):")
     if gaps:

@@ -123,6 +123,13 @@ def main() -> int:
             notes.append(f"`{script}` exited with {proc.returncode}; its rows are missing or partial.")
     rows = [json.loads(line) for line in record_path.read_text().splitlines() if line.strip()]
     record_path.unlink()
+    raw = PROJECT_ROOT / "docs" / "benchmarks.json"
+    if args.only and raw.exists():  # keep the other stages' rows of the last full run
+        rows = [r for r in json.loads(raw.read_text()) if r["stage"] not in args.only] + rows
+        order = [stage for stage, _ in SCRIPTS]
+        rows.sort(key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(rows, indent=1) + "\n")
     print()
     print(write_markdown(rows, PROJECT_ROOT / "docs" / "benchmarks.md", notes))
     return 0
