@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
+#: MLflow run tag holding ``dag_id/run_id/task_id``: a task's re-run finds and reuses its run by it.
+RUN_KEY_TAG = "airflow.run_key"
+
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 _SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
 from mlops_provider.links import DriftReportLink, report_url
 from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import reports_dir
@@ -24,8 +24,6 @@ from mlops_provider.templates import INTERVAL_DATE
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Asset, Context
-
-RUN_KEY_TAG = "airflow.run_key"
 
 
 def drift_summary_path(dataset: str, partition: str) -> Path:

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from mlops_provider import __version__
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcError, DvcHook
-from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
+from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
 from mlops_provider.links import MlflowModelVersionLink, MlflowRunLink, VerdictLedgerLink, mlflow_ui_base, report_url
 from mlops_provider.locks import registry_lock
@@ -34,7 +34,6 @@ from mlops_provider.templates import json_object
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
-RUN_KEY_TAG = "airflow.run_key"
 TRIGGER_REASONS = ("schedule", "asset", "bootstrap", "drift", "performance", "manual", "reproduce")
 
 

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
 from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -23,7 +23,6 @@ from mlops_provider.templates import INTERVAL_DATE
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-RUN_KEY_TAG = "airflow.run_key"
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
 

@@ -53,8 +53,8 @@ def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
             summary = json.loads(path.read_text())
         except ValueError:
             continue
-        reference = summary.get("reference") or {}
-        if reference.get("model_name", model_name) != model_name and kind == "drift":
+        owner = summary.get("model_name") or (summary.get("reference") or {}).get("model_name")
+        if owner not in (None, model_name):
             continue
         points.append(summary)
     return sorted(points, key=lambda s: str(s.get("partition")))
@@ -105,7 +105,7 @@ def collect(model_name: str) -> dict[str, Any]:
         {"day": s.get("labelled_day"), "metric": s.get("metric"), "value": s.get("value"), "floor": s.get("floor"),
          "model_version": s.get("model_version")}
         for s in _series("performance", model_name)
-        if s.get("status") == "scored" and s.get("model_name", model_name) == model_name
+        if s.get("status") == "scored"
     ]  # fmt: skip
     return {
         "model_name": model_name,
