@@ -165,14 +165,24 @@ class EmbeddedAirflow:
 
     def request_status(self, path: str, *, auth: bool = True) -> int:
         """HTTP status of a GET (for pages and files that are not JSON API answers)."""
+        return self._get(path, auth=auth)[0]
+
+    def request_text(self, path: str) -> str:
+        """Body of a GET as the admin user (a page of the UI or the plugin); raises on a status other than 200."""
+        status, body = self._get(path, auth=True)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:500]}")
+        return body
+
+    def _get(self, path: str, *, auth: bool) -> tuple[int, str]:
         request = urllib.request.Request(self.base_url + path)
         if auth:
             request.add_header("Authorization", f"Bearer {self._token_value()}")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
+                return int(response.status), response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
-            return int(exc.code)
+            return int(exc.code), exc.read().decode("utf-8", "replace")
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool) -> Any:
         data = json.dumps(body).encode() if body is not None else None

@@ -1,8 +1,10 @@
 """Extra links of the provider's operators.
 
 Each operator pushes the URL of what it produced under the link's ``xcom_key`` while it runs; the link reads it
-back, so the button points at that try's own report. Files under ``MLOPS_HOME/reports`` are served by the plugin
-at ``/mlops/reports/<relative path>`` (see ``mlops_provider.plugin``).
+back, so the button points at that try's own report. Every URL is a route of the plugin's web app (mounted at
+``/mlops`` in the api-server), so a link resolves in the running UI in every mode: files under
+``MLOPS_HOME/reports`` at ``/mlops/reports/<relative path>``, MLflow runs and model versions and DVC data versions
+at the record pages of ``mlops_provider.web.records`` (which link on to the MLflow UI when one is known).
 """
 
 from __future__ import annotations
@@ -20,12 +22,30 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 REPORTS_URL_PREFIX = "/mlops/reports"
+MLFLOW_RUNS_URL_PREFIX = "/mlops/mlflow/runs"
+MLFLOW_MODELS_URL_PREFIX = "/mlops/mlflow/models"
+DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"
 
 
 def report_url(path: Path) -> str:
     """URL under which the plugin serves a file of ``MLOPS_HOME/reports``."""
     relative = Path(path).resolve().relative_to(reports_dir().resolve())
     return f"{REPORTS_URL_PREFIX}/{quote(relative.as_posix())}"
+
+
+def mlflow_run_url(run_id: str) -> str:
+    """URL of the plugin's page for an MLflow run."""
+    return f"{MLFLOW_RUNS_URL_PREFIX}/{quote(run_id)}"
+
+
+def model_version_url(model_name: str, version: str | int) -> str:
+    """URL of the plugin's page for a registered model version."""
+    return f"{MLFLOW_MODELS_URL_PREFIX}/{quote(model_name)}/versions/{version}"
+
+
+def dvc_version_url(rev: str) -> str:
+    """URL of the plugin's page for a data registry commit (a sha: tags move, the link must not)."""
+    return f"{DVC_VERSIONS_URL_PREFIX}/{quote(rev)}"
 
 
 class XComUrlLink(BaseOperatorLink):
@@ -58,25 +78,21 @@ class ValidationResultLink(XComUrlLink):
 
 
 class MlflowRunLink(XComUrlLink):
-    """The MLflow run of the task in the MLflow UI."""
+    """The MLflow run of the task (the plugin's run page)."""
 
     name = "MLflow run"
 
 
 class MlflowModelVersionLink(XComUrlLink):
-    """The registered model version in the MLflow UI."""
+    """The registered model version (the plugin's version page)."""
 
     name = "MLflow model version"
 
 
-def mlflow_ui_base(tracking_uri: str) -> str:
-    """The MLflow UI for a tracking URI: the server itself, or ``MLFLOW_UI_URL`` (default
-    ``http://127.0.0.1:5000``, where ``mlflow ui --backend-store-uri <store>`` serves a local store)."""
-    import os
+class DvcVersionLink(XComUrlLink):
+    """The data version the task wrote or read (commit, tags, files with md5, the Airflow run that made it)."""
 
-    if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
-    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    name = "DVC version"
 
 
 class VerdictLedgerLink(XComUrlLink):

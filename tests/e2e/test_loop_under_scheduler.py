@@ -238,18 +238,43 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     drift_run = next(r for r in runs["drift_monitoring"] if task_states(airflow, "drift_monitoring", r["dag_run_id"])
                      .get("drift_report") == "success")  # fmt: skip
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
+    training_run = next(r for r in runs["training"] if r["state"] == "success")
+    promotion_run = runs["promotion"][-1]["dag_run_id"]
+    # Every link of every operator that produced something viewable, answered 200 by the plugin's web app.
     for dag_id, run_id, task_id, names in (
-        ("drift_monitoring", drift_run["dag_run_id"], "drift_report", ["Drift report"]),
+        ("drift_monitoring", drift_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
         ("ingest", good_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
-        ("promotion", runs["promotion"][-1]["dag_run_id"], "evaluate", ["Verdict ledger"]),
+        ("ingest", good_ingest["dag_run_id"], "version_partition", ["DVC version"]),
+        ("ingest", good_ingest["dag_run_id"], "assemble_training_set", ["DVC version"]),
+        ("training", training_run["dag_run_id"], "train", ["MLflow run", "MLflow model version", "DVC version"]),
+        ("promotion", promotion_run, "evaluate", ["Verdict ledger"]),
+        ("promotion", promotion_run, "promote", ["MLflow model version"]),
     ):
         links = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")
         for name in names:
             url = links["extra_links"].get(name)
-            assert url and url.startswith("/mlops/"), (dag_id, task_id, links)
+            assert url and url.startswith("/mlops/"), (dag_id, task_id, name, links)
             assert airflow.request_status(url) == 200, url
             checked.append(url)
     assert airflow.request_status(checked[0], auth=False) == 401
+    assert airflow.request_status("/mlops/mlflow/runs/no-such-run") == 404
+    # The page behind the training's links: its run, version and data, tied to each other.
+    train_links = airflow.api(
+        "GET", f"/api/v2/dags/training/dagRuns/{training_run['dag_run_id']}/taskInstances/train/links"
+    )["extra_links"]  # fmt: skip
+    run_page = airflow.request_text(train_links["MLflow run"])
+    assert "roc_auc" in run_page and train_links["MLflow model version"] in run_page
+    data_page = airflow.request_text(train_links["DVC version"])
+    assert f"training-set/{DATASET}/" in data_page and "assemble_training_set" in data_page
+    # The drift trigger's link (Airflow's own) names the training run it triggered, also after the clearing test
+    # re-ran that trigger task (it skipped: the window was handled).
+    triggered = next(r for r in runs["training"] if r["dag_run_id"].startswith("drift__"))
+    window = triggered["conf"]["detail"]["window_end"]
+    trigger_run = next(r for r in runs["drift_monitoring"] if r["data_interval_start"].startswith(window))
+    link = airflow.api(
+        "GET", f"/api/v2/dags/drift_monitoring/dagRuns/{trigger_run['dag_run_id']}/taskInstances/trigger_training/links"
+    )["extra_links"]["Triggered DAG"]  # fmt: skip
+    assert link.endswith(f"/dags/training/runs/{triggered['dag_run_id']}"), link
 
     health = airflow.api("GET", "/mlops/health.json")
     assert health["champion"]["version"] == mlflow["champion"]
@@ -280,8 +305,11 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
         health_page = browser.visit(f"{base}/mlops/health", token=token, screenshot=shots / "model_health.png",
                                     expect=["Model health", "Champion history", f"v{mlflow['champion']}"])  # fmt: skip
         assert "gate verdict" in health_page["text"]
+        run_page = browser.visit(f"{base}{train_links['MLflow run']}", token=token, screenshot=shots / "mlflow_run.png",
+                                 expect=["MLflow run", "Metrics", "roc_auc"])  # fmt: skip
+        assert "Open in the MLflow UI" not in run_page["text"]  # the embedded mode runs no MLflow UI
         nav = browser.visit(f"{base}/plugin/model-health", token=token, screenshot=shots / "nav_model_health.png",
                             expect=["Model health"])  # fmt: skip
         assert nav["text"]
-    for name in ("grid.png", "drift_report_links.png", "model_health.png"):
+    for name in ("grid.png", "drift_report_links.png", "model_health.png", "mlflow_run.png"):
         assert (shots / name).stat().st_size > 10_000  # a rendered page, not a blank one

@@ -178,8 +178,15 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     assert conf["dataset_rev"] == f"training-set/customer_activity/{DRIFTED}"  # the window's data, not the newest
     assert conf["detail"]["report_url"].endswith(f"{DRIFTED}.html")
 
-    _, again = run_for(DRIFTED)  # re-running the monitoring of the same window
+    again_run, again = run_for(DRIFTED)  # re-running the monitoring of the same window
     assert again["trigger_training"] == "skipped" and len(training_runs()) == 1
+    with create_session() as session:  # its "Triggered DAG" link still names the run the window triggered
+        from airflow.models.xcom import XComModel
+
+        pushed = session.query(XComModel).filter_by(
+            dag_id="drift_monitoring", run_id=again_run.run_id, task_id="trigger_training", key="trigger_run_id"
+        ).one().value  # fmt: skip
+    assert str(pushed).strip('"') == f"drift__customer_activity__{DRIFTED}"
 
     with create_session() as session:  # the triggered run finished; the next drifted day is in the cooldown
         session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})

@@ -178,3 +178,54 @@ def test_training_dag_with_a_conf_registers_a_challenger_and_emits_the_asset(air
     bad = dag.test(run_conf={"dataset_rev": TAG, "hyperparameters": {"depth": 3}})
     assert bad.state == "failed"
     assert len(MlflowHook().get_client().search_model_versions("name = 'churn_classifier'")) == 1
+
+
+def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the_data(training_set):
+    from mlops_provider.links import (
+        DvcVersionLink,
+        MlflowModelVersionLink,
+        MlflowRunLink,
+        dvc_version_url,
+        mlflow_run_url,
+        model_version_url,
+    )
+    from mlops_provider.web import records
+
+    ctx = context()
+    result = train_op().execute(ctx)
+    pushed = ctx["ti"].pushed
+    assert (
+        pushed[MlflowRunLink().xcom_key] == mlflow_run_url(result["run_id"]) == f"/mlops/mlflow/runs/{result['run_id']}"
+    )
+    version_url = model_version_url("churn_classifier", result["version"])
+    assert (
+        pushed[MlflowModelVersionLink().xcom_key]
+        == version_url
+        == f"/mlops/mlflow/models/churn_classifier/versions/{result['version']}"
+    )
+    assert pushed[DvcVersionLink().xcom_key] == dvc_version_url(training_set["rev"])
+
+    run = records.mlflow_run(result["run_id"])
+    assert run["tags"]["data.rev"] == training_set["rev"] and run["params"]["max_depth"] == "4"
+    assert run["versions"] == [{"name": "churn_classifier", "version": result["version"]}]
+    assert run["mlflow_ui"] is None  # a local store: no MLflow UI to send the user to
+    page = records.render_run(run)
+    assert result["run_id"] in page and "roc_auc" in page and f"churn_classifier v{result['version']}" in page
+
+    version = records.model_version("churn_classifier", result["version"])
+    assert version["aliases"] == ["challenger"] and version["run_id"] == result["run_id"]
+    assert mlflow_run_url(result["run_id"]) in records.render_model_version(version)
+
+    data = records.dvc_version(training_set["rev"])
+    assert data["tags"] == [TAG] and data["rev"] == training_set["rev"]
+    assert data["files"] == [
+        {"path": training_set_path("customer_activity"), "md5": training_set["md5"], "size": training_set["size"]}
+    ]
+    assert TAG in records.render_dvc_version(data)
+
+    with pytest.raises(records.RecordNotFound, match="no MLflow run 'nope'"):
+        records.mlflow_run("nope")
+    with pytest.raises(records.RecordNotFound, match="99"):
+        records.model_version("churn_classifier", "99")
+    with pytest.raises(records.RecordNotFound, match="does not exist"):
+        records.dvc_version("0" * 40)

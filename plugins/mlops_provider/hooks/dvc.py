@@ -215,6 +215,32 @@ class DvcHook(BaseHook):
         outs = (yaml.safe_load(proc.stdout) or {}).get("outs") or []
         return dict(outs[0]) if outs else None
 
+    def describe_commit(self, rev: str) -> dict[str, Any]:
+        """A data version for people: ``{rev, date, subject, trailers, tags, files, workspace, remote}``.
+
+        ``files`` lists every ``.dvc`` file the commit changed as ``{path, md5, size}``; ``trailers`` are the
+        commit message's ``Key: value`` lines (the Airflow run that made the version).
+        """
+        sha = self.resolve_rev(rev)
+        date, subject, body = self._git("show", "-s", "--format=%cI%n%s%n%b", sha).stdout.split("\n", 2)
+        trailers = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line and not line.startswith(" "))
+        changed = self._git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha).stdout.split()
+        files = []
+        for name in changed:
+            if name.endswith(".dvc"):
+                out = self.dvc_file_at(name[: -len(".dvc")], sha) or {}
+                files.append({"path": name[: -len(".dvc")], "md5": out.get("md5"), "size": out.get("size")})
+        return {
+            "rev": sha,
+            "date": date,
+            "subject": subject,
+            "trailers": trailers,
+            "tags": self._git("tag", "--points-at", sha).stdout.split(),
+            "files": files,
+            "workspace": str(self.workspace),
+            "remote": self.remote_url,
+        }
+
     def tags(self, pattern: str) -> list[str]:
         """Tags matching a glob pattern, sorted by name."""
         return sorted(self._git("tag", "--list", pattern).stdout.split())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.links import DvcVersionLink, dvc_version_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,6 +50,7 @@ class DvcVersionOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("source_path", "target_path", "tag")
+    operator_extra_links = (DvcVersionLink(),)
     ui_color = "#f3e8fd"
 
     def __init__(
@@ -74,6 +76,7 @@ class DvcVersionOperator(BaseOperator):
         result = self.hook.version_file(
             Path(self.source_path), self.target_path, self.tag, metadata=run_metadata(context)
         )
+        DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
         state = "new version" if result["created"] else "unchanged"
         self.log.info("%s: %s at %s (%s, md5 %s)", self.target_path, state, self.tag, result["rev"][:10], result["md5"])
         return result

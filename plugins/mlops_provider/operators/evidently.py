@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
-from mlops_provider.links import DriftReportLink, report_url
+from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -65,7 +65,7 @@ class DriftReportOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
-    operator_extra_links = (DriftReportLink(),)
+    operator_extra_links = (DriftReportLink(), MlflowRunLink())
     ui_color = "#fdf3e8"
 
     def __init__(
@@ -187,6 +187,7 @@ class DriftReportOperator(BaseOperator):
         summary["summary_path"] = str(json_path)
         write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
         DriftReportLink.persist(context, summary["report_url"])
+        MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
         self.log.info(
             "Drift %s %s: share %.3f (%s)", self.dataset, end, summary["drift_share"], summary["dataset_drift"]
         )

@@ -17,7 +17,16 @@ from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
-from mlops_provider.links import MlflowModelVersionLink, MlflowRunLink, VerdictLedgerLink, mlflow_ui_base, report_url
+from mlops_provider.links import (
+    DvcVersionLink,
+    MlflowModelVersionLink,
+    MlflowRunLink,
+    VerdictLedgerLink,
+    dvc_version_url,
+    mlflow_run_url,
+    model_version_url,
+    report_url,
+)
 from mlops_provider.locks import registry_lock
 from mlops_provider.paths import mlops_home, reports_dir
 from mlops_provider.runners import (
@@ -101,7 +110,7 @@ class TrainModelOperator(BaseOperator):
         "trigger_detail",
         "image",
     )
-    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink(), DvcVersionLink())
     ui_color = "#e0f0ff"
 
     def __init__(
@@ -262,9 +271,9 @@ class TrainModelOperator(BaseOperator):
             metrics, model_id = self._train(context, run_id, params, sha, md5, run_key)
         version = self._register(run_id, model_id, sha, md5)
 
-        base = mlflow_ui_base(hook.tracking_uri)
-        MlflowRunLink.persist(context, f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
-        MlflowModelVersionLink.persist(context, f"{base}/#/models/{self.model_name}/versions/{version}")
+        MlflowRunLink.persist(context, mlflow_run_url(run_id))
+        MlflowModelVersionLink.persist(context, model_version_url(self.model_name, version))
+        DvcVersionLink.persist(context, dvc_version_url(sha))
         overall = {k: v for k, v in metrics.items() if not k.startswith("segment.")}
         result = {
             "run_id": run_id,
@@ -609,8 +618,7 @@ class PromoteModelOperator(BaseOperator):
                 )
                 changed = True
         previous = hook.alias_version(self.model_name, self.previous_alias)
-        base = mlflow_ui_base(hook.tracking_uri)
-        MlflowModelVersionLink.persist(context, f"{base}/#/models/{self.model_name}/versions/{version}")
+        MlflowModelVersionLink.persist(context, model_version_url(self.model_name, version))
         return {"model_name": self.model_name, "champion": version, "previous": previous, "changed": changed}
 
 

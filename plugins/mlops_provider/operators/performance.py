@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
+from mlops_provider.links import MlflowRunLink, mlflow_run_url
 from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -57,6 +58,7 @@ class ModelPerformanceOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
+    operator_extra_links = (MlflowRunLink(),)
     ui_color = "#fdf3e8"
 
     def __init__(
@@ -128,6 +130,7 @@ class ModelPerformanceOperator(BaseOperator):
             value = self._score(champion, frame)
             summary.update(status="scored", value=value, below_floor=value < self.floor)
             summary["mlflow_run_id"] = self._log_to_mlflow(context, value, dt.date.fromisoformat(labelled_day))
+            MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
             log = self.log.warning if value < self.floor else self.log.info
             log("Champion v%s %s on %s labels of %s: %.4f (floor %s)", champion, self.metric, len(frame),
                 labelled_day, value, self.floor)  # fmt: skip

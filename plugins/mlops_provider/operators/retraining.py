@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         run_id = retraining_run_id(self.dataset, window_end)
         ti = context["ti"]
         if self._runs(context, [day]):
+            ti.xcom_push(key=XCOM_RUN_ID, value=run_id)  # a re-run keeps the "Triggered DAG" link to that run
             raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
         busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
         if busy:
@@ -152,6 +153,7 @@ class BootstrapTrainingOperator(TriggerDagRunOperator):
             raise AirflowSkipException(f"{self.model_name} has a champion (v{champion}): no bootstrap needed")
         run_id = f"bootstrap__{self.dataset}"
         if context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=[run_id]):
+            context["ti"].xcom_push(key=XCOM_RUN_ID, value=run_id)  # the "Triggered DAG" link shows that run
             raise AirflowSkipException(
                 f"{self.trigger_dag_id} run {run_id} exists and no champion yet: it is still going, or its challenger "
                 f"was rejected (see the promotion run); trigger {self.trigger_dag_id} by hand to try again"

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.links import DvcVersionLink, dvc_version_url
 from mlops_provider.operators.dvc import run_metadata
 from mlops_provider.templates import INTERVAL_DATE
 
@@ -58,6 +59,7 @@ class TrainingSetAssemblyOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("dataset", "partition")
+    operator_extra_links = (DvcVersionLink(),)
     ui_color = "#e8fde9"
 
     def __init__(
@@ -138,6 +140,7 @@ class TrainingSetAssemblyOperator(BaseOperator):
             "tag": version["tag"],
             "path": version["path"],
         }
+        DvcVersionLink.persist(context, dvc_version_url(version["rev"]))
         if self.asset is not None:
             context["outlet_events"][self.asset].extra = extra
         return {**extra, "created": version["created"]}

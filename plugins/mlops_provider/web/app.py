@@ -5,6 +5,7 @@ Routes require a signed-in Airflow user (the UI's session cookie or a bearer tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,27 @@ def create_app() -> FastAPI:
         """A file under ``$MLOPS_HOME/reports``: validation results, Data Docs, drift reports."""
         return FileResponse(_resolve_report(relative))
 
+    @app.get("/mlflow/runs/{run_id}", response_class=HTMLResponse)
+    def mlflow_run(run_id: str) -> str:
+        """An MLflow run: parameters, metrics, tags, artifacts, registered versions (the *MLflow run* link)."""
+        from mlops_provider.web import records
+
+        return records.render_run(_found(records.mlflow_run, run_id))
+
+    @app.get("/mlflow/models/{name}/versions/{version}", response_class=HTMLResponse)
+    def model_version(name: str, version: str) -> str:
+        """A registered model version: aliases, tags, source run (the *MLflow model version* link)."""
+        from mlops_provider.web import records
+
+        return records.render_model_version(_found(records.model_version, name, version))
+
+    @app.get("/dvc/versions/{rev}", response_class=HTMLResponse)
+    def dvc_version(rev: str) -> str:
+        """A data registry commit: tags, versioned files with md5, the Airflow run that made it (*DVC version*)."""
+        from mlops_provider.web import records
+
+        return records.render_dvc_version(_found(records.dvc_version, rev))
+
     @app.get("/health.json")
     def health_json(model: str | None = None) -> dict[str, Any]:
         """The model health data: champion, lineage, history, drift and performance series."""
@@ -47,6 +69,16 @@ def create_app() -> FastAPI:
         return render(collect(_model_name(model)))
 
     return app
+
+
+def _found(read: Callable[..., dict[str, Any]], *args: str) -> dict[str, Any]:
+    """``read(*args)``, or 404 with the reader's message when the record does not exist."""
+    from mlops_provider.web.records import RecordNotFound
+
+    try:
+        return read(*args)
+    except RecordNotFound as error:
+        raise HTTPException(status_code=404, detail=str(error)) from error
 
 
 def _model_name(model: str | None) -> str:

@@ -7,11 +7,11 @@ works on a closed network and inside the Airflow UI's plugin frame).
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 from mlops_provider.paths import reports_dir
+from mlops_provider.web.html import esc, fields, page
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
 LINEAGE = (
@@ -140,14 +140,14 @@ def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: 
         color = "#e67e22" if point["dataset_drift"] else "#5dade2"
         parts.append(
             f'<rect class="drift" x="{x[point["day"]] + 2:.1f}" y="{y(share):.1f}" width="{step - 4:.1f}" '
-            f'height="{y(0) - y(share):.1f}" fill="{color}"><title>{html.escape(str(point["day"]))}: drift share '
-            f"{share:.2f} (reference v{html.escape(str(point['reference_version']))})</title></rect>"
+            f'height="{y(0) - y(share):.1f}" fill="{color}"><title>{esc(point["day"])}: drift share '
+            f"{share:.2f} (reference v{esc(point['reference_version'])})</title></rect>"
         )
     for point in performance:
         value = float(point["value"])
         parts.append(
             f'<circle class="auc" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="3.5" fill="#27ae60">'
-            f"<title>{html.escape(str(point['day']))}: {html.escape(str(point['metric']))} {value:.3f} on labels"
+            f"<title>{esc(point['day'])}: {esc(point['metric'])} {value:.3f} on labels"
             "</title></circle>"
         )
     for i, day in enumerate(days):
@@ -159,32 +159,20 @@ def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: 
 
 def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
     """The page."""
-    esc = html.escape
     champion = data["champion"]
-    title = f"Model health: {esc(data['model_name'])}"
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in data["lineage"].items())
     head = (
-        f"<p>Champion: <b>v{esc(champion['version'])}</b></p><table class='lineage'>{rows}</table>"
+        f"<p>Champion: <b>v{esc(champion['version'])}</b></p>{fields(data['lineage'])}"
         if champion
         else "<p>No champion yet: the first training is triggered by <code>drift_monitoring</code>.</p>"
     )
     history = "".join(
         f"<tr><td>v{esc(h['version'])}</td><td>{esc(', '.join(h['aliases']))}</td>"
-        f"<td>{esc(str(h['trigger_reason'] or ''))}</td><td>{esc(str(h['training_set'] or ''))}</td>"
-        f"<td>{esc(str(h['decision'] or 'pending'))}</td><td>{esc(str(h['promoted_at'] or ''))}</td>"
-        f"<td>{esc(str(h['reason'] or ''))[:160]}</td></tr>"
+        f"<td>{esc(h['trigger_reason'])}</td><td>{esc(h['training_set'])}</td>"
+        f"<td>{esc(h['decision'] or 'pending')}</td><td>{esc(h['promoted_at'])}</td>"
+        f"<td>{esc(h['reason'])[:160]}</td></tr>"
         for h in reversed(data["history"])
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5rem; font-size: 0.9rem; }}
-th, td {{ border: 1px solid #ddd; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
-table.lineage th {{ background: #f5f7fa; width: 10rem; }}
-</style></head><body>
-<h1>{title}</h1>
-<h2>Champion and lineage</h2>
+    body = f"""<h2>Champion and lineage</h2>
 {head}
 <h2>Drift share per day and ROC AUC on late labels</h2>
 <p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
@@ -192,8 +180,8 @@ Dots: the champion's ROC AUC on the labels that arrived for that day.</p>
 {_plot(data["drift"], data["performance"], drift_line)}
 <h2>Champion history</h2>
 <table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>
-<th>gate</th><th>promoted at</th><th>gate reason</th></tr>{history}</table>
-</body></html>"""
+<th>gate</th><th>promoted at</th><th>gate reason</th></tr>{history}</table>"""
+    return page(f"Model health: {data['model_name']}", body)
 
 
 def registered_models() -> list[str]:

@@ -1,0 +1,212 @@
+"""Pages for what the operators produced: an MLflow run, a registered model version, a DVC data version.
+
+The operators' extra links point here (``/mlops/mlflow/runs/<id>``, ``/mlops/mlflow/models/<name>/versions/<v>``,
+``/mlops/dvc/versions/<rev>``), so a link resolves in the running Airflow UI in every mode: the embedded mode
+runs no MLflow server. When an MLflow UI is known (a tracking server, or ``MLFLOW_UI_URL``) the page links to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+from urllib.parse import quote
+
+from mlops_provider.links import mlflow_run_url, model_version_url
+from mlops_provider.web.html import esc, fields, link, page
+
+
+class RecordNotFound(LookupError):
+    """The run, version or revision does not exist (the route answers 404 with this message)."""
+
+
+def _time(millis: int | None) -> str:
+    if not millis:
+        return ""
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _mlflow_ui(tracking_uri: str) -> str | None:
+    import os
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    configured = os.environ.get("MLFLOW_UI_URL")
+    return configured.rstrip("/") if configured else None
+
+
+def mlflow_run(run_id: str) -> dict[str, Any]:
+    """The run's info, parameters, metrics, tags, top-level artifacts and registered versions."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    with hook.scoped_environment():
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as error:
+            raise RecordNotFound(f"no MLflow run {run_id!r} in {hook.tracking_uri}: {error.message}") from error
+        experiment = client.get_experiment(run.info.experiment_id)
+        try:
+            artifacts = [a.path for a in client.list_artifacts(run_id)]
+        except (MlflowException, OSError):
+            artifacts = []
+        versions = [
+            {"name": mv.name, "version": str(mv.version)} for mv in client.search_model_versions(f"run_id = '{run_id}'")
+        ]
+    ui = _mlflow_ui(hook.tracking_uri)
+    return {
+        "run_id": run_id,
+        "run_name": run.info.run_name,
+        "experiment": experiment.name,
+        "status": run.info.status,
+        "start": _time(run.info.start_time),
+        "end": _time(run.info.end_time),
+        "params": dict(sorted(run.data.params.items())),
+        "metrics": dict(sorted(run.data.metrics.items())),
+        "tags": {k: v for k, v in sorted(run.data.tags.items()) if not k.startswith("mlflow.")},
+        "artifacts": artifacts,
+        "versions": versions,
+        "tracking_uri": hook.tracking_uri,
+        "mlflow_ui": f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run_id}" if ui else None,
+    }
+
+
+def model_version(name: str, version: str) -> dict[str, Any]:
+    """The version's status, source run, aliases and tags."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    with hook.scoped_environment():
+        try:
+            mv = client.get_model_version(name, version)
+            aliases = dict(client.get_registered_model(name).aliases or {})
+        except MlflowException as error:
+            raise RecordNotFound(f"no version {version!r} of model {name!r}: {error.message}") from error
+    ui = _mlflow_ui(hook.tracking_uri)
+    return {
+        "name": name,
+        "version": str(mv.version),
+        "status": mv.status,
+        "created": _time(mv.creation_timestamp),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
+        "description": mv.description or "",
+        "tags": dict(sorted((mv.tags or {}).items())),
+        "mlflow_ui": f"{ui}/#/models/{name}/versions/{mv.version}" if ui else None,
+    }
+
+
+def dvc_version(rev: str) -> dict[str, Any]:
+    """The data registry commit ``rev``: message, trailers (the Airflow run), tags, and each versioned file."""
+    from mlops_provider.hooks.dvc import DvcError, DvcHook
+
+    hook = DvcHook()
+    try:
+        return hook.describe_commit(rev)
+    except DvcError as error:
+        raise RecordNotFound(str(error)) from error
+
+
+def _mlflow_ui_line(url: str | None) -> str:
+    if url:
+        return f"<p>{link(url, 'Open in the MLflow UI')}</p>"
+    return (
+        "<p>No MLflow UI is configured (set <code>MLFLOW_UI_URL</code>, or run "
+        "<code>mlflow ui --backend-store-uri &lt;store&gt;</code>); everything the store holds is below.</p>"
+    )
+
+
+def render_run(data: dict[str, Any]) -> str:
+    """The MLflow run page."""
+    versions = ", ".join(
+        link(model_version_url(v["name"], v["version"]), f"{v['name']} v{v['version']}") for v in data["versions"]
+    )
+    body = (
+        _mlflow_ui_line(data["mlflow_ui"])
+        + fields(
+            {
+                "run": data["run_id"],
+                "name": data["run_name"],
+                "experiment": data["experiment"],
+                "status": data["status"],
+                "started": data["start"],
+                "ended": data["end"],
+                "registered as": versions,
+                "tracking store": data["tracking_uri"],
+            },
+            raw=("registered as",),
+        )
+        + "<h2>Metrics</h2>"
+        + fields({k: f"{v:.6g}" for k, v in data["metrics"].items()})
+        + "<h2>Parameters</h2>"
+        + fields(data["params"])
+        + "<h2>Tags</h2>"
+        + fields(data["tags"])
+        + "<h2>Artifacts</h2><ul>"
+        + "".join(f"<li>{esc(a)}</li>" for a in data["artifacts"])
+        + "</ul>"
+    )
+    return page(f"MLflow run {data['run_name'] or data['run_id']}", body)
+
+
+def render_model_version(data: dict[str, Any]) -> str:
+    """The model version page."""
+    run = link(mlflow_run_url(data["run_id"]), data["run_id"]) if data["run_id"] else ""
+    body = (
+        _mlflow_ui_line(data["mlflow_ui"])
+        + fields(
+            {
+                "model": data["name"],
+                "version": data["version"],
+                "aliases": ", ".join(data["aliases"]),
+                "status": data["status"],
+                "created": data["created"],
+                "source run": run,
+                "source": data["source"],
+                "description": data["description"],
+            },
+            raw=("source run",),
+        )
+        + "<h2>Tags</h2>"
+        + fields(data["tags"])
+    )
+    return page(f"Model {data['name']} v{data['version']}", body)
+
+
+def render_dvc_version(data: dict[str, Any]) -> str:
+    """The data version page."""
+    files = "".join(
+        f"<tr><td>{esc(f['path'])}</td><td>{esc(f['md5'])}</td><td>{esc(f['size'])}</td></tr>" for f in data["files"]
+    )
+    trailers = data["trailers"]
+    made_by = ""
+    if trailers.get("Airflow-Dag-Id") and trailers.get("Airflow-Run-Id"):
+        dag_id, run_id = trailers["Airflow-Dag-Id"], trailers["Airflow-Run-Id"]
+        made_by = link(f"/dags/{quote(dag_id)}/runs/{quote(run_id)}", f"{dag_id} / {run_id}")
+    body = (
+        fields(
+            {
+                "commit": data["rev"],
+                "tags": ", ".join(data["tags"]),
+                "date": data["date"],
+                "message": data["subject"],
+                "made by": made_by,
+                "data registry": data["workspace"],
+                "remote": data["remote"],
+            },
+            raw=("made by",),
+        )
+        + "<h2>Versioned files</h2><table><tr><th>path</th><th>md5</th><th>bytes</th></tr>"
+        + files
+        + "</table><h2>Provenance (commit trailers)</h2>"
+        + fields(data["trailers"])
+        + f"<pre>{esc(json.dumps({'rev': data['rev'], 'files': data['files']}, indent=2))}</pre>"
+    )
+    return page(f"Data version {data['tags'][0] if data['tags'] else data['rev'][:10]}", body)
