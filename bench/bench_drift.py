@@ -6,7 +6,8 @@ spreads, the ratio, and whether both ways reach the same verdict (dataset drift 
 Never fails on a timing.
 
 Usage: python bench/bench_drift.py [ROWS ...]   (default: 100000 1000000 10000000)
-Full-frame runs above MLOPS_BENCH_FULL_MAX_ROWS rows (default 10000000) are skipped.
+Full-frame runs above MLOPS_BENCH_FULL_MAX_ROWS rows (default 10000000) are skipped, and so is one whose peak
+memory, extrapolated from the smaller sizes, would not fit in the memory available.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record, spread, summary  # noqa: E402
+from common import does_not_fit, projected_mb, record, spread, summary  # noqa: E402
 
 NUMERICAL = [f"n{i}" for i in range(14)]
 CATEGORICAL = [f"c{i}" for i in range(6)]
@@ -87,12 +88,20 @@ def main(sizes: list[int]) -> None:
     full_max = int(os.environ.get("MLOPS_BENCH_FULL_MAX_ROWS", "10000000"))
     print(f"Drift, {len(NUMERICAL) + len(CATEGORICAL)} columns, sample bound {MAX_ROWS} rows per side, "
           f"{REPEATS} runs each (fresh process; wall incl. imports)")  # fmt: skip
+    full_peaks: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-drift-") as tmp:
         for rows in sizes:
             ref, cur = write_frames(rows, Path(tmp))
             results = {"ours": [run("ours", ref, cur) for _ in range(REPEATS)]}
-            if rows <= full_max:
+            skip = does_not_fit(full_peaks, rows)
+            if rows > full_max and not skip:
+                need = projected_mb(full_peaks, rows)
+                skip = f"full-frame not run above {full_max} rows (MLOPS_BENCH_FULL_MAX_ROWS)" + (
+                    f"; projected peak {need / 1024:.1f} GB" if need else ""
+                )
+            if not skip:
                 results["full"] = [run("full", ref, cur) for _ in range(REPEATS)]
+                full_peaks[rows] = max(r["mb"] for r in results["full"])
             ours = results["ours"]
             print(f"\n{rows} rows:")
             print(f"  ours  {spread([r['seconds'] for r in ours])}, peak {max(r['mb'] for r in ours):.0f} MB, "
@@ -107,7 +116,7 @@ def main(sizes: list[int]) -> None:
                 print(f"  ratio {ratio:.2f}x full-frame; verdicts agree: {agree}")
                 note = f"verdicts agree: {agree}"
             else:
-                note = f"full-frame not run above {full_max} rows"
+                note = f"full-frame {skip}" if skip.startswith("not run") else skip
                 print(f"  full  skipped ({note})")
             record("drift", "Evidently DataDriftPreset, 20 columns", [r["seconds"] for r in ours],
                    [r["seconds"] for r in full] if full else None, baseline_name="full-frame Evidently",

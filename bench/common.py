@@ -22,6 +22,43 @@ def spread(values: list[float], unit: str = "s") -> str:
     return f"median {s['median']:.2f} {unit} (min {s['min']:.2f}, max {s['max']:.2f}, n={s['n']})"
 
 
+def available_mb() -> float:
+    """Memory available to a new process now (``MemAvailable``), in MB."""
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def projected_mb(measured: dict[int, float], rows: int) -> float | None:
+    """Peak MB at ``rows``, extrapolated along the line through the two largest smaller sizes measured (through
+    the origin when only one was measured; None when none was)."""
+    smaller = sorted(n for n in measured if n < rows)
+    if not smaller:
+        return None
+    if len(smaller) == 1:
+        return measured[smaller[0]] * rows / smaller[0]
+    lo, hi = smaller[-2:]
+    slope = (measured[hi] - measured[lo]) / (hi - lo)
+    return measured[hi] + max(slope, 0.0) * (rows - hi)
+
+
+def does_not_fit(measured: dict[int, float], rows: int, share: float = 0.75) -> str:
+    """Why a run at ``rows`` is skipped ('' when it fits): its projected peak over ``share`` of available memory.
+
+    Running it anyway would swap or be killed by the OOM killer, taking the rest of the suite with it.
+    """
+    need = projected_mb(measured, rows)
+    free = available_mb()
+    if need is None or need <= share * free:
+        return ""
+    return (
+        f"not run: projected peak {need / 1024:.1f} GB (extrapolated from the smaller sizes) > {share:.0%} of the "
+        f"{free / 1024:.1f} GB available"
+    )
+
+
 def record(stage: str, what: str, ours: list[float], baseline: list[float] | None = None, *,
            baseline_name: str = "", ours_mb: float | None = None, baseline_mb: float | None = None,
            rows: int | None = None, note: str = "") -> None:  # fmt: skip
@@ -30,7 +67,7 @@ def record(stage: str, what: str, ours: list[float], baseline: list[float] | Non
     if not path:
         return
     row: dict[str, Any] = {
-        "stage": stage, "what": what, "rows": rows, "ours": summary(ours),
+        "stage": stage, "what": what, "rows": rows, "ours": summary(ours) if ours else None,
         "baseline": summary(baseline) if baseline else None, "baseline_name": baseline_name,
         "ours_mb": ours_mb, "baseline_mb": baseline_mb, "note": note,
     }  # fmt: skip

@@ -31,6 +31,12 @@ SIZES = {
 }
 SCRIPTS = [("parse", "bench_dag_parse.py"), ("ingest", "bench_ingest.py"), ("training", "bench_training.py"),
            ("drift", "bench_drift.py"), ("scheduler", "bench_scheduler.py")]  # fmt: skip
+NOTES = [
+    "Scheduler rows come from the metadata DB of the last `make demo` (LocalExecutor on SQLite; task processes are "
+    "forked from the scheduler, which preloads the task libraries: see README, Task start-up).",
+    "A run whose peak memory, extrapolated from the smaller sizes, exceeds 75% of the memory available is "
+    "not run (it would swap or be OOM-killed and take the suite with it); its row says so.",
+]
 PACKAGES = ("apache-airflow", "mlflow", "great-expectations", "evidently", "dvc", "xgboost", "pandas")
 
 
@@ -54,7 +60,7 @@ def growth(rows: list[dict]) -> list[str]:
     lines = []
     groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for row in rows:
-        if row.get("rows"):
+        if row.get("rows") and row["ours"]:
             groups.setdefault((row["stage"], row["what"]), []).append((row["rows"], row["ours"]["median"]))
     for (stage, what), points in sorted(groups.items()):
         if len(points) < 2:
@@ -84,7 +90,7 @@ def write_markdown(rows: list[dict], path: Path, notes: list[str]) -> str:
     ]
     for row in rows:
         base = row["baseline"]
-        ratio = f"{row['ours']['median'] / base['median']:.2f}x" if base else "-"
+        ratio = f"{row['ours']['median'] / base['median']:.2f}x" if base and row["ours"] else "-"
         mem = " / ".join(f"{m:.0f}" if m else "-" for m in (row.get("ours_mb"), row.get("baseline_mb")))
         baseline = f"{fmt(base)} {row['baseline_name']}" if base else (row.get("baseline_name") or "-")
         what = row["what"] + (f" ({row['note']})" if row.get("note") else "")
@@ -106,7 +112,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes only")
     parser.add_argument("--only", nargs="*", help="stages to run (default: all)")
     args = parser.parse_args()
-    notes = []
+    notes = list(NOTES)
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".jsonl", delete=False) as handle:
         record_path = Path(handle.name)
     env = dict(os.environ, MLOPS_BENCH_RECORD=str(record_path))
