@@ -28,6 +28,8 @@ configured runner (`MLOPS_TRAINING_RUNNER`: `local` subprocess or `docker` conta
 `mlops-training:latest`), logs params, metrics, the model and its lineage tags (data rev/md5/path, code
 version, image, Airflow run, trigger reason) to MLflow, registers model `{MODEL_NAME}` once per run and points
 alias `challenger` at it. It then emits Asset `{CHALLENGER.name}`, on which promotion is scheduled.
+Clearing `train` is safe: the same MLflow run and version are reused; a version the gate already judged keeps
+its aliases and is not announced again (no new promotion run).
 
 | failure | meaning | what to do |
 |---|---|---|

@@ -24,11 +24,22 @@ class RecordingTaskInstance:
         self.pushed[key] = value
 
 
+@dataclass
+class OutletAccessor:
+    """What ``context["outlet_events"][asset_or_alias]`` offers: ``extra``, and ``add()`` for an alias."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    added: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, asset: Any, extra: dict[str, Any] | None = None) -> None:
+        self.added.append((asset, dict(extra or {})))
+
+
 class OutletEvents(dict):
-    """``context["outlet_events"]``: an accessor per asset with an ``extra`` dict."""
+    """``context["outlet_events"]``: an accessor per asset or alias, recording what the task emitted."""
 
     def __missing__(self, key: Any) -> Any:
-        accessor = type("Accessor", (), {"extra": {}})()
+        accessor = OutletAccessor()
         self[key] = accessor
         return accessor
 

@@ -107,7 +107,8 @@ def mlflow_state(env: dict[str, str]) -> dict[str, Any]:
         "print(json.dumps({'tracking_uri': h.tracking_uri,"
         " 'runs': [{'id': r.info.run_id, 'tags': r.data.tags, 'params': r.data.params} for r in runs],"
         " 'versions': [{'version': v.version, 'run_id': v.run_id, 'tags': dict(v.tags)} for v in vs],"
-        f" 'champion': h.alias_version('{MODEL}', 'champion')}}))\n"
+        f" 'champion': h.alias_version('{MODEL}', 'champion'),"
+        f" 'challenger': h.alias_version('{MODEL}', 'challenger')}}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])

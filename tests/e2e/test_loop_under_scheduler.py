@@ -168,6 +168,7 @@ def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):
     before_git = (git(workspace, "rev-list", "--all", "--count"), git(workspace, "show-ref", "--tags"))
     before_mlflow = mlflow_state(loop.env)
     before_training = sorted(r["dag_run_id"] for r in dag_runs(airflow, "training"))
+    before_promotion = sorted(r["dag_run_id"] for r in dag_runs(airflow, "promotion"))
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
     drift_run = next(r for r in dag_runs(airflow, "training") if r["dag_run_id"].startswith("drift__"))
     window = drift_run["conf"]["detail"]["window_end"]
@@ -199,11 +200,17 @@ def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):
     for dag_id in ("training", "promotion"):
         wait_for(lambda d=dag_id: all(r["state"] in ("success", "failed") for r in dag_runs(airflow, d)), 600, dag_id)
     assert sorted(r["dag_run_id"] for r in dag_runs(airflow, "training")) == before_training
+    # The re-run training of an already judged version announced nothing: no promotion run again.
+    assert sorted(r["dag_run_id"] for r in dag_runs(airflow, "promotion")) == before_promotion
     assert (git(workspace, "rev-list", "--all", "--count"), git(workspace, "show-ref", "--tags")) == before_git
     after_mlflow = mlflow_state(loop.env)
     assert sorted(r["id"] for r in after_mlflow["runs"]) == sorted(r["id"] for r in before_mlflow["runs"])
     versions = [sorted(v["version"] for v in state["versions"]) for state in (before_mlflow, after_mlflow)]
     assert versions[0] == versions[1]
+    assert (after_mlflow["champion"], after_mlflow["challenger"]) == (
+        before_mlflow["champion"],
+        before_mlflow["challenger"],
+    )  # the cleared old training did not make its old version the challenger again
 
 
 def test_manual_training_from_the_rest_api_with_a_conf(loop):

@@ -180,6 +180,29 @@ def test_training_dag_with_a_conf_registers_a_challenger_and_emits_the_asset(air
     assert len(MlflowHook().get_client().search_model_versions("name = 'churn_classifier'")) == 1
 
 
+def test_a_rerun_of_a_judged_version_neither_moves_the_alias_nor_announces_it_again(training_set):
+    """Clearing an old training task at 2 AM must not make its old version the challenger again, nor run
+    promotion again for a version the gate already judged."""
+    from airflow.sdk import Asset
+
+    challenger = Asset(name="churn_classifier_challenger", uri="mlops://model/churn_classifier/challenger")
+    first_context = context()
+    first = train_op(model_asset=challenger).execute(first_context)
+    alias = train_op(model_asset=challenger).model_alias
+    assert [(a, e["version"]) for a, e in first_context["outlet_events"][alias].added] == [(challenger, "1")]
+
+    newer = train_op().execute(task_context(None, dag_id="training", run_id="manual__2", task_id="train"))
+    hook = MlflowHook()
+    with hook.scoped_environment():
+        hook.get_client().set_model_version_tag("churn_classifier", first["version"], "gate.decision", "reject")
+
+    again_context = context(try_number=2)
+    again = train_op(model_asset=challenger).execute(again_context)
+    assert again["version"] == first["version"] and again["resumed"] is True
+    assert again_context["outlet_events"][alias].added == []
+    assert hook.alias_version("churn_classifier", "challenger") == newer["version"] == "2"
+
+
 def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the_data(training_set):
     from mlops_provider.links import (
         DvcVersionLink,

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
@@ -94,7 +94,9 @@ class TrainModelOperator(BaseOperator):
     :param mlflow_conn_id: connection of type ``mlflow``.
     :param dvc_conn_id: connection of type ``dvc``.
     :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
-        promotion DAG schedules on it.
+        promotion DAG schedules on it. The event goes out through an ``AssetAlias`` (``<asset name>__challenger``)
+        so that a re-run of a task whose version the gate already judged emits nothing and triggers no
+        promotion run again.
 
     XCom (return value): ``{"run_id", "model_uri", "model_name", "version", "metrics", "data_rev",
     "data_md5", "resumed"}``.
@@ -137,8 +139,9 @@ class TrainModelOperator(BaseOperator):
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        if model_asset is not None:
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
+        self.model_alias = AssetAlias(name=f"{model_asset.name}__challenger") if model_asset is not None else None
+        if self.model_alias is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), self.model_alias]
         super().__init__(**kwargs)
         if runner is not None and runner not in RUNNERS:
             raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
@@ -269,7 +272,7 @@ class TrainModelOperator(BaseOperator):
                         experiment_id, run_name=f"{ti.task_id}-{ti.run_id}", tags={RUN_KEY_TAG: run_key}
                     ).info.run_id
             metrics, model_id = self._train(context, run_id, params, sha, md5, run_key)
-        version = self._register(run_id, model_id, sha, md5)
+        version, judged = self._register(run_id, model_id, sha, md5)
 
         MlflowRunLink.persist(context, mlflow_run_url(run_id))
         MlflowModelVersionLink.persist(context, model_version_url(self.model_name, version))
@@ -285,8 +288,15 @@ class TrainModelOperator(BaseOperator):
             "data_md5": md5,
             "resumed": resumed,
         }
-        if self.model_asset is not None:
-            context["outlet_events"][self.model_asset].extra = {k: v for k, v in result.items() if k != "resumed"}
+        if self.model_asset is not None and self.model_alias is not None:
+            if judged:
+                self.log.info(
+                    "%s v%s was already judged by the gate (%s): not announcing it to promotion again",
+                    self.model_name, version, judged,
+                )  # fmt: skip
+            else:
+                extra = {k: v for k, v in result.items() if k != "resumed"}
+                context["outlet_events"][self.model_alias].add(self.model_asset, extra=extra)
         return result
 
     def _train(
@@ -329,7 +339,10 @@ class TrainModelOperator(BaseOperator):
             raise AirflowException(str(exc)) from exc
         return result["metrics"], str(result["model_id"])
 
-    def _register(self, run_id: str, model_id: str, sha: str, md5: str) -> str:
+    def _register(self, run_id: str, model_id: str, sha: str, md5: str) -> tuple[str, str | None]:
+        """Register the run's model once; point the alias at it unless the gate already judged it (a re-run of
+        an old training must not make an old version the challenger again). Returns the version and the gate's
+        decision on it, if any."""
         hook = self.mlflow_hook
         hook.get_or_create_registered_model(self.model_name)
         existing = hook.model_version_of_run(self.model_name, run_id)
@@ -337,7 +350,10 @@ class TrainModelOperator(BaseOperator):
         with hook.scoped_environment():
             if existing is not None:
                 version = str(existing.version)
+                judged = (client.get_model_version(self.model_name, version).tags or {}).get("gate.decision")
                 self.log.info("Model version %s of %s already registered for run %s", version, self.model_name, run_id)
+                if judged:
+                    return version, judged
             else:
                 created = client.create_model_version(
                     self.model_name,
@@ -350,7 +366,7 @@ class TrainModelOperator(BaseOperator):
                 self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
             if hook.alias_version(self.model_name, self.alias) != version:
                 client.set_registered_model_alias(self.model_name, self.alias, version)
-        return version
+        return version, None
 
     def on_kill(self) -> None:
         if self._runner is not None:
