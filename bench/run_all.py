@@ -6,6 +6,8 @@ medians; b close to 1 is linear). Benchmarks never fail on a timing.
 
 Usage: python bench/run_all.py [--quick]   (``make bench``; --quick: the smaller sizes only)
 Environment: MLOPS_BENCH_SIZES_<STAGE> overrides a stage's sizes, e.g. MLOPS_BENCH_SIZES_INGEST="100000 1000000".
+``--only STAGE ...`` runs those stages and keeps every row of docs/benchmarks.json it did not measure again (same
+stage, what and rows), so one size can be added to a full run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ NOTES = [
     "forked from the scheduler, which preloads the task libraries: see README, Task start-up).",
     "A run whose peak memory, extrapolated from the smaller sizes, exceeds 75% of the memory available is "
     "not run (it would swap or be OOM-killed and take the suite with it); its row says so.",
+    "Ingest validates against a copy of the demo suite whose row-count bound (5M) is widened to the size measured; "
+    "every other expectation is unchanged.",
 ]
 PACKAGES = ("apache-airflow", "mlflow", "great-expectations", "evidently", "dvc", "xgboost", "pandas")
 
@@ -56,7 +60,8 @@ def fmt(summary: dict | None) -> str:
 
 
 def growth(rows: list[dict]) -> list[str]:
-    """Least-squares slope of log(median time) on log(rows), per stage and what."""
+    """Per stage and what, on the medians: the exponent b of ``t ~ rows^b`` (least squares on logs; b close to 1
+    is linear) and the straight line ``t = fixed + per_million * rows / 1e6`` (least squares)."""
     lines = []
     groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for row in rows:
@@ -65,13 +70,18 @@ def growth(rows: list[dict]) -> list[str]:
     for (stage, what), points in sorted(groups.items()):
         if len(points) < 2:
             continue
-        xs, ys = [math.log(p[0]) for p in points], [math.log(p[1]) for p in points]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        b = _slope([math.log(p[0]) for p in points], [math.log(p[1]) for p in points])
+        per_row = _slope([p[0] for p in points], [p[1] for p in points])
+        fixed = sum(p[1] for p in points) / len(points) - per_row * sum(p[0] for p in points) / len(points)
         kind = "sub-linear (fixed costs dominate)" if b < 0.8 else "about linear" if b <= 1.2 else "super-linear"
         span = f"{min(p[0] for p in points):,} -> {max(p[0] for p in points):,} rows"
-        lines.append(f"| {stage} | {what} | {span} | {b:.2f} | {kind} |")
+        lines.append(f"| {stage} | {what} | {span} | {b:.2f} | {kind} | {fixed:.1f} s | {per_row * 1e6:.2f} s |")
     return lines
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
 
 def write_markdown(rows: list[dict], path: Path, notes: list[str]) -> str:
@@ -96,8 +106,9 @@ def write_markdown(rows: list[dict], path: Path, notes: list[str]) -> str:
         what = row["what"] + (f" ({row['note']})" if row.get("note") else "")
         rows_cell = row.get("rows") or ""
         out.append(f"| {row['stage']} | {what} | {rows_cell} | {fmt(row['ours'])} | {baseline} | {ratio} | {mem} |")
-    out += ["", "## Growth with rows", "", "| stage | what | range | exponent b (t ~ rows^b) | |"]
-    out += ["|---|---|---|---|---|"]
+    out += ["", "## Growth with rows", "",
+            "| stage | what | range | exponent b (t ~ rows^b) | | fixed cost (line fit) | per 1M rows (line fit) |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
     out += growth(rows)
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
@@ -111,7 +122,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes only")
     parser.add_argument("--only", nargs="*", help="stages to run (default: all)")
+    parser.add_argument("--render", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
+    raw = PROJECT_ROOT / "docs" / "benchmarks.json"
+    if args.render:
+        print(write_markdown(json.loads(raw.read_text()), PROJECT_ROOT / "docs" / "benchmarks.md", list(NOTES)))
+        return 0
     notes = list(NOTES)
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".jsonl", delete=False) as handle:
         record_path = Path(handle.name)
@@ -129,11 +145,12 @@ def main() -> int:
             notes.append(f"`{script}` exited with {proc.returncode}; its rows are missing or partial.")
     rows = [json.loads(line) for line in record_path.read_text().splitlines() if line.strip()]
     record_path.unlink()
-    raw = PROJECT_ROOT / "docs" / "benchmarks.json"
-    if args.only and raw.exists():  # keep the other stages' rows of the last full run
-        rows = [r for r in json.loads(raw.read_text()) if r["stage"] not in args.only] + rows
+    if args.only and raw.exists():  # keep the last run's rows that this run did not measure again
+        measured = {(r["stage"], r["what"], r.get("rows")) for r in rows}
+        kept = [r for r in json.loads(raw.read_text()) if (r["stage"], r["what"], r.get("rows")) not in measured]
+        rows = kept + rows
         order = [stage for stage, _ in SCRIPTS]
-        rows.sort(key=lambda r: order.index(r["stage"]) if r["stage"] in order else len(order))
+        rows.sort(key=lambda r: (order.index(r["stage"]) if r["stage"] in order else len(order), r.get("rows") or 0))
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(rows, indent=1) + "\n")
     print()
