@@ -96,7 +96,7 @@ def main(sizes: list[int]) -> None:
             skip = does_not_fit(full_peaks, rows)
             if rows > full_max and not skip:
                 need = projected_mb(full_peaks, rows)
-                skip = f"full-frame not run above {full_max} rows (MLOPS_BENCH_FULL_MAX_ROWS)" + (
+                skip = f"not run above {full_max} rows (MLOPS_BENCH_FULL_MAX_ROWS)" + (
                     f"; projected peak {need / 1024:.1f} GB" if need else ""
                 )
             if not skip:
@@ -116,7 +116,7 @@ def main(sizes: list[int]) -> None:
                 print(f"  ratio {ratio:.2f}x full-frame; verdicts agree: {agree}")
                 note = f"verdicts agree: {agree}"
             else:
-                note = f"full-frame {skip}" if skip.startswith("not run") else skip
+                note = f"full-frame {skip}"
                 print(f"  full  skipped ({note})")
             record("drift", "Evidently DataDriftPreset, 20 columns", [r["seconds"] for r in ours],
                    [r["seconds"] for r in full] if full else None, baseline_name="full-frame Evidently",

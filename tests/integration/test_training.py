@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.operators.mlflow import TrainModelOperator
+from mlops_provider.operators.mlflow import TrainModelOperator, challenger_alias
 from mlops_provider.operators.training_set import training_set_path
 from mlops_provider.reproduce import reproduce_run
 from tests.helpers import task_context
@@ -188,7 +188,7 @@ def test_a_rerun_of_a_judged_version_neither_moves_the_alias_nor_announces_it_ag
     challenger = Asset(name="churn_classifier_challenger", uri="mlops://model/churn_classifier/challenger")
     first_context = context()
     first = train_op(model_asset=challenger).execute(first_context)
-    alias = train_op(model_asset=challenger).model_alias
+    alias = challenger_alias(challenger)
     assert [(a, e["version"]) for a, e in first_context["outlet_events"][alias].added] == [(challenger, "1")]
 
     newer = train_op().execute(task_context(None, dag_id="training", run_id="manual__2", task_id="train"))

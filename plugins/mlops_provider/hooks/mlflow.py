@@ -264,6 +264,17 @@ class MlflowHook(BaseHook):
             versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
         return min(versions, key=lambda v: int(v.version)) if versions else None
 
+    def aliases_by_version(self, model_name: str) -> dict[str, list[str]]:
+        """The aliases of each version of a registered model (version -> sorted aliases), read from the registered
+        model: search results do not carry aliases in every store. Raises MlflowException for an unknown model."""
+        client = self.get_client()
+        with self.scoped_environment():
+            aliases = client.get_registered_model(model_name).aliases or {}
+        by_version: dict[str, list[str]] = {}
+        for alias, version in sorted(aliases.items()):
+            by_version.setdefault(str(version), []).append(alias)
+        return by_version
+
     def alias_version(self, model_name: str, alias: str) -> str | None:
         """The version an alias points to, or None (read with get_model_version_by_alias, which is reliable)."""
         from mlflow.exceptions import MlflowException

@@ -59,6 +59,11 @@ def code_version(path: Path) -> str:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def challenger_alias(model_asset: Asset) -> AssetAlias:
+    """The alias through which ``TrainModelOperator`` emits ``model_asset`` events (only for unjudged versions)."""
+    return AssetAlias(name=f"{model_asset.name}__challenger")
+
+
 class TrainModelOperator(BaseOperator):
     """Train a model with the project's entrypoint, track it in MLflow, register it, alias it ``challenger``.
 
@@ -139,9 +144,8 @@ class TrainModelOperator(BaseOperator):
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        self.model_alias = AssetAlias(name=f"{model_asset.name}__challenger") if model_asset is not None else None
-        if self.model_alias is not None:
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), self.model_alias]
+        if model_asset is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), challenger_alias(model_asset)]
         super().__init__(**kwargs)
         if runner is not None and runner not in RUNNERS:
             raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
@@ -288,7 +292,7 @@ class TrainModelOperator(BaseOperator):
             "data_md5": md5,
             "resumed": resumed,
         }
-        if self.model_asset is not None and self.model_alias is not None:
+        if self.model_asset is not None:
             if judged:
                 self.log.info(
                     "%s v%s was already judged by the gate (%s): not announcing it to promotion again",
@@ -296,7 +300,7 @@ class TrainModelOperator(BaseOperator):
                 )  # fmt: skip
             else:
                 extra = {k: v for k, v in result.items() if k != "resumed"}
-                context["outlet_events"][self.model_alias].add(self.model_asset, extra=extra)
+                context["outlet_events"][challenger_alias(self.model_asset)].add(self.model_asset, extra=extra)
         return result
 
     def _train(

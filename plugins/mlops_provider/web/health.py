@@ -71,8 +71,7 @@ def collect(model_name: str) -> dict[str, Any]:
     with hook.scoped_environment():
         try:
             versions = client.search_model_versions(f"name = '{model_name}'")
-            # Search results do not carry aliases in every store; the registered model does.
-            aliases = dict(client.get_registered_model(model_name).aliases or {})
+            aliases = hook.aliases_by_version(model_name)
         except MlflowException:
             versions, aliases = [], {}  # type: ignore[assignment]
         history: list[dict[str, Any]] = []
@@ -82,7 +81,7 @@ def collect(model_name: str) -> dict[str, Any]:
                 "version": str(mv.version),
                 "run_id": mv.run_id,
                 "created": mv.creation_timestamp,
-                "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
+                "aliases": aliases.get(str(mv.version), []),
                 "trigger_reason": tags.get("trigger.reason"),
                 "training_set": tags.get("data.rev_name"),
                 "decision": tags.get("gate.decision"),

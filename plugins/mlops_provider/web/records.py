@@ -85,7 +85,7 @@ def model_version(name: str, version: str) -> dict[str, Any]:
     with hook.scoped_environment():
         try:
             mv = client.get_model_version(name, version)
-            aliases = dict(client.get_registered_model(name).aliases or {})
+            aliases = hook.aliases_by_version(name)
         except MlflowException as error:
             raise RecordNotFound(f"no version {version!r} of model {name!r}: {error.message}") from error
     ui = _mlflow_ui(hook.tracking_uri)
@@ -96,7 +96,7 @@ def model_version(name: str, version: str) -> dict[str, Any]:
         "created": _time(mv.creation_timestamp),
         "run_id": mv.run_id,
         "source": mv.source,
-        "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
+        "aliases": aliases.get(str(mv.version), []),
         "description": mv.description or "",
         "tags": dict(sorted((mv.tags or {}).items())),
         "mlflow_ui": f"{ui}/#/models/{name}/versions/{mv.version}" if ui else None,
