@@ -10,13 +10,13 @@ DVC_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "port"],
     "relabeling": {
         "host": "Data registry git URL (optional)",
-        "login": "Remote access key id",
-        "password": "Remote secret access key",
+        "login": "Remote login (S3 access key id, SSH/HTTP/WebDAV user, Azure account)",
+        "password": "Remote secret (S3 secret key, password, Azure account key)",
     },
     "placeholders": {
         "host": "https://git.example.com/data/registry.git (empty: a local workspace)",
         "extra": '{"workspace": "/data/registry", "remote_url": "s3://bucket/dvc", '
-        '"remote_options": {"endpointurl": "http://minio:9000"}}',
+        '"remote_options": {"endpointurl": "http://minio:9000"}, "remote_secret_options": {}}',
     },
 }
 

@@ -159,7 +159,7 @@ def test_remote_credentials_stay_out_of_git(mlops_home, tmp_path, monkeypatch):
 
     conn["extra"] = {"remote_url": str(tmp_path / "folder")}
     monkeypatch.setenv("AIRFLOW_CONN_S3_REGISTRY", json.dumps(conn))
-    with pytest.raises(DvcError, match="not an s3:// remote"):
+    with pytest.raises(DvcError, match="is a local folder: login/password fill the credentials"):
         DvcHook(dvc_conn_id="s3_registry").ensure_workspace()
 
 
@@ -168,3 +168,94 @@ def test_missing_named_connection_is_an_error(mlops_home):
 
     with pytest.raises(AirflowNotFoundException):
         _ = DvcHook(dvc_conn_id="no_such_registry").workspace
+
+
+_VERSION_SCRIPT = """
+import sys
+from pathlib import Path
+from mlops_provider.hooks.dvc import DvcHook
+DvcHook().version_file(Path(sys.argv[1]), sys.argv[2], sys.argv[3], {"Airflow-Run-Id": "killed"})
+"""
+
+
+def test_a_write_killed_mid_commit_leaves_a_registry_the_retry_completes_with_provenance(mlops_home, source, tmp_path):
+    """Finding 1 of the on-call review: a kill of the task's process group while git commits left index.lock,
+    which wedged every later write; the retry then committed the partition inside the remote configuration commit."""
+    import signal
+    import sys
+    import time
+
+    hook = DvcHook()
+    hook.ensure_workspace()
+    workspace = hook.workspace
+    started = tmp_path / "commit-started"
+    pre_commit = workspace / ".git" / "hooks" / "pre-commit"
+    pre_commit.write_text(f"#!/bin/sh\ntouch {started}\nsleep 600\n")
+    pre_commit.chmod(0o755)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _VERSION_SCRIPT, str(source), PATH, TAG], start_new_session=True, env=dict(os.environ)
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    assert started.exists(), "the versioning child never reached git commit"
+    os.killpg(child.pid, signal.SIGKILL)  # what an OOM kill or a node crash does to the task and its git child
+    child.wait()
+    assert (workspace / ".git" / "index.lock").exists()
+    pre_commit.unlink()
+
+    other = tmp_path / "other.parquet"
+    other.write_bytes(b"another day " * 1000)
+    other_path, other_tag = "data/sales/partitions/2026-11-02.parquet", "partition/sales/2026-11-02"
+    second = hook.version_file(other, other_path, other_tag, {"Airflow-Run-Id": "next-day"})
+    changed = git(workspace, "diff-tree", "--no-commit-id", "--name-only", "-r", second["rev"]).split()
+    assert f"{other_path}.dvc" in changed and f"{PATH}.dvc" not in changed  # nothing of the killed write slipped in
+
+    retry = hook.version_file(source, PATH, TAG, {"Airflow-Run-Id": "retry"})
+    assert retry["created"] is True
+    message = git(workspace, "log", "-1", "--format=%B", TAG)
+    assert message.startswith(f"Version {PATH}") and "Airflow-Run-Id: retry" in message
+    assert f"Data-Md5: {retry['md5']}" in message
+    for subject_and_files in git(workspace, "log", "--format=>%s", "--name-only").split(">")[1:]:
+        subject, *files = subject_and_files.split("\n")
+        if subject.startswith(("Configure", "Initialise")):
+            assert not [f for f in files if f.startswith("data/")], subject_and_files
+    assert not (workspace / ".git" / "index.lock").exists()
+    assert git(workspace, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_credentials_of_any_remote_kind_go_only_to_the_local_config(mlops_home, monkeypatch):
+    conn = {
+        "conn_type": "dvc",
+        "login": "deploy",
+        "password": "webdav-pass-123",
+        "extra": {
+            "remote_url": "webdavs://dav.example.invalid/dvc",
+            "remote_options": {"timeout": "30", "password": "ignored-in-favour-of-login"},
+            "remote_secret_options": {"key_path": "/secrets/dav.key"},
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_DAV", json.dumps(conn))
+    hook = DvcHook(dvc_conn_id="dav")
+    hook.ensure_workspace()
+    local = (hook.workspace / ".dvc" / "config.local").read_text()
+    tracked = (hook.workspace / ".dvc" / "config").read_text()
+    assert "user = deploy" in local and "password = webdav-pass-123" in local and "key_path = /secrets/dav.key" in local
+    assert "timeout = 30" in tracked
+    history = git(hook.workspace, "log", "-p", "--all")
+    for secret in ("webdav-pass-123", "ignored-in-favour-of-login", "/secrets/dav.key"):
+        assert secret not in tracked and secret not in history
+
+
+def test_immutable_tags_never_move_a_rebuilt_version_gets_the_next_revision_tag(mlops_home, source):
+    hook = DvcHook()
+    set_path, set_tag = "data/sales/training_set.parquet", "training-set/sales/2026-11-05"
+    first = hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)
+    again = hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)
+    assert again["created"] is False and again["tag"] == set_tag and again["rev"] == first["rev"]
+    source.write_bytes(b"rebuilt with a late day " * 1000)
+    rebuilt = hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)
+    assert rebuilt["created"] is True and rebuilt["tag"] == f"{set_tag}.r2"
+    assert hook.resolve_rev(set_tag) == first["rev"]  # what a model trained on it cites still holds
+    assert hook.revision_tags(set_tag) == [set_tag, f"{set_tag}.r2"]
+    assert hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)["tag"] == f"{set_tag}.r2"

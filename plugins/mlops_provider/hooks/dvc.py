@@ -23,6 +23,28 @@ from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
 GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlops@airflow.invalid")
 REMOTE_NAME = "storage"
 
+#: Which DVC remote options the connection's login and password fill, by the remote URL's scheme.
+CREDENTIAL_OPTIONS: dict[str, tuple[str, str]] = {
+    "s3": ("access_key_id", "secret_access_key"),
+    "ssh": ("user", "password"),
+    "http": ("user", "password"),
+    "https": ("user", "password"),
+    "webdav": ("user", "password"),
+    "webdavs": ("user", "password"),
+    "azure": ("account_name", "account_key"),
+    "oss": ("oss_key_id", "oss_key_secret"),
+}
+#: DVC remote options that are secrets: written to the untracked ``.dvc/config.local``, never committed, even when
+#: they come in ``remote_options``.
+SECRET_OPTIONS = frozenset(
+    {
+        "password", "secret_access_key", "session_token", "account_key", "sas_token", "connection_string",
+        "client_secret", "oss_key_secret", "token", "gdrive_client_secret", "keyfile", "key_file", "passphrase",
+    }
+)  # fmt: skip
+#: Lock files git leaves when a process is killed mid-operation; under the hook's own lock none is live.
+_GIT_LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock")
+
 # DVC's API prints "To track the changes with git, run: git add ..." hints meant for people at a terminal.
 logging.getLogger("dvc.repo.scm_context").setLevel(logging.WARNING)
 
@@ -39,15 +61,20 @@ class DvcHook(BaseHook):
     type ``dvc`` configures:
 
     - ``host``: URL or path of an existing data registry git repository to clone (optional);
-    - ``login``/``password``: credentials of the DVC remote (for S3-compatible remotes: access key id and
-      secret). They are written to ``.dvc/config.local``, which git never tracks, and never into a URL;
+    - ``login``/``password``: credentials of the DVC remote, mapped by the remote's scheme (``CREDENTIAL_OPTIONS``:
+      S3 access key id and secret, SSH/HTTP/WebDAV user and password, Azure account name and key). They are
+      written to ``.dvc/config.local``, which git never tracks, and never into a URL;
     - extras: ``workspace`` (local folder of the clone), ``remote_url`` (``s3://bucket/prefix``, a folder...),
-      ``remote_options`` (e.g. ``{"endpointurl": "http://minio:9000"}``), ``git_password`` (token for the git
-      host, passed through ``GIT_ASKPASS``, never in a URL).
+      ``remote_options`` (e.g. ``{"endpointurl": "http://minio:9000"}``; committed to ``.dvc/config`` except the
+      secret ones of ``SECRET_OPTIONS``), ``remote_secret_options`` (any further secret option, e.g. a key file,
+      written only to ``.dvc/config.local``), ``git_password`` (token for the git host, passed through
+      ``GIT_ASKPASS``, never in a URL).
 
     All writes hold an exclusive file lock on the workspace, so concurrent tasks on one machine queue instead of
-    colliding on DVC's and git's own locks. Across machines, give every worker its own clone (``host``) and
-    serialize with an Airflow pool.
+    colliding on DVC's and git's own locks. Because no git process of ours can run while the lock is held, a write
+    that finds git's lock files (a task killed mid-commit: OOM, node crash) removes them and unstages what the
+    killed write had staged before it starts; every commit names its own paths, so nothing of another write ends
+    up in it. Across machines, give every worker its own clone (``host``) and serialize with an Airflow pool.
 
     :param dvc_conn_id: Airflow connection id (type ``dvc``).
     :param workspace: local workspace folder; overrides the connection's ``workspace`` extra.
@@ -83,6 +110,7 @@ class DvcHook(BaseHook):
             "workspace": extra.get("workspace"),
             "remote_url": extra.get("remote_url"),
             "remote_options": extra.get("remote_options") or {},
+            "remote_secret_options": extra.get("remote_secret_options") or {},
             "git_password": extra.get("git_password"),
         }
 
@@ -145,9 +173,47 @@ class DvcHook(BaseHook):
             self._ensure_workspace_unlocked()
         return self.workspace
 
+    def _recover_unlocked(self) -> list[str]:
+        """Clear what a killed write left behind; call only while holding ``locked()``.
+
+        Under the hook's lock no git process of ours runs on the workspace, so git lock files are stale: they are
+        removed. Changes a killed write had staged or made to tracked files (a ``.dvc`` file not committed) are
+        reset to the last commit, so they cannot slip into the next commit. Returns what was cleared.
+        """
+        git_dir = self.workspace / ".git"
+        if not git_dir.is_dir():
+            return []
+        cleared = []
+        stale = [git_dir / name for name in _GIT_LOCK_FILES] + list((git_dir / "refs").rglob("*.lock"))
+        for path in stale:
+            if path.exists():
+                path.unlink()
+                cleared.append(str(path.relative_to(self.workspace)))
+        has_head = self._git("rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode == 0
+        if has_head:
+            dirty = self._git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
+            if dirty:
+                self._git("reset", "--quiet", "--hard", "HEAD")
+                cleared.extend(f"uncommitted change {line.strip()}" for line in dirty)
+        if cleared:
+            self.log.warning(
+                "Data registry %s: cleared what an interrupted write left (a killed task): %s",
+                self.workspace, "; ".join(cleared),
+            )  # fmt: skip
+        return cleared
+
+    def _commit(self, message: str, *paths: str) -> bool:
+        """Stage and commit exactly ``paths`` (nothing else that may be staged); False when they did not change."""
+        self._git("add", "--", *paths)
+        if self._git("diff", "--cached", "--quiet", "--", *paths, check=False).returncode == 0:
+            return False
+        self._git("commit", "--quiet", "-m", message, "--only", "--", *paths)
+        return True
+
     def _ensure_workspace_unlocked(self) -> None:
         ws = self.workspace
         git_url = self._settings.get("git_url")
+        self._recover_unlocked()
         if not (ws / ".git").exists():
             if git_url:
                 self.log.info("Cloning data registry into %s", ws)
@@ -159,42 +225,57 @@ class DvcHook(BaseHook):
             from dvc.repo import Repo
 
             Repo.init(str(ws)).close()
-            self._git("add", ".dvc", ".dvcignore")
-            self._git("commit", "--quiet", "-m", "Initialise the DVC data registry")
+            self._commit("Initialise the DVC data registry", ".dvc", ".dvcignore")
         self._configure_remote()
 
-    def _configure_remote(self) -> None:
-        """Make the workspace's remote what the connection says (the connection is the source of truth)."""
+    def _remote_config(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The remote's options split into what is committed (``.dvc/config``) and the secrets (``config.local``)."""
         url = self.remote_url
         login, password = self._settings.get("login"), self._settings.get("password")
-        if (login or password) and not url.startswith("s3://"):
-            raise DvcError(
-                f"connection {self.dvc_conn_id!r} has a login/password, but its remote_url {url!r} is not an "
-                "s3:// remote: credentials are only used for S3-compatible remotes. Remove them or fix remote_url."
-            )
-        if "://" not in url:
-            Path(url).mkdir(parents=True, exist_ok=True)
-        options = {str(k): str(v) for k, v in (self._settings.get("remote_options") or {}).items()}
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        public: dict[str, str] = {"url": url}
+        secret: dict[str, str] = {}
+        for key, value in (self._settings.get("remote_options") or {}).items():
+            (secret if str(key) in SECRET_OPTIONS else public)[str(key)] = str(value)
+        if login or password:
+            if scheme not in CREDENTIAL_OPTIONS:
+                raise DvcError(
+                    f"connection {self.dvc_conn_id!r} has a login/password, but its remote_url {url!r} is "
+                    f"{'a ' + scheme + ':// remote' if scheme else 'a local folder'}: login/password fill the "
+                    f"credentials of {', '.join(s + '://' for s in CREDENTIAL_OPTIONS)} remotes. Put other secrets "
+                    "in the extra remote_secret_options, or remove them."
+                )
+            login_key, password_key = CREDENTIAL_OPTIONS[scheme]
+            if login:
+                secret[login_key] = str(login)
+            if password:
+                secret[password_key] = str(password)
+        secret.update({str(k): str(v) for k, v in (self._settings.get("remote_secret_options") or {}).items()})
+        return public, secret
+
+    def _configure_remote(self) -> None:
+        """Make the workspace's remote what the connection says (the connection is the source of truth).
+
+        Options go to the tracked ``.dvc/config``; credentials and secret options only to ``.dvc/config.local``
+        (ignored by git). Only ``.dvc/config`` is ever committed by this step."""
+        public, secret = self._remote_config()
+        if "://" not in public["url"]:
+            Path(public["url"]).mkdir(parents=True, exist_ok=True)
         repo = self._repo()
         try:
             with repo.config.edit("repo") as config:
-                wanted = {"url": url, **options}
-                if config["remote"].get(REMOTE_NAME) != wanted or config["core"].get("remote") != REMOTE_NAME:
-                    config["remote"][REMOTE_NAME] = wanted
+                if config["remote"].get(REMOTE_NAME) != public or config["core"].get("remote") != REMOTE_NAME:
+                    config["remote"][REMOTE_NAME] = public
                     config["core"]["remote"] = REMOTE_NAME
                     config["core"]["analytics"] = False
-            if login or password:
+            if secret:
                 with repo.config.edit("local") as local:
-                    secrets = local["remote"].setdefault(REMOTE_NAME, {})
-                    if login:
-                        secrets["access_key_id"] = login
-                    if password:
-                        secrets["secret_access_key"] = password
+                    stored = local["remote"].setdefault(REMOTE_NAME, {})
+                    if any(stored.get(k) != v for k, v in secret.items()):
+                        stored.update(secret)
         finally:
             repo.close()
-        self._git("add", ".dvc/config")
-        if self._git("diff", "--cached", "--quiet", check=False).returncode != 0:
-            self._git("commit", "--quiet", "-m", f"Configure DVC remote {REMOTE_NAME}")
+        self._commit(f"Configure DVC remote {REMOTE_NAME}", ".dvc/config")
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -263,15 +344,19 @@ class DvcHook(BaseHook):
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def version_file(self, source: Path, path: str, tag: str, metadata: dict[str, str]) -> dict[str, Any]:
+    def version_file(
+        self, source: Path, path: str, tag: str, metadata: dict[str, str], *, immutable_tag: bool = False
+    ) -> dict[str, Any]:
         """Version ``source`` as ``path`` (relative to the workspace) and point ``tag`` at that version.
 
         Order: copy into the workspace, ``dvc add``, ``dvc push`` (the data is on the remote before anything
         refers to it), git commit of the ``.dvc`` file with ``metadata`` as trailers, then the tag. Identical
         content already under ``tag`` is a no-op: no commit, no push, tag unchanged. Changed content makes
-        one new commit and moves the tag; earlier versions stay in the history.
+        one new commit; earlier versions stay in the history. The tag then moves, unless ``immutable_tag``: a tag
+        that others cite (a training set a model was trained on) never moves, and the new version gets the
+        first free tag ``<tag>.r2``, ``<tag>.r3``, ... (which sort after ``tag`` and before the next day's tag).
 
-        Returns ``{path, rev, tag, md5, size, remote, created}``.
+        Returns ``{path, rev, tag, md5, size, remote, created}`` (``tag``: the tag that names this version).
         """
         source = Path(source)
         if not source.is_file():
@@ -281,12 +366,16 @@ class DvcHook(BaseHook):
         md5 = md5_of_file(source)
         with self.locked():
             self._ensure_workspace_unlocked()
-            existing = self._tagged_version(tag, path)
-            if existing is not None and existing[1] == md5:
+            existing_tag = self._tag_with_content(tag, path, md5, revisions=immutable_tag)
+            if existing_tag is not None:
+                rev = self.resolve_rev(existing_tag)
                 self.log.info(
-                    "%s is already versioned with md5 %s at %s (%s): nothing to do", path, md5, tag, existing[0]
+                    "%s is already versioned with md5 %s at %s (%s): nothing to do", path, md5, existing_tag, rev
                 )
-                return self._describe(path, existing[0], tag, md5, source.stat().st_size, created=False)
+                return self._describe(path, rev, existing_tag, md5, source.stat().st_size, created=False)
+            if immutable_tag and self._tag_exists(tag):
+                first, tag = tag, self._free_revision_tag(tag)
+                self.log.warning("Tag %s names other content and never moves: this version is tagged %s", first, tag)
 
             target = self.workspace / path
             with atomic_path(target) as tmp:
@@ -302,19 +391,39 @@ class DvcHook(BaseHook):
             finally:
                 repo.close()
             self.log.info("Pushed %s file(s) of %s to the DVC remote", pushed, path)
-            dvc_file = f"{path}.dvc"
-            gitignore = str(Path(path).parent / ".gitignore")
-            self._git("add", dvc_file, gitignore)
-            if self._git("diff", "--cached", "--quiet", check=False).returncode != 0:
-                trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
-                message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
-                self._git("commit", "--quiet", "-m", message)
+            trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
+            message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
+            self._commit(message, f"{path}.dvc", str(Path(path).parent / ".gitignore"))
             rev = self._git("rev-parse", "HEAD").stdout.strip()
-            self._git("tag", "--force", tag, rev)
+            self._git("tag", *(() if immutable_tag else ("--force",)), tag, rev)
             if self._has_origin():
                 self._git("push", "--quiet", "origin", "HEAD")
-                self._git("push", "--quiet", "--force", "origin", f"refs/tags/{tag}")
+                self._git("push", "--quiet", *(() if immutable_tag else ("--force",)), "origin", f"refs/tags/{tag}")
             return self._describe(path, rev, tag, md5, source.stat().st_size, created=True)
+
+    def _tag_exists(self, tag: str) -> bool:
+        return self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}", check=False).returncode == 0
+
+    def _free_revision_tag(self, tag: str) -> str:
+        number = 2
+        while self._tag_exists(f"{tag}.r{number}"):
+            number += 1
+        return f"{tag}.r{number}"
+
+    def revision_tags(self, tag: str) -> list[str]:
+        """``tag`` and its rebuilt revisions ``<tag>.r2``, ``<tag>.r3``... that exist, oldest first."""
+        found = [t for t in self.tags(f"{tag}.r*") if t.rsplit(".r", 1)[1].isdigit()]
+        found = [tag, *found] if self._tag_exists(tag) else found
+        return sorted(found, key=lambda t: 1 if t == tag else int(t.rsplit(".r", 1)[1]))
+
+    def _tag_with_content(self, tag: str, path: str, md5: str, *, revisions: bool) -> str | None:
+        """The tag (or, with ``revisions``, the newest of its revisions) that already versions ``path`` with ``md5``."""
+        candidates = self.revision_tags(tag) if revisions else [tag]
+        for name in reversed(candidates):
+            found = self._tagged_version(name, path)
+            if found is not None and found[1] == md5:
+                return name
+        return None
 
     def _tagged_version(self, tag: str, path: str) -> tuple[str, str] | None:
         proc = self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", check=False)
