@@ -67,6 +67,7 @@ with DAG(
         data_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
         suite_path=str(SUITE),
         dataset=DATASET,
+        timestamp_column="event_ts",
     )
     version_partition = DvcVersionOperator(
         task_id="version_partition",

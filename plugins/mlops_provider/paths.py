@@ -29,6 +29,10 @@ def quarantine_dir() -> Path:
     return mlops_home() / "quarantine"
 
 
+#: Folder of the drift reports under ``reports_dir()`` (the only reports that run script, in a sandbox).
+DRIFT_REPORTS = "drift"
+
+
 def reports_dir() -> Path:
     """Validation results, Data Docs and drift reports; served by the plugin under ``/mlops/reports``."""
     return mlops_home() / "reports"

@@ -74,7 +74,8 @@ class Browser:
         self, url: str, *, token: str, expect: list[str], screenshot: Path, timeout: float = 90.0
     ) -> dict[str, Any]:
         """Open ``url`` signed in with ``token``; wait until every string of ``expect`` is in the page text;
-        save a PNG screenshot. Returns ``{"text", "links"}`` (visible text; hrefs of all anchors)."""
+        save a PNG screenshot. Returns ``{"text", "links", "title"}`` (visible text; hrefs of all anchors; the
+        document's title after the page's scripts ran)."""
         return asyncio.run(self._visit(url, token, expect, screenshot, timeout))
 
     async def _visit(self, url: str, token: str, expect: list[str], screenshot: Path, timeout: float) -> dict:
@@ -116,6 +117,7 @@ class Browser:
                 expression="Array.from(document.querySelectorAll('a')).map(a => a.href)",
                 returnByValue=True,
             )  # fmt: skip
+            title = await call("Runtime.evaluate", expression="document.title", returnByValue=True)
             shot = await call("Page.captureScreenshot", format="png")
             screenshot.write_bytes(base64.b64decode(shot["data"]))
-            return {"text": text, "links": links["result"].get("value") or []}
+            return {"text": text, "links": links["result"].get("value") or [], "title": title["result"].get("value")}

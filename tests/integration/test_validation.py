@@ -84,13 +84,16 @@ def test_good_partition_passes_with_compact_summary_and_reports(good_partition, 
     result = json.loads(Path(summary["result_path"]).read_text())
     assert result["success"] is True and len(result["results"]) == summary["statistics"]["evaluated"]
     docs = Path(summary["docs_path"])
+    attempt = summary["attempt"]
+    assert attempt.endswith("-try1")
     assert docs.is_file() and docs.is_relative_to(
-        mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / "data-docs"
+        mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / attempt / "data-docs"
     )
     assert "customer_activity" in docs.read_text()
     links = context["ti"].pushed
-    assert links["_link_DataDocsLink"].startswith(f"/mlops/reports/gx/customer_activity/{DAY}/data-docs/validations/")
-    assert links["_link_ValidationResultLink"] == f"/mlops/reports/gx/customer_activity/{DAY}/result.json"
+    prefix = f"/mlops/reports/gx/customer_activity/{DAY}/{attempt}"
+    assert links["_link_DataDocsLink"].startswith(f"{prefix}/data-docs/validations/")
+    assert links["_link_ValidationResultLink"] == f"{prefix}/result.json"
     assert good_partition.exists()
 
 
@@ -117,7 +120,7 @@ def test_bad_partition_fails_is_quarantined_and_versioned_data_is_untouched(kind
     assert summary["success"] is False
     assert any(f["expectation"] == expectation and f["column"] == column for f in summary["failed_expectations"])
     quarantined = Path(summary["quarantined_to"])
-    assert quarantined == mlops_home / "quarantine" / "customer_activity" / str(DAY) / bad.name
+    assert quarantined == mlops_home / "quarantine" / "customer_activity" / str(DAY) / summary["attempt"] / bad.name
     assert quarantined.is_file() and not bad.exists()
     assert json.loads((quarantined.parent / "validation_result.json").read_text())["success"] is False
 
@@ -149,3 +152,73 @@ def test_missing_file_and_bad_arguments(mlops_home, tmp_path):
     )
     with pytest.raises(ValueError, match=f"expectation suite file {broken_suite} is not valid JSON"):
         op.execute(task_context(DAY))
+
+
+def test_rows_outside_the_interval_and_signup_after_the_event_fail(good_partition):
+    """Finding 7: shifted timestamps and signup_date > event_ts used to pass the operator."""
+    frame = pd.read_parquet(good_partition)
+    shifted = frame.copy()
+    shifted.loc[:4, "event_ts"] = shifted.loc[:4, "event_ts"] + pd.Timedelta(days=1)
+    shifted.to_parquet(good_partition, index=False)
+    context = task_context(DAY)
+    with pytest.raises(AirflowFailException, match=r"rows_within_data_interval\(event_ts\): 5 unexpected"):
+        validate(good_partition, timestamp_column="event_ts").execute(context)
+
+    backwards = frame.copy()
+    backwards.loc[:2, "signup_date"] = backwards.loc[:2, "event_ts"] + pd.Timedelta(days=3)
+    path = good_partition.with_name("backwards.parquet")
+    backwards.to_parquet(path, index=False)
+    with pytest.raises(AirflowFailException, match=r"expect_column_pair_values_a_to_be_greater_than_b: 3 unexpected"):
+        validate(path, timestamp_column="event_ts").execute(task_context(DAY))
+
+
+def test_equivalent_types_pass_tz_aware_utc_and_categorical_strings(good_partition):
+    frame = pd.read_parquet(good_partition)
+    frame["event_ts"] = frame["event_ts"].dt.tz_localize("UTC")
+    for column in ("plan", "region", "device", "payment_method"):
+        frame[column] = frame[column].astype("category")
+    frame.to_parquet(good_partition, index=False)
+    summary = validate(good_partition, timestamp_column="event_ts").execute(task_context(DAY))
+    assert summary["success"] is True, summary["failed_expectations"]
+    assert summary["normalized_types"]["event_ts"] == "datetime64[ns, UTC] -> datetime64[ns]"
+    assert "plan" in summary["normalized_types"]
+
+
+def test_schema_errors_name_every_column_without_gx_noise(good_partition):
+    frame = pd.read_parquet(good_partition).drop(columns=["monthly_charges"])
+    frame["a_very_long_extra_column_name_that_used_to_be_cut_off_by_the_summary"] = 1
+    frame.to_parquet(good_partition, index=False)
+    context = task_context(DAY)
+    with pytest.raises(AirflowFailException) as failure:
+        validate(good_partition).execute(context)
+    message = str(failure.value)
+    assert "missing columns ['monthly_charges']" in message
+    assert "a_very_long_extra_column_name_that_used_to_be_cut_off_by_the_summary" in message
+    summary = context["ti"].pushed[SUMMARY_XCOM_KEY]
+    schema = next(f for f in summary["failed_expectations"] if f["expectation"] == "expect_table_columns_to_match_set")
+    assert schema["unexpected_columns"] == ["a_very_long_extra_column_name_that_used_to_be_cut_off_by_the_summary"]
+    for failed in summary["failed_expectations"]:
+        assert "list index out of range" not in str(failed.get("exception")), failed
+        if failed["column"] == "monthly_charges" and failed.get("exception"):
+            assert failed["exception"] == "column 'monthly_charges' is not in the data"
+
+
+def test_every_failed_attempt_keeps_its_quarantined_file_and_result(good_partition, mlops_home):
+    frame = pd.read_parquet(good_partition)
+    corrupt(frame, "null_flood", seed=1).to_parquet(good_partition, index=False)
+    first = task_context(DAY, try_number=1)
+    with pytest.raises(AirflowFailException):
+        validate(good_partition).execute(first)
+    corrupt(frame, "out_of_range", seed=2).to_parquet(good_partition, index=False)
+    second = task_context(DAY, try_number=2)
+    with pytest.raises(AirflowFailException):
+        validate(good_partition).execute(second)
+    attempts = [ctx["ti"].pushed[SUMMARY_XCOM_KEY] for ctx in (first, second)]
+    assert attempts[0]["attempt"] != attempts[1]["attempt"]
+    kinds = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_between")
+    for summary, kind in zip(attempts, kinds, strict=True):
+        kept = Path(summary["quarantined_to"])
+        assert kept.is_file()
+        result = json.loads((kept.parent / "validation_result.json").read_text())
+        assert any(r["expectation_config"]["type"] == kind and not r["success"] for r in result["results"])
+        assert Path(summary["result_path"]).is_file()

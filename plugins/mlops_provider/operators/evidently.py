@@ -18,7 +18,7 @@ from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.operators.training_set import partition_path, partition_tag
-from mlops_provider.paths import reports_dir
+from mlops_provider.paths import DRIFT_REPORTS, reports_dir
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def drift_summary_path(dataset: str, partition: str) -> Path:
     """Where the drift summary of a window ending at ``partition`` is written (the drift sensor waits for it)."""
-    return reports_dir() / "drift" / dataset / f"{partition}.json"
+    return reports_dir() / DRIFT_REPORTS / dataset / f"{partition}.json"
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:

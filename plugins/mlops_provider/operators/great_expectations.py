@@ -28,28 +28,44 @@ SUMMARY_XCOM_KEY = "validation_summary"
 
 
 def _scalar(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)[:200]
+    """A JSON value of a GX result field: scalars as they are, lists of scalars whole (a column list must name
+    every column), anything else as text."""
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+        return list(value)
+    return str(value)[:500]
 
 
-def summarize(result: Any) -> dict[str, Any]:
-    """Compact, JSON-only summary of a GX validation result: success, statistics, failed checks."""
+def summarize(result: Any, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """Compact, JSON-only summary of a GX validation result: success, statistics, failed checks.
+
+    A schema check names the ``missing_columns`` and ``unexpected_columns`` in full. A column check on a column
+    that is not in the data (``columns``, when given) says so instead of GX's internal error."""
     failed = []
+    present = set(columns) if columns is not None else None
     for item in result.results:
         if item.success:
             continue
         config = item.expectation_config
         details = item.result or {}
         exception = (item.exception_info or {}).get("exception_message") if item.exception_info else None
-        failed.append(
-            {
-                "expectation": config.type,
-                "column": config.kwargs.get("column"),
-                "unexpected_count": _scalar(details.get("unexpected_count")),
-                "unexpected_percent": _scalar(details.get("unexpected_percent")),
-                "observed_value": _scalar(details.get("observed_value")),
-                **({"exception": str(exception)[:300]} if exception else {}),
-            }
-        )
+        column = config.kwargs.get("column")
+        if exception and present is not None and column is not None and column not in present:
+            exception = f"column {column!r} is not in the data"
+        entry = {
+            "expectation": config.type,
+            "column": column,
+            "unexpected_count": _scalar(details.get("unexpected_count")),
+            "unexpected_percent": _scalar(details.get("unexpected_percent")),
+            "observed_value": _scalar(details.get("observed_value")),
+            **({"exception": str(exception)[:300]} if exception else {}),
+        }
+        mismatched = (details.get("details") or {}).get("mismatched") or {}
+        if mismatched:
+            entry["missing_columns"] = sorted(str(c) for c in mismatched.get("missing") or [])
+            entry["unexpected_columns"] = sorted(str(c) for c in mismatched.get("unexpected") or [])
+        failed.append(entry)
     stats = result.statistics
     return {
         "success": bool(result.success),
@@ -68,7 +84,11 @@ def describe_failures(failed: list[dict[str, Any]], limit: int = 8) -> str:
     parts = []
     for item in failed[:limit]:
         where = f"({item['column']})" if item.get("column") else ""
-        if item.get("exception"):
+        if item.get("missing_columns") or item.get("unexpected_columns"):
+            detail = (
+                f"missing columns {item.get('missing_columns')}, unexpected columns {item.get('unexpected_columns')}"
+            )
+        elif item.get("exception"):
             detail = f"error: {item['exception']}"
         elif item.get("unexpected_count") is not None:
             detail = f"{item['unexpected_count']} unexpected"
@@ -79,6 +99,50 @@ def describe_failures(failed: list[dict[str, Any]], limit: int = 8) -> str:
     return "; ".join(parts) + more
 
 
+def normalize_types(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The frame with equivalent dtypes made plain for type checks: tz-aware timestamps as naive UTC, categorical
+    columns as their values' dtype. Returns the frame and ``{column: "from -> to"}`` of what changed."""
+    import pandas as pd
+
+    changed: dict[str, str] = {}
+    out = frame
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            converted = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif isinstance(dtype, pd.CategoricalDtype):
+            converted = frame[column].astype(dtype.categories.dtype)
+        else:
+            continue
+        if out is frame:
+            out = frame.copy()
+        out[column] = converted
+        changed[str(column)] = f"{dtype} -> {converted.dtype}"
+    return out, changed
+
+
+def interval_check(frame: pd.DataFrame, column: str, start: Any, end: Any) -> dict[str, Any] | None:
+    """A failed-check entry when rows of ``column`` fall outside ``[start, end)`` (or the column is missing)."""
+    import pandas as pd
+
+    base = {"expectation": "rows_within_data_interval", "column": column}
+    if column not in frame.columns:
+        return {**base, "unexpected_count": None, "unexpected_percent": None, "observed_value": None,
+                "exception": f"column {column!r} is not in the data"}  # fmt: skip
+    values = pd.to_datetime(frame[column], utc=True, errors="coerce")
+    lower, upper = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    outside = values.notna() & ((values < lower) | (values >= upper))
+    count = int(outside.sum())
+    if not count:
+        return None
+    return {
+        **base,
+        "unexpected_count": count,
+        "unexpected_percent": round(100.0 * count / max(len(frame), 1), 4),
+        "observed_value": f"{values[outside].min()} .. {values[outside].max()} outside [{lower}, {upper})",
+    }
+
+
 class GreatExpectationsValidateOperator(BaseOperator):
     """Validate a parquet/CSV partition (or a DataFrame) against a GX suite kept as a JSON file.
 
@@ -87,8 +151,15 @@ class GreatExpectationsValidateOperator(BaseOperator):
     partition and the failed checks. Nothing that was versioned before is touched. With ``mode="warn"`` a
     failure is logged and reported in XCom, and the data stays where it is.
 
-    The full result is written to ``$MLOPS_HOME/reports/gx/<dataset>/<partition>/result.json`` and a Data Docs
-    site under ``.../<partition>/data-docs``; both are extra links of the task.
+    Every attempt keeps its own evidence: the full result is written to
+    ``$MLOPS_HOME/reports/gx/<dataset>/<partition>/<attempt>/result.json`` with a Data Docs site beside it (both
+    extra links of the task), and a failed attempt's file and result go to ``<quarantine>/<attempt>/``; a second
+    failure of the same partition never overwrites the first. ``<attempt>`` is ``<hash of the run id>-try<N>``.
+
+    Equivalent types pass the suite's type checks: timezone-aware timestamps are checked as naive UTC and
+    categorical columns as their values' type (the file itself is not changed). With ``timestamp_column``, rows
+    whose timestamp is outside the run's data interval ``[data_interval_start, data_interval_end)`` fail the check
+    ``rows_within_data_interval``: a partition holds exactly its own interval.
 
     :param data_path: partition file to validate, ``.parquet`` or ``.csv`` (templated).
     :param suite_path: expectation suite JSON file (templated).
@@ -96,13 +167,15 @@ class GreatExpectationsValidateOperator(BaseOperator):
     :param partition: partition name (templated; default: the date of ``data_interval_start``).
     :param mode: ``"fail"`` or ``"warn"``.
     :param batch_parameters: extra GX batch parameters (templated).
-    :param quarantine_path: folder that receives failed partitions (templated; default
+    :param quarantine_path: folder that receives failed partitions, one sub-folder per attempt (templated; default
         ``$MLOPS_HOME/quarantine/<dataset>/<partition>``).
+    :param timestamp_column: column whose values must lie in the run's data interval (templated; empty: no check).
     :param dataframe: validate this DataFrame instead of a file (Python use; nothing is quarantined).
 
     XCom (return value, and key ``validation_summary`` also on failure): ``{"success", "dataset",
-    "partition", "data_path", "statistics", "failed_expectations", "result_path", "docs_path",
-    "quarantined_to"}``.
+    "partition", "attempt", "data_path", "statistics", "failed_expectations" [{"expectation", "column",
+    "unexpected_count", "unexpected_percent", "observed_value", "exception"?, "missing_columns"?,
+    "unexpected_columns"?}], "normalized_types", "result_path", "docs_path", "quarantined_to"}``.
     """
 
     template_fields: Sequence[str] = (
@@ -112,6 +185,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
         "partition",
         "batch_parameters",
         "quarantine_path",
+        "timestamp_column",
     )
     operator_extra_links = (DataDocsLink(), ValidationResultLink())
     ui_color = "#fff4e0"
@@ -126,6 +200,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
         mode: str = "fail",
         batch_parameters: dict[str, Any] | None = None,
         quarantine_path: str | None = None,
+        timestamp_column: str | None = None,
         dataframe: pd.DataFrame | None = None,
         **kwargs: Any,
     ) -> None:
@@ -142,17 +217,19 @@ class GreatExpectationsValidateOperator(BaseOperator):
         self.mode = mode
         self.batch_parameters = batch_parameters or {}
         self.quarantine_path = quarantine_path
+        self.timestamp_column = timestamp_column
         self.dataframe = dataframe
+        self.attempt = "adhoc"
 
     @cached_property
     def hook(self) -> GreatExpectationsHook:
-        # One Data Docs site per partition: GX rebuilds a site from the validations it knows, and each task's
+        # One Data Docs site per attempt: GX rebuilds a site from the validations it knows, and each task's
         # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
         return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
 
     @property
     def _out_dir(self) -> Path:
-        return reports_dir() / "gx" / self.dataset / str(self.partition)
+        return reports_dir() / "gx" / self.dataset / str(self.partition) / self.attempt
 
     def _read(self, path: Path) -> pd.DataFrame:
         import pandas as pd
@@ -162,14 +239,16 @@ class GreatExpectationsValidateOperator(BaseOperator):
         return pd.read_parquet(path)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        out_dir = self._out_dir
         data_path = Path(self.data_path) if self.data_path else None
         try_number = context["ti"].try_number
         run_key = hashlib.sha1(str(context["run_id"]).encode()).hexdigest()[:10]
-        run_name = f"{self.dataset}-{self.partition}-{run_key}-try{try_number}"  # no ':' or '+' in file names
+        self.attempt = f"{run_key}-try{try_number}"  # no ':' or '+' in file names
+        out_dir = self._out_dir
+        run_name = f"{self.dataset}-{self.partition}-{self.attempt}"
         summary: dict[str, Any]
         docs_page: str | None = None
         full_result: dict[str, Any]
+        normalized: dict[str, str] = {}
         if data_path is not None and not data_path.exists():
             raise AirflowFailException(
                 f"{self.dataset} {self.partition}: file to validate {data_path} does not exist. "
@@ -195,19 +274,26 @@ class GreatExpectationsValidateOperator(BaseOperator):
             }
             full_result = {"success": False, "error": reason, "data_path": str(data_path)}
         else:
+            frame, normalized = normalize_types(frame)
+            if normalized:
+                self.log.info("Checked as equivalent types: %s", normalized)
             result, docs_page = self.hook.validate_dataframe(
                 frame, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
             )
-            summary = summarize(result)
+            summary = summarize(result, [str(c) for c in frame.columns])
             full_result = result.to_json_dict()
+            if self.timestamp_column:
+                self._check_interval(context, frame, summary, full_result)
 
         result_path = out_dir / "result.json"
         write_atomic(result_path, lambda tmp: tmp.write_text(json.dumps(full_result, indent=2, default=str)))
         summary.update(
             dataset=self.dataset,
             partition=str(self.partition),
+            attempt=self.attempt,
             data_path=str(data_path) if data_path else None,
             suite_path=str(self.suite_path),
+            normalized_types=normalized,
             result_path=str(result_path),
             docs_path=docs_page,
             quarantined_to=None,
@@ -239,15 +325,39 @@ class GreatExpectationsValidateOperator(BaseOperator):
             "task of this run and its downstream tasks."
         )
 
+    def _check_interval(
+        self, context: Context, frame: pd.DataFrame, summary: dict[str, Any], full_result: dict[str, Any]
+    ) -> None:
+        """Add the data-interval check of ``timestamp_column`` to the summary and the full result."""
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise AirflowFailException(
+                f"timestamp_column={self.timestamp_column!r} needs a run with a data interval; this run has none "
+                "(a manual run without a logical date). Drop timestamp_column or trigger with a logical date."
+            )
+        failed = interval_check(frame, str(self.timestamp_column), start, end)
+        stats = summary["statistics"]
+        stats["evaluated"] += 1
+        if failed is None:
+            stats["successful"] += 1
+        else:
+            stats["failed"] += 1
+            summary["success"] = False
+            summary["failed_expectations"].append(failed)
+            full_result["success"] = False
+        stats["success_percent"] = round(100.0 * stats["successful"] / stats["evaluated"], 2)
+        full_result["data_interval_check"] = failed or {"expectation": "rows_within_data_interval", "success": True}
+
     def _quarantine(self, data_path: Path, result_path: Path) -> Path:
-        target_dir = (
+        base = (
             Path(self.quarantine_path)
             if self.quarantine_path
             else (quarantine_dir() / self.dataset / str(self.partition))
         )
+        target_dir = base / self.attempt
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / data_path.name
         shutil.move(str(data_path), target)
         shutil.copyfile(result_path, target_dir / "validation_result.json")
-        self.log.warning("Quarantined %s to %s", data_path, target)
+        self.log.warning("Quarantined %s to %s (earlier attempts stay beside it)", data_path, target)
         return target

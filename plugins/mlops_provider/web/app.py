@@ -1,6 +1,13 @@
 """The provider's web app, mounted by the plugin at ``/mlops`` in the Airflow api-server.
 
 Routes require a signed-in Airflow user (the UI's session cookie or a bearer token), like the REST API.
+
+Every answer carries a Content Security Policy. The app's own pages need no script and load nothing from
+elsewhere. Report files are made by other tools from source data (Great Expectations Data Docs, Evidently) and
+can carry markup that came with a source row (neither tool escapes every value), so they are served sandboxed:
+the browser gives them an opaque origin (no Airflow cookie, no session, no same-origin requests), and nothing is
+loaded from another host. Only the Evidently drift report may run script, which it needs to draw itself; its
+script stays in the sandbox and may not connect anywhere.
 """
 
 from __future__ import annotations
@@ -10,16 +17,39 @@ from pathlib import Path
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import requires_authenticated
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from mlops_provider.paths import reports_dir
+from mlops_provider.paths import DRIFT_REPORTS, reports_dir
+
+_NO_EXTERNAL = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'"
+)
+#: The app's own pages (records, model health): no script at all.
+PAGE_POLICY = f"{_NO_EXTERNAL}; frame-ancestors 'self'"
+#: Report files: sandboxed (opaque origin), no script, nothing external.
+REPORT_POLICY = f"sandbox; {_NO_EXTERNAL}"
+#: The Evidently drift report draws itself with inline script: sandboxed, script allowed, no connections.
+SCRIPTED_REPORT_POLICY = (
+    f"sandbox allow-scripts; {_NO_EXTERNAL}; script-src 'unsafe-inline' 'unsafe-eval'; connect-src 'none'; "
+    "img-src data: blob:"
+)
+
+
+def report_policy(relative: str) -> str:
+    """The Content Security Policy of a report file, by where it lives under ``$MLOPS_HOME/reports``."""
+    scripted = relative.startswith(f"{DRIFT_REPORTS}/") and relative.endswith(".html")
+    return SCRIPTED_REPORT_POLICY if scripted else REPORT_POLICY
 
 
 def _resolve_report(relative: str) -> Path:
     root = reports_dir().resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
+    try:
+        target = (root / relative).resolve()
+        found = target.is_relative_to(root) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte or a name the file system refuses: no such report
+        found = False
+    if not found:
         raise HTTPException(status_code=404, detail=f"no report {relative!r}")
     return target
 
@@ -28,10 +58,18 @@ def create_app() -> FastAPI:
     """Build the app (one per api-server process)."""
     app = FastAPI(title="airflow-provider-mlops", dependencies=[Depends(requires_authenticated())])
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
     @app.get("/reports/{relative:path}")
     def report(relative: str) -> FileResponse:
-        """A file under ``$MLOPS_HOME/reports``: validation results, Data Docs, drift reports."""
-        return FileResponse(_resolve_report(relative))
+        """A file under ``$MLOPS_HOME/reports``: validation results, Data Docs, drift reports (sandboxed)."""
+        return FileResponse(_resolve_report(relative), headers={"Content-Security-Policy": report_policy(relative)})
 
     @app.get("/mlflow/runs/{run_id}", response_class=HTMLResponse)
     def mlflow_run(run_id: str) -> str:
