@@ -79,7 +79,7 @@ with DAG(
     assemble_training_set = TrainingSetAssemblyOperator(
         task_id="assemble_training_set",
         dataset=DATASET,
-        window=7,
+        window_days=7,
         asset=TRAINING_SET,
         pool="dvc_workspace",
     )

@@ -19,9 +19,31 @@ class RecordingTaskInstance:
     try_number: int = 1
     map_index: int = -1
     pushed: dict[str, Any] = field(default_factory=dict)
+    #: Other DAG runs the task can ask about: ``{"dag_id", "run_id", "logical_date", "state"}`` each.
+    dag_runs: list[dict[str, Any]] = field(default_factory=list)
+    first_reschedule: dt.datetime | None = None
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+
+    def get_dr_count(
+        self,
+        dag_id: str,
+        logical_dates: list[dt.datetime] | None = None,
+        run_ids: list[str] | None = None,
+        states: list[str] | None = None,
+    ) -> int:
+        return sum(
+            1
+            for run in self.dag_runs
+            if run["dag_id"] == dag_id
+            and (logical_dates is None or run.get("logical_date") in logical_dates)
+            and (run_ids is None or run.get("run_id") in run_ids)
+            and (states is None or run.get("state") in states)
+        )
+
+    def get_first_reschedule_date(self, context: Any) -> dt.datetime | None:
+        return self.first_reschedule
 
 
 @dataclass

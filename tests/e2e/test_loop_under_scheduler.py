@@ -23,6 +23,7 @@ from tests.e2e.browser import Browser, chromium_binary
 from tests.e2e.loop import (
     DATASET,
     Loop,
+    all_finished,
     check_loop_outcomes,
     dag_runs,
     git,
@@ -53,6 +54,47 @@ with DAG("drift_sensor_probe", schedule=None, start_date=pendulum.datetime(2026,
 """
 
 
+#: An ingest DAG of the provider's operators on a second dataset name, where one day (MLOPS_SLOW_DAY) validates
+#: slowly: the parallel-backfill case of the on-call review (finding 3).
+SLOW_INGEST_DAG = """
+from __future__ import annotations
+import os, time
+import pendulum
+from airflow.sdk import DAG, task
+from mlops_provider.operators.dvc import DvcVersionOperator
+from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+from mlops_provider.operators.sql import SqlToParquetOperator
+from mlops_provider.operators.training_set import TrainingSetAssemblyOperator, partition_path, partition_tag
+
+DATASET = "probe_activity"
+SUITE = os.path.join(os.environ["MLOPS_PROJECT_ROOT"], "include/gx/expectations/customer_activity.json")
+with DAG("slow_ingest_probe", schedule="@daily", start_date=pendulum.parse(os.environ["MLOPS_START_DATE"], tz="UTC"),
+         catchup=True, max_active_runs=5):
+    @task
+    def slow_validation(ds=None):
+        if ds == os.environ["MLOPS_SLOW_DAY"]:
+            time.sleep(40)
+
+    staged = "{{ ti.xcom_pull(task_ids='extract')['path'] }}"
+    extract = SqlToParquetOperator(
+        task_id="extract", conn_id="mlops_source", table="customer_activity", timestamp_column="event_ts",
+        parse_dates=["event_ts", "signup_date"], dataset=DATASET,
+    )
+    validate = GreatExpectationsValidateOperator(
+        task_id="validate", data_path=staged, suite_path=SUITE, dataset=DATASET, timestamp_column="event_ts"
+    )
+    version = DvcVersionOperator(
+        task_id="version_partition", source_path=staged, target_path=partition_path(DATASET, "{{ ds }}"),
+        tag=partition_tag(DATASET, "{{ ds }}"), pool="dvc_workspace",
+    )
+    assemble = TrainingSetAssemblyOperator(
+        task_id="assemble_training_set", dataset=DATASET, window_days=3, poll_interval=2, pool="dvc_workspace"
+    )
+    extract >> validate >> slow_validation() >> version >> assemble
+"""
+SLOW_INDEX = 2  # the day after the bad day validates slowly
+
+
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     """A fresh embedded Airflow on its own port, home and database, with a seeded source. Its DAG folder holds
@@ -65,6 +107,7 @@ def loop(tmp_path_factory):
         if source.suffix == ".py" or source.name == ".airflowignore":
             (dags / source.name).symlink_to(source)
     (dags / "drift_sensor_probe.py").write_text(PROBE_DAG)
+    (dags / "slow_ingest_probe.py").write_text(SLOW_INGEST_DAG)
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
@@ -79,6 +122,8 @@ def loop(tmp_path_factory):
         MLOPS_START_DATE=days[0].isoformat(),
         AIRFLOW_CONN_MLOPS_SOURCE=json.dumps({"conn_type": "sqlite", "host": str(mlops / "source.db")}),
         AIRFLOW__CORE__PARALLELISM="4",
+        MLOPS_PROJECT_ROOT=str(PROJECT_ROOT),
+        MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat(),
     )
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([AIRFLOW, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env, check=True,
@@ -320,3 +365,38 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
         assert nav["text"]
     for name in ("grid.png", "drift_report_links.png", "model_health.png", "mlflow_run.png"):
         assert (shots / name).stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_a_parallel_backfill_builds_every_training_set_from_exactly_its_window(loop):
+    """Finding 3: five days ingested at once, the bad day quarantined and the next day validating 40 s late; every
+    training set holds exactly the versioned days of its 3-day window (the slow day included), and says which day
+    it left out and why."""
+    unpause(loop.airflow, "slow_ingest_probe")
+    runs = wait_for(lambda: all_finished(loop.airflow, "slow_ingest_probe", len(loop.days)), 600, "the probe backfill")
+    states = {r["logical_date"][:10]: r["state"] for r in runs}
+    assert states[loop.bad.isoformat()] == "failed" and list(states.values()).count("failed") == 1, states
+    workspace = loop.mlops / "data-registry"
+    versioned = set(
+        git(workspace, "tag", "--list", "partition/probe_activity/*").replace("partition/probe_activity/", "").split()
+    )
+    assert loop.bad.isoformat() not in versioned and len(versioned) == len(loop.days) - 1
+    slow = loop.days[SLOW_INDEX].isoformat()
+    for day in loop.days:
+        if day == loop.bad:
+            continue
+        window = [(day - dt.timedelta(days=i)).isoformat() for i in (2, 1, 0)]
+        message = git(workspace, "log", "-1", "--format=%B", f"training-set/probe_activity/{day.isoformat()}")
+        partitions = next(line for line in message.splitlines() if line.startswith("Training-Set-Partitions: "))
+        assert partitions.removeprefix("Training-Set-Partitions: ").split(",") == [d for d in window if d in versioned]
+        if loop.bad.isoformat() in window:
+            assert f"{loop.bad.isoformat()}=quarantined" in message
+        if slow in window:
+            assert slow in partitions, (day, message)
+    # The race happened: a later day's assembly found the slow day undecided and waited (was rescheduled).
+    later = [r for r in runs if r["logical_date"][:10] > slow]
+    task_path = "taskInstances/assemble_training_set/logs/1?full_content=true"
+    logs = [
+        json.dumps(loop.airflow.api("GET", f"/api/v2/dags/slow_ingest_probe/dagRuns/{r['dag_run_id']}/{task_path}"))
+        for r in later
+    ]
+    assert any(f"Waiting for {slow}" in log for log in logs), logs[0][-2000:]

@@ -34,17 +34,19 @@ def version_partitions(tmp_path, days: list[str]) -> None:
         hook.version_file(source, partition_path(DATASET, day), partition_tag(DATASET, day), {})
 
 
-def assemble(day: str, **kwargs) -> tuple[dict, dict]:
+def assemble(day: str, context: dict | None = None, **kwargs) -> tuple[dict, dict]:
     op = TrainingSetAssemblyOperator(task_id="assemble", dataset=DATASET, partition=day, asset=ASSET, **kwargs)
-    context = task_context(None)
+    context = context or task_context(None, dag_id="ingest")
     return op.execute(context), context
 
 
 def test_window_of_validated_partitions_versioned_with_asset_event(mlops_home, tmp_path):
     # 2026-11-04 was quarantined: it has no tag and must not be used.
     version_partitions(tmp_path, ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-05", "2026-11-06"])
-    result, context = assemble("2026-11-05", window=3)
+    (mlops_home / "quarantine" / DATASET / "2026-11-04" / "attempt").mkdir(parents=True)
+    result, context = assemble("2026-11-05", window_days=4)
     assert result["partitions"] == ["2026-11-02", "2026-11-03", "2026-11-05"]
+    assert result["missing"] == {"2026-11-04": "quarantined"}
     assert result["rows"] == 9 and result["created"] is True
     assert context["outlet_events"][ASSET].extra == {k: v for k, v in result.items() if k != "created"}
     workspace = mlops_home / "data-registry"
@@ -55,9 +57,10 @@ def test_window_of_validated_partitions_versioned_with_asset_event(mlops_home, t
         ["git", "log", "-1", "--format=%B", result["tag"]], cwd=workspace, capture_output=True, text=True
     ).stdout
     assert "Training-Set-Partitions: 2026-11-02,2026-11-03,2026-11-05" in message
+    assert "Training-Set-Missing-Days: 2026-11-04=quarantined" in message
 
-    again, _ = assemble("2026-11-05", window=3)
-    assert again["created"] is False and again["rev"] == result["rev"]
+    again, _ = assemble("2026-11-05", window_days=4)
+    assert again["created"] is False and again["rev"] == result["rev"] and again["tag"] == result["tag"]
 
 
 def test_unvalidated_partition_and_too_few_partitions(mlops_home, tmp_path):
@@ -65,6 +68,48 @@ def test_unvalidated_partition_and_too_few_partitions(mlops_home, tmp_path):
     with pytest.raises(AirflowFailException, match="2026-11-04 of 'sales' is not versioned"):
         assemble("2026-11-04")
     with pytest.raises(AirflowFailException, match="Only 1 validated partition"):
-        assemble("2026-11-01", window=5, min_partitions=2)
+        assemble("2026-11-01", window_days=5, min_partitions=2)
     with pytest.raises(ValueError, match="min_partitions"):
-        TrainingSetAssemblyOperator(task_id="x", dataset=DATASET, window=2, min_partitions=3)
+        TrainingSetAssemblyOperator(task_id="x", dataset=DATASET, window_days=2, min_partitions=3)
+
+
+def test_a_window_counts_days_not_partitions(mlops_home, tmp_path):
+    """After a gap, a window of 7 days holds only what those 7 days have (it used to reach back a month)."""
+    version_partitions(tmp_path, ["2026-10-01", "2026-10-02", "2026-11-05", "2026-11-06"])
+    result, _ = assemble("2026-11-06", window_days=7)
+    assert result["partitions"] == ["2026-11-05", "2026-11-06"]
+    assert set(result["missing"]) == {"2026-10-31", "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"}
+    assert set(result["missing"].values()) == {"missing"}
+
+
+def test_an_undecided_day_makes_the_assembly_wait_then_fail_never_build_without_it(mlops_home, tmp_path):
+    """Finding 3: when day D-1 validated slowly, day D's set was built without it and nobody heard of it."""
+    import datetime as dt
+
+    from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
+
+    version_partitions(tmp_path, ["2026-11-03", "2026-11-05"])
+    slow_run = {"dag_id": "ingest", "run_id": "scheduled__2026-11-04", "state": "running",
+                "logical_date": dt.datetime(2026, 11, 4, tzinfo=dt.UTC)}  # fmt: skip
+    context = task_context(None, dag_id="ingest", dag_runs=[slow_run])
+    with pytest.raises(AirflowRescheduleException):
+        assemble("2026-11-05", context, window_days=3)
+    assert DvcHook().tags(training_set_tag(DATASET, "*")) == []  # nothing built while 11-04 is undecided
+    context["ti"].first_reschedule = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    with pytest.raises(AirflowException, match="ingest runs of 2026-11-04 are still going"):
+        assemble("2026-11-05", context, window_days=3)
+
+    slow_run["state"] = "success"  # it finished: versioned now
+    version_partitions(tmp_path, ["2026-11-04"])
+    result, _ = assemble("2026-11-05", task_context(None, dag_id="ingest", dag_runs=[slow_run]), window_days=3)
+    assert result["partitions"] == ["2026-11-03", "2026-11-04", "2026-11-05"] and result["missing"] == {}
+
+
+def test_a_rebuilt_set_gets_a_new_tag_and_the_old_one_never_moves(mlops_home, tmp_path):
+    version_partitions(tmp_path, ["2026-11-03", "2026-11-05"])
+    first, _ = assemble("2026-11-05", window_days=3)
+    version_partitions(tmp_path, ["2026-11-04"])  # the quarantined day was fixed and re-ingested
+    rebuilt, _ = assemble("2026-11-05", window_days=3)
+    assert rebuilt["created"] is True and rebuilt["tag"] == training_set_tag(DATASET, "2026-11-05") + ".r2"
+    assert rebuilt["partitions"] == ["2026-11-03", "2026-11-04", "2026-11-05"]
+    assert DvcHook().resolve_rev(first["tag"]) == first["rev"]

@@ -1,7 +1,8 @@
-"""Assemble a training set from the newest versioned partitions, version it, and announce it as an Asset event."""
+"""Assemble a training set from the validated partitions of a window of days, version it, announce it as an Asset event."""
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -9,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.links import DvcVersionLink, dvc_version_url
 from mlops_provider.operators.dvc import run_metadata
+from mlops_provider.paths import quarantine_dir
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -40,25 +42,60 @@ def training_set_path(dataset: str) -> str:
     return f"data/{dataset}/training_set.parquet"
 
 
-class TrainingSetAssemblyOperator(BaseOperator):
-    """Concatenate the last ``window`` versioned partitions up to ``partition`` into one training set.
+#: How a day of a training-set window stands: versioned (used), quarantined or missing (left out, recorded), or
+#: undecided (its ingest run is still going: the assembly waits for it).
+DAY_STATES = ("versioned", "quarantined", "missing", "undecided")
 
-    Only partitions that passed validation have a ``partition/<dataset>/<date>`` tag, so quarantined days
-    are never used. Each partition is read at its tag (the exact versioned bytes, md5-checked), the result is
-    versioned under ``training-set/<dataset>/<partition>``, and an event of ``asset`` is emitted with
-    ``extra = {"rev", "md5", "rows", "partitions", "tag", "path"}``; the training DAG schedules on it.
+
+def window_days(end: str, days: int) -> list[str]:
+    """The ``days`` calendar days ending at ``end`` (ISO dates), oldest first."""
+    last = dt.date.fromisoformat(end)
+    return [(last - dt.timedelta(days=i)).isoformat() for i in range(days)][::-1]
+
+
+def day_logical_date(day: str) -> dt.datetime:
+    """The logical date of the daily ingest run of ``day``: 00:00 UTC (a ``@daily`` schedule in UTC)."""
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
+
+
+class TrainingSetAssemblyOperator(BaseOperator):
+    """Concatenate the validated partitions of the ``window_days`` days up to ``partition`` into one training set.
+
+    Every day of the window is classified before anything is read:
+
+    - **versioned**: it has the tag ``partition/<dataset>/<day>`` (it passed validation): used;
+    - **quarantined**: its quarantine folder exists (``<quarantine_root>/<day>``): left out;
+    - **undecided**: a run of ``ingest_dag_id`` for that day is still queued or running (a parallel backfill where
+      that day validates slowly): the task **waits** (it is rescheduled every ``poll_interval`` seconds, freeing
+      its worker and pool slot) and fails after ``wait_timeout`` naming the days, so a set is never built from a
+      window whose days are not all decided;
+    - **missing**: none of these (before the DAG's start, or its run ended without a version): left out.
+
+    Left-out days are recorded (XCom, Asset event ``extra["missing"]`` and the commit trailer
+    ``Training-Set-Missing-Days``). The partition of the run's own day must be versioned. Each partition is read at
+    its tag (the exact versioned bytes, md5-checked); the set is versioned under the **immutable** tag
+    ``training-set/<dataset>/<partition>``: re-running with the same result is a no-op, a different result (a day
+    that was fixed since) is a new version tagged ``<tag>.r2`` (``.r3``...), and the tag a model was trained on
+    never moves. An event of ``asset`` is emitted with ``extra = {"dataset", "rev", "md5", "rows", "partitions",
+    "missing", "tag", "path"}``.
 
     :param dataset: dataset name (templated).
-    :param partition: the newest partition to include (templated; default: the date of ``data_interval_start``).
-    :param window: how many partitions at most (the newest ones up to ``partition``).
-    :param min_partitions: fail when fewer validated partitions exist.
+    :param partition: the newest day to include (templated; default: the date of ``data_interval_start``).
+    :param window_days: calendar days in the window, ending at ``partition``.
+    :param min_partitions: fail when fewer days of the window are versioned.
     :param asset: Asset to emit an event of (added to ``outlets``).
+    :param ingest_dag_id: the DAG whose daily runs (logical date 00:00 UTC of the day) version the partitions;
+        default: the DAG this task runs in.
+    :param quarantine_root: folder holding one sub-folder per quarantined day (templated; default
+        ``$MLOPS_HOME/quarantine/<dataset>``, where the validation operator puts them).
+    :param poll_interval: seconds between checks while a day is undecided.
+    :param wait_timeout: how long to wait for undecided days before failing.
     :param dvc_conn_id: connection of type ``dvc``.
 
     XCom (return value): the same dict as the Asset event's ``extra`` plus ``created``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "partition")
+    template_fields: Sequence[str] = ("dataset", "partition", "quarantine_root")
     operator_extra_links = (DvcVersionLink(),)
     ui_color = "#e8fde9"
 
@@ -67,55 +104,106 @@ class TrainingSetAssemblyOperator(BaseOperator):
         *,
         dataset: str,
         partition: str = INTERVAL_DATE,
-        window: int = 7,
+        window_days: int = 7,
         min_partitions: int = 1,
         asset: Asset | None = None,
+        ingest_dag_id: str | None = None,
+        quarantine_root: str | None = None,
+        poll_interval: float = 10.0,
+        wait_timeout: dt.timedelta = dt.timedelta(hours=2),
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         if asset is not None:
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), asset]
         super().__init__(**kwargs)
-        if window < 1 or min_partitions < 1 or min_partitions > window:
+        if window_days < 1 or min_partitions < 1 or min_partitions > window_days:
             raise ValueError(
-                f"need 1 <= min_partitions <= window, got min_partitions={min_partitions}, window={window}"
+                f"need 1 <= min_partitions <= window_days, got min_partitions={min_partitions}, "
+                f"window_days={window_days}"
             )
         self.dataset = dataset
         self.partition = partition
-        self.window = window
+        self.window_days = window_days
         self.min_partitions = min_partitions
         self.asset = asset
+        self.ingest_dag_id = ingest_dag_id
+        self.quarantine_root = quarantine_root
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
         self.dvc_conn_id = dvc_conn_id
 
     @cached_property
     def hook(self) -> DvcHook:
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
-    def select_partitions(self) -> list[str]:
-        """Dates of the newest ``window`` validated partitions up to and including ``partition``."""
+    def classify_days(self, context: Context) -> dict[str, str]:
+        """``{day: state}`` for every day of the window (see ``DAY_STATES``)."""
         prefix = partition_tag(self.dataset, "")
-        dates = [tag.removeprefix(prefix) for tag in self.hook.tags(prefix + "*")]
-        eligible = sorted(d for d in dates if d <= str(self.partition))
-        if str(self.partition) not in eligible:
+        versioned = {tag.removeprefix(prefix) for tag in self.hook.tags(prefix + "*")}
+        quarantine = Path(self.quarantine_root) if self.quarantine_root else quarantine_dir() / self.dataset
+        ti = context["ti"]
+        dag_id = self.ingest_dag_id or ti.dag_id
+        states: dict[str, str] = {}
+        for day in window_days(str(self.partition), self.window_days):
+            if day in versioned:
+                states[day] = "versioned"
+            elif (quarantine / day).is_dir():
+                states[day] = "quarantined"
+            elif day != str(self.partition) and ti.get_dr_count(
+                dag_id=dag_id, logical_dates=[day_logical_date(day)], states=["queued", "running"]
+            ):
+                states[day] = "undecided"
+            else:
+                states[day] = "missing"
+        return states
+
+    def select_partitions(self, context: Context) -> tuple[list[str], dict[str, str]]:
+        """The versioned days of the window and the left-out ones with their state; waits for undecided days."""
+        states = self.classify_days(context)
+        if states[str(self.partition)] != "versioned":
             raise AirflowFailException(
                 f"Partition {self.partition} of {self.dataset!r} is not versioned (no tag "
                 f"{partition_tag(self.dataset, str(self.partition))}): it failed validation or was not ingested. "
                 "The training set is only built from validated partitions."
             )
-        chosen = eligible[-self.window :]
+        undecided = [day for day, state in states.items() if state == "undecided"]
+        if undecided:
+            self._wait(context, undecided)
+        chosen = [day for day, state in states.items() if state == "versioned"]
         if len(chosen) < self.min_partitions:
             raise AirflowFailException(
-                f"Only {len(chosen)} validated partition(s) of {self.dataset!r} up to {self.partition}; "
-                f"min_partitions is {self.min_partitions}. Backfill earlier days first."
+                f"Only {len(chosen)} validated partition(s) of {self.dataset!r} in the {self.window_days} days up to "
+                f"{self.partition} ({states}); min_partitions is {self.min_partitions}. Backfill earlier days first."
             )
-        return chosen
+        return chosen, {day: state for day, state in states.items() if state != "versioned"}
+
+    def _wait(self, context: Context, undecided: list[str]) -> None:
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
+        first = context["ti"].get_first_reschedule_date(context)
+        now = dt.datetime.now(dt.timezone.utc)
+        waited = (now - first) if first else dt.timedelta(0)
+        if waited >= self.wait_timeout:
+            raise AirflowException(
+                f"{self.dataset} {self.partition}: after {waited} the ingest runs of {', '.join(undecided)} are still "
+                "going (neither versioned nor quarantined); the training set is not built from an undecided window. "
+                "Let those runs finish (or fail them), then clear this task."
+            )
+        self.log.info(
+            "Waiting for %s of %s to be versioned or quarantined (their ingest runs are still going); waited %s",
+            ", ".join(undecided), self.dataset, waited,
+        )  # fmt: skip
+        raise AirflowRescheduleException(now + dt.timedelta(seconds=self.poll_interval))
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
         self.hook.ensure_workspace()
-        chosen = self.select_partitions()
+        chosen, left_out = self.select_partitions(context)
         self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))
+        if left_out:
+            self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
         with tempfile.TemporaryDirectory(prefix="training-set-") as tmp_dir:
             frames = []
             for day in chosen:
@@ -129,7 +217,12 @@ class TrainingSetAssemblyOperator(BaseOperator):
                 out,
                 training_set_path(self.dataset),
                 training_set_tag(self.dataset, str(self.partition)),
-                metadata={**run_metadata(context), "Training-Set-Partitions": ",".join(chosen)},
+                metadata={
+                    **run_metadata(context),
+                    "Training-Set-Partitions": ",".join(chosen),
+                    "Training-Set-Missing-Days": ",".join(f"{d}={s}" for d, s in left_out.items()) or "none",
+                },
+                immutable_tag=True,
             )
         extra = {
             "dataset": self.dataset,
@@ -137,6 +230,7 @@ class TrainingSetAssemblyOperator(BaseOperator):
             "md5": version["md5"],
             "rows": len(training_set),
             "partitions": chosen,
+            "missing": left_out,
             "tag": version["tag"],
             "path": version["path"],
         }
