@@ -52,6 +52,7 @@ with DAG(
         task_id="evaluate",
         model_name=MODEL_NAME,
         challenger_version="{{ params.version or '' }}",
+        model_asset=CHALLENGER,
         gate_rules=str(INCLUDE / "promotion" / "gate.json"),
         behaviour_tests=str(INCLUDE / "promotion" / "behaviour_tests.json"),
         holdout_spec=str(INCLUDE / "training" / "split.json"),
@@ -76,5 +77,6 @@ with DAG(
         package="{{ ti.xcom_pull(task_ids='package') | tojson }}",
         dataset=DATASET,
         p95_ms=500.0,
+        ledger_path="{{ ti.xcom_pull(task_ids='evaluate')['ledger_path'] }}",
     )
     evaluate >> gate >> package >> shadow_check >> promote

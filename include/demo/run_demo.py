@@ -155,17 +155,18 @@ def summarize_training() -> None:
 
 def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
     """Print drift share and labelled AUC per day and the triggered training runs; returns the drift-triggered."""
-    import json
+    from mlops_provider.evidence import first_attempt
 
     reports = Path(os.environ["MLOPS_HOME"]) / "reports"
     print("\nDrift share per day (vs the champion's training set; retraining line 0.3) and the champion's ROC AUC")
     print("on the labels that arrived that day (labels of day - 7; floor 0.65):")
-    for path in sorted((reports / "drift" / "customer_activity").glob("*.json")):
-        summary = json.loads(path.read_text())
+    for folder in sorted((reports / "drift" / "customer_activity").glob("*")):
+        summary = first_attempt(folder)  # the day's record of decision
+        if summary is None:
+            continue
         bar = "#" * int(round(summary["drift_share"] * 40))
         reference = summary["reference"]["model_version"]
-        perf_path = reports / "performance" / "customer_activity" / path.name
-        perf = json.loads(perf_path.read_text()) if perf_path.is_file() else {}
+        perf = first_attempt(reports / "performance" / "customer_activity" / folder.name) or {}
         auc = f"AUC {perf['value']:.3f} ({perf['labelled_day']})" if perf.get("status") == "scored" else "no labels yet"
         print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference:<3} {auc}")
     runs = airflow.api("GET", "/api/v2/dags/training/dagRuns?limit=100&order_by=run_after")["dag_runs"]

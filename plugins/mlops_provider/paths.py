@@ -38,6 +38,11 @@ def reports_dir() -> Path:
     return mlops_home() / "reports"
 
 
+def ledger_dir(model_name: str, version: str | int) -> Path:
+    """The verdict ledgers of a model version: one ``<attempt>.json`` per evaluation (append-only)."""
+    return reports_dir() / "ledgers" / model_name / f"v{version}"
+
+
 def dvc_workspace_dir() -> Path:
     """The default DVC workspace (git + DVC repository used as the data registry)."""
     return mlops_home() / "data-registry"

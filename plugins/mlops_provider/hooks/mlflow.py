@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: MLflow run tag holding ``dag_id/run_id/task_id``: a task's re-run finds and reuses its run by it.
 RUN_KEY_TAG = "airflow.run_key"
+#: Model version tags naming the training set a version was trained on.
+DATA_PATH_TAG = "data.path"
+DATA_REV_TAG = "data.rev"
 
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 _SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -274,6 +277,17 @@ class MlflowHook(BaseHook):
         for alias, version in sorted(aliases.items()):
             by_version.setdefault(str(version), []).append(alias)
         return by_version
+
+    def model_version_tags(self, model_name: str, version: str) -> dict[str, str]:
+        """The tags of a model version; LookupError naming it when the version does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        with self.scoped_environment():
+            try:
+                return dict(client.get_model_version(model_name, str(version)).tags or {})
+            except MlflowException as exc:
+                raise LookupError(f"{model_name} v{version} is not in the registry {self.registry_uri}") from exc
 
     def alias_version(self, model_name: str, alias: str) -> str | None:
         """The version an alias points to, or None (read with get_model_version_by_alias, which is reliable)."""

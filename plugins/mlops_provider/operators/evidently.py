@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -13,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
+from mlops_provider.hooks.mlflow import DATA_PATH_TAG, DATA_REV_TAG, RUN_KEY_TAG, MlflowHook
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import DRIFT_REPORTS, reports_dir
@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 
-def drift_summary_path(dataset: str, partition: str) -> Path:
-    """Where the drift summary of a window ending at ``partition`` is written (the drift sensor waits for it)."""
-    return reports_dir() / DRIFT_REPORTS / dataset / f"{partition}.json"
+def drift_folder(dataset: str, partition: str) -> Path:
+    """The folder of the drift records of the window ending at ``partition``: one ``<attempt>.json`` summary and
+    ``<attempt>.html`` report per check; the oldest is the day's record of decision."""
+    return reports_dir() / DRIFT_REPORTS / dataset / partition
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
@@ -46,9 +47,15 @@ class DriftReportOperator(BaseOperator):
     memory stays bounded; the sample sizes are recorded.
 
     Output: a JSON summary (dataset drift yes/no, drift share, per column method, score, threshold, drifted),
-    written next to the HTML report under ``$MLOPS_HOME/reports/drift/<dataset>/`` (extra link), both logged to a
-    monitoring run in MLflow together with metric ``drift_share`` at the window's date, so drift over time plots.
-    Re-running the task reuses its MLflow run.
+    written next to the HTML report as ``$MLOPS_HOME/reports/drift/<dataset>/<day>/<attempt>.json|.html`` (extra
+    link), both logged to a monitoring run of the attempt in MLflow together with metric ``drift_share`` at the
+    window's date, so drift over time plots.
+
+    History is append-only. The first check of a day is its record of decision; a later check of the same day (a
+    cleared task) is a **re-check**: it is written beside the first (never over it), it compares against the
+    champion **recorded by the first check** (not today's champion: the question is what that day looked like to
+    the model of its time), or fails when that version no longer exists, and its summary says ``recheck: true``,
+    which the retraining trigger does not act on unless asked.
 
     :param dataset: dataset name (templated).
     :param model_name: registered model whose champion gives the reference (templated).
@@ -61,7 +68,10 @@ class DriftReportOperator(BaseOperator):
     :param drift_share_threshold: the dataset counts as drifted when this share of columns drifted.
     :param max_rows: sample size bound per side.
 
-    XCom (return value): the summary.
+    XCom (return value): the summary ``{"dataset_drift", "drift_share", "threshold", "columns", "dataset",
+    "partition", "window", "reference" {"model_name", "model_version", "data_rev", "data_path", "source"},
+    "sample_rows", "attempt", "recorded_at", "recheck", "first_attempt", "report_path", "report_url",
+    "summary_path", "mlflow_run_id"}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
@@ -134,20 +144,43 @@ class DriftReportOperator(BaseOperator):
             except ValueError as exc:
                 raise AirflowFailException(f"declared columns: {path} at {rev}: {exc}") from exc
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        import pandas as pd
-
-        end = self._window_end(context)
-        hook = self.mlflow_hook
-        champion = hook.alias_version(self.model_name, self.champion_alias)
+    def _reference_version(self, end: str, attempt: str) -> tuple[str, dict[str, Any] | None]:
+        """The champion to compare with: the one the day's first check recorded, else the current champion."""
+        first = first_attempt(drift_folder(self.dataset, end), other_than=attempt)
+        if first is not None:
+            recorded = str((first.get("reference") or {}).get("model_version") or "")
+            if not recorded:
+                raise AirflowFailException(f"the first drift record of {end} ({first.get('attempt')}) names no model")
+            return recorded, first
+        champion = self.mlflow_hook.alias_version(self.model_name, self.champion_alias)
         if champion is None:
             raise AirflowSkipException(
                 f"{self.model_name} has no {self.champion_alias!r} yet: no reference to compare with"
             )
-        with hook.scoped_environment():
-            tags = hook.get_client().get_model_version(self.model_name, champion).tags
-        if not tags.get("data.path") or not tags.get("data.rev"):
-            raise AirflowFailException(f"{self.model_name} v{champion} has no data.path/data.rev tags")
+        return champion, None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pandas as pd
+
+        end = self._window_end(context)
+        attempt = attempt_key(context)
+        hook = self.mlflow_hook
+        version, first = self._reference_version(end, attempt)
+        try:
+            tags = hook.model_version_tags(self.model_name, version)
+        except LookupError as exc:
+            raise AirflowFailException(
+                f"re-check of {end}: the champion its first check recorded, {self.model_name} v{version}, no longer "
+                f"exists ({exc}); the day cannot be re-checked against the model of its time"
+            ) from exc
+        if not tags.get(DATA_PATH_TAG) or not tags.get(DATA_REV_TAG):
+            raise AirflowFailException(f"{self.model_name} v{version} has no {DATA_PATH_TAG}/{DATA_REV_TAG} tags")
+        if first is not None:
+            self.log.warning(
+                "Re-check of %s (first checked by %s at %s): compared with v%s, the champion that check recorded; "
+                "written beside it, the first record stays",
+                end, first.get("attempt"), first.get("recorded_at"), version,
+            )  # fmt: skip
 
         end_day = dt.date.fromisoformat(end)
         days = [(end_day - dt.timedelta(days=i)).isoformat() for i in range(self.window_days)][::-1]
@@ -158,7 +191,7 @@ class DriftReportOperator(BaseOperator):
                 f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
                 "no drift check for it"
             )
-        reference = self._read_sample(tags["data.path"], tags["data.rev"])
+        reference = self._read_sample(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
         current = pd.concat(
             [self._read_sample(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in present],
             ignore_index=True,
@@ -166,31 +199,37 @@ class DriftReportOperator(BaseOperator):
         if len(current) > self.max_rows:  # a window of several days: one bounded sample of the samples
             current = current.sample(n=self.max_rows, random_state=self.seed)
         summary = self._run_evidently(reference, current)
+        folder = drift_folder(self.dataset, end)
         summary.update(
             dataset=self.dataset,
             partition=end,
             window=present,
             reference={
                 "model_name": self.model_name,
-                "model_version": champion,
-                "data_rev": tags["data.rev"],
-                "data_path": tags["data.path"],
+                "model_version": version,
+                "data_rev": tags[DATA_REV_TAG],
+                "data_path": tags[DATA_PATH_TAG],
+                "source": "first check of the day" if first else f"alias {self.champion_alias}",
             },  # fmt: skip
             sample_rows={"reference": len(reference), "current": len(current), "max_rows": self.max_rows},
+            attempt=attempt,
+            recorded_at=now_iso(),
+            recheck=first is not None,
+            first_attempt=first.get("summary_path") if first else None,
         )
-        html_path = drift_summary_path(self.dataset, end).with_suffix(".html")
+        html_path = folder / f"{attempt}.html"
         summary["report_path"] = str(html_path)
         summary["report_url"] = report_url(html_path)
         write_atomic(html_path, lambda tmp: self._snapshot.save_html(str(tmp)))
         self._log_to_mlflow(context, summary, html_path, end_day)
-        json_path = drift_summary_path(self.dataset, end)
-        summary["summary_path"] = str(json_path)
-        write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
+        summary["summary_path"] = str(folder / f"{attempt}.json")
+        write_record(folder, attempt, summary)
         DriftReportLink.persist(context, summary["report_url"])
         MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
         self.log.info(
-            "Drift %s %s: share %.3f (%s)", self.dataset, end, summary["drift_share"], summary["dataset_drift"]
-        )
+            "Drift %s %s: share %.3f (%s)%s", self.dataset, end, summary["drift_share"], summary["dataset_drift"],
+            " [re-check]" if first else "",
+        )  # fmt: skip
         return summary
 
     def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
@@ -231,8 +270,9 @@ class DriftReportOperator(BaseOperator):
         hook = self.mlflow_hook
         ti = context["ti"]
         run_id = hook.run_for_key(
-            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}", f"drift-{self.dataset}-{day}"
-        )
+            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
+            f"drift-{self.dataset}-{day}",
+        )  # fmt: skip
         client = hook.get_client()
         with hook.scoped_environment():
             timestamp = int(time.mktime(day.timetuple()) * 1000)
@@ -240,7 +280,8 @@ class DriftReportOperator(BaseOperator):
             for key, value in (("dataset", self.dataset), ("window_end", day.isoformat()),
                                ("reference.model_version", summary["reference"]["model_version"]),
                                ("reference.data_rev", summary["reference"]["data_rev"]),
-                               ("dataset_drift", str(summary["dataset_drift"]))):  # fmt: skip
+                               ("dataset_drift", str(summary["dataset_drift"])),
+                               ("recheck", str(summary["recheck"]))):  # fmt: skip
                 client.set_tag(run_id, key, value)
             client.log_artifact(run_id, str(html), "drift")
             client.set_terminated(run_id, "FINISHED")

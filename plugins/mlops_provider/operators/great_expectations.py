@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
@@ -240,9 +240,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         data_path = Path(self.data_path) if self.data_path else None
-        try_number = context["ti"].try_number
-        run_key = hashlib.sha1(str(context["run_id"]).encode()).hexdigest()[:10]
-        self.attempt = f"{run_key}-try{try_number}"  # no ':' or '+' in file names
+        self.attempt = attempt_key(context)
         out_dir = self._out_dir
         run_name = f"{self.dataset}-{self.partition}-{self.attempt}"
         summary: dict[str, Any]

@@ -13,7 +13,7 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
-from mlops_provider.files import write_atomic
+from mlops_provider.evidence import attempt_key, write_record
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
@@ -28,7 +28,7 @@ from mlops_provider.links import (
     report_url,
 )
 from mlops_provider.locks import registry_lock
-from mlops_provider.paths import mlops_home, reports_dir
+from mlops_provider.paths import ledger_dir, mlops_home
 from mlops_provider.runners import (
     MODEL_ID_TAG,
     RUNNERS,
@@ -389,10 +389,17 @@ class EvaluateModelOperator(BaseOperator):
     The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
     decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
     tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``), written to
-    ``$MLOPS_HOME/reports/ledgers/`` and linked from the task.
+    ``$MLOPS_HOME/reports/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
+    append-only: each evaluation writes its own (artifact ``gate/ledgers/<attempt>.json``), none is overwritten.
+
+    The version judged is the run's own: ``challenger_version`` when given, else the version announced by the
+    ``model_asset`` event that triggered the run, else (a manual run without a version) the ``challenger`` alias at
+    that moment. Re-running the evaluation of a past run therefore judges that run's version again, never a newer
+    challenger.
 
     :param model_name: registered model (templated).
-    :param challenger_version: version to evaluate (templated); empty: the version of alias ``challenger``.
+    :param challenger_version: version to evaluate (templated); empty: see above.
+    :param model_asset: the challenger Asset the promotion DAG is scheduled on (its events carry ``version``).
     :param gate_rules: JSON file of gate rules keyed by model name.
     :param behaviour_tests: JSON file of behaviour tests.
     :param holdout_spec: the training split file (``split.json``).
@@ -415,6 +422,7 @@ class EvaluateModelOperator(BaseOperator):
         behaviour_tests: str,
         holdout_spec: str,
         challenger_version: str = "",
+        model_asset: Asset | None = None,
         label_column: str = "churned",
         champion_alias: str = "champion",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -423,6 +431,7 @@ class EvaluateModelOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
+        self.model_asset = model_asset
         self.gate_rules = gate_rules
         self.behaviour_tests = behaviour_tests
         self.holdout_spec = holdout_spec
@@ -435,6 +444,21 @@ class EvaluateModelOperator(BaseOperator):
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def _version_to_judge(self, context: Context) -> tuple[str, str]:
+        """The run's own version and where it came from (argument, triggering event, or alias)."""
+        if self.challenger_version:
+            return str(self.challenger_version), "challenger_version"
+        if self.model_asset is not None:
+            events = (context.get("triggering_asset_events") or {}).get(self.model_asset) or []
+            announced = [e for e in events if (e.extra or {}).get("model_name", self.model_name) == self.model_name]
+            newest = max(announced, key=lambda e: e.timestamp, default=None)
+            if newest is not None and newest.extra.get("version"):
+                return str(newest.extra["version"]), f"event of {self.model_asset.name}"
+        version = self.mlflow_hook.alias_version(self.model_name, "challenger")
+        if not version:
+            raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
+        return version, "alias challenger"
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
@@ -462,9 +486,8 @@ class EvaluateModelOperator(BaseOperator):
         rules = all_rules[self.model_name]
         hook = self.mlflow_hook
         client = hook.get_client()
-        version = str(self.challenger_version or hook.alias_version(self.model_name, "challenger") or "")
-        if not version:
-            raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
+        version, chosen_by = self._version_to_judge(context)
+        self.log.info("Judging %s v%s (from the %s)", self.model_name, version, chosen_by)
         with hook.scoped_environment():
             challenger_mv = client.get_model_version(self.model_name, version)
         champion = hook.alias_version(self.model_name, self.champion_alias)
@@ -500,9 +523,11 @@ class EvaluateModelOperator(BaseOperator):
             decision, reason = "promote", f"v{version} is already the champion"
 
         ti = context["ti"]
+        attempt = attempt_key(context)
         ledger = {
             "model_name": self.model_name,
             "challenger_version": version,
+            "version_from": chosen_by,
             "champion_version": champion,
             "decision": decision,
             "reason": reason,
@@ -514,16 +539,16 @@ class EvaluateModelOperator(BaseOperator):
             "rules": rules,
             "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         }
-        ledger_path = reports_dir() / "ledgers" / self.model_name / f"v{version}.json"
-        write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
+        ledger_path = write_record(ledger_dir(self.model_name, version), attempt, ledger)
         with hook.scoped_environment():
             if challenger_mv.run_id:
-                client.log_dict(challenger_mv.run_id, ledger, "gate/ledger.json")
+                client.log_dict(challenger_mv.run_id, ledger, f"gate/ledgers/{attempt}.json")
             for key, value in (
                 ("gate.decision", decision),
                 ("gate.reason", reason[:500]),
                 ("gate.champion_version", str(champion or "none")),
                 ("gate.evaluated_by", f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"),
+                ("gate.ledger", attempt),
             ):
                 client.set_model_version_tag(self.model_name, version, key, value)
         VerdictLedgerLink.persist(context, report_url(ledger_path))
@@ -570,8 +595,12 @@ class PromoteModelOperator(BaseOperator):
 
     It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
     otherwise it fails saying who moved it. The read-compare-set holds a lock (a file lock in ``$MLOPS_HOME``
-    on one machine; run it in the ``model_promotion`` pool across workers). Re-running a promotion that already
-    happened is a no-op. Each move is recorded in model version tags.
+    on one machine; run it in the ``model_promotion`` pool across workers). Each move is recorded in model version
+    tags (``promotion.promoted_by`` = ``dag_id/run_id/task_id``).
+
+    Re-running is a no-op, also long after: when the version is the champion, or when this very run promoted it
+    (tag ``promotion.promoted_by``) even if the champion moved on since, nothing changes; a re-run never moves the
+    champion back.
 
     :param model_name: registered model (templated).
     :param version: version to promote (templated).
@@ -614,8 +643,15 @@ class PromoteModelOperator(BaseOperator):
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with registry_lock(self.model_name):
             current = hook.alias_version(self.model_name, self.champion_alias)
+            promoted_by = hook.model_version_tags(self.model_name, version).get("promotion.promoted_by")
             if current == version:
                 self.log.info("%s v%s is already the champion: nothing to do", self.model_name, version)
+                changed = False
+            elif promoted_by == by:
+                self.log.info(
+                    "%s v%s was promoted by this run (%s); the champion is v%s now: a re-run changes nothing",
+                    self.model_name, version, by, current,
+                )  # fmt: skip
                 changed = False
             elif current != expected:
                 raise AirflowFailException(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.files import write_atomic
+from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
 from mlops_provider.links import MlflowRunLink, mlflow_run_url
@@ -27,9 +26,9 @@ if TYPE_CHECKING:
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
 
-def performance_summary_path(dataset: str, partition: str) -> Path:
-    """Where the performance summary of the monitoring run for ``partition`` is written."""
-    return reports_dir() / "performance" / dataset / f"{partition}.json"
+def performance_folder(dataset: str, partition: str) -> Path:
+    """The folder of the performance records of a day: one ``<attempt>.json`` per check, the oldest first."""
+    return reports_dir() / "performance" / dataset / partition
 
 
 class ModelPerformanceOperator(BaseOperator):
@@ -107,10 +106,18 @@ class ModelPerformanceOperator(BaseOperator):
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        champion = self.mlflow_hook.alias_version(self.model_name, self.champion_alias)
+        day = dt.date.fromisoformat(str(self.partition))
+        attempt = attempt_key(context)
+        folder = performance_folder(self.dataset, day.isoformat())
+        first = first_attempt(folder, other_than=attempt)
+        if first is not None:  # a re-check scores the model the day's first check scored, beside that record
+            champion = str(first.get("model_version"))
+            self.log.warning("Re-check of %s: scoring v%s, the champion its first check (%s) recorded",
+                             day, champion, first.get("attempt"))  # fmt: skip
+        else:
+            champion = self.mlflow_hook.alias_version(self.model_name, self.champion_alias)  # type: ignore[assignment]
         if champion is None:
             raise AirflowSkipException(f"{self.model_name} has no {self.champion_alias!r} yet: nothing to score")
-        day = dt.date.fromisoformat(str(self.partition))
         labelled_day = (day - dt.timedelta(days=self.label_delay_days)).isoformat()
         summary: dict[str, Any] = {
             "status": "no_labels",
@@ -123,6 +130,7 @@ class ModelPerformanceOperator(BaseOperator):
             "model_version": champion,
             "below_floor": False,
             "labelled_rows": 0,
+            "recheck": first is not None,
         }
         frame = self._labelled_rows(labelled_day)
         summary["labelled_rows"] = 0 if frame is None else len(frame)
@@ -137,9 +145,8 @@ class ModelPerformanceOperator(BaseOperator):
         else:
             self.log.info("No decision: %s labelled rows for %s (need %s)", summary["labelled_rows"], labelled_day,
                           self.min_labelled_rows)  # fmt: skip
-        path = performance_summary_path(self.dataset, day.isoformat())
-        summary["summary_path"] = str(path)
-        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
+        summary["summary_path"] = str(folder / f"{attempt}.json")
+        write_record(folder, attempt, summary)
         return summary
 
     def _labelled_rows(self, labelled_day: str) -> Any:
@@ -176,7 +183,7 @@ class ModelPerformanceOperator(BaseOperator):
         hook = self.mlflow_hook
         ti = context["ti"]
         run_id = hook.run_for_key(
-            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
+            self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
             f"performance-{self.dataset}-{labelled_day}",
         )  # fmt: skip
         with hook.scoped_environment():

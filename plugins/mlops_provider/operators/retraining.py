@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_provider.files import write_atomic
+from mlops_provider.paths import reports_dir
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,15 +23,43 @@ def retraining_run_id(dataset: str, window_end: str) -> str:
     return f"drift__{dataset}__{window_end}"
 
 
+def trigger_records_dir(dataset: str) -> Path:
+    """One JSON record per retraining this operator triggered (``<run id>.json``, with ``triggered_at``)."""
+    return reports_dir() / "retraining" / dataset
+
+
+def triggered_since(dataset: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """The trigger records of ``dataset`` written at or after ``since`` (real time)."""
+    folder = trigger_records_dir(dataset)
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            if dt.datetime.fromisoformat(record["triggered_at"]) >= since:
+                records.append(record)
+        except (ValueError, KeyError):
+            continue
+    return records
+
+
 class TriggerRetrainingOperator(TriggerDagRunOperator):
     """Trigger ``training`` for a drifted window, at most once per window and within a cooldown and a budget.
 
     Rails, checked in this order, each ending the task as skipped with the reason:
 
     1. the run id is ``drift__<dataset>__<window end>``: re-running the monitoring run never triggers twice;
-    2. a training run is already queued or running: it will pick up the newest data anyway;
-    3. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one;
-    4. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one.
+    2. a **re-check** of a day that was already checked (a cleared drift or performance task) never triggers,
+       unless ``retrain_on_recheck``: history is not rewritten by hindsight; to retrain on that day's data,
+       trigger ``training`` by hand with its ``dataset_rev``;
+    3. a training run is already queued or running: it will pick up the newest data anyway;
+    4. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one (data days,
+       so a backfill decides like the nightly runs did);
+    5. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one, and
+       at most ``max_per_real_week`` triggered in the last 7 days of real time (default: ``max_per_week``; it
+       bounds the compute a backfill or a storm of re-runs can start; raise it for a long backfill).
+
+    Each trigger leaves a record ``$MLOPS_HOME/reports/retraining/<dataset>/<run id>.json`` (``triggered_at``, the
+    reason, the report) that the real-time budget counts.
 
     The conf carries ``reason`` (``drift`` or ``performance``), ``dataset_rev`` (the training set of the window,
     so a backfilled window trains on the data of its time) and in ``detail`` the drift summary, the performance
@@ -37,6 +70,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     :param dataset_rev: data registry rev the training run should use (templated; empty: its default).
     :param cooldown_days: days without a second drift-triggered training.
     :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
+    :param max_per_real_week: drift-triggered trainings allowed per 7 days of real time (None: ``max_per_week``).
+    :param retrain_on_recheck: act on a re-check's results too (default False).
     """
 
     template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "dataset", "decision", "dataset_rev")
@@ -50,18 +85,26 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         trigger_dag_id: str = "training",
         cooldown_days: int = 2,
         max_per_week: int = 2,
+        max_per_real_week: int | None = None,
+        retrain_on_recheck: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
         kwargs.setdefault("wait_for_completion", False)
         super().__init__(trigger_dag_id=trigger_dag_id, **kwargs)
-        if cooldown_days < 0 or max_per_week < 1:
-            raise ValueError(f"need cooldown_days >= 0 and max_per_week >= 1, got {cooldown_days}, {max_per_week}")
+        max_per_real_week = max_per_week if max_per_real_week is None else max_per_real_week
+        if cooldown_days < 0 or max_per_week < 1 or max_per_real_week < 1:
+            raise ValueError(
+                "need cooldown_days >= 0, max_per_week >= 1 and max_per_real_week >= 1, got "
+                f"{cooldown_days}, {max_per_week}, {max_per_real_week}"
+            )
         self.dataset = dataset
         self.decision = decision
         self.dataset_rev = dataset_rev
         self.cooldown_days = cooldown_days
         self.max_per_week = max_per_week
+        self.max_per_real_week = max_per_real_week
+        self.retrain_on_recheck = retrain_on_recheck
 
     def _runs(self, context: Context, days: list[dt.date], states: list[str] | None = None) -> int:
         run_ids = [retraining_run_id(self.dataset, d.isoformat()) for d in days]
@@ -78,6 +121,12 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         if self._runs(context, [day]):
             ti.xcom_push(key=XCOM_RUN_ID, value=run_id)  # a re-run keeps the "Triggered DAG" link to that run
             raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
+        if decision.get("recheck") and not self.retrain_on_recheck:
+            raise AirflowSkipException(
+                f"these results re-check {window_end}, which was already checked ({decision.get('summary_path')}): a "
+                f"re-check never triggers training. To retrain on that day's data, trigger {self.trigger_dag_id} by "
+                f"hand with reason manual and dataset_rev {self.dataset_rev or 'of that day'}"
+            )
         busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
         if busy:
             raise AirflowSkipException(f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
@@ -89,6 +138,13 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         if used >= self.max_per_week:
             raise AirflowSkipException(
                 f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})"
+            )
+        now = dt.datetime.now(dt.UTC)
+        recent = triggered_since(self.dataset, now - dt.timedelta(days=7))
+        if len(recent) >= self.max_per_real_week:
+            raise AirflowSkipException(
+                f"budget: {len(recent)} trainings triggered in the last 7 days of real time "
+                f"(max_per_real_week {self.max_per_real_week}): {', '.join(r['run_id'] for r in recent)}"
             )
         self.trigger_run_id = run_id
         self.conf = {
@@ -106,6 +162,12 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             },
         }
         self.log.warning("Triggering %s run %s: %s", self.trigger_dag_id, run_id, self.conf["detail"])
+        # Recorded before the trigger: on Airflow 3 the trigger is raised to the task runner and nothing after it
+        # runs. A record names its run id, so a retry of this task does not count twice.
+        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), **self.conf}
+        path = trigger_records_dir(self.dataset) / f"{run_id}.json"
+        if not path.exists():
+            write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str)))
         return super().execute(context)
 
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.training_set import partition_path, partition_tag
-from mlops_provider.paths import mlops_home, reports_dir
+from mlops_provider.paths import ledger_dir, mlops_home
 from mlops_provider.runners import RUNNERS, default_runner
 from mlops_provider.serving import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
 from mlops_provider.templates import json_object
@@ -165,9 +166,11 @@ class ShadowCheckOperator(BaseOperator):
     scoring server as a local process (``local``). Each batch is posted to ``/invocations``; the predictions
     are compared with the registry model's own predictions (``mlflow.pyfunc``) on the same rows. The check
     passes on zero errors, a largest difference within ``tolerance`` and a p95 latency within ``p95_ms``. The
-    numbers are added to the verdict ledger (``shadow`` section), logged as artifact ``gate/shadow.json`` of the
-    model's run and as ``shadow.*`` tags of the version. When the current champion was packaged, its server gets
-    the same replay and its p95 and errors are recorded beside (``current_champion``), for comparison only.
+    numbers are appended to the verdict ledger of the evaluation that let the version through (``ledger_path``;
+    default: the version's newest ledger; ``shadow`` is the latest check, ``shadow_checks`` every one), logged as
+    artifact ``gate/shadow/<attempt>.json`` of the model's run and as ``shadow.*`` tags of the version. When the
+    current champion was packaged, its server gets the same replay and its p95 and errors are recorded beside
+    (``current_champion``), for comparison only.
 
     :param package: the package step's result (templated; dict or JSON).
     :param dataset: dataset whose newest ``partition/<dataset>/<date>`` tag is replayed (templated).
@@ -175,11 +178,12 @@ class ShadowCheckOperator(BaseOperator):
     :param tolerance: largest allowed |server - registry model| prediction difference.
     :param batch_size: rows per request.
     :param max_rows: rows replayed at most (the partition's first rows).
+    :param ledger_path: the evaluation's verdict ledger to add the numbers to (templated; empty: the newest).
 
     XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
 
-    template_fields: Sequence[str] = ("package", "dataset")
+    template_fields: Sequence[str] = ("package", "dataset", "ledger_path")
 
     def __init__(
         self,
@@ -190,6 +194,7 @@ class ShadowCheckOperator(BaseOperator):
         tolerance: float = 1e-6,
         batch_size: int = 50,
         max_rows: int = 2000,
+        ledger_path: str | None = None,
         docker_url: str = "unix://var/run/docker.sock",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
@@ -202,6 +207,7 @@ class ShadowCheckOperator(BaseOperator):
         self.tolerance = tolerance
         self.batch_size = batch_size
         self.max_rows = max_rows
+        self.ledger_path = ledger_path
         self.docker_url = docker_url
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
@@ -293,7 +299,7 @@ class ShadowCheckOperator(BaseOperator):
         if p95 > self.p95_ms:
             problems.append(f"p95 latency {p95:.1f} ms > {self.p95_ms} ms")
         result["passed"] = not problems
-        self._record(hook, result)
+        self._record(hook, result, attempt_key(context))
         if problems:
             raise AirflowFailException(f"shadow check of {name} v{version} failed: " + "; ".join(problems))
         self.log.info("Shadow check of %s v%s passed: %s", name, version, result)
@@ -341,18 +347,24 @@ class ShadowCheckOperator(BaseOperator):
         model_dir = mlops_home() / "serving" / name / f"v{champion}" / "model"
         return (LocalModelServer(model_dir), champion) if (model_dir / "MLmodel").is_file() else None
 
-    def _record(self, hook: MlflowHook, result: dict[str, Any]) -> None:
+    def _record(self, hook: MlflowHook, result: dict[str, Any], attempt: str) -> None:
+        from mlops_provider.evidence import attempts
+
         name, version = result["model_name"], result["version"]
-        ledger_path = reports_dir() / "ledgers" / name / f"v{version}.json"
-        if ledger_path.exists():
+        ledger_path = Path(self.ledger_path) if self.ledger_path else None
+        if ledger_path is None:
+            newest = (attempts(ledger_dir(name, version)) or [{}])[-1].get("attempt")
+            ledger_path = ledger_dir(name, version) / f"{newest}.json" if newest else None
+        if ledger_path is not None and ledger_path.is_file():
             ledger = json.loads(ledger_path.read_text())
-            ledger["shadow"] = result
+            ledger["shadow"] = {**result, "attempt": attempt}
+            ledger.setdefault("shadow_checks", []).append(ledger["shadow"])
             write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
         client = hook.get_client()
         with hook.scoped_environment():
             run_id = client.get_model_version(name, version).run_id
             if run_id:
-                client.log_dict(run_id, result, "gate/shadow.json")
+                client.log_dict(run_id, result, f"gate/shadow/{attempt}.json")
             for key in ("passed", "errors", "max_abs_diff", "p95_ms"):
                 client.set_model_version_tag(name, version, f"shadow.{key}", str(result[key]))
 

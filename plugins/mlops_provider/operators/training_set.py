@@ -1,4 +1,4 @@
-"""Assemble a training set from the validated partitions of a window of days, version it, announce it as an Asset event."""
+"""Assemble a training set from the validated partitions of a window of days; version it; announce it (Asset event)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def window_days(end: str, days: int) -> list[str]:
 
 def day_logical_date(day: str) -> dt.datetime:
     """The logical date of the daily ingest run of ``day``: 00:00 UTC (a ``@daily`` schedule in UTC)."""
-    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
 
 
 class TrainingSetAssemblyOperator(BaseOperator):
@@ -182,7 +182,7 @@ class TrainingSetAssemblyOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowRescheduleException
 
         first = context["ti"].get_first_reschedule_date(context)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         waited = (now - first) if first else dt.timedelta(0)
         if waited >= self.wait_timeout:
             raise AirflowException(

@@ -31,7 +31,8 @@ class DriftSensor(BaseSensorOperator):
     :param performance_path: the performance summary JSON of the window (templated; empty: drift only).
 
     XCom (return value): ``{"reason", "drift_share", "threshold", "partition", "report_url", "report_path",
-    "drifted_columns", "performance"}``.
+    "drifted_columns", "performance", "recheck", "summary_path"}`` (``recheck``: the results are a re-check of a day
+    that was already checked; the retraining trigger does not act on it unless asked).
     """
 
     template_fields: Sequence[str] = ("summary_path", "performance_path")
@@ -111,4 +112,6 @@ class DriftSensor(BaseSensorOperator):
             "report_path": summary.get("report_path"),
             "drifted_columns": drifted,
             "performance": performance,
+            "recheck": bool(summary.get("recheck") or (performance or {}).get("recheck")),
+            "summary_path": summary.get("summary_path"),
         }

@@ -7,7 +7,6 @@ works on a closed network and inside the Airflow UI's plugin frame).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mlops_provider.paths import reports_dir
@@ -46,13 +45,16 @@ def _run_tags(client: Any, run_id: str | None) -> dict[str, str]:
 
 
 def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
-    """Monitoring summaries (``drift`` or ``performance``) of ``model_name``, by day."""
+    """Monitoring summaries (``drift`` or ``performance``) of ``model_name``, by day: each day's record of
+    decision (its first check), with ``rechecks`` counting the later checks kept beside it."""
+    from mlops_provider.evidence import attempts
+
     points = []
-    for path in sorted((reports_dir() / kind).glob("*/*.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except ValueError:
+    for folder in sorted(p for p in (reports_dir() / kind).glob("*/*") if p.is_dir()):
+        records = attempts(folder)
+        if not records:
             continue
+        summary = {**records[0], "rechecks": len(records) - 1}
         owner = summary.get("model_name") or (summary.get("reference") or {}).get("model_name")
         if owner not in (None, model_name):
             continue
