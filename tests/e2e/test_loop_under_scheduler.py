@@ -60,7 +60,7 @@ SLOW_INGEST_DAG = """
 from __future__ import annotations
 import os, time
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_provider.operators.dvc import DvcVersionOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
@@ -68,8 +68,9 @@ from mlops_provider.operators.training_set import TrainingSetAssemblyOperator, p
 
 DATASET = "probe_activity"
 SUITE = os.path.join(os.environ["MLOPS_PROJECT_ROOT"], "include/gx/expectations/customer_activity.json")
-with DAG("slow_ingest_probe", schedule="@daily", start_date=pendulum.parse(os.environ["MLOPS_START_DATE"], tz="UTC"),
-         catchup=True, max_active_runs=5):
+START = pendulum.parse(os.environ["MLOPS_START_DATE"], tz="UTC")
+with DAG("slow_ingest_probe", schedule=CronDataIntervalTimetable("@daily", timezone="UTC"), start_date=START,
+         catchup=True, max_active_runs=5, default_args={"retries": 1, "retry_delay": 5}):
     @task
     def slow_validation(ds=None):
         if ds == os.environ["MLOPS_SLOW_DAY"]:
@@ -88,7 +89,7 @@ with DAG("slow_ingest_probe", schedule="@daily", start_date=pendulum.parse(os.en
         tag=partition_tag(DATASET, "{{ ds }}"), pool="dvc_workspace",
     )
     assemble = TrainingSetAssemblyOperator(
-        task_id="assemble_training_set", dataset=DATASET, window_days=3, poll_interval=2, pool="dvc_workspace"
+        task_id="assemble_training_set", dataset=DATASET, window_days=3, poll_interval=20, pool="dvc_workspace"
     )
     extract >> validate >> slow_validation() >> version >> assemble
 """

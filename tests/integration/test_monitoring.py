@@ -78,8 +78,8 @@ def home(monitored, monkeypatch):
     return monitored
 
 
-def report(day: dt.date) -> tuple[dict, dict]:
-    context = task_context(day, dag_id="drift_monitoring", run_id=f"r-{day}", task_id="drift_report")
+def report(day: dt.date, run_id: str | None = None) -> tuple[dict, dict]:
+    context = task_context(day, dag_id="drift_monitoring", run_id=run_id or f"r-{day}", task_id="drift_report")
     summary = DriftReportOperator(
         task_id="drift_report",
         dataset="customer_activity",
@@ -101,7 +101,8 @@ def test_calm_day_no_drift_reference_is_the_champions_training_set(home):
     assert summary["sample_rows"]["current"] > 1000
     assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
     assert json.loads(Path(summary["summary_path"]).read_text())["drift_share"] == summary["drift_share"]
-    assert context["ti"].pushed["_link_DriftReportLink"] == f"/mlops/reports/drift/customer_activity/{CALM}.html"
+    link = context["ti"].pushed["_link_DriftReportLink"]
+    assert link == f"/mlops/reports/drift/customer_activity/{CALM}/{summary['attempt']}.html"
     client = MlflowHook().get_client()
     history = client.get_metric_history(summary["mlflow_run_id"], "drift_share")
     assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), summary["drift_share"])]
@@ -115,7 +116,7 @@ def test_drifted_day_crosses_the_line(home):
     assert summary["columns"]["device"]["drifted"] and summary["columns"]["monthly_charges"]["drifted"]
     decision = DriftSensor(task_id="s", summary_path=summary["summary_path"]).decide(summary)
     assert decision["reason"] == "drift" and "device" in decision["drifted_columns"]
-    assert decision["report_url"].endswith(f"{DRIFTED}.html")
+    assert f"/{DRIFTED}/" in decision["report_url"] and decision["report_url"].endswith(".html")
 
 
 def test_trigger_waits_for_both_summaries_then_fires(tmp_path):
@@ -156,6 +157,11 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
         run = dag.test(logical_date=pendulum.datetime(after.year, after.month, after.day, tz="UTC"))
         return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
 
+    import shutil
+
+    for kind in ("drift", "performance", "retraining"):  # a monitoring history that starts with these runs
+        shutil.rmtree(home["home"] / "reports" / kind, ignore_errors=True)
+
     def training_runs() -> list:
         with create_session() as session:
             runs = session.query(DagRun).filter(DagRun.dag_id == "training", DagRun.run_id.like("drift__%"))
@@ -176,7 +182,7 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     conf = runs[0][1]
     assert conf["reason"] == "drift" and conf["detail"]["drift_share"] >= 0.3
     assert conf["dataset_rev"] == f"training-set/customer_activity/{DRIFTED}"  # the window's data, not the newest
-    assert conf["detail"]["report_url"].endswith(f"{DRIFTED}.html")
+    assert f"/{DRIFTED}/" in conf["detail"]["report_url"]
 
     again_run, again = run_for(DRIFTED)  # re-running the monitoring of the same window
     assert again["trigger_training"] == "skipped" and len(training_runs()) == 1
@@ -343,3 +349,39 @@ def test_model_health_shows_the_champion_its_lineage_and_drift_over_time(home):
     page = render(data)
     assert f"Champion: <b>v{home['champion']}</b>" in page
     assert page.count('class="drift"') == len(data["drift"]) and "<svg" in page
+
+
+def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_triggers(home):
+    """Finding 4: clearing `drift_report` of an old day compared it with today's champion, overwrote that day's
+    summary, report and reference, and (with downstream) started a training on the old day's data."""
+    from mlops_provider.evidence import attempts
+    from mlops_provider.operators.evidently import drift_folder
+    from mlops_provider.operators.retraining import TriggerRetrainingOperator
+
+    day = DRIFTED + dt.timedelta(days=3)
+    report(day, run_id="nightly")
+    folder = drift_folder("customer_activity", day.isoformat())
+    record = attempts(folder)[0]  # the day's record of decision (whichever test wrote it first)
+    record_bytes = Path(record["summary_path"]).read_bytes()
+    report_bytes = Path(record["report_path"]).read_bytes()
+    hook = MlflowHook()
+    newer = copy_version(hook, "churn_classifier", home["champion"], "churn_classifier")
+    with hook.scoped_environment():
+        hook.get_client().set_registered_model_alias("churn_classifier", "champion", newer)
+    try:
+        recheck, _ = report(day, run_id="cleared-later")
+    finally:
+        with hook.scoped_environment():
+            hook.get_client().set_registered_model_alias("churn_classifier", "champion", home["champion"])
+    assert recheck["recheck"] is True and recheck["reference"]["source"] == "first check of the day"
+    assert recheck["reference"]["model_version"] == record["reference"]["model_version"] != newer
+    assert Path(record["summary_path"]).read_bytes() == record_bytes  # the evidence stays as it was
+    assert Path(record["report_path"]).read_bytes() == report_bytes
+    assert recheck["summary_path"] != record["summary_path"] and len(attempts(folder)) >= 2
+
+    decision = DriftSensor(task_id="s", summary_path=recheck["summary_path"]).decide(recheck)
+    assert decision["recheck"] is True
+    trigger = TriggerRetrainingOperator(task_id="trigger_training", dataset="customer_activity", decision=decision,
+                                        dataset_rev=f"training-set/customer_activity/{day}")  # fmt: skip
+    with pytest.raises(AirflowSkipException, match="a re-check never triggers training"):
+        trigger.execute(task_context(day, dag_id="drift_monitoring", run_id="cleared-later"))

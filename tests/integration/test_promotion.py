@@ -155,7 +155,8 @@ def test_first_model_then_a_better_challenger_is_promoted(registry, tmp_path):
     client = hook.get_client()
     assert client.get_model_version(name, good).tags["gate.decision"] == "promote"
     assert client.get_model_version(name, good).tags["promotion.replaced"] == weak
-    artifact = client.download_artifacts(client.get_model_version(name, good).run_id, "gate/ledger.json", str(tmp_path))
+    artifact_path = f"gate/ledgers/{ledger(verdict)['attempt']}.json"
+    artifact = client.download_artifacts(client.get_model_version(name, good).run_id, artifact_path, str(tmp_path))
     assert json.loads(Path(artifact).read_text())["decision"] == "promote"
 
     # Re-running the finished promotion changes nothing.
@@ -294,3 +295,64 @@ def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, 
     promote_ti = next(ti for ti in second.get_task_instances() if ti.task_id == "promote")
     assert promote_ti.state == "success"
     assert hook.alias_version("churn_classifier", "previous") is None  # nothing moved on the re-run
+
+
+def test_a_past_promotion_run_cleared_later_judges_and_keeps_its_own_version(registry, tmp_path):
+    """Finding 5: clearing a past `promote` failed it ("champion is v3 now but was v1"), and re-evaluating judged
+    the current challenger (another version) and overwrote that version's ledger."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    name, register, hook = registry
+    rules = rules_file(tmp_path, name)
+    asset = Asset(name=f"{name}_challenger", uri=f"mlops://model/{name}/challenger")
+
+    def run_context(run_id: str, task_id: str, version: str | None = None, try_number: int = 1) -> dict:
+        context = task_context(None, dag_id="promotion", run_id=run_id, task_id=task_id, try_number=try_number)
+        if version is not None:
+            event = SimpleNamespace(extra={"model_name": name, "version": version}, timestamp=dt.datetime.now(dt.UTC))
+            context["triggering_asset_events"] = {asset: [event]}
+        return context
+
+    def evaluate_run(run_id: str, version: str, try_number: int = 1) -> dict:
+        return EvaluateModelOperator(
+            task_id="evaluate", model_name=name, model_asset=asset, gate_rules=rules,
+            behaviour_tests=str(PROMOTION / "behaviour_tests.json"), holdout_spec=str(TRAINING / "split.json"),
+        ).execute(run_context(run_id, "evaluate", version, try_number))  # fmt: skip
+
+    def promote_run(run_id: str, version: str, expected: str | None) -> dict:
+        return PromoteModelOperator(
+            task_id="promote", model_name=name, version=version, expected_champion=expected
+        ).execute(run_context(run_id, "promote"))
+
+    v1 = register("weak")
+    promote_run("first", v1, None)
+    v2 = register("good")
+    verdict = evaluate_run("run_a", v2)
+    assert verdict["challenger_version"] == v2 and verdict["decision"] == "promote"
+    assert promote_run("run_a", v2, verdict["champion_version"])["changed"] is True
+    v3 = register("good_again")
+    with hook.scoped_environment():
+        hook.get_client().set_registered_model_alias(name, "challenger", v3)  # training moved on
+    promote_run("run_b", v3, v2)
+    assert hook.alias_version(name, "champion") == v3
+
+    # On-call clears run A's promote: a no-op, the champion stays v3.
+    again = promote_run("run_a", v2, verdict["champion_version"])
+    assert again["changed"] is False and hook.alias_version(name, "champion") == v3
+    # ...and run A's evaluate: it judges run A's version (from its triggering event), not the challenger alias.
+    first_ledger = Path(verdict["ledger_path"]).read_text()
+    rejudged = evaluate_run("run_a", v2, try_number=2)
+    assert rejudged["challenger_version"] == v2 and rejudged["ledger_path"] != verdict["ledger_path"]
+    assert Path(verdict["ledger_path"]).read_text() == first_ledger  # the first verdict is kept as it was
+    ledgers = sorted((trained_home(hook) / "reports" / "ledgers" / name / f"v{v2}").glob("*.json"))
+    assert len(ledgers) == 2 and json.loads(ledgers[0].read_text())["version_from"].startswith("event of")
+    assert not (trained_home(hook) / "reports" / "ledgers" / name / f"v{v3}").exists()  # v3 was never judged
+    assert "gate.decision" not in hook.model_version_tags(name, v3)
+
+
+def trained_home(hook: MlflowHook) -> Path:
+    import os
+
+    return Path(os.environ["MLOPS_HOME"])

@@ -252,3 +252,24 @@ def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the
         records.model_version("churn_classifier", "99")
     with pytest.raises(records.RecordNotFound, match="does not exist"):
         records.dvc_version("0" * 40)
+
+
+def test_a_misspelt_conf_key_and_a_rev_that_is_not_a_training_set_are_refused(training_set, tmp_path):
+    """Finding 8: `datset_rev` was silently ignored (training ran on the newest data); a partition tag as
+    dataset_rev trained on an unrelated, older training set while the lineage named the partition."""
+    from types import SimpleNamespace
+
+    misspelt = context()
+    misspelt["dag_run"] = SimpleNamespace(conf={"datset_rev": TAG})
+    misspelt["params"] = {"reason": "manual", "dataset_rev": None, "hyperparameters": {}, "detail": {}}
+    with pytest.raises(AirflowFailException, match=r"unknown key\(s\) \['datset_rev'\] in the run's conf; allowed: "
+                       r"\['dataset_rev', 'detail', 'hyperparameters', 'reason'\]"):  # fmt: skip
+        train_op().execute(misspelt)
+
+    partition = tmp_path / "partition.parquet"
+    partition.write_bytes(b"a later day " * 100)
+    DvcHook().version_file(partition, "data/customer_activity/partitions/2026-11-06.parquet",
+                           "partition/customer_activity/2026-11-06", {})  # fmt: skip
+    with pytest.raises(AirflowFailException, match="is not a version of data/customer_activity/training_set.parquet"):
+        train_op(dataset_rev="partition/customer_activity/2026-11-06").execute(context())
+    assert MlflowHook().get_client().search_model_versions("name = 'churn_classifier'") == []

@@ -394,12 +394,27 @@ class DvcHook(BaseHook):
             trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
             message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
             self._commit(message, f"{path}.dvc", str(Path(path).parent / ".gitignore"))
-            rev = self._git("rev-parse", "HEAD").stdout.strip()
+            # The commit that versioned these bytes: HEAD, or (same content as the workspace's current version,
+            # so nothing was committed) the last commit that changed the .dvc file, never an unrelated later one.
+            rev = self.last_version_commit(path)
             self._git("tag", *(() if immutable_tag else ("--force",)), tag, rev)
             if self._has_origin():
                 self._git("push", "--quiet", "origin", "HEAD")
                 self._git("push", "--quiet", *(() if immutable_tag else ("--force",)), "origin", f"refs/tags/{tag}")
             return self._describe(path, rev, tag, md5, source.stat().st_size, created=True)
+
+    def last_version_commit(self, path: str, rev: str = "HEAD") -> str:
+        """The newest commit up to ``rev`` that changed ``<path>.dvc`` (versioned that file)."""
+        sha = self._git("log", "-1", "--format=%H", rev, "--", f"{path}.dvc").stdout.strip()
+        if not sha:
+            raise DvcError(f"{path} was never versioned in data registry {self.workspace}")
+        return sha
+
+    def versions_file(self, rev: str, path: str) -> bool:
+        """Whether commit ``rev`` itself versioned ``path`` (changed its ``.dvc`` file)."""
+        sha = self.resolve_rev(rev)
+        changed = self._git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha, "--", f"{path}.dvc")
+        return bool(changed.stdout.strip())
 
     def _tag_exists(self, tag: str) -> bool:
         return self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}", check=False).returncode == 0

@@ -96,6 +96,8 @@ class TrainModelOperator(BaseOperator):
     :param image: training image for the ``docker`` runner (templated).
     :param docker_url: Docker engine URL.
     :param network_mode: container network (``host`` reaches a tracking server on this machine).
+    :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's params (a misspelt
+        ``datset_rev`` would otherwise be ignored and the newest data used).
     :param mlflow_conn_id: connection of type ``mlflow``.
     :param dvc_conn_id: connection of type ``dvc``.
     :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
@@ -140,6 +142,7 @@ class TrainModelOperator(BaseOperator):
         image: str = "mlops-training:latest",
         docker_url: str = "unix://var/run/docker.sock",
         network_mode: str = "host",
+        reject_unknown_conf: bool = True,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
@@ -166,6 +169,7 @@ class TrainModelOperator(BaseOperator):
         self.image = image
         self.docker_url = docker_url
         self.network_mode = network_mode
+        self.reject_unknown_conf = reject_unknown_conf
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
         self._runner: LocalRunner | DockerRunner | None = None
@@ -222,7 +226,28 @@ class TrainModelOperator(BaseOperator):
             raise AirflowFailException(
                 f"dataset_path: {self.dataset_path!r} is not versioned at dataset_rev {self.dataset_rev!r} ({sha[:10]})"
             )
+        if not self.dvc_hook.versions_file(sha, self.dataset_path):
+            # Another commit (a partition's, say) also "has" the training set file, but an older one: training on
+            # it would record lineage that names the wrong data.
+            raise AirflowFailException(
+                f"dataset_rev: {self.dataset_rev!r} ({sha[:10]}) is not a version of {self.dataset_path}: that commit "
+                f"versioned other files. Name a training-set tag ({self.dataset_tag_pattern or 'training-set/...'}) "
+                "or the commit that versioned the training set."
+            )
         return params, sha, str(out["md5"])
+
+    def _check_conf(self, context: Context) -> None:
+        """A run's conf may only carry the DAG's params: a misspelt key would otherwise be silently ignored."""
+        dag_run, params = context.get("dag_run"), context.get("params")
+        conf = getattr(dag_run, "conf", None) or {}
+        if not self.reject_unknown_conf or not params or not isinstance(conf, dict):
+            return
+        unknown = sorted(set(conf) - set(params))
+        if unknown:
+            raise AirflowFailException(
+                f"conf: unknown key(s) {unknown} in the run's conf; allowed: {sorted(params)}. Trigger again with "
+                "the right names."
+            )
 
     def _make_runner(self, context: Context, run_key: str) -> LocalRunner | DockerRunner:
         runner = self.runner or default_runner()
@@ -243,6 +268,7 @@ class TrainModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        self._check_conf(context)
         self._default_dataset_rev(context)
         params, sha, md5 = self._check_inputs()
         try:

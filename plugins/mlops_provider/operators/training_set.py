@@ -88,7 +88,8 @@ class TrainingSetAssemblyOperator(BaseOperator):
         default: the DAG this task runs in.
     :param quarantine_root: folder holding one sub-folder per quarantined day (templated; default
         ``$MLOPS_HOME/quarantine/<dataset>``, where the validation operator puts them).
-    :param poll_interval: seconds between checks while a day is undecided.
+    :param poll_interval: seconds between checks while a day is undecided; keep it at 20 s or more (a reschedule
+        much faster than the scheduler's loop can be taken for an external state change and fail the task).
     :param wait_timeout: how long to wait for undecided days before failing.
     :param dvc_conn_id: connection of type ``dvc``.
 
@@ -109,7 +110,7 @@ class TrainingSetAssemblyOperator(BaseOperator):
         asset: Asset | None = None,
         ingest_dag_id: str | None = None,
         quarantine_root: str | None = None,
-        poll_interval: float = 10.0,
+        poll_interval: float = 30.0,
         wait_timeout: dt.timedelta = dt.timedelta(hours=2),
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,

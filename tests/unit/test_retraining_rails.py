@@ -1,0 +1,55 @@
+"""The retraining trigger's rails that need no service: a re-check never triggers, and the real-time budget counts
+what was triggered in the last 7 days of real time beside the data-day rails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_provider.operators.retraining import TriggerRetrainingOperator, trigger_records_dir
+from tests.helpers import task_context
+
+pytestmark = pytest.mark.unit
+
+DAY = dt.date(2026, 11, 20)
+
+
+def decision(**extra) -> dict:
+    return {"reason": "drift", "partition": DAY.isoformat(), "drift_share": 0.5, "threshold": 0.3, **extra}
+
+
+def operator(**kwargs) -> TriggerRetrainingOperator:
+    return TriggerRetrainingOperator(task_id="trigger_training", dataset="sales", decision=decision(), **kwargs)
+
+
+def test_two_trainings_triggered_this_real_week_exhaust_the_budget_whatever_the_data_days(mlops_home):
+    folder = trigger_records_dir("sales")
+    folder.mkdir(parents=True)
+    now = dt.datetime.now(dt.UTC)
+    for run_id, age in (("drift__sales__2026-01-03", 1), ("drift__sales__2025-06-01", 2), ("drift__sales__old", 9)):
+        triggered = (now - dt.timedelta(days=age)).isoformat()
+        (folder / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "triggered_at": triggered}))
+    # No training run of the data days around DAY exists (the data-day rails pass): the real-time budget decides.
+    with pytest.raises(AirflowSkipException, match=r"2 trainings triggered in the last 7 days of real time"):
+        operator().execute(task_context(DAY, dag_id="drift_monitoring"))
+    with pytest.raises(AirflowSkipException, match="max_per_real_week 2"):
+        operator(max_per_week=5, max_per_real_week=2).execute(task_context(DAY, dag_id="drift_monitoring"))
+    # max_per_real_week defaults to max_per_week: a larger weekly budget lets the third one through.
+    from airflow.sdk.exceptions import DagRunTriggerException
+
+    with pytest.raises(DagRunTriggerException):
+        operator(max_per_week=5).execute(task_context(DAY, dag_id="drift_monitoring"))
+    assert (folder / "drift__sales__2026-11-20.json").is_file()  # and it is recorded for the next count
+
+
+def test_a_recheck_is_not_acted_on_unless_asked(mlops_home):
+    op = TriggerRetrainingOperator(
+        task_id="trigger_training", dataset="sales", decision=decision(recheck=True, summary_path="/r/first.json")
+    )
+    with pytest.raises(AirflowSkipException, match=r"re-check never triggers training.*trigger training by hand"):
+        op.execute(task_context(DAY, dag_id="drift_monitoring"))
+    with pytest.raises(ValueError, match="max_per_real_week >= 1"):
+        operator(max_per_real_week=0)
