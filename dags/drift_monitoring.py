@@ -40,7 +40,7 @@ triggers `training`.
 | `wait_for_training_set` | deferrable: waits in the triggerer for tag `training-set/{DATASET}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined (validation failed): nothing to check |
 | `bootstrap_training` | cold start: no champion yet -> triggers `training` once (run id `bootstrap__{DATASET}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
 | `wait_for_champion` | reschedule-mode sensor: goes on once `{MODEL_NAME}` has a champion (at once, normally; after the bootstrap training and promotion, at the start), so every later day is checked against a model | skipped when the bootstrap challenger was rejected by the gate: trigger `training` by hand |
-| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set** (alias `champion` -> version tags `data.path`/`data.rev` -> the data registry); declared column types; each side sampled to at most 100k rows (seed 0). Link *Drift report*; summary and HTML in `$MLOPS_HOME/reports/drift/{DATASET}/`; metric `drift_share` in MLflow experiment `monitoring`, one point per day | skipped when there is no champion yet |
+| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set** (alias `champion` -> version tags `data.path`/`data.rev` -> the data registry); declared column types; each side sampled to at most 100k rows (seed 0). Link *Drift report*; summary and HTML in `$MLOPS_HOME/reports/drift/{DATASET}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring`, one point per day | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {LABEL_DELAY_DAYS} (churn labels arrive late): ROC AUC vs the floor {AUC_FLOOR}; metric `labelled_roc_auc` in `monitoring` | skipped when there is no champion; `no_labels` (no decision) when that day is not versioned |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {DRIFT_SHARE}, or `performance` when the AUC is below the floor | **skipped** otherwise (the normal case) |
 | `trigger_training` | triggers `training` with run id `drift__{DATASET}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries and the report | skipped (with the reason) when that day already triggered, a training run is queued or running, within the 2-day cooldown, or over the budget of 2 per week |
@@ -49,7 +49,23 @@ triggers `training`.
 on large samples), the score and the threshold (0.1); a column drifts when its distance is at or above it.
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
 `DRIFT_SHARE` in `dags/drift_monitoring.py`. **Forcing a retrain**: trigger `training` with reason `manual`.
-**Re-checking a day**: clear `drift_report` with downstream; the trigger never fires twice for a day.
+
+**What a re-run (clear) of each task does** (history is append-only):
+
+| task | re-run |
+|---|---|
+| `wait_for_training_set`, `wait_for_champion` | wait again; return at once when the tag / champion is there |
+| `bootstrap_training` | never a second bootstrap (run id `bootstrap__{DATASET}`) |
+| `drift_report` | a **re-check**: compares the day with the champion **its first check recorded** (not today's; fails if that version was deleted), writes a new record beside the first (`<day>/<new attempt>.json/.html`), never over it; the model health page keeps showing the first record |
+| `performance_check` | the same: scores the version the first check scored, beside the first record |
+| `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
+| `trigger_training` | never triggers for a re-check, nor twice for a day (run id `drift__{DATASET}__<day>`); its *Triggered DAG* link keeps naming the run the day triggered |
+
+**Re-checking a past day** is therefore safe: clear `drift_report` with downstream; you get a second report next to
+the first and no training. **To retrain on a past day's data**, trigger `training` by hand with reason `manual` and
+`dataset_rev` = `training-set/{DATASET}/<day>`. The weekly budget also counts real time (at most 2 triggered
+trainings in any 7 days of wall-clock time, records in `$MLOPS_HOME/reports/retraining/{DATASET}/`), so neither a
+long backfill nor a storm of re-runs can start more.
 """
 
 with DAG(

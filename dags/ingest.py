@@ -25,14 +25,14 @@ DOC_MD = f"""
 Every night this DAG takes **exactly its own data interval** (one day, `data_interval_start` to
 `data_interval_end`) from the source database (connection `mlops_source`), so a backfill of past days is
 correct. Runs of different days may run in parallel; writes to the data registry are serialized by the
-`dvc_workspace` pool.
+`dvc_workspace` pool (and a lock in the registry hook).
 
-| task | what it does | when it fails |
-|---|---|---|
-| `extract` | rows of the interval -> `$MLOPS_HOME/staging/{DATASET}/<ds>.parquet` (atomic) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check `mlops_source`. |
-| `validate` | Great Expectations suite `include/gx/expectations/{DATASET}.json` | Data is bad: the partition is in `$MLOPS_HOME/quarantine/{DATASET}/<ds>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. |
-| `version_partition` | DVC add + push + git commit, tag `partition/{DATASET}/<ds>` | Re-run is safe: identical data makes no new commit. Lock/remote errors: see the message (workspace path, remote URL). |
-| `assemble_training_set` | newest 7 validated partitions -> `data/{DATASET}/training_set.parquet`, tag `training-set/{DATASET}/<ds>`, Asset event `{TRAINING_SET.name}` | Fails when that day's partition is not versioned (it was quarantined). |
+| task | what it does | when it fails | what a re-run (clear) does |
+|---|---|---|---|
+| `extract` | rows of the interval -> `$MLOPS_HOME/staging/{DATASET}/<ds>.parquet` (atomic) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check `mlops_source`. | Reads the interval again and replaces the staged file (nothing versioned is touched). |
+| `validate` | Great Expectations suite `include/gx/expectations/{DATASET}.json`, plus every `event_ts` inside the run's interval | Data is bad: the partition goes to `$MLOPS_HOME/quarantine/{DATASET}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks (full column lists for schema errors). Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | Validates again as a new attempt: its result, Data Docs and (on failure) quarantine folder sit beside the earlier attempts, none is overwritten. |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{DATASET}/<ds>` | Lock/remote errors: see the message (workspace path, remote URL). A task killed mid-commit (OOM, node crash) leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | Identical data: no new commit. Changed data (the day was fixed): one new commit, the tag moves to it, the old version stays in the history. |
+| `assemble_training_set` | the validated partitions of the **7 days** up to `<ds>` -> `data/{DATASET}/training_set.parquet`, tag `training-set/{DATASET}/<ds>`, Asset event `{TRAINING_SET.name}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | Same window, same data: nothing changes. A different result (a day of the window was fixed since): a new version tagged `training-set/{DATASET}/<ds>.r2` (`.r3`...); the tag a model was trained on never moves. |
 
 A day that failed validation is never used for training: only tagged (validated) partitions are.
 """

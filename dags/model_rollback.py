@@ -19,7 +19,8 @@ version held by alias `previous`, removes `previous` (so a second rollback canno
 records the reason in tags `rollback.*` of both versions.
 
 Fails when there is no `previous` version (nothing was promoted over an earlier champion): then pick a version
-in the MLflow UI and trigger `promotion` with field `version`.
+in the MLflow UI and trigger `promotion` with field `version`. **Re-run (clear)** of a rollback that happened:
+nothing changes (the restored version records which run restored it); a new rollback needs a new run.
 """
 
 with DAG(

@@ -22,13 +22,16 @@ Runs when training registers a challenger (Asset `{CHALLENGER.name}`), or by han
 
 | task | what it does | when it fails or skips |
 |---|---|---|
-| `evaluate` | scores challenger and champion on the **holdout customers** of the challenger's training set (`include/training/split.json`: no model ever trains on them), overall and per `plan`; runs `include/promotion/behaviour_tests.json`; applies `include/promotion/gate.json`; writes the **verdict ledger** (link *Verdict ledger*; also MLflow artifact `gate/ledger.json` of the challenger's run and tags `gate.*` on its version) | fails on unreadable rules/tests or a version without lineage tags |
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout customers** of its training set (`include/training/split.json`: no model ever trains on them), overall and per `plan`; runs `include/promotion/behaviour_tests.json`; applies `include/promotion/gate.json`; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `$MLOPS_HOME/reports/ledgers/<model>/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json` of the version's run, tags `gate.*` on its version) | fails on unreadable rules/tests or a version without lineage tags |
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger (which check failed: floor, improvement margin, a segment regression, a behaviour test) |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `churn-classifier-serving:v<N>` (MLflow's scoring server, labelled with model version and data rev) | engine or build errors: the message has the build log's tail |
 | `shadow_check` | starts the candidate's server (container, or a local `mlflow models serve`), replays the newest validated partition, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= 500 ms; numbers go into the ledger (`shadow`) | fails with the numbers; the champion does not move |
 | `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
 
-Re-running a promotion that already happened changes nothing.
+**What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
+earlier ones (never over them, never another version's); `package` reuses the built image; `shadow_check` appends
+its numbers to the ledger of this run's evaluation; `promote` changes nothing when the version is the champion or
+**was promoted by this run**, even if the champion moved on since (a re-run never moves the champion back).
 
 **Roll back**: trigger DAG `model_rollback` with a reason; it restores `previous` as `champion` and records the
 reason on both versions.

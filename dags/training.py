@@ -35,11 +35,16 @@ its aliases and is not announced again (no new promotion run).
 |---|---|---|
 | `hyperparameters.<name>: ...` | the conf names an unknown hyperparameter, a wrong type or a value out of range (`include/training/hyperparameters.json`) | trigger again with a corrected conf |
 | `dataset_rev: revision ... does not exist` | the conf's `dataset_rev` is not a tag/commit of the data registry | list tags: `git -C $MLOPS_HOME/data-registry tag -l 'training-set/*'` |
+| `dataset_rev: ... is not a version of data/...training_set.parquet` | the rev names another commit (a partition tag, a branch): training on it would record the wrong data | name a `training-set/{DATASET}/<day>` tag (or `.rN` revision) or its commit |
+| `conf: unknown key(s) [...]` | a misspelt conf key (e.g. `datset_rev`), which would otherwise be ignored | trigger again with the allowed names the message lists |
 | `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
 | `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |
 | `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
 
 Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused.
+A try that was killed (worker lost, `kill -9`) takes its training process with it (parent-death signal), and the
+retry stops any training process an earlier try left running before it starts, so one MLflow run never has two
+writers.
 Reproduce a run: `mlops reproduce <mlflow run id>`.
 """
 

@@ -169,8 +169,13 @@ def test_first_model_then_a_better_challenger_is_promoted(registry, tmp_path):
     )
     assert rolled["champion"] == weak and hook.alias_version(name, "champion") == weak
     assert client.get_model_version(name, good).tags["rollback.reason"] == "bad predictions in prod"
-    with pytest.raises(AirflowFailException, match="no 'previous' version"):
-        RollbackModelOperator(task_id="rollback", model_name=name, reason="again").execute(task_context(None))
+    rerun = RollbackModelOperator(task_id="rollback", model_name=name, reason="bad predictions in prod")
+    assert rerun.execute(task_context(None))["rolled_back"] is None  # a cleared rollback changes nothing
+    assert hook.alias_version(name, "champion") == weak
+    with pytest.raises(AirflowFailException, match="no 'previous' version"):  # a second, new rollback
+        RollbackModelOperator(task_id="rollback", model_name=name, reason="again").execute(
+            task_context(None, run_id="another_rollback")
+        )
 
 
 def establish(name: str, register, key: str, rules: str) -> str:

@@ -708,7 +708,8 @@ class RollbackModelOperator(BaseOperator):
     """Restore ``previous`` as ``champion``, recording the reason on both model versions.
 
     After a rollback ``previous`` is removed, so a second rollback cannot flip back by accident; the next
-    promotion sets it again.
+    promotion sets it again. Re-running a rollback that happened (tag ``rollback.restored_by`` names this run) is a
+    no-op.
 
     :param model_name: registered model (templated).
     :param reason: why (templated; required, recorded in tags ``rollback.reason``).
@@ -743,9 +744,17 @@ class RollbackModelOperator(BaseOperator):
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         client = hook.get_client()
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        ti = context["ti"]
+        by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         with registry_lock(self.model_name):
             previous = hook.alias_version(self.model_name, self.previous_alias)
             current = hook.alias_version(self.model_name, self.champion_alias)
+            if (
+                current is not None
+                and hook.model_version_tags(self.model_name, current).get("rollback.restored_by") == by
+            ):
+                self.log.info("This run already rolled %s back to v%s: nothing to do", self.model_name, current)
+                return {"model_name": self.model_name, "champion": current, "rolled_back": None, "reason": self.reason}
             if previous is None:
                 raise AirflowFailException(
                     f"{self.model_name} has no {self.previous_alias!r} version to roll back to (champion: v{current})"
@@ -754,6 +763,7 @@ class RollbackModelOperator(BaseOperator):
                 client.set_registered_model_alias(self.model_name, self.champion_alias, previous)
                 client.delete_registered_model_alias(self.model_name, self.previous_alias)
                 client.set_model_version_tag(self.model_name, previous, "rollback.restored_at", now)
+                client.set_model_version_tag(self.model_name, previous, "rollback.restored_by", by)
                 client.set_model_version_tag(self.model_name, previous, "rollback.reason", str(self.reason)[:500])
                 if current is not None:
                     client.set_model_version_tag(self.model_name, current, "rollback.rolled_back_at", now)
