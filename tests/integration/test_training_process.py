@@ -52,11 +52,18 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_a_kill_9_of_the_task_process_takes_the_training_process_with_it(tmp_path):
-    entrypoint = tmp_path / "train.py"
-    entrypoint.write_text(SLOW_ENTRYPOINT)
+@pytest.fixture
+def entrypoint(tmp_path) -> tuple[Path, Path]:
+    """The slow entrypoint and the result file of its job (in the job's work folder)."""
+    script = tmp_path / "train.py"
+    script.write_text(SLOW_ENTRYPOINT)
     output = tmp_path / "work" / "result.json"
     output.parent.mkdir()
+    return script, output
+
+
+def test_a_kill_9_of_the_task_process_takes_the_training_process_with_it(entrypoint):
+    entrypoint, output = entrypoint
     task = subprocess.Popen(
         [sys.executable, "-c", RUN_TASK, str(entrypoint), "run-abc", str(output)], start_new_session=True
     )
@@ -69,11 +76,8 @@ def test_a_kill_9_of_the_task_process_takes_the_training_process_with_it(tmp_pat
     assert wait_for(lambda: not alive(child), 10), f"training process {child} outlived its task"
 
 
-def test_a_retry_stops_the_entrypoint_an_earlier_try_left_running(tmp_path):
-    entrypoint = tmp_path / "train.py"
-    entrypoint.write_text(SLOW_ENTRYPOINT)
-    output = tmp_path / "work" / "result.json"
-    output.parent.mkdir()
+def test_a_retry_stops_the_entrypoint_an_earlier_try_left_running(entrypoint, tmp_path):
+    entrypoint, output = entrypoint
     # An earlier try's entrypoint that nothing killed (started without the parent-death signal, as older versions did).
     orphan = subprocess.Popen(
         [sys.executable, str(entrypoint), "--run-id", "run-xyz", "--output", str(tmp_path / "orphan.json")],
