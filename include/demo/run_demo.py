@@ -214,7 +214,10 @@ def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.
         partitions = next((ln.split(": ", 1)[1] for ln in message.splitlines() if ln.startswith("Training-Set-")), "")
         print(f"\nTraining-set versions: {len(training_sets)}; newest {latest}: partitions {partitions}")
     print(f"\nData registry (git + DVC): {workspace}   try: git -C {workspace} log --oneline | head")
-    print(f"Data Docs: {airflow.base_url}/mlops/reports/gx/customer_activity/<day>/data-docs/index.html (signed in)")
+    print(
+        f"Data Docs: {airflow.base_url}/mlops/reports/gx/customer_activity/<day>/<attempt>/data-docs/index.html "
+        "(signed in; one folder per validation attempt, also the validate task's GX Data Docs link)"
+    )
     print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
 
 
