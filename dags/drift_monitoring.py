@@ -10,10 +10,10 @@ from _assets import DATASET, MODEL_NAME
 from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from mlops_provider.layout import training_set_tag
 from mlops_provider.operators.evidently import DriftReportOperator
 from mlops_provider.operators.performance import ModelPerformanceOperator
 from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
-from mlops_provider.operators.training_set import training_set_tag
 from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.sensors.dvc import DvcTagSensor
 from mlops_provider.sensors.mlflow import ChampionSensor

@@ -10,10 +10,11 @@ import pendulum
 from _assets import DATASET, TRAINING_SET
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from mlops_provider.layout import partition_path, partition_tag
 from mlops_provider.operators.dvc import DvcVersionOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
-from mlops_provider.operators.training_set import TrainingSetAssemblyOperator, partition_path, partition_tag
+from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
 from mlops_provider.templates import INTERVAL_DATE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pendulum
 from _assets import CHALLENGER, DATASET, MODEL_NAME
 from airflow.sdk import DAG, Param
 
+from mlops_provider.layout import training_set_path, training_set_tag
 from mlops_provider.operators.mlflow import TrainModelOperator
-from mlops_provider.operators.training_set import training_set_path, training_set_tag
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "include" / "training"
 

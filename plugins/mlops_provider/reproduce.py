@@ -11,11 +11,12 @@ from typing import Any
 
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import DATA_MD5_TAG, DATA_PATH_TAG, DATA_REV_TAG
 from mlops_provider.paths import mlops_home
 from mlops_provider.runners import DockerRunner, LocalRunner, TrainingRunError, run_training
 
-REQUIRED_TAGS = ("data.rev", "data.path", "data.md5", "training.params", "training.runner", "training.entrypoint")
-LINEAGE_TAGS = ("data.rev", "data.rev_name", "data.path", "data.md5", "data.registry", "code.version")
+REQUIRED_TAGS = (DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, "training.params", "training.runner", "training.entrypoint")
+LINEAGE_TAGS = (DATA_REV_TAG, "data.rev_name", DATA_PATH_TAG, DATA_MD5_TAG, "data.registry", "code.version")
 
 
 def reproduce_run(
@@ -33,9 +34,7 @@ def reproduce_run(
     """
     log = log or logging.getLogger("mlops.reproduce")
     hook = MlflowHook(mlflow_conn_id=mlflow_conn_id)
-    client = hook.get_client()
-    with hook.scoped_environment():
-        original = client.get_run(run_id)
+    original = hook.get_run(run_id)
     tags = original.data.tags
     missing = [t for t in REQUIRED_TAGS if not tags.get(t)]
     if missing:
@@ -46,8 +45,8 @@ def reproduce_run(
     work = mlops_home() / "training" / f"reproduce-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
     dataset = work / "dataset.parquet"
-    fetched = DvcHook(dvc_conn_id=dvc_conn_id).read_to(tags["data.path"], tags["data.rev"], dataset)
-    if fetched["md5"] != tags["data.md5"]:
+    fetched = DvcHook(dvc_conn_id=dvc_conn_id).read_to(tags[DATA_PATH_TAG], tags[DATA_REV_TAG], dataset)
+    if fetched["md5"] != tags[DATA_MD5_TAG]:
         raise ValueError(f"data at {tags['data.rev']} has md5 {fetched['md5']}, the run recorded {tags['data.md5']}")
 
     runner: LocalRunner | DockerRunner
@@ -73,15 +72,12 @@ def reproduce_run(
     new_tags.update(
         {"mlops.reproduces": run_id, "trigger.reason": "reproduce", "trigger.detail": json.dumps({"run_id": run_id})}
     )
-    with hook.scoped_environment():
-        new_run_id = client.create_run(
-            original.info.experiment_id, run_name=f"reproduce-{run_id[:8]}", tags={"mlops.reproduces": run_id}
-        ).info.run_id
+    new_run_id = hook.create_run(original.info.experiment_id, f"reproduce-{run_id[:8]}", {"mlops.reproduces": run_id})
     result = run_training(
         runner,
         hook,
         dataset=dataset,
-        data_md5=tags["data.md5"],
+        data_md5=tags[DATA_MD5_TAG],
         mlflow_run_id=new_run_id,
         params=json.loads(tags["training.params"]),
         tags=new_tags,

@@ -322,10 +322,8 @@ def run_training(
     try:
         runner.run(job)
     except TrainingRunError:
-        with mlflow_hook.scoped_environment():
-            mlflow_hook.get_client().set_terminated(mlflow_run_id, "FAILED")
+        mlflow_hook.terminate_run(mlflow_run_id, "FAILED")
         raise
     result: dict[str, Any] = json.loads(job.output.read_text())
-    with mlflow_hook.scoped_environment():
-        mlflow_hook.get_client().set_tag(mlflow_run_id, MODEL_ID_TAG, result["model_id"])
+    mlflow_hook.set_run_tags(mlflow_run_id, {MODEL_ID_TAG: result["model_id"]})
     return result

@@ -64,7 +64,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops_provider.operators.dvc import DvcVersionOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
-from mlops_provider.operators.training_set import TrainingSetAssemblyOperator, partition_path, partition_tag
+from mlops_provider.layout import partition_path, partition_tag
+from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
 
 DATASET = "probe_activity"
 SUITE = os.path.join(os.environ["MLOPS_PROJECT_ROOT"], "include/gx/expectations/customer_activity.json")

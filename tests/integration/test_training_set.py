@@ -12,12 +12,8 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.operators.training_set import (
-    TrainingSetAssemblyOperator,
-    partition_path,
-    partition_tag,
-    training_set_tag,
-)
+from mlops_provider.layout import partition_path, partition_tag, training_set_tag
+from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
 from tests.helpers import task_context
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
@@ -21,11 +22,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
-#: MLflow run tag holding ``dag_id/run_id/task_id``: a task's re-run finds and reuses its run by it.
-RUN_KEY_TAG = "airflow.run_key"
-#: Model version tags naming the training set a version was trained on.
-DATA_PATH_TAG = "data.path"
-DATA_REV_TAG = "data.rev"
 
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 _SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -288,6 +284,126 @@ class MlflowHook(BaseHook):
                 return dict(client.get_model_version(model_name, str(version)).tags or {})
             except MlflowException as exc:
                 raise LookupError(f"{model_name} v{version} is not in the registry {self.registry_uri}") from exc
+
+    # -- runs ------------------------------------------------------------------------------------------------
+
+    def create_run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+        """A new run of the experiment; returns its id."""
+        with self.scoped_environment():
+            return str(self.get_client().create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        """A run (MlflowException when it does not exist)."""
+        with self.scoped_environment():
+            return self.get_client().get_run(run_id)
+
+    def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Set tags on a run."""
+        client = self.get_client()
+        with self.scoped_environment():
+            for key, value in tags.items():
+                client.set_tag(run_id, key, value)
+
+    def log_dated_metric(self, run_id: str, key: str, value: float, day: dt.date) -> None:
+        """Log ``key`` at ``day`` (timestamp midnight, step the day's ordinal), so a series plots by data date."""
+        timestamp = int(time.mktime(day.timetuple()) * 1000)
+        with self.scoped_environment():
+            self.get_client().log_metric(run_id, key, value, timestamp=timestamp, step=day.toordinal())
+
+    def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None:
+        """Log ``data`` as a JSON artifact of the run."""
+        with self.scoped_environment():
+            self.get_client().log_dict(run_id, data, artifact_file)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
+        """Log a local file as an artifact of the run."""
+        with self.scoped_environment():
+            self.get_client().log_artifact(run_id, str(path), artifact_path)
+
+    def terminate_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """End the run with ``status`` (FINISHED, FAILED, KILLED)."""
+        with self.scoped_environment():
+            self.get_client().set_terminated(run_id, status)
+
+    # -- registry -------------------------------------------------------------------------------------------
+
+    def model_version(self, model_name: str, version: str | int) -> ModelVersion:
+        """A registered model version (MlflowException when it does not exist)."""
+        with self.scoped_environment():
+            return self.get_client().get_model_version(model_name, str(version))
+
+    def model_versions(self, model_name: str) -> list[ModelVersion]:
+        """Every version of a registered model ([] when the model does not exist)."""
+        from mlflow.exceptions import MlflowException
+
+        with self.scoped_environment():
+            try:
+                return list(self.get_client().search_model_versions(f"name = '{model_name}'"))
+            except MlflowException:
+                return []
+
+    def create_model_version(
+        self, model_name: str, *, source: str, run_id: str, model_id: str | None, tags: dict[str, str]
+    ) -> str:
+        """Register a version of ``model_name``; returns its number."""
+        with self.scoped_environment():
+            created = self.get_client().create_model_version(
+                model_name, source=source, run_id=run_id, model_id=model_id, tags=tags
+            )
+        return str(created.version)
+
+    def set_version_tags(self, model_name: str, version: str | int, tags: dict[str, str]) -> None:
+        """Set tags on a model version."""
+        client = self.get_client()
+        with self.scoped_environment():
+            for key, value in tags.items():
+                client.set_model_version_tag(model_name, str(version), key, value)
+
+    def set_aliases(self, model_name: str, aliases: dict[str, str | None]) -> None:
+        """Point each alias at its version, in order; ``None`` removes the alias. Callers that read, compare and
+        then set hold ``locks.registry_lock`` (and the ``model_promotion`` pool) around the whole sequence."""
+        client = self.get_client()
+        with self.scoped_environment():
+            for alias, version in aliases.items():
+                if version is None:
+                    client.delete_registered_model_alias(model_name, alias)
+                else:
+                    client.set_registered_model_alias(model_name, alias, str(version))
+
+    def run_record(self, run_id: str) -> tuple[Run, Any, list[str], list[ModelVersion]]:
+        """A run with its experiment, top-level artifact paths ([] when unreadable) and registered versions;
+        MlflowException when the run does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        with self.scoped_environment():
+            run = client.get_run(run_id)
+            experiment = client.get_experiment(run.info.experiment_id)
+            try:
+                artifacts = [a.path for a in client.list_artifacts(run_id)]
+            except (MlflowException, OSError):
+                artifacts = []
+            versions = list(client.search_model_versions(f"run_id = '{run_id}'"))
+        return run, experiment, artifacts, versions
+
+    def registered_model_names(self) -> list[str]:
+        """Names of every registered model, sorted."""
+        with self.scoped_environment():
+            return sorted(m.name for m in self.get_client().search_registered_models())
+
+    def load_model(self, model_uri: str) -> Any:
+        """The pyfunc model at ``model_uri`` (``models:/<name>/<version>``, ``runs:/...``)."""
+        import mlflow
+
+        with self.scoped_environment():
+            return mlflow.pyfunc.load_model(model_uri)
+
+    def download_model(self, model_uri: str, dst_path: Path) -> str:
+        """Download the model's artifacts into ``dst_path``; returns the local folder."""
+        import mlflow
+
+        with self.scoped_environment():
+            return str(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(dst_path)))
 
     def alias_version(self, model_name: str, alias: str) -> str | None:
         """The version an alias points to, or None (read with get_model_version_by_alias, which is reliable)."""

@@ -10,25 +10,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.layout import run_metadata
 from mlops_provider.links import DvcVersionLink, dvc_version_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def run_metadata(context: Context) -> dict[str, str]:
-    """Git trailers that tie a data version to the Airflow task try that made it."""
-    ti = context["ti"]
-    logical_date = context.get("logical_date")
-    interval_start = context.get("data_interval_start")
-    return {
-        "Airflow-Dag-Id": ti.dag_id,
-        "Airflow-Run-Id": ti.run_id,
-        "Airflow-Task-Id": ti.task_id,
-        "Airflow-Logical-Date": logical_date.isoformat() if logical_date else "none",
-        "Airflow-Data-Interval-Start": interval_start.isoformat() if interval_start else "none",
-        "Airflow-Try-Number": str(ti.try_number),
-    }
 
 
 class DvcVersionOperator(BaseOperator):

@@ -15,9 +15,16 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import DATA_PATH_TAG, DATA_REV_TAG, RUN_KEY_TAG, MlflowHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import (
+    CHAMPION_ALIAS,
+    DATA_PATH_TAG,
+    DATA_REV_TAG,
+    RUN_KEY_TAG,
+    partition_path,
+    partition_tag,
+)
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
-from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import DRIFT_REPORTS, reports_dir
 from mlops_provider.templates import INTERVAL_DATE
 
@@ -91,7 +98,7 @@ class DriftReportOperator(BaseOperator):
         drift_share_threshold: float = 0.3,
         max_rows: int = 100_000,
         seed: int = 0,
-        champion_alias: str = "champion",
+        champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
@@ -265,24 +272,24 @@ class DriftReportOperator(BaseOperator):
         }
 
     def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path, day: dt.date) -> None:
-        import time
-
         hook = self.mlflow_hook
         ti = context["ti"]
         run_id = hook.run_for_key(
             self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
             f"drift-{self.dataset}-{day}",
         )  # fmt: skip
-        client = hook.get_client()
-        with hook.scoped_environment():
-            timestamp = int(time.mktime(day.timetuple()) * 1000)
-            client.log_metric(run_id, "drift_share", summary["drift_share"], timestamp=timestamp, step=day.toordinal())
-            for key, value in (("dataset", self.dataset), ("window_end", day.isoformat()),
-                               ("reference.model_version", summary["reference"]["model_version"]),
-                               ("reference.data_rev", summary["reference"]["data_rev"]),
-                               ("dataset_drift", str(summary["dataset_drift"])),
-                               ("recheck", str(summary["recheck"]))):  # fmt: skip
-                client.set_tag(run_id, key, value)
-            client.log_artifact(run_id, str(html), "drift")
-            client.set_terminated(run_id, "FINISHED")
+        hook.log_dated_metric(run_id, "drift_share", summary["drift_share"], day)
+        hook.set_run_tags(
+            run_id,
+            {
+                "dataset": self.dataset,
+                "window_end": day.isoformat(),
+                "reference.model_version": summary["reference"]["model_version"],
+                "reference.data_rev": summary["reference"]["data_rev"],
+                "dataset_drift": str(summary["dataset_drift"]),
+                "recheck": str(summary["recheck"]),
+            },
+        )
+        hook.log_artifact(run_id, html, "drift")
+        hook.terminate_run(run_id, "FINISHED")
         summary["mlflow_run_id"] = run_id

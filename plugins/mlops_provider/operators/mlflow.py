@@ -15,8 +15,18 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from mlops_provider import __version__
 from mlops_provider.evidence import attempt_key, write_record
 from mlops_provider.hooks.dvc import DvcError, DvcHook
-from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowConnectionError, MlflowHook
+from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
+from mlops_provider.layout import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DATA_MD5_TAG,
+    DATA_PATH_TAG,
+    DATA_REV_TAG,
+    GATE_DECISION_TAG,
+    PREVIOUS_ALIAS,
+    RUN_KEY_TAG,
+)
 from mlops_provider.links import (
     DvcVersionLink,
     MlflowModelVersionLink,
@@ -135,7 +145,7 @@ class TrainModelOperator(BaseOperator):
         experiment_name: str,
         model_name: str,
         hyperparameters: dict[str, Any] | str | None = None,
-        alias: str = "challenger",
+        alias: str = CHALLENGER_ALIAS,
         trigger_reason: str = "manual",
         trigger_detail: dict[str, Any] | str | None = None,
         runner: str | None = None,
@@ -282,7 +292,6 @@ class TrainModelOperator(BaseOperator):
             raise AirflowException(str(exc)) from exc  # retried by Airflow: the server may come back
 
         experiment_id = hook.get_or_create_experiment(self.experiment_name)
-        client = hook.get_client()
         existing = hook.find_run_by_tag(experiment_id, RUN_KEY_TAG, run_key)
         resumed = bool(existing and existing.info.status == "FINISHED" and MODEL_ID_TAG in existing.data.tags)
         if existing is not None and resumed:
@@ -297,10 +306,7 @@ class TrainModelOperator(BaseOperator):
                 run_id = existing.info.run_id
                 self.log.info("Reusing MLflow run %s (status %s) of %s", run_id, existing.info.status, run_key)
             else:
-                with hook.scoped_environment():
-                    run_id = client.create_run(
-                        experiment_id, run_name=f"{ti.task_id}-{ti.run_id}", tags={RUN_KEY_TAG: run_key}
-                    ).info.run_id
+                run_id = hook.create_run(experiment_id, f"{ti.task_id}-{ti.run_id}", {RUN_KEY_TAG: run_key})
             metrics, model_id = self._train(context, run_id, params, sha, md5, run_key)
         version, judged = self._register(run_id, model_id, sha, md5)
 
@@ -345,10 +351,10 @@ class TrainModelOperator(BaseOperator):
             "airflow.run_id": ti.run_id,
             "airflow.task_id": ti.task_id,
             "airflow.try_number": str(ti.try_number),
-            "data.rev": sha,
+            DATA_REV_TAG: sha,
             "data.rev_name": self._rev_name or self.dataset_rev,
-            "data.md5": md5,
-            "data.path": self.dataset_path,
+            DATA_MD5_TAG: md5,
+            DATA_PATH_TAG: self.dataset_path,
             "data.registry": self.dvc_hook.remote_url,
             "code.version": code_version(Path(self.entrypoint).parent),
             "trigger.reason": self.trigger_reason,
@@ -376,26 +382,23 @@ class TrainModelOperator(BaseOperator):
         hook = self.mlflow_hook
         hook.get_or_create_registered_model(self.model_name)
         existing = hook.model_version_of_run(self.model_name, run_id)
-        client = hook.get_client()
-        with hook.scoped_environment():
-            if existing is not None:
-                version = str(existing.version)
-                judged = (client.get_model_version(self.model_name, version).tags or {}).get("gate.decision")
-                self.log.info("Model version %s of %s already registered for run %s", version, self.model_name, run_id)
-                if judged:
-                    return version, judged
-            else:
-                created = client.create_model_version(
-                    self.model_name,
-                    source=f"models:/{model_id}",
-                    run_id=run_id,
-                    model_id=model_id,
-                    tags={"data.rev": sha, "data.md5": md5, "data.path": self.dataset_path},
-                )
-                version = str(created.version)
-                self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
-            if hook.alias_version(self.model_name, self.alias) != version:
-                client.set_registered_model_alias(self.model_name, self.alias, version)
+        if existing is not None:
+            version = str(existing.version)
+            judged = hook.model_version_tags(self.model_name, version).get(GATE_DECISION_TAG)
+            self.log.info("Model version %s of %s already registered for run %s", version, self.model_name, run_id)
+            if judged:
+                return version, judged
+        else:
+            version = hook.create_model_version(
+                self.model_name,
+                source=f"models:/{model_id}",
+                run_id=run_id,
+                model_id=model_id,
+                tags={DATA_REV_TAG: sha, DATA_MD5_TAG: md5, DATA_PATH_TAG: self.dataset_path},
+            )
+            self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
+        if hook.alias_version(self.model_name, self.alias) != version:
+            hook.set_aliases(self.model_name, {self.alias: version})
         return version, None
 
     def on_kill(self) -> None:
@@ -450,7 +453,7 @@ class EvaluateModelOperator(BaseOperator):
         challenger_version: str = "",
         model_asset: Asset | None = None,
         label_column: str = "churned",
-        champion_alias: str = "champion",
+        champion_alias: str = CHAMPION_ALIAS,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
@@ -481,7 +484,7 @@ class EvaluateModelOperator(BaseOperator):
             newest = max(announced, key=lambda e: e.timestamp, default=None)
             if newest is not None and newest.extra.get("version"):
                 return str(newest.extra["version"]), f"event of {self.model_asset.name}"
-        version = self.mlflow_hook.alias_version(self.model_name, "challenger")
+        version = self.mlflow_hook.alias_version(self.model_name, CHALLENGER_ALIAS)
         if not version:
             raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
         return version, "alias challenger"
@@ -489,7 +492,6 @@ class EvaluateModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
 
-        import mlflow
         import pandas as pd
 
         from mlops_provider.evaluation import (
@@ -511,13 +513,11 @@ class EvaluateModelOperator(BaseOperator):
             raise AirflowFailException(f"gate rules file {self.gate_rules} has no rules for model {self.model_name!r}")
         rules = all_rules[self.model_name]
         hook = self.mlflow_hook
-        client = hook.get_client()
         version, chosen_by = self._version_to_judge(context)
         self.log.info("Judging %s v%s (from the %s)", self.model_name, version, chosen_by)
-        with hook.scoped_environment():
-            challenger_mv = client.get_model_version(self.model_name, version)
+        challenger_mv = hook.model_version(self.model_name, version)
         champion = hook.alias_version(self.model_name, self.champion_alias)
-        data_path, data_rev = challenger_mv.tags.get("data.path"), challenger_mv.tags.get("data.rev")
+        data_path, data_rev = challenger_mv.tags.get(DATA_PATH_TAG), challenger_mv.tags.get(DATA_REV_TAG)
         if not data_path or not data_rev:
             raise AirflowFailException(
                 f"{self.model_name} v{version} has no data.path/data.rev tags (not registered by TrainModelOperator)"
@@ -530,13 +530,10 @@ class EvaluateModelOperator(BaseOperator):
         holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
         threshold = float(rules.get("threshold", 0.5))
         segment = rules.get("segment_column", "plan")
-        with hook.scoped_environment():
-            challenger_model = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
-            champion_model = (
-                mlflow.pyfunc.load_model(f"models:/{self.model_name}/{champion}")
-                if champion and champion != version
-                else None
-            )
+        challenger_model = hook.load_model(f"models:/{self.model_name}/{version}")
+        champion_model = (
+            hook.load_model(f"models:/{self.model_name}/{champion}") if champion and champion != version else None
+        )
         challenger_scores = score(schema_predictor(challenger_model), holdout, self.label_column, segment, threshold)
         champion_scores = (
             score(schema_predictor(champion_model), holdout, self.label_column, segment, threshold)
@@ -566,17 +563,19 @@ class EvaluateModelOperator(BaseOperator):
             "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         }
         ledger_path = write_record(ledger_dir(self.model_name, version), attempt, ledger)
-        with hook.scoped_environment():
-            if challenger_mv.run_id:
-                client.log_dict(challenger_mv.run_id, ledger, f"gate/ledgers/{attempt}.json")
-            for key, value in (
-                ("gate.decision", decision),
-                ("gate.reason", reason[:500]),
-                ("gate.champion_version", str(champion or "none")),
-                ("gate.evaluated_by", f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"),
-                ("gate.ledger", attempt),
-            ):
-                client.set_model_version_tag(self.model_name, version, key, value)
+        if challenger_mv.run_id:
+            hook.log_dict(challenger_mv.run_id, ledger, f"gate/ledgers/{attempt}.json")
+        hook.set_version_tags(
+            self.model_name,
+            version,
+            {
+                GATE_DECISION_TAG: decision,
+                "gate.reason": reason[:500],
+                "gate.champion_version": str(champion or "none"),
+                "gate.evaluated_by": f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
+                "gate.ledger": attempt,
+            },
+        )
         VerdictLedgerLink.persist(context, report_url(ledger_path))
         self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
         return {
@@ -644,8 +643,8 @@ class PromoteModelOperator(BaseOperator):
         model_name: str,
         version: str,
         expected_champion: str | None,
-        champion_alias: str = "champion",
-        previous_alias: str = "previous",
+        champion_alias: str = CHAMPION_ALIAS,
+        previous_alias: str = PREVIOUS_ALIAS,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -661,7 +660,6 @@ class PromoteModelOperator(BaseOperator):
         import datetime as dt
 
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        client = hook.get_client()
         version = str(self.version)
         expected = None if self.expected_champion in (None, "", "None", "none") else str(self.expected_champion)
         ti = context["ti"]
@@ -686,15 +684,21 @@ class PromoteModelOperator(BaseOperator):
                     "current champion."
                 )
             else:
-                with hook.scoped_environment():
-                    if current is not None:
-                        client.set_registered_model_alias(self.model_name, self.previous_alias, current)
-                        client.set_model_version_tag(self.model_name, current, "promotion.replaced_at", now)
-                        client.set_model_version_tag(self.model_name, current, "promotion.replaced_by", version)
-                    client.set_registered_model_alias(self.model_name, self.champion_alias, version)
-                    client.set_model_version_tag(self.model_name, version, "promotion.promoted_at", now)
-                    client.set_model_version_tag(self.model_name, version, "promotion.promoted_by", by)
-                    client.set_model_version_tag(self.model_name, version, "promotion.replaced", str(current or "none"))
+                if current is not None:
+                    hook.set_aliases(self.model_name, {self.previous_alias: current})
+                    hook.set_version_tags(
+                        self.model_name, current, {"promotion.replaced_at": now, "promotion.replaced_by": version}
+                    )
+                hook.set_aliases(self.model_name, {self.champion_alias: version})
+                hook.set_version_tags(
+                    self.model_name,
+                    version,
+                    {
+                        "promotion.promoted_at": now,
+                        "promotion.promoted_by": by,
+                        "promotion.replaced": str(current or "none"),
+                    },
+                )
                 self.log.info(
                     "Promoted %s v%s to %s (previous: %s)", self.model_name, version, self.champion_alias, current
                 )
@@ -724,8 +728,8 @@ class RollbackModelOperator(BaseOperator):
         *,
         model_name: str,
         reason: str,
-        champion_alias: str = "champion",
-        previous_alias: str = "previous",
+        champion_alias: str = CHAMPION_ALIAS,
+        previous_alias: str = PREVIOUS_ALIAS,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -742,7 +746,6 @@ class RollbackModelOperator(BaseOperator):
         if not str(self.reason or "").strip():
             raise AirflowFailException("reason: a rollback needs a reason (it is recorded on the model versions)")
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        client = hook.get_client()
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
@@ -759,14 +762,16 @@ class RollbackModelOperator(BaseOperator):
                 raise AirflowFailException(
                     f"{self.model_name} has no {self.previous_alias!r} version to roll back to (champion: v{current})"
                 )
-            with hook.scoped_environment():
-                client.set_registered_model_alias(self.model_name, self.champion_alias, previous)
-                client.delete_registered_model_alias(self.model_name, self.previous_alias)
-                client.set_model_version_tag(self.model_name, previous, "rollback.restored_at", now)
-                client.set_model_version_tag(self.model_name, previous, "rollback.restored_by", by)
-                client.set_model_version_tag(self.model_name, previous, "rollback.reason", str(self.reason)[:500])
-                if current is not None:
-                    client.set_model_version_tag(self.model_name, current, "rollback.rolled_back_at", now)
-                    client.set_model_version_tag(self.model_name, current, "rollback.reason", str(self.reason)[:500])
+            reason = str(self.reason)[:500]
+            hook.set_aliases(self.model_name, {self.champion_alias: previous, self.previous_alias: None})
+            hook.set_version_tags(
+                self.model_name,
+                previous,
+                {"rollback.restored_at": now, "rollback.restored_by": by, "rollback.reason": reason},
+            )
+            if current is not None:
+                hook.set_version_tags(
+                    self.model_name, current, {"rollback.rolled_back_at": now, "rollback.reason": reason}
+                )
         self.log.warning("Rolled back %s: champion v%s -> v%s (%s)", self.model_name, current, previous, self.reason)
         return {"model_name": self.model_name, "champion": previous, "rolled_back": current, "reason": self.reason}

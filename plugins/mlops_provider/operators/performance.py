@@ -14,9 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import RUN_KEY_TAG, MlflowHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import CHAMPION_ALIAS, RUN_KEY_TAG, partition_path, partition_tag
 from mlops_provider.links import MlflowRunLink, mlflow_run_url
-from mlops_provider.operators.training_set import partition_path, partition_tag
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
 
@@ -72,7 +72,7 @@ class ModelPerformanceOperator(BaseOperator):
         label_column: str = "churned",
         threshold: float = 0.5,
         min_labelled_rows: int = 200,
-        champion_alias: str = "champion",
+        champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
@@ -164,13 +164,11 @@ class ModelPerformanceOperator(BaseOperator):
         return frame[frame[self.label_column].notna()].reset_index(drop=True)
 
     def _score(self, version: str, frame: Any) -> float:
-        import mlflow
         import numpy as np
 
         from mlops_provider.evaluation import classification_metrics, schema_predictor
 
-        with self.mlflow_hook.scoped_environment():
-            model = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
+        model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
         proba = np.asarray(schema_predictor(model)(frame), dtype=float)
         metrics = classification_metrics(frame[self.label_column].astype(int).to_numpy(), proba, self.threshold)
         if self.metric not in metrics:
@@ -178,7 +176,6 @@ class ModelPerformanceOperator(BaseOperator):
         return float(metrics[self.metric])
 
     def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date) -> str:
-        import time
 
         hook = self.mlflow_hook
         ti = context["ti"]
@@ -186,11 +183,7 @@ class ModelPerformanceOperator(BaseOperator):
             self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
             f"performance-{self.dataset}-{labelled_day}",
         )  # fmt: skip
-        with hook.scoped_environment():
-            client = hook.get_client()
-            timestamp = int(time.mktime(labelled_day.timetuple()) * 1000)
-            client.log_metric(run_id, f"labelled_{self.metric}", value, timestamp=timestamp,
-                              step=labelled_day.toordinal())  # fmt: skip
-            client.set_tag(run_id, "labelled_day", labelled_day.isoformat())
-            client.set_terminated(run_id, "FINISHED")
+        hook.log_dated_metric(run_id, f"labelled_{self.metric}", value, labelled_day)
+        hook.set_run_tags(run_id, {"labelled_day": labelled_day.isoformat()})
+        hook.terminate_run(run_id, "FINISHED")
         return run_id

@@ -12,6 +12,7 @@ from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, Tri
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.files import write_atomic
+from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.paths import reports_dir
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class BootstrapTrainingOperator(TriggerDagRunOperator):
     def execute(self, context: Context) -> Any:
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        champion = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).alias_version(self.model_name, "champion")
+        champion = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).alias_version(self.model_name, CHAMPION_ALIAS)
         if champion is not None:
             raise AirflowSkipException(f"{self.model_name} has a champion (v{champion}): no bootstrap needed")
         run_id = f"bootstrap__{self.dataset}"

@@ -18,7 +18,7 @@ from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.operators.training_set import partition_path, partition_tag
+from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
 from mlops_provider.paths import ledger_dir, mlops_home
 from mlops_provider.runners import RUNNERS, default_runner
 from mlops_provider.serving import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
@@ -86,14 +86,13 @@ class PackageModelOperator(BaseOperator):
 
     def download_model(self) -> Path:
         """The version's artifacts under ``$MLOPS_HOME/serving/<model>/v<version>/model`` (downloaded once)."""
-        import mlflow.artifacts
 
         target = mlops_home() / "serving" / self.model_name / f"v{self.version}" / "model"
         if (target / "MLmodel").is_file():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp, self.hook.scoped_environment():
-            local = mlflow.artifacts.download_artifacts(f"models:/{self.model_name}/{self.version}", dst_path=tmp)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            local = self.hook.download_model(f"models:/{self.model_name}/{self.version}", Path(tmp))
             shutil.move(local, target)
         return target
 
@@ -110,10 +109,11 @@ class PackageModelOperator(BaseOperator):
         }
         if runner == "docker":
             result.update(self._build_image(model_dir))
-            with self.hook.scoped_environment():
-                client = self.hook.get_client()
-                client.set_model_version_tag(self.model_name, str(self.version), "serving.image", result["image"])
-                client.set_model_version_tag(self.model_name, str(self.version), "serving.image_id", result["image_id"])
+            self.hook.set_version_tags(
+                self.model_name,
+                self.version,
+                {"serving.image": result["image"], "serving.image_id": result["image_id"]},
+            )
         return result
 
     def _build_image(self, model_dir: Path) -> dict[str, str]:
@@ -122,10 +122,7 @@ class PackageModelOperator(BaseOperator):
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
         tag = f"{repository}:v{self.version}"
-        with self.hook.scoped_environment():
-            data_rev = (
-                self.hook.get_client().get_model_version(self.model_name, str(self.version)).tags.get("data.rev", "")
-            )
+        data_rev = self.hook.model_version_tags(self.model_name, self.version).get(DATA_REV_TAG, "")
         labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
                   "org.mlops.data.rev": data_rev}  # fmt: skip
         try:
@@ -228,7 +225,6 @@ class ShadowCheckOperator(BaseOperator):
             return pd.read_parquet(local).head(self.max_rows), tags[-1]
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import mlflow
 
         from mlops_provider.evaluation import schema_predictor
 
@@ -236,8 +232,7 @@ class ShadowCheckOperator(BaseOperator):
         name, version = package["model_name"], str(package["version"])
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         frame, replay_tag = self._replay_frame()
-        with hook.scoped_environment():
-            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = hook.load_model(f"models:/{name}/{version}")
         expected = [float(p) for p in schema_predictor(model)(frame)]
         columns = [spec.name for spec in model.metadata.get_input_schema().inputs]
         rows = frame[columns].astype(object).where(frame[columns].notna(), None)
@@ -333,12 +328,11 @@ class ShadowCheckOperator(BaseOperator):
         self, hook: MlflowHook, name: str, version: str, runner: str, try_number: int
     ) -> tuple[ModelServer, str] | None:
         """The server of the current champion, when there is one that was packaged (for comparison only)."""
-        champion = hook.alias_version(name, "champion")
+        champion = hook.alias_version(name, CHAMPION_ALIAS)
         if champion is None or champion == version:
             return None
         if runner == "docker":
-            with hook.scoped_environment():
-                image = hook.get_client().get_model_version(name, champion).tags.get("serving.image")
+            image = hook.model_version_tags(name, champion).get("serving.image")
             if not image:
                 return None
             return DockerModelServer(
@@ -360,13 +354,12 @@ class ShadowCheckOperator(BaseOperator):
             ledger["shadow"] = {**result, "attempt": attempt}
             ledger.setdefault("shadow_checks", []).append(ledger["shadow"])
             write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
-        client = hook.get_client()
-        with hook.scoped_environment():
-            run_id = client.get_model_version(name, version).run_id
-            if run_id:
-                client.log_dict(run_id, result, f"gate/shadow/{attempt}.json")
-            for key in ("passed", "errors", "max_abs_diff", "p95_ms"):
-                client.set_model_version_tag(name, version, f"shadow.{key}", str(result[key]))
+        run_id = hook.model_version(name, version).run_id
+        if run_id:
+            hook.log_dict(run_id, result, f"gate/shadow/{attempt}.json")
+        hook.set_version_tags(
+            name, version, {f"shadow.{k}": str(result[k]) for k in ("passed", "errors", "max_abs_diff", "p95_ms")}
+        )
 
     def on_kill(self) -> None:
         if self._server is not None:

@@ -13,33 +13,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
 from mlops_provider.links import DvcVersionLink, dvc_version_url
-from mlops_provider.operators.dvc import run_metadata
 from mlops_provider.paths import quarantine_dir
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
-
-
-def partition_tag(dataset: str, partition: str) -> str:
-    """Git tag of a validated, versioned partition."""
-    return f"partition/{dataset}/{partition}"
-
-
-def partition_path(dataset: str, partition: str) -> str:
-    """Path of a partition inside the data registry."""
-    return f"data/{dataset}/partitions/{partition}.parquet"
-
-
-def training_set_tag(dataset: str, partition: str) -> str:
-    """Git tag of the training set assembled for a partition date."""
-    return f"training-set/{dataset}/{partition}"
-
-
-def training_set_path(dataset: str) -> str:
-    """Path of the training set inside the data registry (one path, one version per assembly)."""
-    return f"data/{dataset}/training_set.parquet"
 
 
 #: How a day of a training-set window stands: versioned (used), quarantined or missing (left out, recorded), or

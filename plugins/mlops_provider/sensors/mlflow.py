@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import CHAMPION_ALIAS, GATE_DECISION_TAG
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,7 +38,7 @@ class ChampionSensor(BaseSensorOperator):
         self,
         *,
         model_name: str,
-        alias: str = "champion",
+        alias: str = CHAMPION_ALIAS,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -57,15 +58,10 @@ class ChampionSensor(BaseSensorOperator):
         version = self.hook.alias_version(self.model_name, self.alias)
         if version is not None:
             return PokeReturnValue(is_done=True, xcom_value=version)
-        from mlflow.exceptions import MlflowException
 
-        with self.hook.scoped_environment():
-            try:
-                versions = self.hook.get_client().search_model_versions(f"name = '{self.model_name}'")
-            except MlflowException:
-                versions = []  # type: ignore[assignment]
+        versions = self.hook.model_versions(self.model_name)
         newest = max(versions, key=lambda v: int(v.version), default=None)
-        if newest is not None and (newest.tags or {}).get("gate.decision") == "reject":
+        if newest is not None and (newest.tags or {}).get(GATE_DECISION_TAG) == "reject":
             raise AirflowSkipException(
                 f"{self.model_name} has no {self.alias!r} and its newest version v{newest.version} was rejected by the "
                 f"gate ({(newest.tags or {}).get('gate.reason', '')[:200]}); trigger training by hand"

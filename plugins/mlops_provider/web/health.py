@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_provider.layout import CHAMPION_ALIAS, DATA_MD5_TAG, DATA_REV_TAG, GATE_DECISION_TAG
 from mlops_provider.paths import reports_dir
 from mlops_provider.web.html import esc, fields, page
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
 LINEAGE = (
     ("data.rev_name", "training set"),
-    ("data.rev", "data rev"),
-    ("data.md5", "data md5"),
+    (DATA_REV_TAG, "data rev"),
+    (DATA_MD5_TAG, "data md5"),
     ("code.version", "code version"),
     ("training.image", "training image"),
     ("serving.image", "serving image"),
     ("airflow.run_key", "Airflow run"),
     ("trigger.reason", "trigger reason"),
-    ("gate.decision", "gate verdict"),
+    (GATE_DECISION_TAG, "gate verdict"),
     ("gate.reason", "gate reason"),
     ("promotion.promoted_at", "promoted at"),
     ("promotion.promoted_by", "promoted by"),
@@ -32,14 +33,14 @@ LINEAGE = (
 HISTORY = 50  # newest versions shown
 
 
-def _run_tags(client: Any, run_id: str | None) -> dict[str, str]:
+def _run_tags(hook: Any, run_id: str | None) -> dict[str, str]:
     """Tags of the MLflow run that produced a version (trigger reason, training set), or {} when gone."""
     from mlflow.exceptions import MlflowException
 
     if not run_id:
         return {}
     try:
-        return dict(client.get_run(run_id).data.tags)
+        return dict(hook.get_run(run_id).data.tags)
     except MlflowException:
         return {}
 
@@ -69,34 +70,32 @@ def collect(model_name: str) -> dict[str, Any]:
     from mlops_provider.hooks.mlflow import MlflowHook
 
     hook = MlflowHook()
-    client = hook.get_client()
-    with hook.scoped_environment():
-        try:
-            versions = client.search_model_versions(f"name = '{model_name}'")
-            aliases = hook.aliases_by_version(model_name)
-        except MlflowException:
-            versions, aliases = [], {}  # type: ignore[assignment]
-        history: list[dict[str, Any]] = []
-        for mv in sorted(versions, key=lambda v: int(v.version))[-HISTORY:]:
-            tags = {**_run_tags(client, mv.run_id), **dict(mv.tags or {})}
-            history.append({
-                "version": str(mv.version),
-                "run_id": mv.run_id,
-                "created": mv.creation_timestamp,
-                "aliases": aliases.get(str(mv.version), []),
-                "trigger_reason": tags.get("trigger.reason"),
-                "training_set": tags.get("data.rev_name"),
-                "decision": tags.get("gate.decision"),
-                "reason": tags.get("gate.reason"),
-                "promoted_at": tags.get("promotion.promoted_at"),
-                "replaced_at": tags.get("promotion.replaced_at"),
-            })  # fmt: skip
-        champion = next((h for h in history if "champion" in h["aliases"]), None)
-        lineage: dict[str, str] = {}
-        if champion is not None:
-            version_tags = dict(client.get_model_version(model_name, champion["version"]).tags or {})
-            tags = {**_run_tags(client, champion["run_id"]), **version_tags}
-            lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
+    versions = hook.model_versions(model_name)
+    try:
+        aliases = hook.aliases_by_version(model_name)
+    except MlflowException:
+        aliases = {}
+    history: list[dict[str, Any]] = []
+    for mv in sorted(versions, key=lambda v: int(v.version))[-HISTORY:]:
+        tags = {**_run_tags(hook, mv.run_id), **dict(mv.tags or {})}
+        history.append({
+            "version": str(mv.version),
+            "run_id": mv.run_id,
+            "created": mv.creation_timestamp,
+            "aliases": aliases.get(str(mv.version), []),
+            "trigger_reason": tags.get("trigger.reason"),
+            "training_set": tags.get("data.rev_name"),
+            "decision": tags.get(GATE_DECISION_TAG),
+            "reason": tags.get("gate.reason"),
+            "promoted_at": tags.get("promotion.promoted_at"),
+            "replaced_at": tags.get("promotion.replaced_at"),
+        })  # fmt: skip
+    champion = next((h for h in history if CHAMPION_ALIAS in h["aliases"]), None)
+    lineage: dict[str, str] = {}
+    if champion is not None:
+        version_tags = hook.model_version_tags(model_name, champion["version"])
+        tags = {**_run_tags(hook, champion["run_id"]), **version_tags}
+        lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
          "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url")}
@@ -189,6 +188,4 @@ def registered_models() -> list[str]:
     """Names of the registered models, sorted."""
     from mlops_provider.hooks.mlflow import MlflowHook
 
-    hook = MlflowHook()
-    with hook.scoped_environment():
-        return sorted(m.name for m in hook.get_client().search_registered_models())
+    return MlflowHook().registered_model_names()

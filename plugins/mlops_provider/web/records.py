@@ -42,20 +42,11 @@ def mlflow_run(run_id: str) -> dict[str, Any]:
     from mlops_provider.hooks.mlflow import MlflowHook
 
     hook = MlflowHook()
-    client = hook.get_client()
-    with hook.scoped_environment():
-        try:
-            run = client.get_run(run_id)
-        except MlflowException as error:
-            raise RecordNotFound(f"no MLflow run {run_id!r} in {hook.tracking_uri}: {error.message}") from error
-        experiment = client.get_experiment(run.info.experiment_id)
-        try:
-            artifacts = [a.path for a in client.list_artifacts(run_id)]
-        except (MlflowException, OSError):
-            artifacts = []
-        versions = [
-            {"name": mv.name, "version": str(mv.version)} for mv in client.search_model_versions(f"run_id = '{run_id}'")
-        ]
+    try:
+        run, experiment, artifacts, registered = hook.run_record(run_id)
+    except MlflowException as error:
+        raise RecordNotFound(f"no MLflow run {run_id!r} in {hook.tracking_uri}: {error.message}") from error
+    versions = [{"name": mv.name, "version": str(mv.version)} for mv in registered]
     ui = _mlflow_ui(hook.tracking_uri)
     return {
         "run_id": run_id,
@@ -81,13 +72,11 @@ def model_version(name: str, version: str) -> dict[str, Any]:
     from mlops_provider.hooks.mlflow import MlflowHook
 
     hook = MlflowHook()
-    client = hook.get_client()
-    with hook.scoped_environment():
-        try:
-            mv = client.get_model_version(name, version)
-            aliases = hook.aliases_by_version(name)
-        except MlflowException as error:
-            raise RecordNotFound(f"no version {version!r} of model {name!r}: {error.message}") from error
+    try:
+        mv = hook.model_version(name, version)
+        aliases = hook.aliases_by_version(name)
+    except MlflowException as error:
+        raise RecordNotFound(f"no version {version!r} of model {name!r}: {error.message}") from error
     ui = _mlflow_ui(hook.tracking_uri)
     return {
         "name": name,
