@@ -115,13 +115,12 @@ with DAG(
         task_id="drift_sensor",
         summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
         performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
-        drift_share_threshold=DRIFT_SHARE,
         poll_interval=5,
     )
     trigger_training = TriggerRetrainingOperator(
         task_id="trigger_training",
         dataset=DATASET,
-        decision="{{ ti.xcom_pull(task_ids='drift_sensor') | tojson }}",
+        decision=drift_sensor.output,
         dataset_rev=training_set_tag(DATASET, INTERVAL_DATE),
     )
     wait_for_training_set >> [bootstrap_training, wait_for_champion]

@@ -60,7 +60,7 @@ with DAG(
         behaviour_tests=str(INCLUDE / "promotion" / "behaviour_tests.json"),
         holdout_spec=str(INCLUDE / "training" / "split.json"),
     )
-    gate = ModelGateOperator(task_id="gate", evaluation="{{ ti.xcom_pull(task_ids='evaluate') | tojson }}")
+    gate = ModelGateOperator(task_id="gate", evaluation=evaluate.output)
     promote = PromoteModelOperator(
         task_id="promote",
         model_name=MODEL_NAME,
@@ -77,7 +77,7 @@ with DAG(
     )
     shadow_check = ShadowCheckOperator(
         task_id="shadow_check",
-        package="{{ ti.xcom_pull(task_ids='package') | tojson }}",
+        package=package.output,
         dataset=DATASET,
         p95_ms=500.0,
         ledger_path="{{ ti.xcom_pull(task_ids='evaluate')['ledger_path'] }}",

@@ -19,15 +19,14 @@ if TYPE_CHECKING:
 class DriftSensor(BaseSensorOperator):
     """Wait for the monitoring results of a window, then decide.
 
-    Succeeds (the retraining trigger goes ahead) with reason ``drift`` when the share of drifted columns is at
-    least ``drift_share_threshold``, or with reason ``performance`` when the performance summary says the
-    champion fell below its floor on late labels; otherwise the path ends as **skipped** (no drift is not a
-    failure). When the results are already there it decides at once; else it defers to DriftResultTrigger
-    (default: the wait happens in the triggerer, no worker slot is held) or pokes (``deferrable=False``, with
-    ``mode="poke"`` or ``"reschedule"``).
+    Succeeds (the retraining trigger goes ahead) with reason ``drift`` when the drift report's verdict is
+    ``dataset_drift`` (the report alone decides, against its own ``threshold``: one rule, one place), or with
+    reason ``performance`` when the performance summary says the champion fell below its floor on late labels;
+    otherwise the path ends as **skipped** (no drift is not a failure). When the results are already there it
+    decides at once; else it defers to DriftResultTrigger (default: the wait happens in the triggerer, no worker
+    slot is held) or pokes (``deferrable=False``, with ``mode="poke"`` or ``"reschedule"``).
 
     :param summary_path: the drift summary JSON of the window (templated).
-    :param drift_share_threshold: share of drifted columns that calls for retraining.
     :param performance_path: the performance summary JSON of the window (templated; empty: drift only).
 
     XCom (return value): ``{"reason", "drift_share", "threshold", "partition", "report_url", "report_path",
@@ -41,7 +40,6 @@ class DriftSensor(BaseSensorOperator):
         self,
         *,
         summary_path: str,
-        drift_share_threshold: float = 0.3,
         performance_path: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
@@ -50,7 +48,6 @@ class DriftSensor(BaseSensorOperator):
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.summary_path = summary_path
-        self.drift_share_threshold = drift_share_threshold
         self.performance_path = performance_path
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -88,25 +85,26 @@ class DriftSensor(BaseSensorOperator):
         share = float(summary["drift_share"])
         drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
         degraded = bool(performance and performance.get("status") == "scored" and performance.get("below_floor"))
-        if share < self.drift_share_threshold and not degraded:
+        threshold = summary.get("threshold")
+        drifted_verdict = bool(summary["dataset_drift"])
+        if not drifted_verdict and not degraded:
             perf = (
                 f"; {performance['metric']} {performance['value']:.3f} >= floor {performance['floor']}"
                 if performance and performance.get("status") == "scored"
                 else ""
             )
             raise AirflowSkipException(
-                f"no retraining: drift share {share:.3f} < {self.drift_share_threshold}{perf} "
-                f"for {summary.get('partition')}"
+                f"no retraining: drift share {share:.3f} < {threshold}{perf} for {summary.get('partition')}"
             )
-        reason = "drift" if share >= self.drift_share_threshold else "performance"
+        reason = "drift" if drifted_verdict else "performance"
         self.log.warning(
             "Retraining is called for (%s): drift share %.3f (line %s), performance %s",
-            reason, share, self.drift_share_threshold, performance,
+            reason, share, threshold, performance,
         )  # fmt: skip
         return {
             "reason": reason,
             "drift_share": share,
-            "threshold": self.drift_share_threshold,
+            "threshold": threshold,
             "partition": summary.get("partition"),
             "report_url": summary.get("report_url"),
             "report_path": summary.get("report_path"),
