@@ -7,11 +7,12 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -19,6 +20,9 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from mlops_provider.connections import DVC_FIELD_BEHAVIOUR
 from mlops_provider.files import atomic_path, md5_of_file
 from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlops@airflow.invalid")
 REMOTE_NAME = "storage"
@@ -341,6 +345,15 @@ class DvcHook(BaseHook):
         if md5 != out["md5"]:
             raise DvcError(f"{path}@{rev}: read md5 {md5} differs from the versioned md5 {out['md5']}")
         return {"path": path, "rev": sha, "md5": md5, "size": target.stat().st_size}
+
+    def read_frame(self, path: str, rev: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The Parquet file ``path`` at ``rev`` as a DataFrame (md5-checked like ``read_to``; ``columns`` only)."""
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="dvc-read-") as tmp:
+            local = Path(tmp) / Path(path).name
+            self.read_to(path, rev, local)
+            return pd.read_parquet(local, columns=columns)
 
     # -- writing ---------------------------------------------------------------------------------------
 

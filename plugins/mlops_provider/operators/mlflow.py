@@ -490,9 +490,6 @@ class EvaluateModelOperator(BaseOperator):
         return version, "alias challenger"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import tempfile
-
-        import pandas as pd
 
         from mlops_provider.evaluation import (
             decide,
@@ -523,10 +520,7 @@ class EvaluateModelOperator(BaseOperator):
                 f"{self.model_name} v{version} has no data.path/data.rev tags (not registered by TrainModelOperator)"
             )
 
-        with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
-            local = Path(tmp) / "eval.parquet"
-            DvcHook(dvc_conn_id=self.dvc_conn_id).read_to(data_path, data_rev, local)
-            frame = pd.read_parquet(local)
+        frame = DvcHook(dvc_conn_id=self.dvc_conn_id).read_frame(data_path, data_rev)
         holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
         threshold = float(rules.get("threshold", 0.5))
         segment = rules.get("segment_column", "plan")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -150,15 +149,11 @@ class ModelPerformanceOperator(BaseOperator):
         return summary
 
     def _labelled_rows(self, labelled_day: str) -> Any:
-        import pandas as pd
 
         tag = partition_tag(self.dataset, labelled_day)
         if tag not in self.dvc_hook.tags(tag):
             return None
-        with tempfile.TemporaryDirectory(prefix="performance-") as tmp:
-            local = Path(tmp) / "labelled.parquet"
-            self.dvc_hook.read_to(partition_path(self.dataset, labelled_day), tag, local)
-            frame = pd.read_parquet(local)
+        frame = self.dvc_hook.read_frame(partition_path(self.dataset, labelled_day), tag)
         if self.label_column not in frame.columns:
             raise AirflowFailException(f"label column {self.label_column!r} is not in partition {labelled_day}")
         return frame[frame[self.label_column].notna()].reset_index(drop=True)

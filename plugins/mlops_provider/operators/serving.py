@@ -211,7 +211,6 @@ class ShadowCheckOperator(BaseOperator):
         self._server: ModelServer | None = None
 
     def _replay_frame(self) -> tuple[Any, str]:
-        import pandas as pd
 
         dvc = DvcHook(dvc_conn_id=self.dvc_conn_id)
         prefix = partition_tag(self.dataset, "")
@@ -219,10 +218,7 @@ class ShadowCheckOperator(BaseOperator):
         if not tags:
             raise AirflowFailException(f"no validated partition of {self.dataset!r} to replay (no {prefix}* tag)")
         newest = tags[-1].removeprefix(prefix)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / "replay.parquet"
-            dvc.read_to(partition_path(self.dataset, newest), tags[-1], local)
-            return pd.read_parquet(local).head(self.max_rows), tags[-1]
+        return dvc.read_frame(partition_path(self.dataset, newest), tags[-1]).head(self.max_rows), tags[-1]
 
     def execute(self, context: Context) -> dict[str, Any]:
 

@@ -186,11 +186,9 @@ class TrainingSetAssemblyOperator(BaseOperator):
         if left_out:
             self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
         with tempfile.TemporaryDirectory(prefix="training-set-") as tmp_dir:
-            frames = []
-            for day in chosen:
-                local = Path(tmp_dir) / f"{day}.parquet"
-                self.hook.read_to(partition_path(self.dataset, day), partition_tag(self.dataset, day), local)
-                frames.append(pd.read_parquet(local))
+            frames = [
+                self.hook.read_frame(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in chosen
+            ]
             training_set = pd.concat(frames, ignore_index=True)
             out = Path(tmp_dir) / "training_set.parquet"
             training_set.to_parquet(out, index=False)
