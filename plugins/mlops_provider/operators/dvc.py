@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import run_metadata
 from mlops_provider.links import DvcVersionLink, dvc_version_url
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DvcVersionOperator(BaseOperator):
+class DvcVersionOperator(DvcHookMixin, BaseOperator):
     """Add, push and commit a file to the DVC data registry, and tag that version.
 
     Re-running with identical content is a no-op (no commit, no push, the tag stays); changed content makes
@@ -54,12 +54,8 @@ class DvcVersionOperator(BaseOperator):
         self.tag = tag
         self.dvc_conn_id = dvc_conn_id
 
-    @cached_property
-    def hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
-        result = self.hook.version_file(
+        result = self.dvc_hook.version_file(
             Path(self.source_path), self.target_path, self.tag, metadata=run_metadata(context)
         )
         DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
@@ -68,7 +64,7 @@ class DvcVersionOperator(BaseOperator):
         return result
 
 
-class DvcGetOperator(BaseOperator):
+class DvcGetOperator(DvcHookMixin, BaseOperator):
     """Write a versioned file of the data registry at a revision (tag, branch or sha) to a local path.
 
     The bytes are checked against the md5 recorded in the ``.dvc`` file at that revision.
@@ -98,11 +94,7 @@ class DvcGetOperator(BaseOperator):
         self.output_path = output_path
         self.dvc_conn_id = dvc_conn_id
 
-    @cached_property
-    def hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
-        result = self.hook.read_to(self.path, self.rev, Path(self.output_path))
+        result = self.dvc_hook.read_to(self.path, self.rev, Path(self.output_path))
         result["output_path"] = str(self.output_path)
         return result

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
@@ -44,7 +44,7 @@ def column_drifted(method: str, score: float, threshold: float) -> bool:
     return score < threshold if "p_value" in method.lower() else score >= threshold
 
 
-class DriftReportOperator(BaseOperator):
+class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Compare the newest validated data with the data the current champion was trained on.
 
     Reference: the champion's training set, resolved through the registry (alias -> model version tags
@@ -121,14 +121,6 @@ class DriftReportOperator(BaseOperator):
         self.experiment_name = experiment_name
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def dvc_hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
     def _window_end(self, context: Context) -> str:
         if self.partition_asset is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
+from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key, write_record
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
@@ -74,7 +74,7 @@ def challenger_alias(model_asset: Asset) -> AssetAlias:
     return AssetAlias(name=f"{model_asset.name}__challenger")
 
 
-class TrainModelOperator(BaseOperator):
+class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Train a model with the project's entrypoint, track it in MLflow, register it, alias it ``challenger``.
 
     Steps: check the inputs (hyperparameters against their spec, the dataset rev in the data registry, the
@@ -184,14 +184,6 @@ class TrainModelOperator(BaseOperator):
         self.dvc_conn_id = dvc_conn_id
         self._runner: LocalRunner | DockerRunner | None = None
         self._rev_name: str | None = None
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def dvc_hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
     def _default_dataset_rev(self, context: Context) -> None:
         """When no rev was given: the newest triggering event of ``dataset_asset``, else the newest tag."""
@@ -406,7 +398,7 @@ class TrainModelOperator(BaseOperator):
             self._runner.kill()
 
 
-class EvaluateModelOperator(BaseOperator):
+class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
 
     Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
@@ -470,10 +462,6 @@ class EvaluateModelOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
 
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def _version_to_judge(self, context: Context) -> tuple[str, str]:
         """The run's own version and where it came from (argument, triggering event, or alias)."""
         if self.challenger_version:
@@ -520,7 +508,7 @@ class EvaluateModelOperator(BaseOperator):
                 f"{self.model_name} v{version} has no data.path/data.rev tags (not registered by TrainModelOperator)"
             )
 
-        frame = DvcHook(dvc_conn_id=self.dvc_conn_id).read_frame(data_path, data_rev)
+        frame = self.dvc_hook.read_frame(data_path, data_rev)
         holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
         threshold = float(rules.get("threshold", 0.5))
         segment = rules.get("segment_column", "plan")
@@ -609,7 +597,7 @@ class ModelGateOperator(BaseOperator):
         return verdict
 
 
-class PromoteModelOperator(BaseOperator):
+class PromoteModelOperator(MlflowHookMixin, BaseOperator):
     """Move ``champion`` to the challenger and the old champion to ``previous``, compare-and-set.
 
     It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
@@ -653,7 +641,7 @@ class PromoteModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        hook = self.mlflow_hook
         version = str(self.version)
         expected = None if self.expected_champion in (None, "", "None", "none") else str(self.expected_champion)
         ti = context["ti"]
@@ -702,7 +690,7 @@ class PromoteModelOperator(BaseOperator):
         return {"model_name": self.model_name, "champion": version, "previous": previous, "changed": changed}
 
 
-class RollbackModelOperator(BaseOperator):
+class RollbackModelOperator(MlflowHookMixin, BaseOperator):
     """Restore ``previous`` as ``champion``, recording the reason on both model versions.
 
     After a rollback ``previous`` is removed, so a second rollback cannot flip back by accident; the next
@@ -739,7 +727,7 @@ class RollbackModelOperator(BaseOperator):
 
         if not str(self.reason or "").strip():
             raise AirflowFailException("reason: a rollback needs a reason (it is recorded on the model versions)")
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        hook = self.mlflow_hook
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"

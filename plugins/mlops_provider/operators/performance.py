@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
@@ -30,7 +30,7 @@ def performance_folder(dataset: str, partition: str) -> Path:
     return reports_dir() / "performance" / dataset / partition
 
 
-class ModelPerformanceOperator(BaseOperator):
+class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the current champion on the newest day whose labels have arrived and compare with a floor.
 
     Churn labels arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
@@ -95,14 +95,6 @@ class ModelPerformanceOperator(BaseOperator):
         self.experiment_name = experiment_name
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def dvc_hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         day = dt.date.fromisoformat(str(self.partition))

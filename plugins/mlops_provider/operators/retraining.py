@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.files import write_atomic
+from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.paths import reports_dir
 
@@ -172,7 +174,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         return super().execute(context)
 
 
-class BootstrapTrainingOperator(TriggerDagRunOperator):
+class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
     """Trigger the first training of a model that has no champion yet (cold start of the loop).
 
     Skips when ``model_name`` has a ``champion``. The run id is ``bootstrap__<dataset>``, one for all time: a
@@ -197,7 +199,7 @@ class BootstrapTrainingOperator(TriggerDagRunOperator):
         model_name: str,
         dataset_rev: str,
         trigger_dag_id: str = "training",
-        mlflow_conn_id: str = "mlflow_default",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
@@ -209,9 +211,7 @@ class BootstrapTrainingOperator(TriggerDagRunOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> Any:
-        from mlops_provider.hooks.mlflow import MlflowHook
-
-        champion = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).alias_version(self.model_name, CHAMPION_ALIAS)
+        champion = self.mlflow_hook.alias_version(self.model_name, CHAMPION_ALIAS)
         if champion is not None:
             raise AirflowSkipException(f"{self.model_name} has a champion (v{champion}): no bootstrap needed")
         run_id = f"bootstrap__{self.dataset}"

@@ -7,13 +7,13 @@ import shutil
 import statistics
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
@@ -34,7 +34,7 @@ def percentile_95(values: list[float]) -> float:
     return ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("inf")
 
 
-class PackageModelOperator(BaseOperator):
+class PackageModelOperator(MlflowHookMixin, BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
     The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
@@ -80,10 +80,6 @@ class PackageModelOperator(BaseOperator):
         self.docker_url = docker_url
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def download_model(self) -> Path:
         """The version's artifacts under ``$MLOPS_HOME/serving/<model>/v<version>/model`` (downloaded once)."""
 
@@ -92,7 +88,7 @@ class PackageModelOperator(BaseOperator):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            local = self.hook.download_model(f"models:/{self.model_name}/{self.version}", Path(tmp))
+            local = self.mlflow_hook.download_model(f"models:/{self.model_name}/{self.version}", Path(tmp))
             shutil.move(local, target)
         return target
 
@@ -109,7 +105,7 @@ class PackageModelOperator(BaseOperator):
         }
         if runner == "docker":
             result.update(self._build_image(model_dir))
-            self.hook.set_version_tags(
+            self.mlflow_hook.set_version_tags(
                 self.model_name,
                 self.version,
                 {"serving.image": result["image"], "serving.image_id": result["image_id"]},
@@ -122,7 +118,7 @@ class PackageModelOperator(BaseOperator):
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
         tag = f"{repository}:v{self.version}"
-        data_rev = self.hook.model_version_tags(self.model_name, self.version).get(DATA_REV_TAG, "")
+        data_rev = self.mlflow_hook.model_version_tags(self.model_name, self.version).get(DATA_REV_TAG, "")
         labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
                   "org.mlops.data.rev": data_rev}  # fmt: skip
         try:
@@ -156,7 +152,7 @@ class PackageModelOperator(BaseOperator):
         return {"image": tag, "image_id": image.id}
 
 
-class ShadowCheckOperator(BaseOperator):
+class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
     The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
@@ -212,7 +208,7 @@ class ShadowCheckOperator(BaseOperator):
 
     def _replay_frame(self) -> tuple[Any, str]:
 
-        dvc = DvcHook(dvc_conn_id=self.dvc_conn_id)
+        dvc = self.dvc_hook
         prefix = partition_tag(self.dataset, "")
         tags = dvc.tags(prefix + "*")
         if not tags:
@@ -226,7 +222,7 @@ class ShadowCheckOperator(BaseOperator):
 
         package = json_object(self.package, "package")
         name, version = package["model_name"], str(package["version"])
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        hook = self.mlflow_hook
         frame, replay_tag = self._replay_frame()
         model = hook.load_model(f"models:/{name}/{version}")
         expected = [float(p) for p in schema_predictor(model)(frame)]

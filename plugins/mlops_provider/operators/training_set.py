@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
 from mlops_provider.links import DvcVersionLink, dvc_version_url
@@ -38,7 +38,7 @@ def day_logical_date(day: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
 
 
-class TrainingSetAssemblyOperator(BaseOperator):
+class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
     """Concatenate the validated partitions of the ``window_days`` days up to ``partition`` into one training set.
 
     Every day of the window is classified before anything is read:
@@ -114,14 +114,10 @@ class TrainingSetAssemblyOperator(BaseOperator):
         self.wait_timeout = wait_timeout
         self.dvc_conn_id = dvc_conn_id
 
-    @cached_property
-    def hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
-
     def classify_days(self, context: Context) -> dict[str, str]:
         """``{day: state}`` for every day of the window (see ``DAY_STATES``)."""
         prefix = partition_tag(self.dataset, "")
-        versioned = {tag.removeprefix(prefix) for tag in self.hook.tags(prefix + "*")}
+        versioned = {tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")}
         quarantine = Path(self.quarantine_root) if self.quarantine_root else quarantine_dir() / self.dataset
         ti = context["ti"]
         dag_id = self.ingest_dag_id or ti.dag_id
@@ -180,19 +176,20 @@ class TrainingSetAssemblyOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
-        self.hook.ensure_workspace()
+        self.dvc_hook.ensure_workspace()
         chosen, left_out = self.select_partitions(context)
         self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))
         if left_out:
             self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
         with tempfile.TemporaryDirectory(prefix="training-set-") as tmp_dir:
             frames = [
-                self.hook.read_frame(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in chosen
+                self.dvc_hook.read_frame(partition_path(self.dataset, d), partition_tag(self.dataset, d))
+                for d in chosen
             ]
             training_set = pd.concat(frames, ignore_index=True)
             out = Path(tmp_dir) / "training_set.parquet"
             training_set.to_parquet(out, index=False)
-            version = self.hook.version_file(
+            version = self.dvc_hook.version_file(
                 out,
                 training_set_path(self.dataset),
                 training_set_tag(self.dataset, str(self.partition)),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.triggers.dvc import DvcTagTrigger, tag_sha
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DvcTagSensor(BaseSensorOperator):
+class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     """Wait until ``tag`` exists in the data registry (e.g. the training set of a day).
 
     Returns at once when the tag is already there (no deferral, no slot held). Otherwise it defers to
@@ -55,17 +55,13 @@ class DvcTagSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
-    @cached_property
-    def hook(self) -> DvcHook:
-        return DvcHook(dvc_conn_id=self.dvc_conn_id)
-
     def _abandon_paths(self) -> list[str]:
         from mlops_provider.paths import mlops_home
 
         return [str(p if Path(p).is_absolute() else mlops_home() / p) for p in self.abandon_paths]
 
     def _check(self) -> dict[str, Any] | None:
-        sha = asyncio.run(tag_sha(str(self.hook.workspace), self.tag))
+        sha = asyncio.run(tag_sha(str(self.dvc_hook.workspace), self.tag))
         if sha:
             return {"tag": self.tag, "sha": sha}
         for path in self._abandon_paths():
@@ -83,7 +79,7 @@ class DvcTagSensor(BaseSensorOperator):
         if found:
             return found
         self.defer(
-            trigger=DvcTagTrigger(str(self.hook.workspace), self.tag, self._abandon_paths(), self.poll_interval),
+            trigger=DvcTagTrigger(str(self.dvc_hook.workspace), self.tag, self._abandon_paths(), self.poll_interval),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, GATE_DECISION_TAG
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ChampionSensor(BaseSensorOperator):
+class ChampionSensor(MlflowHookMixin, BaseSensorOperator):
     """Wait until ``model_name`` has the alias ``alias`` (default ``champion``): the loop's first model went
     through training and the promotion gate.
 
@@ -50,16 +50,12 @@ class ChampionSensor(BaseSensorOperator):
         self.alias = alias
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        version = self.hook.alias_version(self.model_name, self.alias)
+        version = self.mlflow_hook.alias_version(self.model_name, self.alias)
         if version is not None:
             return PokeReturnValue(is_done=True, xcom_value=version)
 
-        versions = self.hook.model_versions(self.model_name)
+        versions = self.mlflow_hook.model_versions(self.model_name)
         newest = max(versions, key=lambda v: int(v.version), default=None)
         if newest is not None and (newest.tags or {}).get(GATE_DECISION_TAG) == "reject":
             raise AirflowSkipException(
