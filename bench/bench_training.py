@@ -104,7 +104,7 @@ def docker_ready() -> bool:
 def bench_training(rows: int) -> None:
     from mlops_provider.hooks.dvc import DvcHook
     from mlops_provider.hyperparameters import load_spec, resolve
-    from mlops_provider.operators.mlflow import TrainModelOperator
+    from mlops_provider.operators.training import TrainModelOperator
 
     sys.path.insert(0, str(PROJECT_ROOT))
     from tests.helpers import task_context

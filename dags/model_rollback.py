@@ -9,7 +9,7 @@ import pendulum
 from _assets import MODEL_NAME
 from airflow.sdk import DAG, Param
 
-from mlops_provider.operators.mlflow import RollbackModelOperator
+from mlops_provider.operators.promotion import RollbackModelOperator
 
 DOC_MD = f"""
 # model_rollback

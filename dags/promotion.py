@@ -10,7 +10,7 @@ import pendulum
 from _assets import CHALLENGER, DATASET, MODEL_NAME
 from airflow.sdk import DAG, Param
 
-from mlops_provider.operators.mlflow import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
+from mlops_provider.operators.promotion import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
 from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
 
 INCLUDE = Path(__file__).resolve().parents[1] / "include"

@@ -11,7 +11,7 @@ from _assets import CHALLENGER, DATASET, MODEL_NAME
 from airflow.sdk import DAG, Param
 
 from mlops_provider.layout import training_set_path, training_set_tag
-from mlops_provider.operators.mlflow import TrainModelOperator
+from mlops_provider.operators.training import TrainModelOperator
 
 TRAINING_CODE = Path(__file__).resolve().parents[1] / "include" / "training"
 

@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlops_provider.embedded import EmbeddedAirflow, EmbeddedAirflowError, distributed_components
+from mlops_provider.demo.embedded import EmbeddedAirflow, EmbeddedAirflowError, distributed_components
 from mlops_provider.hooks.mlflow import MlflowHook
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,15 @@ import sys
 
 
 def _seed_source(args: argparse.Namespace) -> int:
-    from mlops_provider.demo.churn_source import SourceSpec, dates_between, parse_bad_dates, seed_range
+    try:
+        from mlops_provider.demo.churn_source import SourceSpec, dates_between, parse_bad_dates, seed_range
+    except ModuleNotFoundError:
+        print(
+            "mlops seed-source: the demo source generator is not part of the installed package; run it from a clone "
+            "of the repository (uv sync; .venv/bin/mlops seed-source ...)",
+            file=sys.stderr,
+        )
+        return 2
 
     if args.url:
         from sqlalchemy import create_engine

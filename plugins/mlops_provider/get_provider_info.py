@@ -32,7 +32,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Great Expectations",
                 "python-modules": ["mlops_provider.operators.great_expectations"],
             },
-            {"integration-name": "MLflow", "python-modules": ["mlops_provider.operators.mlflow"]},
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["mlops_provider.operators.training", "mlops_provider.operators.promotion"],
+            },
         ],
         "integrations": [
             {"integration-name": name, "external-doc-url": url, "tags": ["software"]}

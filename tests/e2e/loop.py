@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlops_provider.embedded import EmbeddedAirflow
+from mlops_provider.demo.embedded import EmbeddedAirflow
 
 T = TypeVar("T")
 DATASET = "customer_activity"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
-from mlops_provider.embedded import EmbeddedAirflow, distributed_components
+from mlops_provider.demo.embedded import EmbeddedAirflow, distributed_components
 from tests.conftest import PROJECT_ROOT, embedded_environment, fresh_databases
 from tests.e2e.loop import Loop, check_loop_outcomes, unpause, wait_for_dags, wait_for_loop
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
-from mlops_provider.embedded import EmbeddedAirflow
+from mlops_provider.demo.embedded import EmbeddedAirflow
 from mlops_provider.operators.sql import SqlToParquetOperator
 from tests.e2e.browser import Browser, chromium_binary
 from tests.e2e.loop import (

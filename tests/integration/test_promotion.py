@@ -13,16 +13,16 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
-from mlops_provider.evaluation import holdout_mask
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.operators.mlflow import (
+from mlops_provider.operators.promotion import (
     EvaluateModelOperator,
     ModelGateOperator,
     PromoteModelOperator,
     RollbackModelOperator,
-    TrainModelOperator,
 )
+from mlops_provider.operators.training import TrainModelOperator
+from mlops_provider.scoring import holdout_mask
 from tests.helpers import task_context
 
 pytestmark = pytest.mark.integration

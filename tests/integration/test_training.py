@@ -15,7 +15,7 @@ from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import training_set_path
-from mlops_provider.operators.mlflow import TrainModelOperator, challenger_alias
+from mlops_provider.operators.training import TrainModelOperator, challenger_alias
 from mlops_provider.reproduce import reproduce_run
 from tests.helpers import task_context
 

@@ -153,7 +153,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     def _score(self, version: str, frame: Any) -> float:
         import numpy as np
 
-        from mlops_provider.evaluation import classification_metrics, schema_predictor
+        from mlops_provider.scoring import classification_metrics, schema_predictor
 
         model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
         proba = np.asarray(schema_predictor(model)(frame), dtype=float)

@@ -19,9 +19,9 @@ from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
+from mlops_provider.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
 from mlops_provider.paths import ledger_dir, mlops_home
 from mlops_provider.runners import RUNNERS, default_runner
-from mlops_provider.serving import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
 
-        from mlops_provider.evaluation import schema_predictor
+        from mlops_provider.scoring import schema_predictor
 
         package = json_object(self.package, "package")
         name, version = package["model_name"], str(package["version"])

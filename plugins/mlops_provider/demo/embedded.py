@@ -16,8 +16,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,26 +197,6 @@ class EmbeddedAirflow:
         return json.loads(payload) if payload else None
 
 
-@contextmanager
-def running_airflow(
-    airflow_bin: str, airflow_home: Path, *, port: int = 8080, env: dict[str, str] | None = None
-) -> Iterator[EmbeddedAirflow]:
-    """Context manager: a healthy embedded Airflow for the duration of the block, stopped afterwards."""
-    instance = EmbeddedAirflow(airflow_bin=airflow_bin, airflow_home=airflow_home, port=port, env=env)
-    try:
-        instance.start()
-        yield instance
-    finally:
-        instance.stop()
-
-
-def worker_hostname() -> str:
-    """``[core] hostname_callable`` of a component in the distributed mode on one machine: ``MLOPS_WORKER_NAME``
-    when set (each Celery worker gets its own, so the UI and the API show which worker ran a task), else the
-    machine's name as Airflow's default gives it."""
-    return os.environ.get("MLOPS_WORKER_NAME") or socket.getfqdn()
-
-
 def distributed_components(env: dict[str, str], bin_dir: Path, port: int) -> list[list[Any]]:
     """The distributed mode's processes on one machine (``config/distributed.env``): an MLflow tracking server
     with its PostgreSQL backend store, the Airflow api-server, scheduler, dag-processor, triggerer, and
@@ -238,7 +216,7 @@ def distributed_components(env: dict[str, str], bin_dir: Path, port: int) -> lis
     for i in range(1, int(env.get("MLOPS_CELERY_WORKERS", "2")) + 1):
         worker_env = {
             "MLOPS_WORKER_NAME": f"worker-{i}",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mlops_provider.embedded.worker_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mlops_provider.hostname.worker_hostname",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 10 + i),
         }
         worker = [airflow, "celery", "worker", "--celery-hostname", f"worker-{i}@%h", "--concurrency", "2"]

@@ -1,0 +1,396 @@
+"""Promotion stage: evaluate a version against the champion and write the verdict ledger, gate, promote with
+compare-and-set, roll back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
+from mlops_provider.evidence import attempt_key, write_record
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DATA_PATH_TAG,
+    DATA_REV_TAG,
+    GATE_DECISION_TAG,
+    PREVIOUS_ALIAS,
+)
+from mlops_provider.links import (
+    MlflowModelVersionLink,
+    VerdictLedgerLink,
+    model_version_url,
+    report_url,
+)
+from mlops_provider.locks import registry_lock
+from mlops_provider.paths import ledger_dir
+from mlops_provider.templates import json_object
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset, Context
+
+
+class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+    """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
+
+    Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
+    version), restricted to the holdout customers of ``split.json``: the customer-hash split keeps them out of
+    every model trained by the entrypoint, champion included. Both models are loaded from the registry and
+    scored overall and per segment; the behaviour tests run on the challenger; the gate rules of the model
+    decide ``promote`` or ``reject``.
+
+    The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
+    decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
+    tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``), written to
+    ``$MLOPS_HOME/reports/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
+    append-only: each evaluation writes its own (artifact ``gate/ledgers/<attempt>.json``), none is overwritten.
+
+    The version judged is the run's own: ``challenger_version`` when given, else the version announced by the
+    ``model_asset`` event that triggered the run, else (a manual run without a version) the ``challenger`` alias at
+    that moment. Re-running the evaluation of a past run therefore judges that run's version again, never a newer
+    challenger.
+
+    :param model_name: registered model (templated).
+    :param challenger_version: version to evaluate (templated); empty: see above.
+    :param model_asset: the challenger Asset the promotion DAG is scheduled on (its events carry ``version``).
+    :param gate_rules: JSON file of gate rules keyed by model name.
+    :param behaviour_tests: JSON file of behaviour tests.
+    :param holdout_spec: the training split file (``split.json``).
+    :param label_column: label column.
+    :param champion_alias: alias of the current champion.
+
+    XCom (return value): ``{"decision", "reason", "model_name", "challenger_version", "champion_version",
+    "failed_checks", "ledger_path"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "challenger_version")
+    operator_extra_links = (VerdictLedgerLink(),)
+    ui_color = "#fff0f5"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        gate_rules: str,
+        behaviour_tests: str,
+        holdout_spec: str,
+        challenger_version: str = "",
+        model_asset: Asset | None = None,
+        label_column: str = "churned",
+        champion_alias: str = CHAMPION_ALIAS,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.model_asset = model_asset
+        self.gate_rules = gate_rules
+        self.behaviour_tests = behaviour_tests
+        self.holdout_spec = holdout_spec
+        self.challenger_version = challenger_version
+        self.label_column = label_column
+        self.champion_alias = champion_alias
+        self.mlflow_conn_id = mlflow_conn_id
+        self.dvc_conn_id = dvc_conn_id
+
+    def _version_to_judge(self, context: Context) -> tuple[str, str]:
+        """The run's own version and where it came from (argument, triggering event, or alias)."""
+        if self.challenger_version:
+            return str(self.challenger_version), "challenger_version"
+        if self.model_asset is not None:
+            events = (context.get("triggering_asset_events") or {}).get(self.model_asset) or []
+            announced = [e for e in events if (e.extra or {}).get("model_name", self.model_name) == self.model_name]
+            newest = max(announced, key=lambda e: e.timestamp, default=None)
+            if newest is not None and newest.extra.get("version"):
+                return str(newest.extra["version"]), f"event of {self.model_asset.name}"
+        version = self.mlflow_hook.alias_version(self.model_name, CHALLENGER_ALIAS)
+        if not version:
+            raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
+        return version, "alias challenger"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+
+        from mlops_provider.scoring import (
+            decide,
+            holdout_mask,
+            load_json,
+            run_behaviour_tests,
+            schema_predictor,
+            score,
+        )
+
+        try:
+            all_rules = load_json(self.gate_rules, "gate rules")
+            tests = load_json(self.behaviour_tests, "behaviour tests")
+            split = load_json(self.holdout_spec, "holdout split")
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if self.model_name not in all_rules:
+            raise AirflowFailException(f"gate rules file {self.gate_rules} has no rules for model {self.model_name!r}")
+        rules = all_rules[self.model_name]
+        hook = self.mlflow_hook
+        version, chosen_by = self._version_to_judge(context)
+        self.log.info("Judging %s v%s (from the %s)", self.model_name, version, chosen_by)
+        challenger_mv = hook.model_version(self.model_name, version)
+        champion = hook.alias_version(self.model_name, self.champion_alias)
+        data_path, data_rev = challenger_mv.tags.get(DATA_PATH_TAG), challenger_mv.tags.get(DATA_REV_TAG)
+        if not data_path or not data_rev:
+            raise AirflowFailException(
+                f"{self.model_name} v{version} has no data.path/data.rev tags (not registered by TrainModelOperator)"
+            )
+
+        frame = self.dvc_hook.read_frame(data_path, data_rev)
+        holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
+        threshold = float(rules.get("threshold", 0.5))
+        segment = rules.get("segment_column", "plan")
+        challenger_model = hook.load_model(f"models:/{self.model_name}/{version}")
+        champion_model = (
+            hook.load_model(f"models:/{self.model_name}/{champion}") if champion and champion != version else None
+        )
+        challenger_scores = score(schema_predictor(challenger_model), holdout, self.label_column, segment, threshold)
+        champion_scores = (
+            score(schema_predictor(champion_model), holdout, self.label_column, segment, threshold)
+            if champion_model
+            else None
+        )
+        behaviour = run_behaviour_tests(schema_predictor(challenger_model), tests)
+        checks, decision, reason = decide(rules, challenger_scores, champion_scores, behaviour)
+        if champion == version:
+            decision, reason = "promote", f"v{version} is already the champion"
+
+        ti = context["ti"]
+        attempt = attempt_key(context)
+        ledger = {
+            "model_name": self.model_name,
+            "challenger_version": version,
+            "version_from": chosen_by,
+            "champion_version": champion,
+            "decision": decision,
+            "reason": reason,
+            "checks": checks,
+            "challenger_metrics": challenger_scores,
+            "champion_metrics": champion_scores,
+            "behaviour_tests": behaviour,
+            "evaluation_data": {"path": data_path, "rev": data_rev, "holdout": split, "rows": len(holdout)},
+            "rules": rules,
+            "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
+        }
+        ledger_path = write_record(ledger_dir(self.model_name, version), attempt, ledger)
+        if challenger_mv.run_id:
+            hook.log_dict(challenger_mv.run_id, ledger, f"gate/ledgers/{attempt}.json")
+        hook.set_version_tags(
+            self.model_name,
+            version,
+            {
+                GATE_DECISION_TAG: decision,
+                "gate.reason": reason[:500],
+                "gate.champion_version": str(champion or "none"),
+                "gate.evaluated_by": f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
+                "gate.ledger": attempt,
+            },
+        )
+        VerdictLedgerLink.persist(context, report_url(ledger_path))
+        self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
+        return {
+            "decision": decision,
+            "reason": reason,
+            "model_name": self.model_name,
+            "challenger_version": version,
+            "champion_version": champion,
+            "failed_checks": [f"{c['check']}({c['metric']})" for c in checks if not c["passed"]],
+            "ledger_path": str(ledger_path),
+        }
+
+
+class ModelGateOperator(BaseOperator):
+    """Let promotion go ahead only when the evaluation decided ``promote``; otherwise skip what follows.
+
+    A rejection is a normal outcome, not a failure: this task and its downstream tasks end as skipped and the
+    skip message carries the reason from the ledger.
+
+    :param evaluation: the evaluation result (templated, e.g. ``{{ ti.xcom_pull(task_ids='evaluate') }}``).
+    """
+
+    template_fields: Sequence[str] = ("evaluation",)
+
+    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluation = evaluation
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        verdict = json_object(self.evaluation, "evaluation")
+        if verdict.get("decision") != "promote":
+            raise AirflowSkipException(
+                f"{verdict.get('model_name')} v{verdict.get('challenger_version')} rejected: {verdict.get('reason')}"
+            )
+        return verdict
+
+
+class PromoteModelOperator(MlflowHookMixin, BaseOperator):
+    """Move ``champion`` to the challenger and the old champion to ``previous``, compare-and-set.
+
+    It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
+    otherwise it fails saying who moved it. The read-compare-set holds a lock (a file lock in ``$MLOPS_HOME``
+    on one machine; run it in the ``model_promotion`` pool across workers). Each move is recorded in model version
+    tags (``promotion.promoted_by`` = ``dag_id/run_id/task_id``).
+
+    Re-running is a no-op, also long after: when the version is the champion, or when this very run promoted it
+    (tag ``promotion.promoted_by``) even if the champion moved on since, nothing changes; a re-run never moves the
+    champion back.
+
+    :param model_name: registered model (templated).
+    :param version: version to promote (templated).
+    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion" (templated).
+
+    XCom (return value): ``{"model_name", "champion", "previous", "changed"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version", "expected_champion")
+    operator_extra_links = (MlflowModelVersionLink(),)
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str,
+        expected_champion: str | None,
+        champion_alias: str = CHAMPION_ALIAS,
+        previous_alias: str = PREVIOUS_ALIAS,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.expected_champion = expected_champion
+        self.champion_alias = champion_alias
+        self.previous_alias = previous_alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import datetime as dt
+
+        hook = self.mlflow_hook
+        version = str(self.version)
+        expected = None if self.expected_champion in (None, "", "None", "none") else str(self.expected_champion)
+        ti = context["ti"]
+        by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with registry_lock(self.model_name):
+            current = hook.alias_version(self.model_name, self.champion_alias)
+            promoted_by = hook.model_version_tags(self.model_name, version).get("promotion.promoted_by")
+            if current == version:
+                self.log.info("%s v%s is already the champion: nothing to do", self.model_name, version)
+                changed = False
+            elif promoted_by == by:
+                self.log.info(
+                    "%s v%s was promoted by this run (%s); the champion is v%s now: a re-run changes nothing",
+                    self.model_name, version, by, current,
+                )  # fmt: skip
+                changed = False
+            elif current != expected:
+                raise AirflowFailException(
+                    f"{self.model_name}: champion is v{current} now but was v{expected} when v{version} was evaluated "
+                    "(another promotion or a rollback happened since). Re-run the evaluation to compare against the "
+                    "current champion."
+                )
+            else:
+                if current is not None:
+                    hook.set_aliases(self.model_name, {self.previous_alias: current})
+                    hook.set_version_tags(
+                        self.model_name, current, {"promotion.replaced_at": now, "promotion.replaced_by": version}
+                    )
+                hook.set_aliases(self.model_name, {self.champion_alias: version})
+                hook.set_version_tags(
+                    self.model_name,
+                    version,
+                    {
+                        "promotion.promoted_at": now,
+                        "promotion.promoted_by": by,
+                        "promotion.replaced": str(current or "none"),
+                    },
+                )
+                self.log.info(
+                    "Promoted %s v%s to %s (previous: %s)", self.model_name, version, self.champion_alias, current
+                )
+                changed = True
+        previous = hook.alias_version(self.model_name, self.previous_alias)
+        MlflowModelVersionLink.persist(context, model_version_url(self.model_name, version))
+        return {"model_name": self.model_name, "champion": version, "previous": previous, "changed": changed}
+
+
+class RollbackModelOperator(MlflowHookMixin, BaseOperator):
+    """Restore ``previous`` as ``champion``, recording the reason on both model versions.
+
+    After a rollback ``previous`` is removed, so a second rollback cannot flip back by accident; the next
+    promotion sets it again. Re-running a rollback that happened (tag ``rollback.restored_by`` names this run) is a
+    no-op.
+
+    :param model_name: registered model (templated).
+    :param reason: why (templated; required, recorded in tags ``rollback.reason``).
+
+    XCom (return value): ``{"model_name", "champion", "rolled_back", "reason"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "reason")
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        reason: str,
+        champion_alias: str = CHAMPION_ALIAS,
+        previous_alias: str = PREVIOUS_ALIAS,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.reason = reason
+        self.champion_alias = champion_alias
+        self.previous_alias = previous_alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import datetime as dt
+
+        if not str(self.reason or "").strip():
+            raise AirflowFailException("reason: a rollback needs a reason (it is recorded on the model versions)")
+        hook = self.mlflow_hook
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        ti = context["ti"]
+        by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        with registry_lock(self.model_name):
+            previous = hook.alias_version(self.model_name, self.previous_alias)
+            current = hook.alias_version(self.model_name, self.champion_alias)
+            if (
+                current is not None
+                and hook.model_version_tags(self.model_name, current).get("rollback.restored_by") == by
+            ):
+                self.log.info("This run already rolled %s back to v%s: nothing to do", self.model_name, current)
+                return {"model_name": self.model_name, "champion": current, "rolled_back": None, "reason": self.reason}
+            if previous is None:
+                raise AirflowFailException(
+                    f"{self.model_name} has no {self.previous_alias!r} version to roll back to (champion: v{current})"
+                )
+            reason = str(self.reason)[:500]
+            hook.set_aliases(self.model_name, {self.champion_alias: previous, self.previous_alias: None})
+            hook.set_version_tags(
+                self.model_name,
+                previous,
+                {"rollback.restored_at": now, "rollback.restored_by": by, "rollback.reason": reason},
+            )
+            if current is not None:
+                hook.set_version_tags(
+                    self.model_name, current, {"rollback.rolled_back_at": now, "rollback.reason": reason}
+                )
+        self.log.warning("Rolled back %s: champion v%s -> v%s (%s)", self.model_name, current, previous, self.reason)
+        return {"model_name": self.model_name, "champion": previous, "rolled_back": current, "reason": self.reason}
