@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pendulum
+
+#: The repository root.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -34,11 +34,10 @@ from tests.e2e.loop import (
     wait_for_dags,
     wait_for_loop,
 )
-from tests.helpers import task_context
+from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
 PORT = 18793

@@ -13,10 +13,10 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
 from mlops_provider.files import md5_of_file
+from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 10)
 BAD_DAY = DAY + dt.timedelta(days=1)
 

@@ -25,12 +25,11 @@ from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.sensors.dvc import DvcTagSensor
 from mlops_provider.triggers.drift import DriftResultTrigger
 from mlops_provider.triggers.dvc import DvcTagTrigger
-from tests.helpers import task_context
-from tests.integration.test_promotion import copy_version, trained  # noqa: F401 (module fixture)
+from tests.helpers import PROJECT_ROOT, task_context
+from tests.integration.models import copy_version
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CALM, DRIFTED = dt.date(2026, 11, 12), dt.date(2026, 11, 20)
 NUMERICAL = ["tenure_days", "monthly_charges", "total_charges", "sessions_7d", "avg_session_minutes",
              "support_tickets_30d", "payment_failures_90d", "discount_pct", "last_login_days_ago"]  # fmt: skip
@@ -38,7 +37,7 @@ CATEGORICAL = ["plan", "region", "device", "payment_method"]
 
 
 @pytest.fixture(scope="module")
-def monitored(trained, tmp_path_factory):  # noqa: F811
+def monitored(trained, tmp_path_factory):
     """Champion = the 'good' model; partitions: a calm day and drifted days; a newer, different training set."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(trained["home"]))

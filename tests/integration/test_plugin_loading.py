@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PROJECT_ROOT
+
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REAL_LIBRARIES = ("docker", "mlflow", "dvc", "great_expectations", "evidently", "xgboost")
 
 PROBE = """

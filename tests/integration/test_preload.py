@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PROJECT_ROOT
+
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import json, os, sys, threading

@@ -21,69 +21,10 @@ from mlops_provider.operators.promotion import (
     PromoteModelOperator,
     RollbackModelOperator,
 )
-from mlops_provider.operators.training import TrainModelOperator
-from mlops_provider.scoring import holdout_mask
-from tests.helpers import task_context
+from tests.helpers import PROJECT_ROOT, task_context
+from tests.integration.models import PROMOTION, TRAINING, copy_version
 
 pytestmark = pytest.mark.integration
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TRAINING = PROJECT_ROOT / "include" / "training"
-PROMOTION = PROJECT_ROOT / "include" / "promotion"
-DATA_PATH = "data/customer_activity/training_set.parquet"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    """Four runs trained once: weak, good, good again (same data and params), and one taught inverted premium labels."""
-    home = tmp_path_factory.mktemp("promotion") / "mlops"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(6)]
-        frame = pd.concat([generate_day(d, SourceSpec(rows_per_day=1500)) for d in days], ignore_index=True)
-        frame["signup_date"] = pd.to_datetime(frame["signup_date"])
-        # Premium labels inverted on the training side only: the holdout (evaluation) keeps the true labels.
-        noisy = frame.copy()
-        split = json.loads((TRAINING / "split.json").read_text())
-        premium = (noisy["plan"] == "premium") & ~holdout_mask(noisy, split)
-        noisy.loc[premium, "churned"] = 1 - noisy.loc[premium, "churned"]
-        revs = {}
-        for name, data in (("clean", frame), ("noisy", noisy)):
-            path = home.parent / f"{name}.parquet"
-            data.to_parquet(path, index=False)
-            revs[name] = DvcHook().version_file(path, DATA_PATH, f"training-set/{name}", {})["rev"]
-        runs = {}
-        for key, rev, params in (
-            ("weak", "clean", {"n_estimators": 2, "max_depth": 1}),
-            ("good", "clean", {"n_estimators": 120, "max_depth": 4}),
-            ("good_again", "clean", {"n_estimators": 120, "max_depth": 4}),
-            ("noisy_premium", "noisy", {"n_estimators": 120, "max_depth": 4}),
-        ):
-            result = TrainModelOperator(
-                task_id="train",
-                dataset_path=DATA_PATH,
-                dataset_rev=revs[rev],
-                entrypoint=str(TRAINING / "train.py"),
-                hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
-                hyperparameters=params,
-                experiment_name="churn",
-                model_name="pool",
-                runner="local",
-            ).execute(task_context(None, dag_id="training", run_id=key, task_id="train"))
-            runs[key] = result
-    return {"home": home, "runs": runs}
-
-
-def copy_version(hook: MlflowHook, source_name: str, source_version: str, name: str) -> str:
-    """Register the model of ``source_name`` v``source_version`` again as a new version of ``name``."""
-    client = hook.get_client()
-    source = client.get_model_version(source_name, source_version)
-    hook.get_or_create_registered_model(name)
-    with hook.scoped_environment():
-        created = client.create_model_version(
-            name, source=source.source, run_id=source.run_id, model_id=source.model_id, tags=source.tags
-        )
-    return str(created.version)
 
 
 @pytest.fixture

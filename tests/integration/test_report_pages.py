@@ -22,11 +22,10 @@ from mlops_provider.operators.great_expectations import SUMMARY_XCOM_KEY, GreatE
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.web.app import REPORT_POLICY, SCRIPTED_REPORT_POLICY, create_app
 from tests.e2e.browser import Browser, chromium_binary
-from tests.helpers import task_context
+from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
 DAY = dt.date(2026, 11, 5)
 #: What whoever can write source rows could put in a category: script in an admin's Airflow session.

@@ -17,17 +17,16 @@ from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.model_servers import DockerModelServer
 from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
-from tests.helpers import task_context
-from tests.integration.test_promotion import copy_version, trained  # noqa: F401 (module fixture)
+from tests.helpers import PROJECT_ROOT, task_context
+from tests.integration.models import copy_version
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 9)
 
 
 @pytest.fixture
-def candidate(trained, monkeypatch, tmp_path):  # noqa: F811
+def candidate(trained, monkeypatch, tmp_path):
     """The 'good' model registered as serving_model v1, and a validated partition to replay."""
     monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
     hook = MlflowHook()

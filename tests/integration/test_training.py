@@ -3,58 +3,21 @@ lineage tags, the challenger alias, bad inputs caught before training, and repro
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import training_set_path
-from mlops_provider.operators.training import TrainModelOperator, challenger_alias
+from mlops_provider.operators.training import challenger_alias
 from mlops_provider.reproduce import reproduce_run
-from tests.helpers import task_context
+from tests.helpers import PROJECT_ROOT, task_context
+from tests.integration.models import FAST, TAG, context, train_op
 
 pytestmark = pytest.mark.integration
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TRAINING = PROJECT_ROOT / "include" / "training"
-TAG = "training-set/customer_activity/2026-11-05"
-FAST = {"n_estimators": 30, "max_depth": 4}
-
-
-@pytest.fixture
-def training_set(mlops_home, tmp_path) -> dict:
-    """Five days of the demo source, versioned in the data registry as the ingest DAG versions a training set."""
-    days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(5)]
-    frame = pd.concat([generate_day(d, SourceSpec(rows_per_day=800)) for d in days], ignore_index=True)
-    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
-    path = tmp_path / "training_set.parquet"
-    frame.to_parquet(path, index=False)
-    return DvcHook().version_file(path, training_set_path("customer_activity"), TAG, {})
-
-
-def train_op(**kwargs) -> TrainModelOperator:
-    defaults = dict(
-        task_id="train",
-        dataset_path=training_set_path("customer_activity"),
-        dataset_rev=TAG,
-        entrypoint=str(TRAINING / "train.py"),
-        hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
-        hyperparameters=FAST,
-        experiment_name="churn",
-        model_name="churn_classifier",
-        runner="local",
-    )
-    return TrainModelOperator(**{**defaults, **kwargs})
-
-
-def context(try_number: int = 1) -> dict:
-    return task_context(None, dag_id="training", run_id="manual__1", task_id="train", try_number=try_number)
 
 
 def test_training_twice_for_one_airflow_run_gives_one_run_and_one_version(training_set, mlops_home):

@@ -11,12 +11,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.runners import RUN_KEY_LABEL
-from tests.integration.test_training import context, train_op, training_set  # noqa: F401 (fixture)
+from tests.integration.models import context, train_op
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 
-def test_docker_runner_trains_in_the_training_image(training_set, training_image):  # noqa: F811
+def test_docker_runner_trains_in_the_training_image(training_set, training_image):
     result = train_op(runner="docker", image=training_image).execute(context())
     client = MlflowHook().get_client()
     tags = client.get_run(result["run_id"]).data.tags
@@ -28,7 +28,7 @@ def test_docker_runner_trains_in_the_training_image(training_set, training_image
     assert MlflowHook().alias_version("churn_classifier", "challenger") == "1"
 
 
-def test_missing_image_fails_before_any_container_starts(training_set, docker_engine):  # noqa: F811
+def test_missing_image_fails_before_any_container_starts(training_set, docker_engine):
     engine = docker.from_env()
     before = {c.id for c in engine.containers.list(all=True)}
     with pytest.raises(AirflowFailException, match="training image 'mlops-training:does-not-exist' does not exist"):
@@ -36,7 +36,7 @@ def test_missing_image_fails_before_any_container_starts(training_set, docker_en
     assert {c.id for c in engine.containers.list(all=True)} == before
 
 
-def test_killed_container_then_retry_succeeds_in_the_same_run(training_set, training_image):  # noqa: F811
+def test_killed_container_then_retry_succeeds_in_the_same_run(training_set, training_image):
     engine = docker.from_env()
     outcome: dict = {}
 

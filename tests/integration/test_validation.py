@@ -16,11 +16,10 @@ from mlops_provider.demo.churn_source import SourceSpec, corrupt, seed_range
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.operators.great_expectations import SUMMARY_XCOM_KEY, GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
-from tests.helpers import task_context
+from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
 DAY = dt.date(2026, 11, 5)
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PROJECT_ROOT
+
 pytestmark = pytest.mark.unit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
     "postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
     "airflow-dag-processor", "airflow-triggerer", "airflow-worker-1", "airflow-worker-2",

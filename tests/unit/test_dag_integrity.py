@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 
 

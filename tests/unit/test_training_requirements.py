@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+from tests.helpers import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.unit
 
 
 def test_requirements_txt_matches_uv_lock():
