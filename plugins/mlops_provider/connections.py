@@ -4,7 +4,10 @@ reads it in every Airflow process."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseHook, Connection
 
 DVC_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "port"],
@@ -49,3 +52,16 @@ def provider_connection_types() -> list[dict[str, Any]]:
         }
         for conn_type, (hook_class, behaviour) in CONNECTION_TYPES.items()
     ]
+
+
+def optional_connection(hook: BaseHook, conn_id: str) -> Connection | None:
+    """The hook's connection, or None when its *default* id is not defined (the embedded default then applies);
+    a connection id the user named must exist (AirflowNotFoundException)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        if conn_id != getattr(hook, "default_conn_name", None):
+            raise
+        return None

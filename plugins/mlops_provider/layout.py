@@ -5,7 +5,7 @@ provider, so every module (hooks, operators, sensors, the web app, DAG files) ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,3 +62,74 @@ GATE_DECISION_TAG = "gate.decision"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 PREVIOUS_ALIAS = "previous"
+
+
+# -- the monitoring records (written by the drift and performance checks, read by the sensor, the retraining
+#    trigger, the model health page and the demo) -------------------------------------------------------------
+
+
+class ColumnDrift(TypedDict):
+    """One column of a drift summary."""
+
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+class DriftSummary(TypedDict, total=False):
+    """What ``DriftReportOperator`` writes (``reports/drift/<dataset>/<day>/<attempt>.json``) and returns."""
+
+    dataset_drift: bool
+    drift_share: float
+    threshold: float
+    columns: dict[str, ColumnDrift]
+    dataset: str
+    partition: str
+    window: list[str]
+    reference: dict[str, Any]
+    sample_rows: dict[str, int]
+    attempt: str
+    recorded_at: str
+    recheck: bool
+    first_attempt: str | None
+    report_path: str
+    report_url: str
+    summary_path: str
+    mlflow_run_id: str
+
+
+class PerformanceSummary(TypedDict, total=False):
+    """What ``ModelPerformanceOperator`` writes (``reports/performance/<dataset>/<day>/<attempt>.json``)."""
+
+    status: str  # "scored" or "no_labels"
+    dataset: str
+    model_name: str
+    partition: str
+    labelled_day: str
+    metric: str
+    floor: float
+    value: float
+    model_version: str
+    below_floor: bool
+    labelled_rows: int
+    recheck: bool
+    attempt: str
+    recorded_at: str
+    summary_path: str
+    mlflow_run_id: str
+
+
+class RetrainingDecision(TypedDict):
+    """What ``DriftSensor`` returns when retraining is called for; ``TriggerRetrainingOperator`` acts on it."""
+
+    reason: str  # "drift" or "performance"
+    drift_share: float
+    threshold: float | None
+    partition: str | None
+    report_url: str | None
+    report_path: str | None
+    drifted_columns: list[str]
+    performance: PerformanceSummary | None
+    recheck: bool
+    summary_path: str | None

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlops_provider.connections import DVC_FIELD_BEHAVIOUR
+from mlops_provider.connections import DVC_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.files import atomic_path, md5_of_file
 from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
 
@@ -100,11 +99,8 @@ class DvcHook(BaseHook):
 
     @cached_property
     def _settings(self) -> dict[str, Any]:
-        try:
-            conn = self.get_connection(self.dvc_conn_id)
-        except AirflowNotFoundException:
-            if self.dvc_conn_id != self.default_conn_name:
-                raise
+        conn = optional_connection(self, self.dvc_conn_id)
+        if conn is None:
             return {}
         extra = conn.extra_dejson
         return {

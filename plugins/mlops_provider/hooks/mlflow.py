@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlops_provider.connections import MLFLOW_FIELD_BEHAVIOUR
+from mlops_provider.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.paths import mlops_home
 
 if TYPE_CHECKING:
@@ -100,11 +99,8 @@ class MlflowHook(BaseHook):
 
     @cached_property
     def _settings(self) -> dict[str, Any]:
-        try:
-            conn = self.get_connection(self.mlflow_conn_id)
-        except AirflowNotFoundException:
-            if self.mlflow_conn_id != self.default_conn_name:
-                raise
+        conn = optional_connection(self, self.mlflow_conn_id)
+        if conn is None:
             return {}
         extra = conn.extra_dejson
         host = conn.host or ""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
 from mlops_provider.triggers.drift import DriftResultTrigger, read_result
 
 if TYPE_CHECKING:
@@ -52,11 +53,11 @@ class DriftSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
-    def _results(self) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    def _results(self) -> tuple[DriftSummary, PerformanceSummary | None] | None:
         summary, performance = read_result(self.summary_path), read_result(self.performance_path)
         if summary is None or (self.performance_path and performance is None):
             return None
-        return summary, performance
+        return cast("DriftSummary", summary), cast("PerformanceSummary | None", performance)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -78,10 +79,10 @@ class DriftSensor(BaseSensorOperator):
         ready = self._results()
         return PokeReturnValue(is_done=True, xcom_value=self.decide(*ready)) if ready else False
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> RetrainingDecision:
         return self.decide(event["summary"], event.get("performance"))
 
-    def decide(self, summary: dict[str, Any], performance: dict[str, Any] | None = None) -> dict[str, Any]:
+    def decide(self, summary: DriftSummary, performance: PerformanceSummary | None = None) -> RetrainingDecision:
         share = float(summary["drift_share"])
         drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
         degraded = bool(performance and performance.get("status") == "scored" and performance.get("below_floor"))
