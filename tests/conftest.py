@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT  # noqa: E402 (one definition of the repository root)
+
 VENV_BIN = Path(sys.executable).parent
 KNOWN_KINDS = ("unit", "integration", "e2e")
 

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -355,9 +355,16 @@ class MlflowHook(BaseHook):
             for key, value in tags.items():
                 client.set_model_version_tag(model_name, str(version), key, value)
 
+    def alias_lock(self, model_name: str) -> AbstractContextManager[None]:
+        """Hold this around a read-compare-set of the model's aliases (a file lock on this machine; run the tasks in
+        the ``model_promotion`` pool across workers)."""
+        from mlops_provider.locks import registry_lock
+
+        return registry_lock(model_name)
+
     def set_aliases(self, model_name: str, aliases: dict[str, str | None]) -> None:
         """Point each alias at its version, in order; ``None`` removes the alias. Callers that read, compare and
-        then set hold ``locks.registry_lock`` (and the ``model_promotion`` pool) around the whole sequence."""
+        then set hold ``alias_lock`` around the whole sequence."""
         client = self.get_client()
         with self.scoped_environment():
             for alias, version in aliases.items():

@@ -27,7 +27,6 @@ from mlops_provider.links import (
     model_version_url,
     report_url,
 )
-from mlops_provider.locks import registry_lock
 from mlops_provider.paths import ledger_dir
 from mlops_provider.templates import json_object
 
@@ -284,7 +283,7 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        with registry_lock(self.model_name):
+        with hook.alias_lock(self.model_name):
             current = hook.alias_version(self.model_name, self.champion_alias)
             promoted_by = hook.model_version_tags(self.model_name, version).get("promotion.promoted_by")
             if current == version:
@@ -368,7 +367,7 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-        with registry_lock(self.model_name):
+        with hook.alias_lock(self.model_name):
             previous = hook.alias_version(self.model_name, self.previous_alias)
             current = hook.alias_version(self.model_name, self.champion_alias)
             if (
