@@ -78,6 +78,7 @@ def test_ingest_versions_the_validated_partition_and_skips_a_bad_day(ingest_dag,
         "version_partition": "upstream_failed",
         "assemble_training_set": "upstream_failed",
     }
-    assert (mlops_home / "quarantine" / "customer_activity" / str(BAD_DAY) / f"{BAD_DAY}.parquet").is_file()
+    # one quarantine folder per validation attempt, the partition and its result inside
+    assert len(list((mlops_home / "quarantine" / "customer_activity" / str(BAD_DAY)).glob(f"*/{BAD_DAY}.parquet"))) == 1
     assert git(workspace, "tag", "--list", f"*{BAD_DAY}") == ""
     assert git(workspace, "rev-list", "--count", "HEAD") == commits
