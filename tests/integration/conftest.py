@@ -12,10 +12,9 @@ import pytest
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import training_set_path
-from mlops_provider.operators.training import TrainModelOperator
 from mlops_provider.scoring import holdout_mask
 from tests.helpers import task_context
-from tests.integration.models import DATA_PATH, TAG, TRAINING
+from tests.integration.models import DATA_PATH, TAG, TRAINING, train_op
 
 
 @pytest.fixture
@@ -55,16 +54,6 @@ def trained(tmp_path_factory) -> dict:
             ("good_again", "clean", {"n_estimators": 120, "max_depth": 4}),
             ("noisy_premium", "noisy", {"n_estimators": 120, "max_depth": 4}),
         ):
-            result = TrainModelOperator(
-                task_id="train",
-                dataset_path=DATA_PATH,
-                dataset_rev=revs[rev],
-                entrypoint=str(TRAINING / "train.py"),
-                hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
-                hyperparameters=params,
-                experiment_name="churn",
-                model_name="pool",
-                runner="local",
-            ).execute(task_context(None, dag_id="training", run_id=key, task_id="train"))
-            runs[key] = result
+            op = train_op(dataset_path=DATA_PATH, dataset_rev=revs[rev], hyperparameters=params, model_name="pool")
+            runs[key] = op.execute(task_context(None, dag_id="training", run_id=key, task_id="train"))
     return {"home": home, "runs": runs}
