@@ -59,10 +59,10 @@ on large samples), the score and the threshold (0.1); a column drifts when its d
 | `drift_report` | a **re-check**: compares the day with the champion **its first check recorded** (not today's; fails if that version was deleted), writes a new record beside the first (`<day>/<new attempt>.json/.html`), never over it; the model health page keeps showing the first record |
 | `performance_check` | the same: scores the version the first check scored, beside the first record |
 | `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
-| `trigger_training` | never triggers for a re-check, nor twice for a day (run id `drift__{DATASET}__<day>`); its *Triggered DAG* link keeps naming the run the day triggered |
+| `trigger_training` | never triggers twice for a day (run id `drift__{DATASET}__<day>`; its *Triggered DAG* link keeps naming that run), nor for a re-check made more than 6 h after the day's first check; a retry or a clear the same night (say after the sensor failed) still goes through, behind the other rails |
 
 **Re-checking a past day** is therefore safe: clear `drift_report` with downstream; you get a second report next to
-the first and no training. **To retrain on a past day's data**, trigger `training` by hand with reason `manual` and
+the first and no training (unless that day was first checked less than 6 h ago). **To retrain on a past day's data**, trigger `training` by hand with reason `manual` and
 `dataset_rev` = `training-set/{DATASET}/<day>`. The weekly budget also counts real time (at most 2 triggered
 trainings in any 7 days of wall-clock time, records in `$MLOPS_HOME/reports/retraining/{DATASET}/`), so neither a
 long backfill nor a storm of re-runs can start more.

@@ -93,6 +93,7 @@ class DriftSummary(TypedDict, total=False):
     recorded_at: str
     recheck: bool
     first_attempt: str | None
+    first_recorded_at: str | None
     report_path: str
     report_url: str
     summary_path: str
@@ -132,4 +133,5 @@ class RetrainingDecision(TypedDict):
     drifted_columns: list[str]
     performance: PerformanceSummary | None
     recheck: bool
+    first_recorded_at: str | None
     summary_path: str | None

@@ -361,6 +361,9 @@ def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_tr
     report(day, run_id="nightly")
     folder = drift_folder("customer_activity", day.isoformat())
     record = attempts(folder)[0]  # the day's record of decision (whichever test wrote it first)
+    # That check happened two days ago (the record's time is what the trigger's grace counts from).
+    record["recorded_at"] = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).isoformat(timespec="seconds")
+    Path(record["summary_path"]).write_text(json.dumps(record, indent=2))
     record_bytes = Path(record["summary_path"]).read_bytes()
     report_bytes = Path(record["report_path"]).read_bytes()
     hook = MlflowHook()
@@ -382,5 +385,5 @@ def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_tr
     assert decision["recheck"] is True
     trigger = TriggerRetrainingOperator(task_id="trigger_training", dataset="customer_activity", decision=decision,
                                         dataset_rev=f"training-set/customer_activity/{day}")  # fmt: skip
-    with pytest.raises(AirflowSkipException, match="a re-check never triggers training"):
+    with pytest.raises(AirflowSkipException, match="a late re-check never triggers training"):
         trigger.execute(task_context(day, dag_id="drift_monitoring", run_id="cleared-later"))

@@ -215,6 +215,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             recorded_at=now_iso(),
             recheck=first is not None,
             first_attempt=first.get("summary_path") if first else None,
+            first_recorded_at=first.get("recorded_at") if first else None,
         )
         html_path = folder / f"{attempt}.html"
         summary["report_path"] = str(html_path)

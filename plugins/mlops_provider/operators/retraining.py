@@ -51,9 +51,11 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     Rails, checked in this order, each ending the task as skipped with the reason:
 
     1. the run id is ``drift__<dataset>__<window end>``: re-running the monitoring run never triggers twice;
-    2. a **re-check** of a day that was already checked (a cleared drift or performance task) never triggers,
-       unless ``retrain_on_recheck``: history is not rewritten by hindsight; to retrain on that day's data,
-       trigger ``training`` by hand with its ``dataset_rev``;
+    2. a **re-check** of a day that was already checked (a cleared drift or performance task) does not trigger
+       once the day's first check is older than ``recheck_grace`` (real time), unless ``retrain_on_recheck``:
+       history is not rewritten by hindsight; to retrain on that day's data, trigger ``training`` by hand with its
+       ``dataset_rev``. Within the grace (a retry, or a clear the same night after a downstream failure) it goes on,
+       behind the other rails;
     3. a training run is already queued or running: it will pick up the newest data anyway;
     4. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one (data days,
        so a backfill decides like the nightly runs did);
@@ -74,7 +76,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     :param cooldown_days: days without a second drift-triggered training.
     :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
     :param max_per_real_week: drift-triggered trainings allowed per 7 days of real time (None: ``max_per_week``).
-    :param retrain_on_recheck: act on a re-check's results too (default False).
+    :param retrain_on_recheck: act on a re-check's results whatever its age (default False).
+    :param recheck_grace: how long after a day's first check a re-check may still trigger (default 6 hours).
     """
 
     template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "dataset", "decision", "dataset_rev")
@@ -90,6 +93,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         max_per_week: int = 2,
         max_per_real_week: int | None = None,
         retrain_on_recheck: bool = False,
+        recheck_grace: dt.timedelta = dt.timedelta(hours=6),
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
@@ -108,6 +112,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self.max_per_week = max_per_week
         self.max_per_real_week = max_per_real_week
         self.retrain_on_recheck = retrain_on_recheck
+        self.recheck_grace = recheck_grace
 
     def _runs(self, context: Context, days: list[dt.date], states: list[str] | None = None) -> int:
         run_ids = [retraining_run_id(self.dataset, d.isoformat()) for d in days]
@@ -124,12 +129,18 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         if self._runs(context, [day]):
             ti.xcom_push(key=XCOM_RUN_ID, value=run_id)  # a re-run keeps the "Triggered DAG" link to that run
             raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
+        now = dt.datetime.now(dt.UTC)
         if decision.get("recheck") and not self.retrain_on_recheck:
-            raise AirflowSkipException(
-                f"these results re-check {window_end}, which was already checked ({decision.get('summary_path')}): a "
-                f"re-check never triggers training. To retrain on that day's data, trigger {self.trigger_dag_id} by "
-                f"hand with reason manual and dataset_rev {self.dataset_rev or 'of that day'}"
-            )
+            first = decision.get("first_recorded_at")
+            age = now - dt.datetime.fromisoformat(first) if first else None
+            if age is None or age > self.recheck_grace:
+                raise AirflowSkipException(
+                    f"these results re-check {window_end}, first checked {first or 'earlier'} (more than "
+                    f"{self.recheck_grace} ago): a late re-check never triggers training. To retrain on that day's "
+                    f"data, trigger {self.trigger_dag_id} by hand with reason manual and dataset_rev "
+                    f"{self.dataset_rev or 'of that day'}"
+                )
+            self.log.info("Re-check of %s within %s of its first check (%s): acting on it", window_end, age, first)
         busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
         if busy:
             raise AirflowSkipException(f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
@@ -142,7 +153,6 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             raise AirflowSkipException(
                 f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})"
             )
-        now = dt.datetime.now(dt.UTC)
         recent = triggered_since(self.dataset, now - dt.timedelta(days=7))
         if len(recent) >= self.max_per_real_week:
             raise AirflowSkipException(

@@ -112,5 +112,6 @@ class DriftSensor(BaseSensorOperator):
             "drifted_columns": drifted,
             "performance": performance,
             "recheck": bool(summary.get("recheck") or (performance or {}).get("recheck")),
+            "first_recorded_at": summary.get("first_recorded_at"),
             "summary_path": summary.get("summary_path"),
         }

@@ -45,11 +45,22 @@ def test_two_trainings_triggered_this_real_week_exhaust_the_budget_whatever_the_
     assert (folder / "drift__sales__2026-11-20.json").is_file()  # and it is recorded for the next count
 
 
-def test_a_recheck_is_not_acted_on_unless_asked(mlops_home):
-    op = TriggerRetrainingOperator(
-        task_id="trigger_training", dataset="sales", decision=decision(recheck=True, summary_path="/r/first.json")
-    )
-    with pytest.raises(AirflowSkipException, match=r"re-check never triggers training.*trigger training by hand"):
-        op.execute(task_context(DAY, dag_id="drift_monitoring"))
+def test_a_late_recheck_is_not_acted_on_unless_asked_a_retry_within_the_grace_is(mlops_home):
+    from airflow.sdk.exceptions import DagRunTriggerException
+
+    def recheck(hours_ago: float | None, **kwargs) -> TriggerRetrainingOperator:
+        first = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)).isoformat() if hours_ago is not None else None
+        return TriggerRetrainingOperator(
+            task_id="trigger_training", dataset="sales", decision=decision(recheck=True, first_recorded_at=first),
+            **kwargs,
+        )  # fmt: skip
+
+    for late in (recheck(30), recheck(None)):
+        with pytest.raises(AirflowSkipException, match=r"late re-check never triggers training.*by hand"):
+            late.execute(task_context(DAY, dag_id="drift_monitoring"))
+    with pytest.raises(DagRunTriggerException):  # asked explicitly
+        recheck(30, retrain_on_recheck=True).execute(task_context(DAY, dag_id="drift_monitoring"))
+    with pytest.raises(DagRunTriggerException):  # a clear the same night, after a downstream failure
+        recheck(1).execute(task_context(DAY + dt.timedelta(days=5), dag_id="drift_monitoring"))
     with pytest.raises(ValueError, match="max_per_real_week >= 1"):
         operator(max_per_real_week=0)
