@@ -153,7 +153,8 @@ def test_drift_sensor_defers_to_the_triggerer_and_resumes(loop, tmp_path):
     run_id = run["dag_run_id"]
     wait_for(lambda: ti(airflow, "drift_sensor_probe", run_id, "drift_sensor")["state"] == "deferred", 120,
              "the drift sensor to defer")  # fmt: skip
-    drifted = {"drift_share": 0.5, "partition": "2026-11-20", "columns": {"device": {"drifted": True}}}
+    drifted = {"dataset_drift": True, "drift_share": 0.5, "threshold": 0.3, "partition": "2026-11-20",
+               "columns": {"device": {"drifted": True}}}  # fmt: skip
     summary.write_text(json.dumps(drifted))
     wait_for(lambda: ti(airflow, "drift_sensor_probe", run_id, "drift_sensor")["state"] == "success", 120,
              "the trigger to fire and the sensor to resume")  # fmt: skip

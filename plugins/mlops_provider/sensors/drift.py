@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
 from mlops_provider.triggers.drift import DriftResultTrigger, read_result
@@ -86,6 +86,11 @@ class DriftSensor(BaseSensorOperator):
         share = float(summary["drift_share"])
         drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
         degraded = bool(performance and performance.get("status") == "scored" and performance.get("below_floor"))
+        if "dataset_drift" not in summary:
+            raise AirflowFailException(
+                f"drift summary {summary.get('summary_path') or self.summary_path} has no dataset_drift verdict: it "
+                "was not written by DriftReportOperator (the report decides; this sensor only reads its verdict)"
+            )
         threshold = summary.get("threshold")
         drifted_verdict = bool(summary["dataset_drift"])
         if not drifted_verdict and not degraded:

@@ -28,6 +28,13 @@ def test_the_reports_verdict_decides_not_a_second_threshold():
         sensor().decide(summary(0.4, False, threshold=0.5))
 
 
+def test_a_summary_without_a_verdict_is_refused_naming_it():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="has no dataset_drift verdict"):
+        sensor().decide({"drift_share": 0.9, "summary_path": "/r/x.json"})
+
+
 def test_performance_below_the_floor_is_the_second_reason_and_rechecks_are_marked():
     performance = {"status": "scored", "below_floor": True, "metric": "roc_auc", "value": 0.6, "floor": 0.65}
     decision = sensor().decide(summary(0.1, False, recheck=True), performance)
