@@ -33,16 +33,16 @@ def trigger_records_dir(dataset: str) -> Path:
 
 def triggered_since(dataset: str, since: dt.datetime) -> list[dict[str, Any]]:
     """The trigger records of ``dataset`` written at or after ``since`` (real time)."""
-    folder = trigger_records_dir(dataset)
-    records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    from mlops_provider.evidence import attempts
+
+    recent = []
+    for record in attempts(trigger_records_dir(dataset)):
         try:
-            record = json.loads(path.read_text())
             if dt.datetime.fromisoformat(record["triggered_at"]) >= since:
-                records.append(record)
-        except (ValueError, KeyError):
+                recent.append(record)
+        except (ValueError, KeyError, TypeError):
             continue
-    return records
+    return recent
 
 
 class TriggerRetrainingOperator(TriggerDagRunOperator):
