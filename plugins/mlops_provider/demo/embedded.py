@@ -66,10 +66,11 @@ class EmbeddedAirflow:
         env = dict(self.env if self.env is not None else os.environ)
         env["AIRFLOW__API__PORT"] = str(self.port)
         # Tasks reach the api-server's execution API, and the worker and triggerer serve logs on ports of their
-        # own; derive all from the port so two instances on one machine do not talk to each other.
-        env.setdefault("AIRFLOW__WORKERS__EXECUTION_API_SERVER_URL", f"http://localhost:{self.port}/execution/")
-        env.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(self.port + 1))
-        env.setdefault("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", str(self.port + 2))
+        # own: the same derivation as config/embedded.env, redone because this port may differ from the one the
+        # environment was sourced with.
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{self.port}/execution/"
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(self.port + 1)
+        env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(self.port + 2)
         # standalone starts its components as `airflow ...` looked up on PATH.
         env["PATH"] = os.pathsep.join([str(Path(self.airflow_bin).parent), env.get("PATH", "")])
         if self.components:

@@ -1,0 +1,48 @@
+"""config/embedded.env: a second instance on one machine is configured by ``AIRFLOW__API__PORT`` alone."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import embedded_environment
+from tests.helpers import PROJECT_ROOT
+
+pytestmark = pytest.mark.unit
+
+DERIVED = (
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+)
+
+
+def clean_base(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
+    return {**base, **extra}
+
+
+def test_default_instance_uses_8080_and_its_neighbours() -> None:
+    env = embedded_environment(PROJECT_ROOT, base=clean_base())
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8080/execution/"
+    assert (env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"], env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"]) == (
+        "8081",
+        "8082",
+    )
+
+
+def test_the_api_port_alone_moves_every_port_the_tasks_and_log_servers_use() -> None:
+    first = embedded_environment(PROJECT_ROOT, base=clean_base())
+    second = embedded_environment(PROJECT_ROOT, base=clean_base(AIRFLOW__API__PORT="9180"))
+    assert second["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:9180/execution/"
+    assert second["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "9181"
+    assert second["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == "9182"
+    assert not {first[k] for k in DERIVED} & {second[k] for k in DERIVED}
+
+
+def test_an_explicit_setting_still_wins() -> None:
+    env = embedded_environment(
+        PROJECT_ROOT, base=clean_base(AIRFLOW__API__PORT="9180", AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="7000")
+    )
+    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "7000"
