@@ -43,19 +43,19 @@ def main() -> int:
     by_key = {(t.dag_id, t.run_id, t.task_id): t for t in tis}
     gaps = []
     for dag_id, run_id, task_id in list(by_key):
-        if dag_id != "ingest" or task_id not in INGEST_CHAIN[1:]:
+        if not dag_id.endswith("__ingest") or task_id not in INGEST_CHAIN[1:]:
             continue
         before = by_key.get((dag_id, run_id, INGEST_CHAIN[INGEST_CHAIN.index(task_id) - 1]))
         if before is not None:
             gaps.append((ts(by_key[(dag_id, run_id, task_id)].start_date) - ts(before.end_date)).total_seconds())
     trigger_gaps = []
     for run in runs:
-        if run.dag_id != "training" or not str(run.run_id).startswith("drift__"):
+        if not run.dag_id.endswith("__training") or not str(run.run_id).startswith("drift__"):
             continue
         day = str(run.run_id).rsplit("__", 1)[-1]  # the window (data interval start) that triggered it
-        window_runs = {r.run_id for r in runs if r.dag_id == "drift_monitoring"
+        window_runs = {r.run_id for r in runs if r.dag_id.endswith("__drift_monitoring")
                        and str(r.data_interval_start or "").startswith(day)}  # fmt: skip
-        sensor = next((t for (d, r, k), t in by_key.items() if d == "drift_monitoring" and k == "drift_sensor"
+        sensor = next((t for (d, r, k), t in by_key.items() if d.endswith("__drift_monitoring") and k == "drift_sensor"
                        and r in window_runs), None)  # fmt: skip
         if sensor is not None and run.start_date is not None:
             trigger_gaps.append((ts(run.start_date) - ts(sensor.end_date)).total_seconds())

@@ -29,13 +29,18 @@ from common import record, spread  # noqa: E402
 TRAINING = PROJECT_ROOT / "include" / "training"
 REPEATS = 3
 
+SPEC_FILE = PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml"
+
 BARE = """
 import json, sys, pandas as pd, xgboost as xgb
 sys.path.insert(0, sys.argv[3])
-from churn_model import features
+import train
+schema = json.loads(sys.argv[4])
 params = json.loads(sys.argv[2])
 frame = pd.read_parquet(sys.argv[1])
-dtrain = xgb.DMatrix(features(frame), label=frame["churned"].astype(int), enable_categorical=True)
+features = train.features_of(schema, frame)
+x = train.encode(frame, features["numerical"], features["categories"])
+dtrain = xgb.DMatrix(x, label=train.labels(frame, schema), enable_categorical=True)
 xgb.train({"objective": "binary:logistic", "tree_method": "hist", "max_depth": params["max_depth"],
     "eta": params["learning_rate"], "subsample": params["subsample"], "colsample_bytree": params["colsample_bytree"],
     "min_child_weight": params["min_child_weight"], "lambda": params["reg_lambda"], "seed": params["seed"],
@@ -45,21 +50,29 @@ xgb.train({"objective": "binary:logistic", "tree_method": "hist", "max_depth": p
 LOG_MODEL = """
 import sys, time, tempfile, pandas as pd, mlflow, mlflow.xgboost
 sys.path.insert(0, sys.argv[2])
+import json
 import train
-from churn_model import FEATURES
+schema = json.loads(sys.argv[4])
 frame = pd.read_parquet(sys.argv[1]).head(20000)
 params = {"n_estimators": 20, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0, "colsample_bytree": 1.0,
           "min_child_weight": 1.0, "reg_lambda": 1.0, "threshold": 0.5, "seed": 1, "nthread": 2}
-model, metrics, raw_valid = train.train(frame, params)
+model, metrics, features = train.train(frame.iloc[4000:], frame.iloc[:4000], schema, params)
 mlflow.set_tracking_uri("sqlite:///" + tempfile.mkdtemp() + "/m.db")
 with mlflow.start_run():
     t = time.perf_counter()
     if sys.argv[3] == "default":
         mlflow.xgboost.log_model(model, name="model")
     else:
-        train.log_model(model, raw_valid.head(5))
+        train.log_model(model, features, train.model_input(frame.head(5), features))
     print(time.perf_counter() - t)
 """
+
+
+def schema() -> dict:
+    """The churn demo spec's schema (what the entrypoint gets as --schema)."""
+    from mlops_provider.spec import load_spec as load_model_spec
+
+    return load_model_spec(SPEC_FILE).entrypoint_schema()
 
 
 def make_training_set(rows: int, path: Path) -> None:
@@ -79,7 +92,7 @@ def bench_log_model(dataset: Path) -> None:
         times = measured.setdefault(mode, [])
         for _ in range(REPEATS):
             out = subprocess.run(
-                [sys.executable, "-c", LOG_MODEL, str(dataset), str(TRAINING), mode],
+                [sys.executable, "-c", LOG_MODEL, str(dataset), str(TRAINING), mode, json.dumps(schema())],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -105,6 +118,7 @@ def bench_training(rows: int) -> None:
     from mlops_provider.hooks.dvc import DvcHook
     from mlops_provider.hyperparameters import load_spec, resolve
     from mlops_provider.operators.training import TrainModelOperator
+    from mlops_provider.spec import load_spec as load_model_spec
 
     sys.path.insert(0, str(PROJECT_ROOT))
     from tests.helpers import task_context
@@ -119,7 +133,10 @@ def bench_training(rows: int) -> None:
         runners = ["local"] + (["docker"] if docker_ready() else [])
         for i in range(REPEATS):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", BARE, str(data), json.dumps(params), str(TRAINING)], check=True)
+            subprocess.run(
+                [sys.executable, "-c", BARE, str(data), json.dumps(params), str(TRAINING), json.dumps(schema())],
+                check=True,
+            )
             results["bare"].append(time.perf_counter() - start)
             for runner in runners:
                 op = TrainModelOperator(
@@ -127,6 +144,8 @@ def bench_training(rows: int) -> None:
                     dataset_path="data/bench/training_set.parquet",
                     dataset_rev="bench",
                     entrypoint=str(TRAINING / "train.py"),
+                    model_schema=schema(),
+                    holdout=load_model_spec(SPEC_FILE).holdout,
                     hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
                     experiment_name="bench",
                     model_name="bench",

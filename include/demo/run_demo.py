@@ -2,11 +2,12 @@
 
 Steps: seed the demo source with three weeks of days (drift injected in the third week, one bad day), start
 the embedded Airflow (scheduler, triggerer, dag-processor, api-server) in its own process group, check that
-every DAG loads, unpause ``ingest`` and ``drift_monitoring`` (both daily with catchup: one run per day),
-``training`` (triggered by drift_monitoring: bootstrap, drift, performance) and ``promotion`` (scheduled on the
-challenger Asset), wait while printing progress, and end with a summary: versioned partitions, the quarantined
-day, training-set versions, MLflow runs with their trigger reasons, the champion history with the gate's
-verdicts, drift share and labelled AUC per day, the drift-triggered retraining and why, and where to look.
+every DAG loads (the factory builds five per model spec), unpause the churn model's ``ingest`` and
+``drift_monitoring`` (both daily with catchup: one run per day), ``training`` (triggered by drift_monitoring:
+bootstrap, drift, performance) and ``promotion`` (scheduled on the challenger Asset), wait while printing
+progress, and end with a summary: versioned partitions, the quarantined day, training-set versions, MLflow runs
+with their trigger reasons, the champion history with the gate's verdicts, drift share and labelled AUC per day,
+the drift-triggered retraining and why, and where to look.
 Exits non-zero when the loop did not close (no drift-triggered retraining decided by the gate).
 
 Run through ``make demo`` (which installs, initialises and exports config/embedded.env first).
@@ -35,6 +36,14 @@ DRIFT_DAY = 15  # 1-based day of the window from which the source drifts
 BAD_DAY = 8  # 1-based day of the window with a null flood
 TERMINAL = {"success", "failed"}
 SOURCE_CONN_ID = "mlops_source"
+#: The model the demo runs (the churn demo's spec); the other example model's DAGs load too and stay paused.
+SPEC_FILE = PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml"
+
+
+def _spec():  # noqa: ANN202 (a ModelSpec)
+    from mlops_provider.spec import load_spec
+
+    return load_spec(SPEC_FILE)
 
 
 def demo_window(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -125,13 +134,15 @@ def summarize_training() -> None:
 
     hook = MlflowHook()
     client = hook.get_client()
-    experiment = client.get_experiment_by_name("churn")
+    spec = _spec()
+    model = spec.name
+    experiment = client.get_experiment_by_name(spec.experiment)
     if experiment is None:
         print("\nNo MLflow runs.")
         return
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    versions = {v.run_id: v.version for v in client.search_model_versions("name = 'churn_classifier'")}
-    print(f"\nMLflow runs (experiment churn, store {hook.tracking_uri}):")
+    versions = {v.run_id: v.version for v in client.search_model_versions(f"name = '{model}'")}
+    print(f"\nMLflow runs (experiment {spec.experiment}, store {hook.tracking_uri}):")
     print(f"  {'run':<10} {'status':<9} {'version':<8} {'reason':<8} {'training set':<42} {'roc_auc':>8}")
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
@@ -142,15 +153,15 @@ def summarize_training() -> None:
             f"{metrics.get('roc_auc', 0):8.4f}"
         )
     print("\nChampion history (promotion gate verdicts):")
-    for mv in sorted(client.search_model_versions("name = 'churn_classifier'"), key=lambda v: int(v.version)):
-        tags = client.get_model_version("churn_classifier", mv.version).tags
+    for mv in sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version)):
+        tags = client.get_model_version(model, mv.version).tags
         if "gate.decision" not in tags:
             continue
         promoted = f"promoted {tags['promotion.promoted_at']}" if "promotion.promoted_at" in tags else ""
         print(f"  v{mv.version:<4} {tags['gate.decision']:<8} {promoted:<36} {tags.get('gate.reason', '')[:90]}")
-    aliases = {a: hook.alias_version("churn_classifier", a) for a in ("champion", "previous", "challenger")}
+    aliases = {a: hook.alias_version(model, a) for a in ("champion", "previous", "challenger")}
     print("  aliases: " + ", ".join(f"{a} -> v{v}" for a, v in aliases.items() if v))
-    print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / 'churn_classifier'}")
+    print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / model}")
 
 
 def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
@@ -158,18 +169,23 @@ def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
     from mlops_provider.evidence import first_attempt
 
     reports = Path(os.environ["MLOPS_HOME"]) / "reports"
-    print("\nDrift share per day (vs the champion's training set; retraining line 0.3) and the champion's ROC AUC")
-    print("on the labels that arrived that day (labels of day - 7; floor 0.65):")
-    for folder in sorted((reports / "drift" / "customer_activity").glob("*")):
+    spec = _spec()
+    print(f"\nDrift share per day (vs the champion's training set; retraining line {spec.monitoring.drift_share}) and "
+          f"the champion's {spec.monitoring.metric}")  # fmt: skip
+    print(f"on the labels that arrived that day (holdout keys of day - {spec.label.delay_days}; floor "
+          f"{spec.performance_floor}):")  # fmt: skip
+    for folder in sorted((reports / "drift" / spec.name).glob("*")):
         summary = first_attempt(folder)  # the day's record of decision
         if summary is None:
             continue
         bar = "#" * int(round(summary["drift_share"] * 40))
         reference = summary["reference"]["model_version"]
-        perf = first_attempt(reports / "performance" / "customer_activity" / folder.name) or {}
+        perf = first_attempt(reports / "performance" / spec.name / folder.name) or {}
         auc = f"AUC {perf['value']:.3f} ({perf['labelled_day']})" if perf.get("status") == "scored" else "no labels yet"
         print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference:<3} {auc}")
-    runs = airflow.api("GET", "/api/v2/dags/training/dagRuns?limit=100&order_by=run_after")["dag_runs"]
+    runs = airflow.api("GET", f"/api/v2/dags/{spec.dag_id('training')}/dagRuns?limit=100&order_by=run_after")[
+        "dag_runs"
+    ]
     print("\nTraining runs and why they were triggered:")
     for run in runs:
         conf = run.get("conf") or {}
@@ -183,7 +199,7 @@ def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
         print(f"  {run['dag_run_id']:<44} {run['state']:<8} {why}")
     triggered = [r for r in runs if str(r["dag_run_id"]).startswith("drift__")]
     if not triggered:
-        print("  no drift-triggered run (see the drift_monitoring runs: trigger_training says why it skipped)")
+        print(f"  no drift-triggered run (see the {spec.dag_id('drift_monitoring')} runs: trigger_training says why)")
     return triggered
 
 
@@ -193,17 +209,18 @@ def _git(workspace: Path, *args: str) -> str:
 
 def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.date, drift_from: dt.date) -> None:
     mlops_home = Path(os.environ["MLOPS_HOME"])
+    dataset = _spec().dataset.name
     workspace = mlops_home / "data-registry"
     tags = set(_git(workspace, "tag", "--list").split()) if (workspace / ".git").exists() else set()
     print("\nIngest runs (one per day; each reads exactly its own data interval):")
     print(f"  {'day':<11} {'run':<8} {'partition version':<22} note")
     for run in runs:
         day = str(run["data_interval_start"])[:10]
-        tag = f"partition/customer_activity/{day}"
+        tag = f"partition/{dataset}/{day}"
         version = _git(workspace, "rev-parse", "--short", tag).strip() if tag in tags else "-"
         note = []
         if day == bad_day.isoformat():
-            note.append(f"bad data -> quarantined in {mlops_home / 'quarantine' / 'customer_activity' / day}")
+            note.append(f"bad data -> quarantined in {mlops_home / 'quarantine' / dataset / day}")
         if day >= drift_from.isoformat():
             note.append("drifted source")
         print(f"  {day:<11} {run['state']:<8} {version:<22} {'; '.join(note)}")
@@ -215,7 +232,7 @@ def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.
         print(f"\nTraining-set versions: {len(training_sets)}; newest {latest}: partitions {partitions}")
     print(f"\nData registry (git + DVC): {workspace}   try: git -C {workspace} log --oneline | head")
     print(
-        f"Data Docs: {airflow.base_url}/mlops/reports/gx/customer_activity/<day>/<attempt>/data-docs/index.html "
+        f"Data Docs: {airflow.base_url}/mlops/reports/gx/{dataset}/<day>/<attempt>/data-docs/index.html "
         "(signed in; one folder per validation attempt, also the validate task's GX Data Docs link)"
     )
     print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
@@ -258,13 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.foreground:
             dags = check_dags(airflow)
             print(f"{len(dags)} DAG(s) loaded, no import errors: {', '.join(sorted(d['dag_id'] for d in dags))}")
-            for dag_id in ("drift_monitoring", "promotion", "training", "ingest"):
-                airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            print(f"Unpaused ingest and drift_monitoring (catchup {start} .. {end}); training and promotion follow:")
-            runs = wait_for_runs(airflow, "ingest", expected=DAYS, timeout=args.timeout)
-            wait_for_runs(airflow, "drift_monitoring", expected=DAYS, timeout=args.timeout)
-            for dag_id in ("training", "promotion"):
-                wait_until_idle(airflow, dag_id, timeout=args.timeout)
+            spec = _spec()
+            for stage in ("drift_monitoring", "promotion", "training", "ingest"):
+                airflow.api("PATCH", f"/api/v2/dags/{spec.dag_id(stage)}", {"is_paused": False})
+            print(f"Model {spec.name} (spec {SPEC_FILE.relative_to(PROJECT_ROOT)}): unpaused its ingest and drift "
+                  f"monitoring (catchup {start} .. {end}); training and promotion follow:")  # fmt: skip
+            runs = wait_for_runs(airflow, spec.dag_id("ingest"), expected=DAYS, timeout=args.timeout)
+            wait_for_runs(airflow, spec.dag_id("drift_monitoring"), expected=DAYS, timeout=args.timeout)
+            for stage in ("training", "promotion"):
+                wait_until_idle(airflow, spec.dag_id(stage), timeout=args.timeout)
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
             triggered = summarize_drift(airflow)

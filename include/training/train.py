@@ -1,47 +1,32 @@
-"""Training entrypoint: the user's own code in a real project. Trains the churn classifier and logs it to MLflow.
+"""Training entrypoint: an XGBoost classifier for any model spec, logged to MLflow as a pyfunc model.
 
-It runs the same way in a subprocess (``local`` runner) and in the training container (``docker`` runner), and it
-imports no Airflow: only pandas, scikit-learn, XGBoost and MLflow. The caller (TrainModelOperator or
-``mlops reproduce``) gives it the dataset already fetched from the data registry at a DVC rev and checked
-against its md5, the MLflow run to log into (one run per Airflow task, so a retry reuses it), the full
-hyperparameters and the tags that tie the run to its data, code, image and Airflow run. It writes a JSON result.
+This is the user's own code in a real project, and the template ``mlops new-model`` copies. It follows the
+entrypoint contract (docs/training-entrypoint.md): the provider has already fetched the training set at its DVC
+rev, checked its md5 and split it by the spec's key hash, so this script gets the rows it may train on
+(``--train``) and the holdout rows it may only score (``--holdout``); it never splits by itself. It imports no
+Airflow: only pandas, scikit-learn, XGBoost and MLflow, so it runs the same in a subprocess (``local`` runner) and
+in the training container (``docker`` runner).
 
-    python train.py --dataset FILE --data-md5 MD5 --tracking-uri URI --run-id RUN --params JSON --tags JSON \
-        --output FILE
+    python train.py --train FILE --holdout FILE --schema JSON --tracking-uri URI --run-id RUN --params JSON \
+        --tags JSON --output FILE
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from churn_model import CATEGORIES, FEATURES, LABEL, NUMERIC, SEGMENT, features
-
 HERE = Path(__file__).resolve().parent
-SPLIT = json.loads((HERE / "split.json").read_text())
-VALIDATION_PERCENT = int(SPLIT["holdout_percent"])
+sys.path.insert(0, str(HERE))
 
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def split(frame: Any) -> tuple[Any, Any]:
-    """Deterministic split by a hash of the customer id (split.json): the same customer is always on the same side."""
-    buckets = frame[SPLIT["key"]].map(lambda key: int(hashlib.md5(str(key).encode()).hexdigest()[:8], 16) % 100)
-    validation = buckets < VALIDATION_PERCENT
-    return frame[~validation], frame[validation]
+from tabular_model import encode  # noqa: E402 (the model's own code, logged beside it)
 
 
 def evaluate(y_true: Any, proba: Any, threshold: float) -> dict[str, float]:
@@ -61,11 +46,26 @@ def evaluate(y_true: Any, proba: Any, threshold: float) -> dict[str, float]:
     return metrics
 
 
-def train(frame: Any, params: dict[str, Any]) -> tuple[Any, dict[str, float], Any]:
-    """Returns the fitted classifier, its metrics, and the raw validation rows (model input columns)."""
+def features_of(schema: dict[str, Any], train: Any) -> dict[str, Any]:
+    """Feature names and types from the schema; category lists from the training rows (sorted, so stable)."""
+    categories = {column: sorted(str(v) for v in train[column].dropna().unique()) for column in schema["categorical"]}
+    return {"numerical": list(schema["numerical"]), "categories": categories}
+
+
+def labels(frame: Any, schema: dict[str, Any]) -> Any:
+    """1 for the positive class, else 0."""
+    positive = schema["positive_class"]
+    column = frame[schema["label"]]
+    if isinstance(positive, bool) or isinstance(positive, (int, float)):
+        return (column.astype(float) == float(positive)).astype(int).to_numpy()
+    return (column.astype(str) == str(positive)).astype(int).to_numpy()
+
+
+def train(train_part: Any, holdout: Any, schema: dict[str, Any], params: dict[str, Any]) -> tuple[Any, dict, Any]:
+    """Fit on the training rows, score on the holdout; returns the model, metrics and the feature description."""
     import xgboost as xgb
 
-    train_part, valid_part = split(frame)
+    features = features_of(schema, train_part)
     model = xgb.XGBClassifier(
         n_estimators=int(params["n_estimators"]),
         max_depth=int(params["max_depth"]),
@@ -80,22 +80,19 @@ def train(frame: Any, params: dict[str, Any]) -> tuple[Any, dict[str, float], An
         enable_categorical=True,
         eval_metric="logloss",
     )
-    x_valid = features(valid_part)
-    model.fit(features(train_part), train_part[LABEL].astype(int))
-    proba = model.predict_proba(x_valid)[:, 1]
-    y_valid = valid_part[LABEL].astype(int).to_numpy()
-    metrics = evaluate(y_valid, proba, float(params["threshold"]))
+    model.fit(encode(train_part, features["numerical"], features["categories"]), labels(train_part, schema))
+    threshold = float(params["threshold"])
+    proba = model.predict_proba(encode(holdout, features["numerical"], features["categories"]))[:, 1]
+    y_holdout = labels(holdout, schema)
+    metrics = evaluate(y_holdout, proba, threshold)
     metrics["train_rows"] = float(len(train_part))
-    segments = valid_part[SEGMENT].to_numpy()
-    for segment in CATEGORIES[SEGMENT]:
-        mask = segments == segment
-        if mask.sum() == 0:
-            continue
-        for name, value in evaluate(y_valid[mask], proba[mask], float(params["threshold"])).items():
-            metrics[f"segment.{segment}.{name}"] = value
-    raw_valid = valid_part[FEATURES].copy()
-    raw_valid[NUMERIC] = raw_valid[NUMERIC].astype("float64")
-    return model, metrics, raw_valid
+    for segment_column in schema.get("segments") or []:
+        values = holdout[segment_column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            mask = values == value
+            for name, metric in evaluate(y_holdout[mask], proba[mask], threshold).items():
+                metrics[f"segment.{value}.{name}"] = metric
+    return model, metrics, features
 
 
 def pinned_requirements() -> list[str]:
@@ -103,34 +100,49 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("mlflow", "xgboost", "pandas", "pyarrow", "cloudpickle")]
 
 
-def log_model(model: Any, example: Any) -> Any:
-    """Log the pyfunc churn model (booster file + churn_model.py) with signature, example and pinned requirements."""
-    import tempfile
-
+def log_model(model: Any, features: dict[str, Any], example: Any) -> Any:
+    """Log the pyfunc model (booster + features.json + tabular_model.py) with signature, example and pinned
+    requirements; also the feature importances (gain) as ``feature_importance.json``."""
     import mlflow
     from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
         booster = Path(tmp) / "model.ubj"
         model.save_model(booster)
+        features_file = Path(tmp) / "features.json"
+        features_file.write_text(json.dumps(features, indent=2))
+        gain = model.get_booster().get_score(importance_type="gain")
+        mlflow.log_dict({k: float(v) for k, v in sorted(gain.items())}, "feature_importance.json")
+        predictions = model.predict_proba(encode(example, features["numerical"], features["categories"]))[:, 1]
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(HERE / "churn_model.py"),
-            artifacts={"xgboost_model": str(booster)},
-            signature=infer_signature(example, model.predict_proba(features(example))[:, 1]),
+            python_model=str(HERE / "tabular_model.py"),
+            artifacts={"xgboost_model": str(booster), "features": str(features_file)},
+            signature=infer_signature(example, predictions),
             input_example=example,
             pip_requirements=pinned_requirements(),
         )
 
 
+def model_input(frame: Any, features: dict[str, Any]) -> Any:
+    """The raw feature columns as the model is called with them (numerics as float)."""
+    columns = [*features["numerical"], *features["categories"]]
+    out = frame[columns].copy()
+    out[features["numerical"]] = out[features["numerical"]].astype("float64")
+    for column in features["categories"]:
+        out[column] = out[column].astype(str)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, type=Path, help="parquet file of the training set")
-    parser.add_argument("--data-md5", required=True, help="md5 the dataset must have (from the DVC registry)")
+    parser.add_argument("--train", required=True, type=Path, help="parquet file of the rows to train on")
+    parser.add_argument("--holdout", required=True, type=Path, help="parquet file of the holdout rows (score only)")
+    parser.add_argument("--schema", required=True, help="JSON: label, positive_class, numerical, categorical, ...")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--run-id", required=True, help="MLflow run to log into")
     parser.add_argument("--params", required=True, help="JSON object of all hyperparameters")
-    parser.add_argument("--tags", default="{}", help="JSON object of run tags")
+    parser.add_argument("--tags", default="{}", help="JSON object of run tags (the run must carry them)")
     parser.add_argument("--output", required=True, type=Path, help="where to write the JSON result")
     args = parser.parse_args(argv)
 
@@ -138,27 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     started = time.perf_counter()
-    actual = md5_of(args.dataset)
-    if actual != args.data_md5:
-        print(f"dataset {args.dataset} has md5 {actual}, expected {args.data_md5}", file=sys.stderr)
-        return 2
-    params = json.loads(args.params)
-    frame = pd.read_parquet(args.dataset)
-    model, metrics, x_valid = train(frame, params)
+    schema, params = json.loads(args.schema), json.loads(args.params)
+    train_part, holdout = pd.read_parquet(args.train), pd.read_parquet(args.holdout)
+    model, metrics, features = train(train_part, holdout, schema, params)
 
     mlflow.set_tracking_uri(args.tracking_uri)
     with mlflow.start_run(run_id=args.run_id):
-        mlflow.log_params({**params, "validation_percent": VALIDATION_PERCENT, "features": ",".join(FEATURES)})
+        mlflow.log_params({**params, "features": ",".join([*features["numerical"], *features["categories"]])})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({**json.loads(args.tags), "training.python": sys.version.split()[0]})
-        info = log_model(model, x_valid.head(5))
-    result = {
-        "run_id": args.run_id,
-        "model_id": info.model_id,
-        "model_uri": info.model_uri,
-        "metrics": metrics,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+        info = log_model(model, features, model_input(holdout.head(5), features))
+    result = {"model_id": info.model_id, "metrics": metrics, "seconds": round(time.perf_counter() - started, 3)}
     tmp = args.output.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, args.output)

@@ -1,15 +1,17 @@
-"""``mlops`` command line: project chores that are not tasks (seeding the demo source)."""
+"""``mlops`` command line: project chores that are not tasks (checking specs, seeding the demo source, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
+from pathlib import Path
 
 
 def _seed_source(args: argparse.Namespace) -> int:
     try:
-        from mlops_provider.demo.churn_source import SourceSpec, dates_between, parse_bad_dates, seed_range
+        from mlops_provider.demo.churn_source import CHURN, SourceSpec, dates_between, parse_bad_dates, seed_range
+        from mlops_provider.demo.transactions_source import TRANSACTIONS
     except ModuleNotFoundError:
         print(
             "mlops seed-source: the demo source generator is not part of the installed package; run it from a clone "
@@ -18,14 +20,7 @@ def _seed_source(args: argparse.Namespace) -> int:
         )
         return 2
 
-    if args.url:
-        from sqlalchemy import create_engine
-
-        engine = create_engine(args.url)
-    else:
-        from airflow.sdk import BaseHook
-
-        engine = BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
+    engine = _engine(args)
     spec = SourceSpec(
         seed=args.seed,
         rows_per_day=args.rows_per_day,
@@ -33,7 +28,8 @@ def _seed_source(args: argparse.Namespace) -> int:
         bad_dates=parse_bad_dates(args.bad),
     )
     days = dates_between(dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end))
-    written = seed_range(engine, days, spec)
+    source = {CHURN.table: CHURN, TRANSACTIONS.table: TRANSACTIONS}[args.table]
+    written = seed_range(engine, days, spec, source)
     for day, rows in written.items():
         marks = []
         if spec.drift_from and day >= spec.drift_from:
@@ -63,11 +59,61 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0 if report["equal"] else 1
 
 
+def _spec_check(args: argparse.Namespace) -> int:
+    from mlops_provider.spec import SpecError, load_spec, load_specs
+
+    failed = 0
+    for path in args.files:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        print(
+            f"{spec.path}: ok (model {spec.name}, dataset {spec.dataset.name}, {len(spec.features.columns)} features)"
+        )
+    folders = {Path(p).resolve().parent for p in args.files} if args.together else set()
+    for folder in sorted(folders):
+        try:
+            load_specs(folder)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
+    if args.url:
+        from sqlalchemy import create_engine
+
+        return create_engine(args.url)
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
+
+
+def _new_model(args: argparse.Namespace) -> int:
+    from mlops_provider.scaffold import Source, read_sample, scaffold
+
+    source = Source(args.table, args.timestamp_column, args.key_column, args.label, args.conn_id)
+    frame, first_day = read_sample(_engine(args), source, args.days)
+    written = scaffold(args.name, source, frame, Path(args.out), args.days, first_day)
+    for what, path in written.items():
+        print(f"{what:<9} {path}")
+    print(f"next: edit the spec and suite, then `mlops spec check {written['spec']}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description="airflow-provider-mlops commands")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    seed = sub.add_parser("seed-source", help="fill the demo churn source for a date range (idempotent)")
+    seed = sub.add_parser("seed-source", help="fill a demo source table for a date range (idempotent)")
+    seed.add_argument(
+        "--table", choices=["customer_activity", "card_transactions"], default="customer_activity",
+        help="which demo table: the churn demo's or the card transactions of the second example model",
+    )  # fmt: skip
     target = seed.add_mutually_exclusive_group()
     target.add_argument("--conn-id", default="mlops_source", help="Airflow connection of the source database")
     target.add_argument("--url", help="SQLAlchemy URL of the source database instead of a connection")
@@ -85,6 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dvc-conn-id", default="dvc_default")
     rep.add_argument("--tolerance", type=float, default=1e-9, help="largest metric difference that counts as equal")
     rep.set_defaults(func=_reproduce)
+    new = sub.add_parser("new-model", help="scaffold a model spec, training entrypoint and GX suite from a table")
+    new.add_argument("name", help="model name (lower case, digits, _)")
+    new.add_argument("--table", required=True, help="source table")
+    new.add_argument("--timestamp-column", required=True, help="event time column (each run extracts its interval)")
+    new.add_argument("--key-column", required=True, help="entity key the holdout split hashes")
+    new.add_argument("--label", required=True, help="label column")
+    new_target = new.add_mutually_exclusive_group()
+    new_target.add_argument("--conn-id", default="mlops_source", help="Airflow connection of the source database")
+    new_target.add_argument("--url", help="SQLAlchemy URL of the source database instead of a connection")
+    new.add_argument("--days", type=int, default=7, help="newest days of the table to sample")
+    new.add_argument("--out", default="include/models", help="folder of the model specs")
+    new.set_defaults(func=_new_model)
+
+    spec = sub.add_parser("spec", help="model specs")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True)
+    check = spec_sub.add_parser("check", help="validate model spec files (exit 1 naming file and key if one is bad)")
+    check.add_argument("files", nargs="+", help="spec files (YAML)")
+    check.add_argument(
+        "--together", action="store_true", help="also check each file's folder as one deployment (unique names, ...)"
+    )
+    check.set_defaults(func=_spec_check)
     return parser
 
 

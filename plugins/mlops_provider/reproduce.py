@@ -14,8 +14,12 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import DATA_MD5_TAG, DATA_PATH_TAG, DATA_REV_TAG
 from mlops_provider.paths import mlops_home
 from mlops_provider.runners import DockerRunner, LocalRunner, TrainingRunError, run_training
+from mlops_provider.split import SPLIT_KEY_TAG, HoldoutSplit
 
-REQUIRED_TAGS = (DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, "training.params", "training.runner", "training.entrypoint")
+REQUIRED_TAGS = (
+    DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, SPLIT_KEY_TAG, "training.params", "training.schema", "training.runner",
+    "training.entrypoint",
+)  # fmt: skip
 LINEAGE_TAGS = (DATA_REV_TAG, "data.rev_name", DATA_PATH_TAG, DATA_MD5_TAG, "data.registry", "code.version")
 
 
@@ -68,6 +72,8 @@ def reproduce_run(
     else:
         runner = LocalRunner(Path(tags["training.entrypoint"]), log)
 
+    split = HoldoutSplit.from_tags(tags)
+    assert split is not None  # REQUIRED_TAGS holds the split's tags
     new_tags = {k: tags[k] for k in LINEAGE_TAGS if k in tags}
     new_tags.update(
         {"mlops.reproduces": run_id, "trigger.reason": "reproduce", "trigger.detail": json.dumps({"run_id": run_id})}
@@ -77,7 +83,8 @@ def reproduce_run(
         runner,
         hook,
         dataset=dataset,
-        data_md5=tags[DATA_MD5_TAG],
+        split=split,
+        schema=json.loads(tags["training.schema"]),
         mlflow_run_id=new_run_id,
         params=json.loads(tags["training.params"]),
         tags=new_tags,

@@ -16,13 +16,17 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_provider.split import HoldoutSplit
 
 RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"
 RUN_KEY_LABEL = "mlops.run-key"
 MODEL_ID_TAG = "mlops.model_id"
 LOG_TAIL_LINES = 40
+CONTRACT_SAMPLE_ROWS = 50
 
 
 class TrainingRunError(RuntimeError):
@@ -39,10 +43,11 @@ def default_runner() -> str:
 
 @dataclass
 class TrainingJob:
-    """One invocation of the training entrypoint (see include/training/train.py for the arguments)."""
+    """One invocation of the training entrypoint (the contract: docs/training-entrypoint.md)."""
 
-    dataset: Path
-    data_md5: str
+    train: Path
+    holdout: Path
+    schema: dict[str, Any]
     tracking_uri: str
     mlflow_run_id: str
     params: dict[str, Any]
@@ -52,10 +57,12 @@ class TrainingJob:
 
     def arguments(self) -> list[str]:
         return [
-            "--dataset",
-            str(self.dataset),
-            "--data-md5",
-            self.data_md5,
+            "--train",
+            str(self.train),
+            "--holdout",
+            str(self.holdout),
+            "--schema",
+            json.dumps(self.schema, sort_keys=True),
             "--tracking-uri",
             self.tracking_uri,
             "--run-id",
@@ -294,36 +301,91 @@ def run_training(
     mlflow_hook: Any,
     *,
     dataset: Path,
-    data_md5: str,
+    split: HoldoutSplit,
+    schema: dict[str, Any],
     mlflow_run_id: str,
     params: dict[str, Any],
     tags: dict[str, str],
     work_dir: Path,
 ) -> dict[str, Any]:
-    """Run the entrypoint into ``mlflow_run_id`` and return its result (``run_id, model_id, model_uri, metrics``).
+    """Split ``dataset`` (md5-checked by the caller) by ``split``, run the entrypoint into ``mlflow_run_id``, check
+    the contract, and return its result (``model_id``, ``metrics``, ``train_rows``, ``holdout_rows``).
 
-    On failure the MLflow run is marked FAILED and TrainingRunError is raised. On success the run is tagged with
-    the logged model's id (``mlops.model_id``), which marks it complete for a later re-run of the same task.
+    On failure (the entrypoint's, or a broken contract) the MLflow run is marked FAILED and
+    :class:`TrainingRunError` or :class:`~mlops_provider.contract.EntrypointContractError` is raised. On success
+    the run is tagged with the logged model's id (``mlops.model_id``), which marks it complete for a later re-run of
+    the same task.
     """
+    import pandas as pd
+
+    from mlops_provider.contract import check_result
+
+    frame = pd.read_parquet(dataset)
+    for column in (schema["label"], split.key):
+        if column not in frame.columns:
+            raise TrainingRunError(f"the training set has no column {column!r} (columns: {list(frame.columns)})")
+    train_part, holdout = split.split(frame)
+    if train_part.empty or holdout.empty:
+        raise TrainingRunError(
+            f"the holdout split leaves {len(train_part)} training and {len(holdout)} holdout rows of {len(frame)}: "
+            "too little data, or a split fraction that puts every key on one side"
+        )
+    train_file, holdout_file = work_dir / "train.parquet", work_dir / "holdout.parquet"
+    train_part.to_parquet(train_file, index=False)
+    holdout.to_parquet(holdout_file, index=False)
+    given_tags = {
+        **tags,
+        **split.tags(),
+        "training.params": json.dumps(params, sort_keys=True),
+        "training.schema": json.dumps(schema, sort_keys=True),
+        **{f"training.{k}": v for k, v in runner.describe().items()},
+    }
     job = TrainingJob(
-        dataset=dataset,
-        data_md5=data_md5,
+        train=train_file,
+        holdout=holdout_file,
+        schema=schema,
         tracking_uri=mlflow_hook.tracking_uri,
         mlflow_run_id=mlflow_run_id,
         params=params,
-        tags={
-            **tags,
-            "training.params": json.dumps(params, sort_keys=True),
-            **{f"training.{k}": v for k, v in runner.describe().items()},
-        },
+        tags=given_tags,
         output=work_dir / "result.json",
         env=mlflow_hook.credential_environment(),
     )
+    job.output.unlink(missing_ok=True)  # a result of an earlier try must not pass for this one's
     try:
         runner.run(job)
-    except TrainingRunError:
+        result = check_result(job.output)
+        check_model(mlflow_hook, mlflow_run_id, str(result["model_id"]), given_tags, holdout, schema)
+    except Exception:
         mlflow_hook.terminate_run(mlflow_run_id, "FAILED")
         raise
-    result: dict[str, Any] = json.loads(job.output.read_text())
     mlflow_hook.set_run_tags(mlflow_run_id, {MODEL_ID_TAG: result["model_id"]})
-    return result
+    return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout)}
+
+
+def check_model(
+    mlflow_hook: Any, run_id: str, model_id: str, tags: dict[str, str], holdout: Any, schema: dict[str, Any]
+) -> None:
+    """The contract's checks on what the entrypoint logged: the run's tags, the model's signature, and that
+    ``predict`` on holdout rows returns one probability per row."""
+    from mlops_provider.contract import (
+        EntrypointContractError,
+        check_predictions,
+        check_run_tags,
+        check_signature,
+    )
+
+    check_run_tags(mlflow_hook.get_run(run_id).data.tags, tags)
+    try:
+        model = mlflow_hook.load_model(f"models:/{model_id}")
+    except Exception as exc:
+        raise EntrypointContractError("model_id", f"model {model_id} cannot be loaded: {exc}") from None
+    check_signature(model)
+    sample = holdout.drop(columns=[schema["label"]]).head(CONTRACT_SAMPLE_ROWS)
+    from mlops_provider.scoring import schema_predictor
+
+    try:
+        predictions = schema_predictor(model)(sample)
+    except Exception as exc:
+        raise EntrypointContractError("predict", f"predict failed on {len(sample)} holdout rows: {exc}") from None
+    check_predictions(predictions, len(sample))

@@ -1,11 +1,10 @@
-"""Model evaluation for the promotion gate: holdout selection, metrics, behaviour tests and the verdict ledger.
+"""Model evaluation for the promotion gate: labels, metrics, behaviour tests and the verdict ledger.
 
 Pure functions over pandas/numpy (imported inside), so they are testable without Airflow or MLflow.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -41,11 +40,13 @@ def schema_predictor(model: Any) -> Predictor:
     return predict
 
 
-def holdout_mask(frame: Any, spec: dict[str, Any]) -> Any:
-    """Rows in the holdout of ``split.json``: ``int(md5(key)[:8], 16) % 100 < holdout_percent``."""
-    percent = int(spec["holdout_percent"])
-    buckets = frame[spec["key"]].map(lambda key: int(hashlib.md5(str(key).encode()).hexdigest()[:8], 16) % 100)
-    return buckets < percent
+def binary_labels(values: Any, positive_class: Any) -> Any:
+    """1 where ``values`` is the positive class, else 0 (numbers compare as numbers, anything else as text)."""
+    import pandas as pd
+
+    if isinstance(positive_class, (bool, int, float)):
+        return (pd.to_numeric(values, errors="coerce") == float(positive_class)).astype(int).to_numpy()
+    return (values.astype(str) == str(positive_class)).astype(int).to_numpy()
 
 
 def classification_metrics(y_true: Any, proba: Any, threshold: float) -> dict[str, float]:
@@ -66,14 +67,16 @@ def classification_metrics(y_true: Any, proba: Any, threshold: float) -> dict[st
     return metrics
 
 
-def score(predict: Predictor, frame: Any, label: str, segment: str, threshold: float) -> dict[str, Any]:
-    """Overall and per-segment metrics of a model on a labelled frame."""
+def score(
+    predict: Predictor, frame: Any, label: str, segment: str | None, threshold: float, positive_class: Any = 1
+) -> dict[str, Any]:
+    """Overall and per-segment metrics of a model on a labelled frame (no segments when ``segment`` is None)."""
     import numpy as np
 
     proba = np.asarray(predict(frame), dtype=float)
-    y = frame[label].astype(int).to_numpy()
+    y = binary_labels(frame[label], positive_class)
     segments = {}
-    for value in sorted(frame[segment].dropna().unique()):
+    for value in sorted(frame[segment].dropna().unique()) if segment else []:
         mask = (frame[segment] == value).to_numpy()
         segments[str(value)] = classification_metrics(y[mask], proba[mask], threshold)
     return {"overall": classification_metrics(y, proba, threshold), "segments": segments}

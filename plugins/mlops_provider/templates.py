@@ -10,8 +10,9 @@ from typing import Any
 INTERVAL_DATE = "{{ data_interval_start | ds }}"
 
 
-def json_object(value: dict[str, Any] | str | None, field: str) -> dict[str, Any]:
+def json_object(value: Any, field: str) -> dict[str, Any]:
     """A templated field that holds an object: a dict, or a JSON string (``{{ ... | tojson }}``); empty -> {}.
+    (An ``XComArg`` given at authoring time arrives here resolved to its value.)
 
     Raises AirflowFailException naming ``field`` when it is not an object: retrying would not fix it.
     """

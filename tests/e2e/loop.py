@@ -14,14 +14,41 @@ from typing import Any, TypeVar
 from mlops_provider.demo.embedded import EmbeddedAirflow
 
 T = TypeVar("T")
-DATASET = "customer_activity"
-MODEL = "churn_classifier"
-LOOP_DAGS = ("drift_monitoring", "promotion", "training", "ingest")
+STAGES = ("drift_monitoring", "promotion", "training", "ingest")
+
+
+@dataclass(frozen=True)
+class LoopModel:
+    """The model a loop test drives (one of the repository's specs) and the names its DAGs and data use."""
+
+    name: str
+    dataset: str
+    experiment: str
+    drift_share: float
+
+    @classmethod
+    def of(cls, spec_name: str) -> LoopModel:
+        from mlops_provider.spec import load_spec
+        from tests.helpers import PROJECT_ROOT
+
+        spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")
+        return cls(spec.name, spec.dataset.name, spec.experiment, spec.monitoring.drift_share)
+
+    def dag(self, stage: str) -> str:
+        return f"{self.name}__{stage}"
+
+    @property
+    def dags(self) -> tuple[str, ...]:
+        return tuple(self.dag(stage) for stage in STAGES)
+
+
+CHURN = LoopModel.of("churn_classifier")
+FRAUD = LoopModel.of("card_fraud")
 
 
 @dataclass
 class Loop:
-    """A running Airflow with a seeded source: the days, the bad day, the first drifted day, its homes."""
+    """A running Airflow with a seeded source: the model, the days, the bad day, the first drifted day, its homes."""
 
     airflow: EmbeddedAirflow
     days: list[dt.date]
@@ -29,6 +56,7 @@ class Loop:
     drift_from: dt.date
     mlops: Path
     env: dict[str, str]
+    model: LoopModel = CHURN
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,9 +97,12 @@ def idle(airflow: EmbeddedAirflow, dag_id: str) -> bool:
 
 
 def wait_for_dags(airflow: EmbeddedAirflow, timeout: float = 180) -> None:
+    """Every model's DAGs are parsed (both example models), with no import error."""
+    wanted = {dag for model in (CHURN, FRAUD) for dag in model.dags}
+
     def loaded() -> bool:
         ids = {d["dag_id"] for d in airflow.api("GET", "/api/v2/dags?limit=100")["dags"]}
-        return set(LOOP_DAGS) <= ids
+        return wanted <= ids
 
     wait_for(loaded, timeout, "the DAGs to be parsed")
     errors = airflow.api("GET", "/api/v2/importErrors")
@@ -85,15 +116,16 @@ def unpause(airflow: EmbeddedAirflow, *dag_ids: str) -> None:
 
 def wait_for_loop(loop: Loop, timeout: float) -> dict[str, list[dict[str, Any]]]:
     """Wait until every day went through ingest and drift monitoring and training/promotion are idle."""
-    n = len(loop.days)
-    wait_for(lambda: all_finished(loop.airflow, "ingest", n), timeout, f"{n} ingest runs")
-    wait_for(lambda: all_finished(loop.airflow, "drift_monitoring", n), timeout, f"{n} drift_monitoring runs")
-    for dag_id in ("training", "promotion", "training", "promotion"):
+    n, m = len(loop.days), loop.model
+    wait_for(lambda: all_finished(loop.airflow, m.dag("ingest"), n), timeout, f"{n} ingest runs")
+    wait_for(lambda: all_finished(loop.airflow, m.dag("drift_monitoring"), n), timeout, f"{n} drift_monitoring runs")
+    for stage in ("training", "promotion", "training", "promotion"):
+        dag_id = m.dag(stage)
         wait_for(lambda dag_id=dag_id: idle(loop.airflow, dag_id), timeout, f"{dag_id} to be idle")
-    return {dag_id: dag_runs(loop.airflow, dag_id) for dag_id in LOOP_DAGS}
+    return {stage: dag_runs(loop.airflow, m.dag(stage)) for stage in STAGES}
 
 
-def mlflow_state(env: dict[str, str]) -> dict[str, Any]:
+def mlflow_state(env: dict[str, str], model: LoopModel = CHURN) -> dict[str, Any]:
     """Training runs and model versions in the loop's MLflow (read in a child with the loop's environment)."""
     import json
     import sys
@@ -101,14 +133,14 @@ def mlflow_state(env: dict[str, str]) -> dict[str, Any]:
     code = (
         "import json; from mlops_provider.hooks.mlflow import MlflowHook\n"
         "h = MlflowHook(); c = h.get_client()\n"
-        "e = c.get_experiment_by_name('churn')\n"
+        f"e = c.get_experiment_by_name('{model.experiment}')\n"
         "runs = c.search_runs([e.experiment_id]) if e else []\n"
-        f"vs = c.search_model_versions(\"name = '{MODEL}'\")\n"
+        f"vs = c.search_model_versions(\"name = '{model.name}'\")\n"
         "print(json.dumps({'tracking_uri': h.tracking_uri,"
         " 'runs': [{'id': r.info.run_id, 'tags': r.data.tags, 'params': r.data.params} for r in runs],"
         " 'versions': [{'version': v.version, 'run_id': v.run_id, 'tags': dict(v.tags)} for v in vs],"
-        f" 'champion': h.alias_version('{MODEL}', 'champion'),"
-        f" 'challenger': h.alias_version('{MODEL}', 'challenger')}}))\n"
+        f" 'champion': h.alias_version('{model.name}', 'champion'),"
+        f" 'challenger': h.alias_version('{model.name}', 'challenger')}}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -116,7 +148,8 @@ def mlflow_state(env: dict[str, str]) -> dict[str, Any]:
 
 def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """What the loop must have done, in any mode. Returns the MLflow state for further checks."""
-    airflow, days, bad = loop.airflow, loop.days, loop.bad
+    airflow, days, bad, model = loop.airflow, loop.days, loop.bad, loop.model
+    dataset = model.dataset
     workspace = loop.mlops / "data-registry"
 
     # Ingest: one run per day on exactly its interval; the bad day failed at validation and was quarantined.
@@ -125,35 +158,35 @@ def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> di
     assert {d: r["state"] for d, r in by_day.items()} == {
         d.isoformat(): ("failed" if d == bad else "success") for d in days
     }
-    states = task_states(airflow, "ingest", by_day[bad.isoformat()]["dag_run_id"])
+    states = task_states(airflow, model.dag("ingest"), by_day[bad.isoformat()]["dag_run_id"])
     assert states["validate"] == "failed" and states["version_partition"] == "upstream_failed"
-    assert list((loop.mlops / "quarantine" / DATASET / bad.isoformat()).glob("*/validation_result.json"))
+    assert list((loop.mlops / "quarantine" / dataset / bad.isoformat()).glob("*/validation_result.json"))
     tags = set(git(workspace, "tag", "--list").split())
     for day in days:
-        assert (f"partition/{DATASET}/{day}" in tags) is (day != bad)
-        assert (f"training-set/{DATASET}/{day}" in tags) is (day != bad)
+        assert (f"partition/{dataset}/{day}" in tags) is (day != bad)
+        assert (f"training-set/{model.name}/{day}" in tags) is (day != bad)
 
     # Drift monitoring: one run per day, all finished; the quarantined day was skipped at the wait.
     drift_by_day = {r["data_interval_start"][:10]: r for r in runs["drift_monitoring"]}
     assert sorted(drift_by_day) == [d.isoformat() for d in days]
     assert all(r["state"] == "success" for r in drift_by_day.values())
-    bad_states = task_states(airflow, "drift_monitoring", drift_by_day[bad.isoformat()]["dag_run_id"])
+    bad_states = task_states(airflow, model.dag("drift_monitoring"), drift_by_day[bad.isoformat()]["dag_run_id"])
     assert bad_states["wait_for_training_set"] == "skipped" and bad_states["drift_report"] == "skipped"
 
     # Training: the bootstrap run, then exactly one drift-triggered run, for a drifted day, with the reason.
     training = {r["dag_run_id"]: r for r in runs["training"]}
-    assert training[f"bootstrap__{DATASET}"]["conf"]["reason"] == "bootstrap"
+    assert training[f"bootstrap__{dataset}"]["conf"]["reason"] == "bootstrap"
     drift_runs = [r for r in training.values() if r["dag_run_id"].startswith("drift__")]
     assert len(drift_runs) == 1, sorted(training)
     triggered = drift_runs[0]
     window_end = triggered["conf"]["detail"]["window_end"]
     assert window_end >= loop.drift_from.isoformat()
-    assert triggered["conf"]["reason"] == "drift" and triggered["conf"]["detail"]["drift_share"] >= 0.3
-    assert triggered["conf"]["dataset_rev"] == f"training-set/{DATASET}/{window_end}"
+    assert triggered["conf"]["reason"] == "drift" and triggered["conf"]["detail"]["drift_share"] >= model.drift_share
+    assert triggered["conf"]["dataset_rev"] == f"training-set/{model.name}/{window_end}"
     assert all(r["state"] == "success" for r in training.values()), training
 
     # MLflow: one run per training run, one version per run, the gate decided on every challenger.
-    state = mlflow_state(loop.env)
+    state = mlflow_state(loop.env, model)
     keys = [r["tags"].get("airflow.run_key") for r in state["runs"]]
     assert len(keys) == len(set(keys)) == len(training)
     assert sorted(r["tags"]["airflow.run_id"] for r in state["runs"]) == sorted(training)

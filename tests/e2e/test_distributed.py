@@ -2,7 +2,9 @@
 PostgreSQL database for Airflow's metadata, another for the MLflow tracking server's backend store and one for
 the demo source, Redis as the broker. The configuration is ``config/distributed.env`` on top of the embedded
 one (the same settings, switched by environment). The loop must show the same outcomes as under the embedded
-default, with tasks spread over both workers and the MLflow runs in the server's PostgreSQL."""
+default, with tasks spread over both workers and the MLflow runs in the server's PostgreSQL. It runs the second
+example model (card_fraud: another schema, key, label, label delay and suite, from the same DAG factory) through
+the whole loop, while the embedded end-to-end test runs the churn demo's."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from sqlalchemy import create_engine, text
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow, distributed_components
+from mlops_provider.demo.transactions_source import TRANSACTIONS
 from tests.conftest import PROJECT_ROOT, embedded_environment, fresh_databases
-from tests.e2e.loop import Loop, check_loop_outcomes, unpause, wait_for_dags, wait_for_loop
+from tests.e2e.loop import FRAUD, Loop, check_loop_outcomes, unpause, wait_for_dags, wait_for_loop
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +62,7 @@ def distributed(tmp_path_factory):
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         seed_range(
             create_engine(f"postgresql+psycopg2://{POSTGRES}/{databases['source']}"), days,
-            SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}),
+            SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}), TRANSACTIONS,
         )  # fmt: skip
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([str(BIN / "airflow"), "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")],
@@ -72,7 +75,7 @@ def distributed(tmp_path_factory):
         try:
             wait_for_dags(airflow)
             yield Loop(airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env,
-                       notes={"databases": databases})  # fmt: skip
+                       model=FRAUD, notes={"databases": databases})  # fmt: skip
         finally:
             airflow.stop()
             broker.flushdb()
@@ -80,7 +83,7 @@ def distributed(tmp_path_factory):
 
 def test_the_loop_on_celery_postgres_redis_and_an_mlflow_server(distributed):
     airflow = distributed.airflow
-    unpause(airflow, "drift_monitoring", "training", "promotion", "ingest")
+    unpause(airflow, *FRAUD.dags)
     runs = wait_for_loop(distributed, timeout=1800)
     state = check_loop_outcomes(distributed, runs)
 
@@ -96,7 +99,7 @@ def test_the_loop_on_celery_postgres_redis_and_an_mlflow_server(distributed):
 
     # Tasks ran on both Celery workers (each reports its own hostname).
     hosts: Counter[str] = Counter()
-    for dag_id in ("ingest", "drift_monitoring", "training", "promotion"):
+    for dag_id in FRAUD.dags:
         tis = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?limit=1000")["task_instances"]
         hosts.update(ti["hostname"] for ti in tis if ti["state"] == "success" and ti["hostname"])
     assert {"worker-1", "worker-2"} <= set(hosts), hosts

@@ -21,7 +21,7 @@ from mlops_provider.demo.embedded import EmbeddedAirflow
 from mlops_provider.operators.sql import SqlToParquetOperator
 from tests.e2e.browser import Browser, chromium_binary
 from tests.e2e.loop import (
-    DATASET,
+    CHURN,
     Loop,
     all_finished,
     check_loop_outcomes,
@@ -41,6 +41,10 @@ pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
 PORT = 18793
+INGEST, TRAINING, PROMOTION, MONITORING = (
+    CHURN.dag(s) for s in ("ingest", "training", "promotion", "drift_monitoring")
+)
+DATASET = CHURN.dataset
 PROBE_DAG = """
 from __future__ import annotations
 import pendulum
@@ -168,15 +172,15 @@ def test_drift_sensor_defers_to_the_triggerer_and_resumes(loop, tmp_path):
 def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop):
     airflow = loop.airflow
     # Monitoring first: its first day waits (deferred, in the triggerer) for that day's ingest.
-    unpause(airflow, "drift_monitoring", "training", "promotion")
-    first = wait_for(lambda: dag_runs(airflow, "drift_monitoring"), 120, "the first drift_monitoring run")[0]
+    unpause(airflow, MONITORING, TRAINING, PROMOTION)
+    first = wait_for(lambda: dag_runs(airflow, MONITORING), 120, "the first drift_monitoring run")[0]
     wait_for(
-        lambda: ti(airflow, "drift_monitoring", first["dag_run_id"], "wait_for_training_set")["state"] == "deferred",
+        lambda: ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "deferred",
         120, "wait_for_training_set to defer",
     )  # fmt: skip
-    unpause(airflow, "ingest")
+    unpause(airflow, INGEST)
     runs = wait_for_loop(loop, timeout=1500)
-    assert ti(airflow, "drift_monitoring", first["dag_run_id"], "wait_for_training_set")["state"] == "success"
+    assert ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "success"
     loop.notes["runs"] = runs
     loop.notes["mlflow"] = check_loop_outcomes(loop, runs)
 
@@ -198,12 +202,12 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
     # The bad day's failure names the check; neither training nor promotion used it.
     bad_run = next(r for r in runs["ingest"] if r["data_interval_start"].startswith(loop.bad.isoformat()))
     log = airflow.api(
-        "GET", f"/api/v2/dags/ingest/dagRuns/{bad_run['dag_run_id']}/taskInstances/validate/logs/1?full_content=true"
+        "GET", f"/api/v2/dags/{INGEST}/dagRuns/{bad_run['dag_run_id']}/taskInstances/validate/logs/1?full_content=true"
     )  # fmt: skip
     assert "expect_column_values_to_not_be_null" in json.dumps(log)
     for day in loop.days:
         if day != loop.bad:
-            message = git(workspace, "log", "-1", "--format=%B", f"training-set/{DATASET}/{day}")
+            message = git(workspace, "log", "-1", "--format=%B", f"training-set/{CHURN.name}/{day}")
             partitions = next(ln for ln in message.splitlines() if ln.startswith("Training-Set-Partitions:"))
             assert loop.bad.isoformat() not in partitions and day.isoformat() in partitions
 
@@ -214,19 +218,19 @@ def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):
     workspace = loop.mlops / "data-registry"
     before_git = (git(workspace, "rev-list", "--all", "--count"), git(workspace, "show-ref", "--tags"))
     before_mlflow = mlflow_state(loop.env)
-    before_training = sorted(r["dag_run_id"] for r in dag_runs(airflow, "training"))
-    before_promotion = sorted(r["dag_run_id"] for r in dag_runs(airflow, "promotion"))
+    before_training = sorted(r["dag_run_id"] for r in dag_runs(airflow, TRAINING))
+    before_promotion = sorted(r["dag_run_id"] for r in dag_runs(airflow, PROMOTION))
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
-    drift_run = next(r for r in dag_runs(airflow, "training") if r["dag_run_id"].startswith("drift__"))
+    drift_run = next(r for r in dag_runs(airflow, TRAINING) if r["dag_run_id"].startswith("drift__"))
     window = drift_run["conf"]["detail"]["window_end"]
     drift_day_run = next(r for r in runs["drift_monitoring"] if r["data_interval_start"].startswith(window))
     promotion_run = runs["promotion"][-1]
     targets = [
-        ("ingest", good_ingest["dag_run_id"], "version_partition"),
-        ("ingest", good_ingest["dag_run_id"], "assemble_training_set"),
-        ("training", drift_run["dag_run_id"], "train"),
-        ("drift_monitoring", drift_day_run["dag_run_id"], "trigger_training"),
-        ("promotion", promotion_run["dag_run_id"], "evaluate"),
+        (INGEST, good_ingest["dag_run_id"], "version_partition"),
+        (INGEST, good_ingest["dag_run_id"], "assemble_training_set"),
+        (TRAINING, drift_run["dag_run_id"], "train"),
+        (MONITORING, drift_day_run["dag_run_id"], "trigger_training"),
+        (PROMOTION, promotion_run["dag_run_id"], "evaluate"),
     ]
     tries = {}
     for dag_id, run_id, task_id in targets:
@@ -243,12 +247,12 @@ def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):
             600, f"{dag_id}.{task_id} to run again",
         )  # fmt: skip
     # The re-run trigger task saw its window handled and skipped; nothing new anywhere.
-    assert ti(airflow, "drift_monitoring", drift_day_run["dag_run_id"], "trigger_training")["state"] == "skipped"
-    for dag_id in ("training", "promotion"):
+    assert ti(airflow, MONITORING, drift_day_run["dag_run_id"], "trigger_training")["state"] == "skipped"
+    for dag_id in (TRAINING, PROMOTION):
         wait_for(lambda d=dag_id: all(r["state"] in ("success", "failed") for r in dag_runs(airflow, d)), 600, dag_id)
-    assert sorted(r["dag_run_id"] for r in dag_runs(airflow, "training")) == before_training
+    assert sorted(r["dag_run_id"] for r in dag_runs(airflow, TRAINING)) == before_training
     # The re-run training of an already judged version announced nothing: no promotion run again.
-    assert sorted(r["dag_run_id"] for r in dag_runs(airflow, "promotion")) == before_promotion
+    assert sorted(r["dag_run_id"] for r in dag_runs(airflow, PROMOTION)) == before_promotion
     assert (git(workspace, "rev-list", "--all", "--count"), git(workspace, "show-ref", "--tags")) == before_git
     after_mlflow = mlflow_state(loop.env)
     assert sorted(r["id"] for r in after_mlflow["runs"]) == sorted(r["id"] for r in before_mlflow["runs"])
@@ -263,16 +267,16 @@ def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):
 def test_manual_training_from_the_rest_api_with_a_conf(loop):
     airflow = loop.airflow
     loop.notes.get("runs") or pytest.skip("the loop did not complete")
-    rev = f"training-set/{DATASET}/{loop.days[-1]}"
+    rev = f"training-set/{CHURN.name}/{loop.days[-1]}"
     run = airflow.api(
-        "POST", "/api/v2/dags/training/dagRuns",
+        "POST", f"/api/v2/dags/{TRAINING}/dagRuns",
         {"dag_run_id": "manual__e2e", "logical_date": None,
          "conf": {"reason": "manual", "dataset_rev": rev, "hyperparameters": {"max_depth": 3},
                   "detail": {"ticket": "OPS-42"}}},
     )  # fmt: skip
     assert run["state"] in ("queued", "running")
-    wait_for(lambda: ti(airflow, "training", "manual__e2e", "train")["state"] in ("success", "failed"), 600, "train")
-    assert ti(airflow, "training", "manual__e2e", "train")["state"] == "success"
+    wait_for(lambda: ti(airflow, TRAINING, "manual__e2e", "train")["state"] in ("success", "failed"), 600, "train")
+    assert ti(airflow, TRAINING, "manual__e2e", "train")["state"] == "success"
     state = mlflow_state(loop.env)
     mlflow_run = next(r for r in state["runs"] if r["tags"]["airflow.run_id"] == "manual__e2e")
     assert mlflow_run["tags"]["trigger.reason"] == "manual" and mlflow_run["params"]["max_depth"] == "3"
@@ -281,7 +285,7 @@ def test_manual_training_from_the_rest_api_with_a_conf(loop):
     }
     # A conf the form would refuse is refused by the API too, naming the field.
     with pytest.raises(Exception, match="reason"):
-        airflow.api("POST", "/api/v2/dags/training/dagRuns", {"logical_date": None, "conf": {"reason": "whim"}})
+        airflow.api("POST", f"/api/v2/dags/{TRAINING}/dagRuns", {"logical_date": None, "conf": {"reason": "whim"}})
 
 
 def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
@@ -289,20 +293,20 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     runs = loop.notes.get("runs") or pytest.skip("the loop did not complete")
     mlflow = loop.notes["mlflow"]
     checked = []
-    drift_run = next(r for r in runs["drift_monitoring"] if task_states(airflow, "drift_monitoring", r["dag_run_id"])
+    drift_run = next(r for r in runs["drift_monitoring"] if task_states(airflow, MONITORING, r["dag_run_id"])
                      .get("drift_report") == "success")  # fmt: skip
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
     training_run = next(r for r in runs["training"] if r["state"] == "success")
     promotion_run = runs["promotion"][-1]["dag_run_id"]
     # Every link of every operator that produced something viewable, answered 200 by the plugin's web app.
     for dag_id, run_id, task_id, names in (
-        ("drift_monitoring", drift_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
-        ("ingest", good_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
-        ("ingest", good_ingest["dag_run_id"], "version_partition", ["DVC version"]),
-        ("ingest", good_ingest["dag_run_id"], "assemble_training_set", ["DVC version"]),
-        ("training", training_run["dag_run_id"], "train", ["MLflow run", "MLflow model version", "DVC version"]),
-        ("promotion", promotion_run, "evaluate", ["Verdict ledger"]),
-        ("promotion", promotion_run, "promote", ["MLflow model version"]),
+        (MONITORING, drift_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
+        (INGEST, good_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
+        (INGEST, good_ingest["dag_run_id"], "version_partition", ["DVC version"]),
+        (INGEST, good_ingest["dag_run_id"], "assemble_training_set", ["DVC version"]),
+        (TRAINING, training_run["dag_run_id"], "train", ["MLflow run", "MLflow model version", "DVC version"]),
+        (PROMOTION, promotion_run, "evaluate", ["Verdict ledger"]),
+        (PROMOTION, promotion_run, "promote", ["MLflow model version"]),
     ):
         links = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links")
         for name in names:
@@ -314,25 +318,25 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     assert airflow.request_status("/mlops/mlflow/runs/no-such-run") == 404
     # The page behind the training's links: its run, version and data, tied to each other.
     train_links = airflow.api(
-        "GET", f"/api/v2/dags/training/dagRuns/{training_run['dag_run_id']}/taskInstances/train/links"
+        "GET", f"/api/v2/dags/{TRAINING}/dagRuns/{training_run['dag_run_id']}/taskInstances/train/links"
     )["extra_links"]  # fmt: skip
     run_page = airflow.request_text(train_links["MLflow run"])
     assert "roc_auc" in run_page and train_links["MLflow model version"] in run_page
     data_page = airflow.request_text(train_links["DVC version"])
-    assert f"training-set/{DATASET}/" in data_page and "assemble_training_set" in data_page
+    assert f"training-set/{CHURN.name}/" in data_page and "assemble_training_set" in data_page
     # The drift trigger's link (Airflow's own) names the training run it triggered, also after the clearing test
     # re-ran that trigger task (it skipped: the window was handled).
     triggered = next(r for r in runs["training"] if r["dag_run_id"].startswith("drift__"))
     window = triggered["conf"]["detail"]["window_end"]
     trigger_run = next(r for r in runs["drift_monitoring"] if r["data_interval_start"].startswith(window))
     link = airflow.api(
-        "GET", f"/api/v2/dags/drift_monitoring/dagRuns/{trigger_run['dag_run_id']}/taskInstances/trigger_training/links"
+        "GET", f"/api/v2/dags/{MONITORING}/dagRuns/{trigger_run['dag_run_id']}/taskInstances/trigger_training/links"
     )["extra_links"]["Triggered DAG"]  # fmt: skip
-    assert link.endswith(f"/dags/training/runs/{triggered['dag_run_id']}"), link
+    assert link.endswith(f"/dags/{TRAINING}/runs/{triggered['dag_run_id']}"), link
 
     health = airflow.api("GET", "/mlops/health.json")
     assert health["champion"]["version"] == mlflow["champion"]
-    assert health["lineage"]["training set"].startswith(f"training-set/{DATASET}/")
+    assert health["lineage"]["training set"].startswith(f"training-set/{CHURN.name}/")
     assert health["lineage"]["gate verdict"] == "promote"
     assert {h["version"] for h in health["history"]} >= {str(v["version"]) for v in mlflow["versions"]}
     shares = {p["day"]: p["drift_share"] for p in health["drift"]}
@@ -348,11 +352,11 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     token = airflow._token_value()
     base = airflow.base_url
     with Browser() as browser:
-        grid = browser.visit(f"{base}/dags/drift_monitoring", token=token, screenshot=shots / "grid.png",
-                             expect=["drift_monitoring", "drift_report", "trigger_training"])  # fmt: skip
+        grid = browser.visit(f"{base}/dags/{MONITORING}", token=token, screenshot=shots / "grid.png",
+                             expect=[MONITORING, "drift_report", "trigger_training"])  # fmt: skip
         assert "drift_sensor" in grid["text"]
         page = browser.visit(  # the task instance's Details tab lists its extra links
-            f"{base}/dags/drift_monitoring/runs/{drift_run['dag_run_id']}/tasks/drift_report/details", token=token,
+            f"{base}/dags/{MONITORING}/runs/{drift_run['dag_run_id']}/tasks/drift_report/details", token=token,
             screenshot=shots / "drift_report_links.png", expect=["Extra Links", "Drift report"],
         )  # fmt: skip
         assert f"{base}{checked[0]}" in page["links"]  # the button's target is the plugin route that answered 200

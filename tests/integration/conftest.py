@@ -4,7 +4,6 @@ pool of trained models registered once per module that uses it. Plain helpers ar
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import pytest
@@ -12,9 +11,9 @@ import pytest
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import training_set_path
-from mlops_provider.scoring import holdout_mask
+from mlops_provider.split import HoldoutSplit
 from tests.helpers import task_context
-from tests.integration.models import DATA_PATH, TAG, TRAINING, train_op
+from tests.integration.models import DATA_PATH, SPEC, TAG, train_op
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def training_set(mlops_home, tmp_path) -> dict:
     frame["signup_date"] = pd.to_datetime(frame["signup_date"])
     path = tmp_path / "training_set.parquet"
     frame.to_parquet(path, index=False)
-    return DvcHook().version_file(path, training_set_path("customer_activity"), TAG, {})
+    return DvcHook().version_file(path, training_set_path("churn_classifier"), TAG, {})
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,7 @@ def trained(tmp_path_factory) -> dict:
         frame["signup_date"] = pd.to_datetime(frame["signup_date"])
         # Premium labels inverted on the training side only: the holdout (evaluation) keeps the true labels.
         noisy = frame.copy()
-        split = json.loads((TRAINING / "split.json").read_text())
-        premium = (noisy["plan"] == "premium") & ~holdout_mask(noisy, split)
+        premium = (noisy["plan"] == "premium") & ~HoldoutSplit.from_mapping(SPEC.holdout).mask(noisy)
         noisy.loc[premium, "churned"] = 1 - noisy.loc[premium, "churned"]
         revs = {}
         for name, data in (("clean", frame), ("noisy", noisy)):

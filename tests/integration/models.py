@@ -6,23 +6,29 @@ from __future__ import annotations
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import training_set_path
 from mlops_provider.operators.training import TrainModelOperator
+from mlops_provider.spec import load_spec
 from tests.helpers import PROJECT_ROOT, task_context
 
 TRAINING = PROJECT_ROOT / "include" / "training"
-TAG = "training-set/customer_activity/2026-11-05"
+#: The churn demo's model spec: the schema and holdout split the tests train with.
+SPEC = load_spec(PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml")
+TAG = "training-set/churn_classifier/2026-11-05"
 FAST = {"n_estimators": 30, "max_depth": 4}
 
 
 PROMOTION = PROJECT_ROOT / "include" / "promotion"
-DATA_PATH = "data/customer_activity/training_set.parquet"
+BEHAVIOUR = PROMOTION / "churn_classifier.behaviour_tests.json"
+DATA_PATH = "data/churn_classifier/training_set.parquet"
 
 
 def train_op(**kwargs) -> TrainModelOperator:
     defaults = dict(
         task_id="train",
-        dataset_path=training_set_path("customer_activity"),
+        dataset_path=training_set_path("churn_classifier"),
         dataset_rev=TAG,
         entrypoint=str(TRAINING / "train.py"),
+        model_schema=SPEC.entrypoint_schema(),
+        holdout=SPEC.holdout,
         hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
         hyperparameters=FAST,
         experiment_name="churn",

@@ -22,12 +22,17 @@ BAD_DAY = DAY + dt.timedelta(days=1)
 
 
 @pytest.fixture
-def ingest_dag(airflow_db):
+def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "ingest.py"))
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py"))
     assert bag.import_errors == {}
-    return bag.get_dag("ingest")
+    return bag
+
+
+@pytest.fixture
+def ingest_dag(dagbag):
+    return dagbag.get_dag("churn_classifier__ingest")
 
 
 def run_for(dag, day: dt.date):
@@ -58,12 +63,12 @@ def test_ingest_versions_the_validated_partition_and_skips_a_bad_day(ingest_dag,
     assert versioned == staged.read_bytes()  # byte-identical to what was validated
     assert f"Data-Md5: {md5_of_file(staged)}" in git(workspace, "log", "-1", "--format=%B", tag)
     assert f"Airflow-Data-Interval-Start: {DAY}T00:00:00+00:00" in git(workspace, "log", "-1", "--format=%B", tag)
-    assert git(workspace, "tag", "--list", "training-set/*") == f"training-set/customer_activity/{DAY}"
+    assert git(workspace, "tag", "--list", "training-set/*") == f"training-set/churn_classifier/{DAY}"
     with create_session() as session:
         events = session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id).all()
     assert len(events) == 1
     assert events[0].extra["partitions"] == [str(DAY)] and events[0].extra["rows"] > 1000
-    assert events[0].extra["rev"] == git(workspace, "rev-parse", f"training-set/customer_activity/{DAY}^{{commit}}")
+    assert events[0].extra["rev"] == git(workspace, "rev-parse", f"training-set/churn_classifier/{DAY}^{{commit}}")
 
     commits = git(workspace, "rev-list", "--count", "HEAD")
     assert run_for(ingest_dag, DAY).state == "success"  # a re-run of the day changes nothing
@@ -82,3 +87,21 @@ def test_ingest_versions_the_validated_partition_and_skips_a_bad_day(ingest_dag,
     assert len(list((mlops_home / "quarantine" / "customer_activity" / str(BAD_DAY)).glob(f"*/{BAD_DAY}.parquet"))) == 1
     assert git(workspace, "tag", "--list", f"*{BAD_DAY}") == ""
     assert git(workspace, "rev-list", "--count", "HEAD") == commits
+
+
+def test_the_second_example_model_ingests_its_own_source_with_its_own_suite(dagbag, mlops_home):
+    """card_fraud (another schema, key, label and suite, from the same factory): a good day is versioned and its
+    training set assembled under the model's name; a day with out-of-range amounts is quarantined."""
+    from mlops_provider.demo.transactions_source import TRANSACTIONS
+
+    spec = SourceSpec(seed=4, rows_per_day=1500, bad_dates={BAD_DAY: "out_of_range"})
+    seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [DAY, BAD_DAY], spec, TRANSACTIONS)
+    dag = dagbag.get_dag("card_fraud__ingest")
+    assert run_for(dag, DAY).state == "success"
+    workspace = mlops_home / "data-registry"
+    assert git(workspace, "tag", "--list", "partition/card_transactions/*") == f"partition/card_transactions/{DAY}"
+    assert git(workspace, "tag", "--list", "training-set/card_fraud/*") == f"training-set/card_fraud/{DAY}"
+    bad = run_for(dag, BAD_DAY)
+    states = {ti.task_id: ti.state for ti in bad.get_task_instances()}
+    assert states["validate"] == "failed" and states["version_partition"] == "upstream_failed"
+    assert list((mlops_home / "quarantine" / "card_transactions" / str(BAD_DAY)).glob("*/validation_result.json"))

@@ -31,6 +31,7 @@ from tests.integration.models import copy_version
 pytestmark = pytest.mark.integration
 
 CALM, DRIFTED = dt.date(2026, 11, 12), dt.date(2026, 11, 20)
+TRAINED_DAY = dt.date(2026, 11, 3)  # a day of the `trained` pool's training set
 NUMERICAL = ["tenure_days", "monthly_charges", "total_charges", "sessions_7d", "avg_session_minutes",
              "support_tickets_30d", "payment_failures_90d", "discount_pct", "last_login_days_ago"]  # fmt: skip
 CATEGORICAL = ["plan", "region", "device", "payment_method"]
@@ -60,8 +61,8 @@ def monitored(trained, tmp_path_factory):
             )
             # drift_monitoring waits for the day's training set (ingest finished); the data does not matter here.
             DvcHook().version_file(
-                tmp / f"{day}.parquet", "data/customer_activity/training_set.parquet",
-                f"training-set/customer_activity/{day}", {},
+                tmp / f"{day}.parquet", "data/churn_classifier/training_set.parquet",
+                f"training-set/churn_classifier/{day}", {},
             )  # fmt: skip
         # A newer training set that is NOT the champion's: drift must not use it as the reference.
         generate_day(DRIFTED, spec).to_parquet(tmp / "newer.parquet", index=False)
@@ -101,7 +102,7 @@ def test_calm_day_no_drift_reference_is_the_champions_training_set(home):
     assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
     assert json.loads(Path(summary["summary_path"]).read_text())["drift_share"] == summary["drift_share"]
     link = context["ti"].pushed["_link_DriftReportLink"]
-    assert link == f"/mlops/reports/drift/customer_activity/{CALM}/{summary['attempt']}.html"
+    assert link == f"/mlops/reports/drift/churn_classifier/{CALM}/{summary['attempt']}.html"
     client = MlflowHook().get_client()
     history = client.get_metric_history(summary["mlflow_run_id"], "drift_share")
     assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), summary["drift_share"])]
@@ -148,7 +149,9 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True, capture_output=True
     )
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "drift_monitoring.py")).get_dag("drift_monitoring")
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py")).get_dag(
+        "churn_classifier__drift_monitoring"
+    )
 
     def run_for(day: dt.date):
         # A manual run of a daily data-interval timetable covers the day *before* its logical date.
@@ -163,7 +166,9 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
 
     def training_runs() -> list:
         with create_session() as session:
-            runs = session.query(DagRun).filter(DagRun.dag_id == "training", DagRun.run_id.like("drift__%"))
+            runs = session.query(DagRun).filter(
+                DagRun.dag_id == "churn_classifier__training", DagRun.run_id.like("drift__%")
+            )
             return [(r.run_id, r.conf) for r in runs]
 
     _, calm = run_for(CALM)
@@ -180,7 +185,7 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     assert [r[0] for r in runs] == [f"drift__customer_activity__{DRIFTED}"]
     conf = runs[0][1]
     assert conf["reason"] == "drift" and conf["detail"]["drift_share"] >= 0.3
-    assert conf["dataset_rev"] == f"training-set/customer_activity/{DRIFTED}"  # the window's data, not the newest
+    assert conf["dataset_rev"] == f"training-set/churn_classifier/{DRIFTED}"  # the window's data, not the newest
     assert f"/{DRIFTED}/" in conf["detail"]["report_url"]
 
     again_run, again = run_for(DRIFTED)  # re-running the monitoring of the same window
@@ -189,12 +194,13 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
         from airflow.models.xcom import XComModel
 
         pushed = session.query(XComModel).filter_by(
-            dag_id="drift_monitoring", run_id=again_run.run_id, task_id="trigger_training", key="trigger_run_id"
+            dag_id="churn_classifier__drift_monitoring", run_id=again_run.run_id, task_id="trigger_training",
+            key="trigger_run_id",
         ).one().value  # fmt: skip
     assert str(pushed).strip('"') == f"drift__customer_activity__{DRIFTED}"
 
     with create_session() as session:  # the triggered run finished; the next drifted day is in the cooldown
-        session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})
+        session.query(DagRun).filter(DagRun.dag_id == "churn_classifier__training").update({"state": "success"})
         session.commit()
     _, next_day = run_for(DRIFTED + dt.timedelta(days=1))
     assert next_day["drift_sensor"] == "success" and next_day["trigger_training"] == "skipped"
@@ -202,7 +208,7 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
 
     def finish_training_runs() -> None:
         with create_session() as session:
-            session.query(DagRun).filter(DagRun.dag_id == "training").update({"state": "success"})
+            session.query(DagRun).filter(DagRun.dag_id == "churn_classifier__training").update({"state": "success"})
             session.commit()
 
     _, after_cooldown = run_for(DRIFTED + dt.timedelta(days=3))  # outside the 2-day cooldown: second trigger
@@ -217,8 +223,43 @@ def performance(day: dt.date, floor: float, delay: int) -> dict:
     context = task_context(day, dag_id="drift_monitoring", run_id=f"p-{day}-{floor}", task_id="performance_check")
     return ModelPerformanceOperator(
         task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
-        partition=str(day), floor=floor, label_delay_days=delay,
+        partition=str(day), floor=floor, label_delay_days=delay, label_column="churned",
     ).execute(context)  # fmt: skip
+
+
+def test_the_late_label_check_never_scores_the_champion_on_rows_it_trained_on(home):
+    """Issue 15: right after a retrain on a window holding the labelled day, the champion's "late-label" AUC jumped
+    from 0.67 to 0.84 (in-sample). Day TRAINED_DAY below is one the champion was trained on (its training set holds
+    exactly these rows): the check scores the champion's holdout keys only, which the model never saw."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_provider.split import HoldoutSplit
+
+    frame = generate_day(TRAINED_DAY, SourceSpec(rows_per_day=1500))  # as the `trained` pool's training set
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+    path = home["home"].parent / "trained-day.parquet"
+    frame.to_parquet(path, index=False)
+    DvcHook().version_file(
+        path, f"data/customer_activity/partitions/{TRAINED_DAY}.parquet",
+        f"partition/customer_activity/{TRAINED_DAY}", {},
+    )  # fmt: skip
+    scored = performance(TRAINED_DAY + dt.timedelta(days=3), floor=0.5, delay=3)
+
+    hook = MlflowHook()
+    split = HoldoutSplit.from_tags(hook.model_version_tags("churn_classifier", home["champion"]))
+    holdout = split.mask(frame)
+    assert scored["status"] == "scored" and scored["labelled_rows"] == int(holdout.sum())
+    assert scored["excluded_training_rows"] == int((~holdout).sum()) > 0
+    assert scored["holdout"]["key"] == "customer_id"
+    model = hook.load_model(f"models:/churn_classifier/{home['champion']}")
+    from mlops_provider.scoring import schema_predictor
+
+    proba = np.asarray(schema_predictor(model)(frame), dtype=float)
+    in_sample = roc_auc_score(frame["churned"][~holdout], proba[~holdout])
+    out_of_sample = roc_auc_score(frame["churned"][holdout], proba[holdout])
+    assert scored["value"] == pytest.approx(out_of_sample)
+    assert in_sample > scored["value"] + 0.03, (in_sample, scored["value"])  # what the old check reported
 
 
 def test_champion_below_its_floor_on_late_labels_calls_for_retraining_with_reason_performance(home):
@@ -226,7 +267,7 @@ def test_champion_below_its_floor_on_late_labels_calls_for_retraining_with_reaso
     # Labels of the calm day arrive 3 days later; the champion is scored on them with the registry's model.
     scored = performance(CALM + dt.timedelta(days=3), floor=0.99, delay=3)
     assert scored["status"] == "scored" and scored["labelled_day"] == CALM.isoformat()
-    assert scored["labelled_rows"] > 1000 and scored["model_version"] == home["champion"]
+    assert scored["labelled_rows"] > 200 and scored["model_version"] == home["champion"]
     assert 0.5 < scored["value"] < 0.99 and scored["below_floor"] is True
     assert json.loads(Path(scored["summary_path"]).read_text())["value"] == scored["value"]
     history = MlflowHook().get_client().get_metric_history(scored["mlflow_run_id"], "labelled_roc_auc")
@@ -248,14 +289,14 @@ def test_champion_below_its_floor_on_late_labels_calls_for_retraining_with_reaso
 
 def test_tag_sensor_waits_for_the_version_and_skips_a_quarantined_day(home, tmp_path):
     workspace = str(DvcHook().workspace)
-    present = DvcTagSensor(task_id="w", tag=f"training-set/customer_activity/{CALM}")
-    assert present.execute(task_context(CALM))["sha"] == DvcHook().resolve_rev(f"training-set/customer_activity/{CALM}")
+    present = DvcTagSensor(task_id="w", tag=f"training-set/churn_classifier/{CALM}")
+    assert present.execute(task_context(CALM))["sha"] == DvcHook().resolve_rev(f"training-set/churn_classifier/{CALM}")
 
     quarantined = tmp_path / "quarantine"
     with pytest.raises(AirflowSkipException, match="quarantined"):
         DvcTagSensor(task_id="w", tag="training-set/none", abandon_paths=[str(tmp_path)]).execute(task_context(CALM))
 
-    trigger = DvcTagTrigger(workspace, "training-set/customer_activity/later", [str(quarantined)], poll_interval=0.05)
+    trigger = DvcTagTrigger(workspace, "training-set/churn_classifier/later", [str(quarantined)], poll_interval=0.05)
     assert DvcTagTrigger(**trigger.serialize()[1]).abandon_paths == [str(quarantined)]
 
     async def scenario(create) -> dict:
@@ -269,9 +310,9 @@ def test_tag_sensor_waits_for_the_version_and_skips_a_quarantined_day(home, tmp_
     quarantined.rmdir()
     head = DvcHook().resolve_rev("HEAD")
     event = asyncio.run(scenario(lambda: subprocess.run(
-        ["git", "tag", "training-set/customer_activity/later", head], cwd=workspace, check=True
+        ["git", "tag", "training-set/churn_classifier/later", head], cwd=workspace, check=True
     )))  # fmt: skip
-    assert event == {"status": "found", "tag": "training-set/customer_activity/later", "sha": head}
+    assert event == {"status": "found", "tag": "training-set/churn_classifier/later", "sha": head}
 
 
 def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_db):
@@ -282,7 +323,9 @@ def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_d
     subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "dags", "reserialize"], check=True, capture_output=True
     )
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "drift_monitoring.py")).get_dag("drift_monitoring")
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py")).get_dag(
+        "churn_classifier__drift_monitoring"
+    )
     hook = MlflowHook()
     client = hook.get_client()
     with hook.scoped_environment():
@@ -298,7 +341,9 @@ def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_d
             with create_session() as session:
                 exists = (
                     session.query(DagRun)
-                    .filter(DagRun.dag_id == "training", DagRun.run_id == "bootstrap__customer_activity")
+                    .filter(
+                        DagRun.dag_id == "churn_classifier__training", DagRun.run_id == "bootstrap__customer_activity"
+                    )
                     .count()
                 )
             if exists and hook.alias_version("churn_classifier", "champion") is None:
@@ -317,7 +362,11 @@ def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_d
             run = dag.test(logical_date=pendulum.datetime(after.year, after.month, after.day, tz="UTC"))
             states.append({ti.task_id: ti.state for ti in run.get_task_instances()})
         with create_session() as session:
-            runs = session.query(DagRun).filter(DagRun.dag_id == "training", DagRun.run_id.like("bootstrap__%")).all()
+            runs = (
+                session.query(DagRun)
+                .filter(DagRun.dag_id == "churn_classifier__training", DagRun.run_id.like("bootstrap__%"))
+                .all()
+            )
             bootstrap = [(r.run_id, r.conf) for r in runs]
     finally:
         stop.set()
@@ -329,7 +378,7 @@ def test_without_a_champion_the_loop_bootstraps_one_training_run(home, airflow_d
     assert states[0]["drift_report"] == "success" and states[1]["bootstrap_training"] == "skipped"
     assert bootstrap == [(
         "bootstrap__customer_activity",
-        {"reason": "bootstrap", "dataset_rev": f"training-set/customer_activity/{CALM}",
+        {"reason": "bootstrap", "dataset_rev": f"training-set/churn_classifier/{CALM}",
          "detail": {"model_name": "churn_classifier"}},
     )]  # fmt: skip
 
@@ -359,7 +408,7 @@ def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_tr
 
     day = DRIFTED + dt.timedelta(days=3)
     report(day, run_id="nightly")
-    folder = drift_folder("customer_activity", day.isoformat())
+    folder = drift_folder("churn_classifier", day.isoformat())
     record = attempts(folder)[0]  # the day's record of decision (whichever test wrote it first)
     # That check happened two days ago (the record's time is what the trigger's grace counts from).
     record["recorded_at"] = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).isoformat(timespec="seconds")
@@ -384,6 +433,55 @@ def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_tr
     decision = DriftSensor(task_id="s", summary_path=recheck["summary_path"]).decide(recheck)
     assert decision["recheck"] is True
     trigger = TriggerRetrainingOperator(task_id="trigger_training", dataset="customer_activity", decision=decision,
-                                        dataset_rev=f"training-set/customer_activity/{day}")  # fmt: skip
+                                        dataset_rev=f"training-set/churn_classifier/{day}",
+                                        trigger_dag_id="churn_classifier__training")  # fmt: skip
     with pytest.raises(AirflowSkipException, match="a late re-check never triggers training"):
         trigger.execute(task_context(day, dag_id="drift_monitoring", run_id="cleared-later"))
+
+
+def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apart(home):
+    """A second model on customer_activity (another registered model, its own champion) checks the same day: each
+    model's records are in its own folder, neither check reads or replaces the other's, and the health page
+    shows each model its own history."""
+    from mlops_provider.evidence import attempts
+    from mlops_provider.operators.evidently import drift_folder
+    from mlops_provider.operators.performance import performance_folder
+    from mlops_provider.web.health import collect
+
+    hook = MlflowHook()
+    twin = copy_version(hook, "churn_classifier", home["champion"], "churn_twin")
+    with hook.scoped_environment():
+        hook.get_client().set_registered_model_alias("churn_twin", "champion", twin)
+    day = CALM + dt.timedelta(days=1)  # a day no other test checks
+    DvcHook().version_file(  # a calm day of the source
+        _partition_file(home, day),
+        f"data/customer_activity/partitions/{day}.parquet", f"partition/customer_activity/{day}", {},
+    )  # fmt: skip
+    ours, _ = report(day)
+    context = task_context(day, dag_id="churn_twin__drift_monitoring", run_id=f"twin-{day}", task_id="drift_report")
+    theirs = DriftReportOperator(
+        task_id="drift_report", dataset="customer_activity", model_name="churn_twin", partition=str(day),
+        numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL,
+    ).execute(context)  # fmt: skip
+    assert Path(ours["summary_path"]).parent == drift_folder("churn_classifier", str(day))
+    assert Path(theirs["summary_path"]).parent == drift_folder("churn_twin", str(day))
+    assert theirs["recheck"] is False and ours["recheck"] is False  # neither took the other's for its first check
+    assert [a["reference"]["model_name"] for a in attempts(drift_folder("churn_twin", str(day)))] == ["churn_twin"]
+
+    perf_context = task_context(day, dag_id="churn_twin__drift_monitoring", run_id=f"twin-{day}", task_id="p")
+    twin_perf = ModelPerformanceOperator(
+        task_id="performance_check", dataset="customer_activity", model_name="churn_twin", partition=str(day),
+        floor=0.5, label_delay_days=0, label_column="churned", min_labelled_rows=50,
+    ).execute(perf_context)  # fmt: skip
+    assert Path(twin_perf["summary_path"]).parent == performance_folder("churn_twin", str(day))
+    assert not performance_folder("churn_classifier", str(day)).exists()
+    assert {p["day"] for p in collect("churn_twin")["drift"]} == {str(day)}
+    assert str(day) in {p["day"] for p in collect("churn_classifier")["drift"]}
+
+
+def _partition_file(home: dict, day: dt.date) -> Path:
+    frame = generate_day(day, SourceSpec())
+    frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+    path = home["home"].parent / f"{day}.parquet"
+    frame.to_parquet(path, index=False)
+    return path

@@ -22,7 +22,7 @@ from mlops_provider.operators.promotion import (
     RollbackModelOperator,
 )
 from tests.helpers import PROJECT_ROOT, task_context
-from tests.integration.models import PROMOTION, TRAINING, copy_version
+from tests.integration.models import BEHAVIOUR, SPEC, copy_version
 
 pytestmark = pytest.mark.integration
 
@@ -41,20 +41,21 @@ def registry(trained, monkeypatch, request):
 
 
 def rules_file(tmp_path: Path, name: str, **overrides) -> str:
-    rules = json.loads((PROMOTION / "gate.json").read_text())["churn_classifier"]
-    path = tmp_path / "gate.json"
-    path.write_text(json.dumps({name: {**rules, **overrides}}))
+    """The churn spec's gate rules with ``overrides``, as a JSON file (the operator also takes the dict itself)."""
+    rules = SPEC.gate.rules(SPEC.segments[0])
+    path = tmp_path / f"{name}.gate.json"
+    path.write_text(json.dumps({**rules, **overrides}))
     return str(path)
 
 
-def evaluate(name: str, version: str, rules: str, tests: str = str(PROMOTION / "behaviour_tests.json")) -> dict:
+def evaluate(name: str, version: str, rules: str, tests: str = str(BEHAVIOUR)) -> dict:
     return EvaluateModelOperator(
         task_id="evaluate",
         model_name=name,
         challenger_version=version,
         gate_rules=rules,
         behaviour_tests=tests,
-        holdout_spec=str(TRAINING / "split.json"),
+        label_column=SPEC.label.column,
     ).execute(task_context(None, dag_id="promotion", run_id="r", task_id="evaluate"))
 
 
@@ -161,7 +162,7 @@ def test_segment_regression_is_rejected(registry, tmp_path):
 def test_failing_behaviour_test_is_rejected(registry, tmp_path):
     name, register, _ = registry
     rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5})
-    tests = json.loads((PROMOTION / "behaviour_tests.json").read_text())
+    tests = json.loads(BEHAVIOUR.read_text())
     tests["directional"].append(
         {
             "name": "more sessions raise churn (wrong on purpose)",
@@ -231,7 +232,7 @@ def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, 
         "partition/customer_activity/2026-11-07",
         {},
     )
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "promotion.py")).get_dag("promotion")
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py")).get_dag("churn_classifier__promotion")
     first = dag.test(run_conf={"version": str(version)})
     assert first.state == "success"
     assert hook.alias_version("churn_classifier", "champion") == str(version)
@@ -264,7 +265,7 @@ def test_a_past_promotion_run_cleared_later_judges_and_keeps_its_own_version(reg
     def evaluate_run(run_id: str, version: str, try_number: int = 1) -> dict:
         return EvaluateModelOperator(
             task_id="evaluate", model_name=name, model_asset=asset, gate_rules=rules,
-            behaviour_tests=str(PROMOTION / "behaviour_tests.json"), holdout_spec=str(TRAINING / "split.json"),
+            behaviour_tests=str(BEHAVIOUR), label_column=SPEC.label.column,
         ).execute(run_context(run_id, "evaluate", version, try_number))  # fmt: skip
 
     def promote_run(run_id: str, version: str, expected: str | None) -> dict:

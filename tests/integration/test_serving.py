@@ -103,7 +103,7 @@ def test_serving_image_answers_like_the_registry_model(candidate, training_image
     assert image.labels["org.mlops.model.version"] == "1" and image.labels["org.mlops.data.rev"]
     assert package("docker")["image_id"] == pkg["image_id"]  # built once
 
-    tests = json.loads((PROJECT_ROOT / "include" / "promotion" / "behaviour_tests.json").read_text())
+    tests = json.loads((PROJECT_ROOT / "include" / "promotion" / "churn_classifier.behaviour_tests.json").read_text())
     cases = pd.DataFrame([{**tests["base"], **case["input"]} for case in tests["known_cases"]])
     with candidate.scoped_environment():
         candidate.get_client().set_registered_model_alias("serving_model", "champion", "1")

@@ -15,7 +15,7 @@ from mlops_provider.layout import training_set_path
 from mlops_provider.operators.training import challenger_alias
 from mlops_provider.reproduce import reproduce_run
 from tests.helpers import PROJECT_ROOT, task_context
-from tests.integration.models import FAST, TAG, context, train_op
+from tests.integration.models import FAST, SPEC, TAG, TRAINING, context, train_op
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_training_twice_for_one_airflow_run_gives_one_run_and_one_version(traini
     assert len(client.search_model_versions("name = 'churn_classifier'")) == 1
     tags = client.get_run(first["run_id"]).data.tags
     assert tags["data.rev"] == training_set["rev"] and tags["data.md5"] == training_set["md5"]
-    assert tags["data.path"] == training_set_path("customer_activity")
+    assert tags["data.path"] == training_set_path("churn_classifier")
     assert tags["airflow.dag_id"] == "training" and tags["airflow.run_id"] == "manual__1"
     assert tags["trigger.reason"] == "manual" and tags["training.runner"] == "local"
     assert json.loads(tags["training.params"])["max_depth"] == 4
@@ -127,7 +127,7 @@ def test_training_dag_with_a_conf_registers_a_challenger_and_emits_the_asset(air
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "training.py")).get_dag("training")
+    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py")).get_dag("churn_classifier__training")
     run = dag.test(run_conf={"dataset_rev": TAG, "hyperparameters": FAST, "reason": "manual", "detail": {"by": "test"}})
     assert run.state == "success"
     with create_session() as session:
@@ -136,7 +136,7 @@ def test_training_dag_with_a_conf_registers_a_challenger_and_emits_the_asset(air
     run_id = events[0].extra["run_id"]
     tags = MlflowHook().get_client().get_run(run_id).data.tags
     assert tags["trigger.reason"] == "manual" and json.loads(tags["trigger.detail"]) == {"by": "test"}
-    assert tags["airflow.dag_id"] == "training" and tags["airflow.run_id"] == run.run_id
+    assert tags["airflow.dag_id"] == "churn_classifier__training" and tags["airflow.run_id"] == run.run_id
 
     bad = dag.test(run_conf={"dataset_rev": TAG, "hyperparameters": {"depth": 3}})
     assert bad.state == "failed"
@@ -205,7 +205,7 @@ def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the
     data = records.dvc_version(training_set["rev"])
     assert data["tags"] == [TAG] and data["rev"] == training_set["rev"]
     assert data["files"] == [
-        {"path": training_set_path("customer_activity"), "md5": training_set["md5"], "size": training_set["size"]}
+        {"path": training_set_path("churn_classifier"), "md5": training_set["md5"], "size": training_set["size"]}
     ]
     assert TAG in records.render_dvc_version(data)
 
@@ -233,6 +233,62 @@ def test_a_misspelt_conf_key_and_a_rev_that_is_not_a_training_set_are_refused(tr
     partition.write_bytes(b"a later day " * 100)
     DvcHook().version_file(partition, "data/customer_activity/partitions/2026-11-06.parquet",
                            "partition/customer_activity/2026-11-06", {})  # fmt: skip
-    with pytest.raises(AirflowFailException, match="is not a version of data/customer_activity/training_set.parquet"):
+    with pytest.raises(AirflowFailException, match="is not a version of data/churn_classifier/training_set.parquet"):
         train_op(dataset_rev="partition/customer_activity/2026-11-06").execute(context())
     assert MlflowHook().get_client().search_model_versions("name = 'churn_classifier'") == []
+
+
+BREAKS = {
+    "result file": ("train.py", "os.replace(tmp, args.output)", "pass"),
+    "model_id": ("train.py", 'result = {"model_id": info.model_id, ', "result = {"),
+    "run tags": ("train.py", "mlflow.set_tags({**json.loads(args.tags), ", "mlflow.set_tags({"),
+    "signature": (
+        "train.py",
+        "signature=infer_signature(example, predictions),\n            input_example=example,\n",
+        "",
+    ),
+    "predict output": ("tabular_model.py", "self.categories))[:, 1]", "self.categories))"),
+}
+
+
+@pytest.mark.parametrize("item", list(BREAKS))
+def test_an_entrypoint_that_breaks_the_contract_fails_naming_the_item(training_set, tmp_path, item):
+    """The template entrypoint with one thing broken: no result file, no model id, the given tags dropped, no
+    signature, predict returning both class columns. Each fails the task (no retry: the code is wrong) with the
+    item named, and the MLflow run is marked failed; nothing is registered."""
+    import shutil
+
+    for name in ("train.py", "tabular_model.py", "hyperparameters.json"):
+        shutil.copy(TRAINING / name, tmp_path / name)
+    file, old, new = BREAKS[item]
+    code = (tmp_path / file).read_text()
+    assert old in code, f"the template changed: {old!r} is not in {file}"
+    (tmp_path / file).write_text(code.replace(old, new))
+    with pytest.raises(AirflowFailException, match=f"training entrypoint contract, {item}:"):
+        train_op(entrypoint=str(tmp_path / "train.py")).execute(context())
+    client = MlflowHook().get_client()
+    runs = client.search_runs([client.get_experiment_by_name("churn").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert client.search_model_versions("name = 'churn_classifier'") == []
+
+
+def test_the_entrypoint_gets_training_rows_and_holdout_rows_apart_and_the_split_is_recorded(training_set):
+    """The provider owns the split: the training rows and the holdout rows share no key, and the run and the
+    version record the split that evaluation and the performance check read back."""
+    import pandas as pd
+
+    from mlops_provider.paths import mlops_home
+    from mlops_provider.split import HoldoutSplit
+
+    result = train_op().execute(context())
+    work = mlops_home() / "training" / result["run_id"]
+    train_rows, holdout_rows = pd.read_parquet(work / "train.parquet"), pd.read_parquet(work / "holdout.parquet")
+    assert not set(train_rows["customer_id"]) & set(holdout_rows["customer_id"])
+    assert len(train_rows) + len(holdout_rows) == len(DvcHook().read_frame(training_set_path("churn_classifier"), TAG))
+    version_tags = MlflowHook().model_version_tags("churn_classifier", result["version"])
+    split = HoldoutSplit.from_tags(version_tags)
+    assert split == HoldoutSplit.from_mapping(SPEC.holdout)
+    assert split.mask(holdout_rows).all() and not split.mask(train_rows).any()
+    run = MlflowHook().get_client().get_run(result["run_id"])
+    assert HoldoutSplit.from_tags(run.data.tags) == split
+    assert json.loads(run.data.tags["training.schema"])["label"] == "churned"

@@ -30,8 +30,8 @@ RUN_TASK = """
 import logging, sys
 from pathlib import Path
 from mlops_provider.runners import LocalRunner, TrainingJob
-job = TrainingJob(dataset=Path("d"), data_md5="0", tracking_uri="sqlite://", mlflow_run_id=sys.argv[2], params={},
-                  tags={}, output=Path(sys.argv[3]))
+job = TrainingJob(train=Path("t"), holdout=Path("h"), schema={}, tracking_uri="sqlite://", mlflow_run_id=sys.argv[2],
+                  params={}, tags={}, output=Path(sys.argv[3]))
 LocalRunner(Path(sys.argv[1]), logging.getLogger("task")).run(job)
 """
 
@@ -85,8 +85,8 @@ def test_a_retry_stops_the_entrypoint_an_earlier_try_left_running(entrypoint, tm
     )
     assert wait_for(Path(f"{tmp_path / 'orphan.json'}.started").exists)
     (output.parent / PID_FILE).write_text(f"{orphan.pid}\n")
-    job = TrainingJob(dataset=Path("d"), data_md5="0", tracking_uri="sqlite://", mlflow_run_id="run-xyz", params={},
-                      tags={}, output=output, env={"SLEEP": "0"})  # fmt: skip
+    job = TrainingJob(train=Path("t"), holdout=Path("h"), schema={}, tracking_uri="sqlite://", mlflow_run_id="run-xyz",
+                      params={}, tags={}, output=output, env={"SLEEP": "0"})  # fmt: skip
     LocalRunner(entrypoint, logging.getLogger("retry")).run(job)
     assert orphan.wait(timeout=15) is not None  # stopped before the retry started
     assert output.is_file()

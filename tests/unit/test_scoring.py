@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_provider.scoring import decide, holdout_mask
+from mlops_provider.scoring import binary_labels, decide
 
 pytestmark = pytest.mark.unit
 
@@ -49,9 +49,8 @@ def test_a_failed_behaviour_test_rejects_unless_the_rules_do_not_require_them():
     assert decide({**RULES, "require_behaviour_tests": False}, scores(0.7), None, behaviour)[1] == "promote"
 
 
-def test_the_holdout_is_a_stable_hash_of_the_key():
-    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(2000)]})
-    mask = holdout_mask(frame, {"key": "customer_id", "holdout_percent": 20})
-    assert 0.17 < mask.mean() < 0.23
-    again = holdout_mask(frame.iloc[::-1].reset_index(drop=True), {"key": "customer_id", "holdout_percent": 20})
-    assert set(frame["customer_id"][mask]) == set(frame.iloc[::-1].reset_index(drop=True)["customer_id"][again])
+def test_binary_labels_compare_numbers_as_numbers_and_anything_else_as_text():
+    assert binary_labels(pd.Series([0, 1, 1.0, None]), 1).tolist() == [0, 1, 1, 0]
+    assert binary_labels(pd.Series(["1", "0"]), 1).tolist() == [1, 0]
+    assert binary_labels(pd.Series(["fraud", "ok", None]), "fraud").tolist() == [1, 0, 0]
+    assert binary_labels(pd.Series([True, False]), True).tolist() == [1, 0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -181,8 +181,22 @@ def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     return frame
 
 
-def corrupt(frame: pd.DataFrame, kind: str, seed: int = 0) -> pd.DataFrame:
-    """Return a copy of a good partition made bad in one way (used by the source and by tests).
+@dataclass(frozen=True)
+class CorruptibleColumns:
+    """Which columns of a source ``corrupt`` breaks: a non-negative number, a second numeric column, a categorical
+    column and the unique row id."""
+
+    amount: str
+    number: str
+    category: str
+    row_id: str
+
+
+CHURN_COLUMNS = CorruptibleColumns(amount="monthly_charges", number="tenure_days", category="plan", row_id="event_id")
+
+
+def corrupt(frame: pd.DataFrame, kind: str, seed: int = 0, columns: CorruptibleColumns = CHURN_COLUMNS) -> pd.DataFrame:
+    """Return a copy of a good partition made bad in one way (used by the sources and by tests).
 
     Kinds: those of ``SOURCE_BAD_KINDS`` plus ``missing_column`` and ``extra_column`` (file-level only).
     """
@@ -191,24 +205,25 @@ def corrupt(frame: pd.DataFrame, kind: str, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     bad = frame.copy()
     n = len(bad)
+    c = columns
     if kind == "null_flood":
-        bad["monthly_charges"] = np.nan
-        bad.loc[rng.uniform(size=n) < 0.6, "tenure_days"] = None
+        bad[c.amount] = np.nan
+        bad.loc[rng.uniform(size=n) < 0.6, c.number] = None
     elif kind == "out_of_range":
-        bad.loc[bad.index[: max(1, n // 10)], "monthly_charges"] = -500.0
+        bad.loc[bad.index[: max(1, n // 10)], c.amount] = -500.0
     elif kind == "unknown_category":
-        bad.loc[bad.index[: max(1, n // 10)], "plan"] = "platinum_plus"
+        bad.loc[bad.index[: max(1, n // 10)], c.category] = "platinum_plus"
     elif kind == "duplicate_keys":
-        bad.loc[bad.index[1 : max(2, n // 5)], "event_id"] = bad["event_id"].iloc[0]
+        bad.loc[bad.index[1 : max(2, n // 5)], c.row_id] = bad[c.row_id].iloc[0]
     elif kind == "wrong_types":
-        bad["monthly_charges"] = bad["monthly_charges"].astype(str)
-        bad.loc[bad.index[: max(1, n // 10)], "monthly_charges"] = "n/a"
+        bad[c.amount] = bad[c.amount].astype(str)
+        bad.loc[bad.index[: max(1, n // 10)], c.amount] = "n/a"
     elif kind == "row_count_collapse":
         bad = bad.iloc[: max(1, n // 100)].copy()
     elif kind == "empty":
         bad = bad.iloc[0:0].copy()
     elif kind == "missing_column":
-        bad = bad.drop(columns=["monthly_charges"])
+        bad = bad.drop(columns=[c.amount])
     elif kind == "extra_column":
         bad["debug_blob"] = "x"
     else:
@@ -223,37 +238,56 @@ def dates_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def create_table(engine: Any) -> None:
+@dataclass(frozen=True)
+class SourceTable:
+    """A demo source table: its name, declared columns (name -> SQL type), timestamp column and day generator."""
+
+    table: str
+    columns: dict[str, str]
+    timestamp_column: str
+    generate: Callable[[dt.date, SourceSpec], pd.DataFrame]
+
+
+def create_table(engine: Any, source: SourceTable | None = None) -> None:
     """Create the source table and its timestamp index if they do not exist."""
     from sqlalchemy import text
 
-    columns = ", ".join(f"{name} {sqltype}" for name, sqltype in COLUMNS.items())
+    src = source or CHURN
+    columns = ", ".join(f"{name} {sqltype}" for name, sqltype in src.columns.items())
+    ts = src.timestamp_column
     with engine.begin() as conn:
-        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {TABLE} ({columns})"))
-        conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_{TIMESTAMP_COLUMN} ON {TABLE} ({TIMESTAMP_COLUMN})"))
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {src.table} ({columns})"))
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{src.table}_{ts} ON {src.table} ({ts})"))
 
 
-def seed_range(engine: Any, days: Iterable[dt.date], spec: SourceSpec) -> dict[dt.date, int]:
+def seed_range(
+    engine: Any, days: Iterable[dt.date], spec: SourceSpec, source: SourceTable | None = None
+) -> dict[dt.date, int]:
     """(Re)write the rows of each day in one transaction per day; returns rows written per day.
 
-    Re-seeding a day replaces its rows, so seeding is idempotent.
+    Re-seeding a day replaces its rows, so seeding is idempotent. ``source``: the churn table by default.
     """
     from sqlalchemy import text
 
-    create_table(engine)
+    src = source or CHURN
+    create_table(engine, src)
+    ts = src.timestamp_column
     written: dict[dt.date, int] = {}
     for day in days:
-        frame = generate_day(day, spec)
+        frame = src.generate(day, spec)
         start = dt.datetime.combine(day, dt.time())
         with engine.begin() as conn:
             conn.execute(
-                text(f"DELETE FROM {TABLE} WHERE {TIMESTAMP_COLUMN} >= :start AND {TIMESTAMP_COLUMN} < :end"),
+                text(f"DELETE FROM {src.table} WHERE {ts} >= :start AND {ts} < :end"),
                 {"start": start, "end": start + dt.timedelta(days=1)},
             )
             if len(frame):
-                frame.to_sql(TABLE, conn, if_exists="append", index=False, chunksize=5000)
+                frame.to_sql(src.table, conn, if_exists="append", index=False, chunksize=5000)
         written[day] = len(frame)
     return written
+
+
+CHURN = SourceTable(TABLE, COLUMNS, TIMESTAMP_COLUMN, generate_day)
 
 
 def parse_bad_dates(items: Sequence[str]) -> dict[dt.date, str]:

@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 
-def drift_folder(dataset: str, partition: str) -> Path:
-    """The folder of the drift records of the window ending at ``partition``: one ``<attempt>.json`` summary and
-    ``<attempt>.html`` report per check; the oldest is the day's record of decision."""
-    return reports_dir() / DRIFT_REPORTS / dataset / partition
+def drift_folder(model_name: str, partition: str) -> Path:
+    """The folder of a model's drift records of the window ending at ``partition``: one ``<attempt>.json`` summary
+    and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
+    models on one dataset compare it with different references."""
+    return reports_dir() / DRIFT_REPORTS / model_name / partition
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
@@ -54,7 +55,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     memory stays bounded; the sample sizes are recorded.
 
     Output: a JSON summary (dataset drift yes/no, drift share, per column method, score, threshold, drifted),
-    written next to the HTML report as ``$MLOPS_HOME/reports/drift/<dataset>/<day>/<attempt>.json|.html`` (extra
+    written next to the HTML report as ``$MLOPS_HOME/reports/drift/<model>/<day>/<attempt>.json|.html`` (extra
     link), both logged to a monitoring run of the attempt in MLflow together with metric ``drift_share`` at the
     window's date, so drift over time plots.
 
@@ -73,6 +74,9 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         newest partition in their ``extra["partitions"]`` is used instead of ``partition``.
     :param window_days: days in the current window.
     :param drift_share_threshold: the dataset counts as drifted when this share of columns drifted.
+    :param column_methods: per-column drift method (Evidently stat-test names, e.g. ``{"amount": "psi"}``);
+        other columns get Evidently's default for their type and size.
+    :param column_thresholds: per-column drift thresholds (e.g. ``{"amount": 0.2}``).
     :param max_rows: sample size bound per side.
 
     XCom (return value): the summary ``{"dataset_drift", "drift_share", "threshold", "columns", "dataset",
@@ -96,6 +100,8 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         partition_asset: Asset | None = None,
         window_days: int = 1,
         drift_share_threshold: float = 0.3,
+        column_methods: dict[str, str] | None = None,
+        column_thresholds: dict[str, float] | None = None,
         max_rows: int = 100_000,
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
@@ -115,6 +121,12 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.partition_asset = partition_asset
         self.window_days = window_days
         self.drift_share_threshold = drift_share_threshold
+        declared = set(self.numerical_columns) | set(self.categorical_columns)
+        unknown = sorted((set(column_methods or {}) | set(column_thresholds or {})) - declared)
+        if unknown:
+            raise ValueError(f"column_methods/column_thresholds name {unknown}, which are not declared columns")
+        self.column_methods = dict(column_methods or {})
+        self.column_thresholds = dict(column_thresholds or {})
         self.max_rows = max_rows
         self.seed = seed
         self.champion_alias = champion_alias
@@ -145,7 +157,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
 
     def _reference_version(self, end: str, attempt: str) -> tuple[str, dict[str, Any] | None]:
         """The champion to compare with: the one the day's first check recorded, else the current champion."""
-        first = first_attempt(drift_folder(self.dataset, end), other_than=attempt)
+        first = first_attempt(drift_folder(self.model_name, end), other_than=attempt)
         if first is not None:
             recorded = str((first.get("reference") or {}).get("model_version") or "")
             if not recorded:
@@ -198,7 +210,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         if len(current) > self.max_rows:  # a window of several days: one bounded sample of the samples
             current = current.sample(n=self.max_rows, random_state=self.seed)
         summary = self._run_evidently(reference, current)
-        folder = drift_folder(self.dataset, end)
+        folder = drift_folder(self.model_name, end)
         summary.update(
             dataset=self.dataset,
             partition=end,
@@ -239,7 +251,12 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         definition = DataDefinition(
             numerical_columns=self.numerical_columns, categorical_columns=self.categorical_columns
         )
-        self._snapshot = Report([DataDriftPreset(drift_share=self.drift_share_threshold)]).run(
+        preset = DataDriftPreset(
+            drift_share=self.drift_share_threshold,
+            per_column_method=self.column_methods or None,
+            per_column_threshold=self.column_thresholds or None,
+        )
+        self._snapshot = Report([preset]).run(
             current_data=Dataset.from_pandas(current, data_definition=definition),
             reference_data=Dataset.from_pandas(reference, data_definition=definition),
         )
@@ -269,7 +286,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         ti = context["ti"]
         run_id = hook.run_for_key(
             self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
-            f"drift-{self.dataset}-{day}",
+            f"drift-{self.model_name}-{day}",
         )  # fmt: skip
         hook.log_dated_metric(run_id, "drift_share", summary["drift_share"], day)
         hook.set_run_tags(

@@ -25,21 +25,23 @@ if TYPE_CHECKING:
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
 
-def performance_folder(dataset: str, partition: str) -> Path:
-    """The folder of the performance records of a day: one ``<attempt>.json`` per check, the oldest first."""
-    return reports_dir() / "performance" / dataset / partition
+def performance_folder(model_name: str, partition: str) -> Path:
+    """The folder of a model's performance records of a day: one ``<attempt>.json`` per check, the oldest first."""
+    return reports_dir() / "performance" / model_name / partition
 
 
 class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the current champion on the newest day whose labels have arrived and compare with a floor.
 
-    Churn labels arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
-    partition is read at its tag from the data registry; rows without a label are dropped. When the day is not
-    versioned (quarantined, not ingested) or has fewer than ``min_labelled_rows`` labels, the summary says
-    ``status = "no_labels"`` and nothing is decided. Otherwise the champion (loaded from the registry) is scored
-    and ``below_floor`` tells whether ``metric`` fell below ``floor``. The summary is written to
-    ``$MLOPS_HOME/reports/performance/<dataset>/<D>.json`` (the drift sensor waits for it) and the metric is
-    logged to MLflow experiment ``monitoring`` at the labelled day, so performance over time plots.
+    Labels may arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
+    partition is read at its tag from the data registry; rows without a label are dropped, and so is every row the
+    champion may have trained on: only the **holdout rows of the champion's own split** (version tags ``split.*``,
+    recorded by ``TrainModelOperator``) are scored, so a model is never judged on its training rows (a version
+    without split tags fails: it cannot be scored out of sample). When the day is not versioned (quarantined, not
+    ingested) or has fewer than ``min_labelled_rows`` labelled holdout rows, the summary says
+    ``status = "no_labels"`` and nothing is decided. Otherwise ``below_floor`` tells whether ``metric`` fell below
+    ``floor``. The summary is written to ``$MLOPS_HOME/reports/performance/<model>/<D>/<attempt>.json`` (the drift
+    sensor waits for it) and the metric is logged to MLflow experiment ``monitoring`` at the labelled day.
 
     :param dataset: dataset name (templated).
     :param model_name: registered model whose champion is scored (templated).
@@ -47,7 +49,8 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param metric: one of ``roc_auc``, ``f1``, ``accuracy``, ``precision``, ``recall``.
     :param partition: day of the monitoring run (templated; default: the date of ``data_interval_start``).
     :param label_delay_days: days until the labels of a day are in the source.
-    :param label_column: the label.
+    :param label_column: the label column (no default: it is the model's).
+    :param positive_class: the label value of the positive class.
     :param threshold: probability threshold for the thresholded metrics.
     :param min_labelled_rows: fewer labels than this decide nothing.
 
@@ -65,10 +68,11 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         dataset: str,
         model_name: str,
         floor: float,
+        label_column: str,
+        label_delay_days: int,
+        positive_class: Any = 1,
         metric: str = "roc_auc",
         partition: str = INTERVAL_DATE,
-        label_delay_days: int = 7,
-        label_column: str = "churned",
         threshold: float = 0.5,
         min_labelled_rows: int = 200,
         champion_alias: str = CHAMPION_ALIAS,
@@ -89,6 +93,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.partition = partition
         self.label_delay_days = label_delay_days
         self.label_column = label_column
+        self.positive_class = positive_class
         self.threshold = threshold
         self.min_labelled_rows = min_labelled_rows
         self.champion_alias = champion_alias
@@ -99,7 +104,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         day = dt.date.fromisoformat(str(self.partition))
         attempt = attempt_key(context)
-        folder = performance_folder(self.dataset, day.isoformat())
+        folder = performance_folder(self.model_name, day.isoformat())
         first = first_attempt(folder, other_than=attempt)
         if first is not None:  # a re-check scores the model the day's first check scored, beside that record
             champion = str(first.get("model_version"))
@@ -124,6 +129,8 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             "recheck": first is not None,
         }
         frame = self._labelled_rows(labelled_day)
+        if frame is not None:
+            frame = self._holdout_rows(champion, frame, summary)
         summary["labelled_rows"] = 0 if frame is None else len(frame)
         if frame is not None and len(frame) >= self.min_labelled_rows:
             value = self._score(champion, frame)
@@ -150,14 +157,34 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             raise AirflowFailException(f"label column {self.label_column!r} is not in partition {labelled_day}")
         return frame[frame[self.label_column].notna()].reset_index(drop=True)
 
+    def _holdout_rows(self, version: str, frame: Any, summary: dict[str, Any]) -> Any:
+        """The rows of ``frame`` in the holdout of ``version``'s split (recorded in the summary)."""
+        from mlops_provider.split import HoldoutSplit
+
+        split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, version))
+        if split is None:
+            raise AirflowFailException(
+                f"{self.model_name} v{version} has no split tags (split.key, split.fraction, split.seed): it was not "
+                "trained by TrainModelOperator's split, so its training rows cannot be told apart and it cannot be "
+                "scored out of sample. Retrain it (trigger the training DAG) and promote the new version."
+            )
+        try:
+            holdout = frame[split.mask(frame)].reset_index(drop=True)
+        except ValueError as exc:
+            raise AirflowFailException(f"partition of {summary['labelled_day']}: {exc}") from exc
+        summary["holdout"] = split.as_dict()
+        summary["excluded_training_rows"] = len(frame) - len(holdout)
+        return holdout
+
     def _score(self, version: str, frame: Any) -> float:
         import numpy as np
 
-        from mlops_provider.scoring import classification_metrics, schema_predictor
+        from mlops_provider.scoring import binary_labels, classification_metrics, schema_predictor
 
         model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
         proba = np.asarray(schema_predictor(model)(frame), dtype=float)
-        metrics = classification_metrics(frame[self.label_column].astype(int).to_numpy(), proba, self.threshold)
+        y = binary_labels(frame[self.label_column], self.positive_class)
+        metrics = classification_metrics(y, proba, self.threshold)
         if self.metric not in metrics:
             raise AirflowFailException(f"{self.metric} is undefined on these labels (a single class)")
         return float(metrics[self.metric])
@@ -168,7 +195,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         ti = context["ti"]
         run_id = hook.run_for_key(
             self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
-            f"performance-{self.dataset}-{labelled_day}",
+            f"performance-{self.model_name}-{labelled_day}",
         )  # fmt: skip
         hook.log_dated_metric(run_id, f"labelled_{self.metric}", value, labelled_day)
         hook.set_run_tags(run_id, {"labelled_day": labelled_day.isoformat()})

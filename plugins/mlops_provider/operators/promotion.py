@@ -28,20 +28,21 @@ from mlops_provider.links import (
     report_url,
 )
 from mlops_provider.paths import ledger_dir
+from mlops_provider.split import HoldoutSplit
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset, Context
+    from airflow.sdk import Asset, Context, XComArg
 
 
 class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
 
     Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
-    version), restricted to the holdout customers of ``split.json``: the customer-hash split keeps them out of
-    every model trained by the entrypoint, champion included. Both models are loaded from the registry and
-    scored overall and per segment; the behaviour tests run on the challenger; the gate rules of the model
-    decide ``promote`` or ``reject``.
+    version), restricted to the holdout rows of the challenger's split (version tags ``split.*``, recorded by
+    ``TrainModelOperator``) and, when the champion was trained with another split, of the champion's too: neither
+    model is ever scored on rows it trained on. Both models are loaded from the registry and scored overall and
+    per segment; the behaviour tests run on the challenger; the gate rules decide ``promote`` or ``reject``.
 
     The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
     decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
@@ -57,10 +58,13 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param model_name: registered model (templated).
     :param challenger_version: version to evaluate (templated); empty: see above.
     :param model_asset: the challenger Asset the promotion DAG is scheduled on (its events carry ``version``).
-    :param gate_rules: JSON file of gate rules keyed by model name.
-    :param behaviour_tests: JSON file of behaviour tests.
-    :param holdout_spec: the training split file (``split.json``).
-    :param label_column: label column.
+    :param gate_rules: the gate rules, a dict (``ModelSpec.gate.rules()`` builds it) or the path of a JSON file
+        holding one: ``primary_metric``, ``min_improvement``, ``floors``, ``lower_is_better``, ``segment_column``
+        (None: no segments), ``segment_metric``, ``max_segment_regression``, ``require_behaviour_tests``,
+        ``threshold``.
+    :param behaviour_tests: JSON file of behaviour tests (None: none; then the rules must not require them).
+    :param label_column: the label column (no default: it is the model's).
+    :param positive_class: the label value of the positive class.
     :param champion_alias: alias of the current champion.
 
     XCom (return value): ``{"decision", "reason", "model_name", "challenger_version", "champion_version",
@@ -75,12 +79,12 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self,
         *,
         model_name: str,
-        gate_rules: str,
-        behaviour_tests: str,
-        holdout_spec: str,
+        gate_rules: dict[str, Any] | str,
+        behaviour_tests: str | None,
+        label_column: str,
+        positive_class: Any = 1,
         challenger_version: str = "",
         model_asset: Asset | None = None,
-        label_column: str = "churned",
         champion_alias: str = CHAMPION_ALIAS,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
@@ -91,9 +95,9 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.model_asset = model_asset
         self.gate_rules = gate_rules
         self.behaviour_tests = behaviour_tests
-        self.holdout_spec = holdout_spec
         self.challenger_version = challenger_version
         self.label_column = label_column
+        self.positive_class = positive_class
         self.champion_alias = champion_alias
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
@@ -113,26 +117,33 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
         return version, "alias challenger"
 
+    def _splits(self, version: str, champion: str | None) -> list[HoldoutSplit]:
+        """The holdout splits of the challenger and (when different) the champion, from their version tags."""
+        splits: list[HoldoutSplit] = []
+        for v in dict.fromkeys(x for x in (version, champion) if x):
+            split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, v))
+            if split is None:
+                raise AirflowFailException(
+                    f"{self.model_name} v{v} has no split tags (split.key, split.fraction, split.seed): it was not "
+                    "trained through TrainModelOperator's split, so no data is known to be unseen by it"
+                )
+            if split not in splits:
+                splits.append(split)
+        return splits
+
     def execute(self, context: Context) -> dict[str, Any]:
 
-        from mlops_provider.scoring import (
-            decide,
-            holdout_mask,
-            load_json,
-            run_behaviour_tests,
-            schema_predictor,
-            score,
-        )
+        from mlops_provider.scoring import decide, load_json, run_behaviour_tests, schema_predictor, score
 
         try:
-            all_rules = load_json(self.gate_rules, "gate rules")
-            tests = load_json(self.behaviour_tests, "behaviour tests")
-            split = load_json(self.holdout_spec, "holdout split")
+            rules = self.gate_rules if isinstance(self.gate_rules, dict) else load_json(self.gate_rules, "gate rules")
+            tests = load_json(self.behaviour_tests, "behaviour tests") if self.behaviour_tests else {}
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if self.model_name not in all_rules:
-            raise AirflowFailException(f"gate rules file {self.gate_rules} has no rules for model {self.model_name!r}")
-        rules = all_rules[self.model_name]
+        if rules.get("require_behaviour_tests") and not self.behaviour_tests:
+            raise AirflowFailException(
+                "gate_rules: require_behaviour_tests is true but no behaviour_tests file is given"
+            )
         hook = self.mlflow_hook
         version, chosen_by = self._version_to_judge(context)
         self.log.info("Judging %s v%s (from the %s)", self.model_name, version, chosen_by)
@@ -145,19 +156,23 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             )
 
         frame = self.dvc_hook.read_frame(data_path, data_rev)
-        holdout = frame[holdout_mask(frame, split)].reset_index(drop=True)
+        splits = self._splits(version, champion)
+        mask = splits[0].mask(frame)
+        for other in splits[1:]:
+            mask &= other.mask(frame)
+        holdout = frame[mask].reset_index(drop=True)
+        if holdout.empty:
+            raise AirflowFailException(f"no row of {data_path}@{data_rev[:10]} is in the holdout of {splits}")
         threshold = float(rules.get("threshold", 0.5))
-        segment = rules.get("segment_column", "plan")
+        segment = rules.get("segment_column")
         challenger_model = hook.load_model(f"models:/{self.model_name}/{version}")
         champion_model = (
             hook.load_model(f"models:/{self.model_name}/{champion}") if champion and champion != version else None
         )
-        challenger_scores = score(schema_predictor(challenger_model), holdout, self.label_column, segment, threshold)
-        champion_scores = (
-            score(schema_predictor(champion_model), holdout, self.label_column, segment, threshold)
-            if champion_model
-            else None
-        )
+        scoring = {"label": self.label_column, "segment": segment, "threshold": threshold,
+                   "positive_class": self.positive_class}  # fmt: skip
+        challenger_scores = score(schema_predictor(challenger_model), holdout, **scoring)
+        champion_scores = score(schema_predictor(champion_model), holdout, **scoring) if champion_model else None
         behaviour = run_behaviour_tests(schema_predictor(challenger_model), tests)
         checks, decision, reason = decide(rules, challenger_scores, champion_scores, behaviour)
         if champion == version:
@@ -176,7 +191,12 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             "challenger_metrics": challenger_scores,
             "champion_metrics": champion_scores,
             "behaviour_tests": behaviour,
-            "evaluation_data": {"path": data_path, "rev": data_rev, "holdout": split, "rows": len(holdout)},
+            "evaluation_data": {
+                "path": data_path,
+                "rev": data_rev,
+                "holdout": [s.as_dict() for s in splits],
+                "rows": len(holdout),
+            },  # fmt: skip
             "rules": rules,
             "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
         }
@@ -218,7 +238,7 @@ class ModelGateOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("evaluation",)
 
-    def __init__(self, *, evaluation: dict[str, Any] | str, **kwargs: Any) -> None:
+    def __init__(self, *, evaluation: dict[str, Any] | str | XComArg, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.evaluation = evaluation
 

@@ -18,7 +18,7 @@ from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.paths import reports_dir
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
 def retraining_run_id(dataset: str, window_end: str) -> str:
@@ -26,17 +26,17 @@ def retraining_run_id(dataset: str, window_end: str) -> str:
     return f"drift__{dataset}__{window_end}"
 
 
-def trigger_records_dir(dataset: str) -> Path:
-    """One JSON record per retraining this operator triggered (``<run id>.json``, with ``triggered_at``)."""
-    return reports_dir() / "retraining" / dataset
+def trigger_records_dir(trigger_dag_id: str) -> Path:
+    """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``)."""
+    return reports_dir() / "retraining" / trigger_dag_id
 
 
-def triggered_since(dataset: str, since: dt.datetime) -> list[dict[str, Any]]:
-    """The trigger records of ``dataset`` written at or after ``since`` (real time)."""
+def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """The trigger records of ``trigger_dag_id`` written at or after ``since`` (real time)."""
     from mlops_provider.evidence import attempts
 
     recent = []
-    for record in attempts(trigger_records_dir(dataset)):
+    for record in attempts(trigger_records_dir(trigger_dag_id)):
         try:
             if dt.datetime.fromisoformat(record["triggered_at"]) >= since:
                 recent.append(record)
@@ -63,14 +63,15 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
        at most ``max_per_real_week`` triggered in the last 7 days of real time (default: ``max_per_week``; it
        bounds the compute a backfill or a storm of re-runs can start; raise it for a long backfill).
 
-    Each trigger leaves a record ``$MLOPS_HOME/reports/retraining/<dataset>/<run id>.json`` (``triggered_at``, the
-    reason, the report) that the real-time budget counts.
+    Each trigger leaves a record ``$MLOPS_HOME/reports/retraining/<trigger_dag_id>/<run id>.json``
+    (``triggered_at``, the reason, the report) that the real-time budget counts.
 
     The conf carries ``reason`` (``drift`` or ``performance``), ``dataset_rev`` (the training set of the window,
     so a backfilled window trains on the data of its time) and in ``detail`` the drift summary, the performance
     summary and the report location; the training run records them as its trigger reason.
 
     :param dataset: dataset name (templated).
+    :param trigger_dag_id: the model's training DAG (no default: with several models each has its own).
     :param decision: the drift sensor's result (templated; dict or JSON).
     :param dataset_rev: data registry rev the training run should use (templated; empty: its default).
     :param cooldown_days: days without a second drift-triggered training.
@@ -86,9 +87,9 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         self,
         *,
         dataset: str,
-        decision: dict[str, Any] | str,
+        decision: dict[str, Any] | str | XComArg,
         dataset_rev: str = "",
-        trigger_dag_id: str = "training",
+        trigger_dag_id: str,
         cooldown_days: int = 2,
         max_per_week: int = 2,
         max_per_real_week: int | None = None,
@@ -153,7 +154,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             raise AirflowSkipException(
                 f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})"
             )
-        recent = triggered_since(self.dataset, now - dt.timedelta(days=7))
+        recent = triggered_since(self.trigger_dag_id, now - dt.timedelta(days=7))
         if len(recent) >= self.max_per_real_week:
             raise AirflowSkipException(
                 f"budget: {len(recent)} trainings triggered in the last 7 days of real time "
@@ -178,7 +179,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         # Recorded before the trigger: on Airflow 3 the trigger is raised to the task runner and nothing after it
         # runs. A record names its run id, so a retry of this task does not count twice.
         record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), **self.conf}
-        path = trigger_records_dir(self.dataset) / f"{run_id}.json"
+        path = trigger_records_dir(self.trigger_dag_id) / f"{run_id}.json"
         if not path.exists():
             write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str)))
         return super().execute(context)
@@ -194,6 +195,7 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
     the first champion exists.
 
     :param dataset: dataset name (templated).
+    :param trigger_dag_id: the model's training DAG (no default: with several models each has its own).
     :param model_name: the registered model (templated).
     :param dataset_rev: data registry rev to train on (templated).
     """
@@ -208,7 +210,7 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
         dataset: str,
         model_name: str,
         dataset_rev: str,
-        trigger_dag_id: str = "training",
+        trigger_dag_id: str,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:

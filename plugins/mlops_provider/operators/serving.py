@@ -25,7 +25,7 @@ from mlops_provider.runners import RUNNERS, default_runner
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
 def percentile_95(values: list[float]) -> float:
@@ -181,7 +181,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     def __init__(
         self,
         *,
-        package: dict[str, Any] | str,
+        package: dict[str, Any] | str | XComArg,
         dataset: str,
         p95_ms: float = 500.0,
         tolerance: float = 1e-6,

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
+from mlops_provider.contract import EntrypointContractError
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
@@ -43,6 +44,7 @@ from mlops_provider.runners import (
     default_runner,
     run_training,
 )
+from mlops_provider.split import HoldoutSplit
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
@@ -62,6 +64,22 @@ def code_version(path: Path) -> str:
         return f"airflow-provider-mlops=={__version__}"
     dirty = git("status", "--porcelain", "--", ".").stdout.strip()
     return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``model_schema`` argument: a label and at least one feature, lists of column names."""
+    if not isinstance(schema, dict) or not schema.get("label"):
+        raise ValueError("model_schema: needs 'label' (the label column)")
+    unknown = sorted(set(schema) - {"label", "positive_class", "numerical", "categorical", "key", "segments"})
+    if unknown:
+        raise ValueError(
+            f"model_schema: unknown key(s) {unknown}; allowed: label, positive_class, numerical, categorical, key, "
+            "segments"
+        )
+    lists = {k: schema.get(k) or [] for k in ("numerical", "categorical", "segments")}
+    if any(not isinstance(v, list) for v in lists.values()) or not (lists["numerical"] or lists["categorical"]):
+        raise ValueError("model_schema: 'numerical' and 'categorical' are lists of columns, at least one non-empty")
+    return {"positive_class": 1, **schema, **lists}
 
 
 def challenger_alias(model_asset: Asset) -> AssetAlias:
@@ -89,7 +107,13 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param dataset_asset: the training-set Asset, when the DAG is scheduled on it.
     :param dataset_tag_pattern: glob of data registry tags to take the newest (by name) of when no rev is given
         (e.g. ``training-set/<dataset>/*``: date-named tags sort by date).
-    :param entrypoint: path of the training entrypoint (train.py) for the ``local`` runner.
+    :param entrypoint: path of the training entrypoint for the ``local`` runner; it must keep the entrypoint contract
+        (``docs/training-entrypoint.md``), which is checked after it runs.
+    :param model_schema: what the entrypoint gets as ``--schema``: ``{"label", "positive_class", "numerical",
+        "categorical"}`` (lists of feature columns), optionally ``"segments"``; ``ModelSpec.entrypoint_schema()`` builds it.
+    :param holdout: the provider's key-hash split, ``{"key", "fraction", "seed"}``: the entrypoint gets the rows
+        it may train on and the holdout rows apart, and the split is recorded on the run and the version (tags
+        ``split.*``), so evaluation and the performance check score only rows the model never trained on.
     :param hyperparameter_spec: JSON spec of the hyperparameters (names, types, ranges, defaults).
     :param hyperparameters: overrides, a dict or a JSON object string (templated, e.g. from the run's conf).
     :param experiment_name: MLflow experiment (templated).
@@ -133,6 +157,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         dataset_path: str,
         dataset_rev: str,
         entrypoint: str,
+        model_schema: dict[str, Any],
+        holdout: dict[str, Any],
         dataset_asset: Asset | None = None,
         dataset_tag_pattern: str | None = None,
         model_asset: Asset | None = None,
@@ -163,6 +189,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.dataset_tag_pattern = dataset_tag_pattern
         self.model_asset = model_asset
         self.entrypoint = entrypoint
+        self.model_schema = check_schema(model_schema)
+        self.split = HoldoutSplit.from_mapping(holdout)
         self.hyperparameter_spec = hyperparameter_spec
         self.hyperparameters = hyperparameters
         self.experiment_name = experiment_name
@@ -330,7 +358,7 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         work = mlops_home() / "training" / run_id
         work.mkdir(parents=True, exist_ok=True)
         dataset = work / "dataset.parquet"
-        self.dvc_hook.read_to(self.dataset_path, sha, dataset)
+        self.dvc_hook.read_to(self.dataset_path, sha, dataset)  # md5-checked against the registry
         detail = json_object(self.trigger_detail, "trigger_detail")
         tags = {
             RUN_KEY_TAG: run_key,
@@ -352,7 +380,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
                 self._runner,
                 self.mlflow_hook,
                 dataset=dataset,
-                data_md5=md5,
+                split=self.split,
+                schema=self.model_schema,
                 mlflow_run_id=run_id,
                 params=params,
                 tags=tags,
@@ -360,6 +389,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             )
         except TrainingRunError as exc:
             raise AirflowException(str(exc)) from exc
+        except EntrypointContractError as exc:
+            raise AirflowFailException(str(exc)) from exc  # the code is wrong: a retry would break it again
         return result["metrics"], str(result["model_id"])
 
     def _register(self, run_id: str, model_id: str, sha: str, md5: str) -> tuple[str, str | None]:
@@ -381,7 +412,7 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
                 source=f"models:/{model_id}",
                 run_id=run_id,
                 model_id=model_id,
-                tags={DATA_REV_TAG: sha, DATA_MD5_TAG: md5, DATA_PATH_TAG: self.dataset_path},
+                tags={DATA_REV_TAG: sha, DATA_MD5_TAG: md5, DATA_PATH_TAG: self.dataset_path, **self.split.tags()},
             )
             self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
         if hook.alias_version(self.model_name, self.alias) != version:

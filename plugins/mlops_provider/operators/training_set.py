@@ -54,12 +54,15 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
     Left-out days are recorded (XCom, Asset event ``extra["missing"]`` and the commit trailer
     ``Training-Set-Missing-Days``). The partition of the run's own day must be versioned. Each partition is read at
     its tag (the exact versioned bytes, md5-checked); the set is versioned under the **immutable** tag
-    ``training-set/<dataset>/<partition>``: re-running with the same result is a no-op, a different result (a day
+    ``training-set/<training_set>/<partition>``: re-running with the same result is a no-op, a different result (a day
     that was fixed since) is a new version tagged ``<tag>.r2`` (``.r3``...), and the tag a model was trained on
     never moves. An event of ``asset`` is emitted with ``extra = {"dataset", "rev", "md5", "rows", "partitions",
     "missing", "tag", "path"}``.
 
-    :param dataset: dataset name (templated).
+    :param dataset: dataset name (templated): the partitions read are ``partition/<dataset>/<day>``.
+    :param training_set: name of the set (templated): path ``data/<training_set>/training_set.parquet``, tags
+        ``training-set/<training_set>/<day>``; default: the dataset. Give the model's name when several models
+        share a dataset (their windows may differ).
     :param partition: the newest day to include (templated; default: the date of ``data_interval_start``).
     :param window_days: calendar days in the window, ending at ``partition``.
     :param min_partitions: fail when fewer days of the window are versioned.
@@ -76,7 +79,7 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
     XCom (return value): the same dict as the Asset event's ``extra`` plus ``created``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "partition", "quarantine_root")
+    template_fields: Sequence[str] = ("dataset", "training_set", "partition", "quarantine_root")
     operator_extra_links = (DvcVersionLink(),)
     ui_color = "#e8fde9"
 
@@ -84,6 +87,7 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         self,
         *,
         dataset: str,
+        training_set: str | None = None,
         partition: str = INTERVAL_DATE,
         window_days: int = 7,
         min_partitions: int = 1,
@@ -104,6 +108,7 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
                 f"window_days={window_days}"
             )
         self.dataset = dataset
+        self.training_set = training_set
         self.partition = partition
         self.window_days = window_days
         self.min_partitions = min_partitions
@@ -191,8 +196,8 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
             training_set.to_parquet(out, index=False)
             version = self.dvc_hook.version_file(
                 out,
-                training_set_path(self.dataset),
-                training_set_tag(self.dataset, str(self.partition)),
+                training_set_path(self.training_set or self.dataset),
+                training_set_tag(self.training_set or self.dataset, str(self.partition)),
                 metadata={
                     **run_metadata(context),
                     "Training-Set-Partitions": ",".join(chosen),

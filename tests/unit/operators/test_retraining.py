@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
 from mlops_provider.operators.retraining import TriggerRetrainingOperator, trigger_records_dir
 from tests.helpers import task_context
@@ -22,13 +22,22 @@ def decision(**extra) -> dict:
 
 
 def operator(**kwargs) -> TriggerRetrainingOperator:
+    kwargs.setdefault("trigger_dag_id", "sales_model__training")
     return TriggerRetrainingOperator(task_id="trigger_training", dataset="sales", decision=decision(), **kwargs)
 
 
 def test_two_trainings_triggered_this_real_week_exhaust_the_budget_whatever_the_data_days(mlops_home):
-    folder = trigger_records_dir("sales")
+    folder = trigger_records_dir("sales_model__training")
     folder.mkdir(parents=True)
     now = dt.datetime.now(dt.UTC)
+    # Another model (its own training DAG) on the same dataset: its triggers never spend this model's budget.
+    other = trigger_records_dir("other_model__training")
+    other.mkdir(parents=True)
+    for i in range(3):
+        (other / f"drift__sales__x{i}.json").write_text(json.dumps({"triggered_at": now.isoformat()}))
+    with pytest.raises(DagRunTriggerException):
+        operator(max_per_week=1).execute(task_context(DAY, dag_id="drift_monitoring"))
+    (folder / "drift__sales__2026-11-20.json").unlink()  # recorded under this model's training DAG; start clean
     for run_id, age in (("drift__sales__2026-01-03", 1), ("drift__sales__2025-06-01", 2), ("drift__sales__old", 9)):
         triggered = (now - dt.timedelta(days=age)).isoformat()
         (folder / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "triggered_at": triggered}))
@@ -38,8 +47,6 @@ def test_two_trainings_triggered_this_real_week_exhaust_the_budget_whatever_the_
     with pytest.raises(AirflowSkipException, match="max_per_real_week 2"):
         operator(max_per_week=5, max_per_real_week=2).execute(task_context(DAY, dag_id="drift_monitoring"))
     # max_per_real_week defaults to max_per_week: a larger weekly budget lets the third one through.
-    from airflow.sdk.exceptions import DagRunTriggerException
-
     with pytest.raises(DagRunTriggerException):
         operator(max_per_week=5).execute(task_context(DAY, dag_id="drift_monitoring"))
     assert (folder / "drift__sales__2026-11-20.json").is_file()  # and it is recorded for the next count
@@ -52,7 +59,7 @@ def test_a_late_recheck_is_not_acted_on_unless_asked_a_retry_within_the_grace_is
         first = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago)).isoformat() if hours_ago is not None else None
         return TriggerRetrainingOperator(
             task_id="trigger_training", dataset="sales", decision=decision(recheck=True, first_recorded_at=first),
-            **kwargs,
+            trigger_dag_id="sales_model__training", **kwargs,
         )  # fmt: skip
 
     for late in (recheck(30), recheck(None)):

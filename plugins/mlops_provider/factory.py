@@ -1,0 +1,315 @@
+"""The DAG factory: the five DAGs of a model's loop, built from its spec (Airflow's dynamic DAG pattern).
+
+``build_dags(spec)`` returns ``{dag_id: DAG}`` for ingest, training, promotion, drift monitoring and rollback,
+every id prefixed by the model (``<model>__ingest`` ...). ``build_all(folder)`` does it for every spec of a
+folder; a DAG file puts the result in its globals. Everything model-specific comes from the spec; what is keyed by
+the model (so two models, even on one dataset, never collide): DAG ids, training-set path and tags
+(``data/<model>/training_set.parquet``, ``training-set/<model>/<day>``), drift, performance and retraining
+records, MLflow experiment, registered model and aliases, Asset names. Shared on purpose: a dataset's versioned
+partitions (``partition/<dataset>/<day>``; models on one dataset must agree on its source and suite, which
+``load_specs`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
+
+Imports only the Task SDK and the operator modules (no heavy library at parse time).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlops_provider import runbooks
+from mlops_provider.spec import ModelSpec, load_specs
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+STAGES = ("ingest", "training", "promotion", "drift_monitoring", "rollback")
+#: Overrides every spec's ``schedule.start_date`` (the demo and the tests set it).
+START_DATE_ENV = "MLOPS_START_DATE"
+
+
+def _start_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime)
+    import pendulum
+
+    configured = os.environ.get(START_DATE_ENV)
+    return pendulum.parse(configured or spec.schedule.start_date.isoformat(), tz="UTC")
+
+
+def _retries(count: int, **extra: object) -> dict[str, object]:
+    return {"retries": count, "retry_delay": timedelta(seconds=30), **extra}
+
+
+def build_dags(spec: ModelSpec) -> dict[str, DAG]:
+    """The five DAGs of ``spec``'s loop, by DAG id."""
+    from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    from mlops_provider.layout import partition_path, partition_tag, training_set_path, training_set_tag
+    from mlops_provider.operators.dvc import DvcVersionOperator
+    from mlops_provider.operators.evidently import DriftReportOperator
+    from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+    from mlops_provider.operators.performance import ModelPerformanceOperator
+    from mlops_provider.operators.promotion import (
+        EvaluateModelOperator,
+        ModelGateOperator,
+        PromoteModelOperator,
+        RollbackModelOperator,
+    )
+    from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
+    from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
+    from mlops_provider.operators.sql import SqlToParquetOperator
+    from mlops_provider.operators.training import TrainModelOperator
+    from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
+    from mlops_provider.sensors.drift import DriftSensor
+    from mlops_provider.sensors.dvc import DvcTagSensor
+    from mlops_provider.sensors.mlflow import ChampionSensor
+    from mlops_provider.templates import INTERVAL_DATE
+
+    model, data = spec.name, spec.dataset
+    ids = {stage: spec.dag_id(stage) for stage in STAGES}
+    training_set = Asset(name=f"{model}_training_set", uri=f"mlops://training-set/{model}")
+    challenger = Asset(name=f"{model}_challenger", uri=f"mlops://model/{model}/challenger")
+    start = _start_date(spec)
+    tags = ["mlops", model]
+    owner = {"owner": spec.owner}
+    daily = CronDataIntervalTimetable(spec.schedule.ingest, timezone="UTC")
+    facts = runbooks.Facts.of(spec, ids, training_set.name, challenger.name)
+    dags: dict[str, DAG] = {}
+
+    with DAG(
+        dag_id=ids["ingest"],
+        description=f"{model}: extract, validate and version one day of {data.name}; assemble the training set",
+        schedule=daily,
+        start_date=start,
+        catchup=spec.schedule.catchup,
+        max_active_runs=spec.schedule.max_active_ingest_runs,
+        doc_md=runbooks.ingest(facts),
+        tags=[*tags, "ingest"],
+        default_args={**owner, **_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10))},
+    ) as ingest:
+        extract = SqlToParquetOperator(
+            task_id="extract",
+            conn_id=data.connection,
+            table=data.table,
+            timestamp_column=data.timestamp_column,
+            parse_dates=data.parse_dates or [data.timestamp_column],
+            dataset=data.name,
+        )
+        validate = GreatExpectationsValidateOperator(
+            task_id="validate",
+            data_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+            suite_path=str(spec.resolve(spec.validation)),
+            dataset=data.name,
+            timestamp_column=data.timestamp_column,
+        )
+        version_partition = DvcVersionOperator(
+            task_id="version_partition",
+            source_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+            target_path=partition_path(data.name, INTERVAL_DATE),
+            tag=partition_tag(data.name, INTERVAL_DATE),
+            pool="dvc_workspace",
+        )
+        assemble = TrainingSetAssemblyOperator(
+            task_id="assemble_training_set",
+            dataset=data.name,
+            training_set=model,
+            window_days=spec.training.window_days,
+            min_partitions=spec.training.min_days,
+            asset=training_set,
+            pool="dvc_workspace",
+        )
+        extract >> validate >> version_partition >> assemble
+    dags[ingest.dag_id] = ingest
+
+    retrain_schedule = spec.retraining.schedule
+    with DAG(
+        dag_id=ids["training"],
+        description=f"{model}: train, track and register a challenger",
+        schedule=CronTriggerTimetable(retrain_schedule, timezone="UTC") if retrain_schedule else None,
+        start_date=start,
+        catchup=False,
+        max_active_runs=1,
+        doc_md=runbooks.training(facts),
+        tags=[*tags, "training"],
+        params={
+            "reason": Param(
+                "manual", enum=["manual", "bootstrap", "drift", "performance", "schedule"], description="why train now"
+            ),
+            "dataset_rev": Param(
+                None, type=["null", "string"], description="data registry tag or commit; empty: the newest training set"
+            ),
+            "hyperparameters": Param({}, type="object", description='overrides, e.g. {"max_depth": 6}'),
+            "detail": Param({}, type="object", description="context of the reason (drift summary, report location)"),
+        },
+        default_args={**owner, **_retries(2, retry_exponential_backoff=True)},
+    ) as training:
+        TrainModelOperator(
+            task_id="train",
+            dataset_path=training_set_path(model),
+            dataset_rev="{{ params.dataset_rev or '' }}",
+            dataset_tag_pattern=training_set_tag(model, "*"),
+            entrypoint=str(spec.resolve(spec.training.entrypoint)),
+            model_schema=spec.entrypoint_schema(),
+            holdout=spec.holdout,
+            hyperparameter_spec=str(spec.resolve(spec.training.hyperparameters)),
+            hyperparameters="{{ params.hyperparameters | tojson }}",
+            experiment_name=spec.experiment,
+            model_name=model,
+            trigger_reason="{{ 'schedule' if dag_run.run_type == 'scheduled' else params.reason }}",
+            trigger_detail="{{ params.detail | tojson }}",
+            runner=spec.training.runner,
+            image=spec.training.image,
+            model_asset=challenger,
+            execution_timeout=timedelta(minutes=spec.training.timeout_minutes),
+        )
+    dags[training.dag_id] = training
+
+    evaluated = "{{ ti.xcom_pull(task_ids='evaluate')['%s'] }}"
+    with DAG(
+        dag_id=ids["promotion"],
+        description=f"{model}: evaluate the challenger, gate it, promote it to champion",
+        schedule=[challenger],
+        start_date=start,
+        catchup=False,
+        max_active_runs=1,
+        doc_md=runbooks.promotion(facts),
+        tags=[*tags, "promotion"],
+        params={
+            "version": Param(None, type=["null", "string"], description="version to evaluate; empty: alias challenger")
+        },
+        default_args={**owner, **_retries(1)},
+    ) as promotion:
+        behaviour = spec.gate.behaviour_tests
+        evaluate = EvaluateModelOperator(
+            task_id="evaluate",
+            model_name=model,
+            challenger_version="{{ params.version or '' }}",
+            model_asset=challenger,
+            gate_rules=spec.gate.rules(spec.segments[0] if spec.segments else None),
+            behaviour_tests=str(spec.resolve(behaviour)) if behaviour else None,
+            label_column=spec.label.column,
+            positive_class=spec.label.positive_class,
+        )
+        gate = ModelGateOperator(task_id="gate", evaluation=evaluate.output)
+        package = PackageModelOperator(
+            task_id="package",
+            model_name=model,
+            version=evaluated % "challenger_version",
+            serving_dir=str(spec.resolve(spec.serving.directory)),
+            requirements=str(spec.resolve(spec.serving.requirements)),
+        )
+        shadow_check = ShadowCheckOperator(
+            task_id="shadow_check",
+            package=package.output,
+            dataset=data.name,
+            p95_ms=spec.gate.shadow_p95_ms,
+            ledger_path=evaluated % "ledger_path",
+        )
+        promote = PromoteModelOperator(
+            task_id="promote",
+            model_name=model,
+            version=evaluated % "challenger_version",
+            expected_champion=evaluated % "champion_version",
+            pool="model_promotion",
+        )
+        evaluate >> gate >> package >> shadow_check >> promote
+    dags[promotion.dag_id] = promotion
+
+    watched = spec.features.drift
+    kept = {c: s for c, s in ((c, watched.get(c)) for c in spec.features.columns) if not (s and s.exclude)}
+    with DAG(
+        dag_id=ids["drift_monitoring"],
+        description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
+        schedule=daily,
+        start_date=start,
+        catchup=spec.schedule.catchup,
+        max_active_runs=1,
+        doc_md=runbooks.drift_monitoring(facts),
+        tags=[*tags, "monitoring"],
+        default_args={**owner, **_retries(1)},
+    ) as monitoring:
+        wait_for_training_set = DvcTagSensor(
+            task_id="wait_for_training_set",
+            tag=training_set_tag(model, INTERVAL_DATE),
+            abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under $MLOPS_HOME
+            poll_interval=5,
+        )
+        bootstrap_training = BootstrapTrainingOperator(
+            task_id="bootstrap_training",
+            dataset=data.name,
+            model_name=model,
+            dataset_rev=training_set_tag(model, INTERVAL_DATE),
+            trigger_dag_id=ids["training"],
+        )
+        wait_for_champion = ChampionSensor(task_id="wait_for_champion", model_name=model)
+        drift_report = DriftReportOperator(
+            task_id="drift_report",
+            dataset=data.name,
+            model_name=model,
+            numerical_columns=[c for c in spec.features.numerical if c in kept],
+            categorical_columns=[c for c in spec.features.categorical if c in kept],
+            drift_share_threshold=spec.monitoring.drift_share,
+            column_methods={c: s.method for c, s in kept.items() if s and s.method},
+            column_thresholds={c: s.threshold for c, s in kept.items() if s and s.threshold},
+            max_rows=spec.monitoring.sample_rows,
+        )
+        performance_check = ModelPerformanceOperator(
+            task_id="performance_check",
+            dataset=data.name,
+            model_name=model,
+            metric=spec.monitoring.metric,
+            floor=spec.performance_floor,
+            label_column=spec.label.column,
+            positive_class=spec.label.positive_class,
+            label_delay_days=spec.label.delay_days,
+            threshold=spec.gate.threshold,
+        )
+        drift_sensor = DriftSensor(
+            task_id="drift_sensor",
+            summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
+            performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
+            poll_interval=5,
+        )
+        trigger_training = TriggerRetrainingOperator(
+            task_id="trigger_training",
+            dataset=data.name,
+            decision=drift_sensor.output,
+            dataset_rev=training_set_tag(model, INTERVAL_DATE),
+            trigger_dag_id=ids["training"],
+            cooldown_days=spec.retraining.cooldown_days,
+            max_per_week=spec.retraining.max_per_week,
+        )
+        wait_for_training_set >> [bootstrap_training, wait_for_champion]
+        wait_for_champion >> [drift_report, performance_check]
+        [drift_report, performance_check] >> drift_sensor >> trigger_training
+    dags[monitoring.dag_id] = monitoring
+
+    with DAG(
+        dag_id=ids["rollback"],
+        description=f"{model}: restore the previous champion (manual, with a reason)",
+        schedule=None,
+        start_date=start,
+        catchup=False,
+        doc_md=runbooks.rollback(facts),
+        tags=[*tags, "promotion", "rollback"],
+        params={
+            "reason": Param("", type="string", minLength=3, description="why roll back (recorded on the versions)")
+        },
+        default_args={**owner, **_retries(1)},
+    ) as rollback:
+        RollbackModelOperator(
+            task_id="rollback", model_name=model, reason="{{ params.reason }}", pool="model_promotion"
+        )
+    dags[rollback.dag_id] = rollback
+    return dags
+
+
+def build_all(folder: str | Path) -> dict[str, DAG]:
+    """The DAGs of every spec in ``folder`` (``*.yaml``), by DAG id. A bad spec raises with its file and key, so
+    the DAG file shows one import error naming it."""
+    dags: dict[str, DAG] = {}
+    for spec in load_specs(folder):
+        dags.update(build_dags(spec))
+    return dags

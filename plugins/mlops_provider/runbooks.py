@@ -1,0 +1,188 @@
+"""The runbooks (``doc_md``) of the factory's DAGs, filled with the model's own names and numbers.
+
+Each says what every task does, when it fails or skips and what to do, and what a re-run (clear) does; the tests
+check that the behaviour matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops_provider.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the runbooks quote."""
+
+    model: str
+    dataset: str
+    ids: dict[str, str]
+    training_set_asset: str
+    challenger_asset: str
+    window_days: int
+    label: str
+    label_delay: int
+    metric: str
+    floor: float
+    drift_share: float
+    cooldown: int
+    budget: int
+    segment: str
+    suite: str
+    key: str
+    fraction: float
+    p95_ms: float
+
+    @classmethod
+    def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
+        return cls(
+            model=spec.name,
+            dataset=spec.dataset.name,
+            ids=ids,
+            training_set_asset=training_set_asset,
+            challenger_asset=challenger_asset,
+            window_days=spec.training.window_days,
+            label=spec.label.column,
+            label_delay=spec.label.delay_days,
+            metric=spec.monitoring.metric,
+            floor=spec.performance_floor,
+            drift_share=spec.monitoring.drift_share,
+            cooldown=spec.retraining.cooldown_days,
+            budget=spec.retraining.max_per_week,
+            segment=", ".join(f"`{s}`" for s in spec.segments) or "(none)",
+            suite=str(spec.validation),
+            key=spec.split_key,
+            fraction=spec.split.fraction,
+            p95_ms=spec.gate.shadow_p95_ms,
+        )
+
+
+def ingest(f: Facts) -> str:
+    return f"""
+# {f.ids["ingest"]}: nightly {f.dataset} for model {f.model}
+
+Built from the model spec by the DAG factory. Every night this DAG takes **exactly its own data interval**
+(`data_interval_start` to `data_interval_end`) from the source table, so a backfill of past days is correct.
+Runs of different days may run in parallel; writes to the data registry are serialized by the `dvc_workspace`
+pool (and a lock in the registry hook).
+
+| task | what it does | when it fails | what a re-run (clear) does |
+|---|---|---|---|
+| `extract` | rows of the interval -> `$MLOPS_HOME/staging/{f.dataset}/<ds>.parquet` (atomic) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the spec's `dataset.connection`. | Reads the interval again and replaces the staged file (nothing versioned is touched). |
+| `validate` | Great Expectations suite `{f.suite}` (the spec's `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `$MLOPS_HOME/quarantine/{f.dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | Validates again as a new attempt beside the earlier ones, none is overwritten. |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{f.dataset}/<ds>` (shared by every model of the dataset) | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | Identical data: no new commit. Changed data (the day was fixed): one new commit, the tag moves to it, the old version stays in the history. |
+| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to `<ds>` -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<ds>`, Asset event `{f.training_set_asset}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | Same window, same data: nothing changes. A different result (a day of the window was fixed since): a new version tagged `training-set/{f.model}/<ds>.r2` (`.r3`...); the tag a model was trained on never moves. |
+
+A day that failed validation is never used for training: only tagged (validated) partitions are.
+"""
+
+
+def training(f: Facts) -> str:
+    return f"""
+# {f.ids["training"]}: train model {f.model}
+
+`{f.ids["drift_monitoring"]}` triggers it (reason `bootstrap` when there is no champion yet, `drift` or
+`performance` when the champion's world changed), a time schedule may (reason `schedule`, the spec's
+`retraining.schedule`), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
+`hyperparameters`, `detail`). An empty `dataset_rev` trains on the newest training set (tag
+`training-set/{f.model}/<day>`, assembled by `{f.ids["ingest"]}`).
+
+`train` fetches the training set at its DVC rev (md5-checked), **splits it** by the hash of `{f.key}` (holdout
+fraction {f.fraction}: those keys are never trained on, by any version), runs the spec's training entrypoint
+through the configured runner (`local` subprocess or `docker` container) with the training rows and the holdout
+rows apart, **checks the entrypoint contract** (result file, model id, run tags, signature, one probability per
+row), registers model `{f.model}` once per run and points alias `challenger` at it. It then emits Asset
+`{f.challenger_asset}`, on which promotion is scheduled.
+
+| failure | meaning | what to do |
+|---|---|---|
+| `hyperparameters.<name>: ...` | the conf names an unknown hyperparameter, a wrong type or a value out of range | trigger again with a corrected conf |
+| `dataset_rev: revision ... does not exist` | the conf's `dataset_rev` is not a tag/commit of the data registry | list tags: `git -C $MLOPS_HOME/data-registry tag -l 'training-set/{f.model}/*'` |
+| `dataset_rev: ... is not a version of data/...training_set.parquet` | the rev names another commit (a partition tag, a branch) | name a `training-set/{f.model}/<day>` tag (or `.rN` revision) or its commit |
+| `conf: unknown key(s) [...]` | a misspelt conf key (e.g. `datset_rev`), which would otherwise be ignored | trigger again with the allowed names the message lists |
+| `training entrypoint contract, <item>: ...` | the entrypoint ran but broke the contract (docs/training-entrypoint.md): no result file, no model id, tags dropped, no signature, a predict output that is not one probability per row | fix the entrypoint; the task does not retry by itself |
+| `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
+| `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |
+| `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
+
+Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused; a
+version the gate already judged keeps its aliases and is not announced again. A try that was killed takes its
+training process with it (parent-death signal), and the retry stops any training process an earlier try left
+running, so one MLflow run never has two writers. Reproduce a run: `mlops reproduce <mlflow run id>`.
+"""
+
+
+def promotion(f: Facts) -> str:
+    return f"""
+# {f.ids["promotion"]}: champion / challenger gate of {f.model}
+
+Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by hand (field `version`).
+
+| task | what it does | when it fails or skips |
+|---|---|---|
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `$MLOPS_HOME/reports/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
+| `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
+| `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
+| `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger | fails with the numbers; the champion does not move |
+| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
+
+**What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
+earlier ones; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
+evaluation; `promote` changes nothing when the version is the champion or **was promoted by this run**, even if the
+champion moved on since (a re-run never moves the champion back).
+
+**Roll back**: trigger DAG `{f.ids["rollback"]}` with a reason.
+"""
+
+
+def drift_monitoring(f: Facts) -> str:
+    return f"""
+# {f.ids["drift_monitoring"]}: drift and late-label check of {f.model}
+
+One run per day (its data interval), in order (`max_active_runs=1`, catchup on: a backfill checks every past
+day exactly once, against the champion of that moment). This DAG is the loop's controller: it is what
+triggers `{f.ids["training"]}`.
+
+| task | what it does | when it skips or fails |
+|---|---|---|
+| `wait_for_training_set` | deferrable: waits for tag `training-set/{f.model}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined: nothing to check |
+| `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
+| `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
+| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `$MLOPS_HOME/reports/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
+| `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`), **holdout keys only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it): {f.metric} vs the floor {f.floor:g}; metric `labelled_{f.metric}` in `monitoring` | `no_labels` (no decision) when that day is not versioned or has too few labelled holdout rows |
+| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {f.drift_share:g}, or `performance` when {f.metric} is below the floor | **skipped** otherwise (the normal case) |
+| `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped (with the reason) when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, or over the budget of {f.budget} per week |
+
+**Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
+`monitoring.drift_share` (or a column's `features.drift` threshold) in the spec. **Forcing a retrain**: trigger
+`{f.ids["training"]}` with reason `manual`.
+
+**What a re-run (clear) of each task does** (history is append-only):
+
+| task | re-run |
+|---|---|
+| `wait_for_training_set`, `wait_for_champion` | wait again; return at once when the tag / champion is there |
+| `bootstrap_training` | never a second bootstrap (run id `bootstrap__{f.dataset}`) |
+| `drift_report` | a **re-check**: compares the day with the champion **its first check recorded**, writes a new record beside the first, never over it |
+| `performance_check` | the same: scores the version the first check scored, beside the first record |
+| `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
+| `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
+
+The weekly budget also counts real time (records in `$MLOPS_HOME/reports/retraining/{f.ids["training"]}/`), so
+neither a long backfill nor a storm of re-runs can start more.
+"""
+
+
+def rollback(f: Facts) -> str:
+    return f"""
+# {f.ids["rollback"]}
+
+Trigger with **Trigger DAG w/ config** and a `reason`. It points alias `champion` of `{f.model}` back at the
+version held by alias `previous`, removes `previous` (so a second rollback cannot flip back by accident), and
+records the reason in tags `rollback.*` of both versions.
+
+Fails when there is no `previous` version: then pick a version in the MLflow UI and trigger
+`{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened: nothing changes; a new
+rollback needs a new run.
+"""

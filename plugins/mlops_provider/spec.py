@@ -1,0 +1,351 @@
+"""The model spec: one YAML file per model holding everything model-specific, validated against a schema.
+
+The DAG factory (:func:`mlops_provider.factory.build_dags`) turns a spec into the five DAGs of a model's loop;
+``mlops spec check FILE`` validates one. Every key, its default and what is allowed: ``docs/model-spec.md``.
+Paths in a spec (suite, entrypoint, hyperparameters, behaviour tests) are relative to the spec file's folder.
+
+Imports pydantic and PyYAML only (both come with Airflow), so DAG files may load specs at parse time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME = r"^[a-z][a-z0-9_]{1,62}$"
+DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisquare", "z", "hellinger")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used: names the file, the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Section):
+    """Where the model's data comes from and what identifies a row."""
+
+    name: str = Field(pattern=NAME, description="dataset name: data registry paths and tags")
+    connection: str = Field(default="mlops_source", description="Airflow connection of the source database")
+    table: str = Field(description="source table; each run selects the rows of its data interval")
+    timestamp_column: str = Field(description="event time column; each run extracts its own data interval")
+    key_column: str = Field(description="entity key: the holdout split hashes it")
+    parse_dates: list[str] = Field(default_factory=list, description="columns to parse as datetimes")
+
+
+class LabelSpec(_Section):
+    """The label and when it becomes known."""
+
+    column: str
+    positive_class: int | str | bool = Field(default=1, description="the label value of the positive class")
+    delay_days: int = Field(default=0, ge=0, le=365, description="days until a day's labels are known (late labels)")
+
+
+class ColumnDriftSpec(_Section):
+    """Per-column drift settings (default: Evidently's choice for the column type and data size)."""
+
+    method: Literal[DRIFT_METHODS] | None = None  # type: ignore[valid-type]
+    threshold: float | None = Field(default=None, gt=0)
+    exclude: bool = False
+
+
+class FeaturesSpec(_Section):
+    """Model inputs by type; optional per-column drift settings."""
+
+    numerical: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    drift: dict[str, ColumnDriftSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _columns(self) -> FeaturesSpec:
+        if not self.numerical and not self.categorical:
+            raise ValueError("name at least one numerical or categorical feature")
+        both = sorted(set(self.numerical) & set(self.categorical))
+        if both:
+            raise ValueError(f"{both} are listed as both numerical and categorical")
+        unknown = sorted(set(self.drift) - set(self.numerical) - set(self.categorical))
+        if unknown:
+            raise ValueError(f"drift settings for {unknown}, which are not features")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+
+class SplitSpec(_Section):
+    """The holdout split the provider makes: rows whose key hashes below ``fraction`` are never trained on."""
+
+    key: str | None = Field(default=None, description="column hashed for the split (default: dataset.key_column)")
+    fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class TrainingSpec(_Section):
+    """How a model is trained."""
+
+    entrypoint: Path = Field(description="training script (the entrypoint contract: docs/training-entrypoint.md)")
+    hyperparameters: Path = Field(description="JSON spec of the hyperparameters (names, types, ranges, defaults)")
+    runner: Literal["local", "docker"] | None = Field(default=None, description="default: MLOPS_TRAINING_RUNNER")
+    image: str = "mlops-training:latest"
+    experiment: str | None = Field(default=None, description="MLflow experiment (default: the model name)")
+    window_days: int = Field(default=7, ge=1, le=3660, description="calendar days of data in a training set")
+    min_days: int = Field(default=1, ge=1, description="fewest versioned days a training set may have")
+    timeout_minutes: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _min_days(self) -> TrainingSpec:
+        if self.min_days > self.window_days:
+            raise ValueError(f"min_days {self.min_days} is more than window_days {self.window_days}")
+        return self
+
+
+class GateSpec(_Section):
+    """The promotion gate: rules a challenger must pass against the champion."""
+
+    primary_metric: str = "roc_auc"
+    min_improvement: float = 0.0
+    floors: dict[str, float] = Field(default_factory=dict)
+    lower_is_better: list[str] = Field(default_factory=lambda: ["log_loss"])
+    segment_metric: str | None = None
+    max_segment_regression: float = Field(default=1.0, ge=0)
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="probability threshold of the positive class")
+    behaviour_tests: Path | None = Field(default=None, description="JSON file of behaviour tests (none: no tests)")
+    shadow_p95_ms: float = Field(default=500.0, gt=0)
+
+    def rules(self, segment_column: str | None) -> dict[str, Any]:
+        """The rules as :func:`mlops_provider.scoring.decide` reads them."""
+        return {
+            "primary_metric": self.primary_metric,
+            "min_improvement": self.min_improvement,
+            "floors": dict(self.floors),
+            "lower_is_better": list(self.lower_is_better),
+            "segment_column": segment_column,
+            "segment_metric": self.segment_metric or self.primary_metric,
+            "max_segment_regression": self.max_segment_regression,
+            "require_behaviour_tests": self.behaviour_tests is not None,
+            "threshold": self.threshold,
+        }
+
+
+class ServingSpec(_Section):
+    """How a promoted model is packaged (the shadow check runs the package before promotion)."""
+
+    directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
+    requirements: Path = Field(description="pinned requirements of the model, copied into the image")
+
+
+class MonitoringSpec(_Section):
+    """The daily drift and late-label performance check."""
+
+    drift_share: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining")
+    metric: str = Field(default="roc_auc", description="metric of the late-label check")
+    floor: float | None = Field(default=None, description="default: the gate's floor for metric")
+    sample_rows: int = Field(default=100_000, ge=100)
+
+
+class RetrainingSpec(_Section):
+    """Rails of drift- and performance-triggered retraining, and an optional time schedule."""
+
+    cooldown_days: int = Field(default=2, ge=0)
+    max_per_week: int = Field(default=2, ge=1)
+    schedule: str | None = Field(default=None, description="cron or preset (e.g. @weekly) of scheduled retraining")
+
+
+class ScheduleSpec(_Section):
+    """When the nightly DAGs run."""
+
+    ingest: str = "@daily"
+    start_date: dt.date = Field(description="first data day (catchup runs every day from here)")
+    catchup: bool = True
+    max_active_ingest_runs: int = Field(default=4, ge=1)
+
+
+class ModelSpec(_Section):
+    """One model's loop. ``path`` is the file it was read from (set by :func:`load_spec`)."""
+
+    name: str = Field(pattern=NAME, description="registered model name; prefix of the model's DAG ids")
+    description: str = ""
+    owner: str = "mlops"
+    dataset: DatasetSpec
+    label: LabelSpec
+    features: FeaturesSpec
+    segments: list[str] = Field(default_factory=list, description="columns the gate compares per value")
+    split: SplitSpec = SplitSpec()
+    validation: Path = Field(description="Great Expectations suite (JSON) of the dataset")
+    training: TrainingSpec
+    gate: GateSpec = GateSpec()
+    serving: ServingSpec
+    monitoring: MonitoringSpec = MonitoringSpec()
+    retraining: RetrainingSpec = RetrainingSpec()
+    schedule: ScheduleSpec
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: list[str]) -> list[str]:
+        if len(value) > 1:
+            raise ValueError("one segment column is supported")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        columns = set(self.features.columns)
+        if self.label.column in columns:
+            raise ValueError(f"label {self.label.column!r} is also a feature")
+        missing = [s for s in self.segments if s not in columns]
+        if missing:
+            raise ValueError(f"segments {missing} are not features (a segment must be a model input)")
+        if self.monitoring.floor is None and self.monitoring.metric not in self.gate.floors:
+            raise ValueError(f"monitoring.floor is not set and gate.floors has no {self.monitoring.metric!r}")
+        return self
+
+    # -- derived values --------------------------------------------------------------------------------------------
+
+    @property
+    def split_key(self) -> str:
+        return self.split.key or self.dataset.key_column
+
+    @property
+    def holdout(self) -> dict[str, Any]:
+        """The split as the operators take it."""
+        return {"key": self.split_key, "fraction": self.split.fraction, "seed": self.split.seed}
+
+    @property
+    def performance_floor(self) -> float:
+        floor = self.monitoring.floor
+        return float(self.gate.floors[self.monitoring.metric] if floor is None else floor)
+
+    @property
+    def experiment(self) -> str:
+        return self.training.experiment or self.name
+
+    def entrypoint_schema(self) -> dict[str, Any]:
+        """What the training entrypoint receives as ``--schema``."""
+        return {
+            "label": self.label.column,
+            "positive_class": self.label.positive_class,
+            "numerical": list(self.features.numerical),
+            "categorical": list(self.features.categorical),
+            "key": self.split_key,
+            "segments": list(self.segments),
+        }
+
+    def dag_id(self, stage: str) -> str:
+        """DAG ids are prefixed by the model: ``<model>__<stage>``."""
+        return f"{self.name}__{stage}"
+
+    def files(self) -> dict[str, Path]:
+        """The files the spec names, by key."""
+        files = {
+            "validation": self.validation,
+            "training.entrypoint": self.training.entrypoint,
+            "training.hyperparameters": self.training.hyperparameters,
+        }
+        files["serving.requirements"] = self.serving.requirements
+        files["serving.directory/Dockerfile"] = self.serving.directory / "Dockerfile"
+        if self.gate.behaviour_tests is not None:
+            files["gate.behaviour_tests"] = self.gate.behaviour_tests
+        return files
+
+    def resolve(self, relative: Path) -> Path:
+        """A path of the spec, relative to the spec file's folder."""
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return relative if relative.is_absolute() else (base / relative).resolve()
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if not str(part).startswith("function-")) or "(top level)"
+
+
+def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points (its parent section)."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = getattr(current, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return sorted(k for k in getattr(current, "model_fields", {}) if k != "path")
+
+
+def _messages(path: Path, exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed(ModelSpec, loc))
+            lines.append(f"{path}: {_key(loc)}: unknown key; allowed here: {allowed}")
+        elif error["type"] == "missing":
+            lines.append(f"{path}: {_key(loc)}: required key is missing")
+        else:
+            message = re.sub(r"^Value error, ", "", error["msg"])
+            lines.append(f"{path}: {_key(loc)}: {message} (got {error.get('input')!r})")
+    return lines
+
+
+def parse_spec(data: Any, path: Path) -> ModelSpec:
+    """Validate already-parsed YAML; raises :class:`SpecError` naming the file and every broken key."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the spec must be a mapping of keys (got {type(data).__name__})")
+    try:
+        spec = ModelSpec.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise SpecError("\n".join(_messages(path, exc))) from None
+    missing = [
+        f"{path}: {key}: file {spec.resolve(value)} does not exist"
+        for key, value in spec.files().items()
+        if not spec.resolve(value).is_file()
+    ]
+    if missing:
+        raise SpecError("\n".join(missing))
+    return spec
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate one spec file."""
+    path = Path(path).resolve()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    return parse_spec(data, path)
+
+
+def load_specs(folder: str | Path) -> list[ModelSpec]:
+    """Every ``*.yaml`` spec of a folder, checked together: model names are unique, and models that share a
+    dataset agree on where it comes from and how it is validated (they share its versioned partitions)."""
+    specs = [load_spec(p) for p in sorted(Path(folder).glob("*.yaml"))]
+    problems = []
+    by_name: dict[str, ModelSpec] = {}
+    by_dataset: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in by_name:
+            problems.append(f"{spec.path}: name: model {spec.name!r} is also defined in {by_name[spec.name].path}")
+        by_name[spec.name] = spec
+        other = by_dataset.setdefault(spec.dataset.name, spec)
+        if other is not spec and (
+            other.dataset != spec.dataset or other.resolve(other.validation) != spec.resolve(spec.validation)
+        ):
+            problems.append(
+                f"{spec.path}: dataset: models {other.name!r} and {spec.name!r} share dataset {spec.dataset.name!r} "
+                "but differ in its source or validation suite; models on one dataset share its partitions, so give "
+                "them the same dataset section and suite"
+            )
+    if problems:
+        raise SpecError("\n".join(problems))
+    return specs

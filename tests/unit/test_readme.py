@@ -1,0 +1,40 @@
+"""The README's operator tables list every parameter that has no default (what a DAG author must give), and only
+parameters the class has."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+import pytest
+
+from tests.helpers import PROJECT_ROOT
+
+pytestmark = pytest.mark.unit
+
+ROW = re.compile(r"^\| `(mlops_provider\.[\w.]+)` \| (.*)$", re.M)
+
+
+def rows() -> list[tuple[str, list[str]]]:
+    return [(m.group(1), m.group(2).split(" | ")) for m in ROW.finditer((PROJECT_ROOT / "README.md").read_text())]
+
+
+def parameters(path: str) -> tuple[list[str], list[str]]:
+    module, name = path.rsplit(".", 1)
+    signature = inspect.signature(getattr(importlib.import_module(module), name).__init__)
+    keyword = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+    return [p.name for p in keyword if p.default is p.empty], [p.name for p in keyword if p.default is not p.empty]
+
+
+def test_the_tables_cover_every_operator_and_sensor():
+    listed = {path.rsplit(".", 1)[1] for path, _ in rows()}
+    assert len(listed) >= 19, sorted(listed)
+
+
+@pytest.mark.parametrize(("path", "cells"), rows(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_row_lists_exactly_the_required_parameters_and_real_optional_ones(path, cells):
+    required, optional = parameters(path)
+    assert re.findall(r"`(\w+)`", cells[1]) == required, f"{path}: the required column must be {required}"
+    named = re.findall(r"`(\w+)`", cells[2])
+    assert set(named) <= set(optional), f"{path}: {sorted(set(named) - set(optional))} are not optional parameters"

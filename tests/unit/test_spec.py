@@ -1,0 +1,118 @@
+"""Model specs: every spec in the repository is valid; a bad one fails naming its file, the key and what is
+allowed; a folder of specs is checked as one deployment."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_provider.cli import main
+from mlops_provider.spec import SpecError, load_spec, load_specs
+from tests.helpers import PROJECT_ROOT
+
+pytestmark = pytest.mark.unit
+
+MODELS = PROJECT_ROOT / "include" / "models"
+SPECS = sorted(MODELS.glob("*.yaml"))
+CHURN = MODELS / "churn_classifier.yaml"
+
+
+def test_the_repository_has_at_least_two_model_specs():
+    assert len(SPECS) >= 2, [p.name for p in SPECS]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_in_the_repository_is_valid(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem
+    for key, value in spec.files().items():
+        assert spec.resolve(value).is_file(), key
+
+
+def test_the_specs_of_the_repository_form_one_valid_deployment():
+    specs = load_specs(MODELS)
+    assert len({s.name for s in specs}) == len(specs)
+
+
+def write(tmp_path: Path, change) -> Path:
+    """A copy of the churn spec in ``tmp_path`` (with the files it names), changed by ``change(data)``."""
+    data = yaml.safe_load(CHURN.read_text())
+    change(data)
+    models = tmp_path / "models"
+    models.mkdir(exist_ok=True)
+    for folder in ("gx", "training", "promotion", "serving"):
+        if not (tmp_path / folder).exists():
+            shutil.copytree(MODELS.parent / folder, tmp_path / folder)
+    path = models / f"{data.get('name', 'spec')}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return str(info.value)
+
+
+def test_an_unknown_key_is_named_with_the_keys_allowed_there(tmp_path):
+    path = write(tmp_path, lambda d: d["label"].update(delay=3))
+    message = error_of(path)
+    assert str(path) in message
+    assert "label.delay: unknown key; allowed here: column, delay_days, positive_class" in message
+
+
+def test_a_missing_required_key_is_named(tmp_path):
+    path = write(tmp_path, lambda d: d["dataset"].pop("key_column"))
+    assert f"{path}: dataset.key_column: required key is missing" in error_of(path)
+
+
+def test_a_wrong_value_names_the_key_and_what_is_allowed(tmp_path):
+    path = write(tmp_path, lambda d: d["training"].update(runner="kubernetes"))
+    message = error_of(path)
+    assert "training.runner" in message and "'local'" in message and "'docker'" in message and "kubernetes" in message
+    path = write(tmp_path, lambda d: d["split"].update(fraction=1.5))
+    assert "split.fraction" in error_of(path)
+
+
+def test_rules_across_keys_are_checked(tmp_path):
+    path = write(tmp_path, lambda d: d["features"]["categorical"].append("tenure_days"))
+    assert "listed as both numerical and categorical" in error_of(path)
+    path = write(tmp_path, lambda d: d.update(segments=["country"]))
+    assert "segments ['country'] are not features" in error_of(path)
+    path = write(tmp_path, lambda d: d["features"].update(drift={"nope": {"threshold": 0.2}}))
+    assert "drift settings for ['nope']" in error_of(path)
+    path = write(tmp_path, lambda d: d["training"].update(window_days=3, min_days=5))
+    assert "min_days 5 is more than window_days 3" in error_of(path)
+
+
+def test_a_file_the_spec_names_must_exist(tmp_path):
+    path = write(tmp_path, lambda d: d.update(validation="../gx/expectations/missing.json"))
+    assert f"{path}: validation: file" in error_of(path) and "missing.json does not exist" in error_of(path)
+
+
+def test_not_yaml_or_not_a_mapping_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert f"{bad}: not valid YAML" in error_of(bad)
+    bad.write_text("- a\n- b\n")
+    assert "must be a mapping" in error_of(bad)
+
+
+def test_two_models_on_one_dataset_must_agree_on_its_source(tmp_path):
+    write(tmp_path, lambda d: None)
+    write(tmp_path, lambda d: d.update(name="churn_two"))
+    assert [s.name for s in load_specs(tmp_path / "models")] == ["churn_classifier", "churn_two"]
+    write(tmp_path, lambda d: (d.update(name="churn_three"), d["dataset"].update(table="other_table")))
+    with pytest.raises(SpecError, match="share dataset 'customer_activity' but differ"):
+        load_specs(tmp_path / "models")
+
+
+def test_mlops_spec_check_exits_nonzero_and_prints_the_problem(tmp_path, capsys):
+    assert main(["spec", "check", str(CHURN)]) == 0
+    assert "ok (model churn_classifier" in capsys.readouterr().out
+    path = write(tmp_path, lambda d: d["gate"].update(floor=0.7))
+    assert main(["spec", "check", str(path)]) == 1
+    assert "gate.floor: unknown key" in capsys.readouterr().err
