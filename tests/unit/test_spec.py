@@ -3,6 +3,7 @@ allowed; a folder of specs is checked as one deployment."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -116,3 +117,33 @@ def test_mlops_spec_check_exits_nonzero_and_prints_the_problem(tmp_path, capsys)
     path = write(tmp_path, lambda d: d["gate"].update(floor=0.7))
     assert main(["spec", "check", str(path)]) == 1
     assert "gate.floor: unknown key" in capsys.readouterr().err
+
+
+def keys_of(model, prefix: str = "") -> list[str]:
+    """Every key of a spec section, dotted (``features.drift.<column>.method`` for per-column settings)."""
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in model.model_fields.items():
+        if name == "path":
+            continue
+        key = f"{prefix}{name}"
+        args = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        section = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if name == "drift":
+            found += keys_of(args[-1], f"{key}.<column>.")
+        elif section is not None:
+            found += keys_of(section, f"{key}.")
+        else:
+            found.append(key)
+    return found
+
+
+def test_the_spec_reference_documents_every_key():
+    from mlops_provider.spec import ModelSpec
+
+    documented = set(re.findall(r"^\| `([\w.<>]+)` \|", (PROJECT_ROOT / "docs" / "model-spec.md").read_text(), re.M))
+    keys = keys_of(ModelSpec)
+    assert len(keys) > 40
+    assert sorted(set(keys) - documented) == [], "keys missing from docs/model-spec.md"
+    assert sorted(documented - set(keys)) == [], "documented keys the spec does not have"
