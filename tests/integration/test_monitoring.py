@@ -452,7 +452,7 @@ def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apar
     twin = copy_version(hook, "churn_classifier", home["champion"], "churn_twin")
     with hook.scoped_environment():
         hook.get_client().set_registered_model_alias("churn_twin", "champion", twin)
-    day = CALM + dt.timedelta(days=1)  # a day no other test checks
+    day = CALM - dt.timedelta(days=2)  # a day no other test checks
     DvcHook().version_file(  # a calm day of the source
         _partition_file(home, day),
         f"data/customer_activity/partitions/{day}.parquet", f"partition/customer_activity/{day}", {},
