@@ -1,0 +1,71 @@
+"""The DAG factory: five DAGs per spec, everything model-specific from the spec, nothing shared between two models
+on one dataset except the dataset's partitions."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mlops_provider.factory import STAGES, build_dags
+from mlops_provider.spec import load_spec, parse_spec
+from tests.helpers import PROJECT_ROOT
+
+pytestmark = pytest.mark.unit
+
+MODELS = PROJECT_ROOT / "include" / "models"
+
+
+def twin_of(name: str, **changes):
+    """The churn spec under another model name (same dataset), with ``changes`` applied to its YAML data."""
+    path = MODELS / "churn_classifier.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["name"] = name
+    for key, value in changes.items():
+        section, _, leaf = key.partition(".")
+        data.setdefault(section, {})[leaf] = value
+    return parse_spec(data, path)  # same folder: the relative paths resolve
+
+
+def task(dags, model: str, stage: str, task_id: str):
+    return dags[f"{model}__{stage}"].get_task(task_id)
+
+
+def test_five_dags_per_spec_prefixed_by_the_model():
+    spec = load_spec(MODELS / "card_fraud.yaml")
+    dags = build_dags(spec)
+    assert sorted(dags) == sorted(f"card_fraud__{s}" for s in STAGES)
+    train = task(dags, "card_fraud", "training", "train")
+    assert train.model_name == "card_fraud" and train.model_schema["label"] == "is_fraud"
+    assert train.split.key == "card_id" and train.split.fraction == 0.25
+    check = task(dags, "card_fraud", "drift_monitoring", "performance_check")
+    assert (check.label_column, check.label_delay_days, check.floor) == ("is_fraud", 3, 0.68)
+    drift = task(dags, "card_fraud", "drift_monitoring", "drift_report")
+    assert "card_present" not in drift.numerical_columns  # excluded from drift in the spec
+    assert drift.column_methods == {"hour_of_day": "psi"} and drift.column_thresholds == {"hour_of_day": 0.2}
+    trigger = task(dags, "card_fraud", "drift_monitoring", "trigger_training")
+    assert trigger.trigger_dag_id == "card_fraud__training" and (trigger.cooldown_days, trigger.max_per_week) == (1, 3)
+    evaluate = task(dags, "card_fraud", "promotion", "evaluate")
+    assert evaluate.gate_rules["segment_column"] == "channel" and evaluate.gate_rules["floors"] == {"roc_auc": 0.7}
+
+
+def test_two_models_on_one_dataset_share_only_its_partitions():
+    first, second = build_dags(twin_of("churn_a")), build_dags(twin_of("churn_b"))
+    assert not set(first) & set(second)
+    a, b = (task(d, m, "ingest", "assemble_training_set") for d, m in ((first, "churn_a"), (second, "churn_b")))
+    assert (a.dataset, b.dataset) == ("customer_activity", "customer_activity")  # the same partitions
+    assert (a.training_set, b.training_set) == ("churn_a", "churn_b")  # their own training sets
+    assert a.asset.name != b.asset.name
+    train_a, train_b = task(first, "churn_a", "training", "train"), task(second, "churn_b", "training", "train")
+    assert train_a.dataset_path != train_b.dataset_path and train_a.model_asset.name != train_b.model_asset.name
+    sensor_a = task(first, "churn_a", "drift_monitoring", "wait_for_training_set")
+    assert sensor_a.tag.startswith("training-set/churn_a/")
+    boot_b = task(second, "churn_b", "drift_monitoring", "bootstrap_training")
+    assert boot_b.trigger_dag_id == "churn_b__training"
+
+
+def test_an_optional_retraining_schedule_schedules_the_training_dag_with_reason_schedule():
+    plain = build_dags(twin_of("churn_a"))["churn_a__training"]
+    weekly = build_dags(twin_of("churn_w", **{"retraining.schedule": "@weekly"}))["churn_w__training"]
+    assert type(plain.timetable).__name__ == "NullTimetable"  # triggered only (drift, bootstrap, by hand)
+    assert type(weekly.timetable).__name__ == "CronTriggerTimetable" and weekly.timetable._expression == "0 0 * * 0"
+    assert "'schedule' if dag_run.run_type == 'scheduled'" in weekly.get_task("train").trigger_reason
