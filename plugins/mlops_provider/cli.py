@@ -10,8 +10,7 @@ from pathlib import Path
 
 def _seed_source(args: argparse.Namespace) -> int:
     try:
-        from mlops_provider.demo.churn_source import CHURN, SourceSpec, dates_between, parse_bad_dates, seed_range
-        from mlops_provider.demo.transactions_source import TRANSACTIONS
+        from mlops_provider.demo import DEFAULT_SOURCE, SOURCES, SourceSpec, dates_between, parse_bad_dates, seed_range
     except ModuleNotFoundError:
         print(
             "mlops seed-source: the demo source generator is not part of the installed package; run it from a clone "
@@ -28,7 +27,11 @@ def _seed_source(args: argparse.Namespace) -> int:
         bad_dates=parse_bad_dates(args.bad),
     )
     days = dates_between(dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end))
-    source = {CHURN.table: CHURN, TRANSACTIONS.table: TRANSACTIONS}[args.table]
+    args.table = args.table or DEFAULT_SOURCE
+    if args.table not in SOURCES:
+        print(f"mlops seed-source: --table {args.table!r} is not a demo table: {sorted(SOURCES)}", file=sys.stderr)
+        return 2
+    source = SOURCES[args.table]
     written = seed_range(engine, days, spec, source)
     for day, rows in written.items():
         marks = []
@@ -111,9 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed-source", help="fill a demo source table for a date range (idempotent)")
     seed.add_argument(
-        "--table", choices=["customer_activity", "card_transactions"], default="customer_activity",
-        help="which demo table: the churn demo's or the card transactions of the second example model",
-    )  # fmt: skip
+        "--table", help="which demo table (default: the first example's; see mlops_provider.demo.SOURCES)"
+    )
     target = seed.add_mutually_exclusive_group()
     target.add_argument("--conn-id", default="mlops_source", help="Airflow connection of the source database")
     target.add_argument("--url", help="SQLAlchemy URL of the source database instead of a connection")

@@ -145,7 +145,9 @@ class ServingSpec(_Section):
 class MonitoringSpec(_Section):
     """The daily drift and late-label performance check."""
 
-    drift_share: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining")
+    drift_share: float = Field(
+        default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining"
+    )
     metric: str = Field(default="roc_auc", description="metric of the late-label check")
     floor: float | None = Field(default=None, description="default: the gate's floor for metric")
     sample_rows: int = Field(default=100_000, ge=100)

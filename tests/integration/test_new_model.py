@@ -68,7 +68,8 @@ def test_new_model_scaffolds_a_spec_and_suite_that_pass_and_a_model_that_is_prom
     trained = TrainModelOperator(
         task_id="train", dataset_path=training_set_path(spec.name),
         dataset_rev=training_set_tag(spec.name, str(DAYS[-1])),
-        entrypoint=str(spec.resolve(spec.training.entrypoint)), model_schema=spec.entrypoint_schema(), holdout=spec.holdout,
+        entrypoint=str(spec.resolve(spec.training.entrypoint)), model_schema=spec.entrypoint_schema(),
+        holdout=spec.holdout,
         hyperparameter_spec=str(spec.resolve(spec.training.hyperparameters)), experiment_name=spec.experiment,
         model_name=spec.name, runner="local",
     ).execute(task_context(None, dag_id="tx_risk__training", run_id="manual__1", task_id="train"))  # fmt: skip

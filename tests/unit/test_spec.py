@@ -147,3 +147,17 @@ def test_the_spec_reference_documents_every_key():
     assert len(keys) > 40
     assert sorted(set(keys) - documented) == [], "keys missing from docs/model-spec.md"
     assert sorted(documented - set(keys)) == [], "documented keys the spec does not have"
+
+
+def test_the_provider_names_no_domain_of_the_demo_outside_the_demo_generators():
+    """No churn names in the installed provider: no operator default, runbook or helper that belongs to the demo."""
+    pattern = re.compile(r"customer_id|churned|customer_activity|churn|\bplan\b")
+    package = PROJECT_ROOT / "plugins" / "mlops_provider"
+    hits = [
+        f"{path.relative_to(package)}:{n}"
+        for path in package.rglob("*.py")
+        if "demo" not in path.relative_to(package).parts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []

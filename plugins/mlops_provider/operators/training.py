@@ -110,7 +110,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param entrypoint: path of the training entrypoint for the ``local`` runner; it must keep the entrypoint contract
         (``docs/training-entrypoint.md``), which is checked after it runs.
     :param model_schema: what the entrypoint gets as ``--schema``: ``{"label", "positive_class", "numerical",
-        "categorical"}`` (lists of feature columns), optionally ``"segments"``; ``ModelSpec.entrypoint_schema()`` builds it.
+        "categorical"}`` (lists of feature columns), optionally ``"segments"``; ``ModelSpec.entrypoint_schema()``
+        builds it.
     :param holdout: the provider's key-hash split, ``{"key", "fraction", "seed"}``: the entrypoint gets the rows
         it may train on and the holdout rows apart, and the split is recorded on the run and the version (tags
         ``split.*``), so evaluation and the performance check score only rows the model never trained on.
