@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-#: Files of the training template (the project's include/training; shipped in the wheel as mlops_provider/scaffold/).
+#: Files of the training template (the project's include/training; in the wheel: mlops_provider/templates_training/).
 TEMPLATE_FILES = ("train.py", "tabular_model.py", "hyperparameters.json")
 MAX_CATEGORIES = 50
 DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
@@ -26,10 +26,18 @@ DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetim
 
 def template_dir() -> Path:
     """The training template: inside the installed package, else the repository's ``include/training``."""
-    packaged = Path(__file__).resolve().parent / "scaffold"
+    packaged = Path(__file__).resolve().parent / "templates_training"
     if (packaged / "train.py").is_file():
         return packaged
     return Path(__file__).resolve().parents[2] / "include" / "training"
+
+
+def serving_template_dir() -> Path:
+    """The serving Dockerfile's folder: inside the installed package, else the repository's ``include/serving``."""
+    packaged = Path(__file__).resolve().parent / "templates_serving"
+    if (packaged / "Dockerfile").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "include" / "serving"
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def scaffold(
     for file in (*TEMPLATE_FILES, "requirements.txt"):
         if (template / file).is_file():
             shutil.copy(template / file, training / file)
-    serving = serving_dir or template.parent / "serving"
+    serving = serving_dir or serving_template_dir()
     if (serving / "Dockerfile").is_file():
         shutil.copytree(serving, folder / "serving")
     spec_path.write_text(
