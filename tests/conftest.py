@@ -52,7 +52,7 @@ def _configure_session_environment() -> Path:
 
 
 SESSION_DIR = _configure_session_environment()
-# Airflow puts the DAGs folder on sys.path in every component (DAG files import their shared _assets module).
+# Airflow puts the DAGs folder on sys.path in every component (as the tests do: DAG files may import from it).
 sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
