@@ -251,6 +251,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             numerical_columns=[c for c in spec.features.numerical if c in kept],
             categorical_columns=[c for c in spec.features.categorical if c in kept],
             drift_share_threshold=spec.monitoring.drift_share,
+            signal=spec.monitoring.drift_signal,
+            weighted_drift_threshold=spec.monitoring.weighted_drift_threshold,
             column_methods={c: s.method for c, s in kept.items() if s and s.method},
             column_thresholds={c: s.threshold for c, s in kept.items() if s and s.threshold},
             max_rows=spec.monitoring.sample_rows,

@@ -83,6 +83,11 @@ class DriftSummary(TypedDict, total=False):
     dataset_drift: bool
     drift_share: float
     threshold: float
+    signal: str  # what decided dataset_drift: "share" or "weighted"
+    signal_note: str | None
+    weighted_drift: float | None  # share of the champion's feature importance on drifted columns
+    weighted_threshold: float
+    importance_source: str | None
     columns: dict[str, ColumnDrift]
     dataset: str
     partition: str
@@ -127,6 +132,8 @@ class RetrainingDecision(TypedDict):
     reason: str  # "drift" or "performance"
     drift_share: float
     threshold: float | None
+    signal: str
+    weighted_drift: float | None
     partition: str | None
     report_url: str | None
     report_path: str | None

@@ -148,6 +148,12 @@ class MonitoringSpec(_Section):
     drift_share: float = Field(
         default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining"
     )
+    drift_signal: Literal["share", "weighted"] = Field(
+        default="share", description="what decides drift: the share of drifted columns or the importance-weighted"
+    )
+    weighted_drift_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="share of the champion's feature importance on drifted columns"
+    )
     metric: str = Field(default="roc_auc", description="metric of the late-label check")
     floor: float | None = Field(default=None, description="default: the gate's floor for metric")
     sample_rows: int = Field(default=100_000, ge=100)

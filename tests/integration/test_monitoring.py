@@ -119,6 +119,44 @@ def test_drifted_day_crosses_the_line(home):
     assert f"/{DRIFTED}/" in decision["report_url"] and decision["report_url"].endswith(".html")
 
 
+def test_the_drift_record_weighs_drifted_columns_by_the_champions_feature_importance(home):
+    """Issue 20, item 1: the champion's run logged gain importances (the template does); the record carries each
+    column's weight, the importance-weighted drift beside the share, and with signal="weighted" that signal
+    decides."""
+    import math
+
+    hook = MlflowHook()
+    run_id = hook.model_version("churn_classifier", home["champion"]).run_id
+    importances = hook.load_run_dict(run_id, "feature_importance.json")
+    assert importances and set(importances) <= set(NUMERICAL + CATEGORICAL)
+    assert hook.load_run_dict(run_id, "no_such_artifact.json") is None
+    day = DRIFTED + dt.timedelta(days=1)
+
+    def check(**kwargs) -> dict:
+        context = task_context(day, dag_id="weighted", run_id=f"w-{len(kwargs)}-{kwargs}", task_id="drift_report")
+        return DriftReportOperator(
+            task_id="drift_report", dataset="customer_activity", model_name="churn_classifier", partition=str(day),
+            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, **kwargs,
+        ).execute(context)  # fmt: skip
+
+    plain = check()
+    weights = {name: column["importance"] for name, column in plain["columns"].items()}
+    assert math.isclose(sum(weights.values()), 1.0, abs_tol=1e-4)
+    drifted = [name for name, column in plain["columns"].items() if column["drifted"]]
+    assert plain["weighted_drift"] == pytest.approx(sum(weights[c] for c in drifted), abs=1e-4)
+    assert plain["signal"] == "share" and plain["dataset_drift"] is (plain["drift_share"] >= 0.3)
+    assert run_id in plain["importance_source"]
+    line = plain["weighted_drift"]
+    above = check(signal="weighted", weighted_drift_threshold=min(1.0, line + 0.01))
+    assert above["signal"] == "weighted" and above["dataset_drift"] is False
+    with pytest.raises(AirflowSkipException, match="no retraining: weighted drift"):
+        DriftSensor(task_id="s", summary_path=above["summary_path"]).decide(above)
+    if line > 0.02:
+        assert check(signal="weighted", weighted_drift_threshold=line - 0.01)["dataset_drift"] is True
+    history = MlflowHook().get_client().get_metric_history(plain["mlflow_run_id"], "weighted_drift")
+    assert [m.value for m in history] == [pytest.approx(line)]
+
+
 def test_trigger_waits_for_both_summaries_then_fires(tmp_path):
     path, perf = tmp_path / "summary.json", tmp_path / "performance.json"
     trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05, performance_path=str(perf))

@@ -311,6 +311,21 @@ class MlflowHook(BaseHook):
         with self.scoped_environment():
             self.get_client().log_dict(run_id, data, artifact_file)
 
+    def load_run_dict(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        """The JSON artifact ``artifact_file`` of a run, or None when the run has no such artifact."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        with self.scoped_environment():
+            names = {f.path for f in self.get_client().list_artifacts(run_id)}
+            if artifact_file not in names:
+                return None
+            try:
+                data = mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_file}")
+            except (MlflowException, ValueError, OSError):
+                return None
+        return data if isinstance(data, dict) else None
+
     def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
         """Log a local file as an artifact of the run."""
         with self.scoped_environment():

@@ -12,6 +12,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
+from mlops_provider.drift_signals import (
+    IMPORTANCE_ARTIFACT,
+    SIGNALS,
+    decide_signal,
+    normalized_importances,
+    weighted_drift,
+)
 from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
@@ -78,6 +85,12 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         other columns get Evidently's default for their type and size.
     :param column_thresholds: per-column drift thresholds (e.g. ``{"amount": 0.2}``).
     :param max_rows: sample size bound per side.
+    :param signal: what decides ``dataset_drift``: ``share`` (the share of drifted columns vs
+        ``drift_share_threshold``, Evidently's verdict) or ``weighted`` (the importance-weighted drift vs
+        ``weighted_drift_threshold``: the share of the champion's feature importance, from its run's
+        ``feature_importance.json``, that sits on drifted columns). Both are always reported; without importances
+        the share decides and the summary says so (``signal_note``).
+    :param weighted_drift_threshold: the line of the weighted signal.
 
     XCom (return value): the summary ``{"dataset_drift", "drift_share", "threshold", "columns", "dataset",
     "partition", "window", "reference" {"model_name", "model_version", "data_rev", "data_path", "source"},
@@ -103,6 +116,8 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         column_methods: dict[str, str] | None = None,
         column_thresholds: dict[str, float] | None = None,
         max_rows: int = 100_000,
+        signal: str = "share",
+        weighted_drift_threshold: float = 0.3,
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
@@ -125,6 +140,12 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         unknown = sorted((set(column_methods or {}) | set(column_thresholds or {})) - declared)
         if unknown:
             raise ValueError(f"column_methods/column_thresholds name {unknown}, which are not declared columns")
+        if signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        if not 0.0 < weighted_drift_threshold <= 1.0:
+            raise ValueError(f"weighted_drift_threshold must be in (0, 1], got {weighted_drift_threshold}")
+        self.signal = signal
+        self.weighted_drift_threshold = weighted_drift_threshold
         self.column_methods = dict(column_methods or {})
         self.column_thresholds = dict(column_thresholds or {})
         self.max_rows = max_rows
@@ -210,6 +231,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         if len(current) > self.max_rows:  # a window of several days: one bounded sample of the samples
             current = current.sample(n=self.max_rows, random_state=self.seed)
         summary = self._run_evidently(reference, current)
+        summary.update(self._weighted(version, summary))
         folder = drift_folder(self.model_name, end)
         summary.update(
             dataset=self.dataset,
@@ -243,6 +265,29 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             " [re-check]" if first else "",
         )  # fmt: skip
         return summary
+
+    def _weighted(self, version: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """The importance-weighted drift (None without importances), per-column weights, and the verdict of the
+        chosen signal."""
+        run_id = self.mlflow_hook.model_version(self.model_name, version).run_id
+        importances = self.mlflow_hook.load_run_dict(run_id, IMPORTANCE_ARTIFACT) if run_id else None
+        weighted: float | None = None
+        source = None
+        if importances:
+            weights = normalized_importances(importances, list(summary["columns"]))
+            for name, column in summary["columns"].items():
+                column["importance"] = round(weights[name], 6)
+            weighted = weighted_drift(summary["columns"], weights)
+            source = f"{IMPORTANCE_ARTIFACT} of run {run_id} ({self.model_name} v{version})"
+        verdict = decide_signal(
+            self.signal, summary["drift_share"], self.drift_share_threshold, weighted, self.weighted_drift_threshold
+        )
+        return {
+            **verdict,
+            "weighted_drift": weighted,
+            "weighted_threshold": self.weighted_drift_threshold,
+            "importance_source": source,
+        }
 
     def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
         from evidently import DataDefinition, Dataset, Report
@@ -289,6 +334,8 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             f"drift-{self.model_name}-{day}",
         )  # fmt: skip
         hook.log_dated_metric(run_id, "drift_share", summary["drift_share"], day)
+        if summary.get("weighted_drift") is not None:
+            hook.log_dated_metric(run_id, "weighted_drift", summary["weighted_drift"], day)
         hook.set_run_tags(
             run_id,
             {

@@ -99,9 +99,13 @@ class DriftSensor(BaseSensorOperator):
                 if performance and performance.get("status") == "scored"
                 else ""
             )
-            raise AirflowSkipException(
-                f"no retraining: drift share {share:.3f} < {threshold}{perf} for {summary.get('partition')}"
+            weighted = summary.get("weighted_drift")
+            line = (
+                f"weighted drift {weighted:.3f} < {summary.get('weighted_threshold')} (share {share:.3f})"
+                if summary.get("signal") == "weighted" and weighted is not None
+                else f"drift share {share:.3f} < {threshold}"
             )
+            raise AirflowSkipException(f"no retraining: {line}{perf} for {summary.get('partition')}")
         reason = "drift" if drifted_verdict else "performance"
         self.log.warning(
             "Retraining is called for (%s): drift share %.3f (line %s), performance %s",
@@ -111,6 +115,8 @@ class DriftSensor(BaseSensorOperator):
             "reason": reason,
             "drift_share": share,
             "threshold": threshold,
+            "signal": summary.get("signal", "share"),
+            "weighted_drift": summary.get("weighted_drift"),
             "partition": summary.get("partition"),
             "report_url": summary.get("report_url"),
             "report_path": summary.get("report_path"),

@@ -98,6 +98,7 @@ def collect(model_name: str) -> dict[str, Any]:
         lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
+         "weighted_drift": s.get("weighted_drift"), "signal": s.get("signal", "share"),
          "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url")}
         for s in _series("drift", model_name)
     ]  # fmt: skip
