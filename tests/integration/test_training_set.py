@@ -44,7 +44,7 @@ def test_window_of_validated_partitions_versioned_with_asset_event(mlops_home, t
     assert result["partitions"] == ["2026-11-02", "2026-11-03", "2026-11-05"]
     assert result["missing"] == {"2026-11-04": "quarantined"}
     assert result["rows"] == 9 and result["created"] is True
-    assert context["outlet_events"][ASSET].extra == {k: v for k, v in result.items() if k != "created"}
+    assert context["outlet_events"][ASSET].extra == {k: v for k, v in result.items() if k not in ("created", "rebuilt")}
     workspace = mlops_home / "data-registry"
     data = dvc.api.read(result["path"], repo=str(workspace), rev=training_set_tag(DATASET, "2026-11-05"), mode="rb")
     frame = pd.read_parquet(io.BytesIO(data))
@@ -109,3 +109,35 @@ def test_a_rebuilt_set_gets_a_new_tag_and_the_old_one_never_moves(mlops_home, tm
     assert rebuilt["created"] is True and rebuilt["tag"] == training_set_tag(DATASET, "2026-11-05") + ".r2"
     assert rebuilt["partitions"] == ["2026-11-03", "2026-11-04", "2026-11-05"]
     assert DvcHook().resolve_rev(first["tag"]) == first["rev"]
+
+
+def test_a_fixed_day_is_added_to_the_later_sets_built_without_it_old_versions_kept(mlops_home, tmp_path):
+    """Issue 20, item 5: 11-04 was quarantined, so the sets of 11-05 and 11-06 were built without it. Once it is
+    fixed and re-ingested, its own assembly rebuilds both with it (new .r2 versions, the old tags unmoved, no Asset
+    event for them); a re-run rebuilds nothing more; 11-07's window never held it."""
+    (mlops_home / "quarantine" / DATASET / "2026-11-04" / "attempt-1").mkdir(parents=True)
+    version_partitions(tmp_path, ["2026-11-03", "2026-11-05", "2026-11-06", "2026-11-07"])
+    before = {day: assemble(day, window_days=3)[0] for day in ("2026-11-05", "2026-11-06", "2026-11-07")}
+    assert before["2026-11-05"]["missing"] == {"2026-11-04": "quarantined"}
+
+    version_partitions(tmp_path, ["2026-11-04"])  # fixed at the source, re-ingested, validated
+    fixed, context = assemble("2026-11-04", window_days=3)
+    tag = lambda day: training_set_tag(DATASET, day)  # noqa: E731
+    assert fixed["rebuilt"] == [tag("2026-11-05") + ".r2", tag("2026-11-06") + ".r2"]
+    hook = DvcHook()
+    for day in ("2026-11-05", "2026-11-06"):
+        rebuilt = hook.describe_commit(tag(day) + ".r2")
+        assert "2026-11-04" in rebuilt["trailers"]["Training-Set-Partitions"].split(",")
+        assert rebuilt["trailers"]["Training-Set-Rebuilt-For"] == "2026-11-04"
+        assert hook.resolve_rev(tag(day)) == before[day]["rev"]  # the version a model may cite stays
+    assert hook.revision_tags(tag("2026-11-07")) == [tag("2026-11-07")]  # 11-04 was never in its window
+    assert context["outlet_events"][ASSET].extra["tag"] == tag("2026-11-04")  # only its own set is announced
+    again, _ = assemble("2026-11-04", window_days=3)
+    assert again["rebuilt"] == [] and again["created"] is False
+    from mlops_provider.web.health import _rebuilt, rebuilt_training_sets
+
+    shown = rebuilt_training_sets(DATASET)  # what the model health page lists
+    assert [(r["tag"], r["rebuilt_for"]) for r in shown] == [
+        (tag("2026-11-06") + ".r2", "2026-11-04"), (tag("2026-11-05") + ".r2", "2026-11-04"),
+    ]  # fmt: skip
+    assert tag("2026-11-05") + ".r2" in _rebuilt(shown)

@@ -74,9 +74,15 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
     :param poll_interval: seconds between checks while a day is undecided; keep it at 20 s or more (a reschedule
         much faster than the scheduler's loop can be taken for an external state change and fail the task).
     :param wait_timeout: how long to wait for undecided days before failing.
+    :param repair_later: after versioning its own day, rebuild the sets of the later days (up to
+        ``window_days - 1`` after it) that were assembled while this day was left out (quarantined or missing) and
+        so lack it: a day fixed and re-ingested reaches the sets built without it. Each rebuild is a new version
+        (``<tag>.rN``, trailer ``Training-Set-Rebuilt-For``), the old one stays; no Asset event is emitted for it
+        (nothing retrains by itself). A later window with a day still being ingested is left for later (logged).
     :param dvc_conn_id: connection of type ``dvc``.
 
-    XCom (return value): the same dict as the Asset event's ``extra`` plus ``created``.
+    XCom (return value): the same dict as the Asset event's ``extra`` plus ``created`` and ``rebuilt`` (the tags of
+    the later sets rebuilt with this day).
     """
 
     template_fields: Sequence[str] = ("dataset", "training_set", "partition", "quarantine_root")
@@ -96,6 +102,7 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         quarantine_root: str | None = None,
         poll_interval: float = 30.0,
         wait_timeout: dt.timedelta = dt.timedelta(hours=2),
+        repair_later: bool = True,
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -117,22 +124,25 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         self.quarantine_root = quarantine_root
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
+        self.repair_later = repair_later
         self.dvc_conn_id = dvc_conn_id
 
-    def classify_days(self, context: Context) -> dict[str, str]:
-        """``{day: state}`` for every day of the window (see ``DAY_STATES``)."""
+    def classify_days(self, context: Context, end: str | None = None) -> dict[str, str]:
+        """``{day: state}`` for every day of the window ending at ``end`` (default: ``partition``; see
+        ``DAY_STATES``)."""
+        end = end or str(self.partition)
         prefix = partition_tag(self.dataset, "")
         versioned = {tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")}
         quarantine = Path(self.quarantine_root) if self.quarantine_root else quarantine_dir() / self.dataset
         ti = context["ti"]
         dag_id = self.ingest_dag_id or ti.dag_id
         states: dict[str, str] = {}
-        for day in window_days(str(self.partition), self.window_days):
+        for day in window_days(end, self.window_days):
             if day in versioned:
                 states[day] = "versioned"
             elif (quarantine / day).is_dir():
                 states[day] = "quarantined"
-            elif day != str(self.partition) and ti.get_dr_count(
+            elif day != end and ti.get_dr_count(
                 dag_id=dag_id, logical_dates=[day_logical_date(day)], states=["queued", "running"]
             ):
                 states[day] = "undecided"
@@ -178,14 +188,13 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         )  # fmt: skip
         raise AirflowRescheduleException(now + dt.timedelta(seconds=self.poll_interval))
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _build(
+        self, context: Context, end: str, chosen: list[str], left_out: dict[str, str], trailers: dict[str, str]
+    ) -> tuple[dict[str, Any], int]:
+        """Version the set of the window ending at ``end`` from ``chosen``; returns the version and its rows."""
         import pandas as pd
 
-        self.dvc_hook.ensure_workspace()
-        chosen, left_out = self.select_partitions(context)
-        self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))
-        if left_out:
-            self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
+        name = self.training_set or self.dataset
         with tempfile.TemporaryDirectory(prefix="training-set-") as tmp_dir:
             frames = [
                 self.dvc_hook.read_frame(partition_path(self.dataset, d), partition_tag(self.dataset, d))
@@ -196,20 +205,60 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
             training_set.to_parquet(out, index=False)
             version = self.dvc_hook.version_file(
                 out,
-                training_set_path(self.training_set or self.dataset),
-                training_set_tag(self.training_set or self.dataset, str(self.partition)),
+                training_set_path(name),
+                training_set_tag(name, end),
                 metadata={
                     **run_metadata(context),
                     "Training-Set-Partitions": ",".join(chosen),
                     "Training-Set-Missing-Days": ",".join(f"{d}={s}" for d, s in left_out.items()) or "none",
+                    **trailers,
                 },
                 immutable_tag=True,
             )
+        return version, len(training_set)
+
+    def repair_later_sets(self, context: Context) -> list[str]:
+        """Rebuild the sets of the later days whose window holds this day and whose newest version left it out
+        (it was quarantined or missing then, and is versioned now). Returns the new tags."""
+        day = str(self.partition)
+        name = self.training_set or self.dataset
+        start = dt.date.fromisoformat(day)
+        rebuilt = []
+        for offset in range(1, self.window_days):
+            later = (start + dt.timedelta(days=offset)).isoformat()
+            versions = self.dvc_hook.revision_tags(training_set_tag(name, later))
+            if not versions:
+                continue
+            missing = self.dvc_hook.describe_commit(versions[-1])["trailers"].get("Training-Set-Missing-Days", "")
+            if day not in {item.split("=", 1)[0] for item in missing.split(",")}:
+                continue
+            states = self.classify_days(context, later)
+            undecided = [d for d, s in states.items() if s == "undecided"]
+            if undecided:
+                self.log.warning(
+                    "Not rebuilding the set of %s yet: %s still being ingested; clear its assemble task later",
+                    later, ", ".join(undecided),
+                )  # fmt: skip
+                continue
+            chosen = [d for d, s in states.items() if s == "versioned"]
+            left_out = {d: s for d, s in states.items() if s != "versioned"}
+            version, _ = self._build(context, later, chosen, left_out, {"Training-Set-Rebuilt-For": day})
+            self.log.warning("Rebuilt the set of %s with %s (was left out): %s", later, day, version["tag"])
+            rebuilt.append(str(version["tag"]))
+        return rebuilt
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.dvc_hook.ensure_workspace()
+        chosen, left_out = self.select_partitions(context)
+        self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))
+        if left_out:
+            self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
+        version, rows = self._build(context, str(self.partition), chosen, left_out, {})
         extra = {
             "dataset": self.dataset,
             "rev": version["rev"],
             "md5": version["md5"],
-            "rows": len(training_set),
+            "rows": rows,
             "partitions": chosen,
             "missing": left_out,
             "tag": version["tag"],
@@ -218,4 +267,5 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         DvcVersionLink.persist(context, dvc_version_url(version["rev"]))
         if self.asset is not None:
             context["outlet_events"][self.asset].extra = extra
-        return {**extra, "created": version["created"]}
+        rebuilt = self.repair_later_sets(context) if self.repair_later else []
+        return {**extra, "created": version["created"], "rebuilt": rebuilt}

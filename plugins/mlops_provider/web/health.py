@@ -115,7 +115,29 @@ def collect(model_name: str) -> dict[str, Any]:
         "history": history,
         "drift": drift,
         "performance": performance,
+        "rebuilt_training_sets": rebuilt_training_sets(model_name),
     }
+
+
+def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
+    """The training sets (named ``name``, as the DAG factory names them) rebuilt after a left-out day was fixed:
+    ``[{tag, rebuilt_for, partitions}]``, newest day first. Empty when the data registry does not exist yet."""
+    from mlops_provider.hooks.dvc import DvcError, DvcHook
+    from mlops_provider.layout import training_set_tag
+
+    hook = DvcHook()
+    if not (hook.workspace / ".git").exists():
+        return []
+    found = []
+    try:
+        for tag in hook.tags(training_set_tag(name, "*") + ".r*"):
+            trailers = hook.describe_commit(tag)["trailers"]
+            if "Training-Set-Rebuilt-For" in trailers:
+                found.append({"tag": tag, "rebuilt_for": trailers["Training-Set-Rebuilt-For"],
+                              "partitions": trailers.get("Training-Set-Partitions", "")})  # fmt: skip
+    except DvcError:
+        return []
+    return sorted(found, key=lambda r: r["tag"], reverse=True)
 
 
 def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: float) -> str:
@@ -158,6 +180,20 @@ def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: 
     return "".join(parts)
 
 
+def _rebuilt(sets: list[dict[str, Any]]) -> str:
+    if not sets:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(s['tag'])}</td><td>{esc(s['rebuilt_for'])}</td><td>{esc(s['partitions'])}</td></tr>"
+        for s in sets
+    )
+    return (
+        "<h2>Training sets rebuilt with a fixed day</h2><p>A day left out (quarantined or missing) was fixed and "
+        "re-ingested; the later sets built without it got a new version with it (the old version stays).</p>"
+        f'<table class="rebuilt"><tr><th>new version</th><th>fixed day</th><th>partitions</th></tr>{rows}</table>'
+    )
+
+
 def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
     """The page."""
     champion = data["champion"]
@@ -179,6 +215,7 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
 <p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
 Dots: the champion's ROC AUC on the labels that arrived for that day.</p>
 {_plot(data["drift"], data["performance"], drift_line)}
+{_rebuilt(data.get("rebuilt_training_sets") or [])}
 <h2>Champion history</h2>
 <table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>
 <th>gate</th><th>promoted at</th><th>gate reason</th></tr>{history}</table>"""
