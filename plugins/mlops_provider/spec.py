@@ -148,6 +148,11 @@ class MonitoringSpec(_Section):
     drift_share: float = Field(
         default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining"
     )
+    reference: Literal["champion", "rolling", "seasonal"] = Field(
+        default="champion", description="what a day is compared with (see DriftReportOperator)"
+    )
+    reference_days: int = Field(default=7, ge=1, description="days of a rolling reference")
+    season_days: int = Field(default=365, ge=1, description="shift of a seasonal reference (365: a year, 7: a week)")
     drift_signal: Literal["share", "weighted"] = Field(
         default="share", description="what decides drift: the share of drifted columns or the importance-weighted"
     )

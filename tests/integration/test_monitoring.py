@@ -157,6 +157,28 @@ def test_the_drift_record_weighs_drifted_columns_by_the_champions_feature_import
     assert [m.value for m in history] == [pytest.approx(line)]
 
 
+def test_a_rolling_or_seasonal_reference_compares_with_the_days_it_names(home):
+    """Issue 20, item 2: DRIFTED+1 against the day before it (rolling, 1 day: both drifted) shows little drift;
+    DRIFTED against the same day 8 days earlier (seasonal, season_days=8: CALM) shows the drift; a reference with no
+    validated day skips naming the days."""
+
+    def check(day: dt.date, **kwargs) -> dict:
+        context = task_context(day, dag_id="reference", run_id=f"ref-{day}-{kwargs}", task_id="drift_report")
+        return DriftReportOperator(
+            task_id="drift_report", dataset="customer_activity", model_name="churn_classifier", partition=str(day),
+            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, **kwargs,
+        ).execute(context)  # fmt: skip
+
+    rolling = check(DRIFTED + dt.timedelta(days=1), reference="rolling", reference_days=1)
+    assert rolling["reference"]["kind"] == "rolling" and rolling["reference"]["days"] == [str(DRIFTED)]
+    seasonal = check(DRIFTED, reference="seasonal", season_days=8)
+    assert seasonal["reference"]["days"] == [str(CALM)]
+    assert seasonal["drift_share"] >= 0.3 > rolling["drift_share"]
+    assert seasonal["reference"]["model_version"] == home["champion"]  # importances still the champion's
+    with pytest.raises(AirflowSkipException, match="rolling reference: none of"):
+        check(CALM, reference="rolling", reference_days=1)  # 11-11: never a partition here
+
+
 def test_trigger_waits_for_both_summaries_then_fires(tmp_path):
     path, perf = tmp_path / "summary.json", tmp_path / "performance.json"
     trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05, performance_path=str(perf))

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 
+REFERENCES = ("champion", "rolling", "seasonal")
+
+
 def drift_folder(model_name: str, partition: str) -> Path:
     """The folder of a model's drift records of the window ending at ``partition``: one ``<attempt>.json`` summary
     and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
@@ -85,6 +88,12 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         other columns get Evidently's default for their type and size.
     :param column_thresholds: per-column drift thresholds (e.g. ``{"amount": 0.2}``).
     :param max_rows: sample size bound per side.
+    :param reference: what the window is compared with: ``champion`` (the champion's training set, the default),
+        ``rolling`` (the validated partitions of the ``reference_days`` days before the window) or ``seasonal``
+        (the same window ``season_days`` earlier: data with weekly or yearly cycles). The champion still gives the
+        feature importances and is recorded; the record names the reference kind and days.
+    :param reference_days: days of a ``rolling`` reference.
+    :param season_days: shift of a ``seasonal`` reference (365: a year; 7: a week).
     :param signal: what decides ``dataset_drift``: ``share`` (the share of drifted columns vs
         ``drift_share_threshold``, Evidently's verdict) or ``weighted`` (the importance-weighted drift vs
         ``weighted_drift_threshold``: the share of the champion's feature importance, from its run's
@@ -116,6 +125,9 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         column_methods: dict[str, str] | None = None,
         column_thresholds: dict[str, float] | None = None,
         max_rows: int = 100_000,
+        reference: str = "champion",
+        reference_days: int = 7,
+        season_days: int = 365,
         signal: str = "share",
         weighted_drift_threshold: float = 0.3,
         seed: int = 0,
@@ -144,6 +156,13 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
         if not 0.0 < weighted_drift_threshold <= 1.0:
             raise ValueError(f"weighted_drift_threshold must be in (0, 1], got {weighted_drift_threshold}")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        if reference_days < 1 or season_days < 1:
+            raise ValueError(f"reference_days and season_days must be >= 1, got {reference_days}, {season_days}")
+        self.reference = reference
+        self.reference_days = reference_days
+        self.season_days = season_days
         self.signal = signal
         self.weighted_drift_threshold = weighted_drift_threshold
         self.column_methods = dict(column_methods or {})
@@ -176,6 +195,31 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             except ValueError as exc:
                 raise AirflowFailException(f"declared columns: {path} at {rev}: {exc}") from exc
 
+    def _read_days(self, days: list[str]) -> pd.DataFrame:
+        """One bounded sample of the validated partitions of ``days``."""
+        import pandas as pd
+
+        frames = [self._read_sample(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in days]
+        frame = pd.concat(frames, ignore_index=True)
+        if len(frame) > self.max_rows:  # several days: one bounded sample of the samples
+            frame = frame.sample(n=self.max_rows, random_state=self.seed)
+        return frame
+
+    def _reference_days(self, window: list[str], available: set[str]) -> list[str]:
+        """The validated days of a ``rolling`` or ``seasonal`` reference of ``window``; fails naming them if none."""
+        first = dt.date.fromisoformat(window[0])
+        if self.reference == "rolling":  # the reference_days days just before the window
+            wanted = [(first - dt.timedelta(days=i)).isoformat() for i in range(self.reference_days, 0, -1)]
+        else:  # the same window one season earlier
+            wanted = [(dt.date.fromisoformat(d) - dt.timedelta(days=self.season_days)).isoformat() for d in window]
+        days = [d for d in wanted if partition_tag(self.dataset, d) in available]
+        if not days:
+            raise AirflowSkipException(
+                f"{self.reference} reference: none of {wanted[0]} .. {wanted[-1]} is a validated partition of "
+                f"{self.dataset!r}; no reference to compare {window[-1]} with"
+            )
+        return days
+
     def _reference_version(self, end: str, attempt: str) -> tuple[str, dict[str, Any] | None]:
         """The champion to compare with: the one the day's first check recorded, else the current champion."""
         first = first_attempt(drift_folder(self.model_name, end), other_than=attempt)
@@ -192,8 +236,6 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         return champion, None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pandas as pd
-
         end = self._window_end(context)
         attempt = attempt_key(context)
         hook = self.mlflow_hook
@@ -223,13 +265,13 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
                 f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
                 "no drift check for it"
             )
-        reference = self._read_sample(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
-        current = pd.concat(
-            [self._read_sample(partition_path(self.dataset, d), partition_tag(self.dataset, d)) for d in present],
-            ignore_index=True,
-        )
-        if len(current) > self.max_rows:  # a window of several days: one bounded sample of the samples
-            current = current.sample(n=self.max_rows, random_state=self.seed)
+        current = self._read_days(present)
+        reference_days: list[str] = []
+        if self.reference == "champion":
+            reference = self._read_sample(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
+        else:
+            reference_days = self._reference_days(days, available)
+            reference = self._read_days(reference_days)
         summary = self._run_evidently(reference, current)
         summary.update(self._weighted(version, summary))
         folder = drift_folder(self.model_name, end)
@@ -238,6 +280,8 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             partition=end,
             window=present,
             reference={
+                "kind": self.reference,
+                "days": reference_days,
                 "model_name": self.model_name,
                 "model_version": version,
                 "data_rev": tags[DATA_REV_TAG],
