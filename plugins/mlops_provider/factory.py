@@ -270,6 +270,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             positive_class=spec.label.positive_class,
             label_delay_days=spec.label.delay_days,
             threshold=spec.gate.threshold,
+            estimate=spec.monitoring.estimate,
+            trigger_on_estimate=spec.monitoring.trigger_on_estimate,
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",

@@ -124,6 +124,13 @@ class PerformanceSummary(TypedDict, total=False):
     recorded_at: str
     summary_path: str
     mlflow_run_id: str
+    holdout: dict[str, Any]
+    excluded_training_rows: int
+    estimated: dict[str, Any] | None  # {day, metric, value, rows, method}: before labels (CBPE)
+    estimated_below_floor: bool
+    trigger_on_estimate: bool
+    estimate_then: dict[str, Any]  # the estimate made for the labelled day, when it was the run's day
+    estimate_error: float  # realised - estimated, when the same version made both
 
 
 class RetrainingDecision(TypedDict):

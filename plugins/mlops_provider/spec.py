@@ -162,6 +162,8 @@ class MonitoringSpec(_Section):
     metric: str = Field(default="roc_auc", description="metric of the late-label check")
     floor: float | None = Field(default=None, description="default: the gate's floor for metric")
     sample_rows: int = Field(default=100_000, ge=100)
+    estimate: bool = Field(default=True, description="estimate the metric from probabilities before labels arrive")
+    trigger_on_estimate: bool = Field(default=False, description="an estimate below the floor calls for retraining")
 
 
 class RetrainingSpec(_Section):

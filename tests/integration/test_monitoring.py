@@ -499,6 +499,36 @@ def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_tr
         trigger.execute(task_context(day, dag_id="drift_monitoring", run_id="cleared-later"))
 
 
+def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(home):
+    """Issue 20, item 3: on the run of CALM the champion's ROC AUC on CALM is estimated from its probabilities
+    (CALM's labels are not used); three days later CALM's labels are scored and the estimate made back then is
+    recorded beside the realised value. An estimate below the floor calls for retraining only when asked."""
+    from mlops_provider.evidence import first_attempt
+    from mlops_provider.operators.performance import performance_folder
+
+    early = performance(CALM, floor=0.5, delay=3)  # labels of 11-09: not versioned here
+    assert early["status"] == "no_labels"
+    estimated = early["estimated"]
+    assert estimated["day"] == str(CALM) and estimated["rows"] > 200 and 0.5 < estimated["value"] < 1.0
+    history = MlflowHook().get_client().get_metric_history(early["mlflow_run_id"], "estimated_roc_auc")
+    assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), pytest.approx(estimated["value"]))]
+
+    later = performance(CALM + dt.timedelta(days=3), floor=0.5, delay=3)
+    assert later["status"] == "scored" and later["labelled_day"] == str(CALM)
+    then = first_attempt(performance_folder("churn_classifier", str(CALM)))["estimated"]
+    assert later["estimate_then"]["value"] == pytest.approx(then["value"])
+    assert later["estimate_error"] == pytest.approx(later["value"] - then["value"])
+    assert abs(later["estimate_error"]) < 0.1, later  # calibrated enough to track the realised AUC
+
+    above = performance(CALM, floor=0.99, delay=3)  # the estimate is below this floor
+    assert above["estimated_below_floor"] is True and above["trigger_on_estimate"] is False
+    calm = {"dataset_drift": False, "drift_share": 0.0, "threshold": 0.3, "partition": str(CALM)}
+    with pytest.raises(AirflowSkipException):
+        DriftSensor(task_id="s", summary_path="-").decide(calm, above)
+    decision = DriftSensor(task_id="s", summary_path="-").decide(calm, {**above, "trigger_on_estimate": True})
+    assert decision["reason"] == "performance"
+
+
 def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apart(home):
     """A second model on customer_activity (another registered model, its own champion) checks the same day: each
     model's records are in its own folder, neither check reads or replaces the other's, and the health page

@@ -53,6 +53,13 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param positive_class: the label value of the positive class.
     :param threshold: probability threshold for the thresholded metrics.
     :param min_labelled_rows: fewer labels than this decide nothing.
+    :param estimate: also estimate ``metric`` on the run's own day, before its labels arrive, from the champion's
+        predicted probabilities on the day's holdout rows (confidence-based, ``mlops_provider.estimation``; for
+        ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``): ``estimated`` in the summary, MLflow metric
+        ``estimated_<metric>`` at the day; when the labelled day's realised value is scored, the estimate made for
+        that day back then is recorded beside it (``estimate_then``, ``estimate_error`` when the same version made it).
+    :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
+        without waiting for the labels (``estimated_below_floor``).
 
     XCom (return value): the summary ``{"status", "partition", "labelled_day", "metric", "value", "floor",
     "below_floor", "labelled_rows", "model_version", "summary_path", "mlflow_run_id"}``.
@@ -75,6 +82,8 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         partition: str = INTERVAL_DATE,
         threshold: float = 0.5,
         min_labelled_rows: int = 200,
+        estimate: bool = True,
+        trigger_on_estimate: bool = False,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -100,6 +109,9 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.experiment_name = experiment_name
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
+        self.estimate = estimate
+        self.trigger_on_estimate = trigger_on_estimate
+        self._models: dict[str, Any] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         day = dt.date.fromisoformat(str(self.partition))
@@ -143,9 +155,63 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         else:
             self.log.info("No decision: %s labelled rows for %s (need %s)", summary["labelled_rows"], labelled_day,
                           self.min_labelled_rows)  # fmt: skip
+        if self.estimate:
+            self._estimate(context, champion, day, summary)
+        self._compare_with_estimate(champion, summary)
         summary["summary_path"] = str(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
         return summary
+
+    def _model(self, version: str) -> Any:
+        """The version's pyfunc model, loaded once per task."""
+        if version not in self._models:
+            self._models[version] = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
+        return self._models[version]
+
+    def _estimate(self, context: Context, version: str, day: dt.date, summary: dict[str, Any]) -> None:
+        """The metric estimated from the champion's probabilities on the day's own holdout rows (no labels needed,
+        CBPE), and, once the labelled day's realised value is known, the error of the estimate made back then."""
+        import numpy as np
+
+        from mlops_provider.estimation import ESTIMABLE, estimated_metric
+        from mlops_provider.scoring import schema_predictor
+
+        if self.metric not in ESTIMABLE:
+            summary["estimated"] = None
+            return
+        tag = partition_tag(self.dataset, day.isoformat())
+        if tag not in self.dvc_hook.tags(tag):
+            summary["estimated"] = None
+            return
+        frame = self.dvc_hook.read_frame(partition_path(self.dataset, day.isoformat()), tag)
+        rows = self._holdout_rows(version, frame, {**summary, "labelled_day": day.isoformat()})
+        if self.label_column in rows.columns:
+            rows = rows.drop(columns=[self.label_column])  # the estimate never looks at labels
+        proba = np.asarray(schema_predictor(self._model(version))(rows), dtype=float)
+        value = estimated_metric(proba, self.metric, self.threshold)
+        summary["estimated"] = {
+            "day": day.isoformat(),
+            "metric": self.metric,
+            "value": value,
+            "rows": len(rows),
+            "method": "confidence-based (expected confusion matrix / ROC from probabilities)",
+        }
+        summary["estimated_below_floor"] = value is not None and value < self.floor
+        summary["trigger_on_estimate"] = self.trigger_on_estimate
+        if value is not None:
+            run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
+            summary["mlflow_run_id"] = run_id
+            self.mlflow_hook.log_dated_metric(run_id, f"estimated_{self.metric}", value, day)
+            self.mlflow_hook.terminate_run(run_id, "FINISHED")
+
+    def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:
+        """Beside a realised value: the estimate the labelled day's own first check made (before its labels)."""
+        then = first_attempt(performance_folder(self.model_name, summary["labelled_day"])) or {}
+        estimated_then = then.get("estimated") or {}
+        if summary.get("status") == "scored" and estimated_then.get("value") is not None:
+            summary["estimate_then"] = {**estimated_then, "model_version": then.get("model_version")}
+            if str(then.get("model_version")) == str(version):
+                summary["estimate_error"] = summary["value"] - estimated_then["value"]
 
     def _labelled_rows(self, labelled_day: str) -> Any:
 
@@ -181,7 +247,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
 
         from mlops_provider.scoring import binary_labels, classification_metrics, schema_predictor
 
-        model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
+        model = self._model(version)
         proba = np.asarray(schema_predictor(model)(frame), dtype=float)
         y = binary_labels(frame[self.label_column], self.positive_class)
         metrics = classification_metrics(y, proba, self.threshold)
@@ -189,14 +255,17 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             raise AirflowFailException(f"{self.metric} is undefined on these labels (a single class)")
         return float(metrics[self.metric])
 
-    def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date) -> str:
-
-        hook = self.mlflow_hook
+    def _monitoring_run(self, context: Context, day: dt.date) -> str:
+        """The MLflow run of this task try in the monitoring experiment (one per try, found again by its key)."""
         ti = context["ti"]
-        run_id = hook.run_for_key(
+        return self.mlflow_hook.run_for_key(
             self.experiment_name, RUN_KEY_TAG, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/try{ti.try_number}",
-            f"performance-{self.model_name}-{labelled_day}",
+            f"performance-{self.model_name}-{day}",
         )  # fmt: skip
+
+    def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date) -> str:
+        hook = self.mlflow_hook
+        run_id = self._monitoring_run(context, labelled_day)
         hook.log_dated_metric(run_id, f"labelled_{self.metric}", value, labelled_day)
         hook.set_run_tags(run_id, {"labelled_day": labelled_day.isoformat()})
         hook.terminate_run(run_id, "FINISHED")

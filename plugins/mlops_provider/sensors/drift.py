@@ -85,7 +85,13 @@ class DriftSensor(BaseSensorOperator):
     def decide(self, summary: DriftSummary, performance: PerformanceSummary | None = None) -> RetrainingDecision:
         share = float(summary["drift_share"])
         drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
-        degraded = bool(performance and performance.get("status") == "scored" and performance.get("below_floor"))
+        degraded = bool(
+            performance
+            and (
+                (performance.get("status") == "scored" and performance.get("below_floor"))
+                or (performance.get("trigger_on_estimate") and performance.get("estimated_below_floor"))
+            )
+        )
         if "dataset_drift" not in summary:
             raise AirflowFailException(
                 f"drift summary {summary.get('summary_path') or self.summary_path} has no dataset_drift verdict: it "

@@ -115,6 +115,11 @@ def collect(model_name: str) -> dict[str, Any]:
         "history": history,
         "drift": drift,
         "performance": performance,
+        "estimated": [
+            {**s["estimated"], "model_version": s.get("model_version")}
+            for s in _series("performance", model_name)
+            if s.get("estimated") and s["estimated"].get("value") is not None
+        ],
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
     }
 
@@ -140,9 +145,13 @@ def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: r["tag"], reverse=True)
 
 
-def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: float) -> str:
-    """An inline SVG: drift share per day (bars), the retraining line, labelled AUC per day (dots)."""
-    days = sorted({p["day"] for p in drift} | {p["day"] for p in performance if p["day"]})
+def _plot(
+    drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: float, estimated: list | None = None
+) -> str:
+    """An inline SVG: drift share per day (bars), the retraining line, labelled AUC per day (dots), the AUC
+    estimated before the labels (rings)."""
+    estimated = estimated or []
+    days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated] if p["day"]})
     if not days:
         return "<p>No drift checks yet.</p>"
     width, height, pad = max(360, 28 * len(days) + 60), 220, 40
@@ -172,6 +181,13 @@ def _plot(drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: 
             f'<circle class="auc" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="3.5" fill="#27ae60">'
             f"<title>{esc(point['day'])}: {esc(point['metric'])} {value:.3f} on labels"
             "</title></circle>"
+        )
+    for point in estimated:
+        value = float(point["value"])
+        parts.append(
+            f'<circle class="estimated" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="4" fill="none" '
+            f'stroke="#8e44ad"><title>{esc(point["day"])}: {esc(point["metric"])} {value:.3f} estimated before '
+            "labels</title></circle>"
         )
     for i, day in enumerate(days):
         if i % max(1, -(-len(days) // 8)) == 0:  # at most ~8 labels
@@ -213,8 +229,9 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
 {head}
 <h2>Drift share per day and ROC AUC on late labels</h2>
 <p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
-Dots: the champion's ROC AUC on the labels that arrived for that day.</p>
-{_plot(data["drift"], data["performance"], drift_line)}
+Dots: the champion's ROC AUC on the labels that arrived for that day; rings: the ROC AUC estimated from its
+probabilities on the day itself, before the labels.</p>
+{_plot(data["drift"], data["performance"], drift_line, data.get("estimated"))}
 {_rebuilt(data.get("rebuilt_training_sets") or [])}
 <h2>Champion history</h2>
 <table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>
