@@ -54,3 +54,29 @@ def decide_signal(
         else None
     )
     return {"signal": "share", "dataset_drift": share >= share_threshold, "signal_note": note}
+
+
+def prediction_drift(reference: Any, current: Any, threshold: float, positive_threshold: float) -> dict[str, Any]:
+    """Drift of the model's predictions: the day's predicted probabilities vs the champion's predictions on its own
+    holdout. Score: the Wasserstein distance normed by the reference's standard deviation (Evidently's default
+    for numbers), drifted at or above ``threshold``; beside it the predicted positive rates at
+    ``positive_threshold``."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError(f"prediction drift needs predictions on both sides (reference {ref.size}, current {cur.size})")
+    spread = float(np.std(ref)) or 1e-9
+    score = float(wasserstein_distance(ref, cur) / spread)
+    return {
+        "method": "wasserstein (normed)",
+        "score": score,
+        "threshold": threshold,
+        "drifted": score >= threshold,
+        "positive_rate_reference": float(np.mean(ref >= positive_threshold)),
+        "positive_rate_current": float(np.mean(cur >= positive_threshold)),
+        "mean_reference": float(np.mean(ref)),
+        "mean_current": float(np.mean(cur)),
+        "rows": {"reference": int(ref.size), "current": int(cur.size)},
+    }

@@ -135,7 +135,9 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         tags=[*tags, "training"],
         params={
             "reason": Param(
-                "manual", enum=["manual", "bootstrap", "drift", "performance", "schedule"], description="why train now"
+                "manual",
+                enum=["manual", "bootstrap", "drift", "performance", "prediction_drift", "schedule"],
+                description="why train now",
             ),
             "dataset_rev": Param(
                 None, type=["null", "string"], description="data registry tag or commit; empty: the newest training set"
@@ -272,6 +274,9 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             threshold=spec.gate.threshold,
             estimate=spec.monitoring.estimate,
             trigger_on_estimate=spec.monitoring.trigger_on_estimate,
+            prediction_drift=spec.monitoring.prediction_drift,
+            prediction_drift_threshold=spec.monitoring.prediction_drift_threshold,
+            trigger_on_prediction_drift=spec.monitoring.trigger_on_prediction_drift,
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",

@@ -131,12 +131,14 @@ class PerformanceSummary(TypedDict, total=False):
     trigger_on_estimate: bool
     estimate_then: dict[str, Any]  # the estimate made for the labelled day, when it was the run's day
     estimate_error: float  # realised - estimated, when the same version made both
+    prediction_drift: dict[str, Any]  # {method, score, threshold, drifted, positive_rate_reference/current, ...}
+    trigger_on_prediction_drift: bool
 
 
 class RetrainingDecision(TypedDict):
     """What ``DriftSensor`` returns when retraining is called for; ``TriggerRetrainingOperator`` acts on it."""
 
-    reason: str  # "drift" or "performance"
+    reason: str  # "drift", "performance" or "prediction_drift"
     drift_share: float
     threshold: float | None
     signal: str

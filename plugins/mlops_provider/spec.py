@@ -164,6 +164,9 @@ class MonitoringSpec(_Section):
     sample_rows: int = Field(default=100_000, ge=100)
     estimate: bool = Field(default=True, description="estimate the metric from probabilities before labels arrive")
     trigger_on_estimate: bool = Field(default=False, description="an estimate below the floor calls for retraining")
+    prediction_drift: bool = Field(default=True, description="compare each day's predictions with the holdout's")
+    prediction_drift_threshold: float = Field(default=0.1, gt=0, description="normed Wasserstein distance line")
+    trigger_on_prediction_drift: bool = Field(default=False, description="drifted predictions call for retraining")
 
 
 class RetrainingSpec(_Section):

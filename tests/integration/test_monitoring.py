@@ -529,6 +529,31 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
     assert decision["reason"] == "performance"
 
 
+def test_the_champions_predictions_drift_on_drifted_days_and_may_call_for_retraining(home):
+    """Issue 20, item 4: the champion's predicted probabilities on a day's holdout rows vs on its own holdout: close
+    on the calm day, drifted (and the predicted churn rate up) on a drifted day; logged per day; with
+    trigger_on_prediction_drift the sensor calls for retraining with reason prediction_drift."""
+
+    def check(day: dt.date, **kwargs) -> dict:
+        context = task_context(day, dag_id="predictions", run_id=f"pd-{day}", task_id="performance_check")
+        return ModelPerformanceOperator(
+            task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
+            partition=str(day), floor=0.5, label_delay_days=30, label_column="churned", **kwargs,
+        ).execute(context)  # fmt: skip
+
+    calm = check(CALM)["prediction_drift"]
+    record = check(DRIFTED, trigger_on_prediction_drift=True)
+    drifted = record["prediction_drift"]
+    assert calm["drifted"] is False and drifted["drifted"] is True and drifted["score"] > calm["score"]
+    assert drifted["positive_rate_current"] > drifted["positive_rate_reference"]
+    assert drifted["rows"]["reference"] > 200 and drifted["day"] == str(DRIFTED)
+    history = MlflowHook().get_client().get_metric_history(record["mlflow_run_id"], "prediction_drift")
+    assert [m.value for m in history] == [pytest.approx(drifted["score"])]
+    calm_drift = {"dataset_drift": False, "drift_share": 0.0, "threshold": 0.3, "partition": str(DRIFTED)}
+    decision = DriftSensor(task_id="s", summary_path="-").decide(calm_drift, record)
+    assert decision["reason"] == "prediction_drift"
+
+
 def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apart(home):
     """A second model on customer_activity (another registered model, its own champion) checks the same day: each
     model's records are in its own folder, neither check reads or replaces the other's, and the health page

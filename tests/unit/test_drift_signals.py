@@ -55,3 +55,18 @@ def test_the_chosen_signal_decides_and_a_missing_importance_falls_back_to_the_sh
     )
     with pytest.raises(ValueError, match="drift signal must be one of"):
         decide_signal("both", 0.1, 0.3, 0.1, 0.3)
+
+
+def test_prediction_drift_compares_the_distributions_of_predicted_probabilities():
+    import numpy as np
+
+    from mlops_provider.drift_signals import prediction_drift
+
+    rng = np.random.default_rng(3)
+    reference = rng.beta(1, 6, size=5000)
+    same = prediction_drift(reference, rng.beta(1, 6, size=3000), 0.1, 0.5)
+    assert same["drifted"] is False and same["score"] < 0.1
+    shifted = prediction_drift(reference, rng.beta(2, 3, size=3000), 0.1, 0.5)  # the model predicts far more churn
+    assert shifted["drifted"] is True and shifted["positive_rate_current"] > shifted["positive_rate_reference"] + 0.1
+    with pytest.raises(ValueError, match="predictions on both sides"):
+        prediction_drift([], [0.5], 0.1, 0.5)

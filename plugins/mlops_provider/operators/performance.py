@@ -14,7 +14,14 @@ from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.layout import CHAMPION_ALIAS, RUN_KEY_TAG, partition_path, partition_tag
+from mlops_provider.layout import (
+    CHAMPION_ALIAS,
+    DATA_PATH_TAG,
+    DATA_REV_TAG,
+    RUN_KEY_TAG,
+    partition_path,
+    partition_tag,
+)
 from mlops_provider.links import MlflowRunLink, mlflow_run_url
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -58,6 +65,11 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``): ``estimated`` in the summary, MLflow metric
         ``estimated_<metric>`` at the day; when the labelled day's realised value is scored, the estimate made for
         that day back then is recorded beside it (``estimate_then``, ``estimate_error`` when the same version made it).
+    :param prediction_drift: also compare the champion's predictions on the day's holdout rows with its predictions
+        on its own holdout (normed Wasserstein distance of the probabilities, predicted positive rates):
+        ``prediction_drift`` in the summary, MLflow metrics ``prediction_drift`` and ``predicted_positive_rate``.
+    :param prediction_drift_threshold: the distance at which the predictions count as drifted.
+    :param trigger_on_prediction_drift: drifted predictions call for retraining (reason ``prediction_drift``).
     :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
         without waiting for the labels (``estimated_below_floor``).
 
@@ -84,6 +96,9 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         min_labelled_rows: int = 200,
         estimate: bool = True,
         trigger_on_estimate: bool = False,
+        prediction_drift: bool = True,
+        prediction_drift_threshold: float = 0.1,
+        trigger_on_prediction_drift: bool = False,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -111,6 +126,9 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.dvc_conn_id = dvc_conn_id
         self.estimate = estimate
         self.trigger_on_estimate = trigger_on_estimate
+        self.prediction_drift = prediction_drift
+        self.prediction_drift_threshold = prediction_drift_threshold
+        self.trigger_on_prediction_drift = trigger_on_prediction_drift
         self._models: dict[str, Any] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -155,7 +173,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         else:
             self.log.info("No decision: %s labelled rows for %s (need %s)", summary["labelled_rows"], labelled_day,
                           self.min_labelled_rows)  # fmt: skip
-        if self.estimate:
+        if self.estimate or self.prediction_drift:
             self._estimate(context, champion, day, summary)
         self._compare_with_estimate(champion, summary)
         summary["summary_path"] = str(folder / f"{attempt}.json")
@@ -176,9 +194,6 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         from mlops_provider.estimation import ESTIMABLE, estimated_metric
         from mlops_provider.scoring import schema_predictor
 
-        if self.metric not in ESTIMABLE:
-            summary["estimated"] = None
-            return
         tag = partition_tag(self.dataset, day.isoformat())
         if tag not in self.dvc_hook.tags(tag):
             summary["estimated"] = None
@@ -188,12 +203,25 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         if self.label_column in rows.columns:
             rows = rows.drop(columns=[self.label_column])  # the estimate never looks at labels
         proba = np.asarray(schema_predictor(self._model(version))(rows), dtype=float)
-        value = estimated_metric(proba, self.metric, self.threshold)
+        if self.prediction_drift:
+            self._prediction_drift(context, version, day, proba, summary)
+        if self.estimate and self.metric in ESTIMABLE:
+            self._record_estimate(
+                context, day, estimated_metric(proba, self.metric, self.threshold), len(rows), summary
+            )
+        else:
+            summary["estimated"] = None
+        if summary.get("mlflow_run_id"):
+            self.mlflow_hook.terminate_run(summary["mlflow_run_id"], "FINISHED")
+
+    def _record_estimate(
+        self, context: Context, day: dt.date, value: float | None, rows: int, summary: dict[str, Any]
+    ) -> None:
         summary["estimated"] = {
             "day": day.isoformat(),
             "metric": self.metric,
             "value": value,
-            "rows": len(rows),
+            "rows": rows,
             "method": "confidence-based (expected confusion matrix / ROC from probabilities)",
         }
         summary["estimated_below_floor"] = value is not None and value < self.floor
@@ -202,7 +230,36 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
             summary["mlflow_run_id"] = run_id
             self.mlflow_hook.log_dated_metric(run_id, f"estimated_{self.metric}", value, day)
-            self.mlflow_hook.terminate_run(run_id, "FINISHED")
+
+    def _prediction_drift(
+        self, context: Context, version: str, day: dt.date, proba: Any, summary: dict[str, Any]
+    ) -> None:
+        """The day's predictions vs the champion's predictions on its own holdout (its training set's held-out keys)."""
+        import numpy as np
+
+        from mlops_provider.drift_signals import prediction_drift
+        from mlops_provider.scoring import schema_predictor
+
+        tags = self.mlflow_hook.model_version_tags(self.model_name, version)
+        if not tags.get(DATA_PATH_TAG) or not tags.get(DATA_REV_TAG):
+            raise AirflowFailException(f"{self.model_name} v{version} has no {DATA_PATH_TAG}/{DATA_REV_TAG} tags")
+        trained_on = self.dvc_hook.read_frame(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
+        holdout = self._holdout_rows(version, trained_on, {**summary, "labelled_day": "the champion's training set"})
+        if self.label_column in holdout.columns:
+            holdout = holdout.drop(columns=[self.label_column])
+        reference = np.asarray(schema_predictor(self._model(version))(holdout), dtype=float)
+        result = prediction_drift(reference, proba, self.prediction_drift_threshold, self.threshold)
+        summary["prediction_drift"] = {**result, "day": day.isoformat()}
+        summary["trigger_on_prediction_drift"] = self.trigger_on_prediction_drift
+        run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
+        summary["mlflow_run_id"] = run_id
+        self.mlflow_hook.log_dated_metric(run_id, "prediction_drift", result["score"], day)
+        self.mlflow_hook.log_dated_metric(run_id, "predicted_positive_rate", result["positive_rate_current"], day)
+        (self.log.warning if result["drifted"] else self.log.info)(
+            "Prediction drift of v%s on %s: %.3f (line %s); positive rate %.3f vs %.3f on its holdout",
+            version, day, result["score"], self.prediction_drift_threshold, result["positive_rate_current"],
+            result["positive_rate_reference"],
+        )  # fmt: skip
 
     def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:
         """Beside a realised value: the estimate the labelled day's own first check made (before its labels)."""

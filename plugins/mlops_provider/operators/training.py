@@ -50,7 +50,9 @@ from mlops_provider.templates import json_object
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
-TRIGGER_REASONS = ("schedule", "asset", "bootstrap", "drift", "performance", "manual", "reproduce")
+TRIGGER_REASONS = (
+    "schedule", "asset", "bootstrap", "drift", "performance", "prediction_drift", "manual", "reproduce",
+)  # fmt: skip
 
 
 def code_version(path: Path) -> str:

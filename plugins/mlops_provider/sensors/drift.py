@@ -99,7 +99,12 @@ class DriftSensor(BaseSensorOperator):
             )
         threshold = summary.get("threshold")
         drifted_verdict = bool(summary["dataset_drift"])
-        if not drifted_verdict and not degraded:
+        predictions = bool(
+            performance
+            and performance.get("trigger_on_prediction_drift")
+            and (performance.get("prediction_drift") or {}).get("drifted")
+        )
+        if not drifted_verdict and not degraded and not predictions:
             perf = (
                 f"; {performance['metric']} {performance['value']:.3f} >= floor {performance['floor']}"
                 if performance and performance.get("status") == "scored"
@@ -112,7 +117,7 @@ class DriftSensor(BaseSensorOperator):
                 else f"drift share {share:.3f} < {threshold}"
             )
             raise AirflowSkipException(f"no retraining: {line}{perf} for {summary.get('partition')}")
-        reason = "drift" if drifted_verdict else "performance"
+        reason = "drift" if drifted_verdict else "performance" if degraded else "prediction_drift"
         self.log.warning(
             "Retraining is called for (%s): drift share %.3f (line %s), performance %s",
             reason, share, threshold, performance,

@@ -120,6 +120,17 @@ def collect(model_name: str) -> dict[str, Any]:
             for s in _series("performance", model_name)
             if s.get("estimated") and s["estimated"].get("value") is not None
         ],
+        "prediction_drift": [
+            {
+                "day": s["prediction_drift"].get("day"),
+                "score": s["prediction_drift"].get("score"),
+                "drifted": s["prediction_drift"].get("drifted"),
+                "positive_rate": s["prediction_drift"].get("positive_rate_current"),
+                "positive_rate_holdout": s["prediction_drift"].get("positive_rate_reference"),
+            }
+            for s in _series("performance", model_name)
+            if s.get("prediction_drift")
+        ],  # fmt: skip
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
     }
 
