@@ -157,12 +157,16 @@ def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
 
 
 def _plot(
-    drift: list[dict[str, Any]], performance: list[dict[str, Any]], line: float, estimated: list | None = None
+    drift: list[dict[str, Any]],
+    performance: list[dict[str, Any]],
+    line: float,
+    estimated: list | None = None,
+    predictions: list | None = None,
 ) -> str:
     """An inline SVG: drift share per day (bars), the retraining line, labelled AUC per day (dots), the AUC
-    estimated before the labels (rings)."""
-    estimated = estimated or []
-    days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated] if p["day"]})
+    estimated before the labels (rings), the prediction drift score (triangles, capped at 1)."""
+    estimated, predictions = estimated or [], predictions or []
+    days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
     if not days:
         return "<p>No drift checks yet.</p>"
     width, height, pad = max(360, 28 * len(days) + 60), 220, 40
@@ -199,6 +203,16 @@ def _plot(
             f'<circle class="estimated" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="4" fill="none" '
             f'stroke="#8e44ad"><title>{esc(point["day"])}: {esc(point["metric"])} {value:.3f} estimated before '
             "labels</title></circle>"
+        )
+    for point in predictions:
+        score = min(1.0, float(point["score"] or 0.0))
+        cx, cy = x[point["day"]] + step / 2, y(score)
+        color = "#c0392b" if point["drifted"] else "#7f8c8d"
+        parts.append(
+            f'<polygon class="prediction-drift" points="{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} '
+            f'{cx + 4:.1f},{cy + 3:.1f}" fill="{color}"><title>{esc(point["day"])}: prediction drift '
+            f"{float(point['score'] or 0):.3f}, predicted positive rate {float(point['positive_rate'] or 0):.3f} "
+            f"(holdout {float(point['positive_rate_holdout'] or 0):.3f})</title></polygon>"
         )
     for i, day in enumerate(days):
         if i % max(1, -(-len(days) // 8)) == 0:  # at most ~8 labels
@@ -241,8 +255,9 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
 <h2>Drift share per day and ROC AUC on late labels</h2>
 <p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
 Dots: the champion's ROC AUC on the labels that arrived for that day; rings: the ROC AUC estimated from its
-probabilities on the day itself, before the labels.</p>
-{_plot(data["drift"], data["performance"], drift_line, data.get("estimated"))}
+probabilities on the day itself, before the labels; triangles: how far the champion's predictions on the day
+moved from its predictions on its holdout (red: drifted).</p>
+{_plot(data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift"))}
 {_rebuilt(data.get("rebuilt_training_sets") or [])}
 <h2>Champion history</h2>
 <table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>

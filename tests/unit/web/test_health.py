@@ -1,0 +1,37 @@
+"""The model health page draws every monitoring series it is given (pure rendering, no services)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_provider.web.health import render
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_page_draws_drift_labels_estimates_prediction_drift_and_rebuilt_sets():
+    data = {
+        "model_name": "m",
+        "champion": None,
+        "lineage": {},
+        "history": [],
+        "drift": [{"day": "2026-11-01", "drift_share": 0.5, "dataset_drift": True, "reference_version": "1"}],
+        "performance": [{"day": "2026-11-01", "metric": "roc_auc", "value": 0.7}],
+        "estimated": [{"day": "2026-11-02", "metric": "roc_auc", "value": 0.74}],
+        "prediction_drift": [
+            {"day": "2026-11-02", "score": 2.5, "drifted": True, "positive_rate": 0.3, "positive_rate_holdout": 0.1}
+        ],
+        "rebuilt_training_sets": [
+            {
+                "tag": "training-set/m/2026-11-03.r2",
+                "rebuilt_for": "2026-11-02",
+                "partitions": "2026-11-01,2026-11-02,2026-11-03",
+            }
+        ],  # fmt: skip
+    }
+    page = render(data)
+    assert page.count('class="drift"') == 1 and page.count('class="auc"') == 1
+    assert page.count('class="estimated"') == 1 and page.count('class="prediction-drift"') == 1
+    assert "prediction drift 2.500" in page  # the title keeps the uncapped score
+    assert "training-set/m/2026-11-03.r2" in page and "fixed day" in page
+    assert "Training sets rebuilt" not in render({**data, "rebuilt_training_sets": []})
