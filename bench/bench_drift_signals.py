@@ -13,40 +13,23 @@ Usage: python bench/bench_drift_signals.py [SPEC_NAME ...]   (default: churn_cla
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
-sys.path.insert(0, str(PROJECT_ROOT / "include" / "training"))
-
-START = dt.date(2026, 11, 1)
-WINDOW, CALM_DAYS, DRIFT_DAYS = 7, 5, 5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from examples import WINDOW, example  # noqa: E402
 
 
 def signals_for(spec_name: str) -> dict:
     import pandas as pd
-    import train as template
 
-    from mlops_provider.demo import SOURCES, SourceSpec
     from mlops_provider.drift_signals import normalized_importances, weighted_drift
     from mlops_provider.operators.evidently import DriftReportOperator
-    from mlops_provider.spec import load_spec
-    from mlops_provider.split import HoldoutSplit
 
-    spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")
-    source = SOURCES[spec.dataset.table]
-    drift_from = START + dt.timedelta(days=WINDOW + CALM_DAYS)
-    generator = SourceSpec(drift_from=drift_from)
-    days = [START + dt.timedelta(days=i) for i in range(WINDOW + CALM_DAYS + DRIFT_DAYS)]
-    frames = {d: source.generate(d, generator) for d in days}
-    reference = pd.concat([frames[d] for d in days[:WINDOW]], ignore_index=True)
-    params = {k: v["default"] for k, v in json.loads(spec.resolve(spec.training.hyperparameters).read_text()).items()}
-    train_part, holdout = HoldoutSplit.from_mapping(spec.holdout).split(reference)
-    model, _, _ = template.train(train_part, holdout, spec.entrypoint_schema(), params)
-    gain = model.get_booster().get_score(importance_type="gain")
+    ex = example(spec_name)
+    spec = ex.spec
+    reference = pd.concat([ex.frames[d] for d in sorted(ex.frames)[:WINDOW]], ignore_index=True)
+    gain = ex.model.get_booster().get_score(importance_type="gain")
     kept = [c for c in spec.features.columns if not (spec.features.drift.get(c) and spec.features.drift[c].exclude)]
     operator = DriftReportOperator(
         task_id="drift", dataset=spec.dataset.name, model_name=spec.name,
@@ -58,10 +41,10 @@ def signals_for(spec_name: str) -> dict:
     )  # fmt: skip
     weights = normalized_importances(gain, kept)
     rows = []
-    for day in days[WINDOW:]:
-        result = operator._run_evidently(reference[kept], frames[day][kept])
+    for day in ex.later_days:
+        result = operator._run_evidently(reference[kept], ex.frames[day][kept])
         rows.append({
-            "day": day.isoformat(), "drifted_source": day >= drift_from, "share": result["drift_share"],
+            "day": day.isoformat(), "drifted_source": day >= ex.drift_from, "share": result["drift_share"],
             "weighted": weighted_drift(result["columns"], weights),
             "drifted": sorted(c for c, v in result["columns"].items() if v["drifted"]),
         })  # fmt: skip

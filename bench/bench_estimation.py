@@ -12,49 +12,30 @@ Usage: python bench/bench_estimation.py [SPEC_NAME ...]   (default: churn_classi
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
-sys.path.insert(0, str(PROJECT_ROOT / "include" / "training"))
-
-START = dt.date(2026, 11, 1)
-WINDOW, CALM_DAYS, DRIFT_DAYS = 7, 5, 5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from examples import example  # noqa: E402
 
 
 def compare(spec_name: str) -> list[dict]:
-    import pandas as pd
     import train as template
     from sklearn.metrics import roc_auc_score
 
-    from mlops_provider.demo import SOURCES, SourceSpec
     from mlops_provider.estimation import estimated_metric
     from mlops_provider.scoring import binary_labels
-    from mlops_provider.spec import load_spec
-    from mlops_provider.split import HoldoutSplit
 
-    spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")
-    source = SOURCES[spec.dataset.table]
-    drift_from = START + dt.timedelta(days=WINDOW + CALM_DAYS)
-    days = [START + dt.timedelta(days=i) for i in range(WINDOW + CALM_DAYS + DRIFT_DAYS)]
-    frames = {d: source.generate(d, SourceSpec(drift_from=drift_from)) for d in days}
-    split = HoldoutSplit.from_mapping(spec.holdout)
-    reference = pd.concat([frames[d] for d in days[:WINDOW]], ignore_index=True)
-    params = {k: v["default"] for k, v in json.loads(spec.resolve(spec.training.hyperparameters).read_text()).items()}
-    model, _, features = template.train(*split.split(reference), spec.entrypoint_schema(), params)
+    ex = example(spec_name)
     rows = []
-    for day in days[WINDOW:]:
-        holdout = split.split(frames[day])[1]
-        x = template.encode(holdout, features["numerical"], features["categories"])
-        proba = model.predict_proba(x)[:, 1]
-        labels = binary_labels(holdout[spec.label.column], spec.label.positive_class)
+    for day in ex.later_days:
+        holdout = ex.split.split(ex.frames[day])[1]
+        proba = ex.model.predict_proba(template.encode(holdout, ex.features["numerical"], ex.features["categories"]))
+        labels = binary_labels(holdout[ex.spec.label.column], ex.spec.label.positive_class)
         rows.append({
-            "day": day.isoformat(), "drifted": day >= drift_from, "rows": len(holdout),
-            "estimated": estimated_metric(proba, "roc_auc", spec.gate.threshold),
-            "realised": float(roc_auc_score(labels, proba)),
+            "day": day.isoformat(), "drifted": day >= ex.drift_from, "rows": len(holdout),
+            "estimated": estimated_metric(proba[:, 1], "roc_auc", ex.spec.gate.threshold),
+            "realised": float(roc_auc_score(labels, proba[:, 1])),
         })  # fmt: skip
     return rows
 
