@@ -2,13 +2,15 @@
 importance-weighted drift (issue 20). Prints numbers, asserts nothing.
 
 For each example spec: the reference is a 7-day training window of calm days; the template entrypoint's model is
-trained on it (its gain importances are what the training run logs as ``feature_importance.json``); calm days
+trained on it (its mean |SHAP| importances on the holdout are what the training run logs as
+``feature_importance.json``); calm days
 after the window and drifted days (the generator's drift from ``drift_from``) are each compared with the reference
 by the drift operator's Evidently run (the spec's columns and per-column settings). Per signal it prints the
 largest value on a calm day, the smallest on a drifted day, and the margin between them (drifted min - calm max;
 larger separates better).
 
-Usage: python bench/bench_drift_signals.py [SPEC_NAME ...]   (default: churn_classifier card_fraud)
+Usage: python bench/bench_drift_signals.py [CASE ...]   (default: churn_classifier card_fraud card_fraud_seasonal;
+the seasonal case adds seven weather columns to card_fraud, trains in July and checks January days)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from examples import WINDOW, example  # noqa: E402
+from examples import WINDOW, example, seasonal_example  # noqa: E402
 
 
 def signals_for(spec_name: str) -> dict:
@@ -26,10 +28,13 @@ def signals_for(spec_name: str) -> dict:
     from mlops_provider.drift_signals import normalized_importances, weighted_drift
     from mlops_provider.operators.evidently import DriftReportOperator
 
-    ex = example(spec_name)
+    ex = seasonal_example() if spec_name == "card_fraud_seasonal" else example(spec_name)
     spec = ex.spec
     reference = pd.concat([ex.frames[d] for d in sorted(ex.frames)[:WINDOW]], ignore_index=True)
-    gain = ex.model.get_booster().get_score(importance_type="gain")
+    import train as template
+
+    holdout = ex.split.split(reference)[1]
+    importance = template.importances(ex.model, holdout, ex.features)  # what the template logs
     kept = [c for c in spec.features.columns if not (spec.features.drift.get(c) and spec.features.drift[c].exclude)]
     operator = DriftReportOperator(
         task_id="drift", dataset=spec.dataset.name, model_name=spec.name,
@@ -39,7 +44,7 @@ def signals_for(spec_name: str) -> dict:
         column_methods={c: s.method for c, s in spec.features.drift.items() if s.method and c in kept},
         column_thresholds={c: s.threshold for c, s in spec.features.drift.items() if s.threshold and c in kept},
     )  # fmt: skip
-    weights = normalized_importances(gain, kept)
+    weights = normalized_importances(importance, kept)
     rows = []
     for day in ex.later_days:
         result = operator._run_evidently(reference[kept], ex.frames[day][kept])
@@ -52,7 +57,7 @@ def signals_for(spec_name: str) -> dict:
 
 
 def main(names: list[str]) -> None:
-    for name in names or ["churn_classifier", "card_fraud"]:
+    for name in names or ["churn_classifier", "card_fraud", "card_fraud_seasonal"]:
         result = signals_for(name)
         top = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:5]
         print(f"\n{name}: top feature weights " + ", ".join(f"{c} {w:.2f}" for c, w in top))
