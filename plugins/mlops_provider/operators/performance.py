@@ -29,6 +29,8 @@ from mlops_provider.templates import INTERVAL_DATE
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_provider.split import HoldoutSplit
+
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
 
@@ -130,6 +132,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.prediction_drift_threshold = prediction_drift_threshold
         self.trigger_on_prediction_drift = trigger_on_prediction_drift
         self._models: dict[str, Any] = {}
+        self._splits: dict[str, HoldoutSplit] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         day = dt.date.fromisoformat(str(self.partition))
@@ -160,7 +163,10 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         }
         frame = self._labelled_rows(labelled_day)
         if frame is not None:
-            frame = self._holdout_rows(champion, frame, summary)
+            labelled = len(frame)
+            frame = self._holdout_rows(champion, frame, f"partition of {labelled_day}")
+            summary["holdout"] = self._split(champion).as_dict()
+            summary["excluded_training_rows"] = labelled - len(frame)
         summary["labelled_rows"] = 0 if frame is None else len(frame)
         if frame is not None and len(frame) >= self.min_labelled_rows:
             value = self._score(champion, frame)
@@ -199,7 +205,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             summary["estimated"] = None
             return
         frame = self.dvc_hook.read_frame(partition_path(self.dataset, day.isoformat()), tag)
-        rows = self._holdout_rows(version, frame, {**summary, "labelled_day": day.isoformat()})
+        rows = self._holdout_rows(version, frame, f"partition of {day.isoformat()}")
         if self.label_column in rows.columns:
             rows = rows.drop(columns=[self.label_column])  # the estimate never looks at labels
         proba = np.asarray(schema_predictor(self._model(version))(rows), dtype=float)
@@ -244,7 +250,7 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         if not tags.get(DATA_PATH_TAG) or not tags.get(DATA_REV_TAG):
             raise AirflowFailException(f"{self.model_name} v{version} has no {DATA_PATH_TAG}/{DATA_REV_TAG} tags")
         trained_on = self.dvc_hook.read_frame(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
-        holdout = self._holdout_rows(version, trained_on, {**summary, "labelled_day": "the champion's training set"})
+        holdout = self._holdout_rows(version, trained_on, "the champion's training set")
         if self.label_column in holdout.columns:
             holdout = holdout.drop(columns=[self.label_column])
         reference = np.asarray(schema_predictor(self._model(version))(holdout), dtype=float)
@@ -280,24 +286,27 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             raise AirflowFailException(f"label column {self.label_column!r} is not in partition {labelled_day}")
         return frame[frame[self.label_column].notna()].reset_index(drop=True)
 
-    def _holdout_rows(self, version: str, frame: Any, summary: dict[str, Any]) -> Any:
-        """The rows of ``frame`` in the holdout of ``version``'s split (recorded in the summary)."""
+    def _split(self, version: str) -> HoldoutSplit:
+        """The holdout split ``version`` was trained with (its version tags), read once per task."""
         from mlops_provider.split import HoldoutSplit
 
-        split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, version))
-        if split is None:
-            raise AirflowFailException(
-                f"{self.model_name} v{version} has no split tags (split.key, split.fraction, split.seed): it was not "
-                "trained by TrainModelOperator's split, so its training rows cannot be told apart and it cannot be "
-                "scored out of sample. Retrain it (trigger the training DAG) and promote the new version."
-            )
+        if version not in self._splits:
+            split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, version))
+            if split is None:
+                raise AirflowFailException(
+                    f"{self.model_name} v{version} has no split tags (split.key, split.fraction, split.seed): it was "
+                    "not trained by TrainModelOperator's split, so its training rows cannot be told apart and it "
+                    "cannot be scored out of sample. Retrain it (trigger the training DAG) and promote the new version."
+                )
+            self._splits[version] = split
+        return self._splits[version]
+
+    def _holdout_rows(self, version: str, frame: Any, where: str) -> Any:
+        """The rows of ``frame`` (``where`` names it in errors) in the holdout of ``version``'s split."""
         try:
-            holdout = frame[split.mask(frame)].reset_index(drop=True)
+            return frame[self._split(version).mask(frame)].reset_index(drop=True)
         except ValueError as exc:
-            raise AirflowFailException(f"partition of {summary['labelled_day']}: {exc}") from exc
-        summary["holdout"] = split.as_dict()
-        summary["excluded_training_rows"] = len(frame) - len(holdout)
-        return holdout
+            raise AirflowFailException(f"{where}: {exc}") from exc
 
     def _score(self, version: str, frame: Any) -> float:
         import numpy as np
