@@ -35,14 +35,11 @@ def signals_for(spec_name: str) -> dict:
 
     holdout = ex.split.split(reference)[1]
     importance = template.importances(ex.model, holdout, ex.features)  # what the template logs
-    kept = [c for c in spec.features.columns if not (spec.features.drift.get(c) and spec.features.drift[c].exclude)]
+    arguments = spec.features.drift_arguments()  # as the DAG factory passes them
+    kept = [*arguments["numerical_columns"], *arguments["categorical_columns"]]
     operator = DriftReportOperator(
         task_id="drift", dataset=spec.dataset.name, model_name=spec.name,
-        numerical_columns=[c for c in spec.features.numerical if c in kept],
-        categorical_columns=[c for c in spec.features.categorical if c in kept],
-        drift_share_threshold=spec.monitoring.drift_share,
-        column_methods={c: s.method for c, s in spec.features.drift.items() if s.method and c in kept},
-        column_thresholds={c: s.threshold for c, s in spec.features.drift.items() if s.threshold and c in kept},
+        drift_share_threshold=spec.monitoring.drift_share, **arguments,
     )  # fmt: skip
     weights = normalized_importances(importance, kept)
     rows = []

@@ -219,8 +219,6 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         evaluate >> gate >> package >> shadow_check >> promote
     dags[promotion.dag_id] = promotion
 
-    watched = spec.features.drift
-    kept = {c: s for c, s in ((c, watched.get(c)) for c in spec.features.columns) if not (s and s.exclude)}
     with DAG(
         dag_id=ids["drift_monitoring"],
         description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
@@ -250,16 +248,13 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             task_id="drift_report",
             dataset=data.name,
             model_name=model,
-            numerical_columns=[c for c in spec.features.numerical if c in kept],
-            categorical_columns=[c for c in spec.features.categorical if c in kept],
+            **spec.features.drift_arguments(),
             drift_share_threshold=spec.monitoring.drift_share,
             reference=spec.monitoring.reference,
             reference_days=spec.monitoring.reference_days,
             season_days=spec.monitoring.season_days,
             signal=spec.monitoring.drift_signal,
             weighted_drift_threshold=spec.monitoring.weighted_drift_threshold,
-            column_methods={c: s.method for c, s in kept.items() if s and s.method},
-            column_thresholds={c: s.threshold for c, s in kept.items() if s and s.threshold},
             max_rows=spec.monitoring.sample_rows,
         )
         performance_check = ModelPerformanceOperator(

@@ -79,6 +79,18 @@ class FeaturesSpec(_Section):
     def columns(self) -> list[str]:
         return [*self.numerical, *self.categorical]
 
+    def drift_arguments(self) -> dict[str, Any]:
+        """What ``DriftReportOperator`` takes from the features: the columns not excluded from the drift check, by
+        type, and their per-column methods and thresholds."""
+        kept = [c for c in self.columns if not (c in self.drift and self.drift[c].exclude)]
+        settings = {c: self.drift[c] for c in kept if c in self.drift}
+        return {
+            "numerical_columns": [c for c in self.numerical if c in kept],
+            "categorical_columns": [c for c in self.categorical if c in kept],
+            "column_methods": {c: s.method for c, s in settings.items() if s.method},
+            "column_thresholds": {c: s.threshold for c, s in settings.items() if s.threshold},
+        }
+
 
 class SplitSpec(_Section):
     """The holdout split the provider makes: rows whose key hashes below ``fraction`` are never trained on."""
