@@ -1,5 +1,5 @@
 # The project image of the distributed stack (docker-compose.yaml): Airflow 3 with the provider installed, the
-# DAGs and include/ assets, pinned from uv.lock; also runs the MLflow tracking server (extra `server`: boto3).
+# DAGs and include/ assets, pinned from uv.lock; also runs the MLflow tracking server (extras `all` and `distributed`).
 # Build: docker build -t airflow-provider-mlops:latest .   (BASE_IMAGE: any Debian python:3.11 image)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
@@ -24,9 +24,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends git ca-certific
 
 WORKDIR /opt/project
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --extra server --no-install-project
+RUN uv sync --frozen --no-dev --extra all --extra distributed --no-install-project
 COPY plugins ./plugins
-RUN uv sync --frozen --no-dev --extra server
+RUN uv sync --frozen --no-dev --extra all --extra distributed
 COPY dags ./dags
 COPY include ./include
 COPY config ./config

@@ -19,7 +19,7 @@ help:  ## list the commands
 
 $(BIN)/airflow: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
-	uv sync --frozen
+	uv sync --frozen --all-extras
 	@touch $@
 
 install: $(BIN)/airflow  ## create .venv and install the locked dependencies (uv sync --frozen)

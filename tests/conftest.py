@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import PROJECT_ROOT  # noqa: E402 (one definition of the repository root)
 
 VENV_BIN = Path(sys.executable).parent
-KNOWN_KINDS = ("unit", "integration", "e2e")
+KNOWN_KINDS = ("unit", "integration", "e2e", "consumer")
 
 
 def embedded_environment(project_root: Path, modes: tuple[str, ...] = ("embedded",), base: dict | None = None) -> dict:

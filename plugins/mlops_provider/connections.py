@@ -32,6 +32,48 @@ MLFLOW_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
 }
 
+# Form fields for the connections' ``extra`` (the ``conn-fields`` of the provider info; JSON schema per field).
+DVC_EXTRA_FIELDS: dict[str, Any] = {
+    "workspace": {
+        "label": "Workspace",
+        "schema": {"type": ["string", "null"]},
+        "description": "Local folder of the data registry's git workspace (default: $MLOPS_HOME/data-registry).",
+    },
+    "remote_url": {
+        "label": "DVC remote URL",
+        "schema": {"type": ["string", "null"]},
+        "description": "Where DVC pushes the data: s3://bucket/prefix, gs://, azure://, ssh://, a folder.",
+    },
+    "remote_options": {
+        "label": "Remote options",
+        "schema": {"type": ["object", "null"]},
+        "description": "Non-secret options of the remote, as `dvc remote modify` names them (e.g. endpointurl).",
+    },
+    "remote_secret_options": {
+        "label": "Remote secret options",
+        "schema": {"type": ["object", "null"]},
+        "description": "Secret options of the remote; written to the workspace's local config only.",
+    },
+    "git_password": {
+        "label": "Git password or token",
+        "schema": {"type": ["string", "null"], "format": "password"},
+        "description": "Credential for the registry's git URL (the connection's login is the remote's).",
+    },
+}
+
+MLFLOW_EXTRA_FIELDS: dict[str, Any] = {
+    "registry_uri": {
+        "label": "Registry URI",
+        "schema": {"type": ["string", "null"]},
+        "description": "Model registry, when it is not the tracking server.",
+    },
+    "artifact_root": {
+        "label": "Artifact root",
+        "schema": {"type": ["string", "null"]},
+        "description": "Default artifact location of new experiments (e.g. s3://mlflow/artifacts).",
+    },
+}
+
 CONNECTION_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
     "dvc": ("mlops_provider.hooks.dvc.DvcHook", DVC_FIELD_BEHAVIOUR),
     "mlflow": ("mlops_provider.hooks.mlflow.MlflowHook", MLFLOW_FIELD_BEHAVIOUR),
@@ -49,9 +91,13 @@ def provider_connection_types() -> list[dict[str, Any]]:
                 "relabeling": behaviour["relabeling"],
                 "placeholders": behaviour["placeholders"],
             },
+            "conn-fields": CONNECTION_EXTRA_FIELDS[conn_type],
         }
         for conn_type, (hook_class, behaviour) in CONNECTION_TYPES.items()
     ]
+
+
+CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {"dvc": DVC_EXTRA_FIELDS, "mlflow": MLFLOW_EXTRA_FIELDS}
 
 
 def optional_connection(hook: BaseHook, conn_id: str) -> Connection | None:

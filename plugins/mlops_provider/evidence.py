@@ -28,7 +28,7 @@ def attempt_key(context: Context) -> str:
 
 def now_iso() -> str:
     """The current time (UTC, seconds) as recorded in evidence."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def attempts(folder: Path) -> list[dict[str, Any]]:

@@ -1,4 +1,8 @@
-"""Provider metadata read by Airflow's ``ProvidersManager`` through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata read by Airflow's ``ProvidersManager`` through the ``apache_airflow_provider`` entry point.
+
+Every operator, sensor, trigger and hook module, every extra link and the plugin are listed (a unit test walks the
+package and fails on a module or class missing here). ``extra`` names the pip extra an integration needs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,74 @@ from typing import Any
 
 from mlops_provider import __version__
 from mlops_provider.connections import provider_connection_types
+
+DOCS = "/docs"  # the repository's docs folder (built by mkdocs, mkdocs.yml)
+
+#: integration -> (external docs, pip extra, how-to page under docs/howto, modules per kind)
+INTEGRATIONS: dict[str, dict[str, Any]] = {
+    "SQL": {
+        "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-common-sql/",
+        "extra": None,
+        "how-to": "ingest.md",
+        "operators": ["sql"],
+    },
+    "DVC": {
+        "external-doc-url": "https://dvc.org/doc",
+        "extra": "dvc",
+        "how-to": "ingest.md",
+        "operators": ["dvc", "training_set"],
+        "sensors": ["dvc"],
+        "triggers": ["dvc"],
+        "hooks": ["dvc"],
+    },
+    "Great Expectations": {
+        "external-doc-url": "https://docs.greatexpectations.io/",
+        "extra": "gx",
+        "how-to": "ingest.md",
+        "operators": ["great_expectations"],
+        "hooks": ["great_expectations"],
+    },
+    "MLflow": {
+        "external-doc-url": "https://mlflow.org/docs/latest/",
+        "extra": "mlflow",
+        "how-to": "mlflow.md",
+        "operators": ["training", "promotion", "retraining"],
+        "sensors": ["mlflow"],
+        "hooks": ["mlflow"],
+    },
+    "Evidently": {
+        "external-doc-url": "https://docs.evidentlyai.com/",
+        "extra": "evidently",
+        "how-to": "monitoring.md",
+        "operators": ["evidently", "performance"],
+        "sensors": ["drift"],
+        "triggers": ["drift"],
+    },
+    "Docker": {
+        "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-docker/",
+        "extra": "docker",
+        "how-to": "serving.md",
+        "operators": ["serving"],
+    },
+}
+
+EXTRA_LINKS = [
+    "mlops_provider.links.DataDocsLink",
+    "mlops_provider.links.ValidationResultLink",
+    "mlops_provider.links.MlflowRunLink",
+    "mlops_provider.links.MlflowModelVersionLink",
+    "mlops_provider.links.DvcVersionLink",
+    "mlops_provider.links.VerdictLedgerLink",
+    "mlops_provider.links.DriftReportLink",
+]
+
+
+def _modules(kind: str) -> list[dict[str, Any]]:
+    return [
+        {"integration-name": name, "python-modules": [f"mlops_provider.{kind}.{module}" for module in entry[kind]]}
+        for name, entry in INTEGRATIONS.items()
+        if entry.get(kind)
+    ]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -16,34 +88,23 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Operators, hooks, sensors and triggers for an MLOps loop on Airflow 3: "
         "DVC, Great Expectations, MLflow, XGBoost, Evidently and Docker.",
         "versions": [__version__],
-        "connection-types": provider_connection_types(),
-        "hooks": [
-            {"integration-name": "DVC", "python-modules": ["mlops_provider.hooks.dvc"]},
-            {"integration-name": "Great Expectations", "python-modules": ["mlops_provider.hooks.great_expectations"]},
-            {"integration-name": "MLflow", "python-modules": ["mlops_provider.hooks.mlflow"]},
-        ],
-        "operators": [
-            {"integration-name": "SQL", "python-modules": ["mlops_provider.operators.sql"]},
-            {
-                "integration-name": "DVC",
-                "python-modules": ["mlops_provider.operators.dvc", "mlops_provider.operators.training_set"],
-            },
-            {
-                "integration-name": "Great Expectations",
-                "python-modules": ["mlops_provider.operators.great_expectations"],
-            },
-            {
-                "integration-name": "MLflow",
-                "python-modules": ["mlops_provider.operators.training", "mlops_provider.operators.promotion"],
-            },
-        ],
         "integrations": [
-            {"integration-name": name, "external-doc-url": url, "tags": ["software"]}
-            for name, url in (
-                ("SQL", "https://airflow.apache.org/docs/apache-airflow-providers-common-sql/"),
-                ("DVC", "https://dvc.org/doc"),
-                ("Great Expectations", "https://docs.greatexpectations.io/"),
-                ("MLflow", "https://mlflow.org/docs/latest/"),
-            )
+            {
+                "integration-name": name,
+                "external-doc-url": entry["external-doc-url"],
+                "how-to-guide": [f"{DOCS}/howto/{entry['how-to']}"],
+                "tags": ["software"],
+            }
+            for name, entry in INTEGRATIONS.items()
         ],
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": _modules("triggers"),
+        "hooks": _modules("hooks"),
+        "connection-types": provider_connection_types(),
+        "extra-links": EXTRA_LINKS,
+        "plugins": [{"name": "mlops", "plugin-class": "mlops_provider.plugin.MlopsPlugin"}],
+        "optional-dependencies": {
+            name: entry["extra"] for name, entry in INTEGRATIONS.items() if entry["extra"] is not None
+        },
     }

@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+
 
 class ModelServerError(RuntimeError):
     """The server did not start or answered with an error; the message carries its output."""
@@ -122,19 +124,27 @@ class DockerModelServer(ModelServer):
 
     :param image: serving image (built by PackageModelOperator).
     :param name: container name (deterministic per task try; an existing one is replaced).
+    :param docker_url: Docker engine URL.
+    :param docker_conn_id: Docker connection (registry login, TLS); ``None``: none.
     """
 
-    def __init__(self, image: str, name: str, docker_url: str = "unix://var/run/docker.sock") -> None:
+    def __init__(
+        self, image: str, name: str, docker_url: str = DEFAULT_DOCKER_URL, docker_conn_id: str | None = None
+    ) -> None:
         self.image = image
         self.name = name
         self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.port = free_port()
         self.container: Any = None
 
     def _client(self) -> Any:
-        import docker
-
-        return docker.DockerClient(base_url=self.docker_url, timeout=60)
+        try:
+            return docker_client(
+                docker_url=self.docker_url, docker_conn_id=self.docker_conn_id, timeout=60, user="the serving container"
+            )
+        except DockerEngineError as exc:
+            raise ModelServerError(str(exc)) from exc
 
     def start(self) -> None:
         import docker.errors

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+
 if TYPE_CHECKING:
     from mlops_provider.split import HoldoutSplit
 
@@ -187,6 +189,7 @@ class DockerRunner:
     :param run_key: identity of the Airflow task (dag/run/task); labels the container.
     :param try_number: task try, part of the container name.
     :param docker_url: Docker engine URL.
+    :param docker_conn_id: Docker connection (registry login, TLS) of the Docker provider; ``None``: none.
     :param network_mode: ``host`` reaches a tracking server on this machine; ``none`` suits a file store.
     """
 
@@ -199,8 +202,9 @@ class DockerRunner:
         run_key: str,
         try_number: int,
         log: Any,
-        docker_url: str = "unix://var/run/docker.sock",
+        docker_url: str = DEFAULT_DOCKER_URL,
         network_mode: str = "host",
+        docker_conn_id: str | None = None,
     ) -> None:
         self.image = image
         self.mount_root = Path(mount_root)
@@ -208,14 +212,15 @@ class DockerRunner:
         self.container_name = f"mlops-train-{self.key_hash}-try{try_number}"
         self.log = log
         self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.network_mode = network_mode
         self.operator: Any = None
         self._image_id: str | None = None
 
     def _client(self) -> Any:
-        import docker
-
-        return docker.DockerClient(base_url=self.docker_url, timeout=30)
+        return docker_client(
+            docker_url=self.docker_url, docker_conn_id=self.docker_conn_id, timeout=30, user="runner 'docker'"
+        )
 
     def check(self) -> None:
         """Fail now, before any container starts, if the engine or the image is missing."""
@@ -223,12 +228,8 @@ class DockerRunner:
 
         try:
             client = self._client()
-            client.ping()
-        except Exception as exc:
-            raise TrainingRunError(
-                f"runner 'docker' needs a Docker engine, but none answers at {self.docker_url}: {exc}. "
-                "Start the engine, or configure runner='local' (MLOPS_TRAINING_RUNNER=local)."
-            ) from exc
+        except DockerEngineError as exc:
+            raise TrainingRunError(f"{exc} Or configure runner='local' (MLOPS_TRAINING_RUNNER=local).") from exc
         try:
             self._image_id = client.images.get(self.image).id
         except docker.errors.ImageNotFound as exc:
@@ -272,6 +273,7 @@ class DockerRunner:
             command=["python", CONTAINER_ENTRYPOINT, *job.arguments()],
             container_name=self.container_name,
             docker_url=self.docker_url,
+            docker_conn_id=self.docker_conn_id,
             network_mode=self.network_mode,
             mounts=[Mount(target=str(self.mount_root), source=str(self.mount_root), type="bind")],
             mount_tmp_dir=False,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_provider.connections import DVC_FIELD_BEHAVIOUR, optional_connection
+from mlops_provider.extras import require
 from mlops_provider.files import atomic_path, md5_of_file
 from mlops_provider.paths import dvc_remote_dir, dvc_workspace_dir
 
@@ -90,6 +91,7 @@ class DvcHook(BaseHook):
 
     def __init__(self, dvc_conn_id: str = default_conn_name, workspace: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        require("dvc", user=f"{type(self).__name__} ({dvc_conn_id})")
         self.dvc_conn_id = dvc_conn_id
         self._workspace_override = workspace
 

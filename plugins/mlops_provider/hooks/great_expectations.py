@@ -11,6 +11,8 @@ from urllib.parse import unquote
 
 from airflow.sdk import BaseHook
 
+from mlops_provider.extras import require
+
 if TYPE_CHECKING:
     import pandas as pd
     from great_expectations.data_context import AbstractDataContext
@@ -30,6 +32,7 @@ class GreatExpectationsHook(BaseHook):
 
     def __init__(self, docs_dir: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        require("gx", user=type(self).__name__)
         self.docs_dir = Path(docs_dir)
 
     @cached_property

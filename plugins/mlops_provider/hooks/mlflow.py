@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_provider.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
+from mlops_provider.extras import require
 from mlops_provider.paths import mlops_home
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class MlflowHook(BaseHook):
 
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        require("mlflow", user=f"{type(self).__name__} ({mlflow_conn_id})")
         self.mlflow_conn_id = mlflow_conn_id
 
     @classmethod

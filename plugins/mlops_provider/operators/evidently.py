@@ -20,6 +20,7 @@ from mlops_provider.drift_signals import (
     weighted_drift,
 )
 from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
+from mlops_provider.extras import require
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
@@ -236,6 +237,7 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         return champion, None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        require("evidently", user=type(self).__name__)
         end = self._window_end(context)
         attempt = attempt_key(context)
         hook = self.mlflow_hook

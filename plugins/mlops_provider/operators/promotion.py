@@ -302,7 +302,7 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
         expected = None if self.expected_champion in (None, "", "None", "none") else str(self.expected_champion)
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with hook.alias_lock(self.model_name):
             current = hook.alias_version(self.model_name, self.champion_alias)
             promoted_by = hook.model_version_tags(self.model_name, version).get("promotion.promoted_by")
@@ -384,7 +384,7 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         if not str(self.reason or "").strip():
             raise AirflowFailException("reason: a rollback needs a reason (it is recorded on the model versions)")
         hook = self.mlflow_hook
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         ti = context["ti"]
         by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         with hook.alias_lock(self.model_name):

@@ -130,7 +130,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         if self._runs(context, [day]):
             ti.xcom_push(key=XCOM_RUN_ID, value=run_id)  # a re-run keeps the "Triggered DAG" link to that run
             raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.timezone.utc)
         if decision.get("recheck") and not self.retrain_on_recheck:
             first = decision.get("first_recorded_at")
             age = now - dt.datetime.fromisoformat(first) if first else None

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
+from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
@@ -49,6 +50,8 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
     :param requirements: pinned requirements file copied into the build context.
     :param repository: image repository (default ``<model_name>-serving``).
     :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (same as training).
+    :param docker_url: Docker engine URL.
+    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
 
     XCom (return value): ``{"runner", "model_name", "version", "model_dir", "image", "image_id"}``.
     """
@@ -64,7 +67,8 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         requirements: str,
         repository: str | None = None,
         runner: str | None = None,
-        docker_url: str = "unix://var/run/docker.sock",
+        docker_url: str = DEFAULT_DOCKER_URL,
+        docker_conn_id: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -78,6 +82,7 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         self.repository = repository
         self.runner = runner
         self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def download_model(self) -> Path:
@@ -113,7 +118,6 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         return result
 
     def _build_image(self, model_dir: Path) -> dict[str, str]:
-        import docker
         import docker.errors
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
@@ -122,10 +126,11 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
                   "org.mlops.data.rev": data_rev}  # fmt: skip
         try:
-            client = docker.DockerClient(base_url=self.docker_url, timeout=600)
-            client.ping()
-        except Exception as exc:
-            raise AirflowFailException(f"runner 'docker' needs a Docker engine at {self.docker_url}: {exc}") from exc
+            client = docker_client(
+                docker_url=self.docker_url, docker_conn_id=self.docker_conn_id, timeout=600, user="runner 'docker'"
+            )
+        except DockerEngineError as exc:
+            raise AirflowFailException(str(exc)) from exc
         try:
             existing = client.images.get(tag)
             if all(existing.labels.get(k) == v for k, v in labels.items()):
@@ -172,6 +177,8 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param batch_size: rows per request.
     :param max_rows: rows replayed at most (the partition's first rows).
     :param ledger_path: the evaluation's verdict ledger to add the numbers to (templated; empty: the newest).
+    :param docker_url: Docker engine URL (the ``docker`` runner's serving containers).
+    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
 
     XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
@@ -188,7 +195,8 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         batch_size: int = 50,
         max_rows: int = 2000,
         ledger_path: str | None = None,
-        docker_url: str = "unix://var/run/docker.sock",
+        docker_url: str = DEFAULT_DOCKER_URL,
+        docker_conn_id: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
@@ -202,6 +210,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.max_rows = max_rows
         self.ledger_path = ledger_path
         self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.mlflow_conn_id = mlflow_conn_id
         self.dvc_conn_id = dvc_conn_id
         self._server: ModelServer | None = None
@@ -232,7 +241,10 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         ti = context["ti"]
         if package["runner"] == "docker":
             candidate: ModelServer = DockerModelServer(
-                package["image"], f"mlops-shadow-{name}-v{version}-try{ti.try_number}", self.docker_url
+                package["image"],
+                f"mlops-shadow-{name}-v{version}-try{ti.try_number}",
+                self.docker_url,
+                self.docker_conn_id,
             )
         else:
             candidate = LocalModelServer(Path(package["model_dir"]))
@@ -328,7 +340,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             if not image:
                 return None
             return DockerModelServer(
-                image, f"mlops-shadow-{name}-v{champion}-try{try_number}", self.docker_url
+                image, f"mlops-shadow-{name}-v{champion}-try{try_number}", self.docker_url, self.docker_conn_id
             ), champion
         model_dir = mlops_home() / "serving" / name / f"v{champion}" / "model"
         return (LocalModelServer(model_dir), champion) if (model_dir / "MLmodel").is_file() else None

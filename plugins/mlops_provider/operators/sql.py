@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ ON_EMPTY_CHOICES = ("fail", "skip")
 def _as_utc_naive_text(value: datetime) -> str:
     """The interval bound as ``YYYY-MM-DD HH:MM:SS`` in UTC: comparable with SQLite text and PostgreSQL timestamps."""
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 

@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from mlops_provider import __version__
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.contract import EntrypointContractError
+from mlops_provider.docker_engine import DEFAULT_DOCKER_URL
 from mlops_provider.hooks.dvc import DvcError, DvcHook
 from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
 from mlops_provider.hyperparameters import load_spec, resolve
@@ -127,6 +128,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (``local``).
     :param image: training image for the ``docker`` runner (templated).
     :param docker_url: Docker engine URL.
+    :param docker_conn_id: Docker provider connection (registry login, TLS) for the ``docker`` runner; ``None``:
+        none.
     :param network_mode: container network (``host`` reaches a tracking server on this machine).
     :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's params (a misspelt
         ``datset_rev`` would otherwise be ignored and the newest data used).
@@ -174,7 +177,8 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         trigger_detail: dict[str, Any] | str | None = None,
         runner: str | None = None,
         image: str = "mlops-training:latest",
-        docker_url: str = "unix://var/run/docker.sock",
+        docker_url: str = DEFAULT_DOCKER_URL,
+        docker_conn_id: str | None = None,
         network_mode: str = "host",
         reject_unknown_conf: bool = True,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -204,6 +208,7 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.runner = runner
         self.image = image
         self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.network_mode = network_mode
         self.reject_unknown_conf = reject_unknown_conf
         self.mlflow_conn_id = mlflow_conn_id
@@ -287,6 +292,7 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
                 try_number=context["ti"].try_number,
                 log=self.log,
                 docker_url=self.docker_url,
+                docker_conn_id=self.docker_conn_id,
                 network_mode=self.network_mode,
             )
             docker_runner.check()

@@ -35,7 +35,7 @@ def window_days(end: str, days: int) -> list[str]:
 
 def day_logical_date(day: str) -> dt.datetime:
     """The logical date of the daily ingest run of ``day``: 00:00 UTC (a ``@daily`` schedule in UTC)."""
-    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
 
 
 class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
@@ -174,7 +174,7 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         from airflow.sdk.exceptions import AirflowRescheduleException
 
         first = context["ti"].get_first_reschedule_date(context)
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.timezone.utc)
         waited = (now - first) if first else dt.timedelta(0)
         if waited >= self.wait_timeout:
             raise AirflowException(

@@ -23,7 +23,7 @@ class RecordNotFound(LookupError):
 def _time(millis: int | None) -> str:
     if not millis:
         return ""
-    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _mlflow_ui(tracking_uri: str) -> str | None:
