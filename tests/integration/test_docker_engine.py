@@ -29,3 +29,19 @@ def test_docker_operator_runs_a_container_and_reports_failure(base_image):
     )
     with pytest.raises(DockerContainerFailedException, match="'StatusCode': 3"):
         failing.execute(context={})
+
+
+def test_engine_access_goes_through_the_docker_connection(base_image, monkeypatch):
+    """``docker_client`` uses the Docker provider's hook: the engine at ``docker_url``, the registry login of
+    ``docker_conn_id`` (a registry that does not answer fails the call and the message names the connection)."""
+    from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+
+    client = docker_client(docker_url=DEFAULT_DOCKER_URL, docker_conn_id=None, timeout=30, user="test")
+    assert client.images.get(base_image).id
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PRIVATE_REGISTRY",
+        '{"conn_type": "docker", "host": "127.0.0.1:9", "login": "robot", "password": "secret"}',
+    )
+    with pytest.raises(DockerEngineError, match="connection 'private_registry'"):
+        docker_client(docker_url=DEFAULT_DOCKER_URL, docker_conn_id="private_registry", timeout=30, user="test")

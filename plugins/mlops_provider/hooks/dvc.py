@@ -122,6 +122,11 @@ class DvcHook(BaseHook):
         return Path(self._workspace_override or self._settings.get("workspace") or dvc_workspace_dir())
 
     @property
+    def registry(self) -> str:
+        """The data registry's identity (in lineage): its git URL, or ``file://<workspace>`` for a local one."""
+        return str(self._settings.get("git_url") or f"file://{self.workspace}")
+
+    @property
     def remote_url(self) -> str:
         """URL of the DVC remote (never with credentials)."""
         return str(self._settings.get("remote_url") or dvc_remote_dir())

@@ -11,13 +11,14 @@ from airflow.sdk import BaseOperator
 from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import run_metadata
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file
 from mlops_provider.links import DvcVersionLink, dvc_version_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DvcVersionOperator(DvcHookMixin, BaseOperator):
+class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     """Add, push and commit a file to the DVC data registry, and tag that version.
 
     Re-running with identical content is a no-op (no commit, no push, the tag stays); changed content makes
@@ -61,7 +62,16 @@ class DvcVersionOperator(DvcHookMixin, BaseOperator):
         DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
         state = "new version" if result["created"] else "unchanged"
         self.log.info("%s: %s at %s (%s, md5 %s)", self.target_path, state, self.tag, result["rev"][:10], result["md5"])
-        return result
+        return self.record_lineage(result, registry=self.dvc_hook.registry)
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the source file. Wrote: the versioned file in the registry (rev, tag, md5)."""
+        return Lineage(
+            inputs=[local_file(str(self.source_path), md5=result["md5"])],
+            outputs=[
+                dvc_file(result["registry"], result["path"], rev=result["rev"], tag=result["tag"], md5=result["md5"])
+            ],
+        )
 
 
 class DvcGetOperator(DvcHookMixin, BaseOperator):

@@ -32,6 +32,15 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
+from mlops_provider.lineage import (
+    Lineage,
+    LineageDataset,
+    OpenLineageMixin,
+    dvc_file,
+    local_file,
+    mlflow_model,
+    mlflow_run,
+)
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.paths import DRIFT_REPORTS, reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -56,7 +65,7 @@ def column_drifted(method: str, score: float, threshold: float) -> bool:
     return score < threshold if "p_value" in method.lower() else score >= threshold
 
 
-class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Compare the newest validated data with the data the current champion was trained on.
 
     Reference: the champion's training set, resolved through the registry (alias -> model version tags
@@ -310,7 +319,31 @@ class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             "Drift %s %s: share %.3f (%s)%s", self.dataset, end, summary["drift_share"], summary["dataset_drift"],
             " [re-check]" if first else "",
         )  # fmt: skip
-        return summary
+        return self.record_lineage(
+            summary, registry=self.dvc_hook.registry, tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri
+        )
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the window's partitions, the reference (the champion's training data at its rev, or the rolling
+        or seasonal partitions), the champion. Wrote: the report and the summary record; the MLflow run."""
+        registry, reference = result["registry"], result["reference"]
+
+        def partition(day: str) -> LineageDataset:
+            return dvc_file(registry, partition_path(self.dataset, day), tag=partition_tag(self.dataset, day))
+
+        if reference["kind"] == "champion":
+            reference_data = [dvc_file(registry, reference["data_path"], rev=reference["data_rev"])]
+        else:
+            reference_data = [partition(day) for day in reference["days"]]
+        return Lineage(
+            inputs=[
+                *[partition(day) for day in result["window"]],
+                *reference_data,
+                mlflow_model(result["registry_uri"], self.model_name, str(reference["model_version"])),
+            ],
+            outputs=[local_file(result["report_path"]), local_file(result["summary_path"])],
+            run_facets=mlflow_run(result["tracking_uri"], result.get("mlflow_run_id") or ""),
+        )
 
     def _weighted(self, version: str, summary: dict[str, Any]) -> dict[str, Any]:
         """The importance-weighted drift (None without importances), per-column weights, and the verdict of the

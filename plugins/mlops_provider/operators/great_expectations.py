@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+from mlops_provider.lineage import Lineage, OpenLineageMixin, gx_assertions, gx_validation
 from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
 from mlops_provider.paths import quarantine_dir, reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -143,7 +144,7 @@ def interval_check(frame: pd.DataFrame, column: str, start: Any, end: Any) -> di
     }
 
 
-class GreatExpectationsValidateOperator(BaseOperator):
+class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     """Validate a parquet/CSV partition (or a DataFrame) against a GX suite kept as a JSON file.
 
     On failure (``mode="fail"``, the default) the partition file is moved to the quarantine folder with its
@@ -247,6 +248,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
         docs_page: str | None = None
         full_result: dict[str, Any]
         normalized: dict[str, str] = {}
+        rows: int | None = None
         if data_path is not None and not data_path.exists():
             raise AirflowFailException(
                 f"{self.dataset} {self.partition}: file to validate {data_path} does not exist. "
@@ -273,6 +275,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
             full_result = {"success": False, "error": reason, "data_path": str(data_path)}
         else:
             frame, normalized = normalize_types(frame)
+            rows = len(frame)
             if normalized:
                 self.log.info("Checked as equivalent types: %s", normalized)
             result, docs_page = self.hook.validate_dataframe(
@@ -300,6 +303,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
         if docs_page:
             DataDocsLink.persist(context, report_url(Path(docs_page)))
 
+        self.record_lineage(summary, assertions=gx_assertions(full_result), rows=rows)
         if summary["success"]:
             self.log.info("%s %s passed %d checks", self.dataset, self.partition, summary["statistics"]["evaluated"])
             return summary
@@ -359,3 +363,7 @@ class GreatExpectationsValidateOperator(BaseOperator):
         shutil.copyfile(result_path, target_dir / "validation_result.json")
         self.log.warning("Quarantined %s to %s (earlier attempts stay beside it)", data_path, target)
         return target
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the validated file, every expectation as an assertion, its row count; the verdict as a run facet."""
+        return gx_validation(result, result["assertions"], result["rows"], str(self.suite_path))

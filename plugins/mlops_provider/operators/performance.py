@@ -22,6 +22,7 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file, mlflow_model, mlflow_run
 from mlops_provider.links import MlflowRunLink, mlflow_run_url
 from mlops_provider.paths import reports_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -39,7 +40,7 @@ def performance_folder(model_name: str, partition: str) -> Path:
     return reports_dir() / "performance" / model_name / partition
 
 
-class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the current champion on the newest day whose labels have arrived and compare with a floor.
 
     Labels may arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
@@ -184,7 +185,25 @@ class ModelPerformanceOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self._compare_with_estimate(champion, summary)
         summary["summary_path"] = str(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
-        return summary
+        hook = self.mlflow_hook
+        return self.record_lineage(
+            summary, registry=self.dvc_hook.registry, tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri
+        )
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the champion and the labelled day's partition (when it had labels). Wrote: the summary record;
+        the MLflow run of the score."""
+        inputs = [mlflow_model(result["registry_uri"], self.model_name, str(result["model_version"]))]
+        if result["labelled_rows"]:
+            day = result["labelled_day"]
+            inputs.append(
+                dvc_file(result["registry"], partition_path(self.dataset, day), tag=partition_tag(self.dataset, day))
+            )
+        return Lineage(
+            inputs=inputs,
+            outputs=[local_file(result["summary_path"])],
+            run_facets=mlflow_run(result["tracking_uri"], result.get("mlflow_run_id") or ""),
+        )
 
     def _model(self, version: str) -> Any:
         """The version's pyfunc model, loaded once per task."""

@@ -21,6 +21,7 @@ from mlops_provider.layout import (
     GATE_DECISION_TAG,
     PREVIOUS_ALIAS,
 )
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file, mlflow_model
 from mlops_provider.links import (
     MlflowModelVersionLink,
     VerdictLedgerLink,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, XComArg
 
 
-class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
 
     Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
@@ -216,7 +217,7 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         )
         VerdictLedgerLink.persist(context, report_url(ledger_path))
         self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
-        return {
+        result = {
             "decision": decision,
             "reason": reason,
             "model_name": self.model_name,
@@ -225,6 +226,25 @@ class EvaluateModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             "failed_checks": [f"{c['check']}({c['metric']})" for c in checks if not c["passed"]],
             "ledger_path": str(ledger_path),
         }
+        return self.record_lineage(
+            result,
+            data_path=data_path,
+            data_rev=data_rev,
+            registry=self.dvc_hook.registry,
+            registry_uri=hook.registry_uri,
+            challenger_run_id=challenger_mv.run_id or "",
+        )
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the challenger, the champion (if any), the holdout data at its rev. Wrote: the verdict ledger."""
+        models = [mlflow_model(result["registry_uri"], self.model_name, result["challenger_version"],
+                               run_id=result["challenger_run_id"])]  # fmt: skip
+        if result["champion_version"]:
+            models.append(mlflow_model(result["registry_uri"], self.model_name, result["champion_version"]))
+        return Lineage(
+            inputs=[*models, dvc_file(result["registry"], result["data_path"], rev=result["data_rev"])],
+            outputs=[local_file(result["ledger_path"])],
+        )
 
 
 class ModelGateOperator(BaseOperator):

@@ -12,6 +12,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.files import md5_of_file, write_atomic
+from mlops_provider.lineage import Lineage, OpenLineageMixin, local_file, sql_table
 from mlops_provider.paths import staging_dir
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _as_utc_naive_text(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-class SqlToParquetOperator(BaseOperator):
+class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
     """Read the rows of the run's data interval from a SQL table and write them as one parquet file.
 
     Rows with ``data_interval_start <= timestamp_column < data_interval_end`` are selected, so every run,
@@ -155,4 +156,13 @@ class SqlToParquetOperator(BaseOperator):
             "interval_end": params[1],
         }
         self.log.info("Wrote %d rows to %s (md5 %s)", result["rows"], target, result["md5"])
-        return result
+        conn = self.hook.get_connection(self.conn_id)
+        source = {"conn_type": conn.conn_type, "host": conn.host, "port": conn.port, "database": conn.schema}
+        return self.record_lineage(result, source=source)
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the source table. Wrote: the staged partition file (md5, rows)."""
+        return Lineage(
+            inputs=[sql_table(**result["source"], table=self.table)],
+            outputs=[local_file(result["path"], md5=result["md5"], rows=result["rows"])],
+        )

@@ -27,6 +27,7 @@ from mlops_provider.layout import (
     GATE_DECISION_TAG,
     RUN_KEY_TAG,
 )
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, mlflow_model, mlflow_run
 from mlops_provider.links import (
     DvcVersionLink,
     MlflowModelVersionLink,
@@ -90,7 +91,7 @@ def challenger_alias(model_asset: Asset) -> AssetAlias:
     return AssetAlias(name=f"{model_asset.name}__challenger")
 
 
-class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Train a model with the project's entrypoint, track it in MLflow, register it, alias it ``challenger``.
 
     Steps: check the inputs (hyperparameters against their spec, the dataset rev in the data registry, the
@@ -357,7 +358,26 @@ class TrainModelOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             else:
                 extra = {k: v for k, v in result.items() if k != "resumed"}
                 context["outlet_events"][challenger_alias(self.model_asset)].add(self.model_asset, extra=extra)
-        return result
+        return self.record_lineage(
+            result,
+            registry=self.dvc_hook.registry,
+            tracking_uri=hook.tracking_uri,
+            registry_uri=hook.registry_uri,
+            dataset_tag=str(self.dataset_rev or ""),
+        )
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the training set at its rev (md5). Wrote: the registered model version; the MLflow run."""
+        tag = result["dataset_tag"] if result["dataset_tag"] != result["data_rev"] else ""
+        return Lineage(
+            inputs=[
+                dvc_file(result["registry"], str(self.dataset_path), rev=result["data_rev"], tag=tag,
+                         md5=result["data_md5"])
+            ],
+            outputs=[mlflow_model(result["registry_uri"], result["model_name"], result["version"],
+                                  run_id=result["run_id"])],
+            run_facets=mlflow_run(result["tracking_uri"], result["run_id"]),
+        )  # fmt: skip
 
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str

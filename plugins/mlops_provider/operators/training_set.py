@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file
 from mlops_provider.links import DvcVersionLink, dvc_version_url
 from mlops_provider.paths import quarantine_dir
 from mlops_provider.templates import INTERVAL_DATE
@@ -38,7 +39,7 @@ def day_logical_date(day: str) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
 
 
-class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
+class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     """Concatenate the validated partitions of the ``window_days`` days up to ``partition`` into one training set.
 
     Every day of the window is classified before anything is read:
@@ -268,4 +269,19 @@ class TrainingSetAssemblyOperator(DvcHookMixin, BaseOperator):
         if self.asset is not None:
             context["outlet_events"][self.asset].extra = extra
         rebuilt = self.repair_later_sets(context) if self.repair_later else []
-        return {**extra, "created": version["created"], "rebuilt": rebuilt}
+        result = {**extra, "created": version["created"], "rebuilt": rebuilt}
+        return self.record_lineage(result, registry=self.dvc_hook.registry)
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the window's versioned partitions (by tag). Wrote: the training set (rev, tag, md5, rows)."""
+        registry = result["registry"]
+        return Lineage(
+            inputs=[
+                dvc_file(registry, partition_path(self.dataset, day), tag=partition_tag(self.dataset, day))
+                for day in result["partitions"]
+            ],
+            outputs=[
+                dvc_file(registry, result["path"], rev=result["rev"], tag=result["tag"], md5=result["md5"],
+                         rows=result["rows"])
+            ],
+        )  # fmt: skip
