@@ -11,7 +11,7 @@ from typing import Any
 
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_MD5_TAG, DATA_REV_TAG, GATE_DECISION_TAG
 from mlops_provider.paths import reports_dir
-from mlops_provider.web.html import esc, fields, page
+from mlops_provider.web import html
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
 LINEAGE = (
@@ -156,113 +156,75 @@ def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: r["tag"], reverse=True)
 
 
-def _plot(
+def plot_shapes(
     drift: list[dict[str, Any]],
     performance: list[dict[str, Any]],
     line: float,
     estimated: list | None = None,
     predictions: list | None = None,
-) -> str:
-    """An inline SVG: drift share per day (bars), the retraining line, labelled AUC per day (dots), the AUC
-    estimated before the labels (rings), the prediction drift score (triangles, capped at 1)."""
+) -> dict[str, Any] | None:
+    """The inline SVG's shapes (the template draws them): drift share per day (bars), the retraining line,
+    labelled AUC per day (dots), the AUC estimated before the labels (rings), the prediction drift score
+    (triangles, capped at 1). ``None`` when there is no day to draw."""
     estimated, predictions = estimated or [], predictions or []
     days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
     if not days:
-        return "<p>No drift checks yet.</p>"
+        return None
     width, height, pad = max(360, 28 * len(days) + 60), 220, 40
     step = (width - 2 * pad) / len(days)
     x = {day: pad + step * i for i, day in enumerate(days)}
 
     def y(value: float) -> float:
-        return height - pad - value * (height - 2 * pad)
+        return round(height - pad - value * (height - 2 * pad), 1)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             'aria-label="drift share per day">']  # fmt: skip
-    parts.append(f'<line x1="{pad}" y1="{y(0):.1f}" x2="{width - pad}" y2="{y(0):.1f}" stroke="#888"/>')
-    parts.append(f'<line x1="{pad}" y1="{y(line):.1f}" x2="{width - pad}" y2="{y(line):.1f}" stroke="#c0392b" '
-                 f'stroke-dasharray="4 3"/><text x="{width - pad + 2}" y="{y(line) + 4:.1f}" font-size="10" '
-                 f'fill="#c0392b">{line}</text>')  # fmt: skip
+    bars = []
     for point in drift:
         share = float(point["drift_share"] or 0.0)
-        color = "#e67e22" if point["dataset_drift"] else "#5dade2"
-        parts.append(
-            f'<rect class="drift" x="{x[point["day"]] + 2:.1f}" y="{y(share):.1f}" width="{step - 4:.1f}" '
-            f'height="{y(0) - y(share):.1f}" fill="{color}"><title>{esc(point["day"])}: drift share '
-            f"{share:.2f} (reference v{esc(point['reference_version'])})</title></rect>"
-        )
-    for point in performance:
-        value = float(point["value"])
-        parts.append(
-            f'<circle class="auc" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="3.5" fill="#27ae60">'
-            f"<title>{esc(point['day'])}: {esc(point['metric'])} {value:.3f} on labels"
-            "</title></circle>"
-        )
-    for point in estimated:
-        value = float(point["value"])
-        parts.append(
-            f'<circle class="estimated" cx="{x[point["day"]] + step / 2:.1f}" cy="{y(value):.1f}" r="4" fill="none" '
-            f'stroke="#8e44ad"><title>{esc(point["day"])}: {esc(point["metric"])} {value:.3f} estimated before '
-            "labels</title></circle>"
-        )
+        bars.append({
+            "x": round(x[point["day"]] + 2, 1), "y": y(share), "width": round(step - 4, 1),
+            "height": round(y(0) - y(share), 1), "color": "#e67e22" if point["dataset_drift"] else "#5dade2",
+            "title": f"{point['day']}: drift share {share:.2f} (reference v{point.get('reference_version')})",
+        })  # fmt: skip
+    dots = [
+        {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
+         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels"}
+        for p in performance
+    ]  # fmt: skip
+    rings = [
+        {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
+         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels"}
+        for p in estimated
+    ]  # fmt: skip
+    triangles = []
     for point in predictions:
-        score = min(1.0, float(point["score"] or 0.0))
-        cx, cy = x[point["day"]] + step / 2, y(score)
-        color = "#c0392b" if point["drifted"] else "#7f8c8d"
-        parts.append(
-            f'<polygon class="prediction-drift" points="{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} '
-            f'{cx + 4:.1f},{cy + 3:.1f}" fill="{color}"><title>{esc(point["day"])}: prediction drift '
-            f"{float(point['score'] or 0):.3f}, predicted positive rate {float(point['positive_rate'] or 0):.3f} "
-            f"(holdout {float(point['positive_rate_holdout'] or 0):.3f})</title></polygon>"
-        )
-    for i, day in enumerate(days):
-        if i % max(1, -(-len(days) // 8)) == 0:  # at most ~8 labels
-            parts.append(f'<text x="{x[day]:.1f}" y="{height - pad + 14}" font-size="10">{day[5:]}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _rebuilt(sets: list[dict[str, Any]]) -> str:
-    if not sets:
-        return ""
-    rows = "".join(
-        f"<tr><td>{esc(s['tag'])}</td><td>{esc(s['rebuilt_for'])}</td><td>{esc(s['partitions'])}</td></tr>"
-        for s in sets
-    )
-    return (
-        "<h2>Training sets rebuilt with a fixed day</h2><p>A day left out (quarantined or missing) was fixed and "
-        "re-ingested; the later sets built without it got a new version with it (the old version stays).</p>"
-        f'<table class="rebuilt"><tr><th>new version</th><th>fixed day</th><th>partitions</th></tr>{rows}</table>'
-    )
+        cx, cy = x[point["day"]] + step / 2, y(min(1.0, float(point["score"] or 0.0)))
+        triangles.append({
+            "points": f"{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}",
+            "color": "#c0392b" if point["drifted"] else "#7f8c8d",
+            "title": f"{point['day']}: prediction drift {float(point['score'] or 0):.3f}, predicted positive rate "
+            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})",
+        })  # fmt: skip
+    every = max(1, -(-len(days) // 8))  # at most ~8 labels
+    labels = [{"x": round(x[day], 1), "text": day[5:]} for i, day in enumerate(days) if i % every == 0]
+    return {
+        "width": width, "height": height, "left": pad, "right": width - pad, "zero": y(0), "line": line,
+        "line_y": y(line), "bars": bars, "dots": dots, "rings": rings, "triangles": triangles, "labels": labels,
+    }  # fmt: skip
 
 
 def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
     """The page."""
-    champion = data["champion"]
-    head = (
-        f"<p>Champion: <b>v{esc(champion['version'])}</b></p>{fields(data['lineage'])}"
-        if champion
-        else "<p>No champion yet: the first training is triggered by <code>drift_monitoring</code>.</p>"
+    return html.render(
+        "health.html",
+        title=f"Model health: {data['model_name']}",
+        champion=data["champion"],
+        lineage=data["lineage"],
+        plot=plot_shapes(
+            data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift")
+        ),
+        rebuilt=data.get("rebuilt_training_sets") or [],
+        history=data["history"],
     )
-    history = "".join(
-        f"<tr><td>v{esc(h['version'])}</td><td>{esc(', '.join(h['aliases']))}</td>"
-        f"<td>{esc(h['trigger_reason'])}</td><td>{esc(h['training_set'])}</td>"
-        f"<td>{esc(h['decision'] or 'pending')}</td><td>{esc(h['promoted_at'])}</td>"
-        f"<td>{esc(h['reason'])[:160]}</td></tr>"
-        for h in reversed(data["history"])
-    )
-    body = f"""<h2>Champion and lineage</h2>
-{head}
-<h2>Drift share per day and ROC AUC on late labels</h2>
-<p>Bars: share of drifted columns vs the champion's training set (orange: over the retraining line).
-Dots: the champion's ROC AUC on the labels that arrived for that day; rings: the ROC AUC estimated from its
-probabilities on the day itself, before the labels; triangles: how far the champion's predictions on the day
-moved from its predictions on its holdout (red: drifted).</p>
-{_plot(data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift"))}
-{_rebuilt(data.get("rebuilt_training_sets") or [])}
-<h2>Champion history</h2>
-<table class="history"><tr><th>version</th><th>aliases</th><th>trained because</th><th>training set</th>
-<th>gate</th><th>promoted at</th><th>gate reason</th></tr>{history}</table>"""
-    return page(f"Model health: {data['model_name']}", body)
 
 
 def registered_models() -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlops_provider.links import mlflow_run_url, model_version_url
-from mlops_provider.web.html import esc, fields, link, page
+from mlops_provider.web.html import link, render
 
 
 class RecordNotFound(LookupError):
@@ -103,99 +103,64 @@ def dvc_version(rev: str) -> dict[str, Any]:
         raise RecordNotFound(str(error)) from error
 
 
-def _mlflow_ui_line(url: str | None) -> str:
-    if url:
-        return f"<p>{link(url, 'Open in the MLflow UI')}</p>"
-    return (
-        "<p>No MLflow UI is configured (set <code>MLFLOW_UI_URL</code>, or run "
-        "<code>mlflow ui --backend-store-uri &lt;store&gt;</code>); everything the store holds is below.</p>"
-    )
-
-
 def render_run(data: dict[str, Any]) -> str:
     """The MLflow run page."""
-    versions = ", ".join(
-        link(model_version_url(v["name"], v["version"]), f"{v['name']} v{v['version']}") for v in data["versions"]
-    )
-    body = (
-        _mlflow_ui_line(data["mlflow_ui"])
-        + fields(
-            {
-                "run": data["run_id"],
-                "name": data["run_name"],
-                "experiment": data["experiment"],
-                "status": data["status"],
-                "started": data["start"],
-                "ended": data["end"],
-                "registered as": versions,
-                "tracking store": data["tracking_uri"],
-            },
-            raw=("registered as",),
-        )
-        + "<h2>Metrics</h2>"
-        + fields({k: f"{v:.6g}" for k, v in data["metrics"].items()})
-        + "<h2>Parameters</h2>"
-        + fields(data["params"])
-        + "<h2>Tags</h2>"
-        + fields(data["tags"])
-        + "<h2>Artifacts</h2><ul>"
-        + "".join(f"<li>{esc(a)}</li>" for a in data["artifacts"])
-        + "</ul>"
-    )
-    return page(f"MLflow run {data['run_name'] or data['run_id']}", body)
+    return render(
+        "run.html",
+        title=f"MLflow run {data['run_name'] or data['run_id']}",
+        mlflow_ui=data["mlflow_ui"],
+        run_id=data["run_id"],
+        run_name=data["run_name"],
+        experiment=data["experiment"],
+        status=data["status"],
+        start=data["start"],
+        end=data["end"],
+        versions=[link(model_version_url(v["name"], v["version"]), f"{v['name']} v{v['version']}")
+                  for v in data["versions"]],
+        tracking_uri=data["tracking_uri"],
+        metrics={k: f"{v:.6g}" for k, v in data["metrics"].items()},
+        params=data["params"],
+        tags=data["tags"],
+        artifacts=data["artifacts"],
+    )  # fmt: skip
 
 
 def render_model_version(data: dict[str, Any]) -> str:
     """The model version page."""
-    run = link(mlflow_run_url(data["run_id"]), data["run_id"]) if data["run_id"] else ""
-    body = (
-        _mlflow_ui_line(data["mlflow_ui"])
-        + fields(
-            {
-                "model": data["name"],
-                "version": data["version"],
-                "aliases": ", ".join(data["aliases"]),
-                "status": data["status"],
-                "created": data["created"],
-                "source run": run,
-                "source": data["source"],
-                "description": data["description"],
-            },
-            raw=("source run",),
-        )
-        + "<h2>Tags</h2>"
-        + fields(data["tags"])
+    return render(
+        "model_version.html",
+        title=f"Model {data['name']} v{data['version']}",
+        mlflow_ui=data["mlflow_ui"],
+        name=data["name"],
+        version=data["version"],
+        aliases=data["aliases"],
+        status=data["status"],
+        created=data["created"],
+        source_run=link(mlflow_run_url(data["run_id"]), data["run_id"]) if data["run_id"] else None,
+        source=data["source"],
+        description=data["description"],
+        tags=data["tags"],
     )
-    return page(f"Model {data['name']} v{data['version']}", body)
 
 
 def render_dvc_version(data: dict[str, Any]) -> str:
     """The data version page."""
-    files = "".join(
-        f"<tr><td>{esc(f['path'])}</td><td>{esc(f['md5'])}</td><td>{esc(f['size'])}</td></tr>" for f in data["files"]
-    )
     trailers = data["trailers"]
-    made_by = ""
+    made_by = None
     if trailers.get("Airflow-Dag-Id") and trailers.get("Airflow-Run-Id"):
         dag_id, run_id = trailers["Airflow-Dag-Id"], trailers["Airflow-Run-Id"]
         made_by = link(f"/dags/{quote(dag_id)}/runs/{quote(run_id)}", f"{dag_id} / {run_id}")
-    body = (
-        fields(
-            {
-                "commit": data["rev"],
-                "tags": ", ".join(data["tags"]),
-                "date": data["date"],
-                "message": data["subject"],
-                "made by": made_by,
-                "data registry": data["workspace"],
-                "remote": data["remote"],
-            },
-            raw=("made by",),
-        )
-        + "<h2>Versioned files</h2><table><tr><th>path</th><th>md5</th><th>bytes</th></tr>"
-        + files
-        + "</table><h2>Provenance (commit trailers)</h2>"
-        + fields(data["trailers"])
-        + f"<pre>{esc(json.dumps({'rev': data['rev'], 'files': data['files']}, indent=2))}</pre>"
+    return render(
+        "dvc_version.html",
+        title=f"Data version {data['tags'][0] if data['tags'] else data['rev'][:10]}",
+        rev=data["rev"],
+        tags=data["tags"],
+        date=data["date"],
+        subject=data["subject"],
+        made_by=made_by,
+        workspace=data["workspace"],
+        remote=data["remote"],
+        files=data["files"],
+        trailers=trailers,
+        provenance_json=json.dumps({"rev": data["rev"], "files": data["files"]}, indent=2),
     )
-    return page(f"Data version {data['tags'][0] if data['tags'] else data['rev'][:10]}", body)
