@@ -12,7 +12,7 @@ WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; \
   $(if $(filter distributed,$(MODE)),. "$(PROJECT_ROOT)/config/distributed.env";,) \
   . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
 
-.PHONY: help install init demo up test test-unit lint bench clean training-requirements training-image
+.PHONY: help install init demo up test test-unit lint docs bench clean training-requirements training-image
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy plugins/mlops_provider
+
+docs: install  ## build the docs (mkdocs --strict: a warning fails) into .site/
+	$(BIN)/mkdocs build --strict
 
 bench: install  ## run the benchmark suite, write docs/benchmarks.md (BENCH_ARGS=--quick: smaller sizes)
 	@$(WITH_ENV) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
