@@ -86,6 +86,14 @@ def run_promotion_example(name: str, version: str) -> dict:
     return {"state": str(run.state), "champion": MlflowHook().alias_version(name, "champion")}
 
 
+def render_a_page() -> str:
+    """The health page from the installed templates (package data, not only modules)."""
+    from mlops_provider.web.health import render
+
+    data = {"model_name": "m", "champion": None, "lineage": {}, "history": [], "drift": [], "performance": []}
+    return render(data)
+
+
 def missing_extra_message(extra: str) -> str | None:
     from mlops_provider.extras import MissingExtraError, require
 
@@ -111,6 +119,7 @@ def main() -> None:
         "extra_import_failures": [],
         "example_dags": parse_example_dags(),
         "dvc_missing_message": missing_extra_message("dvc"),
+        "health_page": render_a_page(),
     }
     out["extra_import_failures"] = import_installed_extras(out["extras_installed"])
     if "mlflow" in out["extras_installed"]:

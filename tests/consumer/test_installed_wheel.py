@@ -133,6 +133,7 @@ def test_fresh_environment(dist: dict[str, Path], tmp_path: Path, python: str, a
     assert seen["package_file"].startswith(str(venv)), "the probe imported the repository, not the wheel"
     assert seen["import_failures"] == [] and seen["extra_import_failures"] == []
     assert seen["example_dags"]["import_errors"] == {}
+    assert "<h1>Model health: m</h1>" in seen["health_page"]  # the templates are in the wheel
     assert {"example_mlops_ingest", "example_mlops_promotion", "example_mlops_monitoring"} <= set(
         seen["example_dags"]["dag_ids"]
     )
