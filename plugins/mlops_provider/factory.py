@@ -57,7 +57,11 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         PromoteModelOperator,
         RollbackModelOperator,
     )
-    from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
+    from mlops_provider.operators.retraining import (
+        BootstrapTrainingOperator,
+        ScheduledRetrainingRailsOperator,
+        TriggerRetrainingOperator,
+    )
     from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
     from mlops_provider.operators.sql import SqlToParquetOperator
     from mlops_provider.operators.training import TrainModelOperator
@@ -147,7 +151,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         },
         default_args={**owner, **_retries(2, retry_exponential_backoff=True)},
     ) as training:
-        TrainModelOperator(
+        train = TrainModelOperator(
             task_id="train",
             dataset_path=training_set_path(model),
             dataset_rev="{{ params.dataset_rev or '' }}",
@@ -166,6 +170,14 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             model_asset=challenger,
             execution_timeout=timedelta(minutes=spec.training.timeout_minutes),
         )
+        if retrain_schedule:  # a scheduled run goes through the same rails as a triggered one
+            rails = ScheduledRetrainingRailsOperator(
+                task_id="retraining_rails",
+                trigger_dag_id=ids["training"],
+                cooldown_days=spec.retraining.cooldown_days,
+                max_per_week=spec.retraining.max_per_week,
+            )
+            rails >> train
     dags[training.dag_id] = training
 
     evaluated = "{{ ti.xcom_pull(task_ids='evaluate')['%s'] }}"

@@ -84,7 +84,8 @@ def training(f: Facts) -> str:
 
 `{f.ids["drift_monitoring"]}` triggers it (reason `bootstrap` when there is no champion yet, `drift` or
 `performance` when the champion's world changed), a time schedule may (reason `schedule`, the spec's
-`retraining.schedule`), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
+`retraining.schedule`; `retraining_rails` first holds a scheduled run back within {f.cooldown} day(s) of the last
+training or past {f.budget} in 7 days, and says so as its skip reason), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
 `hyperparameters`, `detail`). An empty `dataset_rev` trains on the newest training set (tag
 `training-set/{f.model}/<day>`, assembled by `{f.ids["ingest"]}`).
 

@@ -69,3 +69,5 @@ def test_an_optional_retraining_schedule_schedules_the_training_dag_with_reason_
     assert type(plain.timetable).__name__ == "NullTimetable"  # triggered only (drift, bootstrap, by hand)
     assert type(weekly.timetable).__name__ == "CronTriggerTimetable" and weekly.timetable._expression == "0 0 * * 0"
     assert "'schedule' if dag_run.run_type == 'scheduled'" in weekly.get_task("train").trigger_reason
+    rails = weekly.get_task("retraining_rails")
+    assert rails.downstream_task_ids == {"train"} and rails.trigger_dag_id == "churn_w__training"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.bases import MlflowHookMixin
@@ -183,6 +184,82 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         if not path.exists():
             write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str)))
         return super().execute(context)
+
+
+def schedule_rails_decision(
+    records: list[dict[str, Any]], now: dt.datetime, cooldown_days: int, max_per_week: int
+) -> str | None:
+    """Why a scheduled training must not run now (``None``: it may), given the trigger records of the training
+    DAG (any reason: drift, performance, schedule): the same cooldown and weekly budget as drift-triggered
+    trainings, counted in real time (a schedule has no data window)."""
+    times = []
+    for record in records:
+        try:
+            times.append((dt.datetime.fromisoformat(record["triggered_at"]), record))
+        except (ValueError, KeyError, TypeError):
+            continue
+    times.sort(key=lambda item: item[0])
+    if cooldown_days:
+        recent = [r for t, r in times if now - t < dt.timedelta(days=cooldown_days)]
+        if recent:
+            return (
+                f"cooldown: {recent[-1].get('run_id')} ({recent[-1].get('reason')}) was triggered within "
+                f"{cooldown_days} day(s)"
+            )
+    week = [r for t, r in times if now - t < dt.timedelta(days=7)]
+    if len(week) >= max_per_week:
+        return f"budget: {len(week)} trainings triggered in the last 7 days (max_per_week {max_per_week})"
+    return None
+
+
+class ScheduledRetrainingRailsOperator(BaseOperator):
+    """Let a **scheduled** training run go ahead only within the retraining rails; other runs pass untouched.
+
+    A model may retrain on a time schedule (e.g. weekly) beside the drift and performance triggers. A scheduled
+    run goes through the same rails as a triggered one: no training within ``cooldown_days`` of the last one
+    triggered for this DAG (any reason), at most ``max_per_week`` in 7 days. Held back, the task ends as skipped
+    with the reason and the training task after it is skipped too. Let through, it writes the trigger record
+    (reason ``schedule``) that the drift-triggered rails count as well. Manual and triggered runs pass at once
+    (their rails were checked by whoever triggered them). A re-run of the same run finds its own record and
+    passes again.
+
+    :param trigger_dag_id: the training DAG whose trigger records are counted (usually this DAG).
+    :param cooldown_days: days without a second training.
+    :param max_per_week: trainings allowed per 7 days of real time.
+
+    XCom (return value): ``{"run_type", "checked", "reason"}``.
+    """
+
+    template_fields: Sequence[str] = ("trigger_dag_id",)
+
+    def __init__(self, *, trigger_dag_id: str, cooldown_days: int = 2, max_per_week: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if cooldown_days < 0 or max_per_week < 1:
+            raise ValueError(f"need cooldown_days >= 0 and max_per_week >= 1, got {cooldown_days}, {max_per_week}")
+        self.trigger_dag_id = trigger_dag_id
+        self.cooldown_days = cooldown_days
+        self.max_per_week = max_per_week
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.evidence import attempts
+
+        dag_run = context.get("dag_run")
+        run_type = str(getattr(dag_run, "run_type", "") or "")
+        run_id = str(context["run_id"])
+        if run_type != "scheduled":
+            return {"run_type": run_type, "checked": False, "reason": None}
+        folder = trigger_records_dir(self.trigger_dag_id)
+        own = folder / f"{run_id}.json"
+        if own.exists():
+            self.log.info("Scheduled run %s was let through before (%s): going on", run_id, own)
+            return {"run_type": run_type, "checked": True, "reason": "schedule"}
+        now = dt.datetime.now(dt.timezone.utc)
+        held = schedule_rails_decision(attempts(folder), now, self.cooldown_days, self.max_per_week)
+        if held:
+            raise AirflowSkipException(f"scheduled training held back by the retraining rails: {held}")
+        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), "reason": "schedule"}
+        write_atomic(own, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+        return {"run_type": run_type, "checked": True, "reason": "schedule"}
 
 
 class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):

@@ -71,3 +71,46 @@ def test_a_late_recheck_is_not_acted_on_unless_asked_a_retry_within_the_grace_is
         recheck(1).execute(task_context(DAY + dt.timedelta(days=5), dag_id="drift_monitoring"))
     with pytest.raises(ValueError, match="max_per_real_week >= 1"):
         operator(max_per_real_week=0)
+
+
+NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc)
+
+
+def record(run_id: str, days_ago: float, reason: str = "drift") -> dict:
+    return {"run_id": run_id, "reason": reason, "triggered_at": (NOW - dt.timedelta(days=days_ago)).isoformat()}
+
+
+def test_schedule_rails_use_the_cooldown_and_the_weekly_budget_of_every_trigger():
+    from mlops_provider.operators.retraining import schedule_rails_decision
+
+    assert schedule_rails_decision([], NOW, 2, 2) is None
+    held = schedule_rails_decision([record("drift__sales__2026-11-27", 1.0)], NOW, 2, 2)
+    assert held and held.startswith("cooldown") and "drift__sales__2026-11-27 (drift)" in held
+    assert schedule_rails_decision([record("a", 2.5)], NOW, 2, 2) is None  # the cooldown has passed
+    week = [record("a", 3), record("b", 6, "schedule")]
+    assert schedule_rails_decision(week, NOW, 2, 2).startswith("budget: 2 trainings")
+    assert schedule_rails_decision([*week, {"run_id": "broken"}], NOW, 2, 3) is None  # an unreadable record is skipped
+    newest = schedule_rails_decision([record("new", 0.5), record("old", 1.5)], NOW, 2, 5)
+    assert "new" in newest  # names the newest trigger
+
+
+def test_a_scheduled_training_run_is_held_back_by_the_rails_and_recorded_when_let_through(mlops_home):
+    from types import SimpleNamespace
+
+    from mlops_provider.operators.retraining import ScheduledRetrainingRailsOperator
+
+    rails = ScheduledRetrainingRailsOperator(task_id="retraining_rails", trigger_dag_id="sales_model__training")
+
+    def context(run_type: str, run_id: str) -> dict:
+        ctx = task_context(DAY, dag_id="sales_model__training", run_id=run_id)
+        return {**ctx, "run_id": run_id, "dag_run": SimpleNamespace(run_type=run_type)}
+
+    assert rails.execute(context("manual", "manual__1"))["checked"] is False  # not a scheduled run: untouched
+    assert rails.execute(context("scheduled", "scheduled__w1")) == {
+        "run_type": "scheduled", "checked": True, "reason": "schedule"
+    }  # fmt: skip
+    written = json.loads((trigger_records_dir("sales_model__training") / "scheduled__w1.json").read_text())
+    assert written["reason"] == "schedule"
+    assert rails.execute(context("scheduled", "scheduled__w1"))["checked"] is True  # a re-run finds its record
+    with pytest.raises(AirflowSkipException, match="cooldown: scheduled__w1 .schedule."):
+        rails.execute(context("scheduled", "scheduled__w2"))
