@@ -27,8 +27,14 @@ class RecordingTaskInstance:
     dag_runs: list[dict[str, Any]] = field(default_factory=list)
     first_reschedule: dt.datetime | None = None
 
+    state: str | None = None
+
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value") -> Any:
+        """What this task pushed under ``key`` (the tests' tasks only read their own XCom)."""
+        return self.pushed.get(key)
 
     def get_dr_count(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops_provider import runbooks
 from mlops_provider.spec import ModelSpec, load_specs
@@ -107,6 +107,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             suite_path=str(spec.resolve(spec.validation)),
             dataset=data.name,
             timestamp_column=data.timestamp_column,
+            **_notify(spec, "quarantine"),
         )
         version_partition = DvcVersionOperator(
             task_id="version_partition",
@@ -205,6 +206,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             behaviour_tests=str(spec.resolve(behaviour)) if behaviour else None,
             label_column=spec.label.column,
             positive_class=spec.label.positive_class,
+            **_notify(spec, "gate_rejection"),
         )
         gate = ModelGateOperator(task_id="gate", evaluation=evaluate.output)
         package = PackageModelOperator(
@@ -220,6 +222,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             dataset=data.name,
             p95_ms=spec.gate.shadow_p95_ms,
             ledger_path=evaluated % "ledger_path",
+            **_notify(spec, "shadow_check_failure"),
         )
         promote = PromoteModelOperator(
             task_id="promote",
@@ -227,6 +230,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             version=evaluated % "challenger_version",
             expected_champion=evaluated % "champion_version",
             pool="model_promotion",
+            **_notify(spec, "promotion"),
         )
         evaluate >> gate >> package >> shadow_check >> promote
     dags[promotion.dag_id] = promotion
@@ -290,6 +294,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
             performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
             poll_interval=5,
+            **_notify(spec, "drift"),
         )
         trigger_training = TriggerRetrainingOperator(
             task_id="trigger_training",
@@ -299,6 +304,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             trigger_dag_id=ids["training"],
             cooldown_days=spec.retraining.cooldown_days,
             max_per_week=spec.retraining.max_per_week,
+            **_notify(spec, "retraining"),
         )
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
@@ -319,10 +325,30 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         default_args={**owner, **_retries(1)},
     ) as rollback:
         RollbackModelOperator(
-            task_id="rollback", model_name=model, reason="{{ params.reason }}", pool="model_promotion"
+            task_id="rollback",
+            model_name=model,
+            reason="{{ params.reason }}",
+            pool="model_promotion",
+            **_notify(spec, "rollback"),
         )
     dags[rollback.dag_id] = rollback
     return dags
+
+
+def _notify(spec: ModelSpec, event: str) -> dict[str, Any]:
+    """The callback arguments that mail ``event`` per the spec's ``notifications`` ({} when not wanted)."""
+    settings = spec.notifications
+    if not settings.wants(event):
+        return {}
+    from mlops_provider.notifications import callbacks
+
+    return callbacks(
+        event,
+        model_name=spec.name,
+        to=settings.email,
+        smtp_conn_id=settings.smtp_conn_id,
+        from_email=settings.from_email,
+    )
 
 
 def build_all(folder: str | Path) -> dict[str, DAG]:

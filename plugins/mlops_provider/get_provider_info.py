@@ -103,6 +103,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": _modules("hooks"),
         "connection-types": provider_connection_types(),
         "extra-links": EXTRA_LINKS,
+        "notifications": ["mlops_provider.notifications.MlopsEventNotifier"],
         "plugins": [{"name": "mlops", "plugin-class": "mlops_provider.plugin.MlopsPlugin"}],
         "optional-dependencies": {
             name: entry["extra"] for name, entry in INTEGRATIONS.items() if entry["extra"] is not None

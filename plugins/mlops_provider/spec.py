@@ -189,6 +189,39 @@ class RetrainingSpec(_Section):
     schedule: str | None = Field(default=None, description="cron or preset (e.g. @weekly) of scheduled retraining")
 
 
+NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",
+                       "rollback")  # fmt: skip
+
+
+class NotificationsSpec(_Section):
+    """Mail on-call about the loop's own decisions (no ``email``: no mail)."""
+
+    email: list[str] = Field(default_factory=list, description="recipients")
+    events: list[str] = Field(default_factory=lambda: list(NOTIFICATION_EVENTS), description="which events to mail")
+    smtp_conn_id: str = "smtp_default"
+    from_email: str | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NOTIFICATION_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown event(s) {unknown}; allowed: {', '.join(NOTIFICATION_EVENTS)}")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if "@" not in address]
+        if bad:
+            raise ValueError(f"not an email address: {bad}")
+        return value
+
+    def wants(self, event: str) -> bool:
+        """Whether ``event`` is mailed."""
+        return bool(self.email) and event in self.events
+
+
 class ScheduleSpec(_Section):
     """When the nightly DAGs run."""
 
@@ -215,6 +248,7 @@ class ModelSpec(_Section):
     serving: ServingSpec
     monitoring: MonitoringSpec = MonitoringSpec()
     retraining: RetrainingSpec = RetrainingSpec()
+    notifications: NotificationsSpec = NotificationsSpec()
     schedule: ScheduleSpec
     path: Path | None = Field(default=None, exclude=True)
 

@@ -59,6 +59,9 @@ def test_every_extra_link_and_the_plugin_are_listed() -> None:
     }
     concrete = {path for path in declared if not path.endswith(".XComUrlLink")}  # the shared base class
     assert set(info["extra-links"]) == concrete
+    (notifier,) = info["notifications"]
+    module, _, name = notifier.rpartition(".")
+    assert getattr(importlib.import_module(module), name).__name__ == name
     (plugin,) = info["plugins"]
     module, _, name = plugin["plugin-class"].rpartition(".")
     assert getattr(importlib.import_module(module), name).name == plugin["name"]

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk import BaseOperator
@@ -16,6 +16,7 @@ from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
+from mlops_provider.notifications import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
 from mlops_provider.paths import reports_dir
 
 if TYPE_CHECKING:
@@ -120,6 +121,11 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         run_ids = [retraining_run_id(self.dataset, d.isoformat()) for d in days]
         return int(context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=run_ids, states=states))
 
+    def _hold(self, ti: Any, reason: str) -> NoReturn:
+        """End as skipped with ``reason``, left in XCom for a notifier (a rail held the trigger back)."""
+        ti.xcom_push(key=HELD_BACK_XCOM_KEY, value=reason)
+        raise AirflowSkipException(reason)
+
     def execute(self, context: Context) -> Any:
         from mlops_provider.templates import json_object
 
@@ -136,30 +142,30 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             first = decision.get("first_recorded_at")
             age = now - dt.datetime.fromisoformat(first) if first else None
             if age is None or age > self.recheck_grace:
-                raise AirflowSkipException(
+                self._hold(
+                    ti,
                     f"these results re-check {window_end}, first checked {first or 'earlier'} (more than "
                     f"{self.recheck_grace} ago): a late re-check never triggers training. To retrain on that day's "
                     f"data, trigger {self.trigger_dag_id} by hand with reason manual and dataset_rev "
-                    f"{self.dataset_rev or 'of that day'}"
+                    f"{self.dataset_rev or 'of that day'}",
                 )
             self.log.info("Re-check of %s within %s of its first check (%s): acting on it", window_end, age, first)
         busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
         if busy:
-            raise AirflowSkipException(f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
+            self._hold(ti, f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
         cooldown = [day - dt.timedelta(days=i) for i in range(1, self.cooldown_days + 1)]
         if cooldown and self._runs(context, cooldown):
-            raise AirflowSkipException(f"cooldown: a drift-triggered training ran within {self.cooldown_days} day(s)")
+            self._hold(ti, f"cooldown: a drift-triggered training ran within {self.cooldown_days} day(s)")
         week = [day - dt.timedelta(days=i) for i in range(1, 7)]
         used = self._runs(context, week)
         if used >= self.max_per_week:
-            raise AirflowSkipException(
-                f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})"
-            )
+            self._hold(ti, f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})")
         recent = triggered_since(self.trigger_dag_id, now - dt.timedelta(days=7))
         if len(recent) >= self.max_per_real_week:
-            raise AirflowSkipException(
+            self._hold(
+                ti,
                 f"budget: {len(recent)} trainings triggered in the last 7 days of real time "
-                f"(max_per_real_week {self.max_per_real_week}): {', '.join(r['run_id'] for r in recent)}"
+                f"(max_per_real_week {self.max_per_real_week}): {', '.join(r['run_id'] for r in recent)}",
             )
         self.trigger_run_id = run_id
         self.conf = {
@@ -177,6 +183,9 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             },
         }
         self.log.warning("Triggering %s run %s: %s", self.trigger_dag_id, run_id, self.conf["detail"])
+        ti.xcom_push(
+            key=TRIGGERED_XCOM_KEY, value={"dag_id": self.trigger_dag_id, "run_id": run_id, **self.conf}
+        )  # for notifications
         # Recorded before the trigger: on Airflow 3 the trigger is raised to the task runner and nothing after it
         # runs. A record names its run id, so a retry of this task does not count twice.
         record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), **self.conf}
