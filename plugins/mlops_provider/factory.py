@@ -47,6 +47,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
     from airflow.timetables.trigger import CronTriggerTimetable
 
     from mlops_provider.layout import partition_path, partition_tag, training_set_path, training_set_tag
+    from mlops_provider.operators.approval import PromotionApprovalOperator, RetrainingApprovalOperator
     from mlops_provider.operators.dvc import DvcVersionOperator
     from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
@@ -232,7 +233,16 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             pool="model_promotion",
             **_notify(spec, "promotion"),
         )
-        evaluate >> gate >> package >> shadow_check >> promote
+        if spec.gate.human_approval:
+            approve = PromotionApprovalOperator(
+                task_id="approve",
+                model_name=model,
+                evaluation=evaluate.output,
+                response_timeout=timedelta(hours=spec.gate.approval_timeout_hours),
+            )
+            evaluate >> gate >> package >> shadow_check >> approve >> promote
+        else:
+            evaluate >> gate >> package >> shadow_check >> promote
     dags[promotion.dag_id] = promotion
 
     with DAG(
@@ -308,7 +318,16 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         )
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
-        [drift_report, performance_check] >> drift_sensor >> trigger_training
+        if spec.retraining.human_review:
+            review = RetrainingApprovalOperator(
+                task_id="review_retraining",
+                model_name=model,
+                decision=drift_sensor.output,
+                response_timeout=timedelta(hours=spec.retraining.review_timeout_hours),
+            )
+            [drift_report, performance_check] >> drift_sensor >> review >> trigger_training
+        else:
+            [drift_report, performance_check] >> drift_sensor >> trigger_training
     dags[monitoring.dag_id] = monitoring
 
     with DAG(

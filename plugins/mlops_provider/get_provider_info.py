@@ -53,6 +53,12 @@ INTEGRATIONS: dict[str, dict[str, Any]] = {
         "sensors": ["drift"],
         "triggers": ["drift"],
     },
+    "Human in the loop": {
+        "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-standard/stable/operators/hitl.html",
+        "extra": None,
+        "how-to": "approvals.md",
+        "operators": ["approval"],
+    },
     "Docker": {
         "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-docker/",
         "extra": "docker",

@@ -131,6 +131,8 @@ class GateSpec(_Section):
     threshold: float = Field(default=0.5, gt=0, lt=1, description="probability threshold of the positive class")
     behaviour_tests: Path | None = Field(default=None, description="JSON file of behaviour tests (none: no tests)")
     shadow_p95_ms: float = Field(default=500.0, gt=0)
+    human_approval: bool = Field(default=False, description="a human approves each promotion (after the shadow check)")
+    approval_timeout_hours: float = Field(default=24.0, gt=0, description="no answer by then: rejected")
 
     def rules(self, segment_column: str | None) -> dict[str, Any]:
         """The rules as :func:`mlops_provider.scoring.decide` reads them."""
@@ -187,6 +189,8 @@ class RetrainingSpec(_Section):
     cooldown_days: int = Field(default=2, ge=0)
     max_per_week: int = Field(default=2, ge=1)
     schedule: str | None = Field(default=None, description="cron or preset (e.g. @weekly) of scheduled retraining")
+    human_review: bool = Field(default=False, description="a human approves each alarm's retraining first")
+    review_timeout_hours: float = Field(default=24.0, gt=0, description="no answer by then: no retraining")
 
 
 NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",

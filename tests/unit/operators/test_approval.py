@@ -1,0 +1,71 @@
+"""What the approval forms show and how an answer is recorded (pure rules), and where the factory puts them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mlops_provider.operators.approval import alarm_summary, human_verdict, promotion_summary
+
+pytestmark = pytest.mark.unit
+
+LEDGER = {
+    "model_name": "churn", "challenger_version": "3", "champion_version": "2", "decision": "promote",
+    "reason": "roc_auc +0.012 >= 0.002",
+    "challenger_metrics": {"overall": {"roc_auc": 0.71, "log_loss": 0.41}},
+    "champion_metrics": {"overall": {"roc_auc": 0.698, "log_loss": 0.43}},
+    "checks": [{"check": "segment:premium", "metric": "roc_auc", "champion": 0.70, "challenger": 0.69,
+                "delta": -0.01, "passed": True}],
+    "shadow": {"passed": True, "rows": 2000, "p95_ms": 41.2, "max_abs_diff": 0.0, "errors": 0},
+    "evaluation_data": {"rows": 900, "path": "data/churn/training_set.parquet", "rev": "a" * 40},
+}  # fmt: skip
+
+
+def test_the_promotion_form_shows_metrics_segments_shadow_check_and_versions() -> None:
+    body = promotion_summary(LEDGER, {"data.rev_name": "training-set/churn/2026-11-20", "code.version": "0.1.0+abc"})
+    assert "**churn v3** against the champion **v2**. Gate: **promote**, roc_auc +0.012 >= 0.002." in body
+    assert "| roc_auc | 0.6980 | 0.7100 |" in body and "| log_loss | 0.4300 | 0.4100 |" in body
+    assert "| premium | roc_auc | 0.7000 | 0.6900 | -0.0100 | yes |" in body
+    assert "Shadow check: passed, 2000 rows, p95 41.2 ms" in body
+    assert "training-set/churn/2026-11-20" in body and "0.1.0+abc" in body and "aaaaaaaaaaaa" in body
+    first = promotion_summary({**LEDGER, "champion_version": None, "champion_metrics": None, "shadow": None}, {})
+    assert "the champion **vnone**" in first and "| roc_auc |  | 0.7100 |" in first
+
+
+def test_the_retraining_form_shows_the_alarm() -> None:
+    performance = {"status": "scored", "metric": "roc_auc", "value": 0.61, "floor": 0.65}
+    body = alarm_summary({"reason": "drift", "partition": "2026-11-20", "drift_share": 0.46, "threshold": 0.3,
+                          "drifted_columns": ["tenure_days"], "report_url": "/mlops/reports/drift/x.html",
+                          "performance": performance})  # fmt: skip
+    assert "**drift** alarm for **2026-11-20**: drift share 0.4600 (threshold 0.3000)." in body
+    assert "tenure_days" in body and "roc_auc on late labels: 0.6100 (floor 0.6500)" in body
+    assert "[Drift report](/mlops/reports/drift/x.html)" in body
+
+
+def test_an_answer_is_recorded_with_who_when_and_why() -> None:
+    at = dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc)
+    approved = human_verdict({"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "ana"},
+                              "responded_at": at, "params_input": {"note": "deltas fine"}})  # fmt: skip
+    assert approved == {"decision": "approve", "by": "ana", "at": "2026-11-28T09:30:00+00:00", "note": "deltas fine"}
+    timed_out = human_verdict({"chosen_options": ["Reject"], "responded_by_user": None, "responded_at": at})
+    assert timed_out["decision"] == "reject" and timed_out["by"].startswith("timeout")
+
+
+def test_the_factory_puts_the_approvals_where_the_spec_asks() -> None:
+    from mlops_provider.factory import build_dags
+    from tests.unit.test_factory import twin_of
+
+    plain = build_dags(twin_of("churn_p"))
+    assert "approve" not in plain["churn_p__promotion"].task_ids
+    assert "review_retraining" not in plain["churn_p__drift_monitoring"].task_ids
+    asked = build_dags(twin_of("churn_h", **{"gate.human_approval": True, "retraining.human_review": True,
+                                             "gate.approval_timeout_hours": 2}))  # fmt: skip
+    promotion = asked["churn_h__promotion"]
+    assert promotion.get_task("shadow_check").downstream_task_ids == {"approve"}
+    assert promotion.get_task("approve").downstream_task_ids == {"promote"}
+    assert promotion.get_task("approve").response_timeout == dt.timedelta(hours=2)
+    monitoring = asked["churn_h__drift_monitoring"]
+    # trigger_training also reads the alarm (its XCom); a rejected review skips it
+    assert monitoring.get_task("drift_sensor").downstream_task_ids == {"review_retraining", "trigger_training"}
+    assert monitoring.get_task("review_retraining").downstream_task_ids == {"trigger_training"}
