@@ -134,10 +134,12 @@ def test_a_fixed_day_is_added_to_the_later_sets_built_without_it_old_versions_ke
     assert context["outlet_events"][ASSET].extra["tag"] == tag("2026-11-04")  # only its own set is announced
     again, _ = assemble("2026-11-04", window_days=3)
     assert again["rebuilt"] == [] and again["created"] is False
-    from mlops_provider.web.health import _rebuilt, rebuilt_training_sets
+    from mlops_provider.web.health import rebuilt_training_sets, render
 
     shown = rebuilt_training_sets(DATASET)  # what the model health page lists
     assert [(r["tag"], r["rebuilt_for"]) for r in shown] == [
         (tag("2026-11-06") + ".r2", "2026-11-04"), (tag("2026-11-05") + ".r2", "2026-11-04"),
     ]  # fmt: skip
-    assert tag("2026-11-05") + ".r2" in _rebuilt(shown)
+    page = render({"model_name": DATASET, "champion": None, "lineage": {}, "history": [], "drift": [],
+                   "performance": [], "rebuilt_training_sets": shown})  # fmt: skip
+    assert f"<td>{tag('2026-11-05')}.r2</td><td>2026-11-04</td>" in page
