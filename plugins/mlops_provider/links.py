@@ -25,12 +25,18 @@ REPORTS_URL_PREFIX = "/mlops/reports"
 MLFLOW_RUNS_URL_PREFIX = "/mlops/mlflow/runs"
 MLFLOW_MODELS_URL_PREFIX = "/mlops/mlflow/models"
 DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"
+LEDGERS_URL_PREFIX = "/mlops/ledgers"
 
 
 def report_url(path: Path) -> str:
     """URL under which the plugin serves a file of ``MLOPS_HOME/reports``."""
     relative = Path(path).resolve().relative_to(reports_dir().resolve())
     return f"{REPORTS_URL_PREFIX}/{quote(relative.as_posix())}"
+
+
+def ledger_url(model_name: str, version: str | int, attempt: str) -> str:
+    """URL of the plugin's page for a verdict ledger (the JSON stays under the reports)."""
+    return f"{LEDGERS_URL_PREFIX}/{quote(model_name)}/v{quote(str(version))}/{quote(attempt)}"
 
 
 def mlflow_run_url(run_id: str) -> str:

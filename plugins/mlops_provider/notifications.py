@@ -159,7 +159,11 @@ def build_notice(
         if state != "success" or r.get("decision") != "reject":
             return None
         if r.get("ledger_path"):
-            link("verdict ledger", f"/mlops/reports/{_report_path(r['ledger_path'])}")
+            from pathlib import Path
+
+            from mlops_provider.links import ledger_url
+
+            link("verdict ledger", ledger_url(model, r.get("challenger_version", ""), Path(r["ledger_path"]).stem))
         return Notice(
             event,
             f"[mlops] {model}: challenger v{r.get('challenger_version')} rejected by the gate",

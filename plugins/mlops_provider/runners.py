@@ -357,19 +357,44 @@ def run_training(
     try:
         runner.run(job)
         result = check_result(job.output)
-        check_model(mlflow_hook, mlflow_run_id, str(result["model_id"]), given_tags, holdout, schema)
+        model = check_model(mlflow_hook, mlflow_run_id, str(result["model_id"]), given_tags, holdout, schema)
     except Exception:
         mlflow_hook.terminate_run(mlflow_run_id, "FAILED")
         raise
+    log_holdout_plots(mlflow_hook, mlflow_run_id, model, holdout, schema, work_dir)
     mlflow_hook.set_run_tags(mlflow_run_id, {MODEL_ID_TAG: result["model_id"]})
     return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout)}
 
 
+def log_holdout_plots(
+    mlflow_hook: Any, run_id: str, model: Any, holdout: Any, schema: dict[str, Any], work_dir: Path
+) -> None:
+    """Score the whole holdout and log its curves (``evaluation/holdout_curves.json``: ROC, precision-recall,
+    calibration, confusion at the threshold) and their SVG plots (``plots/*.svg``) to the run: the provider
+    draws them the same way for every entrypoint."""
+    from mlops_provider.curves import CURVES_ARTIFACT, holdout_curves
+    from mlops_provider.scoring import schema_predictor
+    from mlops_provider.web import plots
+
+    positive = schema.get("positive_class", 1)
+    labels = (holdout[schema["label"]] == positive).astype(int)
+    scores = schema_predictor(model)(holdout.drop(columns=[schema["label"]]))
+    curves = holdout_curves(labels, scores, threshold=float(schema.get("threshold", 0.5)))
+    mlflow_hook.log_dict(run_id, curves, CURVES_ARTIFACT)
+    folder = work_dir / "plots"
+    folder.mkdir(exist_ok=True)
+    for name, build in (("roc", plots.roc), ("precision_recall", plots.precision_recall),
+                        ("calibration", plots.calibration), ("confusion", plots.confusion)):  # fmt: skip
+        path = folder / f"{name}.svg"
+        path.write_text(str(plots.svg(build(curves))))
+        mlflow_hook.log_artifact(run_id, path, "plots")
+
+
 def check_model(
     mlflow_hook: Any, run_id: str, model_id: str, tags: dict[str, str], holdout: Any, schema: dict[str, Any]
-) -> None:
+) -> Any:
     """The contract's checks on what the entrypoint logged: the run's tags, the model's signature, and that
-    ``predict`` on holdout rows returns one probability per row."""
+    ``predict`` on holdout rows returns one probability per row; returns the loaded model."""
     from mlops_provider.contract import (
         EntrypointContractError,
         check_predictions,
@@ -391,3 +416,4 @@ def check_model(
     except Exception as exc:
         raise EntrypointContractError("predict", f"predict failed on {len(sample)} holdout rows: {exc}") from None
     check_predictions(predictions, len(sample))
+    return model

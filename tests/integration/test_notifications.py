@@ -150,7 +150,7 @@ def test_one_mail_per_event_kind_with_subject_reason_and_links(mlops_home, inbox
                                                                   "http://airflow:8080/dags/churn_classifier__training/runs/"),
         "[mlops] churn_classifier: retraining held back by a rail": ("budget: 2 drift-triggered", "task in Airflow"),
         "[mlops] churn_classifier: challenger v3 rejected by the gate": ("min_improvement(roc_auc)",
-                                                                        "/mlops/reports/ledgers/churn_classifier/v3/a.json"),
+                                                                        "/mlops/ledgers/churn_classifier/v3/a"),
         "[mlops] churn_classifier: shadow check failed": ("p95 812 ms over 500 ms", "the task in Airflow"),
         "[mlops] churn_classifier: v4 is the new champion": ("previous champion is v2", "the task in Airflow"),
         "[mlops] churn_classifier: rolled back to v2": ("segment enterprise fell", "the task in Airflow"),

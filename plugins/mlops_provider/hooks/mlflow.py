@@ -319,7 +319,8 @@ class MlflowHook(BaseHook):
         from mlflow.exceptions import MlflowException
 
         with self.scoped_environment():
-            names = {f.path for f in self.get_client().list_artifacts(run_id)}
+            folder = artifact_file.rpartition("/")[0] or None
+            names = {f.path for f in self.get_client().list_artifacts(run_id, folder)}
             if artifact_file not in names:
                 return None
             try:

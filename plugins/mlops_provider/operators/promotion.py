@@ -25,8 +25,8 @@ from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_fi
 from mlops_provider.links import (
     MlflowModelVersionLink,
     VerdictLedgerLink,
+    ledger_url,
     model_version_url,
-    report_url,
 )
 from mlops_provider.paths import ledger_dir
 from mlops_provider.split import HoldoutSplit
@@ -215,7 +215,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
                 "gate.ledger": attempt,
             },
         )
-        VerdictLedgerLink.persist(context, report_url(ledger_path))
+        VerdictLedgerLink.persist(context, ledger_url(self.model_name, version, attempt))
         self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
         result = {
             "decision": decision,

@@ -92,6 +92,14 @@ def create_app() -> FastAPI:
 
         return records.render_dvc_version(_found(records.dvc_version, rev))
 
+    @app.get("/ledgers/{name}/{version}/{attempt}", response_class=HTMLResponse)
+    def ledger(name: str, version: str, attempt: str) -> str:
+        """A verdict ledger: the gate's checks, both models per metric and per segment, the shadow check and the
+        human answers (the *Verdict ledger* link; the JSON stays under /reports/ledgers/)."""
+        from mlops_provider.web import records
+
+        return records.render_ledger(_found(records.ledger, name, version, attempt))
+
     @app.get("/health.json")
     def health_json(model: str | None = None) -> dict[str, Any]:
         """The model health data: champion, lineage, history, drift and performance series."""

@@ -99,7 +99,9 @@ def collect(model_name: str) -> dict[str, Any]:
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
          "weighted_drift": s.get("weighted_drift"), "signal": s.get("signal", "share"),
-         "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url")}
+         "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url"),
+         "columns": {name: {k: c.get(k) for k in ("score", "drifted", "method")}
+                     for name, c in (s.get("columns") or {}).items() if isinstance(c, dict)}}
         for s in _series("drift", model_name)
     ]  # fmt: skip
     performance = [
@@ -212,6 +214,18 @@ def plot_shapes(
     }  # fmt: skip
 
 
+def drift_heatmap(drift: list[dict[str, Any]]) -> Any:
+    """The per-column drift heat map (day x column) as SVG, or None before the first check with columns."""
+    from mlops_provider.web import plots
+
+    days = [str(p["day"]) for p in drift if p.get("columns")]
+    if not days:
+        return None
+    columns = sorted({name for p in drift for name in (p.get("columns") or {})})
+    cells = {(str(p["day"]), name): cell for p in drift for name, cell in (p.get("columns") or {}).items()}
+    return plots.svg(plots.drift_heatmap(days, columns, cells))
+
+
 def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
     """The page."""
     return html.render(
@@ -223,6 +237,7 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
             data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift")
         ),
         rebuilt=data.get("rebuilt_training_sets") or [],
+        heatmap=drift_heatmap(data["drift"]),
         history=data["history"],
     )
 

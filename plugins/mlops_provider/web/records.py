@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mlops_provider.curves import CURVES_ARTIFACT
 from mlops_provider.links import mlflow_run_url, model_version_url
 from mlops_provider.web.html import link, render
 
@@ -62,6 +64,8 @@ def mlflow_run(run_id: str) -> dict[str, Any]:
         "versions": versions,
         "tracking_uri": hook.tracking_uri,
         "mlflow_ui": f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run_id}" if ui else None,
+        "curves": hook.load_run_dict(run_id, CURVES_ARTIFACT),
+        "importance": hook.load_run_dict(run_id, "feature_importance.json"),
     }
 
 
@@ -122,7 +126,23 @@ def render_run(data: dict[str, Any]) -> str:
         params=data["params"],
         tags=data["tags"],
         artifacts=data["artifacts"],
+        plots=run_plots(data.get("curves"), data.get("importance")),
     )  # fmt: skip
+
+
+def run_plots(curves: dict[str, Any] | None, importance: dict[str, Any] | None) -> list[Any]:
+    """The run page's plots: the holdout curves the provider logged, the entrypoint's feature importances."""
+    from mlops_provider.web import plots
+
+    figures = []
+    if curves:
+        figures += [plots.roc(curves), plots.precision_recall(curves), plots.calibration(curves),
+                    plots.confusion(curves)]  # fmt: skip
+    if importance:
+        values = {str(k): float(v) for k, v in importance.items() if isinstance(v, int | float)}
+        if values:
+            figures.append(plots.bars("Feature importance", "importance", list(values), list(values.values())))
+    return [plots.svg(fig) for fig in figures]
 
 
 def render_model_version(data: dict[str, Any]) -> str:
@@ -163,4 +183,48 @@ def render_dvc_version(data: dict[str, Any]) -> str:
         files=data["files"],
         trailers=trailers,
         provenance_json=json.dumps({"rev": data["rev"], "files": data["files"]}, indent=2),
+    )
+
+
+def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
+    """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
+    from mlops_provider.paths import ledger_dir
+
+    folder = ledger_dir(name, version.removeprefix("v"))
+    path = (folder / f"{attempt}.json").resolve()
+    if path.parent != folder.resolve() or not path.is_file():
+        raise RecordNotFound(f"no verdict ledger {attempt!r} of {name} v{version.removeprefix('v')}")
+    data = json.loads(path.read_text())
+    return {**data, "path": str(path)}
+
+
+def ledger_plots(data: dict[str, Any]) -> list[Any]:
+    """Challenger vs champion per metric (overall) and per segment (the gate's segment metric)."""
+    from mlops_provider.web import plots
+
+    challenger = (data.get("challenger_metrics") or {}).get("overall", {})
+    champion = ((data.get("champion_metrics") or {}).get("overall")) or {}
+    bounded = [m for m, v in challenger.items() if isinstance(v, int | float) and 0.0 <= v <= 1.0]
+    figures = [plots.paired_bars("Overall metrics", "metrics", [(m, champion.get(m), challenger[m]) for m in bounded])]
+    segments = [c for c in data.get("checks", []) if str(c.get("check", "")).startswith("segment:")]
+    if segments:
+        metric = segments[0]["metric"]
+        rows = [(c["check"].split(":", 1)[1], c.get("champion"), c.get("challenger")) for c in segments]
+        figures.append(plots.paired_bars(f"{metric} per segment", "segments", rows))
+    return [plots.svg(fig) for fig in figures]
+
+
+def render_ledger(data: dict[str, Any]) -> str:
+    """The verdict ledger page."""
+    from mlops_provider.links import report_url
+
+    evaluation = {"path": None, "rev": None, "rows": None, **(data.get("evaluation_data") or {})}
+    data = {"shadow": None, "human_approvals": [], "checks": [], "champion_version": None, **data,
+            "evaluation_data": evaluation}  # fmt: skip
+    return render(
+        "ledger.html",
+        title=f"Verdict ledger: {data.get('model_name')} v{data.get('challenger_version')}",
+        data=data,
+        plots=ledger_plots(data),
+        json_link=link(report_url(Path(data["path"])), "the ledger as JSON"),
     )

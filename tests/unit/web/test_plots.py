@@ -1,0 +1,61 @@
+"""The plots of the run, ledger and health pages: what each draws, and that text in them is escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_provider.curves import holdout_curves
+from mlops_provider.web import plots
+from mlops_provider.web.health import drift_heatmap
+from mlops_provider.web.records import render_ledger, run_plots
+
+pytestmark = pytest.mark.unit
+
+MARKUP = "<script>alert(1)</script>"
+
+
+def test_run_page_plots_draw_the_curves_and_the_importances() -> None:
+    curves = holdout_curves([0, 1, 0, 1, 1, 0, 1, 0], [0.1, 0.9, 0.4, 0.7, 0.6, 0.2, 0.35, 0.55])
+    svgs = [str(s) for s in run_plots(curves, {"tenure_days": 0.4, MARKUP: 0.1, "note": "not a number"})]
+    kinds = ["roc", "pr", "calibration", "confusion", "importance"]
+    assert [s.split('class="plot ', 1)[1].split('"', 1)[0] for s in svgs] == kinds
+    assert all(s.startswith("<svg") and "<script" not in s for s in svgs)
+    assert "&lt;script&gt;" in svgs[-1] and "tenure_days" in svgs[-1]
+    assert "ROC (AUC 0.875, 8 holdout rows)" in svgs[0]
+    assert svgs[3].count("<rect") == 5  # background and four cells
+    assert run_plots(None, None) == []
+
+
+def test_the_ledger_page_compares_both_models_per_metric_and_segment() -> None:
+    ledger = {
+        "model_name": "churn", "challenger_version": "3", "champion_version": "2", "decision": "reject",
+        "reason": "1 check(s) failed", "path": "/tmp/none.json",
+        "challenger_metrics": {"overall": {"roc_auc": 0.71, "log_loss": 2.3}},
+        "champion_metrics": {"overall": {"roc_auc": 0.70, "log_loss": 2.1}},
+        "checks": [{"check": f"segment:{MARKUP}", "metric": "roc_auc", "champion": 0.7, "challenger": 0.6,
+                    "delta": -0.1, "threshold": 0.05, "passed": False}],
+        "human_approvals": [{"decision": "reject", "by": "ana", "at": "2026-11-28T09:00:00+00:00", "note": MARKUP}],
+        "evaluation_data": {"path": "data/churn/training_set.parquet", "rev": "abc", "rows": 10},
+    }  # fmt: skip
+    from unittest import mock
+
+    with mock.patch("mlops_provider.links.report_url", return_value="/mlops/reports/ledgers/churn/v3/a.json"):
+        page = render_ledger(ledger)
+    assert page.count('class="plot metrics"') == 1 and page.count('class="plot segments"') == 1
+    assert "roc_auc: champion 0.7000" in page and "log_loss" not in page.split('class="plot metrics"')[1][:2000]
+    assert "<script>" not in page and page.count("&lt;script&gt;") >= 3
+    assert "<td>ana</td>" in page
+
+
+def test_the_health_heat_map_is_day_by_column() -> None:
+    drift = [
+        {"day": "2026-11-01", "columns": {"plan": {"score": 0.02, "drifted": False, "method": "psi"},
+                                          MARKUP: {"score": 0.4, "drifted": True, "method": "psi"}}},
+        {"day": "2026-11-02", "columns": {"plan": {"score": 0.3, "drifted": True, "method": "psi"}}},
+        {"day": "2026-11-03"},
+    ]  # fmt: skip
+    svg = str(drift_heatmap(drift))
+    assert svg.count('stroke="#c0392b"') == 2  # the two drifted cells
+    assert "2026-11-02 plan: psi 0.3 (drifted)" in svg and "&lt;script&gt;" in svg and "<script" not in svg
+    assert drift_heatmap([{"day": "2026-11-01"}]) is None
+    assert str(plots.svg(plots.drift_heatmap([], [], {}))).startswith("<svg")
