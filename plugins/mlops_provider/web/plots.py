@@ -13,7 +13,7 @@ from mlops_provider.web.html import render
 W, H, PAD = 320, 260, 44
 
 
-DEFAULTS = {
+DEFAULTS: dict[str, dict[str, Any]] = {
     "rects": {"stroke": None, "title": None},
     "lines": {"dash": None, "width": 2, "title": ""},
     "circles": {"title": ""},
