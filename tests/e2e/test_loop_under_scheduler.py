@@ -322,6 +322,11 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     )["extra_links"]  # fmt: skip
     run_page = airflow.request_text(train_links["MLflow run"])
     assert "roc_auc" in run_page and train_links["MLflow model version"] in run_page
+    assert all(f'class="plot {kind}"' in run_page for kind in ("roc", "pr", "calibration", "confusion", "importance"))
+    ledger_link = airflow.api(
+        "GET", f"/api/v2/dags/{PROMOTION}/dagRuns/{promotion_run}/taskInstances/evaluate/links"
+    )["extra_links"]["Verdict ledger"]  # fmt: skip
+    assert ledger_link.startswith("/mlops/ledgers/") and 'class="plot metrics"' in airflow.request_text(ledger_link)
     data_page = airflow.request_text(train_links["DVC version"])
     assert f"training-set/{CHURN.name}/" in data_page and "assemble_training_set" in data_page
     # The drift trigger's link (Airflow's own) names the training run it triggered, also after the clearing test
@@ -361,15 +366,18 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
         )  # fmt: skip
         assert f"{base}{checked[0]}" in page["links"]  # the button's target is the plugin route that answered 200
         health_page = browser.visit(f"{base}/mlops/health", token=token, screenshot=shots / "model_health.png",
-                                    expect=["Model health", "Champion history", f"v{mlflow['champion']}"])  # fmt: skip
+                                    expect=["Model health", "Champion history", f"v{mlflow['champion']}",
+                                            "Per-column drift over time"])  # fmt: skip
         assert "gate verdict" in health_page["text"]
         run_page = browser.visit(f"{base}{train_links['MLflow run']}", token=token, screenshot=shots / "mlflow_run.png",
-                                 expect=["MLflow run", "Metrics", "roc_auc"])  # fmt: skip
+                                 expect=["MLflow run", "On the holdout", "Metrics", "roc_auc"])  # fmt: skip
+        browser.visit(f"{base}{ledger_link}", token=token, screenshot=shots / "verdict_ledger.png",
+                      expect=["Verdict ledger", "Challenger vs champion", "Checks"])  # fmt: skip
         assert "Open in the MLflow UI" not in run_page["text"]  # the embedded mode runs no MLflow UI
         nav = browser.visit(f"{base}/plugin/model-health", token=token, screenshot=shots / "nav_model_health.png",
                             expect=["Model health"])  # fmt: skip
         assert nav["text"]
-    for name in ("grid.png", "drift_report_links.png", "model_health.png", "mlflow_run.png"):
+    for name in ("grid.png", "drift_report_links.png", "model_health.png", "mlflow_run.png", "verdict_ledger.png"):
         assert (shots / name).stat().st_size > 10_000  # a rendered page, not a blank one
 
 
