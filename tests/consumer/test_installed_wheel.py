@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,11 +91,12 @@ def airflow_requirement(wheel: Path, which: str) -> str:
     return f"apache-airflow=={lowest}" if which == "lowest" else f"apache-airflow{specifiers}"
 
 
-@pytest.mark.parametrize(("python", "airflow", "extra"), MATRIX, ids=[f"py{p}-{a}-{e}" for p, a, e in MATRIX])
-def test_fresh_environment(dist: dict[str, Path], tmp_path: Path, python: str, airflow: str, extra: str) -> None:
-    venv = tmp_path / "venv"
+def consume(dist: dict[str, Path], root: Path, python: str, airflow: str, extra: str) -> dict:
+    """Install the wheel into a fresh environment and look at it as a consumer: what Airflow's CLI lists, and what
+    the probe sees from inside. Returns ``{"providers", "hooks", "plugins", "seen", "venv"}``."""
+    venv = root / "venv"
     uv = str(dist["uv"])
-    subprocess.run([uv, "venv", "-q", "-p", interpreter(python), str(venv)], check=True)
+    subprocess.run([uv, "venv", "-q", "-p", python, str(venv)], check=True)
     bin_dir = venv / "bin"
     install = subprocess.run(
         [uv, "pip", "install", "--python", str(bin_dir / "python"), airflow_requirement(dist["wheel"], airflow),
@@ -102,7 +104,7 @@ def test_fresh_environment(dist: dict[str, Path], tmp_path: Path, python: str, a
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
-    home = tmp_path / "home"
+    home = root / "home"
     home.mkdir()
     env = clean_env(home)
 
@@ -115,19 +117,53 @@ def test_fresh_environment(dist: dict[str, Path], tmp_path: Path, python: str, a
         return json.loads(output[output.index("[") :])
 
     airflow_cli("db", "migrate")
-    providers = {p["package_name"]: p for p in json_of(airflow_cli("providers", "list", "--output", "json"))}
-    assert "airflow-provider-mlops" in providers
-    hooks = {h["connection_type"]: h["class"] for h in json_of(airflow_cli("providers", "hooks", "--output", "json"))}
-    assert hooks["dvc"] == "mlops_provider.hooks.dvc.DvcHook"
-    assert hooks["mlflow"] == "mlops_provider.hooks.mlflow.MlflowHook"
-    assert "mlops" in {p["name"] for p in json_of(airflow_cli("plugins", "--output", "json"))}
-
     probe = subprocess.run(
         [str(bin_dir / "python"), str(PROBE), str(home / "probe.json")], env=env, cwd=home, capture_output=True,
         text=True, timeout=900,
     )  # fmt: skip
     assert probe.returncode == 0, probe.stdout[-2000:] + probe.stderr[-3000:]
-    seen = json.loads((home / "probe.json").read_text())
+    return {
+        "venv": venv,
+        "providers": {p["package_name"]: p for p in json_of(airflow_cli("providers", "list", "--output", "json"))},
+        "hooks": {
+            h["connection_type"]: h["class"] for h in json_of(airflow_cli("providers", "hooks", "--output", "json"))
+        },
+        "plugins": {p["name"] for p in json_of(airflow_cli("plugins", "--output", "json"))},
+        "seen": json.loads((home / "probe.json").read_text()),
+    }
+
+
+@pytest.fixture(scope="module")
+def consumed(dist: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Any]:
+    """Every environment of the matrix, built side by side (threads: the work is in subprocesses); a failure is
+    kept and raised by the test of its environment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pythons = {python: interpreter(python) for python, _, _ in MATRIX}
+    with ThreadPoolExecutor(max_workers=len(MATRIX)) as pool:
+        futures = {
+            case: pool.submit(consume, dist, tmp_path_factory.mktemp(f"py{case[0]}"), pythons[case[0]], *case[1:])
+            for case in MATRIX
+        }
+    results: dict[tuple[str, str, str], Any] = {}
+    for case, future in futures.items():
+        try:
+            results[case] = future.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the case's own test
+            results[case] = exc
+    return results
+
+
+@pytest.mark.parametrize(("python", "airflow", "extra"), MATRIX, ids=[f"py{p}-{a}-{e}" for p, a, e in MATRIX])
+def test_fresh_environment(consumed: dict, python: str, airflow: str, extra: str) -> None:
+    result = consumed[(python, airflow, extra)]
+    if isinstance(result, BaseException):
+        raise result
+    venv, seen = result["venv"], result["seen"]
+    assert "airflow-provider-mlops" in result["providers"]
+    assert result["hooks"]["dvc"] == "mlops_provider.hooks.dvc.DvcHook"
+    assert result["hooks"]["mlflow"] == "mlops_provider.hooks.mlflow.MlflowHook"
+    assert "mlops" in result["plugins"]
 
     assert seen["python"] == python
     assert seen["package_file"].startswith(str(venv)), "the probe imported the repository, not the wheel"
