@@ -96,11 +96,15 @@ def idle(airflow: EmbeddedAirflow, dag_id: str) -> bool:
     return not waiting and all(r["state"] in ("success", "failed") for r in runs)
 
 
-def wait_for_dags(airflow: EmbeddedAirflow, timeout: float = 180) -> None:
-    """Every model's DAGs are parsed (both example models), with no import error."""
-    wanted = {dag for model in (CHURN, FRAUD) for dag in model.dags}
+def wait_for_dags(
+    airflow: EmbeddedAirflow, timeout: float = 180, models: tuple[LoopModel, ...] = (CHURN, FRAUD)
+) -> None:
+    """Every model's DAGs are parsed (default: both example models), with no import error."""
+    wanted = {dag for model in models for dag in model.dags}
 
     def loaded() -> bool:
+        errors = airflow.api("GET", "/api/v2/importErrors")
+        assert errors["total_entries"] == 0, errors  # fail now, with the error, not after the timeout
         ids = {d["dag_id"] for d in airflow.api("GET", "/api/v2/dags?limit=100")["dags"]}
         return wanted <= ids
 

@@ -28,8 +28,23 @@ def training_set(mlops_home, tmp_path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    """Four runs trained once: weak, good, good again (same data and params), and one taught inverted premium labels."""
+def trained(trained_pool, tmp_path_factory) -> dict:
+    """The pool of trained models in a home of this module's own: a copy of the session's pool (its MLflow store,
+    data registry and files), so what one module registers or promotes is not seen by another. The copy's runs
+    keep their artifacts where the pool put them (read, never rewritten)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("pool-copy") / "mlops"
+    shutil.copytree(trained_pool["home"], home, symlinks=True)
+    for name in ("clean.parquet", "noisy.parquet"):
+        shutil.copy(trained_pool["home"].parent / name, home.parent / name)
+    return {"home": home, "runs": trained_pool["runs"]}
+
+
+@pytest.fixture(scope="session")
+def trained_pool(tmp_path_factory) -> dict:
+    """Four runs trained once per session: weak, good, good again (same data and params), and one taught inverted
+    premium labels."""
     home = tmp_path_factory.mktemp("promotion") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
