@@ -60,6 +60,34 @@ class Loop:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def prepared_environment(
+    airflow_bin: str, home: Path, dags: Path, mlops: Path, start: dt.date, **extra: str
+) -> dict[str, str]:
+    """The environment of a fresh embedded Airflow on its own home, database, DAG folder and MLOPS_HOME (source
+    DB in it), migrated and with the project's pools; ``extra`` adds or overrides variables."""
+    import json
+    import os
+
+    from tests.helpers import PROJECT_ROOT
+
+    env = dict(
+        os.environ,
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        MLOPS_HOME=str(mlops),
+        MLOPS_START_DATE=start.isoformat(),
+        AIRFLOW_CONN_MLOPS_SOURCE=json.dumps({"conn_type": "sqlite", "host": str(mlops / "source.db")}),
+        AIRFLOW__CORE__PARALLELISM="4",
+        MLOPS_PROJECT_ROOT=str(PROJECT_ROOT),
+        **extra,
+    )
+    subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow_bin, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env,
+                   check=True, capture_output=True)  # fmt: skip
+    return env
+
+
 def git(workspace: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=workspace, capture_output=True, text=True, check=True).stdout.strip()
 

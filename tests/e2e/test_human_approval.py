@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow
-from tests.e2e.loop import CHURN, dag_runs, unpause, wait_for, wait_for_dags
+from tests.e2e.loop import CHURN, dag_runs, prepared_environment, unpause, wait_for, wait_for_dags
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -56,21 +54,9 @@ def airflow(tmp_path_factory):
     end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=2), end)
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, SourceSpec(drift_from=days[1]))
-    env = dict(
-        os.environ,
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        MLOPS_HOME=str(mlops),
-        MLOPS_MODELS_DIR=str(spec_asking_humans(root / "models")),
-        MLOPS_START_DATE=days[0].isoformat(),
-        AIRFLOW_CONN_MLOPS_SOURCE=json.dumps({"conn_type": "sqlite", "host": str(mlops / "source.db")}),
-        AIRFLOW__CORE__PARALLELISM="4",
-        MLOPS_PROJECT_ROOT=str(PROJECT_ROOT),
+    env = prepared_environment(
+        AIRFLOW, home, dags, mlops, days[0], MLOPS_MODELS_DIR=str(spec_asking_humans(root / "models"))
     )
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([AIRFLOW, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env, check=True,
-                   capture_output=True)  # fmt: skip
     instance = EmbeddedAirflow(airflow_bin=AIRFLOW, airflow_home=home, port=PORT, env=env)
     instance.start()
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.e2e.loop import (
     dag_runs,
     git,
     mlflow_state,
+    prepared_environment,
     task_states,
     unpause,
     wait_for,
@@ -118,21 +118,7 @@ def loop(tmp_path_factory):
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
     spec = SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"})
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, spec)
-    env = dict(
-        os.environ,
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        MLOPS_HOME=str(mlops),
-        MLOPS_START_DATE=days[0].isoformat(),
-        AIRFLOW_CONN_MLOPS_SOURCE=json.dumps({"conn_type": "sqlite", "host": str(mlops / "source.db")}),
-        AIRFLOW__CORE__PARALLELISM="4",
-        MLOPS_PROJECT_ROOT=str(PROJECT_ROOT),
-        MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat(),
-    )
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([AIRFLOW, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    env = prepared_environment(AIRFLOW, home, dags, mlops, days[0], MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat())
     airflow = EmbeddedAirflow(airflow_bin=AIRFLOW, airflow_home=home, port=PORT, env=env)
     airflow.start()
     try:

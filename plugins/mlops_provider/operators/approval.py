@@ -111,7 +111,15 @@ def human_verdict(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class PromotionApprovalOperator(MlflowHookMixin, ApprovalOperator):
+class _ApprovalWithNote(ApprovalOperator):
+    """An ``ApprovalOperator`` whose default (taken at the timeout) is Reject, with a free-text ``note`` field."""
+
+    def __init__(self, *, subject: str, note_kept: str, response_timeout: dt.timedelta, **kwargs: Any) -> None:
+        kwargs.setdefault("params", {NOTE_PARAM: Param("", type="string", description=f"why (kept {note_kept})")})
+        super().__init__(subject=subject, defaults=ApprovalOperator.REJECT, response_timeout=response_timeout, **kwargs)
+
+
+class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
     """Wait for a human to approve a challenger's promotion, showing the verdict ledger's summary.
 
     Runs after the gate and the shadow check. The form shows the metrics of both models, the segment deltas, the
@@ -142,9 +150,12 @@ class PromotionApprovalOperator(MlflowHookMixin, ApprovalOperator):
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("subject", f"Promote a new {model_name} champion?")
-        kwargs.setdefault("params", {NOTE_PARAM: Param("", type="string", description="why (kept in the ledger)")})
-        super().__init__(defaults=ApprovalOperator.REJECT, response_timeout=response_timeout, **kwargs)
+        super().__init__(
+            subject=kwargs.pop("subject", f"Promote a new {model_name} champion?"),
+            note_kept="in the ledger",
+            response_timeout=response_timeout,
+            **kwargs,
+        )
         self.model_name = model_name
         self.evaluation = evaluation
         self.mlflow_conn_id = mlflow_conn_id
@@ -185,7 +196,7 @@ def review_dir(model_name: str, day: str) -> Path:
     return reports_dir() / "alarm-reviews" / model_name / day
 
 
-class RetrainingApprovalOperator(ApprovalOperator):
+class RetrainingApprovalOperator(_ApprovalWithNote):
     """Ask a human before an alarm triggers retraining (a model whose spec flags retraining for review).
 
     Runs between the drift sensor (the alarm) and the retraining trigger. The form shows the alarm's numbers and
@@ -210,9 +221,12 @@ class RetrainingApprovalOperator(ApprovalOperator):
         response_timeout: dt.timedelta = dt.timedelta(hours=24),
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("subject", f"Retrain {model_name}?")
-        kwargs.setdefault("params", {NOTE_PARAM: Param("", type="string", description="why (kept beside the alarm)")})
-        super().__init__(defaults=ApprovalOperator.REJECT, response_timeout=response_timeout, **kwargs)
+        super().__init__(
+            subject=kwargs.pop("subject", f"Retrain {model_name}?"),
+            note_kept="beside the alarm",
+            response_timeout=response_timeout,
+            **kwargs,
+        )
         self.model_name = model_name
         self.decision = decision
 
