@@ -71,14 +71,23 @@ class Browser:
         self.close()
 
     def visit(
-        self, url: str, *, token: str, expect: list[str], screenshot: Path, timeout: float = 90.0
+        self,
+        url: str,
+        *,
+        token: str,
+        expect: list[str],
+        screenshot: Path,
+        timeout: float = 90.0,
+        full_page: bool = False,
     ) -> dict[str, Any]:
         """Open ``url`` signed in with ``token``; wait until every string of ``expect`` is in the page text;
-        save a PNG screenshot. Returns ``{"text", "links", "title"}`` (visible text; hrefs of all anchors; the
-        document's title after the page's scripts ran)."""
-        return asyncio.run(self._visit(url, token, expect, screenshot, timeout))
+        save a PNG screenshot (``full_page``: the whole page, not only the window). Returns ``{"text", "links",
+        "title"}`` (visible text; hrefs of all anchors; the document's title after the page's scripts ran)."""
+        return asyncio.run(self._visit(url, token, expect, screenshot, timeout, full_page))
 
-    async def _visit(self, url: str, token: str, expect: list[str], screenshot: Path, timeout: float) -> dict:
+    async def _visit(
+        self, url: str, token: str, expect: list[str], screenshot: Path, timeout: float, full_page: bool
+    ) -> dict:
         import websockets
 
         async with websockets.connect(self._page_ws, max_size=64 * 2**20) as ws:
@@ -118,6 +127,11 @@ class Browser:
                 returnByValue=True,
             )  # fmt: skip
             title = await call("Runtime.evaluate", expression="document.title", returnByValue=True)
-            shot = await call("Page.captureScreenshot", format="png")
+            if full_page:
+                size = (await call("Page.getLayoutMetrics"))["cssContentSize"]
+                clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}
+                shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)
+            else:
+                shot = await call("Page.captureScreenshot", format="png")
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             return {"text": text, "links": links["result"].get("value") or [], "title": title["result"].get("value")}

@@ -352,12 +352,14 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
         )  # fmt: skip
         assert f"{base}{checked[0]}" in page["links"]  # the button's target is the plugin route that answered 200
         health_page = browser.visit(f"{base}/mlops/health", token=token, screenshot=shots / "model_health.png",
+                                    full_page=True,
                                     expect=["Model health", "Champion history", f"v{mlflow['champion']}",
                                             "Per-column drift over time"])  # fmt: skip
         assert "gate verdict" in health_page["text"]
         run_page = browser.visit(f"{base}{train_links['MLflow run']}", token=token, screenshot=shots / "mlflow_run.png",
+                                 full_page=True,
                                  expect=["MLflow run", "On the holdout", "Metrics", "roc_auc"])  # fmt: skip
-        browser.visit(f"{base}{ledger_link}", token=token, screenshot=shots / "verdict_ledger.png",
+        browser.visit(f"{base}{ledger_link}", token=token, screenshot=shots / "verdict_ledger.png", full_page=True,
                       expect=["Verdict ledger", "Challenger vs champion", "Checks"])  # fmt: skip
         assert "Open in the MLflow UI" not in run_page["text"]  # the embedded mode runs no MLflow UI
         nav = browser.visit(f"{base}/plugin/model-health", token=token, screenshot=shots / "nav_model_health.png",
