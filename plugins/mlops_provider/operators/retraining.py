@@ -33,18 +33,25 @@ def trigger_records_dir(trigger_dag_id: str) -> Path:
     return reports_dir() / "retraining" / trigger_dag_id
 
 
-def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
-    """The trigger records of ``trigger_dag_id`` written at or after ``since`` (real time)."""
-    from mlops_provider.evidence import attempts
-
-    recent = []
-    for record in attempts(trigger_records_dir(trigger_dag_id)):
+def records_since(records: list[dict[str, Any]], since: dt.datetime) -> list[dict[str, Any]]:
+    """The trigger records whose ``triggered_at`` is at or after ``since``, oldest first (an unreadable record is
+    left out)."""
+    dated = []
+    for record in records:
         try:
-            if dt.datetime.fromisoformat(record["triggered_at"]) >= since:
-                recent.append(record)
+            at = dt.datetime.fromisoformat(record["triggered_at"])
         except (ValueError, KeyError, TypeError):
             continue
-    return recent
+        if at >= since:
+            dated.append((at, record))
+    return [record for _, record in sorted(dated, key=lambda item: item[0])]
+
+
+def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """The trigger records of ``trigger_dag_id`` written at or after ``since`` (real time), oldest first."""
+    from mlops_provider.evidence import attempts
+
+    return records_since(attempts(trigger_records_dir(trigger_dag_id)), since)
 
 
 class TriggerRetrainingOperator(TriggerDagRunOperator):
@@ -201,21 +208,14 @@ def schedule_rails_decision(
     """Why a scheduled training must not run now (``None``: it may), given the trigger records of the training
     DAG (any reason: drift, performance, schedule): the same cooldown and weekly budget as drift-triggered
     trainings, counted in real time (a schedule has no data window)."""
-    times = []
-    for record in records:
-        try:
-            times.append((dt.datetime.fromisoformat(record["triggered_at"]), record))
-        except (ValueError, KeyError, TypeError):
-            continue
-    times.sort(key=lambda item: item[0])
     if cooldown_days:
-        recent = [r for t, r in times if now - t < dt.timedelta(days=cooldown_days)]
+        recent = records_since(records, now - dt.timedelta(days=cooldown_days))
         if recent:
             return (
                 f"cooldown: {recent[-1].get('run_id')} ({recent[-1].get('reason')}) was triggered within "
                 f"{cooldown_days} day(s)"
             )
-    week = [r for t, r in times if now - t < dt.timedelta(days=7)]
+    week = records_since(records, now - dt.timedelta(days=7))
     if len(week) >= max_per_week:
         return f"budget: {len(week)} trainings triggered in the last 7 days (max_per_week {max_per_week})"
     return None
