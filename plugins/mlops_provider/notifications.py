@@ -105,7 +105,7 @@ def build_notice(
         )
         where = f" It was moved to {r['quarantined_to']}." if r.get("quarantined_to") else ""
         if r.get("result_path"):
-            link("validation result", f"/mlops/reports/{_report_path(r['result_path'])}")
+            link("validation result", _report_url(r["result_path"]))
         return Notice(
             event,
             f"[mlops] {model}: partition {r.get('partition', '?')} of {r.get('dataset', '?')} quarantined",
@@ -206,16 +206,17 @@ def build_notice(
     raise ValueError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")
 
 
-def _report_path(path: str) -> str:
-    """A file under ``$MLOPS_HOME/reports`` as the plugin serves it."""
+def _report_url(path: str) -> str:
+    """Where the plugin serves a file of ``$MLOPS_HOME/reports`` (:func:`~mlops_provider.links.report_url`); a
+    file outside it by its name under the reports."""
     from pathlib import Path
 
-    from mlops_provider.paths import reports_dir
+    from mlops_provider.links import REPORTS_URL_PREFIX, report_url
 
     try:
-        return str(Path(path).resolve().relative_to(reports_dir().resolve()))
+        return report_url(Path(path))
     except ValueError:
-        return Path(path).name
+        return f"{REPORTS_URL_PREFIX}/{Path(path).name}"
 
 
 class MlopsEventNotifier(BaseNotifier):
