@@ -101,6 +101,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             timestamp_column=data.timestamp_column,
             parse_dates=data.parse_dates or [data.timestamp_column],
             dataset=data.name,
+            chunk_rows=data.chunk_rows,
         )
         validate = GreatExpectationsValidateOperator(
             task_id="validate",
@@ -108,6 +109,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             suite_path=str(spec.resolve(spec.validation)),
             dataset=data.name,
             timestamp_column=data.timestamp_column,
+            chunk_rows=data.chunk_rows,
             **_notify(spec, "quarantine"),
         )
         version_partition = DvcVersionOperator(

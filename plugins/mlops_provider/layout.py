@@ -10,6 +10,18 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+# Rows an ingest step holds at a time (the extract's fetch and parquet row group, validation's batch): peak memory
+# of ingest grows with it, not with the partition (docs/benchmarks.md measures both).
+DEFAULT_CHUNK_ROWS = 500_000
+
+
+def check_chunk_rows(value: object) -> int:
+    """``value`` when it is a positive number of rows; else a ValueError naming it."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"chunk_rows must be a positive number of rows, got {value!r}")
+    return value
+
+
 # -- the data registry (DVC + git) ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops_provider.layout import DEFAULT_CHUNK_ROWS
+
 NAME = r"^[a-z][a-z0-9_]{1,62}$"
 DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisquare", "z", "hellinger")
 
@@ -38,6 +40,9 @@ class DatasetSpec(_Section):
     timestamp_column: str = Field(description="event time column; each run extracts its own data interval")
     key_column: str = Field(description="entity key: the holdout split hashes it")
     parse_dates: list[str] = Field(default_factory=list, description="columns to parse as datetimes")
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS, ge=1, description="rows extracted and validated at a time (sets peak memory)"
+    )
 
 
 class LabelSpec(_Section):

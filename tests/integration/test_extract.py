@@ -89,10 +89,37 @@ def test_postgresql_source(postgres_url, mlops_home, monkeypatch):
     url = create_engine(postgres_url).url
     conn = {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}
     monkeypatch.setenv("AIRFLOW_CONN_PG_SOURCE", json.dumps(conn))
-    result = extract(conn_id="pg_source").execute(task_context(DAY))
-    frame = pd.read_parquet(result["path"])
-    assert len(frame) == len(generate_day(DAY, SPEC))
-    assert frame["event_ts"].dt.date.eq(DAY).all()
+    whole = pd.read_parquet(extract(conn_id="pg_source").execute(task_context(DAY))["path"])
+    assert len(whole) == len(generate_day(DAY, SPEC))
+    assert whole["event_ts"].dt.date.eq(DAY).all()
+    # Streamed through the server-side cursor 150 rows at a time: the same rows and dtypes.
+    streamed = extract(conn_id="pg_source", chunk_rows=150).execute(task_context(DAY))
+    pd.testing.assert_frame_equal(pd.read_parquet(streamed["path"]), whole)
+
+
+def test_chunks_are_row_groups_and_widen_to_the_types_of_a_single_read(mlops_home):
+    """Bounded-memory extract (issue 18): rows come and are written chunk_rows at a time (a row group each); a
+    column typed differently by a later chunk (NULLs in an integer column, text in a numeric one) is widened in
+    the whole file, so the file reads as one single-chunk extract."""
+    import pyarrow.parquet as pq
+
+    engine = create_engine(f"sqlite:///{mlops_home / 'source.db'}")
+    seed_range(engine, [DAY], SPEC)
+    with engine.begin() as conn:  # the last rows of the day: a NULL tenure (an integer column) and text charges
+        last = conn.exec_driver_sql("SELECT max(event_ts) FROM customer_activity").scalar()
+        conn.exec_driver_sql(
+            "UPDATE customer_activity SET tenure_days = NULL, monthly_charges = 'n/a' WHERE event_ts = ?", (last,)
+        )
+    single = pd.read_parquet(extract(output_path=str(mlops_home / "single.parquet")).execute(task_context(DAY))["path"])
+    result = extract(chunk_rows=100).execute(task_context(DAY))
+    assert pq.ParquetFile(result["path"]).metadata.num_row_groups == -(-result["rows"] // 100) > 5
+    chunked = pd.read_parquet(result["path"])
+    pd.testing.assert_frame_equal(chunked, single)
+    assert chunked["tenure_days"].dtype == "float64" and chunked["tenure_days"].isna().sum() >= 1
+    assert (chunked["monthly_charges"] == "n/a").sum() >= 1
+    assert sorted(p.name for p in (mlops_home / "staging" / "customer_activity").iterdir()) == [f"{DAY}.parquet"]
+    with pytest.raises(ValueError, match="chunk_rows must be a positive number of rows, got 0"):
+        extract(chunk_rows=0)
 
 
 def test_text_in_a_numeric_column_is_kept_for_validation(mlops_home):

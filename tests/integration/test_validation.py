@@ -221,3 +221,44 @@ def test_every_failed_attempt_keeps_its_quarantined_file_and_result(good_partiti
         result = json.loads((kept.parent / "validation_result.json").read_text())
         assert any(r["expectation_config"]["type"] == kind and not r["success"] for r in result["results"])
         assert Path(summary["result_path"]).is_file()
+
+
+def _verdicts(summary: dict) -> tuple:
+    """Every expectation's verdict and counts from the full result, and the summary's failed checks (exceptions
+    and float observations compared as far as they are stable)."""
+    result = json.loads(Path(summary["result_path"]).read_text())
+
+    def observed(value):
+        return round(value, 9) if isinstance(value, float) else value
+
+    per_expectation = [
+        (
+            item["expectation_config"]["type"],
+            item["expectation_config"]["kwargs"].get("column"),
+            item["success"],
+            {k: observed(v) for k, v in (item.get("result") or {}).items() if not k.startswith("partial_")},
+        )
+        for item in result.get("results", [])
+    ]
+    failed = [
+        {k: observed(v) for k, v in f.items() if k != "exception"} | {"exception": "exception" in f}
+        for f in summary["failed_expectations"]
+    ]
+    return summary["success"], summary["statistics"], failed, per_expectation
+
+
+@pytest.mark.parametrize("kind", ["good", *sorted(BAD_PARTITIONS)])
+def test_batches_give_the_verdicts_and_counts_of_a_whole_frame_run(kind, good_partition):
+    """Bounded-memory validation (issue 18): a partition validated 700 rows at a time gives, for every expectation,
+    the verdict and counts of one whole-frame run, on good data and on every kind of bad partition (duplicate keys
+    span batches; the row count of each batch is under the suite's minimum)."""
+    path = good_partition if kind == "good" else make_bad(good_partition, kind)
+    whole = validate(path, mode="warn", chunk_rows=None, timestamp_column="event_ts").execute(task_context(DAY))
+    batched = validate(path, mode="warn", chunk_rows=700, timestamp_column="event_ts").execute(task_context(DAY))
+    assert whole["batches"] == 0
+    if kind not in ("row_count_collapse", "empty", "truncated_file"):
+        assert batched["batches"] >= 3
+    assert _verdicts(batched) == _verdicts(whole)
+    assert batched["success"] is (kind == "good")
+    if batched["docs_path"]:
+        assert Path(batched["docs_path"]).is_file()

@@ -14,6 +14,8 @@ from airflow.sdk import BaseHook
 from mlops_provider.extras import require
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
     from great_expectations.data_context import AbstractDataContext
 
@@ -67,26 +69,38 @@ class GreatExpectationsHook(BaseHook):
             raise ValueError(f"expectation suite file {suite_path} needs a 'name' and an 'expectations' list")
         return data
 
+    def _validation_definition(self, suite_path: Path) -> Any:
+        """The suite (from its file) on a whole-dataframe batch definition, registered in the context."""
+        import great_expectations as gx
+
+        context = self.context
+        suite = context.suites.add_or_update(gx.ExpectationSuite(**self.read_suite_file(suite_path)))
+        batch_definition = (
+            context.data_sources.add_or_update_pandas("pandas")
+            .add_dataframe_asset(suite.name)
+            .add_batch_definition_whole_dataframe("whole")
+        )
+        return context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
+        )
+
+    def _docs_page(self, identifier: Any) -> str | None:
+        for site in self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
+            url = site.get("site_url") or ""
+            if url.startswith("file://"):
+                return unquote(url.removeprefix("file://"))
+        return None
+
     def validate_dataframe(
         self, frame: pd.DataFrame, suite_path: Path, run_name: str, batch_parameters: dict[str, Any] | None = None
     ) -> tuple[Any, str | None]:
         """Validate ``frame`` against the suite; returns the GX validation result and its Data Docs page path."""
         import great_expectations as gx
 
-        suite_data = self.read_suite_file(suite_path)
-        context = self.context
-        suite = context.suites.add_or_update(gx.ExpectationSuite(**suite_data))
-        batch_definition = (
-            context.data_sources.add_or_update_pandas("pandas")
-            .add_dataframe_asset(suite.name)
-            .add_batch_definition_whole_dataframe("whole")
-        )
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
-        )
-        checkpoint = context.checkpoints.add_or_update(
+        definition = self._validation_definition(suite_path)
+        checkpoint = self.context.checkpoints.add_or_update(
             gx.Checkpoint(
-                name=f"{suite.name}-checkpoint",
+                name=f"{definition.suite.name}-checkpoint",
                 validation_definitions=[definition],
                 actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE_NAME])],
                 result_format={"result_format": "SUMMARY"},
@@ -96,9 +110,58 @@ class GreatExpectationsHook(BaseHook):
         params["dataframe"] = frame
         checkpoint_result = checkpoint.run(batch_parameters=params, run_id=gx.RunIdentifier(run_name=run_name))
         identifier, result = next(iter(checkpoint_result.run_results.items()))
-        docs_page = None
-        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
-            url = site.get("site_url") or ""
-            if url.startswith("file://"):
-                docs_page = unquote(url.removeprefix("file://"))
-        return result, docs_page
+        return result, self._docs_page(identifier)
+
+    def validate_batches(
+        self,
+        batches: Iterable[pd.DataFrame],
+        suite_path: Path,
+        run_name: str,
+        batch_parameters: dict[str, Any] | None = None,
+    ) -> tuple[Any, str | None]:
+        """Validate a partition given as successive batches (DataFrames of the same columns and dtypes) in memory
+        of one batch; the result is the whole partition's (see :mod:`mlops_provider.validation_batches`), with
+        its Data Docs page. Returns what :meth:`validate_dataframe` returns.
+
+        Raises ``ValueError`` naming the expectation types of the suite that have no exact merge across batches:
+        validate such a suite with :meth:`validate_dataframe`."""
+        import great_expectations as gx
+
+        from mlops_provider.validation_batches import BatchMerger, unmergeable
+
+        suite_data = self.read_suite_file(suite_path)
+        unsupported = unmergeable(suite_data["expectations"])
+        if unsupported:
+            names = ", ".join(unsupported)
+            raise ValueError(f"expectation suite {suite_path}: {names} cannot be merged exactly across batches")
+        definition = self._validation_definition(suite_path)
+        run_id = gx.RunIdentifier(run_name=run_name)
+        merger, first = BatchMerger(), None
+        for frame in batches:
+            params = {**(batch_parameters or {}), "dataframe": frame}
+            result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)
+            merger.add(result.to_json_dict()["results"], frame)
+            first = first or result
+        if first is None:
+            raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
+        for item, merged in zip(first.results, merger.merged(), strict=True):
+            item.success, item.result = merged["success"], merged["result"]
+            if merged["exception_info"]:
+                item.exception_info = merged["exception_info"]
+        evaluated = len(first.results)
+        successful = sum(1 for item in first.results if item.success)
+        first.success = successful == evaluated
+        first.statistics.update(
+            evaluated_expectations=evaluated,
+            successful_expectations=successful,
+            unsuccessful_expectations=evaluated - successful,
+            success_percent=100.0 * successful / evaluated if evaluated else None,
+        )
+        first.meta["batches"] = merger.batches
+        # The results store keeps the last batch's result under this run's identifier: the merged one replaces it,
+        # then the Data Docs site renders the whole partition's page.
+        store = self.context.validation_results_store
+        identifier: Any = next(key for key in store.list_keys() if key.run_id.run_name == run_name)  # type: ignore[attr-defined]
+        store.set(identifier, first)
+        self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
+        return first, self._docs_page(identifier)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.evidence import attempt_key
 from mlops_provider.files import write_atomic
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage import Lineage, OpenLineageMixin, gx_assertions, gx_validation
 from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
 from mlops_provider.paths import quarantine_dir, reports_dir
@@ -122,26 +123,108 @@ def normalize_types(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     return out, changed
 
 
+class IntervalTally:
+    """Counts rows of ``column`` outside ``[start, end)`` over one frame or successive batches of a partition."""
+
+    def __init__(self, column: str, start: Any, end: Any) -> None:
+        import pandas as pd
+
+        self.column = column
+        self.lower, self.upper = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+        self.rows = self.outside = 0
+        self.low: Any = None
+        self.high: Any = None
+        self.missing = False
+
+    def add(self, frame: pd.DataFrame) -> None:
+        import pandas as pd
+
+        self.rows += len(frame)
+        if self.column not in frame.columns:
+            self.missing = True
+            return
+        values = pd.to_datetime(frame[self.column], utc=True, errors="coerce")
+        outside = values[values.notna() & ((values < self.lower) | (values >= self.upper))]
+        if len(outside):
+            self.outside += len(outside)
+            self.low = outside.min() if self.low is None else min(self.low, outside.min())
+            self.high = outside.max() if self.high is None else max(self.high, outside.max())
+
+    def failed(self) -> dict[str, Any] | None:
+        """The failed-check entry (``rows_within_data_interval``), or None when every row is inside."""
+        base = {"expectation": "rows_within_data_interval", "column": self.column}
+        if self.missing:
+            return {**base, "unexpected_count": None, "unexpected_percent": None, "observed_value": None,
+                    "exception": f"column {self.column!r} is not in the data"}  # fmt: skip
+        if not self.outside:
+            return None
+        return {
+            **base,
+            "unexpected_count": self.outside,
+            "unexpected_percent": round(100.0 * self.outside / max(self.rows, 1), 4),
+            "observed_value": f"{self.low} .. {self.high} outside [{self.lower}, {self.upper})",
+        }
+
+
 def interval_check(frame: pd.DataFrame, column: str, start: Any, end: Any) -> dict[str, Any] | None:
     """A failed-check entry when rows of ``column`` fall outside ``[start, end)`` (or the column is missing)."""
-    import pandas as pd
+    tally = IntervalTally(column, start, end)
+    tally.add(frame)
+    return tally.failed()
 
-    base = {"expectation": "rows_within_data_interval", "column": column}
-    if column not in frame.columns:
-        return {**base, "unexpected_count": None, "unexpected_percent": None, "observed_value": None,
-                "exception": f"column {column!r} is not in the data"}  # fmt: skip
-    values = pd.to_datetime(frame[column], utc=True, errors="coerce")
-    lower, upper = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
-    outside = values.notna() & ((values < lower) | (values >= upper))
-    count = int(outside.sum())
-    if not count:
-        return None
-    return {
-        **base,
-        "unexpected_count": count,
-        "unexpected_percent": round(100.0 * count / max(len(frame), 1), 4),
-        "observed_value": f"{values[outside].min()} .. {values[outside].max()} outside [{lower}, {upper})",
-    }
+
+class UnreadableFileError(Exception):
+    """The partition file cannot be read (truncated, corrupt, not parquet)."""
+
+
+def null_counts(file: Any, columns: Sequence[str]) -> dict[str, int]:
+    """Nulls per column over a whole ``pyarrow.parquet.ParquetFile``: from the row-group statistics, or by
+    reading the one column where a row group has none."""
+    counts: dict[str, int] = {}
+    meta = file.metadata
+    for name in columns:
+        total = 0
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            chunks = (row_group.column(i) for i in range(row_group.num_columns))
+            chunk = next((c for c in chunks if c.path_in_schema == name), None)
+            stats = chunk.statistics if chunk is not None else None
+            if stats is None or not stats.has_null_count:
+                total = file.read(columns=[name]).column(0).null_count
+                break
+            total += stats.null_count
+        counts[name] = int(total)
+    return counts
+
+
+def parquet_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """The file as successive DataFrames of at most ``rows`` rows, typed as ``pandas.read_parquet`` types the
+    whole file (see :func:`mlops_provider.validation_batches.batch_dtypes`); at least one (empty) frame.
+    Raises :class:`UnreadableFileError` when the file cannot be read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops_provider.validation_batches import batch_dtypes
+
+    try:
+        file = pq.ParquetFile(path)
+        schema = file.schema_arrow
+        widened = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)]
+        dtypes = batch_dtypes(schema, null_counts(file, widened))
+        batches = file.iter_batches(batch_size=rows)
+        first = True
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            first = False
+            yield frame.astype(dtypes) if dtypes else frame
+        if first:
+            yield schema.empty_table().to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise UnreadableFileError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
 
 class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
@@ -162,6 +245,12 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     whose timestamp is outside the run's data interval ``[data_interval_start, data_interval_end)`` fail the check
     ``rows_within_data_interval``: a partition holds exactly its own interval.
 
+    A parquet file is validated ``chunk_rows`` rows at a time and the batches' results are merged into the
+    verdict, counts and Data Docs page of the whole partition (:mod:`mlops_provider.validation_batches`), so
+    memory is set by ``chunk_rows``, not by the partition. A suite with an expectation that has no exact merge
+    (a median, a quantile...), a CSV file, a given DataFrame or ``chunk_rows=None`` validate the whole frame at
+    once; the log says which and why. XCom ``batches`` says how many batches were validated (0: whole frame).
+
     :param data_path: partition file to validate, ``.parquet`` or ``.csv`` (templated).
     :param suite_path: expectation suite JSON file (templated).
     :param dataset: dataset name, used in paths and messages (templated).
@@ -172,9 +261,10 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         ``$MLOPS_HOME/quarantine/<dataset>/<partition>``).
     :param timestamp_column: column whose values must lie in the run's data interval (templated; empty: no check).
     :param dataframe: validate this DataFrame instead of a file (Python use; nothing is quarantined).
+    :param chunk_rows: rows per validated batch of a parquet file (None: the whole file at once).
 
     XCom (return value, and key ``validation_summary`` also on failure): ``{"success", "dataset",
-    "partition", "attempt", "data_path", "statistics", "failed_expectations" [{"expectation", "column",
+    "partition", "attempt", "data_path", "batches", "statistics", "failed_expectations" [{"expectation", "column",
     "unexpected_count", "unexpected_percent", "observed_value", "exception"?, "missing_columns"?,
     "unexpected_columns"?}], "normalized_types", "result_path", "docs_path", "quarantined_to"}``.
     """
@@ -203,12 +293,14 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         quarantine_path: str | None = None,
         timestamp_column: str | None = None,
         dataframe: pd.DataFrame | None = None,
+        chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retries", 0)  # a data failure does not go away by retrying
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.chunk_rows = None if chunk_rows is None else check_chunk_rows(chunk_rows)
         if (data_path is None) == (dataframe is None):
             raise ValueError("give exactly one of data_path and dataframe")
         self.data_path = data_path
@@ -239,6 +331,75 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             return pd.read_csv(path)
         return pd.read_parquet(path)
 
+    def _whole_frame_reason(self, data_path: Path | None) -> str | None:
+        """Why this partition is validated as one frame, or None when it goes in batches."""
+        from mlops_provider.validation_batches import unmergeable
+
+        if data_path is None:
+            return "a DataFrame was given"
+        if self.chunk_rows is None:
+            return "chunk_rows is None"
+        if data_path.suffix != ".parquet":
+            return f"{data_path.suffix or 'a file without suffix'} is read whole (batches need parquet)"
+        unsupported = unmergeable(GreatExpectationsHook.read_suite_file(Path(self.suite_path))["expectations"])
+        if unsupported:
+            return f"the suite has {', '.join(unsupported)}, which cannot be merged exactly across batches"
+        return None
+
+    def _interval_tally(self, context: Context) -> IntervalTally | None:
+        if not self.timestamp_column:
+            return None
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise AirflowFailException(
+                f"timestamp_column={self.timestamp_column!r} needs a run with a data interval; this run has none "
+                "(a manual run without a logical date). Drop timestamp_column or trigger with a logical date."
+            )
+        return IntervalTally(str(self.timestamp_column), start, end)
+
+    def _validate(
+        self, data_path: Path | None, run_name: str, tally: IntervalTally | None
+    ) -> tuple[Any, str | None, dict[str, str], int, int, list[str]]:
+        """GX result, Data Docs page, normalized types, rows, batches (0: whole frame) and columns of the
+        partition. Raises :class:`UnreadableFileError` when the file cannot be read."""
+        normalized: dict[str, str] = {}
+        rows = 0
+        columns: list[str] = []
+        reason = self._whole_frame_reason(data_path)
+
+        def prepared(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            nonlocal rows
+            for frame in frames:
+                frame, changed = normalize_types(frame)
+                normalized.update(changed)
+                rows += len(frame)
+                columns[:] = [str(c) for c in frame.columns]
+                if tally is not None:
+                    tally.add(frame)
+                yield frame
+
+        if reason is None:
+            self.log.info("Validating %s in batches of %d rows", data_path, self.chunk_rows)
+            batches = prepared(parquet_batches(data_path, int(self.chunk_rows)))  # type: ignore[arg-type]
+            result, docs_page = self.hook.validate_batches(
+                batches, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
+            )
+            count = int(result.meta.get("batches", 1))
+        else:
+            self.log.info("Validating the whole frame at once: %s", reason)
+            try:
+                frame = self.dataframe if self.dataframe is not None else self._read(data_path)  # type: ignore[arg-type]
+            except Exception as exc:  # unreadable, truncated or corrupt file
+                raise UnreadableFileError(f"{type(exc).__name__}: {exc}"[:300]) from exc
+            (frame,) = prepared(iter([frame]))
+            result, docs_page = self.hook.validate_dataframe(
+                frame, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
+            )
+            count = 0
+        if normalized:
+            self.log.info("Checked as equivalent types: %s", normalized)
+        return result, docs_page, normalized, rows, count, columns
+
     def execute(self, context: Context) -> dict[str, Any]:
         data_path = Path(self.data_path) if self.data_path else None
         self.attempt = attempt_key(context)
@@ -249,15 +410,17 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         full_result: dict[str, Any]
         normalized: dict[str, str] = {}
         rows: int | None = None
+        batches = 0
         if data_path is not None and not data_path.exists():
             raise AirflowFailException(
                 f"{self.dataset} {self.partition}: file to validate {data_path} does not exist. "
                 "Clear the upstream extract task so it writes the partition again."
             )
+        tally = self._interval_tally(context)
         try:
-            frame = self.dataframe if self.dataframe is not None else self._read(data_path)  # type: ignore[arg-type]
-        except Exception as exc:  # unreadable, truncated or corrupt file
-            reason = f"{type(exc).__name__}: {exc}"[:300]
+            result, docs_page, normalized, rows, batches, columns = self._validate(data_path, run_name, tally)
+        except UnreadableFileError as exc:
+            reason = str(exc)
             summary = {
                 "success": False,
                 "statistics": {"evaluated": 1, "successful": 0, "failed": 1, "success_percent": 0.0},
@@ -273,18 +436,12 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
                 ],
             }
             full_result = {"success": False, "error": reason, "data_path": str(data_path)}
+            rows = None
         else:
-            frame, normalized = normalize_types(frame)
-            rows = len(frame)
-            if normalized:
-                self.log.info("Checked as equivalent types: %s", normalized)
-            result, docs_page = self.hook.validate_dataframe(
-                frame, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
-            )
-            summary = summarize(result, [str(c) for c in frame.columns])
+            summary = summarize(result, columns)
             full_result = result.to_json_dict()
-            if self.timestamp_column:
-                self._check_interval(context, frame, summary, full_result)
+            if tally is not None:
+                self._add_interval_check(tally, summary, full_result)
 
         result_path = out_dir / "result.json"
         write_atomic(result_path, lambda tmp: tmp.write_text(json.dumps(full_result, indent=2, default=str)))
@@ -293,6 +450,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             partition=str(self.partition),
             attempt=self.attempt,
             data_path=str(data_path) if data_path else None,
+            batches=batches,
             suite_path=str(self.suite_path),
             normalized_types=normalized,
             result_path=str(result_path),
@@ -327,17 +485,10 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             "task of this run and its downstream tasks."
         )
 
-    def _check_interval(
-        self, context: Context, frame: pd.DataFrame, summary: dict[str, Any], full_result: dict[str, Any]
-    ) -> None:
+    @staticmethod
+    def _add_interval_check(tally: IntervalTally, summary: dict[str, Any], full_result: dict[str, Any]) -> None:
         """Add the data-interval check of ``timestamp_column`` to the summary and the full result."""
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            raise AirflowFailException(
-                f"timestamp_column={self.timestamp_column!r} needs a run with a data interval; this run has none "
-                "(a manual run without a logical date). Drop timestamp_column or trigger with a logical date."
-            )
-        failed = interval_check(frame, str(self.timestamp_column), start, end)
+        failed = tally.failed()
         stats = summary["statistics"]
         stats["evaluated"] += 1
         if failed is None:

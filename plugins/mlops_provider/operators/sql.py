@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -12,14 +15,65 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.files import md5_of_file, write_atomic
+from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage import Lineage, OpenLineageMixin, local_file, sql_table
 from mlops_provider.paths import staging_dir
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
 ON_EMPTY_CHOICES = ("fail", "skip")
+
+
+def unified_schema(schemas: Sequence[pa.Schema]) -> pa.Schema:
+    """One Arrow schema for chunks of the same query: a column typed differently in two chunks takes the type
+    both widen to (int and float: float; null and any: that type), or text when there is none (numbers in one
+    chunk, text in another), marked as a pandas ``string`` column as a single read marks a column of mixed
+    values. The pandas metadata of each column comes from a chunk that has the column's final type."""
+    import json
+
+    import pyarrow as pa
+
+    fields, described = [], []
+    pandas_columns = [json.loads((s.metadata or {}).get(b"pandas", b"{}")).get("columns") for s in schemas]
+    for index, field in enumerate(schemas[0]):
+        variants = [schema.field(index) for schema in schemas]
+        entry = None
+        if len({f.type for f in variants}) > 1:
+            try:
+                field = pa.unify_schemas([pa.schema([f]) for f in variants], promote_options="permissive").field(0)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                field = pa.field(field.name, pa.string())
+                entry = {"name": field.name, "field_name": field.name, "pandas_type": "unicode",
+                         "numpy_type": "string", "metadata": None}  # fmt: skip
+        if entry is None:
+            chunk = next(i for i, f in enumerate(variants) if f.type == field.type)
+            entry = pandas_columns[chunk][index] if pandas_columns[chunk] else None
+        fields.append(field)
+        described.append(entry)
+    metadata = dict(schemas[0].metadata or {})
+    if b"pandas" in metadata and all(described):
+        pandas_meta = json.loads(metadata[b"pandas"])
+        pandas_meta["columns"] = described
+        metadata[b"pandas"] = json.dumps(pandas_meta).encode()
+    return pa.schema(fields, metadata=metadata)
+
+
+def cast_chunk(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A chunk in the unified schema; a column that becomes text is written as pandas writes its values as text
+    (``25.0``, not Arrow's ``25``), as in a single read of the interval."""
+    import pyarrow as pa
+
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if column.type != field.type and pa.types.is_string(field.type) and not pa.types.is_null(column.type):
+            column = pa.chunked_array([pa.array(column.to_pandas().astype("string"), type=pa.string())])
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _as_utc_naive_text(value: datetime) -> str:
@@ -47,6 +101,7 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
     :param on_empty: ``"fail"`` (default) or ``"skip"`` when the interval has no rows; never an empty file.
     :param interval_start: override of the interval start (templated); default ``data_interval_start``.
     :param interval_end: override of the interval end (templated); default ``data_interval_end``.
+    :param chunk_rows: rows fetched and written at a time (a parquet row group); peak memory grows with it.
 
     XCom (return value): ``{"path", "rows", "md5", "dataset", "partition", "interval_start", "interval_end"}``.
     """
@@ -67,11 +122,13 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
         on_empty: str = "fail",
         interval_start: str | None = None,
         interval_end: str | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if on_empty not in ON_EMPTY_CHOICES:
             raise ValueError(f"on_empty must be one of {ON_EMPTY_CHOICES}, got {on_empty!r}")
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.conn_id = conn_id
         self.table = table
         self.timestamp_column = timestamp_column
@@ -118,24 +175,26 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
             f"ORDER BY {self.timestamp_column}"
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def _fetch(self, sql: str, params: tuple[str, str]) -> Iterator[pd.DataFrame]:
+        """The query's rows, ``chunk_rows`` at a time, as DataFrames typed as ``pandas.read_sql`` types them."""
         import pandas as pd
 
-        start, end = self._interval(context)
-        partition = start.strftime("%Y-%m-%d")
-        target = Path(self.output_path) if self.output_path else staging_dir() / self.dataset / f"{partition}.parquet"
-        sql = self.build_query()
-        params = (_as_utc_naive_text(start), _as_utc_naive_text(end))
-        self.log.info("Extracting %s [%s, %s) from %s.%s", self.dataset, *params, self.conn_id, self.table)
-        frame = self.hook.get_df(sql, parameters=params)
-        if frame.empty:
-            message = (
-                f"No rows in {self.table} for {self.dataset} interval [{params[0]}, {params[1]}) "
-                f"(connection {self.conn_id!r}). Check that the source was loaded for {partition}."
-            )
-            if self.on_empty == "skip":
-                raise AirflowSkipException(message)
-            raise AirflowFailException(message + " Set on_empty='skip' if empty days are expected.")
+        with closing(self.hook.get_conn()) as conn:
+            # psycopg (2 and 3) streams from a named (server-side) cursor; other drivers' cursors fetch lazily
+            # (sqlite3) or buffer in the driver.
+            named = type(conn).__module__.startswith("psycopg")
+            cursor = conn.cursor(name="mlops_extract") if named else conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(self.chunk_rows):
+                    columns = [d[0] for d in cursor.description]
+                    yield pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+            finally:
+                cursor.close()
+
+    def _prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         for column in self.parse_dates:
             if column in frame.columns:
                 frame[column] = pd.to_datetime(frame[column], errors="coerce")
@@ -145,10 +204,63 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
             if pd.api.types.infer_dtype(frame[column], skipna=True).startswith("mixed"):
                 self.log.warning("Column %s mixes types; it is kept as text for validation to judge", column)
                 frame[column] = frame[column].astype("string")
-        write_atomic(target, lambda tmp: frame.to_parquet(tmp, index=False))
+        return frame
+
+    def _write(self, chunks: Iterator[pd.DataFrame], tmp: Path) -> int:
+        """Write the chunks to ``tmp`` as one parquet file (a row group per chunk); returns the row count.
+
+        Each chunk goes to its own part file first; the parts are then copied into ``tmp`` under one schema, a
+        row group at a time, so no step holds more than one chunk."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts_dir = Path(tempfile.mkdtemp(prefix=f".{tmp.name}.parts.", dir=tmp.parent))
+        try:
+            parts, rows = [], 0
+            for index, frame in enumerate(chunks):
+                part = parts_dir / f"{index:06d}.parquet"
+                pq.write_table(pa.Table.from_pandas(self._prepare(frame), preserve_index=False), part)
+                parts.append(part)
+                rows += len(frame)
+            if len(parts) == 1:
+                shutil.move(str(parts[0]), tmp)
+            elif parts:
+                schema = unified_schema([pq.read_schema(part) for part in parts])
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for part in parts:
+                        writer.write_table(cast_chunk(pq.read_table(part), schema), row_group_size=self.chunk_rows)
+            return rows
+        finally:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        start, end = self._interval(context)
+        partition = start.strftime("%Y-%m-%d")
+        target = Path(self.output_path) if self.output_path else staging_dir() / self.dataset / f"{partition}.parquet"
+        sql = self.build_query()
+        params = (_as_utc_naive_text(start), _as_utc_naive_text(end))
+        self.log.info(
+            "Extracting %s [%s, %s) from %s.%s, %d rows at a time",
+            self.dataset, *params, self.conn_id, self.table, self.chunk_rows,
+        )  # fmt: skip
+        rows = 0
+
+        def write(tmp: Path) -> None:
+            nonlocal rows
+            rows = self._write(self._fetch(sql, params), tmp)
+            if not rows:
+                message = (
+                    f"No rows in {self.table} for {self.dataset} interval [{params[0]}, {params[1]}) "
+                    f"(connection {self.conn_id!r}). Check that the source was loaded for {partition}."
+                )
+                if self.on_empty == "skip":
+                    raise AirflowSkipException(message)
+                raise AirflowFailException(message + " Set on_empty='skip' if empty days are expected.")
+
+        write_atomic(target, write)  # an empty interval raises inside: nothing is published
         result = {
             "path": str(target),
-            "rows": len(frame),
+            "rows": rows,
             "md5": md5_of_file(target),
             "dataset": self.dataset,
             "partition": partition,

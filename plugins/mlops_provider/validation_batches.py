@@ -1,0 +1,337 @@
+"""Validate a partition batch by batch and merge the results into exactly the verdict of a whole-frame run.
+
+Great Expectations validates one DataFrame in memory, so a whole-frame run needs memory in proportion to the
+partition. Here GX runs on each batch (a slice of rows) and the per-batch results are merged by the rule of
+each expectation type:
+
+- **row-wise** expectations (a row passes or fails on its own: not null, in set, between, regex, type of an
+  ``object`` column, a column pair): element, missing and unexpected counts are summed and ``mostly`` is judged on
+  the sums with GX's own formula, so the verdict and the counts equal a whole-frame run's;
+- **schema** expectations (columns, column count, the dtype of a typed column) see the same thing in every batch:
+  they pass when every batch passes;
+- **aggregates** are recomputed from partial statistics kept per batch: row count (a sum), mean and sum (sums and
+  non-null counts; floats may differ from a whole-frame run in the last bits of the summation order), min and max,
+  distinct-value sets (a union) and uniqueness (the non-null values of the column, counted once at the end: memory
+  grows with that one column, not with the frame).
+
+An expectation type not listed here (a median, a quantile, a standard deviation, an order across rows) has no
+exact merge: :func:`unmergeable` names it, and the caller validates the whole frame instead.
+
+Pure rules on JSON-shaped results and pandas frames; no GX import.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_values_to_match_regex_list",
+        "expect_column_values_to_not_match_regex_list",
+        "expect_column_values_to_match_like_pattern",
+        "expect_column_values_to_not_match_like_pattern",
+        "expect_column_values_to_match_strftime_format",
+        "expect_column_values_to_be_dateutil_parseable",
+        "expect_column_values_to_be_json_parseable",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_value_lengths_to_equal",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+        "expect_column_pair_values_to_be_in_set",
+        "expect_multicolumn_sum_to_equal",
+        "expect_select_column_values_to_be_unique_within_record",
+    }
+)
+# The dtype of a typed column is the same in every batch (see batch_dtypes); an ``object`` column is checked
+# value by value and merges as a row-wise expectation. The result's shape says which of the two GX did.
+TYPE_CHECKS = frozenset({"expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"})
+SCHEMA = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_to_exist",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+    }
+)
+ROW_COUNT = frozenset({"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"})
+COLUMN_STATS = {
+    "expect_column_mean_to_be_between": "mean",
+    "expect_column_sum_to_be_between": "sum",
+    "expect_column_min_to_be_between": "min",
+    "expect_column_max_to_be_between": "max",
+}
+DISTINCT = frozenset(
+    {
+        "expect_column_distinct_values_to_be_in_set",
+        "expect_column_distinct_values_to_contain_set",
+        "expect_column_distinct_values_to_equal_set",
+        "expect_column_unique_value_count_to_be_between",
+    }
+)
+UNIQUE = frozenset({"expect_column_values_to_be_unique"})
+MERGEABLE = ROW_WISE | TYPE_CHECKS | SCHEMA | ROW_COUNT | frozenset(COLUMN_STATS) | DISTINCT | UNIQUE
+PARTIAL_LIST_LENGTH = 20  # GX's SUMMARY format keeps 20 unexpected values
+
+
+def unmergeable(expectations: list[dict[str, Any]]) -> list[str]:
+    """The expectation types of a suite that have no exact merge across batches (sorted, each once)."""
+    return sorted({str(e.get("type")) for e in expectations} - MERGEABLE)
+
+
+def is_between(value: Any, kwargs: dict[str, Any]) -> bool:
+    """GX's bound check of an aggregate: ``min_value``/``max_value`` (None: open), ``strict_min``/``strict_max``."""
+    if value is None:
+        return False
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None and not (value > low if kwargs.get("strict_min") else value >= low):
+        return False
+    return not (high is not None and not (value < high if kwargs.get("strict_max") else value <= high))
+
+
+def mostly_success(considered: int, unexpected: int, mostly: float) -> bool:
+    """GX's ``mostly`` rule (vacuously true when no row is considered)."""
+    if considered == 0:
+        return True
+    return (float(considered) - float(unexpected)) / float(considered) >= mostly
+
+
+def map_result(
+    element: int, unexpected: int, missing: int | None, partial: list[Any], mostly: float
+) -> tuple[bool, dict[str, Any]]:
+    """Success and SUMMARY-shaped result of a row-wise expectation from whole-partition counts.
+
+    ``missing`` is None for expectations that consider every row (``not_be_null``), as GX does."""
+    considered = element if missing is None else element - missing
+    success = True if element == 0 else mostly_success(considered, unexpected, mostly)
+    total_pct = unexpected / element * 100 if element else None
+    if missing is None:
+        nonmissing_pct = total_pct
+    else:
+        nonmissing_pct = unexpected / considered * 100 if element and considered > 0 else None
+    counts = Counter(_hashable(v) for v in partial)
+    result: dict[str, Any] = {
+        "element_count": element,
+        "unexpected_count": unexpected,
+        "unexpected_percent": nonmissing_pct,
+        "partial_unexpected_list": partial[:PARTIAL_LIST_LENGTH],
+        "partial_unexpected_counts": [
+            {"value": value, "count": count} for value, count in counts.most_common(PARTIAL_LIST_LENGTH)
+        ],
+    }
+    if missing is not None:
+        result.update(
+            missing_count=missing,
+            missing_percent=missing / element * 100 if element else None,
+            unexpected_percent_total=total_pct,
+            unexpected_percent_nonmissing=nonmissing_pct,
+        )
+    return success, result
+
+
+def _hashable(value: Any) -> Any:
+    """A value of an unexpected list as a counter key (a column pair's values come as a list, rows as dicts)."""
+    if isinstance(value, dict):
+        return tuple((k, _hashable(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def batch_dtypes(schema: Any, null_counts: dict[str, int]) -> dict[str, str]:
+    """The pandas dtypes a whole-file read gives the columns whose batch dtype can differ from it.
+
+    Arrow integers and booleans become ``int64``/``bool`` in a batch without nulls but ``float64``/``object`` in
+    a whole-file read when any row of the file is null: such columns are cast on every batch. ``schema`` is the
+    file's ``pyarrow.Schema``; ``null_counts`` the nulls per column over the whole file."""
+    import pyarrow as pa
+
+    dtypes: dict[str, str] = {}
+    for field in schema:
+        if not null_counts.get(field.name):
+            continue
+        if pa.types.is_integer(field.type):
+            dtypes[field.name] = "float64"
+        elif pa.types.is_boolean(field.type):
+            dtypes[field.name] = "object"
+    return dtypes
+
+
+class BatchMerger:
+    """Accumulates per-batch GX results (JSON dicts, in suite order) and the partial statistics of the aggregate
+    expectations, then gives the merged results of the whole partition."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []  # one accumulator per expectation, by position
+        self.batches = 0
+
+    def add(self, results: list[dict[str, Any]], frame: pd.DataFrame) -> None:
+        """Fold one batch: ``results`` is the batch's ``to_json_dict()["results"]``, ``frame`` the batch itself."""
+        if self.batches and len(results) != len(self.items):
+            raise ValueError(f"batch {self.batches} has {len(results)} results, the first had {len(self.items)}")
+        for index, item in enumerate(results):
+            if self.batches == 0:
+                self.items.append({"config": item["expectation_config"], "batches": []})
+            self.items[index]["batches"].append(self._fold(item, frame))
+        self.batches += 1
+
+    @staticmethod
+    def _fold(item: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+        """What the merge needs of one batch's result: the item itself, and for aggregates a partial statistic."""
+        config = item["expectation_config"]
+        kind, kwargs = config["type"], config.get("kwargs") or {}
+        column = kwargs.get("column")
+        kept: dict[str, Any] = {
+            "success": bool(item.get("success")),
+            "result": item.get("result") or {},
+            "exception_info": item.get("exception_info") or {},
+        }
+        if column is None or column not in frame.columns:
+            return kept
+        values = frame[column]
+        if kind in COLUMN_STATS:
+            present = values.dropna()
+            kept["stats"] = {
+                "sum": present.sum() if len(present) else 0,
+                "count": int(len(present)),
+                "min": present.min() if len(present) else None,
+                "max": present.max() if len(present) else None,
+            }
+        elif kind in DISTINCT:
+            kept["distinct"] = set(values.dropna().unique().tolist())
+        elif kind in UNIQUE:
+            kept["values"] = _compact(values.dropna())
+            kept["rows"] = int(len(values))
+        return kept
+
+    def merged(self) -> list[dict[str, Any]]:
+        """``[{"success", "result", "exception_info"}]`` per expectation, in suite order."""
+        return [self._merge(item["config"], item["batches"]) for item in self.items]
+
+    @staticmethod
+    def _merge(config: dict[str, Any], batches: list[dict[str, Any]]) -> dict[str, Any]:
+        kind, kwargs = config["type"], config.get("kwargs") or {}
+        for batch in batches:  # an error in any batch (a missing column...) is the verdict, as in a whole frame
+            if raised(batch["exception_info"]):
+                return {"success": False, "result": batch["result"], "exception_info": batch["exception_info"]}
+        results = [b["result"] for b in batches]
+        mostly = float(kwargs.get("mostly", 1.0) if kwargs.get("mostly") is not None else 1.0)
+        if kind in UNIQUE:
+            return _merged(*_unique(batches, mostly))
+        if kind in ROW_WISE or (kind in TYPE_CHECKS and "unexpected_count" in results[0]):
+            missing = [r.get("missing_count") for r in results]
+            partial = [v for r in results for v in r.get("partial_unexpected_list") or []]
+            return _merged(
+                *map_result(
+                    sum(int(r.get("element_count") or 0) for r in results),
+                    sum(int(r.get("unexpected_count") or 0) for r in results),
+                    None if any(m is None for m in missing) else sum(int(m) for m in missing),
+                    partial,
+                    mostly,
+                )
+            )
+        if kind in SCHEMA or kind in TYPE_CHECKS:
+            failing = [b for b in batches if not b["success"]]
+            chosen = failing[0] if failing else batches[0]
+            return _merged(not failing, chosen["result"])
+        if kind in ROW_COUNT:
+            rows = sum(int(r.get("observed_value") or 0) for r in results)
+            ok = rows == kwargs.get("value") if kind.endswith("_to_equal") else is_between(rows, kwargs)
+            return _merged(ok, {"observed_value": rows})
+        if kind in COLUMN_STATS:
+            observed = _column_stat(COLUMN_STATS[kind], [b["stats"] for b in batches])
+            return _merged(is_between(observed, kwargs), {"observed_value": observed})
+        if kind in DISTINCT:
+            distinct: set[Any] = set().union(*(b["distinct"] for b in batches))
+            return _merged(*_distinct(kind, kwargs, distinct))
+        raise ValueError(f"{kind} has no exact merge across batches (see validation_batches.MERGEABLE)")
+
+
+def raised(exception_info: dict[str, Any]) -> bool:
+    """Whether a result's ``exception_info`` holds an error: GX puts ``raised_exception`` at the top, or one
+    entry per failed metric (keyed by the metric's id)."""
+    if exception_info.get("raised_exception"):
+        return True
+    return any(isinstance(v, dict) and v.get("raised_exception") for v in exception_info.values())
+
+
+def _merged(success: bool, result: dict[str, Any]) -> dict[str, Any]:
+    return {"success": bool(success), "result": result, "exception_info": None}
+
+
+def _column_stat(name: str, stats: list[dict[str, Any]]) -> Any:
+    count = sum(s["count"] for s in stats)
+    if not count:
+        return None
+    if name in ("sum", "mean"):
+        total = sum(s["sum"] for s in stats)
+        value = total if name == "sum" else total / count
+        return value.item() if hasattr(value, "item") else value
+    present = [s[name] for s in stats if s[name] is not None]
+    value = min(present) if name == "min" else max(present)
+    return value.item() if hasattr(value, "item") and not hasattr(value, "tz_localize") else value
+
+
+def _distinct(kind: str, kwargs: dict[str, Any], distinct: set[Any]) -> tuple[bool, dict[str, Any]]:
+    try:
+        observed: list[Any] = sorted(distinct)
+    except TypeError:
+        observed = sorted(distinct, key=repr)
+    if kind == "expect_column_unique_value_count_to_be_between":
+        return is_between(len(distinct), kwargs), {"observed_value": len(distinct)}
+    value_set = set(kwargs.get("value_set") or [])
+    if kind == "expect_column_distinct_values_to_be_in_set":
+        ok = not kwargs.get("value_set") or distinct.issubset(value_set)
+    elif kind == "expect_column_distinct_values_to_contain_set":
+        ok = value_set.issubset(distinct)
+    else:
+        ok = distinct == value_set
+    return ok, {"observed_value": observed}
+
+
+def _compact(values: pd.Series) -> Any:
+    """A batch's non-null values of one column, kept apart from the batch frame: an Arrow array (strings take their
+    bytes, not a Python object each), or a NumPy copy for values Arrow cannot type."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values.to_numpy(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return values.to_numpy(copy=True)
+
+
+def _unique(batches: list[dict[str, Any]], mostly: float) -> tuple[bool, dict[str, Any]]:
+    """Uniqueness over the whole partition: every non-null value that occurs more than once is unexpected in each
+    of its rows (GX's ``duplicated(keep=False)``)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = sum(b.get("rows", int(b["result"].get("element_count") or 0)) for b in batches)
+    parts = [b["values"] for b in batches if "values" in b]
+    present = sum(len(p) for p in parts)
+    arrow = [p for p in parts if isinstance(p, pa.Array)]
+    if parts and len(arrow) == len(parts) and len({p.type for p in arrow}) == 1:
+        counts = pc.value_counts(pa.chunked_array(arrow))
+        repeated = pc.filter(counts, pc.greater(counts.field("counts"), 1))
+        unexpected = int(pc.sum(repeated.field("counts")).as_py() or 0)
+        pairs = zip(repeated.field("values").to_pylist(), repeated.field("counts").to_pylist(), strict=True)
+        partial = [value for value, count in pairs for _ in range(count)][:PARTIAL_LIST_LENGTH]
+    else:
+        values = pd.Series(np.concatenate([np.asarray(p, dtype=object) for p in parts])) if parts else pd.Series([])
+        duplicated = values.duplicated(keep=False)
+        unexpected = int(duplicated.sum())
+        partial = values[duplicated].head(PARTIAL_LIST_LENGTH).tolist()
+    return map_result(rows, unexpected, rows - present, partial, mostly)
