@@ -186,7 +186,7 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
             cursor = conn.cursor(name="mlops_extract") if named else conn.cursor()
             try:
                 cursor.execute(sql, params)
-                while rows := cursor.fetchmany(self.chunk_rows):
+                while rows := cursor.fetchmany(min(self.chunk_rows, 2**31 - 1)):  # drivers take a C int
                     columns = [d[0] for d in cursor.description]
                     yield pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
             finally:
