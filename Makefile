@@ -7,6 +7,8 @@ VENV := $(PROJECT_ROOT)/.venv
 BIN := $(VENV)/bin
 # MODE=distributed layers config/distributed.env (CeleryExecutor, PostgreSQL, Redis, MLflow server) on top.
 MODE ?= embedded
+# pytest-xdist workers of `make test` (tests/conftest.py: XDIST_LANES); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 # Runs a command with the configuration of MODE exported.
 WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; \
   $(if $(filter distributed,$(MODE)),. "$(PROJECT_ROOT)/config/distributed.env";,) \
@@ -35,8 +37,8 @@ demo: init  ## quickstart 1: start Airflow, check every DAG loads, print a summa
 up: init  ## run `airflow standalone` in the foreground with our DAGs; Ctrl-C stops it cleanly
 	@$(WITH_ENV) $(BIN)/python include/demo/run_demo.py --foreground
 
-test: install  ## quickstart 2: the whole test suite (unit, integration, e2e, docker)
-	@$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+test: install  ## quickstart 2: the whole test suite (unit, integration, e2e, docker); TEST_WORKERS=0: one process
+	@$(WITH_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: install  ## the fast tests only
 	@$(WITH_ENV) $(BIN)/pytest -m unit $(PYTEST_ARGS)

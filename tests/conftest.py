@@ -56,6 +56,13 @@ SESSION_DIR = _configure_session_environment()
 sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
+# `make test` runs two pytest-xdist workers with --dist loadgroup: the tests that drive a real scheduler or
+# build virtual environments (subprocess-bound, mostly waiting) share one lane, the integration tests (one
+# session-scoped trained model pool) the other, and unit tests fill in wherever a worker is free.
+XDIST_LANES = {"e2e": "scheduler", "consumer": "scheduler", "integration": "integration"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(k) for k in KNOWN_KINDS)]
     if unmarked:
@@ -64,6 +71,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("docker"):
             item.fixturenames.insert(0, "docker_engine")
+        lane = next((XDIST_LANES[k] for k in XDIST_LANES if item.get_closest_marker(k)), None)
+        if lane and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(lane))
 
 
 def docker_engine_problem() -> str | None:

@@ -5,6 +5,7 @@
 # Usage: include/docker/build-base-image.sh [TAG]     (needs root, debootstrap and a running Docker engine)
 set -euo pipefail
 tag="${1:-python:3.11-slim}"
+exec 9>"/tmp/mlops-build-base-image.lock" && flock 9  # test workers may ask at once: one builds, the other waits
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "base image $tag already present"
   exit 0
