@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -259,3 +260,93 @@ def test_immutable_tags_never_move_a_rebuilt_version_gets_the_next_revision_tag(
     assert hook.resolve_rev(set_tag) == first["rev"]  # what a model trained on it cites still holds
     assert hook.revision_tags(set_tag) == [set_tag, f"{set_tag}.r2"]
     assert hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)["tag"] == f"{set_tag}.r2"
+
+
+@pytest.fixture
+def git_daemon(tmp_path):
+    """An empty bare registry served by a real ``git daemon`` on 127.0.0.1 (pushes enabled): the git remote two
+    workers without a common disk share."""
+    import socket
+    import time
+
+    base = tmp_path / "served"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(base / "registry.git")],
+                   check=True)  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={base}",
+         "--listen=127.0.0.1", f"--port={port}", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"git://127.0.0.1:{port}/registry.git", base / "registry.git"
+    daemon.terminate()
+    daemon.wait(10)
+
+
+def worker_hook(name: str, url: str, tmp_path: Path, monkeypatch, cls=DvcHook) -> DvcHook:
+    """A worker's registry hook: its own workspace (its own disk), the shared git URL and DVC remote."""
+    conn = {
+        "conn_type": "dvc",
+        "host": url,
+        "extra": {"workspace": str(tmp_path / name / "registry"), "remote_url": str(tmp_path / "dvc-remote")},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps(conn))  # fmt: skip
+    return cls(dvc_conn_id=name)
+
+
+def test_workers_without_a_common_disk_publish_through_the_git_remote_and_retry_when_beaten(
+    mlops_home, tmp_path, monkeypatch, git_daemon
+):
+    """Issue 18: two workers with their own workspaces share the registry through git daemon. A worker that
+    committed on a stale state has its push rejected and publishes again on top of the winner; an immutable tag
+    the other worker created first makes the loser's version the next revision tag; each worker reads what the
+    other published, with nothing read from the other's directory."""
+    url, origin = git_daemon
+    files = {}
+    for name in ("a1", "a2", "b1", "b2", "ts_a", "ts_b"):
+        files[name] = tmp_path / f"{name}.parquet"
+        files[name].write_bytes(name.encode() * 5000)
+
+    b = worker_hook("worker_b", url, tmp_path, monkeypatch)
+    beaten: list[str] = []
+
+    class RacedHook(DvcHook):
+        """Worker A; worker B publishes while A sits between its commit and its push (once per pending race)."""
+
+        def _before_push(self) -> None:
+            if races:
+                beaten.append(races.pop(0)())
+
+    races = [lambda: b.version_file(files["b1"], "data/b/1.parquet", "partition/b/1", {})["tag"]]
+    a = worker_hook("worker_a", url, tmp_path, monkeypatch, cls=RacedHook)
+    first = a.version_file(files["a1"], "data/a/1.parquet", "partition/a/1", {"Run": "a"})
+    assert beaten == ["partition/b/1"] and a.push_attempts == 2  # rejected once (non-fast-forward), then landed
+    log = git(origin, "log", "--format=%s", "main").splitlines()
+    assert sum("data/a/1.parquet" in s for s in log) == 1 and sum("data/b/1.parquet" in s for s in log) == 1
+    assert git(origin, "rev-parse", "partition/a/1^{commit}") == first["rev"]
+
+    # An immutable tag both build: B creates it while A is about to push; A's version becomes <tag>.r2.
+    def build(name: str, hook: DvcHook) -> dict:
+        return hook.version_file(files[name], "data/ts.parquet", "training-set/x/1", {}, immutable_tag=True)
+
+    races = [lambda: build("ts_b", b)["tag"]]
+    mine = build("ts_a", a)
+    assert mine["tag"] == "training-set/x/1.r2" and beaten[-1] == "training-set/x/1"
+    assert git(origin, "tag", "--list", "training-set/*").split() == ["training-set/x/1", "training-set/x/1.r2"]
+
+    # Each worker reads the other's versions (fetched from the remote, bytes from the DVC remote).
+    shutil.rmtree(tmp_path / "worker_a")  # A's disk is gone: B must not need it
+    reader = worker_hook("worker_b2", url, tmp_path, monkeypatch)
+    assert reader.tags("partition/*") == ["partition/a/1", "partition/b/1"]
+    reader.read_to("data/a/1.parquet", "partition/a/1", tmp_path / "got.parquet")
+    assert (tmp_path / "got.parquet").read_bytes() == files["a1"].read_bytes()
+    assert b.tags("training-set/*") == ["training-set/x/1"]  # B's instance fetched before its last write
+    assert DvcHook(dvc_conn_id="worker_b").tags("training-set/*") == ["training-set/x/1", "training-set/x/1.r2"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlops@airflow.invalid")
 REMOTE_NAME = "storage"
+#: Publishing a version to the registry's git remote: attempts before giving up when other workers keep winning.
+PUSH_ATTEMPTS = 8
 
 #: Which DVC remote options the connection's login and password fill, by the remote URL's scheme.
 CREDENTIAL_OPTIONS: dict[str, tuple[str, str]] = {
@@ -78,7 +82,14 @@ class DvcHook(BaseHook):
     colliding on DVC's and git's own locks. Because no git process of ours can run while the lock is held, a write
     that finds git's lock files (a task killed mid-commit: OOM, node crash) removes them and unstages what the
     killed write had staged before it starts; every commit names its own paths, so nothing of another write ends
-    up in it. Across machines, give every worker its own clone (``host``) and serialize with an Airflow pool.
+    up in it.
+
+    Across machines (workers without a common disk), give the connection a ``host``: every worker clones the
+    registry into its own workspace, fetches it before it reads or writes (tags included, pruned to the remote's),
+    and publishes a version with one atomic ``git push`` of the branch and the version's tag. A push rejected
+    because another worker published first (non-fast-forward, or an immutable tag it created) is retried from the
+    remote's new state, up to ``PUSH_ATTEMPTS`` times; the git remote, not a lock, decides who wins. The file lock
+    then only keeps tasks on one machine from colliding in the same workspace.
 
     :param dvc_conn_id: Airflow connection id (type ``dvc``).
     :param workspace: local workspace folder; overrides the connection's ``workspace`` extra.
@@ -94,6 +105,9 @@ class DvcHook(BaseHook):
         require("dvc", user=f"{type(self).__name__} ({dvc_conn_id})")
         self.dvc_conn_id = dvc_conn_id
         self._workspace_override = workspace
+        self._fresh = False  # fetched from the registry's git remote by this hook instance
+        self._lock_depth = 0
+        self.push_attempts = 0  # pushes this hook made to the git remote (a retried publication counts each)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -154,14 +168,24 @@ class DvcHook(BaseHook):
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Exclusive lock on the workspace for the duration of the block (waits for other holders)."""
+        """Exclusive lock on the workspace for the duration of the block (waits for other holders); re-entrant
+        within this hook (a read inside a write does not wait for itself)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         self.workspace.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.workspace.parent / f".{self.workspace.name}.lock"
         with open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
             try:
                 yield
             finally:
+                self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _repo(self) -> Any:
@@ -177,8 +201,69 @@ class DvcHook(BaseHook):
     def ensure_workspace(self) -> Path:
         """Create (or clone) the workspace and configure its remote; safe to call any number of times."""
         with self.locked():
-            self._ensure_workspace_unlocked()
+            self._publish(self._ensure_workspace_unlocked)
         return self.workspace
+
+    def _ensure_fresh(self) -> None:
+        """Before a read: with a git remote, the workspace exists and holds the remote's versions (fetched once per
+        hook instance; a version another worker published is then visible here)."""
+        if self._fresh or not self._settings.get("git_url"):
+            return
+        self.ensure_workspace()
+
+    def _branch(self) -> str:
+        return self._git("symbolic-ref", "--short", "HEAD").stdout.strip() or "main"
+
+    def _sync_unlocked(self) -> None:
+        """Make the workspace the remote's state: fetch the branch and the tags (local tags the remote lacks are
+        pruned: a version whose push failed never happened) and reset to the remote branch. Nothing of value is
+        lost: this workspace only ever holds commits that are pushed, or that are redone after a rejected push."""
+        if not self._has_origin():
+            return
+        self._git("fetch", "--quiet", "--prune", "--prune-tags", "--force", "origin",
+                  "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")  # fmt: skip
+        remote_branch = f"refs/remotes/origin/{self._branch()}"
+        if self._git("rev-parse", "--verify", "--quiet", remote_branch, check=False).returncode == 0:
+            self._git("reset", "--quiet", "--hard", remote_branch)
+        self._fresh = True
+
+    def _before_push(self) -> None:
+        """Called between the local commit and the push (a seam for tests that make another worker win)."""
+
+    def _publish(self, work: Callable[[], Any], tags: Callable[[Any], list[str]] = lambda _: []) -> Any:
+        """Run ``work`` (local commits and tags) on the remote's latest state and push its result atomically: the
+        branch and ``tags(result)`` (``+`` in front: a tag that may move). Retried from the new remote state when
+        another worker published first. Without a git remote, ``work`` runs once and nothing is pushed."""
+        if not self._settings.get("git_url"):
+            self._recover_unlocked()
+            return work()
+        rejected = ""
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            self._recover_unlocked()
+            if (self.workspace / ".git").exists():
+                self._sync_unlocked()
+            result = work()
+            self._before_push()
+            refspecs = [f"HEAD:refs/heads/{self._branch()}"]
+            for tag in tags(result):
+                force, name = tag.startswith("+"), tag.lstrip("+")
+                refspecs.append(f"{'+' if force else ''}refs/tags/{name}:refs/tags/{name}")
+            self.push_attempts += 1
+            proc = self._git("push", "--porcelain", "--atomic", "origin", *refspecs, check=False)
+            if proc.returncode == 0:
+                self._fresh = True
+                return result
+            output = (proc.stdout + proc.stderr).strip()
+            if "[rejected]" not in output and "non-fast-forward" not in output and "already exists" not in output:
+                raise DvcError(f"git push to {self._settings.get('git_url')} failed (exit {proc.returncode}): "
+                               f"{output[-800:]}")  # fmt: skip
+            rejected = output[-400:]
+            self.log.info("Another worker published to the data registry first (attempt %d): retrying", attempt)
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+        raise DvcError(
+            f"data registry {self._settings.get('git_url')}: the push was rejected {PUSH_ATTEMPTS} times, other "
+            f"workers kept publishing first; clear the task to try again. Last rejection: {rejected}"
+        )
 
     def _recover_unlocked(self) -> list[str]:
         """Clear what a killed write left behind; call only while holding ``locked()``.
@@ -224,7 +309,12 @@ class DvcHook(BaseHook):
         if not (ws / ".git").exists():
             if git_url:
                 self.log.info("Cloning data registry into %s", ws)
+                ws.parent.mkdir(parents=True, exist_ok=True)
                 self._git("clone", "--quiet", str(git_url), str(ws), cwd=ws.parent)
+                if self._git("rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode != 0:
+                    # An empty registry, or one whose HEAD names another branch: work on main.
+                    self._git("symbolic-ref", "HEAD", "refs/heads/main")
+                self._sync_unlocked()
             else:
                 ws.mkdir(parents=True, exist_ok=True)
                 self._git("init", "--quiet", "--initial-branch=main")
@@ -288,6 +378,7 @@ class DvcHook(BaseHook):
 
     def resolve_rev(self, rev: str) -> str:
         """The commit sha of a tag, branch or sha; a clear error when it does not exist."""
+        self._ensure_fresh()
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0:
             raise DvcError(f"revision {rev!r} does not exist in data registry {self.workspace}")
@@ -297,6 +388,7 @@ class DvcHook(BaseHook):
         """The ``outs`` entry of ``<path>.dvc`` at ``rev``, or None when the file does not exist there."""
         import yaml
 
+        self._ensure_fresh()
         proc = self._git("show", f"{rev}:{path}.dvc", check=False)
         if proc.returncode != 0:
             return None
@@ -331,6 +423,7 @@ class DvcHook(BaseHook):
 
     def tags(self, pattern: str) -> list[str]:
         """Tags matching a glob pattern, sorted by name."""
+        self._ensure_fresh()
         return sorted(self._git("tag", "--list", pattern).stdout.split())
 
     def read_to(self, path: str, rev: str, target: Path) -> dict[str, Any]:
@@ -381,43 +474,45 @@ class DvcHook(BaseHook):
             raise DvcError(f"path in the data registry must be relative and inside it, got {path!r}")
         md5 = md5_of_file(source)
         with self.locked():
-            self._ensure_workspace_unlocked()
-            existing_tag = self._tag_with_content(tag, path, md5, revisions=immutable_tag)
-            if existing_tag is not None:
-                rev = self.resolve_rev(existing_tag)
-                self.log.info(
-                    "%s is already versioned with md5 %s at %s (%s): nothing to do", path, md5, existing_tag, rev
-                )
-                return self._describe(path, rev, existing_tag, md5, source.stat().st_size, created=False)
-            if immutable_tag and self._tag_exists(tag):
-                first, tag = tag, self._free_revision_tag(tag)
-                self.log.warning("Tag %s names other content and never moves: this version is tagged %s", first, tag)
+            return self._publish(
+                lambda: self._version_unlocked(source, path, tag, md5, metadata, immutable_tag),
+                tags=lambda result: [] if not result["created"] else [("" if immutable_tag else "+") + result["tag"]],
+            )
 
-            target = self.workspace / path
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source, tmp)
-            repo = self._repo()
-            try:
-                repo.add(str(target))
-                pushed = repo.push(targets=[str(target)])
-            except Exception as exc:
-                raise DvcError(
-                    f"dvc add/push of {path} in {self.workspace} to {self.remote_url} failed: {exc}"
-                ) from exc
-            finally:
-                repo.close()
-            self.log.info("Pushed %s file(s) of %s to the DVC remote", pushed, path)
-            trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
-            message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
-            self._commit(message, f"{path}.dvc", str(Path(path).parent / ".gitignore"))
-            # The commit that versioned these bytes: HEAD, or (same content as the workspace's current version,
-            # so nothing was committed) the last commit that changed the .dvc file, never an unrelated later one.
-            rev = self.last_version_commit(path)
-            self._git("tag", *(() if immutable_tag else ("--force",)), tag, rev)
-            if self._has_origin():
-                self._git("push", "--quiet", "origin", "HEAD")
-                self._git("push", "--quiet", *(() if immutable_tag else ("--force",)), "origin", f"refs/tags/{tag}")
-            return self._describe(path, rev, tag, md5, source.stat().st_size, created=True)
+    def _version_unlocked(
+        self, source: Path, path: str, tag: str, md5: str, metadata: dict[str, str], immutable_tag: bool
+    ) -> dict[str, Any]:
+        """One attempt of :meth:`version_file` on the workspace's current state (commit and tag, not pushed)."""
+        self._ensure_workspace_unlocked()
+        existing_tag = self._tag_with_content(tag, path, md5, revisions=immutable_tag)
+        if existing_tag is not None:
+            rev = self.resolve_rev(existing_tag)
+            self.log.info("%s is already versioned with md5 %s at %s (%s): nothing to do", path, md5, existing_tag, rev)
+            return self._describe(path, rev, existing_tag, md5, source.stat().st_size, created=False)
+        if immutable_tag and self._tag_exists(tag):
+            first, tag = tag, self._free_revision_tag(tag)
+            self.log.warning("Tag %s names other content and never moves: this version is tagged %s", first, tag)
+
+        target = self.workspace / path
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        repo = self._repo()
+        try:
+            repo.add(str(target))
+            pushed = repo.push(targets=[str(target)])
+        except Exception as exc:
+            raise DvcError(f"dvc add/push of {path} in {self.workspace} to {self.remote_url} failed: {exc}") from exc
+        finally:
+            repo.close()
+        self.log.info("Pushed %s file(s) of %s to the DVC remote", pushed, path)
+        trailers = "\n".join(f"{key}: {value}" for key, value in metadata.items())
+        message = f"Version {path} ({md5[:10]})\n\nData-Md5: {md5}\nData-Tag: {tag}\n{trailers}\n"
+        self._commit(message, f"{path}.dvc", str(Path(path).parent / ".gitignore"))
+        # The commit that versioned these bytes: HEAD, or (same content as the workspace's current version,
+        # so nothing was committed) the last commit that changed the .dvc file, never an unrelated later one.
+        rev = self.last_version_commit(path)
+        self._git("tag", *(() if immutable_tag else ("--force",)), tag, rev)
+        return self._describe(path, rev, tag, md5, source.stat().st_size, created=True)
 
     def last_version_commit(self, path: str, rev: str = "HEAD") -> str:
         """The newest commit up to ``rev`` that changed ``<path>.dvc`` (versioned that file)."""
