@@ -38,7 +38,7 @@ up: init  ## run `airflow standalone` in the foreground with our DAGs; Ctrl-C st
 	@$(WITH_ENV) $(BIN)/python include/demo/run_demo.py --foreground
 
 test: install  ## quickstart 2: the whole test suite (unit, integration, e2e, docker); TEST_WORKERS=0: one process
-	@$(WITH_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	@$(WITH_ENV) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-unit: install  ## the fast tests only
 	@$(WITH_ENV) $(BIN)/pytest -m unit $(PYTEST_ARGS)

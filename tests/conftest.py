@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,13 +57,7 @@ SESSION_DIR = _configure_session_environment()
 sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
 
-# `make test` runs two pytest-xdist workers with --dist loadgroup: the tests that drive a real scheduler or
-# build virtual environments (subprocess-bound, mostly waiting) share one lane, the integration tests (one
-# session-scoped trained model pool) the other, and unit tests fill in wherever a worker is free.
-XDIST_LANES = {"e2e": "scheduler", "consumer": "scheduler", "integration": "integration"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(k) for k in KNOWN_KINDS)]
     if unmarked:
@@ -71,9 +66,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("docker"):
             item.fixturenames.insert(0, "docker_engine")
-        lane = next((XDIST_LANES[k] for k in XDIST_LANES if item.get_closest_marker(k)), None)
-        if lane and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(lane))
+
+
+# `make test` runs two pytest-xdist workers in lanes: the tests that drive a real scheduler or build virtual
+# environments (subprocess-bound, mostly waiting; one Airflow at a time) share one worker, the integration tests
+# (one session-scoped pool of trained models) the other, and unit tests fill in wherever a worker is free.
+XDIST_LANES = {"tests/e2e/": "scheduler", "tests/consumer/": "scheduler", "tests/integration/": "integration"}
+
+
+def xdist_lane(nodeid: str) -> str:
+    """The work unit of a test under xdist: its lane's name, or the test itself (a unit test goes anywhere)."""
+    return next((lane for prefix, lane in XDIST_LANES.items() if nodeid.startswith(prefix)), nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Schedule by lane (pytest-xdist's own ``loadgroup`` renames node ids, which pytest 9 no longer allows)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LaneScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_lane(nodeid)
+
+    return LaneScheduling(config, log)
 
 
 def docker_engine_problem() -> str | None:
