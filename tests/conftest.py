@@ -79,6 +79,7 @@ def xdist_lane(nodeid: str) -> str:
     return next((lane for prefix, lane in XDIST_LANES.items() if nodeid.startswith(prefix)), nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown when it is not loaded
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Schedule by lane (pytest-xdist's own ``loadgroup`` renames node ids, which pytest 9 no longer allows)."""
     from xdist.scheduler import LoadScopeScheduling

@@ -348,5 +348,6 @@ def test_workers_without_a_common_disk_publish_through_the_git_remote_and_retry_
     assert reader.tags("partition/*") == ["partition/a/1", "partition/b/1"]
     reader.read_to("data/a/1.parquet", "partition/a/1", tmp_path / "got.parquet")
     assert (tmp_path / "got.parquet").read_bytes() == files["a1"].read_bytes()
-    assert b.tags("training-set/*") == ["training-set/x/1"]  # B's instance fetched before its last write
+    assert b.tags("training-set/*") == ["training-set/x/1"]  # B's instance fetched before A's last push
+    assert b.resolve_rev("training-set/x/1.r2") == mine["rev"]  # a revision it does not know: fetched again
     assert DvcHook(dvc_conn_id="worker_b").tags("training-set/*") == ["training-set/x/1", "training-set/x/1.r2"]

@@ -380,6 +380,10 @@ class DvcHook(BaseHook):
         """The commit sha of a tag, branch or sha; a clear error when it does not exist."""
         self._ensure_fresh()
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if proc.returncode != 0 and self._settings.get("git_url"):
+            with self.locked():  # published by another worker since this hook fetched: fetch again
+                self._sync_unlocked()
+            proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0:
             raise DvcError(f"revision {rev!r} does not exist in data registry {self.workspace}")
         return proc.stdout.strip()

@@ -247,7 +247,8 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
 
     A parquet file is validated ``chunk_rows`` rows at a time and the batches' results are merged into the
     verdict, counts and Data Docs page of the whole partition (:mod:`mlops_provider.validation_batches`), so
-    memory is set by ``chunk_rows``, not by the partition. A suite with an expectation that has no exact merge
+    memory is set by ``chunk_rows`` (or by the file's parquet row groups where they are larger: the extract writes
+    row groups of its own ``chunk_rows``), not by the partition. A suite with an expectation that has no exact merge
     (a median, a quantile...), a CSV file, a given DataFrame or ``chunk_rows=None`` validate the whole frame at
     once; the log says which and why. XCom ``batches`` says how many batches were validated (0: whole frame).
 
