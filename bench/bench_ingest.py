@@ -1,7 +1,7 @@
 """Ingest + validate + version one partition: in chunks (the default) vs the whole partition in one frame.
 
 For each size, a SQLite source holds one day of N rows. Both sides run SqlToParquetOperator,
-GreatExpectationsValidateOperator and DvcVersionOperator. "ours" uses the default ``chunk_rows`` (500,000 rows
+GreatExpectationsValidateOperator and DvcVersionOperator. "ours" uses the default ``chunk_rows`` (250,000 rows
 fetched, written and validated at a time); the baseline is the whole-frame path that was the only one before
 issue 18 (one fetch of every row, one GX run on one DataFrame: ``chunk_rows=None`` for validation). Both must pass
 the suite; their verdicts are compared by tests/integration/test_validation.py. Each measurement runs in a fresh
@@ -122,7 +122,7 @@ def main(sizes: list[int]) -> None:
             times: dict[str, list[float]] = {"ours": [], "whole": []}
             mbs: dict[str, list[float]] = {"ours": [], "whole": []}
             for _ in range(repeats):
-                for side, chunk in (("ours", "500000"), ("whole", WHOLE)):
+                for side, chunk in (("ours", "250000"), ("whole", WHOLE)):
                     if skip[side]:
                         continue
                     # Clear the tag so the same partition is versioned again (a new day would need new data).

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Rows an ingest step holds at a time (the extract's fetch and parquet row group, validation's batch): peak memory
 # of ingest grows with it, not with the partition (docs/benchmarks.md measures both).
-DEFAULT_CHUNK_ROWS = 500_000
+DEFAULT_CHUNK_ROWS = 250_000
 
 
 def check_chunk_rows(value: object) -> int:

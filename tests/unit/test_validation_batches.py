@@ -70,7 +70,10 @@ def test_uniqueness_spans_batches_and_counts_every_repeated_row():
                                                                            second)])  # fmt: skip
     assert merged["success"] is False
     assert merged["result"]["unexpected_count"] == 3 and merged["result"]["missing_count"] == 1
-    assert merged["result"]["element_count"] == 6 and merged["result"]["partial_unexpected_list"] == ["a"] * 3
+    assert merged["result"]["element_count"] == 6
+    numbers = [pd.DataFrame({"n": [1.0, -0.0, None]}), pd.DataFrame({"n": [0.0, 2.5, 1.0]})]
+    (merged,) = merge([([item(kind, True, result, column="n")], f) for f in numbers])
+    assert merged["result"]["unexpected_count"] == 4 and merged["result"]["missing_count"] == 1
 
 
 def test_mean_min_max_and_distinct_sets_come_from_the_whole_column():

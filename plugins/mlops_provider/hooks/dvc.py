@@ -227,6 +227,12 @@ class DvcHook(BaseHook):
             self._git("reset", "--quiet", "--hard", remote_branch)
         self._fresh = True
 
+    def _up_to_date(self) -> bool:
+        """Whether the remote branch already is the workspace's HEAD."""
+        head = self._git("rev-parse", "--verify", "--quiet", "HEAD", check=False).stdout.strip()
+        remote = f"refs/remotes/origin/{self._branch()}"
+        return bool(head) and head == self._git("rev-parse", "--verify", "--quiet", remote, check=False).stdout.strip()
+
     def _before_push(self) -> None:
         """Called between the local commit and the push (a seam for tests that make another worker win)."""
 
@@ -243,9 +249,12 @@ class DvcHook(BaseHook):
             if (self.workspace / ".git").exists():
                 self._sync_unlocked()
             result = work()
+            pending_tags = tags(result)
+            if not pending_tags and self._up_to_date():
+                return result  # nothing new to publish (a reader's fetch, an existing version)
             self._before_push()
             refspecs = [f"HEAD:refs/heads/{self._branch()}"]
-            for tag in tags(result):
+            for tag in pending_tags:
                 force, name = tag.startswith("+"), tag.lstrip("+")
                 refspecs.append(f"{'+' if force else ''}refs/tags/{name}:refs/tags/{name}")
             self.push_attempts += 1

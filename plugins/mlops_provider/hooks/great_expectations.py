@@ -141,7 +141,8 @@ class GreatExpectationsHook(BaseHook):
             params = {**(batch_parameters or {}), "dataframe": frame}
             result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)
             merger.add(result.to_json_dict()["results"], frame)
-            first = first or result
+            if first is None:
+                first = result
         if first is None:
             raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
         for item, merged in zip(first.results, merger.merged(), strict=True):
