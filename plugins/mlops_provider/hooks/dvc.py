@@ -312,9 +312,10 @@ class DvcHook(BaseHook):
         return True
 
     def _ensure_workspace_unlocked(self) -> None:
+        """Create, clone and configure the workspace; runs only as (part of) the work of :meth:`_publish`, which
+        has already cleared what an interrupted write left."""
         ws = self.workspace
         git_url = self._settings.get("git_url")
-        self._recover_unlocked()
         if not (ws / ".git").exists():
             if git_url:
                 self.log.info("Cloning data registry into %s", ws)
