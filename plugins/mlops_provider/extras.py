@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "evidently": ("evidently",),
     "docker": ("docker", "airflow.providers.docker"),
     "openlineage": ("airflow.providers.openlineage",),
+    "s3": ("airflow.providers.amazon", "s3fs"),
 }
 
 

@@ -261,7 +261,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         wait_for_training_set = DvcTagSensor(
             task_id="wait_for_training_set",
             tag=training_set_tag(model, INTERVAL_DATE),
-            abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under $MLOPS_HOME
+            abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under the storage root
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(

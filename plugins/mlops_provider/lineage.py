@@ -10,7 +10,8 @@ transport configured, nothing is sent and nothing here runs.
 Dataset naming (the OpenLineage naming conventions where they define one):
 
 - a SQL table: namespace ``<conn type>://<host>:<port>`` (SQLite: ``sqlite://<file>``), name ``<database>.<table>``;
-- a local file: namespace ``file``, name the absolute path;
+- a local file: namespace ``file``, name the absolute path; a file on object storage: namespace
+  ``<scheme>://<bucket>``, name its key;
 - a file in the DVC data registry: namespace ``dvc+<registry git URL, or file://<workspace>>``, name its path in
   the registry (``data/<dataset>/partitions/<day>.parquet``), version the md5 of its content;
 - a registered MLflow model: namespace ``mlflow+<registry URI>``, name ``models/<name>``, version the model version.
@@ -18,7 +19,7 @@ Dataset naming (the OpenLineage naming conventions where they define one):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: facet kinds of a dataset or a run, converted by mlops_provider.lineage_facets
@@ -60,6 +61,19 @@ def local_file(path: str, *, md5: str | None = None, rows: int | None = None) ->
     if rows is not None:
         facets["output_statistics"] = {"rowCount": rows}
     return LineageDataset("file", path, facets)
+
+
+def stored_file(where: str, *, md5: str | None = None, rows: int | None = None) -> LineageDataset:
+    """A file tasks hand to each other (``mlops_provider.storage``): a local path, or an object-storage URL
+    (namespace ``<scheme>://<bucket>``, name the key, as OpenLineage names S3 objects; the connection id is not
+    part of the name)."""
+    from urllib.parse import urlsplit
+
+    if "://" not in where:
+        return local_file(where, md5=md5, rows=rows)
+    url = urlsplit(where)
+    dataset = local_file(url.path.lstrip("/"), md5=md5, rows=rows)
+    return LineageDataset(f"{url.scheme}://{url.netloc.rpartition('@')[2]}", dataset.name, dataset.facets)
 
 
 def dvc_file(
@@ -136,7 +150,7 @@ def gx_validation(
     if rows is not None:
         facets["data_quality_metrics"] = {"rowCount": rows}
     return Lineage(
-        inputs=[LineageDataset("file", str(summary["data_path"]), facets)], run_facets={"gx_validation": verdict}
+        inputs=[replace(stored_file(str(summary["data_path"])), facets=facets)], run_facets={"gx_validation": verdict}
     )
 
 

@@ -1,5 +1,8 @@
 """Where the provider keeps things on disk by default: everything under ``MLOPS_HOME``.
 
+Files one task hands to another (staged and quarantined partitions) live under the storage root instead, which
+is ``MLOPS_HOME`` unless ``MLOPS_STORAGE_URL`` names object storage (:mod:`mlops_provider.storage`).
+
 ``MLOPS_HOME`` defaults to ``$AIRFLOW_HOME/mlops`` when unset, so a plain ``pip install`` works too; the
 project's embedded configuration sets it to ``.mlops`` in the repository.
 """
@@ -17,16 +20,6 @@ def mlops_home() -> Path:
         return Path(configured)
     airflow_home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
     return Path(airflow_home) / "mlops"
-
-
-def staging_dir() -> Path:
-    """Extracted partitions before validation."""
-    return mlops_home() / "staging"
-
-
-def quarantine_dir() -> Path:
-    """Partitions that failed validation, each with its validation result beside it."""
-    return mlops_home() / "quarantine"
 
 
 #: Folder of the drift reports under ``reports_dir()`` (the only reports that run script, in a sandbox).

@@ -262,35 +262,6 @@ def test_immutable_tags_never_move_a_rebuilt_version_gets_the_next_revision_tag(
     assert hook.version_file(source, set_path, set_tag, {}, immutable_tag=True)["tag"] == f"{set_tag}.r2"
 
 
-@pytest.fixture
-def git_daemon(tmp_path):
-    """An empty bare registry served by a real ``git daemon`` on 127.0.0.1 (pushes enabled): the git remote two
-    workers without a common disk share."""
-    import socket
-    import time
-
-    base = tmp_path / "served"
-    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(base / "registry.git")],
-                   check=True)  # fmt: skip
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={base}",
-         "--listen=127.0.0.1", f"--port={port}", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    yield f"git://127.0.0.1:{port}/registry.git", base / "registry.git"
-    daemon.terminate()
-    daemon.wait(10)
-
-
 def worker_hook(name: str, url: str, tmp_path: Path, monkeypatch, cls=DvcHook) -> DvcHook:
     """A worker's registry hook: its own workspace (its own disk), the shared git URL and DVC remote."""
     conn = {

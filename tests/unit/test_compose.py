@@ -54,6 +54,10 @@ def test_compose_file_is_valid_and_describes_the_distributed_stack():
     assert "change-me-postgres@postgres:5432/airflow" in common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert json.loads(common["AIRFLOW_CONN_MLFLOW_DEFAULT"])["host"] == "http://mlflow:5000"
     assert json.loads(common["AIRFLOW_CONN_DVC_DEFAULT"])["extra"]["remote_url"].startswith("s3://")
+    assert common["MLOPS_STORAGE_URL"].startswith("s3://mlops/")  # a bucket minio-init creates
+    assert "store/mlops" in " ".join(services["minio-init"]["command"])
+    storage = json.loads(common["AIRFLOW_CONN_" + common["MLOPS_STORAGE_CONN_ID"].upper()])
+    assert storage["conn_type"] == "aws" and storage["extra"]["endpoint_url"] == "http://minio:9000"
     assert "--artifacts-destination=s3://mlflow/artifacts" in services["mlflow"]["command"]
     assert services["airflow-worker-1"]["command"] != services["airflow-worker-2"]["command"]
     # The Airflow services start only after init migrated the database.

@@ -11,8 +11,9 @@ from airflow.sdk import BaseOperator
 from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import run_metadata
-from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, stored_file
 from mlops_provider.links import DvcVersionLink, dvc_version_url
+from mlops_provider.storage import local_copy, stored
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,7 +28,8 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     one slot (the project's ``dvc_workspace`` pool) when many runs write one workspace; the hook also takes a
     file lock.
 
-    :param source_path: file to version (templated).
+    :param source_path: file to version: a local path or an object-storage URL (``mlops_provider.storage``;
+        downloaded to this worker's disk first) (templated).
     :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
@@ -56,9 +58,8 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         self.dvc_conn_id = dvc_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        result = self.dvc_hook.version_file(
-            Path(self.source_path), self.target_path, self.tag, metadata=run_metadata(context)
-        )
+        with local_copy(stored(self.source_path)) as source:
+            result = self.dvc_hook.version_file(source, self.target_path, self.tag, metadata=run_metadata(context))
         DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
         state = "new version" if result["created"] else "unchanged"
         self.log.info("%s: %s at %s (%s, md5 %s)", self.target_path, state, self.tag, result["rev"][:10], result["md5"])
@@ -67,7 +68,7 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the source file. Wrote: the versioned file in the registry (rev, tag, md5)."""
         return Lineage(
-            inputs=[local_file(str(self.source_path), md5=result["md5"])],
+            inputs=[stored_file(str(self.source_path), md5=result["md5"])],
             outputs=[
                 dvc_file(result["registry"], result["path"], rev=result["rev"], tag=result["tag"], md5=result["md5"])
             ],

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +18,13 @@ from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage import Lineage, OpenLineageMixin, gx_assertions, gx_validation
 from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
-from mlops_provider.paths import quarantine_dir, reports_dir
+from mlops_provider.paths import reports_dir
+from mlops_provider.storage import local_copy, location, move, storage_root, stored
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -252,14 +253,15 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     (a median, a quantile...), a CSV file, a given DataFrame or ``chunk_rows=None`` validate the whole frame at
     once; the log says which and why. XCom ``batches`` says how many batches were validated (0: whole frame).
 
-    :param data_path: partition file to validate, ``.parquet`` or ``.csv`` (templated).
+    :param data_path: partition file to validate, ``.parquet`` or ``.csv``: a local path or an object-storage URL
+        (``mlops_provider.storage``), read from a download on this worker's disk (templated).
     :param suite_path: expectation suite JSON file (templated).
     :param dataset: dataset name, used in paths and messages (templated).
     :param partition: partition name (templated; default: the date of ``data_interval_start``).
     :param mode: ``"fail"`` or ``"warn"``.
     :param batch_parameters: extra GX batch parameters (templated).
     :param quarantine_path: folder that receives failed partitions, one sub-folder per attempt (templated; default
-        ``$MLOPS_HOME/quarantine/<dataset>/<partition>``).
+        ``<storage root>/quarantine/<dataset>/<partition>``: under ``MLOPS_STORAGE_URL``, else ``MLOPS_HOME``).
     :param timestamp_column: column whose values must lie in the run's data interval (templated; empty: no check).
     :param dataframe: validate this DataFrame instead of a file (Python use; nothing is quarantined).
     :param chunk_rows: rows per validated batch of a parquet file (None: the whole file at once).
@@ -402,7 +404,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         return result, docs_page, normalized, rows, count, columns
 
     def execute(self, context: Context) -> dict[str, Any]:
-        data_path = Path(self.data_path) if self.data_path else None
+        source = stored(self.data_path) if self.data_path else None
         self.attempt = attempt_key(context)
         out_dir = self._out_dir
         run_name = f"{self.dataset}-{self.partition}-{self.attempt}"
@@ -412,14 +414,16 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         normalized: dict[str, str] = {}
         rows: int | None = None
         batches = 0
-        if data_path is not None and not data_path.exists():
+        where = location(source) if source is not None else None
+        if source is not None and not source.exists():
             raise AirflowFailException(
-                f"{self.dataset} {self.partition}: file to validate {data_path} does not exist. "
+                f"{self.dataset} {self.partition}: file to validate {where} does not exist. "
                 "Clear the upstream extract task so it writes the partition again."
             )
         tally = self._interval_tally(context)
         try:
-            result, docs_page, normalized, rows, batches, columns = self._validate(data_path, run_name, tally)
+            with local_copy(source) if source is not None else nullcontext(None) as data_path:
+                result, docs_page, normalized, rows, batches, columns = self._validate(data_path, run_name, tally)
         except UnreadableFileError as exc:
             reason = str(exc)
             summary = {
@@ -436,7 +440,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
                     }
                 ],
             }
-            full_result = {"success": False, "error": reason, "data_path": str(data_path)}
+            full_result = {"success": False, "error": reason, "data_path": where}
             rows = None
         else:
             summary = summarize(result, columns)
@@ -450,7 +454,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             dataset=self.dataset,
             partition=str(self.partition),
             attempt=self.attempt,
-            data_path=str(data_path) if data_path else None,
+            data_path=where,
             batches=batches,
             suite_path=str(self.suite_path),
             normalized_types=normalized,
@@ -474,8 +478,8 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             )
             return summary
 
-        if data_path is not None:
-            summary["quarantined_to"] = str(self._quarantine(data_path, result_path))
+        if source is not None:
+            summary["quarantined_to"] = self._quarantine(source, result_path)
         context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
         stats = summary["statistics"]
         where = f" Partition quarantined to {summary['quarantined_to']}." if summary["quarantined_to"] else ""
@@ -502,19 +506,20 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         stats["success_percent"] = round(100.0 * stats["successful"] / stats["evaluated"], 2)
         full_result["data_interval_check"] = failed or {"expectation": "rows_within_data_interval", "success": True}
 
-    def _quarantine(self, data_path: Path, result_path: Path) -> Path:
+    def _quarantine(self, source: ObjectStoragePath, result_path: Path) -> str:
+        """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
         base = (
-            Path(self.quarantine_path)
+            stored(self.quarantine_path)
             if self.quarantine_path
-            else (quarantine_dir() / self.dataset / str(self.partition))
+            else storage_root() / "quarantine" / self.dataset / str(self.partition)
         )
         target_dir = base / self.attempt
         target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / data_path.name
-        shutil.move(str(data_path), target)
-        shutil.copyfile(result_path, target_dir / "validation_result.json")
-        self.log.warning("Quarantined %s to %s (earlier attempts stay beside it)", data_path, target)
-        return target
+        target = target_dir / source.name
+        move(source, target)
+        stored(result_path).copy(target_dir / "validation_result.json")
+        self.log.warning("Quarantined %s to %s (earlier attempts stay beside it)", location(source), location(target))
+        return location(target)
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the validated file, every expectation as an assertion, its row count; the verdict as a run facet."""

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.files import md5_of_file, write_atomic
+from mlops_provider.files import md5_of_file
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
-from mlops_provider.lineage import Lineage, OpenLineageMixin, local_file, sql_table
-from mlops_provider.paths import staging_dir
+from mlops_provider.lineage import Lineage, OpenLineageMixin, sql_table, stored_file
+from mlops_provider.storage import location, staging_file, storage_root, stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,14 +88,16 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
 
     Rows with ``data_interval_start <= timestamp_column < data_interval_end`` are selected, so every run,
     including a backfill of a past date, reads exactly its own interval. The parquet file is written to a
-    temporary file and renamed into place, so a reader never sees half a partition.
+    temporary file and then published in one step (a rename on the local disk, one upload to object storage:
+    ``mlops_provider.storage``), so a reader never sees half a partition.
 
     :param conn_id: Airflow connection of the source database (any ``DbApiHook`` connection: sqlite, postgres...).
     :param table: source table.
     :param timestamp_column: column that places a row in time (UTC).
     :param dataset: dataset name, used in the default output path and in messages.
-    :param output_path: where to write the parquet file (templated). Default:
-        ``$MLOPS_HOME/staging/<dataset>/<ds>.parquet``.
+    :param output_path: where to write the parquet file, a local path or an object-storage URL (templated).
+        Default: ``<storage root>/staging/<dataset>/<ds>.parquet``, the storage root being ``MLOPS_STORAGE_URL``
+        or else ``MLOPS_HOME``.
     :param columns: columns to select (default: all).
     :param parse_dates: columns converted to timestamps after reading (drivers differ: SQLite returns text).
     :param on_empty: ``"fail"`` (default) or ``"skip"`` when the interval has no rows; never an empty file.
@@ -103,7 +105,8 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
     :param interval_end: override of the interval end (templated); default ``data_interval_end``.
     :param chunk_rows: rows fetched and written at a time (a parquet row group); peak memory grows with it.
 
-    XCom (return value): ``{"path", "rows", "md5", "dataset", "partition", "interval_start", "interval_end"}``.
+    XCom (return value): ``{"path", "rows", "md5", "dataset", "partition", "interval_start", "interval_end"}``;
+    ``path`` is a local path, or a URL (``s3://<conn_id>@<bucket>/<key>``) on object storage.
     """
 
     template_fields: Sequence[str] = ("output_path", "table", "interval_start", "interval_end", "dataset")
@@ -236,17 +239,18 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self._interval(context)
         partition = start.strftime("%Y-%m-%d")
-        target = Path(self.output_path) if self.output_path else staging_dir() / self.dataset / f"{partition}.parquet"
+        target = (
+            stored(self.output_path)
+            if self.output_path
+            else storage_root() / "staging" / self.dataset / f"{partition}.parquet"
+        )
         sql = self.build_query()
         params = (_as_utc_naive_text(start), _as_utc_naive_text(end))
         self.log.info(
             "Extracting %s [%s, %s) from %s.%s, %d rows at a time",
             self.dataset, *params, self.conn_id, self.table, self.chunk_rows,
         )  # fmt: skip
-        rows = 0
-
-        def write(tmp: Path) -> None:
-            nonlocal rows
+        with staging_file(target) as tmp:  # an empty interval raises inside: nothing is published
             rows = self._write(self._fetch(sql, params), tmp)
             if not rows:
                 message = (
@@ -256,18 +260,17 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
                 if self.on_empty == "skip":
                     raise AirflowSkipException(message)
                 raise AirflowFailException(message + " Set on_empty='skip' if empty days are expected.")
-
-        write_atomic(target, write)  # an empty interval raises inside: nothing is published
+            md5 = md5_of_file(tmp)
         result = {
-            "path": str(target),
+            "path": location(target),
             "rows": rows,
-            "md5": md5_of_file(target),
+            "md5": md5,
             "dataset": self.dataset,
             "partition": partition,
             "interval_start": params[0],
             "interval_end": params[1],
         }
-        self.log.info("Wrote %d rows to %s (md5 %s)", result["rows"], target, result["md5"])
+        self.log.info("Wrote %d rows to %s (md5 %s)", result["rows"], result["path"], result["md5"])
         conn = self.hook.get_connection(self.conn_id)
         source = {"conn_type": conn.conn_type, "host": conn.host, "port": conn.port, "database": conn.schema}
         return self.record_lineage(result, source=source)
@@ -276,5 +279,5 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
         """Read: the source table. Wrote: the staged partition file (md5, rows)."""
         return Lineage(
             inputs=[sql_table(**result["source"], table=self.table)],
-            outputs=[local_file(result["path"], md5=result["md5"], rows=result["rows"])],
+            outputs=[stored_file(result["path"], md5=result["md5"], rows=result["rows"])],
         )

@@ -16,7 +16,7 @@ from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
 from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file
 from mlops_provider.links import DvcVersionLink, dvc_version_url
-from mlops_provider.paths import quarantine_dir
+from mlops_provider.storage import storage_root, stored
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     :param ingest_dag_id: the DAG whose daily runs (logical date 00:00 UTC of the day) version the partitions;
         default: the DAG this task runs in.
     :param quarantine_root: folder holding one sub-folder per quarantined day (templated; default
-        ``$MLOPS_HOME/quarantine/<dataset>``, where the validation operator puts them).
+        ``<storage root>/quarantine/<dataset>``, where the validation operator puts them; a local path or an
+        object-storage URL).
     :param poll_interval: seconds between checks while a day is undecided; keep it at 20 s or more (a reschedule
         much faster than the scheduler's loop can be taken for an external state change and fail the task).
     :param wait_timeout: how long to wait for undecided days before failing.
@@ -134,7 +135,9 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         end = end or str(self.partition)
         prefix = partition_tag(self.dataset, "")
         versioned = {tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")}
-        quarantine = Path(self.quarantine_root) if self.quarantine_root else quarantine_dir() / self.dataset
+        quarantine = (
+            stored(self.quarantine_root) if self.quarantine_root else storage_root() / "quarantine" / self.dataset
+        )
         ti = context["ti"]
         dag_id = self.ingest_dag_id or ti.dag_id
         states: dict[str, str] = {}

@@ -28,8 +28,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     **skipped**: the version will not come, and nothing downstream should run for it.
 
     :param tag: the data registry tag to wait for (templated).
-    :param abandon_paths: paths whose existence means the tag will never appear (templated; relative paths are
-        under ``$MLOPS_HOME``, resolved when the task runs).
+    :param abandon_paths: paths whose existence means the tag will never appear: local paths or object-storage
+        URLs (templated; relative paths are under the storage root, ``MLOPS_STORAGE_URL`` or else ``MLOPS_HOME``,
+        resolved when the task runs).
     :param dvc_conn_id: connection of the data registry (its ``workspace``).
 
     XCom (return value): ``{"tag", "sha"}``.
@@ -56,16 +57,18 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         self.poll_interval = poll_interval
 
     def _abandon_paths(self) -> list[str]:
-        from mlops_provider.paths import mlops_home
+        from mlops_provider.storage import location, storage_root
 
-        return [str(p if Path(p).is_absolute() else mlops_home() / p) for p in self.abandon_paths]
+        return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in self.abandon_paths]
 
     def _check(self) -> dict[str, Any] | None:
         sha = asyncio.run(tag_sha(str(self.dvc_hook.workspace), self.tag))
         if sha:
             return {"tag": self.tag, "sha": sha}
+        from mlops_provider.storage import stored
+
         for path in self._abandon_paths():
-            if Path(path).exists():
+            if stored(path).exists():
                 self._abandon(path)
         return None
 

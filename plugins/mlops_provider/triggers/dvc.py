@@ -22,6 +22,13 @@ async def tag_sha(workspace: str, tag: str) -> str | None:
     return (out.decode().strip() or None) if proc.returncode == 0 else None
 
 
+def _exists(where: str) -> bool:
+    """Whether a file or folder exists: a local path, or a URL on object storage (``mlops_provider.storage``)."""
+    from mlops_provider.storage import stored
+
+    return stored(where).exists()
+
+
 class DvcTagTrigger(BaseTrigger):
     """Fires ``{"status": "found", "tag", "sha"}`` when ``tag`` exists in the data registry at ``workspace``, or
     ``{"status": "abandoned", "path"}`` when one of ``abandon_paths`` exists first (e.g. the quarantine folder
@@ -29,7 +36,8 @@ class DvcTagTrigger(BaseTrigger):
 
     :param workspace: local folder of the data registry (a git repository).
     :param tag: the tag to wait for.
-    :param abandon_paths: files or folders whose existence means the tag will not appear.
+    :param abandon_paths: files or folders (local paths or object-storage URLs) whose existence means the tag will
+        not appear.
     :param poll_interval: seconds between checks.
     """
 
@@ -54,7 +62,7 @@ class DvcTagTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
                 return
             for path in self.abandon_paths:
-                if Path(path).exists():
+                if await asyncio.to_thread(_exists, path):
                     yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
                     return
             await asyncio.sleep(self.poll_interval)

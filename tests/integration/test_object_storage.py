@@ -1,0 +1,127 @@
+"""Issue 18, object storage between tasks: the ingest stage's tasks each on their own disk (their own
+``MLOPS_HOME``, deleted once the task is done), handing files to each other only through an S3-protocol server
+(moto) and the data registry's git remote (git daemon) with its DVC remote on the same S3 server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from sqlalchemy import create_engine
+
+from mlops_provider.demo.churn_source import SourceSpec, seed_range
+from mlops_provider.files import md5_of_file
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.layout import partition_path, partition_tag
+from mlops_provider.operators.dvc import DvcVersionOperator
+from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+from mlops_provider.operators.sql import SqlToParquetOperator
+from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
+from mlops_provider.sensors.dvc import DvcTagSensor
+from tests.helpers import PROJECT_ROOT, task_context
+
+pytestmark = pytest.mark.integration
+
+DAY, BAD_DAY = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+DATASET = "customer_activity"
+SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
+
+
+def files_on(home: Path) -> list[str]:
+    """Every file a worker left on its own disk, relative to its home."""
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+
+
+def test_ingest_tasks_on_separate_disks_hand_partitions_over_through_object_storage(
+    s3_server, git_daemon, tmp_path, monkeypatch
+):
+    git_url, _ = git_daemon
+    prefix = f"ingest-{tmp_path.name}"
+    source = tmp_path / "database-server" / "source.db"  # the source database is a server, not a worker's disk
+    source.parent.mkdir()
+    seed_range(create_engine(f"sqlite:///{source}"), [DAY, BAD_DAY],
+               SourceSpec(seed=5, rows_per_day=900, bad_dates={BAD_DAY: "null_flood"}))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(source)}))
+    monkeypatch.setenv("MLOPS_STORAGE_URL", f"s3://{s3_server.bucket}/{prefix}/shared")
+    monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "mlops_storage")
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_STORAGE", s3_server.aws_connection())
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_DEFAULT", json.dumps({
+        "conn_type": "dvc", "host": git_url, "login": s3_server.key_id, "password": s3_server.secret,
+        "extra": {"remote_url": f"s3://{s3_server.bucket}/{prefix}/dvc",
+                  "remote_options": {"endpointurl": s3_server.endpoint}},
+    }))  # fmt: skip
+
+    def worker(name: str) -> Path:
+        home = tmp_path / name
+        home.mkdir()
+        monkeypatch.setenv("MLOPS_HOME", str(home))
+        return home
+
+    def extract(day: dt.date) -> dict:
+        return SqlToParquetOperator(
+            task_id="extract", conn_id="mlops_source", table="customer_activity", timestamp_column="event_ts",
+            parse_dates=["event_ts", "signup_date"], dataset=DATASET,
+        ).execute(task_context(day))  # fmt: skip
+
+    def validate(day: dt.date, path: str) -> dict:
+        return GreatExpectationsValidateOperator(
+            task_id="validate", data_path=path, suite_path=str(SUITE), dataset=DATASET, partition=str(day),
+            timestamp_column="event_ts",
+        ).execute(task_context(day))  # fmt: skip
+
+    # Worker A extracts both days: the partitions are objects under the storage root, named with the connection.
+    a = worker("worker-a")
+    good, bad = extract(DAY), extract(BAD_DAY)
+    staged = f"{prefix}/shared/staging/{DATASET}/{DAY}.parquet"
+    assert good["path"] == f"s3://mlops_storage@{s3_server.bucket}/{staged}"
+    assert s3_server.keys(f"{prefix}/shared/staging/") == [staged, staged.replace(str(DAY), str(BAD_DAY))]
+    body = s3_server.client().get_object(Bucket=s3_server.bucket, Key=staged)["Body"].read()
+    (tmp_path / "check.parquet").write_bytes(body)
+    assert md5_of_file(tmp_path / "check.parquet") == good["md5"]
+    assert len(pd.read_parquet(tmp_path / "check.parquet")) == good["rows"] > 800
+    assert not [f for f in files_on(a) if f.endswith(".parquet") or ".tmp" in f], files_on(a)
+    shutil.rmtree(a)  # the worker is gone: nothing after this may read its disk
+
+    # Worker B validates: the good day passes; the bad day's partition moves to the quarantine on object storage.
+    b = worker("worker-b")
+    passed = validate(DAY, good["path"])
+    assert passed["success"] and passed["data_path"] == good["path"] and passed["batches"] == 1
+    with pytest.raises(AirflowFailException, match=f"quarantined to s3://mlops_storage@{s3_server.bucket}/"):
+        validate(BAD_DAY, bad["path"])
+    quarantined = s3_server.keys(f"{prefix}/shared/quarantine/{DATASET}/{BAD_DAY}/")
+    assert [k.rsplit("/", 1)[1] for k in quarantined] == [f"{BAD_DAY}.parquet", "validation_result.json"]
+    assert s3_server.keys(f"{prefix}/shared/staging/") == [staged]  # moved, not copied
+    assert not [f for f in files_on(b) if f.endswith(".parquet")], files_on(b)
+    assert list((b / "reports" / "gx" / DATASET / str(BAD_DAY)).glob("*/result.json"))  # its own evidence
+    shutil.rmtree(b)
+
+    # Worker C versions the good day from the object (registry through git daemon, data to the S3 DVC remote);
+    # the tag sensor of the bad day sees its quarantine on object storage and gives up.
+    c = worker("worker-c")
+    version = DvcVersionOperator(
+        task_id="version_partition", source_path=good["path"], target_path=partition_path(DATASET, str(DAY)),
+        tag=partition_tag(DATASET, str(DAY)),
+    ).execute(task_context(DAY))  # fmt: skip
+    assert version["created"] and version["md5"] == good["md5"]
+    assert s3_server.keys(f"{prefix}/dvc/")  # the data went to the DVC remote on S3
+    with pytest.raises(AirflowSkipException, match=f"quarantine/{DATASET}/{BAD_DAY}"):
+        DvcTagSensor(
+            task_id="wait", tag=partition_tag(DATASET, str(BAD_DAY)), abandon_paths=[f"quarantine/{DATASET}/{BAD_DAY}"]
+        )._check()  # fmt: skip
+    assert not (c / "work" / "downloads").exists() or not any((c / "work" / "downloads").iterdir())
+    shutil.rmtree(c)
+
+    # Worker D, a fresh disk, sees the bad day as quarantined and reads the versioned bytes of the good day.
+    d = worker("worker-d")
+    assembly = TrainingSetAssemblyOperator(task_id="assemble", dataset=DATASET, partition=str(BAD_DAY), window_days=2)
+    assert assembly.classify_days(task_context(BAD_DAY), end=str(BAD_DAY)) == {
+        str(DAY): "versioned",
+        str(BAD_DAY): "quarantined",
+    }
+    read = DvcHook().read_to(partition_path(DATASET, str(DAY)), partition_tag(DATASET, str(DAY)), d / "read.parquet")
+    assert read["md5"] == good["md5"] and (d / "read.parquet").read_bytes() == body
