@@ -59,7 +59,7 @@ def seed_source(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
 
     drift_from = start + dt.timedelta(days=DRIFT_DAY - 1)
     bad_day = start + dt.timedelta(days=BAD_DAY - 1)
-    spec = SourceSpec(drift_from=drift_from, bad_dates={bad_day: "null_flood"})
+    spec = SourceSpec(drift_from=drift_from, bad_dates={bad_day: "null_flood"}, epoch=start)  # same rows any day
     engine = BaseHook.get_hook(SOURCE_CONN_ID).get_sqlalchemy_engine()  # type: ignore[attr-defined]
     written = seed_range(engine, dates_between(start, end), spec)
     print(f"Seeded {sum(written.values())} rows for {start} .. {end} (drift from {drift_from}, bad data on {bad_day})")

@@ -62,7 +62,7 @@ def distributed(tmp_path_factory):
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         seed_range(
             create_engine(f"postgresql+psycopg2://{POSTGRES}/{databases['source']}"), days,
-            SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}), TRANSACTIONS,
+            SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}, epoch=days[0]), TRANSACTIONS,
         )  # fmt: skip
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([str(BIN / "airflow"), "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")],

@@ -53,7 +53,7 @@ def airflow(tmp_path_factory):
     (dags / "mlops_models.py").symlink_to(PROJECT_ROOT / "dags" / "mlops_models.py")
     end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=2), end)
-    seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, SourceSpec(drift_from=days[1]))
+    seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, SourceSpec(drift_from=days[1], epoch=days[0]))
     env = prepared_environment(
         AIRFLOW, home, dags, mlops, days[0], MLOPS_MODELS_DIR=str(spec_asking_humans(root / "models"))
     )

@@ -116,7 +116,7 @@ def loop(tmp_path_factory):
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
-    spec = SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"})
+    spec = SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}, epoch=days[0])
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, spec)
     env = prepared_environment(AIRFLOW, home, dags, mlops, days[0], MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat())
     airflow = EmbeddedAirflow(airflow_bin=AIRFLOW, airflow_home=home, port=PORT, env=env)

@@ -33,6 +33,28 @@ def test_same_date_same_rows_whatever_else_was_generated():
     assert not first.equals(generate_day(DAY, SourceSpec(seed=8)))
 
 
+def test_with_an_epoch_a_range_moved_in_time_holds_the_same_rows():
+    """The demo and the end-to-end tests place their days relative to today: with an epoch, the days of a range
+    hold the same rows (dates aside) whatever the calendar date, so the same models and verdicts follow."""
+    from mlops_provider.demo.transactions_source import TRANSACTIONS
+
+    def spec(epoch: dt.date) -> SourceSpec:
+        return SourceSpec(epoch=epoch, drift_from=epoch + dt.timedelta(days=2), bad_dates={epoch: "null_flood"})
+
+    later = DAY + dt.timedelta(days=40)
+    for generate, stamp in ((generate_day, "event_ts"), (TRANSACTIONS.generate, "tx_ts")):
+        for offset in (0, 3):  # the bad first day; a drifted day
+            a, b = DAY + dt.timedelta(days=offset), later + dt.timedelta(days=offset)
+            first, moved = generate(a, spec(DAY)), generate(b, spec(later))
+            marks = (str(a), a.strftime("%Y%m%d"))  # ids carry the date
+            dates = [c for c in first.columns if c.endswith("_date") or any(
+                first[c].astype(str).str.contains(mark).any() for mark in marks)]  # fmt: skip
+            assert stamp in dates and len(dates) < len(first.columns) / 2
+            pd.testing.assert_frame_equal(first.drop(columns=dates), moved.drop(columns=dates))
+            assert (pd.to_datetime(moved[stamp]).dt.date == b).all()
+        assert not generate(DAY, SourceSpec()).equals(generate(later, SourceSpec()))  # without an epoch: by date
+
+
 def test_shape_of_a_day():
     frame = generate_day(DAY, SourceSpec())
     assert list(frame.columns) == list(COLUMNS)

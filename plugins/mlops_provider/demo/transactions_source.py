@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from mlops_provider.demo.churn_source import CorruptibleColumns, SourceSpec, SourceTable, _day_seed, corrupt
+from mlops_provider.demo.churn_source import CorruptibleColumns, SourceSpec, SourceTable, corrupt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,7 @@ def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    rng = np.random.default_rng(_day_seed(spec.seed + 7_919, day))
+    rng = np.random.default_rng(spec.day_seed(day, salt=7_919))
     drifted = spec.drift_from is not None and day >= spec.drift_from
     n = int(spec.rows_per_day * rng.uniform(0.95, 1.05))
     cards = rng.integers(0, CARDS, size=n)
@@ -103,7 +103,7 @@ def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     frame.loc[rng.uniform(size=n) < 0.03, "avg_amount_30d"] = np.nan  # new cards have no history
     kind = spec.bad_dates.get(day)
     if kind is not None:
-        frame = corrupt(frame, kind, seed=_day_seed(spec.seed, day), columns=BROKEN)
+        frame = corrupt(frame, kind, seed=spec.day_seed(day), columns=BROKEN)
     return frame
 
 
