@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.files import write_atomic
+from mlops_provider.storage import stored, write_text
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 
 def attempt_key(context: Context) -> str:
@@ -31,7 +31,7 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def attempts(folder: Path) -> list[dict[str, Any]]:
+def attempts(folder: Path | ObjectStoragePath) -> list[dict[str, Any]]:
     """The JSON records in ``folder``, oldest first (by their ``recorded_at``, then file name)."""
     records = []
     for path in folder.glob("*.json") if folder.is_dir() else []:
@@ -44,16 +44,15 @@ def attempts(folder: Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (str(r.get("recorded_at", "")), str(r.get("attempt", ""))))
 
 
-def first_attempt(folder: Path, *, other_than: str | None = None) -> dict[str, Any] | None:
+def first_attempt(folder: Path | ObjectStoragePath, *, other_than: str | None = None) -> dict[str, Any] | None:
     """The subject's record of decision: the oldest record not written by attempt ``other_than``."""
     return next((r for r in attempts(folder) if r.get("attempt") != other_than), None)
 
 
-def write_record(folder: Path, attempt: str, record: dict[str, Any]) -> Path:
-    """Write ``record`` as ``<folder>/<attempt>.json`` (atomically), stamped with ``attempt`` and ``recorded_at``;
-    returns the path. A record of the same attempt (the same task try running again) is replaced; nothing else is."""
+def write_record(folder: Path | ObjectStoragePath, attempt: str, record: dict[str, Any]) -> ObjectStoragePath:
+    """Write ``record`` as ``<folder>/<attempt>.json`` (whole or not at all, on the local disk or object storage:
+    :mod:`mlops_provider.storage`), stamped with ``attempt`` and ``recorded_at``; returns the path. A record of the
+    same attempt (the same task try running again) is replaced; nothing else is."""
     record.setdefault("attempt", attempt)
     record.setdefault("recorded_at", now_iso())
-    path = folder / f"{attempt}.json"
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str)))
-    return path
+    return write_text(stored(folder) / f"{attempt}.json", json.dumps(record, indent=2, default=str))

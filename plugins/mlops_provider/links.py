@@ -2,23 +2,23 @@
 
 Each operator pushes the URL of what it produced under the link's ``xcom_key`` while it runs; the link reads it
 back, so the button points at that try's own report. Every URL is a route of the plugin's web app (mounted at
-``/mlops`` in the api-server), so a link resolves in the running UI in every mode: files under
-``MLOPS_HOME/reports`` at ``/mlops/reports/<relative path>``, MLflow runs and model versions and DVC data versions
-at the record pages of ``mlops_provider.web.records`` (which link on to the MLflow UI when one is known).
+``/mlops`` in the api-server), so a link resolves in the running UI in every mode: files under the reports root
+(``<storage root>/reports``, :func:`mlops_provider.storage.reports_root`) at ``/mlops/reports/<relative path>``,
+MLflow runs and model versions and DVC data versions at the record pages of ``mlops_provider.web.records`` (which
+link on to the MLflow UI when one is known).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
-from mlops_provider.paths import reports_dir
-
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk import BaseOperator, Context, ObjectStoragePath
     from airflow.sdk.types import TaskInstanceKey
 
 REPORTS_URL_PREFIX = "/mlops/reports"
@@ -28,10 +28,19 @@ DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"
 LEDGERS_URL_PREFIX = "/mlops/ledgers"
 
 
-def report_url(path: Path) -> str:
-    """URL under which the plugin serves a file of ``MLOPS_HOME/reports``."""
-    relative = Path(path).resolve().relative_to(reports_dir().resolve())
-    return f"{REPORTS_URL_PREFIX}/{quote(relative.as_posix())}"
+def report_url(path: str | os.PathLike[str] | ObjectStoragePath) -> str:
+    """URL under which the plugin serves a file of the reports root (a local path or a stored location); a
+    ValueError when the file is not under it."""
+    from mlops_provider.storage import is_local, reports_root, stored
+
+    target, root = stored(path), reports_root()
+    if is_local(target) != is_local(root):
+        raise ValueError(f"{path} is not under the reports root {root}")
+    if is_local(target):
+        relative = Path(target.path).resolve().relative_to(Path(root.path).resolve()).as_posix()
+    else:
+        relative = PurePosixPath(target.path).relative_to(PurePosixPath(root.path)).as_posix()
+    return f"{REPORTS_URL_PREFIX}/{quote(relative)}"
 
 
 def ledger_url(model_name: str, version: str | int, attempt: str) -> str:

@@ -207,16 +207,14 @@ def build_notice(
 
 
 def _report_url(path: str) -> str:
-    """Where the plugin serves a file of ``$MLOPS_HOME/reports`` (:func:`~mlops_provider.links.report_url`); a
-    file outside it by its name under the reports."""
-    from pathlib import Path
-
+    """Where the plugin serves a report (:func:`~mlops_provider.links.report_url`); a file outside the reports by
+    its name under them."""
     from mlops_provider.links import REPORTS_URL_PREFIX, report_url
 
     try:
-        return report_url(Path(path))
+        return report_url(path)
     except ValueError:
-        return f"{REPORTS_URL_PREFIX}/{Path(path).name}"
+        return f"{REPORTS_URL_PREFIX}/{path.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 class MlopsEventNotifier(BaseNotifier):
@@ -294,10 +292,10 @@ class MlopsEventNotifier(BaseNotifier):
             return
         send(notice, to=self.to, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email)
         from mlops_provider.evidence import now_iso
-        from mlops_provider.files import write_atomic
+        from mlops_provider.storage import write_text
 
         record = {"key": key, "event": self.event, "subject": notice.subject, "to": self.to, "sent_at": now_iso()}
-        write_atomic(marker, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+        write_text(marker, json.dumps(record, indent=2))
 
     def _result(self, ti: Any) -> dict[str, Any] | None:
         """The task's return value, or the validation summary a failed validation pushed."""
@@ -332,10 +330,11 @@ TRIGGERED_XCOM_KEY = "retraining"
 
 
 def sent_marker(key: str) -> Any:
-    """The record of a sent notification (its existence dedupes)."""
-    from mlops_provider.paths import mlops_home
+    """The record of a sent notification (its existence dedupes), under the storage root: a retry on another
+    worker sees it."""
+    from mlops_provider.storage import storage_root
 
-    return mlops_home() / "notifications" / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
+    return storage_root() / "notifications" / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
 
 
 def send(notice: Notice, *, to: list[str], smtp_conn_id: str, from_email: str | None) -> None:

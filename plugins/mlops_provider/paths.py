@@ -1,7 +1,8 @@
 """Where the provider keeps things on disk by default: everything under ``MLOPS_HOME``.
 
-Files one task hands to another (staged and quarantined partitions) live under the storage root instead, which
-is ``MLOPS_HOME`` unless ``MLOPS_STORAGE_URL`` names object storage (:mod:`mlops_provider.storage`).
+Files one task hands to another (staged and quarantined partitions) and the reports and records live under the
+storage root instead, which is ``MLOPS_HOME`` unless ``MLOPS_STORAGE_URL`` names object storage
+(:mod:`mlops_provider.storage`).
 
 ``MLOPS_HOME`` defaults to ``$AIRFLOW_HOME/mlops`` when unset, so a plain ``pip install`` works too; the
 project's embedded configuration sets it to ``.mlops`` in the repository.
@@ -22,18 +23,8 @@ def mlops_home() -> Path:
     return Path(airflow_home) / "mlops"
 
 
-#: Folder of the drift reports under ``reports_dir()`` (the only reports that run script, in a sandbox).
+#: Folder of the drift reports under the reports root (the only reports that run script, in a sandbox).
 DRIFT_REPORTS = "drift"
-
-
-def reports_dir() -> Path:
-    """Validation results, Data Docs and drift reports; served by the plugin under ``/mlops/reports``."""
-    return mlops_home() / "reports"
-
-
-def ledger_dir(model_name: str, version: str | int) -> Path:
-    """The verdict ledgers of a model version: one ``<attempt>.json`` per evaluation (append-only)."""
-    return reports_dir() / "ledgers" / model_name / f"v{version}"
 
 
 def dvc_workspace_dir() -> Path:

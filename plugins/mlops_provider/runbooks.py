@@ -122,7 +122,7 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 
 | task | what it does | when it fails or skips |
 |---|---|---|
-| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `$MLOPS_HOME/reports/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
 | `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger | fails with the numbers; the champion does not move |
@@ -150,7 +150,7 @@ triggers `{f.ids["training"]}`.
 | `wait_for_training_set` | deferrable: waits for tag `training-set/{f.model}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined: nothing to check |
 | `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
 | `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
-| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `$MLOPS_HOME/reports/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
+| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`), **holdout keys only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it): {f.metric} vs the floor {f.floor:g}; metric `labelled_{f.metric}` in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself (`estimated_{f.metric}`) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | `no_labels` (no decision) when that day is not versioned or has too few labelled holdout rows |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {f.drift_share:g}, or `performance` when {f.metric} is below the floor | **skipped** otherwise (the normal case) |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped (with the reason) when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, or over the budget of {f.budget} per week |
@@ -170,7 +170,7 @@ triggers `{f.ids["training"]}`.
 | `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
 | `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
 
-The weekly budget also counts real time (records in `$MLOPS_HOME/reports/retraining/{f.ids["training"]}/`), so
+The weekly budget also counts real time (records in `<reports root>/retraining/{f.ids["training"]}/`), so
 neither a long backfill nor a storm of re-runs can start more.
 """
 

@@ -1,7 +1,9 @@
 """Where one task leaves a file for another: the local disk or object storage, chosen by configuration.
 
-Tasks of one DAG run may run on different workers. A file one task hands to the next (a staged partition, a
-quarantined one) is put under one root read through Airflow's :class:`~airflow.sdk.ObjectStoragePath`:
+Tasks of one DAG run may run on different workers, and the plugin's pages run in the api-server. A file one task
+hands to the next (a staged partition, a quarantined one) and every report and record (``reports/``: validation
+results and Data Docs, drift and performance reports, verdict ledgers, alarm reviews, retraining records) is put
+under one root read through Airflow's :class:`~airflow.sdk.ObjectStoragePath`:
 
 * ``MLOPS_STORAGE_URL`` unset (the embedded default): ``MLOPS_HOME`` on the local disk. Locations are plain paths
   and a file is published by a rename, as before.
@@ -12,7 +14,8 @@ quarantined one) is put under one root read through Airflow's :class:`~airflow.s
   reads the same object with the same credentials. An object is written in one upload: readers never see half
   of it.
 
-Work files stay on the worker's own disk (``MLOPS_HOME``): chunk parts, downloads to read, the DVC workspace.
+Work files stay on the worker's own disk (``MLOPS_HOME``): chunk parts, downloads to read, the DVC workspace, the
+Data Docs site GX builds before it is published.
 """
 
 from __future__ import annotations
@@ -66,6 +69,16 @@ def _require_scheme(url: str, user: str) -> None:
         require(extra, user=user)
 
 
+def reports_root() -> ObjectStoragePath:
+    """The reports and records the plugin serves under ``/mlops/reports`` (``<storage root>/reports``)."""
+    return storage_root() / "reports"
+
+
+def ledger_dir(model_name: str, version: str | int) -> ObjectStoragePath:
+    """The verdict ledgers of a model version: one ``<attempt>.json`` per evaluation (append-only)."""
+    return reports_root() / "ledgers" / model_name / f"v{version}"
+
+
 def is_local(path: ObjectStoragePath) -> bool:
     return path.protocol in LOCAL_PROTOCOLS
 
@@ -76,10 +89,12 @@ def location(path: ObjectStoragePath) -> str:
     return path.path if is_local(path) else str(path)
 
 
-def stored(where: str | os.PathLike[str]) -> ObjectStoragePath:
-    """The stored file named by ``where``: a URL (``s3://conn@bucket/key``) or a local path."""
+def stored(where: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
+    """The stored file named by ``where``: a URL (``s3://conn@bucket/key``), a local path, or a stored path."""
     from airflow.sdk import ObjectStoragePath
 
+    if isinstance(where, ObjectStoragePath):
+        return where
     text = os.fspath(where)
     if "://" in text:
         _require_scheme(text, f"the stored file {text}")
@@ -143,6 +158,31 @@ def local_copy(source: ObjectStoragePath) -> Iterator[Path]:
         yield copy
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_text(target: ObjectStoragePath, text: str) -> ObjectStoragePath:
+    """Write ``text`` to ``target`` whole or not at all (see :func:`publish`); returns ``target``."""
+    with staging_file(target) as tmp:
+        tmp.write_text(text)
+    return target
+
+
+def publish_tree(local: Path, target: ObjectStoragePath) -> None:
+    """Copy every file under the local folder ``local`` to the same relative place under ``target`` (nothing to do
+    when ``target`` is that folder, on local storage)."""
+    if is_local(target) and Path(target.path).resolve() == local.resolve():
+        return
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        stored(path).copy(target.joinpath(*path.relative_to(local).parts))
+
+
+def scratch_for(target: ObjectStoragePath) -> Path:
+    """The folder on this worker's disk where a tool that only writes local files (GX's Data Docs) builds what is
+    then published at ``target``: ``target`` itself on local storage, else its place under ``MLOPS_HOME``."""
+    if is_local(target):
+        return Path(target.path)
+    root = storage_root()
+    return mlops_home() / "work" / "scratch" / target.path.removeprefix(root.path).strip("/")
 
 
 def move(source: ObjectStoragePath, target: ObjectStoragePath) -> None:

@@ -578,8 +578,8 @@ def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apar
         task_id="drift_report", dataset="customer_activity", model_name="churn_twin", partition=str(day),
         numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL,
     ).execute(context)  # fmt: skip
-    assert Path(ours["summary_path"]).parent == drift_folder("churn_classifier", str(day))
-    assert Path(theirs["summary_path"]).parent == drift_folder("churn_twin", str(day))
+    assert Path(ours["summary_path"]).parent == Path(drift_folder("churn_classifier", str(day)).path)
+    assert Path(theirs["summary_path"]).parent == Path(drift_folder("churn_twin", str(day)).path)
     assert theirs["recheck"] is False and ours["recheck"] is False  # neither took the other's for its first check
     assert [a["reference"]["model_name"] for a in attempts(drift_folder("churn_twin", str(day)))] == ["churn_twin"]
 
@@ -588,7 +588,7 @@ def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apar
         task_id="performance_check", dataset="customer_activity", model_name="churn_twin", partition=str(day),
         floor=0.5, label_delay_days=0, label_column="churned", min_labelled_rows=50,
     ).execute(perf_context)  # fmt: skip
-    assert Path(twin_perf["summary_path"]).parent == performance_folder("churn_twin", str(day))
+    assert Path(twin_perf["summary_path"]).parent == Path(performance_folder("churn_twin", str(day)).path)
     assert not performance_folder("churn_classifier", str(day)).exists()
     assert {p["day"] for p in collect("churn_twin")["drift"]} == {str(day)}
     assert str(day) in {p["day"] for p in collect("churn_classifier")["drift"]}

@@ -91,13 +91,17 @@ def test_ingest_tasks_on_separate_disks_hand_partitions_over_through_object_stor
     b = worker("worker-b")
     passed = validate(DAY, good["path"])
     assert passed["success"] and passed["data_path"] == good["path"] and passed["batches"] == 1
+    gx = f"{prefix}/shared/reports/gx/{DATASET}/{DAY}/{passed['attempt']}"
+    assert passed["result_path"] == f"s3://mlops_storage@{s3_server.bucket}/{gx}/result.json"
+    assert passed["docs_path"].startswith(f"s3://mlops_storage@{s3_server.bucket}/{gx}/data-docs/")
+    assert {f"{gx}/result.json", passed["docs_path"].split("@", 1)[1].split("/", 1)[1]} <= set(s3_server.keys(gx))
     with pytest.raises(AirflowFailException, match=f"quarantined to s3://mlops_storage@{s3_server.bucket}/"):
         validate(BAD_DAY, bad["path"])
     quarantined = s3_server.keys(f"{prefix}/shared/quarantine/{DATASET}/{BAD_DAY}/")
     assert [k.rsplit("/", 1)[1] for k in quarantined] == [f"{BAD_DAY}.parquet", "validation_result.json"]
     assert s3_server.keys(f"{prefix}/shared/staging/") == [staged]  # moved, not copied
-    assert not [f for f in files_on(b) if f.endswith(".parquet")], files_on(b)
-    assert list((b / "reports" / "gx" / DATASET / str(BAD_DAY)).glob("*/result.json"))  # its own evidence
+    assert s3_server.keys(f"{prefix}/shared/reports/gx/{DATASET}/{BAD_DAY}/")  # its evidence, published
+    assert not [f for f in files_on(b) if f.endswith((".parquet", ".json", ".html"))], files_on(b)
     shutil.rmtree(b)
 
     # Worker C versions the good day from the object (registry through git daemon, data to the S3 DVC remote);
@@ -125,3 +129,58 @@ def test_ingest_tasks_on_separate_disks_hand_partitions_over_through_object_stor
     }
     read = DvcHook().read_to(partition_path(DATASET, str(DAY)), partition_tag(DATASET, str(DAY)), d / "read.parquet")
     assert read["md5"] == good["md5"] and (d / "read.parquet").read_bytes() == body
+
+
+def test_reports_and_records_are_read_from_object_storage_by_any_host(s3_server, tmp_path, monkeypatch):
+    """Records one task writes and another task, the triggerer or the plugin's pages read (a drift summary, a
+    verdict ledger, retraining records) live under the storage root: a host with an empty disk reads them, the
+    links point at them and the plugin serves them."""
+    import asyncio
+
+    from fastapi.testclient import TestClient
+
+    from mlops_provider.evidence import attempts, write_record
+    from mlops_provider.links import report_url
+    from mlops_provider.operators.evidently import drift_folder
+    from mlops_provider.operators.retraining import trigger_records_dir, triggered_since
+    from mlops_provider.storage import ledger_dir, location, write_text
+    from mlops_provider.triggers.drift import DriftResultTrigger
+    from mlops_provider.web.health import _series
+    from tests.integration.test_report_pages import unauthenticated_app
+
+    prefix = f"records-{tmp_path.name}"
+    monkeypatch.setenv("MLOPS_STORAGE_URL", f"s3://{s3_server.bucket}/{prefix}")
+    monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "mlops_storage")
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_STORAGE", s3_server.aws_connection())
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "writer"))
+    summary = {"model_name": "m", "partition": str(DAY), "dataset_drift": True, "drift_share": 0.6}
+    drift = write_record(drift_folder("m", str(DAY)), "a1-try1", summary)
+    verdict = {"model_name": "m", "challenger_version": "3", "decision": "promote", "reason": "all checks passed",
+               "checks": []}  # fmt: skip
+    ledger = write_record(ledger_dir("m", 3), "b2-try1", verdict)
+    write_text(
+        trigger_records_dir("m__training") / "drift__d__x.json",
+        json.dumps({"triggered_at": "2026-11-20T00:00:00+00:00"}),
+    )
+    assert location(drift) == f"s3://mlops_storage@{s3_server.bucket}/{prefix}/reports/drift/m/{DAY}/a1-try1.json"
+    assert not (tmp_path / "writer").exists() or not list((tmp_path / "writer").rglob("*.json"))
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "reader"))  # another host: an empty disk
+    event = asyncio.run(DriftResultTrigger(summary_path=location(drift), poll_interval=0.1).run().__anext__())
+    assert event.payload["summary"]["drift_share"] == 0.6 and event.payload["summary"]["attempt"] == "a1-try1"
+    assert [s["drift_share"] for s in _series("drift", "m")] == [0.6]
+    assert [r["decision"] for r in attempts(ledger_dir("m", 3))] == ["promote"]
+    assert len(triggered_since("m__training", dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))) == 1
+
+    url = report_url(location(ledger))
+    assert url == "/mlops/reports/ledgers/m/v3/b2-try1.json"
+    client = TestClient(unauthenticated_app())
+    served = client.get(url.removeprefix("/mlops"))
+    assert served.status_code == 200 and served.json()["decision"] == "promote"
+    assert served.headers["content-type"].startswith("application/json") and "sandbox" in served.headers[
+        "content-security-policy"]  # fmt: skip
+    page = client.get("/ledgers/m/v3/b2-try1")
+    assert page.status_code == 200 and "the ledger as JSON" in page.text
+    for odd in ("/reports/ledgers/m/v3/../../../../x.json", "/reports/ledgers/m/v3/nope.json", "/ledgers/m/v3/..%2Fx"):
+        assert client.get(odd).status_code == 404, odd
+    assert not (tmp_path / "reader").exists() or not list((tmp_path / "reader").rglob("*.json"))

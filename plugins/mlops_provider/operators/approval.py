@@ -13,20 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
 
 from mlops_provider.bases import MlflowHookMixin
-from mlops_provider.files import write_atomic
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.paths import reports_dir
+from mlops_provider.storage import reports_root, stored, write_text
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow.sdk import Context, ObjectStoragePath, XComArg
 
 NOTE_PARAM = "note"
 APPROVAL_TAGS = ("approval.decision", "approval.by", "approval.at", "approval.note")
@@ -160,8 +158,8 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.evaluation = evaluation
         self.mlflow_conn_id = mlflow_conn_id
 
-    def _ledger_path(self) -> Path:
-        return Path(json_object(self.evaluation, "evaluation")["ledger_path"])
+    def _ledger_path(self) -> ObjectStoragePath:
+        return stored(json_object(self.evaluation, "evaluation")["ledger_path"])
 
     def execute(self, context: Context) -> Any:
         verdict = json_object(self.evaluation, "evaluation")
@@ -181,7 +179,7 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         record = {**answer, "task": f"{context['ti'].dag_id}/{context['ti'].run_id}/{context['ti'].task_id}"}
         ledger.setdefault("human_approvals", []).append(record)  # earlier answers stay
         ledger["human"] = record
-        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
+        write_text(path, json.dumps(ledger, indent=2, default=str))
         self.mlflow_hook.set_version_tags(
             self.model_name, version, dict(zip(APPROVAL_TAGS, (answer["decision"], answer["by"], answer["at"],
                                                                answer["note"][:500]), strict=True))
@@ -191,9 +189,9 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         return super().execute_complete(context, event)
 
 
-def review_dir(model_name: str, day: str) -> Path:
-    """Human reviews of a day's retraining alarm (one record per answer)."""
-    return reports_dir() / "alarm-reviews" / model_name / day
+def review_dir(model_name: str, day: str) -> ObjectStoragePath:
+    """Human reviews of a day's retraining alarm (one record per answer), under the storage root."""
+    return reports_root() / "alarm-reviews" / model_name / day
 
 
 class RetrainingApprovalOperator(_ApprovalWithNote):
@@ -202,7 +200,7 @@ class RetrainingApprovalOperator(_ApprovalWithNote):
     Runs between the drift sensor (the alarm) and the retraining trigger. The form shows the alarm's numbers and
     report link; Approve lets the trigger run (its rails still apply), Reject or no answer within
     ``response_timeout`` skips it. The answer and its note are recorded beside the alarm:
-    ``$MLOPS_HOME/reports/alarm-reviews/<model>/<day>/<attempt>.json``.
+    ``<reports root>/alarm-reviews/<model>/<day>/<attempt>.json``.
 
     :param model_name: the model (templated).
     :param decision: the drift sensor's result (templated; dict or JSON).

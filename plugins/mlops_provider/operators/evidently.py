@@ -21,7 +21,6 @@ from mlops_provider.drift_signals import (
 )
 from mlops_provider.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.extras import require
-from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import (
@@ -37,27 +36,29 @@ from mlops_provider.lineage import (
     LineageDataset,
     OpenLineageMixin,
     dvc_file,
-    local_file,
     mlflow_model,
     mlflow_run,
+    stored_file,
 )
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
-from mlops_provider.paths import DRIFT_REPORTS, reports_dir
+from mlops_provider.paths import DRIFT_REPORTS
+from mlops_provider.storage import location, publish, reports_root, work_dir
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Asset, Context
+    from airflow.sdk import Asset, Context, ObjectStoragePath
 
 
 REFERENCES = ("champion", "rolling", "seasonal")
 
 
-def drift_folder(model_name: str, partition: str) -> Path:
+def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
     """The folder of a model's drift records of the window ending at ``partition``: one ``<attempt>.json`` summary
     and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
-    models on one dataset compare it with different references."""
-    return reports_dir() / DRIFT_REPORTS / model_name / partition
+    models on one dataset compare it with different references. Under the storage root
+    (:mod:`mlops_provider.storage`): the drift sensor, the rails and the plugin read it from any host."""
+    return reports_root() / DRIFT_REPORTS / model_name / partition
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
@@ -75,7 +76,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     memory stays bounded; the sample sizes are recorded.
 
     Output: a JSON summary (dataset drift yes/no, drift share, per column method, score, threshold, drifted),
-    written next to the HTML report as ``$MLOPS_HOME/reports/drift/<model>/<day>/<attempt>.json|.html`` (extra
+    written next to the HTML report as ``<reports root>/drift/<model>/<day>/<attempt>.json|.html`` (extra
     link), both logged to a monitoring run of the attempt in MLflow together with metric ``drift_share`` at the
     window's date, so drift over time plots.
 
@@ -307,11 +308,14 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             first_recorded_at=first.get("recorded_at") if first else None,
         )
         html_path = folder / f"{attempt}.html"
-        summary["report_path"] = str(html_path)
+        summary["report_path"] = location(html_path)
         summary["report_url"] = report_url(html_path)
-        write_atomic(html_path, lambda tmp: self._snapshot.save_html(str(tmp)))
-        self._log_to_mlflow(context, summary, html_path, end_day)
-        summary["summary_path"] = str(folder / f"{attempt}.json")
+        with tempfile.TemporaryDirectory(dir=work_dir("drift")) as tmp:
+            html = Path(tmp) / html_path.name  # the artifact's name in MLflow
+            self._snapshot.save_html(str(html))
+            self._log_to_mlflow(context, summary, html, end_day)
+            publish(html, html_path)
+        summary["summary_path"] = location(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
         DriftReportLink.persist(context, summary["report_url"])
         MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
@@ -341,7 +345,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                 *reference_data,
                 mlflow_model(result["registry_uri"], self.model_name, str(reference["model_version"])),
             ],
-            outputs=[local_file(result["report_path"]), local_file(result["summary_path"])],
+            outputs=[stored_file(result["report_path"]), stored_file(result["summary_path"])],
             run_facets=mlflow_run(result["tracking_uri"], result.get("mlflow_run_id") or ""),
         )
 

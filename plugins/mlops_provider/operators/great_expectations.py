@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from functools import cached_property
@@ -18,8 +19,17 @@ from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage import Lineage, OpenLineageMixin, gx_assertions, gx_validation
 from mlops_provider.links import DataDocsLink, ValidationResultLink, report_url
-from mlops_provider.paths import reports_dir
-from mlops_provider.storage import local_copy, location, move, storage_root, stored
+from mlops_provider.storage import (
+    is_local,
+    local_copy,
+    location,
+    move,
+    publish_tree,
+    reports_root,
+    scratch_for,
+    storage_root,
+    stored,
+)
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -237,7 +247,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     failure is logged and reported in XCom, and the data stays where it is.
 
     Every attempt keeps its own evidence: the full result is written to
-    ``$MLOPS_HOME/reports/gx/<dataset>/<partition>/<attempt>/result.json`` with a Data Docs site beside it (both
+    ``<reports root>/gx/<dataset>/<partition>/<attempt>/result.json`` with a Data Docs site beside it (both
     extra links of the task), and a failed attempt's file and result go to ``<quarantine>/<attempt>/``; a second
     failure of the same partition never overwrites the first. ``<attempt>`` is ``<hash of the run id>-try<N>``.
 
@@ -324,8 +334,14 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
 
     @property
+    def _stored_out_dir(self) -> ObjectStoragePath:
+        """The attempt's folder under the reports root, where its result and Data Docs are published."""
+        return reports_root() / "gx" / self.dataset / str(self.partition) / self.attempt
+
+    @property
     def _out_dir(self) -> Path:
-        return reports_dir() / "gx" / self.dataset / str(self.partition) / self.attempt
+        """Where GX writes them on this worker first (the published folder itself on local storage)."""
+        return scratch_for(self._stored_out_dir)
 
     def _read(self, path: Path) -> pd.DataFrame:
         import pandas as pd
@@ -450,6 +466,12 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
 
         result_path = out_dir / "result.json"
         write_atomic(result_path, lambda tmp: tmp.write_text(json.dumps(full_result, indent=2, default=str)))
+        stored_out = self._stored_out_dir
+        publish_tree(out_dir, stored_out)
+        if not is_local(stored_out):
+            shutil.rmtree(out_dir, ignore_errors=True)  # published: nothing stays on this worker
+        stored_result = stored_out / "result.json"
+        stored_docs = stored_out.joinpath(*Path(docs_page).relative_to(out_dir).parts) if docs_page else None
         summary.update(
             dataset=self.dataset,
             partition=str(self.partition),
@@ -458,13 +480,13 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             batches=batches,
             suite_path=str(self.suite_path),
             normalized_types=normalized,
-            result_path=str(result_path),
-            docs_path=docs_page,
+            result_path=location(stored_result),
+            docs_path=location(stored_docs) if stored_docs is not None else None,
             quarantined_to=None,
         )
-        ValidationResultLink.persist(context, report_url(result_path))
-        if docs_page:
-            DataDocsLink.persist(context, report_url(Path(docs_page)))
+        ValidationResultLink.persist(context, report_url(stored_result))
+        if stored_docs is not None:
+            DataDocsLink.persist(context, report_url(stored_docs))
 
         self.record_lineage(summary, assertions=gx_assertions(full_result), rows=rows)
         if summary["success"]:
@@ -479,14 +501,14 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
             return summary
 
         if source is not None:
-            summary["quarantined_to"] = self._quarantine(source, result_path)
+            summary["quarantined_to"] = self._quarantine(source, stored_result)
         context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
         stats = summary["statistics"]
         where = f" Partition quarantined to {summary['quarantined_to']}." if summary["quarantined_to"] else ""
         raise AirflowFailException(
             f"Validation of dataset {self.dataset!r} partition {self.partition} failed "
             f"{stats['failed']} of {stats['evaluated']} checks: {failures}.{where} "
-            f"Full result: {result_path}. Fix the source data for {self.partition}, then clear the extract "
+            f"Full result: {summary['result_path']}. Fix the source data for {self.partition}, then clear the extract "
             "task of this run and its downstream tasks."
         )
 
@@ -506,7 +528,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         stats["success_percent"] = round(100.0 * stats["successful"] / stats["evaluated"], 2)
         full_result["data_interval_check"] = failed or {"expectation": "rows_within_data_interval", "success": True}
 
-    def _quarantine(self, source: ObjectStoragePath, result_path: Path) -> str:
+    def _quarantine(self, source: ObjectStoragePath, result_path: ObjectStoragePath) -> str:
         """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
         base = (
             stored(self.quarantine_path)
@@ -517,7 +539,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / source.name
         move(source, target)
-        stored(result_path).copy(target_dir / "validation_result.json")
+        result_path.copy(target_dir / "validation_result.json")
         self.log.warning("Quarantined %s to %s (earlier attempts stay beside it)", location(source), location(target))
         return location(target)
 

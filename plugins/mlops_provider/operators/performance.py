@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -22,22 +21,23 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
-from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file, mlflow_model, mlflow_run
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.links import MlflowRunLink, mlflow_run_url
-from mlops_provider.paths import reports_dir
+from mlops_provider.storage import location, reports_root
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
     from mlops_provider.split import HoldoutSplit
 
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
 
-def performance_folder(model_name: str, partition: str) -> Path:
-    """The folder of a model's performance records of a day: one ``<attempt>.json`` per check, the oldest first."""
-    return reports_dir() / "performance" / model_name / partition
+def performance_folder(model_name: str, partition: str) -> ObjectStoragePath:
+    """The folder of a model's performance records of a day: one ``<attempt>.json`` per check, the oldest first
+    (under the storage root, :mod:`mlops_provider.storage`)."""
+    return reports_root() / "performance" / model_name / partition
 
 
 class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
@@ -50,7 +50,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     without split tags fails: it cannot be scored out of sample). When the day is not versioned (quarantined, not
     ingested) or has fewer than ``min_labelled_rows`` labelled holdout rows, the summary says
     ``status = "no_labels"`` and nothing is decided. Otherwise ``below_floor`` tells whether ``metric`` fell below
-    ``floor``. The summary is written to ``$MLOPS_HOME/reports/performance/<model>/<D>/<attempt>.json`` (the drift
+    ``floor``. The summary is written to ``<reports root>/performance/<model>/<D>/<attempt>.json`` (the drift
     sensor waits for it) and the metric is logged to MLflow experiment ``monitoring`` at the labelled day.
 
     :param dataset: dataset name (templated).
@@ -183,7 +183,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         if self.estimate or self.prediction_drift:
             self._estimate(context, champion, day, summary)
         self._compare_with_estimate(champion, summary)
-        summary["summary_path"] = str(folder / f"{attempt}.json")
+        summary["summary_path"] = location(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
         hook = self.mlflow_hook
         return self.record_lineage(
@@ -201,7 +201,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             )
         return Lineage(
             inputs=inputs,
-            outputs=[local_file(result["summary_path"])],
+            outputs=[stored_file(result["summary_path"])],
             run_facets=mlflow_run(result["tracking_uri"], result.get("mlflow_run_id") or ""),
         )
 

@@ -21,15 +21,15 @@ from mlops_provider.layout import (
     GATE_DECISION_TAG,
     PREVIOUS_ALIAS,
 )
-from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, local_file, mlflow_model
+from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, mlflow_model, stored_file
 from mlops_provider.links import (
     MlflowModelVersionLink,
     VerdictLedgerLink,
     ledger_url,
     model_version_url,
 )
-from mlops_provider.paths import ledger_dir
 from mlops_provider.split import HoldoutSplit
+from mlops_provider.storage import ledger_dir, location
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
     The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
     decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
     tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``), written to
-    ``$MLOPS_HOME/reports/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
+    ``<reports root>/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
     append-only: each evaluation writes its own (artifact ``gate/ledgers/<attempt>.json``), none is overwritten.
 
     The version judged is the run's own: ``challenger_version`` when given, else the version announced by the
@@ -224,7 +224,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
             "challenger_version": version,
             "champion_version": champion,
             "failed_checks": [f"{c['check']}({c['metric']})" for c in checks if not c["passed"]],
-            "ledger_path": str(ledger_path),
+            "ledger_path": location(ledger_path),
         }
         return self.record_lineage(
             result,
@@ -243,7 +243,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
             models.append(mlflow_model(result["registry_uri"], self.model_name, result["champion_version"]))
         return Lineage(
             inputs=[*models, dvc_file(result["registry"], result["data_path"], rev=result["data_rev"])],
-            outputs=[local_file(result["ledger_path"])],
+            outputs=[stored_file(result["ledger_path"])],
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
@@ -13,14 +12,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.bases import MlflowHookMixin
-from mlops_provider.files import write_atomic
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.notifications import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
-from mlops_provider.paths import reports_dir
+from mlops_provider.storage import reports_root, write_text
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow.sdk import Context, ObjectStoragePath, XComArg
 
 
 def retraining_run_id(dataset: str, window_end: str) -> str:
@@ -28,9 +26,10 @@ def retraining_run_id(dataset: str, window_end: str) -> str:
     return f"drift__{dataset}__{window_end}"
 
 
-def trigger_records_dir(trigger_dag_id: str) -> Path:
-    """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``)."""
-    return reports_dir() / "retraining" / trigger_dag_id
+def trigger_records_dir(trigger_dag_id: str) -> ObjectStoragePath:
+    """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``),
+    under the storage root (:mod:`mlops_provider.storage`): every worker counts the same records."""
+    return reports_root() / "retraining" / trigger_dag_id
 
 
 def records_since(records: list[dict[str, Any]], since: dt.datetime) -> list[dict[str, Any]]:
@@ -72,7 +71,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
        at most ``max_per_real_week`` triggered in the last 7 days of real time (default: ``max_per_week``; it
        bounds the compute a backfill or a storm of re-runs can start; raise it for a long backfill).
 
-    Each trigger leaves a record ``$MLOPS_HOME/reports/retraining/<trigger_dag_id>/<run id>.json``
+    Each trigger leaves a record ``<reports root>/retraining/<trigger_dag_id>/<run id>.json``
     (``triggered_at``, the reason, the report) that the real-time budget counts.
 
     The conf carries ``reason`` (``drift`` or ``performance``), ``dataset_rev`` (the training set of the window,
@@ -198,7 +197,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), **self.conf}
         path = trigger_records_dir(self.trigger_dag_id) / f"{run_id}.json"
         if not path.exists():
-            write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str)))
+            write_text(path, json.dumps(record, indent=2, default=str))
         return super().execute(context)
 
 
@@ -267,7 +266,7 @@ class ScheduledRetrainingRailsOperator(BaseOperator):
         if held:
             raise AirflowSkipException(f"scheduled training held back by the retraining rails: {held}")
         record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), "reason": "schedule"}
-        write_atomic(own, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
+        write_text(own, json.dumps(record, indent=2))
         return {"run_type": run_type, "checked": True, "reason": "schedule"}
 
 

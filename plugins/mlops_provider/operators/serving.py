@@ -16,13 +16,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 from mlops_provider.evidence import attempt_key
-from mlops_provider.files import write_atomic
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
 from mlops_provider.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
-from mlops_provider.paths import ledger_dir, mlops_home
+from mlops_provider.paths import mlops_home
 from mlops_provider.runners import RUNNERS, default_runner
+from mlops_provider.storage import ledger_dir, stored, write_text
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         from mlops_provider.evidence import attempts
 
         name, version = result["model_name"], result["version"]
-        ledger_path = Path(self.ledger_path) if self.ledger_path else None
+        ledger_path = stored(self.ledger_path) if self.ledger_path else None
         if ledger_path is None:
             newest = (attempts(ledger_dir(name, version)) or [{}])[-1].get("attempt")
             ledger_path = ledger_dir(name, version) / f"{newest}.json" if newest else None
@@ -357,7 +357,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             ledger = json.loads(ledger_path.read_text())
             ledger["shadow"] = {**result, "attempt": attempt}
             ledger.setdefault("shadow_checks", []).append(ledger["shadow"])
-            write_atomic(ledger_path, lambda tmp: tmp.write_text(json.dumps(ledger, indent=2, default=str)))
+            write_text(ledger_path, json.dumps(ledger, indent=2, default=str))
         run_id = hook.model_version(name, version).run_id
         if run_id:
             hook.log_dict(run_id, result, f"gate/shadow/{attempt}.json")

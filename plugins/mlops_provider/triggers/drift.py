@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 def read_result(path: str | None) -> dict[str, Any] | None:
-    """The JSON at ``path``, or None while it is missing or being replaced."""
-    if not path or not Path(path).is_file():
+    """The JSON at ``path`` (a local path or an object-storage URL: :mod:`mlops_provider.storage`), or None while
+    it is missing or being replaced."""
+    from mlops_provider.storage import stored
+
+    if not path:
         return None
+    target = stored(path)
     try:
-        return json.loads(Path(path).read_text())
-    except ValueError:
+        return json.loads(target.read_text()) if target.is_file() else None
+    except (ValueError, FileNotFoundError):
         return None
 
 
@@ -45,8 +48,9 @@ class DriftResultTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
-            summary = read_result(self.summary_path)
-            performance = read_result(self.performance_path)
+            # in a thread: object storage is read with blocking calls (and its client runs its own event loop)
+            summary = await asyncio.to_thread(read_result, self.summary_path)
+            performance = await asyncio.to_thread(read_result, self.performance_path)
             if summary is not None and (self.performance_path is None or performance is not None):
                 yield TriggerEvent({"status": "ready", "summary": summary, "performance": performance})
                 return

@@ -12,15 +12,17 @@ script stays in the sandbox and may not connect anywhere.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import requires_authenticated
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from mlops_provider.paths import DRIFT_REPORTS, reports_dir
+from mlops_provider.paths import DRIFT_REPORTS
+from mlops_provider.storage import is_local, reports_root
 
 _NO_EXTERNAL = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'"
@@ -37,21 +39,29 @@ SCRIPTED_REPORT_POLICY = (
 
 
 def report_policy(relative: str) -> str:
-    """The Content Security Policy of a report file, by where it lives under ``$MLOPS_HOME/reports``."""
+    """The Content Security Policy of a report file, by where it lives under the reports root."""
     scripted = relative.startswith(f"{DRIFT_REPORTS}/") and relative.endswith(".html")
     return SCRIPTED_REPORT_POLICY if scripted else REPORT_POLICY
 
 
-def _resolve_report(relative: str) -> Path:
-    root = reports_dir().resolve()
+def _resolve_report(relative: str) -> Path | bytes:
+    """The report at ``relative`` under the reports root: its local path, or its bytes read from object storage."""
+    stored_root = reports_root()
     try:
-        target = (root / relative).resolve()
-        found = target.is_relative_to(root) and target.is_file()
+        if is_local(stored_root):
+            root = Path(stored_root.path).resolve()
+            target = (root / relative).resolve()
+            if target.is_relative_to(root) and target.is_file():
+                return target
+        else:
+            parts = PurePosixPath(relative).parts
+            if parts and not {"..", "."} & set(parts) and "\x00" not in relative:
+                remote = stored_root.joinpath(*parts)
+                if remote.is_file():
+                    return remote.read_bytes()
     except (ValueError, OSError):  # a NUL byte or a name the file system refuses: no such report
-        found = False
-    if not found:
-        raise HTTPException(status_code=404, detail=f"no report {relative!r}")
-    return target
+        pass
+    raise HTTPException(status_code=404, detail=f"no report {relative!r}")
 
 
 def create_app() -> FastAPI:
@@ -67,9 +77,14 @@ def create_app() -> FastAPI:
         return response
 
     @app.get("/reports/{relative:path}")
-    def report(relative: str) -> FileResponse:
-        """A file under ``$MLOPS_HOME/reports``: validation results, Data Docs, drift reports (sandboxed)."""
-        return FileResponse(_resolve_report(relative), headers={"Content-Security-Policy": report_policy(relative)})
+    def report(relative: str) -> Response:
+        """A file under the reports root (``$MLOPS_HOME/reports``, or ``reports/`` under ``MLOPS_STORAGE_URL``):
+        validation results, Data Docs, drift reports (sandboxed)."""
+        found, headers = _resolve_report(relative), {"Content-Security-Policy": report_policy(relative)}
+        if isinstance(found, Path):
+            return FileResponse(found, headers=headers)
+        media_type = mimetypes.guess_type(relative)[0] or "application/octet-stream"
+        return Response(found, media_type=media_type, headers=headers)
 
     @app.get("/mlflow/runs/{run_id}", response_class=HTMLResponse)
     def mlflow_run(run_id: str) -> str:

@@ -1,8 +1,8 @@
 """Model health: the champion with its lineage, the champion history, and drift/performance over time.
 
-``collect`` reads the registry (MLflow) and the monitoring summaries under ``$MLOPS_HOME/reports``; ``render``
-turns that into one self-contained HTML page (inline SVG plot, no JavaScript, no external assets: the page
-works on a closed network and inside the Airflow UI's plugin frame).
+``collect`` reads the registry (MLflow) and the monitoring summaries under the reports root
+(``<storage root>/reports``); ``render`` turns that into one self-contained HTML page (inline SVG plot, no
+JavaScript, no external assets: the page works on a closed network and inside the Airflow UI's plugin frame).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_MD5_TAG, DATA_REV_TAG, GATE_DECISION_TAG
-from mlops_provider.paths import reports_dir
+from mlops_provider.storage import reports_root
 from mlops_provider.web import html
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
@@ -51,7 +51,7 @@ def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
     from mlops_provider.evidence import attempts
 
     points = []
-    for folder in sorted(p for p in (reports_dir() / kind).glob("*/*") if p.is_dir()):
+    for folder in sorted((p for p in (reports_root() / kind).glob("*/*") if p.is_dir()), key=str):
         records = attempts(folder)
         if not records:
             continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -188,14 +187,19 @@ def render_dvc_version(data: dict[str, Any]) -> str:
 
 def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
     """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
-    from mlops_provider.paths import ledger_dir
+    from mlops_provider.storage import ledger_dir, location
 
-    folder = ledger_dir(name, version.removeprefix("v"))
-    path = (folder / f"{attempt}.json").resolve()
-    if path.parent != folder.resolve() or not path.is_file():
-        raise RecordNotFound(f"no verdict ledger {attempt!r} of {name} v{version.removeprefix('v')}")
-    data = json.loads(path.read_text())
-    return {**data, "path": str(path)}
+    missing = RecordNotFound(f"no verdict ledger {attempt!r} of {name} v{version.removeprefix('v')}")
+    if not attempt or "/" in attempt or "\\" in attempt or attempt.startswith(".") or "\x00" in attempt:
+        raise missing  # one file name of the ledger folder, nothing else
+    path = ledger_dir(name, version.removeprefix("v")) / f"{attempt}.json"
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise missing
+    return {**data, "path": location(path)}
 
 
 def ledger_plots(data: dict[str, Any]) -> list[Any]:
@@ -226,5 +230,5 @@ def render_ledger(data: dict[str, Any]) -> str:
         title=f"Verdict ledger: {data.get('model_name')} v{data.get('challenger_version')}",
         data=data,
         plots=ledger_plots(data),
-        json_link=link(report_url(Path(data["path"])), "the ledger as JSON"),
+        json_link=link(report_url(data["path"]), "the ledger as JSON"),
     )
