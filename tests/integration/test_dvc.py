@@ -322,3 +322,40 @@ def test_workers_without_a_common_disk_publish_through_the_git_remote_and_retry_
     assert b.tags("training-set/*") == ["training-set/x/1"]  # B's instance fetched before A's last push
     assert b.resolve_rev("training-set/x/1.r2") == mine["rev"]  # a revision it does not know: fetched again
     assert DvcHook(dvc_conn_id="worker_b").tags("training-set/*") == ["training-set/x/1", "training-set/x/1.r2"]
+
+
+def test_the_tag_sensor_and_its_trigger_ask_the_git_remote_from_a_host_without_a_clone(
+    mlops_home, tmp_path, monkeypatch, git_daemon
+):
+    """Issue 18: the deferred wait for a version runs in the triggerer, whose host has no clone that anything keeps
+    fresh. With a git remote the sensor and its trigger ask the remote: a tag another worker publishes while the
+    trigger waits is found (its commit, not the tag object), and no workspace is made for it."""
+    import asyncio
+
+    from mlops_provider.sensors.dvc import DvcTagSensor
+    from mlops_provider.triggers.dvc import DvcTagTrigger
+
+    url, _ = git_daemon
+    publisher = worker_hook("worker_a", url, tmp_path, monkeypatch)
+    worker_hook("triggerer", url, tmp_path, monkeypatch)  # its connection; its workspace is never made
+    tag = "partition/sales/2026-11-20"
+    sensor = DvcTagSensor(task_id="wait", tag=tag, dvc_conn_id="triggerer")
+    assert sensor._check() is None
+    kind, kwargs = DvcTagTrigger(str(tmp_path / "triggerer" / "registry"), tag, poll_interval=0.2,
+                                 dvc_conn_id="triggerer").serialize()  # fmt: skip
+    assert kind == "mlops_provider.triggers.dvc.DvcTagTrigger" and kwargs["dvc_conn_id"] == "triggerer"
+    source = tmp_path / "day.parquet"
+    source.write_bytes(b"rows" * 1000)
+
+    async def wait_while_another_worker_publishes():
+        waiting = asyncio.ensure_future(DvcTagTrigger(**kwargs).run().__anext__())
+        await asyncio.sleep(1.0)
+        assert not waiting.done()  # nothing published yet
+        await asyncio.to_thread(publisher.version_file, source, "data/sales/2026-11-20.parquet", tag, {})
+        return await asyncio.wait_for(waiting, 30)
+
+    event = asyncio.run(wait_while_another_worker_publishes())
+    commit = publisher.resolve_rev(tag)
+    assert event.payload == {"status": "found", "tag": tag, "sha": commit}
+    assert DvcTagSensor(task_id="wait", tag=tag, dvc_conn_id="triggerer")._check() == {"tag": tag, "sha": commit}
+    assert not (tmp_path / "triggerer" / "registry").exists()

@@ -32,6 +32,16 @@ DATASET = "customer_activity"
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
 
 
+@pytest.fixture(autouse=True)
+def fresh_object_stores():
+    """Airflow caches one filesystem per (scheme, connection) in the process; a test's connection is its own."""
+    from airflow.sdk.io import store
+
+    store._STORE_CACHE.clear()
+    yield
+    store._STORE_CACHE.clear()
+
+
 def files_on(home: Path) -> list[str]:
     """Every file a worker left on its own disk, relative to its home."""
     return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())

@@ -32,12 +32,12 @@ def test_the_default_root_is_mlops_home_and_locations_stay_plain_paths(home: Pat
 
 
 def test_a_url_keeps_its_connection_and_a_root_without_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    where = "s3://mlops_storage@bucket/prefix/staging/x.parquet"
+    where = "s3://unit_only_conn@bucket/prefix/staging/x.parquet"  # no such connection: nothing is reached
     path = stored(where)
-    assert (path.protocol, path.conn_id, path.name) == ("s3", "mlops_storage", "x.parquet")
+    assert (path.protocol, path.conn_id, path.name) == ("s3", "unit_only_conn", "x.parquet")
     assert location(path) == where
     monkeypatch.setenv("MLOPS_STORAGE_URL", "s3://bucket/prefix/")
-    monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "mlops_storage")
+    monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "unit_only_conn")
     assert location(storage_root() / "staging" / "x.parquet") == where
     monkeypatch.setenv("MLOPS_STORAGE_URL", "bucket/prefix")
     with pytest.raises(ValueError, match=r"MLOPS_STORAGE_URL='bucket/prefix' is not a URL"):

@@ -141,6 +141,11 @@ class DvcHook(BaseHook):
         return str(self._settings.get("git_url") or f"file://{self.workspace}")
 
     @property
+    def has_git_remote(self) -> bool:
+        """Whether the registry is a git remote that every worker clones (the connection's ``host``)."""
+        return bool(self._settings.get("git_url"))
+
+    @property
     def remote_url(self) -> str:
         """URL of the DVC remote (never with credentials)."""
         return str(self._settings.get("remote_url") or dvc_remote_dir())
@@ -434,6 +439,22 @@ class DvcHook(BaseHook):
             "workspace": str(self.workspace),
             "remote": self.remote_url,
         }
+
+    def tag_sha(self, tag: str) -> str | None:
+        """The commit ``tag`` points to now, or None. With a git remote it is asked of the remote (``git
+        ls-remote``: a version another worker just published is seen, and no workspace is needed, as in the
+        triggerer); else read from the workspace. An unreachable remote raises DvcError."""
+        url = self._settings.get("git_url")
+        if not url:
+            if not (self.workspace / ".git").exists():
+                return None
+            proc = self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}", check=False)
+            return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+        self.workspace.parent.mkdir(parents=True, exist_ok=True)  # the askpass helper of a password lives there
+        refs = self._git("ls-remote", "--tags", url, f"refs/tags/{tag}", f"refs/tags/{tag}^{{}}",
+                         cwd=self.workspace.parent).stdout  # fmt: skip
+        found = {ref: sha for sha, ref in (line.split("\t", 1) for line in refs.splitlines() if "\t" in line)}
+        return found.get(f"refs/tags/{tag}^{{}}") or found.get(f"refs/tags/{tag}")  # an annotated tag's commit
 
     def tags(self, pattern: str) -> list[str]:
         """Tags matching a glob pattern, sorted by name."""

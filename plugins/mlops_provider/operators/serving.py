@@ -35,6 +35,19 @@ def percentile_95(values: list[float]) -> float:
     return ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("inf")
 
 
+def serving_copy(hook: MlflowHook, name: str, version: str) -> Path:
+    """A registered version's artifacts on this worker's disk, ``$MLOPS_HOME/serving/<model>/v<version>/model``:
+    downloaded from the registry once per worker (a task on another worker downloads its own copy)."""
+    target = mlops_home() / "serving" / name / f"v{version}" / "model"
+    if (target / "MLmodel").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        local = hook.download_model(f"models:/{name}/{version}", Path(tmp))
+        shutil.move(local, target)
+    return target
+
+
 class PackageModelOperator(MlflowHookMixin, BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
@@ -86,16 +99,8 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def download_model(self) -> Path:
-        """The version's artifacts under ``$MLOPS_HOME/serving/<model>/v<version>/model`` (downloaded once)."""
-
-        target = mlops_home() / "serving" / self.model_name / f"v{self.version}" / "model"
-        if (target / "MLmodel").is_file():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            local = self.mlflow_hook.download_model(f"models:/{self.model_name}/{self.version}", Path(tmp))
-            shutil.move(local, target)
-        return target
+        """The version's artifacts on this worker (:func:`serving_copy`)."""
+        return serving_copy(self.mlflow_hook, self.model_name, str(self.version))
 
     def execute(self, context: Context) -> dict[str, Any]:
         runner = self.runner or default_runner()
@@ -247,7 +252,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
                 self.docker_conn_id,
             )
         else:
-            candidate = LocalModelServer(Path(package["model_dir"]))
+            candidate = LocalModelServer(serving_copy(hook, name, str(version)))  # this worker's copy
         try:
             predictions, latencies, errors = self._replay(candidate, rows, columns)
         except ModelServerError as exc:
@@ -331,7 +336,8 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     def _current_server(
         self, hook: MlflowHook, name: str, version: str, runner: str, try_number: int
     ) -> tuple[ModelServer, str] | None:
-        """The server of the current champion, when there is one that was packaged (for comparison only)."""
+        """The server of the current champion, for comparison only: its image (docker; none when it was never
+        packaged) or its serving copy on this worker (local; downloaded here when this worker has none)."""
         champion = hook.alias_version(name, CHAMPION_ALIAS)
         if champion is None or champion == version:
             return None
@@ -342,8 +348,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             return DockerModelServer(
                 image, f"mlops-shadow-{name}-v{champion}-try{try_number}", self.docker_url, self.docker_conn_id
             ), champion
-        model_dir = mlops_home() / "serving" / name / f"v{champion}" / "model"
-        return (LocalModelServer(model_dir), champion) if (model_dir / "MLmodel").is_file() else None
+        return LocalModelServer(serving_copy(hook, name, champion)), champion
 
     def _record(self, hook: MlflowHook, result: dict[str, Any], attempt: str) -> None:
         from mlops_provider.evidence import attempts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.triggers.dvc import DvcTagTrigger, tag_sha
+from mlops_provider.triggers.dvc import DvcTagTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,7 +61,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in self.abandon_paths]
 
     def _check(self) -> dict[str, Any] | None:
-        sha = asyncio.run(tag_sha(str(self.dvc_hook.workspace), self.tag))
+        sha = self.dvc_hook.tag_sha(self.tag)
         if sha:
             return {"tag": self.tag, "sha": sha}
         from mlops_provider.storage import stored
@@ -82,7 +81,13 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         if found:
             return found
         self.defer(
-            trigger=DvcTagTrigger(str(self.dvc_hook.workspace), self.tag, self._abandon_paths(), self.poll_interval),
+            trigger=DvcTagTrigger(
+                str(self.dvc_hook.workspace),
+                self.tag,
+                self._abandon_paths(),
+                self.poll_interval,
+                dvc_conn_id=self.dvc_conn_id if self.dvc_hook.has_git_remote else None,
+            ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )

@@ -30,34 +30,56 @@ def _exists(where: str) -> bool:
 
 
 class DvcTagTrigger(BaseTrigger):
-    """Fires ``{"status": "found", "tag", "sha"}`` when ``tag`` exists in the data registry at ``workspace``, or
+    """Fires ``{"status": "found", "tag", "sha"}`` when ``tag`` exists in the data registry, or
     ``{"status": "abandoned", "path"}`` when one of ``abandon_paths`` exists first (e.g. the quarantine folder
     of the partition: the tag will never come).
 
-    :param workspace: local folder of the data registry (a git repository).
+    :param workspace: local folder of the data registry (a git repository), read when it has no git remote.
     :param tag: the tag to wait for.
     :param abandon_paths: files or folders (local paths or object-storage URLs) whose existence means the tag will
         not appear.
     :param poll_interval: seconds between checks.
+    :param dvc_conn_id: the ``dvc`` connection of a registry with a git remote: the tag is then asked of the remote
+        (``DvcHook.tag_sha``), since the triggerer's host has no clone of its own that anything keeps fresh.
     """
 
-    def __init__(self, workspace: str, tag: str, abandon_paths: Sequence[str] = (), poll_interval: float = 10.0):
+    def __init__(
+        self,
+        workspace: str,
+        tag: str,
+        abandon_paths: Sequence[str] = (),
+        poll_interval: float = 10.0,
+        dvc_conn_id: str | None = None,
+    ) -> None:
         super().__init__()
         self.workspace = workspace
         self.tag = tag
         self.abandon_paths = list(abandon_paths)
         self.poll_interval = poll_interval
+        self.dvc_conn_id = dvc_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "mlops_provider.triggers.dvc.DvcTagTrigger",
             {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
-             "poll_interval": self.poll_interval},
+             "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id},
         )  # fmt: skip
+
+    def _remote_tag_sha(self) -> str | None:
+        from mlops_provider.hooks.dvc import DvcError, DvcHook
+
+        try:
+            return DvcHook(dvc_conn_id=str(self.dvc_conn_id), workspace=self.workspace).tag_sha(self.tag)
+        except DvcError as exc:  # the remote is unreachable for now: keep waiting, say why
+            self.log.warning("%s", exc)
+            return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
-            sha = await tag_sha(self.workspace, self.tag)
+            if self.dvc_conn_id:  # blocking git and connection calls: in a thread
+                sha = await asyncio.to_thread(self._remote_tag_sha)
+            else:
+                sha = await tag_sha(self.workspace, self.tag)
             if sha:
                 yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
                 return
