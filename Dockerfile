@@ -31,8 +31,9 @@ COPY dags ./dags
 COPY include ./include
 COPY config ./config
 
-RUN useradd --create-home --uid 50000 airflow && mkdir -p /opt/airflow /opt/mlops \
-    && chown -R airflow /opt/airflow /opt/mlops
+# /srv/git: the data registry's git remote in docker-compose.yaml (service git-registry, its own volume).
+RUN useradd --create-home --uid 50000 airflow && mkdir -p /opt/airflow /opt/mlops /srv/git \
+    && chown -R airflow /opt/airflow /opt/mlops /srv/git
 USER airflow
 EXPOSE 8080 5000
 CMD ["airflow", "version"]

@@ -188,3 +188,21 @@ def training_image(base_image: str) -> str:
         capture_output=True,
     )
     return tag
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An empty data registry served by a real ``git daemon``: the git remote workers without a common disk share."""
+    from tests.servers import git_daemon_serving
+
+    with git_daemon_serving(tmp_path / "served") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """moto's S3 server with the bucket ``mlops-test``, for the session (tests use their own prefixes)."""
+    from tests.servers import s3_serving
+
+    with s3_serving(tmp_path_factory.mktemp("moto") / "server.log") as s3:
+        yield s3

@@ -29,7 +29,10 @@ PROBE = Path(__file__).with_name("probe.py")
 # (python, which apache-airflow, extras): the oldest Python with the lowest Airflow the package declares and one
 # extra; the newest Python with the newest Airflow and every extra.
 MATRIX = [("3.10.13", "lowest", "mlflow"), ("3.13.0", "newest", "all")]
-NOT_IN_MLFLOW_ONLY = {"dvc", "great-expectations", "evidently", "celery", "apache-airflow-providers-celery"}
+NOT_IN_MLFLOW_ONLY = {
+    "dvc", "great-expectations", "evidently", "celery", "apache-airflow-providers-celery",
+    "apache-airflow-providers-amazon",
+}  # fmt: skip
 
 
 def interpreter(version: str) -> str:
@@ -74,7 +77,7 @@ def test_wheel_and_sdist_hold_the_package_and_not_the_demo(dist: dict[str, Path]
     assert not [n for n in names if n.startswith("mlops_provider/demo/")]
     metadata = zipfile.ZipFile(dist["wheel"]).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Python: <3.14,>=3.10" in metadata
-    for extra in ("dvc", "gx", "mlflow", "evidently", "docker", "openlineage", "all"):
+    for extra in ("dvc", "gx", "mlflow", "evidently", "docker", "openlineage", "s3", "all"):
         assert f"Provides-Extra: {extra}" in metadata
     members = tarfile.open(dist["sdist"]).getnames()
     assert any(m.endswith("plugins/mlops_provider/extras.py") for m in members)
@@ -175,7 +178,7 @@ def test_fresh_environment(consumed: dict, python: str, airflow: str, extra: str
     )
     assert seen["promotion"] == {"state": "success", "champion": "1"}  # the mlflow extra's operator ran
     if extra == "all":
-        assert seen["extras_installed"] == ["docker", "dvc", "evidently", "gx", "mlflow", "openlineage"]
+        assert seen["extras_installed"] == ["docker", "dvc", "evidently", "gx", "mlflow", "openlineage", "s3"]
         assert seen["dvc_missing_message"] is None
     else:
         assert seen["extras_installed"] == [extra]

@@ -58,6 +58,15 @@ class Loop:
     env: dict[str, str]
     model: LoopModel = CHURN
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the registry's git folder the checks read tags from (default: the one workspace ``<mlops>/data-registry``)
+    registry: Path | None = None
+    #: whether a day's partition of a dataset was quarantined (default: a result under ``<mlops>/quarantine``)
+    quarantined: Callable[[str, dt.date], bool] | None = None
+
+    def was_quarantined(self, dataset: str, day: dt.date) -> bool:
+        if self.quarantined is not None:
+            return self.quarantined(dataset, day)
+        return bool(list((self.mlops / "quarantine" / dataset / day.isoformat()).glob("*/validation_result.json")))
 
 
 def prepared_environment(
@@ -182,7 +191,7 @@ def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> di
     """What the loop must have done, in any mode. Returns the MLflow state for further checks."""
     airflow, days, bad, model = loop.airflow, loop.days, loop.bad, loop.model
     dataset = model.dataset
-    workspace = loop.mlops / "data-registry"
+    workspace = loop.registry or loop.mlops / "data-registry"
 
     # Ingest: one run per day on exactly its interval; the bad day failed at validation and was quarantined.
     by_day = {r["data_interval_start"][:10]: r for r in runs["ingest"]}
@@ -192,7 +201,7 @@ def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> di
     }
     states = task_states(airflow, model.dag("ingest"), by_day[bad.isoformat()]["dag_run_id"])
     assert states["validate"] == "failed" and states["version_partition"] == "upstream_failed"
-    assert list((loop.mlops / "quarantine" / dataset / bad.isoformat()).glob("*/validation_result.json"))
+    assert loop.was_quarantined(dataset, bad)
     tags = set(git(workspace, "tag", "--list").split())
     for day in days:
         assert (f"partition/{dataset}/{day}" in tags) is (day != bad)

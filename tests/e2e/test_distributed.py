@@ -1,10 +1,15 @@
 """Distributed mode on this machine, without containers for the services: CeleryExecutor with two workers, a fresh
 PostgreSQL database for Airflow's metadata, another for the MLflow tracking server's backend store and one for
 the demo source, Redis as the broker. The configuration is ``config/distributed.env`` on top of the embedded
-one (the same settings, switched by environment). The loop must show the same outcomes as under the embedded
-default, with tasks spread over both workers and the MLflow runs in the server's PostgreSQL. It runs the second
-example model (card_fraud: another schema, key, label, label delay and suite, from the same DAG factory) through
-the whole loop, while the embedded end-to-end test runs the churn demo's."""
+one (the same settings, switched by environment). It runs the second example model (card_fraud: another schema,
+key, label, label delay and suite, from the same DAG factory) through the whole loop, while the embedded
+end-to-end test runs the churn demo's.
+
+No two Airflow components share a disk (issue 18): each has its own ``MLOPS_HOME``. What tasks hand to each other,
+the reports and the records go through an S3-protocol server (moto) as ``MLOPS_STORAGE_URL``; the data registry is
+a git remote served by ``git daemon`` that every worker clones, with its DVC remote on the same S3 server. The
+loop must show the same outcomes as under the embedded default, with tasks spread over both workers, the MLflow
+runs in the server's PostgreSQL, and none of the shared files on any component's disk."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from mlops_provider.demo.embedded import EmbeddedAirflow, distributed_components
 from mlops_provider.demo.transactions_source import TRANSACTIONS
 from tests.conftest import PROJECT_ROOT, embedded_environment, fresh_databases
 from tests.e2e.loop import FRAUD, Loop, check_loop_outcomes, unpause, wait_for_dags, wait_for_loop
+from tests.servers import git_daemon_serving, s3_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +36,7 @@ BIN = Path(sys.executable).parent
 DAYS, BAD_INDEX, DRIFT_INDEX = 4, 1, 2  # day 2 bad, days 3-4 drifted (day 3 triggers, day 4 is in the cooldown)
 PORT, MLFLOW_PORT, REDIS_DB = 18795, 18500, 7
 POSTGRES = "postgres@127.0.0.1:5432"
+SHARED = "distributed/shared"  # the storage root's prefix in the bucket
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +44,19 @@ def distributed(tmp_path_factory):
     import redis
 
     root = tmp_path_factory.mktemp("distributed")
-    home, mlops = root / "airflow", root / "mlops"
-    home.mkdir()
-    mlops.mkdir()
+    home, mlops, homes = root / "airflow", root / "mlops", root / "homes"
+    for folder in (home, mlops, homes, root / "served"):
+        folder.mkdir()
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
     broker = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     broker.flushdb()
-    with fresh_databases("airflow", "mlflow", "source") as databases:
+    with (
+        fresh_databases("airflow", "mlflow", "source") as databases,
+        s3_serving(root / "moto.log") as s3,
+        git_daemon_serving(root / "served") as (git_url, registry),
+    ):
         # Only what the test decides; everything else comes from config/distributed.env + config/embedded.env.
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
         base.update(
@@ -57,6 +68,10 @@ def distributed(tmp_path_factory):
             MLOPS_SOURCE_DB=databases["source"],
             MLOPS_REDIS=f"redis://127.0.0.1:6379/{REDIS_DB}",
             MLOPS_MLFLOW_PORT=str(MLFLOW_PORT),
+            MLOPS_STORAGE_URL=f"s3://{s3.bucket}/{SHARED}",
+            MLOPS_STORAGE_CONN_ID="mlops_storage",
+            AIRFLOW_CONN_MLOPS_STORAGE=s3.aws_connection(),
+            AIRFLOW_CONN_DVC_DEFAULT=s3.dvc_connection(git_url, "distributed/dvc"),
         )
         env = embedded_environment(PROJECT_ROOT, ("distributed", "embedded"), base)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
@@ -69,13 +84,18 @@ def distributed(tmp_path_factory):
                        env=env, check=True, capture_output=True)  # fmt: skip
         airflow = EmbeddedAirflow(
             airflow_bin=str(BIN / "airflow"), airflow_home=home, port=PORT, env=env,
-            components=distributed_components(env, BIN, PORT),
+            components=distributed_components(env, BIN, PORT, homes=homes),
         )  # fmt: skip
         airflow.start(timeout=240)
         try:
             wait_for_dags(airflow)
-            yield Loop(airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env,
-                       model=FRAUD, notes={"databases": databases})  # fmt: skip
+            yield Loop(
+                airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env, model=FRAUD,
+                notes={"databases": databases, "s3": s3, "homes": homes}, registry=registry,
+                quarantined=lambda dataset, day: any(
+                    k.endswith("/validation_result.json") for k in s3.keys(f"{SHARED}/quarantine/{dataset}/{day}/")
+                ),
+            )  # fmt: skip
         finally:
             airflow.stop()
             broker.flushdb()
@@ -104,3 +124,20 @@ def test_the_loop_on_celery_postgres_redis_and_an_mlflow_server(distributed):
         hosts.update(ti["hostname"] for ti in tis if ti["state"] == "success" and ti["hostname"])
     assert {"worker-1", "worker-2"} <= set(hosts), hosts
     assert min(hosts["worker-1"], hosts["worker-2"]) >= 5, hosts
+
+    # No common disk: what tasks handed over, the reports and the records are objects; no component's own disk
+    # holds any of them (each worker holds its own clone of the registry and its own work files).
+    s3, homes = distributed.notes["s3"], distributed.notes["homes"]
+    shared = {key.split("/")[2] for key in s3.keys(f"{SHARED}/")}
+    assert {"staging", "quarantine", "reports"} <= shared, shared
+    kinds = {key.split("/")[3] for key in s3.keys(f"{SHARED}/reports/")}
+    assert {"gx", "drift", "performance", "ledgers", "retraining"} <= kinds, kinds
+    for component in homes.iterdir():
+        held = [p.relative_to(component) for p in component.rglob("*") if p.is_file()]
+        assert not [p for p in held if p.parts[0] in ("staging", "quarantine", "reports", "notifications")], held
+    assert all((homes / worker / "data-registry" / ".git").is_dir() for worker in ("worker-1", "worker-2"))
+    assert not (distributed.mlops / "data-registry").exists() and not (distributed.mlops / "staging").exists()
+
+    # The plugin's model health page (api-server, its own empty disk) reads the monitoring records from the bucket.
+    health = airflow.api("GET", f"/mlops/health.json?model={FRAUD.name}")
+    assert health["drift"] and {d["day"] for d in health["drift"]} <= {d.isoformat() for d in distributed.days}

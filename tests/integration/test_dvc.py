@@ -342,7 +342,7 @@ def test_the_tag_sensor_and_its_trigger_ask_the_git_remote_from_a_host_without_a
     sensor = DvcTagSensor(task_id="wait", tag=tag, dvc_conn_id="triggerer")
     assert sensor._check() is None
     kind, kwargs = DvcTagTrigger(str(tmp_path / "triggerer" / "registry"), tag, poll_interval=0.2,
-                                 dvc_conn_id="triggerer").serialize()  # fmt: skip
+                                 dvc_conn_id="triggerer", settle_seconds=0).serialize()  # fmt: skip
     assert kind == "mlops_provider.triggers.dvc.DvcTagTrigger" and kwargs["dvc_conn_id"] == "triggerer"
     source = tmp_path / "day.parquet"
     source.write_bytes(b"rows" * 1000)

@@ -181,7 +181,9 @@ def test_a_rolling_or_seasonal_reference_compares_with_the_days_it_names(home):
 
 def test_trigger_waits_for_both_summaries_then_fires(tmp_path):
     path, perf = tmp_path / "summary.json", tmp_path / "performance.json"
-    trigger = DriftResultTrigger(summary_path=str(path), poll_interval=0.05, performance_path=str(perf))
+    trigger = DriftResultTrigger(
+        summary_path=str(path), poll_interval=0.05, performance_path=str(perf), settle_seconds=0
+    )
     assert DriftResultTrigger(**trigger.serialize()[1]).performance_path == str(perf)
 
     async def scenario():
@@ -356,7 +358,9 @@ def test_tag_sensor_waits_for_the_version_and_skips_a_quarantined_day(home, tmp_
     with pytest.raises(AirflowSkipException, match="quarantined"):
         DvcTagSensor(task_id="w", tag="training-set/none", abandon_paths=[str(tmp_path)]).execute(task_context(CALM))
 
-    trigger = DvcTagTrigger(workspace, "training-set/churn_classifier/later", [str(quarantined)], poll_interval=0.05)
+    trigger = DvcTagTrigger(
+        workspace, "training-set/churn_classifier/later", [str(quarantined)], poll_interval=0.05, settle_seconds=0
+    )
     assert DvcTagTrigger(**trigger.serialize()[1]).abandon_paths == [str(quarantined)]
 
     async def scenario(create) -> dict:

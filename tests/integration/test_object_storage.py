@@ -60,11 +60,7 @@ def test_ingest_tasks_on_separate_disks_hand_partitions_over_through_object_stor
     monkeypatch.setenv("MLOPS_STORAGE_URL", f"s3://{s3_server.bucket}/{prefix}/shared")
     monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "mlops_storage")
     monkeypatch.setenv("AIRFLOW_CONN_MLOPS_STORAGE", s3_server.aws_connection())
-    monkeypatch.setenv("AIRFLOW_CONN_DVC_DEFAULT", json.dumps({
-        "conn_type": "dvc", "host": git_url, "login": s3_server.key_id, "password": s3_server.secret,
-        "extra": {"remote_url": f"s3://{s3_server.bucket}/{prefix}/dvc",
-                  "remote_options": {"endpointurl": s3_server.endpoint}},
-    }))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_DEFAULT", s3_server.dvc_connection(git_url, f"{prefix}/dvc"))
 
     def worker(name: str) -> Path:
         home = tmp_path / name
@@ -176,7 +172,9 @@ def test_reports_and_records_are_read_from_object_storage_by_any_host(s3_server,
     assert not (tmp_path / "writer").exists() or not list((tmp_path / "writer").rglob("*.json"))
 
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "reader"))  # another host: an empty disk
-    event = asyncio.run(DriftResultTrigger(summary_path=location(drift), poll_interval=0.1).run().__anext__())
+    event = asyncio.run(
+        DriftResultTrigger(summary_path=location(drift), poll_interval=0.1, settle_seconds=0).run().__anext__()
+    )
     assert event.payload["summary"]["drift_share"] == 0.6 and event.payload["summary"]["attempt"] == "a1-try1"
     assert [s["drift_share"] for s in _series("drift", "m")] == [0.6]
     assert [r["decision"] for r in attempts(ledger_dir("m", 3))] == ["promote"]

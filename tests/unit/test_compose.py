@@ -16,8 +16,8 @@ from tests.helpers import PROJECT_ROOT
 pytestmark = pytest.mark.unit
 
 SERVICES = {
-    "postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-    "airflow-dag-processor", "airflow-triggerer", "airflow-worker-1", "airflow-worker-2",
+    "postgres", "redis", "minio", "minio-init", "mlflow", "git-registry", "airflow-init", "airflow-apiserver",
+    "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker-1", "airflow-worker-2",
 }  # fmt: skip
 ONE_SHOT = {"minio-init", "airflow-init"}
 
@@ -47,13 +47,22 @@ def test_compose_file_is_valid_and_describes_the_distributed_stack():
     for name, service in services.items():
         if name not in ONE_SHOT:
             assert "healthcheck" in service, f"{name} has no health check"
-    assert set(config["volumes"]) >= {"postgres-data", "minio-data", "mlops-home"}
+    assert set(config["volumes"]) >= {"postgres-data", "minio-data", "registry-git"}
+    # No disk shared by two Airflow services (issue 18): what they share is in MinIO, the registry's git remote,
+    # PostgreSQL and Redis.
+    airflow_mounts = [
+        volume["source"] for name, service in services.items() if name.startswith("airflow-")
+        for volume in service.get("volumes", []) if volume.get("type") == "volume"
+    ]  # fmt: skip
+    assert len(airflow_mounts) == len(set(airflow_mounts)), airflow_mounts
     common = services["airflow-scheduler"]["environment"]
     assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
     assert "change-me-postgres@postgres:5432/airflow" in common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert json.loads(common["AIRFLOW_CONN_MLFLOW_DEFAULT"])["host"] == "http://mlflow:5000"
-    assert json.loads(common["AIRFLOW_CONN_DVC_DEFAULT"])["extra"]["remote_url"].startswith("s3://")
+    dvc = json.loads(common["AIRFLOW_CONN_DVC_DEFAULT"])
+    assert dvc["extra"]["remote_url"].startswith("s3://") and dvc["host"] == "git://git-registry:9418/registry.git"
+    assert "workspace" not in dvc["extra"]  # each host its own clone, under its own MLOPS_HOME
     assert common["MLOPS_STORAGE_URL"].startswith("s3://mlops/")  # a bucket minio-init creates
     assert "store/mlops" in " ".join(services["minio-init"]["command"])
     storage = json.loads(common["AIRFLOW_CONN_" + common["MLOPS_STORAGE_CONN_ID"].upper()])

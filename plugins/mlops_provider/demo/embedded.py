@@ -78,8 +78,9 @@ class EmbeddedAirflow:
             # exits, the shell stops the rest and exits, so a dead component is noticed like a dead standalone.
             lines = ["trap 'kill 0' EXIT"]
             for command in self.components:
-                extra = command[0] if command and isinstance(command[0], dict) else {}
-                args = [str(a) for a in (command[1:] if extra else command)]
+                has_env = bool(command) and isinstance(command[0], dict)  # [{VAR: value, ...}, *argv] or argv
+                extra = command[0] if has_env else {}
+                args = [str(a) for a in (command[1:] if has_env else command)]
                 assignments = [f"{k}={shlex.quote(str(v))}" for k, v in extra.items()]
                 lines.append(" ".join(["env", *assignments, *map(shlex.quote, args)]) + " &")
             lines.append("wait -n; exit 1")
@@ -198,27 +199,34 @@ class EmbeddedAirflow:
         return json.loads(payload) if payload else None
 
 
-def distributed_components(env: dict[str, str], bin_dir: Path, port: int) -> list[list[Any]]:
+def distributed_components(env: dict[str, str], bin_dir: Path, port: int, homes: Path | None = None) -> list[list[Any]]:
     """The distributed mode's processes on one machine (``config/distributed.env``): an MLflow tracking server
     with its PostgreSQL backend store, the Airflow api-server, scheduler, dag-processor, triggerer, and
-    ``MLOPS_CELERY_WORKERS`` Celery workers, each with its own name and log-server port. For
-    ``EmbeddedAirflow(components=...)``."""
+    ``MLOPS_CELERY_WORKERS`` Celery workers, each with its own name and log-server port. With ``homes``, every
+    Airflow component gets its own ``MLOPS_HOME`` under it (``<homes>/<component>``): hosts without a common disk,
+    as far as disks go (the files they share then go through ``MLOPS_STORAGE_URL`` and the registry's git remote).
+    For ``EmbeddedAirflow(components=...)``."""
     airflow = str(bin_dir / "airflow")
     artifacts = Path(env["MLOPS_HOME"]) / "mlflow-artifacts"
     mlflow_port = env.get("MLOPS_MLFLOW_PORT", "5000")
+
+    def own_home(name: str) -> dict[str, str]:
+        return {"MLOPS_HOME": str(homes / name)} if homes is not None else {}
+
     commands: list[list[Any]] = [
         [str(bin_dir / "mlflow"), "server", "--backend-store-uri", env["MLFLOW_BACKEND_STORE_URI"],
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", mlflow_port],
-        [airflow, "api-server", "--port", str(port)],
-        [airflow, "scheduler"],
-        [airflow, "dag-processor"],
-        [airflow, "triggerer"],
+        [own_home("api-server"), airflow, "api-server", "--port", str(port)],
+        [own_home("scheduler"), airflow, "scheduler"],
+        [own_home("dag-processor"), airflow, "dag-processor"],
+        [own_home("triggerer"), airflow, "triggerer"],
     ]  # fmt: skip
     for i in range(1, int(env.get("MLOPS_CELERY_WORKERS", "2")) + 1):
         worker_env = {
             "MLOPS_WORKER_NAME": f"worker-{i}",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "mlops_provider.hostname.worker_hostname",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port + 10 + i),
+            **own_home(f"worker-{i}"),
         }
         worker = [airflow, "celery", "worker", "--celery-hostname", f"worker-{i}@%h", "--concurrency", "2"]
         commands.append([worker_env, *worker])

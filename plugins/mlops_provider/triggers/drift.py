@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from mlops_provider.settle import RESUME_SETTLE_SECONDS, settle_delay
 
 
 def read_result(path: str | None) -> dict[str, Any] | None:
@@ -31,27 +34,37 @@ class DriftResultTrigger(BaseTrigger):
     :param summary_path: the JSON written by DriftReportOperator.
     :param poll_interval: seconds between checks.
     :param performance_path: the JSON written by ModelPerformanceOperator, or None.
+    :param settle_seconds: the earliest it fires after it started (:mod:`mlops_provider.settle`).
     """
 
-    def __init__(self, summary_path: str, poll_interval: float = 10.0, performance_path: str | None = None) -> None:
+    def __init__(
+        self,
+        summary_path: str,
+        poll_interval: float = 10.0,
+        performance_path: str | None = None,
+        settle_seconds: float = RESUME_SETTLE_SECONDS,
+    ) -> None:
         super().__init__()
         self.summary_path = summary_path
         self.poll_interval = poll_interval
         self.performance_path = performance_path
+        self.settle_seconds = settle_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "mlops_provider.triggers.drift.DriftResultTrigger",
             {"summary_path": self.summary_path, "poll_interval": self.poll_interval,
-             "performance_path": self.performance_path},
+             "performance_path": self.performance_path, "settle_seconds": self.settle_seconds},
         )  # fmt: skip
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
         while True:
             # in a thread: object storage is read with blocking calls (and its client runs its own event loop)
             summary = await asyncio.to_thread(read_result, self.summary_path)
             performance = await asyncio.to_thread(read_result, self.performance_path)
             if summary is not None and (self.performance_path is None or performance is not None):
+                await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                 yield TriggerEvent({"status": "ready", "summary": summary, "performance": performance})
                 return
             await asyncio.sleep(self.poll_interval)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from mlops_provider.settle import RESUME_SETTLE_SECONDS, settle_delay
 
 
 async def tag_sha(workspace: str, tag: str) -> str | None:
@@ -41,6 +44,7 @@ class DvcTagTrigger(BaseTrigger):
     :param poll_interval: seconds between checks.
     :param dvc_conn_id: the ``dvc`` connection of a registry with a git remote: the tag is then asked of the remote
         (``DvcHook.tag_sha``), since the triggerer's host has no clone of its own that anything keeps fresh.
+    :param settle_seconds: the earliest it fires after it started (:mod:`mlops_provider.settle`).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class DvcTagTrigger(BaseTrigger):
         abandon_paths: Sequence[str] = (),
         poll_interval: float = 10.0,
         dvc_conn_id: str | None = None,
+        settle_seconds: float = RESUME_SETTLE_SECONDS,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -57,12 +62,14 @@ class DvcTagTrigger(BaseTrigger):
         self.abandon_paths = list(abandon_paths)
         self.poll_interval = poll_interval
         self.dvc_conn_id = dvc_conn_id
+        self.settle_seconds = settle_seconds
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "mlops_provider.triggers.dvc.DvcTagTrigger",
             {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
-             "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id},
+             "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id,
+             "settle_seconds": self.settle_seconds},
         )  # fmt: skip
 
     def _remote_tag_sha(self) -> str | None:
@@ -75,16 +82,19 @@ class DvcTagTrigger(BaseTrigger):
             return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
         while True:
             if self.dvc_conn_id:  # blocking git and connection calls: in a thread
                 sha = await asyncio.to_thread(self._remote_tag_sha)
             else:
                 sha = await tag_sha(self.workspace, self.tag)
             if sha:
+                await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                 yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
                 return
             for path in self.abandon_paths:
                 if await asyncio.to_thread(_exists, path):
+                    await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                     yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
                     return
             await asyncio.sleep(self.poll_interval)
