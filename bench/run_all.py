@@ -46,8 +46,9 @@ NOTES = [
     "were measured the same day with 500,000 (one batch up to 500k rows, two at 1M; at 10M, 500,000 peaked at "
     "2349 MB in 313 s, hence the smaller default). The whole-frame path took 257 s at 10M on 2026-11-27 and 423 s "
     "here today: this machine was slower today, so compare the two sides of one row, not rows of different days.",
-    "The 50M ingest row ran alone (2026-12-04); its whole-frame side was not started: projected from the recorded "
-    "1M and 10M peaks it needs ~66 GB.",
+    "50M ingest rows: not measured. The run of 2026-12-04 failed validation on its own data (17M duplicate "
+    "customer_id: the bench seeds 10M rows at a time and the pieces draw ids independently), a bench defect; the "
+    "whole-frame side was projected at ~66 GB from the recorded peaks and not started.",
     "Loop wall time under a real scheduler (not a bench script: the end-to-end tests' durations in `.ci/run` of "
     "2026-12-04): distributed, card_fraud over 4 days on CeleryExecutor with two workers on separate disks, moto S3 "
     "and git daemon: 292 s after a 71 s start-up; embedded, churn over 5 days on `airflow standalone`: 156 s after "
