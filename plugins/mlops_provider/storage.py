@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops_provider.files import atomic_path
 from mlops_provider.paths import mlops_home
 
 if TYPE_CHECKING:
@@ -129,10 +130,13 @@ def publish(local: Path, target: ObjectStoragePath) -> None:
 @contextmanager
 def staging_file(target: ObjectStoragePath) -> Iterator[Path]:
     """A temporary local file to write ``target``'s content to; published at ``target`` when the block ends
-    without error, removed otherwise (``target`` is then left as it was)."""
-    folder = Path(target.path).parent if is_local(target) else work_dir("uploads")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    without error, removed otherwise (``target`` is then left as it was). On the local disk this is
+    :func:`mlops_provider.files.atomic_path`."""
+    if is_local(target):
+        with atomic_path(Path(target.path)) as tmp:
+            yield tmp
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=work_dir("uploads"))
     os.close(fd)
     tmp = Path(name)
     try:
@@ -181,8 +185,7 @@ def scratch_for(target: ObjectStoragePath) -> Path:
     then published at ``target``: ``target`` itself on local storage, else its place under ``MLOPS_HOME``."""
     if is_local(target):
         return Path(target.path)
-    root = storage_root()
-    return mlops_home() / "work" / "scratch" / target.path.removeprefix(root.path).strip("/")
+    return work_dir("scratch") / target.path.removeprefix(storage_root().path).strip("/")
 
 
 def move(source: ObjectStoragePath, target: ObjectStoragePath) -> None:
