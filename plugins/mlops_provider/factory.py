@@ -74,8 +74,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
 
     model, data = spec.name, spec.dataset
     ids = {stage: spec.dag_id(stage) for stage in STAGES}
-    training_set = Asset(name=f"{model}_training_set", uri=f"mlops://training-set/{model}")
-    challenger = Asset(name=f"{model}_challenger", uri=f"mlops://model/{model}/challenger")
+    training_set = Asset(name=f"{model}_training_set", uri=f"x-mlops://training-set/{model}")
+    challenger = Asset(name=f"{model}_challenger", uri=f"x-mlops://model/{model}/challenger")
     start = _start_date(spec)
     tags = ["mlops", model]
     owner = {"owner": spec.owner}

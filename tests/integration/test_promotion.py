@@ -253,7 +253,7 @@ def test_a_past_promotion_run_cleared_later_judges_and_keeps_its_own_version(reg
 
     name, register, hook = registry
     rules = rules_file(tmp_path, name)
-    asset = Asset(name=f"{name}_challenger", uri=f"mlops://model/{name}/challenger")
+    asset = Asset(name=f"{name}_challenger", uri=f"x-mlops://model/{name}/challenger")
 
     def run_context(run_id: str, task_id: str, version: str | None = None, try_number: int = 1) -> dict:
         context = task_context(None, dag_id="promotion", run_id=run_id, task_id=task_id, try_number=try_number)

@@ -148,7 +148,7 @@ def test_a_rerun_of_a_judged_version_neither_moves_the_alias_nor_announces_it_ag
     promotion again for a version the gate already judged."""
     from airflow.sdk import Asset
 
-    challenger = Asset(name="churn_classifier_challenger", uri="mlops://model/churn_classifier/challenger")
+    challenger = Asset(name="churn_classifier_challenger", uri="x-mlops://model/churn_classifier/challenger")
     first_context = context()
     first = train_op(model_asset=challenger).execute(first_context)
     alias = challenger_alias(challenger)

@@ -19,7 +19,7 @@ from tests.helpers import task_context
 pytestmark = pytest.mark.integration
 
 DATASET = "sales"
-ASSET = Asset(name="sales_training_set", uri="mlops://training-set/sales")
+ASSET = Asset(name="sales_training_set", uri="x-mlops://training-set/sales")
 
 
 def version_partitions(tmp_path, days: list[str]) -> None:

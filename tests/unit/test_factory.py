@@ -71,3 +71,21 @@ def test_an_optional_retraining_schedule_schedules_the_training_dag_with_reason_
     assert "'schedule' if dag_run.run_type == 'scheduled'" in weekly.get_task("train").trigger_reason
     rails = weekly.get_task("retraining_rails")
     assert rails.downstream_task_ids == {"train"} and rails.trigger_dag_id == "churn_w__training"
+
+
+def test_asset_uris_use_a_custom_scheme_airflow_does_not_normalise():
+    """Airflow normalises an Asset URI whose scheme it does not know by asking every installed provider for URI
+    handlers (with the Amazon provider that imports boto3 at parse time); schemes starting with ``x-`` are reserved
+    for custom use and skipped (``airflow.sdk.definitions.asset._sanitize_uri``)."""
+    from airflow.sdk import Asset
+
+    dags = build_dags(load_spec(MODELS / "churn_classifier.yaml"))
+    uris = {  # every Asset the factory makes is some task's outlet (the DAGs scheduled on them name the same ones)
+        asset.uri
+        for dag in dags.values()
+        for task in dag.tasks
+        for asset in [*task.outlets, *task.inlets]
+        if isinstance(asset, Asset)
+    }
+    assert uris, "the factory declares Assets"
+    assert all(uri.split("://", 1)[0].startswith("x-") for uri in uris), sorted(uris)
