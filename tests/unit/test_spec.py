@@ -226,3 +226,8 @@ def test_mlops_spec_check_warns_on_a_missing_source_table_and_skips_an_unreachab
     assert main(["spec", "check", str(path)]) == 0
     assert "source table check skipped" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_a_feature_listed_twice_is_named(tmp_path):
+    path = write(tmp_path, lambda d: d["features"]["numerical"].append(d["features"]["numerical"][0]))
+    assert "listed twice (XGBoost refuses duplicate feature names)" in error_of(path)
