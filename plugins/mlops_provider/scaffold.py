@@ -171,7 +171,10 @@ def positive_class(frame: Any, source: Source, days: int) -> Any:
         )
     wanted: Any = source.positive_class
     if pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels):
-        wanted = yaml.safe_load(wanted)
+        try:  # a number (or true/false) for a numeric label, as it will be written in the spec
+            wanted = yaml.safe_load(wanted)
+        except yaml.YAMLError:
+            pass  # kept as text: it matches no number and is refused below
     if not any(label_matches(v, wanted) for v in values):
         raise ValueError(
             f"--positive-class {source.positive_class!r} is not a value of label column {source.label!r} "
