@@ -76,6 +76,9 @@ def _spec_check(args: argparse.Namespace) -> int:
         print(
             f"{spec.path}: ok (model {spec.name}, dataset {spec.dataset.name}, {len(spec.features.columns)} features)"
         )
+        note = _source_table_note(spec)
+        if note:
+            print(note, file=sys.stderr)
     folders = {Path(p).resolve().parent for p in args.files} if args.together else set()
     for folder in sorted(folders):
         try:
@@ -86,11 +89,72 @@ def _spec_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+#: Seconds ``spec check`` waits for the source database before it skips the table check.
+SOURCE_CHECK_TIMEOUT = 20.0
+
+
+def _source_table_problem(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
+    """A warning when the spec's source table is missing (None: it is there). Raises when the source cannot be
+    reached (no such connection, no database, network): the caller says the check was skipped."""
+    from airflow.sdk import BaseHook
+    from sqlalchemy import inspect
+
+    from mlops_provider.sql_names import split_table
+
+    conn_id = spec.dataset.connection
+    engine = BaseHook.get_hook(conn_id).get_sqlalchemy_engine()
+    where = engine.url.render_as_string(hide_password=True)
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        if not Path(database).is_file():  # connecting would create an empty database file
+            raise FileNotFoundError(f"database file {database} does not exist")
+    schema, table = split_table(spec.dataset.table)
+    if inspect(engine).has_table(table, schema=schema):
+        return None
+    return (
+        f"{spec.path}: warning: table {spec.dataset.table!r} does not exist in connection {conn_id!r} ({where}); "
+        "the ingest would fail there: create it, or correct dataset.table or dataset.connection"
+    )
+
+
+def _source_table_note(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
+    """``spec check``'s look at the source table: a warning if it is missing, a note if the source cannot be
+    reached (the check is skipped, never failed: a spec is checked where no database may be reachable)."""
+    import threading
+
+    from airflow.sdk import BaseHook  # noqa: F401 (imported here: its seconds are not the source's)
+
+    found: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            found.append(_source_table_problem(spec))
+        except Exception as exc:  # noqa: BLE001 (whatever stops the look, the check is skipped and says why)
+            found.append(
+                f"{spec.path}: source table check skipped: connection {spec.dataset.connection!r} cannot be reached "
+                f"({type(exc).__name__}: {exc})"
+            )
+
+    thread = threading.Thread(target=probe, name="spec-check-source", daemon=True)
+    thread.start()
+    thread.join(SOURCE_CHECK_TIMEOUT)
+    if not found:
+        return (
+            f"{spec.path}: source table check skipped: connection {spec.dataset.connection!r} did not answer in "
+            f"{SOURCE_CHECK_TIMEOUT:g} s"
+        )
+    return found[0]
+
+
 def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
     if args.url:
         from sqlalchemy import create_engine
+        from sqlalchemy.exc import ArgumentError
 
-        return create_engine(args.url)
+        try:
+            return create_engine(args.url)
+        except (ArgumentError, ImportError) as exc:
+            raise ValueError(f"--url {args.url!r}: not a usable SQLAlchemy URL ({exc})") from None
     from airflow.sdk import BaseHook
 
     return BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
@@ -99,7 +163,7 @@ def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
 def _new_model(args: argparse.Namespace) -> int:
     from mlops_provider.scaffold import Source, read_sample, scaffold
 
-    source = Source(args.table, args.timestamp_column, args.key_column, args.label, args.conn_id)
+    source = Source(args.table, args.timestamp_column, args.key_column, args.label, args.conn_id, args.positive_class)
     frame, first_day = read_sample(_engine(args), source, args.days)
     written = scaffold(args.name, source, frame, Path(args.out), args.days, first_day)
     for what, path in written.items():
@@ -142,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     new_target = new.add_mutually_exclusive_group()
     new_target.add_argument("--conn-id", default="mlops_source", help="Airflow connection of the source database")
     new_target.add_argument("--url", help="SQLAlchemy URL of the source database instead of a connection")
+    new.add_argument(
+        "--positive-class", help="label value of the positive class (needed unless the label is 0/1); a value seen"
+    )
     new.add_argument("--days", type=int, default=7, help="newest days of the table to sample")
     new.add_argument("--out", default="include/models", help="folder of the model specs")
     new.set_defaults(func=_new_model)

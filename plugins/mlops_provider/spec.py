@@ -10,6 +10,7 @@ Imports pydantic and PyYAML only (both come with Airflow), so DAG files may load
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS
 
 NAME = r"^[a-z][a-z0-9_]{1,62}$"
+#: Characters XGBoost (3.2, ``DMatrix.feature_names``) refuses in a feature name: it raises at training time.
+XGBOOST_FORBIDDEN = ("[", "]", "<")
 DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisquare", "z", "hellinger")
 
 
@@ -68,6 +71,18 @@ class FeaturesSpec(_Section):
     categorical: list[str] = Field(default_factory=list)
     drift: dict[str, ColumnDriftSpec] = Field(default_factory=dict)
 
+    @field_validator("numerical", "categorical")
+    @classmethod
+    def _xgboost_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            problem = feature_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice (XGBoost refuses duplicate feature names)")
+        return value
+
     @model_validator(mode="after")
     def _columns(self) -> FeaturesSpec:
         if not self.numerical and not self.categorical:
@@ -95,6 +110,57 @@ class FeaturesSpec(_Section):
             "column_methods": {c: s.method for c, s in settings.items() if s.method},
             "column_thresholds": {c: s.threshold for c, s in settings.items() if s.threshold},
         }
+
+
+def feature_name_problem(name: str, what: str = "feature") -> str | None:
+    """Why XGBoost would refuse ``name`` as a feature name (``None``: it takes it); ``what`` names the thing."""
+    found = [char for char in XGBOOST_FORBIDDEN if char in name]
+    if not found:
+        return None
+    return (
+        f"{what} {name!r} contains {found[0]!r}: XGBoost refuses feature names containing "
+        f"{', '.join(XGBOOST_FORBIDDEN)} (training would fail); read the table through a view that renames the column"
+    )
+
+
+def label_matches(value: Any, positive_class: Any) -> bool:
+    """Whether a label ``value`` is the positive class, compared as training and scoring compare them
+    (:func:`mlops_provider.scoring.binary_labels`: numbers as numbers, anything else as text)."""
+    if isinstance(positive_class, (bool, int, float)):
+        try:
+            return float(value) == float(positive_class)
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(positive_class)
+
+
+def suite_label_values(suite: Any, column: str) -> list[Any] | None:
+    """The value set a GX suite (JSON data) allows for ``column`` (``None``: the suite does not say)."""
+    for expectation in suite.get("expectations", []) if isinstance(suite, dict) else []:
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") == "expect_column_values_to_be_in_set" and kwargs.get("column") == column:
+            return list(kwargs.get("value_set") or [])
+    return None
+
+
+def label_problems(label: LabelSpec, suite: Any) -> list[str]:
+    """What in the suite's label value set makes training impossible: one class only, or no value that is
+    ``positive_class`` (every row would be negative). Lines are ``key: problem``."""
+    values = suite_label_values(suite, label.column)
+    if values is None:
+        return []
+    if len(values) < 2:
+        return [
+            f"validation: the suite allows one value for label column {label.column!r} ({values}): every training set "
+            "would hold one class and a day with the other class would fail validation; list both classes in its "
+            "expect_column_values_to_be_in_set"
+        ]
+    if not any(label_matches(v, label.positive_class) for v in values):
+        return [
+            f"label.positive_class: {label.positive_class!r} is not a value the suite allows for label column "
+            f"{label.column!r} ({values}); no row would be positive: set positive_class to one of them"
+        ]
+    return []
 
 
 class SplitSpec(_Section):
@@ -384,6 +450,13 @@ def parse_spec(data: Any, path: Path) -> ModelSpec:
     ]
     if missing:
         raise SpecError("\n".join(missing))
+    try:
+        suite = json.loads(spec.resolve(spec.validation).read_text())
+    except ValueError as exc:
+        raise SpecError(f"{path}: validation: {spec.resolve(spec.validation)} is not valid JSON: {exc}") from None
+    problems = label_problems(spec.label, suite)
+    if problems:
+        raise SpecError("\n".join(f"{path}: {line}" for line in problems))
     return spec
 
 

@@ -5,7 +5,10 @@ model's five DAGs from the spec. Also: two models on one dataset keep their drif
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
@@ -98,3 +101,106 @@ def test_scaffolding_refuses_to_overwrite_and_names_a_missing_column(mlops_home,
     assert main(["new-model", "a_model", "--label", "is_fraud", *args]) == 0
     assert main(["new-model", "a_model", "--label", "is_fraud", *args]) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+# -- what would fail at training time is refused before anything is written (issue 27) ----------------------------
+
+
+def events(rows: int = 300, days: int = 3, **columns) -> pd.DataFrame:
+    """A small event table over ``days`` days: an id, a timestamp, a key, two features, a 0/1 label; ``columns``
+    replaces or adds columns (a list, or a name -> new name for a rename)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(rows)],
+            "ts": pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(rows) * (days * 86400 // rows), unit="s"),
+            "customer": [f"c{i % 40}" for i in range(rows)],
+            "amount": rng.gamma(2.0, 30.0, rows).round(2),
+            "channel": rng.choice(["web", "shop"], rows),
+            "label": rng.integers(0, 2, rows),
+        }
+    )
+    for name, value in columns.items():
+        if isinstance(value, str):
+            frame = frame.rename(columns={name: value})
+        else:
+            frame[name] = value
+    return frame
+
+
+def new_model(mlops_home: Path, frame: pd.DataFrame, out: Path, *extra: str, table: str = "events",
+              ts: str = "ts", key: str = "customer", label: str = "label") -> int:  # fmt: skip
+    url = f"sqlite:///{mlops_home / 'source.db'}"
+    frame.to_sql(table, create_engine(url), index=False, if_exists="replace")
+    args = ["--url", url, "--table", table, "--timestamp-column", ts, "--key-column", key, "--label", label,
+            "--days", "3", "--out", str(out), *extra]  # fmt: skip
+    return main(["new-model", "my_model", *args])
+
+
+def nothing_written(out: Path) -> bool:
+    return not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("name,char", [("amount<100", "<"), ("score[0]", "["), ("score]", "]")])
+def test_new_model_refuses_a_feature_name_xgboost_refuses(mlops_home, tmp_path, capsys, name, char):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, events(amount=name), out) == 2
+    err = capsys.readouterr().err
+    assert f"column {name!r}" in err and f"{char!r}" in err and "XGBoost" in err, err
+    assert nothing_written(out)
+
+
+def test_new_model_refuses_a_label_with_one_class(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, events(label=[0] * 300), out) == 2
+    err = capsys.readouterr().err
+    assert "label column 'label' has one value (0)" in err and "300 rows" in err and "--days" in err, err
+    assert nothing_written(out)
+
+
+def test_new_model_asks_which_text_label_value_is_positive(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    frame = events(label=np.where(np.arange(300) % 3 == 0, "yes", "no"))
+    assert new_model(mlops_home, frame, out) == 2
+    err = capsys.readouterr().err
+    assert "label column 'label' has values ['no', 'yes']" in err and "--positive-class" in err, err
+    assert nothing_written(out)
+    assert new_model(mlops_home, frame, out, "--positive-class", "maybe") == 2
+    assert "'maybe' is not a value of label column 'label'" in capsys.readouterr().err
+    assert nothing_written(out)
+    assert new_model(mlops_home, frame, out, "--positive-class", "yes") == 0
+    assert load_spec(out / "my_model.yaml").label.positive_class == "yes"
+    assert main(["spec", "check", str(out / "my_model.yaml")]) == 0
+
+
+def test_new_model_refuses_a_sample_too_small_to_learn_bounds_from(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, events(rows=1), out) == 2
+    err = capsys.readouterr().err
+    assert "1 row(s)" in err and "--days" in err, err
+    assert nothing_written(out)
+
+
+def test_new_model_quotes_table_and_column_names_with_spaces_and_the_ingest_reads_them(mlops_home, tmp_path):
+    from mlops_provider.operators.sql import SqlToParquetOperator
+
+    out = tmp_path / "models"
+    frame = events(ts="event ts", customer="customer id", amount="amount usd")
+    assert new_model(mlops_home, frame, out, table="card events", ts="event ts", key="customer id") == 0
+    spec = load_spec(out / "my_model.yaml")
+    assert spec.dataset.table == "card events" and "amount usd" in spec.features.numerical
+    staged = SqlToParquetOperator(
+        task_id="extract", conn_id="mlops_source", table=spec.dataset.table,
+        timestamp_column=spec.dataset.timestamp_column, parse_dates=spec.dataset.parse_dates, dataset="d",
+    ).execute(task_context(dt.date(2026, 11, 2)))  # fmt: skip
+    assert staged["rows"] == 100
+
+
+def test_new_model_names_a_missing_table(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, events(), out, table="events", ts="ts") == 0
+    url = f"sqlite:///{mlops_home / 'source.db'}"
+    args = ["--url", url, "--table", "no_such_table", "--timestamp-column", "ts", "--key-column", "customer",
+            "--label", "label", "--out", str(tmp_path / "other")]  # fmt: skip
+    assert main(["new-model", "m2", *args]) == 2
+    assert "table 'no_such_table' does not exist" in capsys.readouterr().err

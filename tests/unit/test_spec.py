@@ -3,6 +3,7 @@ allowed; a folder of specs is checked as one deployment."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -161,3 +162,72 @@ def test_the_provider_names_no_domain_of_the_demo_outside_the_demo_generators():
         if pattern.search(line)
     ]
     assert hits == []
+
+
+# -- what would fail at training time fails the spec check (issue 27) ----------------------------------------------
+
+
+@pytest.mark.parametrize("char", ["<", "[", "]"])
+def test_a_feature_name_xgboost_refuses_is_named_with_the_character(tmp_path, char):
+    name = f"tenure{char}days"
+    path = write(tmp_path, lambda d: d["features"]["categorical"].append(name))
+    message = error_of(path)
+    assert "features.categorical" in message and f"{name!r}" in message and f"{char!r}" in message, message
+    assert "XGBoost" in message
+
+
+def change_suite(tmp_path: Path, value_set: list) -> None:
+    """Set the label's value set in the copied churn suite (``write`` copies it to tmp_path/gx)."""
+    suite_path = tmp_path / "gx" / "expectations" / "customer_activity.json"
+    suite = json.loads(suite_path.read_text())
+    for expectation in suite["expectations"]:
+        if expectation["type"] == "expect_column_values_to_be_in_set" and expectation["kwargs"]["column"] == "churned":
+            expectation["kwargs"]["value_set"] = value_set
+    suite_path.write_text(json.dumps(suite))
+
+
+def test_a_positive_class_the_suite_never_allows_is_named(tmp_path):
+    path = write(tmp_path, lambda d: None)
+    change_suite(tmp_path, ["no", "yes"])
+    message = error_of(path)
+    assert "label.positive_class: 1 is not a value the suite allows for label column 'churned'" in message, message
+    assert "['no', 'yes']" in message
+    path = write(tmp_path, lambda d: d["label"].update(positive_class="yes"))
+    assert load_spec(path).label.positive_class == "yes"
+
+
+def test_a_suite_that_allows_one_label_class_is_named(tmp_path):
+    path = write(tmp_path, lambda d: None)
+    change_suite(tmp_path, [0])
+    message = error_of(path)
+    assert "allows one value for label column 'churned' ([0])" in message, message
+
+
+def test_mlops_spec_check_warns_on_a_missing_source_table_and_skips_an_unreachable_source(
+    tmp_path, capsys, monkeypatch
+):
+    from sqlalchemy import create_engine, text
+
+    path = write(tmp_path, lambda d: None)
+    database = tmp_path / "source.db"
+    with create_engine(f"sqlite:///{database}").begin() as conn:
+        conn.execute(text("CREATE TABLE other (x INTEGER)"))
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+    assert main(["spec", "check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "ok (model churn_classifier" in captured.out
+    assert "warning: table 'customer_activity' does not exist" in captured.err and "mlops_source" in captured.err
+    with create_engine(f"sqlite:///{database}").begin() as conn:
+        conn.execute(text("CREATE TABLE customer_activity (x INTEGER)"))
+    assert main(["spec", "check", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    missing = tmp_path / "nowhere" / "source.db"
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SOURCE", json.dumps({"conn_type": "sqlite", "host": str(missing)}))
+    assert main(["spec", "check", str(path)]) == 0
+    assert "source table check skipped" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_a_feature_listed_twice_is_named(tmp_path):
+    path = write(tmp_path, lambda d: d["features"]["numerical"].append(d["features"]["numerical"][0]))
+    assert "listed twice (XGBoost refuses duplicate feature names)" in error_of(path)

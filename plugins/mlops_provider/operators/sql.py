@@ -170,12 +170,19 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
 
     def build_query(self) -> str:
         """The SELECT with two positional placeholders in the driver's paramstyle."""
+        from mlops_provider.sql_names import needs_quotes, quote_column, quote_table
+
         placeholder = self.hook.placeholder
-        cols = ", ".join(self.columns) if self.columns else "*"
+        table, timestamp, columns = self.table, self.timestamp_column, list(self.columns or [])
+        if any(needs_quotes(name) for name in (table, timestamp, *columns)):  # a space, a reserved word, ...
+            dialect = self.hook.get_sqlalchemy_engine().dialect
+            table, timestamp = quote_table(table, dialect), quote_column(timestamp, dialect)
+            columns = [quote_column(c, dialect) for c in columns]
+        cols = ", ".join(columns) if columns else "*"
         return (
-            f"SELECT {cols} FROM {self.table} "
-            f"WHERE {self.timestamp_column} >= {placeholder} AND {self.timestamp_column} < {placeholder} "
-            f"ORDER BY {self.timestamp_column}"
+            f"SELECT {cols} FROM {table} "
+            f"WHERE {timestamp} >= {placeholder} AND {timestamp} < {placeholder} "
+            f"ORDER BY {timestamp}"
         )
 
     def _fetch(self, sql: str, params: tuple[str, str]) -> Iterator[pd.DataFrame]:
