@@ -71,3 +71,18 @@ def test_an_optional_retraining_schedule_schedules_the_training_dag_with_reason_
     assert "'schedule' if dag_run.run_type == 'scheduled'" in weekly.get_task("train").trigger_reason
     rails = weekly.get_task("retraining_rails")
     assert rails.downstream_task_ids == {"train"} and rails.trigger_dag_id == "churn_w__training"
+
+
+def test_a_spec_that_mails_adds_the_outbox_sender_and_the_mail_down_runbook(tmp_path):
+    from mlops_provider.factory import build_all
+    from mlops_provider.notifications import OUTBOX_DAG_ID
+
+    assert OUTBOX_DAG_ID not in build_all(MODELS)  # no spec mails: no sender
+    text = (MODELS / "churn_classifier.yaml").read_text().replace("../", f"{MODELS.parent}/")
+    (tmp_path / "churn_classifier.yaml").write_text(text + "\nnotifications:\n  email: [oncall@example.com]\n")
+    dags = build_all(tmp_path)
+    sender = dags[OUTBOX_DAG_ID]
+    assert sender.max_active_runs == 1 and not sender.catchup and [t.task_id for t in sender.tasks] == ["send_outbox"]
+    assert "notifications/outbox" in sender.doc_md
+    assert all("Mail down" in dags[f"churn_classifier__{stage}"].doc_md for stage in STAGES)
+    assert "Mail down" not in build_dags(load_spec(MODELS / "churn_classifier.yaml"))["churn_classifier__ingest"].doc_md
