@@ -341,8 +341,8 @@ def test_the_outbox_sender_sends_the_others_and_fails_while_a_mail_is_refused(ml
     point_smtp_at(monkeypatch, free_port())  # mail down while both events happen
     call(notifier("promotion", "gone@example.com"), "success",
          {"return_value": {"champion": "4", "previous": "2", "changed": True}}, task_id="promote")  # fmt: skip
-    call(notifier("rollback", TO), "success",
-         {"return_value": {"champion": "2", "rolled_back": "4", "reason": "bad segment"}}, task_id="rollback")  # fmt: skip
+    rolled_back = {"champion": "2", "rolled_back": "4", "reason": "bad segment"}
+    call(notifier("rollback", TO), "success", {"return_value": rolled_back}, task_id="rollback")
     assert len(outbox(mlops_home)) == 2
 
     sender = SendNotificationOutboxOperator(task_id="send_outbox")
