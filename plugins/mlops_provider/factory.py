@@ -353,6 +353,9 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             **_notify(spec, "rollback"),
         )
     dags[rollback.dag_id] = rollback
+    if spec.notifications.email:
+        for built in dags.values():
+            built.doc_md = (built.doc_md or "") + runbooks.MAIL_DOWN
     return dags
 
 
@@ -376,6 +379,37 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
     """The DAGs of every spec in ``folder`` (``*.yaml``), by DAG id. A bad spec raises with its file and key, so
     the DAG file shows one import error naming it."""
     dags: dict[str, DAG] = {}
-    for spec in load_specs(folder):
+    specs = load_specs(folder)
+    for spec in specs:
         dags.update(build_dags(spec))
+    mailing = [spec for spec in specs if spec.notifications.email]
+    if mailing:
+        outbox = build_outbox_dag(min(_start_date(spec) for spec in mailing))
+        dags[outbox.dag_id] = outbox
     return dags
+
+
+def build_outbox_dag(start_date: Any) -> DAG:
+    """The DAG that sends the on-call mail a notifier could not send (mail was down), hourly, one run at a time.
+
+    A scheduled sender rather than a flush inside the next notification: events can be days apart, a flush inside a
+    task callback would spend the few seconds Airflow gives callbacks, and two callbacks flushing at once could send
+    a mail twice; one sender at a time, visible in the UI (red while mail is down), cannot."""
+    from airflow.sdk import DAG
+
+    from mlops_provider.notifications import OUTBOX_DAG_ID
+    from mlops_provider.operators.notifications import SendNotificationOutboxOperator
+
+    with DAG(
+        dag_id=OUTBOX_DAG_ID,
+        description="send the on-call mail that could not be sent when it happened (notification outbox)",
+        schedule="@hourly",
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        doc_md=runbooks.notification_outbox(),
+        tags=["mlops", "notifications"],
+        default_args=_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10)),
+    ) as dag:
+        SendNotificationOutboxOperator(task_id="send_outbox")
+    return dag

@@ -65,6 +65,12 @@ INTEGRATIONS: dict[str, dict[str, Any]] = {
         "how-to": "serving.md",
         "operators": ["serving"],
     },
+    "SMTP": {
+        "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-smtp/",
+        "extra": None,
+        "how-to": "notifications.md",
+        "operators": ["notifications"],
+    },
 }
 
 EXTRA_LINKS = [

@@ -5,7 +5,15 @@ retraining triggered or held back by a rail, a gate rejection or a failed shadow
 ``on_skipped_callback`` of the task that decides the event). The message says what happened, why, and links to
 act on (the task in the Airflow UI, the report, the verdict ledger). It is sent once per event and task run: a
 cleared and re-run task that reaches the same event in the same DAG run sends nothing again (a record per sent
-mail under ``$MLOPS_HOME/notifications``).
+mail under ``<storage root>/notifications``).
+
+Mail is not lost when the SMTP server is down. The notifier runs in the task process after the task reported its
+state, and Airflow's supervisor kills that process ``[core] task_success_overtime`` (20 s) later, with no log line:
+so every SMTP operation is bounded (:data:`SMTP_TIMEOUT`, below the connection's ``timeout`` extra, 30 s by default)
+and the mail is tried :data:`SEND_ATTEMPTS` times with backoff within :func:`callback_budget`. A mail still not sent
+is written to the outbox (``<storage root>/notifications/outbox/<id>.json``: message, recipients, error, attempts;
+one file per event and task run, never rewritten) and logged at ERROR; :func:`flush_outbox` (the DAG
+:data:`OUTBOX_DAG_ID` the factory adds) sends it later, once, and the model health page lists it.
 
 Why the SMTP provider's ``SmtpHook`` and not its ``SmtpNotifier``: ``SmtpNotifier`` renders subject and body
 as Jinja templates with the task context, and our messages carry values from data and records (a category, a
@@ -18,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import smtplib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +58,14 @@ EVENTS: dict[str, str] = {
     "promotion": "promote moved the champion alias",
     "rollback": "rollback restored the previous champion",
 }
+
+
+#: Seconds one SMTP operation (connect, greeting, each command) may take before an attempt fails.
+SMTP_TIMEOUT = 4
+#: Attempts of one mail in a task callback (backoff 0.5 s, 1 s, ... between them), within :func:`callback_budget`.
+SEND_ATTEMPTS = 3
+#: The DAG that sends the outbox (added by the DAG factory when a spec mails).
+OUTBOX_DAG_ID = "mlops_notification_outbox"
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,9 @@ class MlopsEventNotifier(BaseNotifier):
     :param smtp_conn_id: connection of type ``smtp`` (host, port, login; ``from_email`` in its extra).
     :param from_email: sender (default: the connection's ``from_email``).
     :param base_url: the Airflow UI's address for links (default: ``[api] base_url``).
+    :param timeout: seconds one SMTP operation (connect, greeting, a command) may take; the connection's
+        ``timeout`` extra applies when lower. The mail is tried :data:`SEND_ATTEMPTS` times within
+        :func:`callback_budget`, then queued in the outbox.
     """
 
     template_fields = ()
@@ -246,6 +266,7 @@ class MlopsEventNotifier(BaseNotifier):
         smtp_conn_id: str = "smtp_default",
         from_email: str | None = None,
         base_url: str | None = None,
+        timeout: int = SMTP_TIMEOUT,
     ) -> None:
         super().__init__()
         if event not in EVENTS:
@@ -261,6 +282,7 @@ class MlopsEventNotifier(BaseNotifier):
         self.smtp_conn_id = smtp_conn_id
         self.from_email = from_email
         self.base_url = base_url
+        self.timeout = timeout
 
     def _base_url(self) -> str:
         if self.base_url:
@@ -290,12 +312,22 @@ class MlopsEventNotifier(BaseNotifier):
         if marker.exists():
             log.info("Notification %s of %s was sent before (%s): not sending again", self.event, key, marker)
             return
-        send(notice, to=self.to, smtp_conn_id=self.smtp_conn_id, from_email=self.from_email)
-        from mlops_provider.evidence import now_iso
-        from mlops_provider.storage import write_text
-
-        record = {"key": key, "event": self.event, "subject": notice.subject, "to": self.to, "sent_at": now_iso()}
-        write_text(marker, json.dumps(record, indent=2))
+        queued = outbox_entry(key)
+        if queued.exists():
+            log.warning("Notification %s of %s is already in the outbox (%s), not sent yet: the DAG %s sends it",
+                        self.event, key, queued, OUTBOX_DAG_ID)  # fmt: skip
+            return
+        mail = Mail(
+            id=notification_id(key), key=key, event=self.event, model=self.model_name, subject=notice.subject,
+            to=self.to, from_email=self.from_email, smtp_conn_id=self.smtp_conn_id, html=render_body(notice),
+        )  # fmt: skip
+        budget = callback_budget()
+        try:
+            attempts = deliver(mail, timeout=self.timeout, attempts=SEND_ATTEMPTS, within=budget)
+        except MailNotSent as failure:
+            queue(mail, failure)
+            return
+        mark_sent(mail, attempts=attempts)
 
     def _result(self, ti: Any) -> dict[str, Any] | None:
         """The task's return value, or the validation summary a failed validation pushed."""
@@ -329,20 +361,239 @@ HELD_BACK_XCOM_KEY = "held_back"
 TRIGGERED_XCOM_KEY = "retraining"
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One rendered notification, as sent and as kept in the outbox."""
+
+    id: str
+    key: str
+    event: str
+    model: str
+    subject: str
+    to: list[str]
+    from_email: str | None
+    smtp_conn_id: str
+    html: str
+
+
+class MailNotSent(Exception):
+    """Every attempt failed; ``error`` is the last one."""
+
+    def __init__(self, attempts: int, error: str) -> None:
+        super().__init__(f"not sent after {attempts} attempt(s): {error}")
+        self.attempts = attempts
+        self.error = error
+
+
+def notification_id(key: str) -> str:
+    """The file name of an event's sent marker and outbox entry (one per event and task run)."""
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def callback_budget(overtime: float | None = None) -> float:
+    """Seconds a notifier may spend mailing in a task callback: 60% of ``[core] task_success_overtime`` (Airflow's
+    supervisor kills a task process whose callbacks run longer than that after the task ended, without a log
+    line), leaving the rest to other callbacks and listeners."""
+    if overtime is None:
+        from airflow.configuration import conf
+
+        overtime = conf.getfloat("core", "task_success_overtime", fallback=20.0)
+    return max(1.0, 0.6 * overtime)
+
+
 def sent_marker(key: str) -> Any:
     """The record of a sent notification (its existence dedupes), under the storage root: a retry on another
     worker sees it."""
+    return _notifications_root() / f"{notification_id(key)}.json"
+
+
+def outbox_entry(key: str) -> Any:
+    """The outbox record of a notification that could not be sent (written once; sent when its marker exists)."""
+    return _notifications_root() / "outbox" / f"{notification_id(key)}.json"
+
+
+def _notifications_root() -> Any:
     from mlops_provider.storage import storage_root
 
-    return storage_root() / "notifications" / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
+    return storage_root() / "notifications"
 
 
-def send(notice: Notice, *, to: list[str], smtp_conn_id: str, from_email: str | None) -> None:
-    """Send ``notice`` as an HTML mail through the SMTP provider's hook."""
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
+def _failures_dir(mail_id: str) -> Any:
+    """Later failed sends of an outbox entry, one record each (append-only)."""
+    return _notifications_root() / "outbox" / "failures" / mail_id
 
+
+def render_body(notice: Notice) -> str:
+    """The mail's HTML body (the plugin's autoescaping template)."""
     from mlops_provider.web.html import render
 
-    body = render("notification.html", title=notice.subject, notice=notice)
-    with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-        hook.send_email_smtp(to=to, subject=notice.subject, html_content=body, from_email=from_email or hook.from_email)
+    return render("notification.html", title=notice.subject, notice=notice)
+
+
+def _smtp_hook(smtp_conn_id: str, timeout: int) -> Any:
+    """The SMTP provider's hook with each operation bounded by ``timeout`` seconds (or the connection's lower
+    ``timeout`` extra) and without its own retries (:func:`deliver` retries with backoff, within a budget)."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    class BoundedSmtpHook(SmtpHook):
+        @property
+        def timeout(self) -> int:
+            return min(super().timeout, timeout)
+
+        @property
+        def smtp_retry_limit(self) -> int:
+            return 0
+
+    return BoundedSmtpHook(smtp_conn_id=smtp_conn_id)
+
+
+def deliver(mail: Mail, *, timeout: int = SMTP_TIMEOUT, attempts: int = SEND_ATTEMPTS, within: float) -> int:
+    """Send ``mail``: up to ``attempts`` tries with exponential backoff, none started unless it can end (each SMTP
+    operation bounded by ``timeout``) within ``within`` seconds; returns the attempts used. Raises
+    :class:`MailNotSent` with the last error."""
+    from tenacity import Retrying, stop_after_attempt, stop_before_delay, wait_exponential
+
+    def retrying(state: Any) -> None:
+        log.warning("Mail %r: attempt %d failed (%s); retrying in %.1f s", mail.subject, state.attempt_number,
+                    describe(state.outcome.exception()), state.upcoming_sleep)  # fmt: skip
+
+    used = 0
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(max(1, attempts)) | stop_before_delay(max(0.0, within - timeout)),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            before_sleep=retrying,
+            reraise=True,
+        ):
+            with attempt:
+                used = attempt.retry_state.attempt_number
+                with _smtp_hook(mail.smtp_conn_id, timeout) as hook:
+                    hook.send_email_smtp(to=mail.to, subject=mail.subject, html_content=mail.html,
+                                         from_email=mail.from_email or hook.from_email)  # fmt: skip
+    except Exception as error:  # any failure: the mail goes to the outbox with it
+        raise MailNotSent(used, describe(error)) from error
+    return used
+
+
+#: Errors where the server answered and refused this one mail (the server itself works).
+REFUSED_MAIL = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message``, with the errors it was raised from (the SMTP hook hides a timeout behind "Unable to
+    connect")."""
+    text = f"{type(error).__name__}: {error}"
+    cause = error.__cause__ or error.__context__
+    return f"{text} (from {describe(cause)})" if cause is not None and cause is not error else text
+
+
+def queue(mail: Mail, failure: MailNotSent) -> None:
+    """Keep ``mail`` in the outbox (once per event and task run) and say at ERROR what was not sent and how it
+    will be."""
+    from dataclasses import asdict
+
+    from mlops_provider.evidence import now_iso
+    from mlops_provider.storage import location, write_text
+
+    entry = outbox_entry(mail.key)
+    if not entry.exists():
+        record = {**asdict(mail), "error": failure.error, "attempts": failure.attempts, "queued_at": now_iso()}
+        write_text(entry, json.dumps(record, indent=2))
+    log.error(
+        "Notification NOT sent: %r (%s) to %s, %s. It is kept in the outbox at %s; the DAG %s sends it once mail "
+        "works (hourly, or trigger it now); the model health page lists it.",
+        mail.subject, mail.event, ", ".join(mail.to), failure, location(entry), OUTBOX_DAG_ID,
+    )  # fmt: skip
+
+
+def mark_sent(mail: Mail, *, attempts: int, queued: dict[str, Any] | None = None) -> None:
+    """Write the sent marker of ``mail`` (after an outbox send: with the error it was queued with)."""
+    from mlops_provider.evidence import now_iso
+    from mlops_provider.storage import write_text
+
+    record: dict[str, Any] = {"key": mail.key, "event": mail.event, "model": mail.model, "subject": mail.subject,
+                              "to": mail.to, "sent_at": now_iso(), "attempts": attempts}  # fmt: skip
+    if queued is not None:
+        record.update(via="outbox", queued_at=queued.get("queued_at"), error=queued.get("error"))
+    write_text(sent_marker(mail.key), json.dumps(record, indent=2))
+
+
+def _read(path: Any) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _mail(record: dict[str, Any]) -> Mail:
+    return Mail(**{name: record.get(name) for name in Mail.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+def flush_outbox(*, timeout: int = SMTP_TIMEOUT, attempts: int = SEND_ATTEMPTS, within: float = 60.0) -> dict:
+    """Send every outbox entry that has no sent marker, oldest first, and mark each sent (an entry with a marker
+    is never sent again). A failure is recorded beside its entry; after one the server itself failed on (mail is
+    down) the rest wait for the next run, while a mail the server refused (a bad recipient) does not stop the
+    others. Returns ``{"sent": [subject], "unsent": [{"subject", "error"}]}``.
+
+    Run one at a time (the outbox DAG has ``max_active_runs=1``): two flushes at once could both send an entry."""
+    from mlops_provider.evidence import now_iso, write_record
+
+    folder = _notifications_root() / "outbox"
+    records = [r for r in (_read(p) for p in folder.glob("*.json")) if r and r.get("key")] if folder.is_dir() else []
+    pending = [r for r in sorted(records, key=lambda r: str(r.get("queued_at"))) if not sent_marker(r["key"]).exists()]
+    sent: list[str] = []
+    unsent: list[dict[str, Any]] = []
+    mail_down = False
+    for record in pending:
+        mail = _mail(record)
+        if mail_down:  # the server is unreachable: the rest would fail the same way; the next run sends them
+            unsent.append({"subject": mail.subject, "error": "not tried: the SMTP server failed on an earlier mail"})
+            continue
+        try:
+            used = deliver(mail, timeout=timeout, attempts=attempts, within=within)
+        except MailNotSent as failure:
+            write_record(_failures_dir(mail.id), now_iso().replace(":", ""),
+                         {"error": failure.error, "attempts": failure.attempts})  # fmt: skip
+            log.error("Outbox mail %r to %s still NOT sent: %s", mail.subject, ", ".join(mail.to), failure)
+            unsent.append({"subject": mail.subject, "error": failure.error})
+            mail_down = not isinstance(failure.__cause__, REFUSED_MAIL)  # a refused mail does not stop the others
+            continue
+        mark_sent(mail, attempts=used, queued=record)
+        log.info("Outbox mail %r sent to %s (queued %s: %s)", mail.subject, ", ".join(mail.to),
+                 record.get("queued_at"), record.get("error"))  # fmt: skip
+        sent.append(mail.subject)
+    return {"sent": sent, "unsent": unsent}
+
+
+def notification_status(model: str, recent: int = 20) -> list[dict[str, Any]]:
+    """The model's notifications for the health page: every outbox entry (``unsent``, or ``sent`` later) with its
+    error and attempts, and the ``recent`` newest mails sent at once; newest first."""
+    from mlops_provider.evidence import attempts as failures_of
+
+    root = _notifications_root()
+    rows: dict[str, dict[str, Any]] = {}
+    for path in root.glob("*.json") if root.is_dir() else []:
+        marker = _read(path)
+        if not marker or (marker.get("model") or str(marker.get("key", "")).split("__", 1)[0]) != model:
+            continue
+        rows[path.stem] = {"status": "sent", "event": marker.get("event"), "subject": marker.get("subject"),
+                           "to": marker.get("to"), "sent_at": marker.get("sent_at"), "via": marker.get("via"),
+                           "queued_at": marker.get("queued_at"), "error": marker.get("error"),
+                           "attempts": marker.get("attempts")}  # fmt: skip
+    direct = sorted((r for r in rows.values() if r["via"] != "outbox"), key=lambda r: str(r["sent_at"]))
+    shown = {k: r for k, r in rows.items() if r["via"] == "outbox" or r in direct[-recent:]}
+    outbox = root / "outbox"
+    for path in outbox.glob("*.json") if outbox.is_dir() else []:
+        entry = _read(path)
+        if not entry or entry.get("model") != model or path.stem in shown:
+            continue
+        later = failures_of(_failures_dir(path.stem))
+        shown[path.stem] = {
+            "status": "unsent", "event": entry.get("event"), "subject": entry.get("subject"), "to": entry.get("to"),
+            "sent_at": None, "via": "outbox", "queued_at": entry.get("queued_at"),
+            "error": later[-1]["error"] if later else entry.get("error"),
+            "attempts": int(entry.get("attempts") or 0) + sum(int(f.get("attempts") or 0) for f in later),
+        }  # fmt: skip
+    newest_first = sorted(shown.values(), key=lambda r: str(r["sent_at"] or r["queued_at"]), reverse=True)
+    return [r for r in newest_first if r["status"] == "unsent"] + [r for r in newest_first if r["status"] == "sent"]

@@ -187,3 +187,31 @@ Fails when there is no `previous` version: then pick a version in the MLflow UI 
 `{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened: nothing changes; a new
 rollback needs a new run.
 """
+
+
+#: What every DAG's runbook says about mail when mail is down (the notifier's outbox).
+MAIL_DOWN = """
+**Mail down.** A notification the SMTP server refuses or does not answer (each operation bounded to a few seconds,
+three attempts) is not lost: the task log has an ERROR line `Notification NOT sent: ...` naming the mail, the error
+and the outbox file (`<storage root>/notifications/outbox/`), the model health page lists it as *unsent*, and the DAG
+`mlops_notification_outbox` sends it once mail works (hourly; trigger it to send now). The task's own outcome is
+unaffected.
+"""
+
+
+def notification_outbox() -> str:
+    return """
+# mlops_notification_outbox
+
+Sends the on-call mail that could not go out when it happened (the SMTP server refused, or accepted and never
+answered). Each waiting mail is a JSON file under `<storage root>/notifications/outbox/` (message, recipients, the
+error, attempts); a mail is sent through the connection it was meant for and marked sent
+(`<storage root>/notifications/<id>.json`), so it never goes out twice.
+
+| task | does | fails when | then |
+|---|---|---|---|
+| `send_outbox` | sends each waiting mail, oldest first | a mail still cannot be sent (it stops at the first: mail is down) | fix the SMTP connection or server; the task's retries and the next hourly run send them, or trigger the DAG |
+
+**Re-run (clear)**: sends only what is still unsent. The model health page lists unsent and sent mail with their
+errors. Runs one at a time (two at once could send a mail twice).
+"""

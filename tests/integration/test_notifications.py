@@ -1,6 +1,8 @@
 """On-call mail through a real SMTP server (aiosmtpd on 127.0.0.1): a quarantined day through the real task
 runner (``dag.test()`` of a model whose spec asks for mail), and one mail per other event kind from the notifier
-the DAG factory attaches; a re-run of the same event in the same run sends nothing."""
+the DAG factory attaches; a re-run of the same event in the same run sends nothing. Mail down (a closed port, a
+server that accepts and never answers): the callback ends within the supervisor's limit, the mail waits in the
+outbox, and the outbox DAG sends it once when mail works again; the health page lists it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ import datetime as dt
 import email
 import email.policy
 import json
+import logging
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pendulum
@@ -29,8 +36,15 @@ TO = "oncall@example.com"
 class Inbox:
     """What the SMTP server received, as parsed messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: str | None = None) -> None:
         self.mails: list[email.message.EmailMessage] = []
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        if address == self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802 - aiosmtpd's hook
         self.mails.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -44,21 +58,65 @@ class Inbox:
         return mail.get_body(("html",)).get_content()
 
 
-@pytest.fixture
-def inbox(monkeypatch):
-    from aiosmtpd.controller import Controller
-
-    box = Inbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
+def point_smtp_at(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
                     "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "mlops@example.com"}}),
     )  # fmt: skip
-    yield box
-    controller.stop()
+
+
+@contextmanager
+def serve_inbox(monkeypatch: pytest.MonkeyPatch, refuse: str | None = None) -> Iterator[Inbox]:
+    """A working aiosmtpd server (refusing the recipient ``refuse``), the ``smtp_default`` connection pointing at
+    it."""
+    from aiosmtpd.controller import Controller
+
+    box = Inbox(refuse)
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    point_smtp_at(monkeypatch, port)
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def silent_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A TCP server that accepts connections and never answers (no SMTP greeting)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    point_smtp_at(monkeypatch, listener.getsockname()[1])
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+@pytest.fixture
+def inbox(monkeypatch):
+    with serve_inbox(monkeypatch) as box:
+        yield box
 
 
 def spec_with_mail(folder: Path) -> Path:
@@ -168,3 +226,132 @@ def test_one_mail_per_event_kind_with_subject_reason_and_links(mlops_home, inbox
          task_id="promote")  # a cleared and re-run promote of the same run: no second mail  # fmt: skip
     assert len(inbox.mails) == len(expected)
     assert len(list((mlops_home / "notifications").glob("*.json"))) == len(expected)
+
+
+def outbox(home: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((home / "notifications" / "outbox").glob("*.json"))]
+
+
+def sent_markers(home: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((home / "notifications").glob("*.json"))]
+
+
+def test_mail_down_keeps_the_quarantine_mail_and_the_outbox_dag_sends_it_once(
+    airflow_db, mlops_home, tmp_path, monkeypatch
+):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlops_provider.web.health import collect, render
+
+    seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [BAD_DAY],
+               SourceSpec(seed=3, bad_dates={BAD_DAY: "duplicate_keys"}))  # fmt: skip
+    monkeypatch.setenv("MLOPS_MODELS_DIR", str(spec_with_mail(tmp_path / "models")))
+    point_smtp_at(monkeypatch, free_port())  # nothing listens there: connection refused
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "mlops_models.py"))
+    dag = bag.get_dag("churn_classifier__ingest")
+    logical = pendulum.datetime(BAD_DAY.year, BAD_DAY.month, BAD_DAY.day, tz="UTC").add(days=1)
+    run = dag.test(logical_date=logical)
+    assert run.state == "failed"
+
+    subject = f"[mlops] churn_classifier: partition {BAD_DAY} of customer_activity quarantined"
+    (queued,) = outbox(mlops_home)
+    assert queued["subject"] == subject and queued["to"] == [TO] and queued["model"] == "churn_classifier"
+    assert "ConnectionRefusedError" in queued["error"] and queued["attempts"] > 1  # retried, then kept
+    assert "expect_compound_columns_to_be_unique" in queued["html"] or "unique" in queued["html"]
+    assert sent_markers(mlops_home) == []
+    (row,) = collect("churn_classifier")["notifications"]
+    assert row["status"] == "unsent" and "ConnectionRefusedError" in row["error"]
+    page = render(collect("churn_classifier"))
+    assert "quarantined" in page and "ConnectionRefusedError" in page and "unsent" in page
+
+    # On-call clears validate while mail is still down: the mail is not queued twice.
+    (notifier,) = dag.get_task("validate").on_failure_callback
+    summary = {"dataset": "customer_activity", "partition": str(BAD_DAY)}
+    notifier({"ti": RecordingTaskInstance(dag_id=dag.dag_id, run_id=run.run_id, task_id="validate",
+                                          pushed={"validation_summary": summary})})  # fmt: skip
+    assert len(outbox(mlops_home)) == 1
+
+    with serve_inbox(monkeypatch) as inbox:  # mail works again
+        from mlops_provider.notifications import OUTBOX_DAG_ID
+
+        sender = bag.get_dag(OUTBOX_DAG_ID)
+        assert sender is not None, sorted(bag.dag_ids)
+        assert sender.test().state == "success"
+        assert inbox.subjects() == [subject]
+        assert inbox.mails[0]["to"] == TO and "/mlops/reports/gx/" in inbox.body(subject)
+        assert sender.test().state == "success"  # a second flush sends nothing again
+        notifier({"ti": RecordingTaskInstance(dag_id=dag.dag_id, run_id=run.run_id, task_id="validate",
+                                              pushed={"validation_summary": summary})})  # fmt: skip
+        assert inbox.subjects() == [subject]  # the event was mailed: a re-run does not mail it again
+    (marker,) = sent_markers(mlops_home)
+    assert marker["via"] == "outbox" and "ConnectionRefusedError" in marker["error"]
+    assert len(outbox(mlops_home)) == 1  # the outbox entry stays, as evidence of what happened
+    (row,) = collect("churn_classifier")["notifications"]
+    assert row["status"] == "sent" and row["sent_at"] and "ConnectionRefusedError" in row["error"]
+
+
+def test_a_server_that_never_answers_fails_the_mail_within_the_callback_limit_and_queues_it(
+    mlops_home, monkeypatch, caplog
+):
+    from airflow.configuration import conf
+
+    # Airflow's supervisor kills a task process whose callbacks still run this long after the task ended.
+    limit = conf.getfloat("core", "task_success_overtime")
+    notifier = MlopsEventNotifier(event="promotion", outcome="success", model_name="churn_classifier", to=[TO],
+                                  base_url="http://airflow:8080")  # fmt: skip
+    pushed = {"return_value": {"champion": "4", "previous": "2", "changed": True}}
+    raised: list[BaseException] = []
+
+    def callback() -> None:
+        try:
+            call(notifier, "success", pushed, task_id="promote")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            raised.append(error)
+
+    with silent_server(monkeypatch), caplog.at_level(logging.WARNING, logger="mlops_provider.notifications"):
+        worker = threading.Thread(target=callback, daemon=True)
+        worker.start()
+        worker.join(timeout=limit)
+        assert not worker.is_alive(), f"the mail callback outlived task_success_overtime ({limit} s): killed, no log"
+    assert raised == []  # a mail that cannot go out does not fail the callback: it is kept
+    subject = "[mlops] churn_classifier: v4 is the new champion"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(subject in m and "outbox" in m and TO in m for m in errors), errors
+    (queued,) = outbox(mlops_home)
+    assert queued["subject"] == subject and "timed out" in queued["error"]
+
+    with serve_inbox(monkeypatch) as inbox:
+        from mlops_provider.notifications import flush_outbox
+
+        assert flush_outbox() == {"sent": [subject], "unsent": []}
+        assert flush_outbox() == {"sent": [], "unsent": []}
+        assert inbox.subjects() == [subject]
+        assert "previous champion is v2" in inbox.body(subject)
+
+
+def test_the_outbox_sender_sends_the_others_and_fails_while_a_mail_is_refused(mlops_home, monkeypatch):
+    from airflow.sdk.exceptions import AirflowException
+
+    from mlops_provider.operators.notifications import SendNotificationOutboxOperator
+    from mlops_provider.web.health import collect
+
+    def notifier(event: str, to: str) -> MlopsEventNotifier:
+        return MlopsEventNotifier(event=event, outcome="success", model_name="churn_classifier", to=[to])
+
+    point_smtp_at(monkeypatch, free_port())  # mail down while both events happen
+    call(notifier("promotion", "gone@example.com"), "success",
+         {"return_value": {"champion": "4", "previous": "2", "changed": True}}, task_id="promote")  # fmt: skip
+    rolled_back = {"champion": "2", "rolled_back": "4", "reason": "bad segment"}
+    call(notifier("rollback", TO), "success", {"return_value": rolled_back}, task_id="rollback")
+    assert len(outbox(mlops_home)) == 2
+
+    sender = SendNotificationOutboxOperator(task_id="send_outbox")
+    with serve_inbox(monkeypatch, refuse="gone@example.com") as inbox:
+        with pytest.raises(AirflowException, match=r"1 notification mail\(s\) still not sent.*550"):
+            sender.execute({"ti": RecordingTaskInstance()})
+        assert inbox.subjects() == ["[mlops] churn_classifier: rolled back to v2"]
+    rows = collect("churn_classifier")["notifications"]
+    assert [(r["status"], r["event"]) for r in rows] == [("unsent", "promotion"), ("sent", "rollback")]
+    (queued,) = [q for q in outbox(mlops_home) if q["event"] == "promotion"]
+    assert "ConnectionRefusedError" in queued["error"]  # the outbox entry keeps its first error (never rewritten)
+    assert "550" in rows[0]["error"] and rows[0]["attempts"] > queued["attempts"]  # the page shows the latest

@@ -89,3 +89,18 @@ def test_asset_uris_use_a_custom_scheme_airflow_does_not_normalise():
     }
     assert uris, "the factory declares Assets"
     assert all(uri.split("://", 1)[0].startswith("x-") for uri in uris), sorted(uris)
+
+
+def test_a_spec_that_mails_adds_the_outbox_sender_and_the_mail_down_runbook(tmp_path):
+    from mlops_provider.factory import build_all
+    from mlops_provider.notifications import OUTBOX_DAG_ID
+
+    assert OUTBOX_DAG_ID not in build_all(MODELS)  # no spec mails: no sender
+    text = (MODELS / "churn_classifier.yaml").read_text().replace("../", f"{MODELS.parent}/")
+    (tmp_path / "churn_classifier.yaml").write_text(text + "\nnotifications:\n  email: [oncall@example.com]\n")
+    dags = build_all(tmp_path)
+    sender = dags[OUTBOX_DAG_ID]
+    assert sender.max_active_runs == 1 and not sender.catchup and [t.task_id for t in sender.tasks] == ["send_outbox"]
+    assert "notifications/outbox" in sender.doc_md
+    assert all("Mail down" in dags[f"churn_classifier__{stage}"].doc_md for stage in STAGES)
+    assert "Mail down" not in build_dags(load_spec(MODELS / "churn_classifier.yaml"))["churn_classifier__ingest"].doc_md

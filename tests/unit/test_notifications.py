@@ -74,3 +74,31 @@ def test_gate_rejection_promotion_rollback_and_shadow_check() -> None:
     assert shadow.why == "p95 812 ms > 500 ms"
     with pytest.raises(ValueError, match="unknown event 'typo'"):
         notice("typo", None)
+
+
+def test_a_callback_mails_within_most_of_the_supervisor_overtime() -> None:
+    from mlops_provider.notifications import SEND_ATTEMPTS, SMTP_TIMEOUT, callback_budget
+
+    assert callback_budget(20.0) == 12.0  # the default [core] task_success_overtime
+    assert callback_budget(0.5) == 1.0
+    assert SMTP_TIMEOUT * 2 < callback_budget(20.0) < 20.0 and SEND_ATTEMPTS > 1  # room for a retry
+
+
+def test_the_error_names_what_the_smtp_hook_hid() -> None:
+    from mlops_provider.notifications import describe
+
+    try:
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError:
+            raise RuntimeError("Unable to connect to smtp server")  # noqa: B904 - how the hook raises it
+    except RuntimeError as error:
+        assert describe(error) == "RuntimeError: Unable to connect to smtp server (from TimeoutError: timed out)"
+
+
+def test_one_outbox_entry_and_one_marker_per_event_and_task_run() -> None:
+    from mlops_provider.notifications import notification_id
+
+    key = "m__promotion/manual__1/promote/promotion"
+    assert notification_id(key) == notification_id(key) != notification_id(key.replace("manual__1", "manual__2"))
+    assert len(notification_id(key)) == 20 and notification_id(key).isalnum()

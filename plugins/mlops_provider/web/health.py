@@ -1,4 +1,5 @@
-"""Model health: the champion with its lineage, the champion history, and drift/performance over time.
+"""Model health: the champion with its lineage, the champion history, drift/performance over time, and on-call
+mail (unsent mail waiting in the outbox first, with its error).
 
 ``collect`` reads the registry (MLflow) and the monitoring summaries under the reports root
 (``<storage root>/reports``); ``render`` turns that into one self-contained HTML page (inline SVG plot, no
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_MD5_TAG, DATA_REV_TAG, GATE_DECISION_TAG
+from mlops_provider.notifications import notification_status
 from mlops_provider.storage import reports_root
 from mlops_provider.web import html
 
@@ -134,6 +136,7 @@ def collect(model_name: str) -> dict[str, Any]:
             if s.get("prediction_drift")
         ],  # fmt: skip
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
+        "notifications": notification_status(model_name),
     }
 
 
@@ -239,6 +242,7 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
         rebuilt=data.get("rebuilt_training_sets") or [],
         heatmap=drift_heatmap(data["drift"]),
         history=data["history"],
+        notifications=data.get("notifications") or [],
     )
 
 

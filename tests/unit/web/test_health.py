@@ -35,3 +35,19 @@ def test_the_page_draws_drift_labels_estimates_prediction_drift_and_rebuilt_sets
     assert "prediction drift 2.500" in page  # the title keeps the uncapped score
     assert "training-set/m/2026-11-03.r2" in page and "fixed day" in page
     assert "Training sets rebuilt" not in render({**data, "rebuilt_training_sets": []})
+
+
+def test_the_page_puts_unsent_mail_first_with_its_error():
+    base = {"model_name": "m", "champion": None, "lineage": {}, "history": [], "drift": [], "performance": []}
+    unsent = {"status": "unsent", "event": "promotion", "subject": "[mlops] m: v4 is the new champion",
+              "to": ["oncall@example.com"], "queued_at": "2026-12-01T02:00:00+00:00", "sent_at": None,
+              "via": "outbox", "attempts": 3, "error": "ConnectionRefusedError: [Errno 111] <refused>"}  # fmt: skip
+    sent = {**unsent, "status": "sent", "subject": "[mlops] m: rolled back to v2", "sent_at": "2026-12-01T03:00:00"}
+    page = render({**base, "notifications": [unsent, sent]})
+    assert "1 on-call mail(s) not sent" in page and "mlops_notification_outbox" in page
+    assert page.index("v4 is the new champion") < page.index("rolled back to v2")
+    assert "ConnectionRefusedError: [Errno 111] &lt;refused&gt;" in page  # escaped
+    assert "(from the outbox)" in page
+    quiet = render({**base, "notifications": [sent]})
+    assert "not sent" not in quiet and "No mail sent or waiting" not in quiet
+    assert "No mail sent or waiting" in render(base)
