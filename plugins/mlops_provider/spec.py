@@ -231,6 +231,14 @@ class NotificationsSpec(_Section):
         return bool(self.email) and event in self.events
 
 
+class RetentionSpec(_Section):
+    """How long heavy stored artefacts (drift reports, validation Data Docs, quarantined data) are kept."""
+
+    days: int | None = Field(
+        default=None, ge=0, description="data days kept; none: $MLOPS_RETENTION_DAYS, else 90; 0: keep forever"
+    )
+
+
 class ScheduleSpec(_Section):
     """When the nightly DAGs run."""
 
@@ -258,6 +266,7 @@ class ModelSpec(_Section):
     monitoring: MonitoringSpec = MonitoringSpec()
     retraining: RetrainingSpec = RetrainingSpec()
     notifications: NotificationsSpec = NotificationsSpec()
+    retention: RetentionSpec = RetentionSpec()
     schedule: ScheduleSpec
     path: Path | None = Field(default=None, exclude=True)
 
