@@ -58,6 +58,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         PromoteModelOperator,
         RollbackModelOperator,
     )
+    from mlops_provider.operators.retention import RetentionOperator
     from mlops_provider.operators.retraining import (
         BootstrapTrainingOperator,
         ScheduledRetrainingRailsOperator,
@@ -318,6 +319,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             max_per_week=spec.retraining.max_per_week,
             **_notify(spec, "retraining"),
         )
+        # On its own (no upstream, no downstream): it never holds up the loop, and its failure shows on its own.
+        RetentionOperator(task_id="retention", model_name=model, dataset=data.name, days=spec.retention.days)
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
         if spec.retraining.human_review:

@@ -59,6 +59,12 @@ INTEGRATIONS: dict[str, dict[str, Any]] = {
         "how-to": "approvals.md",
         "operators": ["approval"],
     },
+    "Object storage": {
+        "external-doc-url": "https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/objectstorage.html",
+        "extra": None,
+        "how-to": "retention.md",
+        "operators": ["retention"],
+    },
     "Docker": {
         "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-docker/",
         "extra": "docker",

@@ -33,6 +33,7 @@ class Facts:
     key: str
     fraction: float
     p95_ms: float
+    retention: str
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -55,6 +56,11 @@ class Facts:
             key=spec.split_key,
             fraction=spec.split.fraction,
             p95_ms=spec.gate.shadow_p95_ms,
+            retention=(
+                "`$MLOPS_RETENTION_DAYS` (default 90) data days"
+                if spec.retention.days is None
+                else f"{spec.retention.days} data days (`retention.days`)"
+            ),
         )
 
 
@@ -154,6 +160,7 @@ triggers `{f.ids["training"]}`.
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`), **holdout keys only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it): {f.metric} vs the floor {f.floor:g}; metric `labelled_{f.metric}` in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself (`estimated_{f.metric}`) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | `no_labels` (no decision) when that day is not versioned or has too few labelled holdout rows |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {f.drift_share:g}, or `performance` when {f.metric} is below the floor | **skipped** otherwise (the normal case) |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped (with the reason) when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, or over the budget of {f.budget} per week |
+| `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
 
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
 `monitoring.drift_share` (or a column's `features.drift` threshold) in the spec. **Forcing a retrain**: trigger
@@ -169,9 +176,14 @@ triggers `{f.ids["training"]}`.
 | `performance_check` | the same: scores the version the first check scored, beside the first record |
 | `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
 | `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
+| `retention` | removes only what is still there and old enough for **this run's** day (usually nothing), and writes its own record beside the earlier one; a try killed midway is finished by the re-run |
 
 The weekly budget also counts real time (records in `<reports root>/retraining/{f.ids["training"]}/`), so
 neither a long backfill nor a storm of re-runs can start more.
+
+An old run's *Drift report*, *Validation result* or *GX Data Docs* link answers 404 once `retention` removed
+the file; its record under `<reports root>/retention/{f.model}/` names it. To keep everything, set
+`retention.days: 0` in the spec (or `MLOPS_RETENTION_DAYS=0`).
 """
 
 

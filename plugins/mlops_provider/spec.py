@@ -297,6 +297,14 @@ class NotificationsSpec(_Section):
         return bool(self.email) and event in self.events
 
 
+class RetentionSpec(_Section):
+    """How long heavy stored artefacts (drift reports, validation Data Docs, quarantined data) are kept."""
+
+    days: int | None = Field(
+        default=None, ge=0, description="data days kept; none: $MLOPS_RETENTION_DAYS, else 90; 0: keep forever"
+    )
+
+
 class ScheduleSpec(_Section):
     """When the nightly DAGs run."""
 
@@ -324,6 +332,7 @@ class ModelSpec(_Section):
     monitoring: MonitoringSpec = MonitoringSpec()
     retraining: RetrainingSpec = RetrainingSpec()
     notifications: NotificationsSpec = NotificationsSpec()
+    retention: RetentionSpec = RetentionSpec()
     schedule: ScheduleSpec
     path: Path | None = Field(default=None, exclude=True)
 

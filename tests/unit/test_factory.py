@@ -104,3 +104,20 @@ def test_a_spec_that_mails_adds_the_outbox_sender_and_the_mail_down_runbook(tmp_
     assert "notifications/outbox" in sender.doc_md
     assert all("Mail down" in dags[f"churn_classifier__{stage}"].doc_md for stage in STAGES)
     assert "Mail down" not in build_dags(load_spec(MODELS / "churn_classifier.yaml"))["churn_classifier__ingest"].doc_md
+
+
+def test_retention_runs_in_the_monitoring_dag_on_its_own_with_the_specs_window():
+    from mlops_provider.spec import SpecError
+
+    monitoring = build_dags(twin_of("churn_r"))["churn_r__drift_monitoring"]
+    retention = monitoring.get_task("retention")
+    assert (retention.model_name, retention.dataset, retention.days) == ("churn_r", "customer_activity", None)
+    # No upstream and no downstream: it never holds up the loop, and a failed check is not hidden behind it.
+    assert retention.upstream_task_ids == set() and retention.downstream_task_ids == set()
+    assert "| `retention` |" in monitoring.doc_md and "`$MLOPS_RETENTION_DAYS` (default 90)" in monitoring.doc_md
+    kept = build_dags(twin_of("churn_k", **{"retention.days": 0}))["churn_k__drift_monitoring"]
+    assert kept.get_task("retention").days == 0 and "0 data days (`retention.days`)" in kept.doc_md
+    with pytest.raises(SpecError, match=r"retention\.days: Input should be greater than or equal to 0"):
+        twin_of("churn_n", **{"retention.days": -5})
+    for other in ("ingest", "training", "promotion", "rollback"):
+        assert "retention" not in build_dags(twin_of("churn_r"))[f"churn_r__{other}"].task_ids

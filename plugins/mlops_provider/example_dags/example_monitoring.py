@@ -1,4 +1,5 @@
-"""Example: the champion's daily drift and late-label check, and the retraining trigger with its rails.
+"""Example: the champion's daily drift and late-label check, the retraining trigger with its rails, and retention
+of old reports.
 
 Extras: ``evidently`` (drift report), ``mlflow`` (the champion, scoring), ``dvc`` (the versioned partitions).
 """
@@ -11,6 +12,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from mlops_provider.operators.evidently import DriftReportOperator
 from mlops_provider.operators.performance import ModelPerformanceOperator
+from mlops_provider.operators.retention import RetentionOperator
 from mlops_provider.operators.retraining import TriggerRetrainingOperator
 from mlops_provider.sensors.drift import DriftSensor
 
@@ -66,3 +68,12 @@ with DAG(
     # --8<-- [end:howto_operator_trigger_retraining]
 
     [drift, performance] >> decision
+
+    # --8<-- [start:howto_operator_retention]
+    RetentionOperator(  # on its own: no upstream, no downstream, so it never holds up the checks
+        task_id="retention",
+        model_name="orders_model",
+        dataset="orders",
+        days=90,  # data days before the run's day; None: $MLOPS_RETENTION_DAYS (else 90); 0: keep forever
+    )
+    # --8<-- [end:howto_operator_retention]
