@@ -63,29 +63,44 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _spec_check(args: argparse.Namespace) -> int:
-    from mlops_provider.spec import SpecError, load_spec, load_specs
+    """Check each PATH as the DAG factory reads it: a folder is every spec in it plus the rules across files; a file
+    is checked with the specs beside it, so a name another file has is not ``ok``."""
+    from mlops_provider.spec import SpecError, SpecFolder, check_folder, load_spec
 
     failed = 0
-    for path in args.files:
+    checked: dict[Path, SpecFolder] = {}
+    for given in args.paths:
+        path = Path(given).resolve()
+        folder = path if path.is_dir() else path.parent
         try:
-            spec = load_spec(path)
+            if not path.exists():
+                raise SpecError(f"{path}: no such file or folder")
+            if folder not in checked:
+                checked[folder] = check_folder(folder)
+            if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
+                load_spec(path)  # not a spec file: raises, naming the suffix the factory reads
         except SpecError as exc:
             print(exc, file=sys.stderr)
             failed += 1
             continue
-        print(
-            f"{spec.path}: ok (model {spec.name}, dataset {spec.dataset.name}, {len(spec.features.columns)} features)"
-        )
-        note = _source_table_note(spec)
-        if note:
-            print(note, file=sys.stderr)
-    folders = {Path(p).resolve().parent for p in args.files} if args.together else set()
-    for folder in sorted(folders):
-        try:
-            load_specs(folder)
-        except SpecError as exc:
-            print(exc, file=sys.stderr)
-            failed += 1
+        result = checked[folder]
+        if path.is_dir():
+            specs, problems = result.specs, result.problems
+            if not specs and not problems:
+                print(f"{path}: no model spec (*.yaml) in this folder", file=sys.stderr)
+                failed += 1
+        else:
+            problems = [p for p in result.problems if p.involves(path)]
+            specs = [s for s in result.specs if s.path == path and not problems]
+        for spec in specs:
+            features = len(spec.features.columns)
+            print(f"{spec.path}: ok (model {spec.name}, dataset {spec.dataset.name}, {features} features)")
+            note = _source_table_note(spec)
+            if note:
+                print(note, file=sys.stderr)
+        for problem in problems:
+            print(problem.message, file=sys.stderr)
+        failed += len(problems)
     return 1 if failed else 0
 
 
@@ -216,10 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("spec", help="model specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True)
     check = spec_sub.add_parser("check", help="validate model spec files (exit 1 naming file and key if one is bad)")
-    check.add_argument("files", nargs="+", help="spec files (YAML)")
     check.add_argument(
-        "--together", action="store_true", help="also check each file's folder as one deployment (unique names, ...)"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a models folder (every *.yaml spec and the rules across files, as the DAG factory reads it) or a spec "
+        "file (checked with the specs beside it: a name another file has is an error)",
     )
+    # Before: --together also checked each file's folder; a file is now always checked with its folder.
+    check.add_argument("--together", action="store_true", help=argparse.SUPPRESS)
     check.set_defaults(func=_spec_check)
     return parser
 

@@ -7,20 +7,22 @@ the model (so two models, even on one dataset, never collide): DAG ids, training
 (``data/<model>/training_set.parquet``, ``training-set/<model>/<day>``), drift, performance and retraining
 records, MLflow experiment, registered model and aliases, Asset names. Shared on purpose: a dataset's versioned
 partitions (``partition/<dataset>/<day>``; models on one dataset must agree on its source and suite, which
-``load_specs`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
+``check_folder`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
 
 Imports only the Task SDK and the operator modules (no heavy library at parse time).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider import runbooks
-from mlops_provider.spec import ModelSpec, load_specs
+from mlops_provider.spec import ModelSpec, SpecError, SpecProblem, check_folder
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 STAGES = ("ingest", "training", "promotion", "drift_monitoring", "rollback")
 #: Overrides every spec's ``schedule.start_date`` (the demo and the tests set it).
 START_DATE_ENV = "MLOPS_START_DATE"
+
+log = logging.getLogger(__name__)
 
 
 def _start_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime)
@@ -42,7 +46,8 @@ def _retries(count: int, **extra: object) -> dict[str, object]:
 
 
 def build_dags(spec: ModelSpec) -> dict[str, DAG]:
-    """The five DAGs of ``spec``'s loop, by DAG id."""
+    """The five DAGs of ``spec``'s loop, by DAG id. They are not auto-registered: the DAG file registers what it puts
+    in its globals, so a model whose DAGs fail to build leaves none behind (:func:`build_all`)."""
     from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
     from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -86,6 +91,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
 
     with DAG(
         dag_id=ids["ingest"],
+        auto_register=False,
         description=f"{model}: extract, validate and version one day of {data.name}; assemble the training set",
         schedule=daily,
         start_date=start,
@@ -135,6 +141,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
     retrain_schedule = spec.retraining.schedule
     with DAG(
         dag_id=ids["training"],
+        auto_register=False,
         description=f"{model}: train, track and register a challenger",
         schedule=CronTriggerTimetable(retrain_schedule, timezone="UTC") if retrain_schedule else None,
         start_date=start,
@@ -188,6 +195,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
     evaluated = "{{ ti.xcom_pull(task_ids='evaluate')['%s'] }}"
     with DAG(
         dag_id=ids["promotion"],
+        auto_register=False,
         description=f"{model}: evaluate the challenger, gate it, promote it to champion",
         schedule=[challenger],
         start_date=start,
@@ -250,6 +258,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
 
     with DAG(
         dag_id=ids["drift_monitoring"],
+        auto_register=False,
         description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
         schedule=daily,
         start_date=start,
@@ -337,6 +346,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
 
     with DAG(
         dag_id=ids["rollback"],
+        auto_register=False,
         description=f"{model}: restore the previous champion (manual, with a reason)",
         schedule=None,
         start_date=start,
@@ -378,18 +388,97 @@ def _notify(spec: ModelSpec, event: str) -> dict[str, Any]:
     )
 
 
+#: The stage of the placeholder DAG that stands for a spec file the factory could not use.
+SPEC_ERROR = "spec_error"
+#: The spec key behind each DAG's timetable (a timetable error is named by its key).
+_TIMETABLE_KEYS = {
+    "ingest": "schedule.ingest",
+    "drift_monitoring": "schedule.ingest",
+    "training": "retraining.schedule",
+}
+
+
 def build_all(folder: str | Path) -> dict[str, DAG]:
-    """The DAGs of every spec in ``folder`` (``*.yaml``), by DAG id. A bad spec raises with its file and key, so
-    the DAG file shows one import error naming it."""
+    """The DAGs of every spec in ``folder`` (``*.yaml``), by DAG id, each spec on its own: a file that cannot be
+    used (:func:`mlops_provider.spec.check_folder`: bad YAML, a bad key, a missing file it names, a name another
+    file has, a dataset another model defines differently, DAGs that do not build) is logged at ERROR and becomes
+    one placeholder DAG, :func:`spec_error_dag`, while every other model's DAGs load as before. A missing folder
+    raises (no model can load)."""
+    checked = check_folder(folder)
     dags: dict[str, DAG] = {}
-    specs = load_specs(folder)
-    for spec in specs:
-        dags.update(build_dags(spec))
-    mailing = [spec for spec in specs if spec.notifications.email]
+    problems = list(checked.problems)
+    mailing = []
+    for spec in checked.specs:
+        try:
+            built = build_dags(spec)
+            for stage in STAGES:
+                _validate(stage, built[spec.dag_id(stage)])
+        except Exception as exc:
+            message = (
+                str(exc) if isinstance(exc, SpecError) else f"the DAGs could not be built: {type(exc).__name__}: {exc}"
+            )
+            problems.append(SpecProblem(_spec_path(spec), f"{spec.path}: {message}"))
+        else:
+            dags.update(built)
+            if spec.notifications.email:
+                mailing.append(spec)
+    for problem in sorted(problems, key=lambda p: p.path):
+        log.error("Model spec %s is not used; its model's DAGs are not loaded:\n%s", problem.path, problem.message)
+        placeholder = spec_error_dag(problem)
+        dags[placeholder.dag_id] = placeholder
     if mailing:
         outbox = build_outbox_dag(min(_start_date(spec) for spec in mailing))
         dags[outbox.dag_id] = outbox
     return dags
+
+
+def _spec_path(spec: ModelSpec) -> Path:
+    assert spec.path is not None  # set by load_spec
+    return spec.path
+
+
+def _validate(stage: str, dag: DAG) -> None:
+    """What the DAG processor checks before it takes a DAG (so a bad cron fails here, naming its key)."""
+    from airflow.exceptions import AirflowTimetableInvalid
+
+    try:
+        dag.validate()
+    except AirflowTimetableInvalid as exc:
+        key = _TIMETABLE_KEYS.get(stage, "schedule")
+        raise SpecError(f"{key}: not a valid cron expression or preset ({exc}); DAG {dag.dag_id}") from None
+
+
+def spec_error_dag(problem: SpecProblem) -> DAG:
+    """The placeholder of a spec file the factory could not use: DAG ``<file stem>__spec_error`` (``<stem>_yml__...``
+    for a ``*.yml``), schedule None, tags ``mlops`` and ``spec_error``, whose runbook quotes the problem and says
+    what to do, and whose one task, ``spec_error``, fails with the message (no retries: only fixing the file helps)."""
+    import functools
+
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    path = problem.path
+    stem = path.stem if path.suffix == ".yaml" else path.name
+    first = problem.message.splitlines()[0].removeprefix(f"{path}: ")
+    with DAG(
+        dag_id=f"{re.sub(r'[^A-Za-z0-9_-]', '_', stem)}__{SPEC_ERROR}",
+        description=f"BROKEN model spec {path.name}: {first}"[:480],
+        schedule=None,
+        start_date=None,
+        catchup=False,
+        doc_md=runbooks.spec_error(str(path), problem.message),
+        tags=["mlops", SPEC_ERROR],
+        default_args={"owner": "mlops", "retries": 0},
+        auto_register=False,
+    ) as dag:
+        PythonOperator(task_id=SPEC_ERROR, python_callable=functools.partial(_fail, problem.message))
+    return dag
+
+
+def _fail(message: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)
 
 
 def build_outbox_dag(start_date: Any) -> DAG:

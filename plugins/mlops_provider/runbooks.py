@@ -227,3 +227,27 @@ error, attempts); a mail is sent through the connection it was meant for and mar
 **Re-run (clear)**: sends only what is still unsent. The model health page lists unsent and sent mail with their
 errors. Runs one at a time (two at once could send a mail twice).
 """
+
+
+def spec_error(path: str, message: str) -> str:
+    """The runbook of the placeholder DAG that stands for a spec file the factory could not use."""
+    return f"""
+# Model spec `{path.rsplit("/", 1)[-1]}` is broken: its model's DAGs are not loaded
+
+```text
+{message}
+```
+
+**What this means.** The DAG factory could not use `{path}` (the lines above name the file, the key and what is
+allowed), so the DAGs of the model it defines are not loaded: their schedules stop and a run in flight waits (its
+tasks cannot be found) until the spec is fixed. **Every other model's DAGs load and run as before**: their rollback,
+promotion and ingest are not affected. This DAG only shows the problem; its one task fails with the message above.
+
+**What to do.**
+
+1. `mlops spec check {path.rsplit("/", 1)[0]}` prints the same problem and checks every other spec of the folder
+   (names unique, models on one dataset agree).
+2. Fix the key (or revert the edit: `git log -p {path}`) and check again until it says `ok`.
+3. The next parse of the DAG file (`airflow dags reserialize` forces one) brings the model's DAGs back and this
+   placeholder goes away; a run that waited continues where it stopped.
+"""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -469,9 +470,18 @@ def parse_spec(data: Any, path: Path) -> ModelSpec:
     return spec
 
 
+#: The suffix of a spec file. ``*.yml`` (and other cases of either) in a models folder is reported, not read.
+SPEC_SUFFIX = ".yaml"
+
+
 def load_spec(path: str | Path) -> ModelSpec:
-    """Read and validate one spec file."""
+    """Read and validate one spec file (a ``*.yaml``: the only files the DAG factory reads)."""
     path = Path(path).resolve()
+    if path.suffix != SPEC_SUFFIX:
+        raise SpecError(
+            f"{path}: not read as a model spec: the DAG factory reads only *{SPEC_SUFFIX} files; "
+            f"rename it to {path.stem}{SPEC_SUFFIX}"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -481,26 +491,119 @@ def load_spec(path: str | Path) -> ModelSpec:
     return parse_spec(data, path)
 
 
-def load_specs(folder: str | Path) -> list[ModelSpec]:
-    """Every ``*.yaml`` spec of a folder, checked together: model names are unique, and models that share a
-    dataset agree on where it comes from and how it is validated (they share its versioned partitions)."""
-    specs = [load_spec(p) for p in sorted(Path(folder).glob("*.yaml"))]
-    problems = []
-    by_name: dict[str, ModelSpec] = {}
-    by_dataset: dict[str, ModelSpec] = {}
+@dataclass(frozen=True)
+class SpecProblem:
+    """A spec file that cannot be used. ``message`` names the file and the key (one line per broken key);
+    ``others`` are the files it conflicts with when a rule across files broke."""
+
+    path: Path
+    message: str
+    others: tuple[Path, ...] = ()
+
+    def involves(self, path: Path) -> bool:
+        """Whether ``path`` is the file of the problem or one it conflicts with."""
+        return path == self.path or path in self.others
+
+
+@dataclass(frozen=True)
+class SpecFolder:
+    """A folder of specs checked as the DAG factory reads it: the usable ``specs`` and the ``problems`` of the
+    other files, one per file (a bad file never makes a good one unusable, except as a rule across files says)."""
+
+    specs: list[ModelSpec]
+    problems: list[SpecProblem]
+
+
+def spec_files(folder: str | Path) -> list[Path]:
+    """The files of ``folder`` that are specs (``*.yaml``) or look like one (``*.yml``, ``*.YAML``: reported as not
+    read), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SpecError(f"{folder}: the models folder does not exist or is not a folder (MLOPS_MODELS_DIR)")
+    return sorted(p.resolve() for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+
+
+def check_folder(folder: str | Path) -> SpecFolder:
+    """Every spec of ``folder``, each on its own, then the rules across files: model names are unique, and models
+    that share a dataset agree on where it comes from and how it is validated (they share its versioned
+    partitions). A file that breaks a rule becomes a problem; the others stay usable:
+
+    - two files with one model name: the file named after the model (``<name>.yaml``) is kept, else the first by
+      path; the other is the problem, naming both files;
+    - models on one dataset that disagree: the version most of them agree on is kept (a tie: the one of the first
+      file by path); each other model is a problem, naming the file it disagrees with.
+    """
+    specs, problems = [], []
+    for path in spec_files(folder):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            problems.append(SpecProblem(path, str(exc)))
+    specs, conflicts = _unique_names(specs)
+    problems += conflicts
+    specs, conflicts = _shared_datasets(specs)
+    problems += conflicts
+    return SpecFolder(specs=specs, problems=sorted(problems, key=lambda p: p.path))
+
+
+def _path(spec: ModelSpec) -> Path:
+    assert spec.path is not None  # set by load_spec
+    return spec.path
+
+
+def _unique_names(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    by_name: dict[str, list[ModelSpec]] = {}
     for spec in specs:
-        if spec.name in by_name:
-            problems.append(f"{spec.path}: name: model {spec.name!r} is also defined in {by_name[spec.name].path}")
-        by_name[spec.name] = spec
-        other = by_dataset.setdefault(spec.dataset.name, spec)
-        if other is not spec and (
-            other.dataset != spec.dataset or other.resolve(other.validation) != spec.resolve(spec.validation)
-        ):
-            problems.append(
-                f"{spec.path}: dataset: models {other.name!r} and {spec.name!r} share dataset {spec.dataset.name!r} "
-                "but differ in its source or validation suite; models on one dataset share its partitions, so give "
-                "them the same dataset section and suite"
+        by_name.setdefault(spec.name, []).append(spec)
+    kept, problems = [], []
+    for name, group in by_name.items():
+        keep = next((s for s in group if _path(s).stem == name), group[0])
+        why = "its file is named after the model" if _path(keep).stem == name else "it comes first by file name"
+        kept.append(keep)
+        problems += [
+            SpecProblem(
+                _path(spec),
+                f"{_path(spec)}: name: model {name!r} is also defined in {_path(keep)}, whose DAGs are kept ({why}); "
+                "give this model a name of its own (and rename the file to match), or delete one of the two files",
+                others=(_path(keep),),
             )
-    if problems:
-        raise SpecError("\n".join(problems))
-    return specs
+            for spec in group
+            if spec is not keep
+        ]
+    return sorted(kept, key=_path), problems
+
+
+def _shared_datasets(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    by_dataset: dict[str, dict[tuple[str, Path], list[ModelSpec]]] = {}
+    for spec in specs:  # sorted by path
+        source = (spec.dataset.model_dump_json(), spec.resolve(spec.validation))
+        by_dataset.setdefault(spec.dataset.name, {}).setdefault(source, []).append(spec)
+    kept, problems = [], []
+    for dataset, versions in by_dataset.items():
+        agreed = max(versions.values(), key=len)  # a tie: the first seen, which holds the first file by path
+        kept += agreed
+        reference = agreed[0]
+        problems += [
+            SpecProblem(
+                _path(spec),
+                f"{_path(spec)}: dataset: models {reference.name!r} ({_path(reference)}) and {spec.name!r} share "
+                f"dataset {dataset!r} but differ in its source or validation suite; models on one dataset share its "
+                f"partitions, so give them the same dataset section and suite (the DAGs of {reference.name!r} are "
+                "kept, this model's are not built until they agree)",
+                others=(_path(reference),),
+            )
+            for version in versions.values()
+            if version is not agreed
+            for spec in version
+        ]
+    return sorted(kept, key=_path), problems
+
+
+def load_specs(folder: str | Path) -> list[ModelSpec]:
+    """Every spec of a folder, checked together (:func:`check_folder`); raises :class:`SpecError` naming every
+    problem if any file is unusable. The DAG factory uses :func:`check_folder`, so one bad file costs only its
+    own model's DAGs."""
+    checked = check_folder(folder)
+    if checked.problems:
+        raise SpecError("\n".join(problem.message for problem in checked.problems))
+    return checked.specs
