@@ -12,7 +12,7 @@ from pathlib import Path
 import dvc.api
 import pytest
 
-from mlops_provider.hooks.dvc import DvcError, DvcHook
+from mlops_provider.hooks.dvc import DvcError, DvcHook, RevisionNotFound
 from mlops_provider.operators.dvc import DvcGetOperator, DvcVersionOperator
 from tests.helpers import task_context
 
@@ -117,6 +117,17 @@ def test_get_operator_and_bad_revisions(mlops_home, source, tmp_path):
         DvcHook().read_to("data/other.parquet", TAG, out)
     with pytest.raises(DvcError, match="must be relative"):
         DvcHook().version_file(source, "../outside.parquet", "x", {})
+
+
+def test_a_revision_that_cannot_exist_is_not_found_before_any_git_call(mlops_home, source):
+    """A NUL byte made git's subprocess raise ValueError (a 500 on /mlops/dvc/versions/%00); an option-like
+    revision reached git's argument list; a registry with no versions yet made git run in a missing folder."""
+    with pytest.raises(RevisionNotFound, match="has no versions"):
+        DvcHook().resolve_rev("main")
+    DvcHook().version_file(source, PATH, TAG, {})
+    for bad in ("\x00", "a\x00b", "--all", "-n1", ""):
+        with pytest.raises(RevisionNotFound, match="is not a revision"):
+            DvcHook().resolve_rev(bad)
 
 
 def test_connection_clones_an_existing_registry_and_pushes_to_it(mlops_home, source, tmp_path, monkeypatch):

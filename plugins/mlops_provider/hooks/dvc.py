@@ -61,6 +61,10 @@ class DvcError(RuntimeError):
     """A DVC or git operation on the data registry failed; the message says which and in which workspace."""
 
 
+class RevisionNotFound(DvcError):
+    """The revision (tag, branch or sha) does not exist in the data registry, or is not a revision at all."""
+
+
 class DvcHook(BaseHook):
     """Owns one DVC workspace (a git repository with DVC) used as the data registry, and its remote.
 
@@ -393,14 +397,18 @@ class DvcHook(BaseHook):
 
     def resolve_rev(self, rev: str) -> str:
         """The commit sha of a tag, branch or sha; a clear error when it does not exist."""
+        if not rev or rev.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in rev):
+            raise RevisionNotFound(f"{rev!r} is not a revision (empty, an option or a control character)")
         self._ensure_fresh()
+        if not (self.workspace / ".git").exists():
+            raise RevisionNotFound(f"revision {rev!r} does not exist: data registry {self.workspace} has no versions")
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0 and self._settings.get("git_url"):
             with self.locked():  # published by another worker since this hook fetched: fetch again
                 self._sync_unlocked()
             proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0:
-            raise DvcError(f"revision {rev!r} does not exist in data registry {self.workspace}")
+            raise RevisionNotFound(f"revision {rev!r} does not exist in data registry {self.workspace}")
         return proc.stdout.strip()
 
     def dvc_file_at(self, path: str, rev: str) -> dict[str, Any] | None:
