@@ -102,7 +102,7 @@ def dvc_version(rev: str) -> dict[str, Any]:
     try:
         return DvcHook().describe_commit(rev)
     except RevisionNotFound as error:  # the hook's message names the workspace folder: not for the browser
-        raise RecordNotFound(f"no data version {rev!r} in the data registry") from error
+        raise RecordNotFound(f"data version {rev!r} does not exist in the data registry") from error
 
 
 def render_run(data: dict[str, Any]) -> str:
