@@ -61,5 +61,5 @@ training-requirements:  ## export the training image's pinned requirements from 
 training-image:  ## build the training image (mlops-training:latest) on the local Docker engine
 	docker build --network host -t mlops-training:latest -f include/training/Dockerfile include/training
 
-clean:  ## remove the embedded Airflow home and MLOPS_HOME (keeps .venv)
+clean:  ## remove the default homes of this checkout, .airflow and .mlops (keeps .venv; homes set elsewhere stay)
 	rm -rf .airflow .mlops

@@ -12,7 +12,7 @@ from pathlib import Path
 import dvc.api
 import pytest
 
-from mlops_provider.hooks.dvc import DvcError, DvcHook
+from mlops_provider.hooks.dvc import DvcError, DvcHook, RevisionNotFound
 from mlops_provider.operators.dvc import DvcGetOperator, DvcVersionOperator
 from tests.helpers import task_context
 
@@ -119,6 +119,17 @@ def test_get_operator_and_bad_revisions(mlops_home, source, tmp_path):
         DvcHook().version_file(source, "../outside.parquet", "x", {})
 
 
+def test_a_revision_that_cannot_exist_is_not_found_before_any_git_call(mlops_home, source):
+    """A NUL byte made git's subprocess raise ValueError (a 500 on /mlops/dvc/versions/%00); an option-like
+    revision reached git's argument list; a registry with no versions yet made git run in a missing folder."""
+    with pytest.raises(RevisionNotFound, match="has no versions"):
+        DvcHook().resolve_rev("main")
+    DvcHook().version_file(source, PATH, TAG, {})
+    for bad in ("\x00", "a\x00b", "--all", "-n1", ""):
+        with pytest.raises(RevisionNotFound, match="is not a revision"):
+            DvcHook().resolve_rev(bad)
+
+
 def test_connection_clones_an_existing_registry_and_pushes_to_it(mlops_home, source, tmp_path, monkeypatch):
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
@@ -162,6 +173,114 @@ def test_remote_credentials_stay_out_of_git(mlops_home, tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_S3_REGISTRY", json.dumps(conn))
     with pytest.raises(DvcError, match="is a local folder: login/password fill the credentials"):
         DvcHook(dvc_conn_id="s3_registry").ensure_workspace()
+
+
+class _BasicAuthStore:
+    """A DVC HTTP remote over a folder: GET/HEAD read a file, POST/PUT write one (chunked or not); every request
+    without ``Authorization: Basic user:password`` is refused with 401 (and counted). ``written`` and ``served``
+    list the files stored and read."""
+
+    def __init__(self, folder: Path, user: str, password: str) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        store = self
+        self.refused = 0
+        self.written: list[str] = []
+        self.served: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _file(self) -> Path | None:
+                if self.headers.get("Authorization") != expected:
+                    store.refused += 1
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="dvc"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                return folder / self.path.lstrip("/")
+
+            def do_HEAD(self, body: bool = False) -> None:
+                path = self._file()
+                if path is None:
+                    return
+                data = path.read_bytes() if path.is_file() else None
+                self.send_response(200 if data is not None else 404)
+                self.send_header("Content-Length", str(len(data or b"")))
+                self.end_headers()
+                if body and data:
+                    self.wfile.write(data)
+                    store.served.append(self.path)
+
+            def do_GET(self) -> None:
+                self.do_HEAD(body=True)
+
+            def do_POST(self) -> None:
+                path = self._file()
+                if path is None:
+                    return
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    data = b""
+                    while size := int(self.rfile.readline().strip(), 16):
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                else:
+                    data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                store.written.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_PUT = do_POST
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_credentials_in_the_remote_url_never_reach_a_commit_and_push_and_pull_still_work(
+    mlops_home, source, tmp_path, monkeypatch
+):
+    """Finding 8 of the on-call review: ``remote_url: https://user:pw@host/...`` went into the committed
+    ``.dvc/config`` (the password in the registry's history for good), and ``.dvc/config.local`` was 0644."""
+    password = "p@ss-w0rd-123"
+    store = _BasicAuthStore(tmp_path / "http-remote", "deploy", password)
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)], check=True)
+    conn = {
+        "conn_type": "dvc",
+        "host": str(origin),
+        "extra": {
+            "workspace": str(tmp_path / "writer"),
+            "remote_url": f"http://deploy:p%40ss-w0rd-123@127.0.0.1:{store.port}/dvc",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HTTP_REGISTRY", json.dumps(conn))
+    writer = DvcHook(dvc_conn_id="http_registry")
+    result = writer.version_file(source, PATH, TAG, {})
+    assert result["created"] and len(store.written) == 1  # pushed, with the credentials
+    assert result["remote"] == f"http://127.0.0.1:{store.port}/dvc" == writer.remote_url
+
+    reader = DvcHook(dvc_conn_id="http_registry", workspace=str(tmp_path / "reader"))  # another worker: a clone
+    out = tmp_path / "read.parquet"
+    assert reader.read_to(PATH, TAG, out)["md5"] == result["md5"] and out.read_bytes() == source.read_bytes()
+
+    for hook in (writer, reader):
+        local = hook.workspace / ".dvc" / "config.local"
+        assert password in local.read_text() and oct(local.stat().st_mode & 0o777) == "0o600"
+        assert password not in (hook.workspace / ".dvc" / "config").read_text()
+    history = git(origin, "log", "-p", "--all")
+    assert "Configure DVC remote" in history and f"127.0.0.1:{store.port}/dvc" in history
+    assert password not in history and "p%40ss" not in history and "deploy@" not in history
+    assert store.served and store.refused == 0  # the reader pulled from the remote, every request authenticated
 
 
 def test_missing_named_connection_is_an_error(mlops_home):

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
 from mlops_provider.operators.great_expectations import SUMMARY_XCOM_KEY, GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
-from mlops_provider.web.app import REPORT_POLICY, SCRIPTED_REPORT_POLICY, create_app
+from mlops_provider.web.app import REPORT_POLICY, SCRIPTED_REPORT_POLICY, checked_parameters, create_app
 from tests.e2e.browser import Browser, chromium_binary
 from tests.helpers import PROJECT_ROOT, task_context
 
@@ -39,7 +39,8 @@ def unauthenticated_app():
     """The real app with Airflow's sign-in dependency lifted (the browser here has no Airflow to sign in to)."""
     app = create_app()
     for dependency in app.router.dependencies:
-        app.dependency_overrides[dependency.dependency] = lambda: None
+        if dependency.dependency is not checked_parameters:  # the app's own checks stay
+            app.dependency_overrides[dependency.dependency] = lambda: None
     return app
 
 
@@ -151,3 +152,54 @@ def test_injected_markup_is_inert_in_a_real_browser(
         # the origin's session are out of reach.
         assert "session-cookie-value" not in str(drift["title"]), drift["title"]
         assert str(drift["title"]).startswith("blocked:SecurityError"), drift["title"]
+
+
+#: Values no route may answer 500 to, nor echo a server path for: a NUL byte, the parent folder, an overlong
+#: value, and a well-formed value that names nothing.
+BAD_VALUES = ("\x00", "..", "x" * 5000, "nothing-by-this-name")
+ENCODED = {"\x00": "%00", "..": "%2e%2e"}
+
+
+def _bad_requests() -> list[tuple[str, str]]:
+    """(URL, the bad value in it) for every route of the app that takes a parameter, one parameter at a time."""
+    requests = []
+    for bad in BAD_VALUES:
+        raw = ENCODED.get(bad, bad)
+        requests += [
+            (f"/dvc/versions/{raw}", bad),
+            (f"/mlflow/runs/{raw}", bad),
+            (f"/mlflow/models/{raw}/versions/1", bad),
+            (f"/mlflow/models/churn/versions/{raw}", bad),
+            (f"/ledgers/{raw}/v1/a1", bad),
+            (f"/ledgers/churn/{raw}/a1", bad),
+            (f"/ledgers/churn/v1/{raw}", bad),
+            (f"/reports/{raw}", bad),
+            (f"/reports/ledgers/{raw}/v1/a1.json", bad),
+            (f"/health?model={raw}", bad),
+            (f"/health.json?model={raw}", bad),
+        ]
+    return requests
+
+
+@pytest.mark.parametrize("registry", ["absent", "present"])
+def test_bad_parameters_are_a_4xx_that_names_the_input_and_no_server_path(mlops_home, tmp_path, registry):
+    """Finding 8 of the on-call review: ``/mlops/dvc/versions/%00`` answered 500, and 404 messages showed the data
+    registry's folder and the MLflow store's path on the server."""
+    from mlops_provider.hooks.dvc import DvcHook
+
+    if registry == "present":
+        source = tmp_path / "part.bin"
+        source.write_bytes(b"a version")
+        DvcHook().version_file(source, "data/x/part.bin", "partition/x/2026-11-01", {})
+    client = TestClient(unauthenticated_app(), raise_server_exceptions=False)
+    wrong = []
+    for url, bad in _bad_requests():
+        answer = client.get(url)
+        detail = answer.json().get("detail", "") if answer.headers["content-type"] == "application/json" else ""
+        if not 400 <= answer.status_code < 500:
+            wrong.append((url[:60], answer.status_code, answer.text[:200]))
+        elif repr(bad)[1:-1][:40] not in str(detail):  # the message names what was asked for (escaped, maybe cut)
+            wrong.append((url[:60], "does not name the input", detail))
+        elif str(tmp_path) in answer.text or str(mlops_home) in answer.text:
+            wrong.append((url[:60], "shows a server path", detail))
+    assert not wrong, "\n".join(map(str, wrong))

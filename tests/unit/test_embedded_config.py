@@ -46,3 +46,19 @@ def test_an_explicit_setting_still_wins() -> None:
         PROJECT_ROOT, base=clean_base(AIRFLOW__API__PORT="9180", AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="7000")
     )
     assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "7000"
+
+
+def test_the_homes_alone_move_the_metadata_db_and_the_source_db(tmp_path) -> None:
+    """Finding 8 of the on-call review: the DB paths were derived from the checkout, so a second instance from one
+    checkout with its own AIRFLOW_HOME and MLOPS_HOME shared the first one's metadata and source databases."""
+    import json
+
+    airflow_home, mlops_home = tmp_path / "second" / "airflow", tmp_path / "second" / "mlops"
+    env = embedded_environment(
+        PROJECT_ROOT, base=clean_base(AIRFLOW_HOME=str(airflow_home), MLOPS_HOME=str(mlops_home))
+    )
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{airflow_home}/airflow.db"
+    assert json.loads(env["AIRFLOW_CONN_MLOPS_SOURCE"]) == {"conn_type": "sqlite", "host": f"{mlops_home}/source.db"}
+    default = embedded_environment(PROJECT_ROOT, base=clean_base())  # the first instance: under the checkout
+    assert default["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{PROJECT_ROOT}/.airflow/airflow.db"
+    assert json.loads(default["AIRFLOW_CONN_MLOPS_SOURCE"])["host"] == f"{PROJECT_ROOT}/.mlops/source.db"

@@ -57,8 +57,30 @@ _GIT_LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock",
 logging.getLogger("dvc.repo.scm_context").setLevel(logging.WARNING)
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its userinfo, and the user and password it carried (percent-decoded), or None.
+
+    ``https://deploy:p%40ss@host/dvc`` -> ``("https://host/dvc", "deploy", "p@ss")``; a local folder and a URL
+    without userinfo come back unchanged with ``(None, None)``.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    if "://" not in url:
+        return url, None, None
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None, None
+    user, colon, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), unquote(user) or None, unquote(password) if colon else None
+
+
 class DvcError(RuntimeError):
     """A DVC or git operation on the data registry failed; the message says which and in which workspace."""
+
+
+class RevisionNotFound(DvcError):
+    """The revision (tag, branch or sha) does not exist in the data registry, or is not a revision at all."""
 
 
 class DvcHook(BaseHook):
@@ -71,7 +93,9 @@ class DvcHook(BaseHook):
     - ``host``: URL or path of an existing data registry git repository to clone (optional);
     - ``login``/``password``: credentials of the DVC remote, mapped by the remote's scheme (``CREDENTIAL_OPTIONS``:
       S3 access key id and secret, SSH/HTTP/WebDAV user and password, Azure account name and key). They are
-      written to ``.dvc/config.local``, which git never tracks, and never into a URL;
+      written to ``.dvc/config.local`` (mode 0600), which git never tracks, and never into a URL. A user and
+      password in ``remote_url`` itself (``https://user:pw@host/dvc``) are taken out of the URL and treated the
+      same way (the connection's login/password win); the committed ``.dvc/config`` holds the URL without them;
     - extras: ``workspace`` (local folder of the clone), ``remote_url`` (``s3://bucket/prefix``, a folder...),
       ``remote_options`` (e.g. ``{"endpointurl": "http://minio:9000"}``; committed to ``.dvc/config`` except the
       secret ones of ``SECRET_OPTIONS``), ``remote_secret_options`` (any further secret option, e.g. a key file,
@@ -147,7 +171,11 @@ class DvcHook(BaseHook):
 
     @property
     def remote_url(self) -> str:
-        """URL of the DVC remote (never with credentials)."""
+        """URL of the DVC remote (never with credentials: a user and password in the connection's URL are cut)."""
+        return split_userinfo(self._configured_remote_url)[0]
+
+    @property
+    def _configured_remote_url(self) -> str:
         return str(self._settings.get("remote_url") or dvc_remote_dir())
 
     # -- process helpers -------------------------------------------------------------------------------
@@ -342,9 +370,18 @@ class DvcHook(BaseHook):
 
     def _remote_config(self) -> tuple[dict[str, str], dict[str, str]]:
         """The remote's options split into what is committed (``.dvc/config``) and the secrets (``config.local``)."""
-        url = self.remote_url
-        login, password = self._settings.get("login"), self._settings.get("password")
+        url, url_login, url_password = split_userinfo(self._configured_remote_url)
         scheme = url.split("://", 1)[0] if "://" in url else ""
+        if (url_login or url_password) and scheme not in CREDENTIAL_OPTIONS:
+            if url_password:
+                raise DvcError(
+                    f"connection {self.dvc_conn_id!r}: the remote_url {url!r} carries a password in its user part, "
+                    f"which would be committed to the data registry's .dvc/config. Put the credentials of a "
+                    f"{scheme}:// remote in the extra remote_secret_options, and remove them from the URL."
+                )
+            url, url_login = self._configured_remote_url, None  # a user name alone (hdfs://user@host) is no secret
+        login = self._settings.get("login") or url_login
+        password = self._settings.get("password") or url_password
         public: dict[str, str] = {"url": url}
         secret: dict[str, str] = {}
         for key, value in (self._settings.get("remote_options") or {}).items():
@@ -362,6 +399,8 @@ class DvcHook(BaseHook):
                 secret[login_key] = str(login)
             if password:
                 secret[password_key] = str(password)
+            if scheme in ("http", "https") and login and password:
+                public.setdefault("auth", "basic")  # DVC's HTTP remote ignores user and password without it
         secret.update({str(k): str(v) for k, v in (self._settings.get("remote_secret_options") or {}).items()})
         return public, secret
 
@@ -381,6 +420,9 @@ class DvcHook(BaseHook):
                     config["core"]["remote"] = REMOTE_NAME
                     config["core"]["analytics"] = False
             if secret:
+                local_file = self.workspace / ".dvc" / "config.local"
+                local_file.touch(mode=0o600)  # DVC rewrites the file in place: it keeps this mode
+                local_file.chmod(0o600)  # a file an older version of the hook wrote with the umask's 0644
                 with repo.config.edit("local") as local:
                     stored = local["remote"].setdefault(REMOTE_NAME, {})
                     if any(stored.get(k) != v for k, v in secret.items()):
@@ -393,14 +435,18 @@ class DvcHook(BaseHook):
 
     def resolve_rev(self, rev: str) -> str:
         """The commit sha of a tag, branch or sha; a clear error when it does not exist."""
+        if not rev or rev.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in rev):
+            raise RevisionNotFound(f"{rev!r} is not a revision (empty, an option or a control character)")
         self._ensure_fresh()
+        if not (self.workspace / ".git").exists():
+            raise RevisionNotFound(f"revision {rev!r} does not exist: data registry {self.workspace} has no versions")
         proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0 and self._settings.get("git_url"):
             with self.locked():  # published by another worker since this hook fetched: fetch again
                 self._sync_unlocked()
             proc = self._git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
         if proc.returncode != 0:
-            raise DvcError(f"revision {rev!r} does not exist in data registry {self.workspace}")
+            raise RevisionNotFound(f"revision {rev!r} does not exist in data registry {self.workspace}")
         return proc.stdout.strip()
 
     def dvc_file_at(self, path: str, rev: str) -> dict[str, Any] | None:

@@ -38,6 +38,25 @@ SCRIPTED_REPORT_POLICY = (
 )
 
 
+#: The longest path or query parameter any route takes (a report's path under the reports root included).
+MAX_PARAMETER_LENGTH = 1024
+
+
+def checked_parameters(request: Request) -> None:
+    """Answer 404 (naming the parameter and its value) to a parameter no record can have: a control character (a NUL
+    byte would reach git, the file system and the database as an error, not as "not found") or an overlong value."""
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        value = str(value)
+        problem = None
+        if len(value) > MAX_PARAMETER_LENGTH:
+            problem = f"is longer than {MAX_PARAMETER_LENGTH} characters"
+        elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+            problem = "holds a control character"
+        if problem:
+            shown = repr(value[:80]) + ("..." if len(value) > 80 else "")
+            raise HTTPException(status_code=404, detail=f"no record has the {name} {shown}: it {problem}")
+
+
 def report_policy(relative: str) -> str:
     """The Content Security Policy of a report file, by where it lives under the reports root."""
     scripted = relative.startswith(f"{DRIFT_REPORTS}/") and relative.endswith(".html")
@@ -66,7 +85,10 @@ def _resolve_report(relative: str) -> Path | bytes:
 
 def create_app() -> FastAPI:
     """Build the app (one per api-server process)."""
-    app = FastAPI(title="airflow-provider-mlops", dependencies=[Depends(requires_authenticated())])
+    app = FastAPI(
+        title="airflow-provider-mlops",
+        dependencies=[Depends(requires_authenticated()), Depends(checked_parameters)],
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:

@@ -46,7 +46,7 @@ def mlflow_run(run_id: str) -> dict[str, Any]:
     try:
         run, experiment, artifacts, registered = hook.run_record(run_id)
     except MlflowException as error:
-        raise RecordNotFound(f"no MLflow run {run_id!r} in {hook.tracking_uri}: {error.message}") from error
+        raise RecordNotFound(f"no MLflow run {run_id!r}: {error.message}") from error
     versions = [{"name": mv.name, "version": str(mv.version)} for mv in registered]
     ui = _mlflow_ui(hook.tracking_uri)
     return {
@@ -97,13 +97,12 @@ def model_version(name: str, version: str) -> dict[str, Any]:
 
 def dvc_version(rev: str) -> dict[str, Any]:
     """The data registry commit ``rev``: message, trailers (the Airflow run), tags, and each versioned file."""
-    from mlops_provider.hooks.dvc import DvcError, DvcHook
+    from mlops_provider.hooks.dvc import DvcHook, RevisionNotFound
 
-    hook = DvcHook()
     try:
-        return hook.describe_commit(rev)
-    except DvcError as error:
-        raise RecordNotFound(str(error)) from error
+        return DvcHook().describe_commit(rev)
+    except RevisionNotFound as error:  # the hook's message names the workspace folder: not for the browser
+        raise RecordNotFound(f"data version {rev!r} does not exist in the data registry") from error
 
 
 def render_run(data: dict[str, Any]) -> str:
@@ -189,7 +188,7 @@ def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
     """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
     from mlops_provider.storage import ledger_dir, location
 
-    missing = RecordNotFound(f"no verdict ledger {attempt!r} of {name} v{version.removeprefix('v')}")
+    missing = RecordNotFound(f"no verdict ledger {attempt!r} of model {name!r} version {version!r}")
     if not attempt or "/" in attempt or "\\" in attempt or attempt.startswith(".") or "\x00" in attempt:
         raise missing  # one file name of the ledger folder, nothing else
     path = ledger_dir(name, version.removeprefix("v")) / f"{attempt}.json"
