@@ -373,11 +373,10 @@ def log_holdout_plots(
     calibration, confusion at the threshold) and their SVG plots (``plots/*.svg``) to the run: the provider
     draws them the same way for every entrypoint."""
     from mlops_provider.curves import CURVES_ARTIFACT, holdout_curves
-    from mlops_provider.scoring import schema_predictor
+    from mlops_provider.scoring import binary_labels, schema_predictor
     from mlops_provider.web import plots
 
-    positive = schema.get("positive_class", 1)
-    labels = (holdout[schema["label"]] == positive).astype(int)
+    labels = binary_labels(holdout[schema["label"]], schema.get("positive_class", 1))  # as training compares them
     scores = schema_predictor(model)(holdout.drop(columns=[schema["label"]]))
     curves = holdout_curves(labels, scores, threshold=float(schema.get("threshold", 0.5)))
     mlflow_hook.log_dict(run_id, curves, CURVES_ARTIFACT)
