@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 MODEL = "race_model"
 DAG_ID = "approval_race"
-SETTLE = ""
+SETTLE = " rerun_settle_seconds=0.1,"
 
 DAG_FILE = """
 import datetime as dt
@@ -64,9 +63,9 @@ def race(airflow_db, mlops_home, tmp_path):
     folder = tmp_path / "dags"
     folder.mkdir()
     evaluation = {"challenger_version": version, "ledger_path": str(ledger_path)}
-    (folder / "approval_race.py").write_text(DAG_FILE.format(
-        dag_id=DAG_ID, model=MODEL, evaluation=evaluation, settle=SETTLE
-    ))
+    (folder / "approval_race.py").write_text(
+        DAG_FILE.format(dag_id=DAG_ID, model=MODEL, evaluation=evaluation, settle=SETTLE)
+    )
     manager = DagBundlesManager()
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
@@ -112,7 +111,9 @@ def run_try(task, run_id: str, *, resumed: bool = False) -> str:
         session.expunge(ti)
     _run_task(ti=ti, task=task, run_triggerer=True)
     with create_session() as session:
-        return str(session.query(TaskInstance.state).filter_by(id=ti.id).scalar() or task_instance(session, run_id).state)
+        return str(
+            session.query(TaskInstance.state).filter_by(id=ti.id).scalar() or task_instance(session, run_id).state
+        )
 
 
 def answer(run_id: str, option: str, note: str) -> None:
