@@ -215,3 +215,30 @@ def test_a_clear_after_the_answer_was_recorded_honours_it_again_without_a_second
     ledger = json.loads(race["ledger"].read_text())
     assert ledger["human"]["decision"] == "reject" and ledger["human"]["by"] == "ana"
     assert ledger["human_approvals"] == [ledger["human"]]
+
+
+def test_a_clear_after_the_timeout_asks_again(race, triggerer_hitl_route):
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.utils.session import create_session
+
+    from mlops_provider.operators.approval import TIMEOUT_BY
+
+    run_id = race["run_id"]
+    assert run_try(race["task"], run_id) == "awaiting_input"
+    with create_session() as session:  # nobody answered: the deadline passes
+        task_instance(session, run_id).trigger_timeout = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()  # the scheduler's sweep takes the default
+    assert run_try(race["task"], run_id, resumed=True) == "success"
+    with create_session() as session:
+        clear_task_instances([task_instance(session, run_id)], session)  # on-call clears `approve`
+
+    assert run_try(race["task"], run_id) == "awaiting_input"  # a timeout is no answer: asked again
+
+    with create_session() as session:
+        detail = session.query(HITLDetail).filter_by(ti_id=task_instance(session, run_id).id).one()
+        assert not detail.response_received
+    ledger = json.loads(race["ledger"].read_text())
+    assert [r["by"] for r in ledger["human_approvals"]] == [TIMEOUT_BY]
