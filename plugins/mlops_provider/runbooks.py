@@ -34,6 +34,9 @@ class Facts:
     fraction: float
     p95_ms: float
     retention: str
+    human_approval: bool = False
+    approval_hours: float = 24
+    human_review: bool = False
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -61,6 +64,9 @@ class Facts:
                 if spec.retention.days is None
                 else f"{spec.retention.days} data days (`retention.days`)"
             ),
+            human_approval=spec.gate.human_approval,
+            approval_hours=spec.gate.approval_timeout_hours,
+            human_review=spec.retraining.human_review,
         )
 
 
@@ -120,6 +126,29 @@ running, so one MLflow run never has two writers. Reproduce a run: `mlops reprod
 """
 
 
+ANSWER_KEPT = """An answer given is never lost nor asked twice. Airflow 3.3.2 may re-run the task by itself when
+the answer came within seconds of the question (try 2; the log says "state attribute is queued"). That try, like a
+clear, does not ask again: after about 10 s it takes the answer the earlier try received and records it **once**
+(who, when, the note). Only a question that ended with the timeout (no answer), or whose request is gone, is asked
+again. To ask again about an answered version, trigger this DAG for that version (field `version`)."""
+
+
+def _approve_row(f: Facts) -> str:
+    if not f.human_approval:
+        return ""
+    return (
+        "| `approve` | asks a human (Airflow's *Required actions*, or `PATCH .../taskInstances/approve/-1/hitlDetails`), "
+        "showing the ledger's summary; the answer (who, when, the note) is appended to the ledger (`human_approvals`, "
+        "`human`) and tagged on the version (`approval.*`) | waits up to "
+        f"{f.approval_hours:g} h; no answer by then: the default, Reject, and `promote` is **skipped**; Reject: "
+        "skipped |\n"
+    )
+
+
+def _approval_rerun(f: Facts) -> str:
+    return f"\n**`approve` and a re-run**: {ANSWER_KEPT}\n" if f.human_approval else ""
+
+
 def promotion(f: Facts) -> str:
     return f"""
 # {f.ids["promotion"]}: champion / challenger gate of {f.model}
@@ -132,15 +161,26 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
 | `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger | fails with the numbers; the champion does not move |
-| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
+{_approve_row(f)}| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
 
 **What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
 earlier ones; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
 evaluation; `promote` changes nothing when the version is the champion or **was promoted by this run**, even if the
 champion moved on since (a re-run never moves the champion back).
-
+{_approval_rerun(f)}
 **Roll back**: trigger DAG `{f.ids["rollback"]}` with a reason.
 """
+
+
+def _review_rerun(f: Facts) -> str:
+    if not f.human_review:
+        return ""
+    return (
+        "| `review_retraining` | an answer given is never lost nor asked twice: as `approve` in the promotion DAG, a "
+        'retry (Airflow\'s own, "state attribute is queued") or a clear takes the answer the earlier try received '
+        "and records it once beside the alarm; only a question that ended with the timeout is asked again. To train "
+        "after an answered Reject, trigger training by hand (reason `manual`) |\n"
+    )
 
 
 def drift_monitoring(f: Facts) -> str:
@@ -177,6 +217,7 @@ triggers `{f.ids["training"]}`.
 | `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
 | `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
 | `retention` | removes only what is still there and old enough for **this run's** day (usually nothing), and writes its own record beside the earlier one; a try killed midway is finished by the re-run |
+{_review_rerun(f)}
 
 The weekly budget also counts real time (records in `<reports root>/retraining/{f.ids["training"]}/`), so
 neither a long backfill nor a storm of re-runs can start more.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -76,15 +75,14 @@ def pending(airflow: EmbeddedAirflow, task_id: str) -> list[dict]:
 def answer(airflow: EmbeddedAirflow, task_id: str, option: str, note: str, timeout: float = 600) -> dict:
     """Wait for a request of ``task_id``, answer it with ``option`` through the REST API; the request.
 
-    It answers some seconds after the task parked, as a person would: Airflow 3.3.2 loses an answer given before
-    the scheduler has handled the end of the parked workload (its supervisor exits ~5 s after the task parks):
-    the scheduler then takes the resumed task for "changed externally", marks it up for retry, and the retry
-    asks again."""
+    It answers as soon as the task parked: in Airflow 3.3.2 an answer given before the scheduler has handled the
+    end of the parked workload (its supervisor exits ~5 s after the task parks) makes the scheduler take the
+    resumed task for "changed externally" and send it up for retry; the retry must honour that answer, not ask
+    again (issue 27)."""
     (request,) = wait_for(lambda: pending(airflow, task_id), timeout, f"{task_id} to ask a human")
     ti = request["task_instance"]
     wait_for(lambda: task_state(airflow, ti["dag_id"], ti["dag_run_id"], task_id) == "awaiting_input", 60,
-             f"{task_id} to park awaiting input")  # fmt: skip
-    time.sleep(12)
+             f"{task_id} to park awaiting input", interval=0.5)  # fmt: skip
     airflow.api(
         "PATCH", f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{task_id}/-1/hitlDetails",
         {"chosen_options": [option], "params_input": {"note": note}},

@@ -6,6 +6,16 @@ downstream tasks run, **Reject** skips them, and no answer within ``response_tim
 **Reject**. What this module adds: the form shows the evidence (the verdict ledger's metrics, segment deltas,
 shadow-check numbers and versions; the alarm's numbers and report), and the answer (who, when, what, the note)
 is recorded beside that evidence (the ledger, the model version's tags; the alarm's review record), append-only.
+
+**An answer is never lost to a re-run.** Airflow 3.3.2 can re-run an approval task after a human answered: when
+the answer comes within seconds of the task parking, the scheduler handles the parked workload's late "success"
+after it queued the resumed task, takes it for an external state change ("state attribute is queued") and sends
+the task up for retry; the resumed try never runs, and the retry's HITL request upsert erases the response
+(``execution_api/routes/hitl.py``, "cleanup the response part"). So the first try of a task instance notes in its
+task state store that it asked; any later try (a retry, or a clear) does not ask again but defers to
+:class:`~mlops_provider.triggers.approval.KeptAnswerTrigger`, which takes the answer kept on the request, so the
+answer is honoured and recorded once. Only a request that ended with the timeout default (or that is gone) is
+asked again.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from airflow.sdk import Param
 
 from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.settle import RESUME_SETTLE_SECONDS
 from mlops_provider.storage import reports_root, stored, write_text
 from mlops_provider.templates import json_object
 
@@ -28,6 +39,9 @@ if TYPE_CHECKING:
 
 NOTE_PARAM = "note"
 APPROVAL_TAGS = ("approval.decision", "approval.by", "approval.at", "approval.note")
+#: Key in the task state store (kept across the tries of a task instance) noting that a try asked.
+ASKED_KEY = "mlops.approval.asked"
+TIMEOUT_BY = "timeout (no answer: the default, Reject)"
 
 
 def _fmt(value: Any) -> str:
@@ -103,18 +117,106 @@ def human_verdict(event: dict[str, Any]) -> dict[str, Any]:
     note = str((event.get("params_input") or {}).get(NOTE_PARAM) or "")
     return {
         "decision": "approve" if chosen == ApprovalOperator.APPROVE else "reject",
-        "by": str(by) if by else "timeout (no answer: the default, Reject)",
+        "by": str(by) if by else TIMEOUT_BY,
         "at": at.isoformat(timespec="seconds") if isinstance(at, dt.datetime) else str(at or ""),
         "note": note,
     }
 
 
-class _ApprovalWithNote(ApprovalOperator):
-    """An ``ApprovalOperator`` whose default (taken at the timeout) is Reject, with a free-text ``note`` field."""
+def record_answer(records: list[dict[str, Any]], record: dict[str, Any]) -> bool:
+    """Append ``record`` (an answer as recorded, with its ``task``) to ``records`` unless that same answer (task,
+    decision, by, at) is there already, as when a re-run honours it again; whether it was appended."""
+    same = ("task", "decision", "by", "at")
+    if any(all(r.get(k) == record.get(k) for k in same) for r in records):
+        return False
+    records.append(record)
+    return True
 
-    def __init__(self, *, subject: str, note_kept: str, response_timeout: dt.timedelta, **kwargs: Any) -> None:
+
+def human_answer_for(records: list[dict[str, Any]], task: str) -> dict[str, Any] | None:
+    """The latest answer a human (not the timeout) gave ``task`` among ``records``, or None."""
+    answered = [r for r in records if r.get("task") == task and r.get("by") and r.get("by") != TIMEOUT_BY]
+    return answered[-1] if answered else None
+
+
+def event_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The human-in-the-loop event of an answer as recorded (the inverse of :func:`human_verdict`)."""
+    at = dt.datetime.fromisoformat(record["at"]) if record.get("at") else dt.datetime.now(dt.timezone.utc)
+    return {
+        "chosen_options": [ApprovalOperator.APPROVE if record["decision"] == "approve" else ApprovalOperator.REJECT],
+        "params_input": {NOTE_PARAM: record.get("note", "")},
+        "responded_at": at,
+        "responded_by_user": {"id": record["by"], "name": record["by"]},
+    }
+
+
+class _ApprovalWithNote(ApprovalOperator):
+    """An ``ApprovalOperator`` whose default (taken at the timeout) is Reject, with a free-text ``note`` field, that
+    honours an answer an earlier try of the same task instance received instead of asking again (module doc).
+
+    :param rerun_settle_seconds: on a re-run, the earliest the answer found is acted on after the task deferred
+        (:mod:`mlops_provider.settle`).
+    """
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        note_kept: str,
+        response_timeout: dt.timedelta,
+        rerun_settle_seconds: float = RESUME_SETTLE_SECONDS,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("params", {NOTE_PARAM: Param("", type="string", description=f"why (kept {note_kept})")})
         super().__init__(subject=subject, defaults=ApprovalOperator.REJECT, response_timeout=response_timeout, **kwargs)
+        self.rerun_settle_seconds = rerun_settle_seconds
+
+    def prepare_form(self, context: Context) -> None:
+        """Set ``subject`` and ``body`` from the evidence (subclasses)."""
+
+    def execute(self, context: Context) -> Any:
+        from airflow.sdk.execution_time.context import NEVER_EXPIRE
+
+        store = context["task_state_store"]
+        asked = store.get(ASKED_KEY)
+        if asked is not None:
+            self.log.warning(
+                "Try %s of this task asked a human already (%s): taking the answer it received, if any, instead of "
+                "asking again", asked.get("try") if isinstance(asked, dict) else "?", asked,
+            )  # fmt: skip
+            return self._defer_to_kept_answer(context)
+        self.prepare_form(context)
+        store.set(ASKED_KEY, {"try": context["ti"].try_number}, retention=NEVER_EXPIRE)
+        return super().execute(context)
+
+    def _defer_to_kept_answer(self, context: Context) -> None:
+        from airflow.sdk.timezone import utcnow
+
+        from mlops_provider.triggers.approval import KeptAnswerTrigger
+
+        self.defer(
+            trigger=KeptAnswerTrigger(
+                ti_id=context["task_instance"].id,
+                options=self.options,
+                defaults=self.defaults,
+                params=self.serialized_params,
+                multiple=self.multiple,
+                timeout_datetime=utcnow() + self.response_timeout if self.response_timeout else None,
+                settle_seconds=self.rerun_settle_seconds,
+            ),
+            method_name="resume_rerun",
+        )
+
+    def resume_rerun(self, context: Context, event: dict[str, Any]) -> Any:
+        """A re-run resumed: with the answer an earlier try received (or one given since), or told to ask again."""
+        from mlops_provider.triggers.approval import ASK_AGAIN
+
+        if ASK_AGAIN in event:
+            self.log.warning("Asking again: %s", event[ASK_AGAIN])
+            self.prepare_form(context)
+            return super().execute(context)
+        self.log.warning("Honouring the answer given to an earlier try of this task (Airflow re-ran it)")
+        return self.execute_complete(context, event)
 
 
 class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
@@ -161,14 +263,13 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
     def _ledger_path(self) -> ObjectStoragePath:
         return stored(json_object(self.evaluation, "evaluation")["ledger_path"])
 
-    def execute(self, context: Context) -> Any:
+    def prepare_form(self, context: Context) -> None:
         verdict = json_object(self.evaluation, "evaluation")
         ledger = json.loads(self._ledger_path().read_text())
         version = str(verdict["challenger_version"])
         tags = self.mlflow_hook.model_version_tags(self.model_name, version)
         self.subject = f"Promote {self.model_name} v{version} to champion?"
         self.body = promotion_summary(ledger, tags)
-        return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         answer = human_verdict(event)
@@ -176,10 +277,18 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         version = str(verdict["challenger_version"])
         path = self._ledger_path()
         ledger = json.loads(path.read_text())
-        record = {**answer, "task": f"{context['ti'].dag_id}/{context['ti'].run_id}/{context['ti'].task_id}"}
-        ledger.setdefault("human_approvals", []).append(record)  # earlier answers stay
-        ledger["human"] = record
-        write_text(path, json.dumps(ledger, indent=2, default=str))
+        task = f"{context['ti'].dag_id}/{context['ti'].run_id}/{context['ti'].task_id}"
+        records = ledger.setdefault("human_approvals", [])  # earlier answers stay
+        if answer["by"] == TIMEOUT_BY and (given := human_answer_for(records, task)):
+            self.log.error("The timeout came after %s answered this task (%s at %s): that answer stands",
+                           given["by"], given["decision"], given["at"])  # fmt: skip
+            event, answer = event_of(given), {k: given[k] for k in ("decision", "by", "at", "note")}
+        record = {**answer, "task": task}
+        if record_answer(records, record):
+            ledger["human"] = record
+            write_text(path, json.dumps(ledger, indent=2, default=str))
+        else:
+            self.log.warning("This answer is in the ledger already (a re-run honoured it again); not added twice")
         self.mlflow_hook.set_version_tags(
             self.model_name, version, dict(zip(APPROVAL_TAGS, (answer["decision"], answer["by"], answer["at"],
                                                                answer["note"][:500]), strict=True))
@@ -228,20 +337,27 @@ class RetrainingApprovalOperator(_ApprovalWithNote):
         self.model_name = model_name
         self.decision = decision
 
-    def execute(self, context: Context) -> Any:
+    def prepare_form(self, context: Context) -> None:
         alarm = json_object(self.decision, "decision")
         self.subject = f"Retrain {self.model_name}? {alarm.get('reason')} alarm for {alarm.get('partition')}"
         self.body = alarm_summary(alarm)
-        return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from mlops_provider.evidence import attempt_key, write_record
+        from mlops_provider.evidence import attempt_key, attempts, write_record
 
         alarm = json_object(self.decision, "decision")
         answer = human_verdict(event)
-        record = {**answer, "alarm": {k: alarm.get(k) for k in ("reason", "partition", "drift_share", "report_url",
-                                                                 "summary_path")}}  # fmt: skip
-        write_record(review_dir(self.model_name, str(alarm.get("partition"))), attempt_key(context), record)
+        task = f"{context['ti'].dag_id}/{context['ti'].run_id}/{context['ti'].task_id}"
+        folder = review_dir(self.model_name, str(alarm.get("partition")))
+        earlier = attempts(folder)
+        if answer["by"] == TIMEOUT_BY and (given := human_answer_for(earlier, task)):
+            self.log.error("The timeout came after %s answered this task (%s at %s): that answer stands",
+                           given["by"], given["decision"], given["at"])  # fmt: skip
+            event, answer = event_of(given), {k: given[k] for k in ("decision", "by", "at", "note")}
+        kept = ("reason", "partition", "drift_share", "report_url", "summary_path")
+        record = {**answer, "task": task, "alarm": {k: alarm.get(k) for k in kept}}
+        if record_answer(list(earlier), record):
+            write_record(folder, attempt_key(context), record)
         self.log.warning("Retraining of %s for %s: %s by %s", self.model_name, alarm.get("partition"),
                          answer["decision"], answer["by"])  # fmt: skip
         return super().execute_complete(context, event)

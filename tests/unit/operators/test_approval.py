@@ -69,3 +69,43 @@ def test_the_factory_puts_the_approvals_where_the_spec_asks() -> None:
     # trigger_training also reads the alarm (its XCom); a rejected review skips it
     assert monitoring.get_task("drift_sensor").downstream_task_ids == {"review_retraining", "trigger_training"}
     assert monitoring.get_task("review_retraining").downstream_task_ids == {"trigger_training"}
+
+
+def test_an_answer_is_recorded_once_however_often_a_re_run_honours_it() -> None:
+    from mlops_provider.operators.approval import record_answer
+
+    answer = {"decision": "approve", "by": "ana", "at": "2026-11-28T09:30:00+00:00", "note": "ok", "task": "d/r/a"}
+    records: list[dict] = []
+    assert record_answer(records, dict(answer)) is True
+    assert record_answer(records, {**answer, "note": "ok"}) is False  # the same answer, honoured again
+    assert record_answer(records, {**answer, "at": "2026-11-29T10:00:00+00:00", "decision": "reject"}) is True
+    assert record_answer(records, {**answer, "task": "d/r2/a"}) is True  # another run's answer
+    assert [r["decision"] for r in records] == ["approve", "reject", "approve"]
+
+
+def test_a_timeout_never_replaces_an_answer_a_human_gave_the_same_task() -> None:
+    from mlops_provider.operators.approval import event_of, human_answer_for
+
+    at = dt.datetime(2026, 11, 28, 9, 30, tzinfo=dt.timezone.utc)
+    given = {**human_verdict({"chosen_options": ["Approve"], "responded_by_user": {"id": "7", "name": "ana"},
+                              "responded_at": at, "params_input": {"note": "fine"}}), "task": "d/r/a"}  # fmt: skip
+    timed_out = {**human_verdict({"chosen_options": ["Reject"], "responded_by_user": None, "responded_at": at}),
+                 "task": "d/r/a"}  # fmt: skip
+    assert human_answer_for([given, timed_out], "d/r/a") == given
+    assert human_answer_for([timed_out], "d/r/a") is None
+    assert human_answer_for([given], "d/other/a") is None
+    assert human_verdict(event_of(given)) == {k: given[k] for k in ("decision", "by", "at", "note")}
+
+
+def test_a_re_run_asks_again_only_when_no_answer_was_given() -> None:
+    from types import SimpleNamespace
+
+    from mlops_provider.triggers.approval import kept_answer_action
+
+    def response(received: bool, user: dict | None) -> SimpleNamespace:
+        return SimpleNamespace(response_received=received, responded_by_user=user)
+
+    assert kept_answer_action(response(True, {"id": "7", "name": "ana"})) is None  # honour it
+    assert kept_answer_action(response(False, None)) is None  # still open: wait for it
+    assert "timeout default" in str(kept_answer_action(response(True, None)))
+    assert "no request" in str(kept_answer_action(None))
