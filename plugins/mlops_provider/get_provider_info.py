@@ -58,6 +58,7 @@ INTEGRATIONS: dict[str, dict[str, Any]] = {
         "extra": None,
         "how-to": "approvals.md",
         "operators": ["approval"],
+        "triggers": ["approval"],
     },
     "Object storage": {
         "external-doc-url": "https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/objectstorage.html",
