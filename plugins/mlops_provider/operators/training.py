@@ -286,9 +286,9 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
             raise AirflowFailException(f"dataset_rev: {exc}") from exc
         kind = self.dvc_hook.rev_kind(self.dataset_rev)
         if kind not in ("tag", "commit"):
-            newest = self.dvc_hook.tags(self.dataset_tag_pattern)[-1:] if self.dataset_tag_pattern else []
-            problem = dataset_rev_problem(self.dataset_rev, kind, self.dataset_tag_pattern, next(iter(newest), None))
-            raise AirflowFailException(problem)
+            tags = self.dvc_hook.tags(self.dataset_tag_pattern) if self.dataset_tag_pattern else []
+            newest = tags[-1] if tags else None  # named in the message: what to trigger with instead
+            raise AirflowFailException(dataset_rev_problem(self.dataset_rev, kind, self.dataset_tag_pattern, newest))
         out = self.dvc_hook.dvc_file_at(self.dataset_path, sha)
         if out is None:
             raise AirflowFailException(
