@@ -156,7 +156,10 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
                 description="why train now",
             ),
             "dataset_rev": Param(
-                None, type=["null", "string"], description="data registry tag or commit; empty: the newest training set"
+                None,
+                type=["null", "string"],
+                description=f"data registry tag ({training_set_tag(model, '<day>')}) or commit id, not a branch; "
+                "empty: the newest training set",
             ),
             "hyperparameters": Param({}, type="object", description='overrides, e.g. {"max_depth": 6}'),
             "detail": Param({}, type="object", description="context of the reason (drift summary, report location)"),

@@ -98,8 +98,9 @@ def training(f: Facts) -> str:
 `performance` when the champion's world changed), a time schedule may (reason `schedule`, the spec's
 `retraining.schedule`; `retraining_rails` first holds a scheduled run back within {f.cooldown} day(s) of the last
 training or past {f.budget} in 7 days, and says so as its skip reason), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
-`hyperparameters`, `detail`). An empty `dataset_rev` trains on the newest training set (tag
-`training-set/{f.model}/<day>`, assembled by `{f.ids["ingest"]}`).
+`hyperparameters`, `detail`; any other key fails the run). `dataset_rev` is a tag `training-set/{f.model}/<day>`
+(assembled by `{f.ids["ingest"]}`) or a commit id, never a branch (it moves, so the version would name data that
+later means other data); empty trains on the newest training set.
 
 `train` fetches the training set at its DVC rev (md5-checked), **splits it** by the hash of `{f.key}` (holdout
 fraction {f.fraction}: those keys are never trained on, by any version), runs the spec's training entrypoint
@@ -112,8 +113,9 @@ row), registers model `{f.model}` once per run and points alias `challenger` at 
 |---|---|---|
 | `hyperparameters.<name>: ...` | the conf names an unknown hyperparameter, a wrong type or a value out of range | trigger again with a corrected conf |
 | `dataset_rev: revision ... does not exist` | the conf's `dataset_rev` is not a tag/commit of the data registry | list tags: `git -C $MLOPS_HOME/data-registry tag -l 'training-set/{f.model}/*'` |
-| `dataset_rev: ... is not a version of data/...training_set.parquet` | the rev names another commit (a partition tag, a branch) | name a `training-set/{f.model}/<day>` tag (or `.rN` revision) or its commit |
-| `conf: unknown key(s) [...]` | a misspelt conf key (e.g. `datset_rev`), which would otherwise be ignored | trigger again with the allowed names the message lists |
+| `dataset_rev: '...' is a branch of the data registry` / `is not a tag or a commit id` | the conf names a branch (`main`) or an expression (`HEAD~1`), which moves | name a `training-set/{f.model}/<day>` tag (the message names the newest) or its commit id, or leave it empty for the newest |
+| `dataset_rev: ... is not a version of data/...training_set.parquet` | the rev names another commit (a partition tag) | name a `training-set/{f.model}/<day>` tag (or `.rN` revision) or its commit |
+| `conf: unknown key(s) [...]` | a misspelt conf key (e.g. `datset_rev`, `hyperparameter`), which would otherwise be ignored (Airflow accepts any key) | trigger again with the allowed names the message lists |
 | `training entrypoint contract, <item>: ...` | the entrypoint ran but broke the contract (docs/training-entrypoint.md): no result file, no model id, tags dropped, no signature, a predict output that is not one probability per row | fix the entrypoint; the task does not retry by itself |
 | `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
 | `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |

@@ -273,6 +273,27 @@ def test_manual_training_from_the_rest_api_with_a_conf(loop):
     with pytest.raises(Exception, match="reason"):
         airflow.api("POST", f"/api/v2/dags/{TRAINING}/dagRuns", {"logical_date": None, "conf": {"reason": "whim"}})
 
+    # Issue 27: the API accepts a misspelt key and a branch as dataset_rev (neither breaks a param's schema), but the
+    # training task refuses both before training, naming the key and the value: the conf reaches the task merged into
+    # its params, so the check reads the run's conf against the declared names.
+    branch = git(loop.mlops / "data-registry", "symbolic-ref", "--short", "HEAD")
+    refused = {
+        "manual__e2e_misspelt": ({"datset_rev": rev}, "unknown key(s) ['datset_rev'] in the run's conf; allowed: "
+                                 "['dataset_rev', 'detail', 'hyperparameters', 'reason']"),
+        "manual__e2e_branch": ({"dataset_rev": branch}, f"dataset_rev: {branch!r} is a branch of the data registry"),
+    }  # fmt: skip
+    for run_id, (conf, _) in refused.items():
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        airflow.api("POST", f"/api/v2/dags/{TRAINING}/dagRuns", body)
+    for run_id, (_, message) in refused.items():
+        wait_for(lambda r=run_id: ti(airflow, TRAINING, r, "train")["state"] in ("success", "failed"), 300, run_id)
+        assert ti(airflow, TRAINING, run_id, "train")["state"] == "failed"  # at once: no retry of bad input
+        log = airflow.api(
+            "GET", f"/api/v2/dags/{TRAINING}/dagRuns/{run_id}/taskInstances/train/logs/1?full_content=true"
+        )  # fmt: skip
+        assert message in json.dumps(log, ensure_ascii=False), run_id
+    assert not [r for r in mlflow_state(loop.env)["runs"] if r["tags"].get("airflow.run_id") in refused]
+
 
 def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     airflow = loop.airflow

@@ -217,17 +217,47 @@ def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the
         records.dvc_version("0" * 40)
 
 
-def test_a_misspelt_conf_key_and_a_rev_that_is_not_a_training_set_are_refused(training_set, tmp_path):
-    """Finding 8: `datset_rev` was silently ignored (training ran on the newest data); a partition tag as
-    dataset_rev trained on an unrelated, older training set while the lineage named the partition."""
+def as_airflow_runs(task, conf: dict) -> dict:
+    """The context of ``task`` in a run triggered with ``conf``, as Airflow's task runner builds it: the run's conf
+    merged into ``params`` (``dag_run_conf_overrides_params``, the default), the templates rendered from it."""
     from types import SimpleNamespace
 
-    misspelt = context()
-    misspelt["dag_run"] = SimpleNamespace(conf={"datset_rev": TAG})
-    misspelt["params"] = {"reason": "manual", "dataset_rev": None, "hyperparameters": {}, "detail": {}}
-    with pytest.raises(AirflowFailException, match=r"unknown key\(s\) \['datset_rev'\] in the run's conf; allowed: "
-                       r"\['dataset_rev', 'detail', 'hyperparameters', 'reason'\]"):  # fmt: skip
-        train_op().execute(misspelt)
+    from airflow.sdk.definitions.param import process_params
+
+    ctx = context()
+    ctx.update(dag=task.dag, dag_run=SimpleNamespace(conf=conf, run_type="manual"),
+               params=process_params(task.dag, task, conf, suppress_exception=False))  # fmt: skip
+    task.render_template_fields(ctx)
+    return ctx
+
+
+def test_a_misspelt_conf_key_a_branch_and_a_rev_that_is_not_a_training_set_are_refused(training_set, tmp_path):
+    """Finding 8 and issue 27: `datset_rev` was silently ignored (training ran on the newest data) because the run's
+    conf is merged into params, so the check never saw the unknown key; `dataset_rev: main` (a branch, which moves)
+    trained and was recorded as the version's data name; a partition tag as dataset_rev trained on an unrelated,
+    older training set while the lineage named the partition. The factory's training task, its context built as
+    Airflow builds it."""
+    from mlops_provider.factory import build_dags
+
+    def train_task():
+        return build_dags(SPEC)[SPEC.dag_id("training")].get_task("train")
+
+    allowed = r"allowed: \['dataset_rev', 'detail', 'hyperparameters', 'reason'\]"
+    for conf in ({"datset_rev": TAG}, {"hyperparameter": {"max_depth": 2}}):
+        unknown = next(iter(conf))
+        task = train_task()
+        ctx = as_airflow_runs(task, conf)
+        assert unknown in ctx["params"]  # what made the old check blind
+        refused = rf"unknown key\(s\) \['{unknown}'\] in the run's conf; {allowed}"
+        with pytest.raises(AirflowFailException, match=refused):
+            task.execute(ctx)
+
+    branch = DvcHook()._git("symbolic-ref", "--short", "HEAD").stdout.strip()  # its head is the training set's commit
+    task = train_task()
+    moving = rf"dataset_rev: {branch!r} is a branch of the data registry \(it moves\); allowed: a training-set tag "
+    with pytest.raises(AirflowFailException, match=moving + rf"\(training-set/churn_classifier/\*, e.g. {TAG}\)"):
+        task.execute(as_airflow_runs(task, {"dataset_rev": branch}))
+    assert MlflowHook().get_client().search_model_versions("name = 'churn_classifier'") == []
 
     partition = tmp_path / "partition.parquet"
     partition.write_bytes(b"a later day " * 100)

@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,8 @@ GIT_IDENTITY = ("-c", "user.name=airflow-provider-mlops", "-c", "user.email=mlop
 REMOTE_NAME = "storage"
 #: Publishing a version to the registry's git remote: attempts before giving up when other workers keep winning.
 PUSH_ATTEMPTS = 8
+#: A (possibly abbreviated) git commit id: the one kind of rev besides a tag that names a fixed version.
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,40}")
 
 #: Which DVC remote options the connection's login and password fill, by the remote URL's scheme.
 CREDENTIAL_OPTIONS: dict[str, tuple[str, str]] = {
@@ -448,6 +451,22 @@ class DvcHook(BaseHook):
         if proc.returncode != 0:
             raise RevisionNotFound(f"revision {rev!r} does not exist in data registry {self.workspace}")
         return proc.stdout.strip()
+
+    def rev_kind(self, rev: str) -> str:
+        """How ``rev`` names its commit: ``tag``, ``branch`` (local or remote-tracking: it moves), ``commit`` (a hex
+        commit id) or ``expression`` (anything else git resolves, e.g. ``HEAD`` or ``<tag>~1``)."""
+        self._ensure_fresh()
+
+        def is_ref(name: str) -> bool:  # exactly this ref (rev-parse would also accept refs/heads/main~1)
+            return self._git("show-ref", "--verify", "--quiet", name, check=False).returncode == 0
+
+        if is_ref(f"refs/tags/{rev}"):
+            return "tag"
+        if is_ref(f"refs/heads/{rev}") or is_ref(f"refs/remotes/{rev}"):
+            return "branch"
+        if COMMIT_ID.fullmatch(rev):
+            return "commit"
+        return "expression"
 
     def dvc_file_at(self, path: str, rev: str) -> dict[str, Any] | None:
         """The ``outs`` entry of ``<path>.dvc`` at ``rev``, or None when the file does not exist there."""

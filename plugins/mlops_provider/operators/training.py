@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,33 @@ def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {"positive_class": 1, **schema, **lists}
 
 
+def unknown_conf_problem(conf: Any, declared: Iterable[str]) -> str | None:
+    """The error for a run's conf with keys that are not declared params (a misspelt ``datset_rev`` would otherwise
+    be ignored and the default used); None when every key is declared, or when nothing is declared to check against.
+    """
+    names = sorted(declared)
+    if not names or not isinstance(conf, dict):
+        return None
+    unknown = sorted(set(conf) - set(names))
+    if not unknown:
+        return None
+    return f"conf: unknown key(s) {unknown} in the run's conf; allowed: {names}. Trigger again with the right names."
+
+
+def dataset_rev_problem(rev: str, kind: str, tag_pattern: str | None, newest: str | None = None) -> str | None:
+    """The error for a ``dataset_rev`` that does not name a fixed version: only a tag or a commit id does. A branch
+    (``main``) moves with every new version, so the model would record a data name that later means other data;
+    ``kind`` is ``DvcHook.rev_kind``'s answer. None when the rev is fine."""
+    if kind in ("tag", "commit"):
+        return None
+    what = "a branch of the data registry (it moves)" if kind == "branch" else "not a tag or a commit id"
+    tags = f"a training-set tag ({tag_pattern}{f', e.g. {newest}' if newest else ''})" if tag_pattern else "a tag"
+    return (
+        f"dataset_rev: {rev!r} is {what}; allowed: {tags} or a commit id (7-40 hex digits) of the data registry, "
+        "or empty for the newest training set."
+    )
+
+
 def challenger_alias(model_asset: Asset) -> AssetAlias:
     """The alias through which ``TrainModelOperator`` emits ``model_asset`` events (only for unjudged versions)."""
     return AssetAlias(name=f"{model_asset.name}__challenger")
@@ -105,7 +132,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     run id before one is created, so there is one version per run.
 
     :param dataset_path: path of the training set in the data registry (templated).
-    :param dataset_rev: DVC/git rev of the training set: tag, branch or commit (templated). When empty, the
+    :param dataset_rev: DVC/git rev of the training set: a tag or a commit id (templated); a branch or another
+        moving name is refused (the version would record a data name that later means other data). When empty, the
         newest event of ``dataset_asset`` that triggered the run gives ``rev`` and ``path`` (its ``extra``),
         else the newest tag matching ``dataset_tag_pattern``.
     :param dataset_asset: the training-set Asset, when the DAG is scheduled on it.
@@ -132,8 +160,9 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     :param docker_conn_id: Docker provider connection (registry login, TLS) for the ``docker`` runner; ``None``:
         none.
     :param network_mode: container network (``host`` reaches a tracking server on this machine).
-    :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's params (a misspelt
-        ``datset_rev`` would otherwise be ignored and the newest data used).
+    :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's declared params
+        (a misspelt ``datset_rev`` would otherwise be ignored and the newest data used). A DAG that declares no
+        params is not checked.
     :param mlflow_conn_id: connection of type ``mlflow``.
     :param dvc_conn_id: connection of type ``dvc``.
     :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
@@ -250,11 +279,16 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         if not self.dataset_rev:
-            raise AirflowFailException("dataset_rev: empty; name a tag, branch or commit of the data registry")
+            raise AirflowFailException("dataset_rev: empty; name a tag or commit id of the data registry")
         try:
             sha = self.dvc_hook.resolve_rev(self.dataset_rev)
         except DvcError as exc:
             raise AirflowFailException(f"dataset_rev: {exc}") from exc
+        kind = self.dvc_hook.rev_kind(self.dataset_rev)
+        if kind not in ("tag", "commit"):
+            tags = self.dvc_hook.tags(self.dataset_tag_pattern) if self.dataset_tag_pattern else []
+            newest = tags[-1] if tags else None  # named in the message: what to trigger with instead
+            raise AirflowFailException(dataset_rev_problem(self.dataset_rev, kind, self.dataset_tag_pattern, newest))
         out = self.dvc_hook.dvc_file_at(self.dataset_path, sha)
         if out is None:
             raise AirflowFailException(
@@ -271,17 +305,18 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         return params, sha, str(out["md5"])
 
     def _check_conf(self, context: Context) -> None:
-        """A run's conf may only carry the DAG's params: a misspelt key would otherwise be silently ignored."""
-        dag_run, params = context.get("dag_run"), context.get("params")
-        conf = getattr(dag_run, "conf", None) or {}
-        if not self.reject_unknown_conf or not params or not isinstance(conf, dict):
+        """A run's conf may only carry the DAG's declared params: a misspelt key would otherwise be silently ignored.
+
+        Not ``context["params"]``: Airflow merges the run's conf into it (``dag_run_conf_overrides_params``), so an
+        unknown key is there too. The declared names are the DAG's and this task's own params, which the merge
+        leaves alone."""
+        if not self.reject_unknown_conf:
             return
-        unknown = sorted(set(conf) - set(params))
-        if unknown:
-            raise AirflowFailException(
-                f"conf: unknown key(s) {unknown} in the run's conf; allowed: {sorted(params)}. Trigger again with "
-                "the right names."
-            )
+        dag = context.get("dag") or (self.dag if self.has_dag() else None)
+        declared = {*(getattr(dag, "params", None) or {}), *(self.params or {})}
+        problem = unknown_conf_problem(getattr(context.get("dag_run"), "conf", None) or {}, declared)
+        if problem:
+            raise AirflowFailException(problem)
 
     def _make_runner(self, context: Context, run_key: str) -> LocalRunner | DockerRunner:
         runner = self.runner or default_runner()
