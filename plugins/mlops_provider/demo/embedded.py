@@ -91,7 +91,11 @@ class EmbeddedAirflow:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
             )
-        self.wait_healthy(timeout=timeout, log_path=log_path)
+        try:
+            self.wait_healthy(timeout=timeout, log_path=log_path)
+        except BaseException:
+            self.stop()  # a start that never got healthy leaves nothing behind (callers stop only a started one)
+            raise
 
     def wait_healthy(self, timeout: float, log_path: Path) -> dict[str, Any]:
         """Poll the health endpoint until metadatabase, scheduler, triggerer and dag-processor are healthy."""
