@@ -68,8 +68,41 @@ RUN_KEY_TAG = "airflow.run_key"
 DATA_PATH_TAG = "data.path"
 DATA_REV_TAG = "data.rev"
 DATA_MD5_TAG = "data.md5"
-#: Model version tags of the promotion gate's latest verdict.
+#: Model version tag of the promotion gate's first verdict on the version (its verdict of record).
 GATE_DECISION_TAG = "gate.decision"
+#: Model version tag counting the evaluations of the version after its first (``gate.reevaluation.<n>.*``).
+GATE_REEVALUATIONS_TAG = "gate.reevaluations"
+
+
+def gate_verdict_tags(
+    existing: dict[str, str], verdict: dict[str, str], first: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The model version tags that record one evaluation's ``verdict`` (``decision``, ``reason``, ``ledger`` (its
+    attempt), ...), append-only: the version's first evaluation is ``gate.<key>``; each later one adds
+    ``gate.reevaluation.<n>.<key>`` (n = 1, 2, ...) and sets ``gate.reevaluations`` to n. Nothing already recorded
+    is changed, except that the same attempt (``ledger``) recording again fills its own slot again.
+
+    :param existing: the version's tags now.
+    :param verdict: this evaluation's verdict, by key (``ledger`` required).
+    :param first: the verdict of an earlier evaluation when one exists (its ledger was found); it becomes
+        ``gate.*`` when the tags lack a first verdict (a crash between the ledger and the tags).
+    """
+    attempt = verdict["ledger"]
+    recorded = existing.get("gate.ledger")
+    if first is None and recorded in (None, attempt):
+        return {f"gate.{key}": value for key, value in verdict.items()}
+    tags = {f"gate.{key}": value for key, value in first.items()} if first is not None and recorded is None else {}
+    slots = {
+        int(key.split(".")[2]): value
+        for key, value in existing.items()
+        if key.startswith("gate.reevaluation.") and key.endswith(".ledger") and key.split(".")[2].isdigit()
+    }
+    n = next((slot for slot, ledger in slots.items() if ledger == attempt), max(slots, default=0) + 1)
+    tags.update({f"gate.reevaluation.{n}.{key}": value for key, value in verdict.items()})
+    tags[GATE_REEVALUATIONS_TAG] = str(max([n, *slots]))
+    return tags
+
+
 #: Aliases of a registered model.
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"

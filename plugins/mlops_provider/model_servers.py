@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+
+#: Container label naming a server of one task, the same for every try (a retry removes what earlier tries left).
+SERVER_KEY_LABEL = "mlops.server-key"
 
 
 class ModelServerError(RuntimeError):
@@ -84,23 +86,44 @@ class ModelServer:
 class LocalModelServer(ModelServer):
     """``mlflow models serve --env-manager local`` with this interpreter, for the ``local`` runner.
 
+    The server dies with its task, the whole of it (``mlflow models serve`` and the uvicorn it starts): it runs in a
+    process group of its own under the parent-death rule of :mod:`mlops_provider.processes` (the training runner's),
+    so a ``kill -9`` or an OOM kill of the task takes it down. Its pid and port go into ``pid_file``; a retry that
+    names the same pid file first stops a server an earlier try left running (a hung task process).
+
     :param model_dir: folder of the model's artifacts (MLmodel, python_model, artifacts/).
+    :param pid_file: where the server is recorded; the same for every try of a task (default: one per server).
     """
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, pid_file: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log = self.model_dir.parent / f"server-{self.port}.log"
+        self.pid_file = pid_file or self.model_dir.parent / f"server-{self.port}.pid"
 
     def start(self) -> None:
+        import logging
+
+        from mlops_provider.processes import StaleProcessError, start_bound, stop_earlier
+
+        try:
+            stop_earlier(self.pid_file, logging.getLogger(__name__), "model server")
+        except StaleProcessError as exc:
+            raise ModelServerError(str(exc)) from exc
         command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(self.model_dir),
                    "--env-manager", "local", "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
         # MLflow starts `uvicorn` by name: this interpreter's scripts folder goes first on PATH.
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         with open(self._log, "wb") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.process = start_bound(
+                command,
+                pid_file=self.pid_file,
+                marker=f"--port {self.port}",  # in the command lines of mlflow and of its uvicorn
+                whole_group=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
 
     def _check_alive(self) -> None:
@@ -111,28 +134,36 @@ class LocalModelServer(ModelServer):
         return self._log.read_text(errors="replace") if self._log.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(os.getpgid(self.process.pid), signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
+        from mlops_provider.processes import stop_group
+
+        if self.process is not None:
+            stop_group(self.process)
 
 
 class DockerModelServer(ModelServer):
     """The serving image as a container on the host network, for the ``docker`` runner.
 
+    A container does not die with the task process (the engine runs it): ``stop`` (``on_kill``) removes it, and a
+    retry removes the containers earlier tries left (those labelled with the same ``key``) before it starts.
+
     :param image: serving image (built by PackageModelOperator).
     :param name: container name (deterministic per task try; an existing one is replaced).
     :param docker_url: Docker engine URL.
     :param docker_conn_id: Docker connection (registry login, TLS); ``None``: none.
+    :param key: the same for every try of one server of one task (label ``mlops.server-key``); ``None``: the name.
     """
 
     def __init__(
-        self, image: str, name: str, docker_url: str = DEFAULT_DOCKER_URL, docker_conn_id: str | None = None
+        self,
+        image: str,
+        name: str,
+        docker_url: str = DEFAULT_DOCKER_URL,
+        docker_conn_id: str | None = None,
+        key: str | None = None,
     ) -> None:
         self.image = image
         self.name = name
+        self.key = key or name
         self.docker_url = docker_url
         self.docker_conn_id = docker_conn_id
         self.port = free_port()
@@ -150,12 +181,19 @@ class DockerModelServer(ModelServer):
         import docker.errors
 
         client = self._client()
+        for stale in client.containers.list(all=True, filters={"label": f"{SERVER_KEY_LABEL}={self.key}"}):
+            stale.remove(force=True)  # left by an earlier try of the same task
         try:
             client.containers.get(self.name).remove(force=True)
         except docker.errors.NotFound:
             pass
         self.container = client.containers.run(
-            self.image, name=self.name, detach=True, network_mode="host", environment={"PORT": str(self.port)}
+            self.image,
+            name=self.name,
+            detach=True,
+            network_mode="host",
+            environment={"PORT": str(self.port)},
+            labels={SERVER_KEY_LABEL: self.key},
         )
 
     def _check_alive(self) -> None:

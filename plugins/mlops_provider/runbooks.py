@@ -159,14 +159,16 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 
 | task | what it does | when it fails or skips |
 |---|---|---|
-| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`; tags `gate.*` on the version hold its **first** verdict) | fails on unreadable behaviour tests or a version without lineage or split tags |
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
-| `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger | fails with the numbers; the champion does not move |
+| `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger. Its local server dies with the task (also on `kill -9`), and a retry first stops a server or container an earlier try left (pid files `$MLOPS_HOME/serving/servers/`, container label `mlops.server-key`) | fails with the numbers; the champion does not move |
 {_approve_row(f)}| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
 
 **What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
-earlier ones; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
+earlier ones; the version's tags `gate.*` keep its **first** verdict (what the health page shows), the re-evaluation
+is added as `gate.reevaluation.<n>.*` (`gate.reevaluations` counts them; its ledger names the first in
+`reevaluation_of`), and this run's `gate` follows this run's evaluation; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
 evaluation; `promote` changes nothing when the version is the champion or **was promoted by this run**, even if the
 champion moved on since (a re-run never moves the champion back).
 {_approval_rerun(f)}

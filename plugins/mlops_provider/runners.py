@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+from mlops_provider.processes import StaleProcessError, start_bound, stop_earlier
 
 if TYPE_CHECKING:
     from mlops_provider.split import HoldoutSplit
@@ -78,57 +79,16 @@ class TrainingJob:
         ]
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PID_FILE = "entrypoint.pid"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask the kernel to SIGKILL this process when its parent (the task process) dies, however it dies."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _alive_with(pid: int, marker: str) -> bool:
-    """Whether process ``pid`` runs and its command line contains ``marker`` (not a reused pid)."""
-    try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-
-
-def stop_earlier_attempt(pid_file: Path, marker: str, log: Any, grace: float = 10.0) -> int | None:
-    """Stop the entrypoint an earlier try of the task left running (its pid file names it and its command line
-    carries ``marker``, the MLflow run id); returns its pid, or None when none runs."""
-    import time
-
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    if not _alive_with(pid, marker):
-        return None
-    log.warning("An earlier attempt's training process %s still runs for MLflow run %s: stopping it first", pid, marker)
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return pid
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _alive_with(pid, marker):
-            time.sleep(0.1)
-        if not _alive_with(pid, marker):
-            return pid
-    raise TrainingRunError(f"the earlier training process {pid} of MLflow run {marker} did not stop")
 
 
 class LocalRunner:
     """Runs the entrypoint with this interpreter in a child process (own process group), streaming its output.
 
-    The child dies with its task: it gets SIGKILL from the kernel when the task process dies (``PR_SET_PDEATHSIG``,
-    also on ``kill -9`` or an OOM kill of the task), ``on_kill`` stops its process group, and a retry first stops an
-    entrypoint an earlier try left running (pid file ``entrypoint.pid`` in the work folder), so two processes
-    never write into one MLflow run.
+    The child dies with its task (:mod:`mlops_provider.processes`, the same rule as the model servers): it gets
+    SIGKILL from the kernel when the task process dies (``PR_SET_PDEATHSIG``, also on ``kill -9`` or an OOM kill of
+    the task), ``on_kill`` stops its process group, and a retry first stops an entrypoint an earlier try left
+    running (pid file ``entrypoint.pid`` in the work folder), so two processes never write into one MLflow run.
 
     :param entrypoint: path of train.py.
     :param log: logger that receives the output lines.
@@ -150,18 +110,18 @@ class LocalRunner:
         env = dict(os.environ, **job.env, PYTHONUNBUFFERED="1")
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         pid_file = job.output.parent / PID_FILE
-        stop_earlier_attempt(pid_file, job.mlflow_run_id, self.log)
-        self.process = subprocess.Popen(
+        try:
+            stop_earlier(pid_file, self.log, f"training process of MLflow run {job.mlflow_run_id}", job.mlflow_run_id)
+        except StaleProcessError as exc:
+            raise TrainingRunError(str(exc)) from exc
+        self.process = start_bound(
             [sys.executable, str(self.entrypoint), *job.arguments()],
+            pid_file=pid_file,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(f"{self.process.pid}\n")
         assert self.process.stdout is not None
         for line in self.process.stdout:
             tail.append(line.rstrip())

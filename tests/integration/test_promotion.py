@@ -303,3 +303,54 @@ def trained_home(hook: MlflowHook) -> Path:
     import os
 
     return Path(os.environ["MLOPS_HOME"])
+
+
+def test_a_re_evaluation_adds_to_the_record_and_keeps_the_first_verdict(registry, tmp_path):
+    """Issue 27 item 5: re-evaluating a promoted version (after the champion moved on) overwrote its `gate.*` tags,
+    so the health page showed the promoted version as "reject"."""
+    from mlops_provider.web import health
+
+    name, register, hook = registry
+    rules = rules_file(tmp_path, name, floors={"roc_auc": 0.5})
+
+    def evaluate_run(run_id: str, version: str) -> dict:
+        return EvaluateModelOperator(
+            task_id="evaluate", model_name=name, challenger_version=version, gate_rules=rules,
+            behaviour_tests=str(BEHAVIOUR), label_column=SPEC.label.column,
+        ).execute(task_context(None, dag_id="promotion", run_id=run_id, task_id="evaluate"))  # fmt: skip
+
+    good = register("good")
+    first = evaluate_run("first", good)
+    assert first["decision"] == "promote"
+    promote(name, first)
+    later = register("good_again")  # same scores: promoted over it by hand, then `good` is judged again against it
+    PromoteModelOperator(task_id="promote", model_name=name, version=later, expected_champion=good).execute(
+        task_context(None, dag_id="promotion", run_id="later", task_id="promote")
+    )
+    again = evaluate_run("re_evaluation", good)
+    assert again["decision"] == "reject" and again["champion_version"] == later
+
+    tags = hook.model_version_tags(name, good)
+    first_attempt, again_attempt = ledger(first)["attempt"], ledger(again)["attempt"]
+    assert (tags["gate.decision"], tags["gate.ledger"], tags["gate.champion_version"]) == (
+        "promote",
+        first_attempt,
+        "none",
+    )
+    assert tags["gate.reason"] == first["reason"][:500]
+    assert tags["gate.reevaluations"] == "1"
+    assert tags["gate.reevaluation.1.decision"] == "reject" and tags["gate.reevaluation.1.ledger"] == again_attempt
+    assert tags["gate.reevaluation.1.champion_version"] == later
+    assert ledger(again)["reevaluation_of"] == first_attempt and ledger(first).get("reevaluation_of") is None
+    assert Path(first["ledger_path"]).is_file() and Path(again["ledger_path"]).is_file()
+
+    # The same attempt running again (a crash after the tags) fills the same slot: no second re-evaluation.
+    evaluate_run("re_evaluation", good)
+    tags = hook.model_version_tags(name, good)
+    assert tags["gate.reevaluations"] == "1" and "gate.reevaluation.2.decision" not in tags
+
+    row = next(h for h in health.collect(name)["history"] if h["version"] == good)
+    assert (row["decision"], row["reason"]) == ("promote", first["reason"][:500])
+    assert [(r["attempt"], r["decision"]) for r in row["reevaluations"]] == [(again_attempt, "reject")]
+    page = health.render(health.collect(name))
+    assert "re-evaluated 1 time" in page

@@ -373,9 +373,22 @@ class MlflowHook(BaseHook):
             for key, value in tags.items():
                 client.set_model_version_tag(model_name, str(version), key, value)
 
+    def record_gate_verdict(
+        self, model_name: str, version: str | int, verdict: dict[str, str], first: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """Record an evaluation's verdict in the version's tags, append-only (the rule:
+        :func:`~mlops_provider.layout.gate_verdict_tags`): the first verdict stays ``gate.*``, a re-evaluation adds
+        ``gate.reevaluation.<n>.*``. Read and written under the model's registry lock; returns the tags set."""
+        from mlops_provider.layout import gate_verdict_tags
+
+        with self.alias_lock(model_name):
+            tags = gate_verdict_tags(self.model_version_tags(model_name, str(version)), verdict, first)
+            self.set_version_tags(model_name, version, tags)
+        return tags
+
     def alias_lock(self, model_name: str) -> AbstractContextManager[None]:
-        """Hold this around a read-compare-set of the model's aliases (a file lock on this machine; run the tasks in
-        the ``model_promotion`` pool across workers)."""
+        """Hold this around a read-compare-set of the model's aliases or tags (a file lock on this machine; run the
+        tasks in the ``model_promotion`` pool across workers)."""
         from mlops_provider.locks import registry_lock
 
         return registry_lock(model_name)

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
-from mlops_provider.evidence import attempt_key, write_record
+from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import (
@@ -18,7 +18,6 @@ from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
     DATA_REV_TAG,
-    GATE_DECISION_TAG,
     PREVIOUS_ALIAS,
 )
 from mlops_provider.lineage import Lineage, OpenLineageMixin, dvc_file, mlflow_model, stored_file
@@ -47,9 +46,12 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
 
     The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
     decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
-    tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``), written to
-    ``<reports root>/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
+    tags of the model version (``gate.decision``, ``gate.reason``, ``gate.champion_version``, ``gate.ledger``),
+    written to ``<reports root>/ledgers/<model>/v<version>/<attempt>.json`` and linked from the task. Ledgers are
     append-only: each evaluation writes its own (artifact ``gate/ledgers/<attempt>.json``), none is overwritten.
+    So are the tags: ``gate.*`` keep the version's *first* verdict; a later evaluation of the same version (a
+    cleared task, a manual re-run) adds ``gate.reevaluation.<n>.*`` and counts itself in ``gate.reevaluations``,
+    and its ledger names the first one (``reevaluation_of``). The run's own gate follows the run's own evaluation.
 
     The version judged is the run's own: ``challenger_version`` when given, else the version announced by the
     ``model_asset`` event that triggered the run, else (a manual run without a version) the ``challenger`` alias at
@@ -181,6 +183,8 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
 
         ti = context["ti"]
         attempt = attempt_key(context)
+        folder = ledger_dir(self.model_name, version)
+        earlier = first_attempt(folder, other_than=attempt)
         ledger = {
             "model_name": self.model_name,
             "challenger_version": version,
@@ -200,21 +204,24 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
             },  # fmt: skip
             "rules": rules,
             "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},
+            "reevaluation_of": earlier.get("attempt") if earlier else None,
         }
-        ledger_path = write_record(ledger_dir(self.model_name, version), attempt, ledger)
+        ledger_path = write_record(folder, attempt, ledger)
         if challenger_mv.run_id:
             hook.log_dict(challenger_mv.run_id, ledger, f"gate/ledgers/{attempt}.json")
-        hook.set_version_tags(
+        recorded = hook.record_gate_verdict(
             self.model_name,
             version,
-            {
-                GATE_DECISION_TAG: decision,
-                "gate.reason": reason[:500],
-                "gate.champion_version": str(champion or "none"),
-                "gate.evaluated_by": f"{ti.dag_id}/{ti.run_id}/{ti.task_id}",
-                "gate.ledger": attempt,
-            },
+            verdict_summary(ledger, attempt),
+            verdict_summary(earlier, str(earlier.get("attempt"))) if earlier else None,
         )
+        if ledger["reevaluation_of"]:
+            self.log.warning(
+                "%s v%s was judged before (ledger %s): its first verdict stays on the version; this evaluation is "
+                "recorded as re-evaluation %s (tags gate.reevaluation.%s.*)",
+                self.model_name, version, ledger["reevaluation_of"], recorded["gate.reevaluations"],
+                recorded["gate.reevaluations"],
+            )  # fmt: skip
         VerdictLedgerLink.persist(context, ledger_url(self.model_name, version, attempt))
         self.log.info("Gate for %s v%s: %s (%s)", self.model_name, version, decision, reason)
         result = {
@@ -245,6 +252,18 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
             inputs=[*models, dvc_file(result["registry"], result["data_path"], rev=result["data_rev"])],
             outputs=[stored_file(result["ledger_path"])],
         )
+
+
+def verdict_summary(ledger: dict[str, Any], attempt: str) -> dict[str, str]:
+    """The verdict of a ledger as model version tag values (``gate.`` is prefixed by the rule that places them)."""
+    airflow = ledger.get("airflow") or {}
+    return {
+        "decision": str(ledger.get("decision")),
+        "reason": str(ledger.get("reason") or "")[:500],
+        "champion_version": str(ledger.get("champion_version") or "none"),
+        "evaluated_by": f"{airflow.get('dag_id')}/{airflow.get('run_id')}/{airflow.get('task_id')}",
+        "ledger": attempt,
+    }
 
 
 class ModelGateOperator(BaseOperator):

@@ -162,6 +162,20 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         return {"image": tag, "image_id": image.id}
 
 
+def server_key(ti: Any, role: str) -> str:
+    """Names one server of one shadow-check task, the same for every try: ``<hash of dag/run/task/map index>-<role>``
+    (``role``: ``candidate`` or ``champion``). A retry finds an earlier try's server by it."""
+    import hashlib
+
+    task = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+    return f"{hashlib.sha1(task.encode()).hexdigest()[:16]}-{role}"
+
+
+def server_pid_file(key: str) -> Path:
+    """Where the local runner records a shadow-check server: ``$MLOPS_HOME/serving/servers/<key>.pid``."""
+    return mlops_home() / "serving" / "servers" / f"{key}.pid"
+
+
 class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
@@ -174,6 +188,11 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     artifact ``gate/shadow/<attempt>.json`` of the model's run and as ``shadow.*`` tags of the version. When the
     current champion was packaged, its server gets the same replay and its p95 and errors are recorded beside
     (``current_champion``), for comparison only.
+
+    Every server dies with its task: a local server runs under the training runner's parent-death rule (a ``kill -9``
+    of the task takes ``mlflow models serve`` and its uvicorn down) and a container is removed by ``on_kill``; a
+    retry first stops the servers an earlier try left (named by :func:`server_key`: pid file
+    ``$MLOPS_HOME/serving/servers/<key>.pid``, container label ``mlops.server-key``).
 
     :param package: the package step's result (templated; dict or JSON).
     :param dataset: dataset whose newest ``partition/<dataset>/<date>`` tag is replayed (templated).
@@ -244,20 +263,12 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         rows = frame[columns].astype(object).where(frame[columns].notna(), None)
 
         ti = context["ti"]
-        if package["runner"] == "docker":
-            candidate: ModelServer = DockerModelServer(
-                package["image"],
-                f"mlops-shadow-{name}-v{version}-try{ti.try_number}",
-                self.docker_url,
-                self.docker_conn_id,
-            )
-        else:
-            candidate = LocalModelServer(serving_copy(hook, name, str(version)))  # this worker's copy
+        candidate = self._server_for(package["runner"], package.get("image"), hook, name, version, ti, "candidate")
         try:
             predictions, latencies, errors = self._replay(candidate, rows, columns)
         except ModelServerError as exc:
             raise AirflowFailException(f"shadow check of {name} v{version}: {exc}") from exc
-        current = self._current_server(hook, name, version, package["runner"], ti.try_number)
+        current = self._current_server(hook, name, version, package["runner"], ti)
         champion_report = None
         if current is not None:
             server, champion_version = current
@@ -333,22 +344,29 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
             server.stop()
         return predictions, latencies, errors
 
+    def _server_for(
+        self, runner: str, image: str | None, hook: MlflowHook, name: str, version: str, ti: Any, role: str
+    ) -> ModelServer:
+        """The server of ``role`` for this task: its container (docker) or its local process (local)."""
+        key = server_key(ti, role)
+        if runner == "docker":
+            return DockerModelServer(
+                str(image), f"mlops-shadow-{key}-try{ti.try_number}", self.docker_url, self.docker_conn_id, key=key
+            )
+        return LocalModelServer(serving_copy(hook, name, version), pid_file=server_pid_file(key))  # this worker's copy
+
     def _current_server(
-        self, hook: MlflowHook, name: str, version: str, runner: str, try_number: int
+        self, hook: MlflowHook, name: str, version: str, runner: str, ti: Any
     ) -> tuple[ModelServer, str] | None:
         """The server of the current champion, for comparison only: its image (docker; none when it was never
         packaged) or its serving copy on this worker (local; downloaded here when this worker has none)."""
         champion = hook.alias_version(name, CHAMPION_ALIAS)
         if champion is None or champion == version:
             return None
-        if runner == "docker":
-            image = hook.model_version_tags(name, champion).get("serving.image")
-            if not image:
-                return None
-            return DockerModelServer(
-                image, f"mlops-shadow-{name}-v{champion}-try{try_number}", self.docker_url, self.docker_conn_id
-            ), champion
-        return LocalModelServer(serving_copy(hook, name, champion)), champion
+        image = hook.model_version_tags(name, champion).get("serving.image") if runner == "docker" else None
+        if runner == "docker" and not image:
+            return None
+        return self._server_for(runner, image, hook, name, champion, ti, "champion"), champion
 
     def _record(self, hook: MlflowHook, result: dict[str, Any], attempt: str) -> None:
         from mlops_provider.evidence import attempts

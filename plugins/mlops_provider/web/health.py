@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_provider.layout import CHAMPION_ALIAS, DATA_MD5_TAG, DATA_REV_TAG, GATE_DECISION_TAG
+from mlops_provider.layout import (
+    CHAMPION_ALIAS,
+    DATA_MD5_TAG,
+    DATA_REV_TAG,
+    GATE_DECISION_TAG,
+    GATE_REEVALUATIONS_TAG,
+)
 from mlops_provider.notifications import notification_status
-from mlops_provider.storage import reports_root
+from mlops_provider.storage import ledger_dir, reports_root
 from mlops_provider.web import html
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
@@ -27,6 +33,7 @@ LINEAGE = (
     ("trigger.reason", "trigger reason"),
     (GATE_DECISION_TAG, "gate verdict"),
     ("gate.reason", "gate reason"),
+    (GATE_REEVALUATIONS_TAG, "gate re-evaluations"),
     ("promotion.promoted_at", "promoted at"),
     ("promotion.promoted_by", "promoted by"),
 )
@@ -65,6 +72,20 @@ def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
     return sorted(points, key=lambda s: str(s.get("partition")))
 
 
+def reevaluations(model_name: str, version: str, first: str | None) -> list[dict[str, Any]]:
+    """The evaluations of a version after its first (the ledger ``first``; unknown: the oldest ledger), from its
+    verdict ledgers, oldest first: ``[{attempt, decision, reason, champion_version, recorded_at}]``."""
+    from mlops_provider.evidence import attempts
+
+    records = attempts(ledger_dir(model_name, version))
+    first = first or (records[0].get("attempt") if records else None)
+    return [
+        {key: r.get(key) for key in ("attempt", "decision", "reason", "champion_version", "recorded_at")}
+        for r in records
+        if r.get("attempt") != first
+    ]
+
+
 def collect(model_name: str) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data (also served at ``/mlops/health.json``)."""
     from mlflow.exceptions import MlflowException
@@ -87,8 +108,11 @@ def collect(model_name: str) -> dict[str, Any]:
             "aliases": aliases.get(str(mv.version), []),
             "trigger_reason": tags.get("trigger.reason"),
             "training_set": tags.get("data.rev_name"),
-            "decision": tags.get(GATE_DECISION_TAG),
+            "decision": tags.get(GATE_DECISION_TAG),  # the first verdict: later ones are re-evaluations
             "reason": tags.get("gate.reason"),
+            "reevaluations": reevaluations(model_name, str(mv.version), tags.get("gate.ledger"))
+            if tags.get(GATE_DECISION_TAG)
+            else [],
             "promoted_at": tags.get("promotion.promoted_at"),
             "replaced_at": tags.get("promotion.replaced_at"),
         })  # fmt: skip
