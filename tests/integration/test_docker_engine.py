@@ -45,3 +45,41 @@ def test_engine_access_goes_through_the_docker_connection(base_image, monkeypatc
     )
     with pytest.raises(DockerEngineError, match="connection 'private_registry'"):
         docker_client(docker_url=DEFAULT_DOCKER_URL, docker_conn_id="private_registry", timeout=30, user="test")
+
+
+def test_a_retry_removes_the_serving_container_an_earlier_try_left(base_image):
+    """A container is run by the engine, not the task: a task killed mid-check leaves it. The next try of the same
+    server (same key, another name) removes every container labelled with the key before it starts its own."""
+    import uuid
+
+    import docker
+
+    from mlops_provider.model_servers import SERVER_KEY_LABEL, DockerModelServer
+
+    client = docker.from_env()
+    key = f"test-shadow-{uuid.uuid4().hex[:8]}"
+    left = client.containers.run(  # what try 1 left running when its task process was killed
+        base_image, ["sleep", "300"], name=f"{key}-try1", detach=True, network_mode="none",
+        labels={SERVER_KEY_LABEL: key},
+    )  # fmt: skip
+    other = client.containers.run(  # another task's server: not ours to remove
+        base_image, ["sleep", "300"], name=f"{key}-other", detach=True, network_mode="none",
+        labels={SERVER_KEY_LABEL: f"{key}-other"},
+    )  # fmt: skip
+    server = DockerModelServer(image=base_image, name=f"{key}-try2", key=key)
+    try:
+        server.start()
+        labelled = client.containers.list(all=True, filters={"label": f"{SERVER_KEY_LABEL}={key}"})
+        assert [c.name for c in labelled] == [f"{key}-try2"]
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(left.id)
+        assert client.containers.get(other.id).status in ("running", "created")
+    finally:
+        server.stop()
+        other.remove(force=True)
+        try:
+            left.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(f"{key}-try2")
