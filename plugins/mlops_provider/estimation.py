@@ -154,6 +154,8 @@ def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str,
     ``{"method", "requested", "reason", "rows", "positives", <the method's parameters>}``."""
     if requested not in CALIBRATIONS:
         raise ValueError(f"calibration {requested!r} is not one of {CALIBRATIONS}")
+    if requested == "none":
+        return {"method": "none", "requested": "none", "reason": "asked for no calibration: the raw scores are used"}
     if fits is None:
         return {"method": "none", "requested": requested, "reason": "no calibration was fitted (no labelled holdout)"}
     chosen: dict[str, Any] = {"requested": requested, "rows": fits.get("rows"), "positives": fits.get("positives")}
@@ -161,8 +163,7 @@ def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str,
     reasons = []
     for method in order:
         if method == "none":
-            reason = "; ".join(reasons) if reasons else "asked for no calibration: the raw scores are the probabilities"
-            return {**chosen, "method": "none", "reason": reason}
+            return {**chosen, "method": "none", "reason": "; ".join(reasons)}
         if fits.get(method) is not None:
             reason = "; ".join(reasons) if reasons else f"fitted on {fits.get('rows')} holdout rows"
             return {**chosen, "method": method, "reason": reason, **fits[method]}
