@@ -23,10 +23,9 @@ from examples import example  # noqa: E402
 
 
 def compare(spec_name: str) -> list[dict]:
+    import pandas as pd
     import train as template
     from sklearn.metrics import roc_auc_score
-
-    import pandas as pd
 
     from mlops_provider.estimation import estimate, estimated_metric, fit_calibrations, select_calibration
     from mlops_provider.scoring import binary_labels
@@ -62,8 +61,9 @@ def main(names: list[str]) -> None:
         for r in rows:
             kind = "drifted" if r["drifted"] else "calm"
             bounds = f"{r['calibrated']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
-            print(f"  {r['day']:<11} {kind:<8} {r['rows']:>5} {r['estimated']:>6.3f} {bounds:>22} {r['realised']:>9.3f} "
-                  f"{r['estimated'] - r['realised']:>+8.3f} {r['calibrated'] - r['realised']:>+8.3f}")  # fmt: skip
+            errors = f"{r['estimated'] - r['realised']:>+8.3f} {r['calibrated'] - r['realised']:>+8.3f}"
+            print(f"  {r['day']:<11} {kind:<8} {r['rows']:>5} {r['estimated']:>6.3f} {bounds:>22} "
+                  f"{r['realised']:>9.3f} {errors}")  # fmt: skip
         for kind, flag in (("calm", False), ("drifted", True)):
             part = [r for r in rows if r["drifted"] is flag]
             for key in ("estimated", "calibrated"):

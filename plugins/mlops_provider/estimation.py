@@ -160,7 +160,7 @@ def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str,
         return {"method": "none", "requested": requested, "reason": "no calibration was fitted (no labelled holdout)"}
     chosen: dict[str, Any] = {"requested": requested, "rows": fits.get("rows"), "positives": fits.get("positives")}
     order = list(CALIBRATIONS[CALIBRATIONS.index(requested) :])
-    reasons = []
+    reasons: list[str] = []
     for method in order:
         if method == "none":
             return {**chosen, "method": "none", "reason": "; ".join(reasons)}
