@@ -1,11 +1,14 @@
-"""Estimated vs realised performance on the example models' data (issue 20, item 3). Prints numbers, asserts
-nothing.
+"""Estimated vs realised performance on the example models' data (issue 20, item 3; calibration and bounds: issue
+28, item 3). Prints numbers, asserts nothing.
 
 For each example spec: the template entrypoint's model is trained on a 7-day window of calm days; on each of the
 following calm and drifted days, the ROC AUC is estimated from the model's probabilities on the day's holdout rows
 (no labels: ``mlops_provider.estimation``) and realised on the same rows with their labels. Prints both per day and
 the mean and largest absolute error, separately for calm and drifted days (drift that changes the relationship
-between features and label is exactly what a label-free estimate cannot see).
+between features and label is exactly what a label-free estimate cannot see). The estimate is made twice: on the raw
+probabilities, and after the isotonic calibration fitted on the holdout of the training window (as the monitoring
+check does), with its bootstrap interval. Last, the synthetic case of ``mlops_provider.estimation`` (known truth):
+the error under no shift, covariate shift and concept change, with each calibration.
 
 Usage: python bench/bench_estimation.py [SPEC_NAME ...]   (default: churn_classifier card_fraud)
 """
@@ -20,22 +23,31 @@ from examples import example  # noqa: E402
 
 
 def compare(spec_name: str) -> list[dict]:
+    import pandas as pd
     import train as template
     from sklearn.metrics import roc_auc_score
 
-    from mlops_provider.estimation import estimated_metric
+    from mlops_provider.estimation import estimate, estimated_metric, fit_calibrations, select_calibration
     from mlops_provider.scoring import binary_labels
 
     ex = example(spec_name)
+    label, positive = ex.spec.label.column, ex.spec.label.positive_class
+
+    def scored(frame: pd.DataFrame) -> tuple:
+        proba = ex.model.predict_proba(template.encode(frame, ex.features["numerical"], ex.features["categories"]))
+        return binary_labels(frame[label], positive), proba[:, 1]
+
+    window = pd.concat([ex.frames[d] for d in sorted(ex.frames)[: len(ex.frames) - len(ex.later_days)]])
+    calibration = select_calibration(fit_calibrations(*scored(ex.split.split(window)[1])), "isotonic")
     rows = []
     for day in ex.later_days:
-        holdout = ex.split.split(ex.frames[day])[1]
-        proba = ex.model.predict_proba(template.encode(holdout, ex.features["numerical"], ex.features["categories"]))
-        labels = binary_labels(holdout[ex.spec.label.column], ex.spec.label.positive_class)
+        labels, proba = scored(ex.split.split(ex.frames[day])[1])
+        made = estimate(proba, "roc_auc", ex.spec.gate.threshold, calibration, seed=day.toordinal())
         rows.append({
-            "day": day.isoformat(), "drifted": day >= ex.drift_from, "rows": len(holdout),
-            "estimated": estimated_metric(proba[:, 1], "roc_auc", ex.spec.gate.threshold),
-            "realised": float(roc_auc_score(labels, proba[:, 1])),
+            "day": day.isoformat(), "drifted": day >= ex.drift_from, "rows": len(labels),
+            "estimated": estimated_metric(proba, "roc_auc", ex.spec.gate.threshold),
+            "calibrated": made["value"], "low": made["low"], "high": made["high"],
+            "realised": float(roc_auc_score(labels, proba)),
         })  # fmt: skip
     return rows
 
@@ -43,16 +55,43 @@ def compare(spec_name: str) -> list[dict]:
 def main(names: list[str]) -> None:
     for name in names or ["churn_classifier", "card_fraud"]:
         rows = compare(name)
-        print(f"\n{name}: ROC AUC on each day's holdout rows, estimated without labels vs realised")
-        print(f"  {'day':<11} {'source':<8} {'rows':>5} {'estimated':>10} {'realised':>9} {'error':>7}")
+        print(f"\n{name}: ROC AUC on each day's holdout rows, estimated without labels (raw; isotonic) vs realised")
+        print(f"  {'day':<11} {'source':<8} {'rows':>5} {'raw':>6} {'isotonic [95%]':>22} {'realised':>9} "
+              f"{'err raw':>8} {'err iso':>8}")  # fmt: skip
         for r in rows:
             kind = "drifted" if r["drifted"] else "calm"
-            error, estimated, realised = r["estimated"] - r["realised"], r["estimated"], r["realised"]
-            print(f"  {r['day']:<11} {kind:<8} {r['rows']:>5} {estimated:>10.3f} {realised:>9.3f} {error:>+7.3f}")
+            bounds = f"{r['calibrated']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+            errors = f"{r['estimated'] - r['realised']:>+8.3f} {r['calibrated'] - r['realised']:>+8.3f}"
+            print(f"  {r['day']:<11} {kind:<8} {r['rows']:>5} {r['estimated']:>6.3f} {bounds:>22} "
+                  f"{r['realised']:>9.3f} {errors}")  # fmt: skip
         for kind, flag in (("calm", False), ("drifted", True)):
-            errors = [abs(r["estimated"] - r["realised"]) for r in rows if r["drifted"] is flag]
-            print(f"  {kind:<8} mean |error| {sum(errors) / len(errors):.3f}, max {max(errors):.3f}")
+            part = [r for r in rows if r["drifted"] is flag]
+            for key in ("estimated", "calibrated"):
+                errors = [abs(r[key] - r["realised"]) for r in part]
+                print(f"  {kind:<8} {'raw' if key == 'estimated' else 'isotonic':<9} mean |error| "
+                      f"{sum(errors) / len(errors):.3f}, max {max(errors):.3f}")  # fmt: skip
+            covered = sum(r["low"] <= r["realised"] <= r["high"] for r in part)
+            print(f"  {kind:<8} realised within the isotonic interval on {covered} of {len(part)} days")
+
+
+def synthetic() -> None:
+    from mlops_provider.estimation import SHIFTS, synthetic_estimate_error
+
+    print("\nsynthetic (mlops_provider.estimation.synthetic_scores, seeds 0-4): mean estimated - realised ROC AUC")
+    print(f"  {'shift':<10} {'rows':>6} {'isotonic':>9} {'sigmoid':>8} {'none':>7}  interval covers (isotonic)")
+    for shift in SHIFTS:
+        for rows in (900, 20_000):
+            cells, covered = [], 0
+            for calibration in ("isotonic", "sigmoid", "none"):
+                results = [
+                    synthetic_estimate_error(shift, calibration=calibration, rows=rows, seed=s) for s in range(5)
+                ]
+                cells.append(sum(r["error"] for r in results) / len(results))
+                if calibration == "isotonic":
+                    covered = sum(bool(r["covered"]) for r in results)
+            print(f"  {shift:<10} {rows:>6} {cells[0]:>+9.3f} {cells[1]:>+8.3f} {cells[2]:>+7.3f}  {covered} of 5")
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    synthetic()

@@ -8,8 +8,21 @@ and the expected ROC curve has TPR(t) = TP(t) / sum(p), FPR(t) = FP(t) / sum(1 -
 area is the estimated ROC AUC. The estimate is only as good as the calibration; it is logged next to the
 realised metric once labels arrive, so its error is visible.
 
-Written here (numpy only) rather than taken from NannyML: NannyML pins its own pandas/numpy ranges and brings a
-plotting stack (plotly, matplotlib) the project does not otherwise need.
+Calibration: the champion's raw scores are mapped to probabilities fitted on its own holdout (labels vs scores):
+isotonic regression (sklearn's ``IsotonicRegression``; its step points are stored, so applying it is a pure
+interpolation), or Platt scaling on the logit of the score when the holdout is too small for isotonic, or none.
+:func:`fit_calibrations` fits both once (the JSON artefact ``evaluation/calibration.json`` of the version's run),
+:func:`select_calibration` picks the one the spec asks for (falling back, and saying why), :func:`apply_calibration`
+applies it. The model's decisions (its ranking, and ``score >= threshold``) stay the raw scores'; only the
+expected label mass of each row comes from the calibrated probability.
+
+The estimate assumes ``P(y | x)`` is the same on the day as on the holdout (:data:`ASSUMPTION`): it holds under
+covariate shift (the features move, their relation with the label does not) and fails under concept change.
+:func:`estimate_error` measures that on any labelled data and :func:`synthetic_estimate_error` on a seeded
+synthetic case (the scenario suite calls both).
+
+Written here (numpy, plus scikit-learn for the fits) rather than taken from NannyML: NannyML pins its own
+pandas/numpy ranges and brings a plotting stack (plotly, matplotlib) the project does not otherwise need.
 """
 
 from __future__ import annotations
@@ -17,14 +30,28 @@ from __future__ import annotations
 from typing import Any
 
 ESTIMABLE = ("roc_auc", "accuracy", "precision", "recall", "f1")
+CALIBRATIONS = ("isotonic", "sigmoid", "none")
+CALIBRATION_ARTIFACT = "evaluation/calibration.json"
+ISOTONIC_MIN_ROWS = 200  # fewer holdout rows (or fewer of either class) overfit a step function
+ISOTONIC_MIN_CLASS = 20
+SIGMOID_MIN_ROWS = 30  # two parameters
+SIGMOID_MIN_CLASS = 5
+ASSUMPTION = (
+    "assumes P(y|x) is unchanged since the champion's holdout (where the probabilities were calibrated): valid under "
+    "covariate shift (the features move, their relation with the label holds), not under concept change (the same "
+    "features now go with other labels); under concept change the estimate stays near the holdout's value while "
+    "the realised metric falls"
+)
 
 
-def expected_confusion(proba: Any, threshold: float) -> dict[str, float]:
-    """The expected ``tp, fp, fn, tn`` of rows with predicted probabilities ``proba`` at ``threshold``."""
+def expected_confusion(proba: Any, threshold: float, scores: Any = None) -> dict[str, float]:
+    """The expected ``tp, fp, fn, tn`` of rows with predicted probabilities ``proba`` at ``threshold``; with
+    ``scores`` (the model's raw scores, when ``proba`` is their calibration) a row is predicted positive when its
+    score is at or above ``threshold``, as the model decides."""
     import numpy as np
 
     p = np.clip(np.asarray(proba, dtype=float), 0.0, 1.0)
-    positive = p >= threshold
+    positive = (p if scores is None else np.asarray(scores, dtype=float)) >= threshold
     return {
         "tp": float(p[positive].sum()),
         "fp": float((1 - p[positive]).sum()),
@@ -33,11 +60,14 @@ def expected_confusion(proba: Any, threshold: float) -> dict[str, float]:
     }
 
 
-def estimated_roc_auc(proba: Any) -> float | None:
-    """The area under the expected ROC curve; None when there is no expected positive or negative mass."""
+def estimated_roc_auc(proba: Any, scores: Any = None) -> float | None:
+    """The area under the expected ROC curve; None when there is no expected positive or negative mass. Rows are
+    ranked by ``scores`` when given (the model's raw scores, of which ``proba`` is a monotone calibration), else by
+    ``proba``."""
     import numpy as np
 
-    p = np.sort(np.clip(np.asarray(proba, dtype=float), 0.0, 1.0))[::-1]
+    p = np.clip(np.asarray(proba, dtype=float), 0.0, 1.0)
+    p = p[np.argsort(-(p if scores is None else np.asarray(scores, dtype=float)), kind="stable")]
     positives, negatives = float(p.sum()), float((1 - p).sum())
     if positives <= 0 or negatives <= 0:
         return None
@@ -46,13 +76,14 @@ def estimated_roc_auc(proba: Any) -> float | None:
     return float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2))
 
 
-def estimated_metric(proba: Any, metric: str, threshold: float) -> float | None:
-    """The expected ``metric`` (one of ``ESTIMABLE``) of rows with predicted probabilities ``proba``."""
+def estimated_metric(proba: Any, metric: str, threshold: float, scores: Any = None) -> float | None:
+    """The expected ``metric`` (one of ``ESTIMABLE``) of rows with predicted probabilities ``proba`` (``scores``: the
+    raw scores the model decides with, when ``proba`` is their calibration)."""
     if metric not in ESTIMABLE:
         raise ValueError(f"metric {metric!r} cannot be estimated; one of {ESTIMABLE}")
     if metric == "roc_auc":
-        return estimated_roc_auc(proba)
-    c = expected_confusion(proba, threshold)
+        return estimated_roc_auc(proba, scores)
+    c = expected_confusion(proba, threshold, scores)
     total = sum(c.values())
     if total <= 0:
         return None
@@ -65,3 +96,280 @@ def estimated_metric(proba: Any, metric: str, threshold: float) -> float | None:
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
     }
     return float(values[metric])
+
+
+# -- calibration on the champion's holdout ---------------------------------------------------------------------------
+
+
+def _logit(scores: Any) -> Any:
+    import numpy as np
+
+    s = np.clip(np.asarray(scores, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(s / (1 - s))
+
+
+def fit_calibrations(labels: Any, scores: Any) -> dict[str, Any]:
+    """Isotonic and sigmoid (Platt) calibrations of ``scores`` fitted on ``labels`` (0/1) of the same rows: the
+    artefact stored with a version (``CALIBRATION_ARTIFACT``), fitted once on its holdout. A fit the rows cannot
+    support is ``None`` with the reason in ``<method>_skipped``: isotonic needs ``ISOTONIC_MIN_ROWS`` rows and
+    ``ISOTONIC_MIN_CLASS`` of each class, sigmoid ``SIGMOID_MIN_ROWS`` and ``SIGMOID_MIN_CLASS``. JSON-ready:
+    ``{"rows", "positives", "isotonic": {"x": [...], "y": [...]} | None, "sigmoid": {"a", "b"} | None, ...}``."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape:
+        raise ValueError(f"labels ({y.size}) and scores ({s.size}) must describe the same rows")
+    if not set(np.unique(y)) <= {0, 1}:
+        raise ValueError("labels must be 0/1")
+    rows, positives = int(y.size), int(y.sum())
+    smaller = min(positives, rows - positives)
+    fits: dict[str, Any] = {"rows": rows, "positives": positives, "isotonic": None, "sigmoid": None}
+    if rows >= ISOTONIC_MIN_ROWS and smaller >= ISOTONIC_MIN_CLASS:
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
+        fits["isotonic"] = {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+    else:
+        fits["isotonic_skipped"] = (
+            f"{rows} holdout rows with {smaller} of the rarer class; isotonic needs {ISOTONIC_MIN_ROWS} rows and "
+            f"{ISOTONIC_MIN_CLASS} of each class"
+        )
+    if rows >= SIGMOID_MIN_ROWS and smaller >= SIGMOID_MIN_CLASS:
+        from sklearn.linear_model import LogisticRegression
+
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(s).reshape(-1, 1), y)
+        fits["sigmoid"] = {"a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
+    else:
+        fits["sigmoid_skipped"] = (
+            f"{rows} holdout rows with {smaller} of the rarer class; sigmoid needs {SIGMOID_MIN_ROWS} rows and "
+            f"{SIGMOID_MIN_CLASS} of each class"
+        )
+    return fits
+
+
+def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str, Any]:
+    """The calibration to apply: ``requested`` (one of ``CALIBRATIONS``) from ``fits`` (:func:`fit_calibrations`),
+    else the next that was fitted (isotonic -> sigmoid -> none), with ``reason`` saying why it fell back:
+    ``{"method", "requested", "reason", "rows", "positives", <the method's parameters>}``."""
+    if requested not in CALIBRATIONS:
+        raise ValueError(f"calibration {requested!r} is not one of {CALIBRATIONS}")
+    if requested == "none":
+        return {"method": "none", "requested": "none", "reason": "asked for no calibration: the raw scores are used"}
+    if fits is None:
+        return {"method": "none", "requested": requested, "reason": "no calibration was fitted (no labelled holdout)"}
+    chosen: dict[str, Any] = {"requested": requested, "rows": fits.get("rows"), "positives": fits.get("positives")}
+    order = list(CALIBRATIONS[CALIBRATIONS.index(requested) :])
+    reasons: list[str] = []
+    for method in order:
+        if method == "none":
+            return {**chosen, "method": "none", "reason": "; ".join(reasons)}
+        if fits.get(method) is not None:
+            reason = "; ".join(reasons) if reasons else f"fitted on {fits.get('rows')} holdout rows"
+            return {**chosen, "method": method, "reason": reason, **fits[method]}
+        reasons.append(f"no {method}: {fits.get(f'{method}_skipped', 'not fitted')}")
+    raise AssertionError("unreachable: 'none' ends every order")
+
+
+def apply_calibration(calibration: dict[str, Any], scores: Any) -> Any:
+    """The calibrated probabilities of ``scores`` under ``calibration`` (:func:`select_calibration`'s result, or any
+    dict with ``method`` and its parameters). Isotonic interpolates its step points (as sklearn's ``predict`` with
+    ``out_of_bounds="clip"``); sigmoid is ``1 / (1 + exp(-(a * logit(score) + b)))``; none clips to [0, 1]."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    method = calibration.get("method")
+    if method == "isotonic":
+        return np.interp(s, np.asarray(calibration["x"], dtype=float), np.asarray(calibration["y"], dtype=float))
+    if method == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-(float(calibration["a"]) * _logit(s) + float(calibration["b"]))))
+    if method == "none":
+        return np.clip(s, 0.0, 1.0)
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+# -- the estimate with its bounds ------------------------------------------------------------------------------------
+
+
+def metric_of_labels(labels: Any, scores: Any, metric: str, threshold: float) -> float | None:
+    """The realised ``metric`` of 0/1 ``labels`` for rows scored ``scores`` (numpy; ROC AUC by the rank-sum, ties
+    counted half, as sklearn's ``roc_auc_score``; thresholded metrics predict positive at ``score >= threshold``,
+    an undefined ratio is 0 as sklearn's ``zero_division=0``). None for ROC AUC on a single class."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    if metric not in ESTIMABLE:
+        raise ValueError(f"metric {metric!r} cannot be estimated; one of {ESTIMABLE}")
+    y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
+    positives = int(y.sum())
+    negatives = int(y.size) - positives
+    if metric == "roc_auc":
+        if positives == 0 or negatives == 0:
+            return None
+        ranks = rankdata(s)
+        return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    predicted = s >= threshold
+    tp = int((predicted & (y == 1)).sum())
+    fp, fn = int(predicted.sum()) - tp, positives - tp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    values = {
+        "accuracy": (int(y.size) - fp - fn) / y.size if y.size else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    }
+    return float(values[metric])
+
+
+def estimate_interval(
+    proba: Any,
+    metric: str,
+    threshold: float,
+    scores: Any = None,
+    *,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Where the realised ``metric`` of these rows should fall if ``proba`` (calibrated) is right: a seeded
+    bootstrap that draws the day's rows with replacement and their labels from ``proba``, and scores the model's
+    ``scores`` (default ``proba``) on them; the ``confidence`` percentile interval. It covers the day's sample of
+    rows and of labels, not the error of the calibration itself. None when no draw has both classes (ROC AUC)."""
+    import numpy as np
+
+    p = np.clip(np.asarray(proba, dtype=float), 0.0, 1.0)
+    s = p if scores is None else np.asarray(scores, dtype=float)
+    if p.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        index = rng.integers(0, p.size, p.size)
+        drawn = (rng.random(p.size) < p[index]).astype(int)
+        value = metric_of_labels(drawn, s[index], metric, threshold)
+        if value is not None:
+            values.append(value)
+    if not values:
+        return None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def estimate(
+    scores: Any,
+    metric: str,
+    threshold: float,
+    calibration: dict[str, Any],
+    *,
+    resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The estimated ``metric`` of rows the model scored ``scores``, after ``calibration``, with its bootstrap
+    interval, the uncalibrated estimate beside it, and the assumption it rests on: ``{"value", "low", "high",
+    "uncalibrated", "rows", "interval": {...}, "calibration": {"method", "requested", "reason", ...},
+    "assumption"}``. The calibration's parameters (step points) are left out: they are in its artefact."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    proba = apply_calibration(calibration, s)
+    bounds = estimate_interval(proba, metric, threshold, s, resamples=resamples, confidence=confidence, seed=seed)
+    return {
+        "value": estimated_metric(proba, metric, threshold, s),
+        "low": None if bounds is None else bounds[0],
+        "high": None if bounds is None else bounds[1],
+        "uncalibrated": estimated_metric(np.clip(s, 0.0, 1.0), metric, threshold),
+        "rows": int(s.size),
+        "interval": {
+            "method": "bootstrap: rows resampled, labels drawn from the calibrated probabilities",
+            "confidence": confidence,
+            "resamples": resamples,
+            "seed": seed,
+        },
+        "calibration": {k: v for k, v in calibration.items() if k not in ("x", "y")},
+        "assumption": ASSUMPTION,
+    }
+
+
+def estimate_error(
+    holdout_labels: Any,
+    holdout_scores: Any,
+    day_labels: Any,
+    day_scores: Any,
+    *,
+    calibration: str = "isotonic",
+    metric: str = "roc_auc",
+    threshold: float = 0.5,
+    resamples: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How far the estimate lands from the realised metric: calibrate on the holdout (labels vs scores), estimate on
+    the day's scores (its labels unseen), then score the day's labels. ``{"estimated", "low", "high", "realised",
+    "error" (estimated - realised), "covered" (realised within the interval), "calibration", "rows"}``."""
+    chosen = select_calibration(fit_calibrations(holdout_labels, holdout_scores), calibration)
+    made = estimate(day_scores, metric, threshold, chosen, resamples=resamples, seed=seed)
+    realised = metric_of_labels(day_labels, day_scores, metric, threshold)
+    value = made["value"]
+    error = None if value is None or realised is None else value - realised
+    covered = None
+    if realised is not None and made["low"] is not None:
+        covered = made["low"] <= realised <= made["high"]
+    return {
+        "estimated": value,
+        "low": made["low"],
+        "high": made["high"],
+        "uncalibrated": made["uncalibrated"],
+        "realised": realised,
+        "error": error,
+        "covered": covered,
+        "calibration": chosen["method"],
+        "rows": made["rows"],
+    }
+
+
+SHIFTS = ("none", "covariate", "concept")
+
+
+def synthetic_scores(shift: str, rows: int, seed: int) -> tuple[Any, Any]:
+    """Seeded synthetic labels and model scores of ``rows`` rows. Truth: ``P(y=1|x) = sigmoid(1.2 x0 + 0.8 x1 + 0.8
+    x2 - 1)``, with ``x ~ N(0, 1)``; the model ranks by ``1.2 x0 + 0.8 x1`` (it never saw ``x2``) and is
+    over-confident (``score = sigmoid(2.5 (1.2 x0 + 0.8 x1) - 1)``), as boosted trees often are. ``shift``:
+    ``none`` (the holdout's population), ``covariate`` (``x0 ~ N(1, 0.5^2)``, ``x1 ~ N(-0.5, 1)``: the features
+    move, ``P(y|x)`` does not; the model's AUC drops as ``x0`` narrows), ``concept`` (the features as on the
+    holdout, ``x1``'s effect on the label reversed: ``P(y|x)`` changes)."""
+    import numpy as np
+
+    if shift not in SHIFTS:
+        raise ValueError(f"shift {shift!r} is not one of {SHIFTS}")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, 3))
+    if shift == "covariate":
+        x[:, 0] = 1.0 + 0.5 * x[:, 0]
+        x[:, 1] = x[:, 1] - 0.5
+    w1 = -0.8 if shift == "concept" else 0.8
+    truth = 1.2 * x[:, 0] + w1 * x[:, 1] + 0.8 * x[:, 2] - 1.0
+    labels = (rng.random(rows) < 1 / (1 + np.exp(-truth))).astype(int)
+    scores = 1 / (1 + np.exp(-(2.5 * (1.2 * x[:, 0] + 0.8 * x[:, 1]) - 1.0)))
+    return labels, scores
+
+
+def synthetic_estimate_error(
+    shift: str,
+    *,
+    calibration: str = "isotonic",
+    rows: int = 20_000,
+    holdout_rows: int = 5_000,
+    metric: str = "roc_auc",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`estimate_error` on :func:`synthetic_scores`: a holdout of ``holdout_rows`` from the unshifted
+    population (seed ``seed``), a day of ``rows`` under ``shift`` (seed ``seed + 1``). Expected: a small error with
+    calibration under ``none`` and ``covariate``, a large one under ``concept`` (the estimate cannot see it)."""
+    holdout_labels, holdout_scores = synthetic_scores("none", holdout_rows, seed)
+    day_labels, day_scores = synthetic_scores(shift, rows, seed + 1)
+    result = estimate_error(
+        holdout_labels, holdout_scores, day_labels, day_scores, calibration=calibration, metric=metric, seed=seed
+    )
+    return {**result, "shift": shift}

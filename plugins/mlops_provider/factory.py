@@ -310,6 +310,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             threshold=spec.gate.threshold,
             estimate=spec.monitoring.estimate,
             trigger_on_estimate=spec.monitoring.trigger_on_estimate,
+            estimate_calibration=spec.monitoring.estimate_calibration,
+            estimate_alarm=spec.monitoring.estimate_alarm,
             prediction_drift=spec.monitoring.prediction_drift,
             prediction_drift_threshold=spec.monitoring.prediction_drift_threshold,
             trigger_on_prediction_drift=spec.monitoring.trigger_on_prediction_drift,

@@ -171,11 +171,14 @@ class PerformanceSummary(TypedDict, total=False):
     mlflow_run_id: str
     holdout: dict[str, Any]
     excluded_training_rows: int
-    estimated: dict[str, Any] | None  # {day, metric, value, rows, method}: before labels (CBPE)
-    estimated_below_floor: bool
+    # before labels (CBPE): {day, metric, value, low, high, uncalibrated, rows, interval, calibration, assumption,
+    # method, alarm, verdict}
+    estimated: dict[str, Any] | None
+    estimated_below_floor: bool  # by the estimate's alarm rule (its upper bound, or the estimate, under the floor)
     trigger_on_estimate: bool
     estimate_then: dict[str, Any]  # the estimate made for the labelled day, when it was the run's day
     estimate_error: float  # realised - estimated, when the same version made both
+    estimate_covered: bool  # the realised value within that estimate's interval (False: its assumption failed)
     prediction_drift: dict[str, Any]  # {method, score, threshold, drifted, positive_rate_reference/current, ...}
     trigger_on_prediction_drift: bool
 

@@ -331,8 +331,10 @@ def log_holdout_plots(
 ) -> None:
     """Score the whole holdout and log its curves (``evaluation/holdout_curves.json``: ROC, precision-recall,
     calibration, confusion at the threshold) and their SVG plots (``plots/*.svg``) to the run: the provider
-    draws them the same way for every entrypoint."""
+    draws them the same way for every entrypoint. Also the calibrations of the scores fitted on the holdout
+    (``evaluation/calibration.json``), which the monitoring estimate applies every day without refitting."""
     from mlops_provider.curves import CURVES_ARTIFACT, holdout_curves
+    from mlops_provider.estimation import CALIBRATION_ARTIFACT, fit_calibrations
     from mlops_provider.scoring import binary_labels, schema_predictor
     from mlops_provider.web import plots
 
@@ -340,6 +342,8 @@ def log_holdout_plots(
     scores = schema_predictor(model)(holdout.drop(columns=[schema["label"]]))
     curves = holdout_curves(labels, scores, threshold=float(schema.get("threshold", 0.5)))
     mlflow_hook.log_dict(run_id, curves, CURVES_ARTIFACT)
+    calibrations = fit_calibrations(labels, scores)
+    mlflow_hook.log_dict(run_id, {**calibrations, "fitted_at": "training"}, CALIBRATION_ARTIFACT)
     folder = work_dir / "plots"
     folder.mkdir(exist_ok=True)
     for name, build in (("roc", plots.roc), ("precision_recall", plots.precision_recall),

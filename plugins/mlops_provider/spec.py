@@ -253,6 +253,15 @@ class MonitoringSpec(_Section):
     prediction_drift: bool = Field(default=True, description="compare each day's predictions with the holdout's")
     prediction_drift_threshold: float = Field(default=0.1, gt=0, description="normed Wasserstein distance line")
     trigger_on_prediction_drift: bool = Field(default=False, description="drifted predictions call for retraining")
+    estimate_calibration: Literal["isotonic", "sigmoid", "none"] = Field(
+        default="isotonic",
+        description="calibration of the champion's scores on its holdout before estimating (falls back when the "
+        "holdout is too small for it: isotonic -> sigmoid -> none)",
+    )
+    estimate_alarm: Literal["interval", "point"] = Field(
+        default="interval",
+        description="when the estimate is below the floor: its interval's upper bound (interval) or the estimate",
+    )
 
 
 class RetrainingSpec(_Section):

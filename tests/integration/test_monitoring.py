@@ -515,6 +515,15 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
     assert early["status"] == "no_labels"
     estimated = early["estimated"]
     assert estimated["day"] == str(CALM) and estimated["rows"] > 200 and 0.5 < estimated["value"] < 1.0
+    # Issue 28, item 3: calibrated on the champion's holdout at training, bounded, and its assumption stated.
+    calibration = estimated["calibration"]
+    assert calibration["method"] == "isotonic" and calibration["fitted_at"] == "training"
+    assert calibration["source"].endswith("/evaluation/calibration.json") and calibration["rows"] > 200
+    assert (
+        estimated["low"] < estimated["value"] < estimated["high"]
+        and "not under concept change" in estimated["assumption"]
+    )
+    assert "under the floor" in estimated["verdict"] or "not under the floor" in estimated["verdict"]
     history = MlflowHook().get_client().get_metric_history(early["mlflow_run_id"], "estimated_roc_auc")
     assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), pytest.approx(estimated["value"]))]
 
@@ -524,6 +533,7 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
     assert later["estimate_then"]["value"] == pytest.approx(then["value"])
     assert later["estimate_error"] == pytest.approx(later["value"] - then["value"])
     assert abs(later["estimate_error"]) < 0.1, later  # calibrated enough to track the realised AUC
+    assert later["estimate_covered"] is (then["low"] <= later["value"] <= then["high"])
 
     above = performance(CALM, floor=0.99, delay=3)  # the estimate is below this floor
     assert above["estimated_below_floor"] is True and above["trigger_on_estimate"] is False
@@ -532,6 +542,39 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
         DriftSensor(task_id="s", summary_path="-").decide(calm, above)
     decision = DriftSensor(task_id="s", summary_path="-").decide(calm, {**above, "trigger_on_estimate": True})
     assert decision["reason"] == "performance"
+
+
+def test_a_version_without_a_stored_calibration_is_fitted_once_on_its_holdout_and_keeps_it(home):
+    """Issue 28, item 3: a champion trained before the calibration artefact existed: its first estimate fits the
+    calibration on its holdout and stores it with its run; later estimates apply that same fit."""
+    from mlops_provider.estimation import CALIBRATION_ARTIFACT
+
+    hook = MlflowHook()
+    client = hook.get_client()
+    source = client.get_model_version("churn_classifier", home["champion"])
+    bare_run = hook.create_run(hook.get_or_create_experiment("older-training"), "older", {})  # no artefact
+    hook.get_or_create_registered_model("older_churn")
+    with hook.scoped_environment():
+        older = client.create_model_version(
+            "older_churn", source=source.source, run_id=bare_run, model_id=source.model_id, tags=source.tags
+        ).version
+        client.set_registered_model_alias("older_churn", "champion", older)
+
+    def estimated(day: dt.date) -> dict:
+        context = task_context(day, dag_id="older", run_id=f"older-{day}", task_id="performance_check")
+        return ModelPerformanceOperator(
+            task_id="performance_check", dataset="customer_activity", model_name="older_churn",
+            partition=str(day), floor=0.5, label_delay_days=30, label_column="churned", prediction_drift=False,
+        ).execute(context)["estimated"]  # fmt: skip
+
+    assert hook.load_run_dict(bare_run, CALIBRATION_ARTIFACT) is None
+    first = estimated(CALM)
+    stored = hook.load_run_dict(bare_run, CALIBRATION_ARTIFACT)
+    second = estimated(DRIFTED)
+    assert stored is not None and stored["fitted_at"] == "first estimate" and stored["isotonic"]["x"]
+    assert first["calibration"]["method"] == second["calibration"]["method"] == "isotonic"
+    assert first["calibration"]["fitted_at"] == second["calibration"]["fitted_at"] == "first estimate"
+    assert first["calibration"]["source"] == f"runs:/{bare_run}/{CALIBRATION_ARTIFACT}"
 
 
 def test_the_champions_predictions_drift_on_drifted_days_and_may_call_for_retraining(home):

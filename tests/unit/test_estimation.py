@@ -36,3 +36,125 @@ def test_estimates_track_the_realised_metrics_of_labels_drawn_from_calibrated_pr
 def test_an_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="cannot be estimated"):
         estimated_metric([0.5], "log_loss", 0.5)
+
+
+# -- calibration on the holdout, bounds, and the estimate's error under shift (issue 28, item 3) ---------------------
+
+
+def test_the_isotonic_step_points_reproduce_sklearns_fit_after_a_json_round_trip():
+    import json
+
+    from sklearn.isotonic import IsotonicRegression
+
+    from mlops_provider.estimation import apply_calibration, fit_calibrations, select_calibration
+
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(size=2_000)
+    labels = (rng.uniform(size=scores.size) < scores**2).astype(int)  # over-confident scores
+    fits = json.loads(json.dumps(fit_calibrations(labels, scores)))  # the artefact as stored
+    chosen = select_calibration(fits, "isotonic")
+    assert chosen["method"] == "isotonic" and chosen["rows"] == 2_000 and chosen["positives"] == labels.sum()
+    fresh = np.concatenate([rng.uniform(size=500), [-0.5, 1.5]])  # also outside the holdout's range: clipped
+    expected = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels).predict(fresh)
+    assert apply_calibration(chosen, fresh) == pytest.approx(expected)
+
+
+def test_platt_scaling_on_the_logit_recovers_a_known_over_confidence():
+    from mlops_provider.estimation import apply_calibration, fit_calibrations, select_calibration
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=20_000)
+    labels = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)
+    scores = 1 / (1 + np.exp(-2 * z))  # twice as confident as the truth
+    chosen = select_calibration(fit_calibrations(labels, scores), "sigmoid")
+    assert chosen["method"] == "sigmoid"
+    assert chosen["a"] == pytest.approx(0.5, abs=0.05) and chosen["b"] == pytest.approx(0.0, abs=0.05)
+    assert apply_calibration(chosen, [0.5])[0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_small_holdout_falls_back_to_sigmoid_then_to_none_and_says_why():
+    from mlops_provider.estimation import fit_calibrations, select_calibration
+
+    rng = np.random.default_rng(11)
+    scores = rng.uniform(size=100)
+    labels = (rng.uniform(size=100) < scores).astype(int)
+    chosen = select_calibration(fit_calibrations(labels, scores), "isotonic")
+    assert chosen["method"] == "sigmoid" and chosen["requested"] == "isotonic"
+    assert chosen["reason"].startswith("no isotonic: 100 holdout rows") and "needs 200 rows" in chosen["reason"]
+
+    tiny = select_calibration(fit_calibrations([0, 1, 0, 1, 1], [0.1, 0.8, 0.3, 0.6, 0.9]), "isotonic")
+    assert tiny["method"] == "none" and "no isotonic: 5 holdout rows" in tiny["reason"]
+    assert "no sigmoid: 5 holdout rows" in tiny["reason"]
+    assert select_calibration(None, "isotonic")["method"] == "none"
+    assert select_calibration(fit_calibrations(labels, scores), "none")["reason"].startswith("asked for no")
+    with pytest.raises(ValueError, match="not one of"):
+        select_calibration(None, "beta")
+
+
+def test_the_model_decides_with_its_raw_scores_and_the_calibration_gives_the_label_mass():
+    # Raw scores 0.9 and 0.2 at threshold 0.5: one predicted positive, whatever the calibrated values are.
+    c = expected_confusion([0.4, 0.1], 0.5, scores=[0.9, 0.2])
+    assert c == pytest.approx({"tp": 0.4, "fp": 0.6, "fn": 0.1, "tn": 0.9})
+    # Ranked by the raw scores, the row of mass 0.2 leads: the expected AUC is the ranking's (0.2), not 0.8.
+    assert estimated_roc_auc([0.8, 0.2], scores=[0.1, 0.9]) == pytest.approx(0.2)
+    assert estimated_roc_auc([0.8, 0.2]) == pytest.approx(0.8)
+
+
+def test_metrics_of_labels_match_sklearn_with_ties():
+    from sklearn.metrics import precision_score, recall_score
+
+    from mlops_provider.estimation import metric_of_labels
+
+    rng = np.random.default_rng(2)
+    scores = np.round(rng.uniform(size=500), 1)  # many ties
+    labels = (rng.uniform(size=500) < scores).astype(int)
+    predicted = (scores >= 0.5).astype(int)
+    assert metric_of_labels(labels, scores, "roc_auc", 0.5) == pytest.approx(roc_auc_score(labels, scores))
+    assert metric_of_labels(labels, scores, "accuracy", 0.5) == pytest.approx(accuracy_score(labels, predicted))
+    assert metric_of_labels(labels, scores, "precision", 0.5) == pytest.approx(precision_score(labels, predicted))
+    assert metric_of_labels(labels, scores, "recall", 0.5) == pytest.approx(recall_score(labels, predicted))
+    assert metric_of_labels(labels, scores, "f1", 0.5) == pytest.approx(f1_score(labels, predicted))
+    assert metric_of_labels([1, 1], [0.2, 0.3], "roc_auc", 0.5) is None
+
+
+def test_the_estimate_carries_a_seeded_interval_its_calibration_and_its_assumption():
+    from mlops_provider.estimation import ASSUMPTION, estimate, fit_calibrations, select_calibration
+
+    rng = np.random.default_rng(9)
+    holdout = rng.uniform(size=1_000)
+    calibration = select_calibration(
+        fit_calibrations((rng.uniform(size=1_000) < holdout).astype(int), holdout), "isotonic"
+    )
+    day = rng.uniform(size=400)
+    record = estimate(day, "roc_auc", 0.5, calibration, resamples=100, seed=1)
+    assert record == estimate(day, "roc_auc", 0.5, calibration, resamples=100, seed=1)  # seeded: re-runs agree
+    assert record["low"] < record["value"] < record["high"] and record["rows"] == 400
+    assert record["interval"]["resamples"] == 100 and record["interval"]["seed"] == 1
+    assert record["calibration"]["method"] == "isotonic" and "x" not in record["calibration"]
+    assert record["assumption"] == ASSUMPTION and "not under concept change" in ASSUMPTION
+    wider = estimate(day[:100], "roc_auc", 0.5, calibration, resamples=100, seed=1)
+    assert wider["high"] - wider["low"] > record["high"] - record["low"]  # fewer rows, wider bounds
+
+
+def test_the_estimate_holds_under_covariate_shift_once_calibrated_and_fails_under_concept_change():
+    """The rule, not the margins: on a large seeded sample the calibrated estimate lands near the realised AUC
+    under covariate shift (which does hurt the model), the uncalibrated one (as the issue saw) does not, and no
+    calibration saves it from a concept change."""
+    from mlops_provider.estimation import synthetic_estimate_error
+
+    calm = synthetic_estimate_error("none")
+    covariate = synthetic_estimate_error("covariate")
+    assert covariate["realised"] < calm["realised"] - 0.03  # the shift hurts: a constant estimate would be wrong
+    assert abs(covariate["error"]) < 0.05 and covariate["calibration"] == "isotonic"
+    assert abs(synthetic_estimate_error("covariate", calibration="sigmoid")["error"]) < 0.05
+    assert synthetic_estimate_error("covariate", calibration="none")["error"] > 0.1  # over-confident scores
+    concept = synthetic_estimate_error("concept")
+    assert concept["error"] > 0.1 and concept["realised"] < calm["realised"] - 0.1
+
+
+def test_on_a_days_worth_of_rows_the_interval_covers_covariate_shift_and_misses_a_concept_change():
+    from mlops_provider.estimation import synthetic_estimate_error
+
+    assert synthetic_estimate_error("covariate", rows=900)["covered"] is True
+    assert synthetic_estimate_error("concept", rows=900)["covered"] is False
+    assert synthetic_estimate_error("covariate", rows=900, calibration="none")["covered"] is False

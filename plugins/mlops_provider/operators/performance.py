@@ -65,9 +65,14 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param min_labelled_rows: fewer labels than this decide nothing.
     :param estimate: also estimate ``metric`` on the run's own day, before its labels arrive, from the champion's
         predicted probabilities on the day's holdout rows (confidence-based, ``mlops_provider.estimation``; for
-        ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``): ``estimated`` in the summary, MLflow metric
-        ``estimated_<metric>`` at the day; when the labelled day's realised value is scored, the estimate made for
-        that day back then is recorded beside it (``estimate_then``, ``estimate_error`` when the same version made it).
+        ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``), after calibrating them on the champion's
+        holdout (``estimate_calibration``), with a seeded bootstrap interval: ``estimated`` in the summary
+        (``value``, ``low``, ``high``, ``uncalibrated``, ``calibration``, ``assumption``, ``verdict``), MLflow
+        metrics ``estimated_<metric>`` (and ``_low``, ``_high``) at the day; when the labelled day's realised value
+        is scored, the estimate made for that day back then is recorded beside it (``estimate_then``;
+        ``estimate_error`` and ``estimate_covered`` (realised within its interval) when the same version made it).
+        The estimate assumes ``P(y|x)`` unchanged since the holdout: it holds under covariate shift, not under
+        concept change (``mlops_provider.estimation.ASSUMPTION``).
     :param prediction_drift: also compare the champion's predictions on the day's holdout rows with its predictions
         on its own holdout (normed Wasserstein distance of the probabilities, predicted positive rates):
         ``prediction_drift`` in the summary, MLflow metrics ``prediction_drift`` and ``predicted_positive_rate``.
@@ -75,6 +80,14 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param trigger_on_prediction_drift: drifted predictions call for retraining (reason ``prediction_drift``).
     :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
         without waiting for the labels (``estimated_below_floor``).
+    :param estimate_calibration: how the champion's scores are calibrated before estimating: ``isotonic``,
+        ``sigmoid`` (Platt on the logit) or ``none``. The fits come from the version's run artefact
+        ``evaluation/calibration.json`` (written at training; for an older version fitted on its holdout at the
+        first estimate and stored there); a fit the holdout is too small for falls back (isotonic -> sigmoid ->
+        none) and the record says why.
+    :param estimate_alarm: when the estimate counts as below the floor: ``interval`` (its upper bound is under
+        ``floor``) or ``point`` (the estimate itself is).
+    :param estimate_resamples: bootstrap resamples of the estimate's interval (seeded by the day).
 
     XCom (return value): the summary ``{"status", "partition", "labelled_day", "metric", "value", "floor",
     "below_floor", "labelled_rows", "model_version", "summary_path", "mlflow_run_id"}``.
@@ -102,6 +115,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         prediction_drift: bool = True,
         prediction_drift_threshold: float = 0.1,
         trigger_on_prediction_drift: bool = False,
+        estimate_calibration: str = "isotonic",
+        estimate_alarm: str = "interval",
+        estimate_resamples: int = 200,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
@@ -113,6 +129,12 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             raise ValueError(f"metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
         if label_delay_days < 0:
             raise ValueError(f"label_delay_days must be >= 0, got {label_delay_days}")
+        if estimate_calibration not in ("isotonic", "sigmoid", "none"):
+            raise ValueError(f"estimate_calibration must be isotonic, sigmoid or none, got {estimate_calibration!r}")
+        if estimate_alarm not in ("interval", "point"):
+            raise ValueError(f"estimate_alarm must be interval or point, got {estimate_alarm!r}")
+        if estimate_resamples < 1:
+            raise ValueError(f"estimate_resamples must be >= 1, got {estimate_resamples}")
         self.dataset = dataset
         self.model_name = model_name
         self.floor = floor
@@ -132,6 +154,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.prediction_drift = prediction_drift
         self.prediction_drift_threshold = prediction_drift_threshold
         self.trigger_on_prediction_drift = trigger_on_prediction_drift
+        self.estimate_calibration = estimate_calibration
+        self.estimate_alarm = estimate_alarm
+        self.estimate_resamples = estimate_resamples
         self._models: dict[str, Any] = {}
         self._splits: dict[str, HoldoutSplit] = {}
 
@@ -216,7 +241,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         CBPE), and, once the labelled day's realised value is known, the error of the estimate made back then."""
         import numpy as np
 
-        from mlops_provider.estimation import ESTIMABLE, estimated_metric
+        from mlops_provider.estimation import ESTIMABLE, estimate
         from mlops_provider.scoring import schema_predictor
 
         tag = partition_tag(self.dataset, day.isoformat())
@@ -231,30 +256,76 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         if self.prediction_drift:
             self._prediction_drift(context, version, day, proba, summary)
         if self.estimate and self.metric in ESTIMABLE:
-            self._record_estimate(
-                context, day, estimated_metric(proba, self.metric, self.threshold), len(rows), summary
-            )
+            calibration = self._calibration(version)
+            made = estimate(proba, self.metric, self.threshold, calibration, resamples=self.estimate_resamples,
+                            seed=day.toordinal())  # fmt: skip
+            self._record_estimate(context, day, made, summary)
         else:
             summary["estimated"] = None
         if summary.get("mlflow_run_id"):
             self.mlflow_hook.terminate_run(summary["mlflow_run_id"], "FINISHED")
 
-    def _record_estimate(
-        self, context: Context, day: dt.date, value: float | None, rows: int, summary: dict[str, Any]
-    ) -> None:
+    def _calibration(self, version: str) -> dict[str, Any]:
+        """The calibration of ``version``'s scores to apply (``estimate_calibration``, or its fallback), from the
+        fits stored with the version's run; fitted on the version's holdout (and stored there, once) when the
+        version predates them. ``source`` names the artefact, ``fitted_at`` when it was fitted."""
+        from mlops_provider.estimation import CALIBRATION_ARTIFACT, fit_calibrations, select_calibration
+        from mlops_provider.scoring import binary_labels, schema_predictor
+
+        if self.estimate_calibration == "none":
+            return select_calibration(None, "none")
+        run_id = self.mlflow_hook.model_version(self.model_name, version).run_id
+        fits = self.mlflow_hook.load_run_dict(run_id, CALIBRATION_ARTIFACT) if run_id else None
+        if fits is None:
+            tags = self.mlflow_hook.model_version_tags(self.model_name, version)
+            if not tags.get(DATA_PATH_TAG) or not tags.get(DATA_REV_TAG):
+                raise AirflowFailException(f"{self.model_name} v{version} has no {DATA_PATH_TAG}/{DATA_REV_TAG} tags")
+            trained_on = self.dvc_hook.read_frame(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
+            holdout = self._holdout_rows(version, trained_on, "the champion's training set")
+            holdout = holdout[holdout[self.label_column].notna()]
+            scores = schema_predictor(self._model(version))(holdout.drop(columns=[self.label_column]))
+            labels = binary_labels(holdout[self.label_column], self.positive_class)
+            fits = {**fit_calibrations(labels, scores), "fitted_at": "first estimate"}
+            self.log.info("v%s had no %s: fitted on its %s holdout rows", version, CALIBRATION_ARTIFACT, len(holdout))
+            if run_id:  # the same fit for every later day (deterministic: a concurrent fit writes the same file)
+                self.mlflow_hook.log_dict(run_id, fits, CALIBRATION_ARTIFACT)
+        source = f"runs:/{run_id}/{CALIBRATION_ARTIFACT}" if run_id else None
+        return {**select_calibration(fits, self.estimate_calibration), "source": source,
+                "fitted_at": fits.get("fitted_at")}  # fmt: skip
+
+    def _record_estimate(self, context: Context, day: dt.date, made: dict[str, Any], summary: dict[str, Any]) -> None:
+        value, low, high = made["value"], made["low"], made["high"]
+        if self.estimate_alarm == "interval":
+            judged, what = high, "upper bound"
+        else:
+            judged, what = value, "estimate"
+        below = judged is not None and judged < self.floor
+        calibration = made["calibration"]
+        bounds = "no interval" if low is None else f"[{low:.3f}, {high:.3f}]"
+        verdict = (
+            f"estimated {self.metric} {value if value is None else round(value, 4)} {bounds} on {made['rows']} rows, "
+            f"calibration {calibration['method']} ({calibration.get('reason')}); rule {self.estimate_alarm}: "
+            f"{what} {judged if judged is None else round(judged, 4)} "
+            f"{'under' if below else 'not under'} the floor {self.floor:g}"
+        )
         summary["estimated"] = {
             "day": day.isoformat(),
             "metric": self.metric,
-            "value": value,
-            "rows": rows,
-            "method": "confidence-based (expected confusion matrix / ROC from probabilities)",
+            **made,
+            "method": "confidence-based (expected confusion matrix / ROC from calibrated probabilities)",
+            "alarm": self.estimate_alarm,
+            "verdict": verdict,
         }
-        summary["estimated_below_floor"] = value is not None and value < self.floor
+        summary["estimated_below_floor"] = below
         summary["trigger_on_estimate"] = self.trigger_on_estimate
+        (self.log.warning if below else self.log.info)("%s", verdict)
         if value is not None:
             run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
             summary["mlflow_run_id"] = run_id
             self.mlflow_hook.log_dated_metric(run_id, f"estimated_{self.metric}", value, day)
+            if low is not None:
+                self.mlflow_hook.log_dated_metric(run_id, f"estimated_{self.metric}_low", low, day)
+                self.mlflow_hook.log_dated_metric(run_id, f"estimated_{self.metric}_high", high, day)
 
     def _prediction_drift(
         self, context: Context, version: str, day: dt.date, proba: Any, summary: dict[str, Any]
@@ -294,6 +365,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             summary["estimate_then"] = {**estimated_then, "model_version": then.get("model_version")}
             if str(then.get("model_version")) == str(version):
                 summary["estimate_error"] = summary["value"] - estimated_then["value"]
+                if estimated_then.get("low") is not None:  # outside: the assumption (or the calibration) failed
+                    summary["estimate_covered"] = estimated_then["low"] <= summary["value"] <= estimated_then["high"]
 
     def _labelled_rows(self, labelled_day: str) -> Any:
 
