@@ -194,3 +194,30 @@ def performance_alarm(crossed: bool, previous: list[bool | None], consecutive_da
     if run >= consecutive_days:
         return True, f"the floor is crossed on {run} consecutive day(s) (needed {consecutive_days})"
     return False, f"the floor is crossed on {run} consecutive day(s), under the {consecutive_days} needed"
+
+
+def suite_min_rows(suite: dict[str, Any]) -> int | None:
+    """The fewest rows a day that passes validation can hold: the ``min_value`` of the suite's
+    ``expect_table_row_count_to_be_between`` (None when the suite has no such expectation)."""
+    for expectation in suite.get("expectations") or []:
+        if expectation.get("type") == "expect_table_row_count_to_be_between":
+            low = (expectation.get("kwargs") or {}).get("min_value")
+            return int(low) if low is not None else None
+    return None
+
+
+def labelled_rows_warning(
+    rows_per_day: int, holdout_fraction: float, label_window_days: int, min_labelled_rows: int
+) -> str | None:
+    """A warning when a window of days at ``rows_per_day`` rows holds, in expectation, fewer labelled holdout rows
+    (``holdout_fraction x rows_per_day x label_window_days``) than ``min_labelled_rows`` (None: enough)."""
+    expected = holdout_fraction * rows_per_day * label_window_days
+    if expected >= min_labelled_rows:
+        return None
+    needed = math.ceil(min_labelled_rows / (holdout_fraction * rows_per_day))
+    return (
+        f"a day with the validation suite's minimum of {rows_per_day} rows gives ~{expected:.0f} labelled holdout "
+        f"rows per {label_window_days}-day label window (split.fraction {holdout_fraction:g}), under "
+        f"monitoring.min_labelled_rows {min_labelled_rows}: such windows decide nothing (too_few_labels); set "
+        f"monitoring.label_window_days to {needed} or more, or lower monitoring.min_labelled_rows"
+    )

@@ -253,6 +253,18 @@ class MonitoringSpec(_Section):
     prediction_drift: bool = Field(default=True, description="compare each day's predictions with the holdout's")
     prediction_drift_threshold: float = Field(default=0.1, gt=0, description="normed Wasserstein distance line")
     trigger_on_prediction_drift: bool = Field(default=False, description="drifted predictions call for retraining")
+    label_window_days: int = Field(
+        default=1,
+        ge=1,
+        description="days of late labels the performance check pools (the labelled day and those before)",
+    )
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="fewer labelled holdout rows in the window: too_few_labels, no decision"
+    )
+    performance_alarm: Literal["point", "interval"] = Field(
+        default="interval", description="the floor is crossed when the value is under it, or its whole interval is"
+    )
+    consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
 
 
 class RetrainingSpec(_Section):

@@ -13,9 +13,11 @@ from mlops_provider.label_check import (
     bootstrap_interval,
     crosses_floor,
     delong_auc,
+    labelled_rows_warning,
     labels_verdict,
     metric_interval,
     performance_alarm,
+    suite_min_rows,
     window_days,
 )
 
@@ -146,3 +148,13 @@ def test_consecutive_days_need_an_unbroken_run_of_crossings():
     assert performance_alarm(False, [True, True], 2) == (False, "today does not cross the floor")
     with pytest.raises(ValueError, match="consecutive_days must be >= 1"):
         performance_alarm(True, [], 0)
+
+
+def test_the_expected_labelled_rows_come_from_the_suites_minimum_row_count():
+    suite = {"expectations": [{"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 900}}]}
+    assert suite_min_rows(suite) == 900 and suite_min_rows({"expectations": []}) is None
+    # the case: ~900 rows a day, 20 % holdout -> ~180 a day: one day is too few, two are enough
+    warning = labelled_rows_warning(900, 0.2, 1, 200)
+    assert warning is not None and "~180 labelled holdout rows per 1-day label window" in warning
+    assert "label_window_days to 2 or more" in warning
+    assert labelled_rows_warning(900, 0.2, 2, 200) is None
