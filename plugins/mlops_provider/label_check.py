@@ -221,3 +221,22 @@ def labelled_rows_warning(
         f"monitoring.min_labelled_rows {min_labelled_rows}: such windows decide nothing (too_few_labels); set "
         f"monitoring.label_window_days to {needed} or more, or lower monitoring.min_labelled_rows"
     )
+
+
+def prediction_drift_noise(
+    reference: Any, rows: int, level: float = DEFAULT_LEVEL, resamples: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """How far a day of ``rows`` predictions drawn from the reference itself lies from it, by the prediction drift
+    score (Wasserstein distance normed by the reference's spread): the ``level`` quantile over seeded resamples.
+    A score under this bound is what sampling alone produces at that day size (0.1 is noise at 150-200 rows)."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    ref = np.asarray(reference, dtype=float)
+    if ref.size == 0 or rows < 1:
+        raise ValueError(f"prediction drift noise needs reference predictions and rows >= 1 (got {ref.size}, {rows})")
+    spread = float(np.std(ref)) or 1e-9
+    rng = np.random.default_rng(seed)
+    scores = [float(wasserstein_distance(ref, rng.choice(ref, rows)) / spread) for _ in range(resamples)]
+    return {"bound": float(np.quantile(scores, level)), "level": level, "rows": int(rows),
+            "method": f"day-sized resamples of the reference ({resamples}, seed {seed})"}  # fmt: skip

@@ -17,6 +17,7 @@ from mlops_provider.label_check import (
     labels_verdict,
     metric_interval,
     performance_alarm,
+    prediction_drift_noise,
     suite_min_rows,
     window_days,
 )
@@ -158,3 +159,19 @@ def test_the_expected_labelled_rows_come_from_the_suites_minimum_row_count():
     assert warning is not None and "~180 labelled holdout rows per 1-day label window" in warning
     assert "label_window_days to 2 or more" in warning
     assert labelled_rows_warning(900, 0.2, 2, 200) is None
+
+
+def test_the_prediction_drift_noise_bound_shrinks_with_the_day_and_is_over_0_1_at_150_rows():
+    from mlops_provider.drift_signals import prediction_drift
+
+    reference = np.random.default_rng(0).beta(2, 5, 4000)
+    small, large = prediction_drift_noise(reference, 150), prediction_drift_noise(reference, 2000)
+    assert small == prediction_drift_noise(reference, 150)  # seeded
+    assert small["bound"] > 0.1 > large["bound"] and (small["rows"], small["level"]) == (150, 0.95)
+    # calm days of 150 rows drawn from the reference: many cross the 0.1 line, about 5 % the bound
+    rng = np.random.default_rng(4)
+    scores = [prediction_drift(reference, rng.choice(reference, 150), 0.1, 0.5)["score"] for _ in range(400)]
+    over_line, over_bound = np.mean(np.array(scores) >= 0.1), np.mean(np.array(scores) >= small["bound"])
+    assert over_line > 0.25 and 0.02 <= over_bound <= 0.09, (over_line, over_bound)
+    with pytest.raises(ValueError, match="needs reference predictions"):
+        prediction_drift_noise([], 10)

@@ -89,7 +89,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         that day back then is recorded beside it (``estimate_then``, ``estimate_error`` when the same version made it).
     :param prediction_drift: also compare the champion's predictions on the day's holdout rows with its predictions
         on its own holdout (normed Wasserstein distance of the probabilities, predicted positive rates):
-        ``prediction_drift`` in the summary, MLflow metrics ``prediction_drift`` and ``predicted_positive_rate``.
+        ``prediction_drift`` in the summary (with ``noise``: the score a day of that many rows drawn from the holdout
+        predictions reaches by sampling alone, at ``interval_level``), MLflow metrics ``prediction_drift`` and
+        ``predicted_positive_rate``.
     :param prediction_drift_threshold: the distance at which the predictions count as drifted.
     :param trigger_on_prediction_drift: drifted predictions call for retraining (reason ``prediction_drift``).
     :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
@@ -298,6 +300,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         import numpy as np
 
         from mlops_provider.drift_signals import prediction_drift
+        from mlops_provider.label_check import prediction_drift_noise
         from mlops_provider.scoring import schema_predictor
 
         tags = self.mlflow_hook.model_version_tags(self.model_name, version)
@@ -309,6 +312,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             holdout = holdout.drop(columns=[self.label_column])
         reference = np.asarray(schema_predictor(self._model(version))(holdout), dtype=float)
         result = prediction_drift(reference, proba, self.prediction_drift_threshold, self.threshold)
+        # the score a day of this size reaches by sampling alone (informative: the line decides)
+        result["noise"] = prediction_drift_noise(reference, len(proba), self.interval_level)
         summary["prediction_drift"] = {**result, "day": day.isoformat()}
         summary["trigger_on_prediction_drift"] = self.trigger_on_prediction_drift
         run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
@@ -316,9 +321,11 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.mlflow_hook.log_dated_metric(run_id, "prediction_drift", result["score"], day)
         self.mlflow_hook.log_dated_metric(run_id, "predicted_positive_rate", result["positive_rate_current"], day)
         (self.log.warning if result["drifted"] else self.log.info)(
-            "Prediction drift of v%s on %s: %.3f (line %s); positive rate %.3f vs %.3f on its holdout",
-            version, day, result["score"], self.prediction_drift_threshold, result["positive_rate_current"],
-            result["positive_rate_reference"],
+            "Prediction drift of v%s on %s: %.3f (line %s; sampling noise reaches %s at %s rows); positive rate "
+            "%.3f vs %.3f on its holdout",
+            version, day, result["score"], self.prediction_drift_threshold,
+            f"{result['noise']['bound']:.3f}", len(proba),
+            result["positive_rate_current"], result["positive_rate_reference"],
         )  # fmt: skip
 
     def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:

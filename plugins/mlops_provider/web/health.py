@@ -133,6 +133,7 @@ def collect(model_name: str) -> dict[str, Any]:
                 "drifted": s["prediction_drift"].get("drifted"),
                 "positive_rate": s["prediction_drift"].get("positive_rate_current"),
                 "positive_rate_holdout": s["prediction_drift"].get("positive_rate_reference"),
+                "noise_bound": (s["prediction_drift"].get("noise") or {}).get("bound"),
             }
             for s in _series("performance", model_name)
             if s.get("prediction_drift")
@@ -215,7 +216,9 @@ def plot_shapes(
             "points": f"{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}",
             "color": "#c0392b" if point["drifted"] else "#7f8c8d",
             "title": f"{point['day']}: prediction drift {float(point['score'] or 0):.3f}, predicted positive rate "
-            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})",
+            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})"
+            + (f"; sampling noise reaches {float(point['noise_bound']):.3f} at this day's rows"
+               if point.get("noise_bound") is not None else ""),
         })  # fmt: skip
     every = max(1, -(-len(days) // 8))  # at most ~8 labels
     labels = [{"x": round(x[day], 1), "text": day[5:]} for i, day in enumerate(days) if i % every == 0]
