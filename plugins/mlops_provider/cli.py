@@ -98,10 +98,30 @@ def _spec_check(args: argparse.Namespace) -> int:
             note = _source_table_note(spec)
             if note:
                 print(note, file=sys.stderr)
+            labels = _labelled_rows_note(spec)
+            if labels:
+                print(labels, file=sys.stderr)
         for problem in problems:
             print(problem.message, file=sys.stderr)
         failed += len(problems)
     return 1 if failed else 0
+
+
+def _labelled_rows_note(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
+    """A warning when a label window of days at the validation suite's minimum row count holds fewer labelled
+    holdout rows than ``monitoring.min_labelled_rows`` (None: enough, or the suite sets no row count)."""
+    import json
+
+    from mlops_provider.label_check import labelled_rows_warning, suite_min_rows
+
+    rows = suite_min_rows(json.loads(spec.resolve(spec.validation).read_text()))
+    if not rows:
+        return None
+    monitoring = spec.monitoring
+    warning = labelled_rows_warning(
+        rows, spec.split.fraction, monitoring.label_window_days, monitoring.min_labelled_rows
+    )
+    return f"{spec.path}: warning: monitoring: {warning}" if warning else None
 
 
 #: Seconds ``spec check`` waits for the source database before it skips the table check.

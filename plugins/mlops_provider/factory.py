@@ -315,6 +315,10 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             prediction_drift=spec.monitoring.prediction_drift,
             prediction_drift_threshold=spec.monitoring.prediction_drift_threshold,
             trigger_on_prediction_drift=spec.monitoring.trigger_on_prediction_drift,
+            label_window_days=spec.monitoring.label_window_days,
+            min_labelled_rows=spec.monitoring.min_labelled_rows,
+            performance_alarm=spec.monitoring.performance_alarm,
+            consecutive_days=spec.monitoring.consecutive_days,
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",

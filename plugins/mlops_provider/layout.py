@@ -153,7 +153,8 @@ class DriftSummary(TypedDict, total=False):
 class PerformanceSummary(TypedDict, total=False):
     """What ``ModelPerformanceOperator`` writes (``reports/performance/<dataset>/<day>/<attempt>.json``)."""
 
-    status: str  # "scored" or "no_labels"
+    status: str  # "scored", "no_labels" (no day of the window versioned) or "too_few_labels"
+    reason: str  # why nothing was decided (rows per day, window, minimum)
     dataset: str
     model_name: str
     partition: str
@@ -162,8 +163,16 @@ class PerformanceSummary(TypedDict, total=False):
     floor: float
     value: float
     model_version: str
-    below_floor: bool
-    labelled_rows: int
+    below_floor: bool  # the alarm: crossed by the rule on consecutive_days days (what the drift sensor reads)
+    labelled_rows: int  # pooled over the window
+    label_window_days: int
+    label_days: list[dict[str, Any]]  # [{day, versioned, labelled_rows}], oldest first
+    min_labelled_rows: int
+    interval: dict[str, Any]  # {lower, upper, level, method, rows, positives, negatives[, se]}
+    crossed: bool  # today's score crossed the floor by the rule
+    point_below_floor: bool
+    alarm: dict[str, Any]  # {rule, consecutive_days, crossed, previous, reason}
+    verdict: str
     recheck: bool
     attempt: str
     recorded_at: str

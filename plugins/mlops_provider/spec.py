@@ -262,6 +262,18 @@ class MonitoringSpec(_Section):
         default="interval",
         description="when the estimate is below the floor: its interval's upper bound (interval) or the estimate",
     )
+    label_window_days: int = Field(
+        default=1,
+        ge=1,
+        description="days of late labels the performance check pools (the labelled day and those before)",
+    )
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="fewer labelled holdout rows in the window: too_few_labels, no decision"
+    )
+    performance_alarm: Literal["point", "interval"] = Field(
+        default="interval", description="the floor is crossed when the value is under it, or its whole interval is"
+    )
+    consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
 
 
 class RetrainingSpec(_Section):

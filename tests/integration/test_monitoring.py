@@ -648,3 +648,67 @@ def _partition_file(home: dict, day: dt.date) -> Path:
     path = home["home"].parent / f"{day}.parquet"
     frame.to_parquet(path, index=False)
     return path
+
+
+def test_a_small_day_records_too_few_labels_and_pooled_days_decide_with_an_interval(home):
+    """Issue 28: ~600 rows a day (20 % holdout: ~120 labelled rows) is under min_labelled_rows 200. Alone, the day
+    records ``too_few_labels`` with the numbers; pooled over two days the check scores with a DeLong interval, and
+    the alarm rule decides: a floor between the value and the interval's upper end alarms by ``point`` only."""
+    small = [dt.date(2026, 12, 1), dt.date(2026, 12, 2)]  # days no other test versions or checks (nor the day after)
+    for day in small:
+        frame = generate_day(day, SourceSpec(rows_per_day=600))
+        frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+        path = home["home"].parent / f"small-{day}.parquet"
+        frame.to_parquet(path, index=False)
+        DvcHook().version_file(
+            path, f"data/customer_activity/partitions/{day}.parquet", f"partition/customer_activity/{day}", {}
+        )
+
+    def check(run_day: dt.date, name: str, delay: int = 0, **kwargs) -> dict:
+        context = task_context(run_day, dag_id="drift_monitoring", run_id=name, task_id="performance_check")
+        return ModelPerformanceOperator(
+            task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
+            partition=str(run_day), label_delay_days=delay, label_column="churned", estimate=False,
+            prediction_drift=False, **{"floor": 0.5, **kwargs},
+        ).execute(context)  # fmt: skip
+
+    alone = check(small[0], "small-alone")
+    rows = alone["label_days"][0]["labelled_rows"]
+    assert alone["status"] == "too_few_labels" and alone["below_floor"] is False and 0 < rows < 200
+    assert alone["label_days"] == [{"day": str(small[0]), "versioned": True, "labelled_rows": rows}]
+    assert f"{rows} labelled holdout rows in the 1-day window {small[0]}..{small[0]}" in alone["reason"]
+    assert "under min_labelled_rows 200" in alone["reason"]
+    assert json.loads(Path(alone["summary_path"]).read_text())["reason"] == alone["reason"]
+    with pytest.raises(AirflowSkipException, match=r"no performance decision \(too_few_labels\): \d+ labelled"):
+        DriftSensor(task_id="s", summary_path="-").decide({"drift_share": 0.0, "dataset_drift": False}, alone)
+
+    pooled = check(small[1], "small-pooled", label_window_days=2)
+    assert pooled["status"] == "scored" and pooled["label_window_days"] == 2
+    assert [d["day"] for d in pooled["label_days"]] == [str(d) for d in small]
+    assert pooled["label_days"][0]["labelled_rows"] == rows
+    assert pooled["labelled_rows"] == sum(d["labelled_rows"] for d in pooled["label_days"]) >= 200
+    interval = pooled["interval"]
+    assert interval["method"] == "DeLong" and interval["level"] == 0.95 and interval["rows"] == pooled["labelled_rows"]
+    assert interval["lower"] < pooled["value"] < interval["upper"] and interval["upper"] - interval["lower"] > 0.05
+    assert pooled["alarm"] == {"rule": "interval", "consecutive_days": 1, "crossed": False, "previous": [],
+                               "reason": "today does not cross the floor"}  # fmt: skip
+    history = MlflowHook().get_client().get_metric_history(pooled["mlflow_run_id"], "labelled_roc_auc_upper")
+    assert [(m.step, m.value) for m in history] == [(small[1].toordinal(), interval["upper"])]
+
+    floor = round((pooled["value"] + interval["upper"]) / 2, 4)  # under the floor, its interval over it: noise
+    by_point = check(small[1], "small-point", label_window_days=2, floor=floor, performance_alarm="point")
+    by_interval = check(small[1], "small-interval", label_window_days=2, floor=floor)
+    assert by_point["below_floor"] is True and by_point["alarm"]["rule"] == "point"
+    assert by_interval["below_floor"] is False and by_interval["crossed"] is False
+    assert by_interval["point_below_floor"] is True and "not crossed by the interval rule" in by_interval["verdict"]
+    with pytest.raises(AirflowSkipException, match=r"interval \[0\.\d+, 0\.\d+\] \(DeLong, \d+ rows"):
+        DriftSensor(task_id="s", summary_path="-").decide({"drift_share": 0.0, "dataset_drift": False}, by_interval)
+
+    # Consecutive days: the next run day pools the same two days (labels a day late) under a floor far above;
+    # the day before (small[1]) crossed it too, by its first record, while small[0] had no decision.
+    later = small[1] + dt.timedelta(days=1)
+    two = check(later, "small-two", delay=1, label_window_days=2, floor=0.99, consecutive_days=2)
+    assert two["below_floor"] is True and two["alarm"]["previous"] == [True]
+    three = check(later, "small-three", delay=1, label_window_days=2, floor=0.99, consecutive_days=3)
+    assert three["crossed"] is True and three["below_floor"] is False and three["alarm"]["previous"] == [True, None]
+    assert three["alarm"]["reason"] == "the floor is crossed on 2 consecutive day(s), under the 3 needed"

@@ -228,6 +228,18 @@ def test_mlops_spec_check_warns_on_a_missing_source_table_and_skips_an_unreachab
     assert not missing.exists()
 
 
+def test_mlops_spec_check_warns_when_a_label_window_cannot_reach_the_minimum(tmp_path, capsys):
+    # The churn suite lets a valid day hold 500 rows: 20 % holdout -> ~100 labelled rows a day, under 200.
+    path = write(tmp_path, lambda d: d["monitoring"].update(label_window_days=1))
+    assert main(["spec", "check", str(path)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert f"{path}: warning: monitoring: a day with the validation suite's minimum of 500 rows gives ~100" in err
+    assert "under monitoring.min_labelled_rows 200" in err and "label_window_days to 2 or more" in err
+    path = write(tmp_path, lambda d: d["monitoring"].update(label_window_days=1, min_labelled_rows=100))
+    assert main(["spec", "check", str(path)]) == 0
+    assert "min_labelled_rows" not in capsys.readouterr().err
+
+
 def test_a_feature_listed_twice_is_named(tmp_path):
     path = write(tmp_path, lambda d: d["features"]["numerical"].append(d["features"]["numerical"][0]))
     assert "listed twice (XGBoost refuses duplicate feature names)" in error_of(path)

@@ -13,6 +13,14 @@ from mlops_provider.bases import DvcHookMixin, MlflowHookMixin
 from mlops_provider.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.label_check import (
+    ALARM_RULES,
+    DEFAULT_LEVEL,
+    crosses_floor,
+    labels_verdict,
+    performance_alarm,
+    window_days,
+)
 from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
@@ -43,15 +51,20 @@ def performance_folder(model_name: str, partition: str) -> ObjectStoragePath:
 class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the current champion on the newest day whose labels have arrived and compare with a floor.
 
-    Labels may arrive late: on the run for day D, the labelled day is ``D - label_delay_days``. Its validated
-    partition is read at its tag from the data registry; rows without a label are dropped, and so is every row the
-    champion may have trained on: only the **holdout rows of the champion's own split** (version tags ``split.*``,
-    recorded by ``TrainModelOperator``) are scored, so a model is never judged on its training rows (a version
-    without split tags fails: it cannot be scored out of sample). When the day is not versioned (quarantined, not
-    ingested) or has fewer than ``min_labelled_rows`` labelled holdout rows, the summary says
-    ``status = "no_labels"`` and nothing is decided. Otherwise ``below_floor`` tells whether ``metric`` fell below
-    ``floor``. The summary is written to ``<reports root>/performance/<model>/<D>/<attempt>.json`` (the drift
-    sensor waits for it) and the metric is logged to MLflow experiment ``monitoring`` at the labelled day.
+    Labels may arrive late: on the run for day D, the labelled day is ``D - label_delay_days``; the check pools it
+    with the ``label_window_days - 1`` days before it. Each day's validated partition is read at its tag from the
+    data registry; rows without a label are dropped, and so is every row the champion may have trained on: only the
+    **holdout rows of the champion's own split** (version tags ``split.*``, recorded by ``TrainModelOperator``) are
+    scored, so a model is never judged on its training rows (a version without split tags fails: it cannot be
+    scored out of sample). When no day of the window is versioned (quarantined, not ingested) the summary says
+    ``status = "no_labels"``; when the window holds fewer than ``min_labelled_rows`` labelled holdout rows it says
+    ``status = "too_few_labels"``; both with a ``reason`` (rows per day, window, minimum) and nothing is decided.
+    Otherwise the metric is scored with its confidence interval (``interval``: DeLong for ROC AUC, a seeded
+    stratified bootstrap otherwise; :mod:`mlops_provider.label_check`), the day ``crossed`` the floor by the
+    ``performance_alarm`` rule, and ``below_floor`` (what the drift sensor reads) says whether it did on
+    ``consecutive_days`` days in a row. The summary is written to
+    ``<reports root>/performance/<model>/<D>/<attempt>.json`` (the drift sensor waits for it) and the metric and
+    its bounds are logged to MLflow experiment ``monitoring`` at the labelled day.
 
     :param dataset: dataset name (templated).
     :param model_name: registered model whose champion is scored (templated).
@@ -62,7 +75,13 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param label_column: the label column (no default: it is the model's).
     :param positive_class: the label value of the positive class.
     :param threshold: probability threshold for the thresholded metrics.
-    :param min_labelled_rows: fewer labels than this decide nothing.
+    :param min_labelled_rows: fewer labelled holdout rows in the window decide nothing (``too_few_labels``).
+    :param label_window_days: days of labels pooled: the labelled day and the ``label_window_days - 1`` before it.
+    :param performance_alarm: ``interval`` (the day crosses the floor when the upper end of the metric's interval
+        is under it) or ``point`` (when the value is).
+    :param consecutive_days: the floor must be crossed on this many run days in a row (the earlier days' first
+        records, judged by today's rule and floor) before ``below_floor`` calls for retraining.
+    :param interval_level: confidence level of the interval.
     :param estimate: also estimate ``metric`` on the run's own day, before its labels arrive, from the champion's
         predicted probabilities on the day's holdout rows (confidence-based, ``mlops_provider.estimation``; for
         ``roc_auc``, ``accuracy``, ``precision``, ``recall``, ``f1``), after calibrating them on the champion's
@@ -75,7 +94,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         concept change (``mlops_provider.estimation.ASSUMPTION``).
     :param prediction_drift: also compare the champion's predictions on the day's holdout rows with its predictions
         on its own holdout (normed Wasserstein distance of the probabilities, predicted positive rates):
-        ``prediction_drift`` in the summary, MLflow metrics ``prediction_drift`` and ``predicted_positive_rate``.
+        ``prediction_drift`` in the summary (with ``noise``: the score a day of that many rows drawn from the holdout
+        predictions reaches by sampling alone, at ``interval_level``), MLflow metrics ``prediction_drift`` and
+        ``predicted_positive_rate``.
     :param prediction_drift_threshold: the distance at which the predictions count as drifted.
     :param trigger_on_prediction_drift: drifted predictions call for retraining (reason ``prediction_drift``).
     :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
@@ -89,8 +110,10 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         ``floor``) or ``point`` (the estimate itself is).
     :param estimate_resamples: bootstrap resamples of the estimate's interval (seeded by the day).
 
-    XCom (return value): the summary ``{"status", "partition", "labelled_day", "metric", "value", "floor",
-    "below_floor", "labelled_rows", "model_version", "summary_path", "mlflow_run_id"}``.
+    XCom (return value): the summary ``{"status", "reason", "partition", "labelled_day", "label_days", "metric",
+    "value", "interval": {"lower", "upper", "level", "method", "rows", "positives", "negatives"}, "floor",
+    "crossed", "below_floor", "alarm": {"rule", "consecutive_days", "crossed", "previous", "reason"},
+    "labelled_rows", "min_labelled_rows", "model_version", "summary_path", "mlflow_run_id"}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
@@ -110,6 +133,10 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         partition: str = INTERVAL_DATE,
         threshold: float = 0.5,
         min_labelled_rows: int = 200,
+        label_window_days: int = 1,
+        performance_alarm: str = "interval",
+        consecutive_days: int = 1,
+        interval_level: float = DEFAULT_LEVEL,
         estimate: bool = True,
         trigger_on_estimate: bool = False,
         prediction_drift: bool = True,
@@ -135,6 +162,15 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             raise ValueError(f"estimate_alarm must be interval or point, got {estimate_alarm!r}")
         if estimate_resamples < 1:
             raise ValueError(f"estimate_resamples must be >= 1, got {estimate_resamples}")
+        if label_window_days < 1 or consecutive_days < 1 or min_labelled_rows < 1:
+            raise ValueError(
+                "label_window_days, consecutive_days and min_labelled_rows must be >= 1, got "
+                f"{label_window_days}, {consecutive_days}, {min_labelled_rows}"
+            )
+        if performance_alarm not in ALARM_RULES:
+            raise ValueError(f"performance_alarm must be one of {', '.join(ALARM_RULES)}, got {performance_alarm!r}")
+        if not 0 < interval_level < 1:
+            raise ValueError(f"interval_level must be in (0, 1), got {interval_level}")
         self.dataset = dataset
         self.model_name = model_name
         self.floor = floor
@@ -145,6 +181,10 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.positive_class = positive_class
         self.threshold = threshold
         self.min_labelled_rows = min_labelled_rows
+        self.label_window_days = label_window_days
+        self.performance_alarm = performance_alarm
+        self.consecutive_days = consecutive_days
+        self.interval_level = interval_level
         self.champion_alias = champion_alias
         self.experiment_name = experiment_name
         self.mlflow_conn_id = mlflow_conn_id
@@ -180,31 +220,25 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             "model_name": self.model_name,
             "partition": day.isoformat(),
             "labelled_day": labelled_day,
+            "label_window_days": self.label_window_days,
             "metric": self.metric,
             "floor": self.floor,
             "model_version": champion,
             "below_floor": False,
             "labelled_rows": 0,
+            "min_labelled_rows": self.min_labelled_rows,
             "recheck": first is not None,
         }
-        frame = self._labelled_rows(labelled_day)
-        if frame is not None:
-            labelled = len(frame)
-            frame = self._holdout_rows(champion, frame, f"partition of {labelled_day}")
-            summary["holdout"] = self._split(champion).as_dict()
-            summary["excluded_training_rows"] = labelled - len(frame)
-        summary["labelled_rows"] = 0 if frame is None else len(frame)
-        if frame is not None and len(frame) >= self.min_labelled_rows:
-            value = self._score(champion, frame)
-            summary.update(status="scored", value=value, below_floor=value < self.floor)
-            summary["mlflow_run_id"] = self._log_to_mlflow(context, value, dt.date.fromisoformat(labelled_day))
-            MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
-            log = self.log.warning if value < self.floor else self.log.info
-            log("Champion v%s %s on %s labels of %s: %.4f (floor %s)", champion, self.metric, len(frame),
-                labelled_day, value, self.floor)  # fmt: skip
+        frame = self._pooled_rows(champion, dt.date.fromisoformat(labelled_day), summary)
+        status, reason = labels_verdict(
+            {d["day"]: d["labelled_rows"] if d["versioned"] else None for d in summary["label_days"]},
+            self.min_labelled_rows,
+        )
+        if status == "scored":
+            self._decide(context, champion, day, frame, summary)
         else:
-            self.log.info("No decision: %s labelled rows for %s (need %s)", summary["labelled_rows"], labelled_day,
-                          self.min_labelled_rows)  # fmt: skip
+            summary.update(status=status, reason=reason)
+            self.log.warning("No decision on %s (%s): %s", labelled_day, status, reason)
         if self.estimate or self.prediction_drift:
             self._estimate(context, champion, day, summary)
         self._compare_with_estimate(champion, summary)
@@ -216,14 +250,17 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         )
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
-        """Read: the champion and the labelled day's partition (when it had labels). Wrote: the summary record;
-        the MLflow run of the score."""
+        """Read: the champion and the window's versioned partitions. Wrote: the summary record; the MLflow run of
+        the score."""
         inputs = [mlflow_model(result["registry_uri"], self.model_name, str(result["model_version"]))]
-        if result["labelled_rows"]:
-            day = result["labelled_day"]
-            inputs.append(
-                dvc_file(result["registry"], partition_path(self.dataset, day), tag=partition_tag(self.dataset, day))
-            )
+        for labelled in result.get("label_days") or []:
+            if labelled.get("versioned"):
+                day = labelled["day"]
+                inputs.append(
+                    dvc_file(
+                        result["registry"], partition_path(self.dataset, day), tag=partition_tag(self.dataset, day)
+                    )
+                )
         return Lineage(
             inputs=inputs,
             outputs=[stored_file(result["summary_path"])],
@@ -334,6 +371,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         import numpy as np
 
         from mlops_provider.drift_signals import prediction_drift
+        from mlops_provider.label_check import prediction_drift_noise
         from mlops_provider.scoring import schema_predictor
 
         tags = self.mlflow_hook.model_version_tags(self.model_name, version)
@@ -345,6 +383,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             holdout = holdout.drop(columns=[self.label_column])
         reference = np.asarray(schema_predictor(self._model(version))(holdout), dtype=float)
         result = prediction_drift(reference, proba, self.prediction_drift_threshold, self.threshold)
+        # the score a day of this size reaches by sampling alone (informative: the line decides)
+        result["noise"] = prediction_drift_noise(reference, len(proba), self.interval_level)
         summary["prediction_drift"] = {**result, "day": day.isoformat()}
         summary["trigger_on_prediction_drift"] = self.trigger_on_prediction_drift
         run_id = summary.get("mlflow_run_id") or self._monitoring_run(context, day)
@@ -352,9 +392,11 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.mlflow_hook.log_dated_metric(run_id, "prediction_drift", result["score"], day)
         self.mlflow_hook.log_dated_metric(run_id, "predicted_positive_rate", result["positive_rate_current"], day)
         (self.log.warning if result["drifted"] else self.log.info)(
-            "Prediction drift of v%s on %s: %.3f (line %s); positive rate %.3f vs %.3f on its holdout",
-            version, day, result["score"], self.prediction_drift_threshold, result["positive_rate_current"],
-            result["positive_rate_reference"],
+            "Prediction drift of v%s on %s: %.3f (line %s; sampling noise reaches %s at %s rows); positive rate "
+            "%.3f vs %.3f on its holdout",
+            version, day, result["score"], self.prediction_drift_threshold,
+            f"{result['noise']['bound']:.3f}", len(proba),
+            result["positive_rate_current"], result["positive_rate_reference"],
         )  # fmt: skip
 
     def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:
@@ -400,9 +442,83 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         except ValueError as exc:
             raise AirflowFailException(f"{where}: {exc}") from exc
 
-    def _score(self, version: str, frame: Any) -> float:
+    def _pooled_rows(self, version: str, labelled_day: dt.date, summary: dict[str, Any]) -> Any:
+        """The labelled holdout rows of every versioned day of the window, pooled (``None`` when no day is
+        versioned); ``summary`` gets ``label_days`` (each day: versioned, labelled holdout rows) and the totals."""
+        import pandas as pd
+
+        frames, label_days, excluded = [], [], 0
+        for labelled in window_days(labelled_day, self.label_window_days):
+            frame = self._labelled_rows(labelled.isoformat())
+            if frame is None:
+                label_days.append({"day": labelled.isoformat(), "versioned": False, "labelled_rows": 0})
+                continue
+            holdout = self._holdout_rows(version, frame, f"partition of {labelled.isoformat()}")
+            excluded += len(frame) - len(holdout)
+            label_days.append({"day": labelled.isoformat(), "versioned": True, "labelled_rows": len(holdout)})
+            frames.append(holdout)
+        summary["label_days"] = label_days
+        if not frames:
+            return None
+        summary["holdout"] = self._split(version).as_dict()
+        summary["excluded_training_rows"] = excluded
+        pooled = pd.concat(frames, ignore_index=True)
+        summary["labelled_rows"] = len(pooled)
+        return pooled
+
+    def _previous_crossings(self, day: dt.date) -> list[bool | None]:
+        """Whether each of the ``consecutive_days - 1`` run days before ``day`` crossed the floor, the newest first,
+        judged by this check's rule and floor from the day's first record (``None``: no decision that day)."""
+        previous: list[bool | None] = []
+        for back in range(1, self.consecutive_days):
+            earlier = day - dt.timedelta(days=back)
+            record = first_attempt(performance_folder(self.model_name, earlier.isoformat())) or {}
+            interval = record.get("interval") or {}
+            if record.get("status") != "scored" or record.get("value") is None:
+                previous.append(None)
+            elif self.performance_alarm == "interval" and interval.get("upper") is None:
+                previous.append(None)  # a record from before intervals: it cannot be judged by this rule
+            else:
+                value = float(record["value"])
+                lower, upper = float(interval.get("lower", value)), float(interval.get("upper", value))
+                previous.append(crosses_floor(value, lower, upper, self.floor, self.performance_alarm))
+        return previous
+
+    def _decide(self, context: Context, version: str, day: dt.date, frame: Any, summary: dict[str, Any]) -> None:
+        """Score the pooled rows with the interval, judge the floor by the rule and record the verdict."""
+        value, interval = self._score(version, frame)
+        crossed = crosses_floor(value, interval["lower"], interval["upper"], self.floor, self.performance_alarm)
+        previous = self._previous_crossings(day)
+        alarm, why = performance_alarm(crossed, previous, self.consecutive_days)
+        level = f"{interval['level']:.0%}"
+        verdict = (
+            f"{self.metric} {value:.4f}, {level} interval [{interval['lower']:.4f}, {interval['upper']:.4f}] "
+            f"({interval['method']}, {interval['rows']} rows: {interval['positives']} positive) vs floor {self.floor}: "
+            + ("crossed" if crossed else "not crossed")
+            + f" by the {self.performance_alarm} rule; {why}: "
+            + ("retraining is called for" if alarm else "no alarm")
+        )
+        summary.update(
+            status="scored", value=value, interval=interval, crossed=crossed, point_below_floor=value < self.floor,
+            below_floor=alarm, verdict=verdict,
+            alarm={"rule": self.performance_alarm, "consecutive_days": self.consecutive_days, "crossed": crossed,
+                   "previous": previous, "reason": why},
+        )  # fmt: skip
+        labelled_day = dt.date.fromisoformat(summary["labelled_day"])
+        summary["mlflow_run_id"] = self._log_to_mlflow(context, value, labelled_day, interval)
+        MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
+        days = ", ".join(f"{d['day']}: {d['labelled_rows'] if d['versioned'] else 'not versioned'}"
+                         for d in summary["label_days"])  # fmt: skip
+        (self.log.warning if alarm or value < self.floor else self.log.info)(
+            "Champion v%s on the labels of %s (%s): %s", version, summary["labelled_day"], days, verdict
+        )
+
+    def _score(self, version: str, frame: Any) -> tuple[float, dict[str, Any]]:
+        """``metric`` of ``version`` on ``frame`` and its confidence interval (:func:`~mlops_provider.label_check.
+        metric_interval`, seeded: a re-check gives the same bounds)."""
         import numpy as np
 
+        from mlops_provider.label_check import metric_interval
         from mlops_provider.scoring import binary_labels, classification_metrics, schema_predictor
 
         model = self._model(version)
@@ -410,8 +526,13 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         y = binary_labels(frame[self.label_column], self.positive_class)
         metrics = classification_metrics(y, proba, self.threshold)
         if self.metric not in metrics:
-            raise AirflowFailException(f"{self.metric} is undefined on these labels (a single class)")
-        return float(metrics[self.metric])
+            raise AirflowFailException(
+                f"{self.metric} is undefined on these {len(y)} labels (a single class): nothing to score; widen "
+                "monitoring.label_window_days so the window holds both classes"
+            )
+        interval = metric_interval(self.metric, y, proba, self.threshold, self.interval_level)
+        interval.pop("value", None)
+        return float(metrics[self.metric]), interval
 
     def _monitoring_run(self, context: Context, day: dt.date) -> str:
         """The MLflow run of this task try in the monitoring experiment (one per try, found again by its key)."""
@@ -421,10 +542,13 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             f"performance-{self.model_name}-{day}",
         )  # fmt: skip
 
-    def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date) -> str:
+    def _log_to_mlflow(self, context: Context, value: float, labelled_day: dt.date, interval: dict[str, Any]) -> str:
         hook = self.mlflow_hook
         run_id = self._monitoring_run(context, labelled_day)
         hook.log_dated_metric(run_id, f"labelled_{self.metric}", value, labelled_day)
+        hook.log_dated_metric(run_id, f"labelled_{self.metric}_lower", interval["lower"], labelled_day)
+        hook.log_dated_metric(run_id, f"labelled_{self.metric}_upper", interval["upper"], labelled_day)
+        hook.log_dated_metric(run_id, "labelled_rows", float(interval["rows"]), labelled_day)
         hook.set_run_tags(run_id, {"labelled_day": labelled_day.isoformat()})
         hook.terminate_run(run_id, "FINISHED")
         return run_id

@@ -105,11 +105,17 @@ class DriftSensor(BaseSensorOperator):
             and (performance.get("prediction_drift") or {}).get("drifted")
         )
         if not drifted_verdict and not degraded and not predictions:
-            perf = (
-                f"; {performance['metric']} {performance['value']:.3f} >= floor {performance['floor']}"
-                if performance and performance.get("status") == "scored"
-                else ""
-            )
+            perf = ""
+            if performance and performance.get("status") == "scored":
+                value, floor = performance["value"], performance["floor"]
+                # under the floor without an alarm (interval rule, consecutive days): the record's verdict says why
+                perf = (
+                    f"; {performance['metric']} {value:.3f} >= floor {floor}"
+                    if value >= floor
+                    else (f"; {performance.get('verdict') or 'under the floor, no alarm by the performance rule'}")
+                )
+            elif performance and performance.get("reason"):
+                perf = f"; no performance decision ({performance['status']}): {performance['reason']}"
             weighted = summary.get("weighted_drift")
             line = (
                 f"weighted drift {weighted:.3f} < {summary.get('weighted_threshold')} (share {share:.3f})"

@@ -132,7 +132,9 @@ def collect(model_name: str) -> dict[str, Any]:
     ]  # fmt: skip
     performance = [
         {"day": s.get("labelled_day"), "metric": s.get("metric"), "value": s.get("value"), "floor": s.get("floor"),
-         "model_version": s.get("model_version")}
+         "model_version": s.get("model_version"), "interval": s.get("interval"), "rows": s.get("labelled_rows"),
+         "window_days": s.get("label_window_days", 1), "alarm": s.get("below_floor"),
+         "rule": (s.get("alarm") or {}).get("rule", "point")}
         for s in _series("performance", model_name)
         if s.get("status") == "scored"
     ]  # fmt: skip
@@ -155,6 +157,7 @@ def collect(model_name: str) -> dict[str, Any]:
                 "drifted": s["prediction_drift"].get("drifted"),
                 "positive_rate": s["prediction_drift"].get("positive_rate_current"),
                 "positive_rate_holdout": s["prediction_drift"].get("positive_rate_reference"),
+                "noise_bound": (s["prediction_drift"].get("noise") or {}).get("bound"),
             }
             for s in _series("performance", model_name)
             if s.get("prediction_drift")
@@ -216,8 +219,14 @@ def plot_shapes(
         })  # fmt: skip
     dots = [
         {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
-         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels"}
+         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels" + _interval_text(p)}
         for p in performance
+    ]  # fmt: skip
+    whiskers = [
+        {"x": round(x[p["day"]] + step / 2, 1), "y1": y(float(p["interval"]["upper"])),
+         "y2": y(float(p["interval"]["lower"])), "title": f"{p['day']}: {p['metric']}" + _interval_text(p)}
+        for p in performance
+        if p.get("interval")
     ]  # fmt: skip
     rings = [
         {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
@@ -231,14 +240,37 @@ def plot_shapes(
             "points": f"{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}",
             "color": "#c0392b" if point["drifted"] else "#7f8c8d",
             "title": f"{point['day']}: prediction drift {float(point['score'] or 0):.3f}, predicted positive rate "
-            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})",
+            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})"
+            + (f"; sampling noise reaches {float(point['noise_bound']):.3f} at this day's rows"
+               if point.get("noise_bound") is not None else ""),
         })  # fmt: skip
     every = max(1, -(-len(days) // 8))  # at most ~8 labels
     labels = [{"x": round(x[day], 1), "text": day[5:]} for i, day in enumerate(days) if i % every == 0]
     return {
         "width": width, "height": height, "left": pad, "right": width - pad, "zero": y(0), "line": line,
-        "line_y": y(line), "bars": bars, "dots": dots, "rings": rings, "triangles": triangles, "labels": labels,
+        "line_y": y(line), "bars": bars, "dots": dots, "whiskers": whiskers, "rings": rings, "triangles": triangles,
+        "labels": labels,
     }  # fmt: skip
+
+
+def _interval_text(point: dict[str, Any]) -> str:
+    """`` [lower, upper] (95% DeLong, n rows)`` of a realised metric, or nothing for a record without one."""
+    interval = point.get("interval")
+    if not interval:
+        return ""
+    return (
+        f" [{float(interval['lower']):.3f}, {float(interval['upper']):.3f}] ({float(interval['level']):.0%} "
+        f"{interval.get('method')}, {interval.get('rows')} rows)"
+    )
+
+
+def realised_metric(performance: list[dict[str, Any]]) -> Any:
+    """The realised metric per labelled day with its interval and the floor, as SVG (None before the first score)."""
+    from mlops_provider.web import plots
+
+    if not performance:
+        return None
+    return plots.svg(plots.metric_intervals(performance))
 
 
 def drift_heatmap(drift: list[dict[str, Any]]) -> Any:
@@ -265,6 +297,7 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
         ),
         rebuilt=data.get("rebuilt_training_sets") or [],
         heatmap=drift_heatmap(data["drift"]),
+        realised=realised_metric(data["performance"]),
         history=data["history"],
         notifications=data.get("notifications") or [],
     )

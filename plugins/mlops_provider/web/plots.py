@@ -185,3 +185,56 @@ def drift_heatmap(days: list[str], columns: list[str], cells: dict[tuple[str, st
             fig["texts"].append({"x": left + c * cell_w + cell_w / 2, "y": top + cell_h * len(columns) + 14,
                                  "text": day[5:], "anchor": "middle", "size": 9})  # fmt: skip
     return fig
+
+
+def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A realised metric per day (dot) with its confidence interval (vertical bar) and the floor (dashed, red); the
+    y axis spans the values, bounds and floors. A dot is red when the day raised the alarm. ``points``:
+    ``[{day, metric, value, floor, interval: {lower, upper, level, method} | None, rows, rule, alarm}]``."""
+    days = sorted({str(p["day"]) for p in points})
+    metric = points[0].get("metric") or "metric"
+    fig = _figure(
+        "metric-intervals", f"{metric} on late labels, with its interval", width=max(360, 30 * len(days) + 90)
+    )
+    values = [float(v) for p in points for v in (p["value"], p.get("floor"),
+              *((p.get("interval") or {}).get(k) for k in ("lower", "upper"))) if v is not None]  # fmt: skip
+    low, high = min(values), max(values)
+    low, high = max(0.0, low - 0.02), min(1.0, high + 0.02)
+    if high - low < 0.05:
+        low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
+    left, right, top, bottom = PAD + 6, fig["width"] - 16, 28, fig["height"] - PAD
+    step = (right - left) / len(days)
+    x = {day: round(left + step * (i + 0.5), 1) for i, day in enumerate(days)}
+
+    def y(v: float) -> float:
+        return round(bottom - (v - low) / (high - low) * (bottom - top), 1)
+
+    fig["rects"].append({"x": left, "y": top, "w": right - left, "h": bottom - top, "fill": "none", "stroke": "#999"})
+    for tick in (low, (low + high) / 2, high):
+        fig["texts"].append({"x": left - 4, "y": y(tick) + 3, "text": f"{tick:.2f}", "anchor": "end"})
+    floors = sorted({float(p["floor"]) for p in points if p.get("floor") is not None})
+    for floor in floors:
+        fig["lines"].append({"points": f"{left},{y(floor)} {right},{y(floor)}", "color": "#c0392b", "dash": "4 3",
+                             "width": 1, "title": f"floor {floor:g}"})  # fmt: skip
+    for p in points:
+        cx, value, interval = x[str(p["day"])], float(p["value"]), p.get("interval") or {}
+        bounds = ""
+        if interval.get("lower") is not None and interval.get("upper") is not None:
+            lower, upper = float(interval["lower"]), float(interval["upper"])
+            bounds = (f" [{lower:.3f}, {upper:.3f}] ({float(interval.get('level', 0.95)):.0%} "
+                      f"{interval.get('method')})")  # fmt: skip
+            fig["lines"].append({"points": f"{cx},{y(upper)} {cx},{y(lower)}", "color": "#1e8449", "width": 2,
+                                 "title": f"{p['day']}: interval{bounds}"})  # fmt: skip
+        fig["circles"].append({
+            "x": cx, "y": y(value), "r": 3.5, "fill": "#c0392b" if p.get("alarm") else "#1e8449",
+            "title": f"{p['day']}: {metric} {value:.3f}{bounds} on {p.get('rows')} labelled rows "
+            f"({p.get('window_days', 1)}-day window; rule {p.get('rule', 'point')}"
+            + ("; alarm)" if p.get("alarm") else ")"),
+        })  # fmt: skip
+    every = max(1, -(-len(days) // 8))
+    for i, day in enumerate(days):
+        if i % every == 0:
+            fig["texts"].append({"x": x[day], "y": bottom + 14, "text": day[5:], "anchor": "middle", "size": 9})
+    fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "labelled day; bar: confidence interval; "
+                         "dashed: floor; red dot: alarm"})  # fmt: skip
+    return fig

@@ -41,3 +41,15 @@ def test_performance_below_the_floor_is_the_second_reason_and_rechecks_are_marke
     assert decision["reason"] == "performance" and decision["recheck"] is True
     with pytest.raises(AirflowSkipException, match=r"roc_auc 0\.700 >= floor 0\.65"):
         sensor().decide(summary(0.1, False), {**performance, "below_floor": False, "value": 0.7})
+
+
+def test_a_value_under_the_floor_without_an_alarm_quotes_the_checks_verdict_not_a_false_comparison():
+    verdict = "roc_auc 0.6320, 95% interval [0.5800, 0.6840] (DeLong, 310 rows: 80 positive) vs floor 0.65: ..."
+    noise = {"status": "scored", "below_floor": False, "metric": "roc_auc", "value": 0.632, "floor": 0.65,
+             "verdict": verdict}  # fmt: skip
+    with pytest.raises(AirflowSkipException) as info:
+        sensor().decide(summary(0.1, False), noise)
+    assert verdict in str(info.value) and ">= floor" not in str(info.value)
+    few = {"status": "too_few_labels", "below_floor": False, "reason": "150 labelled holdout rows in the 1-day window"}
+    with pytest.raises(AirflowSkipException, match=r"no performance decision \(too_few_labels\): 150 labelled"):
+        sensor().decide(summary(0.1, False), few)

@@ -51,3 +51,26 @@ def test_the_page_puts_unsent_mail_first_with_its_error():
     quiet = render({**base, "notifications": [sent]})
     assert "not sent" not in quiet and "No mail sent or waiting" not in quiet
     assert "No mail sent or waiting" in render(base)
+
+
+def test_the_page_draws_the_interval_around_each_realised_metric_and_the_floor():
+    interval = {"lower": 0.58, "upper": 0.684, "level": 0.95, "method": "DeLong", "rows": 310}
+    performance = [
+        {"day": "2026-11-01", "metric": "roc_auc", "value": 0.632, "floor": 0.65, "interval": interval, "rows": 310,
+         "window_days": 2, "rule": "interval", "alarm": False},
+        {"day": "2026-11-02", "metric": "roc_auc", "value": 0.6, "floor": 0.65, "rows": 900, "window_days": 2,
+         "interval": {**interval, "lower": 0.57, "upper": 0.63, "rows": 900}, "rule": "interval", "alarm": True},
+        {"day": "2026-10-31", "metric": "roc_auc", "value": 0.7, "floor": 0.65},  # a record from before intervals
+    ]  # fmt: skip
+    data = {"model_name": "m", "champion": None, "lineage": {}, "history": [], "drift": [], "performance": performance}
+    page = render(data)
+    assert page.count('class="auc-interval"') == 2 and page.count('class="auc"') == 3
+    assert "Realised metric on late labels, with its interval" in page
+    assert 'class="plot metric-intervals"' in page and "<title>floor 0.65</title>" in page
+    assert (
+        "2026-11-01: roc_auc 0.632 [0.580, 0.684] (95% DeLong) on 310 labelled rows (2-day window; rule interval)"
+        in page
+    )
+    assert "[0.570, 0.630] (95% DeLong) on 900 labelled rows (2-day window; rule interval; alarm)" in page
+    assert 'fill="#c0392b"><title>2026-11-02' in page  # the alarm's dot is red
+    assert "Realised metric" not in render({**data, "performance": []})
