@@ -114,3 +114,33 @@ def test_a_scheduled_training_run_is_held_back_by_the_rails_and_recorded_when_le
     assert rails.execute(context("scheduled", "scheduled__w1"))["checked"] is True  # a re-run finds its record
     with pytest.raises(AirflowSkipException, match="cooldown: scheduled__w1 .schedule."):
         rails.execute(context("scheduled", "scheduled__w2"))
+
+
+def test_a_backfills_false_alarms_never_hold_back_a_later_real_time_alarm(mlops_home):
+    """Issue 28, item 5: a backfill's false alarms spent the real-time weekly budget, so every alarm of the real
+    season change was held back. Two backfill runs of old days each trigger a training (records on disk, as the
+    operator writes them); the next night's real alarm must still trigger."""
+    from types import SimpleNamespace
+
+    def backfill_context(day: dt.date) -> dict:
+        return {**task_context(day, dag_id="drift_monitoring", run_id=f"backfill__{day}"),
+                "dag_run": SimpleNamespace(run_type="backfill")}  # fmt: skip
+
+    old = dt.date(2025, 3, 1)
+    for day in (old, old + dt.timedelta(days=10)):  # outside each other's cooldown and data week
+        backfill = TriggerRetrainingOperator(
+            task_id="trigger_training", dataset="sales", decision=decision(partition=day.isoformat()),
+            trigger_dag_id="sales_model__training",
+        )  # fmt: skip
+        with pytest.raises(DagRunTriggerException):
+            backfill.execute(backfill_context(day))
+    assert len(list(trigger_records_dir("sales_model__training").glob("*.json"))) == 2
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    nightly = TriggerRetrainingOperator(
+        task_id="trigger_training", dataset="sales", decision=decision(partition=yesterday.isoformat()),
+        trigger_dag_id="sales_model__training",
+    )  # fmt: skip
+    context = {**task_context(yesterday, dag_id="drift_monitoring", run_id=f"scheduled__{yesterday}"),
+               "dag_run": SimpleNamespace(run_type="scheduled")}  # fmt: skip
+    with pytest.raises(DagRunTriggerException):
+        nightly.execute(context)
