@@ -114,17 +114,25 @@ def data_week_hold(day: dt.date, triggered_days: Iterable[dt.date], max_per_week
 def counted_in_real_week(records: Sequence[dict[str, Any]], now: dt.datetime, mode: str) -> list[dict[str, Any]]:
     """The trigger records of pool ``mode`` triggered in the 7 days of real time up to ``now``, oldest first (an
     unreadable record is left out)."""
-    dated = [(at, r) for r in records if (at := _at(r)) is not None and now - REAL_WEEK <= at and record_mode(r) == mode]
+    dated = [
+        (at, r) for r in records if record_mode(r) == mode and (at := _at(r)) is not None and now - REAL_WEEK <= at
+    ]
     return [r for _, r in sorted(dated, key=lambda item: item[0])]
 
 
 def real_week_hold(records: Sequence[dict[str, Any]], now: dt.datetime, mode: str, limit: int) -> Hold | None:
     """At most ``limit`` trainings of pool ``mode`` (``realtime`` or ``backfill``) triggered in the last 7 days of
-    real time. A backfill's records never count against a real-time alarm, nor the other way round."""
+    real time (``limit`` 0: none at all). A backfill's records never count against a real-time alarm, nor the other
+    way round."""
     counted = counted_in_real_week(records, now, mode)
     if len(counted) < limit:
         return None
-    frees_at = _at(counted[len(counted) - limit]) + REAL_WEEK  # type: ignore[operator]
+    frees: str | None
+    if limit <= 0:  # max_backfill_per_real_week 0: a backfill never retrains
+        frees = "never while the limit is 0"
+    else:
+        leaves = _at(counted[len(counted) - limit])  # counted records all have a time
+        frees = (leaves + REAL_WEEK).isoformat(timespec="seconds") if leaves else None
     if mode == BACKFILL:
         what, key = "backfill trainings", "max_backfill_per_real_week"
     else:
@@ -135,7 +143,7 @@ def real_week_hold(records: Sequence[dict[str, Any]], now: dt.datetime, mode: st
         counted=[f"{r.get('run_id')} (triggered {r.get('triggered_at')}, {r.get('reason') or '?'})" for r in counted],
         used=len(counted),
         limit=limit,
-        frees=frees_at.isoformat(timespec="seconds"),
+        frees=frees,
         key=f"retraining.{key}",
     )
 

@@ -60,7 +60,9 @@ def test_a_backfills_trainings_never_spend_the_real_time_budget_and_have_their_o
     held = real_week_hold(backfill, NOW, BACKFILL, 3)
     assert held is not None and held.rail == "backfill_week_budget"
     assert held.used == 5 and held.limit == 3 and held.key == "retraining.max_backfill_per_real_week"
-    assert "5 backfill trainings triggered in the last 7 days of real time (max_backfill_per_real_week 3)" in held.reason
+    assert "5 backfill trainings triggered in the last 7 days of real time (max_backfill_per_real_week 3)" in (
+        held.reason
+    )
     # Five counted against three: the third oldest (triggered 1.5 days ago) must leave the week first.
     assert held.frees == (NOW - dt.timedelta(days=1.5) + dt.timedelta(days=7)).isoformat(timespec="seconds")
     assert held.counted[0].startswith("drift__d__2025-05-01 (triggered ")  # with its date
@@ -107,3 +109,9 @@ def test_the_held_back_line_names_the_rail_its_numbers_what_it_counted_when_it_f
         "with reason manual and dataset_rev training-set/m/2026-12-05; to allow more, raise "
         "retraining.max_per_real_week in the spec"
     )
+
+
+def test_a_backfill_pool_of_zero_holds_every_backfill_alarm_and_never_frees():
+    held = real_week_hold([], NOW, BACKFILL, 0)
+    assert held is not None and held.used == 0 and held.frees == "never while the limit is 0"
+    assert real_week_hold([], NOW, REALTIME, 1) is None

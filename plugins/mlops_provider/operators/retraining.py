@@ -124,7 +124,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
     :param max_per_real_week: trainings real-time alarms may trigger per 7 days of real time (None: ``max_per_week``).
     :param max_backfill_per_real_week: trainings backfill alarms may trigger per 7 days of real time, their own pool
-        (None: ``max_per_week``).
+        (None: ``max_per_week``; 0: a backfill never triggers training).
     :param backfill_lag_days: a run whose data interval ended more than this many days ago is a backfill (default 3).
     :param retrain_on_recheck: act on a re-check's results whatever its age (default False).
     :param recheck_grace: how long after a day's first check a re-check may still trigger (default 6 hours).
@@ -154,10 +154,10 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         max_per_real_week = max_per_week if max_per_real_week is None else max_per_real_week
         if max_backfill_per_real_week is None:
             max_backfill_per_real_week = max_per_week
-        if cooldown_days < 0 or max_per_week < 1 or max_per_real_week < 1 or max_backfill_per_real_week < 1:
+        if cooldown_days < 0 or max_per_week < 1 or max_per_real_week < 1 or max_backfill_per_real_week < 0:
             raise ValueError(
                 "need cooldown_days >= 0, max_per_week >= 1, max_per_real_week >= 1 and max_backfill_per_real_week "
-                f">= 1, got {cooldown_days}, {max_per_week}, {max_per_real_week}, {max_backfill_per_real_week}"
+                f">= 0, got {cooldown_days}, {max_per_week}, {max_per_real_week}, {max_backfill_per_real_week}"
             )
         if backfill_lag_days < 0:
             raise ValueError(f"need backfill_lag_days >= 0, got {backfill_lag_days}")
