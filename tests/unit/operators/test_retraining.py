@@ -118,6 +118,11 @@ def test_a_scheduled_training_run_is_held_back_by_the_rails_and_recorded_when_le
     assert rails.execute(context("scheduled", "scheduled__w1"))["checked"] is True  # a re-run finds its record
     with pytest.raises(AirflowSkipException, match="cooldown: scheduled__w1 .schedule."):
         rails.execute(context("scheduled", "scheduled__w2"))
+    from mlops_provider.web.health import held_back
+
+    listed = held_back("sales_model")  # the health page lists the held-back scheduled training too
+    assert [(h["rail"], h["monitoring_run"]) for h in listed] == [("cooldown", "sales_model__training/scheduled__w2")]
+    assert "by hand with reason manual" in listed[0]["message"]
 
 
 def test_a_backfills_false_alarms_never_hold_back_a_later_real_time_alarm(mlops_home):
