@@ -230,9 +230,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 hold(Hold(
                     rail="recheck",
                     reason=f"these results re-check {window_end}, first checked {first or 'earlier'} (more than "
-                    f"{self.recheck_grace} ago): a late re-check never triggers training. To retrain on that day's "
-                    f"data, trigger {self.trigger_dag_id} by hand with reason manual and dataset_rev "
-                    f"{self.dataset_rev or 'of that day'}",
+                    f"{self.recheck_grace} ago): a late re-check never triggers training (history is not rewritten "
+                    "by hindsight)",
                 ))  # fmt: skip
             self.log.info("Re-check of %s within %s of its first check (%s): acting on it", window_end, age, first)
         records = attempts(trigger_records_dir(self.trigger_dag_id))
