@@ -191,6 +191,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
                 trigger_dag_id=ids["training"],
                 cooldown_days=spec.retraining.cooldown_days,
                 max_per_week=spec.retraining.max_per_week,
+                max_per_real_week=spec.retraining.max_per_real_week,
             )
             rails >> train
     dags[training.dag_id] = training
@@ -335,6 +336,9 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             trigger_dag_id=ids["training"],
             cooldown_days=spec.retraining.cooldown_days,
             max_per_week=spec.retraining.max_per_week,
+            max_per_real_week=spec.retraining.max_per_real_week,
+            max_backfill_per_real_week=spec.retraining.max_backfill_per_real_week,
+            backfill_lag_days=spec.retraining.backfill_lag_days,
             **_notify(spec, "retraining"),
         )
         # On its own (no upstream, no downstream): it never holds up the loop, and its failure shows on its own.

@@ -41,6 +41,9 @@ class Facts:
     min_labelled_rows: int = 200
     performance_alarm: str = "interval"
     consecutive_days: int = 1
+    real_budget: int = 2
+    backfill_budget: int = 2
+    backfill_lag: float = 3
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -75,6 +78,13 @@ class Facts:
             min_labelled_rows=spec.monitoring.min_labelled_rows,
             performance_alarm=spec.monitoring.performance_alarm,
             consecutive_days=spec.monitoring.consecutive_days,
+            real_budget=spec.retraining.max_per_real_week or spec.retraining.max_per_week,
+            backfill_budget=(
+                spec.retraining.max_per_week
+                if spec.retraining.max_backfill_per_real_week is None
+                else spec.retraining.max_backfill_per_real_week
+            ),
+            backfill_lag=spec.retraining.backfill_lag_days,
         )
 
 
@@ -105,7 +115,7 @@ def training(f: Facts) -> str:
 `{f.ids["drift_monitoring"]}` triggers it (reason `bootstrap` when there is no champion yet, `drift` or
 `performance` when the champion's world changed), a time schedule may (reason `schedule`, the spec's
 `retraining.schedule`; `retraining_rails` first holds a scheduled run back within {f.cooldown} day(s) of the last
-training or past {f.budget} in 7 days, and says so as its skip reason), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
+training or past {f.real_budget} in 7 days of real time, and says so in a WARNING line and on the model health page), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
 `hyperparameters`, `detail`; any other key fails the run). `dataset_rev` is a tag `training-set/{f.model}/<day>`
 (assembled by `{f.ids["ingest"]}`) or a commit id, never a branch (it moves, so the version would name data that
 later means other data); empty trains on the newest training set.
@@ -211,7 +221,7 @@ triggers `{f.ids["training"]}`.
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout keys only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {f.drift_share:g}, or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
-| `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped (with the reason) when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, or over the budget of {f.budget} per week |
+| `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, over the budget of {f.budget} per 7 data days, or over the real-time budget ({f.real_budget} per 7 days of real time; a backfill's alarms spend their own {f.backfill_budget}). A held-back alarm logs a **WARNING** `... NOT triggered: held back ... by <rail>` with the trainings counted, when it frees up and what to do, and is listed on the model health page |
 | `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
 
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
@@ -231,8 +241,16 @@ triggers `{f.ids["training"]}`.
 | `retention` | removes only what is still there and old enough for **this run's** day (usually nothing), and writes its own record beside the earlier one; a try killed midway is finished by the re-run |
 {_review_rerun(f)}
 
-The weekly budget also counts real time (records in `<reports root>/retraining/{f.ids["training"]}/`), so
-neither a long backfill nor a storm of re-runs can start more.
+The real-time budget counts the records in `<reports root>/retraining/{f.ids["training"]}/` (held-back alarms:
+`.../held/`), so a storm of re-runs cannot start more than {f.real_budget} trainings a week.
+
+**Backfilling** (a run of type `backfill`, or a data interval that ended more than {f.backfill_lag:g} days ago, as in
+catchup): its alarms spend their own real-time pool (`retraining.max_backfill_per_real_week`, {f.backfill_budget}
+per 7 days; `0`: a backfill never retrains), never the nightly one, so a backfill's false alarms cannot hold back
+tomorrow's real alarm; the cooldown and the data-day budget apply as in the nightly runs, and a training a backfill
+started does not hold a nightly alarm back (its run queues behind). Backfill ingest first, then this DAG over the
+same days; expect backfill alarms held back by `backfill_week_budget` on the health page. To train on the newest
+data afterwards, trigger `{f.ids["training"]}` by hand with reason `manual`.
 
 An old run's *Drift report*, *Validation result* or *GX Data Docs* link answers 404 once `retention` removed
 the file; its record under `<reports root>/retention/{f.model}/` names it. To keep everything, set

@@ -284,6 +284,23 @@ class RetrainingSpec(_Section):
     schedule: str | None = Field(default=None, description="cron or preset (e.g. @weekly) of scheduled retraining")
     human_review: bool = Field(default=False, description="a human approves each alarm's retraining first")
     review_timeout_hours: float = Field(default=24.0, gt=0, description="no answer by then: no retraining")
+    max_per_real_week: int | None = Field(
+        default=None,
+        ge=1,
+        description="trainings real-time alarms and schedules start per 7 days of real time (none: max_per_week)",
+    )
+    max_backfill_per_real_week: int | None = Field(
+        default=None,
+        ge=0,
+        description="trainings backfill alarms start per 7 days of real time, a pool of their "
+        "own that real alarms never share (none: max_per_week; 0: a backfill never retrains)",
+    )
+    backfill_lag_days: float = Field(
+        default=3.0,
+        ge=0,
+        description="a monitoring run whose data interval ended more than this many days ago is a "
+        "backfill (as is every run of type backfill)",
+    )
 
 
 NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",

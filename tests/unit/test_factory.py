@@ -73,6 +73,19 @@ def test_an_optional_retraining_schedule_schedules_the_training_dag_with_reason_
     assert rails.downstream_task_ids == {"train"} and rails.trigger_dag_id == "churn_w__training"
 
 
+def test_the_real_time_and_backfill_budgets_reach_the_rails_under_their_spec_names():
+    default = build_dags(twin_of("churn_d", **{"retraining.schedule": "@weekly"}))
+    trigger = task(default, "churn_d", "drift_monitoring", "trigger_training")
+    assert (trigger.max_per_real_week, trigger.max_backfill_per_real_week, trigger.backfill_lag_days) == (2, 2, 3)
+    assert task(default, "churn_d", "training", "retraining_rails").max_per_real_week == 2  # max_per_week, as before
+    keys = {"retraining.max_per_real_week": 4, "retraining.max_backfill_per_real_week": 0,
+            "retraining.backfill_lag_days": 1.5, "retraining.schedule": "@weekly"}  # fmt: skip
+    dags = build_dags(twin_of("churn_r", **keys))
+    trigger = task(dags, "churn_r", "drift_monitoring", "trigger_training")
+    assert (trigger.max_per_real_week, trigger.max_backfill_per_real_week, trigger.backfill_lag_days) == (4, 0, 1.5)
+    assert task(dags, "churn_r", "training", "retraining_rails").max_per_real_week == 4
+
+
 def test_asset_uris_use_a_custom_scheme_airflow_does_not_normalise():
     """Airflow normalises an Asset URI whose scheme it does not know by asking every installed provider for URI
     handlers (with the Amazon provider that imports boto3 at parse time); schemes starting with ``x-`` are reserved

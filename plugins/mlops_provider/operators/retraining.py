@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -15,10 +17,16 @@ from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.notifications import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
+from mlops_provider.rails import BACKFILL, REALTIME, Hold, record_mode
 from mlops_provider.storage import reports_root, write_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath, XComArg
+
+#: The held-back WARNING goes through the standard logger: Airflow routes it into the task log (and tests read it).
+log = logging.getLogger(__name__)
+#: Held-back alarms listed on the health page, newest first.
+HELD_BACK_SHOWN = 50
 
 
 def retraining_run_id(dataset: str, window_end: str) -> str:
@@ -30,6 +38,27 @@ def trigger_records_dir(trigger_dag_id: str) -> ObjectStoragePath:
     """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``),
     under the storage root (:mod:`mlops_provider.storage`): every worker counts the same records."""
     return reports_root() / "retraining" / trigger_dag_id
+
+
+def held_back_dir(trigger_dag_id: str) -> ObjectStoragePath:
+    """One JSON record per alarm a rail held back (``<reports root>/retraining/<trigger_dag_id>/held/``): the rail,
+    its numbers, what it counted, when it frees up. Not counted by any budget; the model health page lists them."""
+    return trigger_records_dir(trigger_dag_id) / "held"
+
+
+def held_back_alarms(trigger_dag_id: str, limit: int = HELD_BACK_SHOWN) -> list[dict[str, Any]]:
+    """The newest ``limit`` held-back records of ``trigger_dag_id``, newest first."""
+    from mlops_provider.evidence import attempts
+
+    return list(reversed(attempts(held_back_dir(trigger_dag_id))))[:limit]
+
+
+def write_held_back(trigger_dag_id: str, record: dict[str, Any], ti: Any) -> None:
+    """Keep a held-back alarm beside the trigger records, one file per task try (a re-run adds its own)."""
+    from mlops_provider.evidence import write_record
+
+    attempt = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{record.get('window_end') or ''}__{ti.dag_id}__{ti.run_id}")
+    write_record(held_back_dir(trigger_dag_id), f"{attempt}__try{getattr(ti, 'try_number', 0)}", record)
 
 
 def records_since(records: list[dict[str, Any]], since: dt.datetime) -> list[dict[str, Any]]:
@@ -67,12 +96,21 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     3. a training run is already queued or running: it will pick up the newest data anyway;
     4. cooldown: no drift-triggered training for a window within ``cooldown_days`` before this one (data days,
        so a backfill decides like the nightly runs did);
-    5. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one, and
-       at most ``max_per_real_week`` triggered in the last 7 days of real time (default: ``max_per_week``; it
-       bounds the compute a backfill or a storm of re-runs can start; raise it for a long backfill).
+    5. budget: at most ``max_per_week`` drift-triggered trainings for windows in the 7 days up to this one;
+    6. real-time budget: at most ``max_per_real_week`` trainings triggered in the last 7 days of real time by
+       real-time alarms (and schedules). A **backfill** run (run type ``backfill``, or a data interval that ended
+       more than ``backfill_lag_days`` ago) spends its own pool instead, ``max_backfill_per_real_week``: a
+       backfill's false alarms never starve a real alarm, and a long backfill cannot start a storm. For a
+       real-time alarm, rail 3 does not count training runs a backfill triggered (the real one queues behind).
+
+    Held back, the task logs a WARNING with the rail, its numbers, the trainings it counted with their dates, when
+    it frees up and what to do (trigger training by hand with reason ``manual``); the same line goes to XCom
+    (``held_back``, for the ``retraining`` mail) and to a record under ``.../<trigger_dag_id>/held/`` that the
+    model health page lists. The rules are the pure functions of :mod:`mlops_provider.rails`.
 
     Each trigger leaves a record ``<reports root>/retraining/<trigger_dag_id>/<run id>.json``
-    (``triggered_at``, the reason, the report) that the real-time budget counts.
+    (``triggered_at``, ``mode`` ``realtime`` or ``backfill``, the reason, the report) that the real-time budgets
+    count.
 
     The conf carries ``reason`` (``drift`` or ``performance``), ``dataset_rev`` (the training set of the window,
     so a backfilled window trains on the data of its time) and in ``detail`` the drift summary, the performance
@@ -84,7 +122,10 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     :param dataset_rev: data registry rev the training run should use (templated; empty: its default).
     :param cooldown_days: days without a second drift-triggered training.
     :param max_per_week: drift-triggered trainings allowed per 7 days of windows.
-    :param max_per_real_week: drift-triggered trainings allowed per 7 days of real time (None: ``max_per_week``).
+    :param max_per_real_week: trainings real-time alarms may trigger per 7 days of real time (None: ``max_per_week``).
+    :param max_backfill_per_real_week: trainings backfill alarms may trigger per 7 days of real time, their own pool
+        (None: ``max_per_week``; 0: a backfill never triggers training).
+    :param backfill_lag_days: a run whose data interval ended more than this many days ago is a backfill (default 3).
     :param retrain_on_recheck: act on a re-check's results whatever its age (default False).
     :param recheck_grace: how long after a day's first check a re-check may still trigger (default 6 hours).
     """
@@ -101,6 +142,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         cooldown_days: int = 2,
         max_per_week: int = 2,
         max_per_real_week: int | None = None,
+        max_backfill_per_real_week: int | None = None,
+        backfill_lag_days: float = 3.0,
         retrain_on_recheck: bool = False,
         recheck_grace: dt.timedelta = dt.timedelta(hours=6),
         **kwargs: Any,
@@ -109,17 +152,23 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         kwargs.setdefault("wait_for_completion", False)
         super().__init__(trigger_dag_id=trigger_dag_id, **kwargs)
         max_per_real_week = max_per_week if max_per_real_week is None else max_per_real_week
-        if cooldown_days < 0 or max_per_week < 1 or max_per_real_week < 1:
+        if max_backfill_per_real_week is None:
+            max_backfill_per_real_week = max_per_week
+        if cooldown_days < 0 or max_per_week < 1 or max_per_real_week < 1 or max_backfill_per_real_week < 0:
             raise ValueError(
-                "need cooldown_days >= 0, max_per_week >= 1 and max_per_real_week >= 1, got "
-                f"{cooldown_days}, {max_per_week}, {max_per_real_week}"
+                "need cooldown_days >= 0, max_per_week >= 1, max_per_real_week >= 1 and max_backfill_per_real_week "
+                f">= 0, got {cooldown_days}, {max_per_week}, {max_per_real_week}, {max_backfill_per_real_week}"
             )
+        if backfill_lag_days < 0:
+            raise ValueError(f"need backfill_lag_days >= 0, got {backfill_lag_days}")
         self.dataset = dataset
         self.decision = decision
         self.dataset_rev = dataset_rev
         self.cooldown_days = cooldown_days
         self.max_per_week = max_per_week
         self.max_per_real_week = max_per_real_week
+        self.max_backfill_per_real_week = max_backfill_per_real_week
+        self.backfill_lag_days = backfill_lag_days
         self.retrain_on_recheck = retrain_on_recheck
         self.recheck_grace = recheck_grace
 
@@ -127,12 +176,36 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         run_ids = [retraining_run_id(self.dataset, d.isoformat()) for d in days]
         return int(context["ti"].get_dr_count(dag_id=self.trigger_dag_id, run_ids=run_ids, states=states))
 
-    def _hold(self, ti: Any, reason: str) -> NoReturn:
-        """End as skipped with ``reason``, left in XCom for a notifier (a rail held the trigger back)."""
-        ti.xcom_push(key=HELD_BACK_XCOM_KEY, value=reason)
-        raise AirflowSkipException(reason)
+    def _hold(self, ti: Any, hold: Hold, mode: str, window_end: str, run_type: str) -> NoReturn:
+        """End as skipped: the reason is logged at WARNING, left in XCom for a notifier and recorded for the model
+        health page (a rail held the trigger back)."""
+        from mlops_provider.rails import message
+
+        text = message(hold, mode, self.trigger_dag_id, self.dataset_rev or None)
+        log.warning("Retraining alarm for window %s NOT triggered: %s", window_end, text)
+        ti.xcom_push(key=HELD_BACK_XCOM_KEY, value=text)
+        record = {"window_end": window_end, "mode": mode, "run_type": run_type, "monitoring_run":
+                  f"{ti.dag_id}/{ti.run_id}", "trigger_dag_id": self.trigger_dag_id, "message": text,
+                  **hold.as_dict()}  # fmt: skip
+        try:
+            write_held_back(self.trigger_dag_id, record, ti)
+        except OSError as error:  # the decision stands without its page entry; the log and XCom have it
+            log.error("Could not record the held-back alarm under %s: %s", held_back_dir(self.trigger_dag_id), error)
+        raise AirflowSkipException(text)
+
+    def _triggered_days(self, context: Context, day: dt.date) -> list[dt.date]:
+        """The data days before ``day`` (as far back as the cooldown and the data week reach) whose window has a
+        drift-triggered training run (one query, then one per day only when some exist)."""
+        from mlops_provider.rails import DATA_WEEK_DAYS
+
+        days = [day - dt.timedelta(days=i) for i in range(1, max(self.cooldown_days, DATA_WEEK_DAYS) + 1)]
+        if not self._runs(context, days):
+            return []
+        return [d for d in days if self._runs(context, [d])]
 
     def execute(self, context: Context) -> Any:
+        from mlops_provider.evidence import attempts
+        from mlops_provider.rails import cooldown_hold, data_week_hold, real_week_hold, run_mode
         from mlops_provider.templates import json_object
 
         decision = json_object(self.decision, "decision")
@@ -144,35 +217,45 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
             ti.xcom_push(key=XCOM_RUN_ID, value=run_id)  # a re-run keeps the "Triggered DAG" link to that run
             raise AirflowSkipException(f"training run {run_id} already exists: this window was handled")
         now = dt.datetime.now(dt.timezone.utc)
+        run_type = str(getattr(context.get("dag_run"), "run_type", "") or "")
+        mode = run_mode(run_type, context.get("data_interval_end"), now, self.backfill_lag_days)
+
+        def hold(found: Hold) -> NoReturn:
+            self._hold(ti, found, mode, window_end, run_type)
+
         if decision.get("recheck") and not self.retrain_on_recheck:
             first = decision.get("first_recorded_at")
             age = now - dt.datetime.fromisoformat(first) if first else None
             if age is None or age > self.recheck_grace:
-                self._hold(
-                    ti,
-                    f"these results re-check {window_end}, first checked {first or 'earlier'} (more than "
-                    f"{self.recheck_grace} ago): a late re-check never triggers training. To retrain on that day's "
-                    f"data, trigger {self.trigger_dag_id} by hand with reason manual and dataset_rev "
-                    f"{self.dataset_rev or 'of that day'}",
-                )
+                hold(Hold(
+                    rail="recheck",
+                    reason=f"these results re-check {window_end}, first checked {first or 'earlier'} (more than "
+                    f"{self.recheck_grace} ago): a late re-check never triggers training (history is not rewritten "
+                    "by hindsight)",
+                ))  # fmt: skip
             self.log.info("Re-check of %s within %s of its first check (%s): acting on it", window_end, age, first)
+        records = attempts(trigger_records_dir(self.trigger_dag_id))
         busy = int(ti.get_dr_count(dag_id=self.trigger_dag_id, states=["queued", "running"]))
+        if busy and mode == REALTIME:  # a backfill's training never holds a real alarm back: it queues behind it
+            backfill_runs = [str(r["run_id"]) for r in records if record_mode(r) == BACKFILL and r.get("run_id")]
+            if backfill_runs:
+                busy -= int(ti.get_dr_count(dag_id=self.trigger_dag_id, run_ids=backfill_runs,
+                                            states=["queued", "running"]))  # fmt: skip
         if busy:
-            self._hold(ti, f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another")
-        cooldown = [day - dt.timedelta(days=i) for i in range(1, self.cooldown_days + 1)]
-        if cooldown and self._runs(context, cooldown):
-            self._hold(ti, f"cooldown: a drift-triggered training ran within {self.cooldown_days} day(s)")
-        week = [day - dt.timedelta(days=i) for i in range(1, 7)]
-        used = self._runs(context, week)
-        if used >= self.max_per_week:
-            self._hold(ti, f"budget: {used} drift-triggered trainings in the last 7 days (max {self.max_per_week})")
-        recent = triggered_since(self.trigger_dag_id, now - dt.timedelta(days=7))
-        if len(recent) >= self.max_per_real_week:
-            self._hold(
-                ti,
-                f"budget: {len(recent)} trainings triggered in the last 7 days of real time "
-                f"(max_per_real_week {self.max_per_real_week}): {', '.join(r['run_id'] for r in recent)}",
-            )
+            hold(Hold(
+                rail="busy",
+                reason=f"{busy} {self.trigger_dag_id} run(s) queued or running: not adding another",
+                used=busy, limit=1, frees="when that run finishes",
+            ))  # fmt: skip
+        triggered = self._triggered_days(context, day)
+        limit = self.max_backfill_per_real_week if mode == BACKFILL else self.max_per_real_week
+        found = (
+            cooldown_hold(day, triggered, self.cooldown_days)
+            or data_week_hold(day, triggered, self.max_per_week)
+            or real_week_hold(records, now, mode, limit)
+        )
+        if found:
+            hold(found)
         self.trigger_run_id = run_id
         self.conf = {
             "reason": decision.get("reason", "drift"),
@@ -194,7 +277,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         )  # for notifications
         # Recorded before the trigger: on Airflow 3 the trigger is raised to the task runner and nothing after it
         # runs. A record names its run id, so a retry of this task does not count twice.
-        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), **self.conf}
+        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), "mode": mode, **self.conf}
         path = trigger_records_dir(self.trigger_dag_id) / f"{run_id}.json"
         if not path.exists():
             write_text(path, json.dumps(record, indent=2, default=str))
@@ -206,7 +289,9 @@ def schedule_rails_decision(
 ) -> str | None:
     """Why a scheduled training must not run now (``None``: it may), given the trigger records of the training
     DAG (any reason: drift, performance, schedule): the same cooldown and weekly budget as drift-triggered
-    trainings, counted in real time (a schedule has no data window)."""
+    trainings, counted in real time (a schedule has no data window). Trainings a backfill triggered are not
+    counted: they spend their own pool (:mod:`mlops_provider.rails`)."""
+    records = [r for r in records if record_mode(r) == REALTIME]
     if cooldown_days:
         recent = records_since(records, now - dt.timedelta(days=cooldown_days))
         if recent:
@@ -216,7 +301,10 @@ def schedule_rails_decision(
             )
     week = records_since(records, now - dt.timedelta(days=7))
     if len(week) >= max_per_week:
-        return f"budget: {len(week)} trainings triggered in the last 7 days (max_per_week {max_per_week})"
+        return (
+            f"budget: {len(week)} trainings triggered in the last 7 days (max_per_real_week {max_per_week}): "
+            + ", ".join(f"{r.get('run_id')} ({r.get('reason')}, {r.get('triggered_at')})" for r in week)
+        )
     return None
 
 
@@ -225,28 +313,42 @@ class ScheduledRetrainingRailsOperator(BaseOperator):
 
     A model may retrain on a time schedule (e.g. weekly) beside the drift and performance triggers. A scheduled
     run goes through the same rails as a triggered one: no training within ``cooldown_days`` of the last one
-    triggered for this DAG (any reason), at most ``max_per_week`` in 7 days. Held back, the task ends as skipped
-    with the reason and the training task after it is skipped too. Let through, it writes the trigger record
+    triggered for this DAG (any reason), at most ``max_per_real_week`` in 7 days (trainings a backfill triggered
+    are not counted). Held back, the task logs a WARNING with the reason, records it for the model health page and
+    ends as skipped; the training task after it is skipped too. Let through, it writes the trigger record
     (reason ``schedule``) that the drift-triggered rails count as well. Manual and triggered runs pass at once
     (their rails were checked by whoever triggered them). A re-run of the same run finds its own record and
     passes again.
 
     :param trigger_dag_id: the training DAG whose trigger records are counted (usually this DAG).
     :param cooldown_days: days without a second training.
-    :param max_per_week: trainings allowed per 7 days of real time.
+    :param max_per_week: trainings allowed per 7 days of real time when ``max_per_real_week`` is not given.
+    :param max_per_real_week: trainings allowed per 7 days of real time (None: ``max_per_week``).
 
     XCom (return value): ``{"run_type", "checked", "reason"}``.
     """
 
     template_fields: Sequence[str] = ("trigger_dag_id",)
 
-    def __init__(self, *, trigger_dag_id: str, cooldown_days: int = 2, max_per_week: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        trigger_dag_id: str,
+        cooldown_days: int = 2,
+        max_per_week: int = 2,
+        max_per_real_week: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        if cooldown_days < 0 or max_per_week < 1:
-            raise ValueError(f"need cooldown_days >= 0 and max_per_week >= 1, got {cooldown_days}, {max_per_week}")
+        max_per_real_week = max_per_week if max_per_real_week is None else max_per_real_week
+        if cooldown_days < 0 or max_per_real_week < 1:
+            raise ValueError(
+                f"need cooldown_days >= 0 and max_per_real_week >= 1, got {cooldown_days}, {max_per_real_week}"
+            )
         self.trigger_dag_id = trigger_dag_id
         self.cooldown_days = cooldown_days
         self.max_per_week = max_per_week
+        self.max_per_real_week = max_per_real_week
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.evidence import attempts
@@ -262,10 +364,24 @@ class ScheduledRetrainingRailsOperator(BaseOperator):
             self.log.info("Scheduled run %s was let through before (%s): going on", run_id, own)
             return {"run_type": run_type, "checked": True, "reason": "schedule"}
         now = dt.datetime.now(dt.timezone.utc)
-        held = schedule_rails_decision(attempts(folder), now, self.cooldown_days, self.max_per_week)
+        held = schedule_rails_decision(attempts(folder), now, self.cooldown_days, self.max_per_real_week)
         if held:
-            raise AirflowSkipException(f"scheduled training held back by the retraining rails: {held}")
-        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), "reason": "schedule"}
+            text = (
+                f"scheduled training held back by the retraining rails: {held}; to train now, trigger "
+                f"{self.trigger_dag_id} by hand with reason manual"
+            )
+            log.warning("%s", text)
+            record = {"window_end": None, "mode": REALTIME, "run_type": run_type, "rail": held.split(":")[0],
+                      "monitoring_run": f"{context['ti'].dag_id}/{run_id}", "trigger_dag_id": self.trigger_dag_id,
+                      "message": text}  # fmt: skip
+            try:
+                write_held_back(self.trigger_dag_id, record, context["ti"])
+            except OSError as error:
+                log.error("Could not record the held-back training under %s: %s", held_back_dir(self.trigger_dag_id),
+                          error)  # fmt: skip
+            raise AirflowSkipException(text)
+        record = {"run_id": run_id, "triggered_at": now.isoformat(timespec="seconds"), "reason": "schedule",
+                  "mode": REALTIME}  # fmt: skip
         write_text(own, json.dumps(record, indent=2))
         return {"run_type": run_type, "checked": True, "reason": "schedule"}
 

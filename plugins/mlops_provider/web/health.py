@@ -1,5 +1,6 @@
-"""Model health: the champion with its lineage, the champion history, drift/performance over time, and on-call
-mail (unsent mail waiting in the outbox first, with its error).
+"""Model health: the champion with its lineage, the champion history, drift/performance over time, retraining
+alarms a rail held back (with the rail's reason), and on-call mail (unsent mail waiting in the outbox first, with
+its error).
 
 ``collect`` reads the registry (MLflow) and the monitoring summaries under the reports root
 (``<storage root>/reports``); ``render`` turns that into one self-contained HTML page (inline SVG plot, no
@@ -163,8 +164,18 @@ def collect(model_name: str) -> dict[str, Any]:
             if s.get("prediction_drift")
         ],  # fmt: skip
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
+        "held_back": held_back(model_name),
         "notifications": notification_status(model_name),
     }
+
+
+def held_back(model_name: str) -> list[dict[str, Any]]:
+    """Retraining alarms (and scheduled trainings) the rails held back, newest first: ``[{recorded_at, window_end,
+    mode, rail, message, frees, monitoring_run}]`` (the DAG factory's training DAG of ``model_name``)."""
+    from mlops_provider.operators.retraining import held_back_alarms
+
+    keys = ("recorded_at", "window_end", "mode", "rail", "message", "frees", "monitoring_run")
+    return [{k: r.get(k) for k in keys} for r in held_back_alarms(f"{model_name}__training")]
 
 
 def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
@@ -299,6 +310,7 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
         heatmap=drift_heatmap(data["drift"]),
         realised=realised_metric(data["performance"]),
         history=data["history"],
+        held_back=data.get("held_back") or [],
         notifications=data.get("notifications") or [],
     )
 
