@@ -5,7 +5,7 @@ provider, so every module (hooks, operators, sensors, the web app, DAG files) ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -87,6 +87,8 @@ class ColumnDrift(TypedDict):
     score: float
     threshold: float
     drifted: bool
+    importance: NotRequired[float]
+    learned: NotRequired[dict[str, Any]]  # signal "learned": {"score", "threshold", "ratio", "excess", "past"}
 
 
 class DriftSummary(TypedDict, total=False):
@@ -95,10 +97,13 @@ class DriftSummary(TypedDict, total=False):
     dataset_drift: bool
     drift_share: float
     threshold: float
-    signal: str  # what decided dataset_drift: "share" or "weighted"
+    signal: str  # what decided dataset_drift: "share", "weighted" or "learned"
     signal_note: str | None
     weighted_drift: float | None  # share of the champion's feature importance on drifted columns
     weighted_threshold: float
+    learned_drift: float | None  # importance-weighted excess over learned bounds (signal "learned" only)
+    learned_threshold: float
+    learned_thresholds: dict[str, Any]  # the learned per-column thresholds and the numbers they came from
     importance_source: str | None
     columns: dict[str, ColumnDrift]
     dataset: str
@@ -155,6 +160,7 @@ class RetrainingDecision(TypedDict):
     threshold: float | None
     signal: str
     weighted_drift: float | None
+    learned_drift: float | None
     partition: str | None
     report_url: str | None
     report_path: str | None
