@@ -5,7 +5,7 @@ provider, so every module (hooks, operators, sensors, the web app, DAG files) ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -87,8 +87,6 @@ class ColumnDrift(TypedDict):
     score: float
     threshold: float
     drifted: bool
-    importance: NotRequired[float]
-    learned: NotRequired[dict[str, Any]]  # signal "learned": {"score", "threshold", "ratio", "excess", "past"}
 
 
 class DriftSummary(TypedDict, total=False):

@@ -89,7 +89,7 @@ class DriftSensor(BaseSensorOperator):
         # under the learned signal, "drifted" columns are those past their learned bound
         drifted = sorted(
             name
-            for name, col in summary.get("columns", {}).items()
+            for name, col in cast("dict[str, dict[str, Any]]", summary.get("columns", {})).items()
             if ((col.get("learned") or {}).get("past") if learned else col.get("drifted"))
         )
         degraded = bool(
