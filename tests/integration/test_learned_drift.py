@@ -79,7 +79,7 @@ def champion(tmp_path_factory) -> dict:
         hook = MlflowHook()
         client = hook.get_client()
         with hook.scoped_environment():
-            experiment = client.create_experiment("weather")
+            experiment = client.create_experiment("weather", artifact_location=(home / "artifacts").as_uri())
             run = client.create_run(experiment)
             (files / "feature_importance.json").write_text(json.dumps(IMPORTANCE))
             client.log_artifact(run.info.run_id, str(files / "feature_importance.json"))
