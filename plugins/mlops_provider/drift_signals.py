@@ -5,6 +5,8 @@ The share of drifted columns treats a column the model ignores like its most imp
 importances its training run logged (artifact ``feature_importance.json``, ``{feature: importance}``, e.g.
 XGBoost gain), restricted to the columns the drift check compared and normalized to sum to 1, so the signal is
 the share of the model's importance that sits on drifted columns (0 to 1, comparable with the plain share).
+The **learned** signal (:mod:`mlops_provider.learned_drift`) judges each column against how far calm days lie from
+the reference and sums the importance-weighted excesses.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 #: The run artifact a training entrypoint may log (docs/training-entrypoint.md).
 IMPORTANCE_ARTIFACT = "feature_importance.json"
-SIGNALS = ("share", "weighted")
+SIGNALS = ("share", "weighted", "learned")
 
 
 def normalized_importances(importances: Mapping[str, Any], columns: list[str]) -> dict[str, float]:
@@ -41,11 +43,25 @@ def decide_signal(
     share_threshold: float,
     weighted: float | None,
     weighted_threshold: float,
+    *,
+    learned: float | None = None,
+    learned_threshold: float = 0.3,
+    learned_note: str | None = None,
 ) -> dict[str, Any]:
     """The drift verdict by the chosen signal. ``weighted`` is None when the champion logged no importances: then
-    the plain share decides, and the verdict says so."""
+    the plain share decides, and the verdict says so. ``learned`` (the learned drift) is None when no thresholds
+    could be learned (``learned_note`` says why): then the share decides, and the verdict says so."""
     if signal not in SIGNALS:
         raise ValueError(f"drift signal must be one of {SIGNALS}, got {signal!r}")
+    if signal == "learned":
+        if learned is not None:
+            return {"signal": "learned", "dataset_drift": learned >= learned_threshold, "signal_note": learned_note}
+        reason = learned_note or "no learned thresholds"
+        return {
+            "signal": "share",
+            "dataset_drift": share >= share_threshold,
+            "signal_note": f"{reason}: the share of drifted columns decided",
+        }
     if signal == "weighted" and weighted is not None:
         return {"signal": "weighted", "dataset_drift": weighted >= weighted_threshold, "signal_note": None}
     note = (

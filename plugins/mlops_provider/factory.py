@@ -297,6 +297,9 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             season_days=spec.monitoring.season_days,
             signal=spec.monitoring.drift_signal,
             weighted_drift_threshold=spec.monitoring.weighted_drift_threshold,
+            learned_drift_threshold=spec.monitoring.learned_drift_threshold,
+            learned_drift_k=spec.monitoring.learned_drift_k,
+            drift_calibration_days=spec.monitoring.drift_calibration_days,
             max_rows=spec.monitoring.sample_rows,
         )
         performance_check = ModelPerformanceOperator(

@@ -128,10 +128,13 @@ class DriftSummary(TypedDict, total=False):
     dataset_drift: bool
     drift_share: float
     threshold: float
-    signal: str  # what decided dataset_drift: "share" or "weighted"
+    signal: str  # what decided dataset_drift: "share", "weighted" or "learned"
     signal_note: str | None
     weighted_drift: float | None  # share of the champion's feature importance on drifted columns
     weighted_threshold: float
+    learned_drift: float | None  # importance-weighted excess over learned bounds (signal "learned" only)
+    learned_threshold: float
+    learned_thresholds: dict[str, Any]  # the learned per-column thresholds and the numbers they came from
     importance_source: str | None
     columns: dict[str, ColumnDrift]
     dataset: str
@@ -200,6 +203,7 @@ class RetrainingDecision(TypedDict):
     threshold: float | None
     signal: str
     weighted_drift: float | None
+    learned_drift: float | None
     partition: str | None
     report_url: str | None
     report_path: str | None

@@ -239,8 +239,10 @@ class MonitoringSpec(_Section):
     )
     reference_days: int = Field(default=7, ge=1, description="days of a rolling reference")
     season_days: int = Field(default=365, ge=1, description="shift of a seasonal reference (365: a year, 7: a week)")
-    drift_signal: Literal["share", "weighted"] = Field(
-        default="share", description="what decides drift: the share of drifted columns or the importance-weighted"
+    drift_signal: Literal["share", "weighted", "learned"] = Field(
+        default="share",
+        description="what decides drift: the share of drifted columns, the importance-weighted share, or the "
+        "learned signal (each column against how far calm days lie from the reference, excesses summed by importance)",
     )
     weighted_drift_threshold: float = Field(
         default=0.3, gt=0, le=1, description="share of the champion's feature importance on drifted columns"
@@ -274,6 +276,15 @@ class MonitoringSpec(_Section):
         default="interval", description="the floor is crossed when the value is under it, or its whole interval is"
     )
     consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
+    learned_drift_threshold: float = Field(
+        default=0.3, gt=0, description="line of the learned signal: importance-weighted excess over learned bounds"
+    )
+    learned_drift_k: float = Field(
+        default=3.0, ge=0, description="a column's learned bound: mean + k * std of its calm days' scores"
+    )
+    drift_calibration_days: int = Field(
+        default=21, ge=0, description="days before the reference window also scored as calm days (learned signal)"
+    )
 
 
 class RetrainingSpec(_Section):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +33,16 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
+from mlops_provider.learned_drift import (
+    DEFAULT_K,
+    DEFAULT_LINE,
+    distance,
+    judge_columns,
+    learn_thresholds,
+    learned_drift,
+    leave_one_day_out,
+    uniform_weights,
+)
 from mlops_provider.lineage import (
     Lineage,
     LineageDataset,
@@ -42,7 +54,7 @@ from mlops_provider.lineage import (
 )
 from mlops_provider.links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.paths import DRIFT_REPORTS
-from mlops_provider.storage import location, publish, reports_root, work_dir
+from mlops_provider.storage import location, publish, reports_root, work_dir, write_text
 from mlops_provider.templates import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -51,6 +63,10 @@ if TYPE_CHECKING:
 
 
 REFERENCES = ("champion", "rolling", "seasonal")
+#: Folder (under the reports root) of the learned drift thresholds, one file per champion and settings.
+LEARNED_THRESHOLDS = "drift-thresholds"
+#: The commit trailer of a training set that lists the partitions (days) it was assembled from.
+PARTITIONS_TRAILER = "Training-Set-Partitions"
 
 
 def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
@@ -108,14 +124,30 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     :param signal: what decides ``dataset_drift``: ``share`` (the share of drifted columns vs
         ``drift_share_threshold``, Evidently's verdict) or ``weighted`` (the importance-weighted drift vs
         ``weighted_drift_threshold``: the share of the champion's feature importance, from its run's
-        ``feature_importance.json``, that sits on drifted columns). Both are always reported; without importances
-        the share decides and the summary says so (``signal_note``).
+        ``feature_importance.json``, that sits on drifted columns) or ``learned`` (the learned drift vs
+        ``learned_drift_threshold``: each column's score judged against how far calm days lie from the same
+        reference, the excesses over those learned bounds summed by importance; see
+        :mod:`mlops_provider.learned_drift`). Share and weighted are always reported, the learned drift when
+        chosen; without importances the weighted signal falls back to the share, the learned one weighs columns
+        equally, and without learned thresholds the share decides; the summary says so (``signal_note``).
     :param weighted_drift_threshold: the line of the weighted signal.
+    :param learned_drift_threshold: the line of the learned signal (the importance-weighted sum of the columns'
+        excesses over their learned bounds; a column holding 30% of the importance lying twice its bound is 0.3).
+    :param learned_drift_k: a column's learned bound is ``max(mean + k * std, its fixed threshold)`` of its calm
+        scores.
+    :param drift_calibration_days: calm scores come from the reference's own days, each left out of the reference
+        in turn (the champion's training window: the partitions its training set names), plus the validated days
+        among this many days before them, each scored against the whole reference. Learned once per champion (and
+        settings) and kept under ``<reports root>/drift-thresholds/<model>/``; every record carries the thresholds
+        with the numbers they came from.
 
     XCom (return value): the summary ``{"dataset_drift", "drift_share", "threshold", "columns", "dataset",
     "partition", "window", "reference" {"model_name", "model_version", "data_rev", "data_path", "source"},
-    "sample_rows", "attempt", "recorded_at", "recheck", "first_attempt", "report_path", "report_url",
-    "summary_path", "mlflow_run_id"}``.
+    "signal", "signal_note", "weighted_drift", "learned_drift", "learned_threshold", "learned_thresholds"
+    {"path", "computed_now", "reference_days", "calibration_days", "k", "columns" {column: {"threshold", "n_days",
+    "mean", "std", "quantiles", ...}}, "note"} (learned signal only), "sample_rows", "attempt", "recorded_at",
+    "recheck", "first_attempt", "report_path", "report_url", "summary_path", "mlflow_run_id"}``; with the learned
+    signal each column also carries ``learned`` ``{"score", "threshold", "ratio", "excess", "past"}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
@@ -141,6 +173,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         season_days: int = 365,
         signal: str = "share",
         weighted_drift_threshold: float = 0.3,
+        learned_drift_threshold: float = DEFAULT_LINE,
+        learned_drift_k: float = DEFAULT_K,
+        drift_calibration_days: int = 21,
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
@@ -171,6 +206,14 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         if reference_days < 1 or season_days < 1:
             raise ValueError(f"reference_days and season_days must be >= 1, got {reference_days}, {season_days}")
+        if learned_drift_threshold <= 0 or learned_drift_k < 0 or drift_calibration_days < 0:
+            raise ValueError(
+                "need learned_drift_threshold > 0, learned_drift_k >= 0 and drift_calibration_days >= 0, got "
+                f"{learned_drift_threshold}, {learned_drift_k}, {drift_calibration_days}"
+            )
+        self.learned_drift_threshold = learned_drift_threshold
+        self.learned_drift_k = learned_drift_k
+        self.drift_calibration_days = drift_calibration_days
         self.reference = reference
         self.reference_days = reference_days
         self.season_days = season_days
@@ -285,7 +328,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             reference_days = self._reference_days(days, available)
             reference = self._read_days(reference_days)
         summary = self._run_evidently(reference, current)
-        summary.update(self._weighted(version, summary))
+        learned = None
+        if self.signal == "learned":
+            learned = self._learned_thresholds(version, tags, summary, reference_days or None, available)
+        summary.update(self._weighted(version, summary, learned))
         folder = drift_folder(self.model_name, end)
         summary.update(
             dataset=self.dataset,
@@ -320,7 +366,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         DriftReportLink.persist(context, summary["report_url"])
         MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
         self.log.info(
-            "Drift %s %s: share %.3f (%s)%s", self.dataset, end, summary["drift_share"], summary["dataset_drift"],
+            "Drift %s %s: share %.3f, signal %s (learned drift %s), drifted: %s%s", self.dataset, end,
+            summary["drift_share"], summary["signal"], summary.get("learned_drift"), summary["dataset_drift"],
             " [re-check]" if first else "",
         )  # fmt: skip
         return self.record_lineage(
@@ -349,30 +396,155 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             run_facets=mlflow_run(result["tracking_uri"], result.get("mlflow_run_id") or ""),
         )
 
-    def _weighted(self, version: str, summary: dict[str, Any]) -> dict[str, Any]:
-        """The importance-weighted drift (None without importances), per-column weights, and the verdict of the
-        chosen signal."""
+    def _weighted(self, version: str, summary: dict[str, Any], learned: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The importance-weighted drift (None without importances), per-column weights, the learned drift (with
+        ``learned``: the learned thresholds), and the verdict of the chosen signal."""
         run_id = self.mlflow_hook.model_version(self.model_name, version).run_id
         importances = self.mlflow_hook.load_run_dict(run_id, IMPORTANCE_ARTIFACT) if run_id else None
         weighted: float | None = None
         source = None
+        weights: dict[str, float] | None = None
         if importances:
             weights = normalized_importances(importances, list(summary["columns"]))
             for name, column in summary["columns"].items():
                 column["importance"] = round(weights[name], 6)
             weighted = weighted_drift(summary["columns"], weights)
             source = f"{IMPORTANCE_ARTIFACT} of run {run_id} ({self.model_name} v{version})"
+        value, note = None, None
+        if learned is not None:
+            value, note = self._learned_drift(summary["columns"], learned, weights)
         verdict = decide_signal(
-            self.signal, summary["drift_share"], self.drift_share_threshold, weighted, self.weighted_drift_threshold
+            self.signal, summary["drift_share"], self.drift_share_threshold, weighted, self.weighted_drift_threshold,
+            learned=value, learned_threshold=self.learned_drift_threshold, learned_note=note,
+        )  # fmt: skip
+        extra = (
+            {"learned_drift": value, "learned_threshold": self.learned_drift_threshold, "learned_thresholds": learned}
+            if learned is not None
+            else {}
         )
         return {
             **verdict,
             "weighted_drift": weighted,
             "weighted_threshold": self.weighted_drift_threshold,
             "importance_source": source,
+            **extra,
         }
 
+    @staticmethod
+    def _learned_drift(
+        columns: dict[str, Any], learned: dict[str, Any], weights: dict[str, float] | None
+    ) -> tuple[float | None, str | None]:
+        """The learned drift of the day's ``columns`` (each gets its ``learned`` judgement) and a note: why there is
+        none, or that the columns weighed equally."""
+        thresholds = learned.get("columns") or {}
+        if not any(t.get("threshold") is not None for t in thresholds.values()):
+            return None, learned.get("note") or "no column has a learned threshold"
+        scores = {name: distance(c["method"], c["score"]) for name, c in columns.items()}
+        judged = judge_columns(scores, thresholds)
+        for name, judgement in judged.items():
+            columns[name]["learned"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in judgement.items()}
+        unlearned = sorted(set(columns) - set(judged))
+        notes = [f"no learned threshold for {unlearned} (they do not count)"] if unlearned else []
+        if not weights or not any(weights.values()):
+            weights = uniform_weights(list(columns))
+            notes.append("the champion's run logged no feature importances: the columns weigh equally")
+        return learned_drift(judged, weights), "; ".join(notes) or None
+
+    def _training_days(self, rev: str) -> list[str] | None:
+        """The partitions the champion's training set was assembled from (its commit trailer), or None."""
+        trailer = self.dvc_hook.describe_commit(rev)["trailers"].get(PARTITIONS_TRAILER, "")
+        days = [d.strip() for d in trailer.split(",") if d.strip()]
+        return days or None
+
+    def _learned_thresholds(
+        self,
+        version: str,
+        tags: dict[str, str],
+        summary: dict[str, Any],
+        reference_days: list[str] | None,
+        available: set[str],
+    ) -> dict[str, Any]:
+        """The champion's learned per-column thresholds: read from ``<reports root>/drift-thresholds/<model>/``
+        when this champion and these settings were learned before, else learned now and kept there (whole or not at
+        all; never rewritten: other settings are another file). ``{"note"}`` alone when they cannot be learned."""
+        days = reference_days or self._training_days(tags[DATA_REV_TAG])
+        if not days:
+            return {
+                "note": f"{self.model_name} v{version}'s training set ({tags[DATA_REV_TAG]}) names no partitions "
+                f"(commit trailer {PARTITIONS_TRAILER}): no calm days to learn thresholds from",
+                "columns": {},
+            }
+        days = sorted(d for d in days if partition_tag(self.dataset, d) in available)
+        if len(days) < 2:
+            return {
+                "note": f"{len(days)} validated day(s) in the reference ({days}): leave-one-day-out needs 2",
+                "columns": {},
+            }
+        first = dt.date.fromisoformat(days[0])
+        before = [(first - dt.timedelta(days=i)).isoformat() for i in range(self.drift_calibration_days, 0, -1)]
+        earlier = [d for d in before if partition_tag(self.dataset, d) in available]
+        methods = {name: column["method"] for name, column in summary["columns"].items()}
+        floors = {name: distance(c["method"], c["threshold"]) for name, c in summary["columns"].items()}
+        settings = {
+            "model": self.model_name, "version": version, "data_rev": tags[DATA_REV_TAG], "dataset": self.dataset,
+            "reference_days": days, "calibration_days": earlier, "methods": methods, "floors": floors,
+            "k": self.learned_drift_k, "max_rows": self.max_rows, "seed": self.seed,
+        }  # fmt: skip
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        path = reports_root() / LEARNED_THRESHOLDS / self.model_name / f"v{version}-{key}.json"
+        if path.is_file():
+            try:
+                cached = json.loads(path.read_text())
+            except ValueError:
+                self.log.warning("Unreadable learned thresholds at %s: learning them again", path)
+            else:
+                self.log.info("Learned drift thresholds of %s v%s read from %s", self.model_name, version, path)
+                return {**cached, "path": location(path), "computed_now": False}
+        frames = {d: self._read_sample(partition_path(self.dataset, d), partition_tag(self.dataset, d))
+                  for d in [*earlier, *days]}  # fmt: skip
+
+        def score(rest: list[str], day: str) -> dict[str, float]:
+            import pandas as pd
+
+            reference = pd.concat([frames[d] for d in rest], ignore_index=True)
+            if len(reference) > self.max_rows:
+                reference = reference.sample(n=self.max_rows, random_state=self.seed)
+            _, _, columns = self._evidently(reference, frames[day])
+            # only scores by the method the day's check uses are comparable with the day's score
+            return {n: distance(c["method"], c["score"]) for n, c in columns.items() if c["method"] == methods.get(n)}
+
+        calm = leave_one_day_out(days, score, earlier=earlier)
+        learned = {
+            "reference_days": days,
+            "calibration_days": earlier,
+            "k": self.learned_drift_k,
+            "rule": f"per column max(mean + {self.learned_drift_k:g} * std, fixed threshold) of its calm scores: "
+            "each reference day against the other reference days, each calibration day against all of them",
+            "rows_per_day": {d: len(frames[d]) for d in frames},
+            "columns": learn_thresholds(calm, k=self.learned_drift_k, floors=floors),
+            "settings_key": key,
+            "model_version": version,
+            "learned_at": now_iso(),
+        }
+        write_text(path, json.dumps(learned, indent=2))
+        self.log.info(
+            "Learned drift thresholds of %s v%s from %d reference and %d calibration day(s), kept at %s",
+            self.model_name, version, len(days), len(earlier), path,
+        )  # fmt: skip
+        return {**learned, "path": location(path), "computed_now": True}
+
     def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
+        self._snapshot, share, columns = self._evidently(reference, current)
+        return {
+            "dataset_drift": share >= self.drift_share_threshold,
+            "drift_share": share,
+            "threshold": self.drift_share_threshold,
+            "columns": columns,
+        }
+
+    def _evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> tuple[Any, float, dict[str, Any]]:
+        """Evidently's DataDriftPreset on ``current`` vs ``reference``: the snapshot, the drift share, and per column
+        ``{"method", "score", "threshold", "drifted"}``."""
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
@@ -384,13 +556,13 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             per_column_method=self.column_methods or None,
             per_column_threshold=self.column_thresholds or None,
         )
-        self._snapshot = Report([preset]).run(
+        snapshot = Report([preset]).run(
             current_data=Dataset.from_pandas(current, data_definition=definition),
             reference_data=Dataset.from_pandas(reference, data_definition=definition),
         )
         columns: dict[str, Any] = {}
         share = 0.0
-        for metric in self._snapshot.dict()["metrics"]:
+        for metric in snapshot.dict()["metrics"]:
             config = metric["config"]
             if config["type"].endswith("DriftedColumnsCount"):
                 share = float(metric["value"]["share"])
@@ -402,12 +574,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                     "threshold": threshold,
                     "drifted": column_drifted(config["method"], score, threshold),
                 }
-        return {
-            "dataset_drift": share >= self.drift_share_threshold,
-            "drift_share": share,
-            "threshold": self.drift_share_threshold,
-            "columns": columns,
-        }
+        return snapshot, share, columns
 
     def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path, day: dt.date) -> None:
         hook = self.mlflow_hook
@@ -419,6 +586,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         hook.log_dated_metric(run_id, "drift_share", summary["drift_share"], day)
         if summary.get("weighted_drift") is not None:
             hook.log_dated_metric(run_id, "weighted_drift", summary["weighted_drift"], day)
+        if summary.get("learned_drift") is not None:
+            hook.log_dated_metric(run_id, "learned_drift", summary["learned_drift"], day)
         hook.set_run_tags(
             run_id,
             {

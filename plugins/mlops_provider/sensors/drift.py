@@ -30,9 +30,10 @@ class DriftSensor(BaseSensorOperator):
     :param summary_path: the drift summary JSON of the window (templated).
     :param performance_path: the performance summary JSON of the window (templated; empty: drift only).
 
-    XCom (return value): ``{"reason", "drift_share", "threshold", "partition", "report_url", "report_path",
-    "drifted_columns", "performance", "recheck", "summary_path"}`` (``recheck``: the results are a re-check of a day
-    that was already checked; the retraining trigger does not act on it unless asked).
+    XCom (return value): ``{"reason", "drift_share", "threshold", "signal", "weighted_drift", "learned_drift",
+    "partition", "report_url", "report_path", "drifted_columns", "performance", "recheck", "summary_path"}``
+    (``drifted_columns``: under the learned signal, the columns past their learned bound; ``recheck``: the results
+    are a re-check of a day that was already checked; the retraining trigger does not act on it unless asked).
     """
 
     template_fields: Sequence[str] = ("summary_path", "performance_path")
@@ -84,7 +85,13 @@ class DriftSensor(BaseSensorOperator):
 
     def decide(self, summary: DriftSummary, performance: PerformanceSummary | None = None) -> RetrainingDecision:
         share = float(summary["drift_share"])
-        drifted = sorted(name for name, col in summary.get("columns", {}).items() if col.get("drifted"))
+        learned = summary.get("signal") == "learned"
+        # under the learned signal, "drifted" columns are those past their learned bound
+        drifted = sorted(
+            name
+            for name, col in cast("dict[str, dict[str, Any]]", summary.get("columns", {})).items()
+            if ((col.get("learned") or {}).get("past") if learned else col.get("drifted"))
+        )
         degraded = bool(
             performance
             and (
@@ -120,13 +127,18 @@ class DriftSensor(BaseSensorOperator):
             line = (
                 f"weighted drift {weighted:.3f} < {summary.get('weighted_threshold')} (share {share:.3f})"
                 if summary.get("signal") == "weighted" and weighted is not None
+                else f"learned drift {summary.get('learned_drift', 0.0):.3f} < {summary.get('learned_threshold')} "
+                f"(share {share:.3f}; columns past their learned bound: {drifted or 'none'})"
+                if learned
                 else f"drift share {share:.3f} < {threshold}"
             )
             raise AirflowSkipException(f"no retraining: {line}{perf} for {summary.get('partition')}")
         reason = "drift" if drifted_verdict else "performance" if degraded else "prediction_drift"
         self.log.warning(
-            "Retraining is called for (%s): drift share %.3f (line %s), performance %s",
-            reason, share, threshold, performance,
+            "Retraining is called for (%s): drift share %.3f (line %s), signal %s (learned drift %s, line %s), "
+            "performance %s",
+            reason, share, threshold, summary.get("signal", "share"), summary.get("learned_drift"),
+            summary.get("learned_threshold"), performance,
         )  # fmt: skip
         return {
             "reason": reason,
@@ -134,6 +146,7 @@ class DriftSensor(BaseSensorOperator):
             "threshold": threshold,
             "signal": summary.get("signal", "share"),
             "weighted_drift": summary.get("weighted_drift"),
+            "learned_drift": summary.get("learned_drift"),
             "partition": summary.get("partition"),
             "report_url": summary.get("report_url"),
             "report_path": summary.get("report_path"),
