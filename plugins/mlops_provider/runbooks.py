@@ -37,6 +37,7 @@ class Facts:
     human_approval: bool = False
     approval_hours: float = 24
     human_review: bool = False
+    split: str = ""  # how train splits the set, after "**splits it**"
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -58,6 +59,14 @@ class Facts:
             suite=str(spec.validation),
             key=spec.split_key,
             fraction=spec.split.fraction,
+            split=(
+                f"by time: the last {spec.split.holdout_days} day(s) of the window (the UTC day of "
+                f"`{spec.split.time_column or spec.dataset.timestamp_column}`; `split.method: out_of_time`) are the "
+                "holdout; the model trains on the days before, and the gate scores it and the champion on those days"
+                if spec.split.method == "out_of_time"
+                else f"by the hash of `{spec.split_key}` (holdout fraction {spec.split.fraction}: those keys are never "
+                "trained on, by any version)"
+            ),
             p95_ms=spec.gate.shadow_p95_ms,
             retention=(
                 "`$MLOPS_RETENTION_DAYS` (default 90) data days"
@@ -102,8 +111,7 @@ training or past {f.budget} in 7 days, and says so as its skip reason), or you d
 (assembled by `{f.ids["ingest"]}`) or a commit id, never a branch (it moves, so the version would name data that
 later means other data); empty trains on the newest training set.
 
-`train` fetches the training set at its DVC rev (md5-checked), **splits it** by the hash of `{f.key}` (holdout
-fraction {f.fraction}: those keys are never trained on, by any version), runs the spec's training entrypoint
+`train` fetches the training set at its DVC rev (md5-checked), **splits it** {f.split}, runs the spec's training entrypoint
 through the configured runner (`local` subprocess or `docker` container) with the training rows and the holdout
 rows apart, **checks the entrypoint contract** (result file, model id, run tags, signature, one probability per
 row), registers model `{f.model}` once per run and points alias `challenger` at it. It then emits Asset
@@ -120,6 +128,7 @@ row), registers model `{f.model}` once per run and points alias `challenger` at 
 | `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
 | `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |
 | `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
+| `the training set cannot be split: split.holdout_days=N needs at least N+1 days ...` | an out-of-time split on a training set with too few days (quarantined or missing days); no retry | backfill the missing days and re-assemble, or set `training.min_days` to at least `split.holdout_days + 1` so assembly refuses such a set |
 
 Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused; a
 version the gate already judged keeps its aliases and is not announced again. A try that was killed takes its
@@ -159,7 +168,7 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 
 | task | what it does | when it fails or skips |
 |---|---|---|
-| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, and the champion's if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, or with `split.method: out_of_time` its last days, listed in the ledger's `evaluation_data.days`; and the champion's holdout too if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`, tags `gate.*` on the version) | fails on unreadable behaviour tests or a version without lineage or split tags |
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
 | `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger | fails with the numbers; the champion does not move |
@@ -199,7 +208,7 @@ triggers `{f.ids["training"]}`.
 | `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
 | `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
-| `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`), **holdout keys only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it): {f.metric} vs the floor {f.floor:g}; metric `labelled_{f.metric}` in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself (`estimated_{f.metric}`) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | `no_labels` (no decision) when that day is not versioned or has too few labelled holdout rows |
+| `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} vs the floor {f.floor:g}; metric `labelled_{f.metric}` in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself (`estimated_{f.metric}`) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | `no_labels` (no decision) when that day is not versioned or has too few labelled holdout rows |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift share is >= {f.drift_share:g}, or `performance` when {f.metric} is below the floor | **skipped** otherwise (the normal case) |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped (with the reason) when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, or over the budget of {f.budget} per week |
 | `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
