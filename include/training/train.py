@@ -1,11 +1,11 @@
 """Training entrypoint: an XGBoost classifier for any model spec, logged to MLflow as a pyfunc model.
 
-This is the user's own code in a real project, and the template ``mlops new-model`` copies. It follows the
-entrypoint contract (docs/training-entrypoint.md): the provider has already fetched the training set at its DVC
-rev, checked its md5 and split it by the spec's key hash, so this script gets the rows it may train on
-(``--train``) and the holdout rows it may only score (``--holdout``); it never splits by itself. It imports no
-Airflow: only pandas, scikit-learn, XGBoost and MLflow, so it runs the same in a subprocess (``local`` runner) and
-in the training container (``docker`` runner).
+This is the user's own code in a real project, and the template ``mlops new-model`` copies. It follows the entrypoint
+contract (docs/training-entrypoint.md): the provider has already fetched the training set at its DVC rev, checked its
+md5 and split it by the spec's split (key hash or out of time), so this script gets the rows it may train on
+(``--train``) and the holdout rows it may only score (``--holdout``); it never splits by itself. It imports no Airflow:
+only pandas, scikit-learn, XGBoost and MLflow, so it runs the same in a subprocess (``local`` runner) and in the
+training container (``docker`` runner).
 
     python train.py --train FILE --holdout FILE --schema JSON --tracking-uri URI --run-id RUN --params JSON \
         --tags JSON --output FILE

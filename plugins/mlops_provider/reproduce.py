@@ -14,10 +14,10 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import DATA_MD5_TAG, DATA_PATH_TAG, DATA_REV_TAG
 from mlops_provider.paths import mlops_home
 from mlops_provider.runners import DockerRunner, LocalRunner, TrainingRunError, run_training
-from mlops_provider.split import SPLIT_KEY_TAG, HoldoutSplit
+from mlops_provider.split import split_from_tags
 
 REQUIRED_TAGS = (
-    DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, SPLIT_KEY_TAG, "training.params", "training.schema", "training.runner",
+    DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, "training.params", "training.schema", "training.runner",
     "training.entrypoint",
 )  # fmt: skip
 LINEAGE_TAGS = (DATA_REV_TAG, "data.rev_name", DATA_PATH_TAG, DATA_MD5_TAG, "data.registry", "code.version")
@@ -72,8 +72,9 @@ def reproduce_run(
     else:
         runner = LocalRunner(Path(tags["training.entrypoint"]), log)
 
-    split = HoldoutSplit.from_tags(tags)
-    assert split is not None  # REQUIRED_TAGS holds the split's tags
+    split = split_from_tags(tags)
+    if split is None:
+        raise ValueError(f"run {run_id} lacks the split tags (split.*): it was not logged by TrainModelOperator")
     new_tags = {k: tags[k] for k in LINEAGE_TAGS if k in tags}
     new_tags.update(
         {"mlops.reproduces": run_id, "trigger.reason": "reproduce", "trigger.detail": json.dumps({"run_id": run_id})}

@@ -22,7 +22,7 @@ from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, 
 from mlops_provider.processes import StaleProcessError, start_bound, stop_earlier
 
 if TYPE_CHECKING:
-    from mlops_provider.split import HoldoutSplit
+    from mlops_provider.split import Split
 
 RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"
@@ -34,6 +34,11 @@ CONTRACT_SAMPLE_ROWS = 50
 
 class TrainingRunError(RuntimeError):
     """The entrypoint failed; the message carries the tail of its output."""
+
+
+class TrainingDataError(TrainingRunError):
+    """The training set cannot be split as the spec asks (too few days for the out-of-time holdout, unreadable
+    timestamps): the same data fails the same way again, so a retry does not help."""
 
 
 def default_runner() -> str:
@@ -263,7 +268,7 @@ def run_training(
     mlflow_hook: Any,
     *,
     dataset: Path,
-    split: HoldoutSplit,
+    split: Split,
     schema: dict[str, Any],
     mlflow_run_id: str,
     params: dict[str, Any],
@@ -271,7 +276,9 @@ def run_training(
     work_dir: Path,
 ) -> dict[str, Any]:
     """Split ``dataset`` (md5-checked by the caller) by ``split``, run the entrypoint into ``mlflow_run_id``, check
-    the contract, and return its result (``model_id``, ``metrics``, ``train_rows``, ``holdout_rows``).
+    the contract, and return its result (``model_id``, ``metrics``, ``train_rows``, ``holdout_rows``, ``split``: the
+    split's tags as applied, e.g. the first held-out day of an out-of-time split). The split is recorded as tags
+    and params (``split.*``) of the run.
 
     On failure (the entrypoint's, or a broken contract) the MLflow run is marked FAILED and
     :class:`TrainingRunError` or :class:`~mlops_provider.contract.EntrypointContractError` is raised. On success
@@ -283,15 +290,23 @@ def run_training(
     from mlops_provider.contract import check_result
 
     frame = pd.read_parquet(dataset)
-    for column in (schema["label"], split.key):
+    from mlops_provider.split import split_params
+
+    for column in (schema["label"], split.column):
         if column not in frame.columns:
             raise TrainingRunError(f"the training set has no column {column!r} (columns: {list(frame.columns)})")
-    train_part, holdout = split.split(frame)
+    try:
+        split = split.resolve(frame)  # an out-of-time split learns its first held-out day from the data
+        train_part, holdout = split.split(frame)
+    except ValueError as exc:
+        mlflow_hook.terminate_run(mlflow_run_id, "FAILED")
+        raise TrainingDataError(f"the training set cannot be split: {exc}") from exc
     if train_part.empty or holdout.empty:
         raise TrainingRunError(
             f"the holdout split leaves {len(train_part)} training and {len(holdout)} holdout rows of {len(frame)}: "
             "too little data, or a split fraction that puts every key on one side"
         )
+    mlflow_hook.log_params(mlflow_run_id, split_params(split))
     train_file, holdout_file = work_dir / "train.parquet", work_dir / "holdout.parquet"
     train_part.to_parquet(train_file, index=False)
     holdout.to_parquet(holdout_file, index=False)
@@ -323,7 +338,7 @@ def run_training(
         raise
     log_holdout_plots(mlflow_hook, mlflow_run_id, model, holdout, schema, work_dir)
     mlflow_hook.set_run_tags(mlflow_run_id, {MODEL_ID_TAG: result["model_id"]})
-    return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout)}
+    return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout), "split": split.tags()}
 
 
 def log_holdout_plots(

@@ -165,11 +165,24 @@ def label_problems(label: LabelSpec, suite: Any) -> list[str]:
 
 
 class SplitSpec(_Section):
-    """The holdout split the provider makes: rows whose key hashes below ``fraction`` are never trained on."""
+    """The holdout split the provider makes: rows the model never trains on, on which the gate scores it.
+
+    ``key_hash``: rows whose key hashes below ``fraction``. ``out_of_time``: the last ``holdout_days`` days of the
+    training set (recommended for time-ordered data: a key-hash holdout shares its days with the training rows, so
+    day-level effects leak and flatter the model)."""
 
     key: str | None = Field(default=None, description="column hashed for the split (default: dataset.key_column)")
     fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = Field(default=0, ge=0)
+    method: Literal["key_hash", "out_of_time"] = Field(
+        default="key_hash", description="key_hash: hash of split.key; out_of_time: the last split.holdout_days days"
+    )
+    holdout_days: int = Field(
+        default=1, ge=1, description="out_of_time: newest days of the training set held out (< training.window_days)"
+    )
+    time_column: str | None = Field(
+        default=None, description="out_of_time: column whose UTC date is a row's day (default: the timestamp column)"
+    )
 
 
 class TrainingSpec(_Section):
@@ -403,6 +416,12 @@ class ModelSpec(_Section):
             raise ValueError(f"segments {missing} are not features (a segment must be a model input)")
         if self.monitoring.floor is None and self.monitoring.metric not in self.gate.floors:
             raise ValueError(f"monitoring.floor is not set and gate.floors has no {self.monitoring.metric!r}")
+        if self.split.method == "out_of_time" and self.split.holdout_days >= self.training.window_days:
+            raise ValueError(
+                f"split.holdout_days {self.split.holdout_days} must be less than training.window_days "
+                f"{self.training.window_days}: the out-of-time holdout is the last split.holdout_days days of the "
+                "window, and the model trains on the days before"
+            )
         return self
 
     # -- derived values --------------------------------------------------------------------------------------------
@@ -413,7 +432,13 @@ class ModelSpec(_Section):
 
     @property
     def holdout(self) -> dict[str, Any]:
-        """The split as the operators take it."""
+        """The split as the operators take it (``TrainModelOperator(holdout=...)``)."""
+        if self.split.method == "out_of_time":
+            return {
+                "method": "out_of_time",
+                "holdout_days": self.split.holdout_days,
+                "time_column": self.split.time_column or self.dataset.timestamp_column,
+            }
         return {"key": self.split_key, "fraction": self.split.fraction, "seed": self.split.seed}
 
     @property

@@ -243,3 +243,13 @@ def test_mlops_spec_check_warns_when_a_label_window_cannot_reach_the_minimum(tmp
 def test_a_feature_listed_twice_is_named(tmp_path):
     path = write(tmp_path, lambda d: d["features"]["numerical"].append(d["features"]["numerical"][0]))
     assert "listed twice (XGBoost refuses duplicate feature names)" in error_of(path)
+
+
+def test_an_out_of_time_holdout_as_long_as_the_window_is_refused_and_a_shorter_one_reaches_the_operator(tmp_path):
+    path = write(tmp_path, lambda d: d["split"].update(method="out_of_time", holdout_days=7))
+    assert "split.holdout_days 7 must be less than training.window_days 7" in error_of(path)
+    path = write(tmp_path, lambda d: d["split"].update(method="hold_last"))
+    assert "split.method" in error_of(path) and "'out_of_time'" in error_of(path)
+    path = write(tmp_path, lambda d: d["split"].update(method="out_of_time", holdout_days=2))
+    assert load_spec(path).holdout == {"method": "out_of_time", "holdout_days": 2, "time_column": "event_ts"}
+    assert load_spec(CHURN).holdout == {"key": "customer_id", "fraction": 0.2, "seed": 0}  # the default: key hash

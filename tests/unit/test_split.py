@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_provider.split import HoldoutSplit
+from mlops_provider.split import (
+    HoldoutSplit,
+    OutOfTimeSplit,
+    holdout_from_day,
+    split_from_mapping,
+    split_from_tags,
+    split_params,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +69,86 @@ def test_a_bad_split_is_named(mapping, message):
 def test_a_missing_key_column_is_named():
     with pytest.raises(ValueError, match="column 'card_id' is not in the data"):
         HoldoutSplit("card_id").mask(keys())
+
+
+# -- out of time ------------------------------------------------------------------------------------------------------
+
+
+def days_frame() -> pd.DataFrame:
+    """Two rows a day on 2026-11-01..04 (one late in the UTC day), given out of order, plus a tz-aware stamp."""
+    stamps = ["2026-11-03 10:00", "2026-11-01 00:00", "2026-11-04 23:59", "2026-11-02 12:00",
+              "2026-11-01 23:00", "2026-11-03 00:00", "2026-11-02 01:00", "2026-11-04 00:00"]  # fmt: skip
+    return pd.DataFrame({"event_ts": pd.to_datetime(stamps), "customer_id": [f"c{i}" for i in range(8)]})
+
+
+def test_the_first_held_out_day_is_the_nth_newest_distinct_day():
+    days = ["2026-11-02", "2026-11-01", "2026-11-04", "2026-11-04", "2026-11-03"]
+    assert holdout_from_day(days, 1) == "2026-11-04"
+    assert holdout_from_day(days, 3) == "2026-11-02"
+    # a day missing from the window (quarantined) is not counted: the last 2 days present are 11-03 and 11-05
+    assert holdout_from_day(["2026-11-01", "2026-11-03", "2026-11-05"], 2) == "2026-11-03"
+
+
+@pytest.mark.parametrize(("days", "n", "have"), [(["2026-11-01", "2026-11-02"], 2, 2), (["2026-11-01"] * 5, 1, 1)])
+def test_too_few_days_for_the_out_of_time_holdout_is_named_with_the_numbers(days, n, have):
+    with pytest.raises(ValueError) as caught:
+        holdout_from_day(days, n, "event_ts")
+    message = str(caught.value)
+    assert f"split.holdout_days={n} needs at least {n + 1} days" in message
+    assert f"'event_ts' has {have} (" in message
+    assert f"training.min_days >= {n + 1}" in message
+
+
+def test_the_out_of_time_split_holds_out_exactly_the_last_days_rows():
+    frame = days_frame()
+    split = OutOfTimeSplit("event_ts", holdout_days=2)
+    resolved = split.resolve(frame)
+    assert resolved.holdout_from == "2026-11-03"
+    train, holdout = split.split(frame)
+    assert sorted(holdout["customer_id"]) == ["c0", "c2", "c5", "c7"]  # 11-03 and 11-04, incl. 23:59
+    assert sorted(train["customer_id"]) == ["c1", "c3", "c4", "c6"]
+    # resolved, the rule holds on any later frame: a day after the window is held out whole, an earlier one not
+    later = pd.DataFrame({"event_ts": pd.to_datetime(["2026-11-02 23:00", "2026-11-03 00:00", "2026-11-09 08:00"])})
+    assert resolved.mask(later).tolist() == [False, True, True]
+
+
+def test_out_of_time_days_are_utc_dates():
+    aware = pd.DataFrame({"event_ts": pd.to_datetime(["2026-11-02T23:30:00-02:00", "2026-11-02T12:00:00-02:00"])})
+    assert OutOfTimeSplit("event_ts", 1, "2026-11-03").mask(aware).tolist() == [True, False]  # 01:30 UTC on 11-03
+
+
+def test_unreadable_timestamps_and_a_missing_time_column_are_named():
+    frame = pd.DataFrame({"event_ts": ["2026-11-01", None, "not a date"], "k": [1, 2, 3]})
+    with pytest.raises(ValueError, match="2 row\\(s\\) of 'event_ts' have no readable timestamp"):
+        OutOfTimeSplit("event_ts").mask(frame)
+    with pytest.raises(ValueError, match="column 'tx_ts' is not in the data"):
+        OutOfTimeSplit("tx_ts").mask(frame)
+
+
+def test_the_split_round_trips_through_tags_and_old_versions_are_key_hash():
+    resolved = OutOfTimeSplit("event_ts", 2, "2026-11-03")
+    assert resolved.tags() == {
+        "split.method": "out_of_time", "split.time_column": "event_ts", "split.holdout_days": "2",
+        "split.holdout_from": "2026-11-03",
+    }  # fmt: skip
+    assert split_from_tags({**resolved.tags(), "data.rev": "abc"}) == resolved
+    key_hash = HoldoutSplit("customer_id", 0.2, 0)
+    assert split_from_tags(key_hash.tags()) == key_hash
+    old = {k: v for k, v in key_hash.tags().items() if k != "split.method"}  # tagged before split.method existed
+    assert split_from_tags(old) == key_hash
+    assert split_from_tags({"data.rev": "abc"}) is None
+    assert split_params(resolved)["split.method"] == "out_of_time"
+
+
+def test_the_operator_mapping_chooses_the_method():
+    assert split_from_mapping({"key": "k"}) == HoldoutSplit("k")
+    assert split_from_mapping({"method": "key_hash", "key": "k", "fraction": 0.3}) == HoldoutSplit("k", 0.3)
+    assert split_from_mapping({"method": "out_of_time", "time_column": "ts", "holdout_days": 2}) == OutOfTimeSplit(
+        "ts", 2
+    )
+    with pytest.raises(ValueError, match="method 'random' is not one of key_hash, out_of_time"):
+        split_from_mapping({"method": "random"})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['key'\]; allowed for method out_of_time"):
+        split_from_mapping({"method": "out_of_time", "time_column": "ts", "key": "k"})
+    with pytest.raises(ValueError, match="split.holdout_days: must be >= 1"):
+        split_from_mapping({"method": "out_of_time", "time_column": "ts", "holdout_days": 0})

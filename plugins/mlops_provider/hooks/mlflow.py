@@ -302,6 +302,14 @@ class MlflowHook(BaseHook):
             for key, value in tags.items():
                 client.set_tag(run_id, key, value)
 
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """Log params on a run (MLflow params are write-once: logging the same value again is fine, another value
+        fails)."""
+        from mlflow.entities import Param
+
+        with self.scoped_environment():
+            self.get_client().log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
     def log_dated_metric(self, run_id: str, key: str, value: float, day: dt.date) -> None:
         """Log ``key`` at ``day`` (timestamp midnight, step the day's ordinal), so a series plots by data date."""
         timestamp = int(time.mktime(day.timetuple()) * 1000)

@@ -37,7 +37,7 @@ from mlops_provider.templates import INTERVAL_DATE
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
-    from mlops_provider.split import HoldoutSplit
+    from mlops_provider.split import Split
 
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
 
@@ -198,7 +198,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.estimate_alarm = estimate_alarm
         self.estimate_resamples = estimate_resamples
         self._models: dict[str, Any] = {}
-        self._splits: dict[str, HoldoutSplit] = {}
+        self._splits: dict[str, Split] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         day = dt.date.fromisoformat(str(self.partition))
@@ -420,15 +420,17 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             raise AirflowFailException(f"label column {self.label_column!r} is not in partition {labelled_day}")
         return frame[frame[self.label_column].notna()].reset_index(drop=True)
 
-    def _split(self, version: str) -> HoldoutSplit:
-        """The holdout split ``version`` was trained with (its version tags), read once per task."""
-        from mlops_provider.split import HoldoutSplit
+    def _split(self, version: str) -> Split:
+        """The holdout split ``version`` was trained with (its version tags), read once per task. An out-of-time
+        split holds out every row on or after its first held-out day: a day after the training window is unseen
+        whole."""
+        from mlops_provider.split import split_from_tags
 
         if version not in self._splits:
-            split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, version))
+            split = split_from_tags(self.mlflow_hook.model_version_tags(self.model_name, version))
             if split is None:
                 raise AirflowFailException(
-                    f"{self.model_name} v{version} has no split tags (split.key, split.fraction, split.seed): it was "
+                    f"{self.model_name} v{version} has no split tags (split.method, split.key...): it was "
                     "not trained by TrainModelOperator's split, so its training rows cannot be told apart and it "
                     "cannot be scored out of sample. Retrain it (trigger the training DAG) and promote the new version."
                 )

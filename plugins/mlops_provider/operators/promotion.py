@@ -27,7 +27,7 @@ from mlops_provider.links import (
     ledger_url,
     model_version_url,
 )
-from mlops_provider.split import HoldoutSplit
+from mlops_provider.split import OutOfTimeSplit, Split, row_days, split_from_tags
 from mlops_provider.storage import ledger_dir, location
 from mlops_provider.templates import json_object
 
@@ -38,11 +38,14 @@ if TYPE_CHECKING:
 class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Score the challenger and the current champion on the same holdout and write the gate's verdict ledger.
 
-    Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model
-    version), restricted to the holdout rows of the challenger's split (version tags ``split.*``, recorded by
+    Evaluation data: the challenger's own training set (``data.path`` at ``data.rev``, read from its model version),
+    restricted to the holdout rows of the challenger's split (version tags ``split.*``, recorded by
     ``TrainModelOperator``) and, when the champion was trained with another split, of the champion's too: neither
-    model is ever scored on rows it trained on. Both models are loaded from the registry and scored overall and
-    per segment; the behaviour tests run on the challenger; the gate rules decide ``promote`` or ``reject``.
+    model is ever scored on rows it trained on. With an out-of-time split (``split.method: out_of_time``) those are
+    the last days of the challenger's window, which an older champion never saw either, so both are scored on the
+    same days after everything they trained on (the ledger lists them under ``evaluation_data.days``). Both models
+    are loaded from the registry and scored overall and per segment; the behaviour tests run on the challenger; the
+    gate rules decide ``promote`` or ``reject``.
 
     The ledger (every check with metric, champion value, challenger value, delta, threshold, pass/fail, and the
     decision with its reason) is logged as artifact ``gate/ledger.json`` of the challenger's run, summarized in
@@ -120,15 +123,16 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
             raise AirflowFailException(f"model {self.model_name!r} has no challenger version to evaluate")
         return version, "alias challenger"
 
-    def _splits(self, version: str, champion: str | None) -> list[HoldoutSplit]:
+    def _splits(self, version: str, champion: str | None) -> list[Split]:
         """The holdout splits of the challenger and (when different) the champion, from their version tags."""
-        splits: list[HoldoutSplit] = []
+        splits: list[Split] = []
         for v in dict.fromkeys(x for x in (version, champion) if x):
-            split = HoldoutSplit.from_tags(self.mlflow_hook.model_version_tags(self.model_name, v))
+            split = split_from_tags(self.mlflow_hook.model_version_tags(self.model_name, v))
             if split is None:
                 raise AirflowFailException(
-                    f"{self.model_name} v{v} has no split tags (split.key, split.fraction, split.seed): it was not "
-                    "trained through TrainModelOperator's split, so no data is known to be unseen by it"
+                    f"{self.model_name} v{v} has no split tags (split.method with split.key/fraction/seed or "
+                    "split.time_column/holdout_days/holdout_from): it was not trained through TrainModelOperator's "
+                    "split, so no data is known to be unseen by it"
                 )
             if split not in splits:
                 splits.append(split)
@@ -160,12 +164,17 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
 
         frame = self.dvc_hook.read_frame(data_path, data_rev)
         splits = self._splits(version, champion)
-        mask = splits[0].mask(frame)
-        for other in splits[1:]:
-            mask &= other.mask(frame)
+        try:
+            mask = splits[0].mask(frame)
+            for other in splits[1:]:
+                mask &= other.mask(frame)
+        except ValueError as exc:
+            raise AirflowFailException(f"{data_path}@{data_rev[:10]}: {exc}") from exc
         holdout = frame[mask].reset_index(drop=True)
         if holdout.empty:
             raise AirflowFailException(f"no row of {data_path}@{data_rev[:10]} is in the holdout of {splits}")
+        timed = next((s for s in splits if isinstance(s, OutOfTimeSplit)), None)
+        days = sorted(set(row_days(holdout[timed.time_column], timed.time_column))) if timed else None
         threshold = float(rules.get("threshold", 0.5))
         segment = rules.get("segment_column")
         challenger_model = hook.load_model(f"models:/{self.model_name}/{version}")
@@ -201,6 +210,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
                 "rev": data_rev,
                 "holdout": [s.as_dict() for s in splits],
                 "rows": len(holdout),
+                **({"days": days} if days is not None else {}),
             },  # fmt: skip
             "rules": rules,
             "airflow": {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number},

@@ -42,11 +42,12 @@ from mlops_provider.runners import (
     RUNNERS,
     DockerRunner,
     LocalRunner,
+    TrainingDataError,
     TrainingRunError,
     default_runner,
     run_training,
 )
-from mlops_provider.split import HoldoutSplit
+from mlops_provider.split import split_from_mapping, split_from_tags
 from mlops_provider.templates import json_object
 
 if TYPE_CHECKING:
@@ -144,9 +145,12 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     :param model_schema: what the entrypoint gets as ``--schema``: ``{"label", "positive_class", "numerical",
         "categorical"}`` (lists of feature columns), optionally ``"segments"``; ``ModelSpec.entrypoint_schema()``
         builds it.
-    :param holdout: the provider's key-hash split, ``{"key", "fraction", "seed"}``: the entrypoint gets the rows
-        it may train on and the holdout rows apart, and the split is recorded on the run and the version (tags
-        ``split.*``), so evaluation and the performance check score only rows the model never trained on.
+    :param holdout: the provider's split (``ModelSpec.holdout`` builds it from the spec's ``split``): a key hash,
+        ``{"key", "fraction", "seed"}``, or out of time, ``{"method": "out_of_time", "holdout_days", "time_column"}``
+        (the last ``holdout_days`` days of the training set by the UTC date of ``time_column``). The entrypoint gets
+        the rows it may train on and the holdout rows apart, and the split as applied (for out of time: the first
+        held-out day) is recorded on the run (tags and params ``split.*``) and the version (tags ``split.*``), so
+        evaluation and the performance check score only rows the model never trained on.
     :param hyperparameter_spec: JSON spec of the hyperparameters (names, types, ranges, defaults).
     :param hyperparameters: overrides, a dict or a JSON object string (templated, e.g. from the run's conf).
     :param experiment_name: MLflow experiment (templated).
@@ -171,7 +175,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         promotion run again.
 
     XCom (return value): ``{"run_id", "model_uri", "model_name", "version", "metrics", "data_rev",
-    "data_md5", "resumed"}``.
+    "data_md5", "split", "resumed"}`` (``split``: the split's tags as applied, e.g. ``split.method``,
+    ``split.holdout_from``).
     """
 
     template_fields: Sequence[str] = (
@@ -227,7 +232,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         self.model_asset = model_asset
         self.entrypoint = entrypoint
         self.model_schema = check_schema(model_schema)
-        self.split = HoldoutSplit.from_mapping(holdout)
+        self.split = split_from_mapping(holdout)
         self.hyperparameter_spec = hyperparameter_spec
         self.hyperparameters = hyperparameters
         self.experiment_name = experiment_name
@@ -361,14 +366,16 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
             )
             metrics = dict(existing.data.metrics)
             model_id = existing.data.tags[MODEL_ID_TAG]
+            applied = split_from_tags(existing.data.tags) or self.split  # as it was applied to the data
+            split_tags = applied.tags()
         else:
             if existing is not None:
                 run_id = existing.info.run_id
                 self.log.info("Reusing MLflow run %s (status %s) of %s", run_id, existing.info.status, run_key)
             else:
                 run_id = hook.create_run(experiment_id, f"{ti.task_id}-{ti.run_id}", {RUN_KEY_TAG: run_key})
-            metrics, model_id = self._train(context, run_id, params, sha, md5, run_key)
-        version, judged = self._register(run_id, model_id, sha, md5)
+            metrics, model_id, split_tags = self._train(context, run_id, params, sha, md5, run_key)
+        version, judged = self._register(run_id, model_id, sha, md5, split_tags)
 
         MlflowRunLink.persist(context, mlflow_run_url(run_id))
         MlflowModelVersionLink.persist(context, model_version_url(self.model_name, version))
@@ -382,6 +389,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
             "metrics": overall,
             "data_rev": sha,
             "data_md5": md5,
+            "split": split_tags,
             "resumed": resumed,
         }
         if self.model_asset is not None:
@@ -416,7 +424,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
 
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
-    ) -> tuple[dict[str, float], str]:
+    ) -> tuple[dict[str, float], str, dict[str, str]]:
         assert self._runner is not None
         ti = context["ti"]
         work = mlops_home() / "training" / run_id
@@ -451,16 +459,20 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
                 tags=tags,
                 work_dir=work,
             )
+        except TrainingDataError as exc:
+            raise AirflowFailException(str(exc)) from exc  # the same data fails again: no retry
         except TrainingRunError as exc:
             raise AirflowException(str(exc)) from exc
         except EntrypointContractError as exc:
             raise AirflowFailException(str(exc)) from exc  # the code is wrong: a retry would break it again
-        return result["metrics"], str(result["model_id"])
+        return result["metrics"], str(result["model_id"]), dict(result["split"])
 
-    def _register(self, run_id: str, model_id: str, sha: str, md5: str) -> tuple[str, str | None]:
-        """Register the run's model once; point the alias at it unless the gate already judged it (a re-run of
-        an old training must not make an old version the challenger again). Returns the version and the gate's
-        decision on it, if any."""
+    def _register(
+        self, run_id: str, model_id: str, sha: str, md5: str, split_tags: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """Register the run's model once (tagged with its data and ``split_tags``, the split as applied); point the
+        alias at it unless the gate already judged it (a re-run of an old training must not make an old version the
+        challenger again). Returns the version and the gate's decision on it, if any."""
         hook = self.mlflow_hook
         hook.get_or_create_registered_model(self.model_name)
         existing = hook.model_version_of_run(self.model_name, run_id)
@@ -476,7 +488,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
                 source=f"models:/{model_id}",
                 run_id=run_id,
                 model_id=model_id,
-                tags={DATA_REV_TAG: sha, DATA_MD5_TAG: md5, DATA_PATH_TAG: self.dataset_path, **self.split.tags()},
+                tags={DATA_REV_TAG: sha, DATA_MD5_TAG: md5, DATA_PATH_TAG: self.dataset_path, **split_tags},
             )
             self.log.info("Registered %s version %s from run %s", self.model_name, version, run_id)
         if hook.alias_version(self.model_name, self.alias) != version:
