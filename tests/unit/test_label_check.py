@@ -175,3 +175,20 @@ def test_the_prediction_drift_noise_bound_shrinks_with_the_day_and_is_over_0_1_a
     assert over_line > 0.25 and 0.02 <= over_bound <= 0.09, (over_line, over_bound)
     with pytest.raises(ValueError, match="needs reference predictions"):
         prediction_drift_noise([], 10)
+
+
+def test_the_bootstrap_metrics_are_the_training_metrics():
+    """The bootstrap's own thresholded metrics (fast, per resample) give what the training metrics give
+    (``scoring.classification_metrics``, scikit-learn's) on the same labels and probabilities."""
+    import numpy as np
+
+    from mlops_provider.label_check import bootstrap_interval
+    from mlops_provider.scoring import classification_metrics
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 500)
+    proba = np.clip(0.35 * y + rng.uniform(0, 0.65, 500), 0, 1)
+    expected = classification_metrics(y, proba, threshold=0.5)
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        got = bootstrap_interval(metric, y, proba, threshold=0.5, resamples=5)["value"]
+        assert got == pytest.approx(expected[metric]), metric
