@@ -72,19 +72,28 @@ def decide_signal(
     return {"signal": "share", "dataset_drift": share >= share_threshold, "signal_note": note}
 
 
+def normed_wasserstein(reference: Any, current: Any) -> float:
+    """Evidently's default score of a numerical column: the Wasserstein distance normed by the reference's
+    standard deviation (the prediction drift score; the learned signal and the scenario suite score calm days with it
+    without Evidently)."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    return float(wasserstein_distance(ref, cur) / (float(np.std(ref)) or 1e-9))
+
+
 def prediction_drift(reference: Any, current: Any, threshold: float, positive_threshold: float) -> dict[str, Any]:
     """Drift of the model's predictions: the day's predicted probabilities vs the champion's predictions on its own
     holdout. Score: the Wasserstein distance normed by the reference's standard deviation (Evidently's default
     for numbers), drifted at or above ``threshold``; beside it the predicted positive rates at
     ``positive_threshold``."""
     import numpy as np
-    from scipy.stats import wasserstein_distance
 
     ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
     if ref.size == 0 or cur.size == 0:
         raise ValueError(f"prediction drift needs predictions on both sides (reference {ref.size}, current {cur.size})")
-    spread = float(np.std(ref)) or 1e-9
-    score = float(wasserstein_distance(ref, cur) / spread)
+    score = normed_wasserstein(ref, cur)
     return {
         "method": "wasserstein (normed)",
         "score": score,

@@ -230,13 +230,13 @@ def prediction_drift_noise(
     score (Wasserstein distance normed by the reference's spread): the ``level`` quantile over seeded resamples.
     A score under this bound is what sampling alone produces at that day size (0.1 is noise at 150-200 rows)."""
     import numpy as np
-    from scipy.stats import wasserstein_distance
+
+    from mlops_provider.drift_signals import normed_wasserstein
 
     ref = np.asarray(reference, dtype=float)
     if ref.size == 0 or rows < 1:
         raise ValueError(f"prediction drift noise needs reference predictions and rows >= 1 (got {ref.size}, {rows})")
-    spread = float(np.std(ref)) or 1e-9
     rng = np.random.default_rng(seed)
-    scores = [float(wasserstein_distance(ref, rng.choice(ref, rows)) / spread) for _ in range(resamples)]
+    scores = [normed_wasserstein(ref, rng.choice(ref, rows)) for _ in range(resamples)]
     return {"bound": float(np.quantile(scores, level)), "level": level, "rows": int(rows),
             "method": f"day-sized resamples of the reference ({resamples}, seed {seed})"}  # fmt: skip

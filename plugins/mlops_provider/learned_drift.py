@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from mlops_provider.drift_signals import normed_wasserstein  # noqa: F401 (the suite calls it from here too)
+
 #: Fewest calm scores a column's threshold is learned from (fewer: the column has no learned bound).
 MIN_CALM_DAYS = 3
 DEFAULT_K = 3.0
@@ -142,13 +144,3 @@ def learned_drift(judged: Mapping[str, Mapping[str, Any]], weights: Mapping[str,
 def decide_learned(value: float, line: float) -> bool:
     """The day drifted when the learned drift reaches the line."""
     return value >= line
-
-
-def normed_wasserstein(reference: Sequence[float], current: Sequence[float]) -> float:
-    """Evidently's default score of a numerical column: the Wasserstein distance normed by the reference's
-    standard deviation (for scoring calm days without Evidently, e.g. in the scenario suite)."""
-    import numpy as np
-    from scipy.stats import wasserstein_distance
-
-    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
-    return float(wasserstein_distance(ref, cur) / (float(np.std(ref)) or 1e-9))
