@@ -65,21 +65,14 @@ def delong_auc(y_true: Any, scores: Any) -> tuple[float, float]:
 
 
 def _metric(name: str, y: Any, proba: Any, threshold: float) -> float:
-    import numpy as np
+    """A thresholded metric of one (re)sample, as the estimate computes realised metrics."""
+    from mlops_provider.estimation import metric_of_labels
 
-    predicted = proba >= threshold
-    tp = float(np.sum(predicted & (y == 1)))
-    fp = float(np.sum(predicted & (y == 0)))
-    fn = float(np.sum(~predicted & (y == 1)))
-    if name == "accuracy":
-        return float(np.mean(predicted == (y == 1)))
-    if name == "precision":
-        return tp / (tp + fp) if tp + fp else 0.0
-    if name == "recall":
-        return tp / (tp + fn) if tp + fn else 0.0
-    if name == "f1":
-        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    raise ValueError(f"no interval for metric {name!r}")
+    if name not in ("accuracy", "precision", "recall", "f1"):
+        raise ValueError(f"no interval for metric {name!r}")
+    value = metric_of_labels(y, proba, name, threshold)
+    assert value is not None  # None only for ROC AUC on one class
+    return value
 
 
 def bootstrap_interval(
