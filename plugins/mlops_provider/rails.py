@@ -111,13 +111,17 @@ def data_week_hold(day: dt.date, triggered_days: Iterable[dt.date], max_per_week
     )
 
 
+def records_since(records: Sequence[dict[str, Any]], since: dt.datetime) -> list[dict[str, Any]]:
+    """The trigger records whose ``triggered_at`` is at or after ``since``, oldest first (an unreadable record is
+    left out)."""
+    dated = [(at, r) for r in records if (at := _at(r)) is not None and at >= since]
+    return [r for _, r in sorted(dated, key=lambda item: item[0])]
+
+
 def counted_in_real_week(records: Sequence[dict[str, Any]], now: dt.datetime, mode: str) -> list[dict[str, Any]]:
     """The trigger records of pool ``mode`` triggered in the 7 days of real time up to ``now``, oldest first (an
     unreadable record is left out)."""
-    dated = [
-        (at, r) for r in records if record_mode(r) == mode and (at := _at(r)) is not None and now - REAL_WEEK <= at
-    ]
-    return [r for _, r in sorted(dated, key=lambda item: item[0])]
+    return records_since([r for r in records if record_mode(r) == mode], now - REAL_WEEK)
 
 
 def real_week_hold(records: Sequence[dict[str, Any]], now: dt.datetime, mode: str, limit: int) -> Hold | None:

@@ -17,7 +17,7 @@ from mlops_provider.bases import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.notifications import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
-from mlops_provider.rails import BACKFILL, REALTIME, Hold, record_mode
+from mlops_provider.rails import BACKFILL, REALTIME, Hold, record_mode, records_since
 from mlops_provider.storage import reports_root, write_text
 
 if TYPE_CHECKING:
@@ -59,20 +59,6 @@ def write_held_back(trigger_dag_id: str, record: dict[str, Any], ti: Any) -> Non
 
     attempt = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{record.get('window_end') or ''}__{ti.dag_id}__{ti.run_id}")
     write_record(held_back_dir(trigger_dag_id), f"{attempt}__try{getattr(ti, 'try_number', 0)}", record)
-
-
-def records_since(records: list[dict[str, Any]], since: dt.datetime) -> list[dict[str, Any]]:
-    """The trigger records whose ``triggered_at`` is at or after ``since``, oldest first (an unreadable record is
-    left out)."""
-    dated = []
-    for record in records:
-        try:
-            at = dt.datetime.fromisoformat(record["triggered_at"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        if at >= since:
-            dated.append((at, record))
-    return [record for _, record in sorted(dated, key=lambda item: item[0])]
 
 
 def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
