@@ -25,11 +25,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends git ca-certific
 WORKDIR /opt/project
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --extra all --extra distributed --no-install-project
-COPY plugins ./plugins
+COPY src ./src
 RUN uv sync --frozen --no-dev --extra all --extra distributed
 COPY dags ./dags
 COPY include ./include
 COPY config ./config
+COPY plugins ./plugins
 
 # /srv/git: the data registry's git remote in docker-compose.yaml (service git-registry, its own volume).
 RUN useradd --create-home --uid 50000 airflow && mkdir -p /opt/airflow /opt/mlops /srv/git \

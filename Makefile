@@ -46,7 +46,7 @@ test-unit: install  ## the fast tests only
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy plugins/mlops_provider
+	$(BIN)/mypy src/mlops_provider
 
 docs: install  ## build the docs (mkdocs --strict: a warning fails) into .site/
 	$(BIN)/mkdocs build --strict

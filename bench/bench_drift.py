@@ -36,7 +36,7 @@ from mlops_provider.operators.evidently import DriftReportOperator
 op = DriftReportOperator(task_id="drift", dataset="bench", model_name="bench", numerical_columns=num,
                          categorical_columns=cat, max_rows=int(sys.argv[6]))
 if mode == "ours":
-    from mlops_provider.sampling import sample_parquet
+    from mlops_provider.ml.sampling import sample_parquet
     ref = sample_parquet(ref_path, num + cat, op.max_rows, op.seed)
     cur = sample_parquet(cur_path, num + cat, op.max_rows, op.seed)
 else:

@@ -25,7 +25,7 @@ from examples import WINDOW, example, seasonal_example  # noqa: E402
 def signals_for(spec_name: str) -> dict:
     import pandas as pd
 
-    from mlops_provider.drift_signals import normalized_importances, weighted_drift
+    from mlops_provider.ml.drift_signals import normalized_importances, weighted_drift
     from mlops_provider.operators.evidently import DriftReportOperator
 
     ex = seasonal_example() if spec_name == "card_fraud_seasonal" else example(spec_name)

@@ -3,11 +3,11 @@
 
 For each example spec: the template entrypoint's model is trained on a 7-day window of calm days; on each of the
 following calm and drifted days, the ROC AUC is estimated from the model's probabilities on the day's holdout rows
-(no labels: ``mlops_provider.estimation``) and realised on the same rows with their labels. Prints both per day and
+(no labels: ``mlops_provider.ml.estimation``) and realised on the same rows with their labels. Prints both per day and
 the mean and largest absolute error, separately for calm and drifted days (drift that changes the relationship
 between features and label is exactly what a label-free estimate cannot see). The estimate is made twice: on the raw
 probabilities, and after the isotonic calibration fitted on the holdout of the training window (as the monitoring
-check does), with its bootstrap interval. Last, the synthetic case of ``mlops_provider.estimation`` (known truth):
+check does), with its bootstrap interval. Last, the synthetic case of ``mlops_provider.ml.estimation`` (known truth):
 the error under no shift, covariate shift and concept change, with each calibration.
 
 Usage: python bench/bench_estimation.py [SPEC_NAME ...]   (default: churn_classifier card_fraud)
@@ -27,8 +27,8 @@ def compare(spec_name: str) -> list[dict]:
     import train as template
     from sklearn.metrics import roc_auc_score
 
-    from mlops_provider.estimation import estimate, estimated_metric, fit_calibrations, select_calibration
-    from mlops_provider.scoring import binary_labels
+    from mlops_provider.ml.estimation import estimate, estimated_metric, fit_calibrations, select_calibration
+    from mlops_provider.ml.scoring import binary_labels
 
     ex = example(spec_name)
     label, positive = ex.spec.label.column, ex.spec.label.positive_class
@@ -75,9 +75,9 @@ def main(names: list[str]) -> None:
 
 
 def synthetic() -> None:
-    from mlops_provider.estimation import SHIFTS, synthetic_estimate_error
+    from mlops_provider.ml.estimation import SHIFTS, synthetic_estimate_error
 
-    print("\nsynthetic (mlops_provider.estimation.synthetic_scores, seeds 0-4): mean estimated - realised ROC AUC")
+    print("\nsynthetic (mlops_provider.ml.estimation.synthetic_scores, seeds 0-4): mean estimated - realised ROC AUC")
     print(f"  {'shift':<10} {'rows':>6} {'isotonic':>9} {'sigmoid':>8} {'none':>7}  interval covers (isotonic)")
     for shift in SHIFTS:
         for rows in (900, 20_000):

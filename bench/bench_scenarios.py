@@ -91,23 +91,23 @@ def run_case(name: str, seed: int) -> dict[str, Any]:
     import numpy as np
 
     from mlops_provider.demo.scenarios import KEY_COLUMN, scenario
-    from mlops_provider.drift_signals import decide_signal, normalized_importances, weighted_drift
-    from mlops_provider.estimation import (
+    from mlops_provider.ml.drift_signals import decide_signal, normalized_importances, weighted_drift
+    from mlops_provider.ml.estimation import (
         apply_calibration,
         estimated_metric,
         fit_calibrations,
         metric_of_labels,
         select_calibration,
     )
-    from mlops_provider.label_check import crosses_floor, labels_verdict, metric_interval, performance_alarm
-    from mlops_provider.learned_drift import (
+    from mlops_provider.ml.label_check import crosses_floor, labels_verdict, metric_interval, performance_alarm
+    from mlops_provider.ml.learned_drift import (
         judge_columns,
         learn_thresholds,
         learned_drift,
         leave_one_day_out,
         normed_wasserstein,
     )
-    from mlops_provider.split import HoldoutSplit, OutOfTimeSplit
+    from mlops_provider.ml.split import HoldoutSplit, OutOfTimeSplit
 
     s = scenario(name, seed=seed)
     t, features, label = s.truth, list(s.features), s.label
@@ -219,7 +219,7 @@ def simulate_rails(alarms: list[dt.date], truth: Any, mode: str) -> list[dt.date
     stretch before the change (or the first 40 monitored days) is replayed first as one backfill at noon of the
     change day, a minute apart; the later days run nightly. ``one pool``: backfill records count as real time (the
     behaviour before issue 28); ``own pool``: they spend the backfill's."""
-    from mlops_provider.rails import BACKFILL, REALTIME, cooldown_hold, data_week_hold, real_week_hold
+    from mlops_provider.ml.rails import BACKFILL, REALTIME, cooldown_hold, data_week_hold, real_week_hold
 
     boundary = truth.change_from or truth.monitored[40]
     records: list[dict[str, Any]] = []

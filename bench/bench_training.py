@@ -70,7 +70,7 @@ with mlflow.start_run():
 
 def schema() -> dict:
     """The churn demo spec's schema (what the entrypoint gets as --schema)."""
-    from mlops_provider.spec import load_spec as load_model_spec
+    from mlops_provider.loop.spec import load_spec as load_model_spec
 
     return load_model_spec(SPEC_FILE).entrypoint_schema()
 
@@ -116,9 +116,9 @@ def docker_ready() -> bool:
 
 def bench_training(rows: int) -> None:
     from mlops_provider.hooks.dvc import DvcHook
-    from mlops_provider.hyperparameters import load_spec, resolve
+    from mlops_provider.loop.spec import load_spec as load_model_spec
+    from mlops_provider.ml.hyperparameters import load_spec, resolve
     from mlops_provider.operators.training import TrainModelOperator
-    from mlops_provider.spec import load_spec as load_model_spec
 
     sys.path.insert(0, str(PROJECT_ROOT))
     from tests.helpers import task_context

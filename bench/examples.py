@@ -66,8 +66,8 @@ def seasonal_example(spec_name: str = "card_fraud") -> Example:
     import train as template
 
     from mlops_provider.demo import SOURCES, SourceSpec
-    from mlops_provider.spec import load_spec
-    from mlops_provider.split import HoldoutSplit
+    from mlops_provider.loop.spec import load_spec
+    from mlops_provider.ml.split import HoldoutSplit
 
     spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")
     data = spec.model_dump()
@@ -90,8 +90,8 @@ def example(spec_name: str) -> Example:
     import train as template
 
     from mlops_provider.demo import SOURCES, SourceSpec
-    from mlops_provider.spec import load_spec
-    from mlops_provider.split import HoldoutSplit
+    from mlops_provider.loop.spec import load_spec
+    from mlops_provider.ml.split import HoldoutSplit
 
     spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")
     drift_from = START + dt.timedelta(days=WINDOW + CALM_DAYS)

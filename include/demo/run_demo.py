@@ -41,7 +41,7 @@ SPEC_FILE = PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml"
 
 
 def _spec():  # noqa: ANN202 (a ModelSpec)
-    from mlops_provider.spec import load_spec
+    from mlops_provider.loop.spec import load_spec
 
     return load_spec(SPEC_FILE)
 
@@ -166,7 +166,7 @@ def summarize_training() -> None:
 
 def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
     """Print drift share and labelled AUC per day and the triggered training runs; returns the drift-triggered."""
-    from mlops_provider.evidence import first_attempt
+    from mlops_provider.utils.evidence import first_attempt
 
     reports = Path(os.environ["MLOPS_HOME"]) / "reports"
     spec = _spec()

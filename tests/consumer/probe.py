@@ -27,7 +27,7 @@ def import_every_module() -> list[str]:
 
 def import_installed_extras(extras: list[str]) -> list[str]:
     """Import each installed extra's libraries for real (e.g. Evidently and GX on the newest Python)."""
-    from mlops_provider.extras import EXTRAS
+    from mlops_provider.utils.extras import EXTRAS
 
     failed = []
     for extra in extras:
@@ -95,7 +95,7 @@ def render_a_page() -> str:
 
 
 def missing_extra_message(extra: str) -> str | None:
-    from mlops_provider.extras import MissingExtraError, require
+    from mlops_provider.utils.extras import MissingExtraError, require
 
     try:
         require(extra, user="probe")
@@ -106,7 +106,7 @@ def missing_extra_message(extra: str) -> str | None:
 
 def main() -> None:
     import mlops_provider
-    from mlops_provider.extras import EXTRAS, missing_modules
+    from mlops_provider.utils.extras import EXTRAS, missing_modules
 
     out: dict = {
         "python": sys.version.split()[0],

@@ -80,7 +80,7 @@ def test_wheel_and_sdist_hold_the_package_and_not_the_demo(dist: dict[str, Path]
     for extra in ("dvc", "gx", "mlflow", "evidently", "docker", "openlineage", "s3", "all"):
         assert f"Provides-Extra: {extra}" in metadata
     members = tarfile.open(dist["sdist"]).getnames()
-    assert any(m.endswith("plugins/mlops_provider/extras.py") for m in members)
+    assert any(m.endswith("src/mlops_provider/utils/extras.py") for m in members)
     assert not [m for m in members if "/mlops_provider/demo/" in m]
 
 

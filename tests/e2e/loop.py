@@ -28,7 +28,7 @@ class LoopModel:
 
     @classmethod
     def of(cls, spec_name: str) -> LoopModel:
-        from mlops_provider.spec import load_spec
+        from mlops_provider.loop.spec import load_spec
         from tests.helpers import PROJECT_ROOT
 
         spec = load_spec(PROJECT_ROOT / "include" / "models" / f"{spec_name}.yaml")

@@ -12,7 +12,7 @@ import pytest
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import training_set_path
-from mlops_provider.split import HoldoutSplit
+from mlops_provider.ml.split import HoldoutSplit
 from tests.helpers import task_context
 from tests.integration.models import DATA_PATH, SPEC, TAG, train_op
 

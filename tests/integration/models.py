@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import training_set_path
+from mlops_provider.loop.spec import load_spec
 from mlops_provider.operators.training import TrainModelOperator
-from mlops_provider.spec import load_spec
 from tests.helpers import PROJECT_ROOT, task_context
 
 TRAINING = PROJECT_ROOT / "include" / "training"

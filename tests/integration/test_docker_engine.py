@@ -34,7 +34,7 @@ def test_docker_operator_runs_a_container_and_reports_failure(base_image):
 def test_engine_access_goes_through_the_docker_connection(base_image, monkeypatch):
     """``docker_client`` uses the Docker provider's hook: the engine at ``docker_url``, the registry login of
     ``docker_conn_id`` (a registry that does not answer fails the call and the message names the connection)."""
-    from mlops_provider.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+    from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 
     client = docker_client(docker_url=DEFAULT_DOCKER_URL, docker_conn_id=None, timeout=30, user="test")
     assert client.images.get(base_image).id
@@ -54,7 +54,7 @@ def test_a_retry_removes_the_serving_container_an_earlier_try_left(base_image):
 
     import docker
 
-    from mlops_provider.model_servers import SERVER_KEY_LABEL, DockerModelServer
+    from mlops_provider.runtime.model_servers import SERVER_KEY_LABEL, DockerModelServer
 
     client = docker.from_env()
     key = f"test-shadow-{uuid.uuid4().hex[:8]}"

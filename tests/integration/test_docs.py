@@ -38,6 +38,6 @@ def test_docs_build_strict_and_cover_the_provider(tmp_path: Path) -> None:
     # The how-to pages quote the example DAGs (snippets resolved, not left as markers).
     ingest = (site / "howto" / "ingest" / "index.html").read_text()
     assert "orders_db" in ingest and "--8&lt;--" not in ingest
-    example = PROJECT_ROOT / "plugins/mlops_provider/example_dags/example_promotion.py"
+    example = PROJECT_ROOT / "src/mlops_provider/example_dags/example_promotion.py"
     assert "howto_operator_promote_model" in example.read_text()
     assert "PromoteModelOperator" in (site / "howto" / "mlflow" / "index.html").read_text()

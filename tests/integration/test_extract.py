@@ -11,8 +11,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, generate_day, seed_range
-from mlops_provider.files import md5_of_file
 from mlops_provider.operators.sql import SqlToParquetOperator
+from mlops_provider.utils.files import md5_of_file
 from tests.helpers import task_context
 
 pytestmark = pytest.mark.integration

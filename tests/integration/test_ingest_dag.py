@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from mlops_provider.files import md5_of_file
+from mlops_provider.utils.files import md5_of_file
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

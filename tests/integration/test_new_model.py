@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from mlops_provider.cli import main
+from mlops_provider.cli.main import main
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
 from mlops_provider.demo.transactions_source import TRANSACTIONS
-from mlops_provider.spec import load_spec
+from mlops_provider.loop.spec import load_spec
 from tests.helpers import task_context
 
 pytestmark = pytest.mark.integration
@@ -24,8 +24,8 @@ DAYS = dates_between(dt.date(2026, 11, 1), dt.date(2026, 11, 3))
 
 
 def test_new_model_scaffolds_a_spec_and_suite_that_pass_and_a_model_that_is_promoted(mlops_home, tmp_path):
-    from mlops_provider.factory import build_dags
     from mlops_provider.layout import partition_path, partition_tag, training_set_path, training_set_tag
+    from mlops_provider.loop.factory import build_dags
     from mlops_provider.operators.dvc import DvcVersionOperator
     from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
     from mlops_provider.operators.promotion import EvaluateModelOperator, PromoteModelOperator

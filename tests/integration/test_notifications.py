@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from mlops_provider.model_servers import free_port
-from mlops_provider.notifications import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY, MlopsEventNotifier
+from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY, MlopsEventNotifier
+from mlops_provider.runtime.model_servers import free_port
 from tests.helpers import PROJECT_ROOT, RecordingTaskInstance
 
 pytestmark = pytest.mark.integration
@@ -272,7 +272,7 @@ def test_mail_down_keeps_the_quarantine_mail_and_the_outbox_dag_sends_it_once(
     assert len(outbox(mlops_home)) == 1
 
     with serve_inbox(monkeypatch) as inbox:  # mail works again
-        from mlops_provider.notifications import OUTBOX_DAG_ID
+        from mlops_provider.notifications.mail import OUTBOX_DAG_ID
 
         sender = bag.get_dag(OUTBOX_DAG_ID)
         assert sender is not None, sorted(bag.dag_ids)
@@ -308,7 +308,7 @@ def test_a_server_that_never_answers_fails_the_mail_within_the_callback_limit_an
         except BaseException as error:  # noqa: BLE001 - reported below
             raised.append(error)
 
-    with silent_server(monkeypatch), caplog.at_level(logging.WARNING, logger="mlops_provider.notifications"):
+    with silent_server(monkeypatch), caplog.at_level(logging.WARNING, logger="mlops_provider.notifications.mail"):
         worker = threading.Thread(target=callback, daemon=True)
         worker.start()
         worker.join(timeout=limit)
@@ -321,7 +321,7 @@ def test_a_server_that_never_answers_fails_the_mail_within_the_callback_limit_an
     assert queued["subject"] == subject and "timed out" in queued["error"]
 
     with serve_inbox(monkeypatch) as inbox:
-        from mlops_provider.notifications import flush_outbox
+        from mlops_provider.notifications.mail import flush_outbox
 
         assert flush_outbox() == {"sent": [subject], "unsent": []}
         assert flush_outbox() == {"sent": [], "unsent": []}

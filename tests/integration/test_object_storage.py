@@ -15,7 +15,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from mlops_provider.files import md5_of_file
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import partition_path, partition_tag
 from mlops_provider.operators.dvc import DvcVersionOperator
@@ -23,6 +22,7 @@ from mlops_provider.operators.great_expectations import GreatExpectationsValidat
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
 from mlops_provider.sensors.dvc import DvcTagSensor
+from mlops_provider.utils.files import md5_of_file
 from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.integration
@@ -145,12 +145,12 @@ def test_reports_and_records_are_read_from_object_storage_by_any_host(s3_server,
 
     from fastapi.testclient import TestClient
 
-    from mlops_provider.evidence import attempts, write_record
-    from mlops_provider.links import report_url
+    from mlops_provider.links.extra_links import report_url
     from mlops_provider.operators.evidently import drift_folder
     from mlops_provider.operators.retraining import trigger_records_dir, triggered_since
-    from mlops_provider.storage import ledger_dir, location, write_text
     from mlops_provider.triggers.drift import DriftResultTrigger
+    from mlops_provider.utils.evidence import attempts, write_record
+    from mlops_provider.utils.storage import ledger_dir, location, write_text
     from mlops_provider.web.health import _series
     from tests.integration.test_report_pages import unauthenticated_app
 

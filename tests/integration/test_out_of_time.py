@@ -13,8 +13,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.demo.day_effects import KEY_COLUMN, LABEL_COLUMN, NUMERICAL, TIMESTAMP_COLUMN, day_effect_days
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.ml.scoring import schema_predictor, score
 from mlops_provider.operators.promotion import EvaluateModelOperator
-from mlops_provider.scoring import schema_predictor, score
 from tests.helpers import task_context
 from tests.integration.models import train_op
 

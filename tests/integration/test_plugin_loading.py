@@ -1,15 +1,15 @@
 """Airflow's real plugin loading: the plugins folder must not shadow real libraries, and our plugin loads once.
 
-Airflow imports every ``.py`` under the plugins folder as a top-level module named after its file stem, so
-``plugins/mlops_provider/hooks/dvc.py`` would become ``sys.modules["dvc"]``. ``plugins/.airflowignore`` hides
-the package from that walk. The check runs in a fresh interpreter, as a scheduler or api-server would.
+Airflow imports every ``.py`` under the plugins folder as a top-level module named after its file stem, so a
+package kept there (``plugins/mlops_provider/hooks/dvc.py``) would become ``sys.modules["dvc"]``. The package lives
+in ``src/`` and registers its plugin through the ``airflow.plugins`` entry point; the plugins folder holds only
+Airflow's settings hook. The check runs in a fresh interpreter, as a scheduler or api-server would.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +35,8 @@ for name in sys.argv[2].split(","):
         real[name] = "ImportError: " + str(exc)
 shadowing = sorted(
     name for name, module in list(sys.modules.items())
-    if (getattr(module, "__file__", None) or "").startswith(sys.argv[1] + "/mlops_provider/")
-    and not name.startswith("mlops_provider")
+    if (getattr(module, "__file__", None) or "").startswith(sys.argv[1] + "/")
+    and not name.startswith("mlops_provider") and name != "airflow_local_settings"
 )
 print(json.dumps({"plugins": [p.name for p in plugins], "errors": errors, "real": real, "shadowing": shadowing}))
 """
@@ -66,11 +66,16 @@ def test_plugins_folder_shadows_nothing_and_registers_the_plugin_once():
     assert result["errors"] == {}
 
 
-def test_without_airflowignore_the_package_would_shadow_libraries(tmp_path):
-    """Control: the same folder without .airflowignore shows the trap the ignore file prevents."""
+def test_the_entry_point_registers_the_plugin_with_an_empty_plugins_folder(tmp_path):
+    """An installed deployment needs nothing in its plugins folder: the distribution's entry point registers it."""
     folder = tmp_path / "plugins"
-    shutil.copytree(PROJECT_ROOT / "plugins", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / ".airflowignore").unlink()
+    folder.mkdir()
     result = load_plugins(folder)
-    assert {"dvc", "great_expectations"} <= set(result["shadowing"])
-    assert not str(result["real"]["dvc"]).startswith(str(Path(sys.executable).parents[1]))
+    assert result["plugins"].count("mlops") == 1
+    assert result["errors"] == {}
+
+
+def test_the_plugins_folder_holds_no_package():
+    """Nothing under plugins/ is the provider's code (the trap of a package inside Airflow's plugin walk)."""
+    python_files = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "plugins").rglob("*.py"))
+    assert python_files == ["plugins/airflow_local_settings.py"]

@@ -15,8 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, D
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from mlops_provider.evidence import write_record
-from mlops_provider.links import report_url
+from mlops_provider.links.extra_links import report_url
 from mlops_provider.operators.approval import review_dir
 from mlops_provider.operators.evidently import drift_folder
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
@@ -24,7 +23,8 @@ from mlops_provider.operators.retention import RetentionOperator
 from mlops_provider.operators.retraining import TriggerRetrainingOperator, trigger_records_dir
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.sensors.drift import DriftSensor
-from mlops_provider.storage import ledger_dir, location, storage_root, stored, write_text
+from mlops_provider.utils.evidence import write_record
+from mlops_provider.utils.storage import ledger_dir, location, storage_root, stored, write_text
 from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.model_servers import DockerModelServer
 from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
+from mlops_provider.runtime.model_servers import DockerModelServer
 from tests.helpers import PROJECT_ROOT, task_context
 from tests.integration.models import copy_version
 
@@ -95,7 +95,7 @@ def test_shadow_check_fails_on_the_latency_bound(candidate):
 def test_serving_image_answers_like_the_registry_model(candidate, training_image):
     import mlflow
 
-    from mlops_provider.scoring import schema_predictor
+    from mlops_provider.ml.scoring import schema_predictor
 
     pkg = package("docker")
     image = docker.from_env().images.get(pkg["image"])

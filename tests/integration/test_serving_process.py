@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_provider.model_servers import LocalModelServer
+from mlops_provider.runtime.model_servers import LocalModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 RUN_TASK = """
 import sys, time
 from pathlib import Path
-from mlops_provider.model_servers import LocalModelServer
+from mlops_provider.runtime.model_servers import LocalModelServer
 model_dir, pid_file, ready = sys.argv[1:4]
 server = LocalModelServer(Path(model_dir), **({"pid_file": Path(pid_file)} if pid_file != "-" else {}))
 server.start()

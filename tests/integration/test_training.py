@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mlops_provider.cli.reproduce import reproduce_run
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import training_set_path
 from mlops_provider.operators.training import challenger_alias
-from mlops_provider.reproduce import reproduce_run
 from tests.helpers import PROJECT_ROOT, task_context
 from tests.integration.models import FAST, SPEC, TAG, TRAINING, context, train_op
 
@@ -167,7 +167,7 @@ def test_a_rerun_of_a_judged_version_neither_moves_the_alias_nor_announces_it_ag
 
 
 def test_extra_links_point_at_plugin_pages_that_show_the_run_the_version_and_the_data(training_set):
-    from mlops_provider.links import (
+    from mlops_provider.links.extra_links import (
         DvcVersionLink,
         MlflowModelVersionLink,
         MlflowRunLink,
@@ -237,7 +237,7 @@ def test_a_misspelt_conf_key_a_branch_and_a_rev_that_is_not_a_training_set_are_r
     trained and was recorded as the version's data name; a partition tag as dataset_rev trained on an unrelated,
     older training set while the lineage named the partition. The factory's training task, its context built as
     Airflow builds it."""
-    from mlops_provider.factory import build_dags
+    from mlops_provider.loop.factory import build_dags
 
     def train_task():
         return build_dags(SPEC)[SPEC.dag_id("training")].get_task("train")
@@ -307,8 +307,8 @@ def test_the_entrypoint_gets_training_rows_and_holdout_rows_apart_and_the_split_
     version record the split that evaluation and the performance check read back."""
     import pandas as pd
 
-    from mlops_provider.paths import mlops_home
-    from mlops_provider.split import HoldoutSplit
+    from mlops_provider.ml.split import HoldoutSplit
+    from mlops_provider.utils.paths import mlops_home
 
     result = train_op().execute(context())
     work = mlops_home() / "training" / result["run_id"]

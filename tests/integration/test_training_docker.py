@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.runners import RUN_KEY_LABEL
+from mlops_provider.runtime.runners import RUN_KEY_LABEL
 from tests.integration.models import context, train_op
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]

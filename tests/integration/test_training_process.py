@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_provider.runners import PID_FILE, LocalRunner, TrainingJob
+from mlops_provider.runtime.runners import PID_FILE, LocalRunner, TrainingJob
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ open(out, "w").write('{"model_id": "m-1", "metrics": {}}')
 RUN_TASK = """
 import logging, sys
 from pathlib import Path
-from mlops_provider.runners import LocalRunner, TrainingJob
+from mlops_provider.runtime.runners import LocalRunner, TrainingJob
 job = TrainingJob(train=Path("t"), holdout=Path("h"), schema={}, tracking_uri="sqlite://", mlflow_run_id=sys.argv[2],
                   params={}, tags={}, output=Path(sys.argv[3]))
 LocalRunner(Path(sys.argv[1]), logging.getLogger("task")).run(job)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mlops_provider.contract import (
+from mlops_provider.ml.contract import (
     EntrypointContractError,
     check_predictions,
     check_result,

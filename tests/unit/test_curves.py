@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mlops_provider.curves import holdout_curves
+from mlops_provider.ml.curves import holdout_curves
 
 pytestmark = pytest.mark.unit
 

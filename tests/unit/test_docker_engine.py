@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.docker_engine import DockerEngineError, docker_client
+from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.drift_signals import decide_signal, normalized_importances, weighted_drift
+from mlops_provider.ml.drift_signals import decide_signal, normalized_importances, weighted_drift
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +60,7 @@ def test_the_chosen_signal_decides_and_a_missing_importance_falls_back_to_the_sh
 def test_prediction_drift_compares_the_distributions_of_predicted_probabilities():
     import numpy as np
 
-    from mlops_provider.drift_signals import prediction_drift
+    from mlops_provider.ml.drift_signals import prediction_drift
 
     rng = np.random.default_rng(3)
     reference = rng.beta(1, 6, size=5000)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from mlops_provider.estimation import estimated_metric, estimated_roc_auc, expected_confusion
+from mlops_provider.ml.estimation import estimated_metric, estimated_roc_auc, expected_confusion
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +46,7 @@ def test_the_isotonic_step_points_reproduce_sklearns_fit_after_a_json_round_trip
 
     from sklearn.isotonic import IsotonicRegression
 
-    from mlops_provider.estimation import apply_calibration, fit_calibrations, select_calibration
+    from mlops_provider.ml.estimation import apply_calibration, fit_calibrations, select_calibration
 
     rng = np.random.default_rng(3)
     scores = rng.uniform(size=2_000)
@@ -60,7 +60,7 @@ def test_the_isotonic_step_points_reproduce_sklearns_fit_after_a_json_round_trip
 
 
 def test_platt_scaling_on_the_logit_recovers_a_known_over_confidence():
-    from mlops_provider.estimation import apply_calibration, fit_calibrations, select_calibration
+    from mlops_provider.ml.estimation import apply_calibration, fit_calibrations, select_calibration
 
     rng = np.random.default_rng(5)
     z = rng.normal(size=20_000)
@@ -73,7 +73,7 @@ def test_platt_scaling_on_the_logit_recovers_a_known_over_confidence():
 
 
 def test_a_small_holdout_falls_back_to_sigmoid_then_to_none_and_says_why():
-    from mlops_provider.estimation import fit_calibrations, select_calibration
+    from mlops_provider.ml.estimation import fit_calibrations, select_calibration
 
     rng = np.random.default_rng(11)
     scores = rng.uniform(size=100)
@@ -103,7 +103,7 @@ def test_the_model_decides_with_its_raw_scores_and_the_calibration_gives_the_lab
 def test_metrics_of_labels_match_sklearn_with_ties():
     from sklearn.metrics import precision_score, recall_score
 
-    from mlops_provider.estimation import metric_of_labels
+    from mlops_provider.ml.estimation import metric_of_labels
 
     rng = np.random.default_rng(2)
     scores = np.round(rng.uniform(size=500), 1)  # many ties
@@ -118,7 +118,7 @@ def test_metrics_of_labels_match_sklearn_with_ties():
 
 
 def test_the_estimate_carries_a_seeded_interval_its_calibration_and_its_assumption():
-    from mlops_provider.estimation import ASSUMPTION, estimate, fit_calibrations, select_calibration
+    from mlops_provider.ml.estimation import ASSUMPTION, estimate, fit_calibrations, select_calibration
 
     rng = np.random.default_rng(9)
     holdout = rng.uniform(size=1_000)
@@ -140,7 +140,7 @@ def test_the_estimate_holds_under_covariate_shift_once_calibrated_and_fails_unde
     """The rule, not the margins: on a large seeded sample the calibrated estimate lands near the realised AUC
     under covariate shift (which does hurt the model), the uncalibrated one (as the issue saw) does not, and no
     calibration saves it from a concept change."""
-    from mlops_provider.estimation import synthetic_estimate_error
+    from mlops_provider.ml.estimation import synthetic_estimate_error
 
     calm = synthetic_estimate_error("none")
     covariate = synthetic_estimate_error("covariate")
@@ -153,7 +153,7 @@ def test_the_estimate_holds_under_covariate_shift_once_calibrated_and_fails_unde
 
 
 def test_on_a_days_worth_of_rows_the_interval_covers_covariate_shift_and_misses_a_concept_change():
-    from mlops_provider.estimation import synthetic_estimate_error
+    from mlops_provider.ml.estimation import synthetic_estimate_error
 
     assert synthetic_estimate_error("covariate", rows=900)["covered"] is True
     assert synthetic_estimate_error("concept", rows=900)["covered"] is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.evidence import attempts, first_attempt, write_record
+from mlops_provider.utils.evidence import attempts, first_attempt, write_record
 
 pytestmark = pytest.mark.unit
 

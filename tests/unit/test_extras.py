@@ -7,7 +7,7 @@ import sys
 import pytest
 import tomllib
 
-from mlops_provider.extras import EXTRAS, MissingExtraError, install_command, missing_modules, require
+from mlops_provider.utils.extras import EXTRAS, MissingExtraError, install_command, missing_modules, require
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit

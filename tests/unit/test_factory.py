@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mlops_provider.factory import STAGES, build_dags
-from mlops_provider.spec import load_spec, parse_spec
+from mlops_provider.loop.factory import STAGES, build_dags
+from mlops_provider.loop.spec import load_spec, parse_spec
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -105,8 +105,8 @@ def test_asset_uris_use_a_custom_scheme_airflow_does_not_normalise():
 
 
 def test_a_spec_that_mails_adds_the_outbox_sender_and_the_mail_down_runbook(tmp_path):
-    from mlops_provider.factory import build_all
-    from mlops_provider.notifications import OUTBOX_DAG_ID
+    from mlops_provider.loop.factory import build_all
+    from mlops_provider.notifications.mail import OUTBOX_DAG_ID
 
     assert OUTBOX_DAG_ID not in build_all(MODELS)  # no spec mails: no sender
     text = (MODELS / "churn_classifier.yaml").read_text().replace("../", f"{MODELS.parent}/")
@@ -120,7 +120,7 @@ def test_a_spec_that_mails_adds_the_outbox_sender_and_the_mail_down_runbook(tmp_
 
 
 def test_retention_runs_in_the_monitoring_dag_on_its_own_with_the_specs_window():
-    from mlops_provider.spec import SpecError
+    from mlops_provider.loop.spec import SpecError
 
     monitoring = build_dags(twin_of("churn_r"))["churn_r__drift_monitoring"]
     retention = monitoring.get_task("retention")

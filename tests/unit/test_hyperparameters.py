@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.hyperparameters import resolve
+from mlops_provider.ml.hyperparameters import resolve
 
 pytestmark = pytest.mark.unit
 

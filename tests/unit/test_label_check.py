@@ -9,7 +9,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from mlops_provider.label_check import (
+from mlops_provider.ml.label_check import (
     bootstrap_interval,
     crosses_floor,
     delong_auc,
@@ -162,7 +162,7 @@ def test_the_expected_labelled_rows_come_from_the_suites_minimum_row_count():
 
 
 def test_the_prediction_drift_noise_bound_shrinks_with_the_day_and_is_over_0_1_at_150_rows():
-    from mlops_provider.drift_signals import prediction_drift
+    from mlops_provider.ml.drift_signals import prediction_drift
 
     reference = np.random.default_rng(0).beta(2, 5, 4000)
     small, large = prediction_drift_noise(reference, 150), prediction_drift_noise(reference, 2000)
@@ -182,8 +182,8 @@ def test_the_bootstrap_metrics_are_the_training_metrics():
     (``scoring.classification_metrics``, scikit-learn's) on the same labels and probabilities."""
     import numpy as np
 
-    from mlops_provider.label_check import bootstrap_interval
-    from mlops_provider.scoring import classification_metrics
+    from mlops_provider.ml.label_check import bootstrap_interval
+    from mlops_provider.ml.scoring import classification_metrics
 
     rng = np.random.default_rng(7)
     y = rng.integers(0, 2, 500)

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from mlops_provider.drift_signals import decide_signal
-from mlops_provider.learned_drift import (
+from mlops_provider.ml.drift_signals import decide_signal
+from mlops_provider.ml.learned_drift import (
     distance,
     judge_columns,
     learn_thresholds,

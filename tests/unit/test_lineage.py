@@ -1,12 +1,11 @@
-"""Dataset naming and facets of the lineage rules (mlops_provider.lineage) and their OpenLineage form."""
+"""Dataset naming and facets of the lineage rules (mlops_provider.lineage.datasets) and their OpenLineage form."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops_provider.lineage import (
+from mlops_provider.lineage.datasets import (
     Lineage,
-    OpenLineageMixin,
     dvc_file,
     gx_assertions,
     gx_validation,
@@ -15,6 +14,7 @@ from mlops_provider.lineage import (
     mlflow_run,
     sql_table,
 )
+from mlops_provider.lineage.mixin import OpenLineageMixin
 
 pytestmark = pytest.mark.unit
 
@@ -76,7 +76,7 @@ def test_gx_results_become_assertions_and_a_verdict() -> None:
 def test_the_openlineage_form_serializes_with_standard_and_own_facets() -> None:
     from openlineage.client.serde import Serde
 
-    from mlops_provider.lineage_facets import operator_lineage
+    from mlops_provider.lineage.facets import operator_lineage
 
     lineage = Lineage(
         inputs=[dvc_file("file:///reg", "data/t.parquet", rev="r", tag="t", md5="m")],

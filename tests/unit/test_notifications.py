@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.notifications import EVENTS, build_notice, task_url
-from mlops_provider.spec import NOTIFICATION_EVENTS
+from mlops_provider.loop.spec import NOTIFICATION_EVENTS
+from mlops_provider.notifications.mail import EVENTS, build_notice, task_url
 
 pytestmark = pytest.mark.unit
 
@@ -77,7 +77,7 @@ def test_gate_rejection_promotion_rollback_and_shadow_check() -> None:
 
 
 def test_a_callback_mails_within_most_of_the_supervisor_overtime() -> None:
-    from mlops_provider.notifications import SEND_ATTEMPTS, SMTP_TIMEOUT, callback_budget
+    from mlops_provider.notifications.mail import SEND_ATTEMPTS, SMTP_TIMEOUT, callback_budget
 
     assert callback_budget(20.0) == 12.0  # the default [core] task_success_overtime
     assert callback_budget(0.5) == 1.0
@@ -85,7 +85,7 @@ def test_a_callback_mails_within_most_of_the_supervisor_overtime() -> None:
 
 
 def test_the_error_names_what_the_smtp_hook_hid() -> None:
-    from mlops_provider.notifications import describe
+    from mlops_provider.notifications.mail import describe
 
     try:
         try:
@@ -97,7 +97,7 @@ def test_the_error_names_what_the_smtp_hook_hid() -> None:
 
 
 def test_one_outbox_entry_and_one_marker_per_event_and_task_run() -> None:
-    from mlops_provider.notifications import notification_id
+    from mlops_provider.notifications.mail import notification_id
 
     key = "m__promotion/manual__1/promote/promotion"
     assert notification_id(key) == notification_id(key) != notification_id(key.replace("manual__1", "manual__2"))

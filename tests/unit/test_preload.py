@@ -1,10 +1,10 @@
-"""Which processes preload the task libraries, and which modules (``mlops_provider.preload``)."""
+"""Which processes preload the task libraries, and which modules (``mlops_provider.runtime.preload``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops_provider.preload import DEFAULT_MODULES, forks_tasks, modules_to_preload
+from mlops_provider.runtime.preload import DEFAULT_MODULES, forks_tasks, modules_to_preload
 
 pytestmark = pytest.mark.unit
 

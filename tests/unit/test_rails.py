@@ -1,4 +1,4 @@
-"""The retraining rails as pure rules (mlops_provider.rails) on exact cases: which clock a run counts on, the
+"""The retraining rails as pure rules (mlops_provider.ml.rails) on exact cases: which clock a run counts on, the
 data-day cooldown and budget, the real-time pools of real-time and backfill alarms, and the held-back line."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from mlops_provider.rails import (
+from mlops_provider.ml.rails import (
     BACKFILL,
     REALTIME,
     cooldown_hold,

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from mlops_provider.retention import (
+from mlops_provider.utils.retention import (
     Artefact,
     citations,
     cutoff_day,

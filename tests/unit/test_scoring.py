@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_provider.scoring import binary_labels, decide
+from mlops_provider.ml.scoring import binary_labels, decide
 
 pytestmark = pytest.mark.unit
 

@@ -1,13 +1,13 @@
-"""The pause before a trigger fires (mlops_provider.settle): against the scheduler race of Airflow 3.3
+"""The pause before a trigger fires (mlops_provider.triggers.settle): against the scheduler race of Airflow 3.3
 that fails a task resumed within seconds of deferring (apache/airflow#72716)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlops_provider.settle import RESUME_SETTLE_SECONDS, settle_delay
 from mlops_provider.triggers.drift import DriftResultTrigger
 from mlops_provider.triggers.dvc import DvcTagTrigger
+from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS, settle_delay
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_provider.cli import main
-from mlops_provider.spec import SpecError, load_spec, load_specs
+from mlops_provider.cli.main import main
+from mlops_provider.loop.spec import SpecError, load_spec, load_specs
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -141,7 +141,7 @@ def keys_of(model, prefix: str = "") -> list[str]:
 
 
 def test_the_spec_reference_documents_every_key():
-    from mlops_provider.spec import ModelSpec
+    from mlops_provider.loop.spec import ModelSpec
 
     documented = set(re.findall(r"^\| `([\w.<>]+)` \|", (PROJECT_ROOT / "docs" / "model-spec.md").read_text(), re.M))
     keys = keys_of(ModelSpec)

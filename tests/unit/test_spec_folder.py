@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_provider.cli import main
-from mlops_provider.factory import STAGES, build_all
-from mlops_provider.spec import SpecError, check_folder, load_specs
+from mlops_provider.cli.main import main
+from mlops_provider.loop.factory import STAGES, build_all
+from mlops_provider.loop.spec import SpecError, check_folder, load_specs
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -73,11 +73,11 @@ class Recorder(logging.Handler):
 def test_build_all_keeps_the_healthy_models_dags_and_a_placeholder_names_the_bad_file(models):
     fraud = break_fraud(models)
     recorder = Recorder()  # on the logger itself: Airflow may reconfigure the root's handlers while it loads
-    logging.getLogger("mlops_provider.factory").addHandler(recorder)
+    logging.getLogger("mlops_provider.loop.factory").addHandler(recorder)
     try:
         dags = build_all(models)
     finally:
-        logging.getLogger("mlops_provider.factory").removeHandler(recorder)
+        logging.getLogger("mlops_provider.loop.factory").removeHandler(recorder)
     assert sorted(dags) == sorted([*dag_ids("churn_classifier"), "card_fraud__spec_error"])
     placeholder = dags["card_fraud__spec_error"]
     assert placeholder.schedule is None and "spec_error" in placeholder.tags

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlops_provider.split import (
+from mlops_provider.ml.split import (
     HoldoutSplit,
     OutOfTimeSplit,
     holdout_from_day,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from mlops_provider.scaffold import dataset_name
-from mlops_provider.spec import label_matches
-from mlops_provider.sql_names import needs_quotes, quote_column, quote_table, split_table
+from mlops_provider.cli.scaffold import dataset_name
+from mlops_provider.loop.spec import label_matches
+from mlops_provider.utils.sql_names import needs_quotes, quote_column, quote_table, split_table
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Where tasks hand files to each other (mlops_provider.storage): the local default, URLs with their connection,
+"""Where tasks hand files to each other (mlops_provider.utils.storage): the local default, URLs with their connection,
 publication in one step, and the message when the storage's extra is missing."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_provider.extras import MissingExtraError
-from mlops_provider.lineage import stored_file
-from mlops_provider.storage import local_copy, location, staging_file, storage_root, stored
+from mlops_provider.lineage.datasets import stored_file
+from mlops_provider.utils.extras import MissingExtraError
+from mlops_provider.utils.storage import local_copy, location, staging_file, storage_root, stored
 
 pytestmark = pytest.mark.unit
 

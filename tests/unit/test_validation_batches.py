@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from mlops_provider.layout import check_chunk_rows
+from mlops_provider.ml.validation_batches import BatchMerger, batch_dtypes, is_between, map_result, unmergeable
 from mlops_provider.operators.great_expectations import IntervalTally, interval_check
 from mlops_provider.operators.sql import unified_schema
-from mlops_provider.validation_batches import BatchMerger, batch_dtypes, is_between, map_result, unmergeable
 
 pytestmark = pytest.mark.unit
 

@@ -161,7 +161,7 @@ def test_a_held_back_alarm_is_logged_at_warning_with_its_reason_mailed_and_liste
     """Issue 28, item 5: a held-back alarm said only "Skipping task." in the log; the reason was only in XCom."""
     import logging
 
-    from mlops_provider.notifications import HELD_BACK_XCOM_KEY, build_notice
+    from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, build_notice
     from mlops_provider.web.health import held_back, render
 
     folder = trigger_records_dir("sales_model__training")

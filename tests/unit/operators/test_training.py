@@ -11,10 +11,10 @@ import pytest
 from airflow.sdk.definitions.param import process_params
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.factory import build_dags
 from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.loop.factory import build_dags
+from mlops_provider.loop.spec import load_spec
 from mlops_provider.operators.training import dataset_rev_problem, unknown_conf_problem
-from mlops_provider.spec import load_spec
 from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.curves import holdout_curves
-from mlops_provider.web import plots
+from mlops_provider.ml.curves import holdout_curves
+from mlops_provider.render import plots
 from mlops_provider.web.health import drift_heatmap
 from mlops_provider.web.records import render_ledger, run_plots
 
@@ -39,7 +39,9 @@ def test_the_ledger_page_compares_both_models_per_metric_and_segment() -> None:
     }  # fmt: skip
     from unittest import mock
 
-    with mock.patch("mlops_provider.links.report_url", return_value="/mlops/reports/ledgers/churn/v3/a.json"):
+    with mock.patch(
+        "mlops_provider.links.extra_links.report_url", return_value="/mlops/reports/ledgers/churn/v3/a.json"
+    ):
         page = render_ledger(ledger)
     assert page.count('class="plot metrics"') == 1 and page.count('class="plot segments"') == 1
     assert "roc_auc: champion 0.7000" in page and "log_loss" not in page.split('class="plot metrics"')[1][:2000]

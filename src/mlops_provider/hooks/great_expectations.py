@@ -1,0 +1,168 @@
+"""Great Expectations 1.x: an ephemeral context with a file Data Docs site, and suite loading from JSON files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from airflow.sdk import BaseHook
+
+from mlops_provider.utils.extras import require
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+    from great_expectations.data_context import AbstractDataContext
+
+DOCS_SITE_NAME = "mlops"
+
+
+class GreatExpectationsHook(BaseHook):
+    """Builds the GX context the validation operator runs in.
+
+    Suites are plain JSON files (``{"name", "expectations": [{"type", "kwargs"}], "meta"}``) kept in the
+    repository, so a suite change is reviewed like code. Validation runs in an ephemeral context (nothing is
+    written to a GX project); the Data Docs site is a folder.
+
+    :param docs_dir: folder of the Data Docs site (index.html and one page per validation).
+    """
+
+    def __init__(self, docs_dir: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        require("gx", user=type(self).__name__)
+        self.docs_dir = Path(docs_dir)
+
+    @cached_property
+    def context(self) -> AbstractDataContext:
+        # GX logs ~200 INFO lines when imported after airflow.sdk; they say nothing useful.
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.add_data_docs_site(
+            site_name=DOCS_SITE_NAME,
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.docs_dir)},
+            },
+        )
+        return context
+
+    @staticmethod
+    def read_suite_file(suite_path: Path) -> dict[str, Any]:
+        """Load a suite JSON file; a clear error names the file when it is missing or malformed."""
+        try:
+            data = json.loads(Path(suite_path).read_text())
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"expectation suite file {suite_path} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expectation suite file {suite_path} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or "name" not in data or not isinstance(data.get("expectations"), list):
+            raise ValueError(f"expectation suite file {suite_path} needs a 'name' and an 'expectations' list")
+        return data
+
+    def _validation_definition(self, suite_path: Path) -> Any:
+        """The suite (from its file) on a whole-dataframe batch definition, registered in the context."""
+        import great_expectations as gx
+
+        context = self.context
+        suite = context.suites.add_or_update(gx.ExpectationSuite(**self.read_suite_file(suite_path)))
+        batch_definition = (
+            context.data_sources.add_or_update_pandas("pandas")
+            .add_dataframe_asset(suite.name)
+            .add_batch_definition_whole_dataframe("whole")
+        )
+        return context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
+        )
+
+    def _docs_page(self, identifier: Any) -> str | None:
+        for site in self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
+            url = site.get("site_url") or ""
+            if url.startswith("file://"):
+                return unquote(url.removeprefix("file://"))
+        return None
+
+    def validate_dataframe(
+        self, frame: pd.DataFrame, suite_path: Path, run_name: str, batch_parameters: dict[str, Any] | None = None
+    ) -> tuple[Any, str | None]:
+        """Validate ``frame`` against the suite; returns the GX validation result and its Data Docs page path."""
+        import great_expectations as gx
+
+        definition = self._validation_definition(suite_path)
+        checkpoint = self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{definition.suite.name}-checkpoint",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE_NAME])],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+        params = dict(batch_parameters or {})
+        params["dataframe"] = frame
+        checkpoint_result = checkpoint.run(batch_parameters=params, run_id=gx.RunIdentifier(run_name=run_name))
+        identifier, result = next(iter(checkpoint_result.run_results.items()))
+        return result, self._docs_page(identifier)
+
+    def validate_batches(
+        self,
+        batches: Iterable[pd.DataFrame],
+        suite_path: Path,
+        run_name: str,
+        batch_parameters: dict[str, Any] | None = None,
+    ) -> tuple[Any, str | None]:
+        """Validate a partition given as successive batches (DataFrames of the same columns and dtypes) in memory
+        of one batch; the result is the whole partition's (see :mod:`mlops_provider.ml.validation_batches`), with
+        its Data Docs page. Returns what :meth:`validate_dataframe` returns.
+
+        Raises ``ValueError`` naming the expectation types of the suite that have no exact merge across batches:
+        validate such a suite with :meth:`validate_dataframe`."""
+        import great_expectations as gx
+
+        from mlops_provider.ml.validation_batches import BatchMerger, unmergeable
+
+        suite_data = self.read_suite_file(suite_path)
+        unsupported = unmergeable(suite_data["expectations"])
+        if unsupported:
+            names = ", ".join(unsupported)
+            raise ValueError(f"expectation suite {suite_path}: {names} cannot be merged exactly across batches")
+        definition = self._validation_definition(suite_path)
+        run_id = gx.RunIdentifier(run_name=run_name)
+        merger, first = BatchMerger(), None
+        for frame in batches:
+            params = {**(batch_parameters or {}), "dataframe": frame}
+            result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)
+            merger.add(result.to_json_dict()["results"], frame)
+            if first is None:
+                first = result
+        if first is None:
+            raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
+        for item, merged in zip(first.results, merger.merged(), strict=True):
+            item.success, item.result = merged["success"], merged["result"]
+            if merged["exception_info"]:
+                item.exception_info = merged["exception_info"]
+        evaluated = len(first.results)
+        successful = sum(1 for item in first.results if item.success)
+        first.success = successful == evaluated
+        first.statistics.update(
+            evaluated_expectations=evaluated,
+            successful_expectations=successful,
+            unsuccessful_expectations=evaluated - successful,
+            success_percent=100.0 * successful / evaluated if evaluated else None,
+        )
+        first.meta["batches"] = merger.batches
+        # The results store keeps the last batch's result under this run's identifier: the merged one replaces it,
+        # then the Data Docs site renders the whole partition's page.
+        store = self.context.validation_results_store
+        identifier: Any = next(key for key in store.list_keys() if key.run_id.run_name == run_name)  # type: ignore[attr-defined]
+        store.set(identifier, first)
+        self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
+        return first, self._docs_page(identifier)

@@ -1,0 +1,122 @@
+"""Extra links of the provider's operators.
+
+Each operator pushes the URL of what it produced under the link's ``xcom_key`` while it runs; the link reads it
+back, so the button points at that try's own report. Every URL is a route of the plugin's web app (mounted at
+``/mlops`` in the api-server), so a link resolves in the running UI in every mode: files under the reports root
+(``<storage root>/reports``, :func:`mlops_provider.utils.storage.reports_root`) at ``/mlops/reports/<relative path>``,
+MLflow runs and model versions and DVC data versions at the record pages of ``mlops_provider.web.records`` (which
+link on to the MLflow UI when one is known).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+    from airflow.sdk.types import TaskInstanceKey
+
+REPORTS_URL_PREFIX = "/mlops/reports"
+MLFLOW_RUNS_URL_PREFIX = "/mlops/mlflow/runs"
+MLFLOW_MODELS_URL_PREFIX = "/mlops/mlflow/models"
+DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"
+LEDGERS_URL_PREFIX = "/mlops/ledgers"
+
+
+def report_url(path: str | os.PathLike[str] | ObjectStoragePath) -> str:
+    """URL under which the plugin serves a file of the reports root (a local path or a stored location); a
+    ValueError when the file is not under it."""
+    from mlops_provider.utils.storage import is_local, reports_root, stored
+
+    target, root = stored(path), reports_root()
+    if is_local(target) != is_local(root):
+        raise ValueError(f"{path} is not under the reports root {root}")
+    if is_local(target):
+        relative = Path(target.path).resolve().relative_to(Path(root.path).resolve()).as_posix()
+    else:
+        relative = PurePosixPath(target.path).relative_to(PurePosixPath(root.path)).as_posix()
+    return f"{REPORTS_URL_PREFIX}/{quote(relative)}"
+
+
+def ledger_url(model_name: str, version: str | int, attempt: str) -> str:
+    """URL of the plugin's page for a verdict ledger (the JSON stays under the reports)."""
+    return f"{LEDGERS_URL_PREFIX}/{quote(model_name)}/v{quote(str(version))}/{quote(attempt)}"
+
+
+def mlflow_run_url(run_id: str) -> str:
+    """URL of the plugin's page for an MLflow run."""
+    return f"{MLFLOW_RUNS_URL_PREFIX}/{quote(run_id)}"
+
+
+def model_version_url(model_name: str, version: str | int) -> str:
+    """URL of the plugin's page for a registered model version."""
+    return f"{MLFLOW_MODELS_URL_PREFIX}/{quote(model_name)}/versions/{version}"
+
+
+def dvc_version_url(rev: str) -> str:
+    """URL of the plugin's page for a data registry commit (a sha: tags move, the link must not)."""
+    return f"{DVC_VERSIONS_URL_PREFIX}/{quote(rev)}"
+
+
+class XComUrlLink(BaseOperatorLink):
+    """A link whose URL the operator stored in XCom during its run (empty until the task ran)."""
+
+    name: ClassVar[str] = "Link"  # type: ignore[misc]
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value: Any = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value) if value else ""
+
+    @classmethod
+    def persist(cls, context: Context, url: str) -> None:
+        """Store the URL for this task try; call from ``execute()``."""
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+
+
+class DataDocsLink(XComUrlLink):
+    """Great Expectations Data Docs page of the validation."""
+
+    name = "GX Data Docs"
+
+
+class ValidationResultLink(XComUrlLink):
+    """Full Great Expectations validation result (JSON)."""
+
+    name = "Validation result"
+
+
+class MlflowRunLink(XComUrlLink):
+    """The MLflow run of the task (the plugin's run page)."""
+
+    name = "MLflow run"
+
+
+class MlflowModelVersionLink(XComUrlLink):
+    """The registered model version (the plugin's version page)."""
+
+    name = "MLflow model version"
+
+
+class DvcVersionLink(XComUrlLink):
+    """The data version the task wrote or read (commit, tags, files with md5, the Airflow run that made it)."""
+
+    name = "DVC version"
+
+
+class VerdictLedgerLink(XComUrlLink):
+    """The promotion gate's verdict ledger (JSON)."""
+
+    name = "Verdict ledger"
+
+
+class DriftReportLink(XComUrlLink):
+    """The Evidently drift report (HTML)."""
+
+    name = "Drift report"

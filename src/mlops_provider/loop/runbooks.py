@@ -1,0 +1,333 @@
+"""The runbooks (``doc_md``) of the factory's DAGs, filled with the model's own names and numbers.
+
+Each says what every task does, when it fails or skips and what to do, and what a re-run (clear) does; the tests
+check that the behaviour matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops_provider.loop.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the runbooks quote."""
+
+    model: str
+    dataset: str
+    ids: dict[str, str]
+    training_set_asset: str
+    challenger_asset: str
+    window_days: int
+    label: str
+    label_delay: int
+    metric: str
+    floor: float
+    drift_share: float
+    cooldown: int
+    budget: int
+    segment: str
+    suite: str
+    key: str
+    fraction: float
+    p95_ms: float
+    retention: str
+    human_approval: bool = False
+    approval_hours: float = 24
+    human_review: bool = False
+    label_window: int = 1
+    min_labelled_rows: int = 200
+    performance_alarm: str = "interval"
+    consecutive_days: int = 1
+    real_budget: int = 2
+    backfill_budget: int = 2
+    backfill_lag: float = 3
+    split: str = ""  # how train splits the set, after "**splits it**"
+
+    @classmethod
+    def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
+        return cls(
+            model=spec.name,
+            dataset=spec.dataset.name,
+            ids=ids,
+            training_set_asset=training_set_asset,
+            challenger_asset=challenger_asset,
+            window_days=spec.training.window_days,
+            label=spec.label.column,
+            label_delay=spec.label.delay_days,
+            metric=spec.monitoring.metric,
+            floor=spec.performance_floor,
+            drift_share=spec.monitoring.drift_share,
+            cooldown=spec.retraining.cooldown_days,
+            budget=spec.retraining.max_per_week,
+            segment=", ".join(f"`{s}`" for s in spec.segments) or "(none)",
+            suite=str(spec.validation),
+            key=spec.split_key,
+            fraction=spec.split.fraction,
+            split=(
+                f"by time: the last {spec.split.holdout_days} day(s) of the window (the UTC day of "
+                f"`{spec.split.time_column or spec.dataset.timestamp_column}`; `split.method: out_of_time`) are the "
+                "holdout; the model trains on the days before, and the gate scores it and the champion on those days"
+                if spec.split.method == "out_of_time"
+                else f"by the hash of `{spec.split_key}` (holdout fraction {spec.split.fraction}: those keys are never "
+                "trained on, by any version)"
+            ),
+            p95_ms=spec.gate.shadow_p95_ms,
+            retention=(
+                "`$MLOPS_RETENTION_DAYS` (default 90) data days"
+                if spec.retention.days is None
+                else f"{spec.retention.days} data days (`retention.days`)"
+            ),
+            human_approval=spec.gate.human_approval,
+            approval_hours=spec.gate.approval_timeout_hours,
+            human_review=spec.retraining.human_review,
+            label_window=spec.monitoring.label_window_days,
+            min_labelled_rows=spec.monitoring.min_labelled_rows,
+            performance_alarm=spec.monitoring.performance_alarm,
+            consecutive_days=spec.monitoring.consecutive_days,
+            real_budget=spec.retraining.max_per_real_week or spec.retraining.max_per_week,
+            backfill_budget=(
+                spec.retraining.max_per_week
+                if spec.retraining.max_backfill_per_real_week is None
+                else spec.retraining.max_backfill_per_real_week
+            ),
+            backfill_lag=spec.retraining.backfill_lag_days,
+        )
+
+
+def ingest(f: Facts) -> str:
+    return f"""
+# {f.ids["ingest"]}: nightly {f.dataset} for model {f.model}
+
+Built from the model spec by the DAG factory. Every night this DAG takes **exactly its own data interval**
+(`data_interval_start` to `data_interval_end`) from the source table, so a backfill of past days is correct.
+Runs of different days may run in parallel; writes to the data registry are serialized by the `dvc_workspace`
+pool (and a lock in the registry hook).
+
+| task | what it does | when it fails | what a re-run (clear) does |
+|---|---|---|---|
+| `extract` | rows of the interval -> `<storage root>/staging/{f.dataset}/<ds>.parquet` (atomic; the root is `MLOPS_STORAGE_URL`, else `$MLOPS_HOME`) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the spec's `dataset.connection`. | Reads the interval again and replaces the staged file (nothing versioned is touched). |
+| `validate` | Great Expectations suite `{f.suite}` (the spec's `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `<storage root>/quarantine/{f.dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | Validates again as a new attempt beside the earlier ones, none is overwritten. |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{f.dataset}/<ds>` (shared by every model of the dataset) | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | Identical data: no new commit. Changed data (the day was fixed): one new commit, the tag moves to it, the old version stays in the history. |
+| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to `<ds>` -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<ds>`, Asset event `{f.training_set_asset}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | Same window, same data: nothing changes. A different result (a day of the window was fixed since): a new version tagged `training-set/{f.model}/<ds>.r2` (`.r3`...); the tag a model was trained on never moves. When the day was quarantined before and is fixed now, the later sets built without it are rebuilt with it (`.rN`, listed on the model health page; nothing retrains by itself). |
+
+A day that failed validation is never used for training: only tagged (validated) partitions are.
+"""
+
+
+def training(f: Facts) -> str:
+    return f"""
+# {f.ids["training"]}: train model {f.model}
+
+`{f.ids["drift_monitoring"]}` triggers it (reason `bootstrap` when there is no champion yet, `drift` or
+`performance` when the champion's world changed), a time schedule may (reason `schedule`, the spec's
+`retraining.schedule`; `retraining_rails` first holds a scheduled run back within {f.cooldown} day(s) of the last
+training or past {f.real_budget} in 7 days of real time, and says so in a WARNING line and on the model health page), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
+`hyperparameters`, `detail`; any other key fails the run). `dataset_rev` is a tag `training-set/{f.model}/<day>`
+(assembled by `{f.ids["ingest"]}`) or a commit id, never a branch (it moves, so the version would name data that
+later means other data); empty trains on the newest training set.
+
+`train` fetches the training set at its DVC rev (md5-checked), **splits it** {f.split}, runs the spec's training entrypoint
+through the configured runner (`local` subprocess or `docker` container) with the training rows and the holdout
+rows apart, **checks the entrypoint contract** (result file, model id, run tags, signature, one probability per
+row), registers model `{f.model}` once per run and points alias `challenger` at it. It then emits Asset
+`{f.challenger_asset}`, on which promotion is scheduled.
+
+| failure | meaning | what to do |
+|---|---|---|
+| `hyperparameters.<name>: ...` | the conf names an unknown hyperparameter, a wrong type or a value out of range | trigger again with a corrected conf |
+| `dataset_rev: revision ... does not exist` | the conf's `dataset_rev` is not a tag/commit of the data registry | list tags: `git -C $MLOPS_HOME/data-registry tag -l 'training-set/{f.model}/*'` |
+| `dataset_rev: '...' is a branch of the data registry` / `is not a tag or a commit id` | the conf names a branch (`main`) or an expression (`HEAD~1`), which moves | name a `training-set/{f.model}/<day>` tag (the message names the newest) or its commit id, or leave it empty for the newest |
+| `dataset_rev: ... is not a version of data/...training_set.parquet` | the rev names another commit (a partition tag) | name a `training-set/{f.model}/<day>` tag (or `.rN` revision) or its commit |
+| `conf: unknown key(s) [...]` | a misspelt conf key (e.g. `datset_rev`, `hyperparameter`), which would otherwise be ignored (Airflow accepts any key) | trigger again with the allowed names the message lists |
+| `training entrypoint contract, <item>: ...` | the entrypoint ran but broke the contract (docs/training-entrypoint.md): no result file, no model id, tags dropped, no signature, a predict output that is not one probability per row | fix the entrypoint; the task does not retry by itself |
+| `MLflow tracking server ... is not reachable` | the server is down; retried 3 times with backoff, then the task retries | check the `mlflow_default` connection / the server |
+| `training image ... does not exist` / `needs a Docker engine` | docker runner without its image or engine | `make training-image`, or set `MLOPS_TRAINING_RUNNER=local` |
+| `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
+| `the training set cannot be split: split.holdout_days=N needs at least N+1 days ...` | an out-of-time split on a training set with too few days (quarantined or missing days); no retry | backfill the missing days and re-assemble, or set `training.min_days` to at least `split.holdout_days + 1` so assembly refuses such a set |
+
+Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused; a
+version the gate already judged keeps its aliases and is not announced again. A try that was killed takes its
+training process with it (parent-death signal), and the retry stops any training process an earlier try left
+running, so one MLflow run never has two writers. Reproduce a run: `mlops reproduce <mlflow run id>`.
+"""
+
+
+ANSWER_KEPT = """An answer given is never lost nor asked twice. Airflow 3.3.2 may re-run the task by itself when
+the answer came within seconds of the question (try 2; the log says "state attribute is queued"). That try, like a
+clear, does not ask again: after about 10 s it takes the answer the earlier try received and records it **once**
+(who, when, the note). Only a question that ended with the timeout (no answer), or whose request is gone, is asked
+again. To ask again about an answered version, trigger this DAG for that version (field `version`)."""
+
+
+def _approve_row(f: Facts) -> str:
+    if not f.human_approval:
+        return ""
+    return (
+        "| `approve` | asks a human (Airflow's *Required actions*, or `PATCH .../taskInstances/approve/-1/hitlDetails`), "
+        "showing the ledger's summary; the answer (who, when, the note) is appended to the ledger (`human_approvals`, "
+        "`human`) and tagged on the version (`approval.*`) | waits up to "
+        f"{f.approval_hours:g} h; no answer by then: the default, Reject, and `promote` is **skipped**; Reject: "
+        "skipped |\n"
+    )
+
+
+def _approval_rerun(f: Facts) -> str:
+    return f"\n**`approve` and a re-run**: {ANSWER_KEPT}\n" if f.human_approval else ""
+
+
+def promotion(f: Facts) -> str:
+    return f"""
+# {f.ids["promotion"]}: champion / challenger gate of {f.model}
+
+Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by hand (field `version`).
+
+| task | what it does | when it fails or skips |
+|---|---|---|
+| `evaluate` | judges **the version this run was triggered for** (the Asset event's `version`, or the `version` field; only a manual run without one takes alias `challenger`): scores it and the champion on the **holdout rows** of its training set (the keys its split held out, or with `split.method: out_of_time` its last days, listed in the ledger's `evaluation_data.days`; and the champion's holdout too if it had another split: no model is scored on rows it trained on), overall and per segment {f.segment}; runs the spec's behaviour tests; applies the spec's `gate` rules; writes a **verdict ledger** per evaluation (link *Verdict ledger*; `<reports root>/ledgers/{f.model}/v<N>/<attempt>.json`, MLflow artifact `gate/ledgers/<attempt>.json`; tags `gate.*` on the version hold its **first** verdict) | fails on unreadable behaviour tests or a version without lineage or split tags |
+| `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
+| `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
+| `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger. Its local server dies with the task (also on `kill -9`), and a retry first stops a server or container an earlier try left (pid files `$MLOPS_HOME/serving/servers/`, container label `mlops.server-key`) | fails with the numbers; the champion does not move |
+{_approve_row(f)}| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
+
+**What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
+earlier ones; the version's tags `gate.*` keep its **first** verdict (what the health page shows), the re-evaluation
+is added as `gate.reevaluation.<n>.*` (`gate.reevaluations` counts them; its ledger names the first in
+`reevaluation_of`), and this run's `gate` follows this run's evaluation; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
+evaluation; `promote` changes nothing when the version is the champion or **was promoted by this run**, even if the
+champion moved on since (a re-run never moves the champion back).
+{_approval_rerun(f)}
+**Roll back**: trigger DAG `{f.ids["rollback"]}` with a reason.
+"""
+
+
+def _review_rerun(f: Facts) -> str:
+    if not f.human_review:
+        return ""
+    return (
+        "| `review_retraining` | an answer given is never lost nor asked twice: as `approve` in the promotion DAG, a "
+        'retry (Airflow\'s own, "state attribute is queued") or a clear takes the answer the earlier try received '
+        "and records it once beside the alarm; only a question that ended with the timeout is asked again. To train "
+        "after an answered Reject, trigger training by hand (reason `manual`) |\n"
+    )
+
+
+def drift_monitoring(f: Facts) -> str:
+    return f"""
+# {f.ids["drift_monitoring"]}: drift and late-label check of {f.model}
+
+One run per day (its data interval), in order (`max_active_runs=1`, catchup on: a backfill checks every past
+day exactly once, against the champion of that moment). This DAG is the loop's controller: it is what
+triggers `{f.ids["training"]}`.
+
+| task | what it does | when it skips or fails |
+|---|---|---|
+| `wait_for_training_set` | deferrable: waits for tag `training-set/{f.model}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined: nothing to check |
+| `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
+| `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
+| `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
+| `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
+| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted (`monitoring.drift_signal`: by default the drift share >= {f.drift_share:g}; `learned`: the importance-weighted excess over learned per-column thresholds, the record's `learned_thresholds`), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
+| `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, over the budget of {f.budget} per 7 data days, or over the real-time budget ({f.real_budget} per 7 days of real time; a backfill's alarms spend their own {f.backfill_budget}). A held-back alarm logs a **WARNING** `... NOT triggered: held back ... by <rail>` with the trainings counted, when it frees up and what to do, and is listed on the model health page |
+| `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
+
+**Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
+`monitoring.drift_share` (or a column's `features.drift` threshold) in the spec; when slowly moving (seasonal) columns "drift" on every calm day, set `monitoring.drift_signal: learned` (docs/drift-signals.md). **Forcing a retrain**: trigger
+`{f.ids["training"]}` with reason `manual`.
+
+**What a re-run (clear) of each task does** (history is append-only):
+
+| task | re-run |
+|---|---|
+| `wait_for_training_set`, `wait_for_champion` | wait again; return at once when the tag / champion is there |
+| `bootstrap_training` | never a second bootstrap (run id `bootstrap__{f.dataset}`) |
+| `drift_report` | a **re-check**: compares the day with the champion **its first check recorded**, writes a new record beside the first, never over it |
+| `performance_check` | the same: scores the version the first check scored, beside the first record |
+| `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
+| `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
+| `retention` | removes only what is still there and old enough for **this run's** day (usually nothing), and writes its own record beside the earlier one; a try killed midway is finished by the re-run |
+{_review_rerun(f)}
+
+The real-time budget counts the records in `<reports root>/retraining/{f.ids["training"]}/` (held-back alarms:
+`.../held/`), so a storm of re-runs cannot start more than {f.real_budget} trainings a week.
+
+**Backfilling** (a run of type `backfill`, or a data interval that ended more than {f.backfill_lag:g} days ago, as in
+catchup): its alarms spend their own real-time pool (`retraining.max_backfill_per_real_week`, {f.backfill_budget}
+per 7 days; `0`: a backfill never retrains), never the nightly one, so a backfill's false alarms cannot hold back
+tomorrow's real alarm; the cooldown and the data-day budget apply as in the nightly runs, and a training a backfill
+started does not hold a nightly alarm back (its run queues behind). Backfill ingest first, then this DAG over the
+same days; expect backfill alarms held back by `backfill_week_budget` on the health page. To train on the newest
+data afterwards, trigger `{f.ids["training"]}` by hand with reason `manual`.
+
+An old run's *Drift report*, *Validation result* or *GX Data Docs* link answers 404 once `retention` removed
+the file; its record under `<reports root>/retention/{f.model}/` names it. To keep everything, set
+`retention.days: 0` in the spec (or `MLOPS_RETENTION_DAYS=0`).
+"""
+
+
+def rollback(f: Facts) -> str:
+    return f"""
+# {f.ids["rollback"]}
+
+Trigger with **Trigger DAG w/ config** and a `reason`. It points alias `champion` of `{f.model}` back at the
+version held by alias `previous`, removes `previous` (so a second rollback cannot flip back by accident), and
+records the reason in tags `rollback.*` of both versions.
+
+Fails when there is no `previous` version: then pick a version in the MLflow UI and trigger
+`{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened: nothing changes; a new
+rollback needs a new run.
+"""
+
+
+#: What every DAG's runbook says about mail when mail is down (the notifier's outbox).
+MAIL_DOWN = """
+**Mail down.** A notification the SMTP server refuses or does not answer (each operation bounded to a few seconds,
+three attempts) is not lost: the task log has an ERROR line `Notification NOT sent: ...` naming the mail, the error
+and the outbox file (`<storage root>/notifications/outbox/`), the model health page lists it as *unsent*, and the DAG
+`mlops_notification_outbox` sends it once mail works (hourly; trigger it to send now). The task's own outcome is
+unaffected.
+"""
+
+
+def notification_outbox() -> str:
+    return """
+# mlops_notification_outbox
+
+Sends the on-call mail that could not go out when it happened (the SMTP server refused, or accepted and never
+answered). Each waiting mail is a JSON file under `<storage root>/notifications/outbox/` (message, recipients, the
+error, attempts); a mail is sent through the connection it was meant for and marked sent
+(`<storage root>/notifications/<id>.json`), so it never goes out twice.
+
+| task | does | fails when | then |
+|---|---|---|---|
+| `send_outbox` | sends each waiting mail, oldest first | a mail still cannot be sent (it stops at the first: mail is down) | fix the SMTP connection or server; the task's retries and the next hourly run send them, or trigger the DAG |
+
+**Re-run (clear)**: sends only what is still unsent. The model health page lists unsent and sent mail with their
+errors. Runs one at a time (two at once could send a mail twice).
+"""
+
+
+def spec_error(path: str, message: str) -> str:
+    """The runbook of the placeholder DAG that stands for a spec file the factory could not use."""
+    return f"""
+# Model spec `{path.rsplit("/", 1)[-1]}` is broken: its model's DAGs are not loaded
+
+```text
+{message}
+```
+
+**What this means.** The DAG factory could not use `{path}` (the lines above name the file, the key and what is
+allowed), so the DAGs of the model it defines are not loaded: their schedules stop and a run in flight waits (its
+tasks cannot be found) until the spec is fixed. **Every other model's DAGs load and run as before**: their rollback,
+promotion and ingest are not affected. This DAG only shows the problem; its one task fails with the message above.
+
+**What to do.**
+
+1. `mlops spec check {path.rsplit("/", 1)[0]}` prints the same problem and checks every other spec of the folder
+   (names unique, models on one dataset agree).
+2. Fix the key (or revert the edit: `git log -p {path}`) and check again until it says `ok`.
+3. The next parse of the DAG file (`airflow dags reserialize` forces one) brings the model's DAGs back and this
+   placeholder goes away; a run that waited continues where it stopped.
+"""

@@ -1,0 +1,683 @@
+"""The model spec: one YAML file per model holding everything model-specific, validated against a schema.
+
+The DAG factory (:func:`mlops_provider.loop.factory.build_dags`) turns a spec into the five DAGs of a model's loop;
+``mlops spec check FILE`` validates one. Every key, its default and what is allowed: ``docs/model-spec.md``.
+Paths in a spec (suite, entrypoint, hyperparameters, behaviour tests) are relative to the spec file's folder.
+
+Imports pydantic and PyYAML only (both come with Airflow), so DAG files may load specs at parse time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops_provider.layout import DEFAULT_CHUNK_ROWS
+
+NAME = r"^[a-z][a-z0-9_]{1,62}$"
+#: Characters XGBoost (3.2, ``DMatrix.feature_names``) refuses in a feature name: it raises at training time.
+XGBOOST_FORBIDDEN = ("[", "]", "<")
+DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisquare", "z", "hellinger")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used: names the file, the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Section):
+    """Where the model's data comes from and what identifies a row."""
+
+    name: str = Field(pattern=NAME, description="dataset name: data registry paths and tags")
+    connection: str = Field(default="mlops_source", description="Airflow connection of the source database")
+    table: str = Field(description="source table; each run selects the rows of its data interval")
+    timestamp_column: str = Field(description="event time column; each run extracts its own data interval")
+    key_column: str = Field(description="entity key: the holdout split hashes it")
+    parse_dates: list[str] = Field(default_factory=list, description="columns to parse as datetimes")
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS, ge=1, description="rows extracted and validated at a time (sets peak memory)"
+    )
+
+
+class LabelSpec(_Section):
+    """The label and when it becomes known."""
+
+    column: str
+    positive_class: int | str | bool = Field(default=1, description="the label value of the positive class")
+    delay_days: int = Field(default=0, ge=0, le=365, description="days until a day's labels are known (late labels)")
+
+
+class ColumnDriftSpec(_Section):
+    """Per-column drift settings (default: Evidently's choice for the column type and data size)."""
+
+    method: Literal[DRIFT_METHODS] | None = None  # type: ignore[valid-type]
+    threshold: float | None = Field(default=None, gt=0)
+    exclude: bool = False
+
+
+class FeaturesSpec(_Section):
+    """Model inputs by type; optional per-column drift settings."""
+
+    numerical: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    drift: dict[str, ColumnDriftSpec] = Field(default_factory=dict)
+
+    @field_validator("numerical", "categorical")
+    @classmethod
+    def _xgboost_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            problem = feature_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice (XGBoost refuses duplicate feature names)")
+        return value
+
+    @model_validator(mode="after")
+    def _columns(self) -> FeaturesSpec:
+        if not self.numerical and not self.categorical:
+            raise ValueError("name at least one numerical or categorical feature")
+        both = sorted(set(self.numerical) & set(self.categorical))
+        if both:
+            raise ValueError(f"{both} are listed as both numerical and categorical")
+        unknown = sorted(set(self.drift) - set(self.numerical) - set(self.categorical))
+        if unknown:
+            raise ValueError(f"drift settings for {unknown}, which are not features")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+    def drift_arguments(self) -> dict[str, Any]:
+        """What ``DriftReportOperator`` takes from the features: the columns not excluded from the drift check, by
+        type, and their per-column methods and thresholds."""
+        kept = [c for c in self.columns if not (c in self.drift and self.drift[c].exclude)]
+        settings = {c: self.drift[c] for c in kept if c in self.drift}
+        return {
+            "numerical_columns": [c for c in self.numerical if c in kept],
+            "categorical_columns": [c for c in self.categorical if c in kept],
+            "column_methods": {c: s.method for c, s in settings.items() if s.method},
+            "column_thresholds": {c: s.threshold for c, s in settings.items() if s.threshold},
+        }
+
+
+def feature_name_problem(name: str, what: str = "feature") -> str | None:
+    """Why XGBoost would refuse ``name`` as a feature name (``None``: it takes it); ``what`` names the thing."""
+    found = [char for char in XGBOOST_FORBIDDEN if char in name]
+    if not found:
+        return None
+    return (
+        f"{what} {name!r} contains {found[0]!r}: XGBoost refuses feature names containing "
+        f"{', '.join(XGBOOST_FORBIDDEN)} (training would fail); read the table through a view that renames the column"
+    )
+
+
+def label_matches(value: Any, positive_class: Any) -> bool:
+    """Whether a label ``value`` is the positive class, compared as training and scoring compare them
+    (:func:`mlops_provider.ml.scoring.binary_labels`: numbers as numbers, anything else as text)."""
+    if isinstance(positive_class, (bool, int, float)):
+        try:
+            return float(value) == float(positive_class)
+        except (TypeError, ValueError):
+            return False
+    return str(value) == str(positive_class)
+
+
+def suite_label_values(suite: Any, column: str) -> list[Any] | None:
+    """The value set a GX suite (JSON data) allows for ``column`` (``None``: the suite does not say)."""
+    for expectation in suite.get("expectations", []) if isinstance(suite, dict) else []:
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") == "expect_column_values_to_be_in_set" and kwargs.get("column") == column:
+            return list(kwargs.get("value_set") or [])
+    return None
+
+
+def label_problems(label: LabelSpec, suite: Any) -> list[str]:
+    """What in the suite's label value set makes training impossible: one class only, or no value that is
+    ``positive_class`` (every row would be negative). Lines are ``key: problem``."""
+    values = suite_label_values(suite, label.column)
+    if values is None:
+        return []
+    if len(values) < 2:
+        return [
+            f"validation: the suite allows one value for label column {label.column!r} ({values}): every training set "
+            "would hold one class and a day with the other class would fail validation; list both classes in its "
+            "expect_column_values_to_be_in_set"
+        ]
+    if not any(label_matches(v, label.positive_class) for v in values):
+        return [
+            f"label.positive_class: {label.positive_class!r} is not a value the suite allows for label column "
+            f"{label.column!r} ({values}); no row would be positive: set positive_class to one of them"
+        ]
+    return []
+
+
+class SplitSpec(_Section):
+    """The holdout split the provider makes: rows the model never trains on, on which the gate scores it.
+
+    ``key_hash``: rows whose key hashes below ``fraction``. ``out_of_time``: the last ``holdout_days`` days of the
+    training set (recommended for time-ordered data: a key-hash holdout shares its days with the training rows, so
+    day-level effects leak and flatter the model)."""
+
+    key: str | None = Field(default=None, description="column hashed for the split (default: dataset.key_column)")
+    fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = Field(default=0, ge=0)
+    method: Literal["key_hash", "out_of_time"] = Field(
+        default="key_hash", description="key_hash: hash of split.key; out_of_time: the last split.holdout_days days"
+    )
+    holdout_days: int = Field(
+        default=1, ge=1, description="out_of_time: newest days of the training set held out (< training.window_days)"
+    )
+    time_column: str | None = Field(
+        default=None, description="out_of_time: column whose UTC date is a row's day (default: the timestamp column)"
+    )
+
+
+class TrainingSpec(_Section):
+    """How a model is trained."""
+
+    entrypoint: Path = Field(description="training script (the entrypoint contract: docs/training-entrypoint.md)")
+    hyperparameters: Path = Field(description="JSON spec of the hyperparameters (names, types, ranges, defaults)")
+    runner: Literal["local", "docker"] | None = Field(default=None, description="default: MLOPS_TRAINING_RUNNER")
+    image: str = "mlops-training:latest"
+    experiment: str | None = Field(default=None, description="MLflow experiment (default: the model name)")
+    window_days: int = Field(default=7, ge=1, le=3660, description="calendar days of data in a training set")
+    min_days: int = Field(default=1, ge=1, description="fewest versioned days a training set may have")
+    timeout_minutes: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _min_days(self) -> TrainingSpec:
+        if self.min_days > self.window_days:
+            raise ValueError(f"min_days {self.min_days} is more than window_days {self.window_days}")
+        return self
+
+
+class GateSpec(_Section):
+    """The promotion gate: rules a challenger must pass against the champion."""
+
+    primary_metric: str = "roc_auc"
+    min_improvement: float = 0.0
+    floors: dict[str, float] = Field(default_factory=dict)
+    lower_is_better: list[str] = Field(default_factory=lambda: ["log_loss"])
+    segment_metric: str | None = None
+    max_segment_regression: float = Field(default=1.0, ge=0)
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="probability threshold of the positive class")
+    behaviour_tests: Path | None = Field(default=None, description="JSON file of behaviour tests (none: no tests)")
+    shadow_p95_ms: float = Field(default=500.0, gt=0)
+    human_approval: bool = Field(default=False, description="a human approves each promotion (after the shadow check)")
+    approval_timeout_hours: float = Field(default=24.0, gt=0, description="no answer by then: rejected")
+
+    def rules(self, segment_column: str | None) -> dict[str, Any]:
+        """The rules as :func:`mlops_provider.ml.scoring.decide` reads them."""
+        return {
+            "primary_metric": self.primary_metric,
+            "min_improvement": self.min_improvement,
+            "floors": dict(self.floors),
+            "lower_is_better": list(self.lower_is_better),
+            "segment_column": segment_column,
+            "segment_metric": self.segment_metric or self.primary_metric,
+            "max_segment_regression": self.max_segment_regression,
+            "require_behaviour_tests": self.behaviour_tests is not None,
+            "threshold": self.threshold,
+        }
+
+
+class ServingSpec(_Section):
+    """How a promoted model is packaged (the shadow check runs the package before promotion)."""
+
+    directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
+    requirements: Path = Field(description="pinned requirements of the model, copied into the image")
+
+
+class MonitoringSpec(_Section):
+    """The daily drift and late-label performance check."""
+
+    drift_share: float = Field(
+        default=0.3, gt=0, le=1, description="share of drifted columns that calls for retraining"
+    )
+    reference: Literal["champion", "rolling", "seasonal"] = Field(
+        default="champion", description="what a day is compared with (see DriftReportOperator)"
+    )
+    reference_days: int = Field(default=7, ge=1, description="days of a rolling reference")
+    season_days: int = Field(default=365, ge=1, description="shift of a seasonal reference (365: a year, 7: a week)")
+    drift_signal: Literal["share", "weighted", "learned"] = Field(
+        default="share",
+        description="what decides drift: the share of drifted columns, the importance-weighted share, or the "
+        "learned signal (each column against how far calm days lie from the reference, excesses summed by importance)",
+    )
+    weighted_drift_threshold: float = Field(
+        default=0.3, gt=0, le=1, description="share of the champion's feature importance on drifted columns"
+    )
+    metric: str = Field(default="roc_auc", description="metric of the late-label check")
+    floor: float | None = Field(default=None, description="default: the gate's floor for metric")
+    sample_rows: int = Field(default=100_000, ge=100)
+    estimate: bool = Field(default=True, description="estimate the metric from probabilities before labels arrive")
+    trigger_on_estimate: bool = Field(default=False, description="an estimate below the floor calls for retraining")
+    prediction_drift: bool = Field(default=True, description="compare each day's predictions with the holdout's")
+    prediction_drift_threshold: float = Field(default=0.1, gt=0, description="normed Wasserstein distance line")
+    trigger_on_prediction_drift: bool = Field(default=False, description="drifted predictions call for retraining")
+    estimate_calibration: Literal["isotonic", "sigmoid", "none"] = Field(
+        default="isotonic",
+        description="calibration of the champion's scores on its holdout before estimating (falls back when the "
+        "holdout is too small for it: isotonic -> sigmoid -> none)",
+    )
+    estimate_alarm: Literal["interval", "point"] = Field(
+        default="interval",
+        description="when the estimate is below the floor: its interval's upper bound (interval) or the estimate",
+    )
+    label_window_days: int = Field(
+        default=1,
+        ge=1,
+        description="days of late labels the performance check pools (the labelled day and those before)",
+    )
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="fewer labelled holdout rows in the window: too_few_labels, no decision"
+    )
+    performance_alarm: Literal["point", "interval"] = Field(
+        default="interval", description="the floor is crossed when the value is under it, or its whole interval is"
+    )
+    consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
+    learned_drift_threshold: float = Field(
+        default=0.3, gt=0, description="line of the learned signal: importance-weighted excess over learned bounds"
+    )
+    learned_drift_k: float = Field(
+        default=3.0, ge=0, description="a column's learned bound: mean + k * std of its calm days' scores"
+    )
+    drift_calibration_days: int = Field(
+        default=21, ge=0, description="days before the reference window also scored as calm days (learned signal)"
+    )
+
+
+class RetrainingSpec(_Section):
+    """Rails of drift- and performance-triggered retraining, and an optional time schedule."""
+
+    cooldown_days: int = Field(default=2, ge=0)
+    max_per_week: int = Field(default=2, ge=1)
+    schedule: str | None = Field(default=None, description="cron or preset (e.g. @weekly) of scheduled retraining")
+    human_review: bool = Field(default=False, description="a human approves each alarm's retraining first")
+    review_timeout_hours: float = Field(default=24.0, gt=0, description="no answer by then: no retraining")
+    max_per_real_week: int | None = Field(
+        default=None,
+        ge=1,
+        description="trainings real-time alarms and schedules start per 7 days of real time (none: max_per_week)",
+    )
+    max_backfill_per_real_week: int | None = Field(
+        default=None,
+        ge=0,
+        description="trainings backfill alarms start per 7 days of real time, a pool of their "
+        "own that real alarms never share (none: max_per_week; 0: a backfill never retrains)",
+    )
+    backfill_lag_days: float = Field(
+        default=3.0,
+        ge=0,
+        description="a monitoring run whose data interval ended more than this many days ago is a "
+        "backfill (as is every run of type backfill)",
+    )
+
+
+NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",
+                       "rollback")  # fmt: skip
+
+
+class NotificationsSpec(_Section):
+    """Mail on-call about the loop's own decisions (no ``email``: no mail)."""
+
+    email: list[str] = Field(default_factory=list, description="recipients")
+    events: list[str] = Field(default_factory=lambda: list(NOTIFICATION_EVENTS), description="which events to mail")
+    smtp_conn_id: str = "smtp_default"
+    from_email: str | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NOTIFICATION_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown event(s) {unknown}; allowed: {', '.join(NOTIFICATION_EVENTS)}")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if "@" not in address]
+        if bad:
+            raise ValueError(f"not an email address: {bad}")
+        return value
+
+    def wants(self, event: str) -> bool:
+        """Whether ``event`` is mailed."""
+        return bool(self.email) and event in self.events
+
+
+class RetentionSpec(_Section):
+    """How long heavy stored artefacts (drift reports, validation Data Docs, quarantined data) are kept."""
+
+    days: int | None = Field(
+        default=None, ge=0, description="data days kept; none: $MLOPS_RETENTION_DAYS, else 90; 0: keep forever"
+    )
+
+
+class ScheduleSpec(_Section):
+    """When the nightly DAGs run."""
+
+    ingest: str = "@daily"
+    start_date: dt.date = Field(description="first data day (catchup runs every day from here)")
+    catchup: bool = True
+    max_active_ingest_runs: int = Field(default=4, ge=1)
+
+
+class ModelSpec(_Section):
+    """One model's loop. ``path`` is the file it was read from (set by :func:`load_spec`)."""
+
+    name: str = Field(pattern=NAME, description="registered model name; prefix of the model's DAG ids")
+    description: str = ""
+    owner: str = "mlops"
+    dataset: DatasetSpec
+    label: LabelSpec
+    features: FeaturesSpec
+    segments: list[str] = Field(default_factory=list, description="columns the gate compares per value")
+    split: SplitSpec = SplitSpec()
+    validation: Path = Field(description="Great Expectations suite (JSON) of the dataset")
+    training: TrainingSpec
+    gate: GateSpec = GateSpec()
+    serving: ServingSpec
+    monitoring: MonitoringSpec = MonitoringSpec()
+    retraining: RetrainingSpec = RetrainingSpec()
+    notifications: NotificationsSpec = NotificationsSpec()
+    retention: RetentionSpec = RetentionSpec()
+    schedule: ScheduleSpec
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: list[str]) -> list[str]:
+        if len(value) > 1:
+            raise ValueError("one segment column is supported")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        columns = set(self.features.columns)
+        if self.label.column in columns:
+            raise ValueError(f"label {self.label.column!r} is also a feature")
+        missing = [s for s in self.segments if s not in columns]
+        if missing:
+            raise ValueError(f"segments {missing} are not features (a segment must be a model input)")
+        if self.monitoring.floor is None and self.monitoring.metric not in self.gate.floors:
+            raise ValueError(f"monitoring.floor is not set and gate.floors has no {self.monitoring.metric!r}")
+        if self.split.method == "out_of_time" and self.split.holdout_days >= self.training.window_days:
+            raise ValueError(
+                f"split.holdout_days {self.split.holdout_days} must be less than training.window_days "
+                f"{self.training.window_days}: the out-of-time holdout is the last split.holdout_days days of the "
+                "window, and the model trains on the days before"
+            )
+        return self
+
+    # -- derived values --------------------------------------------------------------------------------------------
+
+    @property
+    def split_key(self) -> str:
+        return self.split.key or self.dataset.key_column
+
+    @property
+    def holdout(self) -> dict[str, Any]:
+        """The split as the operators take it (``TrainModelOperator(holdout=...)``)."""
+        if self.split.method == "out_of_time":
+            return {
+                "method": "out_of_time",
+                "holdout_days": self.split.holdout_days,
+                "time_column": self.split.time_column or self.dataset.timestamp_column,
+            }
+        return {"key": self.split_key, "fraction": self.split.fraction, "seed": self.split.seed}
+
+    @property
+    def performance_floor(self) -> float:
+        floor = self.monitoring.floor
+        return float(self.gate.floors[self.monitoring.metric] if floor is None else floor)
+
+    @property
+    def experiment(self) -> str:
+        return self.training.experiment or self.name
+
+    def entrypoint_schema(self) -> dict[str, Any]:
+        """What the training entrypoint receives as ``--schema``."""
+        return {
+            "label": self.label.column,
+            "positive_class": self.label.positive_class,
+            "numerical": list(self.features.numerical),
+            "categorical": list(self.features.categorical),
+            "key": self.split_key,
+            "segments": list(self.segments),
+        }
+
+    def dag_id(self, stage: str) -> str:
+        """DAG ids are prefixed by the model: ``<model>__<stage>``."""
+        return f"{self.name}__{stage}"
+
+    def files(self) -> dict[str, Path]:
+        """The files the spec names, by key."""
+        files = {
+            "validation": self.validation,
+            "training.entrypoint": self.training.entrypoint,
+            "training.hyperparameters": self.training.hyperparameters,
+        }
+        files["serving.requirements"] = self.serving.requirements
+        files["serving.directory/Dockerfile"] = self.serving.directory / "Dockerfile"
+        if self.gate.behaviour_tests is not None:
+            files["gate.behaviour_tests"] = self.gate.behaviour_tests
+        return files
+
+    def resolve(self, relative: Path) -> Path:
+        """A path of the spec, relative to the spec file's folder."""
+        base = self.path.parent if self.path is not None else Path.cwd()
+        return relative if relative.is_absolute() else (base / relative).resolve()
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if not str(part).startswith("function-")) or "(top level)"
+
+
+def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points (its parent section)."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = getattr(current, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return sorted(k for k in getattr(current, "model_fields", {}) if k != "path")
+
+
+def _messages(path: Path, exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed(ModelSpec, loc))
+            lines.append(f"{path}: {_key(loc)}: unknown key; allowed here: {allowed}")
+        elif error["type"] == "missing":
+            lines.append(f"{path}: {_key(loc)}: required key is missing")
+        else:
+            message = re.sub(r"^Value error, ", "", error["msg"])
+            lines.append(f"{path}: {_key(loc)}: {message} (got {error.get('input')!r})")
+    return lines
+
+
+def parse_spec(data: Any, path: Path) -> ModelSpec:
+    """Validate already-parsed YAML; raises :class:`SpecError` naming the file and every broken key."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the spec must be a mapping of keys (got {type(data).__name__})")
+    try:
+        spec = ModelSpec.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise SpecError("\n".join(_messages(path, exc))) from None
+    missing = [
+        f"{path}: {key}: file {spec.resolve(value)} does not exist"
+        for key, value in spec.files().items()
+        if not spec.resolve(value).is_file()
+    ]
+    if missing:
+        raise SpecError("\n".join(missing))
+    try:
+        suite = json.loads(spec.resolve(spec.validation).read_text())
+    except ValueError as exc:
+        raise SpecError(f"{path}: validation: {spec.resolve(spec.validation)} is not valid JSON: {exc}") from None
+    problems = label_problems(spec.label, suite)
+    if problems:
+        raise SpecError("\n".join(f"{path}: {line}" for line in problems))
+    return spec
+
+
+#: The suffix of a spec file. ``*.yml`` (and other cases of either) in a models folder is reported, not read.
+SPEC_SUFFIX = ".yaml"
+
+
+def load_spec(path: str | Path) -> ModelSpec:
+    """Read and validate one spec file (a ``*.yaml``: the only files the DAG factory reads)."""
+    path = Path(path).resolve()
+    if path.suffix != SPEC_SUFFIX:
+        raise SpecError(
+            f"{path}: not read as a model spec: the DAG factory reads only *{SPEC_SUFFIX} files; "
+            f"rename it to {path.stem}{SPEC_SUFFIX}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    return parse_spec(data, path)
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """A spec file that cannot be used. ``message`` names the file and the key (one line per broken key);
+    ``others`` are the files it conflicts with when a rule across files broke."""
+
+    path: Path
+    message: str
+    others: tuple[Path, ...] = ()
+
+    def involves(self, path: Path) -> bool:
+        """Whether ``path`` is the file of the problem or one it conflicts with."""
+        return path == self.path or path in self.others
+
+
+@dataclass(frozen=True)
+class SpecFolder:
+    """A folder of specs checked as the DAG factory reads it: the usable ``specs`` and the ``problems`` of the
+    other files, one per file (a bad file never makes a good one unusable, except as a rule across files says)."""
+
+    specs: list[ModelSpec]
+    problems: list[SpecProblem]
+
+
+def spec_files(folder: str | Path) -> list[Path]:
+    """The files of ``folder`` that are specs (``*.yaml``) or look like one (``*.yml``, ``*.YAML``: reported as not
+    read), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SpecError(f"{folder}: the models folder does not exist or is not a folder (MLOPS_MODELS_DIR)")
+    return sorted(p.resolve() for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+
+
+def check_folder(folder: str | Path) -> SpecFolder:
+    """Every spec of ``folder``, each on its own, then the rules across files: model names are unique, and models
+    that share a dataset agree on where it comes from and how it is validated (they share its versioned
+    partitions). A file that breaks a rule becomes a problem; the others stay usable:
+
+    - two files with one model name: the file named after the model (``<name>.yaml``) is kept, else the first by
+      path; the other is the problem, naming both files;
+    - models on one dataset that disagree: the version most of them agree on is kept (a tie: the one of the first
+      file by path); each other model is a problem, naming the file it disagrees with.
+    """
+    specs, problems = [], []
+    for path in spec_files(folder):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            problems.append(SpecProblem(path, str(exc)))
+    specs, conflicts = _unique_names(specs)
+    problems += conflicts
+    specs, conflicts = _shared_datasets(specs)
+    problems += conflicts
+    return SpecFolder(specs=specs, problems=sorted(problems, key=lambda p: p.path))
+
+
+def _path(spec: ModelSpec) -> Path:
+    assert spec.path is not None  # set by load_spec
+    return spec.path
+
+
+def _unique_names(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    by_name: dict[str, list[ModelSpec]] = {}
+    for spec in specs:
+        by_name.setdefault(spec.name, []).append(spec)
+    kept, problems = [], []
+    for name, group in by_name.items():
+        keep = next((s for s in group if _path(s).stem == name), group[0])
+        why = "its file is named after the model" if _path(keep).stem == name else "it comes first by file name"
+        kept.append(keep)
+        problems += [
+            SpecProblem(
+                _path(spec),
+                f"{_path(spec)}: name: model {name!r} is also defined in {_path(keep)}, whose DAGs are kept ({why}); "
+                "give this model a name of its own (and rename the file to match), or delete one of the two files",
+                others=(_path(keep),),
+            )
+            for spec in group
+            if spec is not keep
+        ]
+    return sorted(kept, key=_path), problems
+
+
+def _shared_datasets(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    by_dataset: dict[str, dict[tuple[str, Path], list[ModelSpec]]] = {}
+    for spec in specs:  # sorted by path
+        source = (spec.dataset.model_dump_json(), spec.resolve(spec.validation))
+        by_dataset.setdefault(spec.dataset.name, {}).setdefault(source, []).append(spec)
+    kept, problems = [], []
+    for dataset, versions in by_dataset.items():
+        agreed = max(versions.values(), key=len)  # a tie: the first seen, which holds the first file by path
+        kept += agreed
+        reference = agreed[0]
+        problems += [
+            SpecProblem(
+                _path(spec),
+                f"{_path(spec)}: dataset: models {reference.name!r} ({_path(reference)}) and {spec.name!r} share "
+                f"dataset {dataset!r} but differ in its source or validation suite; models on one dataset share its "
+                f"partitions, so give them the same dataset section and suite (the DAGs of {reference.name!r} are "
+                "kept, this model's are not built until they agree)",
+                others=(_path(reference),),
+            )
+            for version in versions.values()
+            if version is not agreed
+            for spec in version
+        ]
+    return sorted(kept, key=_path), problems
+
+
+def load_specs(folder: str | Path) -> list[ModelSpec]:
+    """Every spec of a folder, checked together (:func:`check_folder`); raises :class:`SpecError` naming every
+    problem if any file is unusable. The DAG factory uses :func:`check_folder`, so one bad file costs only its
+    own model's DAGs."""
+    checked = check_folder(folder)
+    if checked.problems:
+        raise SpecError("\n".join(problem.message for problem in checked.problems))
+    return checked.specs

@@ -1,0 +1,112 @@
+"""Operators that version files in the DVC data registry and read them back at a revision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_provider.hooks.dvc import DvcHook
+from mlops_provider.hooks.mixins import DvcHookMixin
+from mlops_provider.layout import run_metadata
+from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
+from mlops_provider.lineage.mixin import OpenLineageMixin
+from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
+from mlops_provider.utils.storage import local_copy, stored
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
+    """Add, push and commit a file to the DVC data registry, and tag that version.
+
+    Re-running with identical content is a no-op (no commit, no push, the tag stays); changed content makes
+    exactly one new version and moves the tag. The commit message carries the Airflow run as git trailers
+    (``Airflow-Dag-Id``, ``Airflow-Run-Id``, ``Airflow-Logical-Date``, ``Airflow-Try-Number``). Use a pool of
+    one slot (the project's ``dvc_workspace`` pool) when many runs write one workspace; the hook also takes a
+    file lock.
+
+    :param source_path: file to version: a local path or an object-storage URL (``mlops_provider.utils.storage``;
+        downloaded to this worker's disk first) (templated).
+    :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
+        (templated).
+    :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
+    :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace).
+
+    XCom (return value): ``{"path", "rev", "tag", "md5", "size", "remote", "workspace", "created"}``.
+    """
+
+    template_fields: Sequence[str] = ("source_path", "target_path", "tag")
+    operator_extra_links = (DvcVersionLink(),)
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        source_path: str,
+        target_path: str,
+        tag: str,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_path = source_path
+        self.target_path = target_path
+        self.tag = tag
+        self.dvc_conn_id = dvc_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with local_copy(stored(self.source_path)) as source:
+            result = self.dvc_hook.version_file(source, self.target_path, self.tag, metadata=run_metadata(context))
+        DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
+        state = "new version" if result["created"] else "unchanged"
+        self.log.info("%s: %s at %s (%s, md5 %s)", self.target_path, state, self.tag, result["rev"][:10], result["md5"])
+        return self.record_lineage(result, registry=self.dvc_hook.registry)
+
+    def lineage(self, result: dict[str, Any]) -> Lineage:
+        """Read: the source file. Wrote: the versioned file in the registry (rev, tag, md5)."""
+        return Lineage(
+            inputs=[stored_file(str(self.source_path), md5=result["md5"])],
+            outputs=[
+                dvc_file(result["registry"], result["path"], rev=result["rev"], tag=result["tag"], md5=result["md5"])
+            ],
+        )
+
+
+class DvcGetOperator(DvcHookMixin, BaseOperator):
+    """Write a versioned file of the data registry at a revision (tag, branch or sha) to a local path.
+
+    The bytes are checked against the md5 recorded in the ``.dvc`` file at that revision.
+
+    :param path: path of the file inside the data registry (templated).
+    :param rev: tag, branch or commit (templated).
+    :param output_path: where to write it (templated).
+    :param dvc_conn_id: connection of type ``dvc``.
+
+    XCom (return value): ``{"path", "rev", "md5", "size", "output_path"}``.
+    """
+
+    template_fields: Sequence[str] = ("path", "rev", "output_path")
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        rev: str,
+        output_path: str,
+        dvc_conn_id: str = DvcHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.rev = rev
+        self.output_path = output_path
+        self.dvc_conn_id = dvc_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = self.dvc_hook.read_to(self.path, self.rev, Path(self.output_path))
+        result["output_path"] = str(self.output_path)
+        return result

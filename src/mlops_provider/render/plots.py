@@ -1,0 +1,240 @@
+"""Static SVG plots (no JavaScript, no external assets): each builder lays out a figure of primitives (lines,
+rectangles, circles, texts) and ``figure.svg`` draws it with autoescaping, so a column name or a segment value
+that carries markup stays text. Used by the run, ledger and health pages and logged as run artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from mlops_provider.render.html import render
+
+W, H, PAD = 320, 260, 44
+
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "rects": {"stroke": None, "title": None},
+    "lines": {"dash": None, "width": 2, "title": ""},
+    "circles": {"title": ""},
+    "texts": {"size": 10, "anchor": "start", "fill": None, "rotate": None},
+}
+
+
+def svg(fig: dict[str, Any]) -> Markup:
+    """The figure as SVG markup (safe to embed: every text in it was escaped)."""
+    complete = {**fig, **{kind: [{**DEFAULTS[kind], **item} for item in fig[kind]] for kind in DEFAULTS}}
+    return Markup(render("figure.svg", fig=complete))
+
+
+def _figure(kind: str, title: str, width: int = W, height: int = H) -> dict[str, Any]:
+    return {"kind": kind, "title": title, "width": width, "height": height, "rects": [], "lines": [], "circles": [],
+            "texts": []}  # fmt: skip
+
+
+def _unit_axes(fig: dict[str, Any], x_label: str, y_label: str) -> tuple[Any, Any]:
+    """Axes of [0, 1] x [0, 1]; returns the coordinate functions."""
+    left, right, top, bottom = PAD, fig["width"] - 12, 28, fig["height"] - PAD
+
+    def x(v: float) -> float:
+        return round(left + v * (right - left), 1)
+
+    def y(v: float) -> float:
+        return round(bottom - v * (bottom - top), 1)
+
+    fig["rects"].append({"x": left, "y": top, "w": right - left, "h": bottom - top, "fill": "none", "stroke": "#999"})
+    for tick in (0.0, 0.5, 1.0):
+        fig["texts"].append({"x": x(tick), "y": bottom + 14, "text": f"{tick:g}", "anchor": "middle"})
+        fig["texts"].append({"x": left - 4, "y": y(tick) + 3, "text": f"{tick:g}", "anchor": "end"})
+    fig["texts"].append({"x": (left + right) / 2, "y": fig["height"] - 8, "text": x_label, "anchor": "middle",
+                         "size": 11})  # fmt: skip
+    fig["texts"].append({"x": 12, "y": (top + bottom) / 2, "text": y_label, "anchor": "middle", "size": 11,
+                         "rotate": -90})  # fmt: skip
+    return x, y
+
+
+def _polyline(xs: list[float], ys: list[float], fx: Any, fy: Any) -> str:
+    return " ".join(f"{fx(a)},{fy(b)}" for a, b in zip(xs, ys, strict=True))
+
+
+def roc(curves: dict[str, Any]) -> dict[str, Any]:
+    """ROC curve with the chance diagonal."""
+    data = curves["roc"]
+    fig = _figure("roc", f"ROC (AUC {data['auc']:.3f}, {curves['rows']} holdout rows)")
+    x, y = _unit_axes(fig, "false positive rate", "true positive rate")
+    fig["lines"].append({"points": _polyline([0, 1], [0, 1], x, y), "color": "#bbb", "dash": "4 3", "width": 1,
+                         "title": "chance"})  # fmt: skip
+    fig["lines"].append({"points": _polyline(data["fpr"], data["tpr"], x, y), "color": "#2471a3",
+                         "title": f"ROC AUC {data['auc']:.4f}"})  # fmt: skip
+    return fig
+
+
+def precision_recall(curves: dict[str, Any]) -> dict[str, Any]:
+    """Precision-recall curve with the positive rate as baseline."""
+    data = curves["pr"]
+    base = curves["positives"] / curves["rows"] if curves["rows"] else 0.0
+    fig = _figure("pr", f"Precision-recall (AP {data['average_precision']:.3f})")
+    x, y = _unit_axes(fig, "recall", "precision")
+    fig["lines"].append({"points": _polyline([0, 1], [base, base], x, y), "color": "#bbb", "dash": "4 3",
+                         "width": 1, "title": f"positive rate {base:.3f}"})  # fmt: skip
+    fig["lines"].append({"points": _polyline(data["recall"], data["precision"], x, y), "color": "#1e8449",
+                         "title": f"average precision {data['average_precision']:.4f}"})  # fmt: skip
+    return fig
+
+
+def calibration(curves: dict[str, Any]) -> dict[str, Any]:
+    """Reliability diagram: mean predicted vs observed positive rate per probability decile."""
+    data = curves["calibration"]
+    fig = _figure("calibration", "Calibration (per probability decile)")
+    x, y = _unit_axes(fig, "mean predicted probability", "observed positive rate")
+    fig["lines"].append({"points": _polyline([0, 1], [0, 1], x, y), "color": "#bbb", "dash": "4 3", "width": 1,
+                         "title": "perfectly calibrated"})  # fmt: skip
+    if data["predicted"]:
+        fig["lines"].append({"points": _polyline(data["predicted"], data["observed"], x, y), "color": "#884ea0",
+                             "title": "calibration"})  # fmt: skip
+    for p, o, n in zip(data["predicted"], data["observed"], data["count"], strict=True):
+        fig["circles"].append({"x": x(p), "y": y(o), "r": 3, "fill": "#884ea0",
+                               "title": f"predicted {p:.3f}, observed {o:.3f} ({n} rows)"})  # fmt: skip
+    return fig
+
+
+def confusion(curves: dict[str, Any]) -> dict[str, Any]:
+    """The confusion matrix at the threshold, cells shaded by their share of the rows."""
+    c = curves["confusion"]
+    total = max(1, c["tp"] + c["fp"] + c["tn"] + c["fn"])
+    fig = _figure("confusion", f"Confusion matrix at threshold {c['threshold']:g}", width=300, height=240)
+    size, left, top = 90, 100, 50
+    cells = (("actual 1", "predicted 1", c["tp"], 0, 0), ("actual 1", "predicted 0", c["fn"], 0, 1),
+             ("actual 0", "predicted 1", c["fp"], 1, 0), ("actual 0", "predicted 0", c["tn"], 1, 1))  # fmt: skip
+    for actual, predicted, count, row, col in cells:
+        share = count / total
+        fig["rects"].append({"x": left + col * size, "y": top + row * size, "w": size, "h": size,
+                             "fill": f"rgba(36,113,163,{0.1 + 0.8 * share:.2f})", "stroke": "#fff",
+                             "title": f"{actual}, {predicted}: {count} ({share:.1%})"})  # fmt: skip
+        fig["texts"].append({"x": left + col * size + size / 2, "y": top + row * size + size / 2 + 5,
+                             "text": str(count), "anchor": "middle", "size": 14})  # fmt: skip
+    for i, label in enumerate(("predicted 1", "predicted 0")):
+        fig["texts"].append({"x": left + i * size + size / 2, "y": top - 8, "text": label, "anchor": "middle"})
+    for i, label in enumerate(("actual 1", "actual 0")):
+        fig["texts"].append({"x": left - 8, "y": top + i * size + size / 2 + 4, "text": label, "anchor": "end"})
+    return fig
+
+
+def bars(title: str, kind: str, labels: list[str], values: list[float], *, top: int = 15) -> dict[str, Any]:
+    """Horizontal bars, largest first (at most ``top``)."""
+    pairs = sorted(zip(labels, values, strict=True), key=lambda lv: -abs(lv[1]))[:top]
+    height = 40 + 18 * len(pairs)
+    fig = _figure(kind, title, width=420, height=max(80, height))
+    largest = max((abs(v) for _, v in pairs), default=1.0) or 1.0
+    left, span = 170, 210
+    for i, (label, value) in enumerate(pairs):
+        y = 28 + 18 * i
+        fig["texts"].append({"x": left - 6, "y": y + 11, "text": str(label)[:28], "anchor": "end"})
+        fig["rects"].append({"x": left, "y": y, "w": round(span * abs(value) / largest, 1), "h": 13,
+                             "fill": "#2471a3", "title": f"{label}: {value:.4g}"})  # fmt: skip
+        fig["texts"].append({"x": left + round(span * abs(value) / largest, 1) + 4, "y": y + 11,
+                             "text": f"{value:.3g}"})  # fmt: skip
+    return fig
+
+
+def paired_bars(title: str, kind: str, rows: list[tuple[str, float | None, float | None]]) -> dict[str, Any]:
+    """Champion (grey) vs challenger (blue) per row label, on a shared [0, 1] scale (metrics, segments)."""
+    height = 44 + 30 * len(rows)
+    fig = _figure(kind, title, width=460, height=max(90, height))
+    left, span = 170, 230
+    for i, (label, champion, challenger) in enumerate(rows):
+        y = 30 + 30 * i
+        fig["texts"].append({"x": left - 6, "y": y + 15, "text": str(label)[:28], "anchor": "end"})
+        for j, (who, value, color) in enumerate((("champion", champion, "#aab7b8"),
+                                                 ("challenger", challenger, "#2471a3"))):  # fmt: skip
+            if value is None:
+                continue
+            width = round(span * max(0.0, min(1.0, float(value))), 1)
+            fig["rects"].append({"x": left, "y": y + 12 * j, "w": width, "h": 11, "fill": color,
+                                 "title": f"{label}: {who} {float(value):.4f}"})  # fmt: skip
+            fig["texts"].append({"x": left + width + 4, "y": y + 12 * j + 9, "text": f"{float(value):.3f}",
+                                 "size": 9})  # fmt: skip
+    fig["texts"].append({"x": left, "y": fig["height"] - 6, "text": "grey: champion, blue: challenger"})
+    return fig
+
+
+def drift_heatmap(days: list[str], columns: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """Day x column: each cell's drift score (darker: further from the reference), drifted cells outlined red."""
+    cell_w, cell_h, left, top = 22, 16, 150, 34
+    fig = _figure("heatmap", "Per-column drift by day", width=left + cell_w * len(days) + 20,
+                  height=top + cell_h * len(columns) + 40)  # fmt: skip
+    scores = [float(c.get("score") or 0.0) for c in cells.values()]
+    largest = max(scores, default=1.0) or 1.0
+    for r, column in enumerate(columns):
+        fig["texts"].append({"x": left - 6, "y": top + r * cell_h + 12, "text": column[:24], "anchor": "end"})
+        for c, day in enumerate(days):
+            cell = cells.get((day, column))
+            if cell is None:
+                continue
+            score = float(cell.get("score") or 0.0)
+            fig["rects"].append({
+                "x": left + c * cell_w, "y": top + r * cell_h, "w": cell_w - 1, "h": cell_h - 1,
+                "fill": f"rgba(230,126,34,{0.08 + 0.9 * min(1.0, score / largest):.2f})",
+                "stroke": "#c0392b" if cell.get("drifted") else None,
+                "title": f"{day} {column}: {cell.get('method') or 'score'} {score:.4g}"
+                + (" (drifted)" if cell.get("drifted") else ""),
+            })  # fmt: skip
+    every = max(1, -(-len(days) // 10))
+    for c, day in enumerate(days):
+        if c % every == 0:
+            fig["texts"].append({"x": left + c * cell_w + cell_w / 2, "y": top + cell_h * len(columns) + 14,
+                                 "text": day[5:], "anchor": "middle", "size": 9})  # fmt: skip
+    return fig
+
+
+def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A realised metric per day (dot) with its confidence interval (vertical bar) and the floor (dashed, red); the
+    y axis spans the values, bounds and floors. A dot is red when the day raised the alarm. ``points``:
+    ``[{day, metric, value, floor, interval: {lower, upper, level, method} | None, rows, rule, alarm}]``."""
+    days = sorted({str(p["day"]) for p in points})
+    metric = points[0].get("metric") or "metric"
+    fig = _figure(
+        "metric-intervals", f"{metric} on late labels, with its interval", width=max(360, 30 * len(days) + 90)
+    )
+    values = [float(v) for p in points for v in (p["value"], p.get("floor"),
+              *((p.get("interval") or {}).get(k) for k in ("lower", "upper"))) if v is not None]  # fmt: skip
+    low, high = min(values), max(values)
+    low, high = max(0.0, low - 0.02), min(1.0, high + 0.02)
+    if high - low < 0.05:
+        low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
+    left, right, top, bottom = PAD + 6, fig["width"] - 16, 28, fig["height"] - PAD
+    step = (right - left) / len(days)
+    x = {day: round(left + step * (i + 0.5), 1) for i, day in enumerate(days)}
+
+    def y(v: float) -> float:
+        return round(bottom - (v - low) / (high - low) * (bottom - top), 1)
+
+    fig["rects"].append({"x": left, "y": top, "w": right - left, "h": bottom - top, "fill": "none", "stroke": "#999"})
+    for tick in (low, (low + high) / 2, high):
+        fig["texts"].append({"x": left - 4, "y": y(tick) + 3, "text": f"{tick:.2f}", "anchor": "end"})
+    floors = sorted({float(p["floor"]) for p in points if p.get("floor") is not None})
+    for floor in floors:
+        fig["lines"].append({"points": f"{left},{y(floor)} {right},{y(floor)}", "color": "#c0392b", "dash": "4 3",
+                             "width": 1, "title": f"floor {floor:g}"})  # fmt: skip
+    for p in points:
+        cx, value, interval = x[str(p["day"])], float(p["value"]), p.get("interval") or {}
+        bounds = ""
+        if interval.get("lower") is not None and interval.get("upper") is not None:
+            lower, upper = float(interval["lower"]), float(interval["upper"])
+            bounds = (f" [{lower:.3f}, {upper:.3f}] ({float(interval.get('level', 0.95)):.0%} "
+                      f"{interval.get('method')})")  # fmt: skip
+            fig["lines"].append({"points": f"{cx},{y(upper)} {cx},{y(lower)}", "color": "#1e8449", "width": 2,
+                                 "title": f"{p['day']}: interval{bounds}"})  # fmt: skip
+        fig["circles"].append({
+            "x": cx, "y": y(value), "r": 3.5, "fill": "#c0392b" if p.get("alarm") else "#1e8449",
+            "title": f"{p['day']}: {metric} {value:.3f}{bounds} on {p.get('rows')} labelled rows "
+            f"({p.get('window_days', 1)}-day window; rule {p.get('rule', 'point')}"
+            + ("; alarm)" if p.get("alarm") else ")"),
+        })  # fmt: skip
+    every = max(1, -(-len(days) // 8))
+    for i, day in enumerate(days):
+        if i % every == 0:
+            fig["texts"].append({"x": x[day], "y": bottom + 14, "text": day[5:], "anchor": "middle", "size": 9})
+    fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "labelled day; bar: confidence interval; "
+                         "dashed: floor; red dot: alarm"})  # fmt: skip
+    return fig

@@ -1,0 +1,196 @@
+"""Retention of heavy stored artefacts (pure rules: no Airflow, no file system).
+
+Everything a run stores lives under the storage root (:mod:`mlops_provider.utils.storage`). Most of it is the history of
+the loop and is kept forever: verdict ledgers, drift and performance summaries, retraining records, alarm reviews,
+notification markers, retention records. A few artefacts are heavy and only needed for a while; they are the
+only ones retention removes, once their data day is older than the window:
+
+* ``reports/drift/<model>/<day>/<attempt>.html``: Evidently drift reports (a few MB each); the JSON summary
+  beside each stays;
+* ``reports/gx/<dataset>/<day>/<attempt>/``: a validation attempt's full result and Data Docs site;
+* ``quarantine/<dataset>/<day>/<attempt>/<file>``: a quarantined partition's data; its
+  ``validation_result.json`` stays, so the day still reads as quarantined (the tag sensor and the training-set
+  assembly look for the folder).
+
+An artefact a **kept decision** cites is never removed, whatever its age: a retraining record or an alarm review
+naming a drift report, a verdict ledger naming a file, and what the records they cite name in turn (a cited drift
+summary keeps its report). Age is measured in data days, from the day in the artefact's path to the start of the
+run's data interval, not from the wall clock, so a backfill or a re-run decides the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+#: Environment variable: the retention window in data days of every model whose spec does not set
+#: ``retention.days`` (0: keep forever).
+RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
+#: The window when neither the spec nor the environment sets one.
+DEFAULT_RETENTION_DAYS = 90
+#: Kinds of heavy artefacts, as named in retention records.
+KINDS = ("drift_report", "validation", "quarantine")
+#: Folders (under the storage root) of the records whose citations are kept: the loop's decisions.
+DECISION_FOLDERS = ("reports/retraining", "reports/alarm-reviews", "reports/ledgers")
+#: Folder of the retention records themselves (never read for citations: they name what was removed).
+RECORDS_FOLDER = "reports/retention"
+#: The part of a quarantined attempt that stays: the evidence of why the day was quarantined.
+QUARANTINE_KEEPS = "validation_result.json"
+#: URL prefix under which the plugin serves files of ``reports/`` (:mod:`mlops_provider.links.extra_links`).
+REPORTS_URL_PREFIX = "/mlops/reports/"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+
+
+def retention_days(configured: int | None) -> int:
+    """The window in data days: ``configured`` when given, else ``$MLOPS_RETENTION_DAYS``, else 90. 0 keeps
+    everything forever. A ValueError names the setting when it is not a whole number of days >= 0."""
+    if configured is None:
+        text = os.environ.get(RETENTION_DAYS_ENV, "").strip()
+        if not text:
+            return DEFAULT_RETENTION_DAYS
+        try:
+            configured = int(text)
+        except ValueError:
+            raise ValueError(f"{RETENTION_DAYS_ENV}={text!r} is not a whole number of days (0: keep forever)") from None
+        where = RETENTION_DAYS_ENV
+    else:
+        where = "days"
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 0:
+        raise ValueError(f"{where} must be a whole number of days >= 0 (0: keep forever), got {configured!r}")
+    return configured
+
+
+def cutoff_day(interval_start: dt.date, days: int) -> dt.date:
+    """The oldest data day kept by a run whose data interval starts on ``interval_start``: artefacts of days
+    before it may go."""
+    return interval_start - dt.timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A heavy artefact: a file or a folder (``rel``, relative to the storage root, POSIX), its data day and the
+    bytes of its files."""
+
+    kind: str
+    rel: str
+    day: dt.date
+    bytes: int
+
+
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def heavy_artefacts(listing: Mapping[str, int], *, model_name: str, dataset: str) -> list[Artefact]:
+    """The heavy artefacts of ``model_name`` and ``dataset`` among ``listing`` (``{path relative to the storage
+    root: bytes}`` of files), by path. Nothing else is ever one: ledgers, summaries and records are not, whatever
+    their age, and neither is a path whose day is not a date (a partition named otherwise is left alone)."""
+    found: dict[tuple[str, str], list[Any]] = {}
+    drift = ("reports", "drift", model_name)
+    gx = ("reports", "gx", dataset)
+    quarantine = ("quarantine", dataset)
+    for rel, size in listing.items():
+        parts = tuple(rel.split("/"))
+        key: tuple[str, str] | None = None
+        day: dt.date | None = None
+        if len(parts) == 5 and parts[:3] == drift and parts[4].endswith(".html") and not parts[4].startswith("."):
+            day, key = _day(parts[3]), ("drift_report", rel)
+        elif len(parts) >= 6 and parts[:3] == gx:
+            day, key = _day(parts[3]), ("validation", "/".join(parts[:5]))
+        elif len(parts) == 5 and parts[:2] == quarantine and parts[4] != QUARANTINE_KEEPS:
+            day, key = _day(parts[2]), ("quarantine", rel)
+        if key is None or day is None:
+            continue
+        entry = found.setdefault(key, [day, 0])
+        entry[1] += int(size)
+    return sorted((Artefact(kind, rel, day, size) for (kind, rel), (day, size) in found.items()), key=lambda a: a.rel)
+
+
+def relative_location(where: str, root: str) -> str | None:
+    """The path relative to the storage root of a file a record names, or None when it is not under the root.
+
+    ``where`` is a location as records write it (:func:`mlops_provider.utils.storage.location`: a local path, or a URL
+    naming the connection, ``s3://conn@bucket/key``) or a report URL of the plugin (``/mlops/reports/...``);
+    ``root`` is the root's path (a local folder, or ``bucket/prefix``). Only a whole value names a file: a sentence
+    that mentions one does not."""
+    root = root.rstrip("/")
+    if where.startswith(REPORTS_URL_PREFIX):
+        rest = unquote(where[len(REPORTS_URL_PREFIX) :].split("?", 1)[0].split("#", 1)[0])
+        return _clean(f"reports/{rest}")
+    if "://" in where:
+        scheme, path = where.split("://", 1)
+        if not _SCHEME.match(scheme):
+            return None  # a sentence that mentions a URL is not a location
+        bucket, _, key = path.partition("/")
+        path = f"{bucket.rpartition('@')[2]}/{key}"  # drop the connection id
+    elif where.startswith("/"):
+        path = os.path.normpath(where)
+    else:
+        return None
+    if root and path.startswith(root + "/"):
+        return _clean(path[len(root) + 1 :])
+    return None
+
+
+def _clean(rel: str) -> str | None:
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value (keys excluded), depth first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from strings(item)
+
+
+def citations(record: Any, root: str) -> set[str]:
+    """The paths (relative to the storage root) that a record names anywhere in its values."""
+    cited = set()
+    for text in strings(record):
+        if "/" in text:
+            rel = relative_location(text, root)
+            if rel is not None:
+                cited.add(rel)
+    return cited
+
+
+def is_cited(artefact: Artefact, cited: Iterable[str]) -> list[str]:
+    """The cited paths that fall on ``artefact`` (the artefact itself, or a file in its folder)."""
+    return sorted(c for c in cited if c == artefact.rel or c.startswith(artefact.rel + "/"))
+
+
+def select(
+    artefacts: Iterable[Artefact], cited: Mapping[str, Iterable[str]], cutoff: dt.date
+) -> tuple[list[Artefact], list[tuple[Artefact, list[str]]]]:
+    """What goes and what stays because it is cited: ``(remove, kept_cited)``.
+
+    An artefact goes when its day is before ``cutoff`` and no kept decision cites it; ``cited`` maps a cited path
+    to the records citing it. ``kept_cited`` pairs each artefact kept although old with the records citing it.
+    Artefacts of ``cutoff`` or later are in neither list."""
+    remove: list[Artefact] = []
+    kept: list[tuple[Artefact, list[str]]] = []
+    for artefact in artefacts:
+        if artefact.day >= cutoff:
+            continue
+        hits = is_cited(artefact, cited)
+        if hits:
+            kept.append((artefact, sorted({r for hit in hits for r in cited[hit]})))
+        else:
+            remove.append(artefact)
+    return remove, kept
