@@ -20,7 +20,7 @@ days: ``calm_days`` calm days and, from ``Truth.change_from``, ``changed_days`` 
 the champion (the issue's line: ROC AUC down by >= 0.05) and which days are a data-quality incident.
 
 Pure and seeded (numpy and pandas only): the same name, seed and settings give the same frames. The suite is
-``bench/bench_scenarios.py``; the rules of the generators are tested in ``tests/unit/test_scenarios.py``.
+``bench/bench_scenarios.py``; the rules of the generators are tested in ``tests/unit/demo/test_scenarios.py``.
 """
 
 from __future__ import annotations

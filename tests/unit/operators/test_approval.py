@@ -54,7 +54,7 @@ def test_an_answer_is_recorded_with_who_when_and_why() -> None:
 
 def test_the_factory_puts_the_approvals_where_the_spec_asks() -> None:
     from mlops_provider.loop.factory import build_dags
-    from tests.unit.test_factory import twin_of
+    from tests.unit.loop.test_factory import twin_of
 
     plain = build_dags(twin_of("churn_p"))
     assert "approve" not in plain["churn_p__promotion"].task_ids

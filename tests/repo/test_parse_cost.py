@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # a parse in a fresh interpreter per DAG file: out of the fast lane
 
 HEAVY = ("mlflow", "great_expectations", "evidently", "xgboost", "dvc", "pandas", "sklearn", "docker")
 DAG_FILES = sorted(p for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
