@@ -35,7 +35,7 @@ SCRIPTS = [("parse", "bench_dag_parse.py"), ("ingest", "bench_ingest.py"), ("tra
            ("drift", "bench_drift.py"), ("scheduler", "bench_scheduler.py")]  # fmt: skip
 NOTES = [
     "Scheduler rows come from the metadata DB of the last `make demo` (LocalExecutor on SQLite; task processes are "
-    "forked from the scheduler, which preloads the task libraries: see README, Task start-up).",
+    "forked from the scheduler, which preloads the task libraries: see docs/configuration.md, Task start-up).",
     "A run whose peak memory, extrapolated from the smaller sizes, exceeds 75% of the memory available is "
     "not run (it would swap or be OOM-killed and take the suite with it); its row says so.",
     "Ingest validates against a copy of the demo suite whose row-count bound (5M) is widened to the size measured; "

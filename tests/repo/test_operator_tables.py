@@ -1,5 +1,5 @@
-"""The README's operator tables list every parameter that has no default (what a DAG author must give), and only
-parameters the class has."""
+"""The operator tables of docs/operators.md list every parameter that has no default (what a DAG author must
+give), and only parameters the class has."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ROW = re.compile(r"^\| `(mlops_provider\.[\w.]+)` \| (.*)$", re.M)
 
 
 def rows() -> list[tuple[str, list[str]]]:
-    return [(m.group(1), m.group(2).split(" | ")) for m in ROW.finditer((PROJECT_ROOT / "README.md").read_text())]
+    text = (PROJECT_ROOT / "docs" / "operators.md").read_text()
+    return [(m.group(1), m.group(2).split(" | ")) for m in ROW.finditer(text)]
 
 
 def parameters(path: str) -> tuple[list[str], list[str]]:
