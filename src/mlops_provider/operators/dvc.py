@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.layout import run_metadata
 from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
@@ -34,7 +33,8 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
-    :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): ``{"path", "rev", "tag", "md5", "size", "remote", "workspace", "created"}``.
     """
@@ -49,14 +49,12 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         source_path: str,
         target_path: str,
         tag: str,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.source_path = source_path
         self.target_path = target_path
         self.tag = tag
-        self.dvc_conn_id = dvc_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         with local_copy(stored(self.source_path)) as source:
@@ -84,7 +82,8 @@ class DvcGetOperator(DvcHookMixin, BaseOperator):
     :param path: path of the file inside the data registry (templated).
     :param rev: tag, branch or commit (templated).
     :param output_path: where to write it (templated).
-    :param dvc_conn_id: connection of type ``dvc``.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): ``{"path", "rev", "md5", "size", "output_path"}``.
     """
@@ -97,14 +96,12 @@ class DvcGetOperator(DvcHookMixin, BaseOperator):
         path: str,
         rev: str,
         output_path: str,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.path = path
         self.rev = rev
         self.output_path = output_path
-        self.dvc_conn_id = dvc_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         result = self.dvc_hook.read_to(self.path, self.rev, Path(self.output_path))

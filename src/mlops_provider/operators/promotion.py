@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -74,6 +72,9 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
     :param positive_class: the label value of the positive class.
     :param champion_alias: alias of the current champion.
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``.
+
     XCom (return value): ``{"decision", "reason", "model_name", "challenger_version", "champion_version",
     "failed_checks", "ledger_path"}``.
     """
@@ -93,8 +94,6 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
         challenger_version: str = "",
         model_asset: Asset | None = None,
         champion_alias: str = CHAMPION_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,8 +105,6 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
         self.label_column = label_column
         self.positive_class = positive_class
         self.champion_alias = champion_alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
 
     def _version_to_judge(self, context: Context) -> tuple[str, str]:
         """The run's own version and where it came from (argument, triggering event, or alias)."""
@@ -319,6 +316,8 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
     :param version: version to promote (templated).
     :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion" (templated).
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
+
     XCom (return value): ``{"model_name", "champion", "previous", "changed"}``.
     """
 
@@ -333,7 +332,6 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
         expected_champion: str | None,
         champion_alias: str = CHAMPION_ALIAS,
         previous_alias: str = PREVIOUS_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -342,7 +340,6 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
         self.expected_champion = expected_champion
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
@@ -406,6 +403,8 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
     :param model_name: registered model (templated).
     :param reason: why (templated; required, recorded in tags ``rollback.reason``).
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
+
     XCom (return value): ``{"model_name", "champion", "rolled_back", "reason"}``.
     """
 
@@ -418,7 +417,6 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         reason: str,
         champion_alias: str = CHAMPION_ALIAS,
         previous_alias: str = PREVIOUS_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -426,7 +424,6 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         self.reason = reason
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
-from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
+from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
+from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
 from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
@@ -48,7 +47,7 @@ def serving_copy(hook: MlflowHook, name: str, version: str) -> Path:
     return target
 
 
-class PackageModelOperator(MlflowHookMixin, BaseOperator):
+class PackageModelOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
     The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
@@ -63,8 +62,9 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
     :param requirements: pinned requirements file copied into the build context.
     :param repository: image repository (default ``<model_name>-serving``).
     :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (same as training).
-    :param docker_url: Docker engine URL.
-    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"runner", "model_name", "version", "model_dir", "image", "image_id"}``.
     """
@@ -80,9 +80,6 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         requirements: str,
         repository: str | None = None,
         runner: str | None = None,
-        docker_url: str = DEFAULT_DOCKER_URL,
-        docker_conn_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,9 +91,6 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
         self.requirements = requirements
         self.repository = repository
         self.runner = runner
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
 
     def download_model(self) -> Path:
         """The version's artifacts on this worker (:func:`serving_copy`)."""
@@ -176,7 +170,7 @@ def server_pid_file(key: str) -> Path:
     return mlops_home() / "serving" / "servers" / f"{key}.pid"
 
 
-class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
     The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
@@ -201,8 +195,9 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param batch_size: rows per request.
     :param max_rows: rows replayed at most (the partition's first rows).
     :param ledger_path: the evaluation's verdict ledger to add the numbers to (templated; empty: the newest).
-    :param docker_url: Docker engine URL (the ``docker`` runner's serving containers).
-    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
@@ -219,10 +214,6 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         batch_size: int = 50,
         max_rows: int = 2000,
         ledger_path: str | None = None,
-        docker_url: str = DEFAULT_DOCKER_URL,
-        docker_conn_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -233,10 +224,6 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.batch_size = batch_size
         self.max_rows = max_rows
         self.ledger_path = ledger_path
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
         self._server: ModelServer | None = None
 
     def _replay_frame(self) -> tuple[Any, str]:
