@@ -95,3 +95,38 @@ class DockerEngineMixin(ConnectionBase):
         super().__init__(**kwargs)
         self.docker_url = docker_url
         self.docker_conn_id = docker_conn_id
+
+
+class UpstreamResultMixin:
+    """Hands results between tasks one way: a parameter named in ``upstream_fields`` takes an upstream task's whole
+    result (``upstream.output``, an ``XComArg``; a dict once rendered) and reads its field, or a plain value::
+
+        PromoteModelOperator(task_id="promote", version=evaluate.output, expected_champion=evaluate.output, ...)
+        # upstream_fields = {"version": "challenger_version", "expected_champion": "champion_version"}
+
+    The field is taken right after the templates are rendered, so ``execute()`` (and the *Rendered Template* view)
+    sees the value. A result without the field fails the task naming the parameter and the field: retrying would
+    not add it. List it before the operator class: ``class X(UpstreamResultMixin, BaseOperator)``.
+    """
+
+    #: parameter -> the field it reads from an upstream result
+    upstream_fields: ClassVar[dict[str, str]] = {}
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        for parameter, field in self.upstream_fields.items():
+            setattr(self, parameter, upstream_field(getattr(self, parameter), field, parameter))
+
+
+def upstream_field(value: Any, field: str, parameter: str) -> Any:
+    """``value[field]`` when ``value`` is an upstream task's result (a dict), else ``value`` as given."""
+    if not isinstance(value, dict):
+        return value
+    if field not in value:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{parameter}: the upstream result has no field {field!r} (it has {sorted(value)}); pass the result of "
+            "the task that returns it, or the value itself"
+        )
+    return value[field]

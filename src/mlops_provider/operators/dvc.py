@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.hooks.mixins import DvcHookMixin
+from mlops_provider.hooks.mixins import DvcHookMixin, UpstreamResultMixin
 from mlops_provider.layout import run_metadata
 from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
+class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, BaseOperator):
     """Add, push and commit a file to the DVC data registry, and tag that version.
 
     Re-running with identical content is a no-op (no commit, no push, the tag stays); changed content makes
@@ -29,7 +29,7 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     file lock.
 
     :param source_path: file to version: a local path or an object-storage URL (``mlops_provider.utils.storage``;
-        downloaded to this worker's disk first) (templated).
+        downloaded to this worker's disk first); or the extract's result (its ``path``) (templated).
     :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
@@ -39,6 +39,7 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     XCom (return value): ``{"path", "rev", "tag", "md5", "size", "remote", "workspace", "created"}``.
     """
 
+    upstream_fields = {"source_path": "path"}  # the extract's result
     template_fields: Sequence[str] = ("source_path", "target_path", "tag")
     operator_extra_links = (DvcVersionLink(),)
     ui_color = "#f3e8fd"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
+from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.layout import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -300,7 +300,7 @@ class ModelGateOperator(BaseOperator):
         return verdict
 
 
-class PromoteModelOperator(MlflowHookMixin, BaseOperator):
+class PromoteModelOperator(UpstreamResultMixin, MlflowHookMixin, BaseOperator):
     """Move ``champion`` to the challenger and the old champion to ``previous``, compare-and-set.
 
     It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
@@ -313,14 +313,16 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
     champion back.
 
     :param model_name: registered model (templated).
-    :param version: version to promote (templated).
-    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion" (templated).
+    :param version: version to promote, or the evaluation's result (its ``challenger_version``) (templated).
+    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion"; or the
+        evaluation's result (its ``champion_version``) (templated).
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
 
     XCom (return value): ``{"model_name", "champion", "previous", "changed"}``.
     """
 
+    upstream_fields = {"version": "challenger_version", "expected_champion": "champion_version"}  # the evaluation
     template_fields: Sequence[str] = ("model_name", "version", "expected_champion")
     operator_extra_links = (MlflowModelVersionLink(),)
 

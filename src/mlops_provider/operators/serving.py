@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
-from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin
+from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
 from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
@@ -47,7 +47,7 @@ def serving_copy(hook: MlflowHook, name: str, version: str) -> Path:
     return target
 
 
-class PackageModelOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
+class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMixin, BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
     The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
@@ -57,7 +57,7 @@ class PackageModelOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
     runner the same server runs later as a local process from the downloaded artifacts.
 
     :param model_name: registered model (templated).
-    :param version: model version (templated).
+    :param version: model version, or the evaluation's result (its ``challenger_version``) (templated).
     :param serving_dir: folder with the serving Dockerfile.
     :param requirements: pinned requirements file copied into the build context.
     :param repository: image repository (default ``<model_name>-serving``).
@@ -69,6 +69,7 @@ class PackageModelOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
     XCom (return value): ``{"runner", "model_name", "version", "model_dir", "image", "image_id"}``.
     """
 
+    upstream_fields = {"version": "challenger_version"}  # the evaluation
     template_fields: Sequence[str] = ("model_name", "version")
 
     def __init__(
@@ -170,7 +171,7 @@ def server_pid_file(key: str) -> Path:
     return mlops_home() / "serving" / "servers" / f"{key}.pid"
 
 
-class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
+class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
     The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
@@ -194,7 +195,8 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, DockerEngineMixin, Base
     :param tolerance: largest allowed |server - registry model| prediction difference.
     :param batch_size: rows per request.
     :param max_rows: rows replayed at most (the partition's first rows).
-    :param ledger_path: the evaluation's verdict ledger to add the numbers to (templated; empty: the newest).
+    :param ledger_path: the evaluation's verdict ledger to add the numbers to, or the evaluation's result (its
+        ``ledger_path``) (templated; empty: the newest).
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
     ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
@@ -202,6 +204,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, DockerEngineMixin, Base
     XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
 
+    upstream_fields = {"ledger_path": "ledger_path"}  # the evaluation
     template_fields: Sequence[str] = ("package", "dataset", "ledger_path")
 
     def __init__(
