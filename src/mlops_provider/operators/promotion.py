@@ -280,7 +280,7 @@ class ModelGateOperator(BaseOperator):
     A rejection is a normal outcome, not a failure: this task and its downstream tasks end as skipped and the
     skip message carries the reason from the ledger.
 
-    :param evaluation: the evaluation result (templated, e.g. ``{{ ti.xcom_pull(task_ids='evaluate') }}``).
+    :param evaluation: the evaluation's result (templated; ``evaluate.output``, a dict or JSON).
     """
 
     template_fields: Sequence[str] = ("evaluation",)

@@ -73,3 +73,28 @@ def test_a_base_adds_its_fields_after_the_ones_a_class_declares():
         template_fields = ("model_name", "dvc_conn_id")
 
     assert Probe.template_fields == ("model_name", "dvc_conn_id", "mlflow_conn_id")
+
+
+def test_an_upstream_result_gives_its_field_and_a_plain_value_stays():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlops_provider.hooks.mixins import upstream_field
+
+    assert upstream_field({"challenger_version": "3", "ledger_path": "x"}, "challenger_version", "version") == "3"
+    assert upstream_field("7", "challenger_version", "version") == "7"
+    assert upstream_field(None, "champion_version", "expected_champion") is None
+    with pytest.raises(AirflowFailException, match=r"^version: the upstream result has no field 'challenger_v"):
+        upstream_field({"decision": "promote"}, "challenger_version", "version")
+
+
+def test_the_field_is_taken_when_the_templates_render():
+    from mlops_provider.operators.promotion import PromoteModelOperator
+
+    promote = PromoteModelOperator(
+        task_id="promote",
+        model_name="{{ params.model }}",
+        version={"challenger_version": "4", "champion_version": None},
+        expected_champion={"challenger_version": "4", "champion_version": "2"},
+    )
+    promote.render_template_fields({"params": {"model": "m"}})
+    assert (promote.model_name, promote.version, promote.expected_champion) == ("m", "4", "2")
