@@ -48,7 +48,7 @@ class DvcHookMixin(ConnectionBase):
     :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace) (templated).
     """
 
-    connection_fields = ("dvc_conn_id",)
+    connection_fields: ClassVar[tuple[str, ...]] = ("dvc_conn_id",)
     template_fields: Sequence[str] = connection_fields
 
     def __init__(self, *, dvc_conn_id: str = DvcHook.default_conn_name, **kwargs: Any) -> None:
@@ -66,7 +66,7 @@ class MlflowHookMixin(ConnectionBase):
     :param mlflow_conn_id: connection of type ``mlflow`` (default ``mlflow_default``) (templated).
     """
 
-    connection_fields = ("mlflow_conn_id",)
+    connection_fields: ClassVar[tuple[str, ...]] = ("mlflow_conn_id",)
     template_fields: Sequence[str] = connection_fields
 
     def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
@@ -86,7 +86,7 @@ class DockerEngineMixin(ConnectionBase):
     :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none (templated).
     """
 
-    connection_fields = ("docker_url", "docker_conn_id")
+    connection_fields: ClassVar[tuple[str, ...]] = ("docker_url", "docker_conn_id")
     template_fields: Sequence[str] = connection_fields
 
     def __init__(

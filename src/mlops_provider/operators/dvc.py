@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
@@ -16,7 +16,7 @@ from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 from mlops_provider.utils.storage import local_copy, stored
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
 class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, BaseOperator):
@@ -47,13 +47,13 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
     def __init__(
         self,
         *,
-        source_path: str,
+        source_path: str | XComArg,
         target_path: str,
         tag: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.source_path = source_path
+        self.source_path = cast("str", source_path)  # an upstream result is picked when rendered
         self.target_path = target_path
         self.tag = tag
 

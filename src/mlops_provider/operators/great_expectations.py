@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -36,7 +36,7 @@ from mlops_provider.utils.templating import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context, ObjectStoragePath, XComArg
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -303,7 +303,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         *,
         suite_path: str,
         dataset: str,
-        data_path: str | None = None,
+        data_path: str | XComArg | None = None,
         partition: str = INTERVAL_DATE,
         mode: str = "fail",
         batch_parameters: dict[str, Any] | None = None,
@@ -320,7 +320,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         self.chunk_rows = None if chunk_rows is None else check_chunk_rows(chunk_rows)
         if (data_path is None) == (dataframe is None):
             raise ValueError("give exactly one of data_path and dataframe")
-        self.data_path = data_path
+        self.data_path = cast("str | None", data_path)  # an upstream result is picked when rendered
         self.suite_path = suite_path
         self.dataset = dataset
         self.partition = partition

@@ -4,7 +4,7 @@ compare-and-set, roll back."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -330,16 +330,16 @@ class PromoteModelOperator(UpstreamResultMixin, MlflowHookMixin, BaseOperator):
         self,
         *,
         model_name: str,
-        version: str,
-        expected_champion: str | None,
+        version: str | XComArg,
+        expected_champion: str | XComArg | None,
         champion_alias: str = CHAMPION_ALIAS,
         previous_alias: str = PREVIOUS_ALIAS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
-        self.version = version
-        self.expected_champion = expected_champion
+        self.version = cast("str", version)  # an upstream result is picked when rendered
+        self.expected_champion = cast("str | None", expected_champion)  # an upstream result is picked when rendered
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
 

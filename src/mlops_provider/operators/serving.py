@@ -8,7 +8,7 @@ import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -76,7 +76,7 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
         self,
         *,
         model_name: str,
-        version: str,
+        version: str | XComArg,
         serving_dir: str,
         requirements: str,
         repository: str | None = None,
@@ -87,7 +87,7 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
         if runner is not None and runner not in RUNNERS:
             raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
         self.model_name = model_name
-        self.version = version
+        self.version = cast("str", version)  # an upstream result is picked when rendered
         self.serving_dir = serving_dir
         self.requirements = requirements
         self.repository = repository
@@ -216,7 +216,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         tolerance: float = 1e-6,
         batch_size: int = 50,
         max_rows: int = 2000,
-        ledger_path: str | None = None,
+        ledger_path: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -226,7 +226,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         self.tolerance = tolerance
         self.batch_size = batch_size
         self.max_rows = max_rows
-        self.ledger_path = ledger_path
+        self.ledger_path = cast("str | None", ledger_path)  # an upstream result is picked when rendered
         self._server: ModelServer | None = None
 
     def _replay_frame(self) -> tuple[Any, str]:

@@ -15,7 +15,7 @@ from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDe
 from mlops_provider.triggers.drift import DriftResultTrigger, read_result
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
 class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
@@ -45,16 +45,16 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
     def __init__(
         self,
         *,
-        summary_path: str,
-        performance_path: str | None = None,
+        summary_path: str | XComArg,
+        performance_path: str | XComArg | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
         super().__init__(poke_interval=poll_interval, **kwargs)
-        self.summary_path = summary_path
-        self.performance_path = performance_path
+        self.summary_path = cast("str", summary_path)  # an upstream result is picked when rendered
+        self.performance_path = cast("str | None", performance_path)  # an upstream result is picked when rendered
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
