@@ -22,10 +22,18 @@ def rows() -> list[tuple[str, list[str]]]:
 
 
 def parameters(path: str) -> tuple[list[str], list[str]]:
+    """The class's keyword parameters: its own ``__init__``'s, then those of the provider's bases it derives from
+    (``mlops_provider.hooks.mixins`` owns the ``*_conn_id`` parameters), in that order."""
     module, name = path.rsplit(".", 1)
-    signature = inspect.signature(getattr(importlib.import_module(module), name).__init__)
-    keyword = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
-    return [p.name for p in keyword if p.default is p.empty], [p.name for p in keyword if p.default is not p.empty]
+    cls = getattr(importlib.import_module(module), name)
+    keyword: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("mlops_provider.") and "__init__" in vars(klass):
+            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+                if p.kind == p.KEYWORD_ONLY:
+                    keyword.setdefault(p.name, p)
+    values = list(keyword.values())
+    return [p.name for p in values if p.default is p.empty], [p.name for p in values if p.default is not p.empty]
 
 
 def test_the_tables_cover_every_operator_and_sensor():

@@ -39,7 +39,7 @@ with DAG(
     # --8<-- [start:howto_operator_gx_validate]
     validate = GreatExpectationsValidateOperator(
         task_id="validate",
-        data_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+        data_path=extract.output,  # the extract's whole result: the operator reads its "path"
         suite_path="/opt/airflow/include/gx/orders.json",  # a GX 1.x expectation suite (JSON), reviewed like code
         dataset=DATASET,
         timestamp_column="created_at",
@@ -49,7 +49,7 @@ with DAG(
     # --8<-- [start:howto_operator_dvc_version]
     version = DvcVersionOperator(
         task_id="version_partition",
-        source_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+        source_path=extract.output,  # reads its "path"
         target_path=partition_path(DATASET, INTERVAL_DATE),
         tag=partition_tag(DATASET, INTERVAL_DATE),  # one immutable tag per day: a re-run never moves it
         pool="dvc_workspace",

@@ -51,8 +51,8 @@ with DAG(
     # --8<-- [start:howto_sensor_drift]
     decision = DriftSensor(
         task_id="drift_sensor",
-        summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
-        performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
+        summary_path=drift.output,  # the checks' whole results: the sensor reads their "summary_path"
+        performance_path=performance.output,
     )
     # --8<-- [end:howto_sensor_drift]
 

@@ -1,30 +1,132 @@
-"""What the provider's operators and sensors share: the hooks of their connections, created once per task
-(``cached_property``) from the ``*_conn_id`` the task was given, as Airflow's own providers do (``AwsBaseOperator``).
-Imports no heavy library: the hooks import their tools inside their methods."""
+"""The bases of the provider's operators and sensors: each owns one connection, as Amazon's ``AwsBaseOperator`` +
+``AwsBaseHookMixin`` do: the ``*_conn_id`` parameter (keyword-only, with its default), its assignment, its
+template field and the hook built from it once per task (``cached_property``). An operator lists the bases of the
+connections it uses and declares only what is its own::
+
+    class DriftReportOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+        template_fields = ("dataset", "model_name", "partition")  # + mlflow_conn_id, dvc_conn_id (the bases')
+
+        def __init__(self, *, dataset: str, **kwargs): ...  # mlflow_conn_id= and dvc_conn_id= reach the bases
+
+The bases are ``BaseOperator`` subclasses, so Airflow applies ``default_args`` to their parameters too (a DAG's
+``default_args={"mlflow_conn_id": ...}`` reaches every task that uses MLflow). They combine with any operator
+class (``BaseSensorOperator``, ``TriggerDagRunOperator``, ``ApprovalOperator``): list them first.
+
+Imports no heavy library: the hooks import their tools inside their methods.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
+from typing import Any, ClassVar
 
+from airflow.sdk import BaseOperator
+
+from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
 
 
-class DvcHookMixin:
-    """Gives a task ``dvc_hook``: the data registry of its ``dvc_conn_id`` (connection type ``dvc``)."""
+class ConnectionBase(BaseOperator):
+    """Adds the template fields of every connection base a class derives from (``connection_fields``) to the
+    ``template_fields`` the class declares, so an operator declares only its own fields."""
 
-    dvc_conn_id: str
+    #: the fields this base owns (templated on every subclass)
+    connection_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = tuple(cls.template_fields)
+        owned = [field for klass in cls.__mro__ for field in vars(klass).get("connection_fields", ())]
+        cls.template_fields = (*declared, *(f for f in dict.fromkeys(owned) if f not in declared))
+
+
+class DvcHookMixin(ConnectionBase):
+    """The data registry of ``dvc_conn_id`` (connection type ``dvc``): ``dvc_hook``.
+
+    :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace) (templated).
+    """
+
+    connection_fields: ClassVar[tuple[str, ...]] = ("dvc_conn_id",)
+    template_fields: Sequence[str] = connection_fields
+
+    def __init__(self, *, dvc_conn_id: str = DvcHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dvc_conn_id = dvc_conn_id
 
     @cached_property
     def dvc_hook(self) -> DvcHook:
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
 
-class MlflowHookMixin:
-    """Gives a task ``mlflow_hook``: the tracking server and model registry of its ``mlflow_conn_id``."""
+class MlflowHookMixin(ConnectionBase):
+    """The tracking server and model registry of ``mlflow_conn_id`` (connection type ``mlflow``): ``mlflow_hook``.
 
-    mlflow_conn_id: str
+    :param mlflow_conn_id: connection of type ``mlflow`` (default ``mlflow_default``) (templated).
+    """
+
+    connection_fields: ClassVar[tuple[str, ...]] = ("mlflow_conn_id",)
+    template_fields: Sequence[str] = connection_fields
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+
+class DockerEngineMixin(ConnectionBase):
+    """The Docker engine at ``docker_url`` with the registry login of ``docker_conn_id``
+    (:func:`mlops_provider.hooks.docker_engine.docker_client` opens it where a task needs one).
+
+    :param docker_url: Docker engine URL (templated).
+    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none (templated).
+    """
+
+    connection_fields: ClassVar[tuple[str, ...]] = ("docker_url", "docker_conn_id")
+    template_fields: Sequence[str] = connection_fields
+
+    def __init__(
+        self, *, docker_url: str = DEFAULT_DOCKER_URL, docker_conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
+
+
+class UpstreamResultMixin:
+    """Hands results between tasks one way: a parameter named in ``upstream_fields`` takes an upstream task's whole
+    result (``upstream.output``, an ``XComArg``; a dict once rendered) and reads its field, or a plain value::
+
+        PromoteModelOperator(task_id="promote", version=evaluate.output, expected_champion=evaluate.output, ...)
+        # upstream_fields = {"version": "challenger_version", "expected_champion": "champion_version"}
+
+    The field is taken right after the templates are rendered, so ``execute()`` (and the *Rendered Template* view)
+    sees the value. A result without the field fails the task naming the parameter and the field: retrying would
+    not add it. List it before the operator class: ``class X(UpstreamResultMixin, BaseOperator)``.
+    """
+
+    #: parameter -> the field it reads from an upstream result
+    upstream_fields: ClassVar[dict[str, str]] = {}
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        for parameter, field in self.upstream_fields.items():
+            setattr(self, parameter, upstream_field(getattr(self, parameter), field, parameter))
+
+
+def upstream_field(value: Any, field: str, parameter: str) -> Any:
+    """``value[field]`` when ``value`` is an upstream task's result (a dict), else ``value`` as given."""
+    if not isinstance(value, dict):
+        return value
+    if field not in value:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{parameter}: the upstream result has no field {field!r} (it has {sorted(value)}); pass the result of "
+            "the task that returns it, or the value itself"
+        )
+    return value[field]

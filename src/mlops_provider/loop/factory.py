@@ -9,6 +9,11 @@ records, MLflow experiment, registered model and aliases, Asset names. Shared on
 partitions (``partition/<dataset>/<day>``; models on one dataset must agree on its source and suite, which
 ``check_folder`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
 
+One builder per stage (:data:`STAGES`), each buildable and testable alone from a :class:`Loop`; one helper for
+the arguments every DAG shares (:func:`loop_dag`); results go between tasks one way, as the upstream task's whole
+result (``task.output``, the operator picks its field: :class:`mlops_provider.hooks.mixins.UpstreamResultMixin`);
+spec values reach operators one way, through the spec's ``<task>_arguments()`` (:mod:`mlops_provider.loop.spec`).
+
 Imports only the Task SDK and the operator modules (no heavy library at parse time).
 """
 
@@ -17,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,9 +32,8 @@ from mlops_provider.loop import runbooks
 from mlops_provider.loop.spec import ModelSpec, SpecError, SpecProblem, check_folder
 
 if TYPE_CHECKING:
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, Asset
 
-STAGES = ("ingest", "training", "promotion", "drift_monitoring", "rollback")
 #: Overrides every spec's ``schedule.start_date`` (the demo and the tests set it).
 START_DATE_ENV = "MLOPS_START_DATE"
 
@@ -45,83 +51,103 @@ def _retries(count: int, **extra: object) -> dict[str, object]:
     return {"retries": count, "retry_delay": timedelta(seconds=30), **extra}
 
 
-def build_dags(spec: ModelSpec) -> dict[str, DAG]:
-    """The five DAGs of ``spec``'s loop, by DAG id. They are not auto-registered: the DAG file registers what it puts
-    in its globals, so a model whose DAGs fail to build leaves none behind (:func:`build_all`)."""
-    from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
-    from airflow.timetables.trigger import CronTriggerTimetable
+@dataclass(frozen=True)
+class Loop:
+    """What every stage builder of one model reads: the spec, the DAG ids by stage, the two Assets that connect
+    the stages (training set: ingest -> training's inputs; challenger: training -> promotion) and the runbooks'
+    facts."""
 
-    from mlops_provider.layout import partition_path, partition_tag, training_set_path, training_set_tag
-    from mlops_provider.operators.approval import PromotionApprovalOperator, RetrainingApprovalOperator
+    spec: ModelSpec
+    ids: dict[str, str]
+    training_set: Asset
+    challenger: Asset
+    facts: runbooks.Facts
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> Loop:
+        from airflow.sdk import Asset
+
+        model = spec.name
+        ids = {stage: spec.dag_id(stage) for stage in STAGES}
+        training_set = Asset(name=f"{model}_training_set", uri=f"x-mlops://training-set/{model}")
+        challenger = Asset(name=f"{model}_challenger", uri=f"x-mlops://model/{model}/challenger")
+        return cls(
+            spec, ids, training_set, challenger, runbooks.Facts.of(spec, ids, training_set.name, challenger.name)
+        )
+
+    def notify(self, event: str) -> dict[str, Any]:
+        """The callback arguments that mail ``event`` per the spec's ``notifications`` ({} when not wanted)."""
+        return _notify(self.spec, event)
+
+    def daily(self) -> Any:
+        """The nightly timetable (``schedule.ingest``): one run per data interval."""
+        from airflow.sdk import CronDataIntervalTimetable
+
+        return CronDataIntervalTimetable(self.spec.schedule.ingest, timezone="UTC")
+
+
+def loop_dag(
+    loop: Loop,
+    stage: str,
+    *,
+    description: str,
+    schedule: Any,
+    tags: list[str],
+    default_args: dict[str, Any],
+    runbook: Callable[[runbooks.Facts], str],
+    catchup: bool = False,
+    **extra: Any,
+) -> DAG:
+    """A DAG of the loop with the arguments every stage shares: id ``<model>__<stage>``, not auto-registered (the
+    DAG file registers what it keeps, :func:`build_all`), the start date, tags ``mlops``, the model and the
+    stage's, the spec's owner in ``default_args``, and the stage's runbook (+ the mail-down note when the spec
+    mails)."""
+    from airflow.sdk import DAG
+
+    spec = loop.spec
+    doc = runbook(loop.facts) + (runbooks.MAIL_DOWN if spec.notifications.email else "")
+    return DAG(
+        dag_id=loop.ids[stage],
+        auto_register=False,
+        description=f"{spec.name}: {description}",
+        schedule=schedule,
+        start_date=_start_date(spec),
+        catchup=catchup,
+        doc_md=doc,
+        tags=["mlops", spec.name, *tags],
+        default_args={"owner": spec.owner, **default_args},
+        **extra,
+    )
+
+
+def build_ingest(loop: Loop) -> DAG:
+    """``<model>__ingest``: extract -> validate -> version_partition -> assemble_training_set, nightly."""
+    from mlops_provider.layout import partition_path, partition_tag
     from mlops_provider.operators.dvc import DvcVersionOperator
-    from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
-    from mlops_provider.operators.performance import ModelPerformanceOperator
-    from mlops_provider.operators.promotion import (
-        EvaluateModelOperator,
-        ModelGateOperator,
-        PromoteModelOperator,
-        RollbackModelOperator,
-    )
-    from mlops_provider.operators.retention import RetentionOperator
-    from mlops_provider.operators.retraining import (
-        BootstrapTrainingOperator,
-        ScheduledRetrainingRailsOperator,
-        TriggerRetrainingOperator,
-    )
-    from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
     from mlops_provider.operators.sql import SqlToParquetOperator
-    from mlops_provider.operators.training import TrainModelOperator
     from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
-    from mlops_provider.sensors.drift import DriftSensor
-    from mlops_provider.sensors.dvc import DvcTagSensor
-    from mlops_provider.sensors.mlflow import ChampionSensor
     from mlops_provider.utils.templating import INTERVAL_DATE
 
-    model, data = spec.name, spec.dataset
-    ids = {stage: spec.dag_id(stage) for stage in STAGES}
-    training_set = Asset(name=f"{model}_training_set", uri=f"x-mlops://training-set/{model}")
-    challenger = Asset(name=f"{model}_challenger", uri=f"x-mlops://model/{model}/challenger")
-    start = _start_date(spec)
-    tags = ["mlops", model]
-    owner = {"owner": spec.owner}
-    daily = CronDataIntervalTimetable(spec.schedule.ingest, timezone="UTC")
-    facts = runbooks.Facts.of(spec, ids, training_set.name, challenger.name)
-    dags: dict[str, DAG] = {}
-
-    with DAG(
-        dag_id=ids["ingest"],
-        auto_register=False,
-        description=f"{model}: extract, validate and version one day of {data.name}; assemble the training set",
-        schedule=daily,
-        start_date=start,
+    spec, data = loop.spec, loop.spec.dataset
+    with loop_dag(
+        loop,
+        "ingest",
+        description=f"extract, validate and version one day of {data.name}; assemble the training set",
+        schedule=loop.daily(),
         catchup=spec.schedule.catchup,
         max_active_runs=spec.schedule.max_active_ingest_runs,
-        doc_md=runbooks.ingest(facts),
-        tags=[*tags, "ingest"],
-        default_args={**owner, **_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10))},
-    ) as ingest:
-        extract = SqlToParquetOperator(
-            task_id="extract",
-            conn_id=data.connection,
-            table=data.table,
-            timestamp_column=data.timestamp_column,
-            parse_dates=data.parse_dates or [data.timestamp_column],
-            dataset=data.name,
-            chunk_rows=data.chunk_rows,
-        )
+        runbook=runbooks.ingest,
+        tags=["ingest"],
+        default_args=_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10)),
+    ) as dag:
+        extract = SqlToParquetOperator(task_id="extract", **data.extract_arguments())
         validate = GreatExpectationsValidateOperator(
-            task_id="validate",
-            data_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
-            suite_path=str(spec.resolve(spec.validation)),
-            dataset=data.name,
-            timestamp_column=data.timestamp_column,
-            chunk_rows=data.chunk_rows,
-            **_notify(spec, "quarantine"),
+            task_id="validate", data_path=extract.output, **spec.validate_arguments(), **loop.notify("quarantine")
         )
         version_partition = DvcVersionOperator(
             task_id="version_partition",
-            source_path="{{ ti.xcom_pull(task_ids='extract')['path'] }}",
+            source_path=extract.output,
             target_path=partition_path(data.name, INTERVAL_DATE),
             tag=partition_tag(data.name, INTERVAL_DATE),
             pool="dvc_workspace",
@@ -129,26 +155,34 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         assemble = TrainingSetAssemblyOperator(
             task_id="assemble_training_set",
             dataset=data.name,
-            training_set=model,
-            window_days=spec.training.window_days,
-            min_partitions=spec.training.min_days,
-            asset=training_set,
+            training_set=spec.name,
+            asset=loop.training_set,
             pool="dvc_workspace",
+            **spec.training.assembly_arguments(),
         )
         extract >> validate >> version_partition >> assemble
-    dags[ingest.dag_id] = ingest
+    return dag
 
+
+def build_training(loop: Loop) -> DAG:
+    """``<model>__training``: train (after ``retraining_rails`` when the spec schedules retraining), triggered."""
+    from airflow.sdk import Param
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    from mlops_provider.layout import training_set_path, training_set_tag
+    from mlops_provider.operators.retraining import ScheduledRetrainingRailsOperator
+    from mlops_provider.operators.training import TrainModelOperator
+
+    spec, model = loop.spec, loop.spec.name
     retrain_schedule = spec.retraining.schedule
-    with DAG(
-        dag_id=ids["training"],
-        auto_register=False,
-        description=f"{model}: train, track and register a challenger",
+    with loop_dag(
+        loop,
+        "training",
+        description="train, track and register a challenger",
         schedule=CronTriggerTimetable(retrain_schedule, timezone="UTC") if retrain_schedule else None,
-        start_date=start,
-        catchup=False,
         max_active_runs=1,
-        doc_md=runbooks.training(facts),
-        tags=[*tags, "training"],
+        runbook=runbooks.training,
+        tags=["training"],
         params={
             "reason": Param(
                 "manual",
@@ -164,188 +198,161 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             "hyperparameters": Param({}, type="object", description='overrides, e.g. {"max_depth": 6}'),
             "detail": Param({}, type="object", description="context of the reason (drift summary, report location)"),
         },
-        default_args={**owner, **_retries(2, retry_exponential_backoff=True)},
-    ) as training:
+        default_args=_retries(2, retry_exponential_backoff=True),
+    ) as dag:
         train = TrainModelOperator(
             task_id="train",
             dataset_path=training_set_path(model),
             dataset_rev="{{ params.dataset_rev or '' }}",
             dataset_tag_pattern=training_set_tag(model, "*"),
-            entrypoint=str(spec.resolve(spec.training.entrypoint)),
-            model_schema=spec.entrypoint_schema(),
-            holdout=spec.holdout,
-            hyperparameter_spec=str(spec.resolve(spec.training.hyperparameters)),
             hyperparameters="{{ params.hyperparameters | tojson }}",
-            experiment_name=spec.experiment,
             model_name=model,
             trigger_reason="{{ 'schedule' if dag_run.run_type == 'scheduled' else params.reason }}",
             trigger_detail="{{ params.detail | tojson }}",
-            runner=spec.training.runner,
-            image=spec.training.image,
-            model_asset=challenger,
-            execution_timeout=timedelta(minutes=spec.training.timeout_minutes),
+            model_asset=loop.challenger,
+            **spec.train_arguments(),
         )
         if retrain_schedule:  # a scheduled run goes through the same rails as a triggered one
             rails = ScheduledRetrainingRailsOperator(
-                task_id="retraining_rails",
-                trigger_dag_id=ids["training"],
-                cooldown_days=spec.retraining.cooldown_days,
-                max_per_week=spec.retraining.max_per_week,
-                max_per_real_week=spec.retraining.max_per_real_week,
+                task_id="retraining_rails", trigger_dag_id=loop.ids["training"], **spec.retraining.rails_arguments()
             )
             rails >> train
-    dags[training.dag_id] = training
+    return dag
 
-    evaluated = "{{ ti.xcom_pull(task_ids='evaluate')['%s'] }}"
-    with DAG(
-        dag_id=ids["promotion"],
-        auto_register=False,
-        description=f"{model}: evaluate the challenger, gate it, promote it to champion",
-        schedule=[challenger],
-        start_date=start,
-        catchup=False,
+
+def build_promotion(loop: Loop) -> DAG:
+    """``<model>__promotion``: evaluate -> gate -> package -> shadow_check [-> approve] -> promote, on the
+    challenger Asset."""
+    from airflow.sdk import Param
+
+    from mlops_provider.operators.approval import PromotionApprovalOperator
+    from mlops_provider.operators.promotion import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
+    from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
+
+    spec, model = loop.spec, loop.spec.name
+    with loop_dag(
+        loop,
+        "promotion",
+        description="evaluate the challenger, gate it, promote it to champion",
+        schedule=[loop.challenger],
         max_active_runs=1,
-        doc_md=runbooks.promotion(facts),
-        tags=[*tags, "promotion"],
+        runbook=runbooks.promotion,
+        tags=["promotion"],
         params={
             "version": Param(None, type=["null", "string"], description="version to evaluate; empty: alias challenger")
         },
-        default_args={**owner, **_retries(1)},
-    ) as promotion:
-        behaviour = spec.gate.behaviour_tests
+        default_args=_retries(1),
+    ) as dag:
         evaluate = EvaluateModelOperator(
             task_id="evaluate",
             model_name=model,
             challenger_version="{{ params.version or '' }}",
-            model_asset=challenger,
-            gate_rules=spec.gate.rules(spec.segments[0] if spec.segments else None),
-            behaviour_tests=str(spec.resolve(behaviour)) if behaviour else None,
-            label_column=spec.label.column,
-            positive_class=spec.label.positive_class,
-            **_notify(spec, "gate_rejection"),
+            model_asset=loop.challenger,
+            **spec.evaluate_arguments(),
+            **loop.notify("gate_rejection"),
         )
-        gate = ModelGateOperator(task_id="gate", evaluation=evaluate.output)
+        evaluation = evaluate.output  # every later task reads its fields from the evaluation
+        gate = ModelGateOperator(task_id="gate", evaluation=evaluation)
         package = PackageModelOperator(
-            task_id="package",
-            model_name=model,
-            version=evaluated % "challenger_version",
-            serving_dir=str(spec.resolve(spec.serving.directory)),
-            requirements=str(spec.resolve(spec.serving.requirements)),
+            task_id="package", model_name=model, version=evaluation, **spec.package_arguments()
         )
         shadow_check = ShadowCheckOperator(
             task_id="shadow_check",
             package=package.output,
-            dataset=data.name,
-            p95_ms=spec.gate.shadow_p95_ms,
-            ledger_path=evaluated % "ledger_path",
-            **_notify(spec, "shadow_check_failure"),
+            dataset=spec.dataset.name,
+            ledger_path=evaluation,
+            **spec.gate.shadow_arguments(),
+            **loop.notify("shadow_check_failure"),
         )
         promote = PromoteModelOperator(
             task_id="promote",
             model_name=model,
-            version=evaluated % "challenger_version",
-            expected_champion=evaluated % "champion_version",
+            version=evaluation,
+            expected_champion=evaluation,
             pool="model_promotion",
-            **_notify(spec, "promotion"),
+            **loop.notify("promotion"),
         )
         if spec.gate.human_approval:
             approve = PromotionApprovalOperator(
-                task_id="approve",
-                model_name=model,
-                evaluation=evaluate.output,
-                response_timeout=timedelta(hours=spec.gate.approval_timeout_hours),
+                task_id="approve", model_name=model, evaluation=evaluation, **spec.gate.approval_arguments()
             )
             evaluate >> gate >> package >> shadow_check >> approve >> promote
         else:
             evaluate >> gate >> package >> shadow_check >> promote
-    dags[promotion.dag_id] = promotion
+    return dag
 
-    with DAG(
-        dag_id=ids["drift_monitoring"],
-        auto_register=False,
-        description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
-        schedule=daily,
-        start_date=start,
+
+def build_drift_monitoring(loop: Loop) -> DAG:
+    """``<model>__drift_monitoring``: the loop's controller, nightly: waits for the day's training set and a
+    champion, checks drift and late-label performance, decides, triggers (re)training; ``retention`` beside it."""
+    from mlops_provider.layout import training_set_tag
+    from mlops_provider.operators.approval import RetrainingApprovalOperator
+    from mlops_provider.operators.evidently import DriftReportOperator
+    from mlops_provider.operators.performance import ModelPerformanceOperator
+    from mlops_provider.operators.retention import RetentionOperator
+    from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
+    from mlops_provider.sensors.drift import DriftSensor
+    from mlops_provider.sensors.dvc import DvcTagSensor
+    from mlops_provider.sensors.mlflow import ChampionSensor
+    from mlops_provider.utils.templating import INTERVAL_DATE
+
+    spec, model, dataset = loop.spec, loop.spec.name, loop.spec.dataset.name
+    day_set = training_set_tag(model, INTERVAL_DATE)
+    with loop_dag(
+        loop,
+        "drift_monitoring",
+        description="daily drift and late-label check of the champion; triggers (re)training",
+        schedule=loop.daily(),
         catchup=spec.schedule.catchup,
         max_active_runs=1,
-        doc_md=runbooks.drift_monitoring(facts),
-        tags=[*tags, "monitoring"],
-        default_args={**owner, **_retries(1)},
-    ) as monitoring:
+        runbook=runbooks.drift_monitoring,
+        tags=["monitoring"],
+        default_args=_retries(1),
+    ) as dag:
         wait_for_training_set = DvcTagSensor(
             task_id="wait_for_training_set",
-            tag=training_set_tag(model, INTERVAL_DATE),
-            abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under the storage root
+            tag=day_set,
+            abandon_paths=[f"quarantine/{dataset}/{INTERVAL_DATE}"],  # relative: under the storage root
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(
             task_id="bootstrap_training",
-            dataset=data.name,
+            dataset=dataset,
             model_name=model,
-            dataset_rev=training_set_tag(model, INTERVAL_DATE),
-            trigger_dag_id=ids["training"],
+            dataset_rev=day_set,
+            trigger_dag_id=loop.ids["training"],
         )
         wait_for_champion = ChampionSensor(task_id="wait_for_champion", model_name=model)
         drift_report = DriftReportOperator(
             task_id="drift_report",
-            dataset=data.name,
+            dataset=dataset,
             model_name=model,
             **spec.features.drift_arguments(),
-            drift_share_threshold=spec.monitoring.drift_share,
-            reference=spec.monitoring.reference,
-            reference_days=spec.monitoring.reference_days,
-            season_days=spec.monitoring.season_days,
-            signal=spec.monitoring.drift_signal,
-            weighted_drift_threshold=spec.monitoring.weighted_drift_threshold,
-            learned_drift_threshold=spec.monitoring.learned_drift_threshold,
-            learned_drift_k=spec.monitoring.learned_drift_k,
-            drift_calibration_days=spec.monitoring.drift_calibration_days,
-            max_rows=spec.monitoring.sample_rows,
+            **spec.monitoring.drift_arguments(),
         )
         performance_check = ModelPerformanceOperator(
-            task_id="performance_check",
-            dataset=data.name,
-            model_name=model,
-            metric=spec.monitoring.metric,
-            floor=spec.performance_floor,
-            label_column=spec.label.column,
-            positive_class=spec.label.positive_class,
-            label_delay_days=spec.label.delay_days,
-            threshold=spec.gate.threshold,
-            estimate=spec.monitoring.estimate,
-            trigger_on_estimate=spec.monitoring.trigger_on_estimate,
-            estimate_calibration=spec.monitoring.estimate_calibration,
-            estimate_alarm=spec.monitoring.estimate_alarm,
-            prediction_drift=spec.monitoring.prediction_drift,
-            prediction_drift_threshold=spec.monitoring.prediction_drift_threshold,
-            trigger_on_prediction_drift=spec.monitoring.trigger_on_prediction_drift,
-            label_window_days=spec.monitoring.label_window_days,
-            min_labelled_rows=spec.monitoring.min_labelled_rows,
-            performance_alarm=spec.monitoring.performance_alarm,
-            consecutive_days=spec.monitoring.consecutive_days,
+            task_id="performance_check", dataset=dataset, model_name=model, **spec.performance_arguments()
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",
-            summary_path="{{ ti.xcom_pull(task_ids='drift_report')['summary_path'] }}",
-            performance_path="{{ ti.xcom_pull(task_ids='performance_check')['summary_path'] }}",
+            summary_path=drift_report.output,
+            performance_path=performance_check.output,
             poll_interval=5,
-            **_notify(spec, "drift"),
+            **loop.notify("drift"),
         )
         trigger_training = TriggerRetrainingOperator(
             task_id="trigger_training",
-            dataset=data.name,
+            dataset=dataset,
             decision=drift_sensor.output,
-            dataset_rev=training_set_tag(model, INTERVAL_DATE),
-            trigger_dag_id=ids["training"],
-            cooldown_days=spec.retraining.cooldown_days,
-            max_per_week=spec.retraining.max_per_week,
-            max_per_real_week=spec.retraining.max_per_real_week,
-            max_backfill_per_real_week=spec.retraining.max_backfill_per_real_week,
-            backfill_lag_days=spec.retraining.backfill_lag_days,
-            **_notify(spec, "retraining"),
+            dataset_rev=day_set,
+            trigger_dag_id=loop.ids["training"],
+            **spec.retraining.trigger_arguments(),
+            **loop.notify("retraining"),
         )
         # On its own (no upstream, no downstream): it never holds up the loop, and its failure shows on its own.
-        RetentionOperator(task_id="retention", model_name=model, dataset=data.name, days=spec.retention.days)
+        RetentionOperator(
+            task_id="retention", model_name=model, dataset=dataset, **spec.retention.retention_arguments()
+        )
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
         if spec.retraining.human_review:
@@ -353,39 +360,57 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
                 task_id="review_retraining",
                 model_name=model,
                 decision=drift_sensor.output,
-                response_timeout=timedelta(hours=spec.retraining.review_timeout_hours),
+                **spec.retraining.review_arguments(),
             )
             [drift_report, performance_check] >> drift_sensor >> review >> trigger_training
         else:
             [drift_report, performance_check] >> drift_sensor >> trigger_training
-    dags[monitoring.dag_id] = monitoring
+    return dag
 
-    with DAG(
-        dag_id=ids["rollback"],
-        auto_register=False,
-        description=f"{model}: restore the previous champion (manual, with a reason)",
+
+def build_rollback(loop: Loop) -> DAG:
+    """``<model>__rollback``: restore the previous champion (manual, with a reason)."""
+    from airflow.sdk import Param
+
+    from mlops_provider.operators.promotion import RollbackModelOperator
+
+    with loop_dag(
+        loop,
+        "rollback",
+        description="restore the previous champion (manual, with a reason)",
         schedule=None,
-        start_date=start,
-        catchup=False,
-        doc_md=runbooks.rollback(facts),
-        tags=[*tags, "promotion", "rollback"],
+        runbook=runbooks.rollback,
+        tags=["promotion", "rollback"],
         params={
             "reason": Param("", type="string", minLength=3, description="why roll back (recorded on the versions)")
         },
-        default_args={**owner, **_retries(1)},
-    ) as rollback:
+        default_args=_retries(1),
+    ) as dag:
         RollbackModelOperator(
             task_id="rollback",
-            model_name=model,
+            model_name=loop.spec.name,
             reason="{{ params.reason }}",
             pool="model_promotion",
-            **_notify(spec, "rollback"),
+            **loop.notify("rollback"),
         )
-    dags[rollback.dag_id] = rollback
-    if spec.notifications.email:
-        for built in dags.values():
-            built.doc_md = (built.doc_md or "") + runbooks.MAIL_DOWN
-    return dags
+    return dag
+
+
+#: The stages of a model's loop and their builders, in the order the loop runs them (the DAG ids end in the key).
+STAGES: dict[str, Callable[[Loop], DAG]] = {
+    "ingest": build_ingest,
+    "training": build_training,
+    "promotion": build_promotion,
+    "drift_monitoring": build_drift_monitoring,
+    "rollback": build_rollback,
+}
+
+
+def build_dags(spec: ModelSpec) -> dict[str, DAG]:
+    """The five DAGs of ``spec``'s loop, by DAG id. They are not auto-registered: the DAG file registers what it puts
+    in its globals, so a model whose DAGs fail to build leaves none behind (:func:`build_all`)."""
+    loop = Loop.of(spec)
+    return {loop.ids[stage]: build(loop) for stage, build in STAGES.items()}
 
 
 def _notify(spec: ModelSpec, event: str) -> dict[str, Any]:

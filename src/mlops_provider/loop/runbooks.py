@@ -1,7 +1,9 @@
 """The runbooks (``doc_md``) of the factory's DAGs, filled with the model's own names and numbers.
 
-Each says what every task does, when it fails or skips and what to do, and what a re-run (clear) does; the tests
-check that the behaviour matches.
+Each says what every task does, when it fails or skips and what to do, and what a re-run (clear) does. What a
+re-run does comes from one table, :data:`RERUNS` (stage -> task -> :class:`Rerun`), which the tests compare with
+the built tasks (every task has a row; the retries it states are the task's; the operator's docstring says the
+same) and whose rows cite the integration tests that re-run the task and check it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,195 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlops_provider.loop.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What a re-run (clear, or Airflow's retry) of one task does.
+
+    ``does``: the runbook's words (``{f.<fact>}`` is filled from :class:`Facts`). ``retries``: the task's own
+    retries when its operator sets them (``None``: the DAG's ``default_args``). ``operator_says``: the words of
+    the operator's docstring that promise the same. ``shown_by``: the tests (``path::name``) that re-run the task
+    and check what the row says."""
+
+    does: str
+    retries: int | None = None
+    operator_says: str = ""
+    shown_by: tuple[str, ...] = ()
+
+
+ANSWER_KEPT = """An answer given is never lost nor asked twice. Airflow 3.3.2 may re-run the task by itself when
+the answer came within seconds of the question (try 2; the log says "state attribute is queued"). That try, like a
+clear, does not ask again: after about 10 s it takes the answer the earlier try received and records it **once**
+(who, when, the note). Only a question that ended with the timeout (no answer), or whose request is gone, is asked
+again. To ask again about an answered version, trigger this DAG for that version (field `version`)."""
+
+_APPROVAL_RACE = (
+    "tests/integration/test_approval_race.py::test_an_answer_given_before_the_scheduler_re_runs_the_task_is_honoured_"
+    "and_recorded_once",
+    "tests/integration/test_approval_race.py::test_a_clear_after_the_answer_was_recorded_honours_it_again_without_a_"
+    "second_record",
+    "tests/integration/test_approval_race.py::test_a_clear_after_the_timeout_asks_again",
+)
+_RECHECK = (
+    "tests/integration/test_monitoring.py::test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_"
+    "triggers",
+)
+
+#: What a re-run of each task of the factory's DAGs does: the one source of the runbooks' re-run statements.
+RERUNS: dict[str, dict[str, Rerun]] = {
+    "ingest": {
+        "extract": Rerun(
+            "Reads the interval again and replaces the staged file (nothing versioned is touched).",
+            shown_by=("tests/integration/test_extract.py::test_same_interval_gives_identical_bytes",),
+        ),
+        "validate": Rerun(
+            "Validates again as a new attempt beside the earlier ones, none is overwritten.",
+            retries=0,  # a data failure does not go away by retrying
+            operator_says="a second failure of the same partition never overwrites the first",
+            shown_by=(
+                "tests/integration/test_validation.py::test_every_failed_attempt_keeps_its_quarantined_file_and_result",
+            ),
+        ),
+        "version_partition": Rerun(
+            "Identical data: no new commit. Changed data (the day was fixed): one new commit, the tag moves to it, the "
+            "old version stays in the history.",
+            operator_says="Re-running with identical content is a no-op",
+            shown_by=(
+                "tests/integration/test_dvc.py::test_identical_rerun_is_a_no_op",
+                "tests/integration/test_dvc.py::test_a_write_killed_mid_commit_leaves_a_registry_the_retry_completes_"
+                "with_provenance",
+            ),
+        ),
+        "assemble_training_set": Rerun(
+            "Same window, same data: nothing changes. A different result (a day of the window was fixed since): a new "
+            "version tagged `training-set/{f.model}/<ds>.r2` (`.r3`...); the tag a model was trained on never moves. "
+            "When the day was quarantined before and is fixed now, the later sets built without it are rebuilt with "
+            "it (`.rN`, listed on the model health page; nothing retrains by itself).",
+            operator_says="re-running with the same result is a no-op",
+            shown_by=(
+                "tests/integration/test_training_set.py::test_a_rebuilt_set_gets_a_new_tag_and_the_old_one_never_moves",
+                "tests/integration/test_training_set.py::test_a_fixed_day_is_added_to_the_later_sets_built_without_it_"
+                "old_versions_kept",
+            ),
+        ),
+    },
+    "training": {
+        "retraining_rails": Rerun(
+            "A re-run of `retraining_rails` finds its own record and passes again.",
+            operator_says="A re-run of the same run finds its own record and passes again",
+        ),
+        "train": Rerun(
+            "Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are "
+            "reused; a version the gate already judged keeps its aliases and is not announced again. A try that was "
+            "killed takes its training process with it (parent-death signal), and the retry stops any training "
+            "process an earlier try left running, so one MLflow run never has two writers.",
+            operator_says="Re-running is safe",
+            shown_by=(
+                "tests/integration/test_training.py::test_training_twice_for_one_airflow_run_gives_one_run_and_one_"
+                "version",
+                "tests/integration/test_training.py::test_a_rerun_of_a_judged_version_neither_moves_the_alias_nor_"
+                "announces_it_again",
+                "tests/integration/test_training_process.py::test_a_retry_stops_the_entrypoint_an_earlier_try_left_"
+                "running",
+            ),
+        ),
+    },
+    "promotion": {
+        "evaluate": Rerun(
+            "`evaluate` judges the same version again and writes a new ledger beside the earlier ones; the version's "
+            "tags `gate.*` keep its **first** verdict (what the health page shows), the re-evaluation is added as "
+            "`gate.reevaluation.<n>.*` (`gate.reevaluations` counts them; its ledger names the first in "
+            "`reevaluation_of`)",
+            operator_says="adds ``gate.reevaluation.<n>.*``",
+            shown_by=(
+                "tests/integration/test_promotion.py::test_a_re_evaluation_adds_to_the_record_and_keeps_the_first_"
+                "verdict",
+                "tests/integration/test_promotion.py::test_a_past_promotion_run_cleared_later_judges_and_keeps_its_own_"
+                "version",
+            ),
+        ),
+        "gate": Rerun("this run's `gate` follows this run's evaluation"),
+        "package": Rerun(
+            "`package` reuses the built image", operator_says="An existing image with the same labels is reused"
+        ),
+        "shadow_check": Rerun(
+            "`shadow_check` appends its numbers to the ledger of this run's evaluation",
+            operator_says="retry first stops the servers an earlier try left",
+            shown_by=(
+                "tests/integration/test_serving_process.py::test_a_retry_removes_the_server_an_earlier_try_left_running",
+                "tests/integration/test_docker_engine.py::test_a_retry_removes_the_serving_container_an_earlier_try_"
+                "left",
+            ),
+        ),
+        "approve": Rerun(ANSWER_KEPT, shown_by=_APPROVAL_RACE),
+        "promote": Rerun(
+            "`promote` changes nothing when the version is the champion or **was promoted by this run**, even if the "
+            "champion moved on since (a re-run never moves the champion back)",
+            operator_says="a re-run never moves the champion back",
+            shown_by=("tests/integration/test_promotion.py::test_promotion_dag_promotes_then_rerun_changes_nothing",),
+        ),
+    },
+    "drift_monitoring": {
+        "wait_for_training_set": Rerun("wait again; return at once when the tag / champion is there"),
+        "wait_for_champion": Rerun("wait again; return at once when the tag / champion is there"),
+        "bootstrap_training": Rerun(
+            "never a second bootstrap (run id `bootstrap__{f.dataset}`)",
+            operator_says="never triggers a second one",
+            shown_by=(
+                "tests/integration/test_monitoring.py::test_without_a_champion_the_loop_bootstraps_one_training_run",
+            ),
+        ),
+        "drift_report": Rerun(
+            "a **re-check**: compares the day with the champion **its first check recorded**, writes a new record "
+            "beside the first, never over it",
+            operator_says="is a **re-check**: it is written beside the first (never over it)",
+            shown_by=_RECHECK,
+        ),
+        "performance_check": Rerun("the same: scores the version the first check scored, beside the first record"),
+        "drift_sensor": Rerun(
+            "decides again on the re-check's results and marks them `recheck`",
+            operator_says="are a re-check of a day that was already checked",
+            shown_by=_RECHECK,
+        ),
+        "trigger_training": Rerun(
+            "never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check",
+            operator_says="re-running the monitoring run never triggers twice",
+            shown_by=(
+                "tests/integration/test_monitoring.py::test_monitoring_dag_triggers_one_training_run_per_window_behind_"
+                "its_rails",
+                *_RECHECK,
+            ),
+        ),
+        "retention": Rerun(
+            "removes only what is still there and old enough for **this run's** day (usually nothing), and writes its "
+            "own record beside the earlier one; a try killed midway is finished by the re-run",
+            operator_says="A re-run removes only what is still there (usually nothing) and writes its own record beside "
+            "the earlier one",
+            shown_by=(
+                "tests/integration/test_retention.py::test_old_uncited_reports_go_cited_and_recent_ones_stay_and_the_"
+                "record_lists_them",
+            ),
+        ),
+        "review_retraining": Rerun(
+            "an answer given is never lost nor asked twice: as `approve` in the promotion DAG, a retry (Airflow's own, "
+            '"state attribute is queued") or a clear takes the answer the earlier try received and records it once '
+            "beside the alarm; only a question that ended with the timeout is asked again. To train after an answered "
+            "Reject, trigger training by hand (reason `manual`)"
+        ),
+    },
+    "rollback": {
+        "rollback": Rerun(
+            "nothing changes; a new rollback needs a new run",
+            operator_says="Re-running a rollback that happened (tag ``rollback.restored_by`` names this run) is a no-op",
+        ),
+    },
+}
+
+
+def rerun(f: Facts, stage: str, task: str) -> str:
+    """The runbook's words for a re-run of ``task`` of ``stage`` (:data:`RERUNS`)."""
+    return RERUNS[stage][task].does.format(f=f)
 
 
 @dataclass(frozen=True)
@@ -45,6 +236,7 @@ class Facts:
     backfill_budget: int = 2
     backfill_lag: float = 3
     split: str = ""  # how train splits the set, after "**splits it**"
+    scheduled: bool = False  # retraining.schedule is set: the training DAG has retraining_rails
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -94,6 +286,7 @@ class Facts:
                 else spec.retraining.max_backfill_per_real_week
             ),
             backfill_lag=spec.retraining.backfill_lag_days,
+            scheduled=spec.retraining.schedule is not None,
         )
 
 
@@ -108,10 +301,10 @@ pool (and a lock in the registry hook).
 
 | task | what it does | when it fails | what a re-run (clear) does |
 |---|---|---|---|
-| `extract` | rows of the interval -> `<storage root>/staging/{f.dataset}/<ds>.parquet` (atomic; the root is `MLOPS_STORAGE_URL`, else `$MLOPS_HOME`) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the spec's `dataset.connection`. | Reads the interval again and replaces the staged file (nothing versioned is touched). |
-| `validate` | Great Expectations suite `{f.suite}` (the spec's `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `<storage root>/quarantine/{f.dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | Validates again as a new attempt beside the earlier ones, none is overwritten. |
-| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{f.dataset}/<ds>` (shared by every model of the dataset) | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | Identical data: no new commit. Changed data (the day was fixed): one new commit, the tag moves to it, the old version stays in the history. |
-| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to `<ds>` -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<ds>`, Asset event `{f.training_set_asset}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | Same window, same data: nothing changes. A different result (a day of the window was fixed since): a new version tagged `training-set/{f.model}/<ds>.r2` (`.r3`...); the tag a model was trained on never moves. When the day was quarantined before and is fixed now, the later sets built without it are rebuilt with it (`.rN`, listed on the model health page; nothing retrains by itself). |
+| `extract` | rows of the interval -> `<storage root>/staging/{f.dataset}/<ds>.parquet` (atomic; the root is `MLOPS_STORAGE_URL`, else `$MLOPS_HOME`) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the spec's `dataset.connection`. | {rerun(f, "ingest", "extract")} |
+| `validate` | Great Expectations suite `{f.suite}` (the spec's `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `<storage root>/quarantine/{f.dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | {rerun(f, "ingest", "validate")} |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{f.dataset}/<ds>` (shared by every model of the dataset) | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | {rerun(f, "ingest", "version_partition")} |
+| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to `<ds>` -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<ds>`, Asset event `{f.training_set_asset}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | {rerun(f, "ingest", "assemble_training_set")} |
 
 A day that failed validation is never used for training: only tagged (validated) partitions are.
 """
@@ -148,18 +341,12 @@ row), registers model `{f.model}` once per run and points alias `challenger` at 
 | `training entrypoint exited with ...` | the training code failed; the error shows the last lines of its output | fix the code; clear the task (it reuses the same MLflow run) |
 | `the training set cannot be split: split.holdout_days=N needs at least N+1 days ...` | an out-of-time split on a training set with too few days (quarantined or missing days); no retry | backfill the missing days and re-assemble, or set `training.min_days` to at least `split.holdout_days + 1` so assembly refuses such a set |
 
-Clearing `train` after it succeeded changes nothing: the finished MLflow run and its model version are reused; a
-version the gate already judged keeps its aliases and is not announced again. A try that was killed takes its
-training process with it (parent-death signal), and the retry stops any training process an earlier try left
-running, so one MLflow run never has two writers. Reproduce a run: `mlops reproduce <mlflow run id>`.
+{rerun(f, "training", "train")}{_rails_rerun(f)} Reproduce a run: `mlops reproduce <mlflow run id>`.
 """
 
 
-ANSWER_KEPT = """An answer given is never lost nor asked twice. Airflow 3.3.2 may re-run the task by itself when
-the answer came within seconds of the question (try 2; the log says "state attribute is queued"). That try, like a
-clear, does not ask again: after about 10 s it takes the answer the earlier try received and records it **once**
-(who, when, the note). Only a question that ended with the timeout (no answer), or whose request is gone, is asked
-again. To ask again about an answered version, trigger this DAG for that version (field `version`)."""
+def _rails_rerun(f: Facts) -> str:
+    return " " + rerun(f, "training", "retraining_rails") if f.scheduled else ""
 
 
 def _approve_row(f: Facts) -> str:
@@ -175,7 +362,10 @@ def _approve_row(f: Facts) -> str:
 
 
 def _approval_rerun(f: Facts) -> str:
-    return f"\n**`approve` and a re-run**: {ANSWER_KEPT}\n" if f.human_approval else ""
+    return f"\n**`approve` and a re-run**: {rerun(f, 'promotion', 'approve')}\n" if f.human_approval else ""
+
+
+_PROMOTION_RERUN = ("evaluate", "gate", "package", "shadow_check", "promote")
 
 
 def promotion(f: Facts) -> str:
@@ -192,12 +382,7 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 | `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger. Its local server dies with the task (also on `kill -9`), and a retry first stops a server or container an earlier try left (pid files `$MLOPS_HOME/serving/servers/`, container label `mlops.server-key`) | fails with the numbers; the champion does not move |
 {_approve_row(f)}| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
 
-**What a re-run (clear) does**: `evaluate` judges the same version again and writes a new ledger beside the
-earlier ones; the version's tags `gate.*` keep its **first** verdict (what the health page shows), the re-evaluation
-is added as `gate.reevaluation.<n>.*` (`gate.reevaluations` counts them; its ledger names the first in
-`reevaluation_of`), and this run's `gate` follows this run's evaluation; `package` reuses the built image; `shadow_check` appends its numbers to the ledger of this run's
-evaluation; `promote` changes nothing when the version is the champion or **was promoted by this run**, even if the
-champion moved on since (a re-run never moves the champion back).
+**What a re-run (clear) does**: {"; ".join(rerun(f, "promotion", t) for t in _PROMOTION_RERUN)}.
 {_approval_rerun(f)}
 **Roll back**: trigger DAG `{f.ids["rollback"]}` with a reason.
 """
@@ -206,12 +391,21 @@ champion moved on since (a re-run never moves the champion back).
 def _review_rerun(f: Facts) -> str:
     if not f.human_review:
         return ""
-    return (
-        "| `review_retraining` | an answer given is never lost nor asked twice: as `approve` in the promotion DAG, a "
-        'retry (Airflow\'s own, "state attribute is queued") or a clear takes the answer the earlier try received '
-        "and records it once beside the alarm; only a question that ended with the timeout is asked again. To train "
-        "after an answered Reject, trigger training by hand (reason `manual`) |\n"
-    )
+    return f"| `review_retraining` | {rerun(f, 'drift_monitoring', 'review_retraining')} |\n"
+
+
+_MONITORING_RERUN = (
+    "wait_for_training_set", "wait_for_champion", "bootstrap_training", "drift_report", "performance_check",
+    "drift_sensor", "trigger_training", "retention",
+)  # fmt: skip
+
+
+def _rerun_rows(f: Facts, stage: str, tasks: tuple[str, ...]) -> str:
+    """Table rows ``| `task` | re-run |``, tasks whose re-run reads the same in one row."""
+    rows: dict[str, list[str]] = {}
+    for task in tasks:
+        rows.setdefault(rerun(f, stage, task), []).append(f"`{task}`")
+    return "".join(f"| {', '.join(names)} | {does} |\n" for does, names in rows.items())
 
 
 def drift_monitoring(f: Facts) -> str:
@@ -241,14 +435,7 @@ triggers `{f.ids["training"]}`.
 
 | task | re-run |
 |---|---|
-| `wait_for_training_set`, `wait_for_champion` | wait again; return at once when the tag / champion is there |
-| `bootstrap_training` | never a second bootstrap (run id `bootstrap__{f.dataset}`) |
-| `drift_report` | a **re-check**: compares the day with the champion **its first check recorded**, writes a new record beside the first, never over it |
-| `performance_check` | the same: scores the version the first check scored, beside the first record |
-| `drift_sensor` | decides again on the re-check's results and marks them `recheck` |
-| `trigger_training` | never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check |
-| `retention` | removes only what is still there and old enough for **this run's** day (usually nothing), and writes its own record beside the earlier one; a try killed midway is finished by the re-run |
-{_review_rerun(f)}
+{_rerun_rows(f, "drift_monitoring", _MONITORING_RERUN)}{_review_rerun(f)}
 
 The real-time budget counts the records in `<reports root>/retraining/{f.ids["training"]}/` (held-back alarms:
 `.../held/`), so a storm of re-runs cannot start more than {f.real_budget} trainings a week.
@@ -276,8 +463,8 @@ version held by alias `previous`, removes `previous` (so a second rollback canno
 records the reason in tags `rollback.*` of both versions.
 
 Fails when there is no `previous` version: then pick a version in the MLflow UI and trigger
-`{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened: nothing changes; a new
-rollback needs a new run.
+`{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened:
+{rerun(f, "rollback", "rollback")}.
 """
 
 

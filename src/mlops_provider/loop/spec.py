@@ -4,6 +4,13 @@ The DAG factory (:func:`mlops_provider.loop.factory.build_dags`) turns a spec in
 ``mlops spec check FILE`` validates one. Every key, its default and what is allowed: ``docs/model-spec.md``.
 Paths in a spec (suite, entrypoint, hyperparameters, behaviour tests) are relative to the spec file's folder.
 
+**Spec -> operator arguments, one rule.** A spec value reaches an operator only through a ``<task>_arguments()``
+method that returns the operator's keyword arguments (named as the operator's parameters): on the section that
+holds the values (``spec.monitoring.drift_arguments()``), or on :class:`ModelSpec` when the task reads several
+sections or a path the spec resolves (``spec.train_arguments()``). The factory spreads them and adds only the
+loop's wiring (task and DAG ids, assets, model and dataset names, templates, upstream results, pools, callbacks).
+A new option touches its section (field + arguments), its row in ``docs/model-spec.md`` and its operator.
+
 Imports pydantic and PyYAML only (both come with Airflow), so DAG files may load specs at parse time.
 """
 
@@ -48,6 +55,21 @@ class DatasetSpec(_Section):
         default=DEFAULT_CHUNK_ROWS, ge=1, description="rows extracted and validated at a time (sets peak memory)"
     )
 
+    def extract_arguments(self) -> dict[str, Any]:
+        """``SqlToParquetOperator``'s arguments."""
+        return {
+            "conn_id": self.connection,
+            "table": self.table,
+            "timestamp_column": self.timestamp_column,
+            "parse_dates": self.parse_dates or [self.timestamp_column],
+            "dataset": self.name,
+            "chunk_rows": self.chunk_rows,
+        }
+
+    def validate_arguments(self) -> dict[str, Any]:
+        """``GreatExpectationsValidateOperator``'s arguments from the dataset (the suite: ``ModelSpec``)."""
+        return {"dataset": self.name, "timestamp_column": self.timestamp_column, "chunk_rows": self.chunk_rows}
+
 
 class LabelSpec(_Section):
     """The label and when it becomes known."""
@@ -55,6 +77,15 @@ class LabelSpec(_Section):
     column: str
     positive_class: int | str | bool = Field(default=1, description="the label value of the positive class")
     delay_days: int = Field(default=0, ge=0, le=365, description="days until a day's labels are known (late labels)")
+
+    def score_arguments(self) -> dict[str, Any]:
+        """The label as the operators that score a model take it (``EvaluateModelOperator``,
+        ``ModelPerformanceOperator``)."""
+        return {"label_column": self.column, "positive_class": self.positive_class}
+
+    def performance_arguments(self) -> dict[str, Any]:
+        """``ModelPerformanceOperator``'s arguments from the label."""
+        return {**self.score_arguments(), "label_delay_days": self.delay_days}
 
 
 class ColumnDriftSpec(_Section):
@@ -203,6 +234,10 @@ class TrainingSpec(_Section):
             raise ValueError(f"min_days {self.min_days} is more than window_days {self.window_days}")
         return self
 
+    def assembly_arguments(self) -> dict[str, Any]:
+        """``TrainingSetAssemblyOperator``'s arguments."""
+        return {"window_days": self.window_days, "min_partitions": self.min_days}
+
 
 class GateSpec(_Section):
     """The promotion gate: rules a challenger must pass against the champion."""
@@ -232,6 +267,14 @@ class GateSpec(_Section):
             "require_behaviour_tests": self.behaviour_tests is not None,
             "threshold": self.threshold,
         }
+
+    def shadow_arguments(self) -> dict[str, Any]:
+        """``ShadowCheckOperator``'s arguments."""
+        return {"p95_ms": self.shadow_p95_ms}
+
+    def approval_arguments(self) -> dict[str, Any]:
+        """``PromotionApprovalOperator``'s arguments."""
+        return {"response_timeout": dt.timedelta(hours=self.approval_timeout_hours)}
 
 
 class ServingSpec(_Section):
@@ -299,6 +342,38 @@ class MonitoringSpec(_Section):
         default=21, ge=0, description="days before the reference window also scored as calm days (learned signal)"
     )
 
+    def drift_arguments(self) -> dict[str, Any]:
+        """``DriftReportOperator``'s arguments from the monitoring section (the columns: ``FeaturesSpec``)."""
+        return {
+            "drift_share_threshold": self.drift_share,
+            "reference": self.reference,
+            "reference_days": self.reference_days,
+            "season_days": self.season_days,
+            "signal": self.drift_signal,
+            "weighted_drift_threshold": self.weighted_drift_threshold,
+            "learned_drift_threshold": self.learned_drift_threshold,
+            "learned_drift_k": self.learned_drift_k,
+            "drift_calibration_days": self.drift_calibration_days,
+            "max_rows": self.sample_rows,
+        }
+
+    def performance_arguments(self) -> dict[str, Any]:
+        """``ModelPerformanceOperator``'s arguments from the monitoring section (the floor: ``ModelSpec``)."""
+        return {
+            "metric": self.metric,
+            "estimate": self.estimate,
+            "trigger_on_estimate": self.trigger_on_estimate,
+            "estimate_calibration": self.estimate_calibration,
+            "estimate_alarm": self.estimate_alarm,
+            "prediction_drift": self.prediction_drift,
+            "prediction_drift_threshold": self.prediction_drift_threshold,
+            "trigger_on_prediction_drift": self.trigger_on_prediction_drift,
+            "label_window_days": self.label_window_days,
+            "min_labelled_rows": self.min_labelled_rows,
+            "performance_alarm": self.performance_alarm,
+            "consecutive_days": self.consecutive_days,
+        }
+
 
 class RetrainingSpec(_Section):
     """Rails of drift- and performance-triggered retraining, and an optional time schedule."""
@@ -325,6 +400,26 @@ class RetrainingSpec(_Section):
         description="a monitoring run whose data interval ended more than this many days ago is a "
         "backfill (as is every run of type backfill)",
     )
+
+    def rails_arguments(self) -> dict[str, Any]:
+        """``ScheduledRetrainingRailsOperator``'s arguments: the rails a scheduled training passes."""
+        return {
+            "cooldown_days": self.cooldown_days,
+            "max_per_week": self.max_per_week,
+            "max_per_real_week": self.max_per_real_week,
+        }
+
+    def trigger_arguments(self) -> dict[str, Any]:
+        """``TriggerRetrainingOperator``'s arguments: the rails, and the backfill's own budget."""
+        return {
+            **self.rails_arguments(),
+            "max_backfill_per_real_week": self.max_backfill_per_real_week,
+            "backfill_lag_days": self.backfill_lag_days,
+        }
+
+    def review_arguments(self) -> dict[str, Any]:
+        """``RetrainingApprovalOperator``'s arguments."""
+        return {"response_timeout": dt.timedelta(hours=self.review_timeout_hours)}
 
 
 NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",
@@ -366,6 +461,10 @@ class RetentionSpec(_Section):
     days: int | None = Field(
         default=None, ge=0, description="data days kept; none: $MLOPS_RETENTION_DAYS, else 90; 0: keep forever"
     )
+
+    def retention_arguments(self) -> dict[str, Any]:
+        """``RetentionOperator``'s arguments."""
+        return {"days": self.days}
 
 
 class ScheduleSpec(_Section):
@@ -464,6 +563,51 @@ class ModelSpec(_Section):
     def dag_id(self, stage: str) -> str:
         """DAG ids are prefixed by the model: ``<model>__<stage>``."""
         return f"{self.name}__{stage}"
+
+    # -- operator arguments of tasks that read several sections or a path of the spec ------------------------------
+
+    def validate_arguments(self) -> dict[str, Any]:
+        """``GreatExpectationsValidateOperator``'s arguments: the suite and the dataset's columns."""
+        return {"suite_path": str(self.resolve(self.validation)), **self.dataset.validate_arguments()}
+
+    def train_arguments(self) -> dict[str, Any]:
+        """``TrainModelOperator``'s arguments."""
+        return {
+            "entrypoint": str(self.resolve(self.training.entrypoint)),
+            "model_schema": self.entrypoint_schema(),
+            "holdout": self.holdout,
+            "hyperparameter_spec": str(self.resolve(self.training.hyperparameters)),
+            "experiment_name": self.experiment,
+            "runner": self.training.runner,
+            "image": self.training.image,
+            "execution_timeout": dt.timedelta(minutes=self.training.timeout_minutes),
+        }
+
+    def evaluate_arguments(self) -> dict[str, Any]:
+        """``EvaluateModelOperator``'s arguments: the gate's rules, the behaviour tests, the label."""
+        behaviour = self.gate.behaviour_tests
+        return {
+            "gate_rules": self.gate.rules(self.segments[0] if self.segments else None),
+            "behaviour_tests": str(self.resolve(behaviour)) if behaviour else None,
+            **self.label.score_arguments(),
+        }
+
+    def package_arguments(self) -> dict[str, Any]:
+        """``PackageModelOperator``'s arguments."""
+        return {
+            "serving_dir": str(self.resolve(self.serving.directory)),
+            "requirements": str(self.resolve(self.serving.requirements)),
+        }
+
+    def performance_arguments(self) -> dict[str, Any]:
+        """``ModelPerformanceOperator``'s arguments: the monitoring section's, the label's, the floor and the
+        gate's probability threshold."""
+        return {
+            **self.monitoring.performance_arguments(),
+            **self.label.performance_arguments(),
+            "floor": self.performance_floor,
+            "threshold": self.gate.threshold,
+        }
 
     def files(self) -> dict[str, Path]:
         """The files the spec names, by key."""

@@ -29,7 +29,6 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
 from mlops_provider.utils.storage import reports_root, stored, write_text
 from mlops_provider.utils.templating import json_object
@@ -233,7 +232,8 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
     :param evaluation: the evaluation's result (templated; dict or JSON): ``challenger_version``,
         ``ledger_path``.
     :param response_timeout: how long to wait; then the default, Reject, is taken.
-    :param mlflow_conn_id: connection of type ``mlflow``.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
 
     XCom (return value): the human-in-the-loop answer ``{"chosen_options", "params_input", "responded_at",
     "responded_by_user"}``.
@@ -247,7 +247,6 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         model_name: str,
         evaluation: dict[str, Any] | str | XComArg,
         response_timeout: dt.timedelta = dt.timedelta(hours=24),
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -258,7 +257,6 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         )
         self.model_name = model_name
         self.evaluation = evaluation
-        self.mlflow_conn_id = mlflow_conn_id
 
     def _ledger_path(self) -> ObjectStoragePath:
         return stored(json_object(self.evaluation, "evaluation")["ledger_path"])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mixins import DvcHookMixin
+from mlops_provider.hooks.mixins import DvcHookMixin, UpstreamResultMixin
 from mlops_provider.layout import run_metadata
 from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
@@ -17,10 +16,10 @@ from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 from mlops_provider.utils.storage import local_copy, stored
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
-class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
+class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, BaseOperator):
     """Add, push and commit a file to the DVC data registry, and tag that version.
 
     Re-running with identical content is a no-op (no commit, no push, the tag stays); changed content makes
@@ -30,15 +29,17 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     file lock.
 
     :param source_path: file to version: a local path or an object-storage URL (``mlops_provider.utils.storage``;
-        downloaded to this worker's disk first) (templated).
+        downloaded to this worker's disk first); or the extract's result (its ``path``) (templated).
     :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
-    :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): ``{"path", "rev", "tag", "md5", "size", "remote", "workspace", "created"}``.
     """
 
+    upstream_fields = {"source_path": "path"}  # the extract's result
     template_fields: Sequence[str] = ("source_path", "target_path", "tag")
     operator_extra_links = (DvcVersionLink(),)
     ui_color = "#f3e8fd"
@@ -46,17 +47,15 @@ class DvcVersionOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     def __init__(
         self,
         *,
-        source_path: str,
+        source_path: str | XComArg,
         target_path: str,
         tag: str,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.source_path = source_path
+        self.source_path = cast("str", source_path)  # an upstream result is picked when rendered
         self.target_path = target_path
         self.tag = tag
-        self.dvc_conn_id = dvc_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         with local_copy(stored(self.source_path)) as source:
@@ -84,7 +83,8 @@ class DvcGetOperator(DvcHookMixin, BaseOperator):
     :param path: path of the file inside the data registry (templated).
     :param rev: tag, branch or commit (templated).
     :param output_path: where to write it (templated).
-    :param dvc_conn_id: connection of type ``dvc``.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): ``{"path", "rev", "md5", "size", "output_path"}``.
     """
@@ -97,14 +97,12 @@ class DvcGetOperator(DvcHookMixin, BaseOperator):
         path: str,
         rev: str,
         output_path: str,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.path = path
         self.rev = rev
         self.output_path = output_path
-        self.dvc_conn_id = dvc_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         result = self.dvc_hook.read_to(self.path, self.rev, Path(self.output_path))

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
@@ -134,6 +132,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         settings) and kept under ``<reports root>/drift-thresholds/<model>/``; every record carries the thresholds
         with the numbers they came from.
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``.
+
     XCom (return value): the summary ``{"dataset_drift", "drift_share", "threshold", "columns", "dataset",
     "partition", "window", "reference" {"model_name", "model_version", "data_rev", "data_path", "source"},
     "signal", "signal_note", "weighted_drift", "learned_drift", "learned_threshold", "learned_thresholds"
@@ -172,8 +173,6 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -218,8 +217,6 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         self.seed = seed
         self.champion_alias = champion_alias
         self.experiment_name = experiment_name
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
 
     def _window_end(self, context: Context) -> str:
         if self.partition_asset is not None:

@@ -8,12 +8,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
 from mlops_provider.lineage.mixin import OpenLineageMixin
@@ -35,7 +36,7 @@ from mlops_provider.utils.templating import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context, ObjectStoragePath, XComArg
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -239,7 +240,7 @@ def parquet_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise UnreadableFileError(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
 
-class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
+class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, BaseOperator):
     """Validate a parquet/CSV partition (or a DataFrame) against a GX suite kept as a JSON file.
 
     On failure (``mode="fail"``, the default) the partition file is moved to the quarantine folder with its
@@ -265,7 +266,8 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     once; the log says which and why. XCom ``batches`` says how many batches were validated (0: whole frame).
 
     :param data_path: partition file to validate, ``.parquet`` or ``.csv``: a local path or an object-storage URL
-        (``mlops_provider.utils.storage``), read from a download on this worker's disk (templated).
+        (``mlops_provider.utils.storage``), read from a download on this worker's disk; or the extract's result (its
+        ``path``) (templated).
     :param suite_path: expectation suite JSON file (templated).
     :param dataset: dataset name, used in paths and messages (templated).
     :param partition: partition name (templated; default: the date of ``data_interval_start``).
@@ -283,6 +285,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     "unexpected_columns"?}], "normalized_types", "result_path", "docs_path", "quarantined_to"}``.
     """
 
+    upstream_fields = {"data_path": "path"}  # the extract's result
     template_fields: Sequence[str] = (
         "data_path",
         "suite_path",
@@ -300,7 +303,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         *,
         suite_path: str,
         dataset: str,
-        data_path: str | None = None,
+        data_path: str | XComArg | None = None,
         partition: str = INTERVAL_DATE,
         mode: str = "fail",
         batch_parameters: dict[str, Any] | None = None,
@@ -317,7 +320,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         self.chunk_rows = None if chunk_rows is None else check_chunk_rows(chunk_rows)
         if (data_path is None) == (dataframe is None):
             raise ValueError("give exactly one of data_path and dataframe")
-        self.data_path = data_path
+        self.data_path = cast("str | None", data_path)  # an upstream result is picked when rendered
         self.suite_path = suite_path
         self.dataset = dataset
         self.partition = partition

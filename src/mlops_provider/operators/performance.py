@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
@@ -111,6 +109,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         ``floor``) or ``point`` (the estimate itself is).
     :param estimate_resamples: bootstrap resamples of the estimate's interval (seeded by the day).
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``.
+
     XCom (return value): the summary ``{"status", "reason", "partition", "labelled_day", "label_days", "metric",
     "value", "interval": {"lower", "upper", "level", "method", "rows", "positives", "negatives"}, "floor",
     "crossed", "below_floor", "alarm": {"rule", "consecutive_days", "crossed", "previous", "reason"},
@@ -148,8 +149,6 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         estimate_resamples: int = 200,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -188,8 +187,6 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self.interval_level = interval_level
         self.champion_alias = champion_alias
         self.experiment_name = experiment_name
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
         self.estimate = estimate
         self.trigger_on_estimate = trigger_on_estimate
         self.prediction_drift = prediction_drift

@@ -4,14 +4,12 @@ compare-and-set, roll back."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.layout import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -74,6 +72,9 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
     :param positive_class: the label value of the positive class.
     :param champion_alias: alias of the current champion.
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``.
+
     XCom (return value): ``{"decision", "reason", "model_name", "challenger_version", "champion_version",
     "failed_checks", "ledger_path"}``.
     """
@@ -93,8 +94,6 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
         challenger_version: str = "",
         model_asset: Asset | None = None,
         champion_alias: str = CHAMPION_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,8 +105,6 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
         self.label_column = label_column
         self.positive_class = positive_class
         self.champion_alias = champion_alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
 
     def _version_to_judge(self, context: Context) -> tuple[str, str]:
         """The run's own version and where it came from (argument, triggering event, or alias)."""
@@ -283,7 +280,7 @@ class ModelGateOperator(BaseOperator):
     A rejection is a normal outcome, not a failure: this task and its downstream tasks end as skipped and the
     skip message carries the reason from the ledger.
 
-    :param evaluation: the evaluation result (templated, e.g. ``{{ ti.xcom_pull(task_ids='evaluate') }}``).
+    :param evaluation: the evaluation's result (templated; ``evaluate.output``, a dict or JSON).
     """
 
     template_fields: Sequence[str] = ("evaluation",)
@@ -303,7 +300,7 @@ class ModelGateOperator(BaseOperator):
         return verdict
 
 
-class PromoteModelOperator(MlflowHookMixin, BaseOperator):
+class PromoteModelOperator(UpstreamResultMixin, MlflowHookMixin, BaseOperator):
     """Move ``champion`` to the challenger and the old champion to ``previous``, compare-and-set.
 
     It promotes only if ``champion`` still points where it did at evaluation time (``expected_champion``);
@@ -316,12 +313,16 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
     champion back.
 
     :param model_name: registered model (templated).
-    :param version: version to promote (templated).
-    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion" (templated).
+    :param version: version to promote, or the evaluation's result (its ``challenger_version``) (templated).
+    :param expected_champion: champion version seen at evaluation; empty or ``None`` for "no champion"; or the
+        evaluation's result (its ``champion_version``) (templated).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
 
     XCom (return value): ``{"model_name", "champion", "previous", "changed"}``.
     """
 
+    upstream_fields = {"version": "challenger_version", "expected_champion": "champion_version"}  # the evaluation
     template_fields: Sequence[str] = ("model_name", "version", "expected_champion")
     operator_extra_links = (MlflowModelVersionLink(),)
 
@@ -329,20 +330,18 @@ class PromoteModelOperator(MlflowHookMixin, BaseOperator):
         self,
         *,
         model_name: str,
-        version: str,
-        expected_champion: str | None,
+        version: str | XComArg,
+        expected_champion: str | XComArg | None,
         champion_alias: str = CHAMPION_ALIAS,
         previous_alias: str = PREVIOUS_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
-        self.version = version
-        self.expected_champion = expected_champion
+        self.version = cast("str", version)  # an upstream result is picked when rendered
+        self.expected_champion = cast("str | None", expected_champion)  # an upstream result is picked when rendered
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
@@ -406,6 +405,8 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
     :param model_name: registered model (templated).
     :param reason: why (templated; required, recorded in tags ``rollback.reason``).
 
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
+
     XCom (return value): ``{"model_name", "champion", "rolled_back", "reason"}``.
     """
 
@@ -418,7 +419,6 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         reason: str,
         champion_alias: str = CHAMPION_ALIAS,
         previous_alias: str = PREVIOUS_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -426,7 +426,6 @@ class RollbackModelOperator(MlflowHookMixin, BaseOperator):
         self.reason = reason
         self.champion_alias = champion_alias
         self.previous_alias = previous_alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt

@@ -14,7 +14,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.ml.rails import BACKFILL, REALTIME, Hold, record_mode, records_since
 from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
@@ -385,6 +384,8 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
     :param trigger_dag_id: the model's training DAG (no default: with several models each has its own).
     :param model_name: the registered model (templated).
     :param dataset_rev: data registry rev to train on (templated).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
     """
 
     template_fields: Sequence[str] = (
@@ -398,7 +399,6 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
         model_name: str,
         dataset_rev: str,
         trigger_dag_id: str,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("skip_when_already_exists", True)
@@ -407,7 +407,6 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
         self.dataset = dataset
         self.model_name = model_name
         self.dataset_rev = dataset_rev
-        self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> Any:
         champion = self.mlflow_hook.alias_version(self.model_name, CHAMPION_ALIAS)

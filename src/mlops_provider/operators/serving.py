@@ -8,14 +8,13 @@ import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
-from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
+from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
+from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
 from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
@@ -48,7 +47,7 @@ def serving_copy(hook: MlflowHook, name: str, version: str) -> Path:
     return target
 
 
-class PackageModelOperator(MlflowHookMixin, BaseOperator):
+class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMixin, BaseOperator):
     """Make a registered model version servable: its artifacts on disk, and with the ``docker`` runner an image.
 
     The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
@@ -58,45 +57,41 @@ class PackageModelOperator(MlflowHookMixin, BaseOperator):
     runner the same server runs later as a local process from the downloaded artifacts.
 
     :param model_name: registered model (templated).
-    :param version: model version (templated).
+    :param version: model version, or the evaluation's result (its ``challenger_version``) (templated).
     :param serving_dir: folder with the serving Dockerfile.
     :param requirements: pinned requirements file copied into the build context.
     :param repository: image repository (default ``<model_name>-serving``).
     :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (same as training).
-    :param docker_url: Docker engine URL.
-    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"runner", "model_name", "version", "model_dir", "image", "image_id"}``.
     """
 
+    upstream_fields = {"version": "challenger_version"}  # the evaluation
     template_fields: Sequence[str] = ("model_name", "version")
 
     def __init__(
         self,
         *,
         model_name: str,
-        version: str,
+        version: str | XComArg,
         serving_dir: str,
         requirements: str,
         repository: str | None = None,
         runner: str | None = None,
-        docker_url: str = DEFAULT_DOCKER_URL,
-        docker_conn_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if runner is not None and runner not in RUNNERS:
             raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
         self.model_name = model_name
-        self.version = version
+        self.version = cast("str", version)  # an upstream result is picked when rendered
         self.serving_dir = serving_dir
         self.requirements = requirements
         self.repository = repository
         self.runner = runner
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
 
     def download_model(self) -> Path:
         """The version's artifacts on this worker (:func:`serving_copy`)."""
@@ -176,7 +171,7 @@ def server_pid_file(key: str) -> Path:
     return mlops_home() / "serving" / "servers" / f"{key}.pid"
 
 
-class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
+class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
     The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
@@ -200,13 +195,16 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
     :param tolerance: largest allowed |server - registry model| prediction difference.
     :param batch_size: rows per request.
     :param max_rows: rows replayed at most (the partition's first rows).
-    :param ledger_path: the evaluation's verdict ledger to add the numbers to (templated; empty: the newest).
-    :param docker_url: Docker engine URL (the ``docker`` runner's serving containers).
-    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none.
+    :param ledger_path: the evaluation's verdict ledger to add the numbers to, or the evaluation's result (its
+        ``ledger_path``) (templated; empty: the newest).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
 
+    upstream_fields = {"ledger_path": "ledger_path"}  # the evaluation
     template_fields: Sequence[str] = ("package", "dataset", "ledger_path")
 
     def __init__(
@@ -218,11 +216,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         tolerance: float = 1e-6,
         batch_size: int = 50,
         max_rows: int = 2000,
-        ledger_path: str | None = None,
-        docker_url: str = DEFAULT_DOCKER_URL,
-        docker_conn_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
+        ledger_path: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -232,11 +226,7 @@ class ShadowCheckOperator(MlflowHookMixin, DvcHookMixin, BaseOperator):
         self.tolerance = tolerance
         self.batch_size = batch_size
         self.max_rows = max_rows
-        self.ledger_path = ledger_path
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
+        self.ledger_path = cast("str | None", ledger_path)  # an upstream result is picked when rendered
         self._server: ModelServer | None = None
 
     def _replay_frame(self) -> tuple[Any, str]:

@@ -13,10 +13,9 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
-from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL
-from mlops_provider.hooks.dvc import DvcError, DvcHook
-from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowConnectionError, MlflowHook
+from mlops_provider.hooks.dvc import DvcError
+from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin
+from mlops_provider.hooks.mlflow import MlflowConnectionError
 from mlops_provider.layout import (
     CHALLENGER_ALIAS,
     DATA_MD5_TAG,
@@ -120,7 +119,7 @@ def challenger_alias(model_asset: Asset) -> AssetAlias:
     return AssetAlias(name=f"{model_asset.name}__challenger")
 
 
-class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
+class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
     """Train a model with the project's entrypoint, track it in MLflow, register it, alias it ``challenger``.
 
     Steps: check the inputs (hyperparameters against their spec, the dataset rev in the data registry, the
@@ -161,19 +160,17 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     :param trigger_detail: context of the reason, e.g. the drift report location (templated, dict or JSON).
     :param runner: ``local`` or ``docker``; default ``MLOPS_TRAINING_RUNNER`` (``local``).
     :param image: training image for the ``docker`` runner (templated).
-    :param docker_url: Docker engine URL.
-    :param docker_conn_id: Docker provider connection (registry login, TLS) for the ``docker`` runner; ``None``:
-        none.
     :param network_mode: container network (``host`` reaches a tracking server on this machine).
     :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's declared params
         (a misspelt ``datset_rev`` would otherwise be ignored and the newest data used). A DAG that declares no
         params is not checked.
-    :param mlflow_conn_id: connection of type ``mlflow``.
-    :param dvc_conn_id: connection of type ``dvc``.
     :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
         promotion DAG schedules on it. The event goes out through an ``AssetAlias`` (``<asset name>__challenger``)
         so that a re-run of a task whose version the gate already judged emits nothing and triggers no
         promotion run again.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"run_id", "model_uri", "model_name", "version", "metrics", "data_rev",
     "data_md5", "split", "resumed"}`` (``split``: the split's tags as applied, e.g. ``split.method``,
@@ -213,12 +210,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         trigger_detail: dict[str, Any] | str | None = None,
         runner: str | None = None,
         image: str = "mlops-training:latest",
-        docker_url: str = DEFAULT_DOCKER_URL,
-        docker_conn_id: str | None = None,
         network_mode: str = "host",
         reject_unknown_conf: bool = True,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         if model_asset is not None:
@@ -243,12 +236,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
         self.trigger_detail = trigger_detail
         self.runner = runner
         self.image = image
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
         self.network_mode = network_mode
         self.reject_unknown_conf = reject_unknown_conf
-        self.mlflow_conn_id = mlflow_conn_id
-        self.dvc_conn_id = dvc_conn_id
         self._runner: LocalRunner | DockerRunner | None = None
         self._rev_name: str | None = None
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
 from mlops_provider.lineage.datasets import Lineage, dvc_file
@@ -82,7 +81,8 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         so lack it: a day fixed and re-ingested reaches the sets built without it. Each rebuild is a new version
         (``<tag>.rN``, trailer ``Training-Set-Rebuilt-For``), the old one stays; no Asset event is emitted for it
         (nothing retrains by itself). A later window with a day still being ingested is left for later (logged).
-    :param dvc_conn_id: connection of type ``dvc``.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): the same dict as the Asset event's ``extra`` plus ``created`` and ``rebuilt`` (the tags of
     the later sets rebuilt with this day).
@@ -106,7 +106,6 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         poll_interval: float = 30.0,
         wait_timeout: dt.timedelta = dt.timedelta(hours=2),
         repair_later: bool = True,
-        dvc_conn_id: str = DvcHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         if asset is not None:
@@ -128,7 +127,6 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.repair_later = repair_later
-        self.dvc_conn_id = dvc_conn_id
 
     def classify_days(self, context: Context, end: str | None = None) -> dict[str, str]:
         """``{day: state}`` for every day of the window ending at ``end`` (default: ``partition``; see

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
 from mlops_provider.triggers.drift import DriftResultTrigger, read_result
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
-class DriftSensor(BaseSensorOperator):
+class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
     """Wait for the monitoring results of a window, then decide.
 
     Succeeds (the retraining trigger goes ahead) with reason ``drift`` when the drift report's verdict is
@@ -27,8 +28,10 @@ class DriftSensor(BaseSensorOperator):
     decides at once; else it defers to DriftResultTrigger (default: the wait happens in the triggerer, no worker
     slot is held) or pokes (``deferrable=False``, with ``mode="poke"`` or ``"reschedule"``).
 
-    :param summary_path: the drift summary JSON of the window (templated).
-    :param performance_path: the performance summary JSON of the window (templated; empty: drift only).
+    :param summary_path: the drift summary JSON of the window, or the drift report's result (its ``summary_path``)
+        (templated).
+    :param performance_path: the performance summary JSON of the window, or the performance check's result (its
+        ``summary_path``) (templated; empty: drift only).
 
     XCom (return value): ``{"reason", "drift_share", "threshold", "signal", "weighted_drift", "learned_drift",
     "partition", "report_url", "report_path", "drifted_columns", "performance", "recheck", "summary_path"}``
@@ -36,21 +39,22 @@ class DriftSensor(BaseSensorOperator):
     are a re-check of a day that was already checked; the retraining trigger does not act on it unless asked).
     """
 
+    upstream_fields = {"summary_path": "summary_path", "performance_path": "summary_path"}  # the checks' results
     template_fields: Sequence[str] = ("summary_path", "performance_path")
 
     def __init__(
         self,
         *,
-        summary_path: str,
-        performance_path: str | None = None,
+        summary_path: str | XComArg,
+        performance_path: str | XComArg | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
         super().__init__(poke_interval=poll_interval, **kwargs)
-        self.summary_path = summary_path
-        self.performance_path = performance_path
+        self.summary_path = cast("str", summary_path)  # an upstream result is picked when rendered
+        self.performance_path = cast("str | None", performance_path)  # an upstream result is picked when rendered
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.triggers.dvc import DvcTagTrigger
 
@@ -30,7 +29,8 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     :param abandon_paths: paths whose existence means the tag will never appear: local paths or object-storage
         URLs (templated; relative paths are under the storage root, ``MLOPS_STORAGE_URL`` or else ``MLOPS_HOME``,
         resolved when the task runs).
-    :param dvc_conn_id: connection of the data registry (its ``workspace``).
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): ``{"tag", "sha"}``.
     """
@@ -42,7 +42,6 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         *,
         tag: str,
         abandon_paths: Sequence[str] = (),
-        dvc_conn_id: str = DvcHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -51,7 +50,6 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.tag = tag
         self.abandon_paths = list(abandon_paths)
-        self.dvc_conn_id = dvc_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 

@@ -10,7 +10,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, GATE_DECISION_TAG
 
 if TYPE_CHECKING:
@@ -27,7 +26,8 @@ class ChampionSensor(MlflowHookMixin, BaseSensorOperator):
 
     :param model_name: the registered model (templated).
     :param alias: the alias to wait for.
-    :param mlflow_conn_id: connection of type ``mlflow``.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
 
     XCom (return value): the champion's version.
     """
@@ -39,7 +39,6 @@ class ChampionSensor(MlflowHookMixin, BaseSensorOperator):
         *,
         model_name: str,
         alias: str = CHAMPION_ALIAS,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
@@ -48,7 +47,6 @@ class ChampionSensor(MlflowHookMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         version = self.mlflow_hook.alias_version(self.model_name, self.alias)

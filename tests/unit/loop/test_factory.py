@@ -134,3 +134,141 @@ def test_retention_runs_in_the_monitoring_dag_on_its_own_with_the_specs_window()
         twin_of("churn_n", **{"retention.days": -5})
     for other in ("ingest", "training", "promotion", "rollback"):
         assert "retention" not in build_dags(twin_of("churn_r"))[f"churn_r__{other}"].task_ids
+
+
+# -- one builder per stage ------------------------------------------------------------------------------------------
+
+#: The task graph of each stage (task -> its direct upstream tasks) for the churn spec, which has no retraining
+#: schedule, human approval or review: the e2e tests and docs rely on these ids.
+GRAPHS = {
+    "ingest": {
+        "extract": set(),
+        "validate": {"extract"},
+        "version_partition": {"extract", "validate"},  # the extract's result, after validation
+        "assemble_training_set": {"version_partition"},
+    },
+    "training": {"train": set()},
+    "promotion": {
+        "evaluate": set(),
+        "gate": {"evaluate"},
+        "package": {"evaluate", "gate"},
+        "shadow_check": {"evaluate", "package"},
+        "promote": {"evaluate", "shadow_check"},
+    },
+    "drift_monitoring": {
+        "wait_for_training_set": set(),
+        "bootstrap_training": {"wait_for_training_set"},
+        "wait_for_champion": {"wait_for_training_set"},
+        "drift_report": {"wait_for_champion"},
+        "performance_check": {"wait_for_champion"},
+        "drift_sensor": {"drift_report", "performance_check"},
+        "trigger_training": {"drift_sensor"},
+        "retention": set(),
+    },
+    "rollback": {"rollback": set()},
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_each_stage_builds_alone_with_the_shared_dag_arguments(stage):
+    from mlops_provider.loop.factory import Loop, _start_date
+
+    spec = load_spec(MODELS / "churn_classifier.yaml")
+    dag = STAGES[stage](Loop.of(spec))
+    assert dag.dag_id == f"churn_classifier__{stage}"
+    assert {t.task_id: t.upstream_task_ids for t in dag.tasks} == GRAPHS[stage]
+    assert dag.tags >= {"mlops", "churn_classifier"} and dag.start_date == _start_date(spec)
+    assert dag.doc_md.lstrip().startswith(f"# churn_classifier__{stage}") and dag.description.startswith("churn_")
+    assert all(t.owner == spec.owner and t.retries >= 1 for t in dag.tasks if t.task_id != "validate")
+    assert list(STAGES) == ["ingest", "training", "promotion", "drift_monitoring", "rollback"]
+
+
+def test_the_stages_schedules_and_run_limits():
+    dags = build_dags(load_spec(MODELS / "churn_classifier.yaml"))
+    ingest, training, promotion, monitoring, rollback = (dags[f"churn_classifier__{s}"] for s in STAGES)
+    assert type(ingest.timetable).__name__ == type(monitoring.timetable).__name__ == "CronDataIntervalTimetable"
+    assert ingest.catchup and monitoring.catchup and (ingest.max_active_runs, monitoring.max_active_runs) == (4, 1)
+    assert [asset.name for asset in promotion.timetable.asset_condition.objects] == ["churn_classifier_challenger"]
+    assert type(training.timetable).__name__ == type(rollback.timetable).__name__ == "NullTimetable"
+    assert (ingest.default_args["retries"], promotion.default_args["retries"]) == (2, 1)
+
+
+def test_results_go_between_tasks_as_whole_upstream_results_never_xcom_pull_strings():
+    """One way: ``task.output`` (an XComArg of the whole result); the operator takes its field when it renders."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    dags = build_dags(twin_of("churn_x", **{"gate.human_approval": True, "retraining.human_review": True}))
+    for dag in dags.values():
+        for t in dag.tasks:
+            for field in t.template_fields:
+                assert "xcom_pull" not in repr(getattr(t, field, None)), f"{t.task_id}.{field}"
+    wired = {
+        ("ingest", "validate", "data_path"): "extract",
+        ("ingest", "version_partition", "source_path"): "extract",
+        ("promotion", "gate", "evaluation"): "evaluate",
+        ("promotion", "package", "version"): "evaluate",
+        ("promotion", "shadow_check", "package"): "package",
+        ("promotion", "shadow_check", "ledger_path"): "evaluate",
+        ("promotion", "approve", "evaluation"): "evaluate",
+        ("promotion", "promote", "version"): "evaluate",
+        ("promotion", "promote", "expected_champion"): "evaluate",
+        ("drift_monitoring", "drift_sensor", "summary_path"): "drift_report",
+        ("drift_monitoring", "drift_sensor", "performance_path"): "performance_check",
+        ("drift_monitoring", "review_retraining", "decision"): "drift_sensor",
+        ("drift_monitoring", "trigger_training", "decision"): "drift_sensor",
+    }
+    for (stage, task_id, field), upstream in wired.items():
+        value = getattr(task(dags, "churn_x", stage, task_id), field)
+        assert isinstance(value, XComArg) and [(o.task_id, k) for o, k in value.iter_references()] == [
+            (upstream, "return_value")
+        ], (task_id, field)
+
+
+def operator_parameters(cls) -> set[str]:
+    """Keyword parameters of ``cls`` and of every class it derives from (the provider's bases, Airflow's)."""
+    import inspect
+
+    return {
+        name
+        for klass in cls.__mro__
+        if "__init__" in vars(klass)
+        for name, p in inspect.signature(vars(klass)["__init__"]).parameters.items()
+        if p.kind == p.KEYWORD_ONLY
+    }
+
+
+def spec_arguments(spec):
+    """Every ``<task>_arguments()`` of the spec, by the task that takes it."""
+    return {
+        "extract": [spec.dataset.extract_arguments()],
+        "validate": [spec.validate_arguments()],
+        "assemble_training_set": [spec.training.assembly_arguments()],
+        "train": [spec.train_arguments()],
+        "retraining_rails": [spec.retraining.rails_arguments()],
+        "evaluate": [spec.evaluate_arguments()],
+        "package": [spec.package_arguments()],
+        "shadow_check": [spec.gate.shadow_arguments()],
+        "approve": [spec.gate.approval_arguments()],
+        "drift_report": [spec.features.drift_arguments(), spec.monitoring.drift_arguments()],
+        "performance_check": [spec.performance_arguments()],
+        "trigger_training": [spec.retraining.trigger_arguments()],
+        "review_retraining": [spec.retraining.review_arguments()],
+        "retention": [spec.retention.retention_arguments()],
+    }
+
+
+def test_spec_arguments_are_named_as_the_operators_parameters_and_reach_the_tasks():
+    """The one rule spec -> operator: each ``<task>_arguments()`` returns keyword arguments of that task's operator,
+    and the built task holds them (where the operator keeps a parameter under its own name)."""
+    spec = twin_of("churn_all", **{"gate.human_approval": True, "retraining.human_review": True,
+                                   "retraining.schedule": "@weekly"})  # fmt: skip
+    tasks = {t.task_id: t for dag in build_dags(spec).values() for t in dag.tasks}
+    for task_id, arguments in spec_arguments(spec).items():
+        t = tasks[task_id]
+        for kwargs in arguments:
+            unknown = set(kwargs) - operator_parameters(type(t))
+            assert not unknown, f"{task_id}: {sorted(unknown)} are not parameters of {type(t).__name__}"
+            # None: the operator applies its default rule (e.g. max_per_real_week None -> max_per_week)
+            kept = {k: v for k, v in kwargs.items() if k in vars(t) and v is not None}
+            assert {k: getattr(t, k) for k in kept} == kept, task_id
+    assert tasks["train"].execution_timeout.total_seconds() == 60 * spec.training.timeout_minutes
