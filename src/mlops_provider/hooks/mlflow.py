@@ -15,7 +15,7 @@ from airflow.sdk import BaseHook
 
 from mlops_provider.hooks.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.utils.extras import require
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import mlflow_store_dir
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -33,7 +33,7 @@ class MlflowConnectionError(RuntimeError):
 
 def embedded_tracking_uri() -> str:
     """The local store of the embedded default: SQLite under ``$MLOPS_HOME/mlflow``."""
-    return f"sqlite:///{mlops_home() / 'mlflow' / 'mlflow.db'}"
+    return f"sqlite:///{mlflow_store_dir() / 'mlflow.db'}"
 
 
 _INITIALIZED: set[str] = set()
@@ -68,7 +68,7 @@ def _initialize_sqlite_store(uri: str) -> None:
 
 def embedded_artifact_root() -> Path:
     """Where experiments of the embedded store keep their artifacts."""
-    return mlops_home() / "mlflow" / "artifacts"
+    return mlflow_store_dir() / "artifacts"
 
 
 class MlflowHook(BaseHook):

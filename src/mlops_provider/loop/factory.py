@@ -76,6 +76,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
     from mlops_provider.sensors.drift import DriftSensor
     from mlops_provider.sensors.dvc import DvcTagSensor
     from mlops_provider.sensors.mlflow import ChampionSensor
+    from mlops_provider.utils.records import quarantine_relative
     from mlops_provider.utils.templating import INTERVAL_DATE
 
     model, data = spec.name, spec.dataset
@@ -275,7 +276,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         wait_for_training_set = DvcTagSensor(
             task_id="wait_for_training_set",
             tag=training_set_tag(model, INTERVAL_DATE),
-            abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under the storage root
+            abandon_paths=[quarantine_relative(data.name, INTERVAL_DATE)],  # relative: under the storage root
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(

@@ -20,15 +20,14 @@ from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
 from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.files import write_atomic
+from mlops_provider.utils.records import quarantine_dir, validation_dir, validation_docs_dir
 from mlops_provider.utils.storage import (
     is_local,
     local_copy,
     location,
     move,
     publish_tree,
-    reports_root,
     scratch_for,
-    storage_root,
     stored,
 )
 from mlops_provider.utils.templating import INTERVAL_DATE
@@ -332,12 +331,12 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     def hook(self) -> GreatExpectationsHook:
         # One Data Docs site per attempt: GX rebuilds a site from the validations it knows, and each task's
         # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
-        return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
+        return GreatExpectationsHook(docs_dir=validation_docs_dir(self._out_dir))
 
     @property
     def _stored_out_dir(self) -> ObjectStoragePath:
         """The attempt's folder under the reports root, where its result and Data Docs are published."""
-        return reports_root() / "gx" / self.dataset / str(self.partition) / self.attempt
+        return validation_dir(self.dataset, str(self.partition), self.attempt)
 
     @property
     def _out_dir(self) -> Path:
@@ -532,9 +531,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     def _quarantine(self, source: ObjectStoragePath, result_path: ObjectStoragePath) -> str:
         """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
         base = (
-            stored(self.quarantine_path)
-            if self.quarantine_path
-            else storage_root() / "quarantine" / self.dataset / str(self.partition)
+            stored(self.quarantine_path) if self.quarantine_path else quarantine_dir(self.dataset, str(self.partition))
         )
         target_dir = base / self.attempt
         target_dir.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ from mlops_provider.runtime.runners import (
     default_runner,
     run_training,
 )
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import mlops_home, training_work_dir
 from mlops_provider.utils.templating import json_object
 
 if TYPE_CHECKING:
@@ -428,7 +428,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     ) -> tuple[dict[str, float], str, dict[str, str]]:
         assert self._runner is not None
         ti = context["ti"]
-        work = mlops_home() / "training" / run_id
+        work = training_work_dir(run_id)
         work.mkdir(parents=True, exist_ok=True)
         dataset = work / "dataset.parquet"
         self.dvc_hook.read_to(self.dataset_path, sha, dataset)  # md5-checked against the registry

@@ -186,7 +186,8 @@ def render_dvc_version(data: dict[str, Any]) -> str:
 
 def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
     """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
-    from mlops_provider.utils.storage import ledger_dir, location
+    from mlops_provider.utils.records import ledger_dir
+    from mlops_provider.utils.storage import location
 
     missing = RecordNotFound(f"no verdict ledger {attempt!r} of model {name!r} version {version!r}")
     if not attempt or "/" in attempt or "\\" in attempt or attempt.startswith(".") or "\x00" in attempt:
