@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from mlops_provider.exceptions import MlflowConnectionError
 from mlops_provider.hooks.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.paths import mlflow_store_dir
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 _SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-class MlflowConnectionError(RuntimeError):
-    """The tracking server did not answer; the message names the endpoint."""
 
 
 def embedded_tracking_uri() -> str:

@@ -32,6 +32,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from mlops_provider.exceptions import MailNotSent
+
 log = logging.getLogger(__name__)
 
 #: the callback of each task outcome (a notifier is attached to the callback of the outcome it reports)
@@ -374,15 +376,6 @@ class Mail:
     from_email: str | None
     smtp_conn_id: str
     html: str
-
-
-class MailNotSent(Exception):
-    """Every attempt failed; ``error`` is the last one."""
-
-    def __init__(self, attempts: int, error: str) -> None:
-        super().__init__(f"not sent after {attempts} attempt(s): {error}")
-        self.attempts = attempts
-        self.error = error
 
 
 def notification_id(key: str) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.exceptions import UnreadableFileError
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
@@ -182,10 +183,6 @@ def interval_check(frame: pd.DataFrame, column: str, start: Any, end: Any) -> di
     tally = IntervalTally(column, start, end)
     tally.add(frame)
     return tally.failed()
-
-
-class UnreadableFileError(Exception):
-    """The partition file cannot be read (truncated, corrupt, not parquet)."""
 
 
 def null_counts(file: Any, columns: Sequence[str]) -> dict[str, int]:

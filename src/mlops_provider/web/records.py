@@ -12,13 +12,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from mlops_provider.exceptions import RecordNotFound
 from mlops_provider.links.extra_links import mlflow_run_url, model_version_url
 from mlops_provider.ml.curves import CURVES_ARTIFACT
 from mlops_provider.render.html import link, render
-
-
-class RecordNotFound(LookupError):
-    """The run, version or revision does not exist (the route answers 404 with this message)."""
 
 
 def _time(millis: int | None) -> str:
