@@ -77,7 +77,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
     from mlops_provider.sensors.dvc import DvcTagSensor
     from mlops_provider.sensors.mlflow import ChampionSensor
     from mlops_provider.utils.records import quarantine_relative
-    from mlops_provider.utils.templating import INTERVAL_DATE
+    from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
     model, data = spec.name, spec.dataset
     ids = {stage: spec.dag_id(stage) for stage in STAGES}

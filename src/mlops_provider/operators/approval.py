@@ -33,7 +33,7 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
 from mlops_provider.utils.records import review_dir
 from mlops_provider.utils.storage import stored, write_text
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath, XComArg

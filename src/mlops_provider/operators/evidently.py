@@ -49,7 +49,7 @@ from mlops_provider.utils.extras import require
 from mlops_provider.utils.paths import work_dir
 from mlops_provider.utils.records import drift_folder, drift_thresholds_file
 from mlops_provider.utils.storage import location, publish, write_text
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -31,7 +31,7 @@ from mlops_provider.utils.storage import (
     scratch_for,
     stored,
 )
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -34,7 +34,7 @@ from mlops_provider.ml.label_check import (
 from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
 from mlops_provider.utils.records import performance_folder
 from mlops_provider.utils.storage import location
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

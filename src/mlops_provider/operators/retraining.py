@@ -181,7 +181,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     def execute(self, context: Context) -> Any:
         from mlops_provider.ml.rails import cooldown_hold, data_week_hold, real_week_hold, run_mode
         from mlops_provider.utils.evidence import attempts
-        from mlops_provider.utils.templating import json_object
+        from mlops_provider.utils.templated_fields import json_object
 
         decision = json_object(self.decision, "decision")
         window_end = str(decision["partition"])

@@ -24,7 +24,7 @@ from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
 from mlops_provider.utils.records import ledger_dir
 from mlops_provider.utils.storage import stored, write_text
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg

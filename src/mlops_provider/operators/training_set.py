@@ -19,7 +19,7 @@ from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 from mlops_provider.utils.records import quarantine_dir
 from mlops_provider.utils.storage import stored
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
