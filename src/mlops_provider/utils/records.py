@@ -143,11 +143,6 @@ def validation_docs_dir(attempt_dir: Path) -> Path:
     return attempt_dir / VALIDATION_DOCS
 
 
-def drift_root() -> ObjectStoragePath:
-    """The drift records of every model: ``<model>/<day>/``."""
-    return folder("drift")
-
-
 def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
     """The folder of a model's drift records of the window ending at ``partition``: one ``<attempt>.json`` summary
     and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
@@ -159,11 +154,6 @@ def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
 def drift_thresholds_file(model_name: str, version: str | int, key: str) -> ObjectStoragePath:
     """The learned drift thresholds of a champion version under one set of settings (``key``: their hash)."""
     return folder("drift_thresholds", model_name, f"v{version}-{key}.json")
-
-
-def performance_root() -> ObjectStoragePath:
-    """The performance records of every model: ``<model>/<day>/``."""
-    return folder("performance")
 
 
 def performance_folder(model_name: str, partition: str) -> ObjectStoragePath:

@@ -21,7 +21,8 @@ from mlops_provider.layout import (
 )
 from mlops_provider.notifications.mail import notification_status
 from mlops_provider.render import html
-from mlops_provider.utils.records import drift_root, ledger_dir, performance_root
+from mlops_provider.utils.records import folder as record_folder
+from mlops_provider.utils.records import ledger_dir
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
 LINEAGE = (
@@ -56,14 +57,14 @@ def _run_tags(hook: Any, run_id: str | None) -> dict[str, str]:
         return {}
 
 
-def _series(root: Any, model_name: str) -> list[dict[str, Any]]:
-    """Monitoring summaries under ``root`` (the drift or the performance records, ``<model>/<day>/``) of
-    ``model_name``, by day: each day's record of decision (its first check), with ``rechecks`` counting the later
-    checks kept beside it."""
+def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
+    """Monitoring summaries (``drift`` or ``performance``: a record folder, ``<model>/<day>/``) of ``model_name``,
+    by day: each day's record of decision (its first check), with ``rechecks`` counting the later checks kept
+    beside it."""
     from mlops_provider.utils.evidence import attempts
 
     points = []
-    for folder in sorted((p for p in root.glob("*/*") if p.is_dir()), key=str):
+    for folder in sorted((p for p in record_folder(kind).glob("*/*") if p.is_dir()), key=str):
         records = attempts(folder)
         if not records:
             continue
@@ -131,14 +132,14 @@ def collect(model_name: str) -> dict[str, Any]:
          "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url"),
          "columns": {name: {k: c.get(k) for k in ("score", "drifted", "method")}
                      for name, c in (s.get("columns") or {}).items() if isinstance(c, dict)}}
-        for s in _series(drift_root(), model_name)
+        for s in _series("drift", model_name)
     ]  # fmt: skip
     performance = [
         {"day": s.get("labelled_day"), "metric": s.get("metric"), "value": s.get("value"), "floor": s.get("floor"),
          "model_version": s.get("model_version"), "interval": s.get("interval"), "rows": s.get("labelled_rows"),
          "window_days": s.get("label_window_days", 1), "alarm": s.get("below_floor"),
          "rule": (s.get("alarm") or {}).get("rule", "point")}
-        for s in _series(performance_root(), model_name)
+        for s in _series("performance", model_name)
         if s.get("status") == "scored"
     ]  # fmt: skip
     return {
@@ -150,7 +151,7 @@ def collect(model_name: str) -> dict[str, Any]:
         "performance": performance,
         "estimated": [
             {**s["estimated"], "model_version": s.get("model_version")}
-            for s in _series(performance_root(), model_name)
+            for s in _series("performance", model_name)
             if s.get("estimated") and s["estimated"].get("value") is not None
         ],
         "prediction_drift": [
@@ -162,7 +163,7 @@ def collect(model_name: str) -> dict[str, Any]:
                 "positive_rate_holdout": s["prediction_drift"].get("positive_rate_reference"),
                 "noise_bound": (s["prediction_drift"].get("noise") or {}).get("bound"),
             }
-            for s in _series(performance_root(), model_name)
+            for s in _series("performance", model_name)
             if s.get("prediction_drift")
         ],  # fmt: skip
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
