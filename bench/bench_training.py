@@ -70,9 +70,9 @@ with mlflow.start_run():
 
 def schema() -> dict:
     """The churn demo spec's schema (what the entrypoint gets as --schema)."""
-    from mlops_provider.loop.spec import load_spec as load_model_spec
+    from mlops_provider.loop.spec import load_spec
 
-    return load_model_spec(SPEC_FILE).entrypoint_schema()
+    return load_spec(SPEC_FILE).entrypoint_schema()
 
 
 def make_training_set(rows: int, path: Path) -> None:
@@ -116,14 +116,14 @@ def docker_ready() -> bool:
 
 def bench_training(rows: int) -> None:
     from mlops_provider.hooks.dvc import DvcHook
-    from mlops_provider.loop.spec import load_spec as load_model_spec
-    from mlops_provider.ml.hyperparameters import load_spec, resolve
+    from mlops_provider.loop.spec import load_spec
+    from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
     from mlops_provider.operators.training import TrainModelOperator
 
     sys.path.insert(0, str(PROJECT_ROOT))
     from tests.helpers import task_context
 
-    params = resolve(load_spec(TRAINING / "hyperparameters.json"), {})
+    params = resolve(load_hyperparameter_spec(TRAINING / "hyperparameters.json"), {})
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         os.environ["MLOPS_HOME"] = tmp
         data = Path(tmp) / "training_set.parquet"
@@ -145,7 +145,7 @@ def bench_training(rows: int) -> None:
                     dataset_rev="bench",
                     entrypoint=str(TRAINING / "train.py"),
                     model_schema=schema(),
-                    holdout=load_model_spec(SPEC_FILE).holdout,
+                    holdout=load_spec(SPEC_FILE).holdout,
                     hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
                     experiment_name="bench",
                     model_name="bench",

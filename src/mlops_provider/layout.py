@@ -35,14 +35,17 @@ def partition_path(dataset: str, partition: str) -> str:
     return f"data/{dataset}/partitions/{partition}.parquet"
 
 
-def training_set_tag(dataset: str, partition: str) -> str:
-    """Git tag of the training set assembled for a partition date (immutable; a rebuilt set is ``<tag>.rN``)."""
-    return f"training-set/{dataset}/{partition}"
+def training_set_tag(training_set: str, partition: str) -> str:
+    """Git tag of the training set named ``training_set`` assembled for a partition date (immutable; a rebuilt set
+    is ``<tag>.rN``). A training set is named by the model it trains in the DAG factory (several models may read
+    one dataset), by its dataset when assembled alone (``TrainingSetAssemblyOperator`` without ``training_set``)."""
+    return f"training-set/{training_set}/{partition}"
 
 
-def training_set_path(dataset: str) -> str:
-    """Path of the training set inside the data registry (one path, one version per assembly)."""
-    return f"data/{dataset}/training_set.parquet"
+def training_set_path(training_set: str) -> str:
+    """Path of the training set named ``training_set`` inside the data registry (one path, one version per
+    assembly; see :func:`training_set_tag` for its name)."""
+    return f"data/{training_set}/training_set.parquet"
 
 
 def run_metadata(context: Context) -> dict[str, str]:

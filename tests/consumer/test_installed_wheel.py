@@ -73,7 +73,7 @@ def test_wheel_and_sdist_hold_the_package_and_not_the_demo(dist: dict[str, Path]
     names = zipfile.ZipFile(dist["wheel"]).namelist()
     assert "mlops_provider/get_provider_info.py" in names
     assert "mlops_provider/example_dags/example_promotion.py" in names
-    assert "mlops_provider/templates_training/train.py" in names
+    assert "mlops_provider/cli/starter/training/train.py" in names
     assert not [n for n in names if n.startswith("mlops_provider/demo/")]
     metadata = zipfile.ZipFile(dist["wheel"]).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Python: <3.14,>=3.10" in metadata

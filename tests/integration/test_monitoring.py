@@ -467,9 +467,9 @@ def test_model_health_shows_the_champion_its_lineage_and_drift_over_time(home):
 def test_a_recheck_of_a_past_day_keeps_its_record_uses_its_champion_and_never_triggers(home):
     """Finding 4: clearing `drift_report` of an old day compared it with today's champion, overwrote that day's
     summary, report and reference, and (with downstream) started a training on the old day's data."""
-    from mlops_provider.operators.evidently import drift_folder
     from mlops_provider.operators.retraining import TriggerRetrainingOperator
     from mlops_provider.utils.evidence import attempts
+    from mlops_provider.utils.records import drift_folder
 
     day = DRIFTED + dt.timedelta(days=3)
     report(day, run_id="nightly")
@@ -508,8 +508,8 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
     """Issue 20, item 3: on the run of CALM the champion's ROC AUC on CALM is estimated from its probabilities
     (CALM's labels are not used); three days later CALM's labels are scored and the estimate made back then is
     recorded beside the realised value. An estimate below the floor calls for retraining only when asked."""
-    from mlops_provider.operators.performance import performance_folder
     from mlops_provider.utils.evidence import first_attempt
+    from mlops_provider.utils.records import performance_folder
 
     early = performance(CALM, floor=0.5, delay=3)  # labels of 11-09: not versioned here
     assert early["status"] == "no_labels"
@@ -606,9 +606,8 @@ def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apar
     """A second model on customer_activity (another registered model, its own champion) checks the same day: each
     model's records are in its own folder, neither check reads or replaces the other's, and the health page
     shows each model its own history."""
-    from mlops_provider.operators.evidently import drift_folder
-    from mlops_provider.operators.performance import performance_folder
     from mlops_provider.utils.evidence import attempts
+    from mlops_provider.utils.records import drift_folder, performance_folder
     from mlops_provider.web.health import collect
 
     hook = MlflowHook()

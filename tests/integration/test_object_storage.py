@@ -146,11 +146,11 @@ def test_reports_and_records_are_read_from_object_storage_by_any_host(s3_server,
     from fastapi.testclient import TestClient
 
     from mlops_provider.links.extra_links import report_url
-    from mlops_provider.operators.evidently import drift_folder
-    from mlops_provider.operators.retraining import trigger_records_dir, triggered_since
+    from mlops_provider.operators.retraining import triggered_since
     from mlops_provider.triggers.drift import DriftResultTrigger
     from mlops_provider.utils.evidence import attempts, write_record
-    from mlops_provider.utils.storage import ledger_dir, location, write_text
+    from mlops_provider.utils.records import drift_folder, ledger_dir, trigger_records_dir
+    from mlops_provider.utils.storage import location, write_text
     from mlops_provider.web.health import _series
     from tests.integration.test_report_pages import unauthenticated_app
 

@@ -16,15 +16,14 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
 from mlops_provider.links.extra_links import report_url
-from mlops_provider.operators.approval import review_dir
-from mlops_provider.operators.evidently import drift_folder
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.retention import RetentionOperator
-from mlops_provider.operators.retraining import TriggerRetrainingOperator, trigger_records_dir
+from mlops_provider.operators.retraining import TriggerRetrainingOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.utils.evidence import write_record
-from mlops_provider.utils.storage import ledger_dir, location, storage_root, stored, write_text
+from mlops_provider.utils.records import drift_folder, ledger_dir, review_dir, trigger_records_dir
+from mlops_provider.utils.storage import location, storage_root, stored, write_text
 from tests.helpers import PROJECT_ROOT, task_context
 
 pytestmark = pytest.mark.integration

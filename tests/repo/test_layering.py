@@ -23,7 +23,7 @@ FLOORS: dict[str, int] = {
     "layout": 0,  # the vocabulary: names, tags, paths in the data registry, record shapes
     "exceptions": 0,
     "ml": 1,  # pure rules (no Airflow)
-    "utils": 1,  # storage, files, locks, evidence, extras, templating
+    "utils": 1,  # records, storage, paths, files, locks, evidence, extras, templated_fields
     "render": 1,  # Jinja2 pages and SVG plots
     "demo": 1,  # the demo's data generators and embedded-Airflow harness
     "hooks": 2,

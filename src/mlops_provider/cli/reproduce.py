@@ -14,7 +14,7 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import DATA_MD5_TAG, DATA_PATH_TAG, DATA_REV_TAG
 from mlops_provider.ml.split import split_from_tags
 from mlops_provider.runtime.runners import DockerRunner, LocalRunner, TrainingRunError, run_training
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import mlops_home, training_work_dir
 
 REQUIRED_TAGS = (
     DATA_REV_TAG, DATA_PATH_TAG, DATA_MD5_TAG, "training.params", "training.schema", "training.runner",
@@ -46,7 +46,7 @@ def reproduce_run(
             f"run {run_id} lacks the lineage tags {', '.join(missing)}: it was not logged by TrainModelOperator"
         )
 
-    work = mlops_home() / "training" / f"reproduce-{run_id}"
+    work = training_work_dir(f"reproduce-{run_id}")
     work.mkdir(parents=True, exist_ok=True)
     dataset = work / "dataset.parquet"
     fetched = DvcHook(dvc_conn_id=dvc_conn_id).read_to(tags[DATA_PATH_TAG], tags[DATA_REV_TAG], dataset)

@@ -18,28 +18,27 @@ from typing import Any
 
 import yaml
 
-#: Files of the training template (the project's include/training; in the wheel: mlops_provider/templates_training/).
-TEMPLATE_FILES = ("train.py", "tabular_model.py", "hyperparameters.json")
+#: The starter training files `mlops new-model` copies into a new model's ``training/`` folder.
+STARTER_TRAINING_FILES = ("train.py", "tabular_model.py", "hyperparameters.json", "requirements.txt")
+#: The kinds of starter files: ``training`` (the entrypoint and its requirements), ``serving`` (the Dockerfile).
+STARTER_KINDS = ("training", "serving")
 MAX_CATEGORIES = 50
 #: Fewest sampled rows the suite's bounds (row counts, value ranges, category sets) are learned from.
 MIN_SAMPLE_ROWS = 100
 DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
 
 
-def template_dir() -> Path:
-    """The training template: inside the installed package, else the repository's ``include/training``."""
-    packaged = Path(__file__).resolve().parent / "templates_training"
-    if (packaged / "train.py").is_file():
+def starter_dir(kind: str) -> Path:
+    """The starter files of ``kind`` (``training`` or ``serving``) that `mlops new-model` copies: inside the
+    installed package (``mlops_provider/cli/starter/<kind>/``, force-included by pyproject.toml), else the
+    repository's ``include/<kind>`` (the one copy in git). A ValueError names ``kind`` when it is not one."""
+    if kind not in STARTER_KINDS:
+        raise ValueError(f"no starter files {kind!r}; known: {', '.join(STARTER_KINDS)}")
+    here = Path(__file__).resolve()
+    packaged = here.parent / "starter" / kind
+    if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "include" / "training"
-
-
-def serving_template_dir() -> Path:
-    """The serving Dockerfile's folder: inside the installed package, else the repository's ``include/serving``."""
-    packaged = Path(__file__).resolve().parent / "templates_serving"
-    if (packaged / "Dockerfile").is_file():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "include" / "serving"
+    return here.parents[3] / "include" / kind  # src/mlops_provider/cli/scaffold.py -> the repository
 
 
 @dataclass(frozen=True)
@@ -263,11 +262,11 @@ def scaffold(
     (folder / "suite.json").write_text(json.dumps(suite, indent=2) + "\n")
     training = folder / "training"
     training.mkdir()
-    template = template_dir()
-    for file in (*TEMPLATE_FILES, "requirements.txt"):
-        if (template / file).is_file():
-            shutil.copy(template / file, training / file)
-    serving = serving_dir or serving_template_dir()
+    starter = starter_dir("training")
+    for file in STARTER_TRAINING_FILES:
+        if (starter / file).is_file():
+            shutil.copy(starter / file, training / file)
+    serving = serving_dir or starter_dir("serving")
     if (serving / "Dockerfile").is_file():
         shutil.copytree(serving, folder / "serving")
     spec_path.write_text(

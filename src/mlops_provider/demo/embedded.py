@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class EmbeddedAirflowError(RuntimeError):
-    """Raised when the embedded Airflow does not start or answers with an error."""
+from mlops_provider.exceptions import EmbeddedAirflowError
 
 
 @dataclass

@@ -15,7 +15,7 @@ from mlops_provider.operators.dvc import DvcVersionOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 DATASET = "orders"  # the name partitions, tags and reports of this table go by
 

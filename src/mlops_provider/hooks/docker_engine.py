@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_provider.exceptions import DockerEngineError
 from mlops_provider.utils.extras import require
 
 DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
-
-
-class DockerEngineError(RuntimeError):
-    """No Docker engine answers at the configured URL (or the connection's registry login failed)."""
 
 
 def docker_client(*, docker_url: str, docker_conn_id: str | None, timeout: int, user: str) -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from mlops_provider.exceptions import DvcError, RevisionNotFound
 from mlops_provider.hooks.connections import DVC_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.files import atomic_path, md5_of_file
@@ -76,14 +77,6 @@ def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
         return url, None, None
     user, colon, password = userinfo.partition(":")
     return urlunsplit(parts._replace(netloc=host)), unquote(user) or None, unquote(password) if colon else None
-
-
-class DvcError(RuntimeError):
-    """A DVC or git operation on the data registry failed; the message says which and in which workspace."""
-
-
-class RevisionNotFound(DvcError):
-    """The revision (tag, branch or sha) does not exist in the data registry, or is not a revision at all."""
 
 
 class DvcHook(BaseHook):

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from mlops_provider.exceptions import MlflowConnectionError
 from mlops_provider.hooks.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
 from mlops_provider.utils.extras import require
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import mlflow_store_dir
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -27,13 +28,9 @@ _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "M
 _SCOPED_VARIABLES = (*_CREDENTIAL_VARIABLES, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-class MlflowConnectionError(RuntimeError):
-    """The tracking server did not answer; the message names the endpoint."""
-
-
 def embedded_tracking_uri() -> str:
     """The local store of the embedded default: SQLite under ``$MLOPS_HOME/mlflow``."""
-    return f"sqlite:///{mlops_home() / 'mlflow' / 'mlflow.db'}"
+    return f"sqlite:///{mlflow_store_dir() / 'mlflow.db'}"
 
 
 _INITIALIZED: set[str] = set()
@@ -68,7 +65,7 @@ def _initialize_sqlite_store(uri: str) -> None:
 
 def embedded_artifact_root() -> Path:
     """Where experiments of the embedded store keep their artifacts."""
-    return mlops_home() / "mlflow" / "artifacts"
+    return mlflow_store_dir() / "artifacts"
 
 
 class MlflowHook(BaseHook):

@@ -31,7 +31,8 @@ LEDGERS_URL_PREFIX = "/mlops/ledgers"
 def report_url(path: str | os.PathLike[str] | ObjectStoragePath) -> str:
     """URL under which the plugin serves a file of the reports root (a local path or a stored location); a
     ValueError when the file is not under it."""
-    from mlops_provider.utils.storage import is_local, reports_root, stored
+    from mlops_provider.utils.records import reports_root
+    from mlops_provider.utils.storage import is_local, stored
 
     target, root = stored(path), reports_root()
     if is_local(target) != is_local(root):

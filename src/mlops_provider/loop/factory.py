@@ -127,7 +127,7 @@ def build_ingest(loop: Loop) -> DAG:
     from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
     from mlops_provider.operators.sql import SqlToParquetOperator
     from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
-    from mlops_provider.utils.templating import INTERVAL_DATE
+    from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
     spec, data = loop.spec, loop.spec.dataset
     with loop_dag(
@@ -294,7 +294,8 @@ def build_drift_monitoring(loop: Loop) -> DAG:
     from mlops_provider.sensors.drift import DriftSensor
     from mlops_provider.sensors.dvc import DvcTagSensor
     from mlops_provider.sensors.mlflow import ChampionSensor
-    from mlops_provider.utils.templating import INTERVAL_DATE
+    from mlops_provider.utils.records import quarantine_relative
+    from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
     spec, model, dataset = loop.spec, loop.spec.name, loop.spec.dataset.name
     day_set = training_set_tag(model, INTERVAL_DATE)
@@ -312,7 +313,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         wait_for_training_set = DvcTagSensor(
             task_id="wait_for_training_set",
             tag=day_set,
-            abandon_paths=[f"quarantine/{dataset}/{INTERVAL_DATE}"],  # relative: under the storage root
+            abandon_paths=[quarantine_relative(dataset, INTERVAL_DATE)],  # relative: under the storage root
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(

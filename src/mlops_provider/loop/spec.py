@@ -26,16 +26,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops_provider.exceptions import SpecError
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS
 
 NAME = r"^[a-z][a-z0-9_]{1,62}$"
 #: Characters XGBoost (3.2, ``DMatrix.feature_names``) refuses in a feature name: it raises at training time.
 XGBOOST_FORBIDDEN = ("[", "]", "<")
 DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisquare", "z", "hellinger")
-
-
-class SpecError(ValueError):
-    """A spec that cannot be used: names the file, the key and what is allowed."""
 
 
 class _Section(BaseModel):

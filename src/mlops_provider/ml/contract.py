@@ -13,15 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-DOC = "docs/training-entrypoint.md"
-
-
-class EntrypointContractError(RuntimeError):
-    """The entrypoint ran but broke the contract; ``item`` names what (``result file``, ``model_id``, ...)."""
-
-    def __init__(self, item: str, detail: str) -> None:
-        self.item = item
-        super().__init__(f"training entrypoint contract, {item}: {detail} (see {DOC})")
+from mlops_provider.exceptions import EntrypointContractError
 
 
 def check_result(path: Path) -> dict[str, Any]:

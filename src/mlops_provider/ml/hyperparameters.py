@@ -9,7 +9,7 @@ from typing import Any
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def load_spec(path: Path) -> dict[str, dict[str, Any]]:
+def load_hyperparameter_spec(path: Path) -> dict[str, dict[str, Any]]:
     """``{name: {"type": "int"|"float"|"str"|"bool", "default": ..., "min": ..., "max": ...}}`` from a JSON file."""
     try:
         spec = json.loads(Path(path).read_text())

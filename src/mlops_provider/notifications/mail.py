@@ -32,6 +32,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from mlops_provider.exceptions import MailNotSent
+
 log = logging.getLogger(__name__)
 
 #: the callback of each task outcome (a notifier is attached to the callback of the outcome it reports)
@@ -376,15 +378,6 @@ class Mail:
     html: str
 
 
-class MailNotSent(Exception):
-    """Every attempt failed; ``error`` is the last one."""
-
-    def __init__(self, attempts: int, error: str) -> None:
-        super().__init__(f"not sent after {attempts} attempt(s): {error}")
-        self.attempts = attempts
-        self.error = error
-
-
 def notification_id(key: str) -> str:
     """The file name of an event's sent marker and outbox entry (one per event and task run)."""
     return hashlib.sha1(key.encode()).hexdigest()[:20]
@@ -404,23 +397,23 @@ def callback_budget(overtime: float | None = None) -> float:
 def sent_marker(key: str) -> Any:
     """The record of a sent notification (its existence dedupes), under the storage root: a retry on another
     worker sees it."""
-    return _notifications_root() / f"{notification_id(key)}.json"
+    from mlops_provider.utils.records import notifications_root
+
+    return notifications_root() / f"{notification_id(key)}.json"
 
 
 def outbox_entry(key: str) -> Any:
     """The outbox record of a notification that could not be sent (written once; sent when its marker exists)."""
-    return _notifications_root() / "outbox" / f"{notification_id(key)}.json"
+    from mlops_provider.utils.records import outbox_dir
 
-
-def _notifications_root() -> Any:
-    from mlops_provider.utils.storage import storage_root
-
-    return storage_root() / "notifications"
+    return outbox_dir() / f"{notification_id(key)}.json"
 
 
 def _failures_dir(mail_id: str) -> Any:
     """Later failed sends of an outbox entry, one record each (append-only)."""
-    return _notifications_root() / "outbox" / "failures" / mail_id
+    from mlops_provider.utils.records import outbox_failures_dir
+
+    return outbox_failures_dir(mail_id)
 
 
 def render_body(notice: Notice) -> str:
@@ -538,8 +531,9 @@ def flush_outbox(*, timeout: int = SMTP_TIMEOUT, attempts: int = SEND_ATTEMPTS, 
 
     Run one at a time (the outbox DAG has ``max_active_runs=1``): two flushes at once could both send an entry."""
     from mlops_provider.utils.evidence import now_iso, write_record
+    from mlops_provider.utils.records import outbox_dir
 
-    folder = _notifications_root() / "outbox"
+    folder = outbox_dir()
     records = [r for r in (_read(p) for p in folder.glob("*.json")) if r and r.get("key")] if folder.is_dir() else []
     pending = [r for r in sorted(records, key=lambda r: str(r.get("queued_at"))) if not sent_marker(r["key"]).exists()]
     sent: list[str] = []
@@ -570,8 +564,9 @@ def notification_status(model: str, recent: int = 20) -> list[dict[str, Any]]:
     """The model's notifications for the health page: every outbox entry (``unsent``, or ``sent`` later) with its
     error and attempts, and the ``recent`` newest mails sent at once; newest first."""
     from mlops_provider.utils.evidence import attempts as failures_of
+    from mlops_provider.utils.records import notifications_root, outbox_dir
 
-    root = _notifications_root()
+    root = notifications_root()
     rows: dict[str, dict[str, Any]] = {}
     for path in root.glob("*.json") if root.is_dir() else []:
         marker = _read(path)
@@ -583,7 +578,7 @@ def notification_status(model: str, recent: int = 20) -> list[dict[str, Any]]:
                            "attempts": marker.get("attempts")}  # fmt: skip
     direct = sorted((r for r in rows.values() if r["via"] != "outbox"), key=lambda r: str(r["sent_at"]))
     shown = {k: r for k, r in rows.items() if r["via"] == "outbox" or r in direct[-recent:]}
-    outbox = root / "outbox"
+    outbox = outbox_dir()
     for path in outbox.glob("*.json") if outbox.is_dir() else []:
         entry = _read(path)
         if not entry or entry.get("model") != model or path.stem in shown:

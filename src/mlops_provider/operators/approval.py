@@ -30,8 +30,9 @@ from airflow.sdk import Param
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
-from mlops_provider.utils.storage import reports_root, stored, write_text
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.records import review_dir
+from mlops_provider.utils.storage import stored, write_text
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath, XComArg
@@ -294,11 +295,6 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.log.warning("%s v%s: %s by %s at %s", self.model_name, version, answer["decision"], answer["by"],
                          answer["at"])  # fmt: skip
         return super().execute_complete(context, event)
-
-
-def review_dir(model_name: str, day: str) -> ObjectStoragePath:
-    """Human reviews of a day's retraining alarm (one record per answer), under the storage root."""
-    return reports_root() / "alarm-reviews" / model_name / day
 
 
 class RetrainingApprovalOperator(_ApprovalWithNote):

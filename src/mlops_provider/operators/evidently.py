@@ -44,28 +44,19 @@ from mlops_provider.ml.learned_drift import (
 )
 from mlops_provider.utils.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.utils.extras import require
-from mlops_provider.utils.paths import DRIFT_REPORTS
-from mlops_provider.utils.storage import location, publish, reports_root, work_dir, write_text
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.paths import work_dir
+from mlops_provider.utils.records import drift_folder, drift_thresholds_file
+from mlops_provider.utils.storage import location, publish, write_text
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Asset, Context, ObjectStoragePath
+    from airflow.sdk import Asset, Context
 
 
 REFERENCES = ("champion", "rolling", "seasonal")
-#: Folder (under the reports root) of the learned drift thresholds, one file per champion and settings.
-LEARNED_THRESHOLDS = "drift-thresholds"
 #: The commit trailer of a training set that lists the partitions (days) it was assembled from.
 PARTITIONS_TRAILER = "Training-Set-Partitions"
-
-
-def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
-    """The folder of a model's drift records of the window ending at ``partition``: one ``<attempt>.json`` summary
-    and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
-    models on one dataset compare it with different references. Under the storage root
-    (:mod:`mlops_provider.utils.storage`): the drift sensor, the rails and the plugin read it from any host."""
-    return reports_root() / DRIFT_REPORTS / model_name / partition
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
@@ -481,7 +472,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             "k": self.learned_drift_k, "max_rows": self.max_rows, "seed": self.seed,
         }  # fmt: skip
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        path = reports_root() / LEARNED_THRESHOLDS / self.model_name / f"v{version}-{key}.json"
+        path = drift_thresholds_file(self.model_name, version, key)
         if path.is_file():
             try:
                 cached = json.loads(path.read_text())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.exceptions import UnreadableFileError
 from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
@@ -21,18 +22,17 @@ from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
 from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.files import write_atomic
+from mlops_provider.utils.records import quarantine_dir, validation_dir, validation_docs_dir
 from mlops_provider.utils.storage import (
     is_local,
     local_copy,
     location,
     move,
     publish_tree,
-    reports_root,
     scratch_for,
-    storage_root,
     stored,
 )
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,10 +186,6 @@ def interval_check(frame: pd.DataFrame, column: str, start: Any, end: Any) -> di
     return tally.failed()
 
 
-class UnreadableFileError(Exception):
-    """The partition file cannot be read (truncated, corrupt, not parquet)."""
-
-
 def null_counts(file: Any, columns: Sequence[str]) -> dict[str, int]:
     """Nulls per column over a whole ``pyarrow.parquet.ParquetFile``: from the row-group statistics, or by
     reading the one column where a row group has none."""
@@ -335,12 +331,12 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
     def hook(self) -> GreatExpectationsHook:
         # One Data Docs site per attempt: GX rebuilds a site from the validations it knows, and each task's
         # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
-        return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
+        return GreatExpectationsHook(docs_dir=validation_docs_dir(self._out_dir))
 
     @property
     def _stored_out_dir(self) -> ObjectStoragePath:
         """The attempt's folder under the reports root, where its result and Data Docs are published."""
-        return reports_root() / "gx" / self.dataset / str(self.partition) / self.attempt
+        return validation_dir(self.dataset, str(self.partition), self.attempt)
 
     @property
     def _out_dir(self) -> Path:
@@ -535,9 +531,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
     def _quarantine(self, source: ObjectStoragePath, result_path: ObjectStoragePath) -> str:
         """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
         base = (
-            stored(self.quarantine_path)
-            if self.quarantine_path
-            else storage_root() / "quarantine" / self.dataset / str(self.partition)
+            stored(self.quarantine_path) if self.quarantine_path else quarantine_dir(self.dataset, str(self.partition))
         )
         target_dir = base / self.attempt
         target_dir.mkdir(parents=True, exist_ok=True)

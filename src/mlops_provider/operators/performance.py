@@ -30,21 +30,16 @@ from mlops_provider.ml.label_check import (
     window_days,
 )
 from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
-from mlops_provider.utils.storage import location, reports_root
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.records import performance_folder
+from mlops_provider.utils.storage import location
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context
 
     from mlops_provider.ml.split import Split
 
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
-
-
-def performance_folder(model_name: str, partition: str) -> ObjectStoragePath:
-    """The folder of a model's performance records of a day: one ``<attempt>.json`` per check, the oldest first
-    (under the storage root, :mod:`mlops_provider.utils.storage`)."""
-    return reports_root() / "performance" / model_name / partition
 
 
 class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):

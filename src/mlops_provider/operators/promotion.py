@@ -27,8 +27,9 @@ from mlops_provider.links.extra_links import (
 )
 from mlops_provider.ml.split import OutOfTimeSplit, Split, row_days, split_from_tags
 from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
-from mlops_provider.utils.storage import ledger_dir, location
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.records import ledger_dir
+from mlops_provider.utils.storage import location
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, XComArg

@@ -12,9 +12,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.utils.evidence import attempt_key, write_record
+from mlops_provider.utils.records import DECISION_FOLDERS, FOLDERS, kind_folder, quarantine_relative, retention_folder
 from mlops_provider.utils.retention import (
-    DECISION_FOLDERS,
-    RECORDS_FOLDER,
     RETENTION_DAYS_ENV,
     Artefact,
     citations,
@@ -27,11 +26,6 @@ from mlops_provider.utils.storage import is_local, location, storage_root
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
-
-
-def retention_folder(model_name: str, day: str) -> ObjectStoragePath:
-    """The retention records of a model's run for ``day``: one ``<attempt>.json`` per try (never pruned)."""
-    return storage_root() / RECORDS_FOLDER / model_name / day
 
 
 class RetentionOperator(BaseOperator):
@@ -96,7 +90,9 @@ class RetentionOperator(BaseOperator):
         cutoff = cutoff_day(day, days)
         root = storage_root()
         listing: dict[str, int] = {}
-        for sub in (f"reports/drift/{self.model_name}", f"reports/gx/{self.dataset}", f"quarantine/{self.dataset}"):
+        heavy = (f"{FOLDERS['drift']}/{self.model_name}", f"{FOLDERS['validations']}/{self.dataset}",
+                 quarantine_relative(self.dataset))  # fmt: skip
+        for sub in heavy:
             listing.update(_files(root, sub))
         artefacts = heavy_artefacts(listing, model_name=self.model_name, dataset=self.dataset)
         cited = _cited(root)
@@ -185,7 +181,7 @@ def _cited(root: ObjectStoragePath) -> dict[str, set[str]]:
     seen: set[str] = set()
     while queue:
         rel = queue.pop()
-        if rel in seen or rel.startswith(RECORDS_FOLDER + "/"):
+        if rel in seen or rel.startswith(FOLDERS["retention"] + "/"):  # retention records name what was removed
             continue
         seen.add(rel)
         try:
@@ -213,8 +209,7 @@ def _remove(root: ObjectStoragePath, rel: str) -> bool:
     except FileNotFoundError:
         return False  # removed meanwhile (two models of one dataset pruning at once)
     if is_local(root):
-        parts = Path(rel).parts
-        parent, stop = Path(target.path).parent, Path(root.path).joinpath(*parts[: 2 if parts[0] == "reports" else 1])
+        parent, stop = Path(target.path).parent, Path(root.path).joinpath(*kind_folder(rel).split("/"))
         while parent != stop and stop in parent.parents:
             try:
                 os.rmdir(parent)

@@ -17,10 +17,11 @@ from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.layout import CHAMPION_ALIAS
 from mlops_provider.ml.rails import BACKFILL, REALTIME, Hold, record_mode, records_since
 from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
-from mlops_provider.utils.storage import reports_root, write_text
+from mlops_provider.utils.records import held_back_dir, trigger_records_dir
+from mlops_provider.utils.storage import write_text
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath, XComArg
+    from airflow.sdk import Context, XComArg
 
 #: The held-back WARNING goes through the standard logger: Airflow routes it into the task log (and tests read it).
 log = logging.getLogger(__name__)
@@ -31,18 +32,6 @@ HELD_BACK_SHOWN = 50
 def retraining_run_id(dataset: str, window_end: str) -> str:
     """The deterministic run id of the training run a drift window triggers."""
     return f"drift__{dataset}__{window_end}"
-
-
-def trigger_records_dir(trigger_dag_id: str) -> ObjectStoragePath:
-    """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``),
-    under the storage root (:mod:`mlops_provider.utils.storage`): every worker counts the same records."""
-    return reports_root() / "retraining" / trigger_dag_id
-
-
-def held_back_dir(trigger_dag_id: str) -> ObjectStoragePath:
-    """One JSON record per alarm a rail held back (``<reports root>/retraining/<trigger_dag_id>/held/``): the rail,
-    its numbers, what it counted, when it frees up. Not counted by any budget; the model health page lists them."""
-    return trigger_records_dir(trigger_dag_id) / "held"
 
 
 def held_back_alarms(trigger_dag_id: str, limit: int = HELD_BACK_SHOWN) -> list[dict[str, Any]]:
@@ -191,7 +180,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
     def execute(self, context: Context) -> Any:
         from mlops_provider.ml.rails import cooldown_hold, data_week_hold, real_week_hold, run_mode
         from mlops_provider.utils.evidence import attempts
-        from mlops_provider.utils.templating import json_object
+        from mlops_provider.utils.templated_fields import json_object
 
         decision = json_object(self.decision, "decision")
         window_end = str(decision["partition"])

@@ -20,9 +20,10 @@ from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, 
 from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
 from mlops_provider.runtime.runners import RUNNERS, default_runner
 from mlops_provider.utils.evidence import attempt_key
-from mlops_provider.utils.paths import mlops_home
-from mlops_provider.utils.storage import ledger_dir, stored, write_text
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
+from mlops_provider.utils.records import ledger_dir
+from mlops_provider.utils.storage import stored, write_text
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -37,7 +38,7 @@ def percentile_95(values: list[float]) -> float:
 def serving_copy(hook: MlflowHook, name: str, version: str) -> Path:
     """A registered version's artifacts on this worker's disk, ``$MLOPS_HOME/serving/<model>/v<version>/model``:
     downloaded from the registry once per worker (a task on another worker downloads its own copy)."""
-    target = mlops_home() / "serving" / name / f"v{version}" / "model"
+    target = serving_copy_dir(name, version)
     if (target / "MLmodel").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -164,11 +165,6 @@ def server_key(ti: Any, role: str) -> str:
 
     task = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
     return f"{hashlib.sha1(task.encode()).hexdigest()[:16]}-{role}"
-
-
-def server_pid_file(key: str) -> Path:
-    """Where the local runner records a shadow-check server: ``$MLOPS_HOME/serving/servers/<key>.pid``."""
-    return mlops_home() / "serving" / "servers" / f"{key}.pid"
 
 
 class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):

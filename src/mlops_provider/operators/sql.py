@@ -18,7 +18,8 @@ from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.utils.files import md5_of_file
-from mlops_provider.utils.storage import location, staging_file, storage_root, stored
+from mlops_provider.utils.records import staged_partition
+from mlops_provider.utils.storage import location, staging_file, stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -247,11 +248,7 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self._interval(context)
         partition = start.strftime("%Y-%m-%d")
-        target = (
-            stored(self.output_path)
-            if self.output_path
-            else storage_root() / "staging" / self.dataset / f"{partition}.parquet"
-        )
+        target = stored(self.output_path) if self.output_path else staged_partition(self.dataset, partition)
         sql = self.build_query()
         params = (_as_utc_naive_text(start), _as_utc_naive_text(end))
         self.log.info(

@@ -35,7 +35,7 @@ from mlops_provider.links.extra_links import (
     model_version_url,
 )
 from mlops_provider.ml.contract import EntrypointContractError
-from mlops_provider.ml.hyperparameters import load_spec, resolve
+from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
 from mlops_provider.runtime.runners import (
     MODEL_ID_TAG,
@@ -47,8 +47,8 @@ from mlops_provider.runtime.runners import (
     default_runner,
     run_training,
 )
-from mlops_provider.utils.paths import mlops_home
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.paths import mlops_home, training_work_dir
+from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -269,7 +269,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
         try:
             params = resolve(
-                load_spec(Path(self.hyperparameter_spec)), json_object(self.hyperparameters, "hyperparameters")
+                load_hyperparameter_spec(Path(self.hyperparameter_spec)),
+                json_object(self.hyperparameters, "hyperparameters"),
             )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -417,7 +418,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     ) -> tuple[dict[str, float], str, dict[str, str]]:
         assert self._runner is not None
         ti = context["ti"]
-        work = mlops_home() / "training" / run_id
+        work = training_work_dir(run_id)
         work.mkdir(parents=True, exist_ok=True)
         dataset = work / "dataset.parquet"
         self.dvc_hook.read_to(self.dataset_path, sha, dataset)  # md5-checked against the registry

@@ -16,8 +16,9 @@ from mlops_provider.layout import partition_path, partition_tag, run_metadata, t
 from mlops_provider.lineage.datasets import Lineage, dvc_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
-from mlops_provider.utils.storage import storage_root, stored
-from mlops_provider.utils.templating import INTERVAL_DATE
+from mlops_provider.utils.records import quarantine_dir
+from mlops_provider.utils.storage import stored
+from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -134,9 +135,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         end = end or str(self.partition)
         prefix = partition_tag(self.dataset, "")
         versioned = {tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")}
-        quarantine = (
-            stored(self.quarantine_root) if self.quarantine_root else storage_root() / "quarantine" / self.dataset
-        )
+        quarantine = stored(self.quarantine_root) if self.quarantine_root else quarantine_dir(self.dataset)
         ti = context["ti"]
         dag_id = self.ingest_dag_id or ti.dag_id
         states: dict[str, str] = {}

@@ -1,6 +1,10 @@
 """Static SVG plots (no JavaScript, no external assets): each builder lays out a figure of primitives (lines,
-rectangles, circles, texts) and ``figure.svg`` draws it with autoescaping, so a column name or a segment value
-that carries markup stays text. Used by the run, ledger and health pages and logged as run artifacts."""
+rectangles, circles, polygons, texts) and ``figure.svg`` draws it with autoescaping, so a column name or a
+segment value that carries markup stays text. The one way the package draws SVG: used by the run, ledger and
+model health pages and logged as run artifacts.
+
+A figure: ``{kind, title, width, height, heading, rects, lines, circles, polygons, texts}``; every primitive may
+carry ``cls`` (its CSS class, which tests and styles select on) and ``title`` (its tooltip)."""
 
 from __future__ import annotations
 
@@ -14,22 +18,24 @@ W, H, PAD = 320, 260, 44
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "rects": {"stroke": None, "title": None},
-    "lines": {"dash": None, "width": 2, "title": ""},
-    "circles": {"title": ""},
+    "rects": {"stroke": None, "title": None, "cls": None},
+    "lines": {"dash": None, "width": 2, "title": "", "cls": None},
+    "circles": {"title": "", "stroke": None, "cls": None},
+    "polygons": {"title": "", "cls": None},
     "texts": {"size": 10, "anchor": "start", "fill": None, "rotate": None},
 }
 
 
 def svg(fig: dict[str, Any]) -> Markup:
     """The figure as SVG markup (safe to embed: every text in it was escaped)."""
-    complete = {**fig, **{kind: [{**DEFAULTS[kind], **item} for item in fig[kind]] for kind in DEFAULTS}}
+    complete = {"heading": True, **fig,
+                **{kind: [{**DEFAULTS[kind], **item} for item in fig.get(kind, [])] for kind in DEFAULTS}}  # fmt: skip
     return Markup(render("figure.svg", fig=complete))
 
 
 def _figure(kind: str, title: str, width: int = W, height: int = H) -> dict[str, Any]:
     return {"kind": kind, "title": title, "width": width, "height": height, "rects": [], "lines": [], "circles": [],
-            "texts": []}  # fmt: skip
+            "polygons": [], "texts": []}  # fmt: skip
 
 
 def _unit_axes(fig: dict[str, Any], x_label: str, y_label: str) -> tuple[Any, Any]:
@@ -238,3 +244,87 @@ def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
     fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "labelled day; bar: confidence interval; "
                          "dashed: floor; red dot: alarm"})  # fmt: skip
     return fig
+
+
+def monitoring_by_day(
+    drift: list[dict[str, Any]],
+    performance: list[dict[str, Any]],
+    line: float,
+    estimated: list[dict[str, Any]] | None = None,
+    predictions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """The model health page's main plot, one column per day on a [0, 1] scale: the drift share (bars, orange when
+    the day drifted), the retraining line (dashed, red), the metric on late labels (dots, with a bar for its
+    interval), the metric estimated before the labels (rings) and the prediction drift score (triangles, capped at
+    1; red when drifted). ``None`` when there is no day to draw. Points: the health page's ``drift``,
+    ``performance``, ``estimated`` and ``prediction_drift`` series."""
+    estimated, predictions = estimated or [], predictions or []
+    days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
+    if not days:
+        return None
+    width, height, pad = max(360, 28 * len(days) + 60), 220, 40
+    fig = {**_figure("monitoring", "Drift share per day", width=width, height=height), "heading": False}
+    step = (width - 2 * pad) / len(days)
+    x = {day: pad + step * i for i, day in enumerate(days)}
+
+    def y(value: float) -> float:
+        return round(height - pad - value * (height - 2 * pad), 1)
+
+    right = width - pad
+    fig["lines"].append({"points": f"{pad},{y(0)} {right},{y(0)}", "color": "#888", "width": 1, "title": ""})
+    fig["lines"].append({"points": f"{pad},{y(line)} {right},{y(line)}", "color": "#c0392b", "width": 1,
+                         "dash": "4 3", "title": f"retraining line {line}"})  # fmt: skip
+    fig["texts"].append({"x": right + 2, "y": y(line) + 4, "text": str(line), "fill": "#c0392b"})
+    for point in drift:
+        share = float(point["drift_share"] or 0.0)
+        fig["rects"].append({
+            "x": round(x[point["day"]] + 2, 1), "y": y(share), "w": round(step - 4, 1),
+            "h": round(y(0) - y(share), 1), "fill": "#e67e22" if point["dataset_drift"] else "#5dade2",
+            "cls": "drift",
+            "title": f"{point['day']}: drift share {share:.2f} (reference v{point.get('reference_version')})",
+        })  # fmt: skip
+    for p in performance:
+        if p.get("interval"):
+            cx = round(x[p["day"]] + step / 2, 1)
+            fig["lines"].append({
+                "points": f"{cx},{y(float(p['interval']['upper']))} {cx},{y(float(p['interval']['lower']))}",
+                "color": "#27ae60", "width": 1.5, "cls": "auc-interval",
+                "title": f"{p['day']}: {p['metric']}" + _interval_text(p),
+            })  # fmt: skip
+    for p in performance:
+        fig["circles"].append({
+            "x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])), "r": 3.5, "fill": "#27ae60", "cls": "auc",
+            "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels" + _interval_text(p),
+        })  # fmt: skip
+    for p in estimated:
+        fig["circles"].append({
+            "x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])), "r": 4, "fill": "none",
+            "stroke": "#8e44ad", "cls": "estimated",
+            "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels",
+        })  # fmt: skip
+    for point in predictions:
+        cx, cy = x[point["day"]] + step / 2, y(min(1.0, float(point["score"] or 0.0)))
+        fig["polygons"].append({
+            "points": f"{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}",
+            "fill": "#c0392b" if point["drifted"] else "#7f8c8d", "cls": "prediction-drift",
+            "title": f"{point['day']}: prediction drift {float(point['score'] or 0):.3f}, predicted positive rate "
+            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})"
+            + (f"; sampling noise reaches {float(point['noise_bound']):.3f} at this day's rows"
+               if point.get("noise_bound") is not None else ""),
+        })  # fmt: skip
+    every = max(1, -(-len(days) // 8))  # at most ~8 labels
+    for i, day in enumerate(days):
+        if i % every == 0:
+            fig["texts"].append({"x": round(x[day], 1), "y": height - 26, "text": day[5:]})
+    return fig
+
+
+def _interval_text(point: dict[str, Any]) -> str:
+    """`` [lower, upper] (95% DeLong, n rows)`` of a realised metric, or nothing for a record without one."""
+    interval = point.get("interval")
+    if not interval:
+        return ""
+    return (
+        f" [{float(interval['lower']):.3f}, {float(interval['upper']):.3f}] ({float(interval['level']):.0%} "
+        f"{interval.get('method')}, {interval.get('rows')} rows)"
+    )

@@ -17,14 +17,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlops_provider.exceptions import ModelServerError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 
 #: Container label naming a server of one task, the same for every try (a retry removes what earlier tries left).
 SERVER_KEY_LABEL = "mlops.server-key"
-
-
-class ModelServerError(RuntimeError):
-    """The server did not start or answered with an error; the message carries its output."""
 
 
 def free_port() -> int:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlops_provider.exceptions import StaleProcessError
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 #: The guard of a process group: on SIGTERM (its parent died, or a stop) it SIGKILLs the whole group, itself
@@ -29,10 +31,6 @@ GROUP_GUARD = (
     "signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))\n"
     "sys.exit(subprocess.call(sys.argv[1:]))\n"
 )
-
-
-class StaleProcessError(RuntimeError):
-    """A process an earlier try left running did not stop."""
 
 
 def signal_on_parent_death(sig: int = signal.SIGKILL) -> None:  # pragma: no cover - runs between fork and exec

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.exceptions import TrainingDataError, TrainingRunError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 from mlops_provider.runtime.processes import StaleProcessError, start_bound, stop_earlier
 
@@ -30,15 +31,6 @@ RUN_KEY_LABEL = "mlops.run-key"
 MODEL_ID_TAG = "mlops.model_id"
 LOG_TAIL_LINES = 40
 CONTRACT_SAMPLE_ROWS = 50
-
-
-class TrainingRunError(RuntimeError):
-    """The entrypoint failed; the message carries the tail of its output."""
-
-
-class TrainingDataError(TrainingRunError):
-    """The training set cannot be split as the spec asks (too few days for the out-of-time holdout, unreadable
-    timestamps): the same data fails the same way again, so a retry does not help."""
 
 
 def default_runner() -> str:

@@ -13,6 +13,8 @@ import sys
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_provider.exceptions import MlopsError
+
 PACKAGE = "airflow-provider-mlops"
 
 #: extra name -> the importable modules it provides (checked without importing them).
@@ -27,8 +29,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingExtraError(AirflowFailException):
-    """An operator or hook needs an extra of the provider that is not installed where the task runs."""
+class MissingExtraError(MlopsError, AirflowFailException):
+    """An operator or hook needs an extra of the provider that is not installed where the task runs (an Airflow
+    fail exception too: installing is not something a retry does)."""
 
 
 def install_command(extra: str) -> str:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import locks_dir
 
 
 @contextmanager
@@ -16,7 +16,7 @@ def registry_lock(model_name: str) -> Iterator[None]:
 
     Across machines, the ``model_promotion`` Airflow pool (one slot) serializes the same operators.
     """
-    folder = mlops_home() / "locks"
+    folder = locks_dir()
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
     with open(folder / f"registry-{safe}.lock", "a") as handle:

@@ -1,9 +1,9 @@
 """Retention of heavy stored artefacts (pure rules: no Airflow, no file system).
 
-Everything a run stores lives under the storage root (:mod:`mlops_provider.utils.storage`). Most of it is the history of
-the loop and is kept forever: verdict ledgers, drift and performance summaries, retraining records, alarm reviews,
-notification markers, retention records. A few artefacts are heavy and only needed for a while; they are the
-only ones retention removes, once their data day is older than the window:
+Everything a run stores lives under the storage root (its folders: :mod:`mlops_provider.utils.records`). Most
+of it is the history of the loop and is kept forever: verdict ledgers, drift and performance summaries,
+retraining records, alarm reviews, notification markers, retention records. A few artefacts are heavy and only
+needed for a while; they are the only ones retention removes, once their data day is older than the window:
 
 * ``reports/drift/<model>/<day>/<attempt>.html``: Evidently drift reports (a few MB each); the JSON summary
   beside each stays;
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from mlops_provider.utils.records import FOLDERS, REPORTS
+
 #: Environment variable: the retention window in data days of every model whose spec does not set
 #: ``retention.days`` (0: keep forever).
 RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
@@ -35,10 +37,6 @@ RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 90
 #: Kinds of heavy artefacts, as named in retention records.
 KINDS = ("drift_report", "validation", "quarantine")
-#: Folders (under the storage root) of the records whose citations are kept: the loop's decisions.
-DECISION_FOLDERS = ("reports/retraining", "reports/alarm-reviews", "reports/ledgers")
-#: Folder of the retention records themselves (never read for citations: they name what was removed).
-RECORDS_FOLDER = "reports/retention"
 #: The part of a quarantined attempt that stays: the evidence of why the day was quarantined.
 QUARANTINE_KEEPS = "validation_result.json"
 #: URL prefix under which the plugin serves files of ``reports/`` (:mod:`mlops_provider.links.extra_links`).
@@ -94,19 +92,20 @@ def heavy_artefacts(listing: Mapping[str, int], *, model_name: str, dataset: str
     root: bytes}`` of files), by path. Nothing else is ever one: ledgers, summaries and records are not, whatever
     their age, and neither is a path whose day is not a date (a partition named otherwise is left alone)."""
     found: dict[tuple[str, str], list[Any]] = {}
-    drift = ("reports", "drift", model_name)
-    gx = ("reports", "gx", dataset)
-    quarantine = ("quarantine", dataset)
+    drift = (*FOLDERS["drift"].split("/"), model_name)  # <model>/<day>/<attempt>.html
+    gx = (*FOLDERS["validations"].split("/"), dataset)  # <dataset>/<day>/<attempt>/<files>
+    quarantine = (*FOLDERS["quarantine"].split("/"), dataset)  # <dataset>/<day>/<attempt>/<file>
     for rel, size in listing.items():
         parts = tuple(rel.split("/"))
         key: tuple[str, str] | None = None
         day: dt.date | None = None
-        if len(parts) == 5 and parts[:3] == drift and parts[4].endswith(".html") and not parts[4].startswith("."):
-            day, key = _day(parts[3]), ("drift_report", rel)
-        elif len(parts) >= 6 and parts[:3] == gx:
-            day, key = _day(parts[3]), ("validation", "/".join(parts[:5]))
-        elif len(parts) == 5 and parts[:2] == quarantine and parts[4] != QUARANTINE_KEEPS:
-            day, key = _day(parts[2]), ("quarantine", rel)
+        d, g, q = len(drift), len(gx), len(quarantine)
+        if len(parts) == d + 2 and parts[:d] == drift and parts[-1].endswith(".html") and not parts[-1].startswith("."):
+            day, key = _day(parts[d]), ("drift_report", rel)
+        elif len(parts) >= g + 3 and parts[:g] == gx:
+            day, key = _day(parts[g]), ("validation", "/".join(parts[: g + 2]))
+        elif len(parts) == q + 3 and parts[:q] == quarantine and parts[-1] != QUARANTINE_KEEPS:
+            day, key = _day(parts[q]), ("quarantine", rel)
         if key is None or day is None:
             continue
         entry = found.setdefault(key, [day, 0])
@@ -124,7 +123,7 @@ def relative_location(where: str, root: str) -> str | None:
     root = root.rstrip("/")
     if where.startswith(REPORTS_URL_PREFIX):
         rest = unquote(where[len(REPORTS_URL_PREFIX) :].split("?", 1)[0].split("#", 1)[0])
-        return _clean(f"reports/{rest}")
+        return _clean(f"{REPORTS}/{rest}")
     if "://" in where:
         scheme, path = where.split("://", 1)
         if not _SCHEME.match(scheme):

@@ -1,4 +1,10 @@
-"""Where one task leaves a file for another: the local disk or object storage, chosen by configuration.
+"""How a file is written to and read from the storage root: the local disk or object storage, chosen by
+configuration.
+
+Owns the choice of the storage root (:func:`storage_root`) and the mechanics: atomic publication, uploads and
+downloads, locations as XCom and records name them. It names no folder under the root: the layout (reports,
+ledgers, staging, quarantine, notifications, ...) is :mod:`mlops_provider.utils.records`; the worker's own folders
+are :mod:`mlops_provider.utils.paths`.
 
 Tasks of one DAG run may run on different workers, and the plugin's pages run in the api-server. A file one task
 hands to the next (a staged partition, a quarantined one) and every report and record (``reports/``: validation
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_provider.utils.files import atomic_path
-from mlops_provider.utils.paths import mlops_home
+from mlops_provider.utils.paths import mlops_home, work_dir
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -70,16 +76,6 @@ def _require_scheme(url: str, user: str) -> None:
         require(extra, user=user)
 
 
-def reports_root() -> ObjectStoragePath:
-    """The reports and records the plugin serves under ``/mlops/reports`` (``<storage root>/reports``)."""
-    return storage_root() / "reports"
-
-
-def ledger_dir(model_name: str, version: str | int) -> ObjectStoragePath:
-    """The verdict ledgers of a model version: one ``<attempt>.json`` per evaluation (append-only)."""
-    return reports_root() / "ledgers" / model_name / f"v{version}"
-
-
 def is_local(path: ObjectStoragePath) -> bool:
     return path.protocol in LOCAL_PROTOCOLS
 
@@ -101,13 +97,6 @@ def stored(where: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePa
         _require_scheme(text, f"the stored file {text}")
         return ObjectStoragePath(text)
     return ObjectStoragePath(str(Path(text).absolute()), protocol="file")
-
-
-def work_dir(purpose: str) -> Path:
-    """A folder on this worker's own disk for transient files (``MLOPS_HOME/work/<purpose>``)."""
-    folder = mlops_home() / "work" / purpose
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def publish(local: Path, target: ObjectStoragePath) -> None:

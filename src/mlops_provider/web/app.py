@@ -21,8 +21,8 @@ from airflow.api_fastapi.core_api.security import requires_authenticated
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
-from mlops_provider.utils.paths import DRIFT_REPORTS
-from mlops_provider.utils.storage import is_local, reports_root
+from mlops_provider.utils.records import is_drift_report, reports_root
+from mlops_provider.utils.storage import is_local
 
 _NO_EXTERNAL = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; base-uri 'none'; form-action 'none'"
@@ -59,8 +59,7 @@ def checked_parameters(request: Request) -> None:
 
 def report_policy(relative: str) -> str:
     """The Content Security Policy of a report file, by where it lives under the reports root."""
-    scripted = relative.startswith(f"{DRIFT_REPORTS}/") and relative.endswith(".html")
-    return SCRIPTED_REPORT_POLICY if scripted else REPORT_POLICY
+    return SCRIPTED_REPORT_POLICY if is_drift_report(relative) else REPORT_POLICY
 
 
 def _resolve_report(relative: str) -> Path | bytes:

@@ -3,8 +3,9 @@ alarms a rail held back (with the rail's reason), and on-call mail (unsent mail 
 its error).
 
 ``collect`` reads the registry (MLflow) and the monitoring summaries under the reports root
-(``<storage root>/reports``); ``render`` turns that into one self-contained HTML page (inline SVG plot, no
-JavaScript, no external assets: the page works on a closed network and inside the Airflow UI's plugin frame).
+(:mod:`mlops_provider.utils.records`); ``render`` turns that into one self-contained HTML page (inline SVG drawn
+by :mod:`mlops_provider.render.plots`, no JavaScript, no external assets: the page works on a closed network and
+inside the Airflow UI's plugin frame).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from mlops_provider.layout import (
 )
 from mlops_provider.notifications.mail import notification_status
 from mlops_provider.render import html
-from mlops_provider.utils.storage import ledger_dir, reports_root
+from mlops_provider.utils.records import folder as record_folder
+from mlops_provider.utils.records import ledger_dir
 
 #: Version/run tags shown as the champion's lineage, in this order, with their labels.
 LINEAGE = (
@@ -56,12 +58,13 @@ def _run_tags(hook: Any, run_id: str | None) -> dict[str, str]:
 
 
 def _series(kind: str, model_name: str) -> list[dict[str, Any]]:
-    """Monitoring summaries (``drift`` or ``performance``) of ``model_name``, by day: each day's record of
-    decision (its first check), with ``rechecks`` counting the later checks kept beside it."""
+    """Monitoring summaries (``drift`` or ``performance``: a record folder, ``<model>/<day>/``) of ``model_name``,
+    by day: each day's record of decision (its first check), with ``rechecks`` counting the later checks kept
+    beside it."""
     from mlops_provider.utils.evidence import attempts
 
     points = []
-    for folder in sorted((p for p in (reports_root() / kind).glob("*/*") if p.is_dir()), key=str):
+    for folder in sorted((p for p in record_folder(kind).glob("*/*") if p.is_dir()), key=str):
         records = attempts(folder)
         if not records:
             continue
@@ -199,101 +202,34 @@ def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: r["tag"], reverse=True)
 
 
-def plot_shapes(
+def heatmap_cells(
     drift: list[dict[str, Any]],
-    performance: list[dict[str, Any]],
-    line: float,
-    estimated: list | None = None,
-    predictions: list | None = None,
-) -> dict[str, Any] | None:
-    """The inline SVG's shapes (the template draws them): drift share per day (bars), the retraining line,
-    labelled AUC per day (dots), the AUC estimated before the labels (rings), the prediction drift score
-    (triangles, capped at 1). ``None`` when there is no day to draw."""
-    estimated, predictions = estimated or [], predictions or []
-    days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
-    if not days:
-        return None
-    width, height, pad = max(360, 28 * len(days) + 60), 220, 40
-    step = (width - 2 * pad) / len(days)
-    x = {day: pad + step * i for i, day in enumerate(days)}
-
-    def y(value: float) -> float:
-        return round(height - pad - value * (height - 2 * pad), 1)
-
-    bars = []
-    for point in drift:
-        share = float(point["drift_share"] or 0.0)
-        bars.append({
-            "x": round(x[point["day"]] + 2, 1), "y": y(share), "width": round(step - 4, 1),
-            "height": round(y(0) - y(share), 1), "color": "#e67e22" if point["dataset_drift"] else "#5dade2",
-            "title": f"{point['day']}: drift share {share:.2f} (reference v{point.get('reference_version')})",
-        })  # fmt: skip
-    dots = [
-        {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
-         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels" + _interval_text(p)}
-        for p in performance
-    ]  # fmt: skip
-    whiskers = [
-        {"x": round(x[p["day"]] + step / 2, 1), "y1": y(float(p["interval"]["upper"])),
-         "y2": y(float(p["interval"]["lower"])), "title": f"{p['day']}: {p['metric']}" + _interval_text(p)}
-        for p in performance
-        if p.get("interval")
-    ]  # fmt: skip
-    rings = [
-        {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
-         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels"}
-        for p in estimated
-    ]  # fmt: skip
-    triangles = []
-    for point in predictions:
-        cx, cy = x[point["day"]] + step / 2, y(min(1.0, float(point["score"] or 0.0)))
-        triangles.append({
-            "points": f"{cx:.1f},{cy - 4:.1f} {cx - 4:.1f},{cy + 3:.1f} {cx + 4:.1f},{cy + 3:.1f}",
-            "color": "#c0392b" if point["drifted"] else "#7f8c8d",
-            "title": f"{point['day']}: prediction drift {float(point['score'] or 0):.3f}, predicted positive rate "
-            f"{float(point['positive_rate'] or 0):.3f} (holdout {float(point['positive_rate_holdout'] or 0):.3f})"
-            + (f"; sampling noise reaches {float(point['noise_bound']):.3f} at this day's rows"
-               if point.get("noise_bound") is not None else ""),
-        })  # fmt: skip
-    every = max(1, -(-len(days) // 8))  # at most ~8 labels
-    labels = [{"x": round(x[day], 1), "text": day[5:]} for i, day in enumerate(days) if i % every == 0]
-    return {
-        "width": width, "height": height, "left": pad, "right": width - pad, "zero": y(0), "line": line,
-        "line_y": y(line), "bars": bars, "dots": dots, "whiskers": whiskers, "rings": rings, "triangles": triangles,
-        "labels": labels,
-    }  # fmt: skip
-
-
-def _interval_text(point: dict[str, Any]) -> str:
-    """`` [lower, upper] (95% DeLong, n rows)`` of a realised metric, or nothing for a record without one."""
-    interval = point.get("interval")
-    if not interval:
-        return ""
-    return (
-        f" [{float(interval['lower']):.3f}, {float(interval['upper']):.3f}] ({float(interval['level']):.0%} "
-        f"{interval.get('method')}, {interval.get('rows')} rows)"
-    )
-
-
-def realised_metric(performance: list[dict[str, Any]]) -> Any:
-    """The realised metric per labelled day with its interval and the floor, as SVG (None before the first score)."""
-    from mlops_provider.render import plots
-
-    if not performance:
-        return None
-    return plots.svg(plots.metric_intervals(performance))
-
-
-def drift_heatmap(drift: list[dict[str, Any]]) -> Any:
-    """The per-column drift heat map (day x column) as SVG, or None before the first check with columns."""
-    from mlops_provider.render import plots
-
+) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, Any]]] | None:
+    """The per-column drift heat map's data from the drift series: ``(days, columns, {(day, column): cell})``, the
+    arguments of :func:`mlops_provider.render.plots.drift_heatmap`; None before the first check with columns."""
     days = [str(p["day"]) for p in drift if p.get("columns")]
     if not days:
         return None
     columns = sorted({name for p in drift for name in (p.get("columns") or {})})
     cells = {(str(p["day"]), name): cell for p in drift for name, cell in (p.get("columns") or {}).items()}
-    return plots.svg(plots.drift_heatmap(days, columns, cells))
+    return days, columns, cells
+
+
+def figures(data: dict[str, Any], drift_line: float) -> dict[str, Any]:
+    """The page's SVG figures, drawn by :mod:`mlops_provider.render.plots` (None where there is nothing to draw):
+    ``plot`` (drift share, labels, estimates and prediction drift per day), ``heatmap`` (per-column drift) and
+    ``realised`` (the realised metric with its interval)."""
+    from mlops_provider.render import plots
+
+    by_day = plots.monitoring_by_day(
+        data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift")
+    )
+    cells = heatmap_cells(data["drift"])
+    return {
+        "plot": plots.svg(by_day) if by_day else None,
+        "heatmap": plots.svg(plots.drift_heatmap(*cells)) if cells else None,
+        "realised": plots.svg(plots.metric_intervals(data["performance"])) if data["performance"] else None,
+    }
 
 
 def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
@@ -303,12 +239,8 @@ def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
         title=f"Model health: {data['model_name']}",
         champion=data["champion"],
         lineage=data["lineage"],
-        plot=plot_shapes(
-            data["drift"], data["performance"], drift_line, data.get("estimated"), data.get("prediction_drift")
-        ),
         rebuilt=data.get("rebuilt_training_sets") or [],
-        heatmap=drift_heatmap(data["drift"]),
-        realised=realised_metric(data["performance"]),
+        **figures(data, drift_line),
         history=data["history"],
         held_back=data.get("held_back") or [],
         notifications=data.get("notifications") or [],

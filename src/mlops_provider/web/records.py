@@ -12,13 +12,10 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from mlops_provider.exceptions import RecordNotFound
 from mlops_provider.links.extra_links import mlflow_run_url, model_version_url
 from mlops_provider.ml.curves import CURVES_ARTIFACT
 from mlops_provider.render.html import link, render
-
-
-class RecordNotFound(LookupError):
-    """The run, version or revision does not exist (the route answers 404 with this message)."""
 
 
 def _time(millis: int | None) -> str:
@@ -186,7 +183,8 @@ def render_dvc_version(data: dict[str, Any]) -> str:
 
 def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
     """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
-    from mlops_provider.utils.storage import ledger_dir, location
+    from mlops_provider.utils.records import ledger_dir
+    from mlops_provider.utils.storage import location
 
     missing = RecordNotFound(f"no verdict ledger {attempt!r} of model {name!r} version {version!r}")
     if not attempt or "/" in attempt or "\\" in attempt or attempt.startswith(".") or "\x00" in attempt:

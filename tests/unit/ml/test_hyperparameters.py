@@ -37,3 +37,17 @@ def test_defaults_with_overrides_ints_accepted_as_floats():
 def test_bad_overrides_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
         resolve(SPEC, overrides)
+
+
+def test_the_hyperparameter_spec_is_read_and_a_bad_entry_names_it(tmp_path):
+    import json
+
+    from mlops_provider.ml.hyperparameters import load_hyperparameter_spec
+
+    good = tmp_path / "hyperparameters.json"
+    good.write_text(json.dumps({"max_depth": {"type": "int", "default": 4, "min": 1}}))
+    assert load_hyperparameter_spec(good) == {"max_depth": {"type": "int", "default": 4, "min": 1}}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"eta": {"default": 0.1}}))
+    with pytest.raises(ValueError, match="'eta' needs a type"):
+        load_hyperparameter_spec(bad)

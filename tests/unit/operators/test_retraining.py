@@ -9,7 +9,8 @@ import json
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
-from mlops_provider.operators.retraining import TriggerRetrainingOperator, trigger_records_dir
+from mlops_provider.operators.retraining import TriggerRetrainingOperator
+from mlops_provider.utils.records import trigger_records_dir
 from tests.helpers import task_context
 
 pytestmark = pytest.mark.unit

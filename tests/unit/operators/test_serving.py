@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_provider.operators.serving import server_key, server_pid_file
+from mlops_provider.operators.serving import server_key
+from mlops_provider.utils.paths import server_pid_file
 from tests.helpers import RecordingTaskInstance
 
 pytestmark = pytest.mark.unit

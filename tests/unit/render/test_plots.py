@@ -6,7 +6,7 @@ import pytest
 
 from mlops_provider.ml.curves import holdout_curves
 from mlops_provider.render import plots
-from mlops_provider.web.health import drift_heatmap
+from mlops_provider.web.health import heatmap_cells
 from mlops_provider.web.records import render_ledger, run_plots
 
 pytestmark = pytest.mark.unit
@@ -56,8 +56,33 @@ def test_the_health_heat_map_is_day_by_column() -> None:
         {"day": "2026-11-02", "columns": {"plan": {"score": 0.3, "drifted": True, "method": "psi"}}},
         {"day": "2026-11-03"},
     ]  # fmt: skip
-    svg = str(drift_heatmap(drift))
+    cells = heatmap_cells(drift)
+    assert cells is not None and cells[0] == ["2026-11-01", "2026-11-02"]  # the day without columns has no cells
+    svg = str(plots.svg(plots.drift_heatmap(*cells)))
     assert svg.count('stroke="#c0392b"') == 2  # the two drifted cells
     assert "2026-11-02 plan: psi 0.3 (drifted)" in svg and "&lt;script&gt;" in svg and "<script" not in svg
-    assert drift_heatmap([{"day": "2026-11-01"}]) is None
+    assert heatmap_cells([{"day": "2026-11-01"}]) is None
     assert str(plots.svg(plots.drift_heatmap([], [], {}))).startswith("<svg")
+
+
+def test_the_health_plot_draws_each_series_on_the_shared_figure() -> None:
+    drift = [{"day": "2026-11-01", "drift_share": 0.5, "dataset_drift": True, "reference_version": MARKUP}]
+    interval = {"lower": 0.6, "upper": 0.7, "level": 0.95, "method": "DeLong", "rows": 10}
+    performance = [{"day": "2026-11-01", "metric": "roc_auc", "value": 0.65, "interval": interval}]
+    estimated = [{"day": "2026-11-02", "metric": "roc_auc", "value": 0.74}]
+    predictions = [{"day": "2026-11-03", "score": 2.5, "drifted": True, "positive_rate": 0.3,
+                    "positive_rate_holdout": 0.1, "noise_bound": 0.2}]  # fmt: skip
+    fig = plots.monitoring_by_day(drift, performance, 0.3, estimated, predictions)
+    assert fig is not None and (fig["width"], fig["height"], fig["heading"]) == (360, 220, False)
+    (bar,) = fig["rects"]
+    assert (bar["cls"], bar["fill"], bar["y"], bar["h"]) == ("drift", "#e67e22", 110.0, 70.0)  # 0.5 of 140 px
+    assert [c["cls"] for c in fig["circles"]] == ["auc", "estimated"]
+    assert [line.get("cls") for line in fig["lines"]] == [None, None, "auc-interval"]  # zero, retraining line
+    (triangle,) = fig["polygons"]
+    assert triangle["points"].split()[0].endswith(",36.0")  # a score of 2.5 is drawn at the top (capped at 1)
+    assert "prediction drift 2.500" in triangle["title"] and "sampling noise reaches 0.200" in triangle["title"]
+    svg = str(plots.svg(fig))
+    assert svg.count('class="drift"') == 1 and svg.count('class="prediction-drift"') == 1
+    assert "&lt;script&gt;" in svg and "<script" not in svg
+    assert ">Drift share per day</text>" not in svg  # no heading: the page's own heading names it
+    assert plots.monitoring_by_day([], [], 0.3) is None

@@ -1,4 +1,9 @@
-"""Jinja templates shared by operators and DAGs."""
+"""Helpers for operators' templated fields (Airflow renders them with Jinja before ``execute``): the date
+expression the DAGs template, and the reading of a field that holds an object.
+
+"Template" in this package means a Jinja template: a templated field, or a page of ``render/templates``. The
+files `mlops new-model` copies are starter files (:func:`mlops_provider.cli.scaffold.starter_dir`).
+"""
 
 from __future__ import annotations
 

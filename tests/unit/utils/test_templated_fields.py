@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.utils.templating import json_object
+from mlops_provider.utils.templated_fields import json_object
 
 pytestmark = pytest.mark.unit
 
