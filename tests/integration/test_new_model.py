@@ -204,3 +204,59 @@ def test_new_model_names_a_missing_table(mlops_home, tmp_path, capsys):
             "--label", "label", "--out", str(tmp_path / "other")]  # fmt: skip
     assert main(["new-model", "m2", *args]) == 2
     assert "table 'no_such_table' does not exist" in capsys.readouterr().err
+
+
+# -- the source is opened through the hook the extract task uses (issue 30, item 2) -------------------------------
+
+
+def extract_outcome(conn_id: str) -> str:
+    """``ok`` or the message of the extract task's failure on the connection (the first sampled day)."""
+    from mlops_provider.operators.sql import SqlToParquetOperator
+
+    try:
+        SqlToParquetOperator(
+            task_id="extract", conn_id=conn_id, table="events", timestamp_column="ts", dataset="d"
+        ).execute(task_context(dt.date(2026, 11, 2)))
+    except Exception as exc:  # noqa: BLE001 (the outcome is compared, whatever it is)
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:////{db}",  # SQLAlchemy's absolute form: Airflow's SqliteHook cannot open it (host '', schema /path)
+        "sqlite:///{rel}",  # Airflow's absolute form (three slashes, then the path without its leading slash)
+        "sqlite://{quoted}",  # the path in the host, URL-encoded
+    ],
+)
+def test_one_connection_works_for_new_model_and_the_extract_or_for_neither(mlops_home, tmp_path, capsys,
+                                                                            monkeypatch, uri):  # fmt: skip
+    from urllib.parse import quote
+
+    db = mlops_home / "source.db"
+    events().to_sql("events", create_engine(f"sqlite:///{db}"), index=False)
+    given = uri.format(db=str(db).lstrip("/"), rel=str(db).lstrip("/"), quoted=quote(str(db), safe=""))
+    monkeypatch.setenv("AIRFLOW_CONN_SRC", given)
+    args = ["--conn-id", "src", "--table", "events", "--timestamp-column", "ts", "--key-column", "customer",
+            "--label", "label", "--days", "3", "--out", str(tmp_path / "models")]  # fmt: skip
+    cli = main(["new-model", "my_model", *args])
+    err = capsys.readouterr().err
+    extract = extract_outcome("src")
+    assert (cli == 0) == (extract == "ok"), (given, cli, err, extract)
+    if cli != 0:
+        assert "connection 'src'" in err and "sqlite" in err, err
+        assert nothing_written(tmp_path / "models")
+
+
+def test_a_connection_type_whose_provider_is_missing_names_the_package(mlops_home, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC", "mysql://user:secret-pw@localhost:3306/shop")
+    args = ["--conn-id", "src", "--table", "events", "--timestamp-column", "ts", "--key-column", "customer",
+            "--label", "label", "--out", str(tmp_path / "models")]  # fmt: skip
+    assert main(["new-model", "my_model", *args]) == 2
+    err = capsys.readouterr().err
+    assert "connection 'src'" in err and "apache-airflow-providers-mysql" in err and "Traceback" not in err, err
+    extract = extract_outcome("src")
+    assert extract.startswith("AirflowFailException") and "apache-airflow-providers-mysql" in extract, extract
+    assert main(["new-model", "my_model", *args[:1], "no_such_conn", *args[2:]]) == 2
+    assert "connection 'no_such_conn' is not defined" in capsys.readouterr().err

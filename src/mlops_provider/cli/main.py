@@ -131,18 +131,14 @@ SOURCE_CHECK_TIMEOUT = 20.0
 def _source_table_problem(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
     """A warning when the spec's source table is missing (None: it is there). Raises when the source cannot be
     reached (no such connection, no database, network): the caller says the check was skipped."""
-    from airflow.sdk import BaseHook
     from sqlalchemy import inspect
 
+    from mlops_provider.hooks.sql_source import source_engine
     from mlops_provider.utils.sql_names import split_table
 
     conn_id = spec.dataset.connection
-    engine = BaseHook.get_hook(conn_id).get_sqlalchemy_engine()
+    engine = source_engine(conn_id)  # the extract task's hook (a missing SQLite file is refused, not created)
     where = engine.url.render_as_string(hide_password=True)
-    database = engine.url.database
-    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        if not Path(database).is_file():  # connecting would create an empty database file
-            raise FileNotFoundError(f"database file {database} does not exist")
     schema, table = split_table(spec.dataset.table)
     if inspect(engine).has_table(table, schema=schema):
         return None
@@ -190,9 +186,9 @@ def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
             return create_engine(args.url)
         except (ArgumentError, ImportError) as exc:
             raise ValueError(f"--url {args.url!r}: not a usable SQLAlchemy URL ({exc})") from None
-    from airflow.sdk import BaseHook
+    from mlops_provider.hooks.sql_source import source_engine
 
-    return BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
+    return source_engine(args.conn_id)  # the extract task's hook: one connection works for both or for neither
 
 
 def _new_model(args: argparse.Namespace) -> int:

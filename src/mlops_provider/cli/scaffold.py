@@ -31,7 +31,7 @@ def template_dir() -> Path:
     packaged = Path(__file__).resolve().parent / "templates_training"
     if (packaged / "train.py").is_file():
         return packaged
-    return Path(__file__).resolve().parents[2] / "include" / "training"
+    return Path(__file__).resolve().parents[3] / "include" / "training"
 
 
 def serving_template_dir() -> Path:
@@ -39,7 +39,7 @@ def serving_template_dir() -> Path:
     packaged = Path(__file__).resolve().parent / "templates_serving"
     if (packaged / "Dockerfile").is_file():
         return packaged
-    return Path(__file__).resolve().parents[2] / "include" / "serving"
+    return Path(__file__).resolve().parents[3] / "include" / "serving"
 
 
 @dataclass(frozen=True)
