@@ -260,3 +260,59 @@ def test_a_connection_type_whose_provider_is_missing_names_the_package(mlops_hom
     assert extract.startswith("AirflowFailException") and "apache-airflow-providers-mysql" in extract, extract
     assert main(["new-model", "my_model", *args[:1], "no_such_conn", *args[2:]]) == 2
     assert "connection 'no_such_conn' is not defined" in capsys.readouterr().err
+
+
+# -- scaffolding from real history: a date range, per-day worst cases, a per-day dry run (issue 30, item 4) ---------
+
+
+def history(days: int = 20, rows: int = 200, incident: dt.date | None = None) -> pd.DataFrame:
+    """``days`` days from 2026-10-01 of ``rows`` rows each; ``amount`` is null in 1 % of an ordinary day's rows and
+    in 20 % on every fifth day (a regular pattern, e.g. a weekly batch); ``incident``: a day with 90 % nulls."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for index in range(days):
+        day = dt.date(2026, 10, 1) + dt.timedelta(days=index)
+        frame = events(rows=rows, days=1)
+        frame["event_id"] = [f"e{index}_{i}" for i in range(rows)]
+        frame["ts"] = pd.Timestamp(day) + pd.to_timedelta(np.arange(rows) * (86400 // rows), unit="s")
+        share = 0.9 if day == incident else 0.2 if index % 5 == 4 else 0.01
+        frame.loc[rng.random(rows) < share, "amount"] = np.nan
+        frame.loc[frame.index[: max(1, int(rows * share) // 2)], "amount"] = np.nan  # at least the share's half
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_new_model_learns_null_rates_from_the_worst_ordinary_day_and_dry_runs_each_day(mlops_home, tmp_path, capsys):
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    out = tmp_path / "models"
+    frame = history()
+    assert new_model(mlops_home, frame, out, "--start", "2026-10-01", "--end", "2026-10-20") == 0
+    printed = capsys.readouterr().out
+    assert "dry run: 0 of 20 sampled days would fail" in printed, printed
+    spec = load_spec(out / "my_model.yaml")
+    assert spec.schedule.start_date == dt.date(2026, 10, 1)
+    hook = GreatExpectationsHook(docs_dir=tmp_path / "docs")
+    for day, rows in frame.groupby(frame["ts"].dt.date):  # each ordinary day passes the written suite (real GX)
+        result, _ = hook.validate_dataframe(rows.reset_index(drop=True), out / "my_model" / "suite.json", str(day))
+        assert result.success, (day, [r.expectation_config.type for r in result.results if not r.success])
+
+
+def test_new_model_dry_run_names_the_days_and_checks_that_would_fail(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    frame = history(days=21, incident=dt.date(2026, 10, 21))
+    assert new_model(mlops_home, frame, out, "--days", "21", "--end", "2026-10-21") == 0
+    printed = capsys.readouterr().out
+    assert "dry run: 1 of 21 sampled days would fail" in printed, printed
+    line = next(line for line in printed.splitlines() if line.strip().startswith("2026-10-21"))
+    assert "expect_column_values_to_not_be_null" in line and "amount" in line, line
+    assert "not learned from: 2026-10-21" in printed, printed  # the incident day sets no bound
+
+
+def test_new_model_samples_days_ending_at_end(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, history(), out, "--days", "5", "--end", "2026-10-10") == 0
+    assert load_spec(out / "my_model.yaml").schedule.start_date == dt.date(2026, 10, 6)
+    assert "dry run: 0 of 5 sampled days would fail" in capsys.readouterr().out
+    assert new_model(mlops_home, history(), tmp_path / "m2", "--start", "2026-10-10", "--end", "2026-10-01") == 2
+    assert "--start 2026-10-10 is after --end 2026-10-01" in capsys.readouterr().err

@@ -191,14 +191,36 @@ def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
     return source_engine(args.conn_id)  # the extract task's hook: one connection works for both or for neither
 
 
+def _date_arg(flag: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r}: not a date (YYYY-MM-DD)") from None
+
+
 def _new_model(args: argparse.Namespace) -> int:
-    from mlops_provider.cli.scaffold import Source, read_sample, scaffold
+    import json
+
+    from mlops_provider.cli.scaffold import Source, dry_run, read_sample, sample_days, scaffold
 
     source = Source(args.table, args.timestamp_column, args.key_column, args.label, args.conn_id, args.positive_class)
-    frame, first_day = read_sample(_engine(args), source, args.days)
+    start, end = _date_arg("--start", args.start), _date_arg("--end", args.end)
+    frame, first_day = read_sample(_engine(args), source, args.days, start, end)
+    days = sample_days(frame, source)
     written = scaffold(args.name, source, frame, Path(args.out), args.days, first_day)
     for what, path in written.items():
         print(f"{what:<9} {path}")
+    print(f"sampled   {days.min()} .. {days.max()} ({days.nunique()} day(s), {len(frame)} rows of {args.table})")
+    skipped = json.loads(written["suite"].read_text())["meta"].get("not_learned_from", {})
+    for day, reasons in skipped.items():
+        print(f"not learned from: {day} ({'; '.join(reasons)}): an incident day sets no bound")
+    if not args.no_dry_run:
+        failed = {day: checks for day, checks in dry_run(frame, source, written["suite"]).items() if checks}
+        print(f"dry run: {len(failed)} of {days.nunique()} sampled days would fail the written suite")
+        for day, checks in failed.items():
+            print(f"  {day}  {', '.join(checks)}")
     print(f"next: edit the spec and suite, then `mlops spec check {written['spec']}`")
     return 0
 
@@ -240,7 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument(
         "--positive-class", help="label value of the positive class (needed unless the label is 0/1); a value seen"
     )
-    new.add_argument("--days", type=int, default=7, help="newest days of the table to sample")
+    new.add_argument(
+        "--days", type=int, default=7, help="days to sample: the newest, or those ending at --end / from --start"
+    )
+    new.add_argument("--start", help="first day to sample, YYYY-MM-DD (with --end: the range; else --days from it)")
+    new.add_argument("--end", help="last day to sample (inclusive), YYYY-MM-DD")
+    new.add_argument(
+        "--no-dry-run", action="store_true", help="skip validating each sampled day against the written suite"
+    )
     new.add_argument("--out", default="include/models", help="folder of the model specs")
     new.set_defaults(func=_new_model)
 
