@@ -41,6 +41,14 @@ def _start_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime)
     return pendulum.parse(configured or spec.schedule.start_date.isoformat(), tz="UTC")
 
 
+def _end_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime or None)
+    """``schedule.end_date`` as the DAGs' end date (its day is the last data interval that runs), or None."""
+    import pendulum
+
+    end = spec.schedule.end_date
+    return pendulum.datetime(end.year, end.month, end.day, tz="UTC") if end else None
+
+
 def _retries(count: int, **extra: object) -> dict[str, object]:
     return {"retries": count, "retry_delay": timedelta(seconds=30), **extra}
 
@@ -95,6 +103,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         description=f"{model}: extract, validate and version one day of {data.name}; assemble the training set",
         schedule=daily,
         start_date=start,
+        end_date=_end_date(spec),
         catchup=spec.schedule.catchup,
         max_active_runs=spec.schedule.max_active_ingest_runs,
         doc_md=runbooks.ingest(facts),
@@ -109,6 +118,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             parse_dates=data.parse_dates or [data.timestamp_column],
             dataset=data.name,
             chunk_rows=data.chunk_rows,
+            on_empty=data.on_empty,
         )
         validate = GreatExpectationsValidateOperator(
             task_id="validate",
@@ -266,6 +276,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
         schedule=daily,
         start_date=start,
+        end_date=_end_date(spec),
         catchup=spec.schedule.catchup,
         max_active_runs=1,
         doc_md=runbooks.drift_monitoring(facts),
@@ -276,6 +287,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             task_id="wait_for_training_set",
             tag=training_set_tag(model, INTERVAL_DATE),
             abandon_paths=[f"quarantine/{data.name}/{INTERVAL_DATE}"],  # relative: under the storage root
+            ingest_dag_id=ids["ingest"],  # gives up when the day's ingest run failed, versioned nothing or is missing
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(
