@@ -204,3 +204,115 @@ def test_new_model_names_a_missing_table(mlops_home, tmp_path, capsys):
             "--label", "label", "--out", str(tmp_path / "other")]  # fmt: skip
     assert main(["new-model", "m2", *args]) == 2
     assert "table 'no_such_table' does not exist" in capsys.readouterr().err
+
+
+# -- the source is opened through the hook the extract task uses (issue 30, item 2) -------------------------------
+
+
+def extract_outcome(conn_id: str) -> str:
+    """``ok`` or the message of the extract task's failure on the connection (the first sampled day)."""
+    from mlops_provider.operators.sql import SqlToParquetOperator
+
+    try:
+        SqlToParquetOperator(
+            task_id="extract", conn_id=conn_id, table="events", timestamp_column="ts", dataset="d"
+        ).execute(task_context(dt.date(2026, 11, 2)))
+    except Exception as exc:  # noqa: BLE001 (the outcome is compared, whatever it is)
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:////{db}",  # SQLAlchemy's absolute form: Airflow's SqliteHook cannot open it (host '', schema /path)
+        "sqlite:///{rel}",  # Airflow's absolute form (three slashes, then the path without its leading slash)
+        "sqlite://{quoted}",  # the path in the host, URL-encoded
+    ],
+)
+def test_one_connection_works_for_new_model_and_the_extract_or_for_neither(mlops_home, tmp_path, capsys,
+                                                                            monkeypatch, uri):  # fmt: skip
+    from urllib.parse import quote
+
+    db = mlops_home / "source.db"
+    events().to_sql("events", create_engine(f"sqlite:///{db}"), index=False)
+    given = uri.format(db=str(db).lstrip("/"), rel=str(db).lstrip("/"), quoted=quote(str(db), safe=""))
+    monkeypatch.setenv("AIRFLOW_CONN_SRC", given)
+    args = ["--conn-id", "src", "--table", "events", "--timestamp-column", "ts", "--key-column", "customer",
+            "--label", "label", "--days", "3", "--out", str(tmp_path / "models")]  # fmt: skip
+    cli = main(["new-model", "my_model", *args])
+    err = capsys.readouterr().err
+    extract = extract_outcome("src")
+    assert (cli == 0) == (extract == "ok"), (given, cli, err, extract)
+    if cli != 0:
+        assert "connection 'src'" in err and "sqlite" in err, err
+        assert nothing_written(tmp_path / "models")
+
+
+def test_a_connection_type_whose_provider_is_missing_names_the_package(mlops_home, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SRC", "mysql://user:secret-pw@localhost:3306/shop")
+    args = ["--conn-id", "src", "--table", "events", "--timestamp-column", "ts", "--key-column", "customer",
+            "--label", "label", "--out", str(tmp_path / "models")]  # fmt: skip
+    assert main(["new-model", "my_model", *args]) == 2
+    err = capsys.readouterr().err
+    assert "connection 'src'" in err and "apache-airflow-providers-mysql" in err and "Traceback" not in err, err
+    extract = extract_outcome("src")
+    assert extract.startswith("AirflowFailException") and "apache-airflow-providers-mysql" in extract, extract
+    assert main(["new-model", "my_model", *args[:1], "no_such_conn", *args[2:]]) == 2
+    assert "connection 'no_such_conn' is not defined" in capsys.readouterr().err
+
+
+# -- scaffolding from real history: a date range, per-day worst cases, a per-day dry run (issue 30, item 4) ---------
+
+
+def history(days: int = 20, rows: int = 200, incident: dt.date | None = None) -> pd.DataFrame:
+    """``days`` days from 2026-10-01 of ``rows`` rows each; ``amount`` is null in 1 % of an ordinary day's rows and
+    in 20 % on every fifth day (a regular pattern, e.g. a weekly batch); ``incident``: a day with 90 % nulls."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for index in range(days):
+        day = dt.date(2026, 10, 1) + dt.timedelta(days=index)
+        frame = events(rows=rows, days=1)
+        frame["event_id"] = [f"e{index}_{i}" for i in range(rows)]
+        frame["ts"] = pd.Timestamp(day) + pd.to_timedelta(np.arange(rows) * (86400 // rows), unit="s")
+        share = 0.9 if day == incident else 0.2 if index % 5 == 4 else 0.01
+        frame.loc[rng.random(rows) < share, "amount"] = np.nan
+        frame.loc[frame.index[: max(1, int(rows * share) // 2)], "amount"] = np.nan  # at least the share's half
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_new_model_learns_null_rates_from_the_worst_ordinary_day_and_dry_runs_each_day(mlops_home, tmp_path, capsys):
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    out = tmp_path / "models"
+    frame = history()
+    assert new_model(mlops_home, frame, out, "--start", "2026-10-01", "--end", "2026-10-20") == 0
+    printed = capsys.readouterr().out
+    assert "dry run: 0 of 20 sampled days would fail" in printed, printed
+    spec = load_spec(out / "my_model.yaml")
+    assert spec.schedule.start_date == dt.date(2026, 10, 1)
+    hook = GreatExpectationsHook(docs_dir=tmp_path / "docs")
+    for day, rows in frame.groupby(frame["ts"].dt.date):  # each ordinary day passes the written suite (real GX)
+        result, _ = hook.validate_dataframe(rows.reset_index(drop=True), out / "my_model" / "suite.json", str(day))
+        assert result.success, (day, [r.expectation_config.type for r in result.results if not r.success])
+
+
+def test_new_model_dry_run_names_the_days_and_checks_that_would_fail(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    frame = history(days=21, incident=dt.date(2026, 10, 21))
+    assert new_model(mlops_home, frame, out, "--days", "21", "--end", "2026-10-21") == 0
+    printed = capsys.readouterr().out
+    assert "dry run: 1 of 21 sampled days would fail" in printed, printed
+    line = next(line for line in printed.splitlines() if line.strip().startswith("2026-10-21"))
+    assert "expect_column_values_to_not_be_null" in line and "amount" in line, line
+    assert "not learned from: 2026-10-21" in printed, printed  # the incident day sets no bound
+
+
+def test_new_model_samples_days_ending_at_end(mlops_home, tmp_path, capsys):
+    out = tmp_path / "models"
+    assert new_model(mlops_home, history(), out, "--days", "5", "--end", "2026-10-10") == 0
+    assert load_spec(out / "my_model.yaml").schedule.start_date == dt.date(2026, 10, 6)
+    assert "dry run: 0 of 5 sampled days would fail" in capsys.readouterr().out
+    assert new_model(mlops_home, history(), tmp_path / "m2", "--start", "2026-10-10", "--end", "2026-10-01") == 2
+    assert "--start 2026-10-10 is after --end 2026-10-01" in capsys.readouterr().err

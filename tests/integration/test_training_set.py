@@ -9,7 +9,7 @@ import dvc.api
 import pandas as pd
 import pytest
 from airflow.sdk import Asset
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.layout import partition_path, partition_tag, training_set_tag
@@ -63,6 +63,10 @@ def test_unvalidated_partition_and_too_few_partitions(mlops_home, tmp_path):
     version_partitions(tmp_path, ["2026-11-01"])
     with pytest.raises(AirflowFailException, match="2026-11-04 of 'sales' is not versioned"):
         assemble("2026-11-04")
+    # The dataset's first day: too few days is the loop warming up (issue 30, item 7): skipped, not failed.
+    with pytest.raises(AirflowSkipException, match="Warming up: 1 of the 2 versioned day"):
+        assemble("2026-11-01", window_days=5, min_partitions=2)
+    version_partitions(tmp_path, ["2026-10-20"])  # an earlier versioned day: too few days is now a gap
     with pytest.raises(AirflowFailException, match="Only 1 validated partition"):
         assemble("2026-11-01", window_days=5, min_partitions=2)
     with pytest.raises(ValueError, match="min_partitions"):

@@ -131,18 +131,14 @@ SOURCE_CHECK_TIMEOUT = 20.0
 def _source_table_problem(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
     """A warning when the spec's source table is missing (None: it is there). Raises when the source cannot be
     reached (no such connection, no database, network): the caller says the check was skipped."""
-    from airflow.sdk import BaseHook
     from sqlalchemy import inspect
 
+    from mlops_provider.hooks.sql_source import source_engine
     from mlops_provider.utils.sql_names import split_table
 
     conn_id = spec.dataset.connection
-    engine = BaseHook.get_hook(conn_id).get_sqlalchemy_engine()
+    engine = source_engine(conn_id)  # the extract task's hook (a missing SQLite file is refused, not created)
     where = engine.url.render_as_string(hide_password=True)
-    database = engine.url.database
-    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        if not Path(database).is_file():  # connecting would create an empty database file
-            raise FileNotFoundError(f"database file {database} does not exist")
     schema, table = split_table(spec.dataset.table)
     if inspect(engine).has_table(table, schema=schema):
         return None
@@ -190,19 +186,41 @@ def _engine(args: argparse.Namespace):  # noqa: ANN202 (a SQLAlchemy Engine)
             return create_engine(args.url)
         except (ArgumentError, ImportError) as exc:
             raise ValueError(f"--url {args.url!r}: not a usable SQLAlchemy URL ({exc})") from None
-    from airflow.sdk import BaseHook
+    from mlops_provider.hooks.sql_source import source_engine
 
-    return BaseHook.get_hook(args.conn_id).get_sqlalchemy_engine()
+    return source_engine(args.conn_id)  # the extract task's hook: one connection works for both or for neither
+
+
+def _date_arg(flag: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r}: not a date (YYYY-MM-DD)") from None
 
 
 def _new_model(args: argparse.Namespace) -> int:
-    from mlops_provider.cli.scaffold import Source, read_sample, scaffold
+    import json
+
+    from mlops_provider.cli.scaffold import Source, dry_run, read_sample, sample_days, scaffold
 
     source = Source(args.table, args.timestamp_column, args.key_column, args.label, args.conn_id, args.positive_class)
-    frame, first_day = read_sample(_engine(args), source, args.days)
+    start, end = _date_arg("--start", args.start), _date_arg("--end", args.end)
+    frame, first_day = read_sample(_engine(args), source, args.days, start, end)
+    days = sample_days(frame, source)
     written = scaffold(args.name, source, frame, Path(args.out), args.days, first_day)
     for what, path in written.items():
         print(f"{what:<9} {path}")
+    print(f"sampled   {days.min()} .. {days.max()} ({days.nunique()} day(s), {len(frame)} rows of {args.table})")
+    skipped = json.loads(written["suite"].read_text())["meta"].get("not_learned_from", {})
+    for day, reasons in skipped.items():
+        print(f"not learned from: {day} ({'; '.join(reasons)}): an incident day sets no bound")
+    if not args.no_dry_run:
+        failed = {day: checks for day, checks in dry_run(frame, source, written["suite"]).items() if checks}
+        print(f"dry run: {len(failed)} of {days.nunique()} sampled days would fail the written suite")
+        for day, checks in failed.items():
+            print(f"  {day}  {', '.join(checks)}")
     print(f"next: edit the spec and suite, then `mlops spec check {written['spec']}`")
     return 0
 
@@ -244,7 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument(
         "--positive-class", help="label value of the positive class (needed unless the label is 0/1); a value seen"
     )
-    new.add_argument("--days", type=int, default=7, help="newest days of the table to sample")
+    new.add_argument(
+        "--days", type=int, default=7, help="days to sample: the newest, or those ending at --end / from --start"
+    )
+    new.add_argument("--start", help="first day to sample, YYYY-MM-DD (with --end: the range; else --days from it)")
+    new.add_argument("--end", help="last day to sample (inclusive), YYYY-MM-DD")
+    new.add_argument(
+        "--no-dry-run", action="store_true", help="skip validating each sampled day against the written suite"
+    )
     new.add_argument("--out", default="include/models", help="folder of the model specs")
     new.set_defaults(func=_new_model)
 

@@ -1,11 +1,16 @@
 """``mlops new-model``: a new model's spec, training entrypoint and starting validation suite, from a source table.
 
-A sample of the table (its newest days) gives the columns and their types: numbers become numerical features,
-text with few distinct values categorical features (ids, the key, the timestamp and the label are left out);
-the suite expects exactly these columns, a row count around the sample's, types, null rates no worse than seen
-(with a margin), value ranges widened by half their span and the category sets seen. It is a start: read it,
-tighten it, add rules of the domain. The entrypoint is a copy of the template (an XGBoost classifier that keeps
-the entrypoint contract, docs/training-entrypoint.md), so a new model is one command plus edits.
+A sample of the table (its newest days, or a date range of its history: ``--start/--end``, ``--days`` before
+``--end``) gives the columns and their types: numbers become numerical features, text with few distinct values
+categorical features (ids, the key, the timestamp and the label are left out); the suite expects exactly these
+columns, a daily row count between the smallest and largest ordinary day's (with a margin), types, null rates no
+worse than the worst ordinary day's (with a margin), value ranges widened by half their span and the category sets
+seen. A day that is an incident (a column mostly null while the median day has few nulls; a day with a quarter of
+the median day's rows, or four times them) sets no bound and is named. Each sampled day is then validated against
+the written suite (:func:`dry_run`), so the user sees how many days it would fail, and on which check, before
+deploying it. It is a start: read it, tighten it, add rules of the domain. The entrypoint is a copy of the template
+(an XGBoost classifier that keeps the entrypoint contract, docs/training-entrypoint.md), so a new model is one
+command plus edits.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ MAX_CATEGORIES = 50
 #: Fewest sampled rows the suite's bounds (row counts, value ranges, category sets) are learned from.
 MIN_SAMPLE_ROWS = 100
 DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
+#: The suite allows a column's null rate up to the worst ordinary day's times NULL_FACTOR plus NULL_SLACK.
+NULL_FACTOR, NULL_SLACK = 1.5, 0.01
+#: A column's day is an incident (no bound is learned from it) when over INCIDENT_NULL_RATE of its rows are null
+#: while the column's median day has under ORDINARY_NULL_RATE.
+INCIDENT_NULL_RATE, ORDINARY_NULL_RATE = 0.5, 0.05
+#: A day is a row-count incident with under ROWS_LOW_SHARE or over ROWS_HIGH_FACTOR times the median day's rows.
+ROWS_LOW_SHARE, ROWS_HIGH_FACTOR = 0.25, 4.0
+#: Daily row-count bounds: ROWS_MIN_FACTOR x the smallest ordinary day .. ROWS_MAX_FACTOR x the largest (+ 10).
+ROWS_MIN_FACTOR, ROWS_MAX_FACTOR = 0.5, 3.0
 
 
 def starter_dir(kind: str) -> Path:
@@ -80,24 +94,75 @@ def infer_columns(frame: Any, source: Source) -> dict[str, Any]:
     return {"numerical": numerical, "categorical": categorical, "dates": dates, "facts": facts}
 
 
-def infer_suite(name: str, frame: Any, columns: dict[str, Any], source: Source, days: int) -> dict[str, Any]:
-    """A starting GX suite (JSON) that the sample itself passes."""
+def null_rate_bound(rates: dict[str, float]) -> tuple[float, list[str]]:
+    """The null rate a column may have on a day, from its per-day null rates (day -> rate), and the incident days
+    that set no bound (pure): the worst ordinary day's rate times ``NULL_FACTOR`` plus ``NULL_SLACK`` (0 when no
+    ordinary day has a null). A day is an incident when over ``INCIDENT_NULL_RATE`` of its rows are null while the
+    median day has under ``ORDINARY_NULL_RATE``."""
+    import statistics
+
+    if not rates:
+        return 0.0, []
+    median = statistics.median(rates.values())
+    incidents = sorted(d for d, r in rates.items() if r > INCIDENT_NULL_RATE and median < ORDINARY_NULL_RATE)
+    worst = max((r for d, r in rates.items() if d not in incidents), default=0.0)
+    return (0.0 if worst == 0 else min(1.0, worst * NULL_FACTOR + NULL_SLACK)), incidents
+
+
+def row_count_bounds(counts: dict[str, int]) -> tuple[int, int, list[str]]:
+    """Daily row-count bounds from per-day row counts (day -> rows) and the incident days that set none (pure): a day
+    with under ``ROWS_LOW_SHARE`` or over ``ROWS_HIGH_FACTOR`` times the median day's rows is an incident; the
+    bounds are ``ROWS_MIN_FACTOR`` x the smallest ordinary day and ``ROWS_MAX_FACTOR`` x the largest, plus 10."""
+    import math
+    import statistics
+
+    if not counts:
+        raise ValueError("no sampled day: no row count to learn from")
+    median = statistics.median(counts.values())
+    incidents = sorted(d for d, n in counts.items() if n < ROWS_LOW_SHARE * median or n > ROWS_HIGH_FACTOR * median)
+    ordinary = [n for d, n in counts.items() if d not in incidents]
+    return max(1, int(min(ordinary) * ROWS_MIN_FACTOR)), math.ceil(max(ordinary) * ROWS_MAX_FACTOR) + 10, incidents
+
+
+def sample_days(frame: Any, source: Source) -> Any:
+    """The sample's day of each row (a Series of ``YYYY-MM-DD``; one day when the timestamp is not a date)."""
+    import pandas as pd
+
+    stamps = frame[source.timestamp_column]
+    if not pd.api.types.is_datetime64_any_dtype(stamps):
+        return pd.Series("sample", index=frame.index)
+    return stamps.dt.strftime("%Y-%m-%d").fillna("no timestamp")
+
+
+def infer_suite(name: str, frame: Any, columns: dict[str, Any], source: Source) -> dict[str, Any]:
+    """A starting GX suite (JSON) learned from the sample's days (per-day worst cases with a margin); the incident
+    days that set no bound are listed in ``meta.not_learned_from`` (day -> reasons)."""
+    import math
 
     def expect(kind: str, **kwargs: Any) -> dict[str, Any]:
         return {"type": f"expect_{kind}", "kwargs": kwargs, "meta": {}}
 
-    per_day = len(frame) / max(1, days)
+    days = sample_days(frame, source)
+    skipped: dict[str, list[str]] = {}
+    counts = {str(d): int(n) for d, n in days.value_counts().items()}
+    low, high, incidents = row_count_bounds(counts)
+    for day in incidents:
+        skipped.setdefault(day, []).append(f"{counts[day]} rows")
     expectations = [
         expect("table_columns_to_match_set", column_set=list(frame.columns), exact_match=True),
-        expect("table_row_count_to_be_between", min_value=max(1, int(per_day * 0.5)), max_value=int(per_day * 5) + 10),
+        expect("table_row_count_to_be_between", min_value=low, max_value=high),
     ]
     for column, fact in columns["facts"].items():
         if fact["kind"] == "datetime":
             expectations.append(expect("column_values_to_be_in_type_list", column=column, type_list=DATETIME_TYPES))
-        if fact["null_rate"] == 0.0:
+        rates = {str(d): float(r) for d, r in frame[column].isna().groupby(days).mean().items()}
+        allowed, incidents = null_rate_bound(rates)
+        for day in incidents:
+            skipped.setdefault(day, []).append(f"{column}: {rates[day]:.0%} null")
+        if allowed == 0.0:
             expectations.append(expect("column_values_to_not_be_null", column=column))
-        elif fact["null_rate"] < 0.5:
-            mostly = max(0.0, round(1.0 - 2 * fact["null_rate"] - 0.02, 3))
+        elif allowed < 0.95:
+            mostly = math.floor((1.0 - allowed) * 1000) / 1000
             expectations.append(expect("column_values_to_not_be_null", column=column, mostly=mostly))
         if fact["kind"] == "number" and column != source.label:
             span = fact["max"] - fact["min"]
@@ -115,11 +180,38 @@ def infer_suite(name: str, frame: Any, columns: dict[str, Any], source: Source, 
         expectations.append(expect("column_values_to_be_in_set", column=source.label, value_set=values))
     elif label.get("kind") == "text":
         expectations.append(expect("column_values_to_be_in_set", column=source.label, value_set=label["distinct"]))
-    return {
-        "name": name,
-        "meta": {"notes": f"Inferred by mlops new-model from {len(frame)} rows of {source.table}; tighten it."},
-        "expectations": expectations,
-    }
+    notes = (
+        f"Inferred by mlops new-model from {len(frame)} rows over {len(counts)} day(s) of {source.table} "
+        "(per-day worst cases with a margin); tighten it."
+    )
+    meta: dict[str, Any] = {"notes": notes}
+    if skipped:
+        meta["not_learned_from"] = dict(sorted(skipped.items()))
+    return {"name": name, "meta": meta, "expectations": expectations}
+
+
+def dry_run(frame: Any, source: Source, suite_path: Path) -> dict[str, list[str]]:
+    """Validate each sampled day's rows against the written suite with Great Expectations, as the ingest's
+    validation would: day -> the checks it fails (``expect_...(column)``; empty when the day passes)."""
+    import logging
+    import tempfile
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its import-time INFO lines say nothing here
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    days = sample_days(frame, source)
+    frames = {str(day): rows.reset_index(drop=True) for day, rows in frame.groupby(days, sort=True)}
+    failed: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="mlops-dry-run-") as docs:
+        for day, result in GreatExpectationsHook(docs_dir=Path(docs)).dry_run(frames, suite_path).items():
+            checks = []
+            for item in result.results:
+                if not item.success:
+                    config = item.expectation_config
+                    column = config.kwargs.get("column")
+                    checks.append(f"{config.type}({column})" if column else config.type)
+            failed[day] = checks
+    return failed
 
 
 def sample_problem(frame: Any, source: Source, days: int) -> str | None:
@@ -127,9 +219,9 @@ def sample_problem(frame: Any, source: Source, days: int) -> str | None:
     if len(frame) >= MIN_SAMPLE_ROWS:
         return None
     return (
-        f"the sample has {len(frame)} row(s) over {days_seen(frame, source)} day(s) (the newest --days {days} of "
-        f"table {source.table}); the suite's row counts, value ranges and category sets would be the few values "
-        f"seen: widen the sample with a larger --days (at least {MIN_SAMPLE_ROWS} rows)"
+        f"the sample has {len(frame)} row(s) over {days_seen(frame, source)} day(s) ({days} day(s) of table "
+        f"{source.table}); the suite's row counts, value ranges and category sets would be the few values seen: "
+        f"widen the sample with a larger --days or an earlier --start (at least {MIN_SAMPLE_ROWS} rows)"
     )
 
 
@@ -249,7 +341,7 @@ def scaffold(
         if problem:
             raise ValueError(f"table {source.table}: {problem} (it would be a feature)")
     positive = positive_class(frame, source, days)
-    suite = infer_suite(name, frame, columns, source, days_seen(frame, source))
+    suite = infer_suite(name, frame, columns, source)
     document = spec_document(name, source, columns, start, name, positive)
     try:  # the checks `mlops spec check` makes (but the files): nothing is written for a spec that would fail them
         checked = ModelSpec.model_validate(document)
@@ -276,10 +368,29 @@ def scaffold(
     return {"spec": spec_path, "suite": folder / "suite.json", "training": training}
 
 
-def read_sample(engine: Any, source: Source, days: int) -> tuple[Any, dt.date]:
-    """The newest ``days`` days of the table (by its timestamp column) and the first of them. Table and column
-    names are quoted as the database needs (:mod:`mlops_provider.utils.sql_names`); a missing table or column, or a
-    database that cannot be read, is a ``ValueError`` naming it."""
+def sample_range(days: int, start: dt.date | None, end: dt.date | None) -> tuple[dt.date | None, dt.date | None]:
+    """The sampled days, first and last (inclusive; pure): ``start``..``end`` when both are given, else ``days``
+    days ending at ``end`` or starting at ``start``; ``(None, None)``: the newest ``days`` days of the table."""
+    if days < 1:
+        raise ValueError(f"--days {days}: sample at least one day")
+    if start and end:
+        if start > end:
+            raise ValueError(f"--start {start} is after --end {end}")
+        return start, end
+    if end:
+        return end - dt.timedelta(days=days - 1), end
+    if start:
+        return start, start + dt.timedelta(days=days - 1)
+    return None, None
+
+
+def read_sample(
+    engine: Any, source: Source, days: int, start: dt.date | None = None, end: dt.date | None = None
+) -> tuple[Any, dt.date]:
+    """The sampled days of the table (by its timestamp column; :func:`sample_range`: a date range, or the newest
+    ``days`` days) and the first of them. Table and column names are quoted as the database needs
+    (:mod:`mlops_provider.utils.sql_names`); a missing table or column, a range without rows, or a database that
+    cannot be read, is a ``ValueError`` naming it."""
     import pandas as pd
     from sqlalchemy import inspect, text
     from sqlalchemy.exc import SQLAlchemyError
@@ -298,18 +409,24 @@ def read_sample(engine: Any, source: Source, days: int) -> tuple[Any, dt.date]:
         for column in (source.timestamp_column, source.key_column, source.label):
             if column not in names:
                 raise ValueError(f"column {column!r} is not in table {source.table} (columns: {names})")
+        first, last = sample_range(days, start, end)
         with engine.connect() as conn:
-            newest = conn.execute(text(f"SELECT MAX({stamp}) FROM {table}")).scalar()
-            if newest is None:
-                raise ValueError(f"table {source.table} has no rows")
-            end = pd.Timestamp(newest).normalize() + pd.Timedelta(days=1)
-            start = end - pd.Timedelta(days=days)
+            if last is None:
+                newest = conn.execute(text(f"SELECT MAX({stamp}) FROM {table}")).scalar()
+                if newest is None:
+                    raise ValueError(f"table {source.table} has no rows")
+                last = pd.Timestamp(newest).date()
+                first = last - dt.timedelta(days=days - 1)
+            assert first is not None
+            low, high = pd.Timestamp(first), pd.Timestamp(last) + pd.Timedelta(days=1)
             frame = pd.read_sql(
                 text(f"SELECT * FROM {table} WHERE {stamp} >= :start AND {stamp} < :end"),
                 conn,
-                params={"start": start.to_pydatetime(), "end": end.to_pydatetime()},
+                params={"start": low.to_pydatetime(), "end": high.to_pydatetime()},
                 parse_dates=[source.timestamp_column],
             )
+        if frame.empty:
+            raise ValueError(f"table {source.table} has no rows from {first} to {last} (by {source.timestamp_column})")
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         raise ValueError(f"cannot read table {source.table!r} from {where}: {reason}") from None
@@ -318,4 +435,4 @@ def read_sample(engine: Any, source: Source, days: int) -> tuple[Any, dt.date]:
             parsed = pd.to_datetime(frame[column], errors="coerce", format="ISO8601")
             if parsed.notna().sum() == frame[column].notna().sum() and frame[column].notna().any():
                 frame[column] = parsed
-    return frame, start.date()
+    return frame, first

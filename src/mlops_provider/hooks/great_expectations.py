@@ -112,6 +112,16 @@ class GreatExpectationsHook(BaseHook):
         identifier, result = next(iter(checkpoint_result.run_results.items()))
         return result, self._docs_page(identifier)
 
+    def dry_run(self, frames: dict[str, pd.DataFrame], suite_path: Path) -> dict[str, Any]:
+        """Validate each frame (name -> DataFrame) against the suite, writing no Data Docs: name -> GX validation
+        result (``mlops new-model``'s per-day dry run of the suite it wrote)."""
+        logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+        definition = self._validation_definition(suite_path)
+        return {
+            name: definition.run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY")
+            for name, frame in frames.items()
+        }
+
     def validate_batches(
         self,
         batches: Iterable[pd.DataFrame],

@@ -47,6 +47,14 @@ def _start_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime)
     return pendulum.parse(configured or spec.schedule.start_date.isoformat(), tz="UTC")
 
 
+def _end_date(spec: ModelSpec):  # noqa: ANN202 (a pendulum DateTime or None)
+    """``schedule.end_date`` as the DAGs' end date (its day is the last data interval that runs), or None."""
+    import pendulum
+
+    end = spec.schedule.end_date
+    return pendulum.datetime(end.year, end.month, end.day, tz="UTC") if end else None
+
+
 def _retries(count: int, **extra: object) -> dict[str, object]:
     return {"retries": count, "retry_delay": timedelta(seconds=30), **extra}
 
@@ -133,6 +141,7 @@ def build_ingest(loop: Loop) -> DAG:
     with loop_dag(
         loop,
         "ingest",
+        end_date=_end_date(spec),
         description=f"extract, validate and version one day of {data.name}; assemble the training set",
         schedule=loop.daily(),
         catchup=spec.schedule.catchup,
@@ -302,6 +311,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
     with loop_dag(
         loop,
         "drift_monitoring",
+        end_date=_end_date(spec),
         description="daily drift and late-label check of the champion; triggers (re)training",
         schedule=loop.daily(),
         catchup=spec.schedule.catchup,
@@ -314,6 +324,9 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             task_id="wait_for_training_set",
             tag=day_set,
             abandon_paths=[quarantine_relative(dataset, INTERVAL_DATE)],  # relative: under the storage root
+            ingest_dag_id=loop.ids[
+                "ingest"
+            ],  # gives up when the day's ingest run failed, versioned nothing or is missing
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(

@@ -51,6 +51,9 @@ class DatasetSpec(_Section):
     chunk_rows: int = Field(
         default=DEFAULT_CHUNK_ROWS, ge=1, description="rows extracted and validated at a time (sets peak memory)"
     )
+    on_empty: Literal["fail", "skip"] = Field(
+        default="fail", description="a day without rows: fail the extract, or skip the day (nothing is versioned)"
+    )
 
     def extract_arguments(self) -> dict[str, Any]:
         """``SqlToParquetOperator``'s arguments."""
@@ -61,6 +64,7 @@ class DatasetSpec(_Section):
             "parse_dates": self.parse_dates or [self.timestamp_column],
             "dataset": self.name,
             "chunk_rows": self.chunk_rows,
+            "on_empty": self.on_empty,
         }
 
     def validate_arguments(self) -> dict[str, Any]:
@@ -469,6 +473,7 @@ class ScheduleSpec(_Section):
 
     ingest: str = "@daily"
     start_date: dt.date = Field(description="first data day (catchup runs every day from here)")
+    end_date: dt.date | None = Field(default=None, description="last data day (no ingest or monitoring run after it)")
     catchup: bool = True
     max_active_ingest_runs: int = Field(default=4, ge=1)
 

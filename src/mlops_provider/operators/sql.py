@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
@@ -147,8 +147,13 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
 
     @cached_property
     def hook(self) -> DbApiHook:
-        """The SQL hook of the connection (resolved by its connection type)."""
-        return BaseHook.get_hook(self.conn_id)  # type: ignore[return-value]
+        """The SQL hook of the connection (resolved by its connection type, as ``mlops new-model`` resolves it)."""
+        from mlops_provider.hooks.sql_source import source_hook
+
+        try:
+            return source_hook(self.conn_id)
+        except ValueError as exc:  # no retry installs a provider or defines a connection
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
 
     def _interval(self, context: Context) -> tuple[datetime, datetime]:
         import pendulum

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
@@ -33,6 +33,12 @@ def window_days(end: str, days: int) -> list[str]:
     """The ``days`` calendar days ending at ``end`` (ISO dates), oldest first."""
     last = dt.date.fromisoformat(end)
     return [(last - dt.timedelta(days=i)).isoformat() for i in range(days)][::-1]
+
+
+def warming_up(versioned: Iterable[str], window_first_day: str) -> bool:
+    """Whether the loop is still warming up (pure): no versioned day (``YYYY-MM-DD``) before the window's first day,
+    so a window with too few versioned days is the start of the dataset's history, not a gap in it."""
+    return all(day >= window_first_day for day in versioned)
 
 
 def day_logical_date(day: str) -> dt.datetime:
@@ -67,7 +73,9 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         share a dataset (their windows may differ).
     :param partition: the newest day to include (templated; default: the date of ``data_interval_start``).
     :param window_days: calendar days in the window, ending at ``partition``.
-    :param min_partitions: fail when fewer days of the window are versioned.
+    :param min_partitions: fail when fewer days of the window are versioned; skip instead while the loop warms up
+        (no versioned day of the dataset before the window: :func:`warming_up`), so the first training set, and
+        the first training, waits for ``min_partitions`` versioned days.
     :param asset: Asset to emit an event of (added to ``outlets``).
     :param ingest_dag_id: the DAG whose daily runs (logical date 00:00 UTC of the day) version the partitions;
         default: the DAG this task runs in.
@@ -152,6 +160,10 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
                 states[day] = "missing"
         return states
 
+    def _versioned_days(self) -> list[str]:
+        prefix = partition_tag(self.dataset, "")
+        return [tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")]
+
     def select_partitions(self, context: Context) -> tuple[list[str], dict[str, str]]:
         """The versioned days of the window and the left-out ones with their state; waits for undecided days."""
         states = self.classify_days(context)
@@ -165,6 +177,12 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         if undecided:
             self._wait(context, undecided)
         chosen = [day for day, state in states.items() if state == "versioned"]
+        if len(chosen) < self.min_partitions and warming_up(self._versioned_days(), min(states)):
+            raise AirflowSkipException(
+                f"Warming up: {len(chosen)} of the {self.min_partitions} versioned day(s) of {self.dataset!r} a "
+                f"training set needs (min_partitions) by {self.partition}, and none before the window: no training "
+                "set yet (the first training waits for a full enough window)"
+            )
         if len(chosen) < self.min_partitions:
             raise AirflowFailException(
                 f"Only {len(chosen)} validated partition(s) of {self.dataset!r} in the {self.window_days} days up to "

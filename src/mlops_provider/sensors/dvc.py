@@ -23,7 +23,10 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     Returns at once when the tag is already there (no deferral, no slot held). Otherwise it defers to
     DvcTagTrigger (default) or pokes (``deferrable=False``, ``mode="poke"``/``"reschedule"``). When one of
     ``abandon_paths`` appears first (the partition's quarantine folder: validation failed), it ends as
-    **skipped**: the version will not come, and nothing downstream should run for it.
+    **skipped**: the version will not come, and nothing downstream should run for it. With ``ingest_dag_id`` it also
+    gives up, **skipped** with the reason, when that DAG's run of the same logical date failed, succeeded without
+    versioning the tag (an empty day skipped), or is missing while a later day's run exists
+    (:func:`mlops_provider.triggers.dvc.give_up_reason`).
 
     :param tag: the data registry tag to wait for (templated).
     :param abandon_paths: paths whose existence means the tag will never appear: local paths or object-storage
@@ -31,6 +34,8 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         resolved when the task runs).
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
+    :param ingest_dag_id: the DAG whose run of this run's logical date versions the tag (None: wait for the tag or
+        an abandon path only).
 
     XCom (return value): ``{"tag", "sha"}``.
     """
@@ -42,6 +47,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         *,
         tag: str,
         abandon_paths: Sequence[str] = (),
+        ingest_dag_id: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -50,6 +56,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.tag = tag
         self.abandon_paths = list(abandon_paths)
+        self.ingest_dag_id = ingest_dag_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
@@ -58,8 +65,21 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
 
         return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in self.abandon_paths]
 
-    def _check(self) -> dict[str, Any] | None:
-        sha = self.dvc_hook.tag_sha(self.tag)
+    @staticmethod
+    def _day(context: Context) -> tuple[str | None, float]:
+        """The run's logical date (ISO) and its schedule's interval in seconds (a day when it has none)."""
+        logical = context.get("logical_date")
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        step = (end - start).total_seconds() if start and end and end > start else 86400.0
+        return (logical.isoformat() if logical else None), step
+
+    def _check(self, context: Context | None = None) -> dict[str, Any] | None:
+        """The tag's ``{"tag", "sha"}``, or None (keep waiting); raises skip when it will not come."""
+        from mlops_provider.triggers.dvc import give_up_reason, ingest_run_counts
+
+        logical, step = self._day(context) if context is not None else (None, 86400.0)
+        counts = ingest_run_counts(self.ingest_dag_id, logical, step) if self.ingest_dag_id and logical else None
+        sha = self.dvc_hook.tag_sha(self.tag)  # after the counts: see give_up_reason
         if sha:
             return {"tag": self.tag, "sha": sha}
         from mlops_provider.utils.storage import stored
@@ -67,6 +87,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         for path in self._abandon_paths():
             if stored(path).exists():
                 self._abandon(path)
+        reason = counts and give_up_reason(self.tag, str(self.ingest_dag_id), str(logical), *counts)
+        if reason:
+            raise AirflowSkipException(reason)
         return None
 
     def _abandon(self, path: str) -> None:
@@ -75,9 +98,10 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        found = self._check()
+        found = self._check(context)
         if found:
             return found
+        logical, step = self._day(context)
         self.defer(
             trigger=DvcTagTrigger(
                 str(self.dvc_hook.workspace),
@@ -85,16 +109,21 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
                 self._abandon_paths(),
                 self.poll_interval,
                 dvc_conn_id=self.dvc_conn_id if self.dvc_hook.has_git_remote else None,
+                ingest_dag_id=self.ingest_dag_id,
+                logical_date=logical,
+                step_seconds=step,
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        found = self._check()
+        found = self._check(context)
         return PokeReturnValue(is_done=True, xcom_value=found) if found else False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event["status"] == "abandoned":
             self._abandon(event["path"])
+        if event["status"] == "given_up":
+            raise AirflowSkipException(event["reason"])
         return {"tag": event["tag"], "sha": event["sha"]}

@@ -25,6 +25,48 @@ async def tag_sha(workspace: str, tag: str) -> str | None:
     return (out.decode().strip() or None) if proc.returncode == 0 else None
 
 
+#: Later logical dates (one interval apart) whose ingest run shows that a missing run of a day will not come.
+LATER_RUNS_LOOKED_AT = 7
+
+
+def give_up_reason(
+    tag: str, ingest_dag_id: str, logical_date: str, runs: dict[str, int], later_runs: int
+) -> str | None:
+    """Why ``tag`` will not come from the day's ingest run, or None (keep waiting); pure. ``runs``: the ingest runs
+    of the logical date by state (``failed``, ``success``, ``all``), read *before* the tag was looked up and not
+    found, so a run that ends between the two looks is never misread; ``later_runs``: ingest runs of the next
+    logical dates (runs are created in date order: a later one and none of this day means this one will not come)."""
+    run = f"the ingest run of {logical_date} ({ingest_dag_id})"
+    if runs.get("failed"):
+        return f"{tag} will not be versioned: {run} failed; clear it (and this run) once it is fixed"
+    if runs.get("success"):
+        return (
+            f"{tag} will not be versioned: {run} succeeded without versioning it (no rows that day with "
+            "dataset.on_empty: skip, or too few versioned days for a training set)"
+        )
+    if not runs.get("all") and later_runs:
+        return (
+            f"{tag} will not be versioned: there is no ingest run of {logical_date} in {ingest_dag_id} while a "
+            "later day has one (the day is outside its schedule, or its run was deleted)"
+        )
+    return None
+
+
+def ingest_run_counts(ingest_dag_id: str, logical_date: str, step_seconds: float) -> tuple[dict[str, int], int]:
+    """The day's ingest runs by state and the count of runs of the next logical dates, asked of Airflow
+    (``RuntimeTaskInstance.get_dr_count``: works in a task and in the triggerer)."""
+    from datetime import datetime, timedelta
+
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    day = datetime.fromisoformat(logical_date)
+    count = RuntimeTaskInstance.get_dr_count
+    runs = {state: count(ingest_dag_id, logical_dates=[day], states=[state]) for state in ("failed", "success")}
+    runs["all"] = count(ingest_dag_id, logical_dates=[day])
+    later = [day + timedelta(seconds=step_seconds * k) for k in range(1, LATER_RUNS_LOOKED_AT + 1)]
+    return runs, count(ingest_dag_id, logical_dates=later)
+
+
 def _exists(where: str) -> bool:
     """Whether a file or folder exists: a local path, or a URL on object storage (``mlops_provider.utils.storage``)."""
     from mlops_provider.utils.storage import stored
@@ -45,6 +87,11 @@ class DvcTagTrigger(BaseTrigger):
     :param dvc_conn_id: the ``dvc`` connection of a registry with a git remote: the tag is then asked of the remote
         (``DvcHook.tag_sha``), since the triggerer's host has no clone of its own that anything keeps fresh.
     :param settle_seconds: the earliest it fires after it started (:mod:`mlops_provider.triggers.settle`).
+    :param ingest_dag_id: the DAG whose run of ``logical_date`` versions the tag; when set, fires
+        ``{"status": "given_up", "reason"}`` when that run failed, succeeded without the tag, or is missing
+        (:func:`give_up_reason`).
+    :param logical_date: the logical date (ISO) of the ingest run to look at.
+    :param step_seconds: the schedule's interval (the next logical dates are this far apart).
     """
 
     def __init__(
@@ -55,8 +102,14 @@ class DvcTagTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         dvc_conn_id: str | None = None,
         settle_seconds: float = RESUME_SETTLE_SECONDS,
+        ingest_dag_id: str | None = None,
+        logical_date: str | None = None,
+        step_seconds: float = 86400.0,
     ) -> None:
         super().__init__()
+        self.ingest_dag_id = ingest_dag_id
+        self.logical_date = logical_date
+        self.step_seconds = step_seconds
         self.workspace = workspace
         self.tag = tag
         self.abandon_paths = list(abandon_paths)
@@ -69,7 +122,8 @@ class DvcTagTrigger(BaseTrigger):
             "mlops_provider.triggers.dvc.DvcTagTrigger",
             {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
              "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id,
-             "settle_seconds": self.settle_seconds},
+             "settle_seconds": self.settle_seconds, "ingest_dag_id": self.ingest_dag_id,
+             "logical_date": self.logical_date, "step_seconds": self.step_seconds},
         )  # fmt: skip
 
     def _remote_tag_sha(self) -> str | None:
@@ -84,6 +138,12 @@ class DvcTagTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         while True:
+            counts = None
+            if self.ingest_dag_id and self.logical_date:  # before the tag: see give_up_reason
+                from asgiref.sync import sync_to_async
+
+                ask = sync_to_async(ingest_run_counts)  # Airflow's comms from the triggerer, as its own triggers do
+                counts = await ask(self.ingest_dag_id, self.logical_date, self.step_seconds)
             if self.dvc_conn_id:  # blocking git and connection calls: in a thread
                 sha = await asyncio.to_thread(self._remote_tag_sha)
             else:
@@ -97,4 +157,8 @@ class DvcTagTrigger(BaseTrigger):
                     await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                     yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
                     return
+            reason = counts and give_up_reason(self.tag, str(self.ingest_dag_id), str(self.logical_date), *counts)
+            if reason:
+                yield TriggerEvent({"status": "given_up", "tag": self.tag, "reason": reason})
+                return
             await asyncio.sleep(self.poll_interval)

@@ -1,11 +1,15 @@
-"""The starter files `mlops new-model` copies (mlops_provider.cli.scaffold): found in the repository (one copy in
-git: include/training and include/serving) as in the wheel (mlops_provider/cli/starter/, force-included)."""
+"""`mlops new-model` (mlops_provider.cli.scaffold): the starter files it copies, found in the repository (one copy in
+git: include/training and include/serving) as in the wheel (mlops_provider/cli/starter/, force-included); the sampled
+range and the bounds learned from per-day worst cases."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 
 from mlops_provider.cli import scaffold
+from mlops_provider.cli.scaffold import NULL_FACTOR, NULL_SLACK, null_rate_bound, row_count_bounds, sample_range
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -31,3 +35,38 @@ def test_the_wheel_puts_the_starter_files_where_the_scaffold_looks():
     }
     with pytest.raises(ValueError, match="no starter files 'docs'"):
         scaffold.starter_dir("docs")
+
+
+D = dt.date
+
+
+def test_sample_range_is_start_to_end_or_days_from_one_of_them_or_the_newest():
+    assert sample_range(7, D(2026, 1, 1), D(2026, 1, 31)) == (D(2026, 1, 1), D(2026, 1, 31))
+    assert sample_range(5, None, D(2026, 1, 10)) == (D(2026, 1, 6), D(2026, 1, 10))
+    assert sample_range(5, D(2026, 1, 10), None) == (D(2026, 1, 10), D(2026, 1, 14))
+    assert sample_range(5, None, None) == (None, None)
+    with pytest.raises(ValueError, match="--start 2026-01-02 is after --end 2026-01-01"):
+        sample_range(5, D(2026, 1, 2), D(2026, 1, 1))
+    with pytest.raises(ValueError, match="--days 0"):
+        sample_range(0, None, None)
+
+
+def test_null_rate_bound_is_the_worst_ordinary_day_with_a_margin_not_the_average():
+    rates = {f"d{i}": (0.2 if i % 5 == 4 else 0.01) for i in range(20)}  # a regular 1-day-in-5 pattern
+    allowed, incidents = null_rate_bound(rates)
+    assert incidents == [] and allowed == pytest.approx(0.2 * NULL_FACTOR + NULL_SLACK)
+    assert allowed > max(rates.values())
+
+
+def test_a_mostly_null_day_among_clean_days_is_an_incident_that_sets_no_bound():
+    rates = {"d1": 0.0, "d2": 0.01, "d3": 0.02, "d4": 0.9}
+    allowed, incidents = null_rate_bound(rates)
+    assert incidents == ["d4"] and allowed == pytest.approx(0.02 * NULL_FACTOR + NULL_SLACK)
+    assert null_rate_bound({"d1": 0.0, "d2": 0.0}) == (0.0, [])
+    assert null_rate_bound({"d1": 0.6, "d2": 0.7, "d3": 0.9})[1] == []  # a mostly-null column: no day is unusual
+
+
+def test_row_count_bounds_come_from_the_smallest_and_largest_ordinary_day():
+    low, high, incidents = row_count_bounds({"mon": 1000, "tue": 1200, "sun": 400, "partial": 30, "double": 9000})
+    assert incidents == ["double", "partial"]
+    assert low == 200 and high == 1200 * 3 + 10
