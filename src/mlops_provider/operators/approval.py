@@ -31,7 +31,6 @@ from airflow.sdk import Param
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
-from mlops_provider.utils.storage import reports_root, stored, write_text
 from mlops_provider.utils.templating import json_object
 
 if TYPE_CHECKING:
@@ -261,6 +260,8 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.mlflow_conn_id = mlflow_conn_id
 
     def _ledger_path(self) -> ObjectStoragePath:
+        from mlops_provider.utils.storage import stored
+
         return stored(json_object(self.evaluation, "evaluation")["ledger_path"])
 
     def prepare_form(self, context: Context) -> None:
@@ -272,6 +273,8 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.body = promotion_summary(ledger, tags)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from mlops_provider.utils.storage import write_text
+
         answer = human_verdict(event)
         verdict = json_object(self.evaluation, "evaluation")
         version = str(verdict["challenger_version"])
@@ -300,6 +303,8 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
 
 def review_dir(model_name: str, day: str) -> ObjectStoragePath:
     """Human reviews of a day's retraining alarm (one record per answer), under the storage root."""
+    from mlops_provider.utils.storage import reports_root
+
     return reports_root() / "alarm-reviews" / model_name / day
 
 

@@ -44,10 +44,8 @@ from mlops_provider.ml.learned_drift import (
     leave_one_day_out,
     uniform_weights,
 )
-from mlops_provider.utils.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.paths import DRIFT_REPORTS
-from mlops_provider.utils.storage import location, publish, reports_root, work_dir, write_text
 from mlops_provider.utils.templating import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -67,6 +65,8 @@ def drift_folder(model_name: str, partition: str) -> ObjectStoragePath:
     and ``<attempt>.html`` report per check; the oldest is the day's record of decision. Keyed by model: two
     models on one dataset compare it with different references. Under the storage root
     (:mod:`mlops_provider.utils.storage`): the drift sensor, the rails and the plugin read it from any host."""
+    from mlops_provider.utils.storage import reports_root
+
     return reports_root() / DRIFT_REPORTS / model_name / partition
 
 
@@ -269,6 +269,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
 
     def _reference_version(self, end: str, attempt: str) -> tuple[str, dict[str, Any] | None]:
         """The champion to compare with: the one the day's first check recorded, else the current champion."""
+        from mlops_provider.utils.evidence import first_attempt
+
         first = first_attempt(drift_folder(self.model_name, end), other_than=attempt)
         if first is not None:
             recorded = str((first.get("reference") or {}).get("model_version") or "")
@@ -283,6 +285,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         return champion, None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key, now_iso, write_record
+        from mlops_provider.utils.storage import location, publish, work_dir
+
         require("evidently", user=type(self).__name__)
         end = self._window_end(context)
         attempt = attempt_key(context)
@@ -460,6 +465,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         """The champion's learned per-column thresholds: read from ``<reports root>/drift-thresholds/<model>/``
         when this champion and these settings were learned before, else learned now and kept there (whole or not at
         all; never rewritten: other settings are another file). ``{"note"}`` alone when they cannot be learned."""
+        from mlops_provider.utils.evidence import now_iso
+        from mlops_provider.utils.storage import location, reports_root, write_text
+
         days = reference_days or self._training_days(tags[DATA_REV_TAG])
         if not days:
             return {

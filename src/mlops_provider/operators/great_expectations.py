@@ -13,29 +13,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
-from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.files import write_atomic
-from mlops_provider.utils.storage import (
-    is_local,
-    local_copy,
-    location,
-    move,
-    publish_tree,
-    reports_root,
-    scratch_for,
-    storage_root,
-    stored,
-)
 from mlops_provider.utils.templating import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
+
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -332,16 +321,22 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
     def hook(self) -> GreatExpectationsHook:
         # One Data Docs site per attempt: GX rebuilds a site from the validations it knows, and each task's
         # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
+        from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
         return GreatExpectationsHook(docs_dir=self._out_dir / "data-docs")
 
     @property
     def _stored_out_dir(self) -> ObjectStoragePath:
         """The attempt's folder under the reports root, where its result and Data Docs are published."""
+        from mlops_provider.utils.storage import reports_root
+
         return reports_root() / "gx" / self.dataset / str(self.partition) / self.attempt
 
     @property
     def _out_dir(self) -> Path:
         """Where GX writes them on this worker first (the published folder itself on local storage)."""
+        from mlops_provider.utils.storage import scratch_for
+
         return scratch_for(self._stored_out_dir)
 
     def _read(self, path: Path) -> pd.DataFrame:
@@ -353,6 +348,7 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
 
     def _whole_frame_reason(self, data_path: Path | None) -> str | None:
         """Why this partition is validated as one frame, or None when it goes in batches."""
+        from mlops_provider.hooks.great_expectations import GreatExpectationsHook
         from mlops_provider.ml.validation_batches import unmergeable
 
         if data_path is None:
@@ -421,6 +417,9 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
         return result, docs_page, normalized, rows, count, columns
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key
+        from mlops_provider.utils.storage import is_local, local_copy, location, publish_tree, stored
+
         source = stored(self.data_path) if self.data_path else None
         self.attempt = attempt_key(context)
         out_dir = self._out_dir
@@ -531,6 +530,8 @@ class GreatExpectationsValidateOperator(OpenLineageMixin, BaseOperator):
 
     def _quarantine(self, source: ObjectStoragePath, result_path: ObjectStoragePath) -> str:
         """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
+        from mlops_provider.utils.storage import location, move, storage_root, stored
+
         base = (
             stored(self.quarantine_path)
             if self.quarantine_path

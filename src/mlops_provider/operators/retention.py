@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.utils.evidence import attempt_key, write_record
 from mlops_provider.utils.retention import (
     DECISION_FOLDERS,
     RECORDS_FOLDER,
@@ -23,7 +22,6 @@ from mlops_provider.utils.retention import (
     retention_days,
     select,
 )
-from mlops_provider.utils.storage import is_local, location, storage_root
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
 
 def retention_folder(model_name: str, day: str) -> ObjectStoragePath:
     """The retention records of a model's run for ``day``: one ``<attempt>.json`` per try (never pruned)."""
+    from mlops_provider.utils.storage import storage_root
+
     return storage_root() / RECORDS_FOLDER / model_name / day
 
 
@@ -79,6 +79,9 @@ class RetentionOperator(BaseOperator):
         self.days = days
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key, write_record
+        from mlops_provider.utils.storage import location, storage_root
+
         try:
             days = retention_days(self.days)
         except ValueError as exc:
@@ -204,6 +207,8 @@ def _cited(root: ObjectStoragePath) -> dict[str, set[str]]:
 def _remove(root: ObjectStoragePath, rel: str) -> bool:
     """Remove the file or folder ``rel``; False when it was already gone. On the local disk, folders left empty
     below the kind's folder (``reports/<kind>``, ``quarantine``) are removed too."""
+    from mlops_provider.utils.storage import is_local
+
     target = root / rel
     fs = root.fs
     if not target.exists():

@@ -16,12 +16,11 @@ from airflow.sdk.exceptions import AirflowSkipException
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS
-from mlops_provider.ml.rails import BACKFILL, REALTIME, Hold, record_mode, records_since
-from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
-from mlops_provider.utils.storage import reports_root, write_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath, XComArg
+
+    from mlops_provider.ml.rails import Hold
 
 #: The held-back WARNING goes through the standard logger: Airflow routes it into the task log (and tests read it).
 log = logging.getLogger(__name__)
@@ -37,6 +36,8 @@ def retraining_run_id(dataset: str, window_end: str) -> str:
 def trigger_records_dir(trigger_dag_id: str) -> ObjectStoragePath:
     """One JSON record per retraining triggered in ``trigger_dag_id`` (``<run id>.json``, with ``triggered_at``),
     under the storage root (:mod:`mlops_provider.utils.storage`): every worker counts the same records."""
+    from mlops_provider.utils.storage import reports_root
+
     return reports_root() / "retraining" / trigger_dag_id
 
 
@@ -63,6 +64,7 @@ def write_held_back(trigger_dag_id: str, record: dict[str, Any], ti: Any) -> Non
 
 def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
     """The trigger records of ``trigger_dag_id`` written at or after ``since`` (real time), oldest first."""
+    from mlops_provider.ml.rails import records_since
     from mlops_provider.utils.evidence import attempts
 
     return records_since(attempts(trigger_records_dir(trigger_dag_id)), since)
@@ -166,6 +168,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         """End as skipped: the reason is logged at WARNING, left in XCom for a notifier and recorded for the model
         health page (a rail held the trigger back)."""
         from mlops_provider.ml.rails import message
+        from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY
 
         text = message(hold, mode, self.trigger_dag_id, self.dataset_rev or None)
         log.warning("Retraining alarm for window %s NOT triggered: %s", window_end, text)
@@ -190,8 +193,19 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         return [d for d in days if self._runs(context, [d])]
 
     def execute(self, context: Context) -> Any:
-        from mlops_provider.ml.rails import cooldown_hold, data_week_hold, real_week_hold, run_mode
+        from mlops_provider.ml.rails import (
+            BACKFILL,
+            REALTIME,
+            Hold,
+            cooldown_hold,
+            data_week_hold,
+            real_week_hold,
+            record_mode,
+            run_mode,
+        )
+        from mlops_provider.notifications.mail import TRIGGERED_XCOM_KEY
         from mlops_provider.utils.evidence import attempts
+        from mlops_provider.utils.storage import write_text
         from mlops_provider.utils.templating import json_object
 
         decision = json_object(self.decision, "decision")
@@ -277,6 +291,8 @@ def schedule_rails_decision(
     DAG (any reason: drift, performance, schedule): the same cooldown and weekly budget as drift-triggered
     trainings, counted in real time (a schedule has no data window). Trainings a backfill triggered are not
     counted: they spend their own pool (:mod:`mlops_provider.ml.rails`)."""
+    from mlops_provider.ml.rails import REALTIME, record_mode, records_since
+
     records = [r for r in records if record_mode(r) == REALTIME]
     if cooldown_days:
         recent = records_since(records, now - dt.timedelta(days=cooldown_days))
@@ -337,7 +353,9 @@ class ScheduledRetrainingRailsOperator(BaseOperator):
         self.max_per_real_week = max_per_real_week
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.ml.rails import REALTIME
         from mlops_provider.utils.evidence import attempts
+        from mlops_provider.utils.storage import write_text
 
         dag_run = context.get("dag_run")
         run_type = str(getattr(dag_run, "run_type", "") or "")

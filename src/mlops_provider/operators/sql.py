@@ -18,7 +18,6 @@ from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.utils.files import md5_of_file
-from mlops_provider.utils.storage import location, staging_file, storage_root, stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,6 +244,8 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
             shutil.rmtree(parts_dir, ignore_errors=True)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.storage import location, staging_file, storage_root, stored
+
         start, end = self._interval(context)
         partition = start.strftime("%Y-%m-%d")
         target = (

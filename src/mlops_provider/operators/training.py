@@ -35,8 +35,6 @@ from mlops_provider.links.extra_links import (
     mlflow_run_url,
     model_version_url,
 )
-from mlops_provider.ml.contract import EntrypointContractError
-from mlops_provider.ml.hyperparameters import load_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
 from mlops_provider.runtime.runners import (
     MODEL_ID_TAG,
@@ -276,6 +274,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
 
     def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
         """Hyperparameters, dataset sha and md5; every problem is raised before anything runs."""
+        from mlops_provider.ml.hyperparameters import load_spec, resolve
+
         if self.trigger_reason not in TRIGGER_REASONS:
             raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
         try:
@@ -426,6 +426,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOp
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
     ) -> tuple[dict[str, float], str, dict[str, str]]:
+        from mlops_provider.ml.contract import EntrypointContractError
+
         assert self._runner is not None
         ti = context["ti"]
         work = mlops_home() / "training" / run_id
