@@ -99,20 +99,39 @@ def test_calm_day_no_drift_reference_is_the_champions_training_set(home):
     assert set(summary["columns"]) == set(NUMERICAL + CATEGORICAL)
     assert all({"method", "score", "threshold", "drifted"} <= set(c) for c in summary["columns"].values())
     assert summary["sample_rows"]["current"] > 1000
-    assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
     assert json.loads(Path(summary["summary_path"]).read_text())["drift_share"] == summary["drift_share"]
-    link = context["ti"].pushed["_link_DriftReportLink"]
-    assert link == f"/mlops/reports/drift/churn_classifier/{CALM}/{summary['attempt']}.html"
+    # Issue 31: a calm day keeps its numbers, not Evidently's HTML; its record says how to get the report.
+    assert summary["report_path"] is None and summary["report_url"] is None
+    assert "MLOPS_DRIFT_HTML=always" in summary["report_note"]
+    assert not list(Path(summary["summary_path"]).parent.glob("*.html"))
+    assert "_link_DriftReportLink" not in context["ti"].pushed
     client = MlflowHook().get_client()
     history = client.get_metric_history(summary["mlflow_run_id"], "drift_share")
     assert [(m.step, m.value) for m in history] == [(CALM.toordinal(), summary["drift_share"])]
+    assert not [a.path for a in client.list_artifacts(summary["mlflow_run_id"], "drift")]
+
+
+def test_a_calm_day_has_its_html_report_on_request(home, monkeypatch):
+    monkeypatch.setenv("MLOPS_DRIFT_HTML", "always")
+    summary, context = report(CALM, run_id="html-on-request")
+    assert summary["dataset_drift"] is False and summary["report_note"] is None
+    assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
+    link = context["ti"].pushed["_link_DriftReportLink"]
+    assert link == f"/mlops/reports/drift/churn_classifier/{CALM}/{summary['attempt']}.html"
     with pytest.raises(AirflowSkipException, match="no retraining: drift share"):
         DriftSensor(task_id="s", summary_path=summary["summary_path"]).decide(summary)
 
 
 def test_drifted_day_crosses_the_line(home):
-    summary, _ = report(DRIFTED)
+    summary, context = report(DRIFTED)
     assert summary["dataset_drift"] is True and summary["drift_share"] >= 0.3
+    # A flagged day has its HTML report: the file, the task's link and the MLflow artifact.
+    assert Path(summary["report_path"]).read_text().lstrip().lower().startswith("<!doctype html")
+    assert summary["report_note"] is None and context["ti"].pushed["_link_DriftReportLink"] == summary["report_url"]
+    client = MlflowHook().get_client()
+    assert [a.path for a in client.list_artifacts(summary["mlflow_run_id"], "drift")] == [
+        f"drift/{Path(summary['report_path']).name}"
+    ]
     assert summary["columns"]["device"]["drifted"] and summary["columns"]["monthly_charges"]["drifted"]
     decision = DriftSensor(task_id="s", summary_path=summary["summary_path"]).decide(summary)
     assert decision["reason"] == "drift" and "device" in decision["drifted_columns"]

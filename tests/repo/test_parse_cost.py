@@ -15,6 +15,18 @@ from tests.helpers import PROJECT_ROOT
 pytestmark = pytest.mark.integration  # a parse in a fresh interpreter per DAG file: out of the fast lane
 
 HEAVY = ("mlflow", "great_expectations", "evidently", "xgboost", "dvc", "pandas", "sklearn", "docker")
+#: The provider's own modules that only a running task needs (issue 31): the operators import them inside
+#: execute(), so the dag processor, which parses every DAG file again and again, neither compiles nor runs them.
+TASK_ONLY = (
+    "mlops_provider.hooks.great_expectations",
+    "mlops_provider.ml.rails",
+    "mlops_provider.notifications.mail",
+    "mlops_provider.runtime.model_servers",
+    "mlops_provider.triggers.drift",
+    "mlops_provider.triggers.dvc",
+    "mlops_provider.utils.evidence",
+    "mlops_provider.utils.storage",
+)
 DAG_FILES = sorted(p for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 
 PROBE = """
@@ -22,12 +34,12 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
-def heavy_modules_imported_by(path: Path) -> list[str]:
-    """Top-level heavy packages present in sys.modules after importing ``path`` in a fresh interpreter."""
+def modules_imported_by(path: Path) -> set[str]:
+    """Every module in sys.modules after importing ``path`` in a fresh interpreter."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(path)],
         capture_output=True,
@@ -37,12 +49,16 @@ def heavy_modules_imported_by(path: Path) -> list[str]:
         timeout=120,
     )
     assert proc.returncode == 0, f"importing {path.name} failed:\n{proc.stderr[-2000:]}"
-    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return sorted(loaded & set(HEAVY))
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    """The heavy top-level packages among ``modules``."""
+    return sorted({name.split(".")[0] for name in modules} & set(HEAVY))
 
 
 @pytest.fixture(scope="module")
-def probed(tmp_path_factory) -> dict[str, list[str]]:
+def probed(tmp_path_factory) -> dict[str, set[str]]:
     """Every DAG file and a naive one (a heavy top-level import), each probed in its own fresh interpreter, the
     interpreters run side by side (each pays Airflow's import once; one after another they took most of the unit
     layer's time)."""
@@ -52,14 +68,27 @@ def probed(tmp_path_factory) -> dict[str, list[str]]:
     naive.write_text("import pandas\nfrom airflow.sdk import DAG\n")
     files = [*DAG_FILES, naive]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(zip([f.name for f in files], pool.map(heavy_modules_imported_by, files), strict=True))
+        return dict(zip([f.name for f in files], pool.map(modules_imported_by, files), strict=True))
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_imports_no_heavy_library(dag_file, probed):
-    assert probed[dag_file.name] == []
+    assert heavy(probed[dag_file.name]) == []
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_no_task_only_module(dag_file, probed):
+    """The provider's task-only modules stay out of a parse (they cost compile and run time on every parse)."""
+    assert sorted(set(TASK_ONLY) & probed[dag_file.name]) == []
 
 
 def test_guard_detects_a_heavy_import(probed):
     """The guard itself fails on a DAG file that imports a heavy library at top level."""
-    assert probed["naive_dag.py"] == ["pandas"]
+    assert heavy(probed["naive_dag.py"]) == ["pandas"]
+
+
+def test_task_only_modules_exist():
+    """Every name in TASK_ONLY is a module of the provider (a renamed module would make the guard pass vacuously)."""
+    import importlib.util
+
+    assert [name for name in TASK_ONLY if importlib.util.find_spec(name) is None] == []

@@ -30,8 +30,6 @@ from airflow.sdk import Param
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
-from mlops_provider.utils.records import review_dir
-from mlops_provider.utils.storage import stored, write_text
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
@@ -260,6 +258,9 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.evaluation = evaluation
 
     def _ledger_path(self) -> ObjectStoragePath:
+
+        from mlops_provider.utils.storage import stored
+
         return stored(json_object(self.evaluation, "evaluation")["ledger_path"])
 
     def prepare_form(self, context: Context) -> None:
@@ -271,6 +272,9 @@ class PromotionApprovalOperator(MlflowHookMixin, _ApprovalWithNote):
         self.body = promotion_summary(ledger, tags)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+
+        from mlops_provider.utils.storage import write_text
+
         answer = human_verdict(event)
         verdict = json_object(self.evaluation, "evaluation")
         version = str(verdict["challenger_version"])
@@ -338,6 +342,7 @@ class RetrainingApprovalOperator(_ApprovalWithNote):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from mlops_provider.utils.evidence import attempt_key, attempts, write_record
+        from mlops_provider.utils.records import review_dir
 
         alarm = json_object(self.decision, "decision")
         answer = human_verdict(event)

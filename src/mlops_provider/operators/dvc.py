@@ -13,7 +13,6 @@ from mlops_provider.layout import run_metadata
 from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
-from mlops_provider.utils.storage import local_copy, stored
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -58,6 +57,8 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
         self.tag = tag
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.storage import local_copy, stored
+
         with local_copy(stored(self.source_path)) as source:
             result = self.dvc_hook.version_file(source, self.target_path, self.tag, metadata=run_metadata(context))
         DvcVersionLink.persist(context, dvc_version_url(result["rev"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,11 +43,7 @@ from mlops_provider.ml.learned_drift import (
     leave_one_day_out,
     uniform_weights,
 )
-from mlops_provider.utils.evidence import attempt_key, first_attempt, now_iso, write_record
 from mlops_provider.utils.extras import require
-from mlops_provider.utils.paths import work_dir
-from mlops_provider.utils.records import drift_folder, drift_thresholds_file
-from mlops_provider.utils.storage import location, publish, write_text
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -57,6 +54,28 @@ if TYPE_CHECKING:
 REFERENCES = ("champion", "rolling", "seasonal")
 #: The commit trailer of a training set that lists the partitions (days) it was assembled from.
 PARTITIONS_TRAILER = "Training-Set-Partitions"
+
+
+#: When the drift check renders Evidently's HTML report: ``drifted`` (the default: only on a day that crosses the
+#: drift line) or ``always``. Rendering and storing the HTML is most of a calm day's check (issue 31); a calm day's
+#: numbers are all in its record and its MLflow run.
+HTML_ENV = "MLOPS_DRIFT_HTML"
+HTML_SETTINGS = ("drifted", "always")
+#: What a record without HTML says in place of the report's link.
+NO_HTML_NOTE = (
+    "no HTML report: this day did not cross the drift line, so only its numbers were kept (this record, the MLflow "
+    f"run); to render the report, set {HTML_ENV}=always for the workers and clear this task (a re-check, written "
+    "beside this record against the same champion)"
+)
+
+
+def renders_html(dataset_drift: bool, setting: str | None) -> bool:
+    """Whether a drift check renders its HTML report: on a flagged day, or on every day with ``always``
+    (``setting`` is the value of ``MLOPS_DRIFT_HTML``; unset or empty means ``drifted``)."""
+    value = (setting or "drifted").strip().lower()
+    if value not in HTML_SETTINGS:
+        raise ValueError(f"{HTML_ENV} must be one of {HTML_SETTINGS}, got {setting!r}")
+    return bool(dataset_drift) or value == "always"
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
@@ -74,9 +93,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     memory stays bounded; the sample sizes are recorded.
 
     Output: a JSON summary (dataset drift yes/no, drift share, per column method, score, threshold, drifted),
-    written next to the HTML report as ``<reports root>/drift/<model>/<day>/<attempt>.json|.html`` (extra
-    link), both logged to a monitoring run of the attempt in MLflow together with metric ``drift_share`` at the
-    window's date, so drift over time plots.
+    written as ``<reports root>/drift/<model>/<day>/<attempt>.json`` and logged to a monitoring run of the attempt
+    in MLflow together with metric ``drift_share`` at the window's date, so drift over time plots. Evidently's HTML
+    report (``<attempt>.html`` beside it, extra link, MLflow artifact) is rendered on a day that crosses the drift
+    line, or on every day with ``MLOPS_DRIFT_HTML=always``; a calm day's record says how to get it.
 
     History is append-only. The first check of a day is its record of decision; a later check of the same day (a
     cleared task) is a **re-check**: it is written beside the first (never over it), it compares against the
@@ -131,7 +151,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     "signal", "signal_note", "weighted_drift", "learned_drift", "learned_threshold", "learned_thresholds"
     {"path", "computed_now", "reference_days", "calibration_days", "k", "columns" {column: {"threshold", "n_days",
     "mean", "std", "quantiles", ...}}, "note"} (learned signal only), "sample_rows", "attempt", "recorded_at",
-    "recheck", "first_attempt", "report_path", "report_url", "summary_path", "mlflow_run_id"}``; with the learned
+    "recheck", "first_attempt", "report_path", "report_url", "report_note", "summary_path", "mlflow_run_id"}``
+    (``report_path``/``report_url`` are None and ``report_note`` says how to get the report on a day without HTML:
+    the HTML is rendered only on a flagged day unless ``MLOPS_DRIFT_HTML=always``); with the learned
     signal each column also carries ``learned`` ``{"score", "threshold", "ratio", "excess", "past"}``.
     """
 
@@ -257,6 +279,9 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
 
     def _reference_version(self, end: str, attempt: str) -> tuple[str, dict[str, Any] | None]:
         """The champion to compare with: the one the day's first check recorded, else the current champion."""
+        from mlops_provider.utils.evidence import first_attempt
+        from mlops_provider.utils.records import drift_folder
+
         first = first_attempt(drift_folder(self.model_name, end), other_than=attempt)
         if first is not None:
             recorded = str((first.get("reference") or {}).get("model_version") or "")
@@ -271,6 +296,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         return champion, None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key, now_iso, write_record
+        from mlops_provider.utils.records import drift_folder
+        from mlops_provider.utils.storage import location, publish, work_dir
+
         require("evidently", user=type(self).__name__)
         end = self._window_end(context)
         attempt = attempt_key(context)
@@ -335,16 +364,22 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             first_recorded_at=first.get("recorded_at") if first else None,
         )
         html_path = folder / f"{attempt}.html"
-        summary["report_path"] = location(html_path)
-        summary["report_url"] = report_url(html_path)
-        with tempfile.TemporaryDirectory(dir=work_dir("drift")) as tmp:
-            html = Path(tmp) / html_path.name  # the artifact's name in MLflow
-            self._snapshot.save_html(str(html))
-            self._log_to_mlflow(context, summary, html, end_day)
-            publish(html, html_path)
+        rendered = renders_html(summary["dataset_drift"], os.environ.get(HTML_ENV))
+        summary["report_path"] = location(html_path) if rendered else None
+        summary["report_url"] = report_url(html_path) if rendered else None
+        summary["report_note"] = None if rendered else NO_HTML_NOTE
+        if rendered:
+            with tempfile.TemporaryDirectory(dir=work_dir("drift")) as tmp:
+                html = Path(tmp) / html_path.name  # the artifact's name in MLflow
+                self._snapshot.save_html(str(html))
+                self._log_to_mlflow(context, summary, html, end_day)
+                publish(html, html_path)
+        else:
+            self._log_to_mlflow(context, summary, None, end_day)
         summary["summary_path"] = location(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
-        DriftReportLink.persist(context, summary["report_url"])
+        if rendered:
+            DriftReportLink.persist(context, summary["report_url"])
         MlflowRunLink.persist(context, mlflow_run_url(summary["mlflow_run_id"]))
         self.log.info(
             "Drift %s %s: share %.3f, signal %s (learned drift %s), drifted: %s%s", self.dataset, end,
@@ -448,6 +483,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         """The champion's learned per-column thresholds: read from ``<reports root>/drift-thresholds/<model>/``
         when this champion and these settings were learned before, else learned now and kept there (whole or not at
         all; never rewritten: other settings are another file). ``{"note"}`` alone when they cannot be learned."""
+        from mlops_provider.utils.evidence import now_iso
+        from mlops_provider.utils.records import drift_thresholds_file
+        from mlops_provider.utils.storage import location, write_text
+
         days = reference_days or self._training_days(tags[DATA_REV_TAG])
         if not days:
             return {
@@ -557,7 +596,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                 }
         return snapshot, share, columns
 
-    def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path, day: dt.date) -> None:
+    def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path | None, day: dt.date) -> None:
         hook = self.mlflow_hook
         ti = context["ti"]
         run_id = hook.run_for_key(
@@ -580,6 +619,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                 "recheck": str(summary["recheck"]),
             },
         )
-        hook.log_artifact(run_id, html, "drift")
+        if html is not None:
+            hook.log_artifact(run_id, html, "drift")
         hook.terminate_run(run_id, "FINISHED")
         summary["mlflow_run_id"] = run_id

@@ -14,29 +14,19 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.exceptions import UnreadableFileError
-from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
-from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.files import write_atomic
-from mlops_provider.utils.records import quarantine_dir, validation_dir, validation_docs_dir
-from mlops_provider.utils.storage import (
-    is_local,
-    local_copy,
-    location,
-    move,
-    publish_tree,
-    scratch_for,
-    stored,
-)
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath, XComArg
+
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -331,16 +321,23 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
     def hook(self) -> GreatExpectationsHook:
         # One Data Docs site per attempt: GX rebuilds a site from the validations it knows, and each task's
         # ephemeral context knows only its own, so a shared site would lose other partitions' pages.
+        from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+        from mlops_provider.utils.records import validation_docs_dir
+
         return GreatExpectationsHook(docs_dir=validation_docs_dir(self._out_dir))
 
     @property
     def _stored_out_dir(self) -> ObjectStoragePath:
         """The attempt's folder under the reports root, where its result and Data Docs are published."""
+        from mlops_provider.utils.records import validation_dir
+
         return validation_dir(self.dataset, str(self.partition), self.attempt)
 
     @property
     def _out_dir(self) -> Path:
         """Where GX writes them on this worker first (the published folder itself on local storage)."""
+        from mlops_provider.utils.storage import scratch_for
+
         return scratch_for(self._stored_out_dir)
 
     def _read(self, path: Path) -> pd.DataFrame:
@@ -352,6 +349,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
 
     def _whole_frame_reason(self, data_path: Path | None) -> str | None:
         """Why this partition is validated as one frame, or None when it goes in batches."""
+        from mlops_provider.hooks.great_expectations import GreatExpectationsHook
         from mlops_provider.ml.validation_batches import unmergeable
 
         if data_path is None:
@@ -420,6 +418,9 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         return result, docs_page, normalized, rows, count, columns
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key
+        from mlops_provider.utils.storage import is_local, local_copy, location, publish_tree, stored
+
         source = stored(self.data_path) if self.data_path else None
         self.attempt = attempt_key(context)
         out_dir = self._out_dir
@@ -530,6 +531,9 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
 
     def _quarantine(self, source: ObjectStoragePath, result_path: ObjectStoragePath) -> str:
         """Move the failed partition to ``<quarantine>/<attempt>/`` with its validation result; its location."""
+        from mlops_provider.utils.records import quarantine_dir
+        from mlops_provider.utils.storage import location, move, stored
+
         base = (
             stored(self.quarantine_path) if self.quarantine_path else quarantine_dir(self.dataset, str(self.partition))
         )

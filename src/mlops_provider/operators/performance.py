@@ -29,9 +29,6 @@ from mlops_provider.ml.label_check import (
     performance_alarm,
     window_days,
 )
-from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
-from mlops_provider.utils.records import performance_folder
-from mlops_provider.utils.storage import location
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -194,6 +191,11 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self._splits: dict[str, Split] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
+
+        from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
+        from mlops_provider.utils.records import performance_folder
+        from mlops_provider.utils.storage import location
+
         day = dt.date.fromisoformat(str(self.partition))
         attempt = attempt_key(context)
         folder = performance_folder(self.model_name, day.isoformat())
@@ -394,6 +396,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
 
     def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:
         """Beside a realised value: the estimate the labelled day's own first check made (before its labels)."""
+        from mlops_provider.utils.evidence import first_attempt
+        from mlops_provider.utils.records import performance_folder
+
         then = first_attempt(performance_folder(self.model_name, summary["labelled_day"])) or {}
         estimated_then = then.get("estimated") or {}
         if summary.get("status") == "scored" and estimated_then.get("value") is not None:
@@ -464,6 +469,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     def _previous_crossings(self, day: dt.date) -> list[bool | None]:
         """Whether each of the ``consecutive_days - 1`` run days before ``day`` crossed the floor, the newest first,
         judged by this check's rule and floor from the day's first record (``None``: no decision that day)."""
+        from mlops_provider.utils.evidence import first_attempt
+        from mlops_provider.utils.records import performance_folder
+
         previous: list[bool | None] = []
         for back in range(1, self.consecutive_days):
             earlier = day - dt.timedelta(days=back)

@@ -26,13 +26,12 @@ from mlops_provider.links.extra_links import (
     model_version_url,
 )
 from mlops_provider.ml.split import OutOfTimeSplit, Split, row_days, split_from_tags
-from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
-from mlops_provider.utils.records import ledger_dir
-from mlops_provider.utils.storage import location
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, XComArg
+
+    from mlops_provider.ml.split import Split
 
 
 class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
@@ -124,6 +123,7 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
 
     def _splits(self, version: str, champion: str | None) -> list[Split]:
         """The holdout splits of the challenger and (when different) the champion, from their version tags."""
+
         splits: list[Split] = []
         for v in dict.fromkeys(x for x in (version, champion) if x):
             split = split_from_tags(self.mlflow_hook.model_version_tags(self.model_name, v))
@@ -140,6 +140,9 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
     def execute(self, context: Context) -> dict[str, Any]:
 
         from mlops_provider.ml.scoring import decide, load_json, run_behaviour_tests, schema_predictor, score
+        from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
+        from mlops_provider.utils.records import ledger_dir
+        from mlops_provider.utils.storage import location
 
         try:
             rules = self.gate_rules if isinstance(self.gate_rules, dict) else load_json(self.gate_rules, "gate rules")

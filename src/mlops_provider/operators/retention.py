@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_provider.utils.evidence import attempt_key, write_record
-from mlops_provider.utils.records import DECISION_FOLDERS, FOLDERS, kind_folder, quarantine_relative, retention_folder
 from mlops_provider.utils.retention import (
     RETENTION_DAYS_ENV,
     Artefact,
@@ -22,7 +20,6 @@ from mlops_provider.utils.retention import (
     retention_days,
     select,
 )
-from mlops_provider.utils.storage import is_local, location, storage_root
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -73,6 +70,10 @@ class RetentionOperator(BaseOperator):
         self.days = days
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.utils.evidence import attempt_key, write_record
+        from mlops_provider.utils.records import FOLDERS, quarantine_relative, retention_folder
+        from mlops_provider.utils.storage import location, storage_root
+
         try:
             days = retention_days(self.days)
         except ValueError as exc:
@@ -176,6 +177,8 @@ def _files(root: ObjectStoragePath, folder: str) -> dict[str, int]:
 def _cited(root: ObjectStoragePath) -> dict[str, set[str]]:
     """``{cited path: {citing record}}`` (relative to ``root``): what the decision records name, and what the
     records they name cite in turn."""
+    from mlops_provider.utils.records import DECISION_FOLDERS, FOLDERS
+
     cited: dict[str, set[str]] = {}
     queue = [rel for folder in DECISION_FOLDERS for rel in _files(root, folder) if rel.endswith(".json")]
     seen: set[str] = set()
@@ -200,6 +203,9 @@ def _cited(root: ObjectStoragePath) -> dict[str, set[str]]:
 def _remove(root: ObjectStoragePath, rel: str) -> bool:
     """Remove the file or folder ``rel``; False when it was already gone. On the local disk, folders left empty
     below the kind's folder (``reports/<kind>``, ``quarantine``) are removed too."""
+    from mlops_provider.utils.records import kind_folder
+    from mlops_provider.utils.storage import is_local
+
     target = root / rel
     fs = root.fs
     if not target.exists():

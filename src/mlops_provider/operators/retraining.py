@@ -15,13 +15,11 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.layout import CHAMPION_ALIAS
-from mlops_provider.ml.rails import BACKFILL, REALTIME, Hold, record_mode, records_since
-from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY, TRIGGERED_XCOM_KEY
-from mlops_provider.utils.records import held_back_dir, trigger_records_dir
-from mlops_provider.utils.storage import write_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
+
+    from mlops_provider.ml.rails import Hold
 
 #: The held-back WARNING goes through the standard logger: Airflow routes it into the task log (and tests read it).
 log = logging.getLogger(__name__)
@@ -37,6 +35,7 @@ def retraining_run_id(dataset: str, window_end: str) -> str:
 def held_back_alarms(trigger_dag_id: str, limit: int = HELD_BACK_SHOWN) -> list[dict[str, Any]]:
     """The newest ``limit`` held-back records of ``trigger_dag_id``, newest first."""
     from mlops_provider.utils.evidence import attempts
+    from mlops_provider.utils.records import held_back_dir
 
     return list(reversed(attempts(held_back_dir(trigger_dag_id))))[:limit]
 
@@ -44,6 +43,7 @@ def held_back_alarms(trigger_dag_id: str, limit: int = HELD_BACK_SHOWN) -> list[
 def write_held_back(trigger_dag_id: str, record: dict[str, Any], ti: Any) -> None:
     """Keep a held-back alarm beside the trigger records, one file per task try (a re-run adds its own)."""
     from mlops_provider.utils.evidence import write_record
+    from mlops_provider.utils.records import held_back_dir
 
     attempt = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{record.get('window_end') or ''}__{ti.dag_id}__{ti.run_id}")
     write_record(held_back_dir(trigger_dag_id), f"{attempt}__try{getattr(ti, 'try_number', 0)}", record)
@@ -51,7 +51,9 @@ def write_held_back(trigger_dag_id: str, record: dict[str, Any], ti: Any) -> Non
 
 def triggered_since(trigger_dag_id: str, since: dt.datetime) -> list[dict[str, Any]]:
     """The trigger records of ``trigger_dag_id`` written at or after ``since`` (real time), oldest first."""
+    from mlops_provider.ml.rails import records_since
     from mlops_provider.utils.evidence import attempts
+    from mlops_provider.utils.records import trigger_records_dir
 
     return records_since(attempts(trigger_records_dir(trigger_dag_id)), since)
 
@@ -154,6 +156,8 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         """End as skipped: the reason is logged at WARNING, left in XCom for a notifier and recorded for the model
         health page (a rail held the trigger back)."""
         from mlops_provider.ml.rails import message
+        from mlops_provider.notifications.mail import HELD_BACK_XCOM_KEY
+        from mlops_provider.utils.records import held_back_dir
 
         text = message(hold, mode, self.trigger_dag_id, self.dataset_rev or None)
         log.warning("Retraining alarm for window %s NOT triggered: %s", window_end, text)
@@ -178,8 +182,20 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
         return [d for d in days if self._runs(context, [d])]
 
     def execute(self, context: Context) -> Any:
-        from mlops_provider.ml.rails import cooldown_hold, data_week_hold, real_week_hold, run_mode
+        from mlops_provider.ml.rails import (
+            BACKFILL,
+            REALTIME,
+            Hold,
+            cooldown_hold,
+            data_week_hold,
+            real_week_hold,
+            record_mode,
+            run_mode,
+        )
+        from mlops_provider.notifications.mail import TRIGGERED_XCOM_KEY
         from mlops_provider.utils.evidence import attempts
+        from mlops_provider.utils.records import trigger_records_dir
+        from mlops_provider.utils.storage import write_text
         from mlops_provider.utils.templated_fields import json_object
 
         decision = json_object(self.decision, "decision")
@@ -265,6 +281,8 @@ def schedule_rails_decision(
     DAG (any reason: drift, performance, schedule): the same cooldown and weekly budget as drift-triggered
     trainings, counted in real time (a schedule has no data window). Trainings a backfill triggered are not
     counted: they spend their own pool (:mod:`mlops_provider.ml.rails`)."""
+    from mlops_provider.ml.rails import REALTIME, record_mode, records_since
+
     records = [r for r in records if record_mode(r) == REALTIME]
     if cooldown_days:
         recent = records_since(records, now - dt.timedelta(days=cooldown_days))
@@ -325,7 +343,10 @@ class ScheduledRetrainingRailsOperator(BaseOperator):
         self.max_per_real_week = max_per_real_week
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.ml.rails import REALTIME
         from mlops_provider.utils.evidence import attempts
+        from mlops_provider.utils.records import held_back_dir, trigger_records_dir
+        from mlops_provider.utils.storage import write_text
 
         dag_run = context.get("dag_run")
         run_type = str(getattr(dag_run, "run_type", "") or "")

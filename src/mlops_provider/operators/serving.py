@@ -17,16 +17,14 @@ from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
-from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer, ModelServer, ModelServerError
 from mlops_provider.runtime.runners import RUNNERS, default_runner
-from mlops_provider.utils.evidence import attempt_key
 from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
-from mlops_provider.utils.records import ledger_dir
-from mlops_provider.utils.storage import stored, write_text
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
+
+    from mlops_provider.runtime.model_servers import ModelServer
 
 
 def percentile_95(values: list[float]) -> float:
@@ -238,6 +236,8 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
     def execute(self, context: Context) -> dict[str, Any]:
 
         from mlops_provider.ml.scoring import schema_predictor
+        from mlops_provider.runtime.model_servers import ModelServerError
+        from mlops_provider.utils.evidence import attempt_key
 
         package = json_object(self.package, "package")
         name, version = package["model_name"], str(package["version"])
@@ -310,6 +310,8 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         self, server: ModelServer, rows: Any, columns: list[str]
     ) -> tuple[list[float | None], list[float], list[str]]:
         """Start ``server``, post the rows in batches, stop it; returns (predictions, latencies ms, errors)."""
+        from mlops_provider.runtime.model_servers import ModelServerError
+
         self._server = server
         latencies: list[float] = []
         predictions: list[float | None] = []
@@ -334,6 +336,8 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         self, runner: str, image: str | None, hook: MlflowHook, name: str, version: str, ti: Any, role: str
     ) -> ModelServer:
         """The server of ``role`` for this task: its container (docker) or its local process (local)."""
+        from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer
+
         key = server_key(ti, role)
         if runner == "docker":
             return DockerModelServer(
@@ -356,6 +360,8 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
 
     def _record(self, hook: MlflowHook, result: dict[str, Any], attempt: str) -> None:
         from mlops_provider.utils.evidence import attempts
+        from mlops_provider.utils.records import ledger_dir
+        from mlops_provider.utils.storage import stored, write_text
 
         name, version = result["model_name"], result["version"]
         ledger_path = stored(self.ledger_path) if self.ledger_path else None

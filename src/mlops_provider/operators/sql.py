@@ -18,8 +18,6 @@ from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.utils.files import md5_of_file
-from mlops_provider.utils.records import staged_partition
-from mlops_provider.utils.storage import location, staging_file, stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -251,6 +249,10 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
             shutil.rmtree(parts_dir, ignore_errors=True)
 
     def execute(self, context: Context) -> dict[str, Any]:
+
+        from mlops_provider.utils.records import staged_partition
+        from mlops_provider.utils.storage import location, staging_file, stored
+
         start, end = self._interval(context)
         partition = start.strftime("%Y-%m-%d")
         target = stored(self.output_path) if self.output_path else staged_partition(self.dataset, partition)

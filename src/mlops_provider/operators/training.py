@@ -265,6 +265,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
 
     def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
         """Hyperparameters, dataset sha and md5; every problem is raised before anything runs."""
+
         if self.trigger_reason not in TRIGGER_REASONS:
             raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
         try:
@@ -416,6 +417,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
     ) -> tuple[dict[str, float], str, dict[str, str]]:
+
         assert self._runner is not None
         ti = context["ti"]
         work = training_work_dir(run_id)

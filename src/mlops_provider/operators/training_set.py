@@ -16,8 +16,6 @@ from mlops_provider.layout import partition_path, partition_tag, run_metadata, t
 from mlops_provider.lineage.datasets import Lineage, dvc_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
-from mlops_provider.utils.records import quarantine_dir
-from mlops_provider.utils.storage import stored
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -140,6 +138,9 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     def classify_days(self, context: Context, end: str | None = None) -> dict[str, str]:
         """``{day: state}`` for every day of the window ending at ``end`` (default: ``partition``; see
         ``DAY_STATES``)."""
+        from mlops_provider.utils.records import quarantine_dir
+        from mlops_provider.utils.storage import stored
+
         end = end or str(self.partition)
         prefix = partition_tag(self.dataset, "")
         versioned = {tag.removeprefix(prefix) for tag in self.dvc_hook.tags(prefix + "*")}

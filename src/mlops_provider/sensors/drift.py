@@ -12,7 +12,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
-from mlops_provider.triggers.drift import DriftResultTrigger, read_result
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -59,12 +58,16 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         self.poll_interval = poll_interval
 
     def _results(self) -> tuple[DriftSummary, PerformanceSummary | None] | None:
+        from mlops_provider.triggers.drift import read_result
+
         summary, performance = read_result(self.summary_path), read_result(self.performance_path)
         if summary is None or (self.performance_path and performance is None):
             return None
         return cast("DriftSummary", summary), cast("PerformanceSummary | None", performance)
 
     def execute(self, context: Context) -> Any:
+        from mlops_provider.triggers.drift import DriftResultTrigger
+
         if not self.deferrable:
             return super().execute(context)
         ready = self._results()

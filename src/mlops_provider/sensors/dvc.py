@@ -11,7 +11,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin
-from mlops_provider.triggers.dvc import DvcTagTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -96,6 +95,8 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         raise AirflowSkipException(f"{self.tag} will not be versioned: {path} exists (the data was quarantined)")
 
     def execute(self, context: Context) -> Any:
+        from mlops_provider.triggers.dvc import DvcTagTrigger
+
         if not self.deferrable:
             return super().execute(context)
         found = self._check(context)

@@ -25,8 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_provider.utils.storage import storage_root
-
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -109,6 +107,8 @@ def is_drift_report(relative_to_reports: str) -> bool:
 
 def folder(kind: str, *parts: str) -> ObjectStoragePath:
     """The stored path of ``parts`` under the folder of ``kind`` (a key of :data:`FOLDERS`)."""
+    from mlops_provider.utils.storage import storage_root
+
     return storage_root().joinpath(*relative(kind, *parts).split("/"))
 
 
@@ -130,6 +130,8 @@ def quarantine_relative(dataset: str, partition: str | None = None) -> str:
 
 def quarantine_dir(dataset: str, partition: str | None = None) -> ObjectStoragePath:
     """A dataset's quarantine folder, or one day's: one ``<attempt>/`` per failed validation."""
+    from mlops_provider.utils.storage import storage_root
+
     return storage_root().joinpath(*quarantine_relative(dataset, partition).split("/"))
 
 

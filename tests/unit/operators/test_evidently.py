@@ -21,3 +21,28 @@ pytestmark = pytest.mark.unit
 )
 def test_distances_drift_at_or_above_the_threshold_p_values_below_it(method, score, threshold, drifted):
     assert column_drifted(method, score, threshold) is drifted
+
+
+@pytest.mark.parametrize(
+    ("dataset_drift", "setting", "rendered"),
+    [
+        (False, None, False),  # a calm day: numbers only
+        (False, "", False),
+        (False, "drifted", False),
+        (True, None, True),  # a flagged day has its report
+        (True, "drifted", True),
+        (False, "always", True),  # on request
+        (False, " Always ", True),
+    ],
+)
+def test_the_html_report_is_rendered_on_a_flagged_day_or_on_request(dataset_drift, setting, rendered):
+    from mlops_provider.operators.evidently import renders_html
+
+    assert renders_html(dataset_drift, setting) is rendered
+
+
+def test_a_bad_html_setting_is_named():
+    from mlops_provider.operators.evidently import HTML_ENV, renders_html
+
+    with pytest.raises(ValueError, match=f"{HTML_ENV} must be one of .*'sometimes'"):
+        renders_html(True, "sometimes")
