@@ -61,11 +61,34 @@ def labels(frame: Any, schema: dict[str, Any]) -> Any:
     return (column.astype(str) == str(positive)).astype(int).to_numpy()
 
 
+#: XGBoost's name of the metrics a tuning study may report while training (for pruning).
+XGB_METRICS = {"roc_auc": "auc", "log_loss": "logloss"}
+
+
+def progress_reporter(report: str, metric: str, every: int = 10) -> Any:
+    """An XGBoost callback appending ``{"step", "value"}`` (the metric on the ``--holdout`` rows after every ``every``
+    boosting rounds) to ``report``: a tuning study with ``pruning: median`` stops a trial that falls behind
+    (``$MLOPS_TUNING_REPORT``; docs/training-entrypoint.md)."""
+    import xgboost as xgb
+
+    class Report(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if (epoch + 1) % every == 0:
+                value = evals_log["validation_0"][XGB_METRICS[metric]][-1]
+                with open(report, "a") as out:
+                    out.write(json.dumps({"step": epoch + 1, "value": float(value)}) + "\n")
+            return False
+
+    return Report()
+
+
 def train(train_part: Any, holdout: Any, schema: dict[str, Any], params: dict[str, Any]) -> tuple[Any, dict, Any]:
     """Fit on the training rows, score on the holdout; returns the model, metrics and the feature description."""
     import xgboost as xgb
 
     features = features_of(schema, train_part)
+    report, metric = os.environ.get("MLOPS_TUNING_REPORT"), os.environ.get("MLOPS_TUNING_METRIC", "")
+    reporting = bool(report) and metric in XGB_METRICS  # a tuning trial: report progress for pruning
     model = xgb.XGBClassifier(
         n_estimators=int(params["n_estimators"]),
         max_depth=int(params["max_depth"]),
@@ -78,9 +101,15 @@ def train(train_part: Any, holdout: Any, schema: dict[str, Any], params: dict[st
         n_jobs=int(params["nthread"]),
         tree_method="hist",
         enable_categorical=True,
-        eval_metric="logloss",
+        eval_metric=XGB_METRICS[metric] if reporting else "logloss",
+        callbacks=[progress_reporter(str(report), metric)] if reporting else None,
     )
-    model.fit(encode(train_part, features["numerical"], features["categories"]), labels(train_part, schema))
+    x_train = encode(train_part, features["numerical"], features["categories"])
+    if reporting:  # the metric on the rows the trial is scored on, as it trains (they do not change the model)
+        x_holdout = encode(holdout, features["numerical"], features["categories"])
+        model.fit(x_train, labels(train_part, schema), eval_set=[(x_holdout, labels(holdout, schema))], verbose=False)
+    else:
+        model.fit(x_train, labels(train_part, schema))
     threshold = float(params["threshold"])
     proba = model.predict_proba(encode(holdout, features["numerical"], features["categories"]))[:, 1]
     y_holdout = labels(holdout, schema)

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops_provider.exceptions import SpecError
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS
+from mlops_provider.ml.hyperparameters import load_hyperparameter_spec
+from mlops_provider.ml.tuning import DEFAULT_ON, Tuning
 
 NAME = r"^[a-z][a-z0-9_]{1,62}$"
 #: Characters XGBoost (3.2, ``DMatrix.feature_names``) refuses in a feature name: it raises at training time.
@@ -217,6 +219,56 @@ class SplitSpec(_Section):
     )
 
 
+class SearchRangeSpec(_Section):
+    """One hyperparameter's search range: ``low``..``high`` of the hyperparameter file's type (``log`` scale,
+    ``step``), or ``choices``; within what the hyperparameter file allows (checked with the spec)."""
+
+    low: int | float | None = Field(
+        default=None, description="lowest value searched (int hyperparameters: a whole number)"
+    )
+    high: int | float | None = Field(default=None, description="highest value searched; must be more than low")
+    log: bool = Field(default=False, description="search on a log scale (low > 0)")
+    step: int | float | None = Field(default=None, description="grid step of the range (not with log)")
+    choices: list[Any] | None = Field(default=None, description="the values to choose from, instead of a range")
+
+
+class TuningSpec(_Section):
+    """Hyperparameter search before training (Optuna; off by default): trials train on the training rows less a
+    validation part and are scored on it (never on the gate's holdout); the best trial's hyperparameters train the
+    model that is registered and gated as always."""
+
+    enabled: bool = Field(default=False, description="tune before training")
+    on: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ON),
+        description="trigger reasons that tune (others: fixed hyperparameters)",
+    )
+    n_trials: int | None = Field(default=20, ge=1, description="finished trials (complete or pruned) per study")
+    timeout_minutes: float | None = Field(default=None, gt=0, description="no trial starts after this much trial time")
+    metric: str = Field(default="roc_auc", description="result metric of the entrypoint the study optimises")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    pruning: Literal["none", "median"] = Field(
+        default="none", description="median: stop a trial whose reported values fall below the median of earlier ones"
+    )
+    seed: int = Field(default=0, ge=0, description="seed of the sampler (TPE)")
+    validation_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="share of the training rows' keys the trials are scored on (key_hash)"
+    )
+    search_space: dict[str, SearchRangeSpec] = Field(
+        default_factory=dict, description="hyperparameter name -> its range or choices"
+    )
+
+    def plan(self) -> dict[str, Any] | None:
+        """What ``TrainModelOperator(tuning=...)`` takes: the settings as a plain mapping; None when disabled."""
+        if not self.enabled:
+            return None
+        data = self.model_dump()
+        data["search_space"] = {
+            name: {k: v for k, v in search.items() if v is not None and not (k == "log" and v is False)}
+            for name, search in data["search_space"].items()
+        }
+        return data
+
+
 class TrainingSpec(_Section):
     """How a model is trained."""
 
@@ -228,6 +280,7 @@ class TrainingSpec(_Section):
     window_days: int = Field(default=7, ge=1, le=3660, description="calendar days of data in a training set")
     min_days: int = Field(default=1, ge=1, description="fewest versioned days a training set may have")
     timeout_minutes: int = Field(default=30, ge=1)
+    tuning: TuningSpec = TuningSpec()
 
     @model_validator(mode="after")
     def _min_days(self) -> TrainingSpec:
@@ -583,6 +636,7 @@ class ModelSpec(_Section):
             "runner": self.training.runner,
             "image": self.training.image,
             "execution_timeout": dt.timedelta(minutes=self.training.timeout_minutes),
+            "tuning": self.training.tuning.plan(),
         }
 
     def evaluate_arguments(self) -> dict[str, Any]:
@@ -684,10 +738,25 @@ def parse_spec(data: Any, path: Path) -> ModelSpec:
         suite = json.loads(spec.resolve(spec.validation).read_text())
     except ValueError as exc:
         raise SpecError(f"{path}: validation: {spec.resolve(spec.validation)} is not valid JSON: {exc}") from None
-    problems = label_problems(spec.label, suite)
+    problems = label_problems(spec.label, suite) + tuning_problems(spec)
     if problems:
         raise SpecError("\n".join(f"{path}: {line}" for line in problems))
     return spec
+
+
+def tuning_problems(spec: ModelSpec) -> list[str]:
+    """What the tuner would refuse in ``training.tuning`` (when enabled): its own rules, and the search space against
+    the hyperparameter file (an unknown hyperparameter, an empty range, a range or choice the file does not allow).
+    Lines are ``key: problem``."""
+    plan = spec.training.tuning.plan()
+    if plan is None:
+        return []
+    try:
+        tuning = Tuning.from_mapping(plan, "training.tuning")
+        hyperparameters = load_hyperparameter_spec(spec.resolve(spec.training.hyperparameters))
+    except ValueError as exc:
+        return [str(exc)]
+    return tuning.problems(hyperparameters, "training.tuning")
 
 
 #: libyaml's safe loader when PyYAML was built with it (5x faster on a spec; the dag processor reads every spec on

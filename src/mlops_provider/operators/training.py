@@ -37,6 +37,7 @@ from mlops_provider.links.extra_links import (
 from mlops_provider.ml.contract import EntrypointContractError
 from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
+from mlops_provider.ml.tuning import COUNTED, Tuning
 from mlops_provider.runtime.runners import (
     MODEL_ID_TAG,
     RUNNERS,
@@ -114,6 +115,16 @@ def dataset_rev_problem(rev: str, kind: str, tag_pattern: str | None, newest: st
     )
 
 
+def tuning_result(tags: dict[str, str]) -> dict[str, Any] | None:
+    """The XCom ``tuning`` of a finished training run, read back from its tags (None: it did not tune)."""
+    if "tuning.study" not in tags:
+        return None
+    return {"study": tags["tuning.study"], "trials": int(tags.get("tuning.trials", "0")),
+            "best_trial": int(tags.get("tuning.best_trial", "-1")),
+            "best_value": float(tags.get("tuning.best_value", "nan")), "metric": tags.get("tuning.metric"),
+            "params": json.loads(tags.get("training.params", "{}"))}  # fmt: skip
+
+
 def challenger_alias(model_asset: Asset) -> AssetAlias:
     """The alias through which ``TrainModelOperator`` emits ``model_asset`` events (only for unjudged versions)."""
     return AssetAlias(name=f"{model_asset.name}__challenger")
@@ -164,6 +175,13 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     :param reject_unknown_conf: fail when the run's conf has a key that is not one of the DAG's declared params
         (a misspelt ``datset_rev`` would otherwise be ignored and the newest data used). A DAG that declares no
         params is not checked.
+    :param tuning: hyperparameter search before training (the spec's ``training.tuning``, ``TuningSpec.plan()``
+        builds it; ``None``: never tune): the search space (checked against ``hyperparameter_spec`` before anything
+        runs), the budget (``n_trials``, ``timeout_minutes``), ``metric`` and ``direction``, ``pruning``, ``seed``,
+        ``validation_fraction`` and ``on``, the trigger reasons that tune. An Optuna study runs the entrypoint per
+        trial (each a nested MLflow run of the training run) on the training rows less validation rows carved from
+        them, never the holdout; the best trial's hyperparameters train the registered model. A retry resumes the
+        study (its journal is under the storage root). Needs the ``tune`` extra.
     :param model_asset: Asset to emit an event of after registration (``extra`` = the XCom below); the
         promotion DAG schedules on it. The event goes out through an ``AssetAlias`` (``<asset name>__challenger``)
         so that a re-run of a task whose version the gate already judged emits nothing and triggers no
@@ -173,8 +191,10 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
 
     XCom (return value): ``{"run_id", "model_uri", "model_name", "version", "metrics", "data_rev",
-    "data_md5", "split", "resumed"}`` (``split``: the split's tags as applied, e.g. ``split.method``,
-    ``split.holdout_from``).
+    "data_md5", "split", "resumed", "tuning"}`` (``split``: the split's tags as applied, e.g. ``split.method``,
+    ``split.holdout_from``; ``tuning``: ``None`` when this training did not tune, else ``{"study", "trials",
+    "best_trial", "best_value", "metric", "params"}``: finished trials, the best trial's number and validation value,
+    the hyperparameters it chose).
     """
 
     template_fields: Sequence[str] = (
@@ -212,6 +232,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
         image: str = "mlops-training:latest",
         network_mode: str = "host",
         reject_unknown_conf: bool = True,
+        tuning: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if model_asset is not None:
@@ -238,6 +259,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
         self.image = image
         self.network_mode = network_mode
         self.reject_unknown_conf = reject_unknown_conf
+        self.tuning = Tuning.from_mapping(tuning, "tuning") if tuning else None
         self._runner: LocalRunner | DockerRunner | None = None
         self._rev_name: str | None = None
 
@@ -265,7 +287,6 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
 
     def _check_inputs(self) -> tuple[dict[str, Any], str, str]:
         """Hyperparameters, dataset sha and md5; every problem is raised before anything runs."""
-
         if self.trigger_reason not in TRIGGER_REASONS:
             raise AirflowFailException(f"trigger_reason: {self.trigger_reason!r} is not one of {TRIGGER_REASONS}")
         try:
@@ -275,6 +296,10 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
+        if self.tuning is not None:
+            problems = self.tuning.problems(load_hyperparameter_spec(Path(self.hyperparameter_spec)))
+            if problems:
+                raise AirflowFailException("\n".join(problems))
         if not self.dataset_rev:
             raise AirflowFailException("dataset_rev: empty; name a tag or commit id of the data registry")
         try:
@@ -360,13 +385,14 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             model_id = existing.data.tags[MODEL_ID_TAG]
             applied = split_from_tags(existing.data.tags) or self.split  # as it was applied to the data
             split_tags = applied.tags()
+            tuned = tuning_result(existing.data.tags)
         else:
             if existing is not None:
                 run_id = existing.info.run_id
                 self.log.info("Reusing MLflow run %s (status %s) of %s", run_id, existing.info.status, run_key)
             else:
                 run_id = hook.create_run(experiment_id, f"{ti.task_id}-{ti.run_id}", {RUN_KEY_TAG: run_key})
-            metrics, model_id, split_tags = self._train(context, run_id, params, sha, md5, run_key)
+            metrics, model_id, split_tags, tuned = self._train(context, run_id, params, sha, md5, run_key)
         version, judged = self._register(run_id, model_id, sha, md5, split_tags)
 
         MlflowRunLink.persist(context, mlflow_run_url(run_id))
@@ -383,6 +409,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             "data_md5": md5,
             "split": split_tags,
             "resumed": resumed,
+            "tuning": tuned,
         }
         if self.model_asset is not None:
             if judged:
@@ -416,7 +443,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
 
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
-    ) -> tuple[dict[str, float], str, dict[str, str]]:
+    ) -> tuple[dict[str, float], str, dict[str, str], dict[str, Any] | None]:
 
         assert self._runner is not None
         ti = context["ti"]
@@ -440,6 +467,9 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             "trigger.reason": self.trigger_reason,
             "trigger.detail": json.dumps(detail, sort_keys=True)[:4000],
         }
+        tuning = self.tuning if self.tuning is not None and self.tuning.tunes(self.trigger_reason) else None
+        if self.tuning is not None and tuning is None:
+            self.log.info("Not tuning: trigger reason %r is not in tuning.on %s", self.trigger_reason, self.tuning.on)
         try:
             result = run_training(
                 self._runner,
@@ -451,6 +481,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
                 params=params,
                 tags=tags,
                 work_dir=work,
+                tuning=tuning,
+                log=self.log,
             )
         except TrainingDataError as exc:
             raise AirflowFailException(str(exc)) from exc  # the same data fails again: no retry
@@ -458,7 +490,13 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             raise AirflowException(str(exc)) from exc
         except EntrypointContractError as exc:
             raise AirflowFailException(str(exc)) from exc  # the code is wrong: a retry would break it again
-        return result["metrics"], str(result["model_id"]), dict(result["split"])
+        study = result.get("tuning")
+        tuned = None
+        if study is not None:
+            tuned = {"study": study["study"], "trials": sum(1 for t in study["trials"] if t["state"] in COUNTED),
+                     "best_trial": study["best"]["number"], "best_value": study["best"]["value"],
+                     "metric": study["metric"], "params": study["best"]["params"]}  # fmt: skip
+        return result["metrics"], str(result["model_id"]), dict(result["split"]), tuned
 
     def _register(
         self, run_id: str, model_id: str, sha: str, md5: str, split_tags: dict[str, str]

@@ -328,3 +328,72 @@ def _interval_text(point: dict[str, Any]) -> str:
         f" [{float(interval['lower']):.3f}, {float(interval['upper']):.3f}] ({float(interval['level']):.0%} "
         f"{interval.get('method')}, {interval.get('rows')} rows)"
     )
+
+
+def study_trials(summary: dict[str, Any]) -> dict[str, Any]:
+    """A tuning study: each trial's value in the order the trials ran (dots; pruned and failed trials as grey marks at
+    the bottom), the best value so far (a step line) and the best trial (red). ``summary``: the tuner's study
+    summary (``metric``, ``direction``, ``trials``: ``[{number, state, value, params, seconds}]``, ``best``)."""
+    trials = sorted(summary.get("trials") or [], key=lambda t: int(t["number"]))
+    metric, direction = str(summary.get("metric") or "value"), str(summary.get("direction") or "maximize")
+    best_number = (summary.get("best") or {}).get("number")
+    counted = [t for t in trials if t.get("state") in ("COMPLETE", "PRUNED")]
+    fig = _figure("tuning-trials", f"Tuning: {metric} per trial ({len(counted)} trials, {direction})",
+                  width=max(360, 14 * len(trials) + 100))  # fmt: skip
+    values = [float(t["value"]) for t in trials if t.get("value") is not None]
+    left, right, top, bottom = PAD + 6, fig["width"] - 16, 28, fig["height"] - PAD
+    fig["rects"].append({"x": left, "y": top, "w": right - left, "h": bottom - top, "fill": "none", "stroke": "#999"})
+    if not trials:
+        return fig
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.01, high + 0.01
+    span = high - low
+    low, high = low - 0.05 * span, high + 0.05 * span
+    step = (right - left) / len(trials)
+
+    def x(i: int) -> float:
+        return round(left + step * (i + 0.5), 1)
+
+    def y(v: float) -> float:
+        return round(bottom - (v - low) / (high - low) * (bottom - top), 1)
+
+    for tick in (low, (low + high) / 2, high):
+        fig["texts"].append({"x": left - 4, "y": y(tick) + 3, "text": f"{tick:.3g}", "anchor": "end"})
+    best: float | None = None
+    path: list[str] = []
+    for i, trial in enumerate(trials):
+        value = trial.get("value")
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in (trial.get("params") or {}).items())  # fmt: skip
+        if value is None:
+            fig["rects"].append(
+                {
+                    "x": x(i) - 3,
+                    "y": bottom - 8,
+                    "w": 6,
+                    "h": 6,
+                    "fill": "#aab7b8",
+                    "title": f"trial {trial['number']}: {str(trial.get('state')).lower()} ({params})",
+                }
+            )
+            continue
+        value = float(value)
+        if best is None or (value > best if direction == "maximize" else value < best):
+            best = value
+        path.append(f"{x(i)},{y(best)}")
+        fig["circles"].append({
+            "x": x(i), "y": y(value), "r": 4 if trial["number"] == best_number else 3,
+            "fill": "#c0392b" if trial["number"] == best_number else "#2471a3",
+            "title": f"trial {trial['number']}: {metric} {value:.4f} in {trial.get('seconds', 0):.1f} s ({params})",
+        })  # fmt: skip
+    if path:
+        fig["lines"].append({"points": " ".join(path), "color": "#1e8449", "width": 1.5, "title": "best so far"})
+    every = max(1, -(-len(trials) // 10))
+    for i, trial in enumerate(trials):
+        if i % every == 0:
+            fig["texts"].append({"x": x(i), "y": bottom + 14, "text": str(trial["number"]), "anchor": "middle",
+                                 "size": 9})  # fmt: skip
+    fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "trial (in the order run); green: best so far; "
+                         "red: best trial; grey: pruned or failed"})  # fmt: skip
+    return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from mlops_provider.runtime.processes import StaleProcessError, start_bound, sto
 
 if TYPE_CHECKING:
     from mlops_provider.ml.split import Split
+    from mlops_provider.ml.tuning import Tuning
 
 RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"
@@ -266,11 +268,17 @@ def run_training(
     params: dict[str, Any],
     tags: dict[str, str],
     work_dir: Path,
+    tuning: Tuning | None = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Split ``dataset`` (md5-checked by the caller) by ``split``, run the entrypoint into ``mlflow_run_id``, check
     the contract, and return its result (``model_id``, ``metrics``, ``train_rows``, ``holdout_rows``, ``split``: the
-    split's tags as applied, e.g. the first held-out day of an out-of-time split). The split is recorded as tags
-    and params (``split.*``) of the run.
+    split's tags as applied, e.g. the first held-out day of an out-of-time split; ``tuning``: the study summary or
+    None). The split is recorded as tags and params (``split.*``) of the run.
+
+    With ``tuning``, a study first searches the hyperparameters on the training rows (each trial a nested run, scored
+    on validation rows carved from the training rows: :mod:`mlops_provider.runtime.tuner`); the best trial's
+    hyperparameters then train the model as above, on every training row, scored on the holdout.
 
     On failure (the entrypoint's, or a broken contract) the MLflow run is marked FAILED and
     :class:`TrainingRunError` or :class:`~mlops_provider.ml.contract.EntrypointContractError` is raised. On success
@@ -302,6 +310,18 @@ def run_training(
     train_file, holdout_file = work_dir / "train.parquet", work_dir / "holdout.parquet"
     train_part.to_parquet(train_file, index=False)
     holdout.to_parquet(holdout_file, index=False)
+    study = None
+    if tuning is not None:
+        from mlops_provider.runtime.tuner import tune
+
+        try:
+            study = tune(runner, mlflow_hook, tuning=tuning, train_part=train_part, split=split, schema=schema,
+                         params=params, parent_run_id=mlflow_run_id, tags=tags, work_dir=work_dir,
+                         log=log or logging.getLogger(__name__))  # fmt: skip
+        except Exception:
+            mlflow_hook.terminate_run(mlflow_run_id, "FAILED")
+            raise
+        params = dict(study["best"]["params"])
     given_tags = {
         **tags,
         **split.tags(),
@@ -330,7 +350,8 @@ def run_training(
         raise
     log_holdout_plots(mlflow_hook, mlflow_run_id, model, holdout, schema, work_dir)
     mlflow_hook.set_run_tags(mlflow_run_id, {MODEL_ID_TAG: result["model_id"]})
-    return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout), "split": split.tags()}
+    return {**result, "train_rows": len(train_part), "holdout_rows": len(holdout), "split": split.tags(),
+            "tuning": study}  # fmt: skip
 
 
 def log_holdout_plots(

@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "docker": ("docker", "airflow.providers.docker"),
     "openlineage": ("airflow.providers.openlineage",),
     "s3": ("airflow.providers.amazon", "s3fs"),
+    "tune": ("optuna",),
 }
 
 
