@@ -397,3 +397,16 @@ def study_trials(summary: dict[str, Any]) -> dict[str, Any]:
     fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "trial (in the order run); green: best so far; "
                          "red: best trial; grey: pruned or failed"})  # fmt: skip
     return fig
+
+
+def study_figures(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A tuning study's plots by artifact name: the trials over time with the best so far (:func:`study_trials`),
+    and Optuna's parameter importances when the study has them."""
+    figures = [("tuning_trials", study_trials(summary))]
+    importance = {str(k): float(v) for k, v in (summary.get("importance") or {}).items()}
+    if importance:
+        title = f"Parameter importance for {summary.get('metric') or 'the metric'} (Optuna)"
+        figures.append(
+            ("tuning_importance", bars(title, "tuning-importance", list(importance), list(importance.values())))
+        )
+    return figures

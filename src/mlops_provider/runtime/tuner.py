@@ -374,7 +374,7 @@ def log_study(mlflow_hook: Any, run_id: str, summary: dict[str, Any], work_dir: 
     mlflow_hook.log_dict(run_id, summary, STUDY_ARTIFACT)
     folder = work_dir / "plots"
     folder.mkdir(exist_ok=True)
-    for name, fig in study_figures(summary):
+    for name, fig in plots.study_figures(summary):
         path = folder / f"{name}.svg"
         path.write_text(str(plots.svg(fig)))
         mlflow_hook.log_artifact(run_id, path, "plots")
@@ -384,17 +384,3 @@ def log_study(mlflow_hook: Any, run_id: str, summary: dict[str, Any], work_dir: 
         "tuning.best_trial": str(summary["best"]["number"]), "tuning.best_value": repr(summary["best"]["value"]),
         "tuning.trials": str(finished), "tuning.stopped": summary["stopped"][:500],
     })  # fmt: skip
-
-
-def study_figures(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The study's plots: trials over time with the best so far, and the parameter importances."""
-    from mlops_provider.render import plots
-
-    figures = [("tuning_trials", plots.study_trials(summary))]
-    importance = summary.get("importance") or {}
-    if importance:
-        figures.append(("tuning_importance", plots.bars(
-            f"Parameter importance ({summary['metric']})", "tuning-importance", list(importance),
-            list(importance.values()),
-        )))  # fmt: skip
-    return figures

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from mlops_provider.exceptions import RecordNotFound
 from mlops_provider.links.extra_links import mlflow_run_url, model_version_url
 from mlops_provider.ml.curves import CURVES_ARTIFACT
+from mlops_provider.ml.tuning import STUDY_ARTIFACT
 from mlops_provider.render.html import link, render
 
 
@@ -62,6 +63,7 @@ def mlflow_run(run_id: str) -> dict[str, Any]:
         "mlflow_ui": f"{ui}/#/experiments/{run.info.experiment_id}/runs/{run_id}" if ui else None,
         "curves": hook.load_run_dict(run_id, CURVES_ARTIFACT),
         "importance": hook.load_run_dict(run_id, "feature_importance.json"),
+        "study": hook.load_run_dict(run_id, STUDY_ARTIFACT),
     }
 
 
@@ -122,6 +124,7 @@ def render_run(data: dict[str, Any]) -> str:
         tags=data["tags"],
         artifacts=data["artifacts"],
         plots=run_plots(data.get("curves"), data.get("importance")),
+        study_plots=study_plots(data.get("study")),
     )  # fmt: skip
 
 
@@ -138,6 +141,14 @@ def run_plots(curves: dict[str, Any] | None, importance: dict[str, Any] | None) 
         if values:
             figures.append(plots.bars("Feature importance", "importance", list(values), list(values.values())))
     return [plots.svg(fig) for fig in figures]
+
+
+def study_plots(study: dict[str, Any] | None) -> list[Any]:
+    """The run page's tuning plots (a run that tuned: ``tuning/study.json``): trials over time with the best value so
+    far, Optuna's parameter importances."""
+    from mlops_provider.render import plots
+
+    return [plots.svg(fig) for _, fig in plots.study_figures(study)] if study else []
 
 
 def render_model_version(data: dict[str, Any]) -> str:

@@ -133,6 +133,8 @@ def keys_of(model, prefix: str = "") -> list[str]:
         section = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if name == "drift":
             found += keys_of(args[-1], f"{key}.<column>.")
+        elif name == "search_space":
+            found += keys_of(args[-1], f"{key}.<parameter>.")
         elif section is not None:
             found += keys_of(section, f"{key}.")
         else:
@@ -253,3 +255,33 @@ def test_an_out_of_time_holdout_as_long_as_the_window_is_refused_and_a_shorter_o
     path = write(tmp_path, lambda d: d["split"].update(method="out_of_time", holdout_days=2))
     assert load_spec(path).holdout == {"method": "out_of_time", "holdout_days": 2, "time_column": "event_ts"}
     assert load_spec(CHURN).holdout == {"key": "customer_id", "fraction": 0.2, "seed": 0}  # the default: key hash
+
+
+# -- training.tuning (issue 34) -----------------------------------------------------------------------------------
+
+TUNING = {"enabled": True, "n_trials": 8, "search_space": {"max_depth": {"low": 2, "high": 8},
+                                                           "learning_rate": {"low": 0.01, "high": 0.3, "log": True}}}
+
+
+def test_tuning_is_off_by_default_and_a_plan_when_enabled(tmp_path):
+    assert load_spec(write(tmp_path, lambda d: None)).training.tuning.plan() is None
+    spec = load_spec(write(tmp_path, lambda d: d["training"].update(tuning=TUNING)))
+    plan = spec.training.tuning.plan()
+    assert plan["search_space"] == {"max_depth": {"low": 2, "high": 8},
+                                    "learning_rate": {"low": 0.01, "high": 0.3, "log": True}}
+    assert plan["on"] == ["drift", "schedule", "manual"] and plan["n_trials"] == 8
+    assert isinstance(plan["search_space"]["max_depth"]["low"], int)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"max_dept": {"low": 2, "high": 4}}, "training.tuning.search_space.max_dept: unknown hyperparameter"),
+        ({"max_depth": {"low": 6, "high": 6}}, "training.tuning.search_space.max_depth: empty range"),
+        ({"max_depth": {"low": 2, "high": 99}}, "training.tuning.search_space.max_depth: high 99 outside"),
+        ({}, "training.tuning.search_space: name at least one hyperparameter"),
+    ],
+)
+def test_a_bad_search_space_is_a_spec_error_naming_the_key(tmp_path, space, message):
+    path = write(tmp_path, lambda d: d["training"].update(tuning={**TUNING, "search_space": space}))
+    assert message in error_of(path)

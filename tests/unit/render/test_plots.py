@@ -86,3 +86,29 @@ def test_the_health_plot_draws_each_series_on_the_shared_figure() -> None:
     assert "&lt;script&gt;" in svg and "<script" not in svg
     assert ">Drift share per day</text>" not in svg  # no heading: the page's own heading names it
     assert plots.monitoring_by_day([], [], 0.3) is None
+
+
+def test_the_run_page_draws_a_tuning_study_trials_best_so_far_and_importances() -> None:
+    from mlops_provider.web.records import study_plots
+
+    study = {
+        "metric": "roc_auc", "direction": "maximize", "best": {"number": 2, "value": 0.8, "params": {}},
+        "trials": [
+            {"number": 0, "state": "COMPLETE", "value": 0.7, "params": {"max_depth": 3}, "seconds": 1.0},
+            {"number": 1, "state": "PRUNED", "value": None, "params": {MARKUP: 0.1}, "seconds": 0.5},
+            {"number": 2, "state": "COMPLETE", "value": 0.8, "params": {"learning_rate": 0.05}, "seconds": 1.2},
+            {"number": 3, "state": "COMPLETE", "value": 0.75, "params": {"max_depth": 6}, "seconds": 1.1},
+        ],
+        "importance": {"learning_rate": 0.7, MARKUP: 0.3},
+    }  # fmt: skip
+    svgs = [str(s) for s in study_plots(study)]
+    assert [s.split('class="plot ', 1)[1].split('"', 1)[0] for s in svgs] == ["tuning-trials", "tuning-importance"]
+    trials = svgs[0]
+    assert trials.count("<circle") == 3 and 'fill="#c0392b"' in trials  # three values, the best one red
+    assert "trial 2: roc_auc 0.8000" in trials and "trial 1: pruned" in trials
+    best_line = trials.split("<title>best so far</title>")[0].rsplit("<polyline", 1)[1]
+    assert best_line.count(",") == 3  # one point per valued trial, never down
+    assert "<script" not in "".join(svgs) and "&lt;script&gt;" in svgs[1]
+    assert study_plots(None) == [] and [f for f, _ in plots.study_figures({**study, "importance": {}})] == [
+        "tuning_trials"
+    ]
