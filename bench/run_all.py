@@ -33,7 +33,7 @@ SIZES = {
 }
 SCRIPTS = [("parse", "bench_dag_parse.py"), ("parse", "bench_parse.py"), ("ingest", "bench_ingest.py"),
            ("training", "bench_training.py"), ("drift", "bench_drift.py"), ("drift-html", "bench_drift_html.py"),
-           ("scheduler", "bench_scheduler.py")]  # fmt: skip
+           ("scheduler", "bench_scheduler.py"), ("tuning", "bench_tuning.py")]  # fmt: skip
 NOTES = [
     "Scheduler rows come from the metadata DB of the last `make demo` (LocalExecutor on SQLite; task processes are "
     "forked from the scheduler, which preloads the task libraries: see docs/configuration.md, Task start-up).",
