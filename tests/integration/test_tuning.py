@@ -218,3 +218,26 @@ def test_median_pruning_stops_a_trial_that_falls_behind(training_set, tmp_path, 
     pruned = [r for r in nested_runs(result["run_id"]) if r.data.tags["tuning.state"] == "PRUNED"]
     assert sorted(r.info.status for r in pruned) == ["KILLED", "KILLED"]
     assert result["tuning"]["trials"] == 5
+
+
+def test_the_journal_on_object_storage_is_read_back_by_another_worker(s3_server, tmp_path, monkeypatch):
+    import optuna
+
+    from mlops_provider.runtime.tuner import storage_root_journal
+
+    prefix = f"tuning-{tmp_path.name}"
+    monkeypatch.setenv("MLOPS_STORAGE_URL", f"s3://{s3_server.bucket}/{prefix}")
+    monkeypatch.setenv("MLOPS_STORAGE_CONN_ID", "mlops_storage")
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_STORAGE", s3_server.aws_connection())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def study() -> optuna.Study:
+        storage = optuna.storages.JournalStorage(storage_root_journal(journal_folder("run-s3")))
+        return optuna.create_study(study_name="run-s3", storage=storage, load_if_exists=True)
+
+    study().optimize(lambda t: t.suggest_int("depth", 1, 9) * 0.1, n_trials=3)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "other-worker"))  # nothing of the first worker's disk
+    resumed = study()
+    assert [t.state.name for t in resumed.trials] == ["COMPLETE"] * 3
+    keys = s3_server.keys(f"{prefix}/tuning/run-s3/")
+    assert keys and all(key.endswith(".jsonl") for key in keys)

@@ -24,7 +24,8 @@ def load_hyperparameter_spec(path: Path) -> dict[str, dict[str, Any]]:
 def resolve(spec: dict[str, dict[str, Any]], overrides: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults with ``overrides`` applied; unknown names, wrong types and out-of-range values raise ValueError
     naming the field (``hyperparameters.<name>``)."""
-    resolved = {name: entry["default"] for name, entry in spec.items()}
+    # A float default written as a whole number (``1``) is a float like an override: the tuner reads the type off it.
+    resolved = {name: float(e["default"]) if e["type"] == "float" else e["default"] for name, e in spec.items()}
     for name, value in (overrides or {}).items():
         field = f"hyperparameters.{name}"
         if name not in spec:

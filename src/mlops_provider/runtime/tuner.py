@@ -257,10 +257,9 @@ def tune(
     def objective(trial: Any) -> float:
         chosen = {}
         for name, search in tuning.search_space.items():
-            kind = type(params.get(name))
             if search.choices is not None:
                 chosen[name] = trial.suggest_categorical(name, list(search.choices))
-            elif kind is int:
+            elif type(params.get(name)) is int:  # resolved parameters carry the hyperparameter file's type
                 chosen[name] = trial.suggest_int(name, int(search.low or 0), int(search.high or 0),
                                                  step=int(search.step or 1), log=search.log)  # fmt: skip
             else:

@@ -22,6 +22,8 @@ def test_defaults_with_overrides_ints_accepted_as_floats():
         "use_gpu": False,
     }
     assert resolve(SPEC, None)["max_depth"] == 5
+    whole = {"reg_lambda": {"type": "float", "min": 0, "max": 10, "default": 1}}
+    assert resolve(whole, None) == {"reg_lambda": 1.0} and isinstance(resolve(whole, None)["reg_lambda"], float)
 
 
 @pytest.mark.parametrize(
