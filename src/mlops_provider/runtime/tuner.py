@@ -77,7 +77,11 @@ def storage_root_journal(folder: ObjectStoragePath) -> Any:
             self._read: dict[str, list[dict[str, Any]]] = {}
 
         def _chunks(self) -> list[tuple[int, Any]]:
-            found = [(int(p.name.split(".")[0]), p) for p in self.folder.iterdir() if p.name.endswith(".jsonl")]
+            try:
+                paths = list(self.folder.iterdir())
+            except (FileNotFoundError, NotADirectoryError):  # object storage: no "folder" before its first object
+                return []
+            found = [(int(p.name.split(".")[0]), p) for p in paths if p.name.endswith(".jsonl")]
             return sorted(found, key=lambda item: item[0])
 
         def _logs(self) -> Iterator[tuple[int, dict[str, Any]]]:
