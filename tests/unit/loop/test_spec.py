@@ -259,16 +259,21 @@ def test_an_out_of_time_holdout_as_long_as_the_window_is_refused_and_a_shorter_o
 
 # -- training.tuning (issue 34) -----------------------------------------------------------------------------------
 
-TUNING = {"enabled": True, "n_trials": 8, "search_space": {"max_depth": {"low": 2, "high": 8},
-                                                           "learning_rate": {"low": 0.01, "high": 0.3, "log": True}}}
+TUNING = {
+    "enabled": True,
+    "n_trials": 8,
+    "search_space": {"max_depth": {"low": 2, "high": 8}, "learning_rate": {"low": 0.01, "high": 0.3, "log": True}},
+}
 
 
 def test_tuning_is_off_by_default_and_a_plan_when_enabled(tmp_path):
     assert load_spec(write(tmp_path, lambda d: None)).training.tuning.plan() is None
     spec = load_spec(write(tmp_path, lambda d: d["training"].update(tuning=TUNING)))
     plan = spec.training.tuning.plan()
-    assert plan["search_space"] == {"max_depth": {"low": 2, "high": 8},
-                                    "learning_rate": {"low": 0.01, "high": 0.3, "log": True}}
+    assert plan["search_space"] == {
+        "max_depth": {"low": 2, "high": 8},
+        "learning_rate": {"low": 0.01, "high": 0.3, "log": True},
+    }
     assert plan["on"] == ["drift", "schedule", "manual"] and plan["n_trials"] == 8
     assert isinstance(plan["search_space"]["max_depth"]["low"], int)
 
