@@ -15,17 +15,19 @@ import signal
 import subprocess
 import sys
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.exceptions import TrainingDataError, TrainingRunError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
+from mlops_provider.runtime.jobs import TrainingDataError, TrainingJob, TrainingRunError
 from mlops_provider.runtime.processes import StaleProcessError, start_bound, stop_earlier
 
 if TYPE_CHECKING:
     from mlops_provider.ml.split import Split
     from mlops_provider.ml.tuning import Tuning
+
+__all__ = ["TrainingDataError", "TrainingJob", "TrainingRunError"]  # with the runners since they were here
 
 RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"
@@ -41,41 +43,6 @@ def default_runner() -> str:
     if runner not in RUNNERS:
         raise ValueError(f"MLOPS_TRAINING_RUNNER={runner!r} is not one of {', '.join(RUNNERS)}")
     return runner
-
-
-@dataclass
-class TrainingJob:
-    """One invocation of the training entrypoint (the contract: docs/training-entrypoint.md)."""
-
-    train: Path
-    holdout: Path
-    schema: dict[str, Any]
-    tracking_uri: str
-    mlflow_run_id: str
-    params: dict[str, Any]
-    tags: dict[str, str]
-    output: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def arguments(self) -> list[str]:
-        return [
-            "--train",
-            str(self.train),
-            "--holdout",
-            str(self.holdout),
-            "--schema",
-            json.dumps(self.schema, sort_keys=True),
-            "--tracking-uri",
-            self.tracking_uri,
-            "--run-id",
-            self.mlflow_run_id,
-            "--params",
-            json.dumps(self.params, sort_keys=True),
-            "--tags",
-            json.dumps(self.tags, sort_keys=True),
-            "--output",
-            str(self.output),
-        ]
 
 
 PID_FILE = "entrypoint.pid"

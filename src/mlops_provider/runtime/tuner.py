@@ -220,7 +220,7 @@ def tune(
     from optuna.trial import TrialState
 
     from mlops_provider.ml.contract import EntrypointContractError, check_result
-    from mlops_provider.runtime.runners import TrainingDataError, TrainingJob
+    from mlops_provider.runtime.jobs import TrainingDataError, TrainingJob
     from mlops_provider.utils.storage import location
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
