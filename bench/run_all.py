@@ -35,6 +35,13 @@ SCRIPTS = [("parse", "bench_dag_parse.py"), ("parse", "bench_parse.py"), ("inges
            ("training", "bench_training.py"), ("drift", "bench_drift.py"), ("drift-html", "bench_drift_html.py"),
            ("scheduler", "bench_scheduler.py"), ("tuning", "bench_tuning.py")]  # fmt: skip
 NOTES = [
+    "Tuning (bench_tuning.py, 2026-12-06; "
+    '`MLOPS_BENCH_SIZES_TUNING="10 2000" make bench BENCH_ARGS="--only tuning"`): '
+    "each example model's demo generator, 7 days x ~2,000 rows; the gate's holdout ROC AUC of the model trained with "
+    "the fixed hyperparameters vs the one trained with the best of 10 trials (scored on validation rows carved from "
+    "the training rows), one run each. Measured while other test suites ran on the machine (load average 9-12 on 2 "
+    "CPUs): the times are several times this machine's idle ones; compare the two sides of a row. With 10 trials "
+    "Optuna's TPE sampler is still in its 10 random start-up trials, so both models drew the same points (seed 7).",
     "Scheduler rows come from the metadata DB of the last `make demo` (LocalExecutor on SQLite; task processes are "
     "forked from the scheduler, which preloads the task libraries: see docs/configuration.md, Task start-up).",
     "A run whose peak memory, extrapolated from the smaller sizes, exceeds 75% of the memory available is "
