@@ -1,5 +1,5 @@
-"""One invocation of the training entrypoint and how it fails: what the runners (:mod:`.runners`) run, for a
-training and for each trial of a tuning study (:mod:`.tuner`)."""
+"""One invocation of the training entrypoint: what the runners (:mod:`.runners`) run, for a training and for each
+trial of a tuning study (:mod:`.tuner`); how it fails is in :mod:`mlops_provider.exceptions`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-
-class TrainingRunError(RuntimeError):
-    """The entrypoint failed; the message carries the tail of its output."""
-
-
-class TrainingDataError(TrainingRunError):
-    """The training set cannot be split as the spec asks (too few days for the out-of-time holdout, unreadable
-    timestamps): the same data fails the same way again, so a retry does not help."""
 
 
 @dataclass

@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.exceptions import TrainingDataError, TrainingRunError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
-from mlops_provider.runtime.jobs import TrainingDataError, TrainingJob, TrainingRunError
+from mlops_provider.runtime.jobs import TrainingJob
 from mlops_provider.runtime.processes import StaleProcessError, start_bound, stop_earlier
 
 if TYPE_CHECKING:
     from mlops_provider.ml.split import Split
     from mlops_provider.ml.tuning import Tuning
-
-__all__ = ["TrainingDataError", "TrainingJob", "TrainingRunError"]  # with the runners since they were here
 
 RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"

@@ -219,8 +219,9 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
+    from mlops_provider.exceptions import TrainingDataError
     from mlops_provider.ml.contract import EntrypointContractError, check_result
-    from mlops_provider.runtime.jobs import TrainingDataError, TrainingJob
+    from mlops_provider.runtime.jobs import TrainingJob
     from mlops_provider.utils.storage import location
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
