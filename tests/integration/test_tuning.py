@@ -239,5 +239,5 @@ def test_the_journal_on_object_storage_is_read_back_by_another_worker(s3_server,
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "other-worker"))  # nothing of the first worker's disk
     resumed = study()
     assert [t.state.name for t in resumed.trials] == ["COMPLETE"] * 3
-    keys = s3_server.keys(f"{prefix}/tuning/run-s3/")
+    keys = s3_server.keys(f"{prefix}/studies/run-s3/")
     assert keys and all(key.endswith(".jsonl") for key in keys)

@@ -8,7 +8,7 @@ is the result's ``tuning.metric``. With ``pruning: median`` the entrypoint may a
 the file named by ``$MLOPS_TUNING_REPORT`` while it trains; a trial whose values fall below the median of earlier
 trials at the same step is stopped (its nested run ends ``KILLED``, the trial ``PRUNED``).
 
-The study's storage is a journal under the storage root (``<root>/tuning/<training run id>/``, see
+The study's storage is a journal under the storage root (``<root>/studies/<training run id>/``, see
 :class:`StorageRootJournal`), not the metadata database: Airflow 3 tasks do not talk to the metadata database, and
 Optuna's tables would share Airflow's ``alembic_version`` table there. Every worker reaches the storage root (a
 shared disk, or object storage with ``MLOPS_STORAGE_URL``), so a retry on any worker loads the study by the training
@@ -49,10 +49,10 @@ POLL_SECONDS = 0.2
 
 
 def journal_folder(parent_run_id: str) -> ObjectStoragePath:
-    """Where the study of a training run keeps its journal: ``<storage root>/tuning/<run id>``."""
-    from mlops_provider.utils.storage import storage_root
+    """Where the study of a training run keeps its journal: ``<storage root>/studies/<run id>``."""
+    from mlops_provider.utils.records import study_journal
 
-    return storage_root() / "tuning" / parent_run_id
+    return study_journal(parent_run_id)
 
 
 def _journal_backend_base() -> type:

@@ -38,6 +38,8 @@ STAGING = "staging"
 QUARANTINE = "quarantine"
 #: Sent-mail markers ``notifications/<id>.json`` and the outbox ``notifications/outbox/<id>.json``.
 NOTIFICATIONS = "notifications"
+#: Tuning studies: ``studies/<training run id>/<first log number>.jsonl``, the Optuna journal a retry resumes.
+STUDIES = "studies"
 
 #: Every folder the loop keeps records in, by what it holds (path relative to the storage root).
 FOLDERS: dict[str, str] = {
@@ -45,6 +47,7 @@ FOLDERS: dict[str, str] = {
     "staging": STAGING,
     "quarantine": QUARANTINE,
     "notifications": NOTIFICATIONS,
+    "studies": STUDIES,
     # reports/<kind>/...
     "validations": f"{REPORTS}/gx",  # <dataset>/<day>/<attempt>/{result.json, data-docs/}
     "drift": f"{REPORTS}/drift",  # <model>/<day>/<attempt>.{json,html}
@@ -203,3 +206,9 @@ def outbox_dir() -> ObjectStoragePath:
 def outbox_failures_dir(mail_id: str) -> ObjectStoragePath:
     """Later failed sends of an outbox entry, one record each (append-only)."""
     return outbox_dir() / OUTBOX_FAILURES / mail_id
+
+
+def study_journal(training_run_id: str) -> ObjectStoragePath:
+    """Where the tuning study of a training run keeps its journal: ``studies/<training run id>/`` (one
+    ``<first log number>.jsonl`` per append; :mod:`mlops_provider.runtime.tuner`)."""
+    return folder("studies", training_run_id)
