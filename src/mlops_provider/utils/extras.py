@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "docker": ("docker", "airflow.providers.docker"),
     "openlineage": ("airflow.providers.openlineage",),
     "s3": ("airflow.providers.amazon", "s3fs"),
+    "serve": ("prometheus_client", "uvicorn", "starlette"),
 }
 
 
