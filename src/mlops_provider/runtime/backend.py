@@ -160,10 +160,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def port_in_use(port: int) -> bool:
-    """Whether something listens on 127.0.0.1:``port`` or holds it (a bind fails)."""
+    """Whether another socket holds 127.0.0.1:``port`` (a server's bind would fail)."""
     import socket
 
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT does not count
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

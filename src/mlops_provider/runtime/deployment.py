@@ -131,16 +131,22 @@ class Endpoint:
 
     # -- reconciliation --------------------------------------------------------------------------------------
 
-    def reconcile(self, record: dict[str, Any], model_dir_for: Callable[[str], str] | None = None) -> dict[str, Any]:
+    def reconcile(
+        self,
+        record: dict[str, Any],
+        model_dir_for: Callable[[str], str] | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
         """Make the processes match ``record`` (see the module's docstring); returns the record with the pids of
-        what it started, and a ``reconciled`` list of what it did."""
+        what it started, and a ``reconciled`` list of what it did. Backends of the versions in ``skip`` are not
+        started (a rollback does not wait for the canary it is about to stop)."""
         done: list[str] = []
         if record["host"] != socket.getfqdn() and (record["backends"] or record["proxy"].get("pid")):
             raise DeploymentError(
                 f"the endpoint of {self.model_name} runs on {record['host']}, not on {socket.getfqdn()}: "
                 "run the serving tasks on that machine (a queue of their own)"
             )
-        for version in sorted(record["backends"]):
+        for version in sorted(set(record["backends"]) - skip):
             backend = self.backend(record, version)
             if backend.alive():
                 continue
@@ -218,7 +224,8 @@ class Endpoint:
         record with ``apply_seconds`` (the admin API's time)."""
         weights = {str(v): int(w) for v, w in weights.items()}
         with endpoint_lock(self.model_name):
-            record = self.reconcile(self.load())
+            record = self.load()
+            record = self.reconcile(record, skip=frozenset(v for v in record["backends"] if not weights.get(v)))
             unknown = sorted(set(weights) - set(record["backends"]))
             if unknown:
                 raise DeploymentError(f"versions {unknown} of {self.model_name} are not deployed (deployed: "
@@ -253,7 +260,6 @@ class Endpoint:
             del record["backends"][version]
             record["weights"].pop(version, None)
             self.event(record, "retire", version=version, reason=reason)
-            record = self.reconcile(record)
             self.save(record)
             return record
 
