@@ -36,8 +36,12 @@ with DAG(
         port=8600,
         steps=[5, 25, 100],
         bake_seconds=300,
-        thresholds={"max_error_rate_increase": 0.01, "max_latency_ratio": 1.5, "max_prediction_shift": 0.25,
-                    "min_requests": 200},  # fmt: skip
+        thresholds={
+            "max_error_rate_increase": 0.01,
+            "max_latency_ratio": 1.5,
+            "max_prediction_shift": 0.25,
+            "min_requests": 200,
+        },
         keep_versions=2,  # the new champion and the one before it keep running (a quick manual rollback)
         pool="model_promotion",  # one rollout of a model at a time
     )
