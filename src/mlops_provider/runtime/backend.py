@@ -255,9 +255,13 @@ class BackendProcess:
     def marker(self) -> str:
         return f"--port {self.port}"
 
+    def running(self) -> bool:
+        """The recorded process runs (a busy backend that answers slowly still runs: it is not started twice)."""
+        return process_alive(self.pid, self.marker)
+
     def alive(self) -> bool:
         """The recorded process runs and answers ``/ping`` with this version."""
-        if not process_alive(self.pid, self.marker):
+        if not self.running():
             return False
         try:
             with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:

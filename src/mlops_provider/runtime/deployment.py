@@ -148,7 +148,7 @@ class Endpoint:
             )
         for version in sorted(set(record["backends"]) - skip):
             backend = self.backend(record, version)
-            if backend.alive():
+            if backend.running():
                 continue
             if model_dir_for is not None and not (Path(backend.model_dir) / "MLmodel").is_file():
                 backend.model_dir = Path(model_dir_for(version))
@@ -163,15 +163,15 @@ class Endpoint:
         proxy = self.proxy(record)
         wanted = self.upstreams(record)
         try:
-            if not proxy.alive():
+            if not proxy.running():
                 self.log.warning("Proxy of %s is not running: starting it from the record", self.model_name)
                 record["proxy"]["pid"] = proxy.start(wanted)
                 done.append("started proxy")
-            elif {p: w for p, w in (proxy.running_weights() or {}).items() if w} != {
-                p: w for p, w in wanted.items() if w
-            }:
-                proxy.apply(wanted)
-                done.append("restored weights")
+            else:
+                running = proxy.running_weights()  # None: the admin API did not answer in time
+                if running is None or {p: w for p, w in running.items() if w} != {p: w for p, w in wanted.items() if w}:
+                    proxy.apply(wanted)
+                    done.append("restored weights")
         except ProxyError as exc:
             raise DeploymentError(str(exc)) from exc
         if done:

@@ -132,6 +132,10 @@ class CaddyProxy:
     def marker(self) -> str:
         return f"--config {self.config_file}"
 
+    def running(self) -> bool:
+        """Its recorded process runs."""
+        return process_alive(self.pid, self.marker)
+
     def alive(self) -> bool:
         """Its recorded process runs and its admin API answers."""
         return process_alive(self.pid, self.marker) and get(self.admin_url + "/config/", timeout=2)[0] == 200
