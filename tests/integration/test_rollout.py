@@ -30,8 +30,11 @@ from tests.integration.models import copy_version
 pytestmark = pytest.mark.integration
 
 MODEL = "live_model"
-#: Short steps so a rollout takes seconds; the thresholds are the defaults but for the traffic a step needs.
-ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=6, poll_seconds=1, thresholds={"min_requests": 15}, deferrable=False)
+#: Short steps so a rollout takes seconds. The thresholds fit a step's traffic (~50 canary requests: two equal models
+#: differ by a Jensen-Shannon distance up to ~0.3 by chance; the constant model's is ~0.9) and a loaded 2-core
+#: machine (a p95 swings by tens of ms; the unit tests judge the latency rule).
+ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=8, poll_seconds=1, deferrable=False,
+               thresholds={"min_requests": 40, "max_prediction_shift": 0.45, "min_latency_increase_ms": 200})  # fmt: skip
 RATE = 40
 
 BAD_MODEL = """
@@ -193,7 +196,7 @@ def test_a_constant_model_is_rolled_back_automatically(live, tmp_path):
     assert live["hook"].alias_version(MODEL, "canary") is None
     verdicts = [json.loads(p.read_text()) for p in (serving_records(MODEL) / "verdicts").glob(f"v{version}-*.json")]
     assert len(verdicts) == 1 and verdicts[0]["outcome"] == "rolled_back"
-    assert verdicts[0]["alarm"] == "prediction_shift" and verdicts[0]["steps"][-1]["prediction_shift"] > 0.25
+    assert verdicts[0]["alarm"] == "prediction_shift" and verdicts[0]["steps"][-1]["prediction_shift"] > 0.45
     assert verdicts[0]["rollback_seconds"] < 5
     assert traffic.summary.failed == 0  # the constant answers 200: no request failed
 

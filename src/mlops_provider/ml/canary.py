@@ -70,14 +70,17 @@ class Thresholds:
     :param max_latency_ratio: largest allowed canary p95 / baseline p95.
     :param min_latency_increase_ms: a p95 increase below this many milliseconds never alarms.
     :param max_prediction_shift: largest allowed Jensen-Shannon distance between the prediction histograms.
-    :param min_requests: judged requests (non-4xx) each side needs in the window before a verdict.
+    :param min_requests: judged requests (non-4xx) each side needs in the window before a verdict. It goes with
+        ``max_prediction_shift``: two samples of one distribution over k buckets are apart by a Jensen-Shannon
+        distance of about ``sqrt((k - 1) / (5.5 n))`` by chance (n: the smaller side): ~0.1 at 200 requests and
+        10 buckets, ~0.25 at 50 (measured: 0.28 between two equal models at 48/69 requests).
     """
 
     max_error_rate_increase: float = 0.01
     max_latency_ratio: float = 1.5
     min_latency_increase_ms: float = 5.0
-    max_prediction_shift: float = 0.25
-    min_requests: int = 50
+    max_prediction_shift: float = 0.3
+    min_requests: int = 200
 
     def __post_init__(self) -> None:
         for name in ("max_error_rate_increase", "max_latency_ratio", "min_latency_increase_ms", "max_prediction_shift"):

@@ -62,8 +62,10 @@ def caddy_config(model_name: str, port: int, admin_port: int, upstreams: dict[in
                 "try_interval": "20ms",
             },
             "health_checks": {
-                "active": {"uri": "/ping", "interval": "1s", "timeout": "1s"},
-                "passive": {"fail_duration": "5s", "max_fails": 1, "unhealthy_status": [502, 503, 504]},
+                # A busy backend answers /ping late: only 3 failed checks in a row (2 s apart) take it out. A dead
+                # one costs no request meanwhile: its dial error is retried on another upstream.
+                "active": {"uri": "/ping", "interval": "2s", "timeout": "5s", "fails": 3},
+                "passive": {"fail_duration": "5s", "max_fails": 3, "unhealthy_status": [502, 503, 504]},
             },
         }
     else:
