@@ -33,8 +33,8 @@ MODEL = "live_model"
 #: Short steps so a rollout takes seconds. The thresholds fit a step's traffic (~50 canary requests: two equal models
 #: differ by a Jensen-Shannon distance up to ~0.3 by chance; the constant model's is ~0.9) and a loaded 2-core
 #: machine (a p95 swings by tens of ms; the unit tests judge the latency rule).
-ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=8, poll_seconds=1, deferrable=False,
-               thresholds={"min_requests": 40, "max_prediction_shift": 0.45, "min_latency_increase_ms": 200})  # fmt: skip
+THRESHOLDS = {"min_requests": 40, "max_prediction_shift": 0.45, "min_latency_increase_ms": 200}
+ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=8, poll_seconds=1, deferrable=False, thresholds=THRESHOLDS)
 RATE = 40
 
 BAD_MODEL = """
@@ -78,9 +78,9 @@ def register_bad(hook: MlflowHook, kind: str, signature, folder: Path) -> str:
 
     code = folder / f"bad_{kind}.py"
     code.write_text(BAD_MODEL.replace("{kind}", kind))
+    experiment = hook.get_or_create_experiment("live-bad")  # artifacts under MLOPS_HOME, not ./mlruns
     with hook.scoped_environment():
-        mlflow.set_experiment("live-bad")
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(name="model", python_model=str(code), signature=signature,
                                            pip_requirements=[], registered_model_name=MODEL)  # fmt: skip
     return str(info.registered_model_version)
