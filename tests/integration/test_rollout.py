@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.rollout import CanaryRolloutOperator, DeployModelVersionOperator
 from mlops_provider.runtime.deployment import Endpoint, serving_records
+from mlops_provider.runtime.proxy import reduced
 from mlops_provider.runtime.traffic import read_rows, replay
 from tests.helpers import task_context
 from tests.integration.models import copy_version
@@ -261,9 +262,9 @@ def test_a_rerun_reconciles_and_never_doubles(live):
     time.sleep(0.5)
     restored = deploy(live, version)
     assert restored["reconciled"] == ["started proxy"] and restored["weights"] == before["weights"]
-    assert endpoint.proxy(endpoint.load()).running_weights() == {
-        int(b["port"]): w for v, b in after["backends"].items() if (w := after["weights"][v])
-    }
+    assert endpoint.proxy(endpoint.load()).running_weights() == reduced(
+        {int(b["port"]): after["weights"][v] for v, b in after["backends"].items()}
+    )
     answer = urllib.request.urlopen(
         urllib.request.Request(
             f"http://127.0.0.1:{live['port']}/invocations",

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_provider.runtime.backend import BackendError, BackendProcess, port_in_use
-from mlops_provider.runtime.proxy import CaddyProxy, ProxyError
+from mlops_provider.runtime.proxy import CaddyProxy, ProxyError, reduced
 from mlops_provider.utils.paths import mlops_home
 from mlops_provider.utils.storage import reports_root, write_text
 
@@ -169,7 +169,7 @@ class Endpoint:
                 done.append("started proxy")
             else:
                 running = proxy.running_weights()  # None: the admin API did not answer in time
-                if running is None or {p: w for p, w in running.items() if w} != {p: w for p, w in wanted.items() if w}:
+                if running is None or reduced(running) != reduced(wanted):
                     proxy.apply(wanted)
                     done.append("restored weights")
         except ProxyError as exc:
