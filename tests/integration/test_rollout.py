@@ -31,11 +31,12 @@ from tests.integration.models import copy_version
 pytestmark = pytest.mark.integration
 
 MODEL = "live_model"
-#: Short steps so a rollout takes seconds. The thresholds fit a step's traffic (~50 canary requests: two equal models
-#: differ by a Jensen-Shannon distance up to ~0.3 by chance; the constant model's is ~0.9) and a loaded 2-core
-#: machine (a p95 swings by tens of ms; the unit tests judge the latency rule).
-THRESHOLDS = {"min_requests": 40, "max_prediction_shift": 0.45, "min_latency_increase_ms": 200}
-ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=8, poll_seconds=1, deferrable=False, thresholds=THRESHOLDS)
+#: Short steps so a rollout takes seconds. The thresholds fit a step's traffic on a loaded 2-core machine (a backend
+#: answered ~12 req/s at p95 ~230 ms while other jobs ran: ~25 canary requests a step; two equal models then differ
+#: by a Jensen-Shannon distance up to ~0.45 by chance, the constant model by ~0.9; a p95 swings by tens of ms: the
+#: unit tests judge the latency rule).
+THRESHOLDS = {"min_requests": 20, "max_prediction_shift": 0.6, "min_latency_increase_ms": 200}
+ROLLOUT = dict(steps=[20, 50, 100], bake_seconds=12, poll_seconds=1, deferrable=False, thresholds=THRESHOLDS)
 RATE = 40
 
 BAD_MODEL = """
@@ -197,7 +198,7 @@ def test_a_constant_model_is_rolled_back_automatically(live, tmp_path):
     assert live["hook"].alias_version(MODEL, "canary") is None
     verdicts = [json.loads(p.read_text()) for p in (serving_records(MODEL) / "verdicts").glob(f"v{version}-*.json")]
     assert len(verdicts) == 1 and verdicts[0]["outcome"] == "rolled_back"
-    assert verdicts[0]["alarm"] == "prediction_shift" and verdicts[0]["steps"][-1]["prediction_shift"] > 0.45
+    assert verdicts[0]["alarm"] == "prediction_shift" and verdicts[0]["steps"][-1]["prediction_shift"] > 0.6
     assert verdicts[0]["rollback_seconds"] < 5
     assert traffic.summary.failed == 0  # the constant answers 200: no request failed
 
