@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     buckets = tuple(float(b) for b in args.prediction_buckets.split(",") if b.strip())
     app = create_app(args.model_dir, args.model, args.version, buckets)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # keep-alive longer than the proxy's idle timeout (30 s): the proxy, not the backend, closes an idle connection
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
 
 
 # -- the process -------------------------------------------------------------------------------------------------

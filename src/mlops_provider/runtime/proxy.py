@@ -70,7 +70,12 @@ def caddy_config(model_name: str, port: int, admin_port: int, upstreams: dict[in
                 "selection_policy": {"policy": "weighted_round_robin", "weights": [w for _, w in live]},
                 "retries": 2,
                 "try_interval": "20ms",
+                # Predictions are idempotent: a POST whose upstream failed after it was sent (a kept-alive
+                # connection the backend had just closed) is retried too, not answered 502.
+                "retry_match": [{"method": ["POST"], "path": ["/invocations"]}],
             },
+            # Caddy drops its idle connections to a backend before the backend does (uvicorn: 75 s).
+            "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "30s"}},
             "health_checks": {
                 # A busy backend answers /ping late: only 3 failed checks in a row (2 s apart) take it out. A dead
                 # one costs no request meanwhile: its dial error is retried on another upstream.
