@@ -168,9 +168,13 @@ def replay(
     interval = 1.0 / rate
     try:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = []
             for i in _schedule(count, duration, interval, began, stop):
-                pool.submit(send, i)
+                futures.append(pool.submit(send, i))
                 summary.sent += 1
+            if stop is not None and stop.is_set():
+                # stopped: requests still queued behind a slow endpoint are not sent (not counted as sent)
+                summary.sent -= sum(future.cancel() for future in futures)
     finally:
         summary.seconds = time.perf_counter() - began
         if log is not None:
