@@ -75,6 +75,8 @@ def caddy_config(model_name: str, port: int, admin_port: int, upstreams: dict[in
                 # connection the backend had just closed) is retried too, not answered 502.
                 "retry_match": [{"method": ["POST"], "path": ["/invocations"]}],
             },
+            # The request body is kept (up to 1 MiB) so a request whose backend died mid-way can be sent again.
+            "request_buffers": 1 << 20,
             # Caddy drops its idle connections to a backend before the backend does (uvicorn: 75 s).
             "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "30s"}},
             "health_checks": {
