@@ -57,6 +57,16 @@ NOTES = [
     "50M ingest rows: not measured. The run of 2026-12-04 failed validation on its own data (17M duplicate "
     "customer_id: the bench seeds 10M rows at a time and the pieces draw ids independently), a bench defect; the "
     "whole-frame side was projected at ~66 GB from the recorded peaks and not started.",
+    "Live serving (issue 32; `bench/bench_proxy.py`, not yet run by `make bench`), 2026-12-06 on this 2-core "
+    "machine while other jobs ran (load average 10-15): a real Caddy 2.11.7 before two backends serving a small "
+    "scikit-learn pyfunc model, the replay client at 100 req/s, batch of 1 row. Proxy overhead p50 added: -24.8, "
+    "-2.7, +1.0 ms in 3 alternated runs of 2,000 requests (p99 added: -58.1, -36.2, +9.6 ms): below the machine's"
+    " noise, not a measurement (the stack notes' quiet-machine figure: +0.6 ms, one request at a time). Canary "
+    "share over 10,000 requests at 95/5: 5.00% (Caddy's weighted_round_robin is deterministic: runs of 19 and 1 "
+    "after the gcd reduction). Rollback, `Endpoint.set_weights({baseline: 100})` from 75/25: 39-41 ms (n=3), in "
+    "the worker; a deferred analysis adds the scheduler's resume. 20 weight changes under 100 req/s: 0 requests "
+    "failed at the client, 20 retried once after a connection reset by Caddy's configuration reload. Not yet "
+    "measured: 500 req/s, one backend's throughput at p99 < 100 ms.",
     "Loop wall time under a real scheduler (not a bench script: the end-to-end tests' durations in `.ci/run` of "
     "2026-12-04): distributed, card_fraud over 4 days on CeleryExecutor with two workers on separate disks, moto S3 "
     "and git daemon: 292 s after a 71 s start-up; embedded, churn over 5 days on `airflow standalone`: 156 s after "

@@ -97,3 +97,26 @@ class RecordNotFound(MlopsError, LookupError):
 
 class EmbeddedAirflowError(MlopsError, RuntimeError):
     """Raised when the embedded Airflow does not start or answers with an error."""
+
+
+# -- live serving (ml/request_check, runtime/backend, proxy, deployment) ---------------------------------------------
+
+
+class RequestError(MlopsError, ValueError):
+    """A request that does not fit the signature; ``column`` names the column (None: the request's shape)."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class BackendError(MlopsError, RuntimeError):
+    """A backend did not start, died, or its port is taken; the message carries its log's tail."""
+
+
+class DeploymentError(MlopsError, RuntimeError):
+    """The endpoint cannot be brought to its recorded state (port taken, another host, unknown version)."""
+
+
+class ProxyError(MlopsError, RuntimeError):
+    """The proxy did not start, refused a configuration, or its port is taken."""

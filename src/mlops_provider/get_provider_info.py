@@ -72,6 +72,13 @@ INTEGRATIONS: dict[str, dict[str, Any]] = {
         "how-to": "serving.md",
         "operators": ["serving"],
     },
+    "Live serving": {
+        "external-doc-url": "https://caddyserver.com/docs/json/apps/http/servers/routes/handle/reverse_proxy/",
+        "extra": "serve",
+        "how-to": "live-serving.md",
+        "operators": ["rollout"],
+        "triggers": ["canary"],
+    },
     "SMTP": {
         "external-doc-url": "https://airflow.apache.org/docs/apache-airflow-providers-smtp/",
         "extra": None,

@@ -110,6 +110,8 @@ def gate_verdict_tags(
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 PREVIOUS_ALIAS = "previous"
+#: The version a canary rollout is shifting traffic to (set while the rollout runs; ``champion`` serves 100%).
+CANARY_ALIAS = "canary"
 
 
 # -- the monitoring records (written by the drift and performance checks, read by the sensor, the retraining

@@ -178,7 +178,17 @@ def test_fresh_environment(consumed: dict, python: str, airflow: str, extra: str
     )
     assert seen["promotion"] == {"state": "success", "champion": "1"}  # the mlflow extra's operator ran
     if extra == "all":
-        assert seen["extras_installed"] == ["docker", "dvc", "evidently", "gx", "mlflow", "openlineage", "s3"]
+        assert seen["extras_installed"] == [
+            "docker",
+            "dvc",
+            "evidently",
+            "gx",
+            "mlflow",
+            "openlineage",
+            "s3",
+            "serve",
+            "tune",
+        ]
         assert seen["dvc_missing_message"] is None
     else:
         assert seen["extras_installed"] == [extra]

@@ -35,6 +35,10 @@ HOMES = {
     "MailNotSent": ("mlops_provider.notifications.mail", Exception),
     "RecordNotFound": ("mlops_provider.web.records", LookupError),
     "EmbeddedAirflowError": ("mlops_provider.demo.embedded", RuntimeError),
+    "RequestError": ("mlops_provider.ml.request_check", ValueError),
+    "BackendError": ("mlops_provider.runtime.backend", RuntimeError),
+    "DeploymentError": ("mlops_provider.runtime.deployment", RuntimeError),
+    "ProxyError": ("mlops_provider.runtime.proxy", RuntimeError),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -225,6 +226,17 @@ def _new_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from mlops_provider.runtime.traffic import loopback_url, read_rows, replay
+
+    loopback_url(args.url)  # refuse a non-loopback URL before reading anything
+    columns, rows = read_rows(args.file, [c for c in args.columns.split(",") if c] if args.columns else None)
+    summary = replay(args.url, columns, rows, rate=args.rate, count=args.count, duration=args.duration,
+                     batch=args.batch, concurrency=args.concurrency, log_file=args.log)  # fmt: skip
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 1 if summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description="airflow-provider-mlops commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("--out", default="include/models", help="folder of the model specs")
     new.set_defaults(func=_new_model)
+
+    play = sub.add_parser(
+        "replay", help="send a file's rows to a model endpoint at a rate (loopback only), log answers"
+    )
+    play.add_argument("file", help="parquet or CSV file of input rows")
+    play.add_argument("--url", required=True, help="the endpoint, e.g. http://127.0.0.1:8600/invocations")
+    play.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    play.add_argument("--count", type=int, default=1000, help="requests at most")
+    play.add_argument("--duration", type=float, default=60.0, help="seconds at most")
+    play.add_argument("--batch", type=int, default=1, help="rows per request")
+    play.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
+    play.add_argument("--columns", help="comma-separated columns to send (default: every column of the file)")
+    play.add_argument("--log", help="client-side log, one JSON line per request (status, latency, version)")
+    play.set_defaults(func=_replay)
 
     spec = sub.add_parser("spec", help="model specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True)

@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "openlineage": ("airflow.providers.openlineage",),
     "s3": ("airflow.providers.amazon", "s3fs"),
     "tune": ("optuna",),
+    "serve": ("prometheus_client", "uvicorn", "starlette"),
 }
 
 

@@ -57,6 +57,7 @@ FOLDERS: dict[str, str] = {
     "alarm_reviews": f"{REPORTS}/alarm-reviews",  # <model>/<day>/<attempt>.json
     "retraining": f"{REPORTS}/retraining",  # <trigger dag id>/<run id>.json, held/<attempt>.json
     "retention": f"{REPORTS}/retention",  # <model>/<day>/<attempt>.json
+    "deployments": f"{REPORTS}/deployments",  # <model>/deployment.json, <model>/verdicts/v<version>-<attempt>.json
 }
 #: Folders inside a record's folder.
 VALIDATION_DOCS = "data-docs"  # a validation attempt's Data Docs site
