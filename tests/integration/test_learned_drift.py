@@ -123,7 +123,9 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
     assert temperature["n_days"] == EARLIER + WINDOW and temperature["threshold"] > 0.1  # wider than the fixed line
     assert set(temperature["quantiles"]) == {"p50", "p90", "max"} and len(temperature["scores"]) == EARLIER + WINDOW
     assert thresholds["columns"]["amount"]["threshold"] >= 0.1  # an iid column keeps at least the fixed line
-    assert set(first["columns"]["temperature"]["learned"]) == {"score", "threshold", "ratio", "excess", "past"}
+    learned_temperature = first["columns"]["temperature"]["learned"]
+    assert set(learned_temperature) == {"score", "threshold", "ratio", "excess", "counted", "past"}
+    assert learned_temperature["counted"] == min(learned_temperature["excess"], 1.0)
     # Learned once per champion: the first check learned them, the later ones read them.
     assert first["learned_thresholds"]["computed_now"] is True
     assert all(s["learned_thresholds"]["computed_now"] is False for s in learned[1:])
