@@ -134,3 +134,37 @@ def test_retention_runs_in_the_monitoring_dag_on_its_own_with_the_specs_window()
         twin_of("churn_n", **{"retention.days": -5})
     for other in ("ingest", "training", "promotion", "rollback"):
         assert "retention" not in build_dags(twin_of("churn_r"))[f"churn_r__{other}"].task_ids
+
+
+def test_the_monitoring_dag_starts_on_the_first_day_a_training_set_can_hold_min_days():
+    """Issue 28: `mlops new-model` writes an out-of-time split with training.min_days 3 for time-ordered data. A
+    loop's first two days cannot hold a 3-day training set: their assembly skips (not fails) and no monitoring run
+    waits for a set that cannot exist (the monitoring DAG starts on the third day)."""
+    from mlops_provider.operators.training_set import first_full_day
+
+    spec = twin_of("churn_oot", **{"split.method": "out_of_time", "split.holdout_days": 2, "training.min_days": 3})
+    dags = build_dags(spec)
+    ingest, monitoring = dags["churn_oot__ingest"], dags["churn_oot__drift_monitoring"]
+    start = ingest.start_date.date()
+    assert (monitoring.start_date.date() - start).days == 2
+    assemble = ingest.get_task("assemble_training_set")
+    assert assemble.min_partitions == 3 and assemble.first_day == start.isoformat()
+    assert first_full_day(start.isoformat(), 3) == monitoring.start_date.date().isoformat()
+    assert first_full_day("2026-11-01", 1) == "2026-11-01"
+    plain = build_dags(twin_of("churn_plain"))  # min_days 1: both start on the spec's day
+    assert plain["churn_plain__drift_monitoring"].start_date == plain["churn_plain__ingest"].start_date
+
+
+def test_the_monitoring_defaults_are_the_recommended_policy():
+    """Issue 28: the defaults chosen from the scenario suite's evidence reach the operators (a spec that sets no
+    monitoring key): the learned drift signal, 3 days of labels pooled, the interval rule on 1 day, the auto
+    calibration."""
+    data = yaml.safe_load((MODELS / "churn_classifier.yaml").read_text())
+    data["name"] = "churn_defaults"
+    data["monitoring"] = {}
+    dags = build_dags(parse_spec(data, MODELS / "churn_classifier.yaml"))
+    drift = task(dags, "churn_defaults", "drift_monitoring", "drift_report")
+    check = task(dags, "churn_defaults", "drift_monitoring", "performance_check")
+    assert drift.signal == "learned" and drift.learned_drift_threshold == 0.3
+    assert (check.label_window_days, check.performance_alarm, check.consecutive_days) == (3, "interval", 1)
+    assert check.estimate_calibration == "auto"
