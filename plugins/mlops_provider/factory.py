@@ -132,6 +132,7 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
             training_set=model,
             window_days=spec.training.window_days,
             min_partitions=spec.training.min_days,
+            first_day=start.date().isoformat(),
             asset=training_set,
             pool="dvc_workspace",
         )
@@ -265,7 +266,8 @@ def build_dags(spec: ModelSpec) -> dict[str, DAG]:
         auto_register=False,
         description=f"{model}: daily drift and late-label check of the champion; triggers (re)training",
         schedule=daily,
-        start_date=start,
+        # the first day with a training set (training.min_days of data): no run waits for a set that cannot exist
+        start_date=start.add(days=spec.training.min_days - 1),
         catchup=spec.schedule.catchup,
         max_active_runs=1,
         doc_md=runbooks.drift_monitoring(facts),

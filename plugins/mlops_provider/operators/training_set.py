@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from mlops_provider.bases import DvcHookMixin
 from mlops_provider.hooks.dvc import DvcHook
@@ -32,6 +32,11 @@ def window_days(end: str, days: int) -> list[str]:
     """The ``days`` calendar days ending at ``end`` (ISO dates), oldest first."""
     last = dt.date.fromisoformat(end)
     return [(last - dt.timedelta(days=i)).isoformat() for i in range(days)][::-1]
+
+
+def first_full_day(first_day: str, min_partitions: int) -> str:
+    """The first day whose window can hold ``min_partitions`` days of a loop whose data starts on ``first_day``."""
+    return (dt.date.fromisoformat(first_day) + dt.timedelta(days=min_partitions - 1)).isoformat()
 
 
 def day_logical_date(day: str) -> dt.datetime:
@@ -67,6 +72,10 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     :param partition: the newest day to include (templated; default: the date of ``data_interval_start``).
     :param window_days: calendar days in the window, ending at ``partition``.
     :param min_partitions: fail when fewer days of the window are versioned.
+    :param first_day: the first day of the loop's data (the DAG factory passes the spec's start date): a day before
+        ``first_day + min_partitions - 1`` (:func:`first_full_day`) cannot have ``min_partitions`` days yet, so with
+        too few days it is **skipped** (no training set for it; the DAG factory starts the monitoring DAG on the
+        first full day), not failed; later days with too few days fail as before.
     :param asset: Asset to emit an event of (added to ``outlets``).
     :param ingest_dag_id: the DAG whose daily runs (logical date 00:00 UTC of the day) version the partitions;
         default: the DAG this task runs in.
@@ -99,6 +108,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         partition: str = INTERVAL_DATE,
         window_days: int = 7,
         min_partitions: int = 1,
+        first_day: str | None = None,
         asset: Asset | None = None,
         ingest_dag_id: str | None = None,
         quarantine_root: str | None = None,
@@ -121,6 +131,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         self.partition = partition
         self.window_days = window_days
         self.min_partitions = min_partitions
+        self.first_day = first_day
         self.asset = asset
         self.ingest_dag_id = ingest_dag_id
         self.quarantine_root = quarantine_root
@@ -168,6 +179,12 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
             self._wait(context, undecided)
         chosen = [day for day, state in states.items() if state == "versioned"]
         if len(chosen) < self.min_partitions:
+            if self.first_day and str(self.partition) < first_full_day(self.first_day, self.min_partitions):
+                raise AirflowSkipException(
+                    f"{self.partition} is too early for a training set of {self.min_partitions} days (min_partitions; "
+                    f"spec training.min_days): the data starts on {self.first_day}, so the first set is built for "
+                    f"{first_full_day(self.first_day, self.min_partitions)} ({len(chosen)} validated day(s) so far)"
+                )
             raise AirflowFailException(
                 f"Only {len(chosen)} validated partition(s) of {self.dataset!r} in the {self.window_days} days up to "
                 f"{self.partition} ({states}); min_partitions is {self.min_partitions}. Backfill earlier days first."
