@@ -125,7 +125,10 @@ def collect(model_name: str) -> dict[str, Any]:
         lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
-         "weighted_drift": s.get("weighted_drift"), "signal": s.get("signal", "share"),
+         "threshold": s.get("threshold"), "weighted_drift": s.get("weighted_drift"),
+         "weighted_threshold": s.get("weighted_threshold"), "learned_drift": s.get("learned_drift"),
+         "learned_threshold": s.get("learned_threshold"), "signal": s.get("signal", "share"),
+         "signal_note": s.get("signal_note"),
          "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url"),
          "columns": {name: {k: c.get(k) for k in ("score", "drifted", "method")}
                      for name, c in (s.get("columns") or {}).items() if isinstance(c, dict)}}
@@ -199,16 +202,40 @@ def rebuilt_training_sets(name: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: r["tag"], reverse=True)
 
 
+#: The drift signals a record can be decided by: its value and line fields, and the name drawn.
+SIGNAL_FIELDS = {
+    "learned": ("learned_drift", "learned_threshold", "learned drift"),
+    "weighted": ("weighted_drift", "weighted_threshold", "weighted drift"),
+    "share": ("drift_share", "threshold", "drift share"),
+}
+
+
+def deciding_signal(point: dict[str, Any], default_line: float = 0.3) -> dict[str, Any]:
+    """The signal that decided a day's drift verdict, as drawn: ``{"signal", "name", "value", "line"}``. The
+    record's ``signal`` is the one that decided (the learned drift when the spec's signal is ``learned`` and
+    thresholds were learned; the share when the record fell back to it); a record without the signal's value or line
+    (written before they were recorded) falls back to the drift share and ``default_line``."""
+    signal = point.get("signal") or "share"
+    value_key, line_key, name = SIGNAL_FIELDS.get(signal, SIGNAL_FIELDS["share"])
+    if point.get(value_key) is None:
+        signal, (value_key, line_key, name) = "share", SIGNAL_FIELDS["share"]
+    line = point.get(line_key)
+    return {"signal": signal, "name": name, "value": float(point.get(value_key) or 0.0),
+            "line": float(default_line if line is None else line)}  # fmt: skip
+
+
 def plot_shapes(
     drift: list[dict[str, Any]],
     performance: list[dict[str, Any]],
-    line: float,
+    line: float | None = None,
     estimated: list | None = None,
     predictions: list | None = None,
 ) -> dict[str, Any] | None:
-    """The inline SVG's shapes (the template draws them): drift share per day (bars), the retraining line,
-    labelled AUC per day (dots), the AUC estimated before the labels (rings), the prediction drift score
-    (triangles, capped at 1). ``None`` when there is no day to draw."""
+    """The inline SVG's shapes (the template draws them): per day the drift signal that decided the day's verdict
+    (bars, capped at 1; :func:`deciding_signal`) with that signal's line across its bar, the newest day's line across
+    the plot, labelled AUC per day (dots, with their interval), the AUC estimated before the labels (rings, with
+    their interval), the prediction drift score (triangles, capped at 1). ``line``: the line of a record that names
+    none (default 0.3). ``None`` when there is no day to draw."""
     estimated, predictions = estimated or [], predictions or []
     days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
     if not days:
@@ -220,14 +247,26 @@ def plot_shapes(
     def y(value: float) -> float:
         return round(height - pad - value * (height - 2 * pad), 1)
 
-    bars = []
+    default_line = 0.3 if line is None else line
+    bars, marks = [], []
     for point in drift:
-        share = float(point["drift_share"] or 0.0)
+        decided = deciding_signal(point, default_line)
+        drawn = min(1.0, decided["value"])
+        others = "" if decided["signal"] == "share" else f"; drift share {float(point.get('drift_share') or 0):.2f}"
+        note = f"; {point['signal_note']}" if point.get("signal_note") else ""
         bars.append({
-            "x": round(x[point["day"]] + 2, 1), "y": y(share), "width": round(step - 4, 1),
-            "height": round(y(0) - y(share), 1), "color": "#e67e22" if point["dataset_drift"] else "#5dade2",
-            "title": f"{point['day']}: drift share {share:.2f} (reference v{point.get('reference_version')})",
+            "x": round(x[point["day"]] + 2, 1), "y": y(drawn), "width": round(step - 4, 1),
+            "height": round(y(0) - y(drawn), 1), "color": "#e67e22" if point["dataset_drift"] else "#5dade2",
+            "signal": decided["signal"], "value": decided["value"],
+            "title": f"{point['day']}: {decided['name']} {decided['value']:.2f} (line {decided['line']:.2f}{others}; "
+            f"reference v{point.get('reference_version')}){note}",
         })  # fmt: skip
+        marks.append({"x1": round(x[point["day"]] + 1, 1), "x2": round(x[point["day"]] + step - 1, 1),
+                      "y": y(min(1.0, decided["line"])), "title": f"{point['day']}: {decided['name']} line "
+                      f"{decided['line']:.2f}"})  # fmt: skip
+    newest = deciding_signal(max(drift, key=lambda p: str(p["day"])), default_line) if drift else None
+    line_value = newest["line"] if newest else default_line
+    line_name = newest["name"] if newest else "drift share"
     dots = [
         {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
          "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels" + _interval_text(p)}
@@ -241,8 +280,14 @@ def plot_shapes(
     ]  # fmt: skip
     rings = [
         {"x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])),
-         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels"}
+         "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels" + _estimate_text(p)}
         for p in estimated
+    ]  # fmt: skip
+    ring_whiskers = [
+        {"x": round(x[p["day"]] + step / 2 + 3, 1), "y1": y(float(p["high"])), "y2": y(float(p["low"])),
+         "title": f"{p['day']}: {p['metric']} estimated" + _estimate_text(p)}
+        for p in estimated
+        if p.get("low") is not None and p.get("high") is not None
     ]  # fmt: skip
     triangles = []
     for point in predictions:
@@ -258,10 +303,19 @@ def plot_shapes(
     every = max(1, -(-len(days) // 8))  # at most ~8 labels
     labels = [{"x": round(x[day], 1), "text": day[5:]} for i, day in enumerate(days) if i % every == 0]
     return {
-        "width": width, "height": height, "left": pad, "right": width - pad, "zero": y(0), "line": line,
-        "line_y": y(line), "bars": bars, "dots": dots, "whiskers": whiskers, "rings": rings, "triangles": triangles,
+        "width": width, "height": height, "left": pad, "right": width - pad, "zero": y(0), "line": line_value,
+        "line_name": line_name, "line_y": y(min(1.0, line_value)), "bars": bars, "marks": marks, "dots": dots,
+        "whiskers": whiskers, "rings": rings, "ring_whiskers": ring_whiskers, "triangles": triangles,
         "labels": labels,
     }  # fmt: skip
+
+
+def _estimate_text(point: dict[str, Any]) -> str:
+    """`` [low, high] (calibration <method>)`` of an estimate, or nothing for a record without an interval."""
+    if point.get("low") is None or point.get("high") is None:
+        return ""
+    method = (point.get("calibration") or {}).get("method")
+    return f" [{float(point['low']):.3f}, {float(point['high']):.3f}]" + (f" (calibration {method})" if method else "")
 
 
 def _interval_text(point: dict[str, Any]) -> str:
@@ -296,7 +350,7 @@ def drift_heatmap(drift: list[dict[str, Any]]) -> Any:
     return plots.svg(plots.drift_heatmap(days, columns, cells))
 
 
-def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
+def render(data: dict[str, Any], drift_line: float | None = None) -> str:
     """The page."""
     return html.render(
         "health.html",
