@@ -110,7 +110,7 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
     # day, so the share of drifted columns alarms on every one of them at card_fraud's line of 0.25.
     assert all(s["columns"]["temperature"]["drifted"] or s["columns"]["humidity"]["drifted"] for s in learned)
     assert all(s["drift_share"] >= 0.25 for s in learned), [s["drift_share"] for s in learned]
-    by_share = check(champion, CALM_DAYS[0], drift_share_threshold=0.25)
+    by_share = check(champion, CALM_DAYS[0], signal="share", drift_share_threshold=0.25)
     assert by_share["signal"] == "share" and by_share["dataset_drift"] is True
     # The learned thresholds: no calm day alarms; each record explains the verdict with its numbers.
     assert [s["dataset_drift"] for s in learned] == [False] * len(CALM_DAYS), [s["learned_drift"] for s in learned]
