@@ -137,6 +137,11 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
     history = MlflowHook().get_client().get_metric_history(first["mlflow_run_id"], "learned_drift")
     assert [m.value for m in history] == [pytest.approx(first["learned_drift"])]
 
+    # Issue 28: learned is the operator's (and the spec's) default signal: a check that names none decides by it.
+    by_default = check(champion, CALM_DAYS[1])
+    assert by_default["signal"] == "learned" and by_default["dataset_drift"] is False
+    assert by_default["learned_thresholds"]["path"] == thresholds["path"]
+
     season = check(champion, SEASON_DAY, signal="learned")
     assert season["dataset_drift"] is True and season["learned_drift"] >= 0.3, season["learned_drift"]
     assert season["columns"]["temperature"]["learned"]["past"] is True
