@@ -292,7 +292,9 @@ class MonitoringSpec(_Section):
     )
     consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
     learned_drift_threshold: float = Field(
-        default=0.3, gt=0, description="line of the learned signal: importance-weighted excess over learned bounds"
+        default=0.3,
+        gt=0,
+        description="line of the learned signal: importance-weighted excess over learned bounds, each counted up to 1",
     )
     learned_drift_k: float = Field(
         default=3.0, ge=0, description="a column's learned bound: mean + k * std of its calm days' scores"
