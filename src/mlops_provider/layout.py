@@ -217,3 +217,26 @@ class RetrainingDecision(TypedDict):
     recheck: bool
     first_recorded_at: str | None
     summary_path: str | None
+
+
+#: The drift signals a drift record (:class:`DriftSummary`) can be decided by: its value and line fields, and the
+#: name drawn for it.
+SIGNAL_FIELDS = {
+    "learned": ("learned_drift", "learned_threshold", "learned drift"),
+    "weighted": ("weighted_drift", "weighted_threshold", "weighted drift"),
+    "share": ("drift_share", "threshold", "drift share"),
+}
+
+
+def deciding_signal(point: dict[str, Any], default_line: float = 0.3) -> dict[str, Any]:
+    """The signal that decided a day's drift verdict: ``{"signal", "name", "value", "line"}``. The record's
+    ``signal`` is the one that decided (the learned drift when the spec's signal is ``learned`` and thresholds were
+    learned; the share when the record fell back to it); a record without the signal's value or line (written
+    before they were recorded) falls back to the drift share and ``default_line``."""
+    signal = point.get("signal") or "share"
+    value_key, line_key, name = SIGNAL_FIELDS.get(signal, SIGNAL_FIELDS["share"])
+    if point.get(value_key) is None:
+        signal, (value_key, line_key, name) = "share", SIGNAL_FIELDS["share"]
+    line = point.get(line_key)
+    return {"signal": signal, "name": name, "value": float(point.get(value_key) or 0.0),
+            "line": float(default_line if line is None else line)}  # fmt: skip

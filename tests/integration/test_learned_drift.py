@@ -110,7 +110,7 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
     # day, so the share of drifted columns alarms on every one of them at card_fraud's line of 0.25.
     assert all(s["columns"]["temperature"]["drifted"] or s["columns"]["humidity"]["drifted"] for s in learned)
     assert all(s["drift_share"] >= 0.25 for s in learned), [s["drift_share"] for s in learned]
-    by_share = check(champion, CALM_DAYS[0], drift_share_threshold=0.25)
+    by_share = check(champion, CALM_DAYS[0], signal="share", drift_share_threshold=0.25)
     assert by_share["signal"] == "share" and by_share["dataset_drift"] is True
     # The learned thresholds: no calm day alarms; each record explains the verdict with its numbers.
     assert [s["dataset_drift"] for s in learned] == [False] * len(CALM_DAYS), [s["learned_drift"] for s in learned]
@@ -123,7 +123,9 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
     assert temperature["n_days"] == EARLIER + WINDOW and temperature["threshold"] > 0.1  # wider than the fixed line
     assert set(temperature["quantiles"]) == {"p50", "p90", "max"} and len(temperature["scores"]) == EARLIER + WINDOW
     assert thresholds["columns"]["amount"]["threshold"] >= 0.1  # an iid column keeps at least the fixed line
-    assert set(first["columns"]["temperature"]["learned"]) == {"score", "threshold", "ratio", "excess", "past"}
+    learned_temperature = first["columns"]["temperature"]["learned"]
+    assert set(learned_temperature) == {"score", "threshold", "ratio", "excess", "counted", "past"}
+    assert learned_temperature["counted"] == min(learned_temperature["excess"], 1.0)
     # Learned once per champion: the first check learned them, the later ones read them.
     assert first["learned_thresholds"]["computed_now"] is True
     assert all(s["learned_thresholds"]["computed_now"] is False for s in learned[1:])
@@ -134,6 +136,11 @@ def test_calm_autocorrelated_days_drift_by_share_not_by_learned_thresholds_and_a
         DriftSensor(task_id="s", summary_path=first["summary_path"]).decide(first)
     history = MlflowHook().get_client().get_metric_history(first["mlflow_run_id"], "learned_drift")
     assert [m.value for m in history] == [pytest.approx(first["learned_drift"])]
+
+    # Issue 28: learned is the operator's (and the spec's) default signal: a check that names none decides by it.
+    by_default = check(champion, CALM_DAYS[1])
+    assert by_default["signal"] == "learned" and by_default["dataset_drift"] is False
+    assert by_default["learned_thresholds"]["path"] == thresholds["path"]
 
     season = check(champion, SEASON_DAY, signal="learned")
     assert season["dataset_drift"] is True and season["learned_drift"] >= 0.3, season["learned_drift"]

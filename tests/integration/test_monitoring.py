@@ -87,6 +87,7 @@ def report(day: dt.date, run_id: str | None = None) -> tuple[dict, dict]:
         partition=str(day),
         numerical_columns=NUMERICAL,
         categorical_columns=CATEGORICAL,
+        signal="share",  # these tests are about the share's verdict (the default is learned since issue 28)
     ).execute(context)
     return summary, context
 
@@ -155,7 +156,7 @@ def test_the_drift_record_weighs_drifted_columns_by_the_champions_feature_import
         context = task_context(day, dag_id="weighted", run_id=f"w-{len(kwargs)}-{kwargs}", task_id="drift_report")
         return DriftReportOperator(
             task_id="drift_report", dataset="customer_activity", model_name="churn_classifier", partition=str(day),
-            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, **kwargs,
+            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, **{"signal": "share", **kwargs},
         ).execute(context)  # fmt: skip
 
     plain = check()
@@ -185,7 +186,7 @@ def test_a_rolling_or_seasonal_reference_compares_with_the_days_it_names(home):
         context = task_context(day, dag_id="reference", run_id=f"ref-{day}-{kwargs}", task_id="drift_report")
         return DriftReportOperator(
             task_id="drift_report", dataset="customer_activity", model_name="churn_classifier", partition=str(day),
-            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, **kwargs,
+            numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, signal="share", **kwargs,
         ).execute(context)  # fmt: skip
 
     rolling = check(DRIFTED + dt.timedelta(days=1), reference="rolling", reference_days=1)
@@ -301,11 +302,15 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     assert len(training_runs()) == 2
 
 
-def performance(day: dt.date, floor: float, delay: int) -> dict:
-    context = task_context(day, dag_id="drift_monitoring", run_id=f"p-{day}-{floor}", task_id="performance_check")
+def performance(day: dt.date, floor: float, delay: int, **kwargs) -> dict:
+    """One labelled day, calibrated by isotonic: what these tests were written for (the defaults since issue 28
+    pool 3 days and choose the calibration by the holdout's Brier score)."""
+    run_id = f"p-{day}-{floor}" + (f"-{kwargs}" if kwargs else "")
+    context = task_context(day, dag_id="drift_monitoring", run_id=run_id, task_id="performance_check")
     return ModelPerformanceOperator(
         task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
         partition=str(day), floor=floor, label_delay_days=delay, label_column="churned",
+        **{"label_window_days": 1, "estimate_calibration": "isotonic", **kwargs},
     ).execute(context)  # fmt: skip
 
 
@@ -563,6 +568,28 @@ def test_the_metric_is_estimated_before_labels_and_compared_when_they_arrive(hom
     assert decision["reason"] == "performance"
 
 
+def test_the_default_calibration_is_chosen_at_training_by_the_holdouts_brier_score_with_the_numbers(home):
+    """Issue 28: ``estimate_calibration: auto`` (the default) applies the choice the training run stored in
+    ``evaluation/calibration.json``: each calibration cross-fitted on the champion's holdout, kept only when it lowers
+    the Brier score beyond the noise; the record carries the numbers it was chosen by."""
+    from mlops_provider.ml.estimation import CALIBRATION_ARTIFACT
+
+    hook = MlflowHook()
+    stored = hook.load_run_dict(hook.model_version("churn_classifier", home["champion"]).run_id, CALIBRATION_ARTIFACT)
+    auto = stored["auto"]
+    assert stored["fitted_at"] == "training" and auto["method"] in ("none", "isotonic", "sigmoid")
+    assert set(auto["brier"]) == {"none", "isotonic", "sigmoid"} and auto["folds"] == 5
+    kept = auto["method"] != "none"
+    assert kept is (auto["brier"][auto["method"]] < auto["brier"]["none"] and auto["gain"] > 1.645 * auto["gain_se"])
+
+    record = performance(CALM, floor=0.5, delay=3, estimate_calibration="auto")["estimated"]
+    calibration = record["calibration"]
+    assert calibration["requested"] == "auto" and calibration["method"] == auto["method"]
+    assert calibration["selection"]["brier"] == pytest.approx(auto["brier"]) and calibration["reason"] == auto["reason"]
+    assert calibration["reason"].startswith(f"auto: cross-fitted Brier score on {stored['rows']} holdout rows")
+    assert 0.5 < record["value"] < 1.0 and record["low"] < record["value"] < record["high"]
+
+
 def test_a_version_without_a_stored_calibration_is_fitted_once_on_its_holdout_and_keeps_it(home):
     """Issue 28, item 3: a champion trained before the calibration artefact existed: its first estimate fits the
     calibration on its holdout and stores it with its run; later estimates apply that same fit."""
@@ -584,6 +611,7 @@ def test_a_version_without_a_stored_calibration_is_fitted_once_on_its_holdout_an
         return ModelPerformanceOperator(
             task_id="performance_check", dataset="customer_activity", model_name="older_churn",
             partition=str(day), floor=0.5, label_delay_days=30, label_column="churned", prediction_drift=False,
+            estimate_calibration="isotonic",
         ).execute(context)["estimated"]  # fmt: skip
 
     assert hook.load_run_dict(bare_run, CALIBRATION_ARTIFACT) is None
@@ -642,7 +670,7 @@ def test_two_models_on_one_dataset_keep_their_drift_and_performance_records_apar
     context = task_context(day, dag_id="churn_twin__drift_monitoring", run_id=f"twin-{day}", task_id="drift_report")
     theirs = DriftReportOperator(
         task_id="drift_report", dataset="customer_activity", model_name="churn_twin", partition=str(day),
-        numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL,
+        numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, signal="share",
     ).execute(context)  # fmt: skip
     assert Path(ours["summary_path"]).parent == Path(drift_folder("churn_classifier", str(day)).path)
     assert Path(theirs["summary_path"]).parent == Path(drift_folder("churn_twin", str(day)).path)
@@ -687,7 +715,7 @@ def test_a_small_day_records_too_few_labels_and_pooled_days_decide_with_an_inter
         return ModelPerformanceOperator(
             task_id="performance_check", dataset="customer_activity", model_name="churn_classifier",
             partition=str(run_day), label_delay_days=delay, label_column="churned", estimate=False,
-            prediction_drift=False, **{"floor": 0.5, **kwargs},
+            prediction_drift=False, **{"floor": 0.5, "label_window_days": 1, **kwargs},
         ).execute(context)  # fmt: skip
 
     alone = check(small[0], "small-alone")

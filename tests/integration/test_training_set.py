@@ -73,6 +73,22 @@ def test_unvalidated_partition_and_too_few_partitions(mlops_home, tmp_path):
         TrainingSetAssemblyOperator(task_id="x", dataset=DATASET, window_days=2, min_partitions=3)
 
 
+def test_the_first_days_of_a_loop_skip_until_a_set_can_hold_min_partitions_later_days_fail(mlops_home, tmp_path):
+    """Issue 28 (`mlops new-model` writes an out-of-time split with training.min_days 3): the loop's data starts on
+    11-01, so 11-01 and 11-02 cannot hold 3 days and nothing is
+    versioned before their windows: skipped (warming up), no set; 11-03 is built; a later day with too few days
+    (11-06 of a 3-day window holding 11-06 alone) still fails."""
+    version_partitions(tmp_path, ["2026-11-01", "2026-11-02"])
+    with pytest.raises(AirflowSkipException, match="Warming up: 2 of the 3 versioned day"):
+        assemble("2026-11-02", window_days=7, min_partitions=3)
+    assert DvcHook().tags(training_set_tag(DATASET, "2026-11-02")) == []
+    version_partitions(tmp_path, ["2026-11-03", "2026-11-06"])
+    built, _ = assemble("2026-11-03", window_days=7, min_partitions=3)
+    assert built["partitions"] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    with pytest.raises(AirflowFailException, match="Only 1 validated partition"):
+        assemble("2026-11-06", window_days=3, min_partitions=3)
+
+
 def test_a_window_counts_days_not_partitions(mlops_home, tmp_path):
     """After a gap, a window of 7 days holds only what those 7 days have (it used to reach back a month)."""
     version_partitions(tmp_path, ["2026-10-01", "2026-10-02", "2026-11-05", "2026-11-06"])

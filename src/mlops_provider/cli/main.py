@@ -119,9 +119,11 @@ def _labelled_rows_note(spec) -> str | None:  # noqa: ANN001 (a ModelSpec)
     if not rows:
         return None
     monitoring = spec.monitoring
-    warning = labelled_rows_warning(
-        rows, spec.split.fraction, monitoring.label_window_days, monitoring.min_labelled_rows
-    )
+    if spec.split.method == "out_of_time":  # every row of a day after the training window is scored
+        fraction, split = 1.0, "split.method out_of_time: every row of a day after the window"
+    else:
+        fraction, split = spec.split.fraction, f"split.fraction {spec.split.fraction:g}"
+    warning = labelled_rows_warning(rows, fraction, monitoring.label_window_days, monitoring.min_labelled_rows, split)
     return f"{spec.path}: warning: monitoring: {warning}" if warning else None
 
 

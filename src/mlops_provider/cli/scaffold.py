@@ -11,6 +11,11 @@ the written suite (:func:`dry_run`), so the user sees how many days it would fai
 deploying it. It is a start: read it, tighten it, add rules of the domain. The entrypoint is a copy of the template
 (an XGBoost classifier that keeps the entrypoint contract, docs/training-entrypoint.md), so a new model is one
 command plus edits.
+
+The spec gets the settings the scenario suite recommends (docs/drift-signals.md): the monitoring defaults (the
+learned drift signal, labels pooled over 3 days, the interval rule, the auto calibration) and, when the timestamp
+column holds times, an out-of-time holdout (:func:`split_settings`: the last ``OUT_OF_TIME_HOLDOUT_DAYS`` days of
+each training set, with ``training.min_days`` one more, so no training set is too short to split).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ INCIDENT_NULL_RATE, ORDINARY_NULL_RATE = 0.5, 0.05
 ROWS_LOW_SHARE, ROWS_HIGH_FACTOR = 0.25, 4.0
 #: Daily row-count bounds: ROWS_MIN_FACTOR x the smallest ordinary day .. ROWS_MAX_FACTOR x the largest (+ 10).
 ROWS_MIN_FACTOR, ROWS_MAX_FACTOR = 0.5, 3.0
+#: Days an out-of-time holdout of a scaffolded spec holds out (the scenario suite's gate measured 2 of 7).
+OUT_OF_TIME_HOLDOUT_DAYS = 2
+WINDOW_DAYS = 7
 
 
 def starter_dir(kind: str) -> Path:
@@ -282,10 +290,22 @@ def dataset_name(table: str) -> str:
     return (name if name[:1].isalpha() else f"t_{name}")[:63].ljust(2, "_")
 
 
+def split_settings(source: Source, columns: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The split and the training keys it needs: out of time (the last ``OUT_OF_TIME_HOLDOUT_DAYS`` days, and
+    ``training.min_days`` one more) when the sample's timestamp column holds times (time-ordered data: a key-hash
+    holdout shares its days with the training rows and flatters the challenger), else a key hash of the key."""
+    if source.timestamp_column in columns["dates"]:
+        split = {"method": "out_of_time", "holdout_days": OUT_OF_TIME_HOLDOUT_DAYS}
+        return split, {"window_days": WINDOW_DAYS, "min_days": OUT_OF_TIME_HOLDOUT_DAYS + 1}
+    return {"key": source.key_column, "fraction": 0.2, "seed": 0}, {"window_days": WINDOW_DAYS}
+
+
 def spec_document(
     name: str, source: Source, columns: dict[str, Any], start: dt.date, folder: str, positive: Any = 1
 ) -> dict:
-    """The spec as YAML data (every required key; optional keys at their defaults are left out)."""
+    """The spec as YAML data (every required key; optional keys at their defaults are left out, so the monitoring
+    section holds none: its defaults are the recommended settings)."""
+    split, training = split_settings(source, columns)
     return {
         "name": name,
         "description": f"Model on {source.table} (scaffolded by mlops new-model; edit me).",
@@ -299,12 +319,12 @@ def spec_document(
         },
         "label": {"column": source.label, "positive_class": positive, "delay_days": 0},
         "features": {"numerical": columns["numerical"], "categorical": columns["categorical"]},
-        "split": {"key": source.key_column, "fraction": 0.2, "seed": 0},
+        "split": split,
         "validation": f"{folder}/suite.json",
         "training": {
             "entrypoint": f"{folder}/training/train.py",
             "hyperparameters": f"{folder}/training/hyperparameters.json",
-            "window_days": 7,
+            **training,
         },
         "gate": {"primary_metric": "roc_auc", "floors": {"roc_auc": 0.6}},
         "serving": {"directory": f"{folder}/serving", "requirements": f"{folder}/training/requirements.txt"},

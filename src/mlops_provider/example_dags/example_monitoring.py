@@ -31,7 +31,9 @@ with DAG(
         model_name="orders_model",
         numerical_columns=["amount", "items"],
         categorical_columns=["country", "channel"],
-        drift_share_threshold=0.3,  # drifted columns / compared columns that count as drift
+        signal="learned",  # the default: each column against its calm days' bound, weighted by importance
+        learned_drift_threshold=0.3,
+        drift_share_threshold=0.3,  # the share's line: it decides while nothing is learnable (signal_note says why)
         reference="champion",  # or "rolling" / "seasonal" (reference_days, season_days)
     )
     # --8<-- [end:howto_operator_drift_report]
@@ -45,6 +47,8 @@ with DAG(
         floor=0.7,
         label_column="returned",
         label_delay_days=7,  # the labels of a day arrive a week later
+        label_window_days=3,  # the default: the labelled day pooled with the 2 before it
+        estimate_calibration="auto",  # the default: calibrate only when it lowers the holdout's Brier score
     )
     # --8<-- [end:howto_operator_model_performance]
 

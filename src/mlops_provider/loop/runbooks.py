@@ -237,6 +237,8 @@ class Facts:
     backfill_lag: float = 3
     split: str = ""  # how train splits the set, after "**splits it**"
     scheduled: bool = False  # retraining.schedule is set: the training DAG has retraining_rails
+    drift_signal: str = "learned"
+    drift_line: float = 0.3  # the line of drift_signal
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -252,6 +254,12 @@ class Facts:
             metric=spec.monitoring.metric,
             floor=spec.performance_floor,
             drift_share=spec.monitoring.drift_share,
+            drift_signal=spec.monitoring.drift_signal,
+            drift_line={
+                "learned": spec.monitoring.learned_drift_threshold,
+                "share": spec.monitoring.drift_share,
+                "weighted": spec.monitoring.weighted_drift_threshold,
+            }[spec.monitoring.drift_signal],  # fmt: skip
             cooldown=spec.retraining.cooldown_days,
             budget=spec.retraining.max_per_week,
             segment=", ".join(f"`{s}`" for s in spec.segments) or "(none)",
@@ -423,12 +431,12 @@ triggers `{f.ids["training"]}`.
 | `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
-| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted (`monitoring.drift_signal`: by default the drift share >= {f.drift_share:g}; `learned`: the importance-weighted excess over learned per-column thresholds, the record's `learned_thresholds`), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
+| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted by the spec's signal (`monitoring.drift_signal` `{f.drift_signal}`, line {f.drift_line:g}; `learned`: each column's excess over its learned calm-day threshold, counted up to 1 and weighted by importance, the record's `learned_thresholds`; while nothing is learnable, e.g. a champion trained on fewer than 2 days, the drift share >= {f.drift_share:g} decides and the record's `signal_note` says why; `share`: the drift share >= {f.drift_share:g}), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, over the budget of {f.budget} per 7 data days, or over the real-time budget ({f.real_budget} per 7 days of real time; a backfill's alarms spend their own {f.backfill_budget}). A held-back alarm logs a **WARNING** `... NOT triggered: held back ... by <rail>` with the trainings counted, when it frees up and what to do, and is listed on the model health page |
 | `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
 
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
-`monitoring.drift_share` (or a column's `features.drift` threshold) in the spec; when slowly moving (seasonal) columns "drift" on every calm day, set `monitoring.drift_signal: learned` (docs/drift-signals.md). **Forcing a retrain**: trigger
+the line of the spec's signal (`monitoring.learned_drift_threshold`, or `monitoring.drift_share` / a column's `features.drift` threshold for the share); when slowly moving (seasonal) columns "drift" on every calm day under the share, use `monitoring.drift_signal: learned`, the default (docs/drift-signals.md). **Forcing a retrain**: trigger
 `{f.ids["training"]}` with reason `manual`.
 
 **What a re-run (clear) of each task does** (history is append-only):

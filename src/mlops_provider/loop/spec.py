@@ -350,9 +350,10 @@ class MonitoringSpec(_Section):
     reference_days: int = Field(default=7, ge=1, description="days of a rolling reference")
     season_days: int = Field(default=365, ge=1, description="shift of a seasonal reference (365: a year, 7: a week)")
     drift_signal: Literal["share", "weighted", "learned"] = Field(
-        default="share",
-        description="what decides drift: the share of drifted columns, the importance-weighted share, or the "
-        "learned signal (each column against how far calm days lie from the reference, excesses summed by importance)",
+        default="learned",
+        description="what decides drift: the learned signal (each column against how far calm days lie from the "
+        "reference, excesses counted up to 1 and summed by importance; the share decides when nothing is learnable), "
+        "the share of drifted columns, or the importance-weighted share",
     )
     weighted_drift_threshold: float = Field(
         default=0.3, gt=0, le=1, description="share of the champion's feature importance on drifted columns"
@@ -365,17 +366,18 @@ class MonitoringSpec(_Section):
     prediction_drift: bool = Field(default=True, description="compare each day's predictions with the holdout's")
     prediction_drift_threshold: float = Field(default=0.1, gt=0, description="normed Wasserstein distance line")
     trigger_on_prediction_drift: bool = Field(default=False, description="drifted predictions call for retraining")
-    estimate_calibration: Literal["isotonic", "sigmoid", "none"] = Field(
-        default="isotonic",
-        description="calibration of the champion's scores on its holdout before estimating (falls back when the "
-        "holdout is too small for it: isotonic -> sigmoid -> none)",
+    estimate_calibration: Literal["auto", "isotonic", "sigmoid", "none"] = Field(
+        default="auto",
+        description="calibration of the champion's scores on its holdout before estimating: auto keeps the one "
+        "whose cross-fitted Brier score on the holdout beats the raw scores', else none (a fit the holdout is too "
+        "small for falls back: isotonic -> sigmoid -> none)",
     )
     estimate_alarm: Literal["interval", "point"] = Field(
         default="interval",
         description="when the estimate is below the floor: its interval's upper bound (interval) or the estimate",
     )
     label_window_days: int = Field(
-        default=1,
+        default=3,
         ge=1,
         description="days of late labels the performance check pools (the labelled day and those before)",
     )
@@ -387,7 +389,9 @@ class MonitoringSpec(_Section):
     )
     consecutive_days: int = Field(default=1, ge=1, description="days in a row the floor must be crossed to alarm")
     learned_drift_threshold: float = Field(
-        default=0.3, gt=0, description="line of the learned signal: importance-weighted excess over learned bounds"
+        default=0.3,
+        gt=0,
+        description="line of the learned signal: importance-weighted excess over learned bounds, each counted up to 1",
     )
     learned_drift_k: float = Field(
         default=3.0, ge=0, description="a column's learned bound: mean + k * std of its calm days' scores"

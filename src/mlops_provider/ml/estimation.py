@@ -11,10 +11,12 @@ realised metric once labels arrive, so its error is visible.
 Calibration: the champion's raw scores are mapped to probabilities fitted on its own holdout (labels vs scores):
 isotonic regression (sklearn's ``IsotonicRegression``; its step points are stored, so applying it is a pure
 interpolation), or Platt scaling on the logit of the score when the holdout is too small for isotonic, or none.
-:func:`fit_calibrations` fits both once (the JSON artefact ``evaluation/calibration.json`` of the version's run),
-:func:`select_calibration` picks the one the spec asks for (falling back, and saying why), :func:`apply_calibration`
-applies it. The model's decisions (its ranking, and ``score >= threshold``) stay the raw scores'; only the
-expected label mass of each row comes from the calibrated probability.
+:func:`fit_calibrations` fits both once (the JSON artefact ``evaluation/calibration.json`` of the version's run) and
+chooses between them and none for ``auto`` (:func:`choose_calibration`: each fit cross-fitted on the holdout, kept
+only when it lowers the holdout's Brier score: a calibrated model keeps its own probabilities, an over-confident one
+is calibrated), :func:`select_calibration` picks the one the spec asks for (falling back, and saying why),
+:func:`apply_calibration` applies it. The model's decisions (its ranking, and ``score >= threshold``) stay the raw
+scores'; only the expected label mass of each row comes from the calibrated probability.
 
 The estimate assumes ``P(y | x)`` is the same on the day as on the holdout (:data:`ASSUMPTION`): it holds under
 covariate shift (the features move, their relation with the label does not) and fails under concept change.
@@ -30,12 +32,21 @@ from __future__ import annotations
 from typing import Any
 
 ESTIMABLE = ("roc_auc", "accuracy", "precision", "recall", "f1")
-CALIBRATIONS = ("isotonic", "sigmoid", "none")
+CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
+#: The fitted calibrations, in the order a fit the holdout is too small for falls back.
+FITTED = ("isotonic", "sigmoid")
 CALIBRATION_ARTIFACT = "evaluation/calibration.json"
 ISOTONIC_MIN_ROWS = 200  # fewer holdout rows (or fewer of either class) overfit a step function
 ISOTONIC_MIN_CLASS = 20
 SIGMOID_MIN_ROWS = 30  # two parameters
 SIGMOID_MIN_CLASS = 5
+#: Folds of the cross-fitting ``auto`` judges each calibration by (stratified, seeded).
+CROSS_FIT_FOLDS = 5
+#: Standard errors by which a calibration's Brier score must beat the raw scores' for ``auto`` to keep it (one-sided
+#: test at 5%: "does it lower the Brier score?").
+AUTO_Z = 1.645
+#: Probabilities are clipped to [LOG_LOSS_EPS, 1 - LOG_LOSS_EPS] for the log loss (isotonic steps reach 0 and 1).
+LOG_LOSS_EPS = 1e-6
 ASSUMPTION = (
     "assumes P(y|x) is unchanged since the champion's holdout (where the probabilities were calibrated): valid under "
     "covariate shift (the features move, their relation with the label holds), not under concept change (the same "
@@ -108,12 +119,112 @@ def _logit(scores: Any) -> Any:
     return np.log(s / (1 - s))
 
 
+def _fit(method: str, labels: Any, scores: Any) -> dict[str, Any]:
+    """One calibration's parameters fitted on ``labels`` vs ``scores``: isotonic step points or Platt's ``a, b``."""
+    import numpy as np
+
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, labels)
+        return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+    if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression
+
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(np.asarray(scores)).reshape(-1, 1), labels)
+        return {"a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
+    raise ValueError(f"no fit for calibration {method!r}")
+
+
+def brier_score(labels: Any, proba: Any) -> float:
+    """Mean squared difference between the 0/1 labels and the probabilities (lower is better)."""
+    import numpy as np
+
+    y, p = np.asarray(labels, dtype=float), np.clip(np.asarray(proba, dtype=float), 0.0, 1.0)
+    return float(np.mean((p - y) ** 2))
+
+
+def log_loss(labels: Any, proba: Any) -> float:
+    """Mean negative log-likelihood of the 0/1 labels, probabilities clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]``."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=float)
+    p = np.clip(np.asarray(proba, dtype=float), LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def cross_fitted(labels: Any, scores: Any, method: str, folds: int = CROSS_FIT_FOLDS, seed: int = 0) -> Any:
+    """Out-of-fold calibrated probabilities of ``scores``: the rows are split into ``folds`` stratified folds
+    (seeded), and each fold is calibrated by ``method`` fitted on the other folds, so no row is judged by a fit that
+    saw its label. ``none``: the scores clipped to [0, 1]."""
+    import numpy as np
+
+    y, s = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
+    if method == "none":
+        return np.clip(s, 0.0, 1.0)
+    if folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(y.size, dtype=int)
+    for value in (0, 1):  # stratified: each class dealt round the folds in a seeded order
+        rows = rng.permutation(np.flatnonzero(y == value))
+        fold[rows] = np.arange(rows.size) % folds
+    out = np.empty(y.size)
+    for k in range(folds):
+        held = fold == k
+        fitted = {"method": method, **_fit(method, y[~held], s[~held])}
+        out[held] = apply_calibration(fitted, s[held])
+    return out
+
+
+def choose_calibration(
+    labels: Any, scores: Any, fits: dict[str, Any], folds: int = CROSS_FIT_FOLDS, seed: int = 0
+) -> dict[str, Any]:
+    """The ``auto`` calibration of a holdout: each calibration ``fits`` holds (and ``none``) cross-fitted on the
+    holdout (:func:`cross_fitted`) and scored by the Brier score (log loss beside it). The fit with the lowest Brier
+    score is kept only when it lowers the raw scores' (``none``) beyond the noise of the comparison: the mean of the
+    rows' paired differences (``gain``) is more than ``AUTO_Z`` (1.645: one-sided, 5%) standard errors of it
+    (``gain_se``) above 0; else ``none``. A calibrated model keeps its own probabilities (a fit to the holdout's
+    days then only adds their noise to every later day's estimate); an over-confident one is calibrated.
+    ``{"method", "brier": {method: value}, "log_loss": {...}, "gain", "gain_se", "folds", "seed", "rows", "rule",
+    "reason"}``."""
+    import numpy as np
+
+    y = np.asarray(labels, dtype=float)
+    rows = int(y.size)
+    candidates = ["none", *(m for m in FITTED if fits.get(m) is not None)]
+    brier, loss, squared = {}, {}, {}
+    for method in candidates:
+        proba = cross_fitted(labels, scores, method, folds, seed)
+        squared[method] = (np.clip(proba, 0.0, 1.0) - y) ** 2
+        brier[method], loss[method] = float(squared[method].mean()), log_loss(labels, proba)
+    best = min(candidates, key=lambda m: (brier[m], candidates.index(m)))  # a tie keeps the simpler
+    paired = squared["none"] - squared[best]  # > 0 where the calibration is closer to the label
+    gain = float(paired.mean())
+    gain_se = float(paired.std(ddof=1) / np.sqrt(rows)) if rows > 1 else 0.0
+    chosen = best if best != "none" and gain > AUTO_Z * gain_se else "none"
+    numbers = ", ".join(f"{m} {brier[m]:.4f}" for m in candidates)
+    if chosen != "none":
+        verdict = f"{chosen} lowers it by {gain:.4f} (standard error {gain_se:.4f})"
+    elif best != "none":
+        verdict = (f"{best} lowers it by {gain:.4f}, within the noise (standard error {gain_se:.4f}): the raw scores "
+                   "are used")  # fmt: skip
+    else:
+        verdict = "no calibration lowers it: the raw scores are used"
+    reason = f"auto: cross-fitted Brier score on {rows} holdout rows ({folds} folds): {numbers}; {verdict}"
+    return {"method": chosen, "brier": brier, "log_loss": loss, "gain": gain, "gain_se": gain_se, "folds": folds,
+            "seed": seed, "rows": rows, "reason": reason,
+            "rule": f"the lowest cross-fitted Brier score, kept when it is under none's by more than {AUTO_Z} "
+            "standard errors of the paired difference (one-sided, 5%)"}  # fmt: skip
+
+
 def fit_calibrations(labels: Any, scores: Any) -> dict[str, Any]:
-    """Isotonic and sigmoid (Platt) calibrations of ``scores`` fitted on ``labels`` (0/1) of the same rows: the
-    artefact stored with a version (``CALIBRATION_ARTIFACT``), fitted once on its holdout. A fit the rows cannot
-    support is ``None`` with the reason in ``<method>_skipped``: isotonic needs ``ISOTONIC_MIN_ROWS`` rows and
-    ``ISOTONIC_MIN_CLASS`` of each class, sigmoid ``SIGMOID_MIN_ROWS`` and ``SIGMOID_MIN_CLASS``. JSON-ready:
-    ``{"rows", "positives", "isotonic": {"x": [...], "y": [...]} | None, "sigmoid": {"a", "b"} | None, ...}``."""
+    """Isotonic and sigmoid (Platt) calibrations of ``scores`` fitted on ``labels`` (0/1) of the same rows, and the
+    ``auto`` choice among them and none (:func:`choose_calibration`): the artefact stored with a version
+    (``CALIBRATION_ARTIFACT``), fitted once on its holdout. A fit the rows cannot support is ``None`` with the reason
+    in ``<method>_skipped``: isotonic needs ``ISOTONIC_MIN_ROWS`` rows and ``ISOTONIC_MIN_CLASS`` of each class,
+    sigmoid ``SIGMOID_MIN_ROWS`` and ``SIGMOID_MIN_CLASS``. JSON-ready: ``{"rows", "positives", "isotonic": {"x":
+    [...], "y": [...]} | None, "sigmoid": {"a", "b"} | None, "auto": {"method", "brier", "log_loss", ...}, ...}``."""
     import numpy as np
 
     y = np.asarray(labels, dtype=int)
@@ -126,32 +237,34 @@ def fit_calibrations(labels: Any, scores: Any) -> dict[str, Any]:
     smaller = min(positives, rows - positives)
     fits: dict[str, Any] = {"rows": rows, "positives": positives, "isotonic": None, "sigmoid": None}
     if rows >= ISOTONIC_MIN_ROWS and smaller >= ISOTONIC_MIN_CLASS:
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y)
-        fits["isotonic"] = {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+        fits["isotonic"] = _fit("isotonic", y, s)
     else:
         fits["isotonic_skipped"] = (
             f"{rows} holdout rows with {smaller} of the rarer class; isotonic needs {ISOTONIC_MIN_ROWS} rows and "
             f"{ISOTONIC_MIN_CLASS} of each class"
         )
     if rows >= SIGMOID_MIN_ROWS and smaller >= SIGMOID_MIN_CLASS:
-        from sklearn.linear_model import LogisticRegression
-
-        platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(s).reshape(-1, 1), y)
-        fits["sigmoid"] = {"a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
+        fits["sigmoid"] = _fit("sigmoid", y, s)
     else:
         fits["sigmoid_skipped"] = (
             f"{rows} holdout rows with {smaller} of the rarer class; sigmoid needs {SIGMOID_MIN_ROWS} rows and "
             f"{SIGMOID_MIN_CLASS} of each class"
         )
+    if smaller >= CROSS_FIT_FOLDS:  # every fold holds both classes
+        fits["auto"] = choose_calibration(y, s, fits)
+    else:
+        fits["auto"] = {"method": "none", "rows": rows,
+                        "reason": f"auto: {smaller} row(s) of the rarer class, too few to cross-fit "
+                        f"{CROSS_FIT_FOLDS} folds: the raw scores are used"}  # fmt: skip
     return fits
 
 
 def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str, Any]:
     """The calibration to apply: ``requested`` (one of ``CALIBRATIONS``) from ``fits`` (:func:`fit_calibrations`),
     else the next that was fitted (isotonic -> sigmoid -> none), with ``reason`` saying why it fell back:
-    ``{"method", "requested", "reason", "rows", "positives", <the method's parameters>}``."""
+    ``{"method", "requested", "reason", "rows", "positives", <the method's parameters>}``. ``auto`` applies the
+    choice stored in ``fits["auto"]`` (its Brier and log-loss numbers under ``selection``); fits stored before
+    ``auto`` existed hold no choice: isotonic (the earlier default) is applied, and the reason says so."""
     if requested not in CALIBRATIONS:
         raise ValueError(f"calibration {requested!r} is not one of {CALIBRATIONS}")
     if requested == "none":
@@ -159,8 +272,20 @@ def select_calibration(fits: dict[str, Any] | None, requested: str) -> dict[str,
     if fits is None:
         return {"method": "none", "requested": requested, "reason": "no calibration was fitted (no labelled holdout)"}
     chosen: dict[str, Any] = {"requested": requested, "rows": fits.get("rows"), "positives": fits.get("positives")}
-    order = list(CALIBRATIONS[CALIBRATIONS.index(requested) :])
     reasons: list[str] = []
+    if requested == "auto":
+        auto = fits.get("auto")
+        if auto is None:
+            reasons.append("auto: the stored fits predate auto (no cross-fitted choice): isotonic, the earlier default")
+            requested = "isotonic"
+        else:
+            selection = {k: auto[k] for k in ("brier", "log_loss", "gain", "gain_se", "folds", "seed", "rule")
+                         if k in auto}  # fmt: skip
+            if auto["method"] == "none":
+                return {**chosen, "method": "none", "reason": auto.get("reason"), "selection": selection}
+            return {**chosen, "method": auto["method"], "reason": auto.get("reason"), "selection": selection,
+                    **fits[auto["method"]]}  # fmt: skip
+    order = list(CALIBRATIONS[CALIBRATIONS.index(requested) :])
     for method in order:
         if method == "none":
             return {**chosen, "method": "none", "reason": "; ".join(reasons)}
@@ -299,7 +424,7 @@ def estimate_error(
     day_labels: Any,
     day_scores: Any,
     *,
-    calibration: str = "isotonic",
+    calibration: str = "auto",
     metric: str = "roc_auc",
     threshold: float = 0.5,
     resamples: int = 200,
@@ -358,7 +483,7 @@ def synthetic_scores(shift: str, rows: int, seed: int) -> tuple[Any, Any]:
 def synthetic_estimate_error(
     shift: str,
     *,
-    calibration: str = "isotonic",
+    calibration: str = "auto",
     rows: int = 20_000,
     holdout_rows: int = 5_000,
     metric: str = "roc_auc",

@@ -200,17 +200,20 @@ def suite_min_rows(suite: dict[str, Any]) -> int | None:
 
 
 def labelled_rows_warning(
-    rows_per_day: int, holdout_fraction: float, label_window_days: int, min_labelled_rows: int
+    rows_per_day: int, holdout_fraction: float, label_window_days: int, min_labelled_rows: int, split: str = ""
 ) -> str | None:
     """A warning when a window of days at ``rows_per_day`` rows holds, in expectation, fewer labelled holdout rows
-    (``holdout_fraction x rows_per_day x label_window_days``) than ``min_labelled_rows`` (None: enough)."""
+    (``holdout_fraction x rows_per_day x label_window_days``) than ``min_labelled_rows`` (None: enough).
+    ``holdout_fraction``: the share of a day's rows the check scores (``split.fraction`` for a key-hash split; 1 for
+    an out-of-time one: a day after the training window is unseen whole); ``split`` names it in the warning."""
     expected = holdout_fraction * rows_per_day * label_window_days
     if expected >= min_labelled_rows:
         return None
     needed = math.ceil(min_labelled_rows / (holdout_fraction * rows_per_day))
+    split = split or f"split.fraction {holdout_fraction:g}"
     return (
         f"a day with the validation suite's minimum of {rows_per_day} rows gives ~{expected:.0f} labelled holdout "
-        f"rows per {label_window_days}-day label window (split.fraction {holdout_fraction:g}), under "
+        f"rows per {label_window_days}-day label window ({split}), under "
         f"monitoring.min_labelled_rows {min_labelled_rows}: such windows decide nothing (too_few_labels); set "
         f"monitoring.label_window_days to {needed} or more, or lower monitoring.min_labelled_rows"
     )

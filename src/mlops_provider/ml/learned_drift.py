@@ -12,11 +12,15 @@ learns bounds from chunks of its reference period):
 2. **Thresholds** (:func:`learn_thresholds`): per column, ``max(mean + k * std, floor)`` of its calm scores (``std``
    with ``ddof=1``; ``floor``: the column's fixed line, so a learned bound is never more sensitive than today's),
    stored with the numbers it came from (days, mean, std, quantiles).
-3. **Judge a day** (:func:`judge_columns`): per column the ratio ``score / threshold`` and the **excess**
-   ``max(0, ratio - 1)``: 0 while the column lies where calm days lie, 1 when it lies twice as far as its bound.
-4. **Combine** (:func:`learned_drift`): the importance-weighted sum of the excesses. A column the model ignores adds
-   nothing however far it moved; a column holding 30% of the importance that lies twice its bound adds 0.3.
-   The day drifted when the sum reaches the line (``monitoring.learned_drift_threshold``, 0.3 by default).
+3. **Judge a day** (:func:`judge_columns`): per column the ratio ``score / threshold``, the **excess**
+   ``max(0, ratio - 1)`` (0 while the column lies where calm days lie, 1 when it lies twice as far as its bound) and
+   what of it **counts**: ``min(excess, EXCESS_CAP)`` (:func:`counted_excess`, cap 1).
+4. **Combine** (:func:`learned_drift`): the importance-weighted sum of the counted excesses, between 0 and 1 like the
+   share and the weighted drift. A column counts at most its importance, however far it moved: a column the model
+   barely uses cannot decide alone (uncapped, a column holding 1% of the importance that moved 40 times its bound
+   added 0.4, and seven weather columns holding 13% of a fraud model's importance called every ordinary January
+   day drifted); a column holding 30% of the importance that lies twice its bound adds 0.3. The day drifted when
+   the sum reaches the line (``monitoring.learned_drift_threshold``, 0.3 by default).
 
 Scores from p-value tests (``ks``, ``chisquare``, ...) are turned into distances first (:func:`distance`:
 ``-log10 p``) so that larger always means further.
@@ -34,6 +38,9 @@ from mlops_provider.ml.drift_signals import normed_wasserstein  # noqa: F401 (th
 MIN_CALM_DAYS = 3
 DEFAULT_K = 3.0
 DEFAULT_LINE = 0.3
+#: The most of its excess a column counts (1: a column lying twice its calm bound or further counts its whole
+#: importance; the learned drift stays between 0 and 1).
+EXCESS_CAP = 1.0
 
 T = TypeVar("T")
 
@@ -112,20 +119,31 @@ def learn_thresholds(
     return learned
 
 
+def counted_excess(excess: float, cap: float = EXCESS_CAP) -> float:
+    """What of a column's excess over its learned bound counts towards the learned drift: at most ``cap`` (so a
+    column adds at most ``cap`` times its importance, however far it moved)."""
+    if cap <= 0:
+        raise ValueError(f"the excess cap must be > 0, got {cap}")
+    return min(max(0.0, float(excess)), cap)
+
+
 def judge_columns(scores: Mapping[str, float], thresholds: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
-    """Per column with a learned threshold: ``{"score", "threshold", "ratio", "excess", "past"}`` (``score`` a
-    distance: see :func:`distance`). Columns without a learned threshold are left out."""
+    """Per column with a learned threshold: ``{"score", "threshold", "ratio", "excess", "counted", "past"}``
+    (``score`` a distance: see :func:`distance`; ``counted``: :func:`counted_excess`). Columns without a learned
+    threshold are left out."""
     judged = {}
     for column, score in scores.items():
         threshold = (thresholds.get(column) or {}).get("threshold")
         if threshold is None:
             continue
         ratio = float(score) / float(threshold)
+        excess = max(0.0, ratio - 1.0)
         judged[column] = {
             "score": float(score),
             "threshold": float(threshold),
             "ratio": ratio,
-            "excess": max(0.0, ratio - 1.0),
+            "excess": excess,
+            "counted": counted_excess(excess),
             "past": ratio > 1.0,
         }
     return judged
@@ -137,8 +155,9 @@ def uniform_weights(columns: Sequence[str]) -> dict[str, float]:
 
 
 def learned_drift(judged: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float]) -> float:
-    """The importance-weighted sum of the columns' excesses over their learned thresholds."""
-    return float(sum(weights.get(name, 0.0) * float(column["excess"]) for name, column in judged.items()))
+    """The importance-weighted sum of the columns' counted excesses over their learned thresholds (0 to 1 when the
+    weights sum to 1)."""
+    return float(sum(weights.get(name, 0.0) * counted_excess(column["excess"]) for name, column in judged.items()))
 
 
 def decide_learned(value: float, line: float) -> bool:

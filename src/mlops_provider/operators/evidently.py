@@ -123,15 +123,16 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         feature importances and is recorded; the record names the reference kind and days.
     :param reference_days: days of a ``rolling`` reference.
     :param season_days: shift of a ``seasonal`` reference (365: a year; 7: a week).
-    :param signal: what decides ``dataset_drift``: ``share`` (the share of drifted columns vs
-        ``drift_share_threshold``, Evidently's verdict) or ``weighted`` (the importance-weighted drift vs
-        ``weighted_drift_threshold``: the share of the champion's feature importance, from its run's
-        ``feature_importance.json``, that sits on drifted columns) or ``learned`` (the learned drift vs
+    :param signal: what decides ``dataset_drift``: ``learned`` (the default: the learned drift vs
         ``learned_drift_threshold``: each column's score judged against how far calm days lie from the same
-        reference, the excesses over those learned bounds summed by importance; see
-        :mod:`mlops_provider.ml.learned_drift`). Share and weighted are always reported, the learned drift when
-        chosen; without importances the weighted signal falls back to the share, the learned one weighs columns
-        equally, and without learned thresholds the share decides; the summary says so (``signal_note``).
+        reference, the excesses over those learned bounds counted up to 1 and summed by importance; see
+        :mod:`mlops_provider.ml.learned_drift`), ``share`` (the share of drifted columns vs ``drift_share_threshold``,
+        Evidently's verdict) or ``weighted`` (the importance-weighted drift vs ``weighted_drift_threshold``: the
+        share of the champion's feature importance, from its run's ``feature_importance.json``, that sits on
+        drifted columns). Share and weighted are always reported, the learned drift when chosen; without
+        importances the weighted signal falls back to the share, the learned one weighs columns equally, and
+        without learned thresholds (a training set that names no partitions, fewer than 2 validated reference days)
+        the share decides; the summary says so (``signal_note``).
     :param weighted_drift_threshold: the line of the weighted signal.
     :param learned_drift_threshold: the line of the learned signal (the importance-weighted sum of the columns'
         excesses over their learned bounds; a column holding 30% of the importance lying twice its bound is 0.3).
@@ -154,7 +155,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     "recheck", "first_attempt", "report_path", "report_url", "report_note", "summary_path", "mlflow_run_id"}``
     (``report_path``/``report_url`` are None and ``report_note`` says how to get the report on a day without HTML:
     the HTML is rendered only on a flagged day unless ``MLOPS_DRIFT_HTML=always``); with the learned
-    signal each column also carries ``learned`` ``{"score", "threshold", "ratio", "excess", "past"}``.
+    signal each column also carries ``learned`` ``{"score", "threshold", "ratio", "excess", "counted", "past"}``.
     """
 
     template_fields: Sequence[str] = ("dataset", "model_name", "partition")
@@ -178,7 +179,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         reference: str = "champion",
         reference_days: int = 7,
         season_days: int = 365,
-        signal: str = "share",
+        signal: str = "learned",
         weighted_drift_threshold: float = 0.3,
         learned_drift_threshold: float = DEFAULT_LINE,
         learned_drift_k: float = DEFAULT_K,

@@ -67,7 +67,9 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param positive_class: the label value of the positive class.
     :param threshold: probability threshold for the thresholded metrics.
     :param min_labelled_rows: fewer labelled holdout rows in the window decide nothing (``too_few_labels``).
-    :param label_window_days: days of labels pooled: the labelled day and the ``label_window_days - 1`` before it.
+    :param label_window_days: days of labels pooled: the labelled day and the ``label_window_days - 1`` before it
+        (3 by default: at ~150-200 labelled rows a day one day decides on 0-3% of days, three on all of them;
+        docs/drift-signals.md).
     :param performance_alarm: ``interval`` (the day crosses the floor when the upper end of the metric's interval
         is under it) or ``point`` (when the value is).
     :param consecutive_days: the floor must be crossed on this many run days in a row (the earlier days' first
@@ -92,11 +94,14 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param trigger_on_prediction_drift: drifted predictions call for retraining (reason ``prediction_drift``).
     :param trigger_on_estimate: an estimate below ``floor`` calls for retraining too (reason ``performance``),
         without waiting for the labels (``estimated_below_floor``).
-    :param estimate_calibration: how the champion's scores are calibrated before estimating: ``isotonic``,
-        ``sigmoid`` (Platt on the logit) or ``none``. The fits come from the version's run artefact
-        ``evaluation/calibration.json`` (written at training; for an older version fitted on its holdout at the
-        first estimate and stored there); a fit the holdout is too small for falls back (isotonic -> sigmoid ->
-        none) and the record says why.
+    :param estimate_calibration: how the champion's scores are calibrated before estimating: ``auto`` (the
+        default: the calibration whose cross-fitted Brier score on the champion's holdout is lowest, kept only when
+        it beats the raw scores by more than the noise, else none; ``estimated.calibration.selection`` holds the
+        numbers), ``isotonic``, ``sigmoid`` (Platt on the logit) or ``none``. The fits and the auto choice come from
+        the version's run artefact ``evaluation/calibration.json`` (written at training; for an older version fitted
+        on its holdout at the first estimate and stored there; an artefact from before ``auto`` holds no choice:
+        isotonic then, and the record says so); a fit the holdout is too small for falls back (isotonic -> sigmoid
+        -> none) and the record says why.
     :param estimate_alarm: when the estimate counts as below the floor: ``interval`` (its upper bound is under
         ``floor``) or ``point`` (the estimate itself is).
     :param estimate_resamples: bootstrap resamples of the estimate's interval (seeded by the day).
@@ -127,7 +132,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         partition: str = INTERVAL_DATE,
         threshold: float = 0.5,
         min_labelled_rows: int = 200,
-        label_window_days: int = 1,
+        label_window_days: int = 3,
         performance_alarm: str = "interval",
         consecutive_days: int = 1,
         interval_level: float = DEFAULT_LEVEL,
@@ -136,7 +141,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         prediction_drift: bool = True,
         prediction_drift_threshold: float = 0.1,
         trigger_on_prediction_drift: bool = False,
-        estimate_calibration: str = "isotonic",
+        estimate_calibration: str = "auto",
         estimate_alarm: str = "interval",
         estimate_resamples: int = 200,
         champion_alias: str = CHAMPION_ALIAS,
@@ -148,8 +153,12 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             raise ValueError(f"metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
         if label_delay_days < 0:
             raise ValueError(f"label_delay_days must be >= 0, got {label_delay_days}")
-        if estimate_calibration not in ("isotonic", "sigmoid", "none"):
-            raise ValueError(f"estimate_calibration must be isotonic, sigmoid or none, got {estimate_calibration!r}")
+        from mlops_provider.ml.estimation import CALIBRATIONS
+
+        if estimate_calibration not in CALIBRATIONS:
+            raise ValueError(
+                f"estimate_calibration must be one of {', '.join(CALIBRATIONS)}, got {estimate_calibration!r}"
+            )
         if estimate_alarm not in ("interval", "point"):
             raise ValueError(f"estimate_alarm must be interval or point, got {estimate_alarm!r}")
         if estimate_resamples < 1:

@@ -249,39 +249,58 @@ def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
 def monitoring_by_day(
     drift: list[dict[str, Any]],
     performance: list[dict[str, Any]],
-    line: float,
+    line: float | None = None,
     estimated: list[dict[str, Any]] | None = None,
     predictions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """The model health page's main plot, one column per day on a [0, 1] scale: the drift share (bars, orange when
-    the day drifted), the retraining line (dashed, red), the metric on late labels (dots, with a bar for its
-    interval), the metric estimated before the labels (rings) and the prediction drift score (triangles, capped at
-    1; red when drifted). ``None`` when there is no day to draw. Points: the health page's ``drift``,
-    ``performance``, ``estimated`` and ``prediction_drift`` series."""
+    """The model health page's main plot, one column per day on a [0, 1] scale: per day the drift signal that decided
+    the day's verdict (bars, capped at 1, orange when the day drifted; :func:`mlops_provider.layout.deciding_signal`)
+    with that signal's line across its bar, the newest day's line across the plot (dashed, red), the metric on late
+    labels (dots, with a bar for its interval), the metric estimated before the labels (rings, with a bar for its
+    interval) and the prediction drift score (triangles, capped at 1; red when drifted). ``line``: the line of a
+    record that names none (default 0.3). ``None`` when there is no day to draw. Points: the health page's
+    ``drift``, ``performance``, ``estimated`` and ``prediction_drift`` series."""
+    from mlops_provider.layout import deciding_signal
+
     estimated, predictions = estimated or [], predictions or []
     days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
     if not days:
         return None
     width, height, pad = max(360, 28 * len(days) + 60), 220, 40
-    fig = {**_figure("monitoring", "Drift share per day", width=width, height=height), "heading": False}
+    fig = {**_figure("monitoring", "Drift per day", width=width, height=height), "heading": False}
     step = (width - 2 * pad) / len(days)
     x = {day: pad + step * i for i, day in enumerate(days)}
 
     def y(value: float) -> float:
         return round(height - pad - value * (height - 2 * pad), 1)
 
+    default_line = 0.3 if line is None else line
+    newest = deciding_signal(max(drift, key=lambda p: str(p["day"])), default_line) if drift else None
+    line_value = newest["line"] if newest else default_line
+    line_name = newest["name"] if newest else "drift share"
     right = width - pad
     fig["lines"].append({"points": f"{pad},{y(0)} {right},{y(0)}", "color": "#888", "width": 1, "title": ""})
-    fig["lines"].append({"points": f"{pad},{y(line)} {right},{y(line)}", "color": "#c0392b", "width": 1,
-                         "dash": "4 3", "title": f"retraining line {line}"})  # fmt: skip
-    fig["texts"].append({"x": right + 2, "y": y(line) + 4, "text": str(line), "fill": "#c0392b"})
+    fig["lines"].append({"points": f"{pad},{y(min(1.0, line_value))} {right},{y(min(1.0, line_value))}",
+                         "color": "#c0392b", "width": 1, "dash": "4 3", "cls": "drift-line",
+                         "title": f"{line_name} line {line_value}"})  # fmt: skip
+    fig["texts"].append({"x": right + 2, "y": y(min(1.0, line_value)) + 4, "text": str(line_value), "fill": "#c0392b"})
     for point in drift:
-        share = float(point["drift_share"] or 0.0)
+        decided = deciding_signal(point, default_line)
+        drawn = min(1.0, decided["value"])
+        others = "" if decided["signal"] == "share" else f"; drift share {float(point.get('drift_share') or 0):.2f}"
+        note = f"; {point['signal_note']}" if point.get("signal_note") else ""
         fig["rects"].append({
-            "x": round(x[point["day"]] + 2, 1), "y": y(share), "w": round(step - 4, 1),
-            "h": round(y(0) - y(share), 1), "fill": "#e67e22" if point["dataset_drift"] else "#5dade2",
-            "cls": "drift",
-            "title": f"{point['day']}: drift share {share:.2f} (reference v{point.get('reference_version')})",
+            "x": round(x[point["day"]] + 2, 1), "y": y(drawn), "w": round(step - 4, 1),
+            "h": round(y(0) - y(drawn), 1), "fill": "#e67e22" if point["dataset_drift"] else "#5dade2",
+            "cls": "drift", "signal": decided["signal"],
+            "title": f"{point['day']}: {decided['name']} {decided['value']:.2f} (line {decided['line']:.2f}{others}; "
+            f"reference v{point.get('reference_version')}){note}",
+        })  # fmt: skip
+        mark_y = y(min(1.0, decided["line"]))
+        fig["lines"].append({
+            "points": f"{round(x[point['day']] + 1, 1)},{mark_y} {round(x[point['day']] + step - 1, 1)},{mark_y}",
+            "color": "#c0392b", "width": 1, "dash": "2 2", "cls": "drift-mark",
+            "title": f"{point['day']}: {decided['name']} line {decided['line']:.2f}",
         })  # fmt: skip
     for p in performance:
         if p.get("interval"):
@@ -297,10 +316,16 @@ def monitoring_by_day(
             "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} on labels" + _interval_text(p),
         })  # fmt: skip
     for p in estimated:
+        if p.get("low") is not None and p.get("high") is not None:
+            cx = round(x[p["day"]] + step / 2 + 3, 1)
+            fig["lines"].append({
+                "points": f"{cx},{y(float(p['high']))} {cx},{y(float(p['low']))}", "color": "#8e44ad", "width": 1,
+                "cls": "estimated-interval", "title": f"{p['day']}: {p['metric']} estimated" + _estimate_text(p),
+            })  # fmt: skip
         fig["circles"].append({
             "x": round(x[p["day"]] + step / 2, 1), "y": y(float(p["value"])), "r": 4, "fill": "none",
             "stroke": "#8e44ad", "cls": "estimated",
-            "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels",
+            "title": f"{p['day']}: {p['metric']} {float(p['value']):.3f} estimated before labels" + _estimate_text(p),
         })  # fmt: skip
     for point in predictions:
         cx, cy = x[point["day"]] + step / 2, y(min(1.0, float(point["score"] or 0.0)))
@@ -316,7 +341,16 @@ def monitoring_by_day(
     for i, day in enumerate(days):
         if i % every == 0:
             fig["texts"].append({"x": round(x[day], 1), "y": height - 26, "text": day[5:]})
+    fig["line"], fig["line_name"], fig["zero"] = line_value, line_name, y(0)
     return fig
+
+
+def _estimate_text(point: dict[str, Any]) -> str:
+    """`` [low, high] (calibration <method>)`` of an estimate, or nothing for a record without an interval."""
+    if point.get("low") is None or point.get("high") is None:
+        return ""
+    method = (point.get("calibration") or {}).get("method")
+    return f" [{float(point['low']):.3f}, {float(point['high']):.3f}]" + (f" (calibration {method})" if method else "")
 
 
 def _interval_text(point: dict[str, Any]) -> str:

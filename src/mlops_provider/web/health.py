@@ -128,7 +128,10 @@ def collect(model_name: str) -> dict[str, Any]:
         lineage = {label: tags[key] for key, label in LINEAGE if tags.get(key)}
     drift = [
         {"day": s.get("partition"), "drift_share": s.get("drift_share"), "dataset_drift": s.get("dataset_drift"),
-         "weighted_drift": s.get("weighted_drift"), "signal": s.get("signal", "share"),
+         "threshold": s.get("threshold"), "weighted_drift": s.get("weighted_drift"),
+         "weighted_threshold": s.get("weighted_threshold"), "learned_drift": s.get("learned_drift"),
+         "learned_threshold": s.get("learned_threshold"), "signal": s.get("signal", "share"),
+         "signal_note": s.get("signal_note"),
          "reference_version": (s.get("reference") or {}).get("model_version"), "report_url": s.get("report_url"),
          "columns": {name: {k: c.get(k) for k in ("score", "drifted", "method")}
                      for name, c in (s.get("columns") or {}).items() if isinstance(c, dict)}}
@@ -215,7 +218,7 @@ def heatmap_cells(
     return days, columns, cells
 
 
-def figures(data: dict[str, Any], drift_line: float) -> dict[str, Any]:
+def figures(data: dict[str, Any], drift_line: float | None) -> dict[str, Any]:
     """The page's SVG figures, drawn by :mod:`mlops_provider.render.plots` (None where there is nothing to draw):
     ``plot`` (drift share, labels, estimates and prediction drift per day), ``heatmap`` (per-column drift) and
     ``realised`` (the realised metric with its interval)."""
@@ -232,7 +235,7 @@ def figures(data: dict[str, Any], drift_line: float) -> dict[str, Any]:
     }
 
 
-def render(data: dict[str, Any], drift_line: float = 0.3) -> str:
+def render(data: dict[str, Any], drift_line: float | None = None) -> str:
     """The page."""
     return html.render(
         "health.html",

@@ -272,3 +272,18 @@ def test_spec_arguments_are_named_as_the_operators_parameters_and_reach_the_task
             kept = {k: v for k, v in kwargs.items() if k in vars(t) and v is not None}
             assert {k: getattr(t, k) for k in kept} == kept, task_id
     assert tasks["train"].execution_timeout.total_seconds() == 60 * spec.training.timeout_minutes
+
+
+def test_the_monitoring_defaults_are_the_recommended_policy():
+    """Issue 28: the defaults chosen from the scenario suite's evidence reach the operators (a spec that sets no
+    monitoring key): the learned drift signal, 3 days of labels pooled, the interval rule on 1 day, the auto
+    calibration."""
+    data = yaml.safe_load((MODELS / "churn_classifier.yaml").read_text())
+    data["name"] = "churn_defaults"
+    data["monitoring"] = {}
+    dags = build_dags(parse_spec(data, MODELS / "churn_classifier.yaml"))
+    drift = task(dags, "churn_defaults", "drift_monitoring", "drift_report")
+    check = task(dags, "churn_defaults", "drift_monitoring", "performance_check")
+    assert drift.signal == "learned" and drift.learned_drift_threshold == 0.3
+    assert (check.label_window_days, check.performance_alarm, check.consecutive_days) == (3, "interval", 1)
+    assert check.estimate_calibration == "auto"

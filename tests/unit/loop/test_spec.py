@@ -240,6 +240,17 @@ def test_mlops_spec_check_warns_when_a_label_window_cannot_reach_the_minimum(tmp
     path = write(tmp_path, lambda d: d["monitoring"].update(label_window_days=1, min_labelled_rows=100))
     assert main(["spec", "check", str(path)]) == 0
     assert "min_labelled_rows" not in capsys.readouterr().err
+    # An out-of-time split scores every row of a day after the training window: 500 labelled rows a day.
+    path = write(tmp_path, lambda d: (d["monitoring"].update(label_window_days=1, min_labelled_rows=400),
+                                      d["split"].update(method="out_of_time", holdout_days=2)))  # fmt: skip
+    assert main(["spec", "check", str(path)]) == 0
+    assert "min_labelled_rows" not in capsys.readouterr().err
+    path = write(tmp_path, lambda d: (d["monitoring"].update(label_window_days=1, min_labelled_rows=600),
+                                      d["split"].update(method="out_of_time", holdout_days=2)))  # fmt: skip
+    assert main(["spec", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "gives ~500 labelled holdout rows per 1-day label window (split.method out_of_time" in err
+    assert "label_window_days to 2 or more" in err
 
 
 def test_a_feature_listed_twice_is_named(tmp_path):

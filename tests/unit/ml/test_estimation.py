@@ -143,10 +143,12 @@ def test_the_estimate_holds_under_covariate_shift_once_calibrated_and_fails_unde
     from mlops_provider.ml.estimation import synthetic_estimate_error
 
     calm = synthetic_estimate_error("none")
-    covariate = synthetic_estimate_error("covariate")
+    covariate = synthetic_estimate_error("covariate", calibration="isotonic")
     assert covariate["realised"] < calm["realised"] - 0.03  # the shift hurts: a constant estimate would be wrong
     assert abs(covariate["error"]) < 0.05 and covariate["calibration"] == "isotonic"
     assert abs(synthetic_estimate_error("covariate", calibration="sigmoid")["error"]) < 0.05
+    chosen = synthetic_estimate_error("covariate")  # auto (the default): over-confident scores get calibrated
+    assert chosen["calibration"] in ("isotonic", "sigmoid") and abs(chosen["error"]) < 0.05
     assert synthetic_estimate_error("covariate", calibration="none")["error"] > 0.1  # over-confident scores
     concept = synthetic_estimate_error("concept")
     assert concept["error"] > 0.1 and concept["realised"] < calm["realised"] - 0.1
@@ -158,3 +160,71 @@ def test_on_a_days_worth_of_rows_the_interval_covers_covariate_shift_and_misses_
     assert synthetic_estimate_error("covariate", rows=900)["covered"] is True
     assert synthetic_estimate_error("concept", rows=900)["covered"] is False
     assert synthetic_estimate_error("covariate", rows=900, calibration="none")["covered"] is False
+
+
+# -- auto: a calibration only when it helps (issue 28) --------------------------------------------------------------
+
+
+def test_cross_fitting_never_judges_a_row_by_a_fit_that_saw_its_label():
+    from mlops_provider.ml.estimation import _fit, apply_calibration, brier_score, cross_fitted
+
+    rng = np.random.default_rng(4)
+    scores = rng.uniform(size=400)
+    labels = (rng.uniform(size=400) < 0.5).astype(int)  # the scores say nothing about the labels
+    out = cross_fitted(labels, scores, "isotonic", folds=4, seed=0)
+    assert out.shape == (400,) and ((0 <= out) & (out <= 1)).all()
+    assert (out == cross_fitted(labels, scores, "isotonic", folds=4, seed=0)).all()  # seeded
+    # Fitted on its own rows, isotonic "learns" the noise and looks better than the base rate; cross-fitted it
+    # cannot, so a calibration that only fits noise never wins the auto choice.
+    in_sample = apply_calibration({"method": "isotonic", **_fit("isotonic", labels, scores)}, scores)
+    base_rate = brier_score(labels, np.full(400, labels.mean()))
+    assert brier_score(labels, in_sample) < base_rate < brier_score(labels, out)
+    assert (cross_fitted(labels, scores, "none") == np.clip(scores, 0, 1)).all()
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        cross_fitted(labels, scores, "sigmoid", folds=1)
+
+
+def test_auto_calibrates_over_confident_scores_and_keeps_calibrated_ones_with_the_numbers():
+    import json
+
+    from mlops_provider.ml.estimation import (
+        AUTO_Z,
+        apply_calibration,
+        fit_calibrations,
+        select_calibration,
+        synthetic_scores,
+    )
+
+    labels, scores = synthetic_scores("none", 2_000, seed=0)  # over-confident (docstring of synthetic_scores)
+    fits = json.loads(json.dumps(fit_calibrations(labels, scores)))
+    auto = fits["auto"]
+    assert auto["method"] in ("isotonic", "sigmoid")
+    assert auto["brier"][auto["method"]] < auto["brier"]["none"] and auto["gain"] > AUTO_Z * auto["gain_se"]
+    assert set(auto["log_loss"]) == set(auto["brier"]) == {"none", "isotonic", "sigmoid"}
+    chosen = select_calibration(fits, "auto")
+    assert chosen["requested"] == "auto" and chosen["method"] == auto["method"]
+    assert chosen["selection"]["brier"] == auto["brier"] and "lowers it by" in chosen["reason"]
+    same = select_calibration(fits, auto["method"])
+    assert apply_calibration(chosen, scores) == pytest.approx(apply_calibration(same, scores))
+
+    rng = np.random.default_rng(1)
+    proba = rng.beta(1, 3, size=1_300)  # calibrated by construction: no fit can beat it beyond the noise
+    calibrated = fit_calibrations((rng.uniform(size=proba.size) < proba).astype(int), proba)
+    kept = select_calibration(calibrated, "auto")
+    assert kept["method"] == "none" and kept["requested"] == "auto"
+    assert "the raw scores are used" in kept["reason"]
+    assert kept["selection"]["gain"] <= AUTO_Z * kept["selection"]["gain_se"]
+
+
+def test_auto_on_fits_stored_before_it_existed_applies_isotonic_and_says_so():
+    from mlops_provider.ml.estimation import fit_calibrations, select_calibration
+
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(size=1_000)
+    fits = fit_calibrations((rng.uniform(size=1_000) < scores**2).astype(int), scores)
+    older = {k: v for k, v in fits.items() if k != "auto"}  # an artefact written before auto
+    chosen = select_calibration(older, "auto")
+    assert chosen["method"] == "isotonic" and chosen["requested"] == "auto"
+    assert "predate auto" in chosen["reason"] and "isotonic, the earlier default" in chosen["reason"]
+    few = fit_calibrations([0, 1, 0, 1, 1, 0, 0, 1, 0, 0], [0.1, 0.8, 0.3, 0.6, 0.9, 0.2, 0.4, 0.7, 0.5, 0.1])
+    assert few["auto"]["method"] == "none" and "too few to cross-fit" in few["auto"]["reason"]

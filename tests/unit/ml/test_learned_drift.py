@@ -69,7 +69,8 @@ def test_leave_one_day_out_scores_each_day_against_the_others_and_earlier_days_a
 def test_a_day_is_judged_by_how_far_past_its_bound_and_weighted_by_importance():
     thresholds = {"temp": {"threshold": 1.0}, "noise": {"threshold": 0.5}, "amount": {"threshold": 0.1}}
     judged = judge_columns({"temp": 2.0, "noise": 5.0, "amount": 0.05}, thresholds)
-    assert judged["temp"] == {"score": 2.0, "threshold": 1.0, "ratio": 2.0, "excess": 1.0, "past": True}
+    assert judged["temp"] == {"score": 2.0, "threshold": 1.0, "ratio": 2.0, "excess": 1.0, "counted": 1.0,
+                              "past": True}  # fmt: skip
     assert judged["amount"]["excess"] == 0.0 and judged["amount"]["past"] is False
     weights = {"temp": 0.3, "noise": 0.0, "amount": 0.7}
     assert learned_drift(judged, weights) == pytest.approx(0.3)  # noise went 10x its bound: the model ignores it
@@ -79,6 +80,28 @@ def test_a_day_is_judged_by_how_far_past_its_bound_and_weighted_by_importance():
     assert decide_signal("learned", 0.9, 0.3, 0.8, 0.3, learned=0.29, learned_threshold=0.3)["dataset_drift"] is False
     fallback = decide_signal("learned", 0.9, 0.3, 0.8, 0.3, learned=None, learned_threshold=0.3)
     assert fallback["signal"] == "share" and fallback["dataset_drift"] is True and "learned" in fallback["signal_note"]
+
+
+def test_a_column_counts_at_most_its_importance_however_far_it_moved():
+    """Issue 28, item 3 (no retraining from noise): uncapped, a column the model barely uses that moved far past its
+    bound decided alone (1% of the importance 40 bounds away added 0.39); counted up to 1, a column adds at most its
+    importance, so only columns holding together >= the line's share of importance can decide."""
+    from mlops_provider.ml.learned_drift import EXCESS_CAP, counted_excess
+
+    assert EXCESS_CAP == 1.0
+    assert [counted_excess(e) for e in (0.0, 0.4, 1.0, 39.0)] == [0.0, 0.4, 1.0, 1.0]
+    assert counted_excess(5.0, cap=2.0) == 2.0 and counted_excess(-1.0) == 0.0
+    with pytest.raises(ValueError, match="cap must be > 0"):
+        counted_excess(1.0, cap=0)
+    thresholds = {"cloud": {"threshold": 0.5}, "temp": {"threshold": 1.0}, "amount": {"threshold": 0.1}}
+    weights = {"cloud": 0.01, "temp": 0.6, "amount": 0.39}
+    far_but_ignored = judge_columns({"cloud": 20.0, "temp": 0.5, "amount": 0.05}, thresholds)
+    assert far_but_ignored["cloud"]["excess"] == pytest.approx(39.0) and far_but_ignored["cloud"]["counted"] == 1.0
+    assert learned_drift(far_but_ignored, weights) == pytest.approx(0.01)  # was 0.39: a retraining from noise
+    leaned_on = judge_columns({"cloud": 0.1, "temp": 1.5, "amount": 0.05}, thresholds)
+    assert learned_drift(leaned_on, weights) == pytest.approx(0.3)  # 60% of the importance half past its bound
+    everything = judge_columns({"cloud": 99.0, "temp": 99.0, "amount": 99.0}, thresholds)
+    assert learned_drift(everything, weights) == pytest.approx(1.0)  # the signal stays within 0..1
 
 
 # --- the autocorrelated seasonal synthetic ---------------------------------------------------------------------

@@ -77,14 +77,15 @@ def test_the_health_plot_draws_each_series_on_the_shared_figure() -> None:
     (bar,) = fig["rects"]
     assert (bar["cls"], bar["fill"], bar["y"], bar["h"]) == ("drift", "#e67e22", 110.0, 70.0)  # 0.5 of 140 px
     assert [c["cls"] for c in fig["circles"]] == ["auc", "estimated"]
-    assert [line.get("cls") for line in fig["lines"]] == [None, None, "auc-interval"]  # zero, retraining line
+    # zero, the newest day's line, the day's own line across its bar, the labelled metric's interval
+    assert [line.get("cls") for line in fig["lines"]] == [None, "drift-line", "drift-mark", "auc-interval"]
     (triangle,) = fig["polygons"]
     assert triangle["points"].split()[0].endswith(",36.0")  # a score of 2.5 is drawn at the top (capped at 1)
     assert "prediction drift 2.500" in triangle["title"] and "sampling noise reaches 0.200" in triangle["title"]
     svg = str(plots.svg(fig))
     assert svg.count('class="drift"') == 1 and svg.count('class="prediction-drift"') == 1
     assert "&lt;script&gt;" in svg and "<script" not in svg
-    assert ">Drift share per day</text>" not in svg  # no heading: the page's own heading names it
+    assert ">Drift per day</text>" not in svg  # no heading: the page's own heading names it
     assert plots.monitoring_by_day([], [], 0.3) is None
 
 

@@ -74,3 +74,69 @@ def test_the_page_draws_the_interval_around_each_realised_metric_and_the_floor()
     assert "[0.570, 0.630] (95% DeLong) on 900 labelled rows (2-day window; rule interval; alarm)" in page
     assert 'fill="#c0392b"><title>2026-11-02' in page  # the alarm's dot is red
     assert "Realised metric" not in render({**data, "performance": []})
+
+
+def test_the_bars_draw_the_signal_that_decided_each_day_against_its_own_line_and_the_estimate_its_interval():
+    """Issue 28: with the spec's signal learned the page draws the learned drift against its line, not the share
+    (which calls every calm autocorrelated day drifted); a day that fell back to the share draws the share against
+    the share's line; the estimate is drawn with its interval."""
+    from mlops_provider.layout import deciding_signal
+    from mlops_provider.render.plots import monitoring_by_day
+
+    learned_calm = {
+        "day": "2026-11-01",
+        "drift_share": 0.8,
+        "threshold": 0.3,
+        "dataset_drift": False,
+        "signal": "learned",
+        "learned_drift": 0.12,
+        "learned_threshold": 0.4,
+        "weighted_drift": 0.7,
+        "weighted_threshold": 0.3,
+        "reference_version": "3",
+    }
+    learned_season = {**learned_calm, "day": "2026-11-02", "learned_drift": 0.65, "dataset_drift": True}
+    fell_back = {
+        **learned_calm,
+        "day": "2026-11-03",
+        "signal": "share",
+        "learned_drift": None,
+        "drift_share": 0.2,
+        "threshold": 0.25,
+        "signal_note": "1 validated day(s) in the reference: the share decided",
+    }
+    before_issue_28 = {"day": "2026-10-31", "drift_share": 0.5, "dataset_drift": True}  # no signal recorded
+    assert deciding_signal(learned_calm) == {"signal": "learned", "name": "learned drift", "value": 0.12, "line": 0.4}
+    assert deciding_signal(fell_back)["signal"] == "share" and deciding_signal(fell_back)["line"] == 0.25
+    assert deciding_signal(before_issue_28) == {"signal": "share", "name": "drift share", "value": 0.5, "line": 0.3}
+    assert deciding_signal({**learned_calm, "signal": "weighted"})["value"] == 0.7
+
+    estimated = [{"day": "2026-11-02", "metric": "roc_auc", "value": 0.74, "low": 0.70, "high": 0.78,
+                  "calibration": {"method": "none"}}]  # fmt: skip
+    fig = monitoring_by_day([before_issue_28, learned_calm, learned_season, fell_back], [], estimated=estimated)
+    zero = fig["zero"]
+    drawn = {r["title"][:10]: (r["signal"], round(zero - r["y"], 1), r["h"]) for r in fig["rects"]}
+    line_y = float(next(ln for ln in fig["lines"] if ln.get("cls") == "drift-line")["points"].split(",")[1].split()[0])
+    unit = zero - line_y  # the newest day's (share) line, 0.25, in pixels
+    assert drawn["2026-11-01"][0] == "learned" and drawn["2026-11-01"][1] == pytest.approx(0.12 / 0.25 * unit, abs=0.2)
+    assert drawn["2026-11-02"][0] == "learned" and drawn["2026-11-02"][1] == pytest.approx(0.65 / 0.25 * unit, abs=0.2)
+    assert drawn["2026-11-03"][0] == "share" and drawn["2026-11-03"][1] == pytest.approx(0.2 / 0.25 * unit, abs=0.2)
+    assert drawn["2026-10-31"][0] == "share"
+    marks = {
+        m["title"][:10]: float(m["points"].split(",")[1].split()[0])
+        for m in fig["lines"]
+        if m.get("cls") == "drift-mark"
+    }
+    assert marks["2026-11-01"] == marks["2026-11-02"] < marks["2026-11-03"]  # line 0.4 drawn above line 0.25
+    assert fig["line"] == 0.25 and fig["line_name"] == "drift share"  # the newest day's signal
+    rings = [c for c in fig["circles"] if c.get("cls") == "estimated"]
+    assert len([ln for ln in fig["lines"] if ln.get("cls") == "estimated-interval"]) == 1
+    assert "[0.700, 0.780] (calibration none)" in rings[0]["title"]
+
+    data = {"model_name": "m", "champion": None, "lineage": {}, "history": [], "performance": [],
+            "drift": [learned_calm, learned_season], "estimated": estimated}  # fmt: skip
+    page = render(data)
+    assert page.count('data-signal="learned"') == 2 and page.count('class="drift-mark"') == 2
+    assert "2026-11-01: learned drift 0.12 (line 0.40; drift share 0.80; reference v3)" in page
+    assert "drift share 0.80 (" not in page  # the share is not what is drawn
+    assert page.count('class="estimated-interval"') == 1 and "<title>learned drift line 0.4</title>" in page
