@@ -301,14 +301,23 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     runs = loop.notes.get("runs") or pytest.skip("the loop did not complete")
     mlflow = loop.notes["mlflow"]
     checked = []
-    drift_run = next(r for r in runs["drift_monitoring"] if task_states(airflow, MONITORING, r["dag_run_id"])
-                     .get("drift_report") == "success")  # fmt: skip
+    calm_run = next(r for r in runs["drift_monitoring"] if task_states(airflow, MONITORING, r["dag_run_id"])
+                    .get("drift_report") == "success")  # fmt: skip
+    # Evidently's HTML report is rendered on a day that crosses the drift line (issue 31): the drifted window that
+    # triggered the retraining has the "Drift report" link; the first checked day (calm) has none.
+    triggered = next(r for r in runs["training"] if r["dag_run_id"].startswith("drift__"))
+    window = triggered["conf"]["detail"]["window_end"]
+    trigger_run = next(r for r in runs["drift_monitoring"] if r["data_interval_start"].startswith(window))
+    calm_links = airflow.api(
+        "GET", f"/api/v2/dags/{MONITORING}/dagRuns/{calm_run['dag_run_id']}/taskInstances/drift_report/links"
+    )["extra_links"]  # fmt: skip
+    assert calm_links.get("Drift report") is None and calm_links["MLflow run"].startswith("/mlops/"), calm_links
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
     training_run = next(r for r in runs["training"] if r["state"] == "success")
     promotion_run = runs["promotion"][-1]["dag_run_id"]
     # Every link of every operator that produced something viewable, answered 200 by the plugin's web app.
     for dag_id, run_id, task_id, names in (
-        (MONITORING, drift_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
+        (MONITORING, trigger_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
         (INGEST, good_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
         (INGEST, good_ingest["dag_run_id"], "version_partition", ["DVC version"]),
         (INGEST, good_ingest["dag_run_id"], "assemble_training_set", ["DVC version"]),
@@ -339,9 +348,6 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     assert f"training-set/{CHURN.name}/" in data_page and "assemble_training_set" in data_page
     # The drift trigger's link (Airflow's own) names the training run it triggered, also after the clearing test
     # re-ran that trigger task (it skipped: the window was handled).
-    triggered = next(r for r in runs["training"] if r["dag_run_id"].startswith("drift__"))
-    window = triggered["conf"]["detail"]["window_end"]
-    trigger_run = next(r for r in runs["drift_monitoring"] if r["data_interval_start"].startswith(window))
     link = airflow.api(
         "GET", f"/api/v2/dags/{MONITORING}/dagRuns/{trigger_run['dag_run_id']}/taskInstances/trigger_training/links"
     )["extra_links"]["Triggered DAG"]  # fmt: skip
@@ -373,7 +379,7 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
                              expect=[MONITORING, "drift_report", "trigger_training"])  # fmt: skip
         assert "drift_sensor" in grid["text"]
         page = browser.visit(  # the task instance's Details tab lists its extra links
-            f"{base}/dags/{MONITORING}/runs/{drift_run['dag_run_id']}/tasks/drift_report/details", token=token,
+            f"{base}/dags/{MONITORING}/runs/{trigger_run['dag_run_id']}/tasks/drift_report/details", token=token,
             screenshot=shots / "drift_report_links.png", expect=["Extra Links", "Drift report"],
         )  # fmt: skip
         assert f"{base}{checked[0]}" in page["links"]  # the button's target is the plugin route that answered 200
