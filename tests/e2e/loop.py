@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlops_provider.demo.embedded import EmbeddedAirflow
+from mlops_provider.exceptions import EmbeddedAirflowError
 
 T = TypeVar("T")
 STAGES = ("drift_monitoring", "promotion", "training", "ingest")
@@ -152,7 +153,14 @@ def wait_for_dags(
 
 def unpause(airflow: EmbeddedAirflow, *dag_ids: str) -> None:
     for dag_id in dag_ids:
-        airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        for attempt in range(5):  # SQLite refuses a write while the scheduler writes ("Database error", HTTP 500)
+            try:
+                airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})  # idempotent: safe to repeat
+                break
+            except EmbeddedAirflowError as exc:
+                if "Database error" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(2)
 
 
 def wait_for_loop(loop: Loop, timeout: float) -> dict[str, list[dict[str, Any]]]:
