@@ -241,3 +241,34 @@ def test_the_journal_on_object_storage_is_read_back_by_another_worker(s3_server,
     assert [t.state.name for t in resumed.trials] == ["COMPLETE"] * 3
     keys = s3_server.keys(f"{prefix}/studies/run-s3/")
     assert keys and all(key.endswith(".jsonl") for key in keys)
+
+
+def test_the_in_process_variant_tunes_inside_the_entrypoint_on_rows_carved_from_the_training_rows(training_set):
+    """include/training/train_tuned.py (docs: "Tuning inside the entrypoint"): the provider runs it as any training
+    (``training.tuning`` off); its trials are nested runs scored on rows carved from ``--train``, and the model is
+    trained with the best trial's hyperparameters, which the run records."""
+    sys.path.insert(0, str(TRAINING))
+    try:
+        import train_tuned
+    finally:
+        sys.path.remove(str(TRAINING))
+
+    result = train_op(entrypoint=str(TRAINING / "train_tuned.py")).execute(context())
+
+    assert result["tuning"] is None and result["version"] == "1"  # the provider did not tune: the script did
+    trials = nested_runs(result["run_id"])
+    assert len(trials) == train_tuned.N_TRIALS and {r.info.status for r in trials} == {"FINISHED"}
+    frame = pd.read_parquet(Path(os.environ["MLOPS_HOME"]) / "training" / result["run_id"] / "dataset.parquet")
+    train_part, holdout = split_from_mapping(SPEC.holdout).split(frame)
+    carved = int(train_tuned.validation_mask(train_part, SPEC.split_key, train_tuned.VALIDATION_FRACTION).sum())
+    assert 0 < carved < len(train_part) and carved != len(holdout)
+    assert {r.data.metrics["validation.rows"] for r in trials} == {float(carved)}  # never the gate's holdout
+
+    parent = MlflowHook().get_run(result["run_id"]).data
+    best = max(trials, key=lambda r: r.data.metrics[f"validation.{train_tuned.METRIC}"])
+    assert parent.tags["tuning.best_trial"] == best.data.tags["tuning.trial"]
+    tuned = json.loads(parent.tags["tuning.best_params"])
+    for name in train_tuned.SEARCH_SPACE:  # the registered model was trained with the best trial's values
+        assert float(parent.params[name]) == pytest.approx(float(best.data.params[name]))
+        assert float(tuned[name]) == pytest.approx(float(best.data.params[name]))
+    assert parent.metrics["rows"] == len(holdout) and parent.metrics["train_rows"] == len(train_part)

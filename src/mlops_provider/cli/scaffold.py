@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 #: The starter training files `mlops new-model` copies into a new model's ``training/`` folder.
-STARTER_TRAINING_FILES = ("train.py", "tabular_model.py", "hyperparameters.json", "requirements.txt")
+STARTER_TRAINING_FILES = ("train.py", "train_tuned.py", "tabular_model.py", "hyperparameters.json", "requirements.txt")
 #: The kinds of starter files: ``training`` (the entrypoint and its requirements), ``serving`` (the Dockerfile).
 STARTER_KINDS = ("training", "serving")
 MAX_CATEGORIES = 50
