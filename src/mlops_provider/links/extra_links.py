@@ -17,11 +17,12 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
+from mlops_provider.utils.records import REPORTS_URL_PREFIX
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context, ObjectStoragePath
     from airflow.sdk.types import TaskInstanceKey
 
-REPORTS_URL_PREFIX = "/mlops/reports"
 MLFLOW_RUNS_URL_PREFIX = "/mlops/mlflow/runs"
 MLFLOW_MODELS_URL_PREFIX = "/mlops/mlflow/models"
 DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"

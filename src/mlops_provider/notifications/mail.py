@@ -228,7 +228,8 @@ def build_notice(
 def _report_url(path: str) -> str:
     """Where the plugin serves a report
     (:func:`~mlops_provider.links.extra_links.report_url`); a file outside the reports by its name under them."""
-    from mlops_provider.links.extra_links import REPORTS_URL_PREFIX, report_url
+    from mlops_provider.links.extra_links import report_url
+    from mlops_provider.utils.records import REPORTS_URL_PREFIX
 
     try:
         return report_url(path)

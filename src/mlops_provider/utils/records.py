@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: What the plugin serves at ``/mlops/reports/``: every report and record of the loop.
 REPORTS = "reports"
+#: The URL prefix under which the plugin serves the files of ``reports/`` (links, mails and records name them so).
+REPORTS_URL_PREFIX = "/mlops/reports"
 #: A day's extract waiting for validation: ``staging/<dataset>/<day>.parquet``.
 STAGING = "staging"
 #: A day's partition that failed validation: ``quarantine/<dataset>/<day>/<attempt>/<file>`` (+ its result).

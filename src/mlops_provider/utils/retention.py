@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from mlops_provider.utils.records import FOLDERS, REPORTS
+from mlops_provider.utils.records import FOLDERS, REPORTS, REPORTS_URL_PREFIX
 
 #: Environment variable: the retention window in data days of every model whose spec does not set
 #: ``retention.days`` (0: keep forever).
@@ -39,8 +39,6 @@ DEFAULT_RETENTION_DAYS = 90
 KINDS = ("drift_report", "validation", "quarantine")
 #: The part of a quarantined attempt that stays: the evidence of why the day was quarantined.
 QUARANTINE_KEEPS = "validation_result.json"
-#: URL prefix under which the plugin serves files of ``reports/`` (:mod:`mlops_provider.links.extra_links`).
-REPORTS_URL_PREFIX = "/mlops/reports/"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
 
@@ -121,8 +119,8 @@ def relative_location(where: str, root: str) -> str | None:
     ``root`` is the root's path (a local folder, or ``bucket/prefix``). Only a whole value names a file: a sentence
     that mentions one does not."""
     root = root.rstrip("/")
-    if where.startswith(REPORTS_URL_PREFIX):
-        rest = unquote(where[len(REPORTS_URL_PREFIX) :].split("?", 1)[0].split("#", 1)[0])
+    if where.startswith(f"{REPORTS_URL_PREFIX}/"):
+        rest = unquote(where[len(REPORTS_URL_PREFIX) + 1 :].split("?", 1)[0].split("#", 1)[0])
         return _clean(f"{REPORTS}/{rest}")
     if "://" in where:
         scheme, path = where.split("://", 1)
