@@ -166,23 +166,28 @@ def summarize_training() -> None:
 
 def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
     """Print drift share and labelled AUC per day and the triggered training runs; returns the drift-triggered."""
+    from mlops_provider.layout import deciding_signal
     from mlops_provider.utils.evidence import first_attempt
 
     reports = Path(os.environ["MLOPS_HOME"]) / "reports"
     spec = _spec()
-    print(f"\nDrift share per day (vs the champion's training set; retraining line {spec.monitoring.drift_share}) and "
-          f"the champion's {spec.monitoring.metric}")  # fmt: skip
+    print("\nDrift per day (vs the champion's training set): the signal that decided the day, its value and its "
+          f"retraining line (|: the line), and the champion's {spec.monitoring.metric}")  # fmt: skip
     print(f"on the labels that arrived that day (holdout keys of day - {spec.label.delay_days}; floor "
           f"{spec.performance_floor}):")  # fmt: skip
     for folder in sorted((reports / "drift" / spec.name).glob("*")):
         summary = first_attempt(folder)  # the day's record of decision
         if summary is None:
             continue
-        bar = "#" * int(round(summary["drift_share"] * 40))
+        decided = deciding_signal(summary, spec.monitoring.drift_share)
+        scale = 20 / decided["line"] if decided["line"] > 0 else 40.0  # the line sits at column 20
+        bar = ("#" * min(40, int(round(decided["value"] * scale)))).ljust(40)
+        bar = bar[:20] + "|" + bar[20:]
         reference = summary["reference"]["model_version"]
         perf = first_attempt(reports / "performance" / spec.name / folder.name) or {}
         auc = f"AUC {perf['value']:.3f} ({perf['labelled_day']})" if perf.get("status") == "scored" else "no labels yet"
-        print(f"  {summary['partition']}  {summary['drift_share']:.2f} {bar:<40} reference v{reference:<3} {auc}")
+        print(f"  {summary['partition']}  {decided['name']:<14} {decided['value']:.2f} (line {decided['line']:.2f}) "
+              f"{bar} reference v{reference:<3} {auc}")  # fmt: skip
     runs = airflow.api("GET", f"/api/v2/dags/{spec.dag_id('training')}/dagRuns?limit=100&order_by=run_after")[
         "dag_runs"
     ]
@@ -192,9 +197,11 @@ def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
         detail = conf.get("detail") or {}
         why = conf.get("reason", "manual")
         if why in ("drift", "performance"):
+            decided = detail.get("decided_by") or deciding_signal(detail)
             why += (
-                f": drift share {detail.get('drift_share', 0):.2f} on {detail.get('window_end')}, drifted columns "
-                f"{', '.join(detail.get('drifted_columns') or [])}; report {detail.get('report_url')}"
+                f": {decided['name']} {decided['value']:.2f} (line {decided['line']:.2f}) on "
+                f"{detail.get('window_end')}, drifted columns {', '.join(detail.get('drifted_columns') or [])}; "
+                f"report {detail.get('report_url')}"
             )
         print(f"  {run['dag_run_id']:<44} {run['state']:<8} {why}")
     triggered = [r for r in runs if str(r["dag_run_id"]).startswith("drift__")]

@@ -268,6 +268,8 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
     assert [r[0] for r in runs] == [f"drift__customer_activity__{DRIFTED}"]
     conf = runs[0][1]
     assert conf["reason"] == "drift" and conf["detail"]["drift_share"] >= 0.3
+    decided = conf["detail"]["decided_by"]  # the signal that decided, with its value past its line
+    assert decided["signal"] in ("learned", "weighted", "share") and decided["value"] >= decided["line"] > 0
     assert conf["dataset_rev"] == f"training-set/churn_classifier/{DRIFTED}"  # the window's data, not the newest
     assert f"/{DRIFTED}/" in conf["detail"]["report_url"]
 

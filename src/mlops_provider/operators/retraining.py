@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
-from mlops_provider.layout import CHAMPION_ALIAS
+from mlops_provider.layout import CHAMPION_ALIAS, deciding_signal
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -254,6 +254,7 @@ class TriggerRetrainingOperator(TriggerDagRunOperator):
                 "window_end": window_end,
                 "drift_share": decision.get("drift_share"),
                 "threshold": decision.get("threshold"),
+                "decided_by": deciding_signal(decision, float(decision.get("threshold") or 0.3)),
                 "drifted_columns": decision.get("drifted_columns"),
                 "report_url": decision.get("report_url"),
                 "report_path": decision.get("report_path"),

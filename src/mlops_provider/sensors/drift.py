@@ -32,8 +32,9 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
     :param performance_path: the performance summary JSON of the window, or the performance check's result (its
         ``summary_path``) (templated; empty: drift only).
 
-    XCom (return value): ``{"reason", "drift_share", "threshold", "signal", "weighted_drift", "learned_drift",
-    "partition", "report_url", "report_path", "drifted_columns", "performance", "recheck", "summary_path"}``
+    XCom (return value): ``{"reason", "drift_share", "threshold", "signal", "weighted_drift", "weighted_threshold",
+    "learned_drift", "learned_threshold", "partition", "report_url", "report_path", "drifted_columns", "performance",
+    "recheck", "summary_path"}``
     (``drifted_columns``: under the learned signal, the columns past their learned bound; ``recheck``: the results
     are a re-check of a day that was already checked; the retraining trigger does not act on it unless asked).
     """
@@ -153,7 +154,9 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
             "threshold": threshold,
             "signal": summary.get("signal", "share"),
             "weighted_drift": summary.get("weighted_drift"),
+            "weighted_threshold": summary.get("weighted_threshold"),
             "learned_drift": summary.get("learned_drift"),
+            "learned_threshold": summary.get("learned_threshold"),
             "partition": summary.get("partition"),
             "report_url": summary.get("report_url"),
             "report_path": summary.get("report_path"),
