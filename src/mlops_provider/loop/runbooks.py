@@ -9,6 +9,7 @@ same) and whose rows cite the integration tests that re-run the task and check i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_provider.loop.spec import ModelSpec
 
@@ -330,7 +331,7 @@ class Facts:
         )
 
 
-def _endpoint_facts(spec: ModelSpec) -> dict[str, object]:
+def _endpoint_facts(spec: ModelSpec) -> dict[str, Any]:
     endpoint = spec.serving.endpoint
     if endpoint is None:
         return {}
