@@ -392,6 +392,7 @@ class CanaryRolloutOperator(UpstreamResultMixin, _EndpointOperator):
             poll_seconds=self.poll_seconds,
             thresholds=self.thresholds,
             settle_seconds=self.settle_seconds if self.deferrable else 0.0,
+            echo={"index": index, "baseline": baseline},
         )
         if self.deferrable:
             # No deferral timeout: the trigger always ends by itself at the end of the baking period, and a timeout
@@ -399,10 +400,16 @@ class CanaryRolloutOperator(UpstreamResultMixin, _EndpointOperator):
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"index": index, "baseline": baseline})
         return self.execute_complete(context, _first_event(trigger), index=index, baseline=baseline)
 
-    def execute_complete(self, context: Context, event: dict[str, Any], index: int, baseline: str) -> dict[str, Any]:
-        """A step's verdict: the next step, or the rollback."""
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], index: int | None = None, baseline: str | None = None
+    ) -> dict[str, Any]:
+        """A step's verdict: the next step, or the rollback. ``index`` and ``baseline`` come from the deferral's
+        kwargs, else from the event's ``echo`` (the trigger returns them)."""
         endpoint = self.endpoint()
         received = time.time()
+        echo = event.pop("echo", None) or {}
+        index = int(echo["index"] if index is None else index)
+        baseline = str(echo["baseline"] if baseline is None else baseline)
         step = {"percent": self.steps[index], **event}
         if event.get("passed"):
             self._record_verdict(context, step=step)

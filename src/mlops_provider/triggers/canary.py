@@ -49,6 +49,9 @@ class CanaryAnalysisTrigger(BaseTrigger):
     :param poll_seconds: seconds between two reads.
     :param thresholds: :class:`~mlops_provider.ml.canary.Thresholds` as a mapping.
     :param settle_seconds: the earliest it fires after it started (0 when the operator runs it inline).
+    :param echo: JSON the operator needs back with the verdict (its step and baseline), returned under ``echo`` in
+        every event: Airflow's triggerer keeps ``defer(kwargs=...)`` for the resumed method, ``dag.test()``'s
+        inline trigger runner (3.3) replaces them with the event, so the event carries them.
     """
 
     def __init__(
@@ -62,8 +65,10 @@ class CanaryAnalysisTrigger(BaseTrigger):
         poll_seconds: float = 2.0,
         thresholds: dict[str, Any] | None = None,
         settle_seconds: float = RESUME_SETTLE_SECONDS,
+        echo: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.echo = dict(echo or {})
         self.canary_url = canary_url
         self.baseline_url = baseline_url
         self.before = before
@@ -83,6 +88,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
             "poll_seconds": self.poll_seconds,
             "thresholds": self.thresholds,
             "settle_seconds": self.settle_seconds,
+            "echo": self.echo,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -101,7 +107,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
                 if window_over:
                     yield TriggerEvent({"passed": False, "final": True, "alarm": "baseline_unreachable",
                                         "reason": "the baseline's /metrics could not be read", "elapsed": elapsed,
-                                        "decided_at": time.time()})  # fmt: skip
+                                        "decided_at": time.time(), "echo": self.echo})  # fmt: skip
                     return
                 continue
             if canary is None and failures < UNREACHABLE_AFTER:
@@ -114,5 +120,6 @@ class CanaryAnalysisTrigger(BaseTrigger):
             )
             if verdict.final:
                 await asyncio.sleep(settle_delay(began, time.monotonic(), self.settle_seconds))
-                yield TriggerEvent({**verdict.as_dict(), "elapsed": round(elapsed, 3), "decided_at": time.time()})
+                yield TriggerEvent({**verdict.as_dict(), "elapsed": round(elapsed, 3), "decided_at": time.time(),
+                                    "echo": self.echo})  # fmt: skip
                 return
