@@ -4,7 +4,9 @@ Every ``poll_seconds`` it reads both backends' ``/metrics``, takes the deltas si
 snapshots the operator took when it set the step's weights) and judges them with
 :func:`mlops_provider.ml.canary.analyse`. It fires with the verdict (``Verdict.as_dict()`` plus ``elapsed``) as
 soon as the verdict is final: an alarm with enough traffic (a fast rollback), the canary's metrics unreadable twice
-in a row (its backend died), or the baking period over (pass, or ``insufficient_traffic``). It never fires before
+in a row (its backend died), or the baking period over (pass, or ``insufficient_traffic``; ``baseline_unreachable``
+when the baseline's metrics were unreadable twice in a row by then: one slow read of a busy backend, each read
+bounded to 5 s, is read again). It never fires before
 ``settle_seconds`` after it started (:mod:`mlops_provider.triggers.settle`).
 
 The window is anchored on ``started_at`` (wall clock, from the operator), so a triggerer restart resumes the same
@@ -29,7 +31,7 @@ from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS, settle_delay
 UNREACHABLE_AFTER = 2
 
 
-def read_snapshot(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+def read_snapshot(url: str, timeout: float = 5.0) -> dict[str, Any] | None:
     """The snapshot of the backend at ``url`` (its ``/metrics``), None when it does not answer."""
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as response:
@@ -94,17 +96,18 @@ class CanaryAnalysisTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         thresholds = Thresholds.from_mapping(self.thresholds)
         began = time.monotonic()
-        failures = 0
+        failures = baseline_failures = 0
         while True:
             await asyncio.sleep(self.poll_seconds)
             canary, baseline = await asyncio.gather(
                 asyncio.to_thread(read_snapshot, self.canary_url), asyncio.to_thread(read_snapshot, self.baseline_url)
             )
             failures = failures + 1 if canary is None else 0
+            baseline_failures = baseline_failures + 1 if baseline is None else 0
             elapsed = time.time() - self.started_at
             window_over = elapsed >= self.bake_seconds
             if baseline is None:
-                if window_over:
+                if window_over and baseline_failures >= UNREACHABLE_AFTER:
                     yield TriggerEvent({"passed": False, "final": True, "alarm": "baseline_unreachable",
                                         "reason": "the baseline's /metrics could not be read", "elapsed": elapsed,
                                         "decided_at": time.time(), "echo": self.echo})  # fmt: skip
