@@ -233,8 +233,11 @@ def summarize_serving(traffic: CanaryTraffic | None) -> None:
     for path in verdicts:
         verdict = json.loads(path.read_text())
         steps = "; ".join(_step_line(step) for step in verdict["steps"])
-        print(f"  canary v{verdict['version']} (baseline v{verdict.get('baseline') or 'none'}): "
-              f"{verdict.get('outcome')}; {steps or verdict.get('reason') or ''}")  # fmt: skip
+        if not verdict.get("baseline"):
+            print(f"  v{verdict['version']}: first champion, served at 100% at once")
+            continue
+        print(f"  canary v{verdict['version']} (baseline v{verdict['baseline']}): {verdict.get('outcome')}; "
+              f"{steps or verdict.get('reason') or ''}")  # fmt: skip
     if traffic is not None and traffic.totals:
         answered = ", ".join(f"{k} {n}" for k, n in sorted(traffic.totals.items()) if k.startswith("v"))
         print(f"  demo clients during canaries: {traffic.totals['sent']} requests, {traffic.totals['failed']} failed, "
