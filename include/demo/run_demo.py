@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -164,6 +165,94 @@ def summarize_training() -> None:
     print(f"  ledgers: {Path(os.environ['MLOPS_HOME']) / 'reports' / 'ledgers' / model}")
 
 
+class CanaryTraffic(threading.Thread):
+    """The demo's clients: while the churn endpoint's record gives two versions a weight (a canary step baking),
+    replay rows of a generated day through the endpoint, :data:`CANARY_RATE` requests a second, so the step's
+    analysis has live numbers to judge (the spec's ``min_requests: 0`` would pass a step without any, saying so).
+    Idle otherwise: it only reads the record every half second."""
+
+    CANARY_RATE = 20.0
+
+    def __init__(self, day: dt.date) -> None:
+        super().__init__(daemon=True, name="canary-traffic")
+        self.day = day
+        self.stop = threading.Event()
+        self.totals: Counter[str] = Counter()  # sent, failed, retried, and "v<N>" answers
+
+    def run(self) -> None:
+        from mlops_provider.demo.churn_source import SourceSpec, generate_day
+        from mlops_provider.runtime.traffic import replay
+
+        spec = _spec()
+        endpoint = _endpoint(spec)
+        if endpoint is None:
+            return
+        columns = [*spec.features.numerical, *spec.features.categorical]
+        frame = generate_day(self.day, SourceSpec(rows_per_day=400))[columns]
+        rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+        while not self.stop.wait(0.5):
+            try:
+                record = endpoint.load() if endpoint.record_path.exists() else None
+            except (OSError, ValueError):  # the record is being replaced: read it again
+                continue
+            if record is None or sum(1 for w in record["weights"].values() if w) < 2:
+                continue
+            summary = replay(f"http://127.0.0.1:{record['port']}/invocations", columns, rows, rate=self.CANARY_RATE,
+                             count=10_000, duration=2.0, stop=self.stop)  # fmt: skip
+            self.totals.update(sent=summary.sent, failed=summary.failed, retried=summary.retried)
+            self.totals.update({f"v{v}": n for v, n in summary.versions.items()})
+
+
+def _endpoint(spec: Any) -> Any:
+    """The spec's endpoint (None when it serves nothing live)."""
+    if spec.serving.endpoint is None:
+        return None
+    from mlops_provider.runtime.deployment import Endpoint
+
+    return Endpoint(spec.name, **spec.serving.deploy_arguments())
+
+
+def summarize_serving(traffic: CanaryTraffic | None) -> None:
+    """The live endpoint: URL, weights per version, and each canary's verdict."""
+    import json
+
+    from mlops_provider.runtime.deployment import serving_records
+
+    spec = _spec()
+    endpoint = _endpoint(spec)
+    if endpoint is None:
+        return
+    if not endpoint.record_path.exists():
+        print(f"\nLive endpoint: none yet (no champion was promoted; spec serving.endpoint port {endpoint.port})")
+        return
+    record = endpoint.load()
+    print(f"\nLive endpoint: http://127.0.0.1:{record['port']}/invocations  (Caddy; record {endpoint.record_path})")
+    for version, backend in sorted(record["backends"].items(), key=lambda kv: int(kv[0])):
+        print(f"  v{version:<4} weight {record['weights'].get(version, 0):>3}%  backend 127.0.0.1:{backend['port']}")
+    verdicts = sorted(serving_records(spec.name).glob("verdicts/*.json"), key=lambda p: p.stat().st_mtime)
+    for path in verdicts:
+        verdict = json.loads(path.read_text())
+        steps = "; ".join(_step_line(step) for step in verdict["steps"])
+        if not verdict.get("baseline"):
+            print(f"  v{verdict['version']}: first champion, served at 100% at once")
+            continue
+        print(f"  canary v{verdict['version']} (baseline v{verdict['baseline']}): {verdict.get('outcome')}; "
+              f"{steps or verdict.get('reason') or ''}")  # fmt: skip
+    if traffic is not None and traffic.totals:
+        answered = ", ".join(f"{k} {n}" for k, n in sorted(traffic.totals.items()) if k.startswith("v"))
+        print(f"  demo clients during canaries: {traffic.totals['sent']} requests, {traffic.totals['failed']} failed, "
+              f"{traffic.totals['retried']} retried once; answered by {answered}")  # fmt: skip
+    print(f"  try: mlops replay <a day's parquet> --url http://127.0.0.1:{record['port']}/invocations --rate 10 "
+          "--count 50 --duration 10 --columns <the features>")  # fmt: skip
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    judged = f"canary {step.get('canary', {}).get('judged_requests', 0)}, baseline " \
+        f"{step.get('baseline', {}).get('judged_requests', 0)} requests"  # fmt: skip
+    verdict = "pass" if step.get("passed") else f"ALARM {step.get('alarm')}"
+    return f"{step['percent']}%: {verdict} ({judged}; {step.get('reason')})"
+
+
 def summarize_drift(airflow: EmbeddedAirflow) -> list[dict[str, Any]]:
     """Print drift share and labelled AUC per day and the triggered training runs; returns the drift-triggered."""
     from mlops_provider.layout import deciding_signal
@@ -245,6 +334,15 @@ def summarize(airflow: EmbeddedAirflow, runs: list[dict[str, Any]], bad_day: dt.
     print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")
 
 
+def _stop_endpoint() -> None:
+    """Stop the endpoint's proxy and backends with Airflow (they are processes of their own; the record stays, and
+    the next serving task starts them again as recorded)."""
+    endpoint = _endpoint(_spec())
+    if endpoint is not None and endpoint.record_path.exists():
+        endpoint.shutdown()
+        print(f"Stopped the live endpoint (port {endpoint.load()['port']}).")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -260,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     return_code = 0
+    traffic: CanaryTraffic | None = None
     if not args.foreground:
         start, end = demo_window(dt.datetime.now(dt.UTC).date())
         os.environ["MLOPS_START_DATE"] = start.isoformat()  # the nightly DAGs catch up from here
@@ -287,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                 airflow.api("PATCH", f"/api/v2/dags/{spec.dag_id(stage)}", {"is_paused": False})
             print(f"Model {spec.name} (spec {SPEC_FILE.relative_to(PROJECT_ROOT)}): unpaused its ingest and drift "
                   f"monitoring (catchup {start} .. {end}); training and promotion follow:")  # fmt: skip
+            traffic = CanaryTraffic(end)
+            traffic.start()
             runs = wait_for_runs(airflow, spec.dag_id("ingest"), expected=DAYS, timeout=args.timeout)
             wait_for_runs(airflow, spec.dag_id("drift_monitoring"), expected=DAYS, timeout=args.timeout)
             for stage in ("training", "promotion"):
@@ -294,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
             triggered = summarize_drift(airflow)
+            summarize_serving(traffic)
             print(f"\nModel health: {airflow.base_url}/mlops/health  (signed in)")
             print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {MlflowHook().tracking_uri} --port 5000")
             (airflow_home / "demo_wall_seconds").write_text(f"{time.monotonic() - started:.1f}\n")  # bench_scheduler
@@ -312,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        if traffic is not None:
+            traffic.stop.set()
         airflow.stop()
+        _stop_endpoint()
     print(f"Done in {time.monotonic() - started:.0f} s.")
     return return_code
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from mlops_provider.demo.embedded import EmbeddedAirflow
 from mlops_provider.exceptions import EmbeddedAirflowError
 
@@ -79,9 +81,12 @@ def prepared_environment(
     import os
 
     from tests.helpers import PROJECT_ROOT
+    from tests.integration.test_rollout import free_base_port
 
     env = dict(
         os.environ,
+        # the churn spec serves live (serving.endpoint, port 8600): this instance's endpoints on free ports
+        MLOPS_ENDPOINT_PORT_OFFSET=str(free_base_port() - 8600),
         AIRFLOW_HOME=str(home),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
@@ -96,6 +101,25 @@ def prepared_environment(
     subprocess.run([airflow_bin, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env,
                    check=True, capture_output=True)  # fmt: skip
     return env
+
+
+def live_endpoint(env: dict[str, str], model: str, *, stop: bool = False) -> dict[str, Any]:
+    """The deployment record of ``model``'s endpoint in the instance of ``env`` ({} when it has none); ``stop``: stop
+    its proxy and backends too (the record stays)."""
+    from mlops_provider.runtime.deployment import Endpoint
+    from mlops_provider.utils.storage import STORAGE_CONN_ID, STORAGE_URL
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("MLOPS_HOME", "AIRFLOW_HOME", STORAGE_URL, STORAGE_CONN_ID):
+            if env.get(name) is not None:
+                mp.setenv(name, env[name])
+        endpoint = Endpoint(model, 8600 + int(env.get("MLOPS_ENDPOINT_PORT_OFFSET") or 0))
+        if not endpoint.record_path.exists():
+            return {}
+        record = endpoint.load()
+        if stop:
+            endpoint.shutdown()
+        return record
 
 
 def git(workspace: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow
-from tests.e2e.loop import CHURN, dag_runs, prepared_environment, unpause, wait_for, wait_for_dags
+from tests.e2e.loop import CHURN, dag_runs, live_endpoint, prepared_environment, unpause, wait_for, wait_for_dags
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +64,7 @@ def airflow(tmp_path_factory):
         yield instance
     finally:
         instance.stop()
+        live_endpoint(env, CHURN.name, stop=True)  # the spec serves live: the endpoint's processes outlive Airflow
 
 
 def pending(airflow: EmbeddedAirflow, task_id: str) -> list[dict]:

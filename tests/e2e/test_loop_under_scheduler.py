@@ -10,13 +10,15 @@ import datetime as dt
 import json
 import os
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 
-from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
+from mlops_provider.demo.churn_source import SourceSpec, dates_between, generate_day, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow
+from mlops_provider.loop.spec import load_spec
 from mlops_provider.operators.sql import SqlToParquetOperator
 from tests.e2e.browser import Browser, chromium_binary
 from tests.e2e.loop import (
@@ -27,6 +29,7 @@ from tests.e2e.loop import (
     dag_runs,
     git,
     idle,
+    live_endpoint,
     mlflow_state,
     prepared_environment,
     task_states,
@@ -42,6 +45,7 @@ pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
 PORT = 18793
+CHURN_SPEC = load_spec(PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml")
 INGEST, TRAINING, PROMOTION, MONITORING = (
     CHURN.dag(s) for s in ("ingest", "training", "promotion", "drift_monitoring")
 )
@@ -127,6 +131,7 @@ def loop(tmp_path_factory):
         yield Loop(airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env)
     finally:
         airflow.stop()
+        live_endpoint(env, CHURN.name, stop=True)  # the endpoint's processes outlive Airflow's
 
 
 def ti(airflow: EmbeddedAirflow, dag_id: str, run_id: str, task_id: str) -> dict:
@@ -170,6 +175,20 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
     assert ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "success"
     loop.notes["runs"] = runs
     loop.notes["mlflow"] = check_loop_outcomes(loop, runs)
+
+    # The champion serves live (the churn spec's serving.endpoint): its deployment record shows it at 100%, and the
+    # endpoint answers with it.
+    record = live_endpoint(loop.env, CHURN.name)
+    champion = str(loop.notes["mlflow"]["champion"])
+    assert {v: w for v, w in record["weights"].items() if w} == {champion: 100}, record["weights"]
+    row = generate_day(loop.days[-1], SourceSpec(rows_per_day=5)).iloc[:1]
+    features = [*CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
+    body = {"dataframe_split": json.loads(row[features].to_json(orient="split", index=False))}
+    request = urllib.request.Request(f"http://127.0.0.1:{record['port']}/invocations", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200 and answer.headers["X-Model-Version"] == champion
+        assert len(json.loads(answer.read())["predictions"]) == 1
 
     # Every good day is versioned byte-identical to extracting that day on its own (backfill == one by one).
     workspace = loop.mlops / "data-registry"

@@ -218,7 +218,12 @@ def test_two_racing_promotions_leave_one_champion_and_one_clear_failure(registry
 def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
+    from mlops_provider.runtime.deployment import Endpoint
+    from tests.integration.test_rollout import free_base_port
+
     monkeypatch.setenv("MLOPS_HOME", str(trained["home"]))
+    port = free_base_port()  # the churn spec serves live (serving.endpoint): its endpoint on free ports
+    monkeypatch.setenv("MLOPS_ENDPOINT_PORT_OFFSET", str(port - 8600))
     hook = MlflowHook()
     client = hook.get_client()
     version = copy_version(hook, "pool", trained["runs"]["good"]["version"], "churn_classifier")
@@ -242,6 +247,9 @@ def test_promotion_dag_promotes_then_rerun_changes_nothing(trained, airflow_db, 
     promote_ti = next(ti for ti in second.get_task_instances() if ti.task_id == "promote")
     assert promote_ti.state == "success"
     assert hook.alias_version("churn_classifier", "previous") is None  # nothing moved on the re-run
+    endpoint = Endpoint("churn_classifier", port)
+    assert {v: w for v, w in endpoint.load()["weights"].items() if w} == {str(version): 100}  # the first champion
+    endpoint.shutdown()
 
 
 def test_a_past_promotion_run_cleared_later_judges_and_keeps_its_own_version(registry, tmp_path):

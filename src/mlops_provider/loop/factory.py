@@ -230,12 +230,15 @@ def build_training(loop: Loop) -> DAG:
 
 
 def build_promotion(loop: Loop) -> DAG:
-    """``<model>__promotion``: evaluate -> gate -> package -> shadow_check [-> approve] -> promote, on the
-    challenger Asset."""
+    """``<model>__promotion``: evaluate -> gate -> package -> shadow_check [-> approve] [-> deploy ->
+    canary_rollout] -> promote, on the challenger Asset. With ``serving.endpoint`` the challenger is deployed on the
+    model's endpoint at weight 0 and rolled out as a canary; ``promote`` moves ``champion`` once it serves 100%, and a
+    rolled-back canary fails ``canary_rollout`` (``promote`` does not run)."""
     from airflow.sdk import Param
 
     from mlops_provider.operators.approval import PromotionApprovalOperator
     from mlops_provider.operators.promotion import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
+    from mlops_provider.operators.rollout import CanaryRolloutOperator, DeployModelVersionOperator
     from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
 
     spec, model = loop.spec, loop.spec.name
@@ -281,13 +284,29 @@ def build_promotion(loop: Loop) -> DAG:
             pool="model_promotion",
             **loop.notify("promotion"),
         )
+        chain: list[Any] = [evaluate, gate, package, shadow_check]
         if spec.gate.human_approval:
-            approve = PromotionApprovalOperator(
-                task_id="approve", model_name=model, evaluation=evaluation, **spec.gate.approval_arguments()
+            chain.append(
+                PromotionApprovalOperator(
+                    task_id="approve", model_name=model, evaluation=evaluation, **spec.gate.approval_arguments()
+                )
             )
-            evaluate >> gate >> package >> shadow_check >> approve >> promote
-        else:
-            evaluate >> gate >> package >> shadow_check >> promote
+        if spec.serving.endpoint is not None:
+            deploy = DeployModelVersionOperator(
+                task_id="deploy", model_name=model, version=evaluation, **spec.serving.deploy_arguments()
+            )
+            canary_rollout = CanaryRolloutOperator(
+                task_id="canary_rollout",
+                model_name=model,
+                version=evaluation,
+                ledger_path=evaluation,
+                move_champion=False,  # promote moves it (compare-and-set, the promotion notice)
+                **spec.serving.rollout_arguments(),
+                **loop.notify("canary_rollback"),
+            )
+            chain += [deploy, canary_rollout]
+        for upstream, downstream in zip(chain, [*chain[1:], promote], strict=True):
+            upstream >> downstream
     return dag
 
 
@@ -383,10 +402,12 @@ def build_drift_monitoring(loop: Loop) -> DAG:
 
 
 def build_rollback(loop: Loop) -> DAG:
-    """``<model>__rollback``: restore the previous champion (manual, with a reason)."""
+    """``<model>__rollback``: restore the previous champion (manual, with a reason) [-> serve_champion: the
+    endpoint's traffic moves to it, with ``serving.endpoint``]."""
     from airflow.sdk import Param
 
     from mlops_provider.operators.promotion import RollbackModelOperator
+    from mlops_provider.operators.rollout import ServeVersionOperator
 
     with loop_dag(
         loop,
@@ -400,13 +421,23 @@ def build_rollback(loop: Loop) -> DAG:
         },
         default_args=_retries(1),
     ) as dag:
-        RollbackModelOperator(
+        rollback = RollbackModelOperator(
             task_id="rollback",
             model_name=loop.spec.name,
             reason="{{ params.reason }}",
             pool="model_promotion",
             **loop.notify("rollback"),
         )
+        if loop.spec.serving.endpoint is not None:
+            serve = ServeVersionOperator(
+                task_id="serve_champion",
+                model_name=loop.spec.name,
+                version=rollback.output,
+                reason="rollback: {{ params.reason }}",
+                pool="model_promotion",
+                **loop.spec.serving.deploy_arguments(),
+            )
+            rollback >> serve
     return dag
 
 

@@ -9,6 +9,7 @@ same) and whose rows cite the integration tests that re-run the task and check i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlops_provider.loop.spec import ModelSpec
 
@@ -133,6 +134,26 @@ RERUNS: dict[str, dict[str, Rerun]] = {
             ),
         ),
         "approve": Rerun(ANSWER_KEPT, shown_by=_APPROVAL_RACE),
+        "deploy": Rerun(
+            "`deploy` finds the version's backend running (the deployment record names it) and only checks its health "
+            "again: never a second backend; a killed proxy or backend is started again as recorded",
+            operator_says="A version already running is left as it is",
+            shown_by=(
+                "tests/integration/test_serve_loop.py::test_a_good_challenger_is_canaried_to_100_percent_and_promoted_"
+                "with_no_failed_client_request",
+            ),
+        ),
+        "canary_rollout": Rerun(
+            "`canary_rollout` reconciles the endpoint with its record first and never shifts twice: a version already "
+            "serving 100% is promoted again (a no-op), a rollout cleared mid-way resumes at the step its recorded "
+            "weight is in (that step bakes again); after a rollback the canary's backend is gone: clear `deploy` "
+            "too to try the version again",
+            operator_says="never shifts twice",
+            shown_by=(
+                "tests/integration/test_serve_loop.py::test_a_good_challenger_is_canaried_to_100_percent_and_promoted_"
+                "with_no_failed_client_request",
+            ),
+        ),
         "promote": Rerun(
             "`promote` changes nothing when the version is the champion or **was promoted by this run**, even if the "
             "champion moved on since (a re-run never moves the champion back)",
@@ -193,6 +214,11 @@ RERUNS: dict[str, dict[str, Rerun]] = {
             "nothing changes; a new rollback needs a new run",
             operator_says="Re-running a rollback that happened (tag ``rollback.restored_by`` names this run) is a no-op",
         ),
+        "serve_champion": Rerun(
+            "finds the champion at 100% and changes nothing",
+            operator_says="A re-run finds the version at 100% and changes nothing",
+            shown_by=("tests/integration/test_serve_loop.py::test_the_rollback_dag_moves_the_traffic_back",),
+        ),
     },
 }
 
@@ -239,6 +265,12 @@ class Facts:
     scheduled: bool = False  # retraining.schedule is set: the training DAG has retraining_rails
     drift_signal: str = "learned"
     drift_line: float = 0.3  # the line of drift_signal
+    endpoint: bool = False  # serving.endpoint is set: deploy and canary_rollout, serve_champion
+    endpoint_port: int = 8600
+    canary_steps: str = "5% -> 25% -> 100%"
+    bake_seconds: float = 60
+    min_requests: int = 200
+    keep_versions: int = 2
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -295,7 +327,22 @@ class Facts:
             ),
             backfill_lag=spec.retraining.backfill_lag_days,
             scheduled=spec.retraining.schedule is not None,
+            **_endpoint_facts(spec),
         )
+
+
+def _endpoint_facts(spec: ModelSpec) -> dict[str, Any]:
+    endpoint = spec.serving.endpoint
+    if endpoint is None:
+        return {}
+    return {
+        "endpoint": True,
+        "endpoint_port": endpoint.ports()["port"],
+        "canary_steps": " -> ".join(f"{p}%" for p in endpoint.canary.steps),
+        "bake_seconds": endpoint.canary.bake_seconds,
+        "min_requests": endpoint.canary.thresholds.min_requests,
+        "keep_versions": endpoint.keep_versions,
+    }
 
 
 def ingest(f: Facts) -> str:
@@ -374,6 +421,38 @@ def _approval_rerun(f: Facts) -> str:
 
 
 _PROMOTION_RERUN = ("evaluate", "gate", "package", "shadow_check", "promote")
+_SERVING_RERUN = ("deploy", "canary_rollout")
+
+
+def _serving_rows(f: Facts) -> str:
+    if not f.endpoint:
+        return ""
+    too_few = (
+        "a side that got no traffic passes with the reason `no traffic to judge` (`min_requests: 0`)"
+        if not f.min_requests
+        else f"fewer than {f.min_requests} judged requests on either side is `insufficient_traffic`: a rollback"
+    )
+    return (
+        f"| `deploy` | starts the challenger's serving backend behind the endpoint `http://127.0.0.1:{f.endpoint_port}"
+        "/invocations` at **weight 0** (the deployment record `<storage root>/reports/deployments/"
+        f"{f.model}/deployment.json` names every backend, its port and weight) and health-checks it (`/ping`, the "
+        "model's serving example) | port taken, backend does not start or fails its health check: the message names "
+        "it; nothing receives traffic |\n"
+        f"| `canary_rollout` | the first champion gets 100% at once; otherwise alias `canary` -> the challenger and "
+        f"traffic steps {f.canary_steps}, each baked {f.bake_seconds:g} s while a deferred analysis compares canary "
+        "and champion on their live `/metrics` (5xx rate, p95 latency, prediction distribution; 4xx bad input never "
+        f"counts; {too_few}). At 100% the versions beyond the newest {f.keep_versions} are retired (the old champion "
+        "keeps running at weight 0). Verdicts: `<storage root>/reports/deployments/"
+        f"{f.model}/verdicts/v<N>-<attempt>.json`, the evaluation's ledger (`canary`, `canaries`), tags `canary.*` | "
+        "**fails** on an alarm after rolling back: the champion at 100% again, the canary's backend stopped, alias "
+        "`canary` removed, the message names the alarm and both sides' numbers (mail `canary_rollback`); the "
+        "challenger is **not** promoted. Read the verdict; fix the model or the thresholds "
+        "(`serving.endpoint.canary`), then trigger this DAG for the version again |\n"
+    )
+
+
+def _promote_when(f: Facts) -> str:
+    return " once `canary_rollout` gave it 100% (the alias names the version serving 100%)" if f.endpoint else ""
 
 
 def promotion(f: Facts) -> str:
@@ -388,9 +467,9 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 | `gate` | lets promotion go ahead only on `promote` | **skipped** when the challenger is rejected: read the skip message or the ledger |
 | `package` | downloads the version's artifacts; with `MLOPS_TRAINING_RUNNER=docker` builds the serving image `<model>-serving:v<N>` | engine or build errors: the message has the build log's tail |
 | `shadow_check` | starts the candidate's server, replays the newest validated partition of `{f.dataset}`, compares with the registry model's predictions; needs 0 errors, max difference <= 1e-6, p95 <= {f.p95_ms:g} ms; numbers go into the ledger. Its local server dies with the task (also on `kill -9`), and a retry first stops a server or container an earlier try left (pid files `$MLOPS_HOME/serving/servers/`, container label `mlops.server-key`) | fails with the numbers; the champion does not move |
-{_approve_row(f)}| `promote` | `champion` -> challenger, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened; trigger this DAG again for the same version |
+{_approve_row(f)}{_serving_rows(f)}| `promote` | `champion` -> challenger{_promote_when(f)}, old champion -> `previous` (compare-and-set, pool `model_promotion`) | "champion is vX now but was vY when ... was evaluated": another promotion or a rollback happened (with an endpoint the challenger serves 100% then: trigger `{f.ids["rollback"]}` or this DAG again); trigger this DAG again for the same version |
 
-**What a re-run (clear) does**: {"; ".join(rerun(f, "promotion", t) for t in _PROMOTION_RERUN)}.
+**What a re-run (clear) does**: {"; ".join(rerun(f, "promotion", t) for t in _PROMOTION_RERUN[:-1] + (_SERVING_RERUN if f.endpoint else ()) + _PROMOTION_RERUN[-1:])}.
 {_approval_rerun(f)}
 **Roll back**: trigger DAG `{f.ids["rollback"]}` with a reason.
 """
@@ -473,6 +552,18 @@ records the reason in tags `rollback.*` of both versions.
 Fails when there is no `previous` version: then pick a version in the MLflow UI and trigger
 `{f.ids["promotion"]}` with field `version`. **Re-run (clear)** of a rollback that happened:
 {rerun(f, "rollback", "rollback")}.
+{_serve_champion(f)}"""
+
+
+def _serve_champion(f: Facts) -> str:
+    if not f.endpoint:
+        return ""
+    return f"""
+`serve_champion` then moves the endpoint's traffic (`http://127.0.0.1:{f.endpoint_port}`) to the restored champion at
+once, 100%, no canary: its backend is started again when it was retired, health-checked, given weight 100 (the
+others 0, still running), alias `canary` removed. Skipped when the model never had an endpoint; fails naming the
+version when its backend does not start or is unhealthy (the traffic stays where it was: the deployment record
+says where). **Re-run (clear)**: {rerun(f, "rollback", "serve_champion")}.
 """
 
 

@@ -331,11 +331,79 @@ class GateSpec(_Section):
         return {"response_timeout": dt.timedelta(hours=self.approval_timeout_hours)}
 
 
+class CanaryThresholdsSpec(_Section):
+    """When a canary step fails (:class:`mlops_provider.ml.canary.Thresholds`; the same names and defaults)."""
+
+    max_error_rate_increase: float = Field(default=0.01, ge=0, description="canary 5xx rate above the baseline's")
+    max_latency_ratio: float = Field(default=1.5, ge=0, description="canary p95 / baseline p95")
+    min_latency_increase_ms: float = Field(default=5.0, ge=0, description="a p95 increase below this never alarms")
+    max_prediction_shift: float = Field(default=0.3, ge=0, le=1, description="Jensen-Shannon distance of predictions")
+    min_requests: int = Field(
+        default=200, ge=0, description="judged requests each side needs per step (0: a step without traffic passes)"
+    )
+
+
+class CanarySpec(_Section):
+    """How a new champion is rolled out on the endpoint: traffic steps, each judged live over a baking period."""
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 100], description="traffic percentages, ending at 100")
+    bake_seconds: float = Field(default=60.0, gt=0, description="baking period of each step")
+    poll_seconds: float = Field(default=2.0, gt=0, description="how often a step's live metrics are read")
+    thresholds: CanaryThresholdsSpec = CanaryThresholdsSpec()
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        from mlops_provider.ml.canary import rollout_steps
+
+        return rollout_steps(value)
+
+
+class EndpointSpec(_Section):
+    """The model's live endpoint (Caddy in front of one backend per version, on 127.0.0.1)."""
+
+    port: int = Field(default=8600, ge=1024, le=65000, description="the endpoint's port on 127.0.0.1")
+    admin_port: int | None = Field(default=None, ge=1024, le=65535, description="Caddy's admin API (none: port + 1)")
+    keep_versions: int = Field(default=2, ge=1, description="versions kept running after a rollout")
+    canary: CanarySpec = CanarySpec()
+
+    def ports(self) -> dict[str, Any]:
+        """The endpoint's ports, shifted by ``$MLOPS_ENDPOINT_PORT_OFFSET`` (the tests and a demo on other ports)."""
+        import os
+
+        offset = int(os.environ.get(ENDPOINT_PORT_OFFSET_ENV) or 0)
+        return {"port": self.port + offset, "admin_port": None if self.admin_port is None else self.admin_port + offset}
+
+
+#: Added to every spec's ``serving.endpoint`` ports (the tests and a second demo on one machine set it).
+ENDPOINT_PORT_OFFSET_ENV = "MLOPS_ENDPOINT_PORT_OFFSET"
+
+
 class ServingSpec(_Section):
-    """How a promoted model is packaged (the shadow check runs the package before promotion)."""
+    """How a promoted model is packaged (the shadow check runs the package before promotion) and, with
+    ``endpoint``, served live."""
 
     directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
     requirements: Path = Field(description="pinned requirements of the model, copied into the image")
+    endpoint: EndpointSpec | None = Field(default=None, description="serve the champion live (none: no endpoint)")
+
+    def deploy_arguments(self) -> dict[str, Any]:
+        """``DeployModelVersionOperator``'s arguments (and ``ServeVersionOperator``'s): the endpoint's ports."""
+        assert self.endpoint is not None
+        return self.endpoint.ports()
+
+    def rollout_arguments(self) -> dict[str, Any]:
+        """``CanaryRolloutOperator``'s arguments: the ports, the canary's steps and thresholds, versions kept."""
+        assert self.endpoint is not None
+        canary = self.endpoint.canary
+        return {
+            **self.endpoint.ports(),
+            "steps": list(canary.steps),
+            "bake_seconds": canary.bake_seconds,
+            "poll_seconds": canary.poll_seconds,
+            "thresholds": canary.thresholds.model_dump(),
+            "keep_versions": self.endpoint.keep_versions,
+        }
 
 
 class MonitoringSpec(_Section):
@@ -481,7 +549,7 @@ class RetrainingSpec(_Section):
 
 
 NOTIFICATION_EVENTS = ("quarantine", "drift", "retraining", "gate_rejection", "shadow_check_failure", "promotion",
-                       "rollback")  # fmt: skip
+                       "rollback", "canary_rollback")  # fmt: skip
 
 
 class NotificationsSpec(_Section):

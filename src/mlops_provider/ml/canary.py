@@ -21,6 +21,13 @@ Alarms (each with its numbers in the verdict):
   ``max_prediction_shift`` (a model answering a constant, or the inverted one).
 * ``canary_unreachable``: the canary's metrics could not be read (its backend died).
 * ``insufficient_traffic``: the window ended with fewer than ``min_requests`` judged requests on either side.
+
+Too little traffic is the spec's choice: ``min_requests`` > 0 (the default, 200) fails a step whose window ends
+with fewer judged requests on either side (``insufficient_traffic``, a rollback: no evidence is no pass);
+``min_requests: 0`` judges whatever traffic came, once, when the baking period is over (no early alarm on a
+handful of requests), and passes a step in which a side got none, with the reason ``no traffic to judge`` in the
+verdict (a model nobody calls yet, or a demo without clients). Small samples make the prediction distributions
+differ by chance (see :class:`Thresholds`): raise ``max_prediction_shift`` with it.
 """
 
 from __future__ import annotations
@@ -62,6 +69,16 @@ def step_weights(canary: str, baseline: str, percent: int) -> dict[str, int]:
     return {baseline: 100 - percent, canary: percent}
 
 
+def resume_index(steps: Sequence[int], canary_weight: int) -> int:
+    """The step a rollout (re)starts at when the canary already has ``canary_weight`` percent: the step of that
+    weight when it is one (a cleared task judges the step it was in again, without shifting twice), else the
+    first step above it (never less traffic on the canary than now), else the first."""
+    for index, percent in enumerate(steps):
+        if percent >= canary_weight:
+            return index
+    return len(steps) - 1
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """When a canary step fails (see the module's docstring); every field is an argument of the rollout operator.
@@ -87,8 +104,8 @@ class Thresholds:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
                 raise ValueError(f"canary threshold {name} must be a number >= 0, got {value!r}")
-        if isinstance(self.min_requests, bool) or not isinstance(self.min_requests, int) or self.min_requests < 1:
-            raise ValueError(f"canary threshold min_requests must be a whole number >= 1, got {self.min_requests!r}")
+        if isinstance(self.min_requests, bool) or not isinstance(self.min_requests, int) or self.min_requests < 0:
+            raise ValueError(f"canary threshold min_requests must be a whole number >= 0, got {self.min_requests!r}")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any] | None) -> Thresholds:
@@ -256,6 +273,12 @@ def analyse(canary: Snapshot | None, baseline: Snapshot, thresholds: Thresholds,
     def verdict(passed: bool, final: bool, alarm: str | None, reason: str) -> Verdict:
         return Verdict(passed, final, alarm, reason, numbers, base, shift, limits)
 
+    if not thresholds.min_requests and not window_over:  # no minimum: nothing is trusted before the window's end
+        return verdict(True, False, None, "baking (min_requests 0: judged when the baking period is over)")
+    if enough and not (numbers["judged_requests"] and base["judged_requests"]):  # min_requests 0, a side idle
+        return verdict(True, True, None,
+                       f"no traffic to judge (canary {numbers['judged_requests']}, baseline "
+                       f"{base['judged_requests']} judged requests; min_requests is 0): passed")  # fmt: skip
     if enough:
         base_rate = base["error_rate"] or 0.0
         if numbers["error_rate"] - base_rate > thresholds.max_error_rate_increase:

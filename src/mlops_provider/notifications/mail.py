@@ -48,6 +48,7 @@ EVENT_OUTCOMES: dict[str, tuple[str, ...]] = {
     "shadow_check_failure": ("failed",),
     "promotion": ("success",),
     "rollback": ("success",),
+    "canary_rollback": ("failed",),
 }
 
 #: event -> when it is sent (the task and callback the DAG factory attaches it to)
@@ -59,6 +60,7 @@ EVENTS: dict[str, str] = {
     "shadow_check_failure": "shadow_check failed: the serving container disagrees with the registry or is slow",
     "promotion": "promote moved the champion alias",
     "rollback": "rollback restored the previous champion",
+    "canary_rollback": "canary_rollout failed: an alarm rolled the live canary back (or the rollout broke)",
 }
 
 
@@ -220,6 +222,22 @@ def build_notice(
             f"[mlops] {model}: rolled back to v{r.get('champion')}",
             f"{model} v{r.get('champion')} is champion again (v{r.get('rolled_back')} was rolled back).",
             f"Reason given: {r.get('reason')}",
+            links,
+        )
+    if event == "canary_rollback":
+        if state != "failed":
+            return None
+        text = error or "see the task log"
+        rolled_back = " rolled back to " in text
+        return Notice(
+            event,
+            f"[mlops] {model}: canary {'rolled back' if rolled_back else 'rollout failed'}",
+            "The live canary of the challenger was stopped and the endpoint serves the champion at 100%; the "
+            "challenger is not promoted."
+            if rolled_back
+            else "The canary rollout failed before a verdict; the endpoint's record says what serves (the runbook "
+            "of canary_rollout).",
+            text[:1500],
             links,
         )
     raise ValueError(f"unknown event {event!r}; events: {', '.join(EVENTS)}")

@@ -16,20 +16,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.mixins import MlflowHookMixin
+from mlops_provider.hooks.mixins import MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
-from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, rollout_steps, step_weights
+from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, resume_index, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
-from mlops_provider.utils.evidence import attempt_key
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
     from mlops_provider.runtime.deployment import Endpoint
 
@@ -64,7 +63,7 @@ class _EndpointOperator(MlflowHookMixin, BaseOperator):
         return AirflowFailException(message if exc is None else f"{message}: {exc}")
 
 
-class DeployModelVersionOperator(_EndpointOperator):
+class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
     """Run a registered version's serving backend behind the model's endpoint at weight 0, and health-check it.
 
     The version's artifacts are downloaded once per machine (``$MLOPS_HOME/serving/<model>/v<version>/model``);
@@ -74,7 +73,7 @@ class DeployModelVersionOperator(_EndpointOperator):
     is. No traffic reaches it until a rollout gives it a weight.
 
     :param model_name: registered model (templated).
-    :param version: model version (templated).
+    :param version: model version, or the evaluation's result (its ``challenger_version``) (templated).
     :param port: the endpoint's port on 127.0.0.1 (its stable URL ``http://127.0.0.1:<port>/invocations``).
     :param admin_port: Caddy's admin API port (default ``port + 1``).
 
@@ -82,20 +81,21 @@ class DeployModelVersionOperator(_EndpointOperator):
     "health": {"ping", "example_status"}}``.
     """
 
+    upstream_fields = {"version": "challenger_version"}  # the evaluation
     template_fields: Sequence[str] = ("model_name", "version")
 
     def __init__(
         self,
         *,
         model_name: str,
-        version: str,
+        version: str | XComArg,
         port: int = DEFAULT_ENDPOINT_PORT,
         admin_port: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
-        self.version = version
+        self.version = cast("str", version)  # an upstream result is picked when rendered
         self.port = port
         self.admin_port = admin_port
 
@@ -124,6 +124,76 @@ class DeployModelVersionOperator(_EndpointOperator):
             "reconciled": record.get("reconciled", []),
             "health": {k: v for k, v in health.items() if k != "problems"},
         }
+
+
+class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
+    """Give a registered version 100% of the model's endpoint at once (no canary): the rollback DAG moves the traffic
+    back to the champion it restored.
+
+    The version's backend is started when it does not run (a retired version comes back), health-checked like
+    :class:`DeployModelVersionOperator` does, then given weight 100 (every other version 0, kept running) through
+    Caddy's admin API; the ``canary`` alias is removed if a rollout left it. A model without an endpoint record
+    (never served live) is skipped. A re-run finds the version at 100% and changes nothing (``changed`` false).
+
+    :param model_name: registered model (templated).
+    :param version: the version to serve, or the rollback's result (its ``champion``) (templated).
+    :param reason: recorded with the weights in the deployment record's events (templated).
+    :param port: the endpoint's port (used when the record names none).
+    :param admin_port: Caddy's admin API port (default ``port + 1``).
+
+    XCom (return value): ``{"model_name", "version", "endpoint_url", "weights", "changed"}``.
+    """
+
+    upstream_fields = {"version": "champion"}  # the rollback
+    template_fields: Sequence[str] = ("model_name", "version", "reason")
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str | XComArg,
+        reason: str = "",
+        port: int = DEFAULT_ENDPOINT_PORT,
+        admin_port: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = cast("str", version)  # an upstream result is picked when rendered
+        self.reason = reason
+        self.port = port
+        self.admin_port = admin_port
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_provider.runtime.deployment import DeploymentError
+
+        version = str(self.version)
+        endpoint = self.endpoint()
+        if not endpoint.record_path.exists():
+            raise AirflowSkipException(f"{self.model_name} has no live endpoint (no deployment record): no traffic "
+                                       "to move")  # fmt: skip
+        model_dir = self.model_dir_for(version)
+        try:
+            record = endpoint.deploy(version, model_dir, self.model_dir_for)
+            health = health_check(endpoint.backend(record, version).url, version, Path(model_dir))
+            if health["problems"]:
+                raise self.fail(f"{self.model_name} v{version} failed its health check: " + "; ".join(
+                    health["problems"]))  # fmt: skip
+            changed = {v: w for v, w in record["weights"].items() if w} != {version: 100}
+            if changed:
+                record = endpoint.set_weights({version: 100}, reason=f"serve v{version}: {self.reason}".strip(": "))
+        except DeploymentError as exc:
+            raise self.fail(f"serving {self.model_name} v{version} at 100%", exc) from exc
+        hook = self.mlflow_hook
+        with hook.alias_lock(self.model_name):
+            if hook.alias_version(self.model_name, CANARY_ALIAS) is not None:
+                hook.set_aliases(self.model_name, {CANARY_ALIAS: None})
+        self.log.info("%s v%s serves 100%% of %s (%s)", self.model_name, version, record["port"],
+                      "moved" if changed else "already so")  # fmt: skip
+        return {"model_name": self.model_name, "version": version, "endpoint_url": f"http://127.0.0.1:{record['port']}",
+                "weights": record["weights"], "changed": changed}  # fmt: skip
 
 
 def health_check(url: str, version: str, model_dir: Path) -> dict[str, Any]:
@@ -155,7 +225,7 @@ def health_check(url: str, version: str, model_dir: Path) -> dict[str, Any]:
             "problems": problems}  # fmt: skip
 
 
-class CanaryRolloutOperator(_EndpointOperator):
+class CanaryRolloutOperator(UpstreamResultMixin, _EndpointOperator):
     """Shift the endpoint's traffic to a deployed version step by step, judging each step live; roll back on alarm.
 
     The baseline is the version serving the most traffic now. For each step but the last (default 5 -> 25 ->
@@ -171,10 +241,17 @@ class CanaryRolloutOperator(_EndpointOperator):
 
     Each step's verdict is recorded, append-only, in ``<storage root>/reports/deployments/<model>/verdicts/
     v<version>-<attempt>.json`` (``steps``: the verdicts; ``outcome``: ``promoted`` or ``rolled_back``; with a
-    rollback, ``alarm``, ``reason`` and ``rollback_seconds``: from the verdict to the baseline at 100%).
+    rollback, ``alarm``, ``reason`` and ``rollback_seconds``: from the verdict to the baseline at 100%). The outcome
+    is also added to the evaluation's verdict ledger (``ledger_path``: ``canary`` the latest, ``canaries`` every one)
+    and to the version's tags ``canary.outcome``, ``canary.alarm``, ``canary.reason``, ``canary.verdict``.
+
+    A re-run is safe: it reconciles the endpoint with its record first, never starts a second backend and never
+    shifts twice: a version already at 100% with no other version weighted is promoted again (a no-op), and a
+    rollout cleared mid-way resumes at the step the canary's recorded weight is in (that step bakes again).
 
     :param model_name: registered model (templated).
-    :param version: the version to roll out; it must be deployed (DeployModelVersionOperator) (templated).
+    :param version: the version to roll out; it must be deployed (DeployModelVersionOperator); or the evaluation's
+        result (its ``challenger_version``) (templated).
     :param steps: traffic percentages, increasing, ending at 100.
     :param bake_seconds: baking period of each step.
     :param poll_seconds: how often a step's metrics are read.
@@ -186,17 +263,23 @@ class CanaryRolloutOperator(_EndpointOperator):
     :param admin_port: Caddy's admin API port (default ``port + 1``).
     :param deferrable: bake in the triggerer (True) or in the worker.
     :param settle_seconds: the earliest a deferred analysis fires (:mod:`mlops_provider.triggers.settle`).
+    :param move_champion: at 100% move ``champion`` (and ``previous``) to the version (True); False leaves them to a
+        ``PromoteModelOperator`` after this task (the loop's promotion DAG: its compare-and-set and notification).
+        A rollback never moves ``champion`` when False.
+    :param ledger_path: the evaluation's verdict ledger to add the outcome to, or the evaluation's result (its
+        ``ledger_path``) (templated; empty: none).
 
     XCom (return value): ``{"model_name", "version", "baseline", "outcome", "steps", "weights", "record_path"}``.
     """
 
-    template_fields: Sequence[str] = ("model_name", "version")
+    upstream_fields = {"version": "challenger_version", "ledger_path": "ledger_path"}  # the evaluation
+    template_fields: Sequence[str] = ("model_name", "version", "ledger_path")
 
     def __init__(
         self,
         *,
         model_name: str,
-        version: str,
+        version: str | XComArg,
         steps: Sequence[int] = DEFAULT_STEPS,
         bake_seconds: float = 60.0,
         poll_seconds: float = 2.0,
@@ -206,11 +289,15 @@ class CanaryRolloutOperator(_EndpointOperator):
         admin_port: int | None = None,
         deferrable: bool = True,
         settle_seconds: float = RESUME_SETTLE_SECONDS,
+        move_champion: bool = True,
+        ledger_path: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
-        self.version = version
+        self.version = cast("str", version)  # an upstream result is picked when rendered
+        self.move_champion = move_champion
+        self.ledger_path = cast("str | None", ledger_path)  # an upstream result is picked when rendered
         self.steps = rollout_steps(steps)
         if bake_seconds <= 0 or poll_seconds <= 0:
             raise ValueError(f"bake_seconds and poll_seconds must be > 0, got {bake_seconds}, {poll_seconds}")
@@ -229,12 +316,14 @@ class CanaryRolloutOperator(_EndpointOperator):
 
     def _verdict_path(self, context: Context) -> Any:
         from mlops_provider.runtime.deployment import serving_records
+        from mlops_provider.utils.evidence import attempt_key
 
         return serving_records(self.model_name) / "verdicts" / f"v{self.version}-{attempt_key(context)}.json"
 
     def _record_verdict(self, context: Context, **fields: Any) -> dict[str, Any]:
         """Update this attempt's verdict record (steps are appended, never rewritten)."""
         from mlops_provider.runtime.deployment import now
+        from mlops_provider.utils.evidence import attempt_key
         from mlops_provider.utils.storage import write_text
 
         path = self._verdict_path(context)
@@ -271,7 +360,11 @@ class CanaryRolloutOperator(_EndpointOperator):
         with hook.alias_lock(self.model_name):
             hook.set_aliases(self.model_name, {CANARY_ALIAS: version})
         self._record_verdict(context, baseline=baseline, outcome="rolling_out")
-        return self._run_step(context, endpoint, 0, baseline)
+        index = resume_index(self.steps, int(record["weights"].get(version, 0)))
+        if index:
+            self.log.info("v%s already has %s%% (a re-run): the rollout resumes at step %s%%", version,
+                          record["weights"].get(version), self.steps[index])  # fmt: skip
+        return self._run_step(context, endpoint, index, baseline)
 
     def _run_step(self, context: Context, endpoint: Endpoint, index: int, baseline: str) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError
@@ -299,6 +392,7 @@ class CanaryRolloutOperator(_EndpointOperator):
             poll_seconds=self.poll_seconds,
             thresholds=self.thresholds,
             settle_seconds=self.settle_seconds if self.deferrable else 0.0,
+            echo={"index": index, "baseline": baseline},
         )
         if self.deferrable:
             # No deferral timeout: the trigger always ends by itself at the end of the baking period, and a timeout
@@ -306,10 +400,16 @@ class CanaryRolloutOperator(_EndpointOperator):
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"index": index, "baseline": baseline})
         return self.execute_complete(context, _first_event(trigger), index=index, baseline=baseline)
 
-    def execute_complete(self, context: Context, event: dict[str, Any], index: int, baseline: str) -> dict[str, Any]:
-        """A step's verdict: the next step, or the rollback."""
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], index: int | None = None, baseline: str | None = None
+    ) -> dict[str, Any]:
+        """A step's verdict: the next step, or the rollback. ``index`` and ``baseline`` come from the deferral's
+        kwargs, else from the event's ``echo`` (the trigger returns them)."""
         endpoint = self.endpoint()
         received = time.time()
+        echo = event.pop("echo", None) or {}
+        index = int(echo["index"] if index is None else index)
+        baseline = str(echo["baseline"] if baseline is None else baseline)
         step = {"percent": self.steps[index], **event}
         if event.get("passed"):
             self._record_verdict(context, step=step)
@@ -327,19 +427,54 @@ class CanaryRolloutOperator(_EndpointOperator):
         except DeploymentError as exc:
             raise self.fail("giving the canary 100%", exc) from exc
         with hook.alias_lock(self.model_name):
-            current = hook.alias_version(self.model_name, CHAMPION_ALIAS)
-            aliases: dict[str, str | None] = {CHAMPION_ALIAS: version}
-            previous = baseline or (current if current != version else None)
-            if previous:
-                aliases[PREVIOUS_ALIAS] = previous
+            aliases: dict[str, str | None] = {}
+            if self.move_champion:
+                current = hook.alias_version(self.model_name, CHAMPION_ALIAS)
+                aliases[CHAMPION_ALIAS] = version
+                previous = baseline or (current if current != version else None)
+                if previous:
+                    aliases[PREVIOUS_ALIAS] = previous
             if hook.alias_version(self.model_name, CANARY_ALIAS) is not None:
                 aliases[CANARY_ALIAS] = None
-            hook.set_aliases(self.model_name, aliases)
+            if aliases:
+                hook.set_aliases(self.model_name, aliases)
         retired = self._retire_old(endpoint, record, keep={version, *([baseline] if baseline else [])})
         verdict = self._record_verdict(context, outcome="promoted", reason=reason, baseline=baseline,
                                        weights={version: 100}, retired=retired)  # fmt: skip
+        self._to_ledger(verdict)
         self.log.info("%s v%s serves 100%% (%s)", self.model_name, version, reason)
         return self._result(verdict, endpoint)
+
+    def _to_ledger(self, verdict: dict[str, Any]) -> None:
+        """The outcome on the version's tags ``canary.*`` and in the evaluation's verdict ledger (``canary``: the
+        latest, ``canaries``: every one, appended)."""
+        from mlops_provider.utils.storage import stored, write_text
+
+        summary = {"outcome": verdict.get("outcome"), "alarm": verdict.get("alarm"), "reason": verdict.get("reason"),
+                   "baseline": verdict.get("baseline"), "attempt": verdict.get("attempt"),
+                   "steps": [{k: step.get(k) for k in ("percent", "passed", "alarm", "reason", "canary", "baseline",
+                                                       "prediction_shift")} for step in verdict.get("steps", [])],
+                   "rollback_seconds": verdict.get("rollback_seconds"),
+                   "record": verdict.get("attempt") and f"deployments/{self.model_name}/verdicts/"
+                   f"v{self.version}-{verdict['attempt']}.json"}  # fmt: skip
+        tags = {
+            "canary.outcome": str(summary["outcome"]),
+            "canary.alarm": str(summary["alarm"] or "none"),
+            "canary.reason": str(summary["reason"] or "")[:500],
+            "canary.verdict": str(summary["attempt"]),
+        }
+        self.mlflow_hook.set_version_tags(self.model_name, str(self.version), tags)
+        if not self.ledger_path:
+            return
+        path = stored(self.ledger_path)
+        if not path.is_file():
+            self.log.warning("The verdict ledger %s is not there: the canary's outcome is only in %s", path,
+                             summary["record"])  # fmt: skip
+            return
+        ledger = json.loads(path.read_text())
+        ledger["canary"] = summary
+        ledger.setdefault("canaries", []).append(summary)
+        write_text(path, json.dumps(ledger, indent=2, default=str))
 
     def _retire_old(self, endpoint: Endpoint, record: dict[str, Any], keep: set[str]) -> list[str]:
         """Stop the versions beyond the newest ``keep_versions`` (never those in ``keep`` at weight > 0)."""
@@ -373,7 +508,7 @@ class CanaryRolloutOperator(_EndpointOperator):
             aliases: dict[str, str | None] = {}
             if hook.alias_version(self.model_name, CANARY_ALIAS) is not None:
                 aliases[CANARY_ALIAS] = None
-            if hook.alias_version(self.model_name, CHAMPION_ALIAS) != baseline:
+            if self.move_champion and hook.alias_version(self.model_name, CHAMPION_ALIAS) != baseline:
                 aliases[CHAMPION_ALIAS] = baseline
             if aliases:
                 hook.set_aliases(self.model_name, aliases)
@@ -387,6 +522,7 @@ class CanaryRolloutOperator(_EndpointOperator):
             rollback_seconds=round(restored - decided, 4),
             weights={baseline: 100},
         )
+        self._to_ledger(verdict)
         raise AirflowFailException(
             f"canary {self.model_name} v{version} rolled back to v{baseline} at step {step['percent']}%: alarm "
             f"{step.get('alarm')}: {step.get('reason')} (canary {json.dumps(step.get('canary'))}, baseline "

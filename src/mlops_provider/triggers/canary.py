@@ -4,7 +4,9 @@ Every ``poll_seconds`` it reads both backends' ``/metrics``, takes the deltas si
 snapshots the operator took when it set the step's weights) and judges them with
 :func:`mlops_provider.ml.canary.analyse`. It fires with the verdict (``Verdict.as_dict()`` plus ``elapsed``) as
 soon as the verdict is final: an alarm with enough traffic (a fast rollback), the canary's metrics unreadable twice
-in a row (its backend died), or the baking period over (pass, or ``insufficient_traffic``). It never fires before
+in a row (its backend died), or the baking period over (pass, or ``insufficient_traffic``; ``baseline_unreachable``
+when the baseline's metrics were unreadable twice in a row by then: one slow read of a busy backend, each read
+bounded to 5 s, is read again). It never fires before
 ``settle_seconds`` after it started (:mod:`mlops_provider.triggers.settle`).
 
 The window is anchored on ``started_at`` (wall clock, from the operator), so a triggerer restart resumes the same
@@ -29,7 +31,7 @@ from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS, settle_delay
 UNREACHABLE_AFTER = 2
 
 
-def read_snapshot(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+def read_snapshot(url: str, timeout: float = 5.0) -> dict[str, Any] | None:
     """The snapshot of the backend at ``url`` (its ``/metrics``), None when it does not answer."""
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as response:
@@ -49,6 +51,9 @@ class CanaryAnalysisTrigger(BaseTrigger):
     :param poll_seconds: seconds between two reads.
     :param thresholds: :class:`~mlops_provider.ml.canary.Thresholds` as a mapping.
     :param settle_seconds: the earliest it fires after it started (0 when the operator runs it inline).
+    :param echo: JSON the operator needs back with the verdict (its step and baseline), returned under ``echo`` in
+        every event: Airflow's triggerer keeps ``defer(kwargs=...)`` for the resumed method, ``dag.test()``'s
+        inline trigger runner (3.3) replaces them with the event, so the event carries them.
     """
 
     def __init__(
@@ -62,8 +67,10 @@ class CanaryAnalysisTrigger(BaseTrigger):
         poll_seconds: float = 2.0,
         thresholds: dict[str, Any] | None = None,
         settle_seconds: float = RESUME_SETTLE_SECONDS,
+        echo: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.echo = dict(echo or {})
         self.canary_url = canary_url
         self.baseline_url = baseline_url
         self.before = before
@@ -83,25 +90,27 @@ class CanaryAnalysisTrigger(BaseTrigger):
             "poll_seconds": self.poll_seconds,
             "thresholds": self.thresholds,
             "settle_seconds": self.settle_seconds,
+            "echo": self.echo,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         thresholds = Thresholds.from_mapping(self.thresholds)
         began = time.monotonic()
-        failures = 0
+        failures = baseline_failures = 0
         while True:
             await asyncio.sleep(self.poll_seconds)
             canary, baseline = await asyncio.gather(
                 asyncio.to_thread(read_snapshot, self.canary_url), asyncio.to_thread(read_snapshot, self.baseline_url)
             )
             failures = failures + 1 if canary is None else 0
+            baseline_failures = baseline_failures + 1 if baseline is None else 0
             elapsed = time.time() - self.started_at
             window_over = elapsed >= self.bake_seconds
             if baseline is None:
-                if window_over:
+                if window_over and baseline_failures >= UNREACHABLE_AFTER:
                     yield TriggerEvent({"passed": False, "final": True, "alarm": "baseline_unreachable",
                                         "reason": "the baseline's /metrics could not be read", "elapsed": elapsed,
-                                        "decided_at": time.time()})  # fmt: skip
+                                        "decided_at": time.time(), "echo": self.echo})  # fmt: skip
                     return
                 continue
             if canary is None and failures < UNREACHABLE_AFTER:
@@ -114,5 +123,6 @@ class CanaryAnalysisTrigger(BaseTrigger):
             )
             if verdict.final:
                 await asyncio.sleep(settle_delay(began, time.monotonic(), self.settle_seconds))
-                yield TriggerEvent({**verdict.as_dict(), "elapsed": round(elapsed, 3), "decided_at": time.time()})
+                yield TriggerEvent({**verdict.as_dict(), "elapsed": round(elapsed, 3), "decided_at": time.time(),
+                                    "echo": self.echo})  # fmt: skip
                 return

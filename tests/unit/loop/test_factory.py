@@ -153,7 +153,9 @@ GRAPHS = {
         "gate": {"evaluate"},
         "package": {"evaluate", "gate"},
         "shadow_check": {"evaluate", "package"},
-        "promote": {"evaluate", "shadow_check"},
+        "deploy": {"evaluate", "shadow_check"},  # the churn spec serves live (serving.endpoint)
+        "canary_rollout": {"evaluate", "deploy"},
+        "promote": {"evaluate", "canary_rollout"},
     },
     "drift_monitoring": {
         "wait_for_training_set": set(),
@@ -165,7 +167,7 @@ GRAPHS = {
         "trigger_training": {"drift_sensor"},
         "retention": set(),
     },
-    "rollback": {"rollback": set()},
+    "rollback": {"rollback": set(), "serve_champion": {"rollback"}},
 }
 
 
@@ -212,6 +214,10 @@ def test_results_go_between_tasks_as_whole_upstream_results_never_xcom_pull_stri
         ("promotion", "approve", "evaluation"): "evaluate",
         ("promotion", "promote", "version"): "evaluate",
         ("promotion", "promote", "expected_champion"): "evaluate",
+        ("promotion", "deploy", "version"): "evaluate",
+        ("promotion", "canary_rollout", "version"): "evaluate",
+        ("promotion", "canary_rollout", "ledger_path"): "evaluate",
+        ("rollback", "serve_champion", "version"): "rollback",
         ("drift_monitoring", "drift_sensor", "summary_path"): "drift_report",
         ("drift_monitoring", "drift_sensor", "performance_path"): "performance_check",
         ("drift_monitoring", "review_retraining", "decision"): "drift_sensor",
@@ -254,6 +260,9 @@ def spec_arguments(spec):
         "trigger_training": [spec.retraining.trigger_arguments()],
         "review_retraining": [spec.retraining.review_arguments()],
         "retention": [spec.retention.retention_arguments()],
+        "deploy": [spec.serving.deploy_arguments()],
+        "canary_rollout": [spec.serving.rollout_arguments()],
+        "serve_champion": [spec.serving.deploy_arguments()],
     }
 
 
@@ -287,3 +296,45 @@ def test_the_monitoring_defaults_are_the_recommended_policy():
     assert drift.signal == "learned" and drift.learned_drift_threshold == 0.3
     assert (check.label_window_days, check.performance_alarm, check.consecutive_days) == (3, "interval", 1)
     assert check.estimate_calibration == "auto"
+
+
+def test_without_an_endpoint_the_loop_is_as_before_and_with_one_the_challenger_is_canaried_before_promote(
+    monkeypatch,
+):
+    data = yaml.safe_load((MODELS / "churn_classifier.yaml").read_text())
+    data["name"] = "churn_plain"
+    del data["serving"]["endpoint"]
+    plain = build_dags(parse_spec(data, MODELS / "churn_classifier.yaml"))
+    assert sorted(plain["churn_plain__promotion"].task_ids) == ["evaluate", "gate", "package", "promote",
+                                                                "shadow_check"]  # fmt: skip
+    assert plain["churn_plain__rollback"].task_ids == ["rollback"]
+    assert "canary" not in plain["churn_plain__promotion"].doc_md
+
+    monkeypatch.setenv("MLOPS_ENDPOINT_PORT_OFFSET", "1000")
+    spec = twin_of("churn_live", **{"gate.human_approval": True})
+    dags = build_dags(spec)
+    promotion = dags["churn_live__promotion"]
+    assert promotion.get_task("deploy").upstream_task_ids == {"approve", "evaluate"}
+    rollout = promotion.get_task("canary_rollout")
+    assert (rollout.port, rollout.steps, rollout.bake_seconds, rollout.move_champion) == (9600, [25, 100], 10, False)
+    assert rollout.thresholds["min_requests"] == 0 and rollout.keep_versions == 2
+    assert not rollout.on_failure_callback  # the churn spec mails nobody
+    assert "`canary_rollout`" in promotion.doc_md and "http://127.0.0.1:9600/invocations" in promotion.doc_md
+    assert "`serve_champion`" in dags["churn_live__rollback"].doc_md
+
+
+def test_endpoint_keys_are_checked_and_named(tmp_path):
+    from mlops_provider.loop.spec import SpecError
+
+    data = yaml.safe_load((MODELS / "churn_classifier.yaml").read_text())
+    data["serving"]["endpoint"]["canary"]["steps"] = [25, 50]
+    data["serving"]["endpoint"]["canary"]["thresholds"]["max_errors"] = 1
+    with pytest.raises(SpecError) as raised:
+        parse_spec(data, MODELS / "churn_classifier.yaml")
+    message = str(raised.value)
+    assert "serving.endpoint.canary.steps: the last rollout step must be 100" in message
+    assert "serving.endpoint.canary.thresholds.max_errors: unknown key; allowed here: max_error" in message
+    data["serving"]["endpoint"] = {}
+    spec = parse_spec(data, MODELS / "churn_classifier.yaml")
+    assert spec.serving.rollout_arguments()["steps"] == [5, 25, 100]
+    assert spec.serving.rollout_arguments()["thresholds"]["min_requests"] == 200

@@ -17,7 +17,7 @@ from tests.unit.loop.test_factory import twin_of
 
 pytestmark = pytest.mark.unit
 
-#: every optional task on: the retraining schedule's rails, human approval and review
+#: every optional task on: the retraining schedule's rails, human approval and review (and the churn spec's endpoint)
 ALL_ON = {"gate.human_approval": True, "retraining.human_review": True, "retraining.schedule": "@weekly"}
 
 

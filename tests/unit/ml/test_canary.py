@@ -13,6 +13,7 @@ from mlops_provider.ml.canary import (
     delta,
     histogram_quantile,
     jensen_shannon_distance,
+    resume_index,
     rollout_steps,
     snapshot_from_text,
     step_weights,
@@ -66,7 +67,7 @@ def test_thresholds_refuse_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="max_latency_ratio"):
         Thresholds(max_latency_ratio=-1)
     with pytest.raises(ValueError, match="min_requests"):
-        Thresholds(min_requests=0)
+        Thresholds(min_requests=-1)
     assert Thresholds.from_mapping({"min_requests": 7}).min_requests == 7
 
 
@@ -168,3 +169,24 @@ def test_an_unreachable_canary_fails_at_once():
     verdict = analyse(None, window(ok=400), LIMITS, window_over=False)
     assert verdict.final and not verdict.passed and verdict.alarm == "canary_unreachable"
     assert verdict.as_dict()["thresholds"]["min_requests"] == 50
+
+
+def test_with_min_requests_0_a_step_without_traffic_passes_with_the_reason_and_traffic_is_still_judged():
+    idle = Thresholds(min_requests=0)
+    none = window(ok=0)
+    assert analyse(none, window(ok=400), idle, window_over=False).final is False  # the window goes on
+    verdict = analyse(none, window(ok=400), idle, window_over=True)
+    assert verdict.passed and verdict.final and "no traffic to judge" in verdict.reason
+    assert analyse(window(ok=3), window(ok=0), idle, window_over=True).passed  # the baseline idle: the same
+    early = analyse(window(ok=90, bad=10), window(ok=400), idle, window_over=False)
+    assert early.passed and not early.final  # no early verdict on an unknown number of requests
+    failing = analyse(window(ok=90, bad=10), window(ok=400), idle, window_over=True)
+    assert failing.final and failing.alarm == "error_rate"  # the traffic that came is judged at the end
+
+
+@pytest.mark.parametrize(
+    ("weight", "index"),
+    [(0, 0), (5, 0), (10, 1), (25, 1), (60, 2), (100, 2)],
+)
+def test_a_rollout_resumes_at_the_step_the_canary_is_in_never_below_its_weight(weight, index):
+    assert resume_index([5, 25, 100], weight) == index

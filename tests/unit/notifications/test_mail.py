@@ -76,6 +76,16 @@ def test_gate_rejection_promotion_rollback_and_shadow_check() -> None:
         notice("typo", None)
 
 
+def test_a_canary_rollback_says_the_alarm_and_its_numbers_and_a_broken_rollout_says_so() -> None:
+    error = "canary churn v4 rolled back to v3 at step 5%: alarm error_rate: canary 5xx rate 0.2 > baseline 0.0"
+    rolled = notice("canary_rollback", None, "failed", error=error)
+    assert rolled.subject == "[mlops] churn: canary rolled back" and "error_rate" in rolled.why
+    assert "not promoted" in rolled.what
+    broken = notice("canary_rollback", None, "failed", error="reconciling churn's endpoint: port 8600 is taken")
+    assert broken.subject == "[mlops] churn: canary rollout failed" and "port 8600" in broken.why
+    assert notice("canary_rollback", None, "success") is None
+
+
 def test_a_callback_mails_within_most_of_the_supervisor_overtime() -> None:
     from mlops_provider.notifications.mail import SEND_ATTEMPTS, SMTP_TIMEOUT, callback_budget
 

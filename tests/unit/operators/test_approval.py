@@ -63,7 +63,7 @@ def test_the_factory_puts_the_approvals_where_the_spec_asks() -> None:
                                              "gate.approval_timeout_hours": 2}))  # fmt: skip
     promotion = asked["churn_h__promotion"]
     assert promotion.get_task("shadow_check").downstream_task_ids == {"approve"}
-    assert promotion.get_task("approve").downstream_task_ids == {"promote"}
+    assert promotion.get_task("approve").downstream_task_ids == {"deploy"}  # the churn spec serves live
     assert promotion.get_task("approve").response_timeout == dt.timedelta(hours=2)
     monitoring = asked["churn_h__drift_monitoring"]
     # trigger_training also reads the alarm (its XCom); a rejected review skips it
