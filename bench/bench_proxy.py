@@ -212,11 +212,17 @@ def closed_loop(url: str, clients: int, seconds: float) -> dict:
             "p50_ms": pct(0.5), "p99_ms": pct(0.99)}  # fmt: skip
 
 
+def shown(value: object) -> object:
+    """A detail of the table: floats to 2 decimals (also in lists)."""
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return round(value, 2) if isinstance(value, float) else value
+
+
 def table(results: list[dict]) -> int:
     print("\n| what | value | detail |\n|---|---|---|")
     for row in results:
-        detail = ", ".join(f"{k} {v if not isinstance(v, list) else [round(x, 2) for x in v]}" for k, v in row.items()
-                           if k not in ("what", "median"))  # fmt: skip
+        detail = ", ".join(f"{k} {shown(v)}" for k, v in row.items() if k not in ("what", "median"))
         value = row["median"]
         print(f"| {row['what']} | {value:.2f} | {detail} |" if isinstance(value, float) else
               f"| {row['what']} | {value} | {detail} |")  # fmt: skip
