@@ -15,6 +15,9 @@ started from the record, and a running proxy whose weights differ from the recor
 re-run never starts a second backend for a version and never loses the weights, and a killed proxy comes back as
 recorded. Operations on one model hold a lock (``$MLOPS_HOME/locks/endpoint-<model>.lock``).
 
+Every save also writes what Prometheus and the backends read from the record
+(:mod:`mlops_provider.runtime.metrics_targets`): the model's file_sd target file and the weights file.
+
 The processes are local to the machine that started them (``host``): the embedded mode's single machine, or one
 serving worker (route the serving tasks to it with a queue). A task on another machine fails with a clear error
 instead of starting a second endpoint.
