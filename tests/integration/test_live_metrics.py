@@ -144,7 +144,11 @@ def live(tmp_path_factory):
                     urllib.request.urlopen(request, timeout=5)
                 except urllib.error.HTTPError as exc:
                     bad += exc.code // 100 == 4
-            time.sleep(3)  # a few scrapes after the last request
+            # Prometheus has scraped every request (backends and Caddy) before the tests query it
+            total = f'sum({q.REQUESTS_METRIC}_total{{model="{MODEL}"}})'
+            through = f'sum(caddy_http_request_duration_seconds_count{{model="{MODEL}"}})'
+            wait_for(lambda: all([[r["value"] for r in prometheus.query(e)] == [SENT + 12] for e in (total, through)]),
+                     60, "the last scrape")  # fmt: skip
             yield {"endpoint": endpoint, "record": endpoint.load(), "prometheus": prometheus, "summary": summary,
                    "bad": bad, "model_dir": model, "root": root}  # fmt: skip
         finally:
