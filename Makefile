@@ -14,7 +14,7 @@ WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; \
   $(if $(filter distributed,$(MODE)),. "$(PROJECT_ROOT)/config/distributed.env";,) \
   . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
 
-.PHONY: help install init demo up test test-unit lint docs bench clean training-requirements training-image
+.PHONY: help install init demo up test test-unit lint docs bench dashboards clean training-requirements training-image
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ docs: install  ## build the docs (mkdocs --strict: a warning fails) into .site/
 
 bench: install  ## run the benchmark suite, write docs/benchmarks.md (BENCH_ARGS=--quick: smaller sizes)
 	@$(WITH_ENV) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+dashboards: install  ## regenerate the Grafana dashboard of the live endpoints (include/grafana/dashboards/*.json)
+	$(BIN)/python include/grafana/generate.py
 
 training-requirements:  ## export the training image's pinned requirements from uv.lock
 	uv export --frozen --only-group training --no-hashes --no-header --no-annotate --format requirements-txt \

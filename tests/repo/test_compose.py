@@ -18,6 +18,7 @@ pytestmark = pytest.mark.unit
 SERVICES = {
     "postgres", "redis", "minio", "minio-init", "mlflow", "git-registry", "airflow-init", "airflow-apiserver",
     "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker-1", "airflow-worker-2",
+    "prometheus", "grafana",
 }  # fmt: skip
 ONE_SHOT = {"minio-init", "airflow-init"}
 
@@ -72,6 +73,30 @@ def test_compose_file_is_valid_and_describes_the_distributed_stack():
     # The Airflow services start only after init migrated the database.
     assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert "refusing to initialise" in " ".join(services["airflow-init"]["command"])
+
+
+def test_prometheus_and_grafana_serve_the_live_endpoints_with_the_generated_dashboard():
+    config = json.loads(compose("config", "--format", "json", env_file=PROJECT_ROOT / ".env.example").stdout)
+    services = config["services"]
+    prometheus, grafana, worker = services["prometheus"], services["grafana"], services["airflow-worker-1"]
+    # Prometheus scrapes the serving worker's loopback (the endpoints bind 127.0.0.1) and follows its target files.
+    assert prometheus["network_mode"] == "service:airflow-worker-1"
+    assert "serving" in worker["command"][worker["command"].index("--queues") + 1].split(",")
+    targets = worker["environment"]["MLOPS_PROMETHEUS_TARGETS"]
+    mounts = {v["target"]: v for v in worker["volumes"]}
+    assert mounts[targets]["source"] == "prometheus-targets"
+    prom_mounts = {v["target"]: v for v in prometheus["volumes"]}
+    assert prom_mounts["/etc/prometheus/targets"]["source"] == "prometheus-targets"
+    assert prom_mounts["/etc/prometheus/prometheus.yml"]["source"].endswith("include/prometheus/prometheus.yml")
+    assert any(p["target"] == 9090 for p in worker["ports"])
+    assert services["airflow-apiserver"]["environment"]["MLOPS_PROMETHEUS_URL"] == "http://airflow-worker-1:9090"
+    # Grafana: the provisioned data source and the generated dashboard
+    graf_mounts = {v["target"]: v["source"] for v in grafana["volumes"]}
+    assert graf_mounts["/var/lib/grafana/dashboards"].endswith("include/grafana/dashboards")
+    assert graf_mounts["/etc/grafana/provisioning/datasources"].endswith("include/grafana/provisioning/datasources")
+    assert graf_mounts["/etc/grafana/provisioning/dashboards"].endswith("include/grafana/provisioning/dashboards")
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "change-me-grafana"
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
 def test_compose_refuses_to_run_without_the_secrets_of_env(tmp_path):

@@ -45,6 +45,8 @@ STATUS_CLASSES = ("2xx", "4xx", "5xx")
 REQUESTS_METRIC = "mlops_serving_requests"
 LATENCY_METRIC = "mlops_serving_request_duration_seconds"
 PREDICTION_METRIC = "mlops_serving_prediction"
+INFO_METRIC = "mlops_serving_model_info"
+WEIGHT_METRIC = "mlops_serving_traffic_weight"
 DEFAULT_STEPS = (5, 25, 100)
 
 

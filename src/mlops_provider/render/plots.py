@@ -444,3 +444,37 @@ def study_figures(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             ("tuning_importance", bars(title, "tuning-importance", list(importance), list(importance.values())))
         )
     return figures
+
+
+def live_traffic(window: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per serving version: the traffic weight the deployment gives it (grey) and the share it answered over
+    ``window`` (blue), in percent, with its rate, error rate and p95 latency as text. ``rows``:
+    ``[{version, weight, share, rate, error_rate, p95_ms}]`` (None where unknown)."""
+    height = 52 + 34 * len(rows)
+    fig = _figure("live-traffic", f"Traffic per version over {window}: weight vs answered", width=520,
+                  height=max(90, height))  # fmt: skip
+    left, span = 60, 200
+    for i, row in enumerate(rows):
+        y = 30 + 34 * i
+        fig["texts"].append({"x": left - 6, "y": y + 15, "text": f"v{row['version']}", "anchor": "end"})
+        for j, (who, value, color) in enumerate((("weight", row.get("weight"), "#aab7b8"),
+                                                 ("answered", row.get("share"), "#2471a3"))):  # fmt: skip
+            if value is None:
+                continue
+            width = round(span * max(0.0, min(100.0, float(value))) / 100, 1)
+            fig["rects"].append({"x": left, "y": y + 13 * j, "w": width, "h": 12, "fill": color, "cls": who,
+                                 "title": f"v{row['version']}: {who} {float(value):.1f}%"})  # fmt: skip
+            fig["texts"].append({"x": left + width + 4, "y": y + 13 * j + 10, "text": f"{float(value):.1f}%",
+                                 "size": 9})  # fmt: skip
+        details = []
+        if row.get("rate") is not None:
+            details.append(f"{row['rate']:.1f} req/s")
+        if row.get("error_rate") is not None:
+            details.append(f"5xx {100 * row['error_rate']:.2f}%")
+        if row.get("p95_ms") is not None:
+            details.append(f"p95 {row['p95_ms']:.1f} ms")
+        fig["texts"].append({"x": left + span + 50, "y": y + 15, "text": ", ".join(details) or "no traffic",
+                             "size": 10})  # fmt: skip
+    fig["texts"].append({"x": left, "y": fig["height"] - 6, "text": "grey: weight in the deployment record, "
+                         "blue: share of the requests answered"})  # fmt: skip
+    return fig

@@ -14,7 +14,10 @@ Endpoints: ``/ping`` (200 once the model is loaded), ``/invocations``, ``/metric
 * ``mlops_serving_request_duration_seconds{model, version}``: latency histogram of ``/invocations``;
 * ``mlops_serving_prediction{model, version}``: histogram of the predicted values (buckets: ``--prediction-buckets``,
   default tenths of 0..1, a classifier's probability);
-* ``mlops_serving_model_info{model, version}``: 1.
+* ``mlops_serving_model_info{model, version}``: 1;
+* ``mlops_serving_traffic_weight{model, version}``: the percent of the endpoint's traffic the deployment record gives
+  this version, read from ``--weights-file`` at each scrape (:mod:`mlops_provider.runtime.metrics_targets` writes
+  it); absent without the file.
 
 Every answer carries ``X-Model-Version``. Run as ``python -m mlops_provider.runtime.backend --model-dir D --model M
 --version V --port P``; :class:`BackendProcess` starts it detached from the task (it outlives the task: the
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_provider.exceptions import BackendError
-from mlops_provider.ml.canary import LATENCY_METRIC, PREDICTION_METRIC, REQUESTS_METRIC
+from mlops_provider.ml.canary import INFO_METRIC, LATENCY_METRIC, PREDICTION_METRIC, REQUESTS_METRIC, WEIGHT_METRIC
 
 VERSION_HEADER = "X-Model-Version"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -53,7 +56,13 @@ def signature_of(model: Any) -> list[tuple[str, str, bool]]:
             schema.inputs]  # fmt: skip
 
 
-def create_app(model_dir: str | Path, model_name: str, version: str, prediction_buckets: tuple[float, ...] = ()) -> Any:
+def create_app(
+    model_dir: str | Path,
+    model_name: str,
+    version: str,
+    prediction_buckets: tuple[float, ...] = (),
+    weights_file: str | Path | None = None,
+) -> Any:
     """The ASGI app serving the pyfunc model in ``model_dir`` (loaded here, before the app answers)."""
     import mlflow.pyfunc
     import numpy as np
@@ -78,8 +87,10 @@ def create_app(model_dir: str | Path, model_name: str, version: str, prediction_
     buckets = prediction_buckets or PREDICTION_BUCKETS
     predicted = Histogram(PREDICTION_METRIC, "Predicted values", ["model", "version"], buckets=buckets,
                           registry=registry).labels(**labels)  # fmt: skip
-    Gauge("mlops_serving_model_info", "The model version this backend serves", ["model", "version"],
+    Gauge(INFO_METRIC, "The model version this backend serves", ["model", "version"],
           registry=registry).labels(**labels).set(1)  # fmt: skip
+    if weights_file:
+        registry.register(WeightCollector(Path(weights_file), model_name, str(version)))
     for status in ("2xx", "4xx", "5xx"):
         requests.labels(status_class=status, **labels)  # exported at 0 from the start
     header = {VERSION_HEADER: str(version)}
@@ -137,6 +148,29 @@ def create_app(model_dir: str | Path, model_name: str, version: str, prediction_
     )
 
 
+class WeightCollector:
+    """``mlops_serving_traffic_weight``: this version's percent of the traffic, from the weights file at each scrape."""
+
+    def __init__(self, path: Path, model_name: str, version: str) -> None:
+        self.path, self.model_name, self.version = path, model_name, version
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from mlops_provider.runtime.metrics_targets import read_weights
+
+        weights = read_weights(self.path)
+        if weights is None:
+            return
+        family = GaugeMetricFamily(WEIGHT_METRIC, "Percent of the endpoint's traffic the deployment gives this "
+                                   "version", labels=["model", "version"])  # fmt: skip
+        family.add_metric([self.model_name, self.version], weights.get(self.version, 0.0))
+        yield family
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve one model version (the command :class:`BackendProcess` starts)."""
     import uvicorn
@@ -147,9 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--prediction-buckets", default="", help="comma-separated upper bounds")
+    parser.add_argument("--weights-file", default="", help="the endpoint's weights file (metrics_targets)")
     args = parser.parse_args(argv)
     buckets = tuple(float(b) for b in args.prediction_buckets.split(",") if b.strip())
-    app = create_app(args.model_dir, args.model, args.version, buckets)
+    app = create_app(args.model_dir, args.model, args.version, buckets, args.weights_file or None)
     # keep-alive longer than the proxy's idle timeout (30 s): the proxy, not the backend, closes an idle connection
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
 
@@ -236,6 +271,7 @@ class BackendProcess:
         log_file: Path,
         pid: int | None = None,
         prediction_buckets: tuple[float, ...] = (),
+        weights_file: Path | None = None,
     ) -> None:
         self.model_name = model_name
         self.version = str(version)
@@ -244,6 +280,7 @@ class BackendProcess:
         self.log_file = Path(log_file)
         self.pid = pid
         self.prediction_buckets = prediction_buckets
+        self.weights_file = weights_file
 
     @property
     def url(self) -> str:
@@ -279,6 +316,8 @@ class BackendProcess:
                    "--version", self.version, "--port", str(self.port)]  # fmt: skip
         if self.prediction_buckets:
             command += ["--prediction-buckets", ",".join(str(b) for b in self.prediction_buckets)]
+        if self.weights_file is not None:
+            command += ["--weights-file", str(self.weights_file)]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(

@@ -15,6 +15,9 @@ started from the record, and a running proxy whose weights differ from the recor
 re-run never starts a second backend for a version and never loses the weights, and a killed proxy comes back as
 recorded. Operations on one model hold a lock (``$MLOPS_HOME/locks/endpoint-<model>.lock``).
 
+Every save also writes what Prometheus and the backends read from the record
+(:mod:`mlops_provider.runtime.metrics_targets`): the model's file_sd target file and the weights file.
+
 The processes are local to the machine that started them (``host``): the embedded mode's single machine, or one
 serving worker (route the serving tasks to it with a queue). A task on another machine fails with a clear error
 instead of starting a second endpoint.
@@ -34,6 +37,7 @@ from typing import Any
 
 from mlops_provider.exceptions import DeploymentError
 from mlops_provider.runtime.backend import BackendError, BackendProcess, port_in_use
+from mlops_provider.runtime.metrics_targets import publish
 from mlops_provider.runtime.proxy import CaddyProxy, ProxyError, reduced
 from mlops_provider.utils.paths import home_folder, locks_dir
 from mlops_provider.utils.storage import write_text
@@ -107,8 +111,15 @@ class Endpoint:
                 "admin_port": self.admin_port, "proxy": {"pid": None}, "backends": {}, "weights": {},
                 "events": []}  # fmt: skip
 
+    @property
+    def weights_file(self) -> Path:
+        """The traffic weights the backends export (:mod:`mlops_provider.runtime.metrics_targets`)."""
+        return self.state_dir / "weights.json"
+
     def save(self, record: dict[str, Any]) -> None:
+        """Write the record, then what Prometheus and the backends read from it (target file, weights file)."""
         write_text(self.record_path, json.dumps(record, indent=2))
+        publish(record, safe_name(self.model_name), self.weights_file)
 
     def proxy(self, record: dict[str, Any]) -> CaddyProxy:
         return CaddyProxy(self.model_name, record["port"], record["admin_port"], self.state_dir / "proxy",
@@ -117,7 +128,8 @@ class Endpoint:
     def backend(self, record: dict[str, Any], version: str) -> BackendProcess:
         entry = record["backends"][version]
         return BackendProcess(self.model_name, version, entry["port"], entry["model_dir"],
-                              self.state_dir / f"backend-v{version}.log", pid=entry.get("pid"))  # fmt: skip
+                              self.state_dir / f"backend-v{version}.log", pid=entry.get("pid"),
+                              weights_file=self.weights_file)  # fmt: skip
 
     @staticmethod
     def upstreams(record: dict[str, Any]) -> dict[int, int]:
@@ -205,7 +217,8 @@ class Endpoint:
             if version not in record["backends"]:
                 port = self.free_backend_port(record)
                 backend = BackendProcess(self.model_name, version, port, model_dir,
-                                         self.state_dir / f"backend-v{version}.log")  # fmt: skip
+                                         self.state_dir / f"backend-v{version}.log",
+                                         weights_file=self.weights_file)  # fmt: skip
                 try:
                     pid = backend.start()
                 except BackendError as exc:
@@ -269,3 +282,4 @@ class Endpoint:
             self.proxy(record).stop()
             for version in record["backends"]:
                 self.backend(record, version).stop()
+            publish(record, safe_name(self.model_name), self.weights_file, running=False)

@@ -23,7 +23,8 @@ FOLDERS: dict[str, str] = {
     "data_registry": "data-registry",  # the DVC workspace (git + DVC), the default data registry
     "dvc_remote": "dvc-remote",  # the default DVC remote (a local folder)
     "mlflow": "mlflow",  # the embedded MLflow store: mlflow.db and artifacts/
-    "serving": "serving",  # <model>/v<version>/model (registry copies), servers/<key>.pid, endpoints/<model>/
+    # <model>/v<version>/model (registry copies), servers/<key>.pid, endpoints/<model>/, prometheus/ (target files)
+    "serving": "serving",
     "training": "training",  # <run id>/ and reproduce-<run id>/: a training's dataset and outputs
     "locks": "locks",  # registry-<model>.lock
     "work": "work",  # <purpose>/: transient files (uploads, downloads, scratch, drift)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
+
 from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_MD5_TAG,
@@ -172,7 +174,53 @@ def collect(model_name: str) -> dict[str, Any]:
         "rebuilt_training_sets": rebuilt_training_sets(model_name),
         "held_back": held_back(model_name),
         "notifications": notification_status(model_name),
+        "live": live_section(model_name),
     }
+
+
+def live_section(model_name: str, prometheus_url: str | None = None) -> dict[str, Any] | None:
+    """The endpoint's live numbers per version (None: the model has no endpoint): read from the deployment record
+    and the backends' ``/metrics``, or from Prometheus when ``prometheus_url`` (default ``$MLOPS_PROMETHEUS_URL``)
+    is set (:mod:`mlops_provider.runtime.live_metrics`)."""
+    import json
+    import os
+
+    from mlops_provider.runtime.deployment import Endpoint, serving_records
+    from mlops_provider.runtime.live_metrics import PROMETHEUS_ENV, live
+
+    path = serving_records(model_name) / "deployment.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    history = Endpoint(model_name, int(record.get("port") or 0)).state_dir / "scrapes.json"
+    return live(record, history, prometheus_url or os.environ.get(PROMETHEUS_ENV) or None)
+
+
+def live_rows(data: dict[str, Any], window: str) -> list[dict[str, Any]]:
+    """The rows of :func:`mlops_provider.render.plots.live_traffic` for one window of :func:`live_section`."""
+    numbers = data["windows"].get(window, {})
+    total = sum(n.get("rate") or 0.0 for n in numbers.values())
+    rows = []
+    for version in data["versions"]:
+        n = numbers.get(version, {})
+        rate = n.get("rate")
+        rows.append({"version": version, "weight": (data.get("weights") or {}).get(version),
+                     "share": None if rate is None or not total else 100 * rate / total, "rate": rate,
+                     "error_rate": n.get("error_rate"), "p95_ms": n.get("p95_ms"),
+                     "bad_input_rate": n.get("bad_input_rate"), "requests": n.get("requests"),
+                     "since_start": n.get("since_start", False)})  # fmt: skip
+    return rows
+
+
+def render_live(data: dict[str, Any] | None) -> Markup:
+    """The live section (an HTML fragment of the health page, escaped by its template)."""
+    from mlops_provider.render import plots
+
+    if not data:
+        return Markup("")
+    windows = {w: live_rows(data, w) for w in data["windows"]}
+    figures = [plots.svg(plots.live_traffic(w, rows)) for w, rows in windows.items()]
+    return Markup(html.render("live.html", live=data, windows=windows, figures=figures))
 
 
 def held_back(model_name: str) -> list[dict[str, Any]]:
@@ -247,6 +295,7 @@ def render(data: dict[str, Any], drift_line: float | None = None) -> str:
         history=data["history"],
         held_back=data.get("held_back") or [],
         notifications=data.get("notifications") or [],
+        live=render_live(data.get("live")),
     )
 
 

@@ -140,3 +140,23 @@ def test_the_bars_draw_the_signal_that_decided_each_day_against_its_own_line_and
     assert "2026-11-01: learned drift 0.12 (line 0.40; drift share 0.80; reference v3)" in page
     assert "drift share 0.80 (" not in page  # the share is not what is drawn
     assert page.count('class="estimated-interval"') == 1 and "<title>learned drift line 0.4</title>" in page
+
+
+def test_the_live_section_draws_weight_and_answered_share_per_version_and_escapes():
+    live = {
+        "port": 8600, "versions": ["1", "2"], "source": "backends", "weights": {"1": 95.0, "2": 5.0},
+        "unreachable": ["2"], "events": [{"at": "t", "event": "weights", "weights": {"1": 95, "2": 5}}],
+        "windows": {"60s": {"1": {"requests": 570, "rate": 9.5, "error_rate": 0.0, "bad_input_rate": 0.1,
+                                  "p95_ms": 4.2, "since_start": False},
+                            "2": {"requests": 30, "rate": 0.5, "error_rate": 0.5, "bad_input_rate": 0.0,
+                                  "p95_ms": 80.0, "since_start": False}}},
+    }  # fmt: skip
+    data = {"model_name": "m", "champion": None, "lineage": {}, "history": [], "drift": [], "performance": []}
+    page = render({**data, "live": live})
+    assert "<h2>Live serving</h2>" in page and page.count('class="plot live-traffic"') == 1
+    assert page.count('class="weight"') == 2 and page.count('class="answered"') == 2
+    assert "v2: answered 5.0%" in page and "5xx 50.00%" in page and "p95 80.0 ms" in page
+    assert "No <code>/metrics</code> from v2" in page
+    assert "Live serving" not in render({**data, "live": None})
+    hostile = {**live, "versions": ["<b>x</b>"], "windows": {"60s": {}}, "unreachable": []}
+    assert "<b>x</b>" not in render({**data, "live": hostile})
