@@ -208,7 +208,9 @@ class RetrainingDecision(TypedDict):
     threshold: float | None
     signal: str
     weighted_drift: float | None
+    weighted_threshold: float | None
     learned_drift: float | None
+    learned_threshold: float | None
     partition: str | None
     report_url: str | None
     report_path: str | None
