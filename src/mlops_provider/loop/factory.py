@@ -176,7 +176,6 @@ def build_ingest(loop: Loop) -> DAG:
 def build_training(loop: Loop) -> DAG:
     """``<model>__training``: train (after ``retraining_rails`` when the spec schedules retraining), triggered."""
     from airflow.sdk import Param
-    from airflow.timetables.trigger import CronTriggerTimetable
 
     from mlops_provider.layout import training_set_path, training_set_tag
     from mlops_provider.operators.retraining import ScheduledRetrainingRailsOperator
@@ -188,7 +187,7 @@ def build_training(loop: Loop) -> DAG:
         loop,
         "training",
         description="train, track and register a challenger",
-        schedule=CronTriggerTimetable(retrain_schedule, timezone="UTC") if retrain_schedule else None,
+        schedule=_cron_trigger(retrain_schedule) if retrain_schedule else None,
         max_active_runs=1,
         runbook=runbooks.training,
         tags=["training"],
@@ -229,12 +228,18 @@ def build_training(loop: Loop) -> DAG:
     return dag
 
 
+def _cron_trigger(cron: str) -> Any:
+    """A cron trigger timetable (imported only for a spec that schedules retraining: parse time)."""
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone="UTC")
+
+
 def build_promotion(loop: Loop) -> DAG:
     """``<model>__promotion``: evaluate -> gate -> package -> shadow_check [-> approve] -> promote, on the
     challenger Asset."""
     from airflow.sdk import Param
 
-    from mlops_provider.operators.approval import PromotionApprovalOperator
     from mlops_provider.operators.promotion import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
     from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
 
@@ -281,7 +286,9 @@ def build_promotion(loop: Loop) -> DAG:
             pool="model_promotion",
             **loop.notify("promotion"),
         )
-        if spec.gate.human_approval:
+        if spec.gate.human_approval:  # the approval operators (Airflow's HITL) load only for a spec that asks
+            from mlops_provider.operators.approval import PromotionApprovalOperator
+
             approve = PromotionApprovalOperator(
                 task_id="approve", model_name=model, evaluation=evaluation, **spec.gate.approval_arguments()
             )
@@ -295,7 +302,6 @@ def build_drift_monitoring(loop: Loop) -> DAG:
     """``<model>__drift_monitoring``: the loop's controller, nightly: waits for the day's training set and a
     champion, checks drift and late-label performance, decides, triggers (re)training; ``retention`` beside it."""
     from mlops_provider.layout import training_set_tag
-    from mlops_provider.operators.approval import RetrainingApprovalOperator
     from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.performance import ModelPerformanceOperator
     from mlops_provider.operators.retention import RetentionOperator
@@ -370,6 +376,8 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
         if spec.retraining.human_review:
+            from mlops_provider.operators.approval import RetrainingApprovalOperator
+
             review = RetrainingApprovalOperator(
                 task_id="review_retraining",
                 model_name=model,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +12,15 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
-from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
-from mlops_provider.runtime.runners import RUNNERS, default_runner
+from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, RUNNERS, default_runner, partition_path, partition_tag
 from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
 
+    from mlops_provider.hooks.mlflow import MlflowHook
     from mlops_provider.runtime.model_servers import ModelServer
 
 
@@ -118,6 +115,8 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
 
     def _build_image(self, model_dir: Path) -> dict[str, str]:
         import docker.errors
+
+        from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
         tag = f"{repository}:v{self.version}"
@@ -234,6 +233,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         return dvc.read_frame(partition_path(self.dataset, newest), tags[-1]).head(self.max_rows), tags[-1]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import statistics
 
         from mlops_provider.ml.scoring import schema_predictor
         from mlops_provider.runtime.model_servers import ModelServerError
