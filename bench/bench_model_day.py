@@ -125,13 +125,14 @@ def measure(root: Path, days: int, promotions: int, tmp: Path) -> list[dict]:
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([airflow, "pools", "import", str(root / "config" / "pools.json")], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    out = tmp / "rows.json"
-    proc = subprocess.run([sys.executable, "-c", WORKER, str(root), str(days), str(promotions), str(out)], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    progress = [line for line in proc.stderr.splitlines() if line.startswith("  ")]
-    print("\n".join(progress))
+    out, log = tmp / "rows.json", tmp / "worker.log"
+    with open(log, "w") as stderr:  # progress lines as each DAG run ends (tail -f it), then the worker's logs
+        proc = subprocess.run([sys.executable, "-c", WORKER, str(root), str(days), str(promotions), str(out)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+    text = log.read_text()
+    print("\n".join(line for line in text.splitlines() if line.startswith("  ")))
     if proc.returncode or not out.exists():
-        raise SystemExit(f"the worker failed:\n{proc.stderr[-4000:]}")
+        raise SystemExit(f"the worker failed:\n{text[-4000:]}")
     return json.loads(out.read_text())
 
 
