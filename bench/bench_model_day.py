@@ -68,7 +68,7 @@ def run(stage, day=None, phase="", **conf):
         seconds = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None
         rows.append({"phase": phase, "stage": stage, "task": ti.task_id, "state": str(ti.state), "seconds": seconds,
                      "day": str(day) if day else None})
-    print(f"  {phase:9} {stage:17} {day or '':10} {dr.state} in {wall:.1f} s", file=sys.stderr, flush=True)
+    print(f"  {phase:9} {stage:17} {str(day or ''):10} {dr.state} in {wall:.1f} s", file=sys.stderr, flush=True)
     return dr
 
 run("ingest", start, "warm-up")
