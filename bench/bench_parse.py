@@ -12,11 +12,15 @@ parse imports is compiled again, as on this machine's venv and for the project's
 (a byte-code cache filled by a first parse, as a deployment that compiles its packages has). Wall and CPU time of
 the child. Prints numbers, never fails on a timing.
 
-Usage: python bench/bench_parse.py [N ...]   (default: 10 50 generated specs)
+Usage: python bench/bench_parse.py [--compare BASE_REF] [N ...]   (default: 10 50 generated specs)
+
+``--compare BASE_REF`` measures BASE_REF's ``src``/``dags`` too (a detached ``git worktree`` in a temp folder, run by
+this virtual environment), in the same run, before ours: the before/after of a change.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -88,6 +92,13 @@ print(json.dumps(rows))
 """
 
 
+def base_checkout(ref: str, folder: Path) -> Path:
+    """A detached worktree of ``ref`` under ``folder`` (removed by :func:`main` when done)."""
+    target = folder / "base"
+    subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "-q", "--detach", str(target), ref], check=True)
+    return target
+
+
 def generated_specs(count: int, folder: Path) -> Path:
     """``count`` copies of the churn spec, each its own model (``churn_<i>``) on the churn dataset, with the
     paths it names made absolute (the copies live outside include/models)."""
@@ -102,9 +113,9 @@ def generated_specs(count: int, folder: Path) -> Path:
     return target
 
 
-def measure(folders: list[tuple[str, str | None]], compiled: bool, cache: str) -> list[dict]:
+def measure(folders: list[tuple[str, str | None]], compiled: bool, cache: str, root: Path = PROJECT_ROOT) -> list[dict]:
     env = dict(os.environ, AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               PYTHONPATH=os.pathsep.join(str(PROJECT_ROOT / p) for p in ("src", "plugins", "dags")))  # fmt: skip
+               PYTHONPATH=os.pathsep.join(str(root / p) for p in ("src", "plugins", "dags")))  # fmt: skip
     env["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="bench-parse-airflow-")
     if compiled:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -112,7 +123,7 @@ def measure(folders: list[tuple[str, str | None]], compiled: bool, cache: str) -
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-parse-empty-cache-")
-    dag_file = str(PROJECT_ROOT / "dags" / "mlops_models.py")
+    dag_file = str(root / "dags" / "mlops_models.py")
     args = [sys.executable, "-c", CHILD, dag_file]
     if compiled:  # fill the cache: one parse of every folder
         subprocess.run([*args, json.dumps(folders), "1"], env=env, capture_output=True, check=True)
@@ -122,40 +133,56 @@ def measure(folders: list[tuple[str, str | None]], compiled: bool, cache: str) -
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(counts: list[int]) -> None:
+def main(counts: list[int], base: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folders: list[tuple[str, str | None]] = [("2 models (include/models)", None)]
         folders += [(f"{n} models (generated)", str(generated_specs(n, Path(tmp)))) for n in counts]
-        cache = str(Path(tmp) / "pycache")
         print(f"DagBag of dags/mlops_models.py in a forked child vs a floor of as many plain DAGs and tasks "
               f"(fastest of {REPEATS}; cpu: the child's CPU time, least of them)")  # fmt: skip
-        for compiled in (False, True):
-            state = ".pyc" if compiled else "no .pyc"
-            rows = measure(folders, compiled, cache)
-            for row in rows:
-                ratio, cpu_ratio = row["wall"] / row["floor_wall"], row["cpu"] / row["floor_cpu"]
-                problems = (f" heavy: {row['heavy']}" if row["heavy"] else "") + (
-                    f" import errors: {row['errors']}" if row["errors"] else ""
-                )
-                print(
-                    f"  [{state:7}] {row['label']:<26} {row['dags']:>3} DAGs {row['tasks']:>4} tasks: "
-                    f"{row['wall']:.3f} s vs floor {row['floor_wall']:.3f} s = {ratio:.2f}x "
-                    f"(cpu {row['cpu']:.3f} vs {row['floor_cpu']:.3f} = {cpu_ratio:.2f}x){problems}"
-                )
-                record("parse", f"parse {row['label']} [{state}] vs floor (DagBag, forked)", [row["wall"]],
-                       [row["floor_wall"]], baseline_name="floor: as many plain DAGs and tasks")  # fmt: skip
-            if len(rows) >= 3:
-                lo, hi = rows[-2], rows[-1]
-                models = counts[-1] - counts[-2]
-                print(
-                    f"  [{state:7}] growth per added model ({counts[-2]} -> {counts[-1]}): "
-                    f"ours {1000 * (hi['wall'] - lo['wall']) / models:.1f} ms, "
-                    f"floor {1000 * (hi['floor_wall'] - lo['floor_wall']) / models:.1f} ms "
-                    f"(cpu ours {1000 * (hi['cpu'] - lo['cpu']) / models:.1f} ms, "
-                    f"floor {1000 * (hi['floor_cpu'] - lo['floor_cpu']) / models:.1f} ms)"
-                )
+        roots = [("HEAD", PROJECT_ROOT)]
+        if base:
+            roots.insert(0, (base, base_checkout(base, Path(tmp))))
+        try:
+            for name, root in roots:
+                report(name, root, folders, counts, Path(tmp) / f"pycache-{len(name)}-{abs(hash(name))}")
+        finally:
+            if base:
+                subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(roots[0][1])])
         print(f"  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
+def report(name: str, root: Path, folders: list[tuple[str, str | None]], counts: list[int], cache: Path) -> None:
+    """Print (and record) the rows of one checkout."""
+    for compiled in (False, True):
+        state = ".pyc" if compiled else "no .pyc"
+        rows = measure(folders, compiled, str(cache), root)
+        for row in rows:
+            ratio, cpu_ratio = row["wall"] / row["floor_wall"], row["cpu"] / row["floor_cpu"]
+            problems = (f" heavy: {row['heavy']}" if row["heavy"] else "") + (
+                f" import errors: {row['errors']}" if row["errors"] else ""
+            )
+            print(
+                f"  {name:>8} [{state:7}] {row['label']:<26} {row['dags']:>3} DAGs {row['tasks']:>4} tasks: "
+                f"{row['wall']:.3f} s vs floor {row['floor_wall']:.3f} s = {ratio:.2f}x "
+                f"(cpu {row['cpu']:.3f} vs {row['floor_cpu']:.3f} = {cpu_ratio:.2f}x){problems}"
+            )
+            record("parse", f"parse {row['label']} [{state}] {name} vs floor (DagBag, forked)", [row["wall"]],
+                   [row["floor_wall"]], baseline_name="floor: as many plain DAGs and tasks")  # fmt: skip
+        if len(rows) >= 3:
+            lo, hi = rows[-2], rows[-1]
+            models = counts[-1] - counts[-2]
+            print(
+                f"  {name:>8} [{state:7}] growth per added model ({counts[-2]} -> {counts[-1]}): "
+                f"ours {1000 * (hi['wall'] - lo['wall']) / models:.1f} ms, "
+                f"floor {1000 * (hi['floor_wall'] - lo['floor_wall']) / models:.1f} ms "
+                f"(cpu ours {1000 * (hi['cpu'] - lo['cpu']) / models:.1f} ms, "
+                f"floor {1000 * (hi['floor_cpu'] - lo['floor_cpu']) / models:.1f} ms)"
+            )
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10, 50])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", metavar="BASE_REF", help="also measure this git ref, before ours")
+    parser.add_argument("counts", nargs="*", type=int, help="generated spec counts (default: 10 50)")
+    args = parser.parse_args()
+    main(args.counts or [10, 50], args.compare)

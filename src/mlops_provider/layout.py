@@ -10,6 +10,35 @@ from typing import TYPE_CHECKING, Any, TypedDict
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+# -- connections: the default ids and engine URL (here so an operator's signature needs no hook module at parse time)
+
+#: The DVC connection an operator uses by default (``DvcHook.default_conn_name``: the embedded workspace).
+DVC_DEFAULT_CONN_ID = "dvc_default"
+#: The MLflow connection an operator uses by default (``MlflowHook.default_conn_name``).
+MLFLOW_DEFAULT_CONN_ID = "mlflow_default"
+#: The Docker engine the runners, servers and operators talk to by default.
+DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
+
+# -- training and serving runners ------------------------------------------------------------------------------------
+
+#: Where training runs and a model is served: a local process or a Docker container.
+RUNNERS = ("local", "docker")
+
+
+def default_runner() -> str:
+    """The configured runner: ``MLOPS_TRAINING_RUNNER`` (``local`` when unset)."""
+    import os
+
+    runner = os.environ.get("MLOPS_TRAINING_RUNNER", "local")
+    if runner not in RUNNERS:
+        raise ValueError(f"MLOPS_TRAINING_RUNNER={runner!r} is not one of {', '.join(RUNNERS)}")
+    return runner
+
+
+#: The calibrations of a performance estimate (:mod:`mlops_provider.ml.estimation`; here so that the monitoring
+#: operator checks its argument at parse time without loading the estimation module).
+CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
+
 # Rows an ingest step holds at a time (the extract's fetch and parquet row group, validation's batch): peak memory
 # of ingest grows with it, not with the partition (docs/benchmarks.md measures both).
 DEFAULT_CHUNK_ROWS = 250_000

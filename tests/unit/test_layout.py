@@ -1,4 +1,5 @@
-"""The rule placing a gate verdict in model version tags: append-only, the first verdict stays."""
+"""The vocabulary's rules: a gate verdict in model version tags (append-only, the first verdict stays), the runner
+chosen by configuration, and the defaults that live here so a DAG parse needs no hook or estimation module."""
 
 from __future__ import annotations
 
@@ -45,3 +46,38 @@ def test_a_first_verdict_missing_from_the_tags_is_taken_from_its_ledger():
     tags = gate_verdict_tags({}, verdict("reject", "b-try1"), first=verdict("promote", "a-try1"))
     assert tags["gate.decision"] == "promote" and tags["gate.ledger"] == "a-try1"
     assert tags["gate.reevaluation.1.decision"] == "reject" and tags["gate.reevaluations"] == "1"
+
+
+def test_the_runner_is_local_unless_configured(monkeypatch):
+    from mlops_provider.layout import RUNNERS, default_runner
+
+    monkeypatch.delenv("MLOPS_TRAINING_RUNNER", raising=False)
+    assert default_runner() == "local" and RUNNERS == ("local", "docker")
+    monkeypatch.setenv("MLOPS_TRAINING_RUNNER", "docker")
+    assert default_runner() == "docker"
+
+
+def test_an_unknown_runner_is_refused_naming_the_variable(monkeypatch):
+    from mlops_provider.layout import default_runner
+
+    monkeypatch.setenv("MLOPS_TRAINING_RUNNER", "kubernetes")
+    with pytest.raises(ValueError, match="MLOPS_TRAINING_RUNNER='kubernetes' is not one of local, docker"):
+        default_runner()
+
+
+def test_the_operators_default_connections_are_the_hooks_defaults():
+    """The defaults live in layout so a DAG parse needs no hook module; the hooks name the same ids."""
+    from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL as ENGINE_URL
+    from mlops_provider.hooks.dvc import DvcHook
+    from mlops_provider.hooks.mlflow import MlflowHook
+    from mlops_provider.layout import DEFAULT_DOCKER_URL, DVC_DEFAULT_CONN_ID, MLFLOW_DEFAULT_CONN_ID
+
+    assert (DvcHook.default_conn_name, MlflowHook.default_conn_name) == (DVC_DEFAULT_CONN_ID, MLFLOW_DEFAULT_CONN_ID)
+    assert ENGINE_URL == DEFAULT_DOCKER_URL == "unix://var/run/docker.sock"
+
+
+def test_the_calibrations_the_operator_checks_are_the_estimations():
+    from mlops_provider.layout import CALIBRATIONS
+    from mlops_provider.ml import estimation
+
+    assert estimation.CALIBRATIONS is CALIBRATIONS and CALIBRATIONS == ("auto", "isotonic", "sigmoid", "none")

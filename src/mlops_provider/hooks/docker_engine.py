@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_provider.exceptions import DockerEngineError
+from mlops_provider.layout import DEFAULT_DOCKER_URL
 from mlops_provider.utils.extras import require
 
-DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
+__all__ = ["DEFAULT_DOCKER_URL", "DockerEngineError", "docker_client"]
 
 
 def docker_client(*, docker_url: str, docker_conn_id: str | None, timeout: int, user: str) -> Any:

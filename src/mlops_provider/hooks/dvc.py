@@ -21,6 +21,7 @@ from airflow.sdk import BaseHook
 
 from mlops_provider.exceptions import DvcError, RevisionNotFound
 from mlops_provider.hooks.connections import DVC_FIELD_BEHAVIOUR, optional_connection
+from mlops_provider.layout import DVC_DEFAULT_CONN_ID
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.files import atomic_path, md5_of_file
 from mlops_provider.utils.paths import dvc_remote_dir, dvc_workspace_dir
@@ -116,7 +117,7 @@ class DvcHook(BaseHook):
     """
 
     conn_name_attr = "dvc_conn_id"
-    default_conn_name = "dvc_default"
+    default_conn_name = DVC_DEFAULT_CONN_ID
     conn_type = "dvc"
     hook_name = "DVC data registry"
 

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL
-from mlops_provider.hooks.dvc import DvcHook
-from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.layout import DEFAULT_DOCKER_URL, DVC_DEFAULT_CONN_ID, MLFLOW_DEFAULT_CONN_ID
+
+if TYPE_CHECKING:  # the hook modules load with the first task that uses one, not at DAG parse time
+    from mlops_provider.hooks.dvc import DvcHook
+    from mlops_provider.hooks.mlflow import MlflowHook
 
 
 class ConnectionBase(BaseOperator):
@@ -51,12 +53,14 @@ class DvcHookMixin(ConnectionBase):
     connection_fields: ClassVar[tuple[str, ...]] = ("dvc_conn_id",)
     template_fields: Sequence[str] = connection_fields
 
-    def __init__(self, *, dvc_conn_id: str = DvcHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, dvc_conn_id: str = DVC_DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dvc_conn_id = dvc_conn_id
 
     @cached_property
     def dvc_hook(self) -> DvcHook:
+        from mlops_provider.hooks.dvc import DvcHook
+
         return DvcHook(dvc_conn_id=self.dvc_conn_id)
 
 
@@ -69,12 +73,14 @@ class MlflowHookMixin(ConnectionBase):
     connection_fields: ClassVar[tuple[str, ...]] = ("mlflow_conn_id",)
     template_fields: Sequence[str] = connection_fields
 
-    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
 

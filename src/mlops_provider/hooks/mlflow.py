@@ -15,6 +15,7 @@ from airflow.sdk import BaseHook
 
 from mlops_provider.exceptions import MlflowConnectionError
 from mlops_provider.hooks.connections import MLFLOW_FIELD_BEHAVIOUR, optional_connection
+from mlops_provider.layout import MLFLOW_DEFAULT_CONN_ID
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.paths import mlflow_store_dir
 
@@ -83,7 +84,7 @@ class MlflowHook(BaseHook):
     """
 
     conn_name_attr = "mlflow_conn_id"
-    default_conn_name = "mlflow_default"
+    default_conn_name = MLFLOW_DEFAULT_CONN_ID
     conn_type = "mlflow"
     hook_name = "MLflow"
 

@@ -176,7 +176,6 @@ def build_ingest(loop: Loop) -> DAG:
 def build_training(loop: Loop) -> DAG:
     """``<model>__training``: train (after ``retraining_rails`` when the spec schedules retraining), triggered."""
     from airflow.sdk import Param
-    from airflow.timetables.trigger import CronTriggerTimetable
 
     from mlops_provider.layout import training_set_path, training_set_tag
     from mlops_provider.operators.retraining import ScheduledRetrainingRailsOperator
@@ -188,7 +187,7 @@ def build_training(loop: Loop) -> DAG:
         loop,
         "training",
         description="train, track and register a challenger",
-        schedule=CronTriggerTimetable(retrain_schedule, timezone="UTC") if retrain_schedule else None,
+        schedule=_cron_trigger(retrain_schedule) if retrain_schedule else None,
         max_active_runs=1,
         runbook=runbooks.training,
         tags=["training"],
@@ -229,6 +228,13 @@ def build_training(loop: Loop) -> DAG:
     return dag
 
 
+def _cron_trigger(cron: str) -> Any:
+    """A cron trigger timetable (imported only for a spec that schedules retraining: parse time)."""
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone="UTC")
+
+
 def build_promotion(loop: Loop) -> DAG:
     """``<model>__promotion``: evaluate -> gate -> package -> shadow_check [-> approve] [-> deploy ->
     canary_rollout] -> promote, on the challenger Asset. With ``serving.endpoint`` the challenger is deployed on the
@@ -236,7 +242,6 @@ def build_promotion(loop: Loop) -> DAG:
     rolled-back canary fails ``canary_rollout`` (``promote`` does not run)."""
     from airflow.sdk import Param
 
-    from mlops_provider.operators.approval import PromotionApprovalOperator
     from mlops_provider.operators.promotion import EvaluateModelOperator, ModelGateOperator, PromoteModelOperator
     from mlops_provider.operators.rollout import CanaryRolloutOperator, DeployModelVersionOperator
     from mlops_provider.operators.serving import PackageModelOperator, ShadowCheckOperator
@@ -285,7 +290,9 @@ def build_promotion(loop: Loop) -> DAG:
             **loop.notify("promotion"),
         )
         chain: list[Any] = [evaluate, gate, package, shadow_check]
-        if spec.gate.human_approval:
+        if spec.gate.human_approval:  # the approval operators (Airflow's HITL) load only for a spec that asks
+            from mlops_provider.operators.approval import PromotionApprovalOperator
+
             chain.append(
                 PromotionApprovalOperator(
                     task_id="approve", model_name=model, evaluation=evaluation, **spec.gate.approval_arguments()
@@ -314,7 +321,6 @@ def build_drift_monitoring(loop: Loop) -> DAG:
     """``<model>__drift_monitoring``: the loop's controller, nightly: waits for the day's training set and a
     champion, checks drift and late-label performance, decides, triggers (re)training; ``retention`` beside it."""
     from mlops_provider.layout import training_set_tag
-    from mlops_provider.operators.approval import RetrainingApprovalOperator
     from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.performance import ModelPerformanceOperator
     from mlops_provider.operators.retention import RetentionOperator
@@ -389,6 +395,8 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]
         if spec.retraining.human_review:
+            from mlops_provider.operators.approval import RetrainingApprovalOperator
+
             review = RetrainingApprovalOperator(
                 task_id="review_retraining",
                 model_name=model,

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_provider.layout import CALIBRATIONS
+
 ESTIMABLE = ("roc_auc", "accuracy", "precision", "recall", "f1")
-CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
 #: The fitted calibrations, in the order a fit the holdout is too small for falls back.
 FITTED = ("isotonic", "sigmoid")
 CALIBRATION_ARTIFACT = "evaluation/calibration.json"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from statistics import NormalDist
 from typing import Any
 
 ALARM_RULES = ("point", "interval")
@@ -125,6 +124,8 @@ def metric_interval(
     y = np.asarray(y_true).astype(int)
     auc, variance = delong_auc(y, proba)
     se = math.sqrt(max(variance, 0.0))
+    from statistics import NormalDist  # loaded by the task that needs it, not at DAG parse time
+
     z = NormalDist().inv_cdf(0.5 + level / 2)
     return {"value": auc, "lower": max(0.0, auc - z * se), "upper": min(1.0, auc + z * se), "level": level,
             "method": "DeLong", "se": se, "rows": int(len(y)), "positives": int(y.sum()),

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
 from mlops_provider.layout import (
+    CALIBRATIONS,
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
     DATA_REV_TAG,
@@ -153,8 +154,6 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             raise ValueError(f"metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
         if label_delay_days < 0:
             raise ValueError(f"label_delay_days must be >= 0, got {label_delay_days}")
-        from mlops_provider.ml.estimation import CALIBRATIONS
-
         if estimate_calibration not in CALIBRATIONS:
             raise ValueError(
                 f"estimate_calibration must be one of {', '.join(CALIBRATIONS)}, got {estimate_calibration!r}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +12,15 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
-from mlops_provider.hooks.mlflow import MlflowHook
-from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, partition_path, partition_tag
-from mlops_provider.runtime.runners import RUNNERS, default_runner
+from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, RUNNERS, default_runner, partition_path, partition_tag
 from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
 
+    from mlops_provider.hooks.mlflow import MlflowHook
     from mlops_provider.runtime.model_servers import ModelServer
 
 
@@ -118,6 +115,8 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
 
     def _build_image(self, model_dir: Path) -> dict[str, str]:
         import docker.errors
+
+        from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
         tag = f"{repository}:v{self.version}"
@@ -222,6 +221,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         self.max_rows = max_rows
         self.ledger_path = cast("str | None", ledger_path)  # an upstream result is picked when rendered
         self._server: ModelServer | None = None
+        self._beside: ModelServer | None = None
 
     def _replay_frame(self) -> tuple[Any, str]:
 
@@ -234,6 +234,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         return dvc.read_frame(partition_path(self.dataset, newest), tags[-1]).head(self.max_rows), tags[-1]
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import statistics
 
         from mlops_provider.ml.scoring import schema_predictor
         from mlops_provider.runtime.model_servers import ModelServerError
@@ -250,16 +251,29 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
 
         ti = context["ti"]
         candidate = self._server_for(package["runner"], package.get("image"), hook, name, version, ti, "candidate")
-        try:
-            predictions, latencies, errors = self._replay(candidate, rows, columns)
-        except ModelServerError as exc:
-            raise AirflowFailException(f"shadow check of {name} v{version}: {exc}") from exc
         current = self._current_server(hook, name, version, package["runner"], ti)
-        champion_report = None
-        if current is not None:
+        # The champion's server boots beside the candidate's (the two start-ups overlap: most of a shadow check's
+        # time); each replay still runs alone, once both are up, so neither latency is measured during a start-up.
+        beside = current[0] if current is not None else None
+        beside_error: ModelServerError | None = None
+        if beside is not None:
+            try:
+                beside.start()
+            except ModelServerError as exc:
+                beside, beside_error = None, exc
+        try:
+            predictions, latencies, errors = self._replay(candidate, rows, columns, beside=beside)
+        except ModelServerError as exc:
+            if beside is not None:
+                beside.stop()
+            raise AirflowFailException(f"shadow check of {name} v{version}: {exc}") from exc
+        champion_report: dict[str, Any] | None = None
+        if current is not None and beside_error is not None:
+            champion_report = {"version": current[1], "error": str(beside_error)[:300]}
+        elif current is not None:
             server, champion_version = current
             try:
-                served, champion_latencies, champion_errors = self._replay(server, rows, columns)
+                served, champion_latencies, champion_errors = self._replay(server, rows, columns, started=True)
                 champion_p95 = percentile_95(champion_latencies)
                 champion_report = {
                     "version": champion_version,
@@ -307,9 +321,16 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         return result
 
     def _replay(
-        self, server: ModelServer, rows: Any, columns: list[str]
+        self,
+        server: ModelServer,
+        rows: Any,
+        columns: list[str],
+        *,
+        started: bool = False,
+        beside: ModelServer | None = None,
     ) -> tuple[list[float | None], list[float], list[str]]:
-        """Start ``server``, post the rows in batches, stop it; returns (predictions, latencies ms, errors)."""
+        """Start ``server`` (unless ``started``), wait until it and ``beside`` (a server booting at the same time,
+        replayed next) answer, post the rows in batches, stop it; returns (predictions, latencies ms, errors)."""
         from mlops_provider.runtime.model_servers import ModelServerError
 
         self._server = server
@@ -317,8 +338,15 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         predictions: list[float | None] = []
         errors: list[str] = []
         try:
-            server.start()
+            if not started:
+                server.start()
             server.wait_ready()
+            if beside is not None:
+                self._beside = beside
+                try:
+                    beside.wait_ready()  # no replay while the other one still boots (it would skew the latencies)
+                except ModelServerError as exc:
+                    self.log.warning("The champion's server is not ready (%s); its replay will say so", exc)
             for start in range(0, len(rows), self.batch_size):
                 batch = rows.iloc[start : start + self.batch_size]
                 try:
@@ -381,5 +409,6 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         )
 
     def on_kill(self) -> None:
-        if self._server is not None:
-            self._server.stop()
+        for server in (self._server, self._beside):
+            if server is not None:
+                server.stop()

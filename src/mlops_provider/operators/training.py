@@ -13,9 +13,14 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
-from mlops_provider.hooks.dvc import DvcError
+from mlops_provider.exceptions import (
+    DvcError,
+    EntrypointContractError,
+    MlflowConnectionError,
+    TrainingDataError,
+    TrainingRunError,
+)
 from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin
-from mlops_provider.hooks.mlflow import MlflowConnectionError
 from mlops_provider.layout import (
     CHALLENGER_ALIAS,
     DATA_MD5_TAG,
@@ -23,6 +28,8 @@ from mlops_provider.layout import (
     DATA_REV_TAG,
     GATE_DECISION_TAG,
     RUN_KEY_TAG,
+    RUNNERS,
+    default_runner,
 )
 from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run
 from mlops_provider.lineage.mixin import OpenLineageMixin
@@ -34,25 +41,16 @@ from mlops_provider.links.extra_links import (
     mlflow_run_url,
     model_version_url,
 )
-from mlops_provider.ml.contract import EntrypointContractError
 from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
 from mlops_provider.ml.tuning import COUNTED, Tuning
-from mlops_provider.runtime.runners import (
-    MODEL_ID_TAG,
-    RUNNERS,
-    DockerRunner,
-    LocalRunner,
-    TrainingDataError,
-    TrainingRunError,
-    default_runner,
-    run_training,
-)
 from mlops_provider.utils.paths import mlops_home, training_work_dir
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
+
+    from mlops_provider.runtime.runners import DockerRunner, LocalRunner
 
 TRIGGER_REASONS = (
     "schedule", "asset", "bootstrap", "drift", "performance", "prediction_drift", "manual", "reproduce",
@@ -341,6 +339,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
             raise AirflowFailException(problem)
 
     def _make_runner(self, context: Context, run_key: str) -> LocalRunner | DockerRunner:
+        from mlops_provider.runtime.runners import DockerRunner, LocalRunner
+
         runner = self.runner or default_runner()
         if runner == "docker":
             docker_runner = DockerRunner(
@@ -358,6 +358,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
         return LocalRunner(Path(self.entrypoint), self.log)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.runtime.runners import MODEL_ID_TAG
+
         ti = context["ti"]
         run_key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         self._check_conf(context)
@@ -444,6 +446,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
     ) -> tuple[dict[str, float], str, dict[str, str], dict[str, Any] | None]:
+        from mlops_provider.runtime.runners import run_training
 
         assert self._runner is not None
         ti = context["ti"]

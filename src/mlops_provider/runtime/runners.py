@@ -27,20 +27,11 @@ if TYPE_CHECKING:
     from mlops_provider.ml.split import Split
     from mlops_provider.ml.tuning import Tuning
 
-RUNNERS = ("local", "docker")
 CONTAINER_ENTRYPOINT = "/opt/training/train.py"
 RUN_KEY_LABEL = "mlops.run-key"
 MODEL_ID_TAG = "mlops.model_id"
 LOG_TAIL_LINES = 40
 CONTRACT_SAMPLE_ROWS = 50
-
-
-def default_runner() -> str:
-    """The configured runner: ``MLOPS_TRAINING_RUNNER`` (``local`` when unset)."""
-    runner = os.environ.get("MLOPS_TRAINING_RUNNER", "local")
-    if runner not in RUNNERS:
-        raise ValueError(f"MLOPS_TRAINING_RUNNER={runner!r} is not one of {', '.join(RUNNERS)}")
-    return runner
 
 
 PID_FILE = "entrypoint.pid"
