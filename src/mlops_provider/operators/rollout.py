@@ -22,7 +22,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin, UpstreamResultMixin
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
 from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, resume_index, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
@@ -30,6 +29,7 @@ from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
 
+    from mlops_provider.hooks.mlflow import MlflowHook
     from mlops_provider.runtime.deployment import Endpoint
 
 #: Default port of a model's endpoint on 127.0.0.1 (admin API: port + 1, backends: the ports after it).
