@@ -343,6 +343,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             model_name=model,
             **spec.features.drift_arguments(),
             **spec.monitoring.drift_arguments(),
+            current=spec.monitoring_current,
         )
         performance_check = ModelPerformanceOperator(
             task_id="performance_check", dataset=dataset, model_name=model, **spec.performance_arguments()

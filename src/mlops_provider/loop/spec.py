@@ -331,11 +331,36 @@ class GateSpec(_Section):
         return {"response_timeout": dt.timedelta(hours=self.approval_timeout_hours)}
 
 
+class CaptureSpec(_Section):
+    """``serving.capture``: what a live endpoint's backends capture of the traffic they answer (issue 33)."""
+
+    fraction: float = Field(default=1.0, ge=0, le=1, description="share of answered rows captured (0: off)")
+    flush_rows: int = Field(default=5_000, ge=1, description="rows waiting that start a flush to storage")
+    flush_seconds: float = Field(default=10.0, gt=0, description="seconds the oldest waiting row waits at most")
+    buffer_rows: int = Field(
+        default=100_000, ge=1, description="rows held in memory at most; more are dropped and counted"
+    )
+    retention_days: int = Field(default=30, ge=0, description="captured days kept (0: forever)")
+
+    @model_validator(mode="after")
+    def _buffer(self) -> CaptureSpec:
+        if self.buffer_rows < self.flush_rows:
+            raise ValueError(f"buffer_rows ({self.buffer_rows}) must be >= flush_rows ({self.flush_rows})")
+        return self
+
+    def capture_arguments(self, key_column: str | None) -> dict[str, Any]:
+        """The backends' capture settings (:class:`mlops_provider.ml.capture.CaptureSettings` as a dict)."""
+        return {"fraction": self.fraction, "flush_rows": self.flush_rows, "flush_seconds": self.flush_seconds,
+                "buffer_rows": self.buffer_rows, "retention_days": self.retention_days,
+                "key_column": key_column}  # fmt: skip
+
+
 class ServingSpec(_Section):
     """How a promoted model is packaged (the shadow check runs the package before promotion)."""
 
     directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
     requirements: Path = Field(description="pinned requirements of the model, copied into the image")
+    capture: CaptureSpec = CaptureSpec()
 
 
 class MonitoringSpec(_Section):
@@ -399,6 +424,14 @@ class MonitoringSpec(_Section):
     drift_calibration_days: int = Field(
         default=21, ge=0, description="days before the reference window also scored as calm days (learned signal)"
     )
+    current: Literal["served", "ingested"] | None = Field(
+        default=None,
+        description="the drift check's current data: the rows the endpoint captured that day (served) or the day's "
+        "ingested partition; default: served when the model has a live endpoint, else ingested",
+    )
+    min_served_rows: int = Field(
+        default=200, ge=1, description="fewer captured rows on a day: too_few_served_rows, not judged"
+    )
 
     def drift_arguments(self) -> dict[str, Any]:
         """``DriftReportOperator``'s arguments from the monitoring section (the columns: ``FeaturesSpec``)."""
@@ -413,6 +446,8 @@ class MonitoringSpec(_Section):
             "learned_drift_k": self.learned_drift_k,
             "drift_calibration_days": self.drift_calibration_days,
             "max_rows": self.sample_rows,
+            "min_served_rows": self.min_served_rows,
+            "prediction_drift_threshold": self.prediction_drift_threshold,
         }
 
     def performance_arguments(self) -> dict[str, Any]:
@@ -583,6 +618,14 @@ class ModelSpec(_Section):
         return self
 
     # -- derived values --------------------------------------------------------------------------------------------
+
+    @property
+    def monitoring_current(self) -> str:
+        """The drift check's current data: ``monitoring.current``, else ``served`` when the model has a live
+        endpoint (``serving.endpoint``), else ``ingested``."""
+        if self.monitoring.current is not None:
+            return self.monitoring.current
+        return "served" if getattr(self.serving, "endpoint", None) else "ingested"
 
     @property
     def split_key(self) -> str:
