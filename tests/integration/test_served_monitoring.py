@@ -133,3 +133,33 @@ def test_the_realised_metric_per_version_equals_the_one_computed_by_hand_from_th
         by_hand = roc_auc_score([truth[k] for k in keys], [home["log"][k][1] for k in keys])
         assert realised[version]["rows"] == rows
         assert realised[version]["value"] == pytest.approx(by_hand)
+
+
+def test_the_performance_record_gives_the_realised_metric_per_version_on_what_was_served(home, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from mlops_provider.hooks.dvc import DvcHook
+    from mlops_provider.operators.performance import ModelPerformanceOperator
+
+    day = home["day"].copy()
+    day["signup_date"] = pd.to_datetime(day["signup_date"])
+    day.to_parquet(tmp_path / "day.parquet", index=False)
+    DvcHook().version_file(tmp_path / "day.parquet", f"data/customer_activity/partitions/{today()}.parquet",
+                           f"partition/customer_activity/{today()}", {})  # fmt: skip
+    context = task_context(dt.date.fromisoformat(today()), dag_id="drift_monitoring", run_id="perf-served",
+                           task_id="performance_check")  # fmt: skip
+    summary = ModelPerformanceOperator(
+        task_id="performance_check", dataset="customer_activity", model_name=MODEL, partition=today(), floor=0.5,
+        label_column=LABEL, label_delay_days=0, min_labelled_rows=50, estimate=False, prediction_drift=False,
+        served_key_column=KEY,
+    ).execute(context)  # fmt: skip
+    served = summary["served"]
+    assert served["labelled_day"] == today() and served["captured_rows"] == sum(ROWS.values())
+    assert served["capture_files"] and served["joined_rows"] == sum(ROWS.values())
+    truth = dict(zip(day[KEY].astype(str), day[LABEL]))
+    for version, rows in ROWS.items():
+        keys = [k for k, (v, _) in home["log"].items() if v == version]
+        by_hand = roc_auc_score([truth[k] for k in keys], [home["log"][k][1] for k in keys])
+        assert served["versions"][version]["rows"] == rows
+        assert served["versions"][version]["value"] == pytest.approx(by_hand)
+    assert served["versions"]["1"]["value"] > served["versions"]["2"]["value"]  # good vs weak, on what they served

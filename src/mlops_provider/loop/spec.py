@@ -710,6 +710,7 @@ class ModelSpec(_Section):
             **self.label.performance_arguments(),
             "floor": self.performance_floor,
             "threshold": self.gate.threshold,
+            "served_key_column": self.dataset.key_column if self.monitoring_current == "served" else None,
         }
 
     def files(self) -> dict[str, Path]:
