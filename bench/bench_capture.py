@@ -101,7 +101,7 @@ def main() -> int:
                             "median": 100 * statistics.median(ratio99), "runs": [100 * r for r in ratio99],
                             "off_p99_ms": p99s["off"], "on_p99_ms": p99s["on"]})  # fmt: skip
             results.append({"what": f"capture overhead at {args.rate:.0f} req/s, p50 added (ms)",
-                            "median": statistics.median(on - off for on, off in zip(p50s["on"], p50s["off"])),
+                            "median": statistics.median(a - b for a, b in zip(p50s["on"], p50s["off"], strict=True)),
                             "off_p50_ms": p50s["off"], "on_p50_ms": p50s["on"]})  # fmt: skip
             backends["on"].stop()
             day = time.strftime("%Y-%m-%d", time.gmtime())

@@ -109,7 +109,7 @@ def test_round_trip_what_the_client_got_is_what_was_captured(model_dir, mlops_ho
     frame, files = read_day(MODEL, today(), FEATURES)
     assert files and all(f.endswith(".parquet") for f in files)
     assert len(frame) == len(client_log) == 42
-    captured = dict(zip(frame[REQUEST_ID].astype(str), frame[PREDICTION]))
+    captured = dict(zip(frame[REQUEST_ID].astype(str), frame[PREDICTION], strict=True))
     assert captured == pytest.approx(client_log)
     assert set(frame[VERSION]) == {"1"}
     assert set(frame.loc[frame[REQUEST_ID].str.startswith(generated), REQUEST]) == {generated}

@@ -206,7 +206,9 @@ def test_captured_traffic_older_than_its_window_goes_unless_a_decision_cites_it(
 
     files = {}
     for day in (CITED, OLD, RECENT):
-        writer = CaptureWriter(MODEL, "1", CaptureSettings(), folder_for=lambda _, day=day: capture_folder(MODEL, str(day)))
+        writer = CaptureWriter(
+            MODEL, "1", CaptureSettings(), folder_for=lambda _, day=day: capture_folder(MODEL, str(day))
+        )
         writer.add(pd.DataFrame({"a": [1.0, 2.0]}), [0.1, 0.9], ["k1", "k2"], "r1")
         assert writer.flush() == 2
         files[day] = [location(p) for p in capture_files(MODEL, str(day))]
@@ -215,7 +217,9 @@ def test_captured_traffic_older_than_its_window_goes_unless_a_decision_cites_it(
     summary = {"dataset_drift": True, "partition": str(CITED), "current": {"kind": "served",
                "capture_files": files[CITED]}, "summary_path": location(folder / "s1-try1.json")}  # fmt: skip
     write_record(folder, "s1-try1", summary)
-    write_record(trigger_records_dir(f"{MODEL}__training"), "drift__x", {"detail": {"summary": summary["summary_path"]}})
+    write_record(
+        trigger_records_dir(f"{MODEL}__training"), "drift__x", {"detail": {"summary": summary["summary_path"]}}
+    )
 
     result = retention(RUN_DAY, days=0, capture_days=30)  # reports kept forever, captures 30 days
     assert (result["removed"], result["kept_cited"]) == (1, 1)

@@ -65,7 +65,7 @@ def served(trained):
                     answer = client.post("/invocations", json=payload)
                     assert answer.status_code == 200, answer.text
                     assert answer.headers["x-model-version"] == version
-                    for key, value in zip(batch[KEY], answer.json()["predictions"]):
+                    for key, value in zip(batch[KEY], answer.json()["predictions"], strict=True):
                         log[str(key)] = (version, float(value))
         yield {"home": trained["home"], "log": log, "day": day, "versions": versions}
 
@@ -127,7 +127,7 @@ def test_the_realised_metric_per_version_equals_the_one_computed_by_hand_from_th
     captured, _ = read_day(MODEL, today())
     labels = home["day"][[KEY, LABEL]]
     realised = realised_by_version(join_labels(captured, labels, KEY, LABEL), LABEL, 1, "roc_auc", 0.5)
-    truth = dict(zip(labels[KEY].astype(str), labels[LABEL]))
+    truth = dict(zip(labels[KEY].astype(str), labels[LABEL], strict=True))
     for version, rows in ROWS.items():
         keys = [k for k, (v, _) in home["log"].items() if v == version]
         by_hand = roc_auc_score([truth[k] for k in keys], [home["log"][k][1] for k in keys])
@@ -156,7 +156,7 @@ def test_the_performance_record_gives_the_realised_metric_per_version_on_what_wa
     served = summary["served"]
     assert served["labelled_day"] == today() and served["captured_rows"] == sum(ROWS.values())
     assert served["capture_files"] and served["joined_rows"] == sum(ROWS.values())
-    truth = dict(zip(day[KEY].astype(str), day[LABEL]))
+    truth = dict(zip(day[KEY].astype(str), day[LABEL], strict=True))
     for version, rows in ROWS.items():
         keys = [k for k, (v, _) in home["log"].items() if v == version]
         by_hand = roc_auc_score([truth[k] for k in keys], [home["log"][k][1] for k in keys])

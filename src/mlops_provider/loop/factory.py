@@ -366,7 +366,10 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         )
         # On its own (no upstream, no downstream): it never holds up the loop, and its failure shows on its own.
         RetentionOperator(
-            task_id="retention", model_name=model, dataset=dataset, **spec.retention.retention_arguments(),
+            task_id="retention",
+            model_name=model,
+            dataset=dataset,
+            **spec.retention.retention_arguments(),
             capture_days=spec.serving.capture.retention_days,
         )
         wait_for_training_set >> [bootstrap_training, wait_for_champion]

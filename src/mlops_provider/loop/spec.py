@@ -628,6 +628,12 @@ class ModelSpec(_Section):
         return "served" if getattr(self.serving, "endpoint", None) else "ingested"
 
     @property
+    def capture_arguments(self) -> dict[str, Any]:
+        """``DeployModelVersionOperator(capture=...)``: ``serving.capture`` with the dataset's key column as the
+        rows' request id."""
+        return self.serving.capture.capture_arguments(self.dataset.key_column)
+
+    @property
     def split_key(self) -> str:
         return self.split.key or self.dataset.key_column
 

@@ -26,6 +26,7 @@ from mlops_provider.layout import (
 from mlops_provider.lineage.datasets import Lineage, LineageDataset, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
+from mlops_provider.ml.capture import served_verdict
 from mlops_provider.ml.drift_signals import (
     IMPORTANCE_ARTIFACT,
     SIGNALS,
@@ -33,7 +34,6 @@ from mlops_provider.ml.drift_signals import (
     normalized_importances,
     weighted_drift,
 )
-from mlops_provider.ml.capture import served_verdict
 from mlops_provider.ml.learned_drift import (
     DEFAULT_K,
     DEFAULT_LINE,

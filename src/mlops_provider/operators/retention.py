@@ -106,14 +106,15 @@ class RetentionOperator(BaseOperator):
             listing.update(_files(root, sub))
         artefacts = heavy_artefacts(listing, model_name=self.model_name, dataset=self.dataset)
         cited = _cited(root)
-        remove, kept = [], []
+        remove: list[Artefact] = []
+        kept: list[tuple[Artefact, list[str]]] = []
         for kind_cutoff, window, mine in (
             (cutoff, days, [a for a in artefacts if a.kind != "capture"]),
             (capture_cutoff, capture_days, [a for a in artefacts if a.kind == "capture"]),
         ):
             if window:  # 0: kept forever
-                gone, stays = select(mine, cited, kind_cutoff)
-                remove += gone
+                old, stays = select(mine, cited, kind_cutoff)
+                remove += old
                 kept += stays
 
         def entry(artefact: Artefact) -> dict[str, Any]:

@@ -27,9 +27,10 @@ With data capture (``--capture`` JSON of :class:`~mlops_provider.ml.capture.Capt
 Every answer carries ``X-Model-Version``; ``/invocations`` answers carry ``X-Request-Id`` (the caller's own
 ``X-Request-Id`` when it sent a plain one, else a generated id): a row's request id is its key column's value when
 the spec names one (the column is then not passed to the model unless the model takes it), else this id
-(``<id>-<row>`` for a request of several rows). Run as ``python -m mlops_provider.runtime.backend --model-dir D --model M
---version V --port P``; :class:`BackendProcess` starts it detached from the task (it outlives the task: the
-deployment record names it, and any later task reconciles it).
+(``<id>-<row>`` for a request of several rows). Run as
+``python -m mlops_provider.runtime.backend --model-dir D --model M --version V --port P``; :class:`BackendProcess`
+starts it detached from the task (it outlives the task: the deployment record names it, and any later task
+reconciles it).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops_provider.exceptions import BackendError
-from mlops_provider.ml.capture import CaptureSettings
 from mlops_provider.ml.canary import LATENCY_METRIC, PREDICTION_METRIC, REQUESTS_METRIC
+from mlops_provider.ml.capture import CaptureSettings
 
 VERSION_HEADER = "X-Model-Version"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -189,7 +190,7 @@ def create_app(
             Route("/health", ping, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
-        ]
+        ],
     )
 
 

@@ -306,7 +306,12 @@ def test_a_bad_search_space_is_a_spec_error_naming_the_key(tmp_path, space, mess
 def test_serving_capture_and_monitoring_current_defaults(tmp_path):
     spec = load_spec(write(tmp_path, lambda data: None))
     capture = spec.serving.capture
-    assert (capture.fraction, capture.flush_rows, capture.buffer_rows, capture.retention_days) == (1.0, 5000, 100000, 30)
+    assert (capture.fraction, capture.flush_rows, capture.buffer_rows, capture.retention_days) == (
+        1.0,
+        5000,
+        100000,
+        30,
+    )
     assert capture.capture_arguments("customer_id")["key_column"] == "customer_id"
     assert spec.monitoring_current == "ingested"  # no live endpoint: the ingested partitions
     assert spec.monitoring.drift_arguments()["min_served_rows"] == 200
