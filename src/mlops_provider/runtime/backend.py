@@ -21,7 +21,8 @@ With data capture (``--capture`` JSON of :class:`~mlops_provider.ml.capture.Capt
 (bounded buffer, flushed to the storage root by a thread; never blocks a request), and:
 
 * ``mlops_capture_rows_total{model, version}``: rows written to capture files;
-* ``mlops_capture_dropped_rows_total{model, version, reason}``: rows dropped (``buffer_full``, ``store_failed``);
+* ``mlops_capture_dropped_rows_total{model, version, reason}``: rows dropped (``buffer_full``, ``store_failed``,
+  ``unmatched_output``: a model output that is not one value, or one value per class, per row);
 * ``mlops_capture_buffer_rows{model, version}``: rows waiting in memory.
 
 Every answer carries ``X-Model-Version``; ``/invocations`` answers carry ``X-Request-Id`` (the caller's own
@@ -225,7 +226,16 @@ def _capture(
     from mlops_provider.ml.capture import row_ids, sampled
 
     try:
-        ids = row_ids(request_id, len(predictions), keys)
+        rows = len(frame)
+        if len(predictions) != rows:
+            if rows and len(predictions) % rows == 0:  # one column per class: the last is the positive class's
+                width = len(predictions) // rows
+                predictions = predictions[width - 1 :: width]
+            else:
+                writer.dropped["unmatched_output"] += rows
+                writer.on_drop("unmatched_output", rows)
+                return
+        ids = row_ids(request_id, rows, keys)
         if capture.fraction < 1.0:
             keep = [i for i, row_id in enumerate(ids) if sampled(row_id, capture.fraction)]
             if not keep:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Reasons a captured row was dropped (the metric's ``reason`` label).
-DROP_REASONS = ("buffer_full", "store_failed")
+DROP_REASONS = ("buffer_full", "store_failed", "unmatched_output")
 
 
 class CaptureWriter:
