@@ -216,3 +216,28 @@ def test_a_store_that_fails_drops_and_counts_rows_without_failing_a_request(mode
         assert dropped == 30
     finally:
         process.stop()
+
+
+def test_a_model_answering_one_value_per_class_is_captured_with_the_last_classs(tmp_path, mlops_home):
+    """In process (the backend's app with its lifespan): a classifier served with ``predict_proba`` answers two
+    values a row; the capture keeps one a row, the positive class's."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from starlette.testclient import TestClient
+
+    from mlops_provider.ml.capture import CaptureSettings
+    from mlops_provider.runtime.backend import create_app
+
+    x = pd.DataFrame({"a": np.arange(40, dtype=float), "b": np.arange(40, dtype=float)[::-1]})
+    model = LogisticRegression().fit(x, [0, 1] * 20)
+    folder = tmp_path / "proba"
+    mlflow.sklearn.save_model(model, folder, pip_requirements=[], pyfunc_predict_fn="predict_proba")
+    with TestClient(create_app(folder, MODEL, "7", capture=CaptureSettings(flush_rows=1, flush_seconds=0.1))) as c:
+        answer = c.post(
+            "/invocations", json={"dataframe_split": {"columns": FEATURES, "data": [[1.0, 2.0], [3.0, 4.0]]}}
+        )
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 4
+    frame, _ = read_day(MODEL, today())
+    assert list(frame[PREDICTION]) == pytest.approx(answer.json()["predictions"][1::2])
