@@ -114,7 +114,6 @@ def create_app(
     for status in ("2xx", "4xx", "5xx"):
         requests.labels(status_class=status, **labels)  # exported at 0 from the start
     header = {VERSION_HEADER: str(version)}
-    writer, key_column = _capture_writer(model_name, str(version), capture, registry, labels)
     feature_names = set(kinds)
 
     def frame_of(columns: list[str], rows: list[list[Any]]) -> Any:
@@ -128,6 +127,8 @@ def create_app(
             elif kind == "boolean":
                 frame[name] = frame[name].astype(bool)
         return frame
+
+    writer, key_column = _capture_writer(model_name, str(version), capture, registry, labels, frame_of)
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
@@ -162,7 +163,7 @@ def create_app(
                 predicted.observe(float(value))
             predictions = values.tolist()
             if writer is not None and capture is not None:
-                _capture(writer, capture, frame, predictions, request_id, keys)
+                _capture(writer, capture, columns, rows, predictions, request_id, keys)
             return JSONResponse({"predictions": predictions}, headers=answer)
         finally:
             latency.observe(time.perf_counter() - started)
@@ -196,7 +197,12 @@ def create_app(
 
 
 def _capture_writer(
-    model_name: str, version: str, capture: CaptureSettings | None, registry: Any, labels: dict[str, str]
+    model_name: str,
+    version: str,
+    capture: CaptureSettings | None,
+    registry: Any,
+    labels: dict[str, str],
+    typer: Any = None,
 ) -> tuple[Any, str | None]:
     """The backend's capture writer with its metrics (None when capture is off) and the key column."""
     if capture is None or capture.fraction <= 0:
@@ -213,20 +219,26 @@ def _capture_writer(
         dropped.labels(reason=reason, **labels)  # exported at 0 from the start
     writer = CaptureWriter(model_name, version, capture,
                            on_drop=lambda reason, rows: dropped.labels(reason=reason, **labels).inc(rows),
-                           on_write=lambda rows, files: written.inc(rows))  # fmt: skip
+                           on_write=lambda rows, files: written.inc(rows), typer=typer)  # fmt: skip
     Gauge(CAPTURE_BUFFER_METRIC, "Captured rows waiting in memory", ["model", "version"],
           registry=registry).labels(**labels).set_function(lambda: writer.buffered)  # fmt: skip
     return writer, capture.key_column
 
 
 def _capture(
-    writer: Any, capture: CaptureSettings, frame: Any, predictions: list[float], request_id: str, keys: Any
+    writer: Any,
+    capture: CaptureSettings,
+    columns: list[str],
+    rows_in: list[list[Any]],
+    predictions: list[float],
+    request_id: str,
+    keys: Any,
 ) -> None:
     """Hand a request's answered rows, sampled, to the writer (never raises: capture must not fail a request)."""
     from mlops_provider.ml.capture import row_ids, sampled
 
     try:
-        rows = len(frame)
+        rows = len(rows_in)
         if len(predictions) != rows:
             if rows and len(predictions) % rows == 0:  # one column per class: the last is the positive class's
                 width = len(predictions) // rows
@@ -241,10 +253,10 @@ def _capture(
             if not keep:
                 return
             if len(keep) < len(ids):
-                frame = frame.iloc[keep]
+                rows_in = [rows_in[i] for i in keep]
                 predictions = [predictions[i] for i in keep]
                 ids = [ids[i] for i in keep]
-        writer.add(frame, predictions, ids, request_id)
+        writer.add_rows(columns, rows_in, predictions, ids, request_id)
     except Exception:  # noqa: BLE001 - counted as dropped; the caller gets its answer
         writer.dropped["store_failed"] += len(predictions)
         writer.on_drop("store_failed", len(predictions))

@@ -53,6 +53,8 @@ class CaptureWriter:
     :param on_drop: called with ``(reason, rows)`` when rows are dropped (the backend's counter).
     :param on_write: called with ``(rows, files)`` after a flush wrote them.
     :param folder_for: ``day -> stored folder`` (default: the storage root's capture folder of the model).
+    :param typer: ``(columns, rows) -> DataFrame`` typed as the model's signature says (the backend's; default:
+        pandas' inference).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class CaptureWriter:
         on_drop: Callable[[str, int], None] | None = None,
         on_write: Callable[[int, int], None] | None = None,
         folder_for: Callable[[str], Any] | None = None,
+        typer: Callable[[list[str], list[list[Any]]], Any] | None = None,
     ) -> None:
         self.model_name = model_name
         self.version = str(version)
@@ -70,6 +73,7 @@ class CaptureWriter:
         self.on_drop = on_drop or (lambda reason, rows: None)
         self.on_write = on_write or (lambda rows, files: None)
         self.folder_for = folder_for or (lambda day: default_folder(model_name, day))
+        self.typer = typer
         self._lock = threading.Lock()
         self._chunks: list[tuple[Any, list[float], list[str], str, dt.datetime]] = []
         self._rows = 0
@@ -89,8 +93,16 @@ class CaptureWriter:
         return self._rows
 
     def add(self, frame: pd.DataFrame, predictions: list[float], ids: list[str], request: str) -> bool:
-        """Hand over a request's answered rows (``frame``: its input, already typed; one prediction and request id
-        per row). Never blocks on the store: False (rows dropped, counted) when the buffer cannot hold them."""
+        """Hand over a request's answered rows (``frame``: its input; one prediction and request id per row).
+        Never blocks on the store: False (rows dropped, counted) when the buffer cannot hold them."""
+        return self.add_rows(list(frame.columns), frame.values.tolist(), predictions, ids, request)
+
+    def add_rows(
+        self, columns: list[str], rows: list[list[Any]], predictions: list[float], ids: list[str], request: str
+    ) -> bool:
+        """:meth:`add` with the request's rows as it parsed them (no frame is built on the request's path: the
+        flush builds one frame of all waiting rows, typed by ``typer``)."""
+        frame = (tuple(columns), rows)
         n = len(ids)
         if n == 0:
             return True
@@ -181,16 +193,27 @@ class CaptureWriter:
         """The waiting rows as one frame per UTC day (a flush across midnight writes two files)."""
         import pandas as pd
 
+        # one frame per set of columns (requests usually share one), built once: no frame per request
+        groups: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+        for (columns, rows), predictions, ids, request, at in chunks:
+            group = groups.setdefault(columns, {"rows": [], REQUEST_ID: [], REQUEST: [], PREDICTION: [],
+                                                CAPTURED_AT: []})  # fmt: skip
+            group["rows"].extend(rows)
+            group[REQUEST_ID].extend(ids)
+            group[REQUEST].extend([request] * len(ids))
+            group[PREDICTION].extend(predictions)
+            group[CAPTURED_AT].extend([at] * len(ids))
         parts = []
-        for frame, predictions, ids, request, at in chunks:
-            part = frame.reset_index(drop=True).copy()
-            part[REQUEST_ID] = ids
-            part[REQUEST] = request
-            part[PREDICTION] = pd.Series(predictions, dtype="float64")
+        for columns, group in groups.items():
+            rows = group.pop("rows")
+            part = (self.typer or _frame)(list(columns), rows).reset_index(drop=True)
+            part[REQUEST_ID] = group[REQUEST_ID]
+            part[REQUEST] = group[REQUEST]
+            part[PREDICTION] = pd.Series(group[PREDICTION], dtype="float64")
             part[VERSION] = self.version
-            part[CAPTURED_AT] = pd.Timestamp(at)
+            part[CAPTURED_AT] = pd.to_datetime(group[CAPTURED_AT], utc=True)
             parts.append(part)
-        whole = pd.concat(parts, ignore_index=True, sort=False)
+        whole = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
         days = whole[CAPTURED_AT].dt.strftime("%Y-%m-%d")
         return {str(day): whole[days == day].reset_index(drop=True) for day in sorted(days.unique())}
 
@@ -202,6 +225,12 @@ class CaptureWriter:
         target = self.folder_for(day) / capture_file_name(first, self.version, os.getpid(), self._sequence)
         with staging_file(target) as tmp:
             frame.to_parquet(tmp, index=False)
+
+
+def _frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
 
 
 def default_folder(model_name: str, day: str) -> ObjectStoragePath:

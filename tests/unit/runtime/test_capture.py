@@ -58,7 +58,7 @@ def test_rows_answered_on_two_days_go_to_two_folders(home: Path) -> None:
     )
     for at, start in ((before, 0), (after, 1)):
         frame, predictions, ids = rows(1, start)
-        writer._chunks.append((frame, predictions, ids, "r", at))
+        writer._chunks.append(((tuple(frame.columns), frame.values.tolist()), predictions, ids, "r", at))
         writer._rows += 1
     assert writer.flush() == 2
     assert [len(capture_files("m", d)) for d in ("2026-12-06", "2026-12-07")] == [1, 1]
