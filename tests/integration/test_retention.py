@@ -193,3 +193,38 @@ def test_old_uncited_reports_go_cited_and_recent_ones_stay_and_the_record_lists_
     monkeypatch.setenv("MLOPS_RETENTION_DAYS", "0")
     with pytest.raises(AirflowSkipException, match=r"MLOPS_RETENTION_DAYS=0"):
         retention(RUN_DAY)
+
+
+def test_captured_traffic_older_than_its_window_goes_unless_a_decision_cites_it(sizes):
+    """Issue 33: capture files are heavy artefacts with a window of their own; one a drift record read stays while
+    a retraining record cites that drift record."""
+    import pandas as pd
+
+    from mlops_provider.ml.capture import CaptureSettings
+    from mlops_provider.runtime.capture import CaptureWriter, capture_files
+    from mlops_provider.utils.records import capture_folder
+
+    files = {}
+    for day in (CITED, OLD, RECENT):
+        writer = CaptureWriter(
+            MODEL, "1", CaptureSettings(), folder_for=lambda _, day=day: capture_folder(MODEL, str(day))
+        )
+        writer.add(pd.DataFrame({"a": [1.0, 2.0]}), [0.1, 0.9], ["k1", "k2"], "r1")
+        assert writer.flush() == 2
+        files[day] = [location(p) for p in capture_files(MODEL, str(day))]
+        assert len(files[day]) == 1
+    folder = drift_folder(MODEL, str(CITED))
+    summary = {"dataset_drift": True, "partition": str(CITED), "current": {"kind": "served",
+               "capture_files": files[CITED]}, "summary_path": location(folder / "s1-try1.json")}  # fmt: skip
+    write_record(folder, "s1-try1", summary)
+    write_record(
+        trigger_records_dir(f"{MODEL}__training"), "drift__x", {"detail": {"summary": summary["summary_path"]}}
+    )
+
+    result = retention(RUN_DAY, days=0, capture_days=30)  # reports kept forever, captures 30 days
+    assert (result["removed"], result["kept_cited"]) == (1, 1)
+    assert not stored(files[OLD][0]).exists()
+    assert stored(files[CITED][0]).exists() and stored(files[RECENT][0]).exists()
+    record = json.loads(stored(result["record_path"]).read_text())
+    assert [(e["kind"], e["path"]) for e in record["removed"]] == [("capture", files[OLD][0])]
+    assert record["kept_cited"][0]["path"] == files[CITED][0] and record["capture_cutoff"] == "2026-10-21"

@@ -300,7 +300,11 @@ def build_promotion(loop: Loop) -> DAG:
             )
         if spec.serving.endpoint is not None:
             deploy = DeployModelVersionOperator(
-                task_id="deploy", model_name=model, version=evaluation, **spec.serving.deploy_arguments()
+                task_id="deploy",
+                model_name=model,
+                version=evaluation,
+                capture=spec.capture_arguments() if spec.serving.capture.fraction > 0 else None,
+                **spec.serving.deploy_arguments(),
             )
             canary_rollout = CanaryRolloutOperator(
                 task_id="canary_rollout",
@@ -368,6 +372,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             model_name=model,
             **spec.features.drift_arguments(),
             **spec.monitoring.drift_arguments(),
+            current=spec.monitoring_current,
         )
         performance_check = ModelPerformanceOperator(
             task_id="performance_check", dataset=dataset, model_name=model, **spec.performance_arguments()
@@ -390,7 +395,11 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         )
         # On its own (no upstream, no downstream): it never holds up the loop, and its failure shows on its own.
         RetentionOperator(
-            task_id="retention", model_name=model, dataset=dataset, **spec.retention.retention_arguments()
+            task_id="retention",
+            model_name=model,
+            dataset=dataset,
+            **spec.retention.retention_arguments(),
+            capture_days=spec.serving.capture.retention_days,
         )
         wait_for_training_set >> [bootstrap_training, wait_for_champion]
         wait_for_champion >> [drift_report, performance_check]

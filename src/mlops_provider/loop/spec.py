@@ -379,6 +379,30 @@ class EndpointSpec(_Section):
 ENDPOINT_PORT_OFFSET_ENV = "MLOPS_ENDPOINT_PORT_OFFSET"
 
 
+class CaptureSpec(_Section):
+    """``serving.capture``: what a live endpoint's backends capture of the traffic they answer (issue 33)."""
+
+    fraction: float = Field(default=1.0, ge=0, le=1, description="share of answered rows captured (0: off)")
+    flush_rows: int = Field(default=5_000, ge=1, description="rows waiting that start a flush to storage")
+    flush_seconds: float = Field(default=10.0, gt=0, description="seconds the oldest waiting row waits at most")
+    buffer_rows: int = Field(
+        default=100_000, ge=1, description="rows held in memory at most; more are dropped and counted"
+    )
+    retention_days: int = Field(default=30, ge=0, description="captured days kept (0: forever)")
+
+    @model_validator(mode="after")
+    def _buffer(self) -> CaptureSpec:
+        if self.buffer_rows < self.flush_rows:
+            raise ValueError(f"buffer_rows ({self.buffer_rows}) must be >= flush_rows ({self.flush_rows})")
+        return self
+
+    def capture_arguments(self, key_column: str | None) -> dict[str, Any]:
+        """The backends' capture settings (:class:`mlops_provider.ml.capture.CaptureSettings` as a dict)."""
+        return {"fraction": self.fraction, "flush_rows": self.flush_rows, "flush_seconds": self.flush_seconds,
+                "buffer_rows": self.buffer_rows, "retention_days": self.retention_days,
+                "key_column": key_column}  # fmt: skip
+
+
 class ServingSpec(_Section):
     """How a promoted model is packaged (the shadow check runs the package before promotion) and, with
     ``endpoint``, served live."""
@@ -386,6 +410,7 @@ class ServingSpec(_Section):
     directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
     requirements: Path = Field(description="pinned requirements of the model, copied into the image")
     endpoint: EndpointSpec | None = Field(default=None, description="serve the champion live (none: no endpoint)")
+    capture: CaptureSpec = CaptureSpec()
 
     def deploy_arguments(self) -> dict[str, Any]:
         """``DeployModelVersionOperator``'s arguments (and ``ServeVersionOperator``'s): the endpoint's ports."""
@@ -467,6 +492,14 @@ class MonitoringSpec(_Section):
     drift_calibration_days: int = Field(
         default=21, ge=0, description="days before the reference window also scored as calm days (learned signal)"
     )
+    current: Literal["served", "ingested"] | None = Field(
+        default=None,
+        description="the drift check's current data: the rows the endpoint captured that day (served) or the day's "
+        "ingested partition; default: served when the model has a live endpoint, else ingested",
+    )
+    min_served_rows: int = Field(
+        default=200, ge=1, description="fewer captured rows on a day: too_few_served_rows, not judged"
+    )
 
     def drift_arguments(self) -> dict[str, Any]:
         """``DriftReportOperator``'s arguments from the monitoring section (the columns: ``FeaturesSpec``)."""
@@ -481,6 +514,8 @@ class MonitoringSpec(_Section):
             "learned_drift_k": self.learned_drift_k,
             "drift_calibration_days": self.drift_calibration_days,
             "max_rows": self.sample_rows,
+            "min_served_rows": self.min_served_rows,
+            "prediction_drift_threshold": self.prediction_drift_threshold,
         }
 
     def performance_arguments(self) -> dict[str, Any]:
@@ -653,6 +688,20 @@ class ModelSpec(_Section):
     # -- derived values --------------------------------------------------------------------------------------------
 
     @property
+    def monitoring_current(self) -> str:
+        """The drift check's current data: ``monitoring.current``, else ``served`` when the model has a live
+        endpoint (``serving.endpoint``), else ``ingested``."""
+        if self.monitoring.current is not None:
+            return self.monitoring.current
+        return "served" if self.serving.endpoint is not None else "ingested"
+
+    @property
+    def capture_arguments(self) -> dict[str, Any]:
+        """``DeployModelVersionOperator(capture=...)``: ``serving.capture`` with the dataset's key column as the
+        rows' request id."""
+        return self.serving.capture.capture_arguments(self.dataset.key_column)
+
+    @property
     def split_key(self) -> str:
         return self.split.key or self.dataset.key_column
 
@@ -735,6 +784,7 @@ class ModelSpec(_Section):
             **self.label.performance_arguments(),
             "floor": self.performance_floor,
             "threshold": self.gate.threshold,
+            "served_key_column": self.dataset.key_column if self.monitoring_current == "served" else None,
         }
 
     def files(self) -> dict[str, Path]:

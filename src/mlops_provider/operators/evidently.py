@@ -26,6 +26,7 @@ from mlops_provider.layout import (
 from mlops_provider.lineage.datasets import Lineage, LineageDataset, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
+from mlops_provider.ml.capture import served_verdict
 from mlops_provider.ml.drift_signals import (
     IMPORTANCE_ARTIFACT,
     SIGNALS,
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
 
 REFERENCES = ("champion", "rolling", "seasonal")
+#: What a drift check's current data is: the day's ingested partitions, or the rows the live endpoint served.
+CURRENTS = ("ingested", "served")
 #: The commit trailer of a training set that lists the partitions (days) it was assembled from.
 PARTITIONS_TRAILER = "Training-Set-Partitions"
 
@@ -144,6 +147,17 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         settings) and kept under ``<reports root>/drift-thresholds/<model>/``; every record carries the thresholds
         with the numbers they came from.
 
+    :param current: the current data: ``ingested`` (the validated partitions of the window, the default) or
+        ``served`` (the rows the model's live endpoint captured on the window's last day, UTC:
+        :mod:`mlops_provider.runtime.capture`; ``window_days`` does not apply). On served rows the record names the
+        capture files it read (``current.capture_files``), the rows per answering version, and ``served``: per
+        version (two versions share a canary day) its rows, drift share and the prediction drift of the
+        predictions it really returned against that version's predictions on the reference sample. A day with fewer
+        than ``min_served_rows`` captured rows is recorded with ``status: too_few_served_rows`` (and
+        ``dataset_drift: null``: not judged, not "no drift") and the task skips.
+    :param min_served_rows: the fewest captured rows a served day is judged on.
+    :param prediction_drift_threshold: the normed Wasserstein distance at which served predictions count as drifted.
+
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
     ``dvc_conn_id``.
 
@@ -187,9 +201,19 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
+        current: str = "ingested",
+        min_served_rows: int = 200,
+        prediction_drift_threshold: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if current not in CURRENTS:
+            raise ValueError(f"current must be one of {CURRENTS}, got {current!r}")
+        if min_served_rows < 1:
+            raise ValueError(f"min_served_rows must be >= 1, got {min_served_rows}")
+        self.current = current
+        self.min_served_rows = min_served_rows
+        self.prediction_drift_threshold = prediction_drift_threshold
         if not 0.0 < drift_share_threshold <= 1.0:
             raise ValueError(f"drift_share_threshold must be in (0, 1], got {drift_share_threshold}")
         self.dataset = dataset
@@ -325,13 +349,22 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         end_day = dt.date.fromisoformat(end)
         days = [(end_day - dt.timedelta(days=i)).isoformat() for i in range(self.window_days)][::-1]
         available = set(self.dvc_hook.tags(partition_tag(self.dataset, "") + "*"))
-        present = [d for d in days if partition_tag(self.dataset, d) in available]
-        if end not in present:
-            raise AirflowSkipException(
-                f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
-                "no drift check for it"
-            )
-        current = self._read_days(present)
+        served: Any = None
+        if self.current == "served":
+            served, capture_files = self._served_rows(end)
+            present = [end]
+            status, reason = served_verdict(len(served), self.min_served_rows)
+            if reason is not None:
+                self._too_few_served(context, end, attempt, version, first, served, capture_files, reason)
+            current = served[self.numerical_columns + self.categorical_columns]
+        else:
+            present = [d for d in days if partition_tag(self.dataset, d) in available]
+            if end not in present:
+                raise AirflowSkipException(
+                    f"partition {end} of {self.dataset!r} is not validated/versioned (quarantined or not ingested): "
+                    "no drift check for it"
+                )
+            current = self._read_days(present)
         reference_days: list[str] = []
         if self.reference == "champion":
             reference = self._read_sample(tags[DATA_PATH_TAG], tags[DATA_REV_TAG])
@@ -339,6 +372,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             reference_days = self._reference_days(days, available)
             reference = self._read_days(reference_days)
         summary = self._run_evidently(reference, current)
+        if served is not None:
+            summary.update(self._served_summary(served, capture_files, reference))
         learned = None
         if self.signal == "learned":
             learned = self._learned_thresholds(version, tags, summary, reference_days or None, available)
@@ -391,6 +426,98 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             summary, registry=self.dvc_hook.registry, tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri
         )
 
+    def _served_rows(self, day: str) -> tuple[pd.DataFrame, list[str]]:
+        """The rows the live endpoint captured on ``day`` (declared columns and the capture columns, sampled to
+        ``max_rows``) and the capture files read; fails naming a declared column the captured rows lack."""
+        from mlops_provider.runtime.capture import read_day
+
+        columns = self.numerical_columns + self.categorical_columns
+        frame, files = read_day(self.model_name, day, columns)
+        if len(frame):
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                raise AirflowFailException(
+                    f"served rows of {self.model_name} on {day} ({len(files)} capture file(s)) lack the declared "
+                    f"column(s) {missing}: the endpoint's callers do not send them; monitor the ingested data "
+                    "(monitoring.current: ingested) or fix the requests"
+                )
+        if len(frame) > self.max_rows:
+            frame = frame.sample(n=self.max_rows, random_state=self.seed).reset_index(drop=True)
+        return frame, files
+
+    def _too_few_served(
+        self,
+        context: Context,
+        end: str,
+        attempt: str,
+        version: str,
+        first: dict[str, Any] | None,
+        served: pd.DataFrame,
+        files: list[str],
+        reason: str,
+    ) -> None:
+        """Record a served day with too few captured rows (not judged: not "no drift"), then skip."""
+        from mlops_provider.ml.capture import versions_of
+        from mlops_provider.utils.evidence import now_iso, write_record
+        from mlops_provider.utils.records import drift_folder
+        from mlops_provider.utils.storage import location
+
+        folder = drift_folder(self.model_name, end)
+        record = {
+            "status": "too_few_served_rows",
+            "reason": reason,
+            "dataset_drift": None,
+            "drift_share": None,
+            "dataset": self.dataset,
+            "partition": end,
+            "window": [end],
+            "current": {"kind": "served", "rows": len(served), "min_rows": self.min_served_rows,
+                        "capture_files": files, "versions": versions_of(served) if len(served) else {}},
+            "reference": {"kind": self.reference, "model_name": self.model_name, "model_version": version},
+            "attempt": attempt,
+            "recorded_at": now_iso(),
+            "recheck": first is not None,
+            "summary_path": location(folder / f"{attempt}.json"),
+        }  # fmt: skip
+        write_record(folder, attempt, record)
+        raise AirflowSkipException(f"{self.model_name} on {end}: {reason}; recorded in {record['summary_path']}")
+
+    def _served_summary(self, served: pd.DataFrame, files: list[str], reference: pd.DataFrame) -> dict[str, Any]:
+        """``current`` (kind, rows, capture files, rows per version) and ``served``: per answering version, its rows,
+        drift share (when two versions answered) and the prediction drift of what it returned."""
+        import numpy as np
+
+        from mlops_provider.ml.capture import PREDICTION, VERSION, versions_of
+        from mlops_provider.ml.drift_signals import prediction_drift
+        from mlops_provider.ml.scoring import schema_predictor
+
+        versions = versions_of(served)
+        per_version: dict[str, Any] = {}
+        for version, rows in versions.items():
+            mine = served[served[VERSION].astype(str) == version]
+            entry: dict[str, Any] = {"rows": rows}
+            if len(versions) > 1 and rows >= self.min_served_rows:
+                _, share, columns = self._evidently(reference, mine[self.numerical_columns + self.categorical_columns])
+                entry["drift_share"] = share
+                entry["drifted_columns"] = sorted(c for c, v in columns.items() if v.get("drifted"))
+            elif len(versions) > 1:
+                entry["note"] = f"{rows} row(s), fewer than {self.min_served_rows}: not judged"
+            try:
+                model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
+                expected = np.asarray(schema_predictor(model)(reference), dtype=float).ravel()
+                entry["prediction_drift"] = prediction_drift(
+                    expected, np.asarray(mine[PREDICTION], dtype=float), self.prediction_drift_threshold, 0.5
+                )
+            except Exception as exc:  # noqa: BLE001 - a version gone from the registry: the column drift stands
+                entry["prediction_drift"] = None
+                entry["prediction_drift_note"] = f"v{version}'s predictions on the reference: {exc}"[:300]
+            per_version[version] = entry
+        return {
+            "current": {"kind": "served", "rows": len(served), "min_rows": self.min_served_rows,
+                        "capture_files": files, "versions": versions},
+            "served": per_version,
+        }  # fmt: skip
+
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the window's partitions, the reference (the champion's training data at its rev, or the rolling
         or seasonal partitions), the champion. Wrote: the report and the summary record; the MLflow run."""
@@ -403,9 +530,14 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             reference_data = [dvc_file(registry, reference["data_path"], rev=reference["data_rev"])]
         else:
             reference_data = [partition(day) for day in reference["days"]]
+        current = result.get("current") or {}
+        if current.get("kind") == "served":
+            current_data = [stored_file(f) for f in current.get("capture_files") or []]
+        else:
+            current_data = [partition(day) for day in result["window"]]
         return Lineage(
             inputs=[
-                *[partition(day) for day in result["window"]],
+                *current_data,
                 *reference_data,
                 mlflow_model(result["registry_uri"], self.model_name, str(reference["model_version"])),
             ],

@@ -106,6 +106,11 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     :param estimate_alarm: when the estimate counts as below the floor: ``interval`` (its upper bound is under
         ``floor``) or ``point`` (the estimate itself is).
     :param estimate_resamples: bootstrap resamples of the estimate's interval (seeded by the day).
+    :param served_key_column: the dataset's key column: when given, the labelled day's late labels are also joined,
+        by request id == key, to the predictions the live endpoint really returned that day (its capture,
+        :mod:`mlops_provider.runtime.capture`), and the summary gains ``served``: the realised ``metric`` per
+        answering version on what it served (``{"labelled_day", "capture_files", "captured_rows", "joined_rows",
+        "versions": {<version>: {"rows", "value", "reason"}}}``), beside the estimate. None: not computed.
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
     ``dvc_conn_id``.
@@ -147,9 +152,11 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         estimate_resamples: int = 200,
         champion_alias: str = CHAMPION_ALIAS,
         experiment_name: str = "monitoring",
+        served_key_column: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.served_key_column = served_key_column
         if metric not in HIGHER_IS_BETTER:
             raise ValueError(f"metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
         if label_delay_days < 0:
@@ -245,6 +252,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         if self.estimate or self.prediction_drift:
             self._estimate(context, champion, day, summary)
         self._compare_with_estimate(champion, summary)
+        if self.served_key_column:
+            summary["served"] = self._realised_served(labelled_day)
         summary["summary_path"] = location(folder / f"{attempt}.json")
         write_record(folder, attempt, summary)
         hook = self.mlflow_hook
@@ -401,6 +410,30 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
             f"{result['noise']['bound']:.3f}", len(proba),
             result["positive_rate_current"], result["positive_rate_reference"],
         )  # fmt: skip
+
+    def _realised_served(self, labelled_day: str) -> dict[str, Any]:
+        """The realised metric per answering version on what the endpoint served on ``labelled_day``: the day's late
+        labels joined to its captured predictions by request id (the predictions returned, not a re-scoring)."""
+        from mlops_provider.ml.capture import join_labels, realised_by_version
+        from mlops_provider.runtime.capture import read_day
+
+        captured, files = read_day(self.model_name, labelled_day, [])
+        out: dict[str, Any] = {"labelled_day": labelled_day, "capture_files": files, "captured_rows": len(captured),
+                               "joined_rows": 0, "versions": {}}  # fmt: skip
+        labels = self._labelled_rows(labelled_day) if len(captured) else None
+        if labels is None or not len(labels):
+            out["reason"] = "no captured rows that day" if not len(captured) else "the labelled day is not versioned"
+            return out
+        try:
+            joined = join_labels(captured, labels, str(self.served_key_column), self.label_column)
+        except ValueError as exc:
+            raise AirflowFailException(f"served rows of {labelled_day} vs its labels: {exc}") from exc
+        out["joined_rows"] = len(joined)
+        out["versions"] = realised_by_version(joined, self.label_column, self.positive_class, self.metric,
+                                              self.threshold)  # fmt: skip
+        self.log.info("Realised %s on what was served on %s: %s", self.metric, labelled_day,
+                      {v: e["value"] for v, e in out["versions"].items()})  # fmt: skip
+        return out
 
     def _compare_with_estimate(self, version: str, summary: dict[str, Any]) -> None:
         """Beside a realised value: the estimate the labelled day's own first check made (before its labels)."""

@@ -53,6 +53,9 @@ class RetentionOperator(BaseOperator):
     :param model_name: the model whose drift reports are pruned (templated).
     :param dataset: the dataset whose validation attempts and quarantined data are pruned (templated).
     :param days: the window in data days; ``None``: ``$MLOPS_RETENTION_DAYS``, else 90; 0: keep forever.
+    :param capture_days: the window of the model's captured traffic (``captures/<model>/<day>/``, the spec's
+        ``serving.capture.retention_days``); ``None``: the same as ``days``; 0: keep forever. A capture file a drift
+        or performance record names is kept while a kept decision cites that record.
 
     XCom (return value): ``{"days", "cutoff", "removed", "removed_bytes", "kept_cited", "failed",
     "record_path"}`` (counts; the lists are in the record).
@@ -61,13 +64,17 @@ class RetentionOperator(BaseOperator):
     template_fields: Sequence[str] = ("model_name", "dataset")
     ui_color = "#eeeeee"
 
-    def __init__(self, *, model_name: str, dataset: str, days: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model_name: str, dataset: str, days: int | None = None, capture_days: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        if days is not None:
-            retention_days(days)  # a bad value fails when the DAG is parsed, naming it
+        for value in (days, capture_days):
+            if value is not None:
+                retention_days(value)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
         self.dataset = dataset
         self.days = days
+        self.capture_days = capture_days
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.utils.evidence import attempt_key, write_record
@@ -76,9 +83,10 @@ class RetentionOperator(BaseOperator):
 
         try:
             days = retention_days(self.days)
+            capture_days = days if self.capture_days is None else retention_days(self.capture_days)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if days == 0:
+        if days == 0 and capture_days == 0:
             source = "days=0" if self.days is not None else f"{RETENTION_DAYS_ENV}=0"
             raise AirflowSkipException(f"retention is off ({source}): every report is kept")
         start = context.get("data_interval_start")
@@ -89,15 +97,25 @@ class RetentionOperator(BaseOperator):
             )
         day = start.date()
         cutoff = cutoff_day(day, days)
+        capture_cutoff = cutoff_day(day, capture_days)
         root = storage_root()
         listing: dict[str, int] = {}
         heavy = (f"{FOLDERS['drift']}/{self.model_name}", f"{FOLDERS['validations']}/{self.dataset}",
-                 quarantine_relative(self.dataset))  # fmt: skip
+                 quarantine_relative(self.dataset), f"{FOLDERS['captures']}/{self.model_name}")  # fmt: skip
         for sub in heavy:
             listing.update(_files(root, sub))
         artefacts = heavy_artefacts(listing, model_name=self.model_name, dataset=self.dataset)
         cited = _cited(root)
-        remove, kept = select(artefacts, cited, cutoff)
+        remove: list[Artefact] = []
+        kept: list[tuple[Artefact, list[str]]] = []
+        for kind_cutoff, window, mine in (
+            (cutoff, days, [a for a in artefacts if a.kind != "capture"]),
+            (capture_cutoff, capture_days, [a for a in artefacts if a.kind == "capture"]),
+        ):
+            if window:  # 0: kept forever
+                old, stays = select(mine, cited, kind_cutoff)
+                remove += old
+                kept += stays
 
         def entry(artefact: Artefact) -> dict[str, Any]:
             return {"path": location(root / artefact.rel), "kind": artefact.kind, "day": artefact.day.isoformat(),
@@ -112,6 +130,8 @@ class RetentionOperator(BaseOperator):
             "days": days,
             "data_interval_start": day.isoformat(),
             "cutoff": cutoff.isoformat(),
+            "capture_days": capture_days,
+            "capture_cutoff": capture_cutoff.isoformat(),
             "to_remove": [entry(a) for a in remove],
             "removed": [],
             "removed_bytes": 0,

@@ -54,7 +54,9 @@ class _EndpointOperator(MlflowHookMixin, BaseOperator):
         from mlops_provider.utils.extras import require
 
         require("serve", user=type(self).__name__)
-        return Endpoint(self.model_name, self.port, self.admin_port, log=self.log)
+        return Endpoint(
+            self.model_name, self.port, self.admin_port, log=self.log, capture=getattr(self, "capture", None)
+        )
 
     def model_dir_for(self, version: str) -> str:
         return _serving_copy(self.mlflow_hook, self.model_name, str(version))
@@ -76,6 +78,9 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
     :param version: model version, or the evaluation's result (its ``challenger_version``) (templated).
     :param port: the endpoint's port on 127.0.0.1 (its stable URL ``http://127.0.0.1:<port>/invocations``).
     :param admin_port: Caddy's admin API port (default ``port + 1``).
+    :param capture: data capture of the backend it starts (the spec's ``serving.capture``, as
+        ``CaptureSpec.capture_arguments(key_column)`` gives it: ``fraction``, ``flush_rows``, ``flush_seconds``,
+        ``buffer_rows``, ``retention_days``, ``key_column``); recorded with the backend. None: no capture.
 
     XCom (return value): ``{"model_name", "version", "endpoint_url", "backend_url", "weights", "reconciled",
     "health": {"ping", "example_status"}}``.
@@ -91,13 +96,19 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
         version: str | XComArg,
         port: int = DEFAULT_ENDPOINT_PORT,
         admin_port: int | None = None,
+        capture: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if capture is not None:
+            from mlops_provider.ml.capture import CaptureSettings
+
+            CaptureSettings.from_dict(capture)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
         self.version = cast("str", version)  # an upstream result is picked when rendered
         self.port = port
         self.admin_port = admin_port
+        self.capture = capture
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError

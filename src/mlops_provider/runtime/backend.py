@@ -19,9 +19,22 @@ Endpoints: ``/ping`` (200 once the model is loaded), ``/invocations``, ``/metric
   this version, read from ``--weights-file`` at each scrape (:mod:`mlops_provider.runtime.metrics_targets` writes
   it); absent without the file.
 
-Every answer carries ``X-Model-Version``. Run as ``python -m mlops_provider.runtime.backend --model-dir D --model M
---version V --port P``; :class:`BackendProcess` starts it detached from the task (it outlives the task: the
-deployment record names it, and any later task reconciles it).
+With data capture (``--capture`` JSON of :class:`~mlops_provider.ml.capture.CaptureSettings`, the spec's
+``serving.capture``), every answered row is handed to a :class:`~mlops_provider.runtime.capture.CaptureWriter`
+(bounded buffer, flushed to the storage root by a thread; never blocks a request), and:
+
+* ``mlops_capture_rows_total{model, version}``: rows written to capture files;
+* ``mlops_capture_dropped_rows_total{model, version, reason}``: rows dropped (``buffer_full``, ``store_failed``,
+  ``unmatched_output``: a model output that is not one value, or one value per class, per row);
+* ``mlops_capture_buffer_rows{model, version}``: rows waiting in memory.
+
+Every answer carries ``X-Model-Version``; ``/invocations`` answers carry ``X-Request-Id`` (the caller's own
+``X-Request-Id`` when it sent a plain one, else a generated id): a row's request id is its key column's value when
+the spec names one (the column is then not passed to the model unless the model takes it), else this id
+(``<id>-<row>`` for a request of several rows). Run as
+``python -m mlops_provider.runtime.backend --model-dir D --model M --version V --port P``; :class:`BackendProcess`
+starts it detached from the task (it outlives the task: the deployment record names it, and any later task
+reconciles it).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,8 +53,15 @@ from typing import Any
 
 from mlops_provider.exceptions import BackendError
 from mlops_provider.ml.canary import INFO_METRIC, LATENCY_METRIC, PREDICTION_METRIC, REQUESTS_METRIC, WEIGHT_METRIC
+from mlops_provider.ml.capture import CaptureSettings
 
 VERSION_HEADER = "X-Model-Version"
+REQUEST_ID_HEADER = "X-Request-Id"
+#: Metric names of data capture.
+CAPTURE_ROWS_METRIC = "mlops_capture_rows"
+CAPTURE_DROPPED_METRIC = "mlops_capture_dropped_rows"
+CAPTURE_BUFFER_METRIC = "mlops_capture_buffer_rows"
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PREDICTION_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 #: Words of a backend's command line that identify it (with its port): a recorded pid is only trusted with them.
@@ -62,8 +83,14 @@ def create_app(
     version: str,
     prediction_buckets: tuple[float, ...] = (),
     weights_file: str | Path | None = None,
+    capture: CaptureSettings | None = None,
 ) -> Any:
-    """The ASGI app serving the pyfunc model in ``model_dir`` (loaded here, before the app answers)."""
+    """The ASGI app serving the pyfunc model in ``model_dir`` (loaded here, before the app answers); with
+    ``weights_file``, it exports the traffic weight the deployment gives it; with ``capture``, the rows it answers
+    are captured (see the module's docstring)."""
+    import contextlib
+    import uuid
+
     import mlflow.pyfunc
     import numpy as np
     import pandas as pd
@@ -94,6 +121,7 @@ def create_app(
     for status in ("2xx", "4xx", "5xx"):
         requests.labels(status_class=status, **labels)  # exported at 0 from the start
     header = {VERSION_HEADER: str(version)}
+    feature_names = set(kinds)
 
     def frame_of(columns: list[str], rows: list[list[Any]]) -> Any:
         frame = pd.DataFrame(rows, columns=columns)
@@ -107,27 +135,43 @@ def create_app(
                 frame[name] = frame[name].astype(bool)
         return frame
 
+    writer, key_column = _capture_writer(model_name, str(version), capture, registry, labels, frame_of)
+
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
         status = 200
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if _PLAIN_ID.match(given) else uuid.uuid4().hex
+        answer = {**header, REQUEST_ID_HEADER: request_id}
         try:
+            keys: list[Any] | None = None
             try:
                 columns, rows = request_rows(json.loads(await request.body()))
+                if key_column is not None and key_column in columns:
+                    at = columns.index(key_column)
+                    keys = [row[at] for row in rows]
+                    if key_column not in feature_names and signature:  # the request's id, not a feature
+                        columns = columns[:at] + columns[at + 1 :]
+                        rows = [row[:at] + row[at + 1 :] for row in rows]
                 if signature:
                     check_request(signature, columns, rows)
-            except (RequestError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (RequestError, json.JSONDecodeError, UnicodeDecodeError, IndexError, TypeError) as exc:
                 status = 422 if isinstance(exc, RequestError) else 400
                 column = getattr(exc, "column", None)
-                return JSONResponse({"error": str(exc), "column": column}, status_code=status, headers=header)
+                return JSONResponse({"error": str(exc), "column": column}, status_code=status, headers=answer)
             try:
-                output = model.predict(frame_of(columns, rows))
+                frame = frame_of(columns, rows)
+                output = model.predict(frame)
                 values = np.asarray(output.values if hasattr(output, "values") else output, dtype=float).ravel()
             except Exception as exc:  # the model's fault: a 5xx, what a canary is judged on
                 status = 500
-                return JSONResponse({"error": f"{type(exc).__name__}: {exc}"[:500]}, status_code=500, headers=header)
+                return JSONResponse({"error": f"{type(exc).__name__}: {exc}"[:500]}, status_code=500, headers=answer)
             for value in values:
                 predicted.observe(float(value))
-            return JSONResponse({"predictions": values.tolist()}, headers=header)
+            predictions = values.tolist()
+            if writer is not None and capture is not None:
+                _capture(writer, capture, columns, rows, predictions, request_id, keys)
+            return JSONResponse({"predictions": predictions}, headers=answer)
         finally:
             latency.observe(time.perf_counter() - started)
             requests.labels(status_class=f"{status // 100}xx", **labels).inc()
@@ -138,13 +182,24 @@ def create_app(
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers=header)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        if writer is not None:
+            writer.start()
+        try:
+            yield
+        finally:
+            if writer is not None:
+                writer.stop()  # what waits is written before the process exits (SIGTERM)
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/health", ping, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
-        ]
+        ],
     )
 
 
@@ -171,6 +226,72 @@ class WeightCollector:
         yield family
 
 
+def _capture_writer(
+    model_name: str,
+    version: str,
+    capture: CaptureSettings | None,
+    registry: Any,
+    labels: dict[str, str],
+    typer: Any = None,
+) -> tuple[Any, str | None]:
+    """The backend's capture writer with its metrics (None when capture is off) and the key column."""
+    if capture is None or capture.fraction <= 0:
+        return None, capture.key_column if capture is not None else None
+    from prometheus_client import Counter, Gauge
+
+    from mlops_provider.runtime.capture import DROP_REASONS, CaptureWriter
+
+    written = Counter(CAPTURE_ROWS_METRIC, "Captured rows written to the storage root", ["model", "version"],
+                      registry=registry).labels(**labels)  # fmt: skip
+    dropped = Counter(CAPTURE_DROPPED_METRIC, "Captured rows dropped (buffer full, store failed)",
+                      ["model", "version", "reason"], registry=registry)  # fmt: skip
+    for reason in DROP_REASONS:
+        dropped.labels(reason=reason, **labels)  # exported at 0 from the start
+    writer = CaptureWriter(model_name, version, capture,
+                           on_drop=lambda reason, rows: dropped.labels(reason=reason, **labels).inc(rows),
+                           on_write=lambda rows, files: written.inc(rows), typer=typer)  # fmt: skip
+    Gauge(CAPTURE_BUFFER_METRIC, "Captured rows waiting in memory", ["model", "version"],
+          registry=registry).labels(**labels).set_function(lambda: writer.buffered)  # fmt: skip
+    return writer, capture.key_column
+
+
+def _capture(
+    writer: Any,
+    capture: CaptureSettings,
+    columns: list[str],
+    rows_in: list[list[Any]],
+    predictions: list[float],
+    request_id: str,
+    keys: Any,
+) -> None:
+    """Hand a request's answered rows, sampled, to the writer (never raises: capture must not fail a request)."""
+    from mlops_provider.ml.capture import row_ids, sampled
+
+    try:
+        rows = len(rows_in)
+        if len(predictions) != rows:
+            if rows and len(predictions) % rows == 0:  # one column per class: the last is the positive class's
+                width = len(predictions) // rows
+                predictions = predictions[width - 1 :: width]
+            else:
+                writer.dropped["unmatched_output"] += rows
+                writer.on_drop("unmatched_output", rows)
+                return
+        ids = row_ids(request_id, rows, keys)
+        if capture.fraction < 1.0:
+            keep = [i for i, row_id in enumerate(ids) if sampled(row_id, capture.fraction)]
+            if not keep:
+                return
+            if len(keep) < len(ids):
+                rows_in = [rows_in[i] for i in keep]
+                predictions = [predictions[i] for i in keep]
+                ids = [ids[i] for i in keep]
+        writer.add_rows(columns, rows_in, predictions, ids, request_id)
+    except Exception:  # noqa: BLE001 - counted as dropped; the caller gets its answer
+        writer.dropped["store_failed"] += len(predictions)
+        writer.on_drop("store_failed", len(predictions))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve one model version (the command :class:`BackendProcess` starts)."""
     import uvicorn
@@ -182,9 +303,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--prediction-buckets", default="", help="comma-separated upper bounds")
     parser.add_argument("--weights-file", default="", help="the endpoint's weights file (metrics_targets)")
+    parser.add_argument("--capture", default="", help="JSON of serving.capture (CaptureSettings); empty: off")
     args = parser.parse_args(argv)
     buckets = tuple(float(b) for b in args.prediction_buckets.split(",") if b.strip())
-    app = create_app(args.model_dir, args.model, args.version, buckets, args.weights_file or None)
+    capture = CaptureSettings.from_dict(json.loads(args.capture)) if args.capture else None
+    app = create_app(args.model_dir, args.model, args.version, buckets, args.weights_file or None, capture)
     # keep-alive longer than the proxy's idle timeout (30 s): the proxy, not the backend, closes an idle connection
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
 
@@ -260,6 +383,8 @@ class BackendProcess:
     :param model_dir: the version's artifacts on this machine.
     :param log_file: where its output goes.
     :param pid: the recorded pid of a running backend (from the deployment record), if any.
+    :param capture: ``serving.capture`` (:class:`~mlops_provider.ml.capture.CaptureSettings` as a dict): capture
+        the rows it answers; None: no capture.
     """
 
     def __init__(
@@ -272,8 +397,10 @@ class BackendProcess:
         pid: int | None = None,
         prediction_buckets: tuple[float, ...] = (),
         weights_file: Path | None = None,
+        capture: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = model_name
+        self.capture = CaptureSettings.from_dict(capture) if capture is not None else None
         self.version = str(version)
         self.port = int(port)
         self.model_dir = Path(model_dir)
@@ -318,6 +445,8 @@ class BackendProcess:
             command += ["--prediction-buckets", ",".join(str(b) for b in self.prediction_buckets)]
         if self.weights_file is not None:
             command += ["--weights-file", str(self.weights_file)]
+        if self.capture is not None:
+            command += ["--capture", json.dumps(self.capture.to_dict())]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(

@@ -81,12 +81,22 @@ class Endpoint:
     :param port: the endpoint's port on 127.0.0.1 (used when the record is created; the record's port wins after).
     :param admin_port: Caddy's admin port (default ``port + 1``).
     :param log: a logger (the task's).
+    :param capture: ``serving.capture`` for the backends this endpoint starts (recorded with each backend, so a
+        backend started again by a reconciliation captures as it did); None: no capture.
     """
 
-    def __init__(self, model_name: str, port: int, admin_port: int | None = None, log: Any = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        port: int,
+        admin_port: int | None = None,
+        log: Any = None,
+        capture: dict[str, Any] | None = None,
+    ) -> None:
         import logging
 
         self.model_name = model_name
+        self.capture = capture
         self.port = int(port)
         self.admin_port = int(admin_port or port + 1)
         self.log = log or logging.getLogger(__name__)
@@ -129,7 +139,7 @@ class Endpoint:
         entry = record["backends"][version]
         return BackendProcess(self.model_name, version, entry["port"], entry["model_dir"],
                               self.state_dir / f"backend-v{version}.log", pid=entry.get("pid"),
-                              weights_file=self.weights_file)  # fmt: skip
+                              weights_file=self.weights_file, capture=entry.get("capture"))  # fmt: skip
 
     @staticmethod
     def upstreams(record: dict[str, Any]) -> dict[int, int]:
@@ -218,14 +228,14 @@ class Endpoint:
                 port = self.free_backend_port(record)
                 backend = BackendProcess(self.model_name, version, port, model_dir,
                                          self.state_dir / f"backend-v{version}.log",
-                                         weights_file=self.weights_file)  # fmt: skip
+                                         weights_file=self.weights_file, capture=self.capture)  # fmt: skip
                 try:
                     pid = backend.start()
                 except BackendError as exc:
                     self.save(record)
                     raise DeploymentError(str(exc)) from exc
                 record["backends"][version] = {"port": port, "pid": pid, "model_dir": str(model_dir),
-                                               "deployed_at": now()}  # fmt: skip
+                                               "deployed_at": now(), "capture": self.capture}  # fmt: skip
                 record["weights"].setdefault(version, 0)
                 self.event(record, "deploy", version=version, port=port)
             self.save(record)

@@ -42,6 +42,8 @@ QUARANTINE = "quarantine"
 NOTIFICATIONS = "notifications"
 #: Tuning studies: ``studies/<training run id>/<first log number>.jsonl``, the Optuna journal a retry resumes.
 STUDIES = "studies"
+#: What live endpoints answered: ``captures/<model>/<day>/<flush>.parquet`` (one file per backend flush).
+CAPTURES = "captures"
 
 #: Every folder the loop keeps records in, by what it holds (path relative to the storage root).
 FOLDERS: dict[str, str] = {
@@ -50,6 +52,7 @@ FOLDERS: dict[str, str] = {
     "quarantine": QUARANTINE,
     "notifications": NOTIFICATIONS,
     "studies": STUDIES,
+    "captures": CAPTURES,
     # reports/<kind>/...
     "validations": f"{REPORTS}/gx",  # <dataset>/<day>/<attempt>/{result.json, data-docs/}
     "drift": f"{REPORTS}/drift",  # <model>/<day>/<attempt>.{json,html}
@@ -194,6 +197,12 @@ def held_back_dir(trigger_dag_id: str) -> ObjectStoragePath:
 def retention_folder(model_name: str, day: str) -> ObjectStoragePath:
     """The retention records of a model's run for ``day``: one ``<attempt>.json`` per try (never pruned)."""
     return folder("retention", model_name, day)
+
+
+def capture_folder(model_name: str, day: str) -> ObjectStoragePath:
+    """Where a model's live endpoint writes the rows it answered on ``day`` (UTC): ``captures/<model>/<day>/``, one
+    ``<flush>.parquet`` per backend flush (:mod:`mlops_provider.runtime.capture`)."""
+    return folder("captures", model_name, day)
 
 
 def notifications_root() -> ObjectStoragePath:

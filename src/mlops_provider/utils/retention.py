@@ -11,6 +11,8 @@ needed for a while; they are the only ones retention removes, once their data da
 * ``quarantine/<dataset>/<day>/<attempt>/<file>``: a quarantined partition's data; its
   ``validation_result.json`` stays, so the day still reads as quarantined (the tag sensor and the training-set
   assembly look for the folder).
+* ``captures/<model>/<day>/<file>``: what the model's live endpoint answered (data capture, issue 33), with a window
+  of its own (``serving.capture.retention_days``); a file a writer left unfinished (``.<name>.tmp``) goes with it.
 
 An artefact a **kept decision** cites is never removed, whatever its age: a retraining record or an alarm review
 naming a drift report, a verdict ledger naming a file, and what the records they cite name in turn (a cited drift
@@ -36,7 +38,7 @@ RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
 #: The window when neither the spec nor the environment sets one.
 DEFAULT_RETENTION_DAYS = 90
 #: Kinds of heavy artefacts, as named in retention records.
-KINDS = ("drift_report", "validation", "quarantine")
+KINDS = ("drift_report", "validation", "quarantine", "capture")
 #: The part of a quarantined attempt that stays: the evidence of why the day was quarantined.
 QUARANTINE_KEEPS = "validation_result.json"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
@@ -93,17 +95,20 @@ def heavy_artefacts(listing: Mapping[str, int], *, model_name: str, dataset: str
     drift = (*FOLDERS["drift"].split("/"), model_name)  # <model>/<day>/<attempt>.html
     gx = (*FOLDERS["validations"].split("/"), dataset)  # <dataset>/<day>/<attempt>/<files>
     quarantine = (*FOLDERS["quarantine"].split("/"), dataset)  # <dataset>/<day>/<attempt>/<file>
+    captures = (*FOLDERS["captures"].split("/"), model_name)  # <model>/<day>/<file>
     for rel, size in listing.items():
         parts = tuple(rel.split("/"))
         key: tuple[str, str] | None = None
         day: dt.date | None = None
-        d, g, q = len(drift), len(gx), len(quarantine)
+        d, g, q, c = len(drift), len(gx), len(quarantine), len(captures)
         if len(parts) == d + 2 and parts[:d] == drift and parts[-1].endswith(".html") and not parts[-1].startswith("."):
             day, key = _day(parts[d]), ("drift_report", rel)
         elif len(parts) >= g + 3 and parts[:g] == gx:
             day, key = _day(parts[g]), ("validation", "/".join(parts[: g + 2]))
         elif len(parts) == q + 3 and parts[:q] == quarantine and parts[-1] != QUARANTINE_KEEPS:
             day, key = _day(parts[q]), ("quarantine", rel)
+        elif len(parts) == c + 2 and parts[:c] == captures:
+            day, key = _day(parts[c]), ("capture", rel)
         if key is None or day is None:
             continue
         entry = found.setdefault(key, [day, 0])

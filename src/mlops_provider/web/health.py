@@ -138,6 +138,7 @@ def collect(model_name: str) -> dict[str, Any]:
          "columns": {name: {k: c.get(k) for k in ("score", "drifted", "method")}
                      for name, c in (s.get("columns") or {}).items() if isinstance(c, dict)}}
         for s in _series("drift", model_name)
+        if s.get("status") != "too_few_served_rows"  # not judged: not drawn as a day without drift
     ]  # fmt: skip
     performance = [
         {"day": s.get("labelled_day"), "metric": s.get("metric"), "value": s.get("value"), "floor": s.get("floor"),

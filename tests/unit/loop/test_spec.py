@@ -301,3 +301,31 @@ def test_tuning_is_off_by_default_and_a_plan_when_enabled(tmp_path):
 def test_a_bad_search_space_is_a_spec_error_naming_the_key(tmp_path, space, message):
     path = write(tmp_path, lambda d: d["training"].update(tuning={**TUNING, "search_space": space}))
     assert message in error_of(path)
+
+
+def test_serving_capture_and_monitoring_current_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, lambda data: None))
+    capture = spec.serving.capture
+    assert (capture.fraction, capture.flush_rows, capture.buffer_rows, capture.retention_days) == (
+        1.0,
+        5000,
+        100000,
+        30,
+    )
+    assert capture.capture_arguments("customer_id")["key_column"] == "customer_id"
+    assert spec.monitoring_current == "ingested"  # no live endpoint: the ingested partitions
+    assert spec.monitoring.drift_arguments()["min_served_rows"] == 200
+
+    def served(data):
+        data.setdefault("monitoring", {})["current"] = "served"
+        data["serving"]["capture"] = {"fraction": 0.1, "flush_rows": 100, "buffer_rows": 1000}
+
+    spec = load_spec(write(tmp_path, served))
+    assert spec.monitoring_current == "served" and spec.serving.capture.fraction == 0.1
+
+
+def test_a_capture_buffer_smaller_than_a_flush_is_refused(tmp_path):
+    def bad(data):
+        data["serving"]["capture"] = {"flush_rows": 100, "buffer_rows": 10}
+
+    assert "buffer_rows" in error_of(write(tmp_path, bad))

@@ -39,6 +39,7 @@ def test_every_record_keeps_its_address(home: Path) -> None:
         records.notifications_root(): "notifications",
         records.outbox_dir(): "notifications/outbox",
         records.outbox_failures_dir("m1"): "notifications/outbox/failures/m1",
+        records.capture_folder("churn", "2026-11-05"): "captures/churn/2026-11-05",
     }
     assert {location(path): rel for path, rel in expected.items()} == {
         str(home / rel): rel for rel in expected.values()
@@ -50,8 +51,8 @@ def test_relative_paths_name_the_folder_and_refuse_an_unknown_kind() -> None:
     assert records.relative("drift", "churn", "2026-11-05") == "reports/drift/churn/2026-11-05"
     assert records.quarantine_relative("sales", "{{ ds }}") == "quarantine/sales/{{ ds }}"
     assert records.under_reports("ledgers") == "ledgers"
-    with pytest.raises(KeyError, match="no record folder 'captures'; known: reports, staging"):
-        records.relative("captures")
+    with pytest.raises(KeyError, match="no record folder 'snapshots'; known: reports, staging"):
+        records.relative("snapshots")
     with pytest.raises(ValueError, match="'staging' folder \\(staging\\) is not under reports/"):
         records.under_reports("staging")
 

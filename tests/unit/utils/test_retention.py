@@ -132,3 +132,23 @@ def test_the_window_comes_from_the_spec_else_the_environment_else_90_days(monkey
         retention_days(None)
     with pytest.raises(ValueError, match="days must be a whole number of days >= 0"):
         retention_days(-1)
+
+
+def test_captured_traffic_of_the_model_is_a_heavy_artefact_file_by_file() -> None:
+    listing = {
+        f"captures/m/{OLD}/20260101T000000000001Z-v3-p1-000001.parquet": 700,
+        f"captures/m/{OLD}/.20260101T000000000002Z-v3-p1-000002.parquet.ab.tmp": 50,  # torn by a crash: goes too
+        f"captures/other/{OLD}/20260101T000000000001Z-v1-p1-000001.parquet": 700,  # another model's
+        f"captures/m/{NEW}/20260301T000000000001Z-v3-p1-000001.parquet": 700,
+        "captures/m/not-a-day/x.parquet": 1,
+    }
+    found = {(a.kind, a.rel, a.day.isoformat()) for a in heavy_artefacts(listing, model_name="m", dataset="d")}
+    assert found == {(kind, rel, rel.split("/")[2]) for kind, rel in (
+        ("capture", f"captures/m/{OLD}/20260101T000000000001Z-v3-p1-000001.parquet"),
+        ("capture", f"captures/m/{OLD}/.20260101T000000000002Z-v3-p1-000002.parquet.ab.tmp"),
+        ("capture", f"captures/m/{NEW}/20260301T000000000001Z-v3-p1-000001.parquet"),
+    )}  # fmt: skip
+    cited = {f"captures/m/{OLD}/20260101T000000000001Z-v3-p1-000001.parquet": {"reports/drift/m/x.json"}}
+    remove, kept = select(heavy_artefacts(listing, model_name="m", dataset="d"), cited, dt.date.fromisoformat(EDGE))
+    assert [a.rel for a in remove] == [f"captures/m/{OLD}/.20260101T000000000002Z-v3-p1-000002.parquet.ab.tmp"]
+    assert [by for _, by in kept] == [["reports/drift/m/x.json"]]

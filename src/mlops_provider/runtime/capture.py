@@ -1,0 +1,277 @@
+"""Data capture in a serving backend, and reading it back.
+
+:class:`CaptureWriter` lives in the backend process. A request hands it the rows it answered (:meth:`add`: an
+append under a lock, nothing else); a background thread writes what waits to the storage root as parquet, one
+folder per model and day (``captures/<model>/<day>/``, :func:`mlops_provider.utils.records.capture_folder`), one new
+file per flush (:func:`mlops_provider.ml.capture.capture_file_name`), never rewritten. A file is written under a
+temporary name and renamed when complete (object storage: one upload), so a reader never sees a torn file: a
+writer killed mid-flush leaves only a dot-file readers skip (:func:`capture_files`).
+
+Capture never blocks or fails a request: the buffer is bounded (``buffer_rows``); a row arriving when it is full is
+dropped, and rows of a flush the store refused (a full disk, a store that fails) are dropped too; both are counted
+(``mlops_capture_dropped_rows_total{reason}``, exported by the backend's ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.ml.capture import (
+    CAPTURED_AT,
+    PREDICTION,
+    REQUEST,
+    REQUEST_ID,
+    VERSION,
+    CaptureSettings,
+    capture_file_name,
+    day_of,
+    is_capture_file,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import ObjectStoragePath
+
+log = logging.getLogger(__name__)
+
+#: Reasons a captured row was dropped (the metric's ``reason`` label).
+DROP_REASONS = ("buffer_full", "store_failed", "unmatched_output")
+
+
+class CaptureWriter:
+    """The capture buffer of one backend and its flushing thread.
+
+    :param model_name: the model (its capture folder).
+    :param version: the version this backend serves.
+    :param settings: ``serving.capture``.
+    :param on_drop: called with ``(reason, rows)`` when rows are dropped (the backend's counter).
+    :param on_write: called with ``(rows, files)`` after a flush wrote them.
+    :param folder_for: ``day -> stored folder`` (default: the storage root's capture folder of the model).
+    :param typer: ``(columns, rows) -> DataFrame`` typed as the model's signature says (the backend's; default:
+        pandas' inference).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        version: str,
+        settings: CaptureSettings,
+        on_drop: Callable[[str, int], None] | None = None,
+        on_write: Callable[[int, int], None] | None = None,
+        folder_for: Callable[[str], Any] | None = None,
+        typer: Callable[[list[str], list[list[Any]]], Any] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.version = str(version)
+        self.settings = settings
+        self.on_drop = on_drop or (lambda reason, rows: None)
+        self.on_write = on_write or (lambda rows, files: None)
+        self.folder_for = folder_for or (lambda day: default_folder(model_name, day))
+        self.typer = typer
+        self._lock = threading.Lock()
+        self._chunks: list[tuple[Any, list[float], list[str], str, dt.datetime]] = []
+        self._rows = 0
+        self._oldest: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sequence = 0
+        self._thread: threading.Thread | None = None
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.written_rows = 0
+        self.files = 0
+
+    # -- the request side ----------------------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        return self._rows
+
+    def add(self, frame: pd.DataFrame, predictions: list[float], ids: list[str], request: str) -> bool:
+        """Hand over a request's answered rows (``frame``: its input; one prediction and request id per row).
+        Never blocks on the store: False (rows dropped, counted) when the buffer cannot hold them."""
+        return self.add_rows(list(frame.columns), frame.values.tolist(), predictions, ids, request)
+
+    def add_rows(
+        self, columns: list[str], rows: list[list[Any]], predictions: list[float], ids: list[str], request: str
+    ) -> bool:
+        """:meth:`add` with the request's rows as it parsed them (no frame is built on the request's path: the
+        flush builds one frame of all waiting rows, typed by ``typer``)."""
+        frame = (tuple(columns), rows)
+        n = len(ids)
+        if n == 0:
+            return True
+        at = dt.datetime.now(dt.timezone.utc)
+        wake = False
+        with self._lock:
+            if self._rows + n > self.settings.buffer_rows:
+                self.dropped["buffer_full"] += n
+                full = True
+            else:
+                self._chunks.append((frame, predictions, ids, request, at))
+                self._rows += n
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
+                full = False
+                wake = self._rows >= self.settings.flush_rows
+        if full:
+            self.on_drop("buffer_full", n)
+            return False
+        if wake:
+            self._wake.set()
+        return True
+
+    # -- the writer side ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load what a flush needs (the storage root, the parquet writer: seconds of imports that must not fall
+        into the first flush, nor into the shutdown's), then start the flushing thread."""
+        import pyarrow.parquet  # noqa: F401
+
+        self.folder_for(day_of(dt.datetime.now(dt.timezone.utc)))
+        self._thread = threading.Thread(target=self._run, name="mlops-capture", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Flush what waits and stop the thread (the backend's shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _due(self) -> bool:
+        with self._lock:
+            if self._rows == 0:
+                return False
+            waited = time.monotonic() - (self._oldest or time.monotonic())
+            return self._rows >= self.settings.flush_rows or waited >= self.settings.flush_seconds
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(1.0, float(self.settings.flush_seconds) / 4))
+            self._wake.clear()
+            if self._due():
+                self.flush()
+        self.flush()
+
+    def _take(self) -> list[tuple[Any, list[float], list[str], str, dt.datetime]]:
+        with self._lock:
+            chunks, self._chunks = self._chunks, []
+            self._rows = 0
+            self._oldest = None
+        return chunks
+
+    def flush(self) -> int:
+        """Write what waits now (one file per day it spans); returns the rows written. A store failure drops the
+        rows of the failed file and counts them; it never raises."""
+        chunks = self._take()
+        if not chunks:
+            return 0
+        written = 0
+        for day, frame in self._frames(chunks).items():
+            rows = len(frame)
+            try:
+                self._write(day, frame)
+            except Exception as exc:  # any store failure: the rows go, the backend keeps answering
+                self.dropped["store_failed"] += rows
+                log.warning("capture of %s v%s: %d row(s) of %s dropped: %s", self.model_name, self.version, rows,
+                            day, f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                self.on_drop("store_failed", rows)
+                continue
+            written += rows
+            self.written_rows += rows
+            self.files += 1
+            self.on_write(rows, 1)
+        return written
+
+    def _frames(self, chunks: list[tuple[Any, list[float], list[str], str, dt.datetime]]) -> dict[str, Any]:
+        """The waiting rows as one frame per UTC day (a flush across midnight writes two files)."""
+        import pandas as pd
+
+        # one frame per set of columns (requests usually share one), built once: no frame per request
+        groups: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+        for (columns, rows), predictions, ids, request, at in chunks:
+            group = groups.setdefault(columns, {"rows": [], REQUEST_ID: [], REQUEST: [], PREDICTION: [],
+                                                CAPTURED_AT: []})  # fmt: skip
+            group["rows"].extend(rows)
+            group[REQUEST_ID].extend(ids)
+            group[REQUEST].extend([request] * len(ids))
+            group[PREDICTION].extend(predictions)
+            group[CAPTURED_AT].extend([at] * len(ids))
+        parts = []
+        for columns, group in groups.items():
+            rows = group.pop("rows")
+            part = (self.typer or _frame)(list(columns), rows).reset_index(drop=True)
+            part[REQUEST_ID] = group[REQUEST_ID]
+            part[REQUEST] = group[REQUEST]
+            part[PREDICTION] = pd.Series(group[PREDICTION], dtype="float64")
+            part[VERSION] = self.version
+            part[CAPTURED_AT] = pd.to_datetime(group[CAPTURED_AT], utc=True)
+            parts.append(part)
+        whole = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
+        days = whole[CAPTURED_AT].dt.strftime("%Y-%m-%d")
+        return {str(day): whole[days == day].reset_index(drop=True) for day in sorted(days.unique())}
+
+    def _write(self, day: str, frame: pd.DataFrame) -> None:
+        from mlops_provider.utils.storage import staging_file
+
+        self._sequence += 1
+        first = frame[CAPTURED_AT].iloc[0].to_pydatetime()
+        target = self.folder_for(day) / capture_file_name(first, self.version, os.getpid(), self._sequence)
+        with staging_file(target) as tmp:
+            frame.to_parquet(tmp, index=False)
+
+
+def _frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns)
+
+
+def default_folder(model_name: str, day: str) -> ObjectStoragePath:
+    from mlops_provider.utils.records import capture_folder
+
+    return capture_folder(model_name, day)
+
+
+def capture_files(model_name: str, day: str) -> list[ObjectStoragePath]:
+    """The finished capture files of a model's day, oldest first (files being written, or left torn by a writer
+    killed mid-flush, are skipped: :func:`~mlops_provider.ml.capture.is_capture_file`)."""
+    folder = default_folder(model_name, day)
+    try:
+        folder.fs.invalidate_cache(folder.path)
+    except Exception:  # noqa: BLE001 - a filesystem without a cache
+        pass
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if is_capture_file(p.name)), key=lambda p: p.name)
+
+
+def read_day(model_name: str, day: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """A model's captured rows of ``day`` (only ``columns`` plus the capture columns when given) and the locations of
+    the files read (the lineage a record names). An empty frame when nothing was captured."""
+    import pandas as pd
+
+    from mlops_provider.ml.capture import CAPTURE_COLUMNS
+    from mlops_provider.utils.storage import local_copy, location
+
+    frames, read = [], []
+    wanted = None if columns is None else [*columns, *CAPTURE_COLUMNS]
+    for path in capture_files(model_name, day):
+        with local_copy(path) as local:
+            if wanted is None:
+                frames.append(pd.read_parquet(local))
+            else:
+                import pyarrow.parquet as pq
+
+                present = set(pq.read_schema(local).names)
+                frames.append(pd.read_parquet(local, columns=[c for c in wanted if c in present]))
+        read.append(location(path))
+    if not frames:
+        return pd.DataFrame(columns=wanted or list(CAPTURE_COLUMNS)), []
+    return pd.concat(frames, ignore_index=True, sort=False), read

@@ -1,0 +1,81 @@
+"""The capture writer (mlops_provider.runtime.capture) in process: a flush per file, rows across midnight in two
+days' folders, a full buffer and a failing store drop and count rows without raising, readers skip unfinished files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops_provider.ml.capture import CAPTURED_AT, PREDICTION, REQUEST_ID, VERSION, CaptureSettings
+from mlops_provider.runtime.capture import CaptureWriter, capture_files, read_day
+from mlops_provider.utils.storage import stored
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "mlops"))
+    monkeypatch.delenv("MLOPS_STORAGE_URL", raising=False)
+    return tmp_path / "mlops"
+
+
+def rows(n: int, start: int = 0) -> tuple[pd.DataFrame, list[float], list[str]]:
+    return (
+        pd.DataFrame({"x": [float(i) for i in range(start, start + n)]}),
+        [0.5] * n,
+        [f"k{i}" for i in range(start, start + n)],
+    )
+
+
+def test_each_flush_writes_one_new_file_and_readers_skip_unfinished_ones(home: Path) -> None:
+    drops: list[tuple[str, int]] = []
+    writer = CaptureWriter(
+        "m", "3", CaptureSettings(flush_rows=2, buffer_rows=10), on_drop=lambda r, n: drops.append((r, n))
+    )
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    for start in (0, 3):
+        frame, predictions, ids = rows(3, start)
+        assert writer.add(frame, predictions, ids, f"req{start}")
+        assert writer.flush() == 3
+    files = capture_files("m", day)
+    assert len(files) == 2 and files[0].name < files[1].name
+    (Path(files[0].path).parent / f".{files[1].name}.abc.tmp").write_bytes(b"PAR1 torn")  # a crashed writer's
+    frame, read = read_day("m", day, ["x"])
+    assert len(read) == 2 and list(frame["x"]) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert set(frame[VERSION]) == {"3"} and list(frame[REQUEST_ID]) == [f"k{i}" for i in range(6)]
+    assert list(frame[PREDICTION]) == [0.5] * 6 and drops == [] and writer.flush() == 0  # nothing waits
+
+
+def test_rows_answered_on_two_days_go_to_two_folders(home: Path) -> None:
+    writer = CaptureWriter("m", "1", CaptureSettings())
+    before, after = (
+        dt.datetime(2026, 12, 6, 23, 59, 59, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 12, 7, 0, 0, 1, tzinfo=dt.timezone.utc),
+    )
+    for at, start in ((before, 0), (after, 1)):
+        frame, predictions, ids = rows(1, start)
+        writer._chunks.append(((tuple(frame.columns), frame.values.tolist()), predictions, ids, "r", at))
+        writer._rows += 1
+    assert writer.flush() == 2
+    assert [len(capture_files("m", d)) for d in ("2026-12-06", "2026-12-07")] == [1, 1]
+    frame, _ = read_day("m", "2026-12-07")
+    assert list(frame["x"]) == [1.0] and frame[CAPTURED_AT].iloc[0] == pd.Timestamp(after)
+
+
+def test_a_full_buffer_drops_and_counts_and_a_failing_store_too(home: Path) -> None:
+    drops: list[tuple[str, int]] = []
+    blocked = stored(str(home / "not-a-folder"))
+    home.mkdir(parents=True)
+    Path(blocked.path).write_text("a file where a folder should be")
+    writer = CaptureWriter("m", "1", CaptureSettings(flush_rows=5, buffer_rows=5),
+                           on_drop=lambda r, n: drops.append((r, n)), folder_for=lambda day: blocked / day)  # fmt: skip
+    assert writer.add(*rows(4), "r1")
+    assert not writer.add(*rows(2, 4), "r2")  # 6 > 5: dropped whole, counted
+    assert writer.buffered == 4
+    assert writer.flush() == 0  # the store fails: the rows go, counted; nothing raises
+    assert drops == [("buffer_full", 2), ("store_failed", 4)]
+    assert writer.dropped == {"buffer_full": 2, "store_failed": 4, "unmatched_output": 0} and writer.buffered == 0
