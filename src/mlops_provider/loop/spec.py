@@ -695,7 +695,6 @@ class ModelSpec(_Section):
             return self.monitoring.current
         return "served" if self.serving.endpoint is not None else "ingested"
 
-    @property
     def capture_arguments(self) -> dict[str, Any]:
         """``DeployModelVersionOperator(capture=...)``: ``serving.capture`` with the dataset's key column as the
         rows' request id."""
