@@ -92,7 +92,8 @@ def test_the_documented_token_login_reads_the_plugin_pages(tmp_path, monkeypatch
 
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
-            cwd=tmp_path, env={**env, "AIRFLOW_URL": url, "MODEL": "churn_classifier"}, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env={**env, "AIRFLOW_URL": url, "MODEL": "churn_classifier"},
+            capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads(done.stdout)["model_name"] == "churn_classifier"  # the health page's JSON
