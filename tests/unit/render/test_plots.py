@@ -154,3 +154,14 @@ def test_the_health_plots_put_days_on_a_time_axis_a_gap_shows_as_a_gap_and_ticks
     step = xs["2026-07-02"] - xs["2026-07-01"]
     assert xs["2026-11-01"] - xs["2026-07-03"] == pytest.approx(121 * step, rel=0.01)
     assert [t for t in interval_fig["texts"] if t.get("cls") == "date-tick"]
+
+
+def test_a_long_time_axis_ticks_the_first_of_the_month_and_names_the_year() -> None:
+    slots, step, ticks = plots.time_axis(["2026-01-15", "2026-12-20"], 0, 440)
+    assert step == pytest.approx(440 / 340) and slots["2026-01-15"] == 0.0
+    assert [(date, label) for _, date, label in ticks] == [
+        ("2026-03-01", "2026-03"), ("2026-05-01", "2026-05"), ("2026-07-01", "2026-07"), ("2026-09-01", "2026-09"),
+        ("2026-11-01", "2026-11"),
+    ]  # fmt: skip
+    _, _, short = plots.time_axis(["2026-12-30", "2027-01-02"], 0, 400)
+    assert [label for _, _, label in short] == ["2026-12-30", "12-31", "2027-01-01", "01-02"]  # a new year is named
