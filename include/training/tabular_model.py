@@ -15,14 +15,49 @@ import mlflow.models
 import mlflow.pyfunc
 
 
+def _is_number(value: Any) -> bool:
+    """An int or a float (numpy's too) or a missing value; not a bool, not a string."""
+    import numbers
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return False
+    return isinstance(value, numbers.Number) or value is None or value is pd.NA
+
+
+def numbers(values: Any, column: str) -> Any:
+    """A numeric feature column as float64: ints (any width, nullable too) and floats are cast safely, missing
+    values stay missing; anything else (a string, a bool) is refused naming the column and the row. The model's
+    signature declares numeric columns ``any`` so that MLflow lets ints through to this check (its own schema
+    enforcement refuses int64 for a double column); the intended type is in the model's metadata
+    ``input_types``."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    fits = values.map(_is_number).astype(bool)
+    if not fits.all():
+        position = int((~fits).to_numpy().argmax())
+        value = values.iloc[position]
+        raise MlflowException.invalid_parameter_value(
+            f"column {column!r} expects numbers (int or float), got {type(value).__name__} {str(value)[:40]!r} in "
+            f"row {position}"
+        )
+    return pd.to_numeric(values.astype(object).where(values.notna(), None)).astype("float64")
+
+
 def encode(frame: Any, numerical: list[str], categories: dict[str, list[str]]) -> Any:
-    """Model inputs with a fixed schema: float numerics and categoricals with the training category lists
-    (a value never seen in training becomes missing, which XGBoost handles)."""
+    """Model inputs with a fixed schema: float numerics (ints cast safely, strings refused: :func:`numbers`) and
+    categoricals with the training category lists (a value never seen in training becomes missing, which XGBoost
+    handles)."""
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
     for column in numerical:
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        out[column] = numbers(frame[column], column)
     for column, values in categories.items():
         out[column] = pd.Categorical(frame[column].astype("string"), categories=values)
     return out

@@ -146,7 +146,6 @@ def log_model(model: Any, features: dict[str, Any], example: Any) -> Any:
     """Log the pyfunc model (booster + features.json + tabular_model.py) with signature, example and pinned
     requirements."""
     import mlflow
-    from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
         booster = Path(tmp) / "model.ubj"
@@ -158,10 +157,27 @@ def log_model(model: Any, features: dict[str, Any], example: Any) -> Any:
             name="model",
             python_model=str(HERE / "tabular_model.py"),
             artifacts={"xgboost_model": str(booster), "features": str(features_file)},
-            signature=infer_signature(example, predictions),
+            signature=model_signature(example, predictions, features["numerical"]),
             input_example=example,
+            metadata={"input_types": dict.fromkeys(features["numerical"], "double")},
             pip_requirements=pinned_requirements(),
         )
+
+
+def model_signature(example: Any, predictions: Any, numerical: list[str]) -> Any:
+    """The model's signature: inferred from the example, except that numeric feature columns are declared ``any``
+    so that a registry consumer may pass ints where the features are floats (MLflow's schema enforcement refuses
+    int64 for a double column); the model casts them safely and refuses anything else naming the column
+    (``tabular_model.numbers``). Their intended type, ``double``, is the model's metadata ``input_types``."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inferred = infer_signature(example, predictions)
+    inputs = [
+        ColSpec(AnyType(), spec.name, required=spec.required) if spec.name in numerical else spec
+        for spec in inferred.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=inferred.outputs)
 
 
 def model_input(frame: Any, features: dict[str, Any]) -> Any:

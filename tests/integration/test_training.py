@@ -274,7 +274,7 @@ BREAKS = {
     "run tags": ("train.py", "mlflow.set_tags({**json.loads(args.tags), ", "mlflow.set_tags({"),
     "signature": (
         "train.py",
-        "signature=infer_signature(example, predictions),\n            input_example=example,\n",
+        'signature=model_signature(example, predictions, features["numerical"]),\n            input_example=example,\n',
         "",
     ),
     "predict output": ("tabular_model.py", "self.categories))[:, 1]", "self.categories))"),

@@ -163,3 +163,50 @@ def test_a_fixed_day_is_added_to_the_later_sets_built_without_it_old_versions_ke
     page = render({"model_name": DATASET, "champion": None, "lineage": {}, "history": [], "drift": [],
                    "performance": [], "rebuilt_training_sets": shown})  # fmt: skip
     assert f"<td>{tag('2026-11-05')}.r2</td><td>2026-11-04</td>" in page
+
+
+def test_a_cleared_earlier_day_waiting_for_a_run_slot_does_not_deadlock_the_later_days(mlops_home, tmp_path):
+    """Issue 30, item 6: 11-04 failed and was cleared (its run is queued again) while the runs of 11-05 and 11-06
+    hold both of the ingest DAG's ``max_active_runs`` slots. Their assemblies used to wait for 11-04, which could
+    not start until they ended: a deadlock until ``wait_timeout`` failed them. Now a day whose run is queued while
+    every run slot is taken is left out (``queued``), the later sets are built and their runs end, and 11-04's own
+    assembly, once it runs and is versioned, rebuilds the later sets with it (repair)."""
+    import datetime as dt
+
+    from airflow.sdk import DAG
+
+    version_partitions(tmp_path, ["2026-11-03", "2026-11-05", "2026-11-06"])
+
+    def run(day: str, state: str) -> dict:
+        return {"dag_id": "ingest", "run_id": f"scheduled__{day}", "state": state,
+                "logical_date": dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)}  # fmt: skip
+
+    cleared = run("2026-11-04", "queued")
+    runs = [cleared, run("2026-11-05", "running"), run("2026-11-06", "running")]
+
+    def assemble_in_dag(day: str, max_active_runs: int) -> dict:
+        with DAG("ingest", schedule=None, max_active_runs=max_active_runs):
+            op = TrainingSetAssemblyOperator(task_id="assemble", dataset=DATASET, partition=day, asset=ASSET,
+                                             window_days=3)  # fmt: skip
+        return op.execute(task_context(None, dag_id="ingest", dag_runs=runs))
+
+    # A free slot: 11-04 can start, so the later day waits for it as before.
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    with pytest.raises(AirflowRescheduleException):
+        assemble_in_dag("2026-11-05", max_active_runs=3)
+    # Every slot taken by later days: 11-04 cannot start while they wait; they build without it and end.
+    built = {day: assemble_in_dag(day, max_active_runs=2) for day in ("2026-11-05", "2026-11-06")}
+    assert built["2026-11-05"]["missing"] == {"2026-11-04": "queued"}
+    assert built["2026-11-06"]["partitions"] == ["2026-11-05", "2026-11-06"]
+
+    # The slots are free: 11-04 runs, is versioned, and its assembly adds it to both later sets.
+    runs[1]["state"] = runs[2]["state"] = "success"
+    cleared["state"] = "running"
+    version_partitions(tmp_path, ["2026-11-04"])
+    fixed = assemble_in_dag("2026-11-04", max_active_runs=2)
+    tag = lambda day: training_set_tag(DATASET, day)  # noqa: E731
+    assert fixed["rebuilt"] == [tag("2026-11-05") + ".r2", tag("2026-11-06") + ".r2"]
+    assert DvcHook().describe_commit(tag("2026-11-05") + ".r2")["trailers"]["Training-Set-Partitions"] == (
+        "2026-11-03,2026-11-04,2026-11-05"
+    )

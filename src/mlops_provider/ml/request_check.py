@@ -45,6 +45,26 @@ def _fits(kind: str, value: Any) -> bool:
     return True  # binary and other types: left to the model
 
 
+def input_signature(model: Any) -> list[tuple[str, str, bool]]:
+    """``(name, type, required)`` of each input column of a pyfunc model's signature (empty: no signature).
+
+    A column the signature declares ``any`` takes its type from the model's metadata ``input_types``
+    (``{column: type}``) when it names one: the training template declares its numeric features ``any`` (so that
+    MLflow lets a registry consumer's ints through to the model, which casts them) and ``double`` there, so a
+    request is still checked as a number."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        return []
+    declared = (getattr(model.metadata, "metadata", None) or {}).get("input_types") or {}
+    out = []
+    for spec in schema.inputs:
+        kind = str(spec.type).split(".")[-1].lower()
+        if kind == "any" and isinstance(declared.get(spec.name), str):
+            kind = declared[spec.name].lower()
+        out.append((spec.name, kind, bool(getattr(spec, "required", True))))
+    return out
+
+
 def request_rows(payload: Any) -> tuple[list[str], list[list[Any]]]:
     """The columns and rows of a request body (already parsed JSON); a RequestError for any other shape."""
     if not isinstance(payload, dict):

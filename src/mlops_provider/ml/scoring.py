@@ -18,8 +18,9 @@ def schema_predictor(model: Any) -> Predictor:
     the signature says double, as a JSON client's parsed numbers would be); extra columns are dropped."""
     import pandas as pd
 
-    schema = model.metadata.get_input_schema()
-    columns = {spec.name: str(spec.type) for spec in schema.inputs} if schema is not None else {}
+    from mlops_provider.ml.request_check import input_signature
+
+    columns = {name: kind for name, kind, _ in input_signature(model)}
 
     def predict(frame: Any) -> Any:
         if not columns:

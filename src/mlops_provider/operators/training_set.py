@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 
-#: How a day of a training-set window stands: versioned (used), quarantined or missing (left out, recorded), or
-#: undecided (its ingest run is still going: the assembly waits for it).
-DAY_STATES = ("versioned", "quarantined", "missing", "undecided")
+#: How a day of a training-set window stands: versioned (used), quarantined or missing (left out, recorded),
+#: undecided (its ingest run is still going: the assembly waits for it), or queued (its run waits for a run slot that
+#: the later days hold: left out, and its own assembly adds it to the later sets once it is versioned).
+DAY_STATES = ("versioned", "quarantined", "missing", "undecided", "queued")
 
 
 def window_days(end: str, days: int) -> list[str]:
@@ -55,6 +56,10 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
       that day validates slowly): the task **waits** (it is rescheduled every ``poll_interval`` seconds, freeing
       its worker and pool slot) and fails after ``wait_timeout`` naming the days, so a set is never built from a
       window whose days are not all decided;
+    - **queued**: its run is queued (cleared or re-run) while every run slot of the ingest DAG
+      (``max_active_runs``) is taken, so it cannot start while later days wait for it: left out, and the set is
+      built now (waiting would deadlock ingest until ``wait_timeout``). Once that day runs and is versioned, its own
+      assembly adds it to the later sets (``repair_later``);
     - **missing**: none of these (before the DAG's start, or its run ended without a version): left out.
 
     Left-out days are recorded (XCom, Asset event ``extra["missing"]`` and the commit trailer
@@ -153,13 +158,23 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
                 states[day] = "versioned"
             elif (quarantine / day).is_dir():
                 states[day] = "quarantined"
-            elif day != end and ti.get_dr_count(
-                dag_id=dag_id, logical_dates=[day_logical_date(day)], states=["queued", "running"]
-            ):
+            elif day == end:
+                states[day] = "missing"
+            elif ti.get_dr_count(dag_id=dag_id, logical_dates=[day_logical_date(day)], states=["running"]):
                 states[day] = "undecided"
+            elif ti.get_dr_count(dag_id=dag_id, logical_dates=[day_logical_date(day)], states=["queued"]):
+                states[day] = "queued" if self._run_slots_full(ti, dag_id) else "undecided"
             else:
                 states[day] = "missing"
         return states
+
+    def _run_slots_full(self, ti: Any, dag_id: str) -> bool:
+        """Whether every run slot (``max_active_runs``) of the ingest DAG is taken, so a queued run of an earlier day
+        cannot start while this one waits. Unknown (another DAG, or no DAG): taken (waiting could deadlock)."""
+        if not self.has_dag() or self.dag.dag_id != dag_id:
+            return True
+        limit = self.dag.max_active_runs
+        return bool(limit) and ti.get_dr_count(dag_id=dag_id, states=["running"]) >= limit
 
     def _versioned_days(self) -> list[str]:
         prefix = partition_tag(self.dataset, "")
@@ -274,6 +289,13 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))
         if left_out:
             self.log.warning("Left out of the %s window up to %s: %s", self.dataset, self.partition, left_out)
+        queued = [day for day, state in left_out.items() if state == "queued"]
+        if queued:
+            self.log.warning(
+                "Not waiting for %s: their ingest runs are queued while every run slot of the ingest DAG is taken by "
+                "later days (waiting would deadlock). Built without them; their own assembly adds them to this set "
+                "once they are versioned.", ", ".join(queued),
+            )  # fmt: skip
         version, rows = self._build(context, str(self.partition), chosen, left_out, {})
         extra = {
             "dataset": self.dataset,

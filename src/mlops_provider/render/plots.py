@@ -8,6 +8,7 @@ carry ``cls`` (its CSS class, which tests and styles select on) and ``title`` (i
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from markupsafe import Markup
@@ -22,8 +23,76 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "lines": {"dash": None, "width": 2, "title": "", "cls": None},
     "circles": {"title": "", "stroke": None, "cls": None},
     "polygons": {"title": "", "cls": None},
-    "texts": {"size": 10, "anchor": "start", "fill": None, "rotate": None},
+    "texts": {"size": 10, "anchor": "start", "fill": None, "rotate": None, "cls": None},
 }
+#: A per-day plot draws this many pixels per calendar day while it fits ``MAX_DAYS_WIDTH``, fewer beyond.
+DAY_PX, MAX_DAYS_WIDTH = 28, 960
+#: Tick spacings of a time axis: days, then months (``-n``: every n months, on the first of the month).
+DAY_TICKS, MONTH_TICKS = (1, 2, 3, 7, 14), (-1, -2, -3, -6, -12)
+
+
+def _date(day: str) -> dt.date:
+    return dt.date.fromisoformat(str(day)[:10])
+
+
+def days_width(days: list[str], margin: int, least: int = 360) -> int:
+    """The width of a per-day plot: ``DAY_PX`` per calendar day from the first to the last of ``days`` (gaps
+    included) plus ``margin``, at least ``least``, at most ``MAX_DAYS_WIDTH``."""
+    span = (_date(max(days)) - _date(min(days))).days + 1
+    return max(least, min(DAY_PX * span + margin, MAX_DAYS_WIDTH))
+
+
+def time_axis(
+    days: list[str], left: float, right: float
+) -> tuple[dict[str, float], float, list[tuple[float, str, str]]]:
+    """Days on a time axis from ``left`` to ``right``: every calendar day from the first to the last of ``days`` gets
+    one slot of equal width, so a gap between records is drawn as a gap. Returns the x of each day's slot (its left
+    edge), the slot width, and the ticks ``(x of the tick date's slot centre, date, label)``: at most one per ~44 px
+    and 10 in all, every 1, 2, 3, 7 or 14 days from the first day (label ``MM-DD``, the first one and a new year
+    ``YYYY-MM-DD``), or on the first of every 1, 2, 3, 6 or 12 months (label ``YYYY-MM``) over longer spans."""
+    first, last = _date(min(days)), _date(max(days))
+    span = (last - first).days + 1
+    step = (right - left) / span
+
+    def at(date: dt.date) -> float:
+        return round(left + step * (date - first).days, 1)
+
+    slots = {day: at(_date(day)) for day in days}
+    room = max(2, min(10, int((right - left) // 44)))
+    spacing = next((k for k in DAY_TICKS if -(-span // k) <= room), None)
+    if spacing is None:
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+        spacing = next((k for k in MONTH_TICKS if -(-months // -k) <= room), MONTH_TICKS[-1])
+    dates: list[dt.date] = []
+    if spacing > 0:
+        dates = [first + dt.timedelta(days=i) for i in range(0, span, spacing)]
+    else:
+        year, month = first.year, first.month
+        while True:
+            if (month - 1) % -spacing == 0:
+                date = dt.date(year, month, 1)
+                if date > last:
+                    break
+                if date >= first:
+                    dates.append(date)
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    ticks = []
+    for i, date in enumerate(dates):
+        if spacing < 0:
+            label = date.strftime("%Y-%m")
+        elif i == 0 or date.year != dates[i - 1].year:
+            label = date.isoformat()
+        else:
+            label = date.strftime("%m-%d")
+        ticks.append((round(at(date) + step / 2, 1), date.isoformat(), label))
+    return slots, step, ticks
+
+
+def _date_ticks(fig: dict[str, Any], ticks: list[tuple[float, str, str]], y: float, size: int = 9) -> None:
+    """Tick labels (class ``date-tick``, ``date``: the ISO date) centred on their date's slot."""
+    for x, date, label in ticks:
+        fig["texts"].append({"x": x, "y": y, "text": label, "anchor": "middle", "size": size, "cls": "date-tick",
+                             "date": date})  # fmt: skip
 
 
 def svg(fig: dict[str, Any]) -> Markup:
@@ -199,9 +268,7 @@ def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
     ``[{day, metric, value, floor, interval: {lower, upper, level, method} | None, rows, rule, alarm}]``."""
     days = sorted({str(p["day"]) for p in points})
     metric = points[0].get("metric") or "metric"
-    fig = _figure(
-        "metric-intervals", f"{metric} on late labels, with its interval", width=max(360, 30 * len(days) + 90)
-    )
+    fig = _figure("metric-intervals", f"{metric} on late labels, with its interval", width=days_width(days, 90))
     values = [float(v) for p in points for v in (p["value"], p.get("floor"),
               *((p.get("interval") or {}).get(k) for k in ("lower", "upper"))) if v is not None]  # fmt: skip
     low, high = min(values), max(values)
@@ -209,8 +276,8 @@ def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
     if high - low < 0.05:
         low, high = max(0.0, low - 0.025), min(1.0, high + 0.025)
     left, right, top, bottom = PAD + 6, fig["width"] - 16, 28, fig["height"] - PAD
-    step = (right - left) / len(days)
-    x = {day: round(left + step * (i + 0.5), 1) for i, day in enumerate(days)}
+    slots, step, ticks = time_axis(days, left, right)
+    x = {day: round(slot + step / 2, 1) for day, slot in slots.items()}
 
     def y(v: float) -> float:
         return round(bottom - (v - low) / (high - low) * (bottom - top), 1)
@@ -237,10 +304,7 @@ def metric_intervals(points: list[dict[str, Any]]) -> dict[str, Any]:
             f"({p.get('window_days', 1)}-day window; rule {p.get('rule', 'point')}"
             + ("; alarm)" if p.get("alarm") else ")"),
         })  # fmt: skip
-    every = max(1, -(-len(days) // 8))
-    for i, day in enumerate(days):
-        if i % every == 0:
-            fig["texts"].append({"x": x[day], "y": bottom + 14, "text": day[5:], "anchor": "middle", "size": 9})
+    _date_ticks(fig, ticks, bottom + 14)
     fig["texts"].append({"x": left, "y": fig["height"] - 8, "text": "labelled day; bar: confidence interval; "
                          "dashed: floor; red dot: alarm"})  # fmt: skip
     return fig
@@ -253,7 +317,8 @@ def monitoring_by_day(
     estimated: list[dict[str, Any]] | None = None,
     predictions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """The model health page's main plot, one column per day on a [0, 1] scale: per day the drift signal that decided
+    """The model health page's main plot, days on a time axis (:func:`time_axis`: a gap between records is a gap,
+    the ticks are dates) on a [0, 1] scale: per day the drift signal that decided
     the day's verdict (bars, capped at 1, orange when the day drifted; :func:`mlops_provider.layout.deciding_signal`)
     with that signal's line across its bar, the newest day's line across the plot (dashed, red), the metric on late
     labels (dots, with a bar for its interval), the metric estimated before the labels (rings, with a bar for its
@@ -266,10 +331,10 @@ def monitoring_by_day(
     days = sorted({p["day"] for p in drift} | {p["day"] for p in [*performance, *estimated, *predictions] if p["day"]})
     if not days:
         return None
-    width, height, pad = max(360, 28 * len(days) + 60), 220, 40
+    width, height, pad = days_width(days, 80), 220, 40
     fig = {**_figure("monitoring", "Drift per day", width=width, height=height), "heading": False}
-    step = (width - 2 * pad) / len(days)
-    x = {day: pad + step * i for i, day in enumerate(days)}
+    x, step, ticks = time_axis(days, pad, width - pad)
+    bar = min(step - 4, DAY_PX - 4) if step >= 12 else max(1.5, round(step * 0.7, 1))  # centred in its slot
 
     def y(value: float) -> float:
         return round(height - pad - value * (height - 2 * pad), 1)
@@ -290,7 +355,7 @@ def monitoring_by_day(
         others = "" if decided["signal"] == "share" else f"; drift share {float(point.get('drift_share') or 0):.2f}"
         note = f"; {point['signal_note']}" if point.get("signal_note") else ""
         fig["rects"].append({
-            "x": round(x[point["day"]] + 2, 1), "y": y(drawn), "w": round(step - 4, 1),
+            "x": round(x[point["day"]] + (step - bar) / 2, 1), "y": y(drawn), "w": round(bar, 1),
             "h": round(y(0) - y(drawn), 1), "fill": "#e67e22" if point["dataset_drift"] else "#5dade2",
             "cls": "drift", "signal": decided["signal"],
             "title": f"{point['day']}: {decided['name']} {decided['value']:.2f} (line {decided['line']:.2f}{others}; "
@@ -337,10 +402,7 @@ def monitoring_by_day(
             + (f"; sampling noise reaches {float(point['noise_bound']):.3f} at this day's rows"
                if point.get("noise_bound") is not None else ""),
         })  # fmt: skip
-    every = max(1, -(-len(days) // 8))  # at most ~8 labels
-    for i, day in enumerate(days):
-        if i % every == 0:
-            fig["texts"].append({"x": round(x[day], 1), "y": height - 26, "text": day[5:]})
+    _date_ticks(fig, ticks, height - 26)
     fig["line"], fig["line_name"], fig["zero"] = line_value, line_name, y(0)
     return fig
 

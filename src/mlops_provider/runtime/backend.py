@@ -69,12 +69,12 @@ MODULE = "mlops_provider.runtime.backend"
 
 
 def signature_of(model: Any) -> list[tuple[str, str, bool]]:
-    """``(name, type, required)`` of each input column of a pyfunc model's signature (empty: no signature)."""
-    schema = model.metadata.get_input_schema()
-    if schema is None:
-        return []
-    return [(spec.name, str(spec.type).split(".")[-1].lower(), bool(getattr(spec, "required", True))) for spec in
-            schema.inputs]  # fmt: skip
+    """``(name, type, required)`` of each input column of a pyfunc model's signature (empty: no signature; an
+    ``any`` column typed by the model's metadata ``input_types``: see
+    :func:`mlops_provider.ml.request_check.input_signature`)."""
+    from mlops_provider.ml.request_check import input_signature
+
+    return input_signature(model)
 
 
 def create_app(

@@ -58,3 +58,28 @@ def test_a_request_of_another_shape_is_refused(payload, message):
 def test_an_empty_request_is_refused():
     with pytest.raises(RequestError, match="no rows"):
         check_request(SIGNATURE, COLUMNS, [])
+
+
+def test_an_any_column_is_checked_by_the_type_the_model_metadata_declares():
+    """Issue 30, item 8: the training template declares numeric features ``any`` (MLflow lets a consumer's ints
+    through) and ``double`` in the metadata ``input_types``: the live backend still checks them as numbers."""
+    from types import SimpleNamespace
+
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    from mlops_provider.ml.request_check import input_signature
+
+    schema = Schema(
+        [ColSpec(AnyType(), "spend"), ColSpec(AnyType(), "blob"), ColSpec("string", "plan", required=False)]
+    )
+    typed = SimpleNamespace(
+        metadata=Model(signature=ModelSignature(inputs=schema), metadata={"input_types": {"spend": "double"}})
+    )
+    signature = input_signature(typed)
+    assert signature == [("spend", "double", True), ("blob", "any", True), ("plan", "string", False)]
+    check_request(signature, ["spend", "blob"], [[3, "anything"], [2.5, 7]])
+    with pytest.raises(RequestError, match="column 'spend' expects double, got str") as refused:
+        check_request(signature, ["spend", "blob"], [["twelve", 1]])
+    assert refused.value.column == "spend"
+    assert input_signature(SimpleNamespace(metadata=Model())) == []

@@ -113,3 +113,55 @@ def test_the_run_page_draws_a_tuning_study_trials_best_so_far_and_importances() 
     assert study_plots(None) == [] and [f for f, _ in plots.study_figures({**study, "importance": {}})] == [
         "tuning_trials"
     ]
+
+
+def test_the_health_plots_put_days_on_a_time_axis_a_gap_shows_as_a_gap_and_ticks_are_dates() -> None:
+    """Issue 30, item 9: a loop that ran in July and again from November drew both stretches side by side (one
+    column per recorded day): the 4-month gap was invisible and the ticks were just the recorded days."""
+    import datetime as dt
+
+    days = ["2026-07-01", "2026-07-02", "2026-07-03", "2026-11-01", "2026-11-02"]
+    drift = [{"day": d, "drift_share": 0.2, "dataset_drift": False} for d in days]
+    performance = [{"day": d, "metric": "roc_auc", "value": 0.8} for d in days]
+    fig = plots.monitoring_by_day(drift, performance, 0.3)
+    assert fig is not None
+    bars = {r["title"][:10]: r["x"] + r["w"] / 2 for r in fig["rects"] if r["cls"] == "drift"}
+    dots = {c["title"][:10]: c["x"] for c in fig["circles"] if c["cls"] == "auc"}
+    one_day = (bars["2026-11-02"] - bars["2026-07-01"]) / 124  # the axis' scale: 124 days apart
+    assert bars["2026-07-02"] - bars["2026-07-01"] == pytest.approx(one_day, abs=0.2)
+    assert bars["2026-07-03"] - bars["2026-07-02"] == pytest.approx(one_day, abs=0.2)
+    # 2026-07-03 -> 2026-11-01 is 121 days: 121 times one day's width, not one column.
+    assert bars["2026-11-01"] - bars["2026-07-03"] == pytest.approx(121 * one_day, rel=0.01)
+    assert dots == pytest.approx(bars, abs=0.2)  # every series on the same axis
+
+    # Ticks are dates, placed where those dates are on the axis (the same scale as the bars).
+    ticks = [t for t in fig["texts"] if t.get("cls") == "date-tick"]
+    assert len(ticks) >= 3
+    origin = dt.date(2026, 7, 1)
+    for tick in ticks:
+        date = tick["date"]
+        assert tick["x"] == pytest.approx(bars["2026-07-01"] + (dt.date.fromisoformat(date) - origin).days * one_day,
+                                          abs=0.2)  # fmt: skip
+    labels = [t["text"] for t in ticks]
+    assert any(label.startswith(("2026-08", "2026-09", "2026-10", "08-", "09-", "10-")) for label in labels), labels
+    assert 'class="date-tick"' in str(plots.svg(fig))
+
+    # The labelled metric's plot uses the same rule.
+    interval_fig = plots.metric_intervals(
+        [{"day": d, "metric": "roc_auc", "value": 0.8, "floor": 0.7, "rows": 10} for d in days]
+    )
+    xs = {c["title"][:10]: c["x"] for c in interval_fig["circles"]}
+    step = xs["2026-07-02"] - xs["2026-07-01"]
+    assert xs["2026-11-01"] - xs["2026-07-03"] == pytest.approx(121 * step, rel=0.01)
+    assert [t for t in interval_fig["texts"] if t.get("cls") == "date-tick"]
+
+
+def test_a_long_time_axis_ticks_the_first_of_the_month_and_names_the_year() -> None:
+    slots, step, ticks = plots.time_axis(["2026-01-15", "2026-12-20"], 0, 440)
+    assert step == pytest.approx(440 / 340) and slots["2026-01-15"] == 0.0
+    assert [(date, label) for _, date, label in ticks] == [
+        ("2026-03-01", "2026-03"), ("2026-05-01", "2026-05"), ("2026-07-01", "2026-07"), ("2026-09-01", "2026-09"),
+        ("2026-11-01", "2026-11"),
+    ]  # fmt: skip
+    _, _, short = plots.time_axis(["2026-12-30", "2027-01-02"], 0, 400)
+    assert [label for _, _, label in short] == ["2026-12-30", "12-31", "2027-01-01", "01-02"]  # a new year is named
