@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
 from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
+from mlops_provider.utils.compat import AirflowFailException
 from mlops_provider.utils.evidence import attempt_key
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import AssetAlias, BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
 from mlops_provider.hooks.dvc import DvcError
@@ -48,6 +47,7 @@ from mlops_provider.runtime.runners import (
     default_runner,
     run_training,
 )
+from mlops_provider.utils.compat import AirflowException, AirflowFailException
 from mlops_provider.utils.paths import mlops_home, training_work_dir
 from mlops_provider.utils.templated_fields import json_object
 
