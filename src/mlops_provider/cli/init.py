@@ -165,6 +165,13 @@ def check_ports(conf: Any, report: Report) -> None:
     for port, users in by_port.items():
         if len(users) > 1:
             report.problem(f"port {port} is set for {' and '.join(users)}: give each its own port")
+    defaults = {8793, 8794, 8974}
+    if api_port != 8080 and defaults & set(ports.values()):
+        report.warning(
+            f"the API server is on port {api_port}, not 8080, while the log-server or health-check ports keep their "
+            f"defaults ({', '.join(str(p) for p in sorted(defaults & set(ports.values())))}): a second Airflow on this "
+            "machine must move them too, or they collide with the first one's (the variables named below)"
+        )
     busy = [f"{port} ({what.split(' (')[0]})" for what, port in ports.items() if _port_in_use(port)]
     shown = ", ".join(f"{port} {what.split(' (')[0]}" for what, port in ports.items())
     report.done("ok", f"ports: {shown}")

@@ -40,17 +40,24 @@ def test_check_writes_nothing(tmp_path):
 def test_an_execution_api_url_on_another_port_is_a_problem_naming_the_fix(monkeypatch):
     from airflow.configuration import conf
 
-    monkeypatch.setenv("AIRFLOW__API__PORT", "18080")
-    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://localhost:8080/execution/")
+    for name, value in {"API__PORT": "18080", "LOGGING__WORKER_LOG_SERVER_PORT": "18081",
+                        "LOGGING__TRIGGER_LOG_SERVER_PORT": "18082",
+                        "SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": "18083",
+                        "CORE__EXECUTION_API_SERVER_URL": "http://localhost:8080/execution/"}.items():  # fmt: skip
+        monkeypatch.setenv(f"AIRFLOW__{name}", value)
     report = Report()
     check_ports(conf, report)
-    assert any(
-        "calls port 8080" in p and "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:18080/execution/" in p
-        for p in report.problems
-    ), report.problems
+    assert len(report.problems) == 1, report.problems
+    assert "calls port 8080" in report.problems[0]
+    assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:18080/execution/" in report.problems[0]
+    assert not any("keep their defaults" in w for w in report.warnings)
 
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "http://localhost:18080/execution/")
-    monkeypatch.setenv("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "18081")
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "8974")  # a second instance's trap
+    report = Report()
+    check_ports(conf, report)
+    assert not report.problems and any("keep their defaults (8974)" in w for w in report.warnings), report.warnings
+
     monkeypatch.setenv("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "18081")
     report = Report()
     check_ports(conf, report)
