@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT
 
-pytestmark = pytest.mark.consumer
+pytestmark = [pytest.mark.consumer, pytest.mark.timeout(1800)]  # three environments built side by side
 
 PROBE = Path(__file__).with_name("probe.py")
 # (python, which apache-airflow, extras): the oldest Python with the lowest Airflow the package declares and one
