@@ -131,9 +131,10 @@ def for_airflow(airflow: str, python: str) -> str:
                 if line and not line.startswith("#") and Requirement(line).name not in AIRFLOW_FAMILY
             )
         )
+        (folder / "override.txt").write_text(f"apache-airflow=={airflow}\n")  # below the package's declared bound
         subprocess.run(
             [uv, "pip", "compile", "-q", str(folder / "requirements.in"), "-o", str(preferences), "--python-version",
-             python, "--no-header", "--no-annotate"],
+             python, "--no-header", "--no-annotate", "--override", str(folder / "override.txt")],
             cwd=ROOT, check=True,
         )  # fmt: skip
         pins = [
