@@ -14,7 +14,7 @@ WITH_ENV = set -a; MLOPS_PROJECT_ROOT="$(PROJECT_ROOT)"; \
   $(if $(filter distributed,$(MODE)),. "$(PROJECT_ROOT)/config/distributed.env";,) \
   . "$(PROJECT_ROOT)/config/embedded.env"; set +a;
 
-.PHONY: help install init demo up test test-unit lint docs bench dashboards clean training-requirements training-image
+.PHONY: help install init demo up test test-unit lint docs bench dashboards clean training-requirements training-image constraints
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ dashboards: install  ## regenerate the Grafana dashboard of the live endpoints (
 training-requirements:  ## export the training image's pinned requirements from uv.lock
 	uv export --frozen --only-group training --no-hashes --no-header --no-annotate --format requirements-txt \
 	  > include/training/requirements.txt
+
+constraints:  ## write constraints/constraints-<python>.txt from uv.lock (AIRFLOW=3.2.2: that Airflow's, resolved)
+	$(BIN)/python constraints/generate.py $(if $(AIRFLOW),--airflow $(AIRFLOW),)
 
 training-image:  ## build the training image (mlops-training:latest) on the local Docker engine
 	docker build --network host -t mlops-training:latest -f include/training/Dockerfile include/training

@@ -40,7 +40,10 @@ def import_installed_extras(extras: list[str]) -> list[str]:
 
 
 def parse_example_dags() -> dict:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag
 
     import mlops_provider.example_dags as examples
 
@@ -68,7 +71,10 @@ def register_model(name: str) -> str:
 
 
 def run_promotion_example(name: str, version: str) -> dict:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag
 
     import mlops_provider.example_dags as examples
     from mlops_provider.hooks.mlflow import MlflowHook

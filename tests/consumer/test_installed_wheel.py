@@ -23,11 +23,12 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT
 
-pytestmark = pytest.mark.consumer
+pytestmark = [pytest.mark.consumer, pytest.mark.timeout(1800)]  # environments built side by side, loaded CI
 
 PROBE = Path(__file__).with_name("probe.py")
 # (python, which apache-airflow, extras): the oldest Python with the lowest Airflow the package declares and one
-# extra; the newest Python with the newest Airflow and every extra.
+# extra; the newest Python with the newest Airflow and every extra. An Airflow with a constraints file of its own
+# (constraints/airflow-<version>/) installs with it.
 MATRIX = [("3.10.13", "lowest", "mlflow"), ("3.13.0", "newest", "all")]
 NOT_IN_MLFLOW_ONLY = {
     "dvc", "great-expectations", "evidently", "celery", "apache-airflow-providers-celery",
@@ -56,19 +57,6 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    uv = shutil.which("uv")
-    assert uv, "uv is needed to build the package (pip install uv)"
-    out = tmp_path_factory.mktemp("dist")
-    # uv builds the sdist first and the wheel from it, so a file the sdist misses breaks the wheel.
-    proc = subprocess.run([uv, "build", "--out-dir", str(out), str(PROJECT_ROOT)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (wheel,) = out.glob("*.whl")
-    (sdist,) = out.glob("*.tar.gz")
-    return {"uv": Path(uv), "wheel": wheel, "sdist": sdist}
-
-
 def test_wheel_and_sdist_hold_the_package_and_not_the_demo(dist: dict[str, Path]) -> None:
     names = zipfile.ZipFile(dist["wheel"]).namelist()
     assert "mlops_provider/get_provider_info.py" in names
@@ -91,19 +79,30 @@ def airflow_requirement(wheel: Path, which: str) -> str:
     assert spec, "the wheel declares no plain apache-airflow requirement"
     specifiers = spec.group(1)
     lowest = re.search(r">=([0-9.]+)", specifiers).group(1)  # type: ignore[union-attr]
-    return f"apache-airflow=={lowest}" if which == "lowest" else f"apache-airflow{specifiers}"
+    if which == "newest":
+        return f"apache-airflow{specifiers}"
+    return f"apache-airflow=={lowest if which == 'lowest' else which}"
 
 
-def consume(dist: dict[str, Path], root: Path, python: str, airflow: str, extra: str) -> dict:
+def airflow_constraints(requirement: str, python: str) -> list[str]:
+    """``-c FILE`` of the constraints of an older Airflow (constraints/airflow-<version>/), if the repository has
+    them; none for the newest (resolved freely: the matrix sees what a new release of a dependency breaks)."""
+    version = requirement.partition("==")[2]
+    path = PROJECT_ROOT / "constraints" / f"airflow-{version}" / f"constraints-{'.'.join(python.split('.')[:2])}.txt"
+    return ["-c", str(path)] if version and path.exists() else []
+
+
+def consume(dist: dict[str, Path], root: Path, python: str, airflow: str, extra: str, version: str = "") -> dict:
     """Install the wheel into a fresh environment and look at it as a consumer: what Airflow's CLI lists, and what
     the probe sees from inside. Returns ``{"providers", "hooks", "plugins", "seen", "venv"}``."""
     venv = root / "venv"
     uv = str(dist["uv"])
     subprocess.run([uv, "venv", "-q", "-p", python, str(venv)], check=True)
     bin_dir = venv / "bin"
+    requirement = airflow_requirement(dist["wheel"], airflow)
     install = subprocess.run(
-        [uv, "pip", "install", "--python", str(bin_dir / "python"), airflow_requirement(dist["wheel"], airflow),
-         f"{dist['wheel']}[{extra}]"],
+        [uv, "pip", "install", "--python", str(bin_dir / "python"), requirement, f"{dist['wheel']}[{extra}]",
+         *airflow_constraints(requirement, version)],
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
@@ -145,7 +144,9 @@ def consumed(dist: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     pythons = {python: interpreter(python) for python, _, _ in MATRIX}
     with ThreadPoolExecutor(max_workers=len(MATRIX)) as pool:
         futures = {
-            case: pool.submit(consume, dist, tmp_path_factory.mktemp(f"py{case[0]}"), pythons[case[0]], *case[1:])
+            case: pool.submit(
+                consume, dist, tmp_path_factory.mktemp(f"py{case[0]}"), pythons[case[0]], *case[1:], case[0]
+            )
             for case in MATRIX
         }
     results: dict[tuple[str, str, str], Any] = {}
@@ -169,6 +170,8 @@ def test_fresh_environment(consumed: dict, python: str, airflow: str, extra: str
     assert "mlops" in result["plugins"]
 
     assert seen["python"] == python
+    if airflow not in ("lowest", "newest"):
+        assert seen["airflow"] == airflow
     assert seen["package_file"].startswith(str(venv)), "the probe imported the repository, not the wheel"
     assert seen["import_failures"] == [] and seen["extra_import_failures"] == []
     assert seen["example_dags"]["import_errors"] == {}

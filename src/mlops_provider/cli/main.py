@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--log", help="client-side log, one JSON line per request (status, latency, version)")
     play.set_defaults(func=_replay)
 
+    from mlops_provider.cli.init import add_parser as add_init
+
+    add_init(sub)
+
     spec = sub.add_parser("spec", help="model specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True)
     check = spec_sub.add_parser("check", help="validate model spec files (exit 1 naming file and key if one is bad)")

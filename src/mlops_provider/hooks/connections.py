@@ -103,7 +103,7 @@ CONNECTION_EXTRA_FIELDS: dict[str, dict[str, Any]] = {"dvc": DVC_EXTRA_FIELDS, "
 def optional_connection(hook: BaseHook, conn_id: str) -> Connection | None:
     """The hook's connection, or None when its *default* id is not defined (the embedded default then applies);
     a connection id the user named must exist (AirflowNotFoundException)."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from mlops_provider.utils.compat import AirflowNotFoundException
 
     try:
         return hook.get_connection(conn_id)

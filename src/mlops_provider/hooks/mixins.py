@@ -129,7 +129,7 @@ def upstream_field(value: Any, field: str, parameter: str) -> Any:
     if not isinstance(value, dict):
         return value
     if field not in value:
-        from airflow.sdk.exceptions import AirflowFailException
+        from mlops_provider.utils.compat import AirflowFailException
 
         raise AirflowFailException(
             f"{parameter}: the upstream result has no field {field!r} (it has {sorted(value)}); pass the result of "

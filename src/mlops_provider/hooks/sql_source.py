@@ -60,7 +60,8 @@ def source_hook(conn_id: str) -> DbApiHook:
     connection when it is not defined, its type's provider is not installed, or it is not a SQL database."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+
+    from mlops_provider.utils.compat import AirflowException, AirflowNotFoundException
 
     try:
         connection = BaseHook.get_connection(conn_id)

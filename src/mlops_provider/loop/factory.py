@@ -89,9 +89,9 @@ class Loop:
 
     def daily(self) -> Any:
         """The nightly timetable (``schedule.ingest``): one run per data interval."""
-        from airflow.sdk import CronDataIntervalTimetable
+        from mlops_provider.utils.compat import cron_data_interval_timetable
 
-        return CronDataIntervalTimetable(self.spec.schedule.ingest, timezone="UTC")
+        return cron_data_interval_timetable(self.spec.schedule.ingest, timezone="UTC")
 
 
 def loop_dag(
@@ -579,7 +579,7 @@ def spec_error_dag(problem: SpecProblem) -> DAG:
 
 
 def _fail(message: str) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from mlops_provider.utils.compat import AirflowFailException
 
     raise AirflowFailException(message)
 

@@ -173,9 +173,14 @@ class _ApprovalWithNote(ApprovalOperator):
         """Set ``subject`` and ``body`` from the evidence (subclasses)."""
 
     def execute(self, context: Context) -> Any:
+        from mlops_provider.utils.compat import task_state_store
+
+        store = task_state_store(context)
+        if store is None:  # Airflow < 3.3 keeps no state across tries: a re-run asks again
+            self.prepare_form(context)
+            return super().execute(context)
         from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
-        store = context["task_state_store"]
         asked = store.get(ASKED_KEY)
         if asked is not None:
             self.log.warning(

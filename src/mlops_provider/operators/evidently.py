@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
 from mlops_provider.layout import (
@@ -44,6 +43,7 @@ from mlops_provider.ml.learned_drift import (
     leave_one_day_out,
     uniform_weights,
 )
+from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.extras import require
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 

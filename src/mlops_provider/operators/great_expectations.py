@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.exceptions import UnreadableFileError
 from mlops_provider.hooks.mixins import UpstreamResultMixin
@@ -19,6 +18,7 @@ from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
+from mlops_provider.utils.compat import AirflowFailException
 from mlops_provider.utils.files import write_atomic
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
 
 from mlops_provider.notifications.mail import SEND_ATTEMPTS, SMTP_TIMEOUT
+from mlops_provider.utils.compat import AirflowException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin
 from mlops_provider.layout import (
@@ -30,6 +29,7 @@ from mlops_provider.ml.label_check import (
     performance_alarm,
     window_days,
 )
+from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.mixins import DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.layout import (
@@ -26,6 +25,7 @@ from mlops_provider.links.extra_links import (
     model_version_url,
 )
 from mlops_provider.ml.split import OutOfTimeSplit, Split, row_days, split_from_tags
+from mlops_provider.utils.compat import AirflowFailException
 from mlops_provider.utils.templated_fields import json_object
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ class ModelGateOperator(BaseOperator):
         self.evaluation = evaluation
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_provider.utils.compat import AirflowSkipException
 
         verdict = json_object(self.evaluation, "evaluation")
         if verdict.get("decision") != "promote":

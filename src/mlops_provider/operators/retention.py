@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.retention import (
     RETENTION_DAYS_ENV,
     Artefact,

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.layout import CHAMPION_ALIAS, deciding_signal
+from mlops_provider.utils.compat import AirflowSkipException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg

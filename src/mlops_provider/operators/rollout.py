@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
 from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, resume_index, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
+from mlops_provider.utils.compat import AirflowFailException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -176,7 +176,7 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         self.admin_port = admin_port
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_provider.utils.compat import AirflowSkipException
 
         from mlops_provider.runtime.deployment import DeploymentError
 

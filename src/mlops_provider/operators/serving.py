@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_provider.hooks.mixins import DockerEngineMixin, DvcHookMixin, MlflowHookMixin, UpstreamResultMixin
 from mlops_provider.layout import CHAMPION_ALIAS, DATA_REV_TAG, RUNNERS, default_runner, partition_path, partition_tag
+from mlops_provider.utils.compat import AirflowFailException
 from mlops_provider.utils.paths import server_pid_file, serving_copy_dir
 from mlops_provider.utils.templated_fields import json_object
 

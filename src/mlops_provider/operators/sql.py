@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
 from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
+from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.files import md5_of_file
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import AssetAlias, BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlops_provider import __version__
 from mlops_provider.exceptions import (
@@ -44,6 +43,7 @@ from mlops_provider.links.extra_links import (
 from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
 from mlops_provider.ml.tuning import COUNTED, Tuning
+from mlops_provider.utils.compat import AirflowException, AirflowFailException
 from mlops_provider.utils.paths import mlops_home, training_work_dir
 from mlops_provider.utils.templated_fields import json_object
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
 from mlops_provider.lineage.datasets import Lineage, dvc_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
+from mlops_provider.utils.compat import AirflowException, AirflowFailException, AirflowSkipException
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         return chosen, {day: state for day, state in states.items() if state != "versioned"}
 
     def _wait(self, context: Context, undecided: list[str]) -> None:
-        from airflow.sdk.exceptions import AirflowRescheduleException
+        from mlops_provider.utils.compat import AirflowRescheduleException
 
         first = context["ti"].get_first_reschedule_date(context)
         now = dt.datetime.now(dt.timezone.utc)

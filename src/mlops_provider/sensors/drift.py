@@ -8,10 +8,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
+from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg

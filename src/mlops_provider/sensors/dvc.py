@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import DvcHookMixin
+from mlops_provider.utils.compat import AirflowSkipException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

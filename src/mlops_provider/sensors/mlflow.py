@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_provider.hooks.mixins import MlflowHookMixin
 from mlops_provider.layout import CHAMPION_ALIAS, GATE_DECISION_TAG
+from mlops_provider.utils.compat import AirflowSkipException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -11,9 +11,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from mlops_provider.exceptions import MlopsError
+from mlops_provider.utils.compat import AirflowFailException
 
 PACKAGE = "airflow-provider-mlops"
 

@@ -21,7 +21,7 @@ def json_object(value: Any, field: str) -> dict[str, Any]:
 
     Raises AirflowFailException naming ``field`` when it is not an object: retrying would not fix it.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from mlops_provider.utils.compat import AirflowFailException
 
     if value is None or value == "":
         return {}
