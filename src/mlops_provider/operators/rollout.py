@@ -176,9 +176,8 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         self.admin_port = admin_port
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.utils.compat import AirflowSkipException
-
         from mlops_provider.runtime.deployment import DeploymentError
+        from mlops_provider.utils.compat import AirflowSkipException
 
         version = str(self.version)
         endpoint = self.endpoint()
