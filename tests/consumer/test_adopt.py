@@ -55,6 +55,14 @@ def test_the_page_has_the_install_the_init_and_the_scaffold_blocks():
     assert SOURCE_IN_DOC in blocks[2] and "mlops new-model" in blocks[2]
 
 
+#: Opt-in: with plain pip every distribution is downloaded from the index (~300 MB; 1386-1622 s on the development
+#: machine, whose index answers are not cacheable), too slow for every CI run. `MLOPS_ADOPT_TEST=1 make test
+#: PYTEST_ARGS=tests/consumer/test_adopt.py` runs it; the page's blocks are still checked on every run (above).
+ADOPT_TEST_ENV = "MLOPS_ADOPT_TEST"
+
+
+@pytest.mark.skipif(os.environ.get(ADOPT_TEST_ENV) != "1", reason=f"slow (a plain-pip install of [all]): set "
+                    f"{ADOPT_TEST_ENV}=1 to run the adopt page verbatim")  # fmt: skip
 @pytest.mark.parametrize(("python", "loop"), CASES, ids=[f"py{p}" for p, _ in CASES])
 def test_adopt_page_verbatim_in_a_fresh_environment(dist, tmp_path, python, loop):
     found = interpreter(python)
