@@ -241,3 +241,20 @@ def test_a_model_answering_one_value_per_class_is_captured_with_the_last_classs(
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 4
     frame, _ = read_day(MODEL, today())
     assert list(frame[PREDICTION]) == pytest.approx(answer.json()["predictions"][1::2])
+
+
+def test_a_backend_started_by_a_task_captures_although_the_task_may_not_reach_the_database(
+    model_dir, mlops_home, monkeypatch
+):
+    """A task process carries Airflow's database block (``airflow-db-not-allowed:///``, set by the task supervisor);
+    the backend it starts reads the storage root through Airflow's object storage, whose import must not fail on it."""
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__SQL_ALCHEMY_CONN"):
+        monkeypatch.setenv(name, "airflow-db-not-allowed:///")
+    process = backend(model_dir, mlops_home)
+    try:
+        status, _, body = post(process.url, {"dataframe_records": [{"a": 0.1, "b": 0.2}]})
+        assert status == 200, body
+    finally:
+        process.stop()
+    frame, _ = read_day(MODEL, today(), FEATURES)
+    assert len(frame) >= 1

@@ -54,6 +54,7 @@ from typing import Any
 from mlops_provider.exceptions import BackendError
 from mlops_provider.ml.canary import INFO_METRIC, LATENCY_METRIC, PREDICTION_METRIC, REQUESTS_METRIC, WEIGHT_METRIC
 from mlops_provider.ml.capture import CaptureSettings
+from mlops_provider.runtime.processes import child_environment
 
 VERSION_HEADER = "X-Model-Version"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -450,8 +451,9 @@ class BackendProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
-                command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
+                command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=child_environment(),  # a task's database block would stop Airflow's import in the backend
+            )  # fmt: skip
         self.pid = process.pid
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -23,6 +23,21 @@ from typing import Any
 from mlops_provider.exceptions import StaleProcessError
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+#: The database URL Airflow's task supervisor puts in a task's environment to block the metadata database.
+BLOCKED_DATABASE_URL = "airflow-db-not-allowed:///"
+_DATABASE_URL_VARIABLES = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__SQL_ALCHEMY_CONN")
+
+
+def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a long-lived child a task starts (a serving backend): the task's, less the database block
+    Airflow's task supervisor sets (``airflow-db-not-allowed:///``). The child never opens the metadata database, but
+    it may import Airflow (object storage for the storage root), whose settings refuse to parse that URL."""
+    environ = dict(os.environ if environ is None else environ)
+    for name in _DATABASE_URL_VARIABLES:
+        if environ.get(name) == BLOCKED_DATABASE_URL:
+            del environ[name]
+    return environ
+
 
 #: The guard of a process group: on SIGTERM (its parent died, or a stop) it SIGKILLs the whole group, itself
 #: included; otherwise it waits for its command and exits with its code. Inline, so it needs no import path.
