@@ -1,3 +1,12 @@
+"""The environment of a long-lived child a task starts (mlops_provider.runtime.processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
 def test_a_child_of_a_task_gets_the_environment_without_the_database_block():
     from mlops_provider.runtime.processes import BLOCKED_DATABASE_URL, child_environment
 
