@@ -151,6 +151,21 @@ def snapshot_from_text(text: str) -> Snapshot:
     }
 
 
+def _bound(le: float | str | None) -> float:
+    """A bucket's upper bound; the +Inf bound may come back as null (Airflow's serialization of a trigger's
+    kwargs stores a non-finite float so) or as Prometheus' text ``+Inf``."""
+    return math.inf if le is None else float(le)
+
+
+def normalised(snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with every bucket bound a float (+Inf restored): a snapshot read back from a trigger's kwargs."""
+    return {
+        "requests": dict(snapshot.get("requests", {})),
+        "latency": [[_bound(le), count] for le, count in snapshot.get("latency", [])],
+        "predictions": [[_bound(le), count] for le, count in snapshot.get("predictions", [])],
+    }
+
+
 def _bucket_delta(before: Sequence[Sequence[float]], after: Sequence[Sequence[float]]) -> list[list[float]]:
     earlier = {float(le): count for le, count in before}
     return [[float(le), count - earlier.get(float(le), 0.0)] for le, count in after]
@@ -158,9 +173,12 @@ def _bucket_delta(before: Sequence[Sequence[float]], after: Sequence[Sequence[fl
 
 def delta(before: Snapshot | None, after: Snapshot) -> Snapshot:
     """What happened between two snapshots of one backend. A counter that went down means the backend restarted
-    (its counters start at zero): the later snapshot is then the whole window."""
+    (its counters start at zero): the later snapshot is then the whole window. Either may have been read back from
+    a trigger's kwargs (:func:`normalised`)."""
+    after = normalised(after)
     if before is None:
         return after
+    before = normalised(before)
     if any(after["requests"].get(k, 0.0) < before["requests"].get(k, 0.0) for k in after["requests"]):
         return after
     return {

@@ -105,6 +105,21 @@ def test_delta_is_the_window_and_a_restart_starts_it_over():
     assert delta(None, later) == later
 
 
+def test_a_snapshot_that_went_through_the_triggers_serialization_still_subtracts():
+    """The step's starting snapshot reaches the trigger through Airflow's serialization of its kwargs, which stores
+    the +Inf bucket bound as null (the demo's second canary failed on it: TypeError in the triggerer)."""
+    import json
+
+    before = snapshot_from_text(METRICS)
+    stored = json.loads(json.dumps(before).replace("Infinity", "null"))  # what the trigger got back
+    later = snapshot_from_text(METRICS.replace(" 90.0\n", " 190.0\n", 1))
+    window = delta(stored, later)
+    assert window == delta(before, later)
+    assert window["latency"][-1][0] == INF
+    restarted = delta(later, stored)  # its counters are lower: the whole (normalised) snapshot is the window
+    assert histogram_quantile(0.5, restarted["latency"]) == histogram_quantile(0.5, before["latency"])
+
+
 def test_histogram_quantile_interpolates_like_prometheus():
     buckets = [[0.001, 0.0], [0.005, 50.0], [0.01, 100.0], [INF, 100.0]]
     assert histogram_quantile(0.5, buckets) == pytest.approx(0.005)
