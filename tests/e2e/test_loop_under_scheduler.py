@@ -181,7 +181,7 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
     record = live_endpoint(loop.env, CHURN.name)
     champion = str(loop.notes["mlflow"]["champion"])
     assert {v: w for v, w in record["weights"].items() if w} == {champion: 100}, record["weights"]
-    row = generate_day(loop.days[-1], SourceSpec(rows_per_day=5)).iloc[:1]
+    row = generate_day(loop.days[-1], SourceSpec(rows_per_day=20)).iloc[:1]
     features = [*CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
     body = {"dataframe_split": json.loads(row[features].to_json(orient="split", index=False))}
     request = urllib.request.Request(f"http://127.0.0.1:{record['port']}/invocations", data=json.dumps(body).encode(),
