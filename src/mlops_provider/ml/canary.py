@@ -171,6 +171,11 @@ def _bucket_delta(before: Sequence[Sequence[float]], after: Sequence[Sequence[fl
     return [[float(le), count - earlier.get(float(le), 0.0)] for le, count in after]
 
 
+def restarted(before: Snapshot, after: Snapshot) -> bool:
+    """A counter went down between the two reads: the backend restarted (its counters start at zero)."""
+    return any(after["requests"].get(k, 0.0) < before["requests"].get(k, 0.0) for k in after["requests"])
+
+
 def delta(before: Snapshot | None, after: Snapshot) -> Snapshot:
     """What happened between two snapshots of one backend. A counter that went down means the backend restarted
     (its counters start at zero): the later snapshot is then the whole window. Either may have been read back from
@@ -179,7 +184,7 @@ def delta(before: Snapshot | None, after: Snapshot) -> Snapshot:
     if before is None:
         return after
     before = normalised(before)
-    if any(after["requests"].get(k, 0.0) < before["requests"].get(k, 0.0) for k in after["requests"]):
+    if restarted(before, after):
         return after
     return {
         "requests": {k: v - before["requests"].get(k, 0.0) for k, v in after["requests"].items()},

@@ -32,6 +32,7 @@ from mlops_provider.ml.canary import (
     delta,
     error_rate,
     histogram_quantile,
+    restarted,
 )
 
 PROMETHEUS_ENV = "MLOPS_PROMETHEUS_URL"
@@ -170,7 +171,7 @@ def window_numbers(before: dict[str, Any] | None, after: dict[str, Any], seconds
     window = delta(before, after)
     total = sum(window["requests"].values())
     p95 = histogram_quantile(0.95, window["latency"])
-    rate = total / seconds if seconds and before is not None and window is not after else None
+    rate = total / seconds if seconds and before is not None and not restarted(before, after) else None
     bad = window["requests"].get("4xx", 0.0)
     return {
         "requests": int(total),
