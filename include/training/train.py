@@ -190,8 +190,9 @@ def model_input(frame: Any, features: dict[str, Any]) -> Any:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_arguments(argv: list[str] | None, description: str | None = __doc__) -> argparse.Namespace:
+    """The entrypoint contract's arguments (docs/training-entrypoint.md)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, type=Path, help="parquet file of the rows to train on")
     parser.add_argument("--holdout", required=True, type=Path, help="parquet file of the holdout rows (score only)")
     parser.add_argument("--schema", required=True, help="JSON: label, positive_class, numerical, categorical, ...")
@@ -200,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", required=True, help="JSON object of all hyperparameters")
     parser.add_argument("--tags", default="{}", help="JSON object of run tags (the run must carry them)")
     parser.add_argument("--output", required=True, type=Path, help="where to write the JSON result")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
 
     import mlflow
     import pandas as pd

@@ -25,7 +25,6 @@ the training environment (the ``tune`` extra locally; add ``optuna`` to the trai
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from train import importances, log_model, model_input, train  # noqa: E402 (the template's training, unchanged)
+from train import importances, log_model, model_input, parse_arguments, train  # noqa: E402 (the template's training, unchanged)
 
 #: What the study searches: hyperparameter -> (low, high, log scale); the others keep ``--params``' values.
 SEARCH_SPACE: dict[str, tuple[float, float, bool]] = {
@@ -105,16 +104,7 @@ def search(train_part: Any, schema: dict[str, Any], params: dict[str, Any], run_
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", required=True, type=Path, help="parquet file of the rows to train on")
-    parser.add_argument("--holdout", required=True, type=Path, help="parquet file of the holdout rows (score only)")
-    parser.add_argument("--schema", required=True, help="JSON: label, positive_class, numerical, categorical, ...")
-    parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--run-id", required=True, help="MLflow run to log into")
-    parser.add_argument("--params", required=True, help="JSON object of all hyperparameters")
-    parser.add_argument("--tags", default="{}", help="JSON object of run tags (the run must carry them)")
-    parser.add_argument("--output", required=True, type=Path, help="where to write the JSON result")
-    args = parser.parse_args(argv)
+    args = parse_arguments(argv, __doc__)
 
     import mlflow
     import pandas as pd
