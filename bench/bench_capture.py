@@ -23,21 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def model_dir(root: Path) -> Path:
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    folder = root / "model"
-    rng = np.random.default_rng(0)
-    features = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
-    model = LogisticRegression().fit(features, (features["a"] + features["b"] > 0).astype(int))
-    mlflow.sklearn.save_model(model, folder, pip_requirements=[], pyfunc_predict_fn="predict_proba",
-                              signature=infer_signature(features, model.predict_proba(features)[:, 1]))  # fmt: skip
-    return folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import model_dir  # noqa: E402
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from pathlib import Path
 from typing import Any
 
 
@@ -73,3 +74,20 @@ def record(stage: str, what: str, ours: list[float], baseline: list[float] | Non
     }  # fmt: skip
     with open(path, "a") as handle:
         handle.write(json.dumps(row) + "\n")
+
+
+def model_dir(root: Path) -> Path:
+    """A small saved pyfunc model (logistic regression on two columns ``a``, ``b``) for the serving benches."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    folder = root / "model"
+    rng = np.random.default_rng(0)
+    features = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    model = LogisticRegression().fit(features, (features["a"] + features["b"] > 0).astype(int))
+    mlflow.sklearn.save_model(model, folder, pip_requirements=[], pyfunc_predict_fn="predict_proba",
+                              signature=infer_signature(features, model.predict_proba(features)[:, 1]))  # fmt: skip
+    return folder
