@@ -9,6 +9,12 @@ records, MLflow experiment, registered model and aliases, Asset names. Shared on
 partitions (``partition/<dataset>/<day>``; models on one dataset must agree on its source and suite, which
 ``check_folder`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
 
+A dataset that two or more specs name is ingested once (:func:`build_dataset_ingest`): ``<dataset>__ingest``
+(extract -> validate -> version_partition) announces each versioned day on the Asset
+``x-mlops://partition/<dataset>`` (:func:`partition_asset`), and each of its models gets ``<model>__training_set``
+(:func:`build_training_set`, scheduled on that Asset) in place of ``<model>__ingest``. A dataset with one model keeps
+``<model>__ingest`` exactly.
+
 One builder per stage (:data:`STAGES`), each buildable and testable alone from a :class:`Loop`; one helper for
 the arguments every DAG shares (:func:`loop_dag`); results go between tasks one way, as the upstream task's whole
 result (``task.output``, the operator picks its field: :class:`mlops_provider.hooks.mixins.UpstreamResultMixin`);
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -59,29 +65,62 @@ def _retries(count: int, **extra: object) -> dict[str, object]:
     return {"retries": count, "retry_delay": timedelta(seconds=30), **extra}
 
 
+def dataset_ingest_id(dataset: str) -> str:
+    """The id of a shared dataset's ingest DAG: ``<dataset>__ingest``."""
+    return f"{dataset}__ingest"
+
+
+def partition_asset(dataset: str) -> Asset:
+    """The Asset a shared dataset's ingest announces each versioned day on (``extra["partition"]``: the day)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{dataset}_partition", uri=f"x-mlops://partition/{dataset}")
+
+
+def shared_datasets(specs: Sequence[ModelSpec]) -> dict[str, list[ModelSpec]]:
+    """The datasets that two or more of ``specs`` name, with their specs (in the given order)."""
+    by_dataset: dict[str, list[ModelSpec]] = {}
+    for spec in specs:
+        by_dataset.setdefault(spec.dataset.name, []).append(spec)
+    return {dataset: group for dataset, group in by_dataset.items() if len(group) > 1}
+
+
 @dataclass(frozen=True)
 class Loop:
     """What every stage builder of one model reads: the spec, the DAG ids by stage, the two Assets that connect
     the stages (training set: ingest -> training's inputs; challenger: training -> promotion) and the runbooks'
-    facts."""
+    facts. ``shared``: the model's dataset is shared with other models: ``ids["ingest"]`` is the dataset's ingest
+    DAG, ``ids["training_set"]`` the model's training-set DAG, scheduled on ``partition``."""
 
     spec: ModelSpec
     ids: dict[str, str]
     training_set: Asset
     challenger: Asset
     facts: runbooks.Facts
+    shared: bool = False
+    partition: Asset | None = None
 
     @classmethod
-    def of(cls, spec: ModelSpec) -> Loop:
+    def of(cls, spec: ModelSpec, shared: bool = False) -> Loop:
         from airflow.sdk import Asset
 
         model = spec.name
         ids = {stage: spec.dag_id(stage) for stage in STAGES}
+        if shared:
+            ids["ingest"] = dataset_ingest_id(spec.dataset.name)
+            ids[TRAINING_SET] = spec.dag_id(TRAINING_SET)
         training_set = Asset(name=f"{model}_training_set", uri=f"x-mlops://training-set/{model}")
         challenger = Asset(name=f"{model}_challenger", uri=f"x-mlops://model/{model}/challenger")
+        facts = runbooks.Facts.of(spec, ids, training_set.name, challenger.name)
         return cls(
-            spec, ids, training_set, challenger, runbooks.Facts.of(spec, ids, training_set.name, challenger.name)
+            spec, ids, training_set, challenger, facts, shared, partition_asset(spec.dataset.name) if shared else None
         )
+
+    def stages(self) -> dict[str, Callable[[Loop], DAG]]:
+        """The model's own stages: :data:`STAGES`, with ``training_set`` in place of ``ingest`` when shared."""
+        if not self.shared:
+            return STAGES
+        return {(TRAINING_SET if stage == "ingest" else stage): build for stage, build in SHARED_STAGES.items()}
 
     def notify(self, event: str) -> dict[str, Any]:
         """The callback arguments that mail ``event`` per the spec's ``notifications`` ({} when not wanted)."""
@@ -170,6 +209,88 @@ def build_ingest(loop: Loop) -> DAG:
             **spec.training.assembly_arguments(),
         )
         extract >> validate >> version_partition >> assemble
+    return dag
+
+
+def build_dataset_ingest(specs: Sequence[ModelSpec]) -> DAG:
+    """``<dataset>__ingest``: extract -> validate -> version_partition of a dataset that several specs name (they
+    agree on its source, suite and ``schedule.ingest``: ``check_folder``), nightly; ``version_partition`` emits an
+    event of :func:`partition_asset` with the day, which each model's ``<model>__training_set`` assembles. Start date:
+    the earliest of the specs', end date: the latest (none when one has none), catchup when one catches up, run slots:
+    the fewest. The ``quarantine`` mail goes once, to every recipient of the specs that want it."""
+    from airflow.sdk import DAG
+
+    from mlops_provider.layout import partition_path, partition_tag
+    from mlops_provider.operators.dvc import DvcVersionOperator
+    from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+    from mlops_provider.operators.sql import SqlToParquetOperator
+    from mlops_provider.utils.compat import cron_data_interval_timetable
+    from mlops_provider.utils.templated_fields import INTERVAL_DATE
+
+    first, data = specs[0], specs[0].dataset
+    models = [spec.name for spec in specs]
+    ends = [_end_date(spec) for spec in specs]
+    mails = any(spec.notifications.email for spec in specs)
+    doc = runbooks.dataset_ingest(data.name, models, str(first.resolve(first.validation)))
+    with DAG(
+        dag_id=dataset_ingest_id(data.name),
+        auto_register=False,
+        description=f"{data.name}: extract, validate and version one day (shared by {', '.join(models)})",
+        schedule=cron_data_interval_timetable(first.schedule.ingest, timezone="UTC"),
+        start_date=min(_start_date(spec) for spec in specs),
+        end_date=None if None in ends else max(end for end in ends if end is not None),
+        catchup=any(spec.schedule.catchup for spec in specs),
+        max_active_runs=min(spec.schedule.max_active_ingest_runs for spec in specs),
+        doc_md=doc + (runbooks.MAIL_DOWN if mails else ""),
+        tags=["mlops", "ingest", "dataset", *models],
+        default_args={
+            "owner": first.owner,
+            **_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10)),
+        },
+    ) as dag:
+        extract = SqlToParquetOperator(task_id="extract", **data.extract_arguments())
+        validate = GreatExpectationsValidateOperator(
+            task_id="validate", data_path=extract.output, **first.validate_arguments(), **_notify_dataset(specs)
+        )
+        version_partition = DvcVersionOperator(
+            task_id="version_partition",
+            source_path=extract.output,
+            target_path=partition_path(data.name, INTERVAL_DATE),
+            tag=partition_tag(data.name, INTERVAL_DATE),
+            asset=partition_asset(data.name),
+            partition=INTERVAL_DATE,
+            pool="dvc_workspace",
+        )
+        extract >> validate >> version_partition
+    return dag
+
+
+def build_training_set(loop: Loop) -> DAG:
+    """``<model>__training_set`` (a shared dataset): ``assemble_training_set`` of every day the dataset's ingest
+    announced (the run's triggering events of the partition Asset, oldest first), scheduled on that Asset."""
+    from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
+
+    spec, data = loop.spec, loop.spec.dataset
+    with loop_dag(
+        loop,
+        TRAINING_SET,
+        description=f"assemble the training set from each day {loop.ids['ingest']} versions",
+        schedule=[loop.partition],
+        max_active_runs=1,
+        runbook=runbooks.training_set,
+        tags=["ingest"],
+        default_args=_retries(2, retry_exponential_backoff=True, max_retry_delay=timedelta(minutes=10)),
+    ) as dag:
+        TrainingSetAssemblyOperator(
+            task_id="assemble_training_set",
+            dataset=data.name,
+            training_set=spec.name,
+            asset=loop.training_set,
+            partition_asset=loop.partition,
+            ingest_dag_id=loop.ids["ingest"],
+            pool="dvc_workspace",
+            **spec.training.assembly_arguments(),
+        )
     return dag
 
 
@@ -324,7 +445,7 @@ def build_promotion(loop: Loop) -> DAG:
 def build_drift_monitoring(loop: Loop) -> DAG:
     """``<model>__drift_monitoring``: the loop's controller, nightly: waits for the day's training set and a
     champion, checks drift and late-label performance, decides, triggers (re)training; ``retention`` beside it."""
-    from mlops_provider.layout import training_set_tag
+    from mlops_provider.layout import partition_tag, training_set_tag
     from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.performance import ModelPerformanceOperator
     from mlops_provider.operators.retention import RetentionOperator
@@ -353,9 +474,10 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             task_id="wait_for_training_set",
             tag=day_set,
             abandon_paths=[quarantine_relative(dataset, INTERVAL_DATE)],  # relative: under the storage root
-            ingest_dag_id=loop.ids[
-                "ingest"
-            ],  # gives up when the day's ingest run failed, versioned nothing or is missing
+            # gives up when the day's ingest run failed, versioned nothing or is missing; a shared dataset's ingest
+            # versions the partition, and the model's training-set DAG the tag after it
+            ingest_dag_id=loop.ids["ingest"],
+            ingest_tag=partition_tag(dataset, INTERVAL_DATE) if loop.shared else None,
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(
@@ -468,11 +590,38 @@ STAGES: dict[str, Callable[[Loop], DAG]] = {
 }
 
 
-def build_dags(spec: ModelSpec) -> dict[str, DAG]:
+#: The stage of a model's training-set DAG (a shared dataset: it replaces ``ingest`` among the model's DAGs).
+TRAINING_SET = "training_set"
+#: The builders of a model whose dataset is shared: ``ingest`` builds the model's training-set DAG.
+SHARED_STAGES: dict[str, Callable[[Loop], DAG]] = {**STAGES, "ingest": build_training_set}
+
+
+def build_dags(spec: ModelSpec, shared: bool = False) -> dict[str, DAG]:
     """The five DAGs of ``spec``'s loop, by DAG id. They are not auto-registered: the DAG file registers what it puts
-    in its globals, so a model whose DAGs fail to build leaves none behind (:func:`build_all`)."""
-    loop = Loop.of(spec)
-    return {loop.ids[stage]: build(loop) for stage, build in STAGES.items()}
+    in its globals, so a model whose DAGs fail to build leaves none behind (:func:`build_all`). ``shared``: other
+    specs name its dataset: ``<model>__training_set`` in place of ``<model>__ingest`` (the dataset's ingest DAG is
+    :func:`build_dataset_ingest`'s)."""
+    loop = Loop.of(spec, shared)
+    return {loop.ids[stage]: build(loop) for stage, build in loop.stages().items()}
+
+
+def _notify_dataset(specs: Sequence[ModelSpec]) -> dict[str, Any]:
+    """The callback arguments that mail ``quarantine`` once to every recipient of the specs that want it ({} when
+    none does); the mail names the dataset's models, its settings (connection, sender) are the first such spec's."""
+    wanting = [spec for spec in specs if spec.notifications.wants("quarantine")]
+    if not wanting:
+        return {}
+    from mlops_provider.notifications.mail import callbacks
+
+    recipients = list(dict.fromkeys(address for spec in wanting for address in spec.notifications.email))
+    settings = wanting[0].notifications
+    return callbacks(
+        "quarantine",
+        model_name=", ".join(spec.name for spec in specs),
+        to=recipients,
+        smtp_conn_id=settings.smtp_conn_id,
+        from_email=settings.from_email,
+    )
 
 
 def _notify(spec: ModelSpec, event: str) -> dict[str, Any]:
@@ -511,11 +660,27 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
     dags: dict[str, DAG] = {}
     problems = list(checked.problems)
     mailing = []
-    for spec in checked.specs:
+    shared = shared_datasets(checked.specs)
+    for dataset, group in shared.items():
         try:
-            built = build_dags(spec)
-            for stage in STAGES:
-                _validate(stage, built[spec.dag_id(stage)])
+            dag = build_dataset_ingest(group)
+            _validate("ingest", dag)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, SpecError) else f"{type(exc).__name__}: {exc}"
+            problems += [
+                SpecProblem(_spec_path(spec), f"{spec.path}: the ingest DAG of dataset {dataset!r} could not be built: "
+                            f"{message}")
+                for spec in group
+            ]  # fmt: skip
+        else:
+            dags[dag.dag_id] = dag
+    for spec in checked.specs:
+        if spec.dataset.name in shared and dataset_ingest_id(spec.dataset.name) not in dags:
+            continue  # its dataset's ingest could not be built: named above
+        try:
+            built = build_dags(spec, shared=spec.dataset.name in shared)
+            for dag_id, dag in built.items():
+                _validate(dag_id.rpartition("__")[2], dag)
         except Exception as exc:
             message = (
                 str(exc) if isinstance(exc, SpecError) else f"the DAGs could not be built: {type(exc).__name__}: {exc}"

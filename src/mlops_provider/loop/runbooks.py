@@ -365,6 +365,50 @@ A day that failed validation is never used for training: only tagged (validated)
 """
 
 
+def dataset_ingest(dataset: str, models: list[str], suite: str) -> str:
+    """The runbook of a shared dataset's ingest DAG (``<dataset>__ingest``); its re-run rows are the model ingest's
+    (:data:`RERUNS` ``ingest``: the same tasks)."""
+    again = {task: RERUNS["ingest"][task].does for task in ("extract", "validate", "version_partition")}
+    names = ", ".join(f"`{model}`" for model in models)
+    sets = ", ".join(f"`{model}__training_set`" for model in models)
+    return f"""
+# {dataset}__ingest: nightly {dataset}, shared by models {names}
+
+Built by the DAG factory because several model specs name dataset `{dataset}` (they agree on its source, its suite
+and `schedule.ingest`). Every night it takes **exactly its own data interval** from the source table, validates it
+once and versions it once for every model; `version_partition` announces the day on the Asset
+`x-mlops://partition/{dataset}` (`extra.partition`), and each model's training-set DAG ({sets}) assembles its own
+training set from it. A day quarantined here is quarantined for every model; the `quarantine` mail goes once, to
+every recipient of those models.
+
+| task | what it does | when it fails | what a re-run (clear) does |
+|---|---|---|---|
+| `extract` | rows of the interval -> `<storage root>/staging/{dataset}/<ds>.parquet` (atomic; the root is `MLOPS_STORAGE_URL`, else `$MLOPS_HOME`) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the specs' `dataset.connection`. | {again["extract"]} |
+| `validate` | Great Expectations suite `{suite}` (the specs' `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `<storage root>/quarantine/{dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | {again["validate"]} |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{dataset}/<ds>`, Asset event `{dataset}_partition` with the day | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | {again["version_partition"]} The Asset event is emitted again, and each model's assembly of the day is a no-op. |
+
+A day that failed validation is never used for training: only tagged (validated) partitions are. The models'
+drift monitoring gives up on a day whose run here failed (the sensor looks at this DAG).
+"""
+
+
+def training_set(f: Facts) -> str:
+    return f"""
+# {f.ids["training_set"]}: the training set of model {f.model}
+
+Built from the model spec by the DAG factory for a dataset that several models share: `{f.ids["ingest"]}` extracts,
+validates and versions each day once; this DAG runs on each of its Asset events (`x-mlops://partition/{f.dataset}`)
+and assembles the day the event names. When Airflow hands several events to one run (a backfill of the dataset, or
+events queued while a run was going), every day is assembled, oldest first. It has no schedule of its own: to build
+a day's set again, clear the day's `version_partition` in `{f.ids["ingest"]}` (it announces the day again) or clear
+this DAG's run of that day.
+
+| task | what it does | when it fails | what a re-run (clear) does |
+|---|---|---|---|
+| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to each announced day -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<day>`, Asset event `{f.training_set_asset}` (the newest day); quarantined or missing days are left out and named in the event and the commit | Fails when a day's partition is not versioned, or when the run has no partition event (triggered by hand). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | {rerun(f, "ingest", "assemble_training_set")} |
+"""
+
+
 def training(f: Facts) -> str:
     return f"""
 # {f.ids["training"]}: train model {f.model}
@@ -374,7 +418,7 @@ def training(f: Facts) -> str:
 `retraining.schedule`; `retraining_rails` first holds a scheduled run back within {f.cooldown} day(s) of the last
 training or past {f.real_budget} in 7 days of real time, and says so in a WARNING line and on the model health page), or you do with **Trigger DAG w/ config** (fields: `reason`, `dataset_rev`,
 `hyperparameters`, `detail`; any other key fails the run). `dataset_rev` is a tag `training-set/{f.model}/<day>`
-(assembled by `{f.ids["ingest"]}`) or a commit id, never a branch (it moves, so the version would name data that
+(assembled by `{f.ids.get("training_set", f.ids["ingest"])}`) or a commit id, never a branch (it moves, so the version would name data that
 later means other data); empty trains on the newest training set.
 
 `train` fetches the training set at its DVC rev (md5-checked), **splits it** {f.split}, runs the spec's training entrypoint

@@ -1010,6 +1010,34 @@ def _shared_datasets(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[Spec
             if version is not agreed
             for spec in version
         ]
+    return _shared_schedules(sorted(kept, key=_path), problems)
+
+
+def _shared_schedules(specs: list[ModelSpec], problems: list[SpecProblem]) -> tuple[list[ModelSpec], list[SpecProblem]]:
+    """Models on one dataset share one ingest DAG (``<dataset>__ingest``), so they must agree on ``schedule.ingest``;
+    the schedule most of them name is kept (a tie: the first file by path), the others are problems."""
+    by_dataset: dict[str, dict[str, list[ModelSpec]]] = {}
+    for spec in specs:  # sorted by path
+        by_dataset.setdefault(spec.dataset.name, {}).setdefault(spec.schedule.ingest, []).append(spec)
+    kept = []
+    for dataset, schedules in by_dataset.items():
+        agreed = max(schedules.values(), key=len)
+        kept += agreed
+        reference = agreed[0]
+        problems += [
+            SpecProblem(
+                _path(spec),
+                f"{_path(spec)}: schedule.ingest: models {reference.name!r} ({_path(reference)}) and {spec.name!r} "
+                f"share dataset {dataset!r} but differ in schedule.ingest ({reference.schedule.ingest!r} and "
+                f"{spec.schedule.ingest!r}); one ingest DAG, {dataset}__ingest, runs for a shared dataset, so give "
+                f"them the same schedule.ingest (the DAGs of {reference.name!r} are kept, this model's are not built "
+                "until they agree)",
+                others=(_path(reference),),
+            )
+            for group in schedules.values()
+            if group is not agreed
+            for spec in group
+        ]
     return sorted(kept, key=_path), problems
 
 

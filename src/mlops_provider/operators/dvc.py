@@ -15,7 +15,7 @@ from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow.sdk import Asset, Context, XComArg
 
 
 class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, BaseOperator):
@@ -32,6 +32,9 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
     :param target_path: path of the file inside the data registry, e.g. ``data/sales/2026-01-01.parquet``
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
+    :param asset: Asset to emit an event of (added to ``outlets``), with ``extra = {"partition", "tag", "rev", "md5",
+        "path"}``: a dataset's partition Asset, which the training-set DAGs of the models sharing it are scheduled on.
+    :param partition: the day the version holds (templated), the event's ``partition``; needed with ``asset``.
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
@@ -39,7 +42,7 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
     """
 
     upstream_fields = {"source_path": "path"}  # the extract's result
-    template_fields: Sequence[str] = ("source_path", "target_path", "tag")
+    template_fields: Sequence[str] = ("source_path", "target_path", "tag", "partition")
     operator_extra_links = (DvcVersionLink(),)
     ui_color = "#f3e8fd"
 
@@ -49,12 +52,20 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
         source_path: str | XComArg,
         target_path: str,
         tag: str,
+        asset: Asset | None = None,
+        partition: str | None = None,
         **kwargs: Any,
     ) -> None:
+        if asset is not None:
+            if partition is None:
+                raise ValueError("DvcVersionOperator: an asset event needs the partition it announces (partition=)")
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), asset]
         super().__init__(**kwargs)
         self.source_path = cast("str", source_path)  # an upstream result is picked when rendered
         self.target_path = target_path
         self.tag = tag
+        self.asset = asset
+        self.partition = partition
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.utils.storage import local_copy, stored
@@ -64,6 +75,11 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
         DvcVersionLink.persist(context, dvc_version_url(result["rev"]))
         state = "new version" if result["created"] else "unchanged"
         self.log.info("%s: %s at %s (%s, md5 %s)", self.target_path, state, self.tag, result["rev"][:10], result["md5"])
+        if self.asset is not None:  # also on an unchanged re-run: the consumers' assembly of the day is a no-op then
+            context["outlet_events"][self.asset].extra = {
+                "partition": self.partition, "tag": self.tag, "rev": result["rev"], "md5": result["md5"],
+                "path": result["path"],
+            }  # fmt: skip
         return self.record_lineage(result, registry=self.dvc_hook.registry)
 
     def lineage(self, result: dict[str, Any]) -> Lineage:

@@ -40,6 +40,26 @@ def warming_up(versioned: Iterable[str], window_first_day: str) -> bool:
     return all(day >= window_first_day for day in versioned)
 
 
+def event_partitions(events: Iterable[Any]) -> list[str]:
+    """The days to assemble from the partition Asset events that triggered a run (pure): every event's
+    ``extra["partition"]`` (an ISO day), each day once, oldest first. Several events reach one run when Airflow
+    coalesces queued events (a backfill of the dataset's ingest, or a slow assembly): each one's day is assembled,
+    never only the newest. Raises ValueError naming an event that carries no day."""
+    days: set[str] = set()
+    for event in events:
+        extra = getattr(event, "extra", None) or {}
+        day = extra.get("partition")
+        try:
+            days.add(dt.date.fromisoformat(str(day)).isoformat())
+        except ValueError:
+            source = f"{getattr(event, 'source_dag_id', None)}/{getattr(event, 'source_run_id', None)}"
+            raise ValueError(
+                f"an Asset event from {source} carries no partition day (extra['partition'] is {day!r}); only the "
+                "dataset's ingest DAG (version_partition) emits events of a partition Asset"
+            ) from None
+    return sorted(days)
+
+
 def day_logical_date(day: str) -> dt.datetime:
     """The logical date of the daily ingest run of ``day``: 00:00 UTC (a ``@daily`` schedule in UTC)."""
     return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.timezone.utc)
@@ -88,6 +108,10 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     :param poll_interval: seconds between checks while a day is undecided; keep it at 20 s or more (a reschedule
         much faster than the scheduler's loop can be taken for an external state change and fail the task).
     :param wait_timeout: how long to wait for undecided days before failing.
+    :param partition_asset: the dataset's partition Asset (``x-mlops://partition/<dataset>``) when the task runs in
+        a DAG scheduled on it (a dataset shared by several models): the days come from the run's triggering events
+        (:func:`event_partitions`: every event's day, oldest first), not from ``partition``, and each is assembled in
+        turn; the Asset event of ``asset`` describes the newest. Give ``ingest_dag_id`` (the dataset's ingest DAG).
     :param repair_later: after versioning its own day, rebuild the sets of the later days (up to
         ``window_days - 1`` after it) that were assembled while this day was left out (quarantined or missing) and
         so lack it: a day fixed and re-ingested reaches the sets built without it. Each rebuild is a new version
@@ -97,7 +121,8 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
 
     XCom (return value): the same dict as the Asset event's ``extra`` plus ``created`` and ``rebuilt`` (the tags of
-    the later sets rebuilt with this day).
+    the later sets rebuilt with this day); with ``partition_asset``, that of the newest day plus ``assembled`` (the
+    tag of every day's set, oldest first).
     """
 
     template_fields: Sequence[str] = ("dataset", "training_set", "partition", "quarantine_root")
@@ -118,6 +143,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         poll_interval: float = 30.0,
         wait_timeout: dt.timedelta = dt.timedelta(hours=2),
         repair_later: bool = True,
+        partition_asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
         if asset is not None:
@@ -139,6 +165,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.repair_later = repair_later
+        self.partition_asset = partition_asset
 
     def classify_days(self, context: Context, end: str | None = None) -> dict[str, str]:
         """``{day: state}`` for every day of the window ending at ``end`` (default: ``partition``; see
@@ -283,7 +310,36 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
             rebuilt.append(str(version["tag"]))
         return rebuilt
 
+    def event_days(self, context: Context) -> list[str]:
+        """The days of the run's triggering events of ``partition_asset`` (:func:`event_partitions`)."""
+        assert self.partition_asset is not None
+        events = context["triggering_asset_events"].get(self.partition_asset, [])
+        try:
+            days = event_partitions(events)
+        except ValueError as exc:
+            raise AirflowFailException(f"{self.dataset}: {exc}") from None
+        if not days:
+            raise AirflowFailException(
+                f"This run of {self.dataset}'s training set has no event of {self.partition_asset.uri}: it was "
+                f"triggered by hand. Run (or clear) the day in the dataset's ingest DAG ({self.ingest_dag_id}) "
+                "instead: its version_partition announces the day and this DAG assembles it."
+            )
+        return days
+
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.partition_asset is None:
+            return self.assemble(context)
+        days = self.event_days(context)
+        self.log.info("Assembling the set of %d day(s) announced by %s: %s", len(days), self.partition_asset.uri, days)
+        assembled = []
+        for day in days:
+            self.partition = day
+            result = self.assemble(context)
+            assembled.append(result["tag"])
+        return {**result, "assembled": assembled}
+
+    def assemble(self, context: Context) -> dict[str, Any]:
+        """Assemble, version and announce the set of the window ending at ``partition``."""
         self.dvc_hook.ensure_workspace()
         chosen, left_out = self.select_partitions(context)
         self.log.info("Assembling %s from %d partition(s): %s", self.dataset, len(chosen), ", ".join(chosen))

@@ -35,11 +35,14 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.
     :param ingest_dag_id: the DAG whose run of this run's logical date versions the tag (None: wait for the tag or
         an abandon path only).
+    :param ingest_tag: the tag that run versions when it is not ``tag`` (templated): a shared dataset's ingest DAG
+        versions the partition and the model's training-set DAG assembles ``tag`` from it afterwards, so a
+        successful ingest run that versioned ``ingest_tag`` keeps the wait going, one that did not gives up.
 
     XCom (return value): ``{"tag", "sha"}``.
     """
 
-    template_fields: Sequence[str] = ("tag", "abandon_paths")
+    template_fields: Sequence[str] = ("tag", "abandon_paths", "ingest_tag")
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         tag: str,
         abandon_paths: Sequence[str] = (),
         ingest_dag_id: str | None = None,
+        ingest_tag: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -56,6 +60,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         self.tag = tag
         self.abandon_paths = list(abandon_paths)
         self.ingest_dag_id = ingest_dag_id
+        self.ingest_tag = ingest_tag
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
@@ -86,7 +91,12 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         for path in self._abandon_paths():
             if stored(path).exists():
                 self._abandon(path)
-        reason = counts and give_up_reason(self.tag, str(self.ingest_dag_id), str(logical), *counts)
+        versioned = None
+        if counts and self.ingest_tag and counts[0].get("success"):
+            versioned = self.dvc_hook.tag_sha(self.ingest_tag) is not None
+        reason = counts and give_up_reason(
+            self.tag, str(self.ingest_dag_id), str(logical), *counts, ingest_versioned=versioned
+        )
         if reason:
             raise AirflowSkipException(reason)
         return None
@@ -113,6 +123,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
                 ingest_dag_id=self.ingest_dag_id,
                 logical_date=logical,
                 step_seconds=step,
+                ingest_tag=self.ingest_tag,
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

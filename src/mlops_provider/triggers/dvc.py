@@ -30,15 +30,27 @@ LATER_RUNS_LOOKED_AT = 7
 
 
 def give_up_reason(
-    tag: str, ingest_dag_id: str, logical_date: str, runs: dict[str, int], later_runs: int
+    tag: str,
+    ingest_dag_id: str,
+    logical_date: str,
+    runs: dict[str, int],
+    later_runs: int,
+    ingest_versioned: bool | None = None,
 ) -> str | None:
     """Why ``tag`` will not come from the day's ingest run, or None (keep waiting); pure. ``runs``: the ingest runs
     of the logical date by state (``failed``, ``success``, ``all``), read *before* the tag was looked up and not
     found, so a run that ends between the two looks is never misread; ``later_runs``: ingest runs of the next
-    logical dates (runs are created in date order: a later one and none of this day means this one will not come)."""
+    logical dates (runs are created in date order: a later one and none of this day means this one will not come).
+    ``ingest_versioned``: None when the ingest run versions ``tag`` itself; else whether it versioned what ``tag`` is
+    built from (a shared dataset's partition, which the model's training-set DAG assembles ``tag`` from after the
+    ingest run ended): a successful run that did keeps the wait going."""
     run = f"the ingest run of {logical_date} ({ingest_dag_id})"
     if runs.get("failed"):
         return f"{tag} will not be versioned: {run} failed; clear it (and this run) once it is fixed"
+    if runs.get("success") and ingest_versioned:
+        return None  # the partition is versioned: the model's training-set DAG assembles the tag from its event
+    if runs.get("success") and ingest_versioned is False:
+        return f"{tag} will not be versioned: {run} succeeded without versioning the day's partition (no rows that day)"
     if runs.get("success"):
         return (
             f"{tag} will not be versioned: {run} succeeded without versioning it (no rows that day with "
@@ -92,6 +104,9 @@ class DvcTagTrigger(BaseTrigger):
         (:func:`give_up_reason`).
     :param logical_date: the logical date (ISO) of the ingest run to look at.
     :param step_seconds: the schedule's interval (the next logical dates are this far apart).
+    :param ingest_tag: the tag the ingest run versions when it is not ``tag`` (a shared dataset's partition; the
+        model's training-set DAG assembles ``tag`` from it): a successful ingest run that versioned it keeps the wait
+        going (:func:`give_up_reason`'s ``ingest_versioned``).
     """
 
     def __init__(
@@ -105,8 +120,10 @@ class DvcTagTrigger(BaseTrigger):
         ingest_dag_id: str | None = None,
         logical_date: str | None = None,
         step_seconds: float = 86400.0,
+        ingest_tag: str | None = None,
     ) -> None:
         super().__init__()
+        self.ingest_tag = ingest_tag
         self.ingest_dag_id = ingest_dag_id
         self.logical_date = logical_date
         self.step_seconds = step_seconds
@@ -123,17 +140,22 @@ class DvcTagTrigger(BaseTrigger):
             {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
              "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id,
              "settle_seconds": self.settle_seconds, "ingest_dag_id": self.ingest_dag_id,
-             "logical_date": self.logical_date, "step_seconds": self.step_seconds},
+             "logical_date": self.logical_date, "step_seconds": self.step_seconds, "ingest_tag": self.ingest_tag},
         )  # fmt: skip
 
-    def _remote_tag_sha(self) -> str | None:
+    def _remote_tag_sha(self, tag: str | None = None) -> str | None:
         from mlops_provider.hooks.dvc import DvcError, DvcHook
 
         try:
-            return DvcHook(dvc_conn_id=str(self.dvc_conn_id), workspace=self.workspace).tag_sha(self.tag)
+            return DvcHook(dvc_conn_id=str(self.dvc_conn_id), workspace=self.workspace).tag_sha(tag or self.tag)
         except DvcError as exc:  # the remote is unreachable for now: keep waiting, say why
             self.log.warning("%s", exc)
             return None
+
+    async def _tag_sha(self, tag: str) -> str | None:
+        if self.dvc_conn_id:  # blocking git and connection calls: in a thread
+            return await asyncio.to_thread(self._remote_tag_sha, tag)
+        return await tag_sha(self.workspace, tag)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
@@ -144,10 +166,7 @@ class DvcTagTrigger(BaseTrigger):
 
                 ask = sync_to_async(ingest_run_counts)  # Airflow's comms from the triggerer, as its own triggers do
                 counts = await ask(self.ingest_dag_id, self.logical_date, self.step_seconds)
-            if self.dvc_conn_id:  # blocking git and connection calls: in a thread
-                sha = await asyncio.to_thread(self._remote_tag_sha)
-            else:
-                sha = await tag_sha(self.workspace, self.tag)
+            sha = await self._tag_sha(self.tag)
             if sha:
                 await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                 yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
@@ -157,7 +176,12 @@ class DvcTagTrigger(BaseTrigger):
                     await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                     yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
                     return
-            reason = counts and give_up_reason(self.tag, str(self.ingest_dag_id), str(self.logical_date), *counts)
+            versioned = None
+            if counts and self.ingest_tag and counts[0].get("success"):
+                versioned = bool(await self._tag_sha(self.ingest_tag))
+            reason = counts and give_up_reason(
+                self.tag, str(self.ingest_dag_id), str(self.logical_date), *counts, ingest_versioned=versioned
+            )
             if reason:
                 yield TriggerEvent({"status": "given_up", "tag": self.tag, "reason": reason})
                 return
