@@ -156,7 +156,7 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
             )
         self.dataset = dataset
         self.training_set = training_set
-        self.partition = partition
+        self.partition = partition if partition_asset is None else ""  # each run's days come from its events
         self.window_days = window_days
         self.min_partitions = min_partitions
         self.asset = asset

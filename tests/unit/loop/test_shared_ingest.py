@@ -77,6 +77,7 @@ def test_two_models_on_a_dataset_share_one_ingest_and_each_assembles_its_own_set
         assert [asset.uri for asset in assembly_dag.timetable.asset_condition.objects] == [version.asset.uri]
         (assemble,) = assembly_dag.tasks
         assert assemble.task_id == "assemble_training_set" and assemble.training_set == model
+        assert assemble.partition == ""  # the days come from the events (no data interval in an asset run)
         assert assemble.partition_asset == version.asset and assemble.ingest_dag_id == f"{DATASET}__ingest"
         assert assemble.asset.uri == f"x-mlops://training-set/{model}" and assemble.pool == "dvc_workspace"
         sensor = dags[f"{model}__drift_monitoring"].get_task("wait_for_training_set")
