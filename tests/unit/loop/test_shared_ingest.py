@@ -142,8 +142,12 @@ def test_the_rule_reads_the_events_airflow_hands_a_task():
         AssetEventDagRunReferenceResult(
             asset={"name": asset.name, "uri": asset.uri, "extra": {}},
             extra={"partition": day, "tag": f"partition/{DATASET}/{day}"},
-            source_task_id="version_partition", source_dag_id=f"{DATASET}__ingest", source_run_id=f"run_{day}",
-            source_map_index=-1, source_aliases=[], timestamp=now,
+            source_task_id="version_partition",
+            source_dag_id=f"{DATASET}__ingest",
+            source_run_id=f"run_{day}",
+            source_map_index=-1,
+            source_aliases=[],
+            timestamp=now,
         )  # fmt: skip
         for day in ("2026-11-11", "2026-11-10")
     ]
@@ -160,7 +164,7 @@ def test_give_up_rule_of_a_shared_dataset_waits_for_the_assembly_after_the_inges
     assert give_up_reason(tag, dag_id, day, success, 0, ingest_versioned=True) is None
     assert "without versioning the day's partition" in str(give_up_reason(tag, dag_id, day, success, 0, False))
     assert "failed" in str(give_up_reason(tag, dag_id, day, {"failed": 1, "all": 1}, 0, ingest_versioned=True))
-    assert "succeeded without versioning it" in str(give_up_reason(tag, dag_id, day, success, 0))  # one model: as before
+    assert "succeeded without versioning it" in str(give_up_reason(tag, dag_id, day, success, 0))  # one model
 
 
 def test_the_sensor_and_trigger_carry_the_ingest_tag(tmp_path):
