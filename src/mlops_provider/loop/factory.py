@@ -681,6 +681,12 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
             built = build_dags(spec, shared=spec.dataset.name in shared)
             for dag_id, dag in built.items():
                 _validate(dag_id.rpartition("__")[2], dag)
+            clash = sorted(set(built) & set(dags))
+            if clash:
+                raise SpecError(
+                    f"name: model {spec.name!r} would build DAG {clash[0]}, which is already the ingest DAG of the "
+                    f"shared dataset {clash[0].removesuffix('__ingest')!r}; give the model another name"
+                )
         except Exception as exc:
             message = (
                 str(exc) if isinstance(exc, SpecError) else f"the DAGs could not be built: {type(exc).__name__}: {exc}"

@@ -112,6 +112,16 @@ def test_specs_sharing_a_dataset_must_agree_on_its_ingest_schedule(tmp_path):
     assert "churn_zz__spec_error" in dags and f"{DATASET}__ingest" in dags
 
 
+def test_a_model_named_like_a_shared_dataset_it_does_not_read_is_a_problem_of_its_own(tmp_path):
+    models = project(tmp_path, "churn_twin")
+    fraud = yaml.safe_load((INCLUDE / "models" / "card_fraud.yaml").read_text())
+    (models / f"{DATASET}.yaml").write_text(yaml.safe_dump({**fraud, "name": DATASET}, sort_keys=False))
+    dags = build_all(models)
+    assert dags[f"{DATASET}__ingest"].get_task("extract").table == DATASET  # the shared dataset's, kept
+    assert f"{DATASET}__spec_error" in dags and f"{DATASET}__training" not in dags
+    assert "already the ingest DAG of the shared dataset 'customer_activity'" in dags[f"{DATASET}__spec_error"].doc_md
+
+
 class Event:
     """An Asset event as a task sees it among ``triggering_asset_events`` (only what the rule reads)."""
 
