@@ -162,3 +162,21 @@ def test_one_ingest_per_day_feeds_both_models_training_sets(dagbag, mlops_home):
         assert trailer in log
     sets = [git(workspace, "log", "-1", "--format=%B", f"training-set/{m}/{DAY}") for m in MODELS]
     assert all(f"Training-Set-Partitions: {DAY}" in body for body in sets)
+
+
+def test_a_models_monitoring_gives_up_on_a_day_the_shared_ingest_failed(dagbag, mlops_home, capfd):
+    """``wait_for_training_set`` looks at the dataset's ingest DAG: its failed run of the day (no rows at the source)
+    ends the wait (skipped, with the reason) instead of a 12 h wait for a set that will not come."""
+    empty = NEXT + dt.timedelta(days=5)
+    seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [DAY], SourceSpec(seed=3))
+    assert ingest_day(dagbag.get_dag(f"{DATASET}__ingest"), empty).state == "failed"
+    monitoring = dagbag.get_dag("churn_twin__drift_monitoring")
+    sensor_only = monitoring.partial_subset(
+        task_ids=["wait_for_training_set"], include_upstream=False, include_downstream=False
+    )
+    run = ingest_day(sensor_only, empty)  # the same logical date as the dataset's run of the day
+    (ti,) = run.get_task_instances()
+    assert (ti.task_id, ti.state) == ("wait_for_training_set", "skipped")
+    assert f"the ingest run of {empty + dt.timedelta(days=1)}T00:00:00+00:00 ({DATASET}__ingest) failed" in (
+        capfd.readouterr().out
+    )
