@@ -43,6 +43,12 @@ CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
 # of ingest grows with it, not with the partition (docs/benchmarks.md measures both).
 DEFAULT_CHUNK_ROWS = 250_000
 
+#: The learned drift's defaults (:mod:`mlops_provider.ml.learned_drift`: ``DEFAULT_K``, ``DEFAULT_LINE``): a
+#: column's learned bound is k robust deviations above its calm days' scores; the learned drift that alarms. Here so
+#: the drift operator's signature needs no ``ml`` module when a DAG file is parsed (issue 31).
+LEARNED_DRIFT_K = 3.0
+LEARNED_DRIFT_LINE = 0.3
+
 
 def check_chunk_rows(value: object) -> int:
     """``value`` when it is a positive number of rows; else a ValueError naming it."""

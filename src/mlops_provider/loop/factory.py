@@ -656,7 +656,7 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
     file has, a dataset another model defines differently, DAGs that do not build) is logged at ERROR and becomes
     one placeholder DAG, :func:`spec_error_dag`, while every other model's DAGs load as before. A missing folder
     raises (no model can load)."""
-    checked = check_folder(folder)
+    checked = check_folder(folder, cached=True)  # the validated-spec cache: every parse reads every spec
     dags: dict[str, DAG] = {}
     problems = list(checked.problems)
     mailing = []

@@ -17,19 +17,20 @@ Imports pydantic and PyYAML only (both come with Airflow), so DAG files may load
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import re
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops_provider.exceptions import SpecError
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS
-from mlops_provider.ml.hyperparameters import load_hyperparameter_spec
-from mlops_provider.ml.tuning import DEFAULT_ON, Tuning
 
 NAME = r"^[a-z][a-z0-9_]{1,62}$"
 #: Characters XGBoost (3.2, ``DMatrix.feature_names``) refuses in a feature name: it raises at training time.
@@ -38,7 +39,11 @@ DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "kl_div", "ks", "chisqua
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a section's validator (its pydantic-core schema) is built on its first validation, not when the
+    # class is defined: a parse whose specs all come from the validated-spec cache (:func:`load_spec`) never builds
+    # one (issue 31). Defaults of a section type are factories for the same reason (an instance built at class
+    # definition would be validated there).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DatasetSpec(_Section):
@@ -232,6 +237,12 @@ class SearchRangeSpec(_Section):
     choices: list[Any] | None = Field(default=None, description="the values to choose from, instead of a range")
 
 
+def _default_tuning_on() -> list[str]:
+    from mlops_provider.ml.tuning import DEFAULT_ON
+
+    return list(DEFAULT_ON)
+
+
 class TuningSpec(_Section):
     """Hyperparameter search before training (Optuna; off by default): trials train on the training rows less a
     validation part and are scored on it (never on the gate's holdout); the best trial's hyperparameters train the
@@ -239,7 +250,7 @@ class TuningSpec(_Section):
 
     enabled: bool = Field(default=False, description="tune before training")
     on: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_ON),
+        default_factory=_default_tuning_on,
         description="trigger reasons that tune (others: fixed hyperparameters)",
     )
     n_trials: int | None = Field(default=20, ge=1, description="finished trials (complete or pruned) per study")
@@ -261,12 +272,22 @@ class TuningSpec(_Section):
         """What ``TrainModelOperator(tuning=...)`` takes: the settings as a plain mapping; None when disabled."""
         if not self.enabled:
             return None
-        data = self.model_dump()
+        # Field by field, not model_dump(): a spec from the cache has no serializer built (and needs none).
+        data = {key: _plain(value) for key, value in self}
         data["search_space"] = {
-            name: {k: v for k, v in search.items() if v is not None and not (k == "log" and v is False)}
-            for name, search in data["search_space"].items()
+            name: {k: _plain(v) for k, v in search if v is not None and not (k == "log" and v is False)}
+            for name, search in self.search_space.items()
         }
         return data
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a section's value as plain data (lists and dicts copied, as ``model_dump()`` copies them)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class TrainingSpec(_Section):
@@ -280,7 +301,7 @@ class TrainingSpec(_Section):
     window_days: int = Field(default=7, ge=1, le=3660, description="calendar days of data in a training set")
     min_days: int = Field(default=1, ge=1, description="fewest versioned days a training set may have")
     timeout_minutes: int = Field(default=30, ge=1)
-    tuning: TuningSpec = TuningSpec()
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
 
     @model_validator(mode="after")
     def _min_days(self) -> TrainingSpec:
@@ -349,7 +370,7 @@ class CanarySpec(_Section):
     steps: list[int] = Field(default_factory=lambda: [5, 25, 100], description="traffic percentages, ending at 100")
     bake_seconds: float = Field(default=60.0, gt=0, description="baking period of each step")
     poll_seconds: float = Field(default=2.0, gt=0, description="how often a step's live metrics are read")
-    thresholds: CanaryThresholdsSpec = CanaryThresholdsSpec()
+    thresholds: CanaryThresholdsSpec = Field(default_factory=CanaryThresholdsSpec)
 
     @field_validator("steps")
     @classmethod
@@ -365,7 +386,7 @@ class EndpointSpec(_Section):
     port: int = Field(default=8600, ge=1024, le=65000, description="the endpoint's port on 127.0.0.1")
     admin_port: int | None = Field(default=None, ge=1024, le=65535, description="Caddy's admin API (none: port + 1)")
     keep_versions: int = Field(default=2, ge=1, description="versions kept running after a rollout")
-    canary: CanarySpec = CanarySpec()
+    canary: CanarySpec = Field(default_factory=CanarySpec)
 
     def ports(self) -> dict[str, Any]:
         """The endpoint's ports, shifted by ``$MLOPS_ENDPOINT_PORT_OFFSET`` (the tests and a demo on other ports)."""
@@ -410,7 +431,7 @@ class ServingSpec(_Section):
     directory: Path = Field(description="folder with the serving Dockerfile (MLflow's scoring server)")
     requirements: Path = Field(description="pinned requirements of the model, copied into the image")
     endpoint: EndpointSpec | None = Field(default=None, description="serve the champion live (none: no endpoint)")
-    capture: CaptureSpec = CaptureSpec()
+    capture: CaptureSpec = Field(default_factory=CaptureSpec)
 
     def deploy_arguments(self) -> dict[str, Any]:
         """``DeployModelVersionOperator``'s arguments (and ``ServeVersionOperator``'s): the endpoint's ports."""
@@ -426,7 +447,7 @@ class ServingSpec(_Section):
             "steps": list(canary.steps),
             "bake_seconds": canary.bake_seconds,
             "poll_seconds": canary.poll_seconds,
-            "thresholds": canary.thresholds.model_dump(),
+            "thresholds": dict(canary.thresholds),  # flat floats and ints (as model_dump() gives them)
             "keep_versions": self.endpoint.keep_versions,
         }
 
@@ -648,15 +669,15 @@ class ModelSpec(_Section):
     label: LabelSpec
     features: FeaturesSpec
     segments: list[str] = Field(default_factory=list, description="columns the gate compares per value")
-    split: SplitSpec = SplitSpec()
+    split: SplitSpec = Field(default_factory=SplitSpec)
     validation: Path = Field(description="Great Expectations suite (JSON) of the dataset")
     training: TrainingSpec
-    gate: GateSpec = GateSpec()
+    gate: GateSpec = Field(default_factory=GateSpec)
     serving: ServingSpec
-    monitoring: MonitoringSpec = MonitoringSpec()
-    retraining: RetrainingSpec = RetrainingSpec()
-    notifications: NotificationsSpec = NotificationsSpec()
-    retention: RetentionSpec = RetentionSpec()
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
+    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
     schedule: ScheduleSpec
     path: Path | None = Field(default=None, exclude=True)
 
@@ -872,6 +893,9 @@ def tuning_problems(spec: ModelSpec) -> list[str]:
     plan = spec.training.tuning.plan()
     if plan is None:
         return []
+    from mlops_provider.ml.hyperparameters import load_hyperparameter_spec
+    from mlops_provider.ml.tuning import Tuning
+
     try:
         tuning = Tuning.from_mapping(plan, "training.tuning")
         hyperparameters = load_hyperparameter_spec(spec.resolve(spec.training.hyperparameters))
@@ -888,8 +912,12 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SPEC_SUFFIX = ".yaml"
 
 
-def load_spec(path: str | Path) -> ModelSpec:
-    """Read and validate one spec file (a ``*.yaml``: the only files the DAG factory reads)."""
+def load_spec(path: str | Path, *, cached: bool = False) -> ModelSpec:
+    """Read and validate one spec file (a ``*.yaml``: the only files the DAG factory reads).
+
+    ``cached``: use the validated-spec cache (:func:`cached_spec`; the DAG factory does, ``mlops spec check`` does
+    not): a spec validated before, whose file, the files it names and the validating code are unchanged, is
+    rebuilt from the cache without YAML or validation; any other is validated as always and, valid, cached."""
     path = Path(path).resolve()
     if path.suffix != SPEC_SUFFIX:
         raise SpecError(
@@ -897,12 +925,126 @@ def load_spec(path: str | Path) -> ModelSpec:
             f"rename it to {path.stem}{SPEC_SUFFIX}"
         )
     try:
-        data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
+        text = path.read_text()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the spec: {exc.strerror}") from None
+    if cached and (spec := cached_spec(path, text)) is not None:
+        return spec
+    try:
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
-    return parse_spec(data, path)
+    spec = parse_spec(data, path)
+    if cached:
+        _cache_spec(path, text, spec)
+    return spec
+
+
+# -- the validated-spec cache (issue 31) ----------------------------------------------------------------------------
+#
+# The dag processor parses the DAG file again and again, and validating a spec means building the spec models'
+# pydantic-core schemas (they are deferred), reading YAML and checking the files the spec names. A valid spec is
+# therefore kept as JSON under MLOPS_HOME (``cache/specs/<key>.json``), keyed by the SHA-256 of the validating code,
+# the spec's path and its text; the entry lists the files the spec names with their SHA-256, which a hit checks
+# again (a changed or missing file, a changed spec, a changed validator: a miss, so never stale). Only valid specs
+# are cached: a bad one is validated on every parse and gives the same message. Errors of the cache itself (a
+# read-only or full disk, a torn or foreign entry) only make a miss.
+
+#: The modules whose code decides whether a spec is valid (the key hashes their source; a test checks the list
+#: against what importing them loads).
+VALIDATING_MODULES = ("loop/spec.py", "layout.py", "exceptions.py", "ml/hyperparameters.py", "ml/split.py",
+                      "ml/tuning.py", "ml/canary.py")  # fmt: skip
+_CACHE_FORMAT = 1
+log = logging.getLogger(__name__)
+_code_digest: str | None = None
+
+
+def _validating_code() -> str:
+    """SHA-256 of the validating modules' source and the pydantic version (once per process)."""
+    global _code_digest
+    if _code_digest is None:
+        import pydantic
+
+        root = Path(__file__).resolve().parents[1]
+        digest = hashlib.sha256(f"{_CACHE_FORMAT} {pydantic.VERSION}".encode())
+        for name in VALIDATING_MODULES:
+            digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+        _code_digest = digest.hexdigest()
+    return _code_digest
+
+
+def spec_cache_file(path: Path, text: str) -> Path:
+    """The cache entry of the spec at ``path`` (resolved) with content ``text``."""
+    from mlops_provider.utils.paths import home_folder
+
+    key = hashlib.sha256(f"{_validating_code()}\0{path}\0".encode() + text.encode()).hexdigest()
+    return home_folder("cache", "specs", f"{key}.json")
+
+
+def _file_digests(spec: ModelSpec) -> dict[str, str]:
+    """SHA-256 of every file the spec names, by resolved path."""
+    found = {}
+    for value in spec.files().values():
+        file = spec.resolve(value)
+        found[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return found
+
+
+def cached_spec(path: Path, text: str) -> ModelSpec | None:
+    """The spec at ``path`` with content ``text`` from the cache, or None (no entry, or a file it names changed)."""
+    try:
+        entry = json.loads(spec_cache_file(path, text).read_text())
+        spec = _constructed(ModelSpec, entry["spec"], path=path)
+        if _file_digests(spec) != entry["files"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return spec
+
+
+def _cache_spec(path: Path, text: str, spec: ModelSpec) -> None:
+    """Keep a valid spec (when the cache rebuilds it equal to the validated one)."""
+    try:
+        entry = {"spec": spec.model_dump(mode="json"), "files": _file_digests(spec)}
+        if _constructed(ModelSpec, entry["spec"], path=path) != spec:
+            log.debug("Model spec %s is not cached: the cache would not rebuild it as validated", path)
+            return
+        from mlops_provider.utils.files import write_atomic
+
+        write_atomic(spec_cache_file(path, text), lambda tmp: tmp.write_text(json.dumps(entry)))
+    except (OSError, ValueError, TypeError) as exc:
+        log.debug("Model spec %s is not cached: %s", path, exc)
+
+
+def _constructed(model: type[BaseModel], data: dict[str, Any], **extra: Any) -> Any:
+    """``model`` rebuilt from its ``model_dump(mode="json")`` without validation (it was valid when dumped)."""
+    if not isinstance(data, dict) or set(data) - set(model.model_fields):
+        raise ValueError(f"not a {model.__name__}")
+    values = {name: _revived(model.model_fields[name].annotation, value) for name, value in data.items()}
+    return model.model_construct(**values, **extra)
+
+
+def _revived(annotation: Any, value: Any) -> Any:
+    """A value of a field of type ``annotation`` from its JSON form."""
+    if value is None:
+        return None
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return _constructed(annotation, value)
+        if annotation is Path:
+            return Path(value)
+        if annotation is dt.date:
+            return dt.date.fromisoformat(value)
+        return value
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list:
+        return [_revived(args[0], v) for v in value]
+    if origin is dict:
+        return {k: _revived(args[1], v) for k, v in value.items()}
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _revived(options[0], value) if len(options) == 1 else value
+    return value
 
 
 @dataclass(frozen=True)
@@ -937,7 +1079,7 @@ def spec_files(folder: str | Path) -> list[Path]:
     return sorted(p.resolve() for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
 
 
-def check_folder(folder: str | Path) -> SpecFolder:
+def check_folder(folder: str | Path, *, cached: bool = False) -> SpecFolder:
     """Every spec of ``folder``, each on its own, then the rules across files: model names are unique, and models
     that share a dataset agree on where it comes from and how it is validated (they share its versioned
     partitions). A file that breaks a rule becomes a problem; the others stay usable:
@@ -946,11 +1088,13 @@ def check_folder(folder: str | Path) -> SpecFolder:
       path; the other is the problem, naming both files;
     - models on one dataset that disagree: the version most of them agree on is kept (a tie: the one of the first
       file by path); each other model is a problem, naming the file it disagrees with.
+
+    ``cached``: read each spec through the validated-spec cache (:func:`load_spec`).
     """
     specs, problems = [], []
     for path in spec_files(folder):
         try:
-            specs.append(load_spec(path))
+            specs.append(load_spec(path, cached=cached))
         except SpecError as exc:
             problems.append(SpecProblem(path, str(exc)))
     specs, conflicts = _unique_names(specs)
@@ -990,7 +1134,7 @@ def _unique_names(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecPro
 def _shared_datasets(specs: list[ModelSpec]) -> tuple[list[ModelSpec], list[SpecProblem]]:
     by_dataset: dict[str, dict[tuple[str, Path], list[ModelSpec]]] = {}
     for spec in specs:  # sorted by path
-        source = (spec.dataset.model_dump_json(), spec.resolve(spec.validation))
+        source = (repr(spec.dataset), spec.resolve(spec.validation))  # repr: every field (no serializer needed)
         by_dataset.setdefault(spec.dataset.name, {}).setdefault(source, []).append(spec)
     kept, problems = [], []
     for dataset, versions in by_dataset.items():

@@ -32,12 +32,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from mlops_provider.layout import LEARNED_DRIFT_K, LEARNED_DRIFT_LINE
 from mlops_provider.ml.drift_signals import normed_wasserstein  # noqa: F401 (the suite calls it from here too)
 
 #: Fewest calm scores a column's threshold is learned from (fewer: the column has no learned bound).
 MIN_CALM_DAYS = 3
-DEFAULT_K = 3.0
-DEFAULT_LINE = 0.3
+DEFAULT_K = LEARNED_DRIFT_K
+DEFAULT_LINE = LEARNED_DRIFT_LINE
 #: The most of its excess a column counts (1: a column lying twice its calm bound or further counts its whole
 #: importance; the learned drift stays between 0 and 1).
 EXCESS_CAP = 1.0

@@ -18,6 +18,8 @@ from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
     DATA_REV_TAG,
+    LEARNED_DRIFT_K,
+    LEARNED_DRIFT_LINE,
     RUN_KEY_TAG,
     partition_path,
     partition_tag,
@@ -25,7 +27,6 @@ from mlops_provider.layout import (
 from mlops_provider.lineage.datasets import Lineage, LineageDataset, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
-from mlops_provider.ml.capture import served_verdict
 from mlops_provider.ml.drift_signals import (
     IMPORTANCE_ARTIFACT,
     SIGNALS,
@@ -33,18 +34,7 @@ from mlops_provider.ml.drift_signals import (
     normalized_importances,
     weighted_drift,
 )
-from mlops_provider.ml.learned_drift import (
-    DEFAULT_K,
-    DEFAULT_LINE,
-    distance,
-    judge_columns,
-    learn_thresholds,
-    learned_drift,
-    leave_one_day_out,
-    uniform_weights,
-)
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
-from mlops_provider.utils.extras import require
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
@@ -195,8 +185,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         season_days: int = 365,
         signal: str = "learned",
         weighted_drift_threshold: float = 0.3,
-        learned_drift_threshold: float = DEFAULT_LINE,
-        learned_drift_k: float = DEFAULT_K,
+        learned_drift_threshold: float = LEARNED_DRIFT_LINE,
+        learned_drift_k: float = LEARNED_DRIFT_K,
         drift_calibration_days: int = 21,
         seed: int = 0,
         champion_alias: str = CHAMPION_ALIAS,
@@ -321,7 +311,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         return champion, None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # Task-only modules (issue 31: a parse neither compiles nor runs them).
+        from mlops_provider.ml.capture import served_verdict
         from mlops_provider.utils.evidence import attempt_key, now_iso, write_record
+        from mlops_provider.utils.extras import require
         from mlops_provider.utils.records import drift_folder
         from mlops_provider.utils.storage import location, publish, work_dir
 
@@ -585,6 +578,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     ) -> tuple[float | None, str | None]:
         """The learned drift of the day's ``columns`` (each gets its ``learned`` judgement) and a note: why there is
         none, or that the columns weighed equally."""
+        from mlops_provider.ml.learned_drift import distance, judge_columns, learned_drift, uniform_weights
+
         thresholds = learned.get("columns") or {}
         if not any(t.get("threshold") is not None for t in thresholds.values()):
             return None, learned.get("note") or "no column has a learned threshold"
@@ -616,6 +611,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         """The champion's learned per-column thresholds: read from ``<reports root>/drift-thresholds/<model>/``
         when this champion and these settings were learned before, else learned now and kept there (whole or not at
         all; never rewritten: other settings are another file). ``{"note"}`` alone when they cannot be learned."""
+        from mlops_provider.ml.learned_drift import distance, learn_thresholds, leave_one_day_out
         from mlops_provider.utils.evidence import now_iso
         from mlops_provider.utils.records import drift_thresholds_file
         from mlops_provider.utils.storage import location, write_text

@@ -42,7 +42,6 @@ from mlops_provider.links.extra_links import (
 )
 from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
 from mlops_provider.ml.split import split_from_mapping, split_from_tags
-from mlops_provider.ml.tuning import COUNTED, Tuning
 from mlops_provider.utils.compat import AirflowException, AirflowFailException
 from mlops_provider.utils.paths import mlops_home, training_work_dir
 from mlops_provider.utils.templated_fields import json_object
@@ -50,6 +49,7 @@ from mlops_provider.utils.templated_fields import json_object
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
+    from mlops_provider.ml.tuning import Tuning
     from mlops_provider.runtime.runners import DockerRunner, LocalRunner
 
 TRIGGER_REASONS = (
@@ -257,7 +257,11 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
         self.image = image
         self.network_mode = network_mode
         self.reject_unknown_conf = reject_unknown_conf
-        self.tuning = Tuning.from_mapping(tuning, "tuning") if tuning else None
+        self.tuning: Tuning | None = None
+        if tuning:  # the tuning module loads at parse only for a spec that tunes (issue 31)
+            from mlops_provider.ml.tuning import Tuning
+
+            self.tuning = Tuning.from_mapping(tuning, "tuning")
         self._runner: LocalRunner | DockerRunner | None = None
         self._rev_name: str | None = None
 
@@ -446,6 +450,7 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
     def _train(
         self, context: Context, run_id: str, params: dict[str, Any], sha: str, md5: str, run_key: str
     ) -> tuple[dict[str, float], str, dict[str, str], dict[str, Any] | None]:
+        from mlops_provider.ml.tuning import COUNTED
         from mlops_provider.runtime.runners import run_training
 
         assert self._runner is not None

@@ -28,6 +28,7 @@ FOLDERS: dict[str, str] = {
     "training": "training",  # <run id>/ and reproduce-<run id>/: a training's dataset and outputs
     "locks": "locks",  # registry-<model>.lock
     "work": "work",  # <purpose>/: transient files (uploads, downloads, scratch, drift)
+    "cache": "cache",  # specs/<key>.json: validated model specs (loop.spec: the DAG factory reads them at parse)
 }
 
 
