@@ -162,3 +162,13 @@ class Prometheus:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+@contextmanager
+def prometheus_serving(folder: Path, target_files: list[str]) -> Iterator[Prometheus]:
+    """:class:`Prometheus` for the ``with`` block (stopped whatever happens in it)."""
+    prometheus = Prometheus(folder, target_files)
+    try:
+        yield prometheus
+    finally:
+        prometheus.stop()
