@@ -1,5 +1,6 @@
 """Servers the tests start on 127.0.0.1: a ``git daemon`` serving a data registry and moto's S3-protocol server (what
-workers without a common disk share). Context managers, so module- and function-scoped fixtures can use them."""
+workers without a common disk share), and Debian's Prometheus following file_sd target files. Context managers (and
+a class with ``stop``), so module- and function-scoped fixtures can use them."""
 
 from __future__ import annotations
 
@@ -102,3 +103,72 @@ def s3_serving(log: Path, bucket: str = "mlops-test") -> Iterator[S3Server]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+class Prometheus:
+    """Debian's ``prometheus`` on a free port with a temporary TSDB in ``folder``, scraping the endpoints of the file_sd
+    ``target_files`` (globs) every second (the project's scrape job, :func:`metrics_targets.prometheus_config`)."""
+
+    def __init__(self, folder: Path, target_files: list[str]) -> None:
+        import yaml
+
+        from mlops_provider.runtime.metrics_targets import prometheus_config
+
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = prometheus_config(target_files, scrape_interval="1s")
+        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            ["prometheus", f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self._ready():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise AssertionError(f"prometheus not ready in 60 s (log: {folder / 'prometheus.log'})")
+            time.sleep(0.3)
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's vector (``[{"metric": {labels}, "value": float}]``)."""
+        from mlops_provider.runtime.live_metrics import prometheus_query
+
+        return prometheus_query(self.url, promql)
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The active scrape targets (``scrapeUrl``, ``health``, ``labels``...)."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/api/v1/targets?state=active", timeout=5) as response:
+            return list(json.loads(response.read())["data"]["activeTargets"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@contextmanager
+def prometheus_serving(folder: Path, target_files: list[str]) -> Iterator[Prometheus]:
+    """:class:`Prometheus` for the ``with`` block (stopped whatever happens in it)."""
+    prometheus = Prometheus(folder, target_files)
+    try:
+        yield prometheus
+    finally:
+        prometheus.stop()

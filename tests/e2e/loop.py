@@ -110,7 +110,8 @@ def live_endpoint(env: dict[str, str], model: str, *, stop: bool = False) -> dic
     from mlops_provider.utils.storage import STORAGE_CONN_ID, STORAGE_URL
 
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("MLOPS_HOME", "AIRFLOW_HOME", STORAGE_URL, STORAGE_CONN_ID):
+        connection = f"AIRFLOW_CONN_{env.get(STORAGE_CONN_ID, '').upper()}"  # the storage root's, when on S3
+        for name in ("MLOPS_HOME", "AIRFLOW_HOME", STORAGE_URL, STORAGE_CONN_ID, connection):
             if env.get(name) is not None:
                 mp.setenv(name, env[name])
         endpoint = Endpoint(model, 8600 + int(env.get("MLOPS_ENDPOINT_PORT_OFFSET") or 0))

@@ -8,20 +8,19 @@ import json
 import re
 import shutil
 import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from mlops_provider.ml.canary import histogram_quantile, snapshot_from_text
 from mlops_provider.runtime import live_metrics as q
 from mlops_provider.runtime.backend import get
 from mlops_provider.runtime.deployment import Endpoint
-from mlops_provider.runtime.metrics_targets import prometheus_config, targets_dir
+from mlops_provider.runtime.metrics_targets import targets_dir
 from mlops_provider.runtime.traffic import replay
+from tests.servers import Prometheus
 
 pytestmark = [
     pytest.mark.integration,
@@ -84,40 +83,6 @@ def wait_for(check, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"{what} not met in {timeout:.0f} s")
 
 
-class Prometheus:
-    """Debian's Prometheus on a free port with a temporary TSDB, scraping the target files every second."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = prometheus_config([str(targets_dir() / "*.json")], scrape_interval="1s")
-        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            ["prometheus", f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        wait_for(lambda: get(self.url + "/-/ready")[0] == 200, 60, "prometheus ready")
-
-    def query(self, promql: str) -> list[dict]:
-        return q.prometheus_query(self.url, promql)
-
-    def targets(self) -> list[dict]:
-        with urllib.request.urlopen(self.url + "/api/v1/targets?state=active", timeout=5) as response:
-            return json.loads(response.read())["data"]["activeTargets"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """An endpoint (Caddy + v1 at 75% + v2 at 25%) with Prometheus scraping it, after SENT requests and 12 bad ones."""
@@ -132,7 +97,7 @@ def live(tmp_path_factory):
             endpoint.deploy("1", model)
             endpoint.deploy("2", model)
             record = endpoint.set_weights({"1": 75, "2": 25})
-            prometheus = Prometheus(root)
+            prometheus = Prometheus(root, [str(targets_dir() / "*.json")])
             wait_for(lambda: len([t for t in prometheus.targets() if t["health"] == "up"]) == 3, 30, "3 targets up")
             url = f"http://127.0.0.1:{record['port']}/invocations"
             summary = replay(url, COLUMNS, ROWS, rate=100, count=SENT, duration=60, concurrency=4)

@@ -204,7 +204,8 @@ class EmbeddedAirflow:
 def distributed_components(env: dict[str, str], bin_dir: Path, port: int, homes: Path | None = None) -> list[list[Any]]:
     """The distributed mode's processes on one machine (``config/distributed.env``): an MLflow tracking server
     with its PostgreSQL backend store, the Airflow api-server, scheduler, dag-processor, triggerer, and
-    ``MLOPS_CELERY_WORKERS`` Celery workers, each with its own name and log-server port. With ``homes``, every
+    ``MLOPS_CELERY_WORKERS`` Celery workers, each with its own name and log-server port (``worker-1`` also takes the
+    queue ``$MLOPS_SERVING_QUEUE``: the serving worker). With ``homes``, every
     Airflow component gets its own ``MLOPS_HOME`` under it (``<homes>/<component>``): hosts without a common disk,
     as far as disks go (the files they share then go through ``MLOPS_STORAGE_URL`` and the registry's git remote).
     For ``EmbeddedAirflow(components=...)``."""
@@ -231,5 +232,8 @@ def distributed_components(env: dict[str, str], bin_dir: Path, port: int, homes:
             **own_home(f"worker-{i}"),
         }
         worker = [airflow, "celery", "worker", "--celery-hostname", f"worker-{i}@%h", "--concurrency", "2"]
+        if i == 1 and env.get("MLOPS_SERVING_QUEUE"):  # the serving worker: the endpoints run on its machine
+            default = env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE") or "default"
+            worker += ["--queues", f"{default},{env['MLOPS_SERVING_QUEUE']}"]
         commands.append([worker_env, *worker])
     return commands

@@ -395,9 +395,21 @@ class EndpointSpec(_Section):
         offset = int(os.environ.get(ENDPOINT_PORT_OFFSET_ENV) or 0)
         return {"port": self.port + offset, "admin_port": None if self.admin_port is None else self.admin_port + offset}
 
+    def routing(self) -> dict[str, Any]:
+        """The serving tasks' Celery queue, ``$MLOPS_SERVING_QUEUE`` ({} unset: the default queue). The endpoint's
+        processes, its state and its Prometheus target files are local to the machine that started them, so on
+        several workers every task that operates the endpoint must run on the one serving worker."""
+        import os
+
+        queue = os.environ.get(SERVING_QUEUE_ENV)
+        return {"queue": queue} if queue else {}
+
 
 #: Added to every spec's ``serving.endpoint`` ports (the tests and a second demo on one machine set it).
 ENDPOINT_PORT_OFFSET_ENV = "MLOPS_ENDPOINT_PORT_OFFSET"
+#: The Celery queue of the tasks that operate an endpoint (deploy, canary_rollout, serve_champion): the queue only the
+#: serving worker takes (distributed mode; the embedded LocalExecutor ignores queues).
+SERVING_QUEUE_ENV = "MLOPS_SERVING_QUEUE"
 
 
 class CaptureSpec(_Section):
@@ -434,16 +446,19 @@ class ServingSpec(_Section):
     capture: CaptureSpec = Field(default_factory=CaptureSpec)
 
     def deploy_arguments(self) -> dict[str, Any]:
-        """``DeployModelVersionOperator``'s arguments (and ``ServeVersionOperator``'s): the endpoint's ports."""
+        """``DeployModelVersionOperator``'s arguments (and ``ServeVersionOperator``'s): the endpoint's ports and the
+        serving queue."""
         assert self.endpoint is not None
-        return self.endpoint.ports()
+        return {**self.endpoint.ports(), **self.endpoint.routing()}
 
     def rollout_arguments(self) -> dict[str, Any]:
-        """``CanaryRolloutOperator``'s arguments: the ports, the canary's steps and thresholds, versions kept."""
+        """``CanaryRolloutOperator``'s arguments: the ports, the canary's steps and thresholds, versions kept, the
+        serving queue."""
         assert self.endpoint is not None
         canary = self.endpoint.canary
         return {
             **self.endpoint.ports(),
+            **self.endpoint.routing(),
             "steps": list(canary.steps),
             "bake_seconds": canary.bake_seconds,
             "poll_seconds": canary.poll_seconds,

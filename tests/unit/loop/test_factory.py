@@ -323,6 +323,24 @@ def test_without_an_endpoint_the_loop_is_as_before_and_with_one_the_challenger_i
     assert "`serve_champion`" in dags["churn_live__rollback"].doc_md
 
 
+def test_the_tasks_that_operate_the_endpoint_go_to_the_serving_queue(monkeypatch):
+    # Distributed mode: the endpoint's processes and target files are on the serving worker, the only one taking
+    # $MLOPS_SERVING_QUEUE; every other task keeps the default queue. Unset (embedded): no task names a queue.
+    serving = {("promotion", "deploy"), ("promotion", "canary_rollout"), ("rollback", "serve_champion")}
+    default = build_dags(twin_of("churn_routed"))
+    monkeypatch.setenv("MLOPS_SERVING_QUEUE", "serving")
+    routed = build_dags(twin_of("churn_routed"))
+    for dag_id, dag in routed.items():
+        stage = dag_id.split("__")[1]
+        for task_id in dag.task_ids:
+            queue = dag.get_task(task_id).queue
+            assert queue == ("serving" if (stage, task_id) in serving else default[dag_id].get_task(task_id).queue), (
+                dag_id,
+                task_id,
+            )
+    assert {t for d in default.values() for t in (d.get_task(i).queue for i in d.task_ids)} == {"default"}
+
+
 def test_endpoint_keys_are_checked_and_named(tmp_path):
     from mlops_provider.loop.spec import SpecError
 
