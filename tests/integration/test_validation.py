@@ -269,3 +269,26 @@ def test_batches_give_the_verdicts_and_counts_of_a_whole_frame_run(kind, good_pa
     assert batched["success"] is (kind == "good")
     if batched["docs_path"]:
         assert Path(batched["docs_path"]).is_file()
+
+
+def test_validations_share_one_gx_context_per_process_and_leave_no_result_in_it(good_partition, tmp_path):
+    """Issue 31: one GX context per process, each suite registered once; a changed suite file is registered anew;
+    no validation result stays in the shared context once its task has it."""
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    validate(good_partition).execute(task_context(DAY))
+    context = GreatExpectationsHook.validation_context()
+    hook = GreatExpectationsHook(docs_dir=tmp_path / "docs")
+    definition = hook._validation_definition(SUITE)
+    assert hook._validation_definition(SUITE) is definition  # registered once
+    summary = validate(make_bad(good_partition, "null_flood"), mode="warn").execute(task_context(DAY))
+    assert summary["success"] is False and Path(summary["docs_path"]).is_file()  # warn mode: a failure, its page
+    assert GreatExpectationsHook.validation_context() is context
+    assert list(context.validation_results_store.list_keys()) == []
+    changed = json.loads(SUITE.read_text())
+    changed["expectations"] = changed["expectations"][:3]
+    (tmp_path / "suite.json").write_text(json.dumps(changed))
+    other = hook._validation_definition(tmp_path / "suite.json")
+    assert other is not definition and len(other.suite.expectations) == 3
+    assert GreatExpectationsHook.validation_context() is not context  # the changed suite: a new context
+    assert len(hook._validation_definition(SUITE).suite.expectations) == len(definition.suite.expectations)

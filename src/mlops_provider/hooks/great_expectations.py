@@ -81,8 +81,7 @@ class GreatExpectationsHook(BaseHook):
         import great_expectations as gx
 
         if "context" not in _SHARED:
-            _SHARED["context"] = _quiet_context(gx)
-            _SHARED["definitions"] = {}
+            _SHARED.update(context=_quiet_context(gx), definitions={}, names={})
         return _SHARED["context"]
 
     @staticmethod
@@ -100,41 +99,42 @@ class GreatExpectationsHook(BaseHook):
 
     def _validation_definition(self, suite_path: Path) -> Any:
         """The suite (from its file) on a whole-dataframe batch definition, registered once per process in
-        :meth:`validation_context` (a changed file is a new suite text: registered again under a new name)."""
+        :meth:`validation_context` (a file whose text changed in the process's life: in a new context)."""
         import hashlib
 
         import great_expectations as gx
 
         data = self.read_suite_file(suite_path)
         key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        self.validation_context()
+        if _SHARED["names"].get(data["name"], key) != key:
+            _SHARED.clear()  # a suite file changed in this process's life: start over in a new context
         context = self.validation_context()
         definitions: dict[str, Any] = _SHARED["definitions"]
         if key in definitions:
             return definitions[key]
-        try:
-            suite = context.suites.get(data["name"])
-        except Exception:  # noqa: BLE001 (GX raises DataContextError, or a subclass, when it is not there)
-            suite = context.suites.add(gx.ExpectationSuite(**data))
-        else:
-            suite = context.suites.add_or_update(gx.ExpectationSuite(**data))  # the file changed in this process
+        suite = context.suites.add(gx.ExpectationSuite(**data))
         batch_definition = (
             context.data_sources.add_or_update_pandas("pandas")
-            .add_dataframe_asset(f"{suite.name}-{key}")
+            .add_dataframe_asset(suite.name)
             .add_batch_definition_whole_dataframe("whole")
         )
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{suite.name}-{key}-validation", data=batch_definition, suite=suite)
+            gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
         )
         definitions[key] = definition
+        _SHARED["names"][data["name"]] = key
         return definition
 
     @staticmethod
     def _take_result(run_name: str) -> Any:
-        """The identifier of run ``run_name``'s result in the process's store; the result leaves the store."""
+        """The identifier of run ``run_name``'s result in the process's store; every result of the run (one a batch)
+        leaves the store."""
         store = GreatExpectationsHook.validation_context().validation_results_store
-        identifier: Any = next(key for key in store.list_keys() if key.run_id.run_name == run_name)  # type: ignore[attr-defined]
-        store.remove_key(identifier)
-        return identifier
+        keys: list[Any] = [key for key in store.list_keys() if key.run_id.run_name == run_name]  # type: ignore[attr-defined]
+        for key in keys:
+            store.remove_key(key)
+        return keys[0]
 
     def render_docs(self, result: Any, identifier: Any) -> str | None:
         """Render the Data Docs page of ``result`` (with its site index) into ``docs_dir``; its path."""
