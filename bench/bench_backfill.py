@@ -63,7 +63,8 @@ model = os.environ["BENCH_MODEL"]
 for stage, logical, conf in (("ingest", warm, None), ("training", None, {"reason": "bootstrap"}),
                              ("promotion", None, None)):
     dag = bag.get_dag(f"{model}__{stage}")
-    when = pendulum.datetime(logical.year, logical.month, logical.day, tz="UTC") if logical else None
+    # dag.test() takes the run's date as the end of its data interval: the warm day's interval ends the next day
+    when = pendulum.datetime(logical.year, logical.month, logical.day, tz="UTC").add(days=1) if logical else None
     run = dag.test(logical_date=when, run_conf=conf)
     print(f"  warm-up {stage}: {run.state}", file=sys.stderr, flush=True)
     assert str(run.state) == "success", (stage, run.state)
