@@ -372,7 +372,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         wait_for_champion = ChampionSensor(task_id="wait_for_champion", model_name=model)
         # The checks run after the fork (a day with a champion: bootstrap_training and wait_for_champion are skipped
         # without running) or after the champion sensor (the cold start): whichever of the two ran.
-        after_fork = {"trigger_rule": "none_failed_min_one_success"}
+        after_fork = "none_failed_min_one_success"
         champion_check = ChampionBranchOperator(
             task_id="champion_check",
             model_name=model,
@@ -381,7 +381,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         )
         drift_report = DriftReportOperator(
             task_id="drift_report",
-            **after_fork,
+            trigger_rule=after_fork,
             dataset=dataset,
             model_name=model,
             **spec.features.drift_arguments(),
@@ -392,8 +392,8 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             task_id="performance_check",
             dataset=dataset,
             model_name=model,
+            trigger_rule=after_fork,
             **spec.performance_arguments(),
-            **after_fork,
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",
