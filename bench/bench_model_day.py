@@ -78,9 +78,15 @@ for i in range(1, days + 1):
     day = start + dt.timedelta(days=i)
     run("ingest", day, "day")
     run("drift_monitoring", day, "day")
-for _ in range(promotions):
-    run("training", None, "promotion", reason="manual")
-    run("promotion", None, "promotion")
+try:
+    for _ in range(promotions):
+        run("training", None, "promotion", reason="manual")
+        run("promotion", None, "promotion")
+finally:  # the spec serves live: its endpoint (proxy and backends) outlives the tasks; it must not outlive the bench
+    from mlops_provider.runtime.deployment import Endpoint
+    endpoint = Endpoint(os.environ["BENCH_MODEL"], 8600 + int(os.environ["MLOPS_ENDPOINT_PORT_OFFSET"]))
+    if endpoint.record_path.exists():
+        endpoint.shutdown()
 Path(out).write_text(json.dumps(rows))
 """
 
@@ -97,7 +103,7 @@ def bench_spec(root: Path, folder: Path) -> Path:
     return folder
 
 
-def measure(root: Path, days: int, promotions: int, tmp: Path) -> list[dict]:
+def measure(root: Path, days: int, promotions: int, tmp: Path, port_offset: int) -> list[dict]:
     """Every task instance's time of one checkout (``root``), run in fresh homes."""
     airflow_home, mlops_home = tmp / "airflow", tmp / "mlops"
     airflow_home.mkdir(parents=True)
@@ -119,6 +125,8 @@ def measure(root: Path, days: int, promotions: int, tmp: Path) -> list[dict]:
         "DVC_NO_ANALYTICS": "1",
         "GIT_PYTHON_REFRESH": "quiet",
         "MLOPS_TRAINING_RUNNER": "local",
+        # each checkout its own endpoint port (a checkout's endpoint held 8600 and failed the next one's deploy)
+        "MLOPS_ENDPOINT_PORT_OFFSET": str(port_offset),
         "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("src", "plugins", "dags")),
     })  # fmt: skip
     airflow = str(Path(sys.executable).parent / "airflow")
@@ -172,8 +180,15 @@ def main() -> None:
     parser.add_argument("--compare", metavar="BASE_REF", help="also measure this git ref, first, in the same run")
     parser.add_argument("--days", type=int, default=5, help="steady-state model-days (default 5)")
     parser.add_argument("--promotions", type=int, default=2, help="trainings + promotions after them (default 2)")
+    parser.add_argument("--port-offset", type=int, default=int(os.environ.get("MLOPS_ENDPOINT_PORT_OFFSET") or 400),
+                        help="endpoint port offset of the first checkout (+10 for the next; default 400)")  # fmt: skip
+    parser.add_argument("--baseline-rows", metavar="JSON", help="also show a checkout's rows saved by --save-rows")
+    parser.add_argument("--save-rows", metavar="JSON", help="save this run's rows (each checkout's) to JSON")
     args = parser.parse_args()
     results = []
+    if args.baseline_rows:
+        saved = json.loads(Path(args.baseline_rows).read_text())
+        results.extend((name, rows) for name, rows in saved)
     with tempfile.TemporaryDirectory(prefix="bench-model-day-") as tmp:
         roots = [("HEAD", PROJECT_ROOT)]
         if args.compare:
@@ -184,10 +199,14 @@ def main() -> None:
         try:
             for name, root in roots:
                 print(f"{name}: {args.days} model-days, {args.promotions} promotions (+ the warm-up)", flush=True)
-                results.append((name, measure(root, args.days, args.promotions, Path(tmp) / f"run-{len(results)}")))
+                run_dir = Path(tmp) / f"run-{len(results)}"
+                offset = args.port_offset + 10 * len(results)
+                results.append((name, measure(root, args.days, args.promotions, run_dir, offset)))
         finally:
             if args.compare:
                 subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(roots[0][1])])
+    if args.save_rows:
+        Path(args.save_rows).write_text(json.dumps(results))
     table(results)
     print(f"  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

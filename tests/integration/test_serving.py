@@ -66,8 +66,36 @@ def test_local_shadow_check_passes_and_is_recorded(candidate):
     result = shadow(pkg)
     assert result["passed"] and result["errors"] == 0 and result["rows"] > 500
     assert result["max_abs_diff"] <= 1e-6 and result["p95_ms"] > 0
+    assert result["server"] == "in_process"  # the live backend's app in this process: no server process (issue 31)
     tags = candidate.get_client().get_model_version("serving_model", "1").tags
     assert tags["shadow.passed"] == "True"
+
+
+def test_in_process_and_process_servers_give_the_same_verdicts(candidate):
+    """The in-process server (default) and ``mlflow models serve`` processes judge a package alike: both pass a good
+    one with the registry model's predictions, both fail it on an impossible latency bound, and the champion's
+    replay says the same (issue 31: the shadow check without server processes)."""
+    pkg = package("local")
+    with candidate.scoped_environment():
+        candidate.get_client().set_registered_model_alias("serving_model", "champion", "1")
+    v2 = copy_version(candidate, "serving_model", "1", "serving_model")
+    pkg = PackageModelOperator(
+        task_id="package", model_name="serving_model", version=str(v2), runner="local",
+        serving_dir=str(PROJECT_ROOT / "include" / "serving"),
+        requirements=str(PROJECT_ROOT / "include" / "training" / "requirements.txt"),
+    ).execute(task_context(None))  # fmt: skip
+    verdicts = {}
+    for in_process in (True, False):
+        result = shadow(pkg, in_process=in_process)
+        champion = result["current_champion"]
+        verdicts[result["server"]] = (
+            result["passed"], result["errors"], result["rows"], result["max_abs_diff"] <= 1e-6,
+            champion["version"], champion["errors"], champion["mean_abs_diff_vs_candidate"] <= 1e-6,
+        )  # fmt: skip
+        with pytest.raises(AirflowFailException, match=r"p95 latency .* > 0.001 ms"):
+            shadow(pkg, in_process=in_process, p95_ms=0.001)
+    assert set(verdicts) == {"in_process", "process"}
+    assert verdicts["in_process"] == verdicts["process"] == (True, 0, verdicts["process"][2], True, "1", 0, True)
 
 
 def test_current_champion_gets_the_same_replay_for_comparison(candidate):

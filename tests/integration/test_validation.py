@@ -82,16 +82,14 @@ def test_good_partition_passes_with_compact_summary_and_reports(good_partition, 
     assert len(json.dumps(summary)) < 2000  # compact, JSON-only XCom
     result = json.loads(Path(summary["result_path"]).read_text())
     assert result["success"] is True and len(result["results"]) == summary["statistics"]["evaluated"]
-    docs = Path(summary["docs_path"])
     attempt = summary["attempt"]
     assert attempt.endswith("-try1")
-    assert docs.is_file() and docs.is_relative_to(
-        mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / attempt / "data-docs"
-    )
-    assert "customer_activity" in docs.read_text()
+    # A passed day renders no Data Docs page (issue 31): the result JSON is its evidence.
+    assert summary["docs_path"] is None
+    assert not (mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / attempt / "data-docs").exists()
     links = context["ti"].pushed
     prefix = f"/mlops/reports/gx/customer_activity/{DAY}/{attempt}"
-    assert links["_link_DataDocsLink"].startswith(f"{prefix}/data-docs/validations/")
+    assert "_link_DataDocsLink" not in links
     assert links["_link_ValidationResultLink"] == f"{prefix}/result.json"
     assert good_partition.exists()
 
@@ -122,6 +120,15 @@ def test_bad_partition_fails_is_quarantined_and_versioned_data_is_untouched(kind
     assert quarantined == mlops_home / "quarantine" / "customer_activity" / str(DAY) / summary["attempt"] / bad.name
     assert quarantined.is_file() and not bad.exists()
     assert json.loads((quarantined.parent / "validation_result.json").read_text())["success"] is False
+    # A failed day gets its Data Docs page (and the task its link), rendered from the result it failed with.
+    if kind != "truncated_file":  # an unreadable file has no GX result to render
+        docs = Path(summary["docs_path"])
+        assert docs.is_file() and docs.is_relative_to(
+            mlops_home / "reports" / "gx" / "customer_activity" / str(DAY) / summary["attempt"] / "data-docs"
+        )
+        assert "customer_activity" in docs.read_text()
+        prefix = f"/mlops/reports/gx/customer_activity/{DAY}/{summary['attempt']}"
+        assert context["ti"].pushed["_link_DataDocsLink"].startswith(f"{prefix}/data-docs/validations/")
 
     # The registry still serves the good version, byte for byte, under the same tag and commit.
     assert registry.resolve_rev(tag) == before["rev"]
@@ -262,3 +269,26 @@ def test_batches_give_the_verdicts_and_counts_of_a_whole_frame_run(kind, good_pa
     assert batched["success"] is (kind == "good")
     if batched["docs_path"]:
         assert Path(batched["docs_path"]).is_file()
+
+
+def test_validations_share_one_gx_context_per_process_and_leave_no_result_in_it(good_partition, tmp_path):
+    """Issue 31: one GX context per process, each suite registered once; a changed suite file is registered anew;
+    no validation result stays in the shared context once its task has it."""
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    validate(good_partition).execute(task_context(DAY))
+    context = GreatExpectationsHook.validation_context()
+    hook = GreatExpectationsHook(docs_dir=tmp_path / "docs")
+    definition = hook._validation_definition(SUITE)
+    assert hook._validation_definition(SUITE) is definition  # registered once
+    summary = validate(make_bad(good_partition, "null_flood"), mode="warn").execute(task_context(DAY))
+    assert summary["success"] is False and Path(summary["docs_path"]).is_file()  # warn mode: a failure, its page
+    assert GreatExpectationsHook.validation_context() is context
+    assert list(context.validation_results_store.list_keys()) == []
+    changed = json.loads(SUITE.read_text())
+    changed["expectations"] = changed["expectations"][:3]
+    (tmp_path / "suite.json").write_text(json.dumps(changed))
+    other = hook._validation_definition(tmp_path / "suite.json")
+    assert other is not definition and len(other.suite.expectations) == 3
+    assert GreatExpectationsHook.validation_context() is not context  # the changed suite: a new context
+    assert len(hook._validation_definition(SUITE).suite.expectations) == len(definition.suite.expectations)

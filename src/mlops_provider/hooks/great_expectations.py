@@ -1,4 +1,5 @@
-"""Great Expectations 1.x: an ephemeral context with a file Data Docs site, and suite loading from JSON files."""
+"""Great Expectations 1.x: one ephemeral context per process for validation, a file Data Docs site rendered on
+request, and suite loading from JSON files."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
 
 DOCS_SITE_NAME = "mlops"
 
+#: The process's validation context and its validation definitions by suite text (see
+#: :meth:`GreatExpectationsHook.validation_context`).
+_SHARED: dict[str, Any] = {}
+
+
+def _quiet_context(gx: Any) -> AbstractDataContext:
+    """A new ephemeral context without progress bars."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
 
 class GreatExpectationsHook(BaseHook):
     """Builds the GX context the validation operator runs in.
@@ -39,13 +53,13 @@ class GreatExpectationsHook(BaseHook):
 
     @cached_property
     def context(self) -> AbstractDataContext:
+        """A new ephemeral context with the Data Docs site of ``docs_dir`` (renders pages; validation runs in
+        :meth:`validation_context`)."""
         # GX logs ~200 INFO lines when imported after airflow.sdk; they say nothing useful.
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context = _quiet_context(gx)
         context.add_data_docs_site(
             site_name=DOCS_SITE_NAME,
             site_config={
@@ -55,6 +69,20 @@ class GreatExpectationsHook(BaseHook):
             },
         )
         return context
+
+    @staticmethod
+    def validation_context() -> AbstractDataContext:
+        """The process's ephemeral context that validations run in: made once per process (a worker that forks
+        tasks after preloading keeps paying for it once per task process; ``dag.test()`` and a long-lived process
+        once). Its validation definitions are kept by suite text, so a suite file is registered once per process
+        (GX compares every expectation of a suite registered again: ~1 s for the demo suite); each result is taken
+        out of its store once read, so the process holds none."""
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+
+        if "context" not in _SHARED:
+            _SHARED.update(context=_quiet_context(gx), definitions={}, names={})
+        return _SHARED["context"]
 
     @staticmethod
     def read_suite_file(suite_path: Path) -> dict[str, Any]:
@@ -70,19 +98,49 @@ class GreatExpectationsHook(BaseHook):
         return data
 
     def _validation_definition(self, suite_path: Path) -> Any:
-        """The suite (from its file) on a whole-dataframe batch definition, registered in the context."""
+        """The suite (from its file) on a whole-dataframe batch definition, registered once per process in
+        :meth:`validation_context` (a file whose text changed in the process's life: in a new context)."""
+        import hashlib
+
         import great_expectations as gx
 
-        context = self.context
-        suite = context.suites.add_or_update(gx.ExpectationSuite(**self.read_suite_file(suite_path)))
+        data = self.read_suite_file(suite_path)
+        key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        self.validation_context()
+        if _SHARED["names"].get(data["name"], key) != key:
+            _SHARED.clear()  # a suite file changed in this process's life: start over in a new context
+        context = self.validation_context()
+        definitions: dict[str, Any] = _SHARED["definitions"]
+        if key in definitions:
+            return definitions[key]
+        suite = context.suites.add(gx.ExpectationSuite(**data))
         batch_definition = (
             context.data_sources.add_or_update_pandas("pandas")
             .add_dataframe_asset(suite.name)
             .add_batch_definition_whole_dataframe("whole")
         )
-        return context.validation_definitions.add_or_update(
+        definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
         )
+        definitions[key] = definition
+        _SHARED["names"][data["name"]] = key
+        return definition
+
+    @staticmethod
+    def _take_result(run_name: str) -> Any:
+        """The identifier of run ``run_name``'s result in the process's store; every result of the run (one a batch)
+        leaves the store."""
+        store = GreatExpectationsHook.validation_context().validation_results_store
+        keys: list[Any] = [key for key in store.list_keys() if key.run_id.run_name == run_name]  # type: ignore[attr-defined]
+        for key in keys:
+            store.remove_key(key)
+        return keys[0]
+
+    def render_docs(self, result: Any, identifier: Any) -> str | None:
+        """Render the Data Docs page of ``result`` (with its site index) into ``docs_dir``; its path."""
+        self.context.validation_results_store.set(identifier, result)
+        self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
+        return self._docs_page(identifier)
 
     def _docs_page(self, identifier: Any) -> str | None:
         for site in self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
@@ -92,25 +150,29 @@ class GreatExpectationsHook(BaseHook):
         return None
 
     def validate_dataframe(
-        self, frame: pd.DataFrame, suite_path: Path, run_name: str, batch_parameters: dict[str, Any] | None = None
-    ) -> tuple[Any, str | None]:
-        """Validate ``frame`` against the suite; returns the GX validation result and its Data Docs page path."""
+        self,
+        frame: pd.DataFrame,
+        suite_path: Path,
+        run_name: str,
+        batch_parameters: dict[str, Any] | None = None,
+        *,
+        data_docs: bool = True,
+    ) -> tuple[Any, Any]:
+        """Validate ``frame`` against the suite; returns the GX validation result and its Data Docs page path
+        (``data_docs``), or its result identifier (not ``data_docs``: :meth:`render_docs` renders the page
+        later, e.g. only for a failed validation)."""
         import great_expectations as gx
 
         definition = self._validation_definition(suite_path)
-        checkpoint = self.context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{definition.suite.name}-checkpoint",
-                validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE_NAME])],
-                result_format={"result_format": "SUMMARY"},
-            )
-        )
         params = dict(batch_parameters or {})
         params["dataframe"] = frame
-        checkpoint_result = checkpoint.run(batch_parameters=params, run_id=gx.RunIdentifier(run_name=run_name))
-        identifier, result = next(iter(checkpoint_result.run_results.items()))
-        return result, self._docs_page(identifier)
+        result = definition.run(
+            batch_parameters=params,
+            result_format={"result_format": "SUMMARY"},
+            run_id=gx.RunIdentifier(run_name=run_name),
+        )
+        identifier = self._take_result(run_name)
+        return result, (self.render_docs(result, identifier) if data_docs else identifier)
 
     def dry_run(self, frames: dict[str, pd.DataFrame], suite_path: Path) -> dict[str, Any]:
         """Validate each frame (name -> DataFrame) against the suite, writing no Data Docs: name -> GX validation
@@ -128,7 +190,9 @@ class GreatExpectationsHook(BaseHook):
         suite_path: Path,
         run_name: str,
         batch_parameters: dict[str, Any] | None = None,
-    ) -> tuple[Any, str | None]:
+        *,
+        data_docs: bool = True,
+    ) -> tuple[Any, Any]:
         """Validate a partition given as successive batches (DataFrames of the same columns and dtypes) in memory
         of one batch; the result is the whole partition's (see :mod:`mlops_provider.ml.validation_batches`), with
         its Data Docs page. Returns what :meth:`validate_dataframe` returns.
@@ -169,10 +233,6 @@ class GreatExpectationsHook(BaseHook):
             success_percent=100.0 * successful / evaluated if evaluated else None,
         )
         first.meta["batches"] = merger.batches
-        # The results store keeps the last batch's result under this run's identifier: the merged one replaces it,
-        # then the Data Docs site renders the whole partition's page.
-        store = self.context.validation_results_store
-        identifier: Any = next(key for key in store.list_keys() if key.run_id.run_name == run_name)  # type: ignore[attr-defined]
-        store.set(identifier, first)
-        self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
-        return first, self._docs_page(identifier)
+        # The results store kept the last batch's result under this run's identifier: the merged one is the page.
+        identifier = self._take_result(run_name)
+        return first, (self.render_docs(first, identifier) if data_docs else identifier)

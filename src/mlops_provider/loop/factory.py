@@ -449,7 +449,11 @@ def build_drift_monitoring(loop: Loop) -> DAG:
     from mlops_provider.operators.evidently import DriftReportOperator
     from mlops_provider.operators.performance import ModelPerformanceOperator
     from mlops_provider.operators.retention import RetentionOperator
-    from mlops_provider.operators.retraining import BootstrapTrainingOperator, TriggerRetrainingOperator
+    from mlops_provider.operators.retraining import (
+        BootstrapTrainingOperator,
+        ChampionBranchOperator,
+        TriggerRetrainingOperator,
+    )
     from mlops_provider.sensors.drift import DriftSensor
     from mlops_provider.sensors.dvc import DvcTagSensor
     from mlops_provider.sensors.mlflow import ChampionSensor
@@ -488,8 +492,18 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             trigger_dag_id=loop.ids["training"],
         )
         wait_for_champion = ChampionSensor(task_id="wait_for_champion", model_name=model)
+        # The checks run after the fork (a day with a champion: bootstrap_training and wait_for_champion are skipped
+        # without running) or after the champion sensor (the cold start): whichever of the two ran.
+        after_fork = "none_failed_min_one_success"
+        champion_check = ChampionBranchOperator(
+            task_id="champion_check",
+            model_name=model,
+            with_champion=["drift_report", "performance_check"],
+            without_champion=["bootstrap_training", "wait_for_champion", "drift_report", "performance_check"],
+        )
         drift_report = DriftReportOperator(
             task_id="drift_report",
+            trigger_rule=after_fork,
             dataset=dataset,
             model_name=model,
             **spec.features.drift_arguments(),
@@ -497,7 +511,11 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             current=spec.monitoring_current,
         )
         performance_check = ModelPerformanceOperator(
-            task_id="performance_check", dataset=dataset, model_name=model, **spec.performance_arguments()
+            task_id="performance_check",
+            dataset=dataset,
+            model_name=model,
+            trigger_rule=after_fork,
+            **spec.performance_arguments(),
         )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",
@@ -523,7 +541,8 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             **spec.retention.retention_arguments(),
             capture_days=spec.serving.capture.retention_days,
         )
-        wait_for_training_set >> [bootstrap_training, wait_for_champion]
+        wait_for_training_set >> champion_check >> [bootstrap_training, wait_for_champion]
+        champion_check >> [drift_report, performance_check]
         wait_for_champion >> [drift_report, performance_check]
         if spec.retraining.human_review:
             from mlops_provider.operators.approval import RetrainingApprovalOperator

@@ -164,6 +164,10 @@ RERUNS: dict[str, dict[str, Rerun]] = {
     "drift_monitoring": {
         "wait_for_training_set": Rerun("wait again; return at once when the tag / champion is there"),
         "wait_for_champion": Rerun("wait again; return at once when the tag / champion is there"),
+        "champion_check": Rerun(
+            "asks the registry again: with a champion now, the cold-start tasks are skipped, else they run (the "
+            "bootstrap never twice: see `bootstrap_training`)"
+        ),
         "bootstrap_training": Rerun(
             "never a second bootstrap (run id `bootstrap__{f.dataset}`)",
             operator_says="never triggers a second one",
@@ -526,7 +530,7 @@ def _review_rerun(f: Facts) -> str:
 
 
 _MONITORING_RERUN = (
-    "wait_for_training_set", "wait_for_champion", "bootstrap_training", "drift_report", "performance_check",
+    "wait_for_training_set", "champion_check", "wait_for_champion", "bootstrap_training", "drift_report", "performance_check",
     "drift_sensor", "trigger_training", "retention",
 )  # fmt: skip
 
@@ -550,8 +554,9 @@ triggers `{f.ids["training"]}`.
 | task | what it does | when it skips or fails |
 |---|---|---|
 | `wait_for_training_set` | deferrable: waits for tag `training-set/{f.model}/<day>` (ingest of the day finished) | **skipped** when the day was quarantined: nothing to check |
-| `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped when there is a champion, or the bootstrap run exists |
-| `wait_for_champion` | reschedule-mode sensor: goes on once `{f.model}` has a champion | skipped when the bootstrap challenger was rejected: trigger training by hand |
+| `champion_check` | the fork on the champion: with one (every day after the cold start) it follows `drift_report` and `performance_check`, and `bootstrap_training` and `wait_for_champion` are skipped **without running**; without one it follows all four | skipped when `wait_for_training_set` was |
+| `bootstrap_training` | cold start: no champion yet -> triggers `{f.ids["training"]}` once (run id `bootstrap__{f.dataset}`, reason `bootstrap`) | skipped by `champion_check` when there is a champion; skips itself when the bootstrap run exists |
+| `wait_for_champion` | cold start only: reschedule-mode sensor, goes on once `{f.model}` has a champion | skipped by `champion_check` when there is a champion; skipped when the bootstrap challenger was rejected: trigger training by hand |
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted by the spec's signal (`monitoring.drift_signal` `{f.drift_signal}`, line {f.drift_line:g}; `learned`: each column's excess over its learned calm-day threshold, counted up to 1 and weighted by importance, the record's `learned_thresholds`; while nothing is learnable, e.g. a champion trained on fewer than 2 days, the drift share >= {f.drift_share:g} decides and the record's `signal_note` says why; `share`: the drift share >= {f.drift_share:g}), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |

@@ -235,9 +235,11 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
     failure is logged and reported in XCom, and the data stays where it is.
 
     Every attempt keeps its own evidence: the full result is written to
-    ``<reports root>/gx/<dataset>/<partition>/<attempt>/result.json`` with a Data Docs site beside it (both
-    extra links of the task), and a failed attempt's file and result go to ``<quarantine>/<attempt>/``; a second
-    failure of the same partition never overwrites the first. ``<attempt>`` is ``<hash of the run id>-try<N>``.
+    ``<reports root>/gx/<dataset>/<partition>/<attempt>/result.json`` (extra link of the task), and a failed
+    attempt gets a Data Docs site beside it (the other extra link; a passed one has none: rendering the page was a
+    fifth of a quiet day's validation, and the result JSON holds everything the page shows), and its file and
+    result go to ``<quarantine>/<attempt>/``; a second failure of the same partition never overwrites the first.
+    ``<attempt>`` is ``<hash of the run id>-try<N>``.
 
     Equivalent types pass the suite's type checks: timezone-aware timestamps are checked as naive UTC and
     categorical columns as their values' type (the file itself is not changed). With ``timestamp_column``, rows
@@ -268,7 +270,8 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
     XCom (return value, and key ``validation_summary`` also on failure): ``{"success", "dataset",
     "partition", "attempt", "data_path", "batches", "statistics", "failed_expectations" [{"expectation", "column",
     "unexpected_count", "unexpected_percent", "observed_value", "exception"?, "missing_columns"?,
-    "unexpected_columns"?}], "normalized_types", "result_path", "docs_path", "quarantined_to"}``.
+    "unexpected_columns"?}], "normalized_types", "result_path", "docs_path" (None when it passed),
+    "quarantined_to"}``.
     """
 
     upstream_fields = {"data_path": "path"}  # the extract's result
@@ -376,9 +379,10 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
 
     def _validate(
         self, data_path: Path | None, run_name: str, tally: IntervalTally | None
-    ) -> tuple[Any, str | None, dict[str, str], int, int, list[str]]:
-        """GX result, Data Docs page, normalized types, rows, batches (0: whole frame) and columns of the
-        partition. Raises :class:`UnreadableFileError` when the file cannot be read."""
+    ) -> tuple[Any, Any, dict[str, str], int, int, list[str]]:
+        """GX result, its identifier (:meth:`GreatExpectationsHook.render_docs` renders its page), normalized
+        types, rows, batches (0: whole frame) and columns of the partition. Raises :class:`UnreadableFileError`
+        when the file cannot be read."""
         normalized: dict[str, str] = {}
         rows = 0
         columns: list[str] = []
@@ -398,8 +402,12 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         if reason is None:
             self.log.info("Validating %s in batches of %d rows", data_path, self.chunk_rows)
             batches = prepared(parquet_batches(data_path, int(self.chunk_rows)))  # type: ignore[arg-type]
-            result, docs_page = self.hook.validate_batches(
-                batches, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
+            result, identifier = self.hook.validate_batches(
+                batches,
+                Path(self.suite_path),
+                run_name=run_name,
+                batch_parameters=self.batch_parameters,
+                data_docs=False,
             )
             count = int(result.meta.get("batches", 1))
         else:
@@ -409,13 +417,17 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
             except Exception as exc:  # unreadable, truncated or corrupt file
                 raise UnreadableFileError(f"{type(exc).__name__}: {exc}"[:300]) from exc
             (frame,) = prepared(iter([frame]))
-            result, docs_page = self.hook.validate_dataframe(
-                frame, Path(self.suite_path), run_name=run_name, batch_parameters=self.batch_parameters
+            result, identifier = self.hook.validate_dataframe(
+                frame,
+                Path(self.suite_path),
+                run_name=run_name,
+                batch_parameters=self.batch_parameters,
+                data_docs=False,
             )
             count = 0
         if normalized:
             self.log.info("Checked as equivalent types: %s", normalized)
-        return result, docs_page, normalized, rows, count, columns
+        return result, identifier, normalized, rows, count, columns
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.utils.evidence import attempt_key
@@ -440,7 +452,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         tally = self._interval_tally(context)
         try:
             with local_copy(source) if source is not None else nullcontext(None) as data_path:
-                result, docs_page, normalized, rows, batches, columns = self._validate(data_path, run_name, tally)
+                result, identifier, normalized, rows, batches, columns = self._validate(data_path, run_name, tally)
         except UnreadableFileError as exc:
             reason = str(exc)
             summary = {
@@ -464,6 +476,8 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
             full_result = result.to_json_dict()
             if tally is not None:
                 self._add_interval_check(tally, summary, full_result)
+            if not summary["success"]:  # the page only for a failure (a passed day's result JSON says it all)
+                docs_page = self.hook.render_docs(result, identifier)
 
         result_path = out_dir / "result.json"
         write_atomic(result_path, lambda tmp: tmp.write_text(json.dumps(full_result, indent=2, default=str)))

@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.providers.standard.operators.trigger_dagrun import XCOM_RUN_ID, TriggerDagRunOperator
 from airflow.sdk import BaseOperator
 
@@ -434,3 +435,51 @@ class BootstrapTrainingOperator(MlflowHookMixin, TriggerDagRunOperator):
         self.conf = {"reason": "bootstrap", "dataset_rev": self.dataset_rev, "detail": {"model_name": self.model_name}}
         self.log.warning("No champion for %s: triggering %s run %s", self.model_name, self.trigger_dag_id, run_id)
         return super().execute(context)
+
+
+class ChampionBranchOperator(MlflowHookMixin, BaseBranchOperator):
+    """The monitoring run's fork on the champion: with one (every day after the cold start) it follows
+    ``with_champion`` and the cold-start tasks are skipped by the scheduler without running (no bootstrap task,
+    no champion sensor); without one it follows ``without_champion`` (the bootstrap training and the wait for its
+    champion, with the checks after them).
+
+    One registry lookup (the alias), the same question :class:`BootstrapTrainingOperator` asks, asked once before
+    either runs. Clearing it asks again.
+
+    :param model_name: the registered model (templated).
+    :param with_champion: task ids to follow when the model has a champion (the others downstream are skipped).
+    :param without_champion: task ids to follow when it has none.
+    :param champion_alias: alias of the champion.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``.
+
+    XCom (return value): the followed task ids, a list.
+    """
+
+    template_fields: Sequence[str] = ("model_name",)
+    ui_color = "#e8f0ff"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        with_champion: Sequence[str],
+        without_champion: Sequence[str],
+        champion_alias: str = CHAMPION_ALIAS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.with_champion = list(with_champion)
+        self.without_champion = list(without_champion)
+        self.champion_alias = champion_alias
+
+    def choose_branch(self, context: Context) -> list[str]:
+        champion = self.mlflow_hook.alias_version(self.model_name, self.champion_alias)
+        if champion is None:
+            self.log.warning("%s has no %r: following the cold start %s", self.model_name, self.champion_alias,
+                             self.without_champion)  # fmt: skip
+            return self.without_champion
+        self.log.info("%s has a %s (v%s): following %s", self.model_name, self.champion_alias, champion,
+                      self.with_champion)  # fmt: skip
+        return self.with_champion

@@ -167,9 +167,12 @@ def server_key(ti: Any, role: str) -> str:
 class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, DockerEngineMixin, BaseOperator):
     """Start the candidate's server, replay the newest validated partition through it, gate on the result.
 
-    The server is the one the package step prepared: the serving container (``docker`` runner) or MLflow's
-    scoring server as a local process (``local``). Each batch is posted to ``/invocations``; the predictions
-    are compared with the registry model's own predictions (``mlflow.pyfunc``) on the same rows. The check
+    The server is the one the package step prepared: the serving container (``docker`` runner) or, for the
+    ``local`` runner, the package's serving copy served by the live backend's app in a thread of this task
+    (``in_process``, the default: no process starts, the model loads with the libraries the worker preloaded; the
+    requests still cross HTTP) or by MLflow's scoring server as a local process (``in_process=False``).
+    Each batch is posted to ``/invocations``; the predictions are compared with the registry model's own
+    predictions (``mlflow.pyfunc``) on the same rows. The check
     passes on zero errors, a largest difference within ``tolerance`` and a p95 latency within ``p95_ms``. The
     numbers are appended to the verdict ledger of the evaluation that let the version through (``ledger_path``;
     default: the version's newest ledger; ``shadow`` is the latest check, ``shadow_checks`` every one), logged as
@@ -177,7 +180,8 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
     current champion was packaged, its server gets the same replay and its p95 and errors are recorded beside
     (``current_champion``), for comparison only.
 
-    Every server dies with its task: a local server runs under the training runner's parent-death rule (a ``kill -9``
+    Every server dies with its task: an in-process one is a thread of it; a local server process runs under the
+    training runner's parent-death rule (a ``kill -9``
     of the task takes ``mlflow models serve`` and its uvicorn down) and a container is removed by ``on_kill``; a
     retry first stops the servers an earlier try left (named by :func:`server_key`: pid file
     ``$MLOPS_HOME/serving/servers/<key>.pid``, container label ``mlops.server-key``).
@@ -190,11 +194,14 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
     :param max_rows: rows replayed at most (the partition's first rows).
     :param ledger_path: the evaluation's verdict ledger to add the numbers to, or the evaluation's result (its
         ``ledger_path``) (templated; empty: the newest).
+    :param in_process: ``local`` runner: serve in this task's process (True) or start ``mlflow models serve``
+        processes (False).
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
     ``dvc_conn_id``, ``docker_url``, ``docker_conn_id``.
 
-    XCom (return value): ``{"passed", "rows", "requests", "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
+    XCom (return value): ``{"passed", "server" ("in_process", "process" or "container"), "rows", "requests",
+    "errors", "max_abs_diff", "p50_ms", "p95_ms", ...}``.
     """
 
     upstream_fields = {"ledger_path": "ledger_path"}  # the evaluation
@@ -210,9 +217,11 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         batch_size: int = 50,
         max_rows: int = 2000,
         ledger_path: str | XComArg | None = None,
+        in_process: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.in_process = in_process
         self.package = package
         self.dataset = dataset
         self.p95_ms = p95_ms
@@ -292,6 +301,7 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
             "model_name": name,
             "version": version,
             "runner": package["runner"],
+            "server": self._server_kind(candidate),
             "image": package.get("image"),
             "replayed": replay_tag,
             "rows": len(rows),
@@ -364,14 +374,24 @@ class ShadowCheckOperator(UpstreamResultMixin, MlflowHookMixin, DvcHookMixin, Do
         self, runner: str, image: str | None, hook: MlflowHook, name: str, version: str, ti: Any, role: str
     ) -> ModelServer:
         """The server of ``role`` for this task: its container (docker) or its local process (local)."""
-        from mlops_provider.runtime.model_servers import DockerModelServer, LocalModelServer
+        from mlops_provider.runtime.model_servers import DockerModelServer, InProcessModelServer, LocalModelServer
 
         key = server_key(ti, role)
         if runner == "docker":
             return DockerModelServer(
                 str(image), f"mlops-shadow-{key}-try{ti.try_number}", self.docker_url, self.docker_conn_id, key=key
             )
+        if self.in_process:
+            return InProcessModelServer(serving_copy(hook, name, version), name, version)  # this worker's copy
         return LocalModelServer(serving_copy(hook, name, version), pid_file=server_pid_file(key))  # this worker's copy
+
+    @staticmethod
+    def _server_kind(server: ModelServer) -> str:
+        from mlops_provider.runtime.model_servers import DockerModelServer, InProcessModelServer
+
+        if isinstance(server, InProcessModelServer):
+            return "in_process"
+        return "container" if isinstance(server, DockerModelServer) else "process"
 
     def _current_server(
         self, hook: MlflowHook, name: str, version: str, runner: str, ti: Any

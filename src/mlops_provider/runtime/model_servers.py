@@ -1,4 +1,5 @@
-"""Model servers for the shadow check: MLflow's scoring server as a local process or as the serving container.
+"""Model servers for the shadow check: the live backend's app in the task's process, MLflow's scoring server as a
+local process, or the serving container.
 
 Both speak the same protocol (``GET /ping``, ``POST /invocations`` with ``dataframe_split`` JSON), so the check
 is the same whichever runner the configuration chose.
@@ -135,6 +136,66 @@ class LocalModelServer(ModelServer):
 
         if self.process is not None:
             stop_group(self.process)
+
+
+class InProcessModelServer(ModelServer):
+    """The live backend's app (:func:`mlops_provider.runtime.backend.create_app`: the code that serves the endpoint)
+    on a free port, served by uvicorn in a thread of this process, for the ``local`` runner's shadow check.
+
+    No process starts: the model loads in this process, whose libraries the worker preloaded (a ``mlflow models
+    serve`` process imports MLflow twice, in its CLI and in its uvicorn worker: most of a shadow check's time). It
+    dies with its task by construction, a ``kill -9`` included. The requests still cross HTTP and JSON, so
+    encoding, the request check and the latency are the server's; the client shares this process's interpreter,
+    which the latency includes.
+
+    :param model_dir: folder of the model's artifacts (MLmodel, python_model, artifacts/).
+    :param model_name: the registered model (the app's metric labels).
+    :param version: the version served.
+    """
+
+    def __init__(self, model_dir: Path, model_name: str = "model", version: str = "0") -> None:
+        self.model_dir = Path(model_dir)
+        self.model_name, self.version = model_name, str(version)
+        self.port = free_port()
+        self._server: Any = None
+        self._thread: Any = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        import threading
+
+        import uvicorn
+
+        from mlops_provider.runtime.backend import create_app
+
+        try:
+            app = create_app(self.model_dir, self.model_name, self.version)
+        except Exception as exc:  # the model does not load: the check reports it like a server that exits
+            raise ModelServerError(f"model {self.model_dir} does not load: {type(exc).__name__}: {exc}"[:800]) from exc
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                lifespan="off")  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # a thread: the task's own handlers stay
+
+        def serve() -> None:
+            try:
+                self._server.run()
+            except BaseException as exc:  # noqa: BLE001 (reported by _check_alive)
+                self._error = exc
+
+        self._thread = threading.Thread(target=serve, name=f"shadow-server-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _check_alive(self) -> None:
+        if self._error is not None or (self._thread is not None and not self._thread.is_alive()):
+            raise ModelServerError(f"in-process model server on port {self.port} stopped: {self._error!r}")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
 
 
 class DockerModelServer(ModelServer):

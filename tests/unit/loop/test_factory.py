@@ -159,10 +159,11 @@ GRAPHS = {
     },
     "drift_monitoring": {
         "wait_for_training_set": set(),
-        "bootstrap_training": {"wait_for_training_set"},
-        "wait_for_champion": {"wait_for_training_set"},
-        "drift_report": {"wait_for_champion"},
-        "performance_check": {"wait_for_champion"},
+        "champion_check": {"wait_for_training_set"},  # the fork: a day with a champion skips the next two
+        "bootstrap_training": {"champion_check"},
+        "wait_for_champion": {"champion_check"},
+        "drift_report": {"champion_check", "wait_for_champion"},
+        "performance_check": {"champion_check", "wait_for_champion"},
         "drift_sensor": {"drift_report", "performance_check"},
         "trigger_training": {"drift_sensor"},
         "retention": set(),

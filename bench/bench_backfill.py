@@ -1,0 +1,282 @@
+"""A year of one model's days (ingest + drift monitoring) backfilled through the real scheduler (issue 31 item 4).
+
+The churn spec alone (its live endpoint left out: no traffic to serve in a backfill) on a fresh embedded Airflow
+(``airflow standalone``: scheduler, triggerer, dag-processor, api-server, LocalExecutor) with its own PostgreSQL
+metadata database, its own homes and ports (api 18891; worker/trigger log servers 18892/18893, scheduler health
+18894). A warm-up first (``dag.test()`` in a child process, not timed): the day before the first day is ingested and
+the bootstrap training promoted, so every backfilled day has a champion (the steady state). Then the README's
+backfill path: ``POST /api/v2/backfills`` for ``<model>__ingest`` and ``<model>__drift_monitoring`` over DAYS days
+(the demo source seeded for each, ~1,000-2,000 rows a day). Training and promotion stay paused: a retraining a
+drifted day triggers is counted (queued), not run.
+
+Prints: wall time (backfill created -> last task ended), task time (sum of task instance durations, and each
+task's median), scheduler idle share (the share of the wall time in which no task instance was running: the
+scheduler's, executor's and task start-up's time between tasks), peak memory (the RSS of every Airflow process
+of the instance, sampled each second), and a linear extrapolation to 365 days when DAYS is less (labelled as
+such). Never fails on a timing.
+
+Run it under the machine-wide lock (CPU): ``flock /work/wt/e2e.lock .venv/bin/python bench/bench_backfill.py
+--days 30``.
+
+Usage: python bench/bench_backfill.py [--days N] [--port P] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(PROJECT_ROOT / "src"))
+from common import record  # noqa: E402
+
+MODEL = "churn_classifier"
+DAY_DAGS = ("ingest", "drift_monitoring")
+PG = "postgresql+psycopg2://root@127.0.0.1:5432"
+
+WARM_UP = r"""
+import datetime as dt, os, sys
+import pendulum
+from sqlalchemy import create_engine
+from airflow.dag_processing.dagbag import DagBag
+from mlops_provider.demo.churn_source import SourceSpec, seed_range
+
+first, days = dt.date.fromisoformat(sys.argv[1]), int(sys.argv[2])
+warm = first - dt.timedelta(days=1)
+seed_range(create_engine(f"sqlite:///{os.environ['MLOPS_HOME']}/source.db"),
+           [warm + dt.timedelta(days=i) for i in range(days + 1)], SourceSpec(seed=7))
+bag = DagBag(dag_folder=os.path.join(os.environ["MLOPS_PROJECT_ROOT"], "dags", "mlops_models.py"))
+assert not bag.import_errors, bag.import_errors
+model = os.environ["BENCH_MODEL"]
+for stage, logical, conf in (("ingest", warm, None), ("training", None, {"reason": "bootstrap"}),
+                             ("promotion", None, None)):
+    dag = bag.get_dag(f"{model}__{stage}")
+    # dag.test() takes the run's date as the end of its data interval: the warm day's interval ends the next day
+    when = pendulum.datetime(logical.year, logical.month, logical.day, tz="UTC").add(days=1) if logical else None
+    run = dag.test(logical_date=when, run_conf=conf)
+    print(f"  warm-up {stage}: {run.state}", file=sys.stderr, flush=True)
+    assert str(run.state) == "success", (stage, run.state)
+"""
+
+
+def bench_spec(folder: Path, first: dt.date, last: dt.date) -> Path:
+    """The churn spec alone: paths absolute, no live endpoint, a lenient gate (the bootstrap is always promoted),
+    its schedule ending on the last day with catchup off (the scheduler makes no run of its own: the backfill makes
+    them all)."""
+    text = (PROJECT_ROOT / "include" / "models" / f"{MODEL}.yaml").read_text()
+    text = text.replace("../", f"{PROJECT_ROOT / 'include'}/")
+    text = text.replace("min_improvement: 0.002", "min_improvement: -1.0")
+    text = re.sub(r"\n  endpoint:\n(    .*\n|\s*#.*\n)*", "\n", text)  # the serving.endpoint block
+    text = text.replace(
+        f"  start_date: {dt.date(2026, 11, 1)}",
+        f"  start_date: {first - dt.timedelta(days=1)}\n  end_date: {last}\n  catchup: false",
+    )
+    assert "endpoint:" not in text and f"end_date: {last}" in text, "the churn spec changed: adapt bench_spec"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{MODEL}.yaml").write_text(text)
+    return folder
+
+
+def environment(tmp: Path, port: int, database: str, first: dt.date, last: dt.date) -> dict[str, str]:
+    airflow_home, mlops_home = tmp / "airflow", tmp / "mlops"
+    airflow_home.mkdir(parents=True)
+    mlops_home.mkdir(parents=True)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(airflow_home),
+        "MLOPS_HOME": str(mlops_home),
+        "MLOPS_PROJECT_ROOT": str(PROJECT_ROOT),
+        "MLOPS_MODELS_DIR": str(bench_spec(tmp / "models", first, last)),
+        "MLOPS_START_DATE": (first - dt.timedelta(days=1)).isoformat(),
+        "BENCH_MODEL": MODEL,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{PG}/{database}",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(port + 3),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW_CONN_MLOPS_SOURCE": json.dumps({"conn_type": "sqlite", "host": f"{mlops_home}/source.db"}),
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "MLOPS_TRAINING_RUNNER": "local",
+        "MLOPS_ENDPOINT_PORT_OFFSET": "400",
+        "PYTHONPATH": os.pathsep.join(str(PROJECT_ROOT / p) for p in ("src", "plugins", "dags")),
+    })  # fmt: skip
+    return env
+
+
+def psql(sql: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="root", dbname=database)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+class MemorySampler(threading.Thread):
+    """Peak summed RSS (MB) of a process and its descendants, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.samples = pid, interval, 0.0, 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(self.interval):
+            try:
+                root = psutil.Process(self.pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in processes:
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak = max(self.peak, total / 2**20)
+            self.samples += 1
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``intervals``."""
+    busy, end = 0.0, None
+    for start, stop in sorted(intervals):
+        if end is None or start > end:
+            busy += stop - start
+            end = stop
+        elif stop > end:
+            busy += stop - end
+            end = stop
+    return busy
+
+
+def wait_for_backfills(airflow: Any, ids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [airflow.api("GET", f"/api/v2/backfills/{i}").get("completed_at") for i in ids]
+        if all(done):
+            return
+        time.sleep(5)
+    raise SystemExit(f"the backfills were not complete after {timeout:.0f} s")
+
+
+def main() -> None:
+    from mlops_provider.demo.embedded import EmbeddedAirflow
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=365, help="days to backfill (default 365; 30 is a quick run)")
+    parser.add_argument("--port", type=int, default=18891, help="api-server port (the next 3 are used too)")
+    parser.add_argument("--first", default="2025-01-01", help="first data day (default 2025-01-01)")
+    parser.add_argument("--keep", action="store_true", help="keep the homes and the database (their paths printed)")
+    args = parser.parse_args()
+    first = dt.date.fromisoformat(args.first)
+    last = first + dt.timedelta(days=args.days - 1)
+    database = f"mlops_bench_backfill_{os.getpid()}"
+    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    env = environment(tmp, args.port, database, first, last)
+    load = [os.getloadavg()[0]]
+    psql(f"CREATE DATABASE {database}")
+    airflow = None
+    try:
+        subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([airflow_bin, "pools", "import", str(PROJECT_ROOT / "config" / "pools.json")], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        print(f"{args.days} days {first} .. {last}; warm-up (ingest of {first - dt.timedelta(days=1)}, bootstrap "
+              "training and its promotion, by dag.test(), not timed)", flush=True)  # fmt: skip
+        warm = subprocess.run([sys.executable, "-c", WARM_UP, first.isoformat(), str(args.days)], env=env,
+                              capture_output=True, text=True)  # fmt: skip
+        if warm.returncode:
+            raise SystemExit(f"the warm-up failed:\n{warm.stderr[-4000:]}")
+        print("\n".join(line for line in warm.stderr.splitlines() if line.startswith("  warm-up")), flush=True)
+        airflow = EmbeddedAirflow(airflow_bin, Path(env["AIRFLOW_HOME"]), port=args.port, env=env)
+        airflow.start(timeout=300)
+        dag_ids = [f"{MODEL}__{stage}" for stage in DAY_DAGS]
+        deadline = time.monotonic() + 300
+        while not set(dag_ids) <= {d["dag_id"] for d in airflow.api("GET", "/api/v2/dags?limit=100")["dags"]}:
+            if time.monotonic() > deadline:
+                raise SystemExit("the DAGs were not parsed within 300 s")
+            time.sleep(2)
+        for dag_id in dag_ids:
+            airflow.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        assert airflow.process is not None
+        sampler = MemorySampler(airflow.process.pid)
+        sampler.start()
+        started = time.time()
+        backfills = []
+        for dag_id, active in zip(dag_ids, (2, 1), strict=True):  # drift monitoring runs one day at a time
+            body = {"dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T00:00:00Z",
+                    "max_active_runs": active, "reprocess_behavior": "none", "run_backwards": False}  # fmt: skip
+            backfills.append(airflow.api("POST", "/api/v2/backfills", body)["id"])
+        print(f"backfills {backfills} created; waiting (tail {env['AIRFLOW_HOME']}/standalone.log)", flush=True)
+        wait_for_backfills(airflow, backfills, timeout=max(3600.0, 60.0 * args.days))
+        load.append(os.getloadavg()[0])
+        sampler.stop.set()
+        rows = psql(
+            "SELECT dag_id, task_id, state, extract(epoch from start_date), extract(epoch from end_date) "
+            "FROM task_instance WHERE start_date IS NOT NULL AND end_date IS NOT NULL",
+            database,
+        )
+        runs = psql("SELECT dag_id, state, count(*) FROM dag_run GROUP BY dag_id, state ORDER BY 1, 2", database)
+    finally:
+        if airflow is not None:
+            airflow.stop()
+        if not args.keep:
+            psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    report(args.days, rows, runs, started, sampler.peak, load)
+    print(f"homes: {tmp}" + (f", database {database}" if args.keep else ""))
+
+
+def report(days: int, rows: list[tuple[Any, ...]], runs: list[tuple[Any, ...]], started: float, peak: float,
+           load: list[float]) -> None:  # fmt: skip
+    ours = [(d, t, s, float(a), float(b)) for d, t, s, a, b in rows if float(a) >= started]
+    end = max(b for *_, b in ours)
+    wall = end - started
+    task_time = sum(b - a for *_, a, b in ours)
+    idle = 1 - busy_seconds([(a, b) for *_, a, b in ours]) / wall
+    print("\nruns: " + ", ".join(f"{d.split('__')[-1]} {s} {n}" for d, s, n in runs))
+    per: dict[tuple[str, str], list[float]] = {}
+    for d, t, _s, a, b in ours:
+        per.setdefault((d.split("__")[-1], t), []).append(b - a)
+    print(f"\nmedian task time (s) [task instances that ran] over {days} days")
+    for (dag, task), values in sorted(per.items()):
+        print(f"  {dag:17} {task:24} {statistics.median(values):8.2f} [{len(values)}]")
+    print(f"\n  wall {wall:.0f} s ({wall / days:.1f} s a day), task time {task_time:.0f} s ({task_time / days:.1f} s a "
+          f"day), scheduler idle share {idle:.1%}, peak memory {peak:.0f} MB")  # fmt: skip
+    if days < 365:
+        print(f"  EXTRAPOLATED (linear, x{365 / days:.1f}) to 365 days: wall ~{wall * 365 / days / 3600:.1f} h, "
+              f"task time ~{task_time * 365 / days / 3600:.1f} h")  # fmt: skip
+    print(f"  load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end, on {os.cpu_count()} cores")
+    record("backfill", f"{days} days ingest + drift monitoring, wall s", [wall])
+    record("backfill", f"{days} days ingest + drift monitoring, task time s", [task_time])
+    record("backfill", f"{days} days, scheduler idle share", [idle])
+    record("backfill", f"{days} days, peak memory MB", [peak])
+
+
+if __name__ == "__main__":
+    main()
