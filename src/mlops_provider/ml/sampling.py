@@ -77,13 +77,13 @@ def sample_parquet_files(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files = [pq.ParquetFile(p) for p in paths]
-    try:
-        sizes = [f.metadata.num_rows for f in files]
-        positions = sample_positions(sizes, max_rows, seed)
-        pieces: list[pd.DataFrame] = []
-        counts: dict[str, int] = {}
-        for path, parquet, keep in zip(paths, files, positions, strict=True):
+    sizes = [pq.read_metadata(p).num_rows for p in paths]  # the footers only
+    positions = sample_positions(sizes, max_rows, seed)
+    pieces: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+    for path, keep in zip(paths, positions, strict=True):
+        parquet = pq.ParquetFile(path)  # one file open at a time
+        try:
             names = parquet.schema_arrow.names
             missing = [c for c in columns if c not in names]
             if missing and required:
@@ -105,18 +105,17 @@ def sample_parquet_files(
                     if hi > lo:
                         taken.append(batch.select(present).take(pa.array(keep[lo:hi] - offset)))
                 offset += batch.num_rows
-            if taken:
-                pieces.append(pa.Table.from_batches(taken).to_pandas())
-        if not pieces:
-            frame = pd.DataFrame(columns=list(columns))
-        elif len(pieces) == 1:
-            frame = pieces[0]
-        else:
-            frame = pd.concat(pieces, ignore_index=True, sort=False)
-        return Sample(frame=frame, rows=sum(sizes), counts=counts, file_rows=sizes)
-    finally:
-        for parquet in files:
+        finally:
             parquet.close()
+        if taken:
+            pieces.append(pa.Table.from_batches(taken).to_pandas())
+    if not pieces:
+        frame = pd.DataFrame(columns=list(columns))
+    elif len(pieces) == 1:
+        frame = pieces[0]
+    else:
+        frame = pd.concat(pieces, ignore_index=True, sort=False)
+    return Sample(frame=frame, rows=sum(sizes), counts=counts, file_rows=sizes)
 
 
 def sample_parquet(path: str | Path, columns: Sequence[str], max_rows: int, seed: int = 0) -> pd.DataFrame:
