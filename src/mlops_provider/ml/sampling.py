@@ -74,7 +74,6 @@ def sample_parquet_files(
     over all rows: the sample's denominators."""
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     sizes = [pq.read_metadata(p).num_rows for p in paths]  # the footers only
@@ -90,20 +89,18 @@ def sample_parquet_files(
                 raise ValueError(f"{path}: columns missing: {', '.join(missing)}")
             present = [c for c in columns if c in names]
             wanted = [*present, *([count_column] if count_column in names and count_column not in present else [])]
+            if len(keep) == parquet.metadata.num_rows:  # every row of the file: read as pandas wrote it
+                table = parquet.read(columns=wanted)
+                _count(table, count_column, counts)
+                pieces.append(table.select(present).to_pandas())
+                continue
             taken: list[Any] = []
             offset = 0
-            whole = len(keep) == parquet.metadata.num_rows
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-                if count_column in names:
-                    for item in pc.value_counts(batch.column(count_column).cast(pa.string())).to_pylist():
-                        key = str(item["values"])
-                        counts[key] = counts.get(key, 0) + int(item["counts"])
-                if whole:
-                    taken.append(batch.select(present))
-                else:
-                    lo, hi = keep.searchsorted([offset, offset + batch.num_rows])
-                    if hi > lo:
-                        taken.append(batch.select(present).take(pa.array(keep[lo:hi] - offset)))
+                _count(batch, count_column, counts)
+                lo, hi = keep.searchsorted([offset, offset + batch.num_rows])
+                if hi > lo:
+                    taken.append(batch.select(present).take(pa.array(keep[lo:hi] - offset)))
                 offset += batch.num_rows
         finally:
             parquet.close()
@@ -116,6 +113,18 @@ def sample_parquet_files(
     else:
         frame = pd.concat(pieces, ignore_index=True, sort=False)
     return Sample(frame=frame, rows=sum(sizes), counts=counts, file_rows=sizes)
+
+
+def _count(data: Any, column: str | None, counts: dict[str, int]) -> None:
+    """Add the value counts of ``column`` of a record batch or table to ``counts`` (nothing without it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column is None or column not in data.schema.names:
+        return
+    for item in pc.value_counts(data.column(column).cast(pa.string())).to_pylist():
+        key = str(item["values"])
+        counts[key] = counts.get(key, 0) + int(item["counts"])
 
 
 def sample_parquet(path: str | Path, columns: Sequence[str], max_rows: int, seed: int = 0) -> pd.DataFrame:
