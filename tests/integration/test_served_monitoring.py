@@ -85,7 +85,7 @@ def drift(run_id: str, **kwargs) -> dict:
                            task_id="drift_report")  # fmt: skip
     return DriftReportOperator(
         task_id="drift_report", dataset="customer_activity", model_name=MODEL, partition=today(),
-        numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, signal="share", current="served", **kwargs,
+        numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL, current="served", **{"signal": "share", **kwargs},
     ).execute(context)  # fmt: skip
 
 
@@ -163,3 +163,115 @@ def test_the_performance_record_gives_the_realised_metric_per_version_on_what_wa
         assert served["versions"][version]["rows"] == rows
         assert served["versions"][version]["value"] == pytest.approx(by_hand)
     assert served["versions"]["1"]["value"] > served["versions"]["2"]["value"]  # good vs weak, on what they served
+
+
+def test_a_day_larger_than_max_rows_is_sampled_while_read_and_counted_whole(home):
+    summary = drift("served-sampled", max_rows=500, min_served_rows=100)
+    current = summary["current"]
+    assert current["rows"] == sum(ROWS.values()) and current["versions"] == ROWS  # every captured row counted
+    assert current["sampled_rows"] == 500 == summary["sample_rows"]["current"]
+    assert current["sample"] == {"max_rows": 500, "seed": 0, "sampled": True}
+    served = summary["served"]
+    assert sum(served[v]["sampled_rows"] for v in ROWS) == 500
+    assert all(served[v]["rows"] == rows for v, rows in ROWS.items())
+    assert all(served[v]["prediction_drift"]["rows"]["current"] == served[v]["sampled_rows"] for v in ROWS)
+    again = drift("served-sampled-again", max_rows=500, min_served_rows=100)  # seeded: the same rows again
+    assert again["served"]["1"]["prediction_drift"]["mean_current"] == served["1"]["prediction_drift"]["mean_current"]
+
+
+@pytest.fixture
+def rolling_days(home, tmp_path):
+    """Three validated partitions of the days before today (a rolling reference whose days teach the learned
+    thresholds by leave-one-day-out)."""
+    from mlops_provider.hooks.dvc import DvcHook
+
+    days = [dt.date.fromisoformat(today()) - dt.timedelta(days=i) for i in (3, 2, 1)]
+    for day in days:
+        frame = generate_day(dt.date(2026, 11, 1) + dt.timedelta(days=day.day % 7), SourceSpec(rows_per_day=700))
+        frame["signup_date"] = pd.to_datetime(frame["signup_date"])
+        frame.to_parquet(tmp_path / f"{day}.parquet", index=False)
+        DvcHook().version_file(tmp_path / f"{day}.parquet", f"data/customer_activity/partitions/{day}.parquet",
+                               f"partition/customer_activity/{day}", {})  # fmt: skip
+    return days
+
+
+def test_each_version_gets_its_importance_weighted_and_learned_drift_on_what_it_served(home, rolling_days):
+    """Issue 33: the signals of the ingested path, per version on a canary day: the weighted drift by that version's
+    own feature importances, the learned drift against the learned thresholds of the day's reference, and the
+    verdict of the chosen signal."""
+    import math
+
+    from mlops_provider.ml.drift_signals import normalized_importances
+    from mlops_provider.ml.learned_drift import counted_excess
+
+    hook = MlflowHook()
+    summary = drift("served-learned", signal="learned", reference="rolling", reference_days=3,
+                    drift_calibration_days=0, min_served_rows=200)  # fmt: skip
+    assert summary["reference"]["days"] == [str(d) for d in rolling_days]
+    assert summary["learned_thresholds"]["columns"]  # learned from the three days
+    weights = {}
+    for version in ROWS:
+        entry = summary["served"][version]
+        run_id = hook.model_version(MODEL, version).run_id
+        assert run_id in entry["importance_source"] and f"v{version}" in entry["importance_source"]
+        expected = normalized_importances(hook.load_run_dict(run_id, "feature_importance.json"), list(entry["columns"]))
+        weights[version] = {name: column["importance"] for name, column in entry["columns"].items()}
+        assert weights[version] == pytest.approx(expected, abs=1e-6)
+        drifted = [name for name, column in entry["columns"].items() if column["drifted"]]
+        assert entry["drifted_columns"] == sorted(drifted)
+        assert entry["weighted_drift"] == pytest.approx(sum(expected[name] for name in drifted))
+        judged = {name: column["learned"] for name, column in entry["columns"].items() if "learned" in column}
+        assert judged  # each column judged against the day's learned bound
+        assert entry["learned_drift"] == pytest.approx(
+            sum(expected[name] * counted_excess(j["excess"]) for name, j in judged.items()), abs=1e-5
+        )
+        assert entry["signal"] == "learned" and entry["dataset_drift"] == (entry["learned_drift"] >= 0.3)
+        assert "learned_thresholds" not in entry  # carried once, by the day
+        assert math.isclose(sum(weights[version].values()), 1.0, abs_tol=1e-4)
+    assert weights["1"] != weights["2"]  # the weak model (2 stumps) relies on other columns than the good one
+
+
+def test_the_lineage_of_a_captured_prediction_names_its_version_training_set_code_and_run(home, capsys):
+    import json
+
+    from mlops_provider.cli.lineage import prediction_lineage
+    from mlops_provider.cli.main import main
+
+    hook = MlflowHook()
+    for key, (version, prediction) in list(home["log"].items())[:: len(home["log"]) - 1]:  # v1's first, v2's last
+        found = prediction_lineage(MODEL, key)
+        assert found["days_searched"] == [today()]
+        (row,) = found["predictions"]
+        assert row["version"] == version and row["prediction"] == pytest.approx(prediction)
+        assert row["day"] == today() and Path(row["file"]).is_file() and row["request_id"] == key
+        mv = hook.model_version(MODEL, version)
+        tags = hook.get_run(mv.run_id).data.tags
+        assert row["run_id"] == mv.run_id
+        assert row["training_set"]["rev"] == tags["data.rev"] and row["training_set"]["md5"] == tags["data.md5"]
+        assert row["training_set"]["path"] == tags["data.path"] and row["code_version"] == tags["code.version"]
+        assert row["aliases"] == (["champion"] if version == "1" else [])
+        assert row["links"]["training_set"].endswith(tags["data.rev"]) and row["note"] is None
+    key, (version, _) = next(iter(home["log"].items()))
+    assert main(["lineage", MODEL, key, "--day", today()]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["predictions"][0]["version"] == version
+    assert main(["lineage", MODEL, "no-such-request"]) == 1
+    assert "no captured prediction" in capsys.readouterr().err
+
+
+def test_the_health_page_links_the_days_capture_page_listing_files_and_rows_per_version(home):
+    from mlops_provider.web import records
+    from mlops_provider.web.health import captured_days, collect, render
+
+    data = records.capture_day(MODEL, today())
+    assert data["rows"] == sum(ROWS.values()) and data["versions"] == ROWS
+    _, files = read_day(MODEL, today())
+    assert sorted(f["location"] for f in data["files"]) == sorted(files)
+    assert sum(f["rows"] for f in data["files"]) == data["rows"]
+    page = records.render_capture_day(data)
+    assert f"/mlops/mlflow/models/{MODEL}/versions/2" in page and data["files"][0]["name"] in page
+    with pytest.raises(records.RecordNotFound, match="no captured rows"):
+        records.capture_day(MODEL, "2001-01-01")
+    days = captured_days(MODEL)
+    assert days[0] == {"day": today(), "files": len(files), "url": f"/mlops/captures/{MODEL}/{today()}"}
+    assert f'href="/mlops/captures/{MODEL}/{today()}"' in render(collect(MODEL))

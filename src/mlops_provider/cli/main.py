@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_init(sub)
 
+    from mlops_provider.cli.lineage import add_parser as add_lineage
+
+    add_lineage(sub)
+
     spec = sub.add_parser("spec", help="model specs")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True)
     check = spec_sub.add_parser("check", help="validate model spec files (exit 1 naming file and key if one is bad)")

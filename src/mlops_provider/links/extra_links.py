@@ -27,6 +27,7 @@ MLFLOW_RUNS_URL_PREFIX = "/mlops/mlflow/runs"
 MLFLOW_MODELS_URL_PREFIX = "/mlops/mlflow/models"
 DVC_VERSIONS_URL_PREFIX = "/mlops/dvc/versions"
 LEDGERS_URL_PREFIX = "/mlops/ledgers"
+CAPTURES_URL_PREFIX = "/mlops/captures"
 
 
 def report_url(path: str | os.PathLike[str] | ObjectStoragePath) -> str:
@@ -58,6 +59,11 @@ def mlflow_run_url(run_id: str) -> str:
 def model_version_url(model_name: str, version: str | int) -> str:
     """URL of the plugin's page for a registered model version."""
     return f"{MLFLOW_MODELS_URL_PREFIX}/{quote(model_name)}/versions/{version}"
+
+
+def capture_url(model_name: str, day: str) -> str:
+    """URL of the plugin's page for a model's captured traffic of a day (the capture files, rows per version)."""
+    return f"{CAPTURES_URL_PREFIX}/{quote(model_name)}/{quote(day)}"
 
 
 def dvc_version_url(rev: str) -> str:

@@ -275,6 +275,10 @@ class Facts:
     bake_seconds: float = 60
     min_requests: int = 200
     keep_versions: int = 2
+    current: str = "ingested"  # monitoring.current (the spec's default: served with a live endpoint)
+    min_served_rows: int = 200
+    capture_fraction: float = 1.0
+    capture_days: int = 30  # serving.capture.retention_days (0: forever)
 
     @classmethod
     def of(cls, spec: ModelSpec, ids: dict[str, str], training_set_asset: str, challenger_asset: str) -> Facts:
@@ -332,6 +336,10 @@ class Facts:
             backfill_lag=spec.retraining.backfill_lag_days,
             scheduled=spec.retraining.schedule is not None,
             **_endpoint_facts(spec),
+            current=spec.monitoring_current,
+            min_served_rows=spec.monitoring.min_served_rows,
+            capture_fraction=spec.serving.capture.fraction,
+            capture_days=spec.serving.capture.retention_days,
         )
 
 
@@ -543,6 +551,44 @@ def _rerun_rows(f: Facts, stage: str, tasks: tuple[str, ...]) -> str:
     return "".join(f"| {', '.join(names)} | {does} |\n" for does, names in rows.items())
 
 
+def _capture_window(f: Facts) -> str:
+    if f.capture_days == 0:
+        return f"`captures/{f.model}/<day>/`, kept forever: `serving.capture.retention_days` 0"
+    return f"`captures/{f.model}/<day>/` older than {f.capture_days} day(s): `serving.capture.retention_days`"
+
+
+def _served_section(f: Facts) -> str:
+    """What changes when the drift check's current data is the live endpoint's captured traffic."""
+    if f.current != "served":
+        return ""
+    kept = "kept forever" if f.capture_days == 0 else f"kept {f.capture_days} day(s)"
+    return f"""
+**Served traffic** (`monitoring.current: served`): `drift_report` compares the rows the live endpoint **captured** on
+the run's day (UTC; `<storage root>/captures/{f.model}/<day>/`, one parquet file per backend flush, a share
+`serving.capture.fraction` {f.capture_fraction:g} of the rows, {kept}: `serving.capture.retention_days`), not the
+ingested partition. Only the declared columns and the capture columns are read, one file and batch at a time, and a
+seeded sample of at most `max_rows` rows is kept while reading (a day of 1M rows stays within the memory of the
+sample). The record names every capture file read (`current.capture_files`), the rows per answering version over the
+whole day, and `served`: per version (a canary day has two) its column drift, its importance-weighted drift (by
+**that version's** feature importances), its learned drift (against the champion's learned thresholds), the verdict
+of `monitoring.drift_signal`, and the drift of the predictions it really returned.
+
+- **skipped**, recorded with `status: too_few_served_rows` and `dataset_drift: null` (not judged: *not* "no drift"),
+  when the day has fewer than {f.min_served_rows} captured rows (`monitoring.min_served_rows`): little traffic, the
+  endpoint was down, or capture is off. Lower `monitoring.min_served_rows`, raise `serving.capture.fraction`, or
+  monitor the ingested data (`monitoring.current: ingested`).
+- **fails** naming the declared columns the captured rows lack: the callers do not send them; fix the requests or
+  monitor the ingested data.
+- `performance_check` also joins the late labels to the captured predictions by request id (`{f.key}`): the metric
+  each version **realised on what it served** (`served` in its record).
+- `retention` removes captured days older than the capture window, except a capture file a kept decision's drift or
+  performance record names. A re-check of a served day reads the capture files still there.
+- **Which model answered a request, and what made it**: `mlops lineage {f.model} <request-id> [--day <day>]` prints
+  the version, its training set (data rev and md5), code version and run as JSON; the health page links each captured
+  day's page (capture files, rows per version).
+"""
+
+
 def drift_monitoring(f: Facts) -> str:
     return f"""
 # {f.ids["drift_monitoring"]}: drift and late-label check of {f.model}
@@ -561,7 +607,7 @@ triggers `{f.ids["training"]}`.
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
 | `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted by the spec's signal (`monitoring.drift_signal` `{f.drift_signal}`, line {f.drift_line:g}; `learned`: each column's excess over its learned calm-day threshold, counted up to 1 and weighted by importance, the record's `learned_thresholds`; while nothing is learnable, e.g. a champion trained on fewer than 2 days, the drift share >= {f.drift_share:g} decides and the record's `signal_note` says why; `share`: the drift share >= {f.drift_share:g}), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, over the budget of {f.budget} per 7 data days, or over the real-time budget ({f.real_budget} per 7 days of real time; a backfill's alarms spend their own {f.backfill_budget}). A held-back alarm logs a **WARNING** `... NOT triggered: held back ... by <rail>` with the trainings counted, when it frees up and what to do, and is listed on the model health page |
-| `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
+| `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays), and captured traffic of `{f.model}` ({_capture_window(f)}); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
 
 **Silencing a false alarm**: mark `trigger_training` of that run as skipped before it runs, or raise
 the line of the spec's signal (`monitoring.learned_drift_threshold`, or `monitoring.drift_share` / a column's `features.drift` threshold for the share); when slowly moving (seasonal) columns "drift" on every calm day under the share, use `monitoring.drift_signal: learned`, the default (docs/drift-signals.md). **Forcing a retrain**: trigger
@@ -571,7 +617,7 @@ the line of the spec's signal (`monitoring.learned_drift_threshold`, or `monitor
 
 | task | re-run |
 |---|---|
-{_rerun_rows(f, "drift_monitoring", _MONITORING_RERUN)}{_review_rerun(f)}
+{_rerun_rows(f, "drift_monitoring", _MONITORING_RERUN)}{_review_rerun(f)}{_served_section(f)}
 
 The real-time budget counts the records in `<reports root>/retraining/{f.ids["training"]}/` (held-back alarms:
 `.../held/`), so a storm of re-runs cannot start more than {f.real_budget} trainings a week.

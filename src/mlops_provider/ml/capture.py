@@ -140,6 +140,11 @@ def versions_of(frame: Any) -> dict[str, int]:
     return {str(v): int(counts[v]) for v in sorted(counts.index, key=_version_key)}
 
 
+def versions_of_counts(counts: dict[str, int]) -> dict[str, int]:
+    """``{version: rows}`` counts sorted by version (numbers as numbers), zero counts left out."""
+    return {str(v): int(counts[v]) for v in sorted(counts, key=_version_key) if int(counts[v])}
+
+
 def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 30, version)
 

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Asset, Context
 
+    from mlops_provider.runtime.capture import DaySample
+
 
 REFERENCES = ("champion", "rolling", "seasonal")
 #: What a drift check's current data is: the day's ingested partitions, or the rows the live endpoint served.
@@ -344,12 +346,12 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         available = set(self.dvc_hook.tags(partition_tag(self.dataset, "") + "*"))
         served: Any = None
         if self.current == "served":
-            served, capture_files = self._served_rows(end)
+            served = self._served_rows(end)
             present = [end]
-            status, reason = served_verdict(len(served), self.min_served_rows)
+            status, reason = served_verdict(served.rows, self.min_served_rows)
             if reason is not None:
-                self._too_few_served(context, end, attempt, version, first, served, capture_files, reason)
-            current = served[self.numerical_columns + self.categorical_columns]
+                self._too_few_served(context, end, attempt, version, first, served, reason)
+            current = served.frame[self.numerical_columns + self.categorical_columns]
         else:
             present = [d for d in days if partition_tag(self.dataset, d) in available]
             if end not in present:
@@ -366,11 +368,13 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             reference = self._read_days(reference_days)
         summary = self._run_evidently(reference, current)
         if served is not None:
-            summary.update(self._served_summary(served, capture_files, reference))
+            summary.update(self._served_summary(served, reference))
         learned = None
         if self.signal == "learned":
             learned = self._learned_thresholds(version, tags, summary, reference_days or None, available)
         summary.update(self._weighted(version, summary, learned))
+        if served is not None:
+            self._served_signals(summary, learned)
         folder = drift_folder(self.model_name, end)
         summary.update(
             dataset=self.dataset,
@@ -419,24 +423,23 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             summary, registry=self.dvc_hook.registry, tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri
         )
 
-    def _served_rows(self, day: str) -> tuple[pd.DataFrame, list[str]]:
-        """The rows the live endpoint captured on ``day`` (declared columns and the capture columns, sampled to
-        ``max_rows``) and the capture files read; fails naming a declared column the captured rows lack."""
-        from mlops_provider.runtime.capture import read_day
+    def _served_rows(self, day: str) -> DaySample:
+        """The rows the live endpoint captured on ``day``: the declared columns and the capture columns, sampled to
+        ``max_rows`` while reading (seeded; memory bounded by the sample, not the day), with the day's row counts
+        and the capture files read; fails naming a declared column the captured rows lack."""
+        from mlops_provider.runtime.capture import sample_day
 
         columns = self.numerical_columns + self.categorical_columns
-        frame, files = read_day(self.model_name, day, columns)
-        if len(frame):
-            missing = [c for c in columns if c not in frame.columns]
+        served = sample_day(self.model_name, day, columns, self.max_rows, self.seed)
+        if served.rows:
+            missing = [c for c in columns if c not in served.frame.columns]
             if missing:
                 raise AirflowFailException(
-                    f"served rows of {self.model_name} on {day} ({len(files)} capture file(s)) lack the declared "
-                    f"column(s) {missing}: the endpoint's callers do not send them; monitor the ingested data "
-                    "(monitoring.current: ingested) or fix the requests"
+                    f"served rows of {self.model_name} on {day} ({len(served.files)} capture file(s)) lack the "
+                    f"declared column(s) {missing}: the endpoint's callers do not send them; monitor the ingested "
+                    "data (monitoring.current: ingested) or fix the requests"
                 )
-        if len(frame) > self.max_rows:
-            frame = frame.sample(n=self.max_rows, random_state=self.seed).reset_index(drop=True)
-        return frame, files
+        return served
 
     def _too_few_served(
         self,
@@ -445,12 +448,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         attempt: str,
         version: str,
         first: dict[str, Any] | None,
-        served: pd.DataFrame,
-        files: list[str],
+        served: DaySample,
         reason: str,
     ) -> None:
         """Record a served day with too few captured rows (not judged: not "no drift"), then skip."""
-        from mlops_provider.ml.capture import versions_of
         from mlops_provider.utils.evidence import now_iso, write_record
         from mlops_provider.utils.records import drift_folder
         from mlops_provider.utils.storage import location
@@ -464,8 +465,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             "dataset": self.dataset,
             "partition": end,
             "window": [end],
-            "current": {"kind": "served", "rows": len(served), "min_rows": self.min_served_rows,
-                        "capture_files": files, "versions": versions_of(served) if len(served) else {}},
+            "current": {"kind": "served", "rows": served.rows, "min_rows": self.min_served_rows,
+                        "capture_files": served.files, "versions": served.versions},
             "reference": {"kind": self.reference, "model_name": self.model_name, "model_version": version},
             "attempt": attempt,
             "recorded_at": now_iso(),
@@ -475,26 +476,38 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         write_record(folder, attempt, record)
         raise AirflowSkipException(f"{self.model_name} on {end}: {reason}; recorded in {record['summary_path']}")
 
-    def _served_summary(self, served: pd.DataFrame, files: list[str], reference: pd.DataFrame) -> dict[str, Any]:
-        """``current`` (kind, rows, capture files, rows per version) and ``served``: per answering version, its rows,
-        drift share (when two versions answered) and the prediction drift of what it returned."""
+    def _served_summary(self, served: DaySample, reference: pd.DataFrame) -> dict[str, Any]:
+        """``current`` (kind, rows, sampled rows, capture files, rows per version) and ``served``: per answering
+        version, its rows (all, and in the sample), its column drift (Evidently on its sampled rows when two versions
+        shared the day; the day's own when one did) and the prediction drift of what it returned. The drift signals
+        per version are added by :meth:`_served_signals`."""
+        import copy
+
         import numpy as np
 
-        from mlops_provider.ml.capture import PREDICTION, VERSION, versions_of
+        from mlops_provider.ml.capture import PREDICTION, VERSION
         from mlops_provider.ml.drift_signals import prediction_drift
         from mlops_provider.ml.scoring import schema_predictor
 
-        versions = versions_of(served)
+        frame = served.frame
+        sampled = frame[VERSION].astype(str).value_counts() if len(frame) else {}
         per_version: dict[str, Any] = {}
-        for version, rows in versions.items():
-            mine = served[served[VERSION].astype(str) == version]
-            entry: dict[str, Any] = {"rows": rows}
-            if len(versions) > 1 and rows >= self.min_served_rows:
+        for version, rows in served.versions.items():
+            mine = frame[frame[VERSION].astype(str) == version]
+            entry: dict[str, Any] = {"rows": rows, "sampled_rows": int(sampled.get(version, 0)) if len(frame) else 0}
+            if len(served.versions) == 1:
+                entry["drift_share"] = self._share
+                entry["columns"] = copy.deepcopy(self._columns)
+            elif entry["sampled_rows"] >= self.min_served_rows:
                 _, share, columns = self._evidently(reference, mine[self.numerical_columns + self.categorical_columns])
                 entry["drift_share"] = share
-                entry["drifted_columns"] = sorted(c for c, v in columns.items() if v.get("drifted"))
-            elif len(versions) > 1:
-                entry["note"] = f"{rows} row(s), fewer than {self.min_served_rows}: not judged"
+                entry["columns"] = columns
+            else:
+                entry["note"] = (
+                    f"{entry['sampled_rows']} sampled row(s) of {rows}, fewer than {self.min_served_rows}: not judged"
+                )
+            if "columns" in entry:
+                entry["drifted_columns"] = sorted(c for c, v in entry["columns"].items() if v.get("drifted"))
             try:
                 model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
                 expected = np.asarray(schema_predictor(model)(reference), dtype=float).ravel()
@@ -506,10 +519,28 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                 entry["prediction_drift_note"] = f"v{version}'s predictions on the reference: {exc}"[:300]
             per_version[version] = entry
         return {
-            "current": {"kind": "served", "rows": len(served), "min_rows": self.min_served_rows,
-                        "capture_files": files, "versions": versions},
+            "current": {"kind": "served", "rows": served.rows, "sampled_rows": len(frame),
+                        "min_rows": self.min_served_rows, "capture_files": served.files, "versions": served.versions,
+                        "sample": {"max_rows": served.max_rows, "seed": served.seed, "sampled": served.sampled}},
             "served": per_version,
         }  # fmt: skip
+
+    def _served_signals(self, summary: dict[str, Any], learned: dict[str, Any] | None) -> None:
+        """Per answering version with a column drift, the same signals the day gets (:meth:`_weighted`): the
+        importance-weighted drift by **that version's** feature importances (its training run's
+        ``feature_importance.json``: the columns it relies on), the learned drift against the champion's learned
+        thresholds (the reference is the champion's; so are the calm days), and the chosen signal's verdict."""
+        for version, entry in summary["served"].items():
+            if "columns" not in entry:
+                continue
+            try:
+                verdict = self._weighted(version, {"columns": entry["columns"], "drift_share": entry["drift_share"]},
+                                         learned)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a version gone from the registry: its column drift stands
+                entry["signal_note"] = f"v{version}'s importances: {exc}"[:300]
+                continue
+            verdict.pop("learned_thresholds", None)  # the day's record carries them once
+            entry.update(verdict)
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the window's partitions, the reference (the champion's training data at its rev, or the rolling
@@ -684,6 +715,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
 
     def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
         self._snapshot, share, columns = self._evidently(reference, current)
+        self._share, self._columns = share, columns
         return {
             "dataset_drift": share >= self.drift_share_threshold,
             "drift_share": share,

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.ml.capture import (
@@ -32,6 +33,7 @@ from mlops_provider.ml.capture import (
     capture_file_name,
     day_of,
     is_capture_file,
+    versions_of_counts,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +41,31 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaySample:
+    """A day's captured rows, sampled (:func:`sample_day`).
+
+    :param frame: the sampled rows.
+    :param files: the locations of the capture files read (the lineage a record names).
+    :param rows: the rows the day's files hold in all.
+    :param versions: ``{version: rows}`` over all the day's rows.
+    :param max_rows: the sample's bound; ``seed``: its seed.
+    """
+
+    frame: pd.DataFrame
+    files: list[str]
+    rows: int
+    versions: dict[str, int]
+    max_rows: int
+    seed: int
+
+    @property
+    def sampled(self) -> bool:
+        """Whether rows were left out (the day held more than ``max_rows``)."""
+        return len(self.frame) < self.rows
+
 
 #: Reasons a captured row was dropped (the metric's ``reason`` label).
 DROP_REASONS = ("buffer_full", "store_failed", "unmatched_output")
@@ -275,3 +302,125 @@ def read_day(model_name: str, day: str, columns: list[str] | None = None) -> tup
     if not frames:
         return pd.DataFrame(columns=wanted or list(CAPTURE_COLUMNS)), []
     return pd.concat(frames, ignore_index=True, sort=False), read
+
+
+def sample_day(model_name: str, day: str, columns: list[str], max_rows: int, seed: int = 0) -> DaySample:
+    """A bounded, seeded sample of a model's captured rows of ``day``: only ``columns`` plus the capture columns are
+    read, one file and record batch at a time, and at most ``max_rows`` rows are kept while reading (the rule of
+    :func:`mlops_provider.ml.sampling.sample_positions` over the day's files in name order), so memory grows with
+    the sample, not with the day. The rows per answering version count every captured row, sampled or not."""
+    from contextlib import ExitStack
+
+    from mlops_provider.ml.capture import CAPTURE_COLUMNS
+    from mlops_provider.ml.sampling import sample_parquet_files
+    from mlops_provider.utils.storage import local_copy, location
+
+    paths = capture_files(model_name, day)
+    wanted = [*columns, *(c for c in CAPTURE_COLUMNS if c not in columns)]
+    with ExitStack() as stack:
+        local = [stack.enter_context(local_copy(p)) for p in paths]
+        sample = sample_parquet_files(local, wanted, max_rows, seed, count_column=VERSION)
+    return DaySample(
+        frame=sample.frame,
+        files=[location(p) for p in paths],
+        rows=sample.rows,
+        versions=versions_of_counts(sample.counts),
+        max_rows=max_rows,
+        seed=seed,
+    )
+
+
+def capture_days(model_name: str) -> list[str]:
+    """The days a model's endpoint captured rows on, newest first."""
+    from mlops_provider.utils.records import folder
+
+    root = folder("captures", model_name)
+    try:
+        root.fs.invalidate_cache(root.path)
+    except Exception:  # noqa: BLE001 - a filesystem without a cache
+        pass
+    if not root.is_dir():
+        return []
+    return sorted((p.name for p in root.iterdir() if p.is_dir() and _is_day(p.name)), reverse=True)
+
+
+def _is_day(name: str) -> bool:
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def describe_day(model_name: str, day: str) -> dict[str, Any]:
+    """What a model's endpoint captured on ``day``: ``{"model_name", "day", "folder", "rows", "versions" {version:
+    rows}, "files" [{"name", "location", "rows", "bytes", "versions", "first_at", "last_at"}]}`` (each file's footer
+    and its version and time columns only; the rows are not read)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from mlops_provider.utils.storage import local_copy, location
+
+    files: list[dict[str, Any]] = []
+    totals: dict[str, int] = {}
+    for path in capture_files(model_name, day):
+        with local_copy(path) as local:
+            parquet = pq.ParquetFile(local)
+            try:
+                names = parquet.schema_arrow.names
+                table = parquet.read(columns=[c for c in (VERSION, CAPTURED_AT) if c in names])
+            finally:
+                parquet.close()
+            size = local.stat().st_size
+        counts: dict[str, int] = {}
+        if VERSION in table.column_names:
+            for item in pc.value_counts(table.column(VERSION).cast("string")).to_pylist():
+                counts[str(item["values"])] = int(item["counts"])
+        for version, rows in counts.items():
+            totals[version] = totals.get(version, 0) + rows
+        at = table.column(CAPTURED_AT) if CAPTURED_AT in table.column_names and table.num_rows else None
+        files.append({
+            "name": path.name, "location": location(path), "rows": table.num_rows, "bytes": size,
+            "versions": versions_of_counts(counts),
+            "first_at": pc.min(at).as_py().isoformat() if at is not None else None,
+            "last_at": pc.max(at).as_py().isoformat() if at is not None else None,
+        })  # fmt: skip
+    return {
+        "model_name": model_name,
+        "day": day,
+        "folder": location(default_folder(model_name, day)),
+        "rows": sum(f["rows"] for f in files),
+        "versions": versions_of_counts(totals),
+        "files": files,
+    }
+
+
+def find_request(model_name: str, request_id: str, days: list[str] | None = None) -> list[dict[str, Any]]:
+    """The captured rows whose request id is ``request_id`` (the caller's key, or the generated ``<id>`` /
+    ``<id>-<row>``), searched in ``days`` (default: every captured day, newest first; the search stops after the
+    first day with a match): ``[{"day", "file", "request_id", "request", "version", "prediction", "captured_at"}]``
+    (an entity asked twice was captured twice). Only the capture columns are read, filtered by request id."""
+    import pyarrow.parquet as pq
+
+    from mlops_provider.ml.capture import CAPTURE_COLUMNS
+    from mlops_provider.utils.storage import local_copy, location
+
+    found: list[dict[str, Any]] = []
+    for day in days if days is not None else capture_days(model_name):
+        for path in capture_files(model_name, day):
+            with local_copy(path) as local:
+                names = pq.read_schema(local).names
+                if REQUEST_ID not in names:
+                    continue
+                table = pq.read_table(local, columns=[c for c in CAPTURE_COLUMNS if c in names],
+                                      filters=[(REQUEST_ID, "==", str(request_id))])  # fmt: skip
+            for row in table.to_pylist():
+                at = row.get(CAPTURED_AT)
+                found.append({
+                    "day": day, "file": location(path), "request_id": row[REQUEST_ID], "request": row.get(REQUEST),
+                    "version": None if row.get(VERSION) is None else str(row[VERSION]),
+                    "prediction": row.get(PREDICTION), "captured_at": at.isoformat() if at is not None else None,
+                })  # fmt: skip
+        if found and days is None:
+            break
+    return found

@@ -136,6 +136,14 @@ def create_app() -> FastAPI:
 
         return records.render_ledger(_found(records.ledger, name, version, attempt))
 
+    @app.get("/captures/{name}/{day}", response_class=HTMLResponse)
+    def capture_day(name: str, day: str) -> str:
+        """A model's captured traffic of a day: the capture files, rows per answering version (linked from the
+        health page)."""
+        from mlops_provider.web import records
+
+        return records.render_capture_day(_found(records.capture_day, name, day))
+
     @app.get("/health.json")
     def health_json(model: str | None = None) -> dict[str, Any]:
         """The model health data: champion, lineage, history, drift and performance series."""

@@ -176,6 +176,7 @@ def collect(model_name: str) -> dict[str, Any]:
         "held_back": held_back(model_name),
         "notifications": notification_status(model_name),
         "live": live_section(model_name),
+        "captures": captured_days(model_name),
     }
 
 
@@ -222,6 +223,21 @@ def render_live(data: dict[str, Any] | None) -> Markup:
     windows = {w: live_rows(data, w) for w in data["windows"]}
     figures = [plots.svg(plots.live_traffic(w, rows)) for w, rows in windows.items()]
     return Markup(html.render("live.html", live=data, windows=windows, figures=figures))
+
+
+CAPTURE_DAYS = 7  # newest captured days linked
+
+
+def captured_days(model_name: str) -> list[dict[str, Any]]:
+    """The newest captured days of the model's live endpoint (file listing only; the linked page counts the rows):
+    ``[{"day", "files", "url"}]``, newest first."""
+    from mlops_provider.links.extra_links import capture_url
+    from mlops_provider.runtime.capture import capture_days, capture_files
+
+    return [
+        {"day": day, "files": len(capture_files(model_name, day)), "url": capture_url(model_name, day)}
+        for day in capture_days(model_name)[:CAPTURE_DAYS]
+    ]
 
 
 def held_back(model_name: str) -> list[dict[str, Any]]:
@@ -297,6 +313,7 @@ def render(data: dict[str, Any], drift_line: float | None = None) -> str:
         held_back=data.get("held_back") or [],
         notifications=data.get("notifications") or [],
         live=render_live(data.get("live")),
+        captures=data.get("captures") or [],
     )
 
 

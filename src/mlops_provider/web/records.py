@@ -192,6 +192,41 @@ def render_dvc_version(data: dict[str, Any]) -> str:
     )
 
 
+def capture_day(name: str, day: str) -> dict[str, Any]:
+    """What model ``name``'s live endpoint captured on ``day``: the capture files, rows per version and per file
+    (:func:`mlops_provider.runtime.capture.describe_day`)."""
+    from mlops_provider.runtime.capture import describe_day
+
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError as error:
+        raise RecordNotFound(f"{day!r} is not a day (YYYY-MM-DD)") from error
+    data = describe_day(name, day)
+    if not data["files"]:
+        raise RecordNotFound(f"{name!r} has no captured rows on {day} (capture off, nothing served, or removed by "
+                             "serving.capture.retention_days)")  # fmt: skip
+    return data
+
+
+def render_capture_day(data: dict[str, Any]) -> str:
+    """The captured-traffic page of a day."""
+    from mlops_provider.links.extra_links import model_version_url
+
+    return render(
+        "capture.html",
+        title=f"Captured traffic: {data['model_name']} on {data['day']}",
+        summary={
+            "model": data["model_name"], "day (UTC)": data["day"], "folder": data["folder"], "rows": data["rows"],
+            "files": len(data["files"]),
+        },
+        versions=[{"version": link(model_version_url(data["model_name"], v), f"v{v}"), "rows": rows,
+                   "share": f"{rows / data['rows']:.1%}" if data["rows"] else ""}
+                  for v, rows in data["versions"].items()],
+        files=data["files"],
+        lineage_hint=f"mlops lineage {data['model_name']} <request-id> --day {data['day']}",
+    )  # fmt: skip
+
+
 def ledger(name: str, version: str, attempt: str) -> dict[str, Any]:
     """A verdict ledger of ``name`` v``version`` (``version`` may carry its ``v``), by attempt."""
     from mlops_provider.utils.records import ledger_dir

@@ -63,3 +63,13 @@ def test_a_task_the_runbook_says_does_not_retry_has_no_retries(dags):
     """The ingest runbook tells on-call that ``validate`` does not retry by itself: the row and the task agree."""
     assert RERUNS["ingest"]["validate"].retries == 0 == dags["ingest"].get_task("validate").retries
     assert "It does not retry by itself" in dags["ingest"].doc_md
+
+
+def test_the_monitoring_runbook_says_what_a_served_day_does_only_when_the_drift_check_reads_served_traffic():
+    served = build_dags(twin_of("churn_served", **{"monitoring.current": "served", "monitoring.min_served_rows": 321}))
+    doc = served["churn_served__drift_monitoring"].doc_md
+    assert "**Served traffic**" in doc and "too_few_served_rows" in doc and "fewer than 321 captured rows" in doc
+    assert "mlops lineage churn_served <request-id>" in doc
+    assert "`captures/churn_served/<day>/` older than 30 day(s)" in doc  # the retention row names the window
+    ingested = build_dags(twin_of("churn_ingested", **{"monitoring.current": "ingested"}))
+    assert "**Served traffic**" not in ingested["churn_ingested__drift_monitoring"].doc_md

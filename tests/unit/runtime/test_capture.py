@@ -79,3 +79,28 @@ def test_a_full_buffer_drops_and_counts_and_a_failing_store_too(home: Path) -> N
     assert writer.flush() == 0  # the store fails: the rows go, counted; nothing raises
     assert drops == [("buffer_full", 2), ("store_failed", 4)]
     assert writer.dropped == {"buffer_full": 2, "store_failed": 4, "unmatched_output": 0} and writer.buffered == 0
+
+
+def test_a_day_is_sampled_while_read_counted_whole_per_version_and_found_by_request_id(home: Path) -> None:
+    from mlops_provider.runtime.capture import capture_days, describe_day, find_request, sample_day
+
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    for version, start, n in (("1", 0, 30), ("2", 30, 10), ("1", 40, 20)):
+        writer = CaptureWriter("m", version, CaptureSettings())
+        frame, predictions, ids = rows(n, start)
+        assert writer.add(frame, predictions, ids, f"req{start}") and writer.flush() == n
+    (Path(capture_files("m", day)[0].path).parent / ".torn.abc.tmp").write_bytes(b"PAR1 torn")
+    sample = sample_day("m", day, ["x"], max_rows=25, seed=3)
+    assert sample.rows == 60 and sample.versions == {"1": 50, "2": 10} and sample.sampled
+    assert len(sample.frame) == 25 and sample.frame[REQUEST_ID].is_unique and len(sample.files) == 3
+    assert list(sample.frame.columns) == ["x", REQUEST_ID, "mlops_request", PREDICTION, VERSION, CAPTURED_AT]
+    again = sample_day("m", day, ["x"], max_rows=25, seed=3)
+    assert again.frame[REQUEST_ID].tolist() == sample.frame[REQUEST_ID].tolist()  # seeded: the same rows
+    whole = sample_day("m", day, ["x"], max_rows=1000)
+    assert not whole.sampled and whole.frame["x"].tolist() == read_day("m", day, ["x"])[0]["x"].tolist()
+    described = describe_day("m", day)
+    assert described["rows"] == 60 and described["versions"] == {"1": 50, "2": 10}
+    assert [f["rows"] for f in described["files"]] == [30, 10, 20] and capture_days("m") == [day]
+    (hit,) = find_request("m", "k35")
+    assert hit["version"] == "2" and hit["request"] == "req30" and hit["day"] == day
+    assert find_request("m", "nobody") == [] and find_request("m", "k35", ["2001-01-01"]) == []
