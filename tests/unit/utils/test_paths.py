@@ -25,8 +25,9 @@ def test_every_worker_folder_keeps_its_place(tmp_path: Path, monkeypatch: pytest
                                           "serving/servers/k-shadow.pid", "training/run1", "locks")}  # fmt: skip
     assert not (tmp_path / "training").exists()  # only work_dir creates its folder
     assert paths.work_dir("uploads") == tmp_path / "work" / "uploads" and (tmp_path / "work" / "uploads").is_dir()
-    with pytest.raises(KeyError, match="no MLOPS_HOME folder 'cache'"):
-        paths.home_folder("cache")
+    assert paths.home_folder("cache") == tmp_path / "cache"  # the validated-spec cache's folder
+    with pytest.raises(KeyError, match="no MLOPS_HOME folder 'scratch'"):
+        paths.home_folder("scratch")
 
 
 def test_mlops_home_defaults_under_airflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
