@@ -42,6 +42,15 @@ def _serving_copy(hook: MlflowHook, name: str, version: str) -> str:
     return str(serving_copy(hook, name, version))
 
 
+def _checked_capture(capture: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``capture`` as given, checked: a bad value fails when the DAG is parsed, naming it."""
+    if capture is not None:
+        from mlops_provider.ml.capture import CaptureSettings
+
+        CaptureSettings.from_dict(capture)
+    return capture
+
+
 class _EndpointOperator(MlflowHookMixin, BaseOperator):
     """Shared: the model's endpoint and the version's artifacts on this machine."""
 
@@ -100,15 +109,11 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if capture is not None:
-            from mlops_provider.ml.capture import CaptureSettings
-
-            CaptureSettings.from_dict(capture)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
         self.version = cast("str", version)  # an upstream result is picked when rendered
         self.port = port
         self.admin_port = admin_port
-        self.capture = capture
+        self.capture = _checked_capture(capture)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError
@@ -151,6 +156,9 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
     :param reason: recorded with the weights in the deployment record's events (templated).
     :param port: the endpoint's port (used when the record names none).
     :param admin_port: Caddy's admin API port (default ``port + 1``).
+    :param capture: data capture of a backend it starts again (the spec's ``serving.capture``, as
+        :class:`DeployModelVersionOperator` takes it): a retired champion comes back capturing, as deploy started it.
+        None: no capture.
 
     XCom (return value): ``{"model_name", "version", "endpoint_url", "weights", "changed"}``.
     """
@@ -166,6 +174,7 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         reason: str = "",
         port: int = DEFAULT_ENDPOINT_PORT,
         admin_port: int | None = None,
+        capture: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,6 +183,7 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         self.reason = reason
         self.port = port
         self.admin_port = admin_port
+        self.capture = _checked_capture(capture)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError

@@ -323,6 +323,16 @@ def test_without_an_endpoint_the_loop_is_as_before_and_with_one_the_challenger_i
     assert "`serve_champion`" in dags["churn_live__rollback"].doc_md
 
 
+def test_serve_champion_restarts_a_retired_backend_with_the_capture_deploy_gives_it():
+    """A rollback to a retired champion starts its backend again: with the spec's capture, as ``deploy`` does (it
+    started without any: the served days after a rollback had no captured rows to monitor)."""
+    dags = build_dags(twin_of("churn_live"))
+    deploy = task(dags, "churn_live", "promotion", "deploy")
+    serve = task(dags, "churn_live", "rollback", "serve_champion")
+    assert deploy.capture is not None and deploy.capture["fraction"] > 0
+    assert serve.capture == deploy.capture
+
+
 def test_endpoint_keys_are_checked_and_named(tmp_path):
     from mlops_provider.loop.spec import SpecError
 
