@@ -101,7 +101,7 @@ def test_versions_run_as_containers_behind_the_proxy_reconciled_from_the_record(
     assert first["health"]["ping"] and first["health"]["example_status"] in (None, 200)
     endpoint = Endpoint(MODEL, live["port"])
     endpoint.set_weights({v1: 100})
-    deploy(live, v2)
+    second = deploy(live, v2)
     endpoint.set_weights({v1: 70, v2: 30}, reason="canary")
     record = endpoint.load()
     for version in (v1, v2):
@@ -115,8 +115,9 @@ def test_versions_run_as_containers_behind_the_proxy_reconciled_from_the_record(
     # /metrics of a container: the version's requests and the weight the record gives it
     with urllib.request.urlopen(f"http://127.0.0.1:{record['backends'][v2]['port']}/metrics") as response:
         metrics = response.read().decode()
-    requests = f'mlops_serving_requests_total{{model="{MODEL}",version="{v2}",status_class="2xx"}}'
-    assert f"{requests} {counts[v2]}.0" in metrics
+    requests = f'mlops_serving_requests_total{{model="{MODEL}",status_class="2xx",version="{v2}"}}'
+    example = 1 if second["health"]["example_status"] else 0  # the health check's request
+    assert f"{requests} {counts[v2] + example}.0" in metrics, metrics
     assert f'mlops_serving_traffic_weight{{model="{MODEL}",version="{v2}"}} 30.0' in metrics
 
     # a re-run of deploy: nothing new
