@@ -593,6 +593,7 @@ def build_rollback(loop: Loop) -> DAG:
                 version=rollback.output,
                 reason="rollback: {{ params.reason }}",
                 pool="model_promotion",
+                capture=loop.spec.capture_arguments() if loop.spec.serving.capture.fraction > 0 else None,
                 **loop.spec.serving.deploy_arguments(),
             )
             rollback >> serve

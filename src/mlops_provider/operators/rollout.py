@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.hooks.mixins import MlflowHookMixin, UpstreamResultMixin
-from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS
+from mlops_provider.hooks.mixins import DockerEngineMixin, MlflowHookMixin, UpstreamResultMixin
+from mlops_provider.layout import CANARY_ALIAS, CHAMPION_ALIAS, PREVIOUS_ALIAS, RUNNERS, default_runner
 from mlops_provider.ml.canary import DEFAULT_STEPS, Thresholds, resume_index, rollout_steps, step_weights
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS
 from mlops_provider.utils.compat import AirflowFailException
@@ -42,21 +42,58 @@ def _serving_copy(hook: MlflowHook, name: str, version: str) -> str:
     return str(serving_copy(hook, name, version))
 
 
-class _EndpointOperator(MlflowHookMixin, BaseOperator):
-    """Shared: the model's endpoint and the version's artifacts on this machine."""
+def _checked_capture(capture: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``capture`` as given, checked: a bad value fails when the DAG is parsed, naming it."""
+    if capture is not None:
+        from mlops_provider.ml.capture import CaptureSettings
+
+        CaptureSettings.from_dict(capture)
+    return capture
+
+
+def _checked_runner(runner: str | None) -> str | None:
+    if runner is not None and runner not in RUNNERS:
+        raise ValueError(f"runner must be one of {RUNNERS}, got {runner!r}")
+    return runner
+
+
+class _EndpointOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
+    """Shared: the model's endpoint, the version's artifacts on this machine and, with the ``docker`` serving
+    runner, its serving image (the engine: ``docker_url``, ``docker_conn_id``)."""
 
     model_name: str
     port: int
     admin_port: int | None
+
+    def serving_runner(self) -> str:
+        """``runner`` as given, else ``MLOPS_TRAINING_RUNNER`` (the runner PackageModelOperator built with)."""
+        return getattr(self, "runner", None) or default_runner()
 
     def endpoint(self) -> Endpoint:
         from mlops_provider.runtime.deployment import Endpoint
         from mlops_provider.utils.extras import require
 
         require("serve", user=type(self).__name__)
-        return Endpoint(
-            self.model_name, self.port, self.admin_port, log=self.log, capture=getattr(self, "capture", None)
-        )
+        runner = self.serving_runner()
+        if runner == "docker":
+            require("docker", user=f"{type(self).__name__} (runner 'docker')")
+        return Endpoint(self.model_name, self.port, self.admin_port, log=self.log,
+                        capture=getattr(self, "capture", None), runner=runner, docker_url=self.docker_url,
+                        docker_conn_id=self.docker_conn_id)  # fmt: skip
+
+    def image_for(self, version: str) -> str | None:
+        """The version's serving image with the ``docker`` runner (its ``serving.image`` tag, set by
+        PackageModelOperator); None with ``local``."""
+        if self.serving_runner() != "docker":
+            return None
+        image = self.mlflow_hook.model_version_tags(self.model_name, str(version)).get("serving.image")
+        if not image:
+            raise self.fail(
+                f"{self.model_name} v{version} has no serving image (no tag serving.image) and the serving runner is "
+                "'docker': run PackageModelOperator with runner 'docker' first (the promotion DAG's `package` task "
+                "with MLOPS_TRAINING_RUNNER=docker)"
+            )
+        return str(image)
 
     def model_dir_for(self, version: str) -> str:
         return _serving_copy(self.mlflow_hook, self.model_name, str(version))
@@ -81,6 +118,12 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
     :param capture: data capture of the backend it starts (the spec's ``serving.capture``, as
         ``CaptureSpec.capture_arguments(key_column)`` gives it: ``fraction``, ``flush_rows``, ``flush_seconds``,
         ``buffer_rows``, ``retention_days``, ``key_column``); recorded with the backend. None: no capture.
+    :param runner: ``local`` (a process) or ``docker`` (a container of the version's serving image, which
+        PackageModelOperator built and named in the version's tag ``serving.image``); default
+        ``MLOPS_TRAINING_RUNNER`` (as PackageModelOperator). Recorded with the backend.
+
+    Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``mlflow_conn_id``,
+    ``docker_url``, ``docker_conn_id`` (the ``docker`` runner's engine, recorded with the backend).
 
     XCom (return value): ``{"model_name", "version", "endpoint_url", "backend_url", "weights", "reconciled",
     "health": {"ping", "example_status"}}``.
@@ -97,18 +140,16 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
         port: int = DEFAULT_ENDPOINT_PORT,
         admin_port: int | None = None,
         capture: dict[str, Any] | None = None,
+        runner: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if capture is not None:
-            from mlops_provider.ml.capture import CaptureSettings
-
-            CaptureSettings.from_dict(capture)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
         self.version = cast("str", version)  # an upstream result is picked when rendered
         self.port = port
         self.admin_port = admin_port
-        self.capture = capture
+        self.capture = _checked_capture(capture)
+        self.runner = _checked_runner(runner)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError
@@ -117,7 +158,7 @@ class DeployModelVersionOperator(UpstreamResultMixin, _EndpointOperator):
         endpoint = self.endpoint()
         model_dir = self.model_dir_for(version)
         try:
-            record = endpoint.deploy(version, model_dir, self.model_dir_for)
+            record = endpoint.deploy(version, model_dir, self.model_dir_for, image_for=self.image_for)
         except DeploymentError as exc:
             raise self.fail(f"deploying {self.model_name} v{version}", exc) from exc
         backend = endpoint.backend(record, version)
@@ -151,6 +192,10 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
     :param reason: recorded with the weights in the deployment record's events (templated).
     :param port: the endpoint's port (used when the record names none).
     :param admin_port: Caddy's admin API port (default ``port + 1``).
+    :param capture: data capture of a backend it starts again (the spec's ``serving.capture``, as
+        :class:`DeployModelVersionOperator` takes it): a retired champion comes back capturing, as deploy started it.
+        None: no capture.
+    :param runner: how a backend it starts runs (``local`` / ``docker``, as :class:`DeployModelVersionOperator`).
 
     XCom (return value): ``{"model_name", "version", "endpoint_url", "weights", "changed"}``.
     """
@@ -166,6 +211,8 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         reason: str = "",
         port: int = DEFAULT_ENDPOINT_PORT,
         admin_port: int | None = None,
+        capture: dict[str, Any] | None = None,
+        runner: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,6 +221,8 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
         self.reason = reason
         self.port = port
         self.admin_port = admin_port
+        self.capture = _checked_capture(capture)
+        self.runner = _checked_runner(runner)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.runtime.deployment import DeploymentError
@@ -186,7 +235,7 @@ class ServeVersionOperator(UpstreamResultMixin, _EndpointOperator):
                                        "to move")  # fmt: skip
         model_dir = self.model_dir_for(version)
         try:
-            record = endpoint.deploy(version, model_dir, self.model_dir_for)
+            record = endpoint.deploy(version, model_dir, self.model_dir_for, image_for=self.image_for)
             health = health_check(endpoint.backend(record, version).url, version, Path(model_dir))
             if health["problems"]:
                 raise self.fail(f"{self.model_name} v{version} failed its health check: " + "; ".join(

@@ -49,7 +49,10 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
     The image (``<repository>:v<version>``) is built from ``include/serving/Dockerfile`` with MLflow's pyfunc
     scoring server (``/ping``, ``/invocations``: the protocol MLflow clients and deployment targets already
     speak, no server code of ours to maintain), the lock file's pins, and the model files; it is labelled with
-    the model name, version and data rev. An existing image with the same labels is reused. With the ``local``
+    the model name, version and data rev. It also holds the live backend (this package's source and
+    ``prometheus-client``, label ``org.mlops.serving.backend``: their digest), which the ``docker`` serving runner
+    runs instead of the default command (:mod:`mlops_provider.runtime.backend_container`). An existing image with
+    the same labels is reused. With the ``local``
     runner the same server runs later as a local process from the downloaded artifacts.
 
     :param model_name: registered model (templated).
@@ -114,15 +117,25 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
         return result
 
     def _build_image(self, model_dir: Path) -> dict[str, str]:
-        import docker.errors
-
-        from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
+        from mlops_provider.runtime.backend_container import BACKEND_LABEL, write_backend_context
 
         repository = self.repository or f"{self.model_name}-serving".replace("_", "-")
         tag = f"{repository}:v{self.version}"
         data_rev = self.mlflow_hook.model_version_tags(self.model_name, self.version).get(DATA_REV_TAG, "")
-        labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
-                  "org.mlops.data.rev": data_rev}  # fmt: skip
+        context_dir = Path(tempfile.mkdtemp(prefix="serving-build-"))
+        try:
+            backend = write_backend_context(context_dir)
+            labels = {"org.mlops.model.name": self.model_name, "org.mlops.model.version": str(self.version),
+                      "org.mlops.data.rev": data_rev, BACKEND_LABEL: backend}  # fmt: skip
+            return self._build_in(context_dir, model_dir, tag, labels)
+        finally:
+            shutil.rmtree(context_dir, ignore_errors=True)
+
+    def _build_in(self, tmp: Path, model_dir: Path, tag: str, labels: dict[str, str]) -> dict[str, str]:
+        import docker.errors
+
+        from mlops_provider.hooks.docker_engine import DockerEngineError, docker_client
+
         try:
             client = docker_client(
                 docker_url=self.docker_url, docker_conn_id=self.docker_conn_id, timeout=600, user="runner 'docker'"
@@ -136,22 +149,26 @@ class PackageModelOperator(UpstreamResultMixin, MlflowHookMixin, DockerEngineMix
                 return {"image": tag, "image_id": existing.id}
         except docker.errors.ImageNotFound:
             pass
-        with tempfile.TemporaryDirectory(prefix="serving-build-") as tmp:
-            shutil.copy(Path(self.serving_dir) / "Dockerfile", tmp)
-            shutil.copy(self.requirements, Path(tmp) / "requirements.txt")
-            shutil.copytree(model_dir, Path(tmp) / "model")
-            self.log.info("Building serving image %s", tag)
-            try:
-                image, _ = client.images.build(
-                    path=tmp,
-                    tag=tag,
-                    network_mode="host",
-                    rm=True,
-                    buildargs={"MODEL_NAME": self.model_name, "MODEL_VERSION": str(self.version), "DATA_REV": data_rev},
-                )
-            except docker.errors.BuildError as exc:
-                tail = "".join(str(step.get("stream", "")) for step in exc.build_log)[-2000:]
-                raise AirflowFailException(f"building {tag} failed: {exc}\n{tail}") from exc
+        shutil.copy(Path(self.serving_dir) / "Dockerfile", tmp)
+        shutil.copy(self.requirements, tmp / "requirements.txt")
+        shutil.copytree(model_dir, tmp / "model")
+        self.log.info("Building serving image %s", tag)
+        try:
+            image, _ = client.images.build(
+                path=str(tmp),
+                tag=tag,
+                network_mode="host",
+                rm=True,
+                labels={k: v for k, v in labels.items() if k.startswith("org.mlops.serving.")},
+                buildargs={
+                    "MODEL_NAME": self.model_name,
+                    "MODEL_VERSION": str(self.version),
+                    "DATA_REV": labels["org.mlops.data.rev"],
+                },  # fmt: skip
+            )
+        except docker.errors.BuildError as exc:
+            tail = "".join(str(step.get("stream", "")) for step in exc.build_log)[-2000:]
+            raise AirflowFailException(f"building {tag} failed: {exc}\n{tail}") from exc
         return {"image": tag, "image_id": image.id}
 
 

@@ -388,6 +388,9 @@ class BackendProcess:
         the rows it answers; None: no capture.
     """
 
+    #: The deployment record's key of what :meth:`start` returns.
+    ID_KEY = "pid"
+
     def __init__(
         self,
         model_name: str,

@@ -21,6 +21,12 @@ Every save also writes what Prometheus and the backends read from the record
 The processes are local to the machine that started them (``host``): the embedded mode's single machine, or one
 serving worker (route the serving tasks to it with a queue). A task on another machine fails with a clear error
 instead of starting a second endpoint.
+
+A backend runs as a local process (runner ``local``, :class:`~mlops_provider.runtime.backend.BackendProcess`) or
+as a container of the version's serving image (runner ``docker``,
+:class:`~mlops_provider.runtime.backend_container.BackendContainer`), chosen when the version is deployed and
+recorded with it (``runner``, ``image``, ``container_id``, the engine's ``docker_url``): a reconciliation starts
+it again the way it first ran.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 
 from mlops_provider.exceptions import DeploymentError
 from mlops_provider.runtime.backend import BackendError, BackendProcess, port_in_use
+from mlops_provider.runtime.backend_container import BackendContainer
 from mlops_provider.runtime.metrics_targets import publish
 from mlops_provider.runtime.proxy import CaddyProxy, ProxyError, reduced
 from mlops_provider.utils.paths import home_folder, locks_dir
@@ -83,6 +90,10 @@ class Endpoint:
     :param log: a logger (the task's).
     :param capture: ``serving.capture`` for the backends this endpoint starts (recorded with each backend, so a
         backend started again by a reconciliation captures as it did); None: no capture.
+    :param runner: how the backends this endpoint deploys run: ``local`` (processes) or ``docker`` (containers of
+        the versions' serving images; recorded with each backend).
+    :param docker_url: the Docker engine of the ``docker`` runner.
+    :param docker_conn_id: its connection (registry login, TLS); None: none.
     """
 
     def __init__(
@@ -92,11 +103,19 @@ class Endpoint:
         admin_port: int | None = None,
         log: Any = None,
         capture: dict[str, Any] | None = None,
+        runner: str = "local",
+        docker_url: str | None = None,
+        docker_conn_id: str | None = None,
     ) -> None:
         import logging
 
+        if runner not in ("local", "docker"):
+            raise DeploymentError(f"the serving runner must be 'local' or 'docker', got {runner!r}")
         self.model_name = model_name
         self.capture = capture
+        self.runner = runner
+        self.docker_url = docker_url
+        self.docker_conn_id = docker_conn_id
         self.port = int(port)
         self.admin_port = int(admin_port or port + 1)
         self.log = log or logging.getLogger(__name__)
@@ -135,8 +154,14 @@ class Endpoint:
         return CaddyProxy(self.model_name, record["port"], record["admin_port"], self.state_dir / "proxy",
                           pid=record["proxy"].get("pid"))  # fmt: skip
 
-    def backend(self, record: dict[str, Any], version: str) -> BackendProcess:
+    def backend(self, record: dict[str, Any], version: str) -> BackendProcess | BackendContainer:
+        """The recorded backend of ``version``: its process or its container (the record's ``runner``)."""
         entry = record["backends"][version]
+        if entry.get("runner") == "docker":
+            return BackendContainer(self.model_name, version, entry["port"], entry["model_dir"], entry["image"],
+                                    container_id=entry.get("container_id"), weights_file=self.weights_file,
+                                    capture=entry.get("capture"), docker_url=entry.get("docker_url"),
+                                    docker_conn_id=entry.get("docker_conn_id"))  # fmt: skip
         return BackendProcess(self.model_name, version, entry["port"], entry["model_dir"],
                               self.state_dir / f"backend-v{version}.log", pid=entry.get("pid"),
                               weights_file=self.weights_file, capture=entry.get("capture"))  # fmt: skip
@@ -177,7 +202,7 @@ class Endpoint:
             self.log.warning("Backend of %s v%s is not running: starting it on port %s as recorded",
                              self.model_name, version, backend.port)  # fmt: skip
             try:
-                record["backends"][version]["pid"] = backend.start()
+                record["backends"][version][backend.ID_KEY] = backend.start()
             except BackendError as exc:
                 raise DeploymentError(str(exc)) from exc
             done.append(f"started backend v{version}")
@@ -218,26 +243,46 @@ class Endpoint:
         raise DeploymentError(f"no free backend port in {first}..{first + BACKEND_PORT_SPAN - 1} for {self.model_name}")
 
     def deploy(
-        self, version: str, model_dir: str | Path, model_dir_for: Callable[[str], str] | None = None
+        self,
+        version: str,
+        model_dir: str | Path,
+        model_dir_for: Callable[[str], str] | None = None,
+        image_for: Callable[[str], str | None] | None = None,
     ) -> dict[str, Any]:
-        """Run ``version``'s backend (at weight 0 unless the record already weighs it); nothing new when it runs."""
+        """Run ``version``'s backend (at weight 0 unless the record already weighs it); nothing new when it runs.
+        With the ``docker`` runner ``image_for(version)`` names the version's serving image (asked only when the
+        version is not deployed yet)."""
         version = str(version)
         with endpoint_lock(self.model_name):
             record = self.reconcile(self.load(), model_dir_for)
             if version not in record["backends"]:
                 port = self.free_backend_port(record)
-                backend = BackendProcess(self.model_name, version, port, model_dir,
-                                         self.state_dir / f"backend-v{version}.log",
-                                         weights_file=self.weights_file, capture=self.capture)  # fmt: skip
+                entry: dict[str, Any] = {"port": port, "model_dir": str(model_dir), "capture": self.capture,
+                                         "runner": self.runner}  # fmt: skip
+                backend: BackendProcess | BackendContainer
+                if self.runner == "docker":
+                    image = image_for(version) if image_for is not None else None
+                    if not image:
+                        raise DeploymentError(f"{self.model_name} v{version}: the docker serving runner needs the "
+                                              "version's serving image (PackageModelOperator builds it)")  # fmt: skip
+                    entry.update(image=image, docker_url=self.docker_url, docker_conn_id=self.docker_conn_id)
+                    backend = BackendContainer(self.model_name, version, port, model_dir, image,
+                                               weights_file=self.weights_file, capture=self.capture,
+                                               docker_url=self.docker_url,
+                                               docker_conn_id=self.docker_conn_id)  # fmt: skip
+                    entry["container_name"] = backend.name
+                else:
+                    backend = BackendProcess(self.model_name, version, port, model_dir,
+                                             self.state_dir / f"backend-v{version}.log",
+                                             weights_file=self.weights_file, capture=self.capture)  # fmt: skip
                 try:
-                    pid = backend.start()
+                    entry[backend.ID_KEY] = backend.start()
                 except BackendError as exc:
                     self.save(record)
                     raise DeploymentError(str(exc)) from exc
-                record["backends"][version] = {"port": port, "pid": pid, "model_dir": str(model_dir),
-                                               "deployed_at": now(), "capture": self.capture}  # fmt: skip
+                record["backends"][version] = {**entry, "deployed_at": now()}
                 record["weights"].setdefault(version, 0)
-                self.event(record, "deploy", version=version, port=port)
+                self.event(record, "deploy", version=version, port=port, runner=self.runner)
             self.save(record)
             return record
 

@@ -22,6 +22,11 @@ under one root read through Airflow's :class:`~airflow.sdk.ObjectStoragePath`:
 
 Work files stay on the worker's own disk (``MLOPS_HOME``): chunk parts, downloads to read, the DVC workspace, the
 Data Docs site GX builds before it is published.
+
+One process runs without Airflow: a live serving backend in its container (the ``docker`` serving runner,
+:mod:`mlops_provider.runtime.backend_container`; the serving image holds the model's dependencies, not Airflow's).
+There the local root is a :class:`LocalStoredPath` (the same folder, mounted at the same path); an object-storage
+root needs Airflow, so such a backend does not capture (the deployment refuses that combination, saying so).
 """
 
 from __future__ import annotations
@@ -54,11 +59,26 @@ def storage_url() -> str | None:
     return os.environ.get(STORAGE_URL, "").strip().rstrip("/") or None
 
 
+class LocalStoredPath(type(Path())):  # type: ignore[misc]
+    """A local path that answers as a local :class:`~airflow.sdk.ObjectStoragePath` does (``protocol``, ``path``):
+    the storage root of a process without Airflow (a serving container; see the module's docstring)."""
+
+    protocol = "file"
+
+    @property
+    def path(self) -> str:
+        return str(self)
+
+
 def storage_root() -> ObjectStoragePath:
     """The root under which tasks hand files to each other (see the module's docstring)."""
-    from airflow.sdk import ObjectStoragePath
-
     url = storage_url()
+    try:
+        from airflow.sdk import ObjectStoragePath
+    except ImportError:  # a serving container: the model's dependencies, no Airflow
+        if url is None:
+            return LocalStoredPath(mlops_home().absolute())  # type: ignore[return-value]
+        raise
     if url is None:
         return ObjectStoragePath(str(mlops_home().absolute()), protocol="file")
     if "://" not in url:

@@ -342,6 +342,16 @@ def test_the_tasks_that_operate_the_endpoint_go_to_the_serving_queue(monkeypatch
     assert {t for d in default.values() for t in (d.get_task(i).queue for i in d.task_ids)} == {"default"}
 
 
+def test_serve_champion_restarts_a_retired_backend_with_the_capture_deploy_gives_it():
+    """A rollback to a retired champion starts its backend again: with the spec's capture, as ``deploy`` does (it
+    started without any: the served days after a rollback had no captured rows to monitor)."""
+    dags = build_dags(twin_of("churn_live"))
+    deploy = task(dags, "churn_live", "promotion", "deploy")
+    serve = task(dags, "churn_live", "rollback", "serve_champion")
+    assert deploy.capture is not None and deploy.capture["fraction"] > 0
+    assert serve.capture == deploy.capture
+
+
 def test_endpoint_keys_are_checked_and_named(tmp_path):
     from mlops_provider.loop.spec import SpecError
 

@@ -75,3 +75,22 @@ def test_lineage_names_an_object_by_bucket_and_key_without_the_connection() -> N
     assert dataset.facets["version"] == {"datasetVersion": "m"}
     local = stored_file("/data/x.parquet")
     assert (local.namespace, local.name) == ("file", "/data/x.parquet")
+
+
+def test_without_airflow_the_local_root_is_a_plain_path_that_publishes_the_same_way(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serving container holds the model's dependencies, not Airflow: its backend captures to the mounted root."""
+    from mlops_provider.runtime.capture import default_folder
+
+    monkeypatch.setitem(sys.modules, "airflow.sdk", None)  # `from airflow.sdk import ...` raises ImportError
+    root = storage_root()
+    assert root.protocol == "file" and root.path == str(home.absolute())
+    target = default_folder("m", "2026-12-06") / "part.txt"
+    assert location(target) == str(home.absolute() / "captures" / "m" / "2026-12-06" / "part.txt")
+    with staging_file(target) as tmp:
+        tmp.write_text("rows")
+    assert Path(target.path).read_text() == "rows"
+    monkeypatch.setenv("MLOPS_STORAGE_URL", "s3://bucket/prefix")
+    with pytest.raises(ImportError):  # object storage needs Airflow: the deployment refuses capture there
+        storage_root()
