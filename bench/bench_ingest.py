@@ -9,7 +9,10 @@ process (interpreter start and imports included, as a task pays them); wall time
 (3 below 10M rows, 1 from 10M) with the spread, memory is the process's peak RSS. Prints numbers, never fails on
 a timing. A baseline projected not to fit in memory is not run.
 
-Usage: python bench/bench_ingest.py [ROWS ...]     (default: 100000 1000000)
+Each stage's own peak RSS is printed too (extract, validate, version: the kernel's peak is reset between them).
+
+Usage: python bench/bench_ingest.py [--chunks-only] [ROWS ...]     (default: 100000 1000000; --chunks-only skips
+the whole-frame baseline)
 """
 
 from __future__ import annotations
@@ -40,37 +43,45 @@ from tests.helpers import task_context
 from mlops_provider.operators.sql import SqlToParquetOperator
 from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
 from mlops_provider.operators.dvc import DvcVersionOperator
-import datetime as dt
+import datetime as dt, json, resource
+def stage_peak():  # this process's peak RSS (MB) since the last reset, then reset it (clear_refs 5: VmHWM)
+    with open("/proc/self/status") as handle:
+        peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:")) / 1024
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return round(peak)
+peaks = {"imports": stage_peak()}
 day = dt.date.fromisoformat(sys.argv[1])
 chunk = None if sys.argv[4] == "whole" else int(sys.argv[4])
 staged = SqlToParquetOperator(task_id="extract", conn_id="mlops_source", table="customer_activity",
     timestamp_column="event_ts", parse_dates=["event_ts", "signup_date"], dataset="customer_activity",
     chunk_rows=chunk or 10**12,
 ).execute(task_context(day))
+peaks["extract"] = stage_peak()
 GreatExpectationsValidateOperator(task_id="validate", data_path=staged["path"], suite_path=sys.argv[3],
     dataset="customer_activity", partition=str(day), chunk_rows=chunk).execute(task_context(day))
+peaks["validate"] = stage_peak()
 DvcVersionOperator(task_id="version", source_path=staged["path"],
     target_path=f"data/customer_activity/partitions/{day}.parquet", tag=f"partition/customer_activity/{day}",
 ).execute(task_context(day))
-import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peaks["version"] = stage_peak()
+print(json.dumps({"max": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **peaks}))
 """
 
 
 def seed(db: Path, rows: int) -> None:
     """One day of ``rows`` rows in a SQLite source, written by child processes (so the memory of generating
     millions of rows is not held by this process while the measured ones run), 10M rows at a time: piece k has
-    its own seed and event ids prefixed ``k-`` (unique across pieces)."""
+    its own seed and ids disjoint from the other pieces' (``churn_source.piece_of_day``: event ids prefixed
+    ``k-``, customer numbers in their own range), so a 50M-row day passes the suite's uniqueness checks."""
     code = (
         "import sys, datetime as dt; from sqlalchemy import create_engine\n"
-        "from mlops_provider.demo.churn_source import SourceSpec, generate_day, seed_range\n"
+        "from mlops_provider.demo.churn_source import create_table, piece_of_day\n"
         "engine, day, rows, piece = create_engine('sqlite:///' + sys.argv[1]), dt.date.fromisoformat(sys.argv[2]),"
         " int(sys.argv[3]), int(sys.argv[4])\n"
-        "if piece == 0:\n"
-        "    seed_range(engine, [day], SourceSpec(rows_per_day=rows))\n"
-        "else:\n"
-        "    frame = generate_day(day, SourceSpec(rows_per_day=rows, seed=piece))\n"
-        "    frame['event_id'] = f'{piece}-' + frame['event_id']\n"
-        "    frame.to_sql('customer_activity', engine, if_exists='append', index=False, chunksize=5000)\n"
+        "create_table(engine)\n"
+        "piece_of_day(day, rows, piece).to_sql('customer_activity', engine, if_exists='append', index=False,"
+        " chunksize=5000)\n"
     )
     for piece, start in enumerate(range(0, rows, SEED_PIECE)):
         size = min(SEED_PIECE, rows - start)
@@ -90,14 +101,16 @@ def suite_for(rows: int, folder: Path) -> Path:
     return path
 
 
-def measure(code: str, env: dict[str, str], *args: str) -> tuple[float, float]:
-    """(wall seconds of the whole process, its peak RSS in MB): a fresh interpreter, imports included."""
+def measure(code: str, env: dict[str, str], *args: str) -> tuple[float, float, dict[str, float]]:
+    """(wall seconds of the whole process, its peak RSS in MB, the peak RSS of each stage in MB): a fresh
+    interpreter, imports included."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    return wall, int(proc.stdout.strip().splitlines()[-1]) / 1024
+    peaks = json.loads(proc.stdout.strip().splitlines()[-1])
+    return wall, float(peaks.pop("max")), peaks
 
 
 def recorded_peaks() -> dict[str, dict[int, float]]:
@@ -113,11 +126,13 @@ def recorded_peaks() -> dict[str, dict[int, float]]:
     return peaks
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], chunks_only: bool = False) -> None:
     print(f"{'rows':>9} {'chunks s':>9} {'whole s':>8} {'ratio':>6} {'chunks MB':>10} {'whole MB':>9}   spread")
     peaks = recorded_peaks()
     for rows in sizes:
         skip = {side: does_not_fit(peaks[side], rows) for side in peaks}
+        if chunks_only:
+            skip["whole"] = "not run (--chunks-only)"
         if skip["ours"]:
             print(f"{rows:>9} chunks {skip['ours']}")
             record("ingest", "extract + validate + version", [], None, rows=rows, note=f"ours {skip['ours']}")
@@ -134,6 +149,7 @@ def main(sizes: list[int]) -> None:
             )
             times: dict[str, list[float]] = {"ours": [], "whole": []}
             mbs: dict[str, list[float]] = {"ours": [], "whole": []}
+            stages: dict[str, dict[str, float]] = {"ours": {}, "whole": {}}
             for _ in range(repeats):
                 for side, chunk in (("ours", "250000"), ("whole", WHOLE)):
                     if skip[side]:
@@ -143,9 +159,15 @@ def main(sizes: list[int]) -> None:
                         ["git", "-C", str(home / "data-registry"), "tag", "-d", f"partition/customer_activity/{DAY}"],
                         capture_output=True,
                     )
-                    w, m = measure(OURS, env, str(DAY), str(PROJECT_ROOT), str(suite), chunk)
+                    w, m, by_stage = measure(OURS, env, str(DAY), str(PROJECT_ROOT), str(suite), chunk)
+                    for stage, mb in by_stage.items():
+                        stages[side][stage] = max(mb, stages[side].get(stage, 0.0))
                     times[side].append(w)
                     mbs[side].append(m)
+        for side, by_stage in stages.items():
+            if by_stage:
+                shown = ", ".join(f"{k} {v:.0f}" for k, v in by_stage.items())
+                print(f"{rows:>9} {side} peak RSS by stage (MB): {shown}")
         ours, whole = times["ours"], times["whole"]
         peaks["ours"][rows] = max(mbs["ours"])
         mo = statistics.median(ours)
@@ -161,8 +183,10 @@ def main(sizes: list[int]) -> None:
         record("ingest", "extract + validate + version", ours, whole or None,
                baseline_name="whole frame (chunk_rows=None, before issue 18)", ours_mb=max(mbs["ours"]),
                baseline_mb=max(mbs["whole"]) if mbs["whole"] else None, rows=rows,
-               note=f"whole frame {skip['whole']}" if skip["whole"] else "")  # fmt: skip
+               note="; ".join(filter(None, [f"whole frame {skip['whole']}" if skip["whole"] else "",
+                                            "peak MB by stage: " + json.dumps(stages["ours"])])))  # fmt: skip
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])
+    args = [a for a in sys.argv[1:] if a != "--chunks-only"]
+    main([int(a) for a in args] or [100_000, 1_000_000], chunks_only="--chunks-only" in sys.argv[1:])

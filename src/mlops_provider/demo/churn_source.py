@@ -305,3 +305,26 @@ def parse_bad_dates(items: Sequence[str]) -> dict[dt.date, str]:
             raise ValueError(f"--bad {item!r}: expected DATE=KIND, e.g. 2026-11-03=null_flood")
         result[dt.date.fromisoformat(day)] = kind
     return result
+
+
+PIECE_ID_SPAN = 10**9
+"""Width of one piece's customer-number range in :func:`piece_of_day` (the generator draws below 10x a day's rows)."""
+
+
+def piece_of_day(day: dt.date, rows: int, piece: int) -> pd.DataFrame:
+    """Piece ``piece`` of a day too large to generate at once (the bench seeds 50M rows 10M at a time): its own
+    seed, and ids disjoint from every other piece's, so the pieces together pass the suite's uniqueness checks.
+
+    Event ids get the prefix ``<piece>-``; customer numbers are moved into ``[piece * 1e9, (piece + 1) * 1e9)``
+    (still ``C<digits>``). Piece 0 is exactly ``generate_day(day, SourceSpec(rows_per_day=rows))``."""
+    import pandas as pd
+
+    if piece == 0:
+        return generate_day(day, SourceSpec(rows_per_day=rows))
+    if not 0 < 10 * rows * 1.05 + 100_000 < PIECE_ID_SPAN:
+        raise ValueError(f"a piece of {rows} rows does not fit the customer-number span {PIECE_ID_SPAN}")
+    frame = generate_day(day, SourceSpec(rows_per_day=rows, seed=piece))
+    frame["event_id"] = f"{piece}-" + frame["event_id"]
+    numbers = pd.to_numeric(frame["customer_id"].str.slice(1)) + piece * PIECE_ID_SPAN
+    frame["customer_id"] = "C" + numbers.astype("int64").astype(str)
+    return frame

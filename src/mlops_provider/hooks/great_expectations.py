@@ -142,6 +142,19 @@ class GreatExpectationsHook(BaseHook):
         self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
         return self._docs_page(identifier)
 
+    def _run_keys(self, run_name: str) -> set[Any]:
+        """Keys of the validation results stored under ``run_name``."""
+        store = self.context.validation_results_store
+        return {key for key in store.list_keys() if key.run_id.run_name == run_name}  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _release_batch_data(definition: Any) -> None:
+        """Drop the references of ``definition``'s pandas execution engine to the last validated frame (GX keeps
+        the loaded batch and its data in the engine's batch cache until the next batch replaces them)."""
+        engine = definition.batch_definition.data_asset.datasource.get_execution_engine()
+        engine.batch_manager.batch_data_cache.clear()
+        engine.batch_manager.reset_batch_cache()
+
     def _docs_page(self, identifier: Any) -> str | None:
         for site in self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE_NAME):
             url = site.get("site_url") or ""
@@ -210,13 +223,20 @@ class GreatExpectationsHook(BaseHook):
             raise ValueError(f"expectation suite {suite_path}: {names} cannot be merged exactly across batches")
         definition = self._validation_definition(suite_path)
         run_id = gx.RunIdentifier(run_name=run_name)
-        merger, first = BatchMerger(), None
+        store = self.context.validation_results_store
+        merger, first, kept = BatchMerger(), None, set()
         for frame in batches:
             params = {**(batch_parameters or {}), "dataframe": frame}
             result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)
             merger.add(result.to_json_dict()["results"], frame)
             if first is None:
-                first = result
+                first, kept = result, set(self._run_keys(run_name))
+            # Memory stays that of one batch: the store keeps the first batch's result only (the merged one
+            # replaces it below) and GX lets go of this frame before the next one is read.
+            for key in self._run_keys(run_name) - kept:
+                store.remove_key(key)
+            self._release_batch_data(definition)
+            del frame, params, result
         if first is None:
             raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
         for item, merged in zip(first.results, merger.merged(), strict=True):
