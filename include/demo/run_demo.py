@@ -212,6 +212,56 @@ def _endpoint(spec: Any) -> Any:
     return Endpoint(spec.name, **spec.serving.deploy_arguments())
 
 
+def canary_a_bad_version(airflow: EmbeddedAirflow, traffic: CanaryTraffic, timeout: float) -> dict[str, Any] | None:
+    """Register a deliberately bad version (``mlops_provider.demo.bad_models``: it passes every offline check, and
+    answers a constant live), run the promotion DAG for it through the REST API as a user would (conf ``version``),
+    print its canary's verdict. Returns the verdict (None: the model serves nothing live or has no champion)."""
+    import json
+    import tempfile
+
+    from mlops_provider.demo.bad_models import LIVE_CONSTANT, register_live_regression
+    from mlops_provider.runtime.deployment import serving_records
+
+    spec = _spec()
+    hook = MlflowHook()
+    champion = hook.alias_version(spec.name, "champion")
+    if spec.serving.endpoint is None or champion is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bad-version-") as scratch:
+        bad = register_live_regression(hook, spec.name, champion, Path(scratch))
+    print(
+        f"\nA deliberately bad version: v{bad} wraps the champion v{champion} and the source's own churn formula "
+        f"(a little better offline: the gate lets it through) and answers {LIVE_CONSTANT} to every live request."
+    )
+    dag_id = spec.dag_id("promotion")
+    run_id = f"manual__bad_version_v{bad}"
+    airflow.api("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                {"dag_run_id": run_id, "logical_date": None, "conf": {"version": bad}})  # fmt: skip
+    print(f"  triggered {dag_id} run {run_id} (conf {{\"version\": \"{bad}\"}}) through the REST API; the demo "
+          "clients replay rows while its canary bakes ...", flush=True)  # fmt: skip
+    sent_before = traffic.totals["sent"], traffic.totals["failed"]
+    deadline = time.monotonic() + timeout
+    while airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{dag_id} run {run_id} not finished after {timeout:.0f} s")
+        time.sleep(3.0)
+    tis = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    states = {ti["task_id"]: ti["state"] for ti in tis}
+    print("  " + ", ".join(f"{t} {states.get(t)}" for t in ("evaluate", "gate", "shadow_check", "deploy",
+                                                          "canary_rollout", "promote")))  # fmt: skip
+    paths = sorted(serving_records(spec.name).glob(f"verdicts/v{bad}-*.json"), key=lambda p: p.stat().st_mtime)
+    verdict = json.loads(paths[-1].read_text()) if paths else {}
+    if verdict:
+        steps = "; ".join(_step_line(step) for step in verdict["steps"])
+        print(f"  rollback verdict: {verdict.get('outcome')}, alarm {verdict.get('alarm')}: {steps}")
+    now_serving = {v: w for v, w in _endpoint(spec).load()["weights"].items() if w}
+    print(f"  champion after: v{hook.alias_version(spec.name, 'champion')}; traffic: "
+          + ", ".join(f"v{v} {w}%" for v, w in now_serving.items())
+          + f"; demo clients during this canary: {traffic.totals['sent'] - sent_before[0]} requests, "
+          f"{traffic.totals['failed'] - sent_before[1]} failed")  # fmt: skip
+    return verdict
+
+
 def summarize_serving(traffic: CanaryTraffic | None) -> None:
     """The live endpoint: URL, weights per version, and each canary's verdict."""
     import json
@@ -395,12 +445,16 @@ def main(argv: list[str] | None = None) -> int:
             summarize(airflow, runs, bad_day, drift_from)
             summarize_training()
             triggered = summarize_drift(airflow)
+            bad_verdict = canary_a_bad_version(airflow, traffic, timeout=args.timeout)
             summarize_serving(traffic)
             print(f"\nModel health: {airflow.base_url}/mlops/health  (signed in)")
             print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {MlflowHook().tracking_uri} --port 5000")
             (airflow_home / "demo_wall_seconds").write_text(f"{time.monotonic() - started:.1f}\n")  # bench_scheduler
             if not any(r["state"] == "success" for r in triggered):
                 print("error: the loop did not close: no drift-triggered training run succeeded", file=sys.stderr)
+                return_code = 1
+            if bad_verdict is not None and bad_verdict.get("outcome") != "rolled_back":
+                print("error: the deliberately bad version was not rolled back by its canary", file=sys.stderr)
                 return_code = 1
         else:
             print(f"UI: {airflow.base_url}  (user admin, password {airflow.admin_password})")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,3 +275,59 @@ def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> di
     assert state["champion"] is not None
     assert all(r["state"] == "success" for r in runs["promotion"]), runs["promotion"]
     return state
+
+
+def serving_paths(env: dict[str, str], model: str) -> tuple[Path, Path]:
+    """The deployment record and the verdicts folder of ``model``'s endpoint in the instance of ``env``."""
+    from mlops_provider.runtime.deployment import serving_records
+    from mlops_provider.utils.storage import STORAGE_CONN_ID, STORAGE_URL
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("MLOPS_HOME", "AIRFLOW_HOME", STORAGE_URL, STORAGE_CONN_ID):
+            if env.get(name) is not None:
+                mp.setenv(name, env[name])
+        folder = Path(str(serving_records(model)))
+    return folder / "deployment.json", folder / "verdicts"
+
+
+class CanaryClient(threading.Thread):
+    """A client of a model's endpoint: while the deployment record gives two versions a weight (a canary baking),
+    replay ``rows`` through the endpoint at ``rate`` requests a second, one line per request in ``log`` (the
+    client-side log of :func:`mlops_provider.runtime.traffic.replay`); idle otherwise (reads the record every half
+    second). ``totals``: sent, failed, retried and the answers per version."""
+
+    def __init__(self, record: Path, columns: list[str], rows: list[list[Any]], log: Path, rate: float = 12.0) -> None:
+        super().__init__(daemon=True, name="canary-client")
+        self.record, self.columns, self.rows, self.log, self.rate = record, columns, rows, log, rate
+        self.stop = threading.Event()
+        self.totals: Counter[str] = Counter()
+
+    def run(self) -> None:
+        import json
+
+        from mlops_provider.runtime.traffic import replay
+
+        while not self.stop.wait(0.5):
+            try:
+                record = json.loads(self.record.read_text()) if self.record.exists() else None
+            except (OSError, ValueError):  # being replaced: read it again
+                continue
+            if record is None or sum(1 for w in record["weights"].values() if w) < 2:
+                continue
+            summary = replay(f"http://127.0.0.1:{record['port']}/invocations", self.columns, self.rows,
+                             rate=self.rate, count=10_000, duration=2.0, log_file=self.log, stop=self.stop)  # fmt: skip
+            self.totals.update(sent=summary.sent, failed=summary.failed, retried=summary.retried)
+            self.totals.update({f"v{v}": n for v, n in summary.versions.items()})
+
+    def lines(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+    def __enter__(self) -> CanaryClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.join(timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -23,6 +24,7 @@ from mlops_provider.operators.sql import SqlToParquetOperator
 from tests.e2e.browser import Browser, chromium_binary
 from tests.e2e.loop import (
     CHURN,
+    CanaryClient,
     Loop,
     all_finished,
     check_loop_outcomes,
@@ -32,6 +34,7 @@ from tests.e2e.loop import (
     live_endpoint,
     mlflow_state,
     prepared_environment,
+    serving_paths,
     task_states,
     unpause,
     wait_for,
@@ -125,7 +128,7 @@ def loop(tmp_path_factory):
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, spec)
     env = prepared_environment(AIRFLOW, home, dags, mlops, days[0], MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat())
     airflow = EmbeddedAirflow(airflow_bin=AIRFLOW, airflow_home=home, port=PORT, env=env)
-    airflow.start()
+    airflow.start(timeout=420)  # a 2-core machine shared with other jobs took > 180 s to answer
     try:
         wait_for_dags(airflow)
         yield Loop(airflow=airflow, days=days, bad=bad, drift_from=drift_from, mlops=mlops, env=env)
@@ -170,8 +173,16 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
         lambda: ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "deferred",
         120, "wait_for_training_set to defer",
     )  # fmt: skip
-    unpause(airflow, INGEST)
-    runs = wait_for_loop(loop, timeout=1500)
+    # A client of the live endpoint for the whole loop: it replays rows while a canary bakes (issue 32).
+    record_path, _ = serving_paths(loop.env, CHURN.name)
+    features = [*CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
+    frame = generate_day(loop.days[-1], SourceSpec(rows_per_day=400))[features]
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+    loop.notes["client_rows"] = (features, rows)
+    with CanaryClient(record_path, features, rows, loop.mlops / "client-loop.jsonl") as client:
+        unpause(airflow, INGEST)
+        runs = wait_for_loop(loop, timeout=1500)
+    loop.notes["loop_client"] = client
     assert ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "success"
     loop.notes["runs"] = runs
     loop.notes["mlflow"] = check_loop_outcomes(loop, runs)
@@ -216,6 +227,79 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
             message = git(workspace, "log", "-1", "--format=%B", f"training-set/{CHURN.name}/{day}")
             partitions = next(ln for ln in message.splitlines() if ln.startswith("Training-Set-Partitions:"))
             assert loop.bad.isoformat() not in partitions and day.isoformat() in partitions
+
+
+def test_a_bad_version_is_canaried_and_rolled_back_automatically_with_no_failed_request(loop, tmp_path):
+    """Issue 32 under the scheduler: the loop's drift-triggered version was canaried and promoted, and a version that
+    passes every offline check but answers a constant live (mlops_provider.demo.bad_models) is canaried through the
+    REST API and rolled back automatically on its prediction shift; a client replaying rows through the endpoint
+    the whole time saw no failed request in either canary."""
+    airflow = loop.airflow
+    loop.notes.get("runs") or pytest.skip("the loop did not complete")
+    wait_for(lambda: idle(airflow, PROMOTION), 600, "promotion to be idle")
+    champion = mlflow_state(loop.env)["champion"]
+    record_path, verdicts = serving_paths(loop.env, CHURN.name)
+    code = (
+        "import sys; from pathlib import Path; from mlops_provider.hooks.mlflow import MlflowHook\n"
+        "from mlops_provider.demo.bad_models import register_live_regression\n"
+        "print(register_live_regression(MlflowHook(), sys.argv[1], sys.argv[2], Path(sys.argv[3])))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, CHURN.name, str(champion), str(tmp_path / "bad")],
+                         env=loop.env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    bad = out.strip().splitlines()[-1]
+    features, rows = loop.notes["client_rows"]
+    with CanaryClient(record_path, features, rows, tmp_path / "client-bad.jsonl") as client:
+        airflow.api("POST", f"/api/v2/dags/{PROMOTION}/dagRuns",
+                    {"dag_run_id": "manual__bad_version", "logical_date": None, "conf": {"version": bad}})  # fmt: skip
+        run = wait_for(
+            lambda: next((r for r in dag_runs(airflow, PROMOTION) if r["dag_run_id"] == "manual__bad_version"
+                          and r["state"] in ("success", "failed")), None),
+            900, "the bad version's promotion run",
+        )  # fmt: skip
+    states = task_states(airflow, PROMOTION, "manual__bad_version")
+    assert run["state"] == "failed", states
+    assert states["gate"] == "success" and states["shadow_check"] == "success", states  # offline it is fine
+    assert states["canary_rollout"] == "failed" and states["promote"] == "upstream_failed", states
+    mine = [json.loads(p.read_text()) for p in verdicts.glob(f"v{bad}-*.json")]
+    assert len(mine) == 1 and mine[0]["outcome"] == "rolled_back", mine
+    assert mine[0]["alarm"] == "prediction_shift", mine[0]
+    assert mine[0]["steps"][-1]["prediction_shift"] > CHURN_SPEC.serving.endpoint.canary.thresholds.max_prediction_shift
+    record = json.loads(record_path.read_text())
+    assert {v: w for v, w in record["weights"].items() if w} == {str(champion): 100}, record["weights"]
+    assert bad not in record["backends"]
+    after = mlflow_state(loop.env)
+    assert after["champion"] == champion
+    tags = next(v["tags"] for v in after["versions"] if v["version"] == bad)
+    assert tags["canary.outcome"] == "rolled_back" and tags["canary.alarm"] == "prediction_shift", tags
+    lines = client.lines()
+    assert lines and client.totals["failed"] == 0, [x for x in lines if x["status"] != 200][:5]
+    assert {x["version"] for x in lines} == {str(champion), bad}  # the canary answered, and answered 200
+    loop.notes["bad_version"] = {"version": bad, "verdict": mine[0], "client": dict(client.totals)}
+
+    # The loop's drift-triggered version went through a canary too, under the same client: promoted, no failure.
+    loop_client = loop.notes["loop_client"]
+    promoted = [json.loads(p.read_text()) for p in verdicts.glob("v*.json")]
+    canaried = [v for v in promoted if v.get("baseline") and v["outcome"] == "promoted"]
+    assert canaried, [(v["version"], v.get("baseline"), v["outcome"]) for v in promoted]
+    loop_lines = loop_client.lines()
+    assert loop_client.totals["failed"] == 0, [x for x in loop_lines if x["status"] != 200][:5]
+    for verdict in canaried:
+        assert {verdict["version"], verdict["baseline"]} <= {x["version"] for x in loop_lines}, verdict
+
+    # The health page's live section, rendered: the endpoint, the champion at 100%, the latest endpoint events.
+    if chromium_binary() is None:
+        if os.environ.get("MLOPS_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (MLOPS_REQUIRE_BROWSER=1) but not installed")
+        pytest.skip("chromium not installed: no screenshot of the live section")
+    shots = Path(os.environ.get("MLOPS_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with Browser() as browser:
+        page = browser.visit(f"{airflow.base_url}/mlops/health", token=airflow._token_value(),
+                             screenshot=shots / "model_health_live.png", full_page=True,
+                             expect=[f"127.0.0.1:{record['port']}/invocations", "5xx rate", "p95 ms",
+                                     "Latest endpoint events", f"retire v{bad}"])  # fmt: skip
+    assert f"v{champion}" in page["text"]
+    assert (shots / "model_health_live.png").stat().st_size > 10_000
 
 
 def test_clearing_a_finished_task_of_every_dag_creates_no_duplicates(loop):

@@ -4,8 +4,8 @@ inline), with a real Caddy in front of real backends and a real client replaying
 
 One model for the module, its versions in order: v1 (the pool's weak model) is the first champion, deployed at 100%
 at once; v2 (the good model) is canaried and promoted; v3 passes every offline check (it wraps the good model) but
-fails live, in the serving backend only (a fault only production meets: a missing dependency, a bad config): its
-canary is rolled back automatically; the rollback DAG then moves the traffic back to v1.
+fails live, in the serving backend only (``mlops_provider.demo.bad_models``, kind ``fault``: a fault only production
+meets): its canary is rolled back automatically; the rollback DAG then moves the traffic back to v1.
 
 The spec is the churn spec's endpoint with these changes: the gate accepts any challenger (``min_improvement -1``,
 no behaviour tests: the pool's weak model fails them); the prediction-shift alarm is off (``max_prediction_shift
@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlops_provider.demo.bad_models import register_live_regression
 from mlops_provider.demo.churn_source import SourceSpec, generate_day
 from mlops_provider.hooks.dvc import DvcHook
 from mlops_provider.hooks.mlflow import MlflowHook
@@ -63,29 +64,6 @@ class Traffic(_Traffic):
         return self
 
 
-LIVE_FAULT = """
-import sys
-
-import mlflow.pyfunc
-
-
-class LiveFault(mlflow.pyfunc.PythonModel):
-    \"\"\"The wrapped model's predictions, except in the live serving backend, where every request fails.\"\"\"
-
-    def load_context(self, context):
-        self.inner = mlflow.pyfunc.load_model(context.artifacts["inner"])
-        self.live = any(arg.endswith("mlops_provider/runtime/backend.py") for arg in sys.argv)
-
-    def predict(self, context, model_input, params=None):
-        if self.live:
-            raise RuntimeError("a fault only live traffic meets")
-        return self.inner.predict(model_input)
-
-
-mlflow.models.set_model(LiveFault())
-"""
-
-
 def spec_folder(folder: Path) -> Path:
     """The churn spec as MODEL with the changes of the module's docstring, its relative paths made absolute."""
     text = (PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml").read_text()
@@ -100,28 +78,6 @@ def spec_folder(folder: Path) -> Path:
     folder.mkdir()
     (folder / f"{MODEL}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return folder
-
-
-def register_live_fault(hook: MlflowHook, good_pool_version: str, folder: Path) -> str:
-    """A new version of MODEL wrapping the pool's good model (same signature, same training tags) that fails live."""
-    import mlflow.models
-    import mlflow.pyfunc
-
-    client = hook.get_client()
-    source = client.get_model_version("pool", good_pool_version)
-    inner = hook.download_model(f"models:/pool/{good_pool_version}", folder / "inner")
-    with hook.scoped_environment():
-        signature = mlflow.models.get_model_info(f"models:/pool/{good_pool_version}").signature
-    code = folder / "live_fault.py"
-    code.write_text(LIVE_FAULT)
-    experiment = hook.get_or_create_experiment("live-fault")
-    with hook.scoped_environment():
-        with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.pyfunc.log_model(name="model", python_model=str(code), artifacts={"inner": inner},
-                                           signature=signature, pip_requirements=[])  # fmt: skip
-        created = client.create_model_version(MODEL, source=info.model_uri, run_id=info.run_id,
-                                              model_id=info.model_id, tags=source.tags)  # fmt: skip
-    return str(created.version)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +97,8 @@ def live(trained, airflow_db, tmp_path_factory):
             "weak": copy_version(hook, "pool", runs["weak"]["version"], MODEL),
             "good": copy_version(hook, "pool", runs["good"]["version"], MODEL),
         }
-        versions["fault"] = register_live_fault(hook, runs["good"]["version"], tmp_path_factory.mktemp("fault"))
+        versions["fault"] = register_live_regression(hook, MODEL, versions["good"], tmp_path_factory.mktemp("fault"),
+                                                     kind="fault")  # fmt: skip
         # The newest validated partition is what the shadow check replays, and what the client sends.
         day = generate_day(dt.date(2026, 11, 7), SourceSpec(rows_per_day=500))
         day["signup_date"] = pd.to_datetime(day["signup_date"])

@@ -1,5 +1,6 @@
 """What only the repository's demo and tests use: the deterministic demo source generators (``churn_source``,
-``transactions_source``) and the embedded-Airflow harness (``embedded``). Excluded from the wheel
+``transactions_source``), deliberately bad model versions (``bad_models``) and the embedded-Airflow harness
+(``embedded``). Excluded from the wheel
 (``pyproject.toml``): an installed provider does not carry them; a clone of the repository (``uv sync``) does."""
 
 from __future__ import annotations

@@ -99,6 +99,38 @@ class SourceSpec:
         return int.from_bytes(digest[:8], "little")
 
 
+def churn_logit(
+    tenure: Any,
+    charges: Any,
+    sessions: Any,
+    tickets: Any,
+    failures: Any,
+    last_login: Any,
+    discount: Any,
+    payment: Any,
+    drifted: bool,
+) -> Any:
+    """The log-odds of churn the source draws its labels from (arrays, one value a row; ``drifted``: the
+    relationship from the drift date on). :func:`generate_day` draws with it; ``demo.bad_models`` scores with it."""
+    import numpy as np
+
+    logit = (
+        -1.2
+        - 0.0012 * tenure
+        + 0.018 * (charges - 50.0)
+        - 0.09 * (sessions - 12)
+        + 0.55 * tickets
+        + 0.8 * failures
+        + 0.06 * last_login
+        - 0.03 * discount
+        + np.where(payment == "bank_transfer", -0.3, 0.0)
+    )
+    if drifted:
+        # The relationship changes too: support tickets matter more, charges less.
+        logit = logit + 0.5 * tickets - 0.01 * (charges - 50.0) + 0.3
+    return logit
+
+
 def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     """Rows of one day, deterministic in (spec.seed, day, drift, bad kind)."""
     import numpy as np
@@ -137,20 +169,7 @@ def generate_day(day: dt.date, spec: SourceSpec) -> pd.DataFrame:
     payment = rng.choice(PAYMENT_METHODS, size=n, p=[0.6, 0.25, 0.15])
     discount = np.round(rng.choice([0.0, 5.0, 10.0, 20.0], size=n, p=[0.6, 0.2, 0.15, 0.05]), 1)
 
-    logit = (
-        -1.2
-        - 0.0012 * tenure
-        + 0.018 * (charges - 50.0)
-        - 0.09 * (sessions - 12)
-        + 0.55 * tickets
-        + 0.8 * failures
-        + 0.06 * last_login
-        - 0.03 * discount
-        + np.where(payment == "bank_transfer", -0.3, 0.0)
-    )
-    if drifted:
-        # The relationship changes too: support tickets matter more, charges less.
-        logit = logit + 0.5 * tickets - 0.01 * (charges - 50.0) + 0.3
+    logit = churn_logit(tenure, charges, sessions, tickets, failures, last_login, discount, payment, drifted)
     churned = (rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
 
     frame = pd.DataFrame(
