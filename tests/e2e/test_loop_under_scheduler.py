@@ -416,12 +416,20 @@ def test_extra_links_and_the_model_health_page_resolve(loop, tmp_path):
     )["extra_links"]  # fmt: skip
     assert calm_links.get("Drift report") is None and calm_links["MLflow run"].startswith("/mlops/"), calm_links
     good_ingest = next(r for r in runs["ingest"] if r["state"] == "success")
+    # GX Data Docs are rendered for a failed validation only (issue 31): the quarantined day's validate links them,
+    # a passing day's has its result (JSON) and no Data Docs link.
+    bad_ingest = next(r for r in runs["ingest"] if r["data_interval_start"].startswith(loop.bad.isoformat()))
+    good_links = airflow.api(
+        "GET", f"/api/v2/dags/{INGEST}/dagRuns/{good_ingest['dag_run_id']}/taskInstances/validate/links"
+    )["extra_links"]  # fmt: skip
+    assert good_links.get("GX Data Docs") is None, good_links
     training_run = next(r for r in runs["training"] if r["state"] == "success")
     promotion_run = runs["promotion"][-1]["dag_run_id"]
     # Every link of every operator that produced something viewable, answered 200 by the plugin's web app.
     for dag_id, run_id, task_id, names in (
         (MONITORING, trigger_run["dag_run_id"], "drift_report", ["Drift report", "MLflow run"]),
-        (INGEST, good_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
+        (INGEST, good_ingest["dag_run_id"], "validate", ["Validation result"]),
+        (INGEST, bad_ingest["dag_run_id"], "validate", ["GX Data Docs", "Validation result"]),
         (INGEST, good_ingest["dag_run_id"], "version_partition", ["DVC version"]),
         (INGEST, good_ingest["dag_run_id"], "assemble_training_set", ["DVC version"]),
         (TRAINING, training_run["dag_run_id"], "train", ["MLflow run", "MLflow model version", "DVC version"]),

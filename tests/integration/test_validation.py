@@ -54,13 +54,9 @@ def good_partition(mlops_home) -> Path:
 
 
 def validate(data_path: Path, **kwargs) -> GreatExpectationsValidateOperator:
+    kwargs.setdefault("suite_path", str(SUITE))
     return GreatExpectationsValidateOperator(
-        task_id="validate",
-        data_path=str(data_path),
-        suite_path=str(SUITE),
-        dataset="customer_activity",
-        partition=str(DAY),
-        **kwargs,
+        task_id="validate", data_path=str(data_path), dataset="customer_activity", partition=str(DAY), **kwargs
     )
 
 
@@ -292,3 +288,29 @@ def test_validations_share_one_gx_context_per_process_and_leave_no_result_in_it(
     assert other is not definition and len(other.suite.expectations) == 3
     assert GreatExpectationsHook.validation_context() is not context  # the changed suite: a new context
     assert len(hook._validation_definition(SUITE).suite.expectations) == len(definition.suite.expectations)
+
+
+def test_a_validation_after_a_rendered_data_docs_page_runs_in_the_shared_context(good_partition, tmp_path):
+    """A failed validation renders its Data Docs in a second GX context (the docs site's); GX resolves a validation
+    definition through its *current* project, so the next validation in the process (a dag.test() of several days,
+    a long-lived worker) failed with ValidationDefinitionRelatedResourcesFreshnessError (CI, issue 31). A dry run
+    (``mlops new-model``) leaves no result behind either."""
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+
+    import shutil
+
+    copy = shutil.copy(good_partition, tmp_path / "bad.parquet")
+    bad = validate(make_bad(Path(copy), "null_flood"), mode="warn").execute(task_context(DAY))
+    assert bad["success"] is False and Path(bad["docs_path"]).is_file()
+    good = validate(good_partition).execute(task_context(DAY))
+    assert good["success"] is True and good["docs_path"] is None
+    hook = GreatExpectationsHook(docs_dir=tmp_path / "docs")
+    results = hook.dry_run({"day": pd.read_parquet(good_partition)}, SUITE)
+    assert results["day"].success is True
+    # A second suite (another dataset) registered in the same process must not drop the first one's asset: GX's
+    # add_or_update of the shared pandas datasource did ("Could not find asset 'customer_activity'", CI).
+    other = json.loads(SUITE.read_text()) | {"name": "another_dataset"}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert validate(good_partition, suite_path=str(tmp_path / "other.json")).execute(task_context(DAY))["success"]
+    assert validate(good_partition).execute(task_context(DAY))["success"]
+    assert list(GreatExpectationsHook.validation_context().validation_results_store.list_keys()) == []

@@ -87,7 +87,8 @@ def register_live_regression(
     folder.mkdir(parents=True, exist_ok=True)
     inner = hook.download_model(uri, folder / "inner")
     with hook.scoped_environment():
-        signature = mlflow.models.get_model_info(uri).signature
+        wrapped = mlflow.models.get_model_info(uri)
+    signature, metadata = wrapped.signature, wrapped.metadata  # metadata: the ``any`` columns' input_types
     code = folder / f"live_{kind}.py"
     code.write_text(MODEL_CODE.replace("{kind}", kind).replace("{constant}", repr(LIVE_CONSTANT)))
     tags = {k: v for k, v in source.tags.items() if k.startswith(TRAINING_TAG_PREFIXES)}
@@ -95,7 +96,8 @@ def register_live_regression(
     with hook.scoped_environment():
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(name="model", python_model=str(code), artifacts={"inner": inner},
-                                           signature=signature, pip_requirements=[])  # fmt: skip
+                                           signature=signature, metadata=metadata,
+                                           pip_requirements=[])  # fmt: skip
         created = client.create_model_version(model_name, source=info.model_uri, run_id=info.run_id,
                                               model_id=info.model_id, tags={**tags, "demo.bad_live": kind})  # fmt: skip
     return str(created.version)

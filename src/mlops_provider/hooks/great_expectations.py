@@ -114,11 +114,10 @@ class GreatExpectationsHook(BaseHook):
         if key in definitions:
             return definitions[key]
         suite = context.suites.add(gx.ExpectationSuite(**data))
-        batch_definition = (
-            context.data_sources.add_or_update_pandas("pandas")
-            .add_dataframe_asset(suite.name)
-            .add_batch_definition_whole_dataframe("whole")
-        )
+        # One pandas datasource holds every suite's asset: add_or_update would replace it and drop the assets of the
+        # suites registered before (their definitions then fail: "Could not find asset").
+        datasource = context.data_sources.all().get("pandas") or context.data_sources.add_pandas("pandas")
+        batch_definition = datasource.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("whole")
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{suite.name}-validation", data=batch_definition, suite=suite)
         )
@@ -142,9 +141,10 @@ class GreatExpectationsHook(BaseHook):
         self.context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[identifier])
         return self._docs_page(identifier)
 
-    def _run_keys(self, run_name: str) -> set[Any]:
-        """Keys of the validation results stored under ``run_name``."""
-        store = self.context.validation_results_store
+    @staticmethod
+    def _run_keys(run_name: str) -> set[Any]:
+        """Keys of the validation results stored under ``run_name`` in the process's validation context."""
+        store = GreatExpectationsHook.validation_context().validation_results_store
         return {key for key in store.list_keys() if key.run_id.run_name == run_name}  # type: ignore[attr-defined]
 
     @staticmethod
@@ -191,11 +191,18 @@ class GreatExpectationsHook(BaseHook):
         """Validate each frame (name -> DataFrame) against the suite, writing no Data Docs: name -> GX validation
         result (``mlops new-model``'s per-day dry run of the suite it wrote)."""
         logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+        import uuid
+
+        import great_expectations as gx
+
         definition = self._validation_definition(suite_path)
-        return {
-            name: definition.run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY")
-            for name, frame in frames.items()
-        }
+        results = {}
+        for name, frame in frames.items():
+            run_name = f"dry-run-{uuid.uuid4().hex}"
+            results[name] = definition.run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY",
+                                           run_id=gx.RunIdentifier(run_name=run_name))  # fmt: skip
+            self._take_result(run_name)  # the process's store keeps no result
+        return results
 
     def validate_batches(
         self,
@@ -223,7 +230,7 @@ class GreatExpectationsHook(BaseHook):
             raise ValueError(f"expectation suite {suite_path}: {names} cannot be merged exactly across batches")
         definition = self._validation_definition(suite_path)
         run_id = gx.RunIdentifier(run_name=run_name)
-        store = self.context.validation_results_store
+        store = self.validation_context().validation_results_store  # where definition.run() stores its results
         merger, first, kept = BatchMerger(), None, set()
         for frame in batches:
             params = {**(batch_parameters or {}), "dataframe": frame}
