@@ -295,9 +295,9 @@ def test_a_validation_after_a_rendered_data_docs_page_runs_in_the_shared_context
     definition through its *current* project, so the next validation in the process (a dag.test() of several days,
     a long-lived worker) failed with ValidationDefinitionRelatedResourcesFreshnessError (CI, issue 31). A dry run
     (``mlops new-model``) leaves no result behind either."""
-    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
-
     import shutil
+
+    from mlops_provider.hooks.great_expectations import GreatExpectationsHook
 
     copy = shutil.copy(good_partition, tmp_path / "bad.parquet")
     bad = validate(make_bad(Path(copy), "null_flood"), mode="warn").execute(task_context(DAY))
