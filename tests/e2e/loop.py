@@ -280,13 +280,13 @@ def check_loop_outcomes(loop: Loop, runs: dict[str, list[dict[str, Any]]]) -> di
 def serving_paths(env: dict[str, str], model: str) -> tuple[Path, Path]:
     """The deployment record and the verdicts folder of ``model``'s endpoint in the instance of ``env``."""
     from mlops_provider.runtime.deployment import serving_records
-    from mlops_provider.utils.storage import STORAGE_CONN_ID, STORAGE_URL
+    from mlops_provider.utils.storage import STORAGE_CONN_ID, STORAGE_URL, location
 
     with pytest.MonkeyPatch.context() as mp:
         for name in ("MLOPS_HOME", "AIRFLOW_HOME", STORAGE_URL, STORAGE_CONN_ID):
             if env.get(name) is not None:
                 mp.setenv(name, env[name])
-        folder = Path(str(serving_records(model)))
+        folder = Path(location(serving_records(model)))  # a local path (str() of a local root is "file:/...")
     return folder / "deployment.json", folder / "verdicts"
 
 
