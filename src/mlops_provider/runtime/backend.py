@@ -364,6 +364,15 @@ def _reap(pid: int) -> None:
         pass
 
 
+def answers_as(url: str, version: str, timeout: float = 2.0) -> bool:
+    """The backend at ``url`` answers ``/ping`` as ``version`` (its version header)."""
+    try:
+        with urllib.request.urlopen(url + "/ping", timeout=timeout) as response:
+            return response.headers.get(VERSION_HEADER) == version
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
 def get(url: str, timeout: float = 2.0) -> tuple[int, str]:
     """GET ``url`` -> (status, body); status 0 when nothing answered."""
     try:
@@ -427,13 +436,7 @@ class BackendProcess:
 
     def alive(self) -> bool:
         """The recorded process runs and answers ``/ping`` with this version."""
-        if not self.running():
-            return False
-        try:
-            with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
-                return response.headers.get(VERSION_HEADER) == self.version
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
+        return self.running() and answers_as(self.url, self.version)
 
     def start(self, timeout: float = 120.0) -> int:
         """Start it and wait until it answers; returns its pid. A BackendError when the port is taken (naming

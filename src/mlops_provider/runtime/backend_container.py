@@ -37,7 +37,7 @@ from typing import Any
 from mlops_provider.exceptions import BackendError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 from mlops_provider.ml.capture import CaptureSettings
-from mlops_provider.runtime.backend import MODULE, VERSION_HEADER, get, port_in_use
+from mlops_provider.runtime.backend import MODULE, answers_as, get, port_in_use
 from mlops_provider.utils.paths import mlops_home
 
 #: Where the serving image holds the model (include/serving/Dockerfile).
@@ -157,16 +157,7 @@ class BackendContainer:
 
     def alive(self) -> bool:
         """The container runs and answers ``/ping`` with this version."""
-        import urllib.error
-        import urllib.request
-
-        if not self.running():
-            return False
-        try:
-            with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
-                return response.headers.get(VERSION_HEADER) == self.version
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
+        return self.running() and answers_as(self.url, self.version)
 
     def command(self) -> list[str]:
         command = ["python", "-m", MODULE, "--model-dir", IMAGE_MODEL_DIR, "--model", self.model_name,
