@@ -364,6 +364,20 @@ def _reap(pid: int) -> None:
         pass
 
 
+def backend_command(backend: Any, python: str, model_dir: str) -> list[str]:
+    """The command line of ``backend``'s serving process (a local process or a container's): its model, version,
+    port, prediction buckets, weights file and capture settings, run by ``python`` on ``model_dir``."""
+    command = [python, "-m", MODULE, "--model-dir", model_dir, "--model", backend.model_name,
+               "--version", backend.version, "--port", str(backend.port)]  # fmt: skip
+    if backend.prediction_buckets:
+        command += ["--prediction-buckets", ",".join(str(b) for b in backend.prediction_buckets)]
+    if backend.weights_file is not None:
+        command += ["--weights-file", str(backend.weights_file)]
+    if backend.capture is not None:
+        command += ["--capture", json.dumps(backend.capture.to_dict())]
+    return command
+
+
 def answers_as(url: str, version: str, timeout: float = 2.0) -> bool:
     """The backend at ``url`` answers ``/ping`` as ``version`` (its version header)."""
     try:
@@ -446,14 +460,7 @@ class BackendProcess:
                 f"port {self.port} for {self.model_name} v{self.version} is taken by another process "
                 "(choose another port range, or stop what listens there)"
             )
-        command = [sys.executable, "-m", MODULE, "--model-dir", str(self.model_dir), "--model", self.model_name,
-                   "--version", self.version, "--port", str(self.port)]  # fmt: skip
-        if self.prediction_buckets:
-            command += ["--prediction-buckets", ",".join(str(b) for b in self.prediction_buckets)]
-        if self.weights_file is not None:
-            command += ["--weights-file", str(self.weights_file)]
-        if self.capture is not None:
-            command += ["--capture", json.dumps(self.capture.to_dict())]
+        command = backend_command(self, sys.executable, str(self.model_dir))
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(

@@ -25,7 +25,6 @@ one is removed and started again, retire removes it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -37,7 +36,7 @@ from typing import Any
 from mlops_provider.exceptions import BackendError
 from mlops_provider.hooks.docker_engine import DEFAULT_DOCKER_URL, DockerEngineError, docker_client
 from mlops_provider.ml.capture import CaptureSettings
-from mlops_provider.runtime.backend import MODULE, answers_as, get, port_in_use
+from mlops_provider.runtime.backend import answers_as, backend_command, get, port_in_use
 from mlops_provider.utils.paths import mlops_home
 
 #: Where the serving image holds the model (include/serving/Dockerfile).
@@ -160,15 +159,7 @@ class BackendContainer:
         return self.running() and answers_as(self.url, self.version)
 
     def command(self) -> list[str]:
-        command = ["python", "-m", MODULE, "--model-dir", IMAGE_MODEL_DIR, "--model", self.model_name,
-                   "--version", self.version, "--port", str(self.port)]  # fmt: skip
-        if self.prediction_buckets:
-            command += ["--prediction-buckets", ",".join(str(b) for b in self.prediction_buckets)]
-        if self.weights_file is not None:
-            command += ["--weights-file", str(self.weights_file)]
-        if self.capture is not None:
-            command += ["--capture", json.dumps(self.capture.to_dict())]
-        return command
+        return backend_command(self, "python", IMAGE_MODEL_DIR)
 
     def _check_startable(self) -> None:
         import docker.errors
