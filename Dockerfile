@@ -31,6 +31,8 @@ COPY dags ./dags
 COPY include ./include
 COPY config ./config
 COPY plugins ./plugins
+# The project is installed editable (src/): compile it as a wheel install would, so a DAG parse loads byte code.
+RUN python -m compileall -q src dags
 
 # /srv/git: the data registry's git remote in docker-compose.yaml (service git-registry, its own volume).
 RUN useradd --create-home --uid 50000 airflow && mkdir -p /opt/airflow /opt/mlops /srv/git \

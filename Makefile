@@ -21,7 +21,8 @@ help:  ## list the commands
 
 $(BIN)/airflow: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
-	uv sync --frozen --all-extras
+	uv sync --frozen --all-extras --compile-bytecode
+	@$(VENV)/bin/python -m compileall -q src dags >/dev/null  # as an installed wheel: byte code beside the source
 	@touch $@
 
 install: $(BIN)/airflow  ## create .venv and install the locked dependencies (uv sync --frozen)
