@@ -168,26 +168,32 @@ def join_labels(captured: Any, labels: Any, key_column: str, label_column: str) 
 
 
 def label_lookup(labels: Any, key_column: str, label_column: str) -> Any:
-    """The right side of :func:`join_labels`, built once: ``labels``' labelled rows as ``{REQUEST_ID, label_column}``
-    (the key as text, the last label of a key kept). Raises ValueError naming the columns ``labels`` lacks."""
+    """The right side of :func:`join_labels`, built once: ``labels``' labelled rows as a frame of ``label_column``
+    indexed by request id (the key as text, the last label of a key kept), so each part of a day is joined against
+    the same hash of the keys. Raises ValueError naming the columns ``labels`` lacks."""
     if label_column not in labels.columns or key_column not in labels.columns:
         missing = [c for c in (key_column, label_column) if c not in labels.columns]
         raise ValueError(f"the labelled rows have no column {missing}")
     right = labels[[key_column, label_column]].dropna(subset=[label_column]).copy()
     right[key_column] = right[key_column].astype(str)
-    return right.drop_duplicates(subset=[key_column], keep="last").rename(columns={key_column: REQUEST_ID})
+    right = right.drop_duplicates(subset=[key_column], keep="last")
+    return right.set_index(key_column).rename_axis(REQUEST_ID)
 
 
 def join_label_lookup(captured: Any, lookup: Any) -> Any:
     """``captured`` (any part of a day's captured rows: a file, a batch) joined to a :func:`label_lookup`: the
-    columns request id, prediction, version and the label, in ``captured``'s row order. Joining a day part by part
-    and concatenating gives :func:`join_labels` of the whole day, row for row."""
-    import pandas as pd
-
+    columns request id, prediction, version and the label, in ``captured``'s row order (an inner join on request id;
+    the lookup's keys are unique). Joining a day part by part and concatenating gives :func:`join_labels` of the
+    whole day, row for row."""
     left = captured[[REQUEST_ID, PREDICTION, VERSION]].copy()
     left[REQUEST_ID] = left[REQUEST_ID].astype(str)
     left[VERSION] = left[VERSION].astype(str)
-    return pd.merge(left, lookup, on=REQUEST_ID, how="inner")
+    positions = lookup.index.get_indexer(left[REQUEST_ID])  # the index's hash table is built once per lookup
+    found = positions >= 0
+    joined = left[found].reset_index(drop=True)
+    for column in lookup.columns:
+        joined[column] = lookup[column].take(positions[found]).reset_index(drop=True)
+    return joined
 
 
 def realised_by_version(

@@ -125,6 +125,11 @@ def test_a_day_joined_to_its_labels_a_batch_at_a_time_equals_the_whole_read_join
     labels.loc[3, "y"] = None  # not labelled yet: not scored
     whole, files = read_day("m", day, [])
     expected = join_labels(whole, labels, "key", "y")
+    # ... which is the inner merge on request id (the definition, written out)
+    right = labels[["key", "y"]].dropna(subset=["y"]).astype({"key": str}).drop_duplicates("key", keep="last")
+    left = whole[[REQUEST_ID, PREDICTION, VERSION]].astype({REQUEST_ID: str, VERSION: str})
+    merged = pd.merge(left, right.rename(columns={"key": REQUEST_ID}), on=REQUEST_ID, how="inner")
+    pd.testing.assert_frame_equal(expected, merged)
     calls: list[int] = []
 
     def lookup() -> pd.DataFrame:
