@@ -11,8 +11,16 @@ under a temporary ``MLOPS_HOME``. Each measurement runs in a fresh child process
 * ``baseline``: the read before issue 33's item 1: every file read whole (``read_day``), concatenated, then sampled;
   then the same Evidently runs.
 
+With ``--join``, the realised-performance join instead (``ModelPerformanceOperator``'s served join): the day's
+late labels (every 10th request id of the day labelled, as a labelled day's partition holds each entity once)
+joined to the captured predictions by request id, then the realised ROC AUC per version:
+
+* ``join_ours``: ``join_day`` (three columns read, one record batch at a time, each batch joined to the labels
+  before the next is read);
+* ``join_baseline``: the read before: the day's capture columns read whole (``read_day``), then ``join_labels``.
+
 Prints one JSON object per run and a markdown table. Never asserts a time.
-Usage: python bench/bench_served_monitoring.py [--sizes 100000 1000000] [--repeats 1]
+Usage: python bench/bench_served_monitoring.py [--sizes 100000 1000000] [--repeats 1] [--join]
 """
 
 from __future__ import annotations
@@ -94,6 +102,9 @@ def write_day(home: Path, rows: int) -> None:
 def child(mode: str, home: str) -> None:
     """One measurement in this process; prints JSON with seconds and the peak RSS."""
     os.environ["MLOPS_HOME"] = home
+    if mode.startswith("join_"):
+        join_child(mode)
+        return
     import numpy as np
 
     from mlops_provider.ml.capture import VERSION
@@ -125,6 +136,32 @@ def child(mode: str, home: str) -> None:
                       "drift_share": share}))  # fmt: skip
 
 
+def join_child(mode: str) -> None:
+    """The served join of the day (``join_ours`` or ``join_baseline``) and the realised metric per version."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlops_provider.ml.capture import join_labels, label_lookup, realised_by_version
+    from mlops_provider.runtime.capture import capture_files, join_day, read_day
+
+    rows = sum(pq.read_metadata(p.path).num_rows for p in capture_files(MODEL, DAY))
+    keys = [f"k{i}" for i in range(0, rows, 10)]
+    labels = pd.DataFrame({"customer_id": keys, "churned": [i % 3 == 0 for i in range(len(keys))]})
+    before = _peak_mb()  # imports and the labels
+    started = time.perf_counter()
+    if mode == "join_ours":
+        joined = join_day(MODEL, DAY, lambda: label_lookup(labels, "customer_id", "churned")).joined
+    else:
+        whole, _ = read_day(MODEL, DAY, [])
+        joined = join_labels(whole, labels, "customer_id", "churned")
+        del whole
+    realised = realised_by_version(joined, "churned", True, "roc_auc", 0.5)
+    print(json.dumps({"mode": mode, "rows": rows, "labels": len(keys), "joined": len(joined),
+                      "total_s": round(time.perf_counter() - started, 2), "before_mb": round(before, 1),
+                      "peak_mb": round(_peak_mb(), 1), "read_s": None, "read_peak_mb": round(before, 1),
+                      "versions": {v: e["rows"] for v, e in realised.items()}}))  # fmt: skip
+
+
 def _peak_mb() -> float:
     """This process's peak resident size so far (``VmHWM``), in MB."""
     return next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
@@ -135,6 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--join", action="store_true", help="the realised-performance join instead of the drift read")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -148,20 +186,36 @@ def main() -> int:
             write_day(home, rows)
             print(json.dumps({"wrote": rows, "files": -(-rows // FILE_ROWS),
                               "seconds": round(time.perf_counter() - started, 1)}), flush=True)  # fmt: skip
-            results: dict[str, list[dict]] = {"ours": [], "baseline": []}
+            modes = ("join_ours", "join_baseline") if args.join else ("ours", "baseline")
+            results: dict[str, list[dict]] = {m: [] for m in modes}
             for _ in range(args.repeats):
-                for mode in ("ours", "baseline"):
+                for mode in modes:
                     out = subprocess.run([sys.executable, __file__, "--child", mode, str(home)], check=True,
                                          capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
                     print(out, flush=True)
                     results[mode].append(json.loads(out))
             load = os.getloadavg()[0]
-            ours, base = results["ours"], results["baseline"]
-            record("served-drift", f"served drift check of a captured day, {rows} rows", [r["total_s"] for r in ours],
-                   [r["total_s"] for r in base], baseline_name="read whole, then sample",
+            ours, base = results[modes[0]], results[modes[1]]
+            what = "served join with late labels" if args.join else "served drift check"
+            record("served-join" if args.join else "served-drift", f"{what} of a captured day, {rows} rows",
+                   [r["total_s"] for r in ours], [r["total_s"] for r in base],
+                   baseline_name="read whole, then join" if args.join else "read whole, then sample",
                    ours_mb=max(r["peak_mb"] for r in ours), baseline_mb=max(r["peak_mb"] for r in base), rows=rows,
                    note=f"load average {load:.1f}")  # fmt: skip
             table.append((rows, ours, base, load))
+    if args.join:
+        print(
+            "\n| captured rows | labels | joined | batched join (s) | peak RSS before / after (MB) "
+            "| read whole, then join (s) | peak RSS before / after (MB) | load avg |\n" + "|---" * 8 + "|"
+        )
+        for rows, ours, base, load in table:
+            o, b = ours[-1], base[-1]
+            print(
+                f"| {rows:,} | {o['labels']:,} | {o['joined']:,} | {o['total_s']} "
+                f"| {o['before_mb']} / {o['peak_mb']} | {b['total_s']} | {b['before_mb']} / {b['peak_mb']} "
+                f"| {load:.1f} |"
+            )
+        return 0
     print(
         "\n| captured rows | sampled read + drift (s) | its read (s) | peak RSS after read / after drift (MB) "
         "| read whole, then sample (s) | its read (s) | peak RSS after read / after drift (MB) | load avg |\n"

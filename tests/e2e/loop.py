@@ -130,13 +130,25 @@ def git(workspace: Path, *args: str) -> str:
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 2.0) -> T:
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it gives a true value or ``timeout`` passes. A poll whose API call timed out (the
+    api-server did not answer within its 30 s on a machine under load) counts as "not yet", never as an answer;
+    the wait's own deadline still bounds it, and the last such error is named when it expires."""
+    import urllib.error
+
+    deadline, slow = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except (TimeoutError, urllib.error.URLError) as exc:
+            if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, TimeoutError):
+                raise
+            slow = exc
+            continue
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    last = f" (last poll: {slow!r})" if slow else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{last}")
 
 
 def dag_runs(airflow: EmbeddedAirflow, dag_id: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, generate_day, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow
+from mlops_provider.exceptions import EmbeddedAirflowError
 from mlops_provider.loop.spec import load_spec
 from mlops_provider.operators.sql import SqlToParquetOperator
 from tests.e2e.browser import Browser, chromium_binary
@@ -545,3 +547,51 @@ def test_a_parallel_backfill_builds_every_training_set_from_exactly_its_window(l
         for r in later
     ]
     assert any(f"Waiting for {slow}" in log for log in logs), logs[0][-2000:]
+
+
+def test_a_served_day_is_monitored_on_its_capture_under_the_scheduler(loop):
+    """Issue 33 under the scheduler: the loop's client traffic (two versions answering while canaries baked) was
+    captured on the wall-clock day; that day is ingested and monitored as a user would from the REST API or the
+    trigger form: runs whose data interval is the capture's day, the drift-monitoring run with the param
+    ``current: served``. Its drift record names the capture as its current data and reports both versions. Last in
+    the module: a served drift may trigger a retraining that nothing after it should see."""
+    started = time.monotonic()
+    loop.notes.get("loop_client") or pytest.skip("the loop did not complete")
+    airflow, today = loop.airflow, dt.datetime.now(dt.UTC).date()
+    if today != loop.days[-1] + dt.timedelta(days=1):
+        pytest.skip("the UTC day changed during the module: the capture spans two days")
+    start, end = (f"{d.isoformat()}T00:00:00+00:00" for d in (today, today + dt.timedelta(days=1)))
+    interval = {"logical_date": start, "data_interval_start": start, "data_interval_end": end}
+    # A value outside the param's enum is refused when the run is triggered (nothing runs).
+    with pytest.raises(EmbeddedAirflowError, match="400|422"):
+        airflow.api("POST", f"/api/v2/dags/{MONITORING}/dagRuns", {**interval, "conf": {"current": "live"}})
+    # The day's source rows exist once it is over; here the day is ingested early (the same interval).
+    spec = SourceSpec(drift_from=loop.drift_from, bad_dates={loop.bad: "null_flood"}, epoch=loop.days[0])
+    seed_range(create_engine(f"sqlite:///{loop.mlops / 'source.db'}"), [today], spec)
+    airflow.api("POST", f"/api/v2/dags/{INGEST}/dagRuns", {**interval, "dag_run_id": "manual__served_day"})
+    run_id = "manual__served_day"
+    airflow.api("POST", f"/api/v2/dags/{MONITORING}/dagRuns",
+                {**interval, "dag_run_id": run_id, "conf": {"current": "served"}})  # fmt: skip
+    done = ("success", "failed", "skipped", "upstream_failed")
+    report = wait_for(lambda: (t := ti(airflow, MONITORING, run_id, "drift_report"))["state"] in done and t, 600,
+                      "the served day's drift_report")  # fmt: skip
+    assert report["state"] == "success", task_states(airflow, MONITORING, run_id)
+    value = airflow.api(
+        "GET", f"/api/v2/dags/{MONITORING}/dagRuns/{run_id}/taskInstances/drift_report/xcomEntries/return_value"
+    )["value"]
+    summary = value if isinstance(value, dict) else json.loads(value)
+    record = json.loads(Path(summary["summary_path"]).read_text())  # the record of decision, as stored
+    current = record["current"]
+    assert current["kind"] == "served" and record["partition"] == today.isoformat(), current
+    capture = f"/captures/{CHURN.name}/{today.isoformat()}/"
+    assert current["capture_files"] and all(capture in f for f in current["capture_files"]), current
+    assert sum(current["versions"].values()) == current["rows"] >= CHURN_SPEC.monitoring.min_served_rows
+    # A canary day: every version the loop's client saw answering was captured, and each is reported on its own.
+    client_versions = {x["version"] for x in loop.notes["loop_client"].lines()}
+    assert len(client_versions) >= 2 and client_versions <= set(current["versions"]), (client_versions, current)
+    assert set(record["served"]) == set(current["versions"])
+    for version in client_versions:
+        entry = record["served"][version]
+        assert entry["rows"] == current["versions"][version] and entry["prediction_drift"] is not None, entry
+    loop.notes["served_day_seconds"] = time.monotonic() - started
+    print(f"served-day monitoring added {loop.notes['served_day_seconds']:.0f} s")

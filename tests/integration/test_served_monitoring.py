@@ -163,6 +163,9 @@ def test_the_performance_record_gives_the_realised_metric_per_version_on_what_wa
         assert served["versions"][version]["rows"] == rows
         assert served["versions"][version]["value"] == pytest.approx(by_hand)
     assert served["versions"]["1"]["value"] > served["versions"]["2"]["value"]  # good vs weak, on what they served
+    # The bounded join (a batch at a time) gives what joining the whole day read at once gives.
+    whole, _ = read_day(MODEL, today())
+    assert served["versions"] == realised_by_version(join_labels(whole, day, KEY, LABEL), LABEL, 1, "roc_auc", 0.5)
 
 
 def test_a_day_larger_than_max_rows_is_sampled_while_read_and_counted_whole(home):

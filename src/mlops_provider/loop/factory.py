@@ -445,8 +445,10 @@ def build_promotion(loop: Loop) -> DAG:
 def build_drift_monitoring(loop: Loop) -> DAG:
     """``<model>__drift_monitoring``: the loop's controller, nightly: waits for the day's training set and a
     champion, checks drift and late-label performance, decides, triggers (re)training; ``retention`` beside it."""
+    from airflow.sdk import Param
+
     from mlops_provider.layout import partition_tag, training_set_tag
-    from mlops_provider.operators.evidently import DriftReportOperator
+    from mlops_provider.operators.evidently import CURRENTS, DriftReportOperator
     from mlops_provider.operators.performance import ModelPerformanceOperator
     from mlops_provider.operators.retention import RetentionOperator
     from mlops_provider.operators.retraining import (
@@ -473,6 +475,15 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         runbook=runbooks.drift_monitoring,
         tags=["monitoring"],
         default_args=_retries(1),
+        params={
+            "current": Param(
+                spec.monitoring_current,
+                enum=list(CURRENTS),
+                description="the drift check's current data for this run: 'served' (the rows the live endpoint "
+                "captured on the run's day, its data interval) or 'ingested' (the day's validated partition); "
+                "the default is the spec's monitoring.current",
+            ),
+        },
     ) as dag:
         wait_for_training_set = DvcTagSensor(
             task_id="wait_for_training_set",
@@ -508,7 +519,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             model_name=model,
             **spec.features.drift_arguments(),
             **spec.monitoring.drift_arguments(),
-            current=spec.monitoring_current,
+            current="{{ params.current }}",  # the spec's monitoring.current unless the run's conf says otherwise
         )
         performance_check = ModelPerformanceOperator(
             task_id="performance_check",

@@ -613,6 +613,14 @@ triggers `{f.ids["training"]}`.
 the line of the spec's signal (`monitoring.learned_drift_threshold`, or `monitoring.drift_share` / a column's `features.drift` threshold for the share); when slowly moving (seasonal) columns "drift" on every calm day under the share, use `monitoring.drift_signal: learned`, the default (docs/drift-signals.md). **Forcing a retrain**: trigger
 `{f.ids["training"]}` with reason `manual`.
 
+**Checking a day on what the endpoint served** (param `current`, default `{f.current}` = `monitoring.current`): trigger
+this DAG with conf `{{"current": "served"}}` (or pick it in the trigger form) and the day as the run's data interval
+(logical date = that day 00:00 UTC, interval the day; REST: `data_interval_start`/`data_interval_end`). The run
+processes exactly its own day: `drift_report` reads that day's capture (`captures/{f.model}/<day>/`) instead of its
+ingested partition, and its record says so (`current.kind: served`, the capture files, rows and signals per version);
+everything else is as in a scheduled run (it waits for the day's training set). `ingested` does the opposite for a
+spec that monitors served traffic. Any other value is refused when the run is triggered.
+
 **What a re-run (clear) of each task does** (history is append-only):
 
 | task | re-run |

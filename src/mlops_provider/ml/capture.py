@@ -164,18 +164,36 @@ def join_labels(captured: Any, labels: Any, key_column: str, label_column: str) 
     """Captured rows with their late label: ``captured`` joined to ``labels`` (rows with ``key_column`` and
     ``label_column``) on request id == key, inner (a captured row without a label is not scored; a labelled row
     nobody asked about is not either). A key captured twice (the same entity asked twice) is scored each time."""
-    import pandas as pd
+    return join_label_lookup(captured, label_lookup(labels, key_column, label_column))
 
+
+def label_lookup(labels: Any, key_column: str, label_column: str) -> Any:
+    """The right side of :func:`join_labels`, built once: ``labels``' labelled rows as a frame of ``label_column``
+    indexed by request id (the key as text, the last label of a key kept), so each part of a day is joined against
+    the same hash of the keys. Raises ValueError naming the columns ``labels`` lacks."""
     if label_column not in labels.columns or key_column not in labels.columns:
         missing = [c for c in (key_column, label_column) if c not in labels.columns]
         raise ValueError(f"the labelled rows have no column {missing}")
     right = labels[[key_column, label_column]].dropna(subset=[label_column]).copy()
     right[key_column] = right[key_column].astype(str)
-    right = right.drop_duplicates(subset=[key_column], keep="last").rename(columns={key_column: REQUEST_ID})
+    right = right.drop_duplicates(subset=[key_column], keep="last")
+    return right.set_index(key_column).rename_axis(REQUEST_ID)
+
+
+def join_label_lookup(captured: Any, lookup: Any) -> Any:
+    """``captured`` (any part of a day's captured rows: a file, a batch) joined to a :func:`label_lookup`: the
+    columns request id, prediction, version and the label, in ``captured``'s row order (an inner join on request id;
+    the lookup's keys are unique). Joining a day part by part and concatenating gives :func:`join_labels` of the
+    whole day, row for row."""
     left = captured[[REQUEST_ID, PREDICTION, VERSION]].copy()
     left[REQUEST_ID] = left[REQUEST_ID].astype(str)
     left[VERSION] = left[VERSION].astype(str)
-    return pd.merge(left, right, on=REQUEST_ID, how="inner")
+    positions = lookup.index.get_indexer(left[REQUEST_ID])  # the index's hash table is built once per lookup
+    found = positions >= 0
+    joined = left[found].reset_index(drop=True)
+    for column in lookup.columns:
+        joined[column] = lookup[column].take(positions[found]).reset_index(drop=True)
+    return joined
 
 
 def realised_by_version(

@@ -146,7 +146,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         version (two versions share a canary day) its rows, drift share and the prediction drift of the
         predictions it really returned against that version's predictions on the reference sample. A day with fewer
         than ``min_served_rows`` captured rows is recorded with ``status: too_few_served_rows`` (and
-        ``dataset_drift: null``: not judged, not "no drift") and the task skips.
+        ``dataset_drift: null``: not judged, not "no drift") and the task skips. Templated (the loop's drift-monitoring
+        DAG passes its ``current`` param); a rendered value outside these two fails the task naming it.
     :param min_served_rows: the fewest captured rows a served day is judged on.
     :param prediction_drift_threshold: the normed Wasserstein distance at which served predictions count as drifted.
 
@@ -164,7 +165,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     signal each column also carries ``learned`` ``{"score", "threshold", "ratio", "excess", "counted", "past"}``.
     """
 
-    template_fields: Sequence[str] = ("dataset", "model_name", "partition")
+    template_fields: Sequence[str] = ("dataset", "model_name", "partition", "current")
     operator_extra_links = (DriftReportLink(), MlflowRunLink())
     ui_color = "#fdf3e8"
 
@@ -199,7 +200,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if current not in CURRENTS:
+        if current not in CURRENTS and "{{" not in str(current):  # a template is checked once rendered (execute)
             raise ValueError(f"current must be one of {CURRENTS}, got {current!r}")
         if min_served_rows < 1:
             raise ValueError(f"min_served_rows must be >= 1, got {min_served_rows}")
@@ -321,6 +322,11 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         from mlops_provider.utils.storage import location, publish, work_dir
 
         require("evidently", user=type(self).__name__)
+        if self.current not in CURRENTS:
+            raise AirflowFailException(
+                f"current (the run's current data, e.g. the DAG param 'current') is {self.current!r}: it must be one "
+                f"of {', '.join(CURRENTS)}; trigger the run again with a valid value"
+            )
         end = self._window_end(context)
         attempt = attempt_key(context)
         hook = self.mlflow_hook

@@ -413,23 +413,34 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
 
     def _realised_served(self, labelled_day: str) -> dict[str, Any]:
         """The realised metric per answering version on what the endpoint served on ``labelled_day``: the day's late
-        labels joined to its captured predictions by request id (the predictions returned, not a re-scoring)."""
-        from mlops_provider.ml.capture import join_labels, realised_by_version
-        from mlops_provider.runtime.capture import read_day
+        labels joined to its captured predictions by request id (the predictions returned, not a re-scoring). The
+        capture is read bounded (:func:`~mlops_provider.runtime.capture.join_day`: three columns, a batch at a time,
+        each batch joined before the next): memory holds the labels and the joined rows, not the captured day."""
+        from mlops_provider.ml.capture import label_lookup, realised_by_version
+        from mlops_provider.runtime.capture import join_day
 
-        captured, files = read_day(self.model_name, labelled_day, [])
-        out: dict[str, Any] = {"labelled_day": labelled_day, "capture_files": files, "captured_rows": len(captured),
-                               "joined_rows": 0, "versions": {}}  # fmt: skip
-        labels = self._labelled_rows(labelled_day) if len(captured) else None
-        if labels is None or not len(labels):
-            out["reason"] = "no captured rows that day" if not len(captured) else "the labelled day is not versioned"
-            return out
+        key = str(self.served_key_column)
+
+        def lookup() -> Any:
+            labels = self._labelled_rows(labelled_day)
+            if labels is None or not len(labels):
+                return None
+            try:
+                return label_lookup(labels, key, self.label_column)
+            except ValueError as exc:
+                raise AirflowFailException(f"served rows of {labelled_day} vs its labels: {exc}") from exc
+
         try:
-            joined = join_labels(captured, labels, str(self.served_key_column), self.label_column)
+            day = join_day(self.model_name, labelled_day, lookup)
         except ValueError as exc:
-            raise AirflowFailException(f"served rows of {labelled_day} vs its labels: {exc}") from exc
-        out["joined_rows"] = len(joined)
-        out["versions"] = realised_by_version(joined, self.label_column, self.positive_class, self.metric,
+            raise AirflowFailException(f"served rows of {labelled_day}: {exc}") from exc
+        out: dict[str, Any] = {"labelled_day": labelled_day, "capture_files": day.files, "captured_rows": day.rows,
+                               "joined_rows": 0, "versions": {}}  # fmt: skip
+        if day.joined is None:
+            out["reason"] = "no captured rows that day" if not day.rows else "the labelled day is not versioned"
+            return out
+        out["joined_rows"] = len(day.joined)
+        out["versions"] = realised_by_version(day.joined, self.label_column, self.positive_class, self.metric,
                                               self.threshold)  # fmt: skip
         self.log.info("Realised %s on what was served on %s: %s", self.metric, labelled_day,
                       {v: e["value"] for v, e in out["versions"].items()})  # fmt: skip

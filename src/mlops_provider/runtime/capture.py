@@ -330,6 +330,69 @@ def sample_day(model_name: str, day: str, columns: list[str], max_rows: int, see
     )
 
 
+@dataclass
+class DayJoin:
+    """A day's captured predictions joined to their late labels (:func:`join_day`).
+
+    :param joined: request id, prediction, version and label of each captured row with a label, in capture order
+        (:func:`mlops_provider.ml.capture.join_label_lookup`); None when there were no labels to join.
+    :param files: the locations of the capture files read (the lineage a record names).
+    :param rows: the rows the day's files hold in all (labelled or not).
+    """
+
+    joined: pd.DataFrame | None
+    files: list[str]
+    rows: int
+
+
+def join_day(model_name: str, day: str, lookup: Callable[[], Any], batch_rows: int | None = None) -> DayJoin:
+    """A model's captured rows of ``day`` joined to their labels, bounded: only the request id, prediction and version
+    columns are read, one file and record batch at a time, each batch joined to the labels (``lookup()``, a
+    :func:`~mlops_provider.ml.capture.label_lookup`, called once and only when the day has captured rows; None:
+    no labels) before the next is read, so memory holds one batch, the labels and the joined rows, not the day.
+    The result equals :func:`~mlops_provider.ml.capture.join_labels` of the whole day (:func:`read_day`), row for
+    row. Raises ValueError naming a capture file that lacks a capture column."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlops_provider.ml.capture import join_label_lookup
+    from mlops_provider.ml.sampling import BATCH_ROWS
+    from mlops_provider.utils.storage import local_copy, location
+
+    columns = [REQUEST_ID, PREDICTION, VERSION]
+    paths = capture_files(model_name, day)
+    files = [location(p) for p in paths]
+    rows, pieces, right, asked = 0, [], None, False
+    for path, shown in zip(paths, files, strict=True):
+        with local_copy(path) as local:
+            parquet = pq.ParquetFile(local)
+            try:
+                n = parquet.metadata.num_rows
+                rows += n
+                if not n:
+                    continue
+                if not asked:
+                    right, asked = lookup(), True
+                if right is None:
+                    continue
+                missing = [c for c in columns if c not in parquet.schema_arrow.names]
+                if missing:
+                    raise ValueError(f"capture file {shown} has no column(s) {missing}: not written by a backend")
+                for batch in parquet.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=columns):
+                    joined = join_label_lookup(batch.to_pandas(), right)
+                    if len(joined):
+                        pieces.append(joined)
+            finally:
+                parquet.close()
+    if right is None:
+        return DayJoin(joined=None, files=files, rows=rows)
+    if not pieces:
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return DayJoin(joined=join_label_lookup(empty, right), files=files, rows=rows)
+    joined = pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+    return DayJoin(joined=joined, files=files, rows=rows)
+
+
 def capture_days(model_name: str) -> list[str]:
     """The days a model's endpoint captured rows on, newest first."""
     from mlops_provider.utils.records import folder

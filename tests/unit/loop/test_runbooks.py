@@ -73,3 +73,8 @@ def test_the_monitoring_runbook_says_what_a_served_day_does_only_when_the_drift_
     assert "`captures/churn_served/<day>/` older than 30 day(s)" in doc  # the retention row names the window
     ingested = build_dags(twin_of("churn_ingested", **{"monitoring.current": "ingested"}))
     assert "**Served traffic**" not in ingested["churn_ingested__drift_monitoring"].doc_md
+    # Either way, the run's param says how to check one day on its served traffic (or on its ingested rows).
+    for dags, current in ((served, "served"), (ingested, "ingested")):
+        dag = next(d for i, d in dags.items() if i.endswith("__drift_monitoring"))
+        assert dag.params["current"] == current and '`{"current": "served"}`' in dag.doc_md
+        assert dag.get_task("drift_report").current == "{{ params.current }}"

@@ -46,3 +46,25 @@ def test_a_bad_html_setting_is_named():
 
     with pytest.raises(ValueError, match=f"{HTML_ENV} must be one of .*'sometimes'"):
         renders_html(True, "sometimes")
+
+
+def test_current_is_templated_checked_once_rendered_and_a_literal_is_checked_at_once():
+    """The loop's drift-monitoring DAG passes its param ``current`` as a template: accepted when the operator is built,
+    rendered per run, and a rendered value outside served/ingested fails the task naming it (before any read)."""
+    from mlops_provider.operators.evidently import DriftReportOperator
+    from mlops_provider.utils.compat import AirflowFailException
+
+    def build(current: str) -> DriftReportOperator:
+        return DriftReportOperator(task_id="drift_report", dataset="d", model_name="m", numerical_columns=["x"],
+                                   categorical_columns=[], partition="2026-12-06", current=current)  # fmt: skip
+
+    with pytest.raises(ValueError, match="current must be one of"):
+        build("live")
+    op = build("{{ params.current }}")
+    assert "current" in op.template_fields
+    op.render_template_fields({"params": {"current": "served"}})
+    assert op.current == "served"
+    bad = build("{{ params.current }}")
+    bad.render_template_fields({"params": {"current": "live"}})
+    with pytest.raises(AirflowFailException, match="'live'.*must be one of ingested, served"):
+        bad.execute({})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -104,3 +105,47 @@ def test_a_day_is_sampled_while_read_counted_whole_per_version_and_found_by_requ
     (hit,) = find_request("m", "k35")
     assert hit["version"] == "2" and hit["request"] == "req30" and hit["day"] == day
     assert find_request("m", "nobody") == [] and find_request("m", "k35", ["2001-01-01"]) == []
+
+
+def test_a_day_joined_to_its_labels_a_batch_at_a_time_equals_the_whole_read_join(home: Path) -> None:
+    """join_day reads three columns a record batch at a time and joins each batch before the next: the same rows,
+    in the same order, as join_labels over the whole day read at once (read_day); its realised metric is the same."""
+    from mlops_provider.ml.capture import join_labels, label_lookup, realised_by_version
+    from mlops_provider.runtime.capture import join_day
+
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    rng = np.random.default_rng(7)
+    for version, start, n in (("1", 0, 700), ("2", 500, 450), ("1", 900, 333), ("10", 1200, 5)):
+        writer = CaptureWriter("m", version, CaptureSettings(flush_rows=n, buffer_rows=n))
+        frame, _, ids = rows(n, start)  # ids overlap between files: a key asked twice is scored each time
+        assert writer.add(frame, rng.random(n).tolist(), ids, f"req-{version}-{start}")
+        assert writer.flush() == n
+    keys = [f"k{i}" for i in range(0, 1400, 2)]  # half the keys labelled, some never served
+    labels = pd.DataFrame({"key": keys, "y": rng.integers(0, 2, len(keys)), "noise": 1.0})
+    labels.loc[3, "y"] = None  # not labelled yet: not scored
+    whole, files = read_day("m", day, [])
+    expected = join_labels(whole, labels, "key", "y")
+    # ... which is the inner merge on request id (the definition, written out)
+    right = labels[["key", "y"]].dropna(subset=["y"]).astype({"key": str}).drop_duplicates("key", keep="last")
+    left = whole[[REQUEST_ID, PREDICTION, VERSION]].astype({REQUEST_ID: str, VERSION: str})
+    merged = pd.merge(left, right.rename(columns={"key": REQUEST_ID}), on=REQUEST_ID, how="inner")
+    pd.testing.assert_frame_equal(expected, merged)
+    calls: list[int] = []
+
+    def lookup() -> pd.DataFrame:
+        calls.append(1)
+        return label_lookup(labels, "key", "y")
+
+    joined = join_day("m", day, lookup, batch_rows=64)
+    assert calls == [1] and joined.files == files and joined.rows == len(whole) == 1488
+    assert joined.joined is not None and 0 < len(joined.joined) < len(whole)
+    pd.testing.assert_frame_equal(joined.joined, expected)
+    realised = realised_by_version(joined.joined, "y", 1, "roc_auc", 0.5)
+    assert realised == realised_by_version(expected, "y", 1, "roc_auc", 0.5) and set(realised) == {"1", "2", "10"}
+    # No labels: nothing joined, the day's rows still counted; no captured rows: the labels are never read.
+    assert join_day("m", day, lambda: None) == type(joined)(joined=None, files=files, rows=1488)
+    empty = join_day("m", "2026-01-01", lambda: pytest.fail("labels read for a day with no capture"))
+    assert empty.joined is None and empty.rows == 0 and empty.files == []
+    # Labels that match nothing: an empty join with the join's columns.
+    none = join_day("m", day, lambda: label_lookup(labels.assign(key="nobody"), "key", "y"))
+    assert none.joined is not None and len(none.joined) == 0 and list(none.joined.columns) == list(expected.columns)

@@ -7,7 +7,7 @@ import markupsafe
 import pytest
 
 from mlops_provider.web.health import render as render_health
-from mlops_provider.web.records import render_dvc_version, render_model_version, render_run
+from mlops_provider.web.records import render_capture_day, render_dvc_version, render_model_version, render_run
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +61,16 @@ def test_health_page() -> None:
     })  # fmt: skip
     assert_escaped(page, 9)
     assert page.count('class="drift"') == 1 and page.count('class="auc"') == 1
+
+
+def test_capture_day_page() -> None:
+    """The captured-traffic page: the model name, the folder, a version and a file's location and times come from
+    the storage (a version label is whatever the backend wrote); each is text, and the version stays a link."""
+    page = render_capture_day({
+        "model_name": MARKUP, "day": "2026-11-01", "folder": MARKUP, "rows": 4, "versions": {MARKUP: 3, "2": 1},
+        "files": [{"name": MARKUP, "location": MARKUP, "rows": 4, "bytes": 10, "versions": {MARKUP: 3, "2": 1},
+                   "first_at": MARKUP, "last_at": MARKUP}],
+    })  # fmt: skip
+    # title, heading, model, folder, lineage hint, the version's link text, file location, its versions, first/last
+    assert_escaped(page, 10)
+    assert 'href="/mlops/mlflow/models/' in page and "%3Cimg" in page  # the version link, its path URL-quoted
