@@ -47,6 +47,13 @@ DEFAULT_CHUNK_ROWS = 250_000
 #: column's learned bound is k robust deviations above its calm days' scores; the learned drift that alarms. Here so
 #: the drift operator's signature needs no ``ml`` module when a DAG file is parsed (issue 31).
 LEARNED_DRIFT_K = 3.0
+#: The drift signals a drift report may decide on (:mod:`mlops_provider.ml.drift_signals`); here so an operator
+#: checks its argument at parse time without loading the signal rules.
+DRIFT_SIGNALS = ("share", "weighted", "learned")
+#: The performance alarm rules and the default confidence level of a metric's interval
+#: (:mod:`mlops_provider.ml.label_check`); here for the same reason.
+PERFORMANCE_ALARM_RULES = ("point", "interval")
+DEFAULT_INTERVAL_LEVEL = 0.95
 LEARNED_DRIFT_LINE = 0.3
 
 
