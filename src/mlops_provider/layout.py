@@ -5,6 +5,7 @@ provider, so every module (hooks, operators, sensors, the web app, DAG files) ma
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
@@ -284,3 +285,32 @@ def deciding_signal(point: dict[str, Any], default_line: float = 0.3) -> dict[st
     line = point.get(line_key)
     return {"signal": signal, "name": name, "value": float(point.get(value_key) or 0.0),
             "line": float(default_line if line is None else line)}  # fmt: skip
+
+
+# -- retention (here so the retention operator checks its arguments at parse time without loading the retention
+# rules, :mod:`mlops_provider.utils.retention`; issue 31) ---------------------------------------------------------
+
+#: Environment variable: the retention window in data days of every model whose spec does not set
+#: ``retention.days`` (0: keep forever).
+RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
+#: The window when neither the spec nor the environment sets one.
+DEFAULT_RETENTION_DAYS = 90
+
+
+def retention_days(configured: int | None) -> int:
+    """The window in data days: ``configured`` when given, else ``$MLOPS_RETENTION_DAYS``, else 90. 0 keeps
+    everything forever. A ValueError names the setting when it is not a whole number of days >= 0."""
+    if configured is None:
+        text = os.environ.get(RETENTION_DAYS_ENV, "").strip()
+        if not text:
+            return DEFAULT_RETENTION_DAYS
+        try:
+            configured = int(text)
+        except ValueError:
+            raise ValueError(f"{RETENTION_DAYS_ENV}={text!r} is not a whole number of days (0: keep forever)") from None
+        where = RETENTION_DAYS_ENV
+    else:
+        where = "days"
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 0:
+        raise ValueError(f"{where} must be a whole number of days >= 0 (0: keep forever), got {configured!r}")
+    return configured

@@ -36,6 +36,7 @@ TASK_ONLY = (
     "mlops_provider.triggers.dvc",
     "mlops_provider.utils.evidence",
     "mlops_provider.utils.extras",
+    "mlops_provider.utils.retention",
     "mlops_provider.utils.storage",
 )
 #: Modules, of the provider or not, that only a spec asking for them may load at parse time (issue 31): the human

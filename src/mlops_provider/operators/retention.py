@@ -63,7 +63,7 @@ class RetentionOperator(BaseOperator):
         super().__init__(**kwargs)
         for value in (days, capture_days):
             if value is not None:  # the rules load at parse only when there is a value to check (issue 31)
-                from mlops_provider.utils.retention import retention_days
+                from mlops_provider.layout import retention_days
 
                 retention_days(value)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
@@ -72,15 +72,10 @@ class RetentionOperator(BaseOperator):
         self.capture_days = capture_days
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.layout import RETENTION_DAYS_ENV, retention_days
         from mlops_provider.utils.evidence import attempt_key, write_record
         from mlops_provider.utils.records import FOLDERS, quarantine_relative, retention_folder
-        from mlops_provider.utils.retention import (
-            RETENTION_DAYS_ENV,
-            cutoff_day,
-            heavy_artefacts,
-            retention_days,
-            select,
-        )
+        from mlops_provider.utils.retention import cutoff_day, heavy_artefacts, select
         from mlops_provider.utils.storage import location, storage_root
 
         try:
