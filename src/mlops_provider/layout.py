@@ -5,6 +5,7 @@ provider, so every module (hooks, operators, sensors, the web app, DAG files) ma
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ DEFAULT_CHUNK_ROWS = 250_000
 #: column's learned bound is k robust deviations above its calm days' scores; the learned drift that alarms. Here so
 #: the drift operator's signature needs no ``ml`` module when a DAG file is parsed (issue 31).
 LEARNED_DRIFT_K = 3.0
+#: The drift signals a drift report may decide on (:mod:`mlops_provider.ml.drift_signals`); here so an operator
+#: checks its argument at parse time without loading the signal rules.
+DRIFT_SIGNALS = ("share", "weighted", "learned")
+#: The performance alarm rules and the default confidence level of a metric's interval
+#: (:mod:`mlops_provider.ml.label_check`); here for the same reason.
+PERFORMANCE_ALARM_RULES = ("point", "interval")
+DEFAULT_INTERVAL_LEVEL = 0.95
 LEARNED_DRIFT_LINE = 0.3
 
 
@@ -277,3 +285,32 @@ def deciding_signal(point: dict[str, Any], default_line: float = 0.3) -> dict[st
     line = point.get(line_key)
     return {"signal": signal, "name": name, "value": float(point.get(value_key) or 0.0),
             "line": float(default_line if line is None else line)}  # fmt: skip
+
+
+# -- retention (here so the retention operator checks its arguments at parse time without loading the retention
+# rules, :mod:`mlops_provider.utils.retention`; issue 31) ---------------------------------------------------------
+
+#: Environment variable: the retention window in data days of every model whose spec does not set
+#: ``retention.days`` (0: keep forever).
+RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
+#: The window when neither the spec nor the environment sets one.
+DEFAULT_RETENTION_DAYS = 90
+
+
+def retention_days(configured: int | None) -> int:
+    """The window in data days: ``configured`` when given, else ``$MLOPS_RETENTION_DAYS``, else 90. 0 keeps
+    everything forever. A ValueError names the setting when it is not a whole number of days >= 0."""
+    if configured is None:
+        text = os.environ.get(RETENTION_DAYS_ENV, "").strip()
+        if not text:
+            return DEFAULT_RETENTION_DAYS
+        try:
+            configured = int(text)
+        except ValueError:
+            raise ValueError(f"{RETENTION_DAYS_ENV}={text!r} is not a whole number of days (0: keep forever)") from None
+        where = RETENTION_DAYS_ENV
+    else:
+        where = "days"
+    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 0:
+        raise ValueError(f"{where} must be a whole number of days >= 0 (0: keep forever), got {configured!r}")
+    return configured

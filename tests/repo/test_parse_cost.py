@@ -22,7 +22,9 @@ TASK_ONLY = (
     "mlops_provider.hooks.dvc",
     "mlops_provider.hooks.great_expectations",
     "mlops_provider.hooks.mlflow",
+    "mlops_provider.ml.drift_signals",
     "mlops_provider.ml.estimation",
+    "mlops_provider.ml.label_check",
     "mlops_provider.ml.learned_drift",
     "mlops_provider.ml.rails",
     "mlops_provider.notifications.mail",
@@ -34,6 +36,7 @@ TASK_ONLY = (
     "mlops_provider.triggers.dvc",
     "mlops_provider.utils.evidence",
     "mlops_provider.utils.extras",
+    "mlops_provider.utils.retention",
     "mlops_provider.utils.storage",
 )
 #: Modules, of the provider or not, that only a spec asking for them may load at parse time (issue 31): the human

@@ -15,9 +15,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from mlops_provider.layout import DRIFT_SIGNALS as SIGNALS
+
 #: The run artifact a training entrypoint may log (docs/training-entrypoint.md).
 IMPORTANCE_ARTIFACT = "feature_importance.json"
-SIGNALS = ("share", "weighted", "learned")
 
 
 def normalized_importances(importances: Mapping[str, Any], columns: list[str]) -> dict[str, float]:

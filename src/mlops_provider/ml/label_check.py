@@ -17,8 +17,9 @@ import datetime as dt
 import math
 from typing import Any
 
-ALARM_RULES = ("point", "interval")
-DEFAULT_LEVEL = 0.95
+from mlops_provider.layout import DEFAULT_INTERVAL_LEVEL as DEFAULT_LEVEL
+from mlops_provider.layout import PERFORMANCE_ALARM_RULES as ALARM_RULES
+
 BOOTSTRAP_RESAMPLES = 1000
 
 

@@ -18,6 +18,7 @@ from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
     DATA_REV_TAG,
+    DRIFT_SIGNALS,
     LEARNED_DRIFT_K,
     LEARNED_DRIFT_LINE,
     RUN_KEY_TAG,
@@ -27,13 +28,6 @@ from mlops_provider.layout import (
 from mlops_provider.lineage.datasets import Lineage, LineageDataset, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
-from mlops_provider.ml.drift_signals import (
-    IMPORTANCE_ARTIFACT,
-    SIGNALS,
-    decide_signal,
-    normalized_importances,
-    weighted_drift,
-)
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
@@ -221,8 +215,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         unknown = sorted((set(column_methods or {}) | set(column_thresholds or {})) - declared)
         if unknown:
             raise ValueError(f"column_methods/column_thresholds name {unknown}, which are not declared columns")
-        if signal not in SIGNALS:
-            raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        if signal not in DRIFT_SIGNALS:
+            raise ValueError(f"signal must be one of {DRIFT_SIGNALS}, got {signal!r}")
         if not 0.0 < weighted_drift_threshold <= 1.0:
             raise ValueError(f"weighted_drift_threshold must be in (0, 1], got {weighted_drift_threshold}")
         if reference not in REFERENCES:
@@ -578,6 +572,13 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     def _weighted(self, version: str, summary: dict[str, Any], learned: dict[str, Any] | None = None) -> dict[str, Any]:
         """The importance-weighted drift (None without importances), per-column weights, the learned drift (with
         ``learned``: the learned thresholds), and the verdict of the chosen signal."""
+        from mlops_provider.ml.drift_signals import (
+            IMPORTANCE_ARTIFACT,
+            decide_signal,
+            normalized_importances,
+            weighted_drift,
+        )
+
         run_id = self.mlflow_hook.model_version(self.model_name, version).run_id
         importances = self.mlflow_hook.load_run_dict(run_id, IMPORTANCE_ARTIFACT) if run_id else None
         weighted: float | None = None

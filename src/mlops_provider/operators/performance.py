@@ -14,6 +14,8 @@ from mlops_provider.layout import (
     CHAMPION_ALIAS,
     DATA_PATH_TAG,
     DATA_REV_TAG,
+    DEFAULT_INTERVAL_LEVEL,
+    PERFORMANCE_ALARM_RULES,
     RUN_KEY_TAG,
     partition_path,
     partition_tag,
@@ -21,14 +23,6 @@ from mlops_provider.layout import (
 from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import MlflowRunLink, mlflow_run_url
-from mlops_provider.ml.label_check import (
-    ALARM_RULES,
-    DEFAULT_LEVEL,
-    crosses_floor,
-    labels_verdict,
-    performance_alarm,
-    window_days,
-)
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
@@ -141,7 +135,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         label_window_days: int = 3,
         performance_alarm: str = "interval",
         consecutive_days: int = 1,
-        interval_level: float = DEFAULT_LEVEL,
+        interval_level: float = DEFAULT_INTERVAL_LEVEL,
         estimate: bool = True,
         trigger_on_estimate: bool = False,
         prediction_drift: bool = True,
@@ -174,8 +168,10 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
                 "label_window_days, consecutive_days and min_labelled_rows must be >= 1, got "
                 f"{label_window_days}, {consecutive_days}, {min_labelled_rows}"
             )
-        if performance_alarm not in ALARM_RULES:
-            raise ValueError(f"performance_alarm must be one of {', '.join(ALARM_RULES)}, got {performance_alarm!r}")
+        if performance_alarm not in PERFORMANCE_ALARM_RULES:
+            raise ValueError(
+                f"performance_alarm must be one of {', '.join(PERFORMANCE_ALARM_RULES)}, got {performance_alarm!r}"
+            )
         if not 0 < interval_level < 1:
             raise ValueError(f"interval_level must be in (0, 1), got {interval_level}")
         self.dataset = dataset
@@ -206,7 +202,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         self._splits: dict[str, Split] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-
+        from mlops_provider.ml.label_check import labels_verdict
         from mlops_provider.utils.evidence import attempt_key, first_attempt, write_record
         from mlops_provider.utils.records import performance_folder
         from mlops_provider.utils.storage import location
@@ -499,6 +495,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         versioned); ``summary`` gets ``label_days`` (each day: versioned, labelled holdout rows) and the totals."""
         import pandas as pd
 
+        from mlops_provider.ml.label_check import window_days
+
         frames, label_days, excluded = [], [], 0
         for labelled in window_days(labelled_day, self.label_window_days):
             frame = self._labelled_rows(labelled.isoformat())
@@ -521,6 +519,7 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     def _previous_crossings(self, day: dt.date) -> list[bool | None]:
         """Whether each of the ``consecutive_days - 1`` run days before ``day`` crossed the floor, the newest first,
         judged by this check's rule and floor from the day's first record (``None``: no decision that day)."""
+        from mlops_provider.ml.label_check import crosses_floor
         from mlops_provider.utils.evidence import first_attempt
         from mlops_provider.utils.records import performance_folder
 
@@ -541,6 +540,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
 
     def _decide(self, context: Context, version: str, day: dt.date, frame: Any, summary: dict[str, Any]) -> None:
         """Score the pooled rows with the interval, judge the floor by the rule and record the verdict."""
+        from mlops_provider.ml.label_check import crosses_floor, performance_alarm
+
         value, interval = self._score(version, frame)
         crossed = crosses_floor(value, interval["lower"], interval["upper"], self.floor, self.performance_alarm)
         previous = self._previous_crossings(day)

@@ -11,18 +11,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
-from mlops_provider.utils.retention import (
-    RETENTION_DAYS_ENV,
-    Artefact,
-    citations,
-    cutoff_day,
-    heavy_artefacts,
-    retention_days,
-    select,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+
+    from mlops_provider.utils.retention import Artefact
 
 
 class RetentionOperator(BaseOperator):
@@ -69,7 +62,9 @@ class RetentionOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         for value in (days, capture_days):
-            if value is not None:
+            if value is not None:  # the rules load at parse only when there is a value to check (issue 31)
+                from mlops_provider.layout import retention_days
+
                 retention_days(value)  # a bad value fails when the DAG is parsed, naming it
         self.model_name = model_name
         self.dataset = dataset
@@ -77,8 +72,10 @@ class RetentionOperator(BaseOperator):
         self.capture_days = capture_days
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.layout import RETENTION_DAYS_ENV, retention_days
         from mlops_provider.utils.evidence import attempt_key, write_record
         from mlops_provider.utils.records import FOLDERS, quarantine_relative, retention_folder
+        from mlops_provider.utils.retention import cutoff_day, heavy_artefacts, select
         from mlops_provider.utils.storage import location, storage_root
 
         try:
@@ -198,6 +195,7 @@ def _cited(root: ObjectStoragePath) -> dict[str, set[str]]:
     """``{cited path: {citing record}}`` (relative to ``root``): what the decision records name, and what the
     records they name cite in turn."""
     from mlops_provider.utils.records import DECISION_FOLDERS, FOLDERS
+    from mlops_provider.utils.retention import citations
 
     cited: dict[str, set[str]] = {}
     queue = [rel for folder in DECISION_FOLDERS for rel in _files(root, folder) if rel.endswith(".json")]

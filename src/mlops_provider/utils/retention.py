@@ -32,35 +32,11 @@ from urllib.parse import unquote
 
 from mlops_provider.utils.records import FOLDERS, REPORTS, REPORTS_URL_PREFIX
 
-#: Environment variable: the retention window in data days of every model whose spec does not set
-#: ``retention.days`` (0: keep forever).
-RETENTION_DAYS_ENV = "MLOPS_RETENTION_DAYS"
-#: The window when neither the spec nor the environment sets one.
-DEFAULT_RETENTION_DAYS = 90
 #: Kinds of heavy artefacts, as named in retention records.
 KINDS = ("drift_report", "validation", "quarantine", "capture")
 #: The part of a quarantined attempt that stays: the evidence of why the day was quarantined.
 QUARANTINE_KEEPS = "validation_result.json"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-
-
-def retention_days(configured: int | None) -> int:
-    """The window in data days: ``configured`` when given, else ``$MLOPS_RETENTION_DAYS``, else 90. 0 keeps
-    everything forever. A ValueError names the setting when it is not a whole number of days >= 0."""
-    if configured is None:
-        text = os.environ.get(RETENTION_DAYS_ENV, "").strip()
-        if not text:
-            return DEFAULT_RETENTION_DAYS
-        try:
-            configured = int(text)
-        except ValueError:
-            raise ValueError(f"{RETENTION_DAYS_ENV}={text!r} is not a whole number of days (0: keep forever)") from None
-        where = RETENTION_DAYS_ENV
-    else:
-        where = "days"
-    if isinstance(configured, bool) or not isinstance(configured, int) or configured < 0:
-        raise ValueError(f"{where} must be a whole number of days >= 0 (0: keep forever), got {configured!r}")
-    return configured
 
 
 def cutoff_day(interval_start: dt.date, days: int) -> dt.date:

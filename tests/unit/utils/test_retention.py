@@ -7,13 +7,13 @@ import datetime as dt
 
 import pytest
 
+from mlops_provider.layout import retention_days
 from mlops_provider.utils.retention import (
     Artefact,
     citations,
     cutoff_day,
     heavy_artefacts,
     relative_location,
-    retention_days,
     select,
 )
 
