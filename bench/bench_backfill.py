@@ -366,6 +366,14 @@ def report(days: int, rows: list[tuple[Any, ...]], runs: list[tuple[Any, ...]], 
         print(f"  {dag:17} {task:24} {statistics.median(values):8.2f} [{len(values)}; {skipped.get((dag, task), 0)}]")
     per_day = {dag: sum(statistics.median(v) for (d, _t), v in per.items() if d == dag) for dag in DAY_DAGS}
     print("  sum of medians a day: " + ", ".join(f"{d} {v:.1f} s" for d, v in per_day.items()))
+    spans_of: dict[str, list[float]] = {}
+    by_run: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in ours:
+        by_run.setdefault((r[0].split("__")[-1], r[5]), []).append((float(r[3]), float(r[4])))
+    for (dag, _run), values in by_run.items():
+        spans_of.setdefault(dag, []).append(max(b for _, b in values) - min(a for a, _ in values))
+    print("  median run (first task's start -> last task's end): " + ", ".join(
+        f"{d} {statistics.median(v):.1f} s" for d, v in sorted(spans_of.items())))  # fmt: skip
     waits = gaps(ours)
     if waits["total"]:
         print("\nbetween a task's upstream end and its start (median / p90 s, over task instances that ran):")
