@@ -186,18 +186,31 @@ class EmbeddedAirflow:
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read().decode("utf-8", "replace")
 
+    #: Tries of a GET that timed out: the api-server has one worker and, on a loaded 2-core machine, may answer a
+    #: poll after more than the 30 s timeout (measured at load average ~17); a GET is safe to repeat.
+    GET_TRIES = 3
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if auth:
             request.add_header("Authorization", f"Bearer {self._token_value()}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise EmbeddedAirflowError(f"{method} {path} answered HTTP {exc.code}: {detail}") from exc
+        tries = self.GET_TRIES if method == "GET" else 1
+        for attempt in range(1, tries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    payload = response.read()
+                break
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:500]
+                raise EmbeddedAirflowError(f"{method} {path} answered HTTP {exc.code}: {detail}") from exc
+            except TimeoutError as exc:
+                if attempt == tries:
+                    raise EmbeddedAirflowError(
+                        f"{method} {path} got no answer from {self.base_url} within 30 s ({tries} tries): the "
+                        "api-server is overloaded or stuck; see the standalone log, or retry on a quieter machine"
+                    ) from exc
         return json.loads(payload) if payload else None
 
 
