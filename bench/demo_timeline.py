@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no finished task instance in {args.db}")
         return 1
     jobs = {
-        kind: _ts(start)
-        for kind, start in con.execute("SELECT job_type, MIN(start_date) FROM job GROUP BY job_type")
+        kind: _ts(start) for kind, start in con.execute("SELECT job_type, MIN(start_date) FROM job GROUP BY job_type")
     }
     first_queued = min(t[4] or t[5] for t in ran)
     first_start = min(t[5] for t in ran)
@@ -120,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     if manual:
         start, end = min(t[4] or t[5] for t in manual), max(t[6] for t in manual)
         loop_end = max(t[6] for t in ran if not t[1].startswith("manual__bad_version"))
-        print(f"\nbad-version phase: {(end - start).total_seconds():.0f} s (queued +{(start - origin).total_seconds():.0f}"
-              f", {(start - loop_end).total_seconds():.0f} s after the loop's last task ended)")  # fmt: skip
+        print(f"\nbad-version phase: {(end - start).total_seconds():.0f} s (queued "
+              f"+{(start - origin).total_seconds():.0f}, {(start - loop_end).total_seconds():.0f} s after the loop's "
+              "last task ended)")  # fmt: skip
         for t in sorted(manual, key=lambda t: t[5]):
             print(f"  {t[2]:<16} {(t[6] - t[5]).total_seconds():6.1f} s  {t[3]}")
     return 0
