@@ -420,13 +420,12 @@ class Background(threading.Thread):
 
 
 def warm_summary_imports() -> None:
-    """Import what the summaries and the bad version's registration use (MLflow, its client on the embedded store,
-    the demo's bad models), so the end of the demo does not wait for these imports."""
+    """Import what the summaries and the bad version's registration use (MLflow, the demo's bad models), so the end
+    of the demo does not wait for these imports. Imports only: the MLflow store is the tasks' to create."""
     import mlflow.pyfunc  # noqa: F401
+    from mlflow import MlflowClient  # noqa: F401
 
     from mlops_provider.demo import bad_models  # noqa: F401
-
-    MlflowHook().get_client()
 
 
 def _interrupt(signum: int, frame: object) -> None:
