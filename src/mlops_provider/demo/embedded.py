@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mlops_provider.exceptions import EmbeddedAirflowError
 
@@ -36,6 +36,8 @@ class EmbeddedAirflow:
         ``["airflow", "celery", "worker"]``), each its own process, all in one process group: the distributed
         mode's components on one machine. Each is a list of arguments, optionally preceded by a dict of extra
         environment variables for that component only.
+    :param request_timeout: seconds to wait for one answer of the REST API; a GET that gets none is tried
+        :attr:`GET_TRIES` times in all.
     """
 
     airflow_bin: str
@@ -44,6 +46,7 @@ class EmbeddedAirflow:
     log_path: Path | None = None
     env: dict[str, str] | None = None
     components: list[list[Any]] | None = None
+    request_timeout: float = 30.0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _token: str | None = field(default=None, init=False)
 
@@ -186,18 +189,32 @@ class EmbeddedAirflow:
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read().decode("utf-8", "replace")
 
+    #: Tries of a GET that timed out: the api-server has one worker and, on a loaded 2-core machine, may answer a
+    #: poll after more than the 30 s timeout (measured at load average ~17); a GET is safe to repeat.
+    GET_TRIES: ClassVar[int] = 3
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if auth:
             request.add_header("Authorization", f"Bearer {self._token_value()}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:500]
-            raise EmbeddedAirflowError(f"{method} {path} answered HTTP {exc.code}: {detail}") from exc
+        tries = self.GET_TRIES if method == "GET" else 1
+        for attempt in range(1, tries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
+                    payload = response.read()
+                break
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")[:500]
+                raise EmbeddedAirflowError(f"{method} {path} answered HTTP {exc.code}: {detail}") from exc
+            except TimeoutError as exc:
+                if attempt == tries:
+                    raise EmbeddedAirflowError(
+                        f"{method} {path} got no answer from {self.base_url} within {self.request_timeout:g} s "
+                        f"({tries} tries): the api-server is overloaded or stuck; see the standalone log, or retry "
+                        "on a quieter machine"
+                    ) from exc
         return json.loads(payload) if payload else None
 
 
