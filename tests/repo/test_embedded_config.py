@@ -62,3 +62,10 @@ def test_the_homes_alone_move_the_metadata_db_and_the_source_db(tmp_path) -> Non
     default = embedded_environment(PROJECT_ROOT, base=clean_base())  # the first instance: under the checkout
     assert default["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{PROJECT_ROOT}/.airflow/airflow.db"
     assert json.loads(default["AIRFLOW_CONN_MLOPS_SOURCE"])["host"] == f"{PROJECT_ROOT}/.mlops/source.db"
+
+
+def test_a_task_waits_30_s_for_the_execution_api_unless_set() -> None:
+    """Airflow's 5 s default failed task start-ups (httpx.ReadTimeout) on a saturated 2-core machine."""
+    assert embedded_environment(PROJECT_ROOT, base=clean_base())["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "30"
+    env = embedded_environment(PROJECT_ROOT, base=clean_base(AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="12"))
+    assert env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "12"
