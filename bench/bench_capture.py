@@ -7,8 +7,18 @@ capture (``fraction 1.0``, the default flush settings: every row captured and fl
 latency and the difference. Then the buffer's memory: the resident size of the capturing backend before and after
 its buffer holds ``--buffer-rows`` rows (flushes held back by a long ``flush_seconds`` and a large ``flush_rows``).
 
+Before the HTTP runs, a deterministic probe of the mechanism, in process (no client, no server, so the machine's
+load moves it much less than a p99): the request path's cost (the backend's ``_capture`` of a one-row request, the
+append under the lock), then ``--probe-flushes`` flushes of ``--probe-rows`` waiting rows (``--probe-width`` float
+columns, typed as a model signature says), each while a ticker thread sleeps 1 ms in a loop, as the event loop of a
+serving backend waits on its sockets: the flush's wall and CPU time, the ticker's longest stall during the flush
+(what a request arriving then waits at most) and its blocked share (the ticker's lost time / the flush's wall time:
+the share of the flush during which no other Python thread ran), beside the same ticker with no flush.
+
+The HTTP runs alternate which backend goes first (off-on, on-off, ...), so neither always runs on a warmer machine.
+
 Prints one JSON object per run and a markdown table at the end. Never asserts a time.
-Usage: python bench/bench_capture.py [--rate 200] [--requests 4000] [--repeats 3]
+Usage: python bench/bench_capture.py [--rate 200] [--requests 4000] [--repeats 3] [--probe-only]
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +51,109 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def probe_writer(columns: list[str]) -> tuple[object, object]:
+    """A capture writer typed as the backend types it (every column a ``double``) and its settings; no thread, no
+    automatic flush. The writer before this bench's probe took a pandas ``typer``; it is built that way when it
+    does not know ``kinds`` (the A/B of the probe runs this script on both)."""
+    import pandas as pd
+
+    from mlops_provider.ml.capture import CaptureSettings
+    from mlops_provider.runtime.capture import CaptureWriter
+
+    settings = CaptureSettings(flush_rows=10_000_000, flush_seconds=3600.0, buffer_rows=10_000_000)
+    kinds = dict.fromkeys(columns, "double")
+    try:
+        return CaptureWriter("bench_probe", "1", settings, kinds=kinds), settings  # type: ignore[call-arg]
+    except TypeError:
+
+        def typer(names: list[str], rows: list[list[float]]) -> pd.DataFrame:  # the backend's frame_of before
+            frame = pd.DataFrame(rows, columns=names)
+            for name in names:
+                frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            return frame
+
+        return CaptureWriter("bench_probe", "1", settings, typer=typer), settings  # type: ignore[call-arg]
+
+
+def ticker_gaps(stop: threading.Event, ticks: list[tuple[float, float]]) -> None:
+    """Sleep 1 ms in a loop; record (wake-up time, time since the previous wake-up)."""
+    last = time.perf_counter()
+    while not stop.is_set():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        ticks.append((now, now - last))
+        last = now
+
+
+def stall_of(ticks: list[tuple[float, float]], start: float, end: float) -> tuple[float, float]:
+    """The longest gap of the ticks that waited through [start, end] and the time lost beyond 1.1 ms a tick."""
+    inside = [gap for at, gap in ticks if at >= start and at - gap <= end]
+    if not inside:
+        return end - start, end - start
+    return max(inside), sum(max(0.0, gap - 0.0011) for gap in inside)
+
+
+def probe(rows_per_flush: int, width: int, flushes: int) -> dict:
+    """The probe described in the module's docstring; medians over ``flushes``."""
+    from mlops_provider.runtime.backend import _capture
+
+    columns = [f"f{i}" for i in range(width)]
+    writer, settings = probe_writer(columns)
+    request = [[i / 7 + j for j in range(width)] for i in range(rows_per_flush)]
+    n = rows_per_flush
+    started, cpu = time.perf_counter(), time.thread_time()
+    for i in range(n):
+        _capture(writer, settings, columns, [request[i]], [0.5], f"req{i:08d}", None)
+    append_us = (time.perf_counter() - started) / n * 1e6
+    append_cpu_us = (time.thread_time() - cpu) / n * 1e6
+    writer.flush()  # the first flush pays one-off costs (imports, the folder)
+    walls, cpus, stalls, shares, idle_stalls, idle_shares = [], [], [], [], [], []
+    for repeat in range(flushes):
+        for i in range(n):
+            _capture(writer, settings, columns, [request[i]], [0.5], f"req{repeat}-{i:08d}", None)
+        ticks: list[tuple[float, float]] = []
+        stop = threading.Event()
+        tick = threading.Thread(target=ticker_gaps, args=(stop, ticks), daemon=True)
+        tick.start()
+        time.sleep(0.2)
+        out: dict[str, float] = {}
+
+        def flush(out: dict[str, float] = out) -> None:
+            cpu = time.thread_time()
+            out["start"] = time.perf_counter()
+            out["rows"] = writer.flush()
+            out["end"] = time.perf_counter()
+            out["cpu"] = time.thread_time() - cpu
+
+        # the same ticker with no flush, just before: the machine's own stalls
+        idle_end = time.perf_counter()
+        worker = threading.Thread(target=flush, daemon=True)
+        worker.start()
+        worker.join()
+        time.sleep(0.05)
+        stop.set()
+        tick.join()
+        wall = out["end"] - out["start"]
+        stall, lost = stall_of(ticks, out["start"], out["end"])
+        window = min(max(wall, 0.05), 0.15)
+        idle, idle_lost = stall_of(ticks, idle_end - window, idle_end - 0.001)
+        walls.append(wall * 1e3)
+        cpus.append(out["cpu"] * 1e3)
+        stalls.append(stall * 1e3)
+        shares.append(100 * lost / wall)
+        idle_stalls.append(idle * 1e3)
+        idle_shares.append(100 * idle_lost / window)
+        assert out["rows"] == n, out  # a probe that wrote nothing measures nothing
+    med = statistics.median
+    return {"rows": n, "width": width, "flushes": flushes, "append_us": round(append_us, 2),
+            "append_cpu_us": round(append_cpu_us, 2),
+            "flush_wall_ms": round(med(walls), 2), "flush_cpu_ms": round(med(cpus), 2),
+            "stall_max_ms": round(med(stalls), 2), "stall_max_ms_worst": round(max(stalls), 2),
+            "blocked_share_pct": round(med(shares), 1),
+            "idle_stall_max_ms": round(med(idle_stalls), 2), "idle_blocked_share_pct": round(med(idle_shares), 1),
+            "loadavg": Path("/proc/loadavg").read_text().split()[0]}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=200.0)
@@ -47,6 +161,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--buffer-rows", type=int, default=100_000)
+    parser.add_argument("--probe-rows", type=int, default=5_000, help="rows a probed flush writes")
+    parser.add_argument("--probe-width", type=int, nargs="+", default=[2, 13], help="columns of the probed rows")
+    parser.add_argument("--probe-flushes", type=int, default=7)
+    parser.add_argument("--probe-only", action="store_true", help="only the in-process probe")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
@@ -55,6 +173,20 @@ def main() -> int:
         from mlops_provider.runtime.capture import read_day
         from mlops_provider.runtime.traffic import replay
 
+        results: list[dict] = []
+        for width in args.probe_width:
+            found = probe(args.probe_rows, width, args.probe_flushes)
+            print(json.dumps({"probe": found}), flush=True)
+            results.append(
+                {
+                    "what": f"flush of {found['rows']} rows x {width} columns: ticker's longest stall (ms)",
+                    "median": found["stall_max_ms"],
+                    **{k: v for k, v in found.items() if k != "stall_max_ms"},
+                }
+            )
+        if args.probe_only:
+            print_table(results)
+            return 0
         folder = model_dir(Path(tmp))
         capture = {"fraction": 1.0, "flush_rows": 5000, "flush_seconds": 10.0, "buffer_rows": 100_000}
         backends = {
@@ -62,7 +194,6 @@ def main() -> int:
             "on": BackendProcess("bench_on", "1", free_port(), folder, Path(tmp) / "on.log", capture=capture),
         }
         rows = [[round(i / 100, 2), round(1 - i / 100, 2)] for i in range(200)]
-        results: list[dict] = []
         try:
             for backend in backends.values():
                 backend.start(timeout=300)
@@ -77,12 +208,13 @@ def main() -> int:
                 run(name, 400)
             p50s: dict[str, list[float]] = {"off": [], "on": []}
             p99s: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(args.repeats):
-                for name in ("off", "on"):
+            for repeat in range(args.repeats):
+                for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
                     out = run(name, args.requests)
                     p50s[name].append(out["p50_ms"])
                     p99s[name].append(out["p99_ms"])
-                    print(json.dumps({"capture": name, **out}), flush=True)
+                    load = Path("/proc/loadavg").read_text().split()[0]
+                    print(json.dumps({"capture": name, "repeat": repeat, "loadavg": load, **out}), flush=True)
             ratio99 = [on / off - 1 for on, off in zip(p99s["on"], p99s["off"], strict=True)]
             results.append({"what": f"capture overhead at {args.rate:.0f} req/s, p99 (percent)",
                             "median": 100 * statistics.median(ratio99), "runs": [100 * r for r in ratio99],
@@ -113,12 +245,16 @@ def main() -> int:
         finally:
             for backend in backends.values():
                 backend.stop()
+    print_table(results)
+    return 0
+
+
+def print_table(results: list[dict]) -> None:
     print("\n| what | value | detail |\n|---|---|---|")
     for row in results:
         detail = ", ".join(f"{k} {v if not isinstance(v, list) else [round(x, 2) for x in v]}" for k, v in row.items()
                            if k not in ("what", "median"))  # fmt: skip
         print(f"| {row['what']} | {row['median']:.2f} | {detail} |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def create_app(
                 frame[name] = frame[name].astype(bool)
         return frame
 
-    writer, key_column = _capture_writer(model_name, str(version), capture, registry, labels, frame_of)
+    writer, key_column = _capture_writer(model_name, str(version), capture, registry, labels, kinds)
 
     async def invocations(request: Request) -> Response:
         started = time.perf_counter()
@@ -233,9 +233,10 @@ def _capture_writer(
     capture: CaptureSettings | None,
     registry: Any,
     labels: dict[str, str],
-    typer: Any = None,
+    kinds: dict[str, str] | None = None,
 ) -> tuple[Any, str | None]:
-    """The backend's capture writer with its metrics (None when capture is off) and the key column."""
+    """The backend's capture writer with its metrics (None when capture is off) and the key column; ``kinds``: the
+    signature's ``{column: kind}`` (the captured columns' types)."""
     if capture is None or capture.fraction <= 0:
         return None, capture.key_column if capture is not None else None
     from prometheus_client import Counter, Gauge
@@ -250,7 +251,7 @@ def _capture_writer(
         dropped.labels(reason=reason, **labels)  # exported at 0 from the start
     writer = CaptureWriter(model_name, version, capture,
                            on_drop=lambda reason, rows: dropped.labels(reason=reason, **labels).inc(rows),
-                           on_write=lambda rows, files: written.inc(rows), typer=typer)  # fmt: skip
+                           on_write=lambda rows, files: written.inc(rows), kinds=kinds)  # fmt: skip
     Gauge(CAPTURE_BUFFER_METRIC, "Captured rows waiting in memory", ["model", "version"],
           registry=registry).labels(**labels).set_function(lambda: writer.buffered)  # fmt: skip
     return writer, capture.key_column

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,20 @@ class DaySample:
         return len(self.frame) < self.rows
 
 
+class _Batch:
+    """Waiting rows of one UTC day and one set of request columns, kept column-wise as they arrive (the flush
+    converts each list to an arrow array in one call: no per-request loop while it holds the GIL)."""
+
+    __slots__ = ("ids", "predictions", "requests", "rows", "times")
+
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+        self.ids: list[str] = []
+        self.requests: list[str] = []
+        self.predictions: list[float] = []
+        self.times: list[dt.datetime] = []
+
+
 #: Reasons a captured row was dropped (the metric's ``reason`` label).
 DROP_REASONS = ("buffer_full", "store_failed", "unmatched_output")
 
@@ -80,8 +94,9 @@ class CaptureWriter:
     :param on_drop: called with ``(reason, rows)`` when rows are dropped (the backend's counter).
     :param on_write: called with ``(rows, files)`` after a flush wrote them.
     :param folder_for: ``day -> stored folder`` (default: the storage root's capture folder of the model).
-    :param typer: ``(columns, rows) -> DataFrame`` typed as the model's signature says (the backend's; default:
-        pandas' inference).
+    :param kinds: ``{column: kind}`` of the model's signature (MLflow's type names: ``double``, ``long``,
+        ``boolean``, ...): how a captured column is typed in the file (the type the model saw); columns without a
+        kind get the type arrow infers from their values.
     """
 
     def __init__(
@@ -92,7 +107,7 @@ class CaptureWriter:
         on_drop: Callable[[str, int], None] | None = None,
         on_write: Callable[[int, int], None] | None = None,
         folder_for: Callable[[str], Any] | None = None,
-        typer: Callable[[list[str], list[list[Any]]], Any] | None = None,
+        kinds: dict[str, str] | None = None,
     ) -> None:
         self.model_name = model_name
         self.version = str(version)
@@ -100,9 +115,9 @@ class CaptureWriter:
         self.on_drop = on_drop or (lambda reason, rows: None)
         self.on_write = on_write or (lambda rows, files: None)
         self.folder_for = folder_for or (lambda day: default_folder(model_name, day))
-        self.typer = typer
+        self.kinds = dict(kinds or {})
         self._lock = threading.Lock()
-        self._chunks: list[tuple[Any, list[float], list[str], str, dt.datetime]] = []
+        self._batches: dict[tuple[dt.date, tuple[str, ...]], _Batch] = {}
         self._rows = 0
         self._oldest: float | None = None
         self._wake = threading.Event()
@@ -125,22 +140,36 @@ class CaptureWriter:
         return self.add_rows(list(frame.columns), frame.values.tolist(), predictions, ids, request)
 
     def add_rows(
-        self, columns: list[str], rows: list[list[Any]], predictions: list[float], ids: list[str], request: str
+        self,
+        columns: list[str],
+        rows: list[list[Any]],
+        predictions: list[float],
+        ids: list[str],
+        request: str,
+        at: dt.datetime | None = None,
     ) -> bool:
         """:meth:`add` with the request's rows as it parsed them (no frame is built on the request's path: the
-        flush builds one frame of all waiting rows, typed by ``typer``)."""
-        frame = (tuple(columns), rows)
+        flush builds one table of all waiting rows, typed by ``kinds``); ``at``: when they were answered (UTC;
+        default now)."""
         n = len(ids)
         if n == 0:
             return True
-        at = dt.datetime.now(dt.timezone.utc)
+        at = at.astimezone(dt.timezone.utc) if at is not None else dt.datetime.now(dt.timezone.utc)
+        key = (at.date(), tuple(columns))
         wake = False
         with self._lock:
             if self._rows + n > self.settings.buffer_rows:
                 self.dropped["buffer_full"] += n
                 full = True
             else:
-                self._chunks.append((frame, predictions, ids, request, at))
+                batch = self._batches.get(key)
+                if batch is None:
+                    batch = self._batches[key] = _Batch()
+                batch.rows.extend(rows)
+                batch.ids.extend(ids)
+                batch.predictions.extend(predictions)
+                batch.requests.extend([request] * n)
+                batch.times.extend([at] * n)
                 self._rows += n
                 if self._oldest is None:
                     self._oldest = time.monotonic()
@@ -186,29 +215,26 @@ class CaptureWriter:
                 self.flush()
         self.flush()
 
-    def _take(self) -> list[tuple[Any, list[float], list[str], str, dt.datetime]]:
+    def _take(self) -> dict[tuple[dt.date, tuple[str, ...]], _Batch]:
         with self._lock:
-            chunks, self._chunks = self._chunks, []
+            batches, self._batches = self._batches, {}
             self._rows = 0
             self._oldest = None
-        return chunks
+        return batches
 
     def flush(self) -> int:
         """Write what waits now (one file per day it spans); returns the rows written. A store failure drops the
-        rows of the failed file and counts them; it never raises."""
-        chunks = self._take()
-        if not chunks:
+        rows of the failed file and counts them, as do rows no table can be built of; it never raises."""
+        batches = self._take()
+        if not batches:
             return 0
         written = 0
-        for day, frame in self._frames(chunks).items():
-            rows = len(frame)
+        for day, table in self._tables(batches).items():
+            rows = table.num_rows
             try:
-                self._write(day, frame)
+                self._write(day, table, table.column(CAPTURED_AT)[0].as_py())
             except Exception as exc:  # any store failure: the rows go, the backend keeps answering
-                self.dropped["store_failed"] += rows
-                log.warning("capture of %s v%s: %d row(s) of %s dropped: %s", self.model_name, self.version, rows,
-                            day, f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
-                self.on_drop("store_failed", rows)
+                self._store_failed(day, rows, exc)
                 continue
             written += rows
             self.written_rows += rows
@@ -216,48 +242,85 @@ class CaptureWriter:
             self.on_write(rows, 1)
         return written
 
-    def _frames(self, chunks: list[tuple[Any, list[float], list[str], str, dt.datetime]]) -> dict[str, Any]:
-        """The waiting rows as one frame per UTC day (a flush across midnight writes two files)."""
-        import pandas as pd
+    def _tables(self, batches: dict[tuple[dt.date, tuple[str, ...]], _Batch]) -> dict[str, Any]:
+        """The waiting rows as one arrow table per UTC day (a flush across midnight writes two files), built column
+        by column: no pandas frame (building one and converting it held the GIL for most of a flush, stalling the
+        requests; ``pyarrow.array`` converts a typed list in one C call). Requests with other columns than the
+        first's add theirs (null where a request did not have them)."""
+        import pyarrow as pa
 
-        # one frame per set of columns (requests usually share one), built once: no frame per request
-        groups: dict[tuple[str, ...], dict[str, list[Any]]] = {}
-        for (columns, rows), predictions, ids, request, at in chunks:
-            group = groups.setdefault(columns, {"rows": [], REQUEST_ID: [], REQUEST: [], PREDICTION: [],
-                                                CAPTURED_AT: []})  # fmt: skip
-            group["rows"].extend(rows)
-            group[REQUEST_ID].extend(ids)
-            group[REQUEST].extend([request] * len(ids))
-            group[PREDICTION].extend(predictions)
-            group[CAPTURED_AT].extend([at] * len(ids))
-        parts = []
-        for columns, group in groups.items():
-            rows = group.pop("rows")
-            part = (self.typer or _frame)(list(columns), rows).reset_index(drop=True)
-            part[REQUEST_ID] = group[REQUEST_ID]
-            part[REQUEST] = group[REQUEST]
-            part[PREDICTION] = pd.Series(group[PREDICTION], dtype="float64")
-            part[VERSION] = self.version
-            part[CAPTURED_AT] = pd.to_datetime(group[CAPTURED_AT], utc=True)
-            parts.append(part)
-        whole = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True, sort=False)
-        days = whole[CAPTURED_AT].dt.strftime("%Y-%m-%d")
-        return {str(day): whole[days == day].reset_index(drop=True) for day in sorted(days.unique())}
+        days: dict[dt.date, list[Any]] = {}
+        for (date, columns), batch in batches.items():
+            try:
+                table = self._table(columns, batch)
+            except Exception as exc:  # rows that do not match their columns: they go, the others are written
+                self._store_failed(date.isoformat(), len(batch.ids), exc)
+                continue
+            days.setdefault(date, []).append(table)
+        return {
+            date.isoformat(): parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+            for date, parts in sorted(days.items())
+        }
 
-    def _write(self, day: str, frame: pd.DataFrame) -> None:
+    def _store_failed(self, day: str, rows: int, exc: Exception) -> None:
+        self.dropped["store_failed"] += rows
+        log.warning("capture of %s v%s: %d row(s) of %s dropped: %s", self.model_name, self.version, rows, day,
+                    f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+        self.on_drop("store_failed", rows)
+
+    def _table(self, columns: tuple[str, ...], batch: _Batch) -> Any:
+        """One arrow table of ``batch``: the request's columns typed as the model's signature says (``kinds``),
+        then the capture columns."""
+        import pyarrow as pa
+
+        values = list(zip(*batch.rows, strict=True)) if batch.rows else [() for _ in columns]
+        arrays = [_column(values[i], self.kinds.get(name)) for i, name in enumerate(columns)]
+        del values
+        arrays += [
+            pa.array(batch.ids, pa.string()),
+            pa.array(batch.requests, pa.string()),
+            pa.array(batch.predictions, pa.float64()),
+            pa.repeat(pa.scalar(self.version, pa.string()), len(batch.ids)),
+            pa.array(batch.times, pa.timestamp("ns", tz="UTC")),
+        ]
+        return pa.Table.from_arrays(arrays, names=[*columns, REQUEST_ID, REQUEST, PREDICTION, VERSION, CAPTURED_AT])
+
+    def _write(self, day: str, table: Any, first: dt.datetime) -> None:
+        import pyarrow.parquet as pq
+
         from mlops_provider.utils.storage import staging_file
 
         self._sequence += 1
-        first = frame[CAPTURED_AT].iloc[0].to_pydatetime()
         target = self.folder_for(day) / capture_file_name(first, self.version, os.getpid(), self._sequence)
         with staging_file(target) as tmp:
-            frame.to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)  # the C++ writer releases the GIL while it encodes and writes
 
 
-def _frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
-    import pandas as pd
+#: Arrow types of the signature's column kinds (MLflow's ``DataType`` names); other kinds are inferred.
+_ARROW_KINDS = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "boolean": "bool_"}
 
-    return pd.DataFrame(rows, columns=columns)
+
+def _column(values: Sequence[Any], kind: str | None) -> Any:
+    """An arrow array of a request column's ``values`` typed by its signature ``kind`` (as the model saw it: a number
+    column's values as float64 or int64, a boolean's as bool); without a kind, or when the values do not convert,
+    the type arrow infers (a value that is not a number in a number column is written as null)."""
+    import pyarrow as pa
+
+    name = _ARROW_KINDS.get(kind or "")
+    if name is not None:
+        try:
+            return pa.array(values, getattr(pa, name)())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            if name == "float64":
+                return pa.array([_number(v) for v in values], pa.float64())
+    return pa.array(values)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def default_folder(model_name: str, day: str) -> ObjectStoragePath:

@@ -59,8 +59,7 @@ def test_rows_answered_on_two_days_go_to_two_folders(home: Path) -> None:
     )
     for at, start in ((before, 0), (after, 1)):
         frame, predictions, ids = rows(1, start)
-        writer._chunks.append(((tuple(frame.columns), frame.values.tolist()), predictions, ids, "r", at))
-        writer._rows += 1
+        assert writer.add_rows(list(frame.columns), frame.values.tolist(), predictions, ids, "r", at=at)
     assert writer.flush() == 2
     assert [len(capture_files("m", d)) for d in ("2026-12-06", "2026-12-07")] == [1, 1]
     frame, _ = read_day("m", "2026-12-07")
@@ -149,3 +148,46 @@ def test_a_day_joined_to_its_labels_a_batch_at_a_time_equals_the_whole_read_join
     # Labels that match nothing: an empty join with the join's columns.
     none = join_day("m", day, lambda: label_lookup(labels.assign(key="nobody"), "key", "y"))
     assert none.joined is not None and len(none.joined) == 0 and list(none.joined.columns) == list(expected.columns)
+
+
+def test_a_flush_types_columns_as_the_signature_says_and_unions_the_columns_of_different_requests(home: Path) -> None:
+    import pyarrow.parquet as pq
+
+    kinds = {"x": "double", "n": "long", "ok": "boolean", "s": "string"}
+    writer = CaptureWriter("m", "2", CaptureSettings(), kinds=kinds)
+    assert writer.add_rows(["x", "n", "ok", "s"], [[1, 2, True, "a"], [2.5, 3, False, None]], [0.1, 0.2],
+                           ["i1", "i2"], "r1")  # fmt: skip
+    assert writer.add_rows(["x", "extra"], [[3, 7]], [0.3], ["i3"], "r2")  # another request's columns
+    assert writer.flush() == 3
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    (path,) = capture_files("m", day)
+    schema = pq.read_schema(path.path)
+    assert schema.names == ["x", "n", "ok", "s", REQUEST_ID, "mlops_request", PREDICTION, VERSION, CAPTURED_AT,
+                            "extra"]  # fmt: skip
+    assert [str(schema.field(c).type) for c in ("x", "n", "ok", "s", PREDICTION, VERSION, CAPTURED_AT)] == [
+        "double", "int64", "bool", "string", "double", "string", "timestamp[ns, tz=UTC]"]  # fmt: skip
+    frame, _ = read_day("m", day)
+    assert frame["x"].tolist() == [1.0, 2.5, 3.0] and frame["n"].tolist()[:2] == [2, 3]
+    assert frame[REQUEST_ID].tolist() == ["i1", "i2", "i3"] and frame["mlops_request"].tolist() == ["r1", "r1", "r2"]
+    assert frame[VERSION].tolist() == ["2"] * 3 and frame[PREDICTION].tolist() == [0.1, 0.2, 0.3]
+    assert frame["extra"].tolist()[2] == 7 and pd.isna(frame["extra"].tolist()[0])
+    assert str(frame[CAPTURED_AT].dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_number_column_with_a_value_that_is_not_a_number_is_written_with_a_null(home: Path) -> None:
+    writer = CaptureWriter("m", "1", CaptureSettings(), kinds={"x": "double"})
+    assert writer.add_rows(["x"], [[1.5], ["oops"]], [0.1, 0.2], ["i1", "i2"], "r1")
+    assert writer.flush() == 2 and writer.dropped["store_failed"] == 0
+    frame, _ = read_day("m", dt.datetime.now(dt.timezone.utc).date().isoformat())
+    assert frame["x"].tolist()[0] == 1.5 and pd.isna(frame["x"].tolist()[1])
+
+
+def test_rows_a_table_cannot_be_built_of_are_dropped_and_counted_and_the_others_written(home: Path) -> None:
+    drops: list[tuple[str, int]] = []
+    writer = CaptureWriter("m", "1", CaptureSettings(), on_drop=lambda r, n: drops.append((r, n)))
+    assert writer.add_rows(["x", "y"], [[1.0, 2.0], [3.0]], [0.1, 0.2], ["i1", "i2"], "r1")  # a short row
+    assert writer.add_rows(["x"], [[4.0]], [0.3], ["i3"], "r2")
+    assert writer.flush() == 1  # never raises: the flushing thread must outlive a bad request
+    assert drops == [("store_failed", 2)] and writer.dropped["store_failed"] == 2
+    frame, _ = read_day("m", dt.datetime.now(dt.timezone.utc).date().isoformat())
+    assert frame["x"].tolist() == [4.0]
