@@ -98,14 +98,34 @@ class HoldoutSplit:
         return self
 
     def in_holdout(self, key: Any) -> bool:
+        """The rule (:data:`RULE`) for one key; :meth:`mask` applies it to a whole column at once."""
         digest = hashlib.md5(f"{self.seed}:{key}".encode(), usedforsecurity=False).hexdigest()
         return int(digest[:12], 16) / 16**12 < float(self.fraction)
 
+    def holdout_flags(self, keys: Iterable[Any]) -> Any:
+        """The rule for many keys at once: a numpy bool array, element ``i`` equal to ``in_holdout(keys[i])``.
+
+        The same text is hashed (``f"{seed}:{key}"``), one md5 per key in a list comprehension; the first 6 bytes of
+        each digest (= the first 12 hex digits) are read as big-endian integers by numpy and compared there (an
+        integer below 2**48 and its division by 16**12 are exact in float64, so the comparison is the same).
+        """
+        import numpy as np
+
+        md5, prefix = hashlib.md5, f"{self.seed}:"
+        pad = b"\0\0"  # 2 + 6 bytes: a big-endian uint64 holding the 48-bit prefix of the digest
+        buffer = b"".join([pad + md5(f"{prefix}{key}".encode(), usedforsecurity=False).digest()[:6] for key in keys])
+        return np.frombuffer(buffer, dtype=">u8") / float(16**12) < float(self.fraction)
+
     def mask(self, frame: Any) -> Any:
         """Boolean Series: the rows of ``frame`` in the holdout."""
+        import pandas as pd
+
         if self.key not in frame.columns:
             raise ValueError(f"holdout.key: column {self.key!r} is not in the data (columns: {list(frame.columns)})")
-        return frame[self.key].map(self.in_holdout).astype(bool)
+        # the key's text as the rule formats it (f"{key}" is format(key)), from the very values Series.map hands a
+        # function: e.g. a nullable-int column with a missing value reaches it as floats ("1.0"), as it always has
+        texts = frame[self.key].map(format)
+        return pd.Series(self.holdout_flags(texts.tolist()), index=frame.index, dtype=bool)
 
     def split(self, frame: Any) -> tuple[Any, Any]:
         """``(train, holdout)`` parts of ``frame``."""

@@ -152,3 +152,53 @@ def test_the_operator_mapping_chooses_the_method():
         split_from_mapping({"method": "out_of_time", "time_column": "ts", "key": "k"})
     with pytest.raises(ValueError, match="split.holdout_days: must be >= 1"):
         split_from_mapping({"method": "out_of_time", "time_column": "ts", "holdout_days": 0})
+
+
+def _key_columns() -> dict[str, pd.Series]:
+    """Key columns of every kind a dataset may hash: text, ints, nullable ints, floats, dates, timestamps, nulls."""
+    import datetime as dt
+
+    import numpy as np
+
+    n = 3000
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i % 400) for i in range(n)]
+    return {
+        "text": pd.Series([f"C{i * 7919}" for i in range(n)]),
+        "text_with_nulls": pd.Series([None if i % 11 == 0 else f"c{i}" for i in range(n)], dtype=object),
+        "string_dtype_with_na": pd.Series([None if i % 13 == 0 else f"s{i}" for i in range(n)], dtype="string"),
+        "int64": pd.Series(np.arange(n, dtype="int64") * 104729 - 50),
+        "int32": pd.Series(np.arange(n, dtype="int32")),
+        "nullable_int": pd.Series([None if i % 7 == 0 else i for i in range(n)], dtype="Int64"),
+        "float_with_nan": pd.Series([np.nan if i % 5 == 0 else i / 3 for i in range(n)]),
+        "float_whole": pd.Series(np.arange(n, dtype="float64")),
+        "dates": pd.Series(days, dtype=object),
+        "timestamps": pd.Series(pd.to_datetime(days) + pd.to_timedelta(np.arange(n), unit="s")),
+        "timestamps_utc_with_nat": pd.Series(
+            [pd.NaT if i % 17 == 0 else pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=i) for i in range(n)]
+        ),
+        "category": pd.Series([f"k{i % 50}" for i in range(n)], dtype="category"),
+        "bool": pd.Series([i % 3 == 0 for i in range(n)]),
+        "mixed_objects": pd.Series([i if i % 2 else f"x{i}" for i in range(n)], dtype=object),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_key_columns()))
+@pytest.mark.parametrize(("fraction", "seed"), [(0.2, 0), (0.5, 7), (0.013, 123)])
+def test_the_vectorised_mask_holds_the_same_rows_as_the_per_row_rule(kind, fraction, seed):
+    values = _key_columns()[kind]
+    split = HoldoutSplit("key", fraction, seed)
+    frame = pd.DataFrame({"key": values, "x": range(len(values))}, index=range(10, 10 + len(values)))
+    per_row = frame["key"].map(split.in_holdout).astype(bool)  # the rule, one Python call per row
+    mask = split.mask(frame)
+    assert mask.dtype == bool
+    assert mask.index.equals(frame.index)
+    assert mask.tolist() == per_row.tolist()
+    assert 0 < mask.sum() < len(mask) or kind in ("bool", "category")
+    train, holdout = split.split(frame)
+    assert train["x"].tolist() == frame["x"][~per_row].tolist()
+    assert holdout["x"].tolist() == frame["x"][per_row].tolist()
+
+
+def test_the_vectorised_mask_of_an_empty_frame_is_empty():
+    mask = HoldoutSplit("key", 0.2, 0).mask(pd.DataFrame({"key": pd.Series([], dtype=object)}))
+    assert mask.dtype == bool and mask.empty
