@@ -322,3 +322,61 @@ def test_the_entrypoint_gets_training_rows_and_holdout_rows_apart_and_the_split_
     run = MlflowHook().get_client().get_run(result["run_id"])
     assert HoldoutSplit.from_tags(run.data.tags) == split
     assert json.loads(run.data.tags["training.schema"])["label"] == "churned"
+
+
+def test_the_holdout_curves_and_calibrations_are_those_of_the_enforced_predict(training_set):
+    """The provider scores the whole holdout without MLflow's per-value schema enforcement (the model's own
+    implementation, checked against the enforced ``predict`` on the contract's sample); the scores, the curves and the
+    calibrations it logs are exactly those of the enforced ``predict`` on every holdout row."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from mlops_provider.ml.curves import CURVES_ARTIFACT, holdout_curves
+    from mlops_provider.ml.estimation import CALIBRATION_ARTIFACT, fit_calibrations
+    from mlops_provider.ml.scoring import binary_labels, schema_predictor, unenforced_predict
+    from mlops_provider.runtime.runners import MODEL_ID_TAG, holdout_predictor
+    from mlops_provider.utils.paths import mlops_home
+
+    result = train_op().execute(context())
+    hook = MlflowHook()
+    run = hook.get_client().get_run(result["run_id"])
+    model = hook.load_model(f"models:/{run.data.tags[MODEL_ID_TAG]}")
+    holdout = pd.read_parquet(mlops_home() / "training" / result["run_id"] / "holdout.parquet")
+    rows = holdout.drop(columns=["churned"])
+    assert unenforced_predict(model) is not None  # the fast path is the one taken for the template's model
+    enforced = np.asarray(schema_predictor(model)(rows), dtype=float)
+    fast = np.asarray(holdout_predictor(model, rows.head(50))(rows), dtype=float)
+    assert np.array_equal(fast, enforced)
+    labels = binary_labels(holdout["churned"], 1)
+    mlflow.set_tracking_uri(hook.tracking_uri)
+    logged_curves = mlflow.artifacts.load_dict(f"runs:/{result['run_id']}/{CURVES_ARTIFACT}")
+    assert logged_curves == json.loads(json.dumps(holdout_curves(labels, enforced, threshold=0.5)))
+    logged_calibrations = mlflow.artifacts.load_dict(f"runs:/{result['run_id']}/{CALIBRATION_ARTIFACT}")
+    assert logged_calibrations == json.loads(
+        json.dumps({**fit_calibrations(labels, enforced), "fitted_at": "training"})
+    )
+
+
+def test_the_holdout_is_scored_by_the_enforced_predict_when_the_implementation_disagrees_on_the_sample(
+    training_set, monkeypatch
+):
+    """When the unenforced call gives other scores than the enforced ``predict`` on the sample (here: a stand-in
+    for it, off by a factor), the whole holdout is scored by the enforced ``predict``."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_provider.ml import scoring
+    from mlops_provider.ml.scoring import schema_predictor
+    from mlops_provider.runtime.runners import MODEL_ID_TAG, holdout_predictor
+    from mlops_provider.utils.paths import mlops_home
+
+    result = train_op().execute(context())
+    hook = MlflowHook()
+    model = hook.load_model(f"models:/{hook.get_client().get_run(result['run_id']).data.tags[MODEL_ID_TAG]}")
+    rows = pd.read_parquet(mlops_home() / "training" / result["run_id"] / "holdout.parquet").drop(columns=["churned"])
+    implementation = scoring.unenforced_predict(model)
+    assert implementation is not None
+    monkeypatch.setattr(scoring, "unenforced_predict", lambda model: lambda frame: implementation(frame) * 0.5)
+    chosen = holdout_predictor(model, rows.head(50))
+    assert np.array_equal(np.asarray(chosen(rows), dtype=float), np.asarray(schema_predictor(model)(rows), dtype=float))

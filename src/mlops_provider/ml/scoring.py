@@ -13,18 +13,23 @@ from typing import Any
 Predictor = Callable[[Any], Any]
 
 
-def schema_predictor(model: Any) -> Predictor:
+def schema_predictor(model: Any, call: Predictor | None = None) -> Predictor:
     """``model.predict`` after casting the input columns to the model's signature (MLflow refuses int64 where
-    the signature says double, as a JSON client's parsed numbers would be); extra columns are dropped."""
+    the signature says double, as a JSON client's parsed numbers would be); extra columns are dropped.
+
+    :param call: what to call with the conformed frame instead of ``model.predict`` (e.g.
+        :func:`unenforced_predict`'s function, the model's implementation without MLflow's schema enforcement).
+    """
     import pandas as pd
 
     from mlops_provider.ml.request_check import input_signature
 
     columns = {name: kind for name, kind, _ in input_signature(model)}
+    call = call or model.predict
 
     def predict(frame: Any) -> Any:
         if not columns:
-            return model.predict(frame)
+            return call(frame)
         conformed = pd.DataFrame(index=frame.index)
         for name, kind in columns.items():
             if name not in frame.columns:
@@ -36,9 +41,34 @@ def schema_predictor(model: Any) -> Predictor:
                 conformed[name] = pd.to_numeric(values, errors="coerce").astype("int64")
             else:
                 conformed[name] = values.astype(object).where(values.notna(), None)
-        return model.predict(conformed)
+        return call(conformed)
 
     return predict
+
+
+def unenforced_predict(model: Any) -> Predictor | None:
+    """A loaded pyfunc model's implementation, called as ``PyFuncModel.predict`` calls it once MLflow's schema
+    enforcement has passed, without that enforcement (which checks a column declared ``any`` value by value: most of
+    the time of scoring a large frame). None when ``model`` is not a pyfunc model of that shape (its signature comes
+    from type hints, or its input is converted to an example's format), so the caller keeps ``model.predict``.
+
+    For the provider's own scoring of rows that passed the enforced ``predict`` elsewhere (the training holdout after
+    the contract check); callers compare it with the enforced ``predict`` on a sample before trusting it.
+    """
+    import inspect
+
+    implementation, metadata = getattr(model, "_predict_fn", None), getattr(model, "metadata", None)
+    if implementation is None or metadata is None:
+        return None
+    try:
+        if metadata._is_signature_from_type_hint() or metadata._is_type_hint_from_example():
+            return None
+        takes_params = inspect.signature(implementation).parameters.get("params")
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if takes_params is not None and takes_params.kind != inspect.Parameter.VAR_KEYWORD:
+        return lambda frame: implementation(frame, params=None)
+    return lambda frame: implementation(frame)
 
 
 def binary_labels(values: Any, positive_class: Any) -> Any:

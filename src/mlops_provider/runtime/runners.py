@@ -319,11 +319,13 @@ def log_holdout_plots(
     (``evaluation/calibration.json``), which the monitoring estimate applies every day without refitting."""
     from mlops_provider.ml.curves import CURVES_ARTIFACT, holdout_curves
     from mlops_provider.ml.estimation import CALIBRATION_ARTIFACT, fit_calibrations
-    from mlops_provider.ml.scoring import binary_labels, schema_predictor
+    from mlops_provider.ml.scoring import binary_labels
     from mlops_provider.render import plots
 
     labels = binary_labels(holdout[schema["label"]], schema.get("positive_class", 1))  # as training compares them
-    scores = schema_predictor(model)(holdout.drop(columns=[schema["label"]]))
+    scores = holdout_predictor(model, holdout.drop(columns=[schema["label"]]).head(CONTRACT_SAMPLE_ROWS))(
+        holdout.drop(columns=[schema["label"]])
+    )
     curves = holdout_curves(labels, scores, threshold=float(schema.get("threshold", 0.5)))
     mlflow_hook.log_dict(run_id, curves, CURVES_ARTIFACT)
     calibrations = fit_calibrations(labels, scores)
@@ -335,6 +337,29 @@ def log_holdout_plots(
         path = folder / f"{name}.svg"
         path.write_text(str(plots.svg(build(curves))))
         mlflow_hook.log_artifact(run_id, path, "plots")
+
+
+def holdout_predictor(model: Any, sample: Any) -> Any:
+    """How the provider scores the whole holdout: the model's implementation without MLflow's per-value schema
+    enforcement (:func:`~mlops_provider.ml.scoring.unenforced_predict`) when it gives exactly the enforced
+    ``predict``'s scores on ``sample`` (the contract check's rows, which did pass the enforcement), else the enforced
+    ``predict`` itself. Same scores either way; the contract check keeps the enforced call."""
+    import numpy as np
+
+    from mlops_provider.ml.scoring import schema_predictor, unenforced_predict
+
+    enforced = schema_predictor(model)
+    implementation = unenforced_predict(model)
+    if implementation is None:
+        return enforced
+    direct = schema_predictor(model, implementation)
+    try:
+        same = np.array_equal(
+            np.asarray(direct(sample), dtype=float), np.asarray(enforced(sample), dtype=float), equal_nan=True
+        )
+    except Exception:
+        same = False
+    return direct if same else enforced
 
 
 def check_model(

@@ -174,7 +174,10 @@ def _key_columns() -> dict[str, pd.Series]:
         "dates": pd.Series(days, dtype=object),
         "timestamps": pd.Series(pd.to_datetime(days) + pd.to_timedelta(np.arange(n), unit="s")),
         "timestamps_utc_with_nat": pd.Series(
-            [pd.NaT if i % 17 == 0 else pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=i) for i in range(n)]
+            [
+                pd.NaT if i % 17 == 0 else pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=i)
+                for i in range(n)
+            ]
         ),
         "category": pd.Series([f"k{i % 50}" for i in range(n)], dtype="category"),
         "bool": pd.Series([i % 3 == 0 for i in range(n)]),
