@@ -11,8 +11,14 @@ a timing. A baseline projected not to fit in memory is not run.
 
 Each stage's own peak RSS is printed too (extract, validate, version: the kernel's peak is reset between them).
 
-Usage: python bench/bench_ingest.py [--chunks-only] [ROWS ...]     (default: 100000 1000000; --chunks-only skips
-the whole-frame baseline)
+``--validate-only`` measures the validation stage alone, in batches, on a parquet file written straight from the
+generator (the same rows, columns and dtypes the extract writes, row groups of 250,000 rows, seeded in pieces with
+disjoint ids like the SQLite source): seeding a 50M-row SQLite source row by row takes hours on a loaded machine,
+and validation is the stage whose memory must stay flat in rows. It prints the peak RSS, the wall time and the RSS
+over time (sampled every few seconds), so growth with the rows read can be seen.
+
+Usage: python bench/bench_ingest.py [--chunks-only | --validate-only] [ROWS ...]     (default: 100000 1000000;
+--chunks-only skips the whole-frame baseline)
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from common import does_not_fit, record  # noqa: E402
 
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
 DAY = dt.date(2026, 11, 1)
-SEED_PIECE = 10_000_000  # rows generated at a time when seeding (a 50M-row day is seeded in pieces)
+SEED_PIECE = 5_000_000  # rows generated at a time when seeding (a 10M piece took 6.5 GB to generate and insert)
 WHOLE = "whole"
 
 OURS = """
@@ -65,13 +71,96 @@ DvcVersionOperator(task_id="version", source_path=staged["path"],
     target_path=f"data/customer_activity/partitions/{day}.parquet", tag=f"partition/customer_activity/{day}",
 ).execute(task_context(day))
 peaks["version"] = stage_peak()
-print(json.dumps({"max": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **peaks}))
+# ru_maxrss is the kernel's peak, reset with it between the stages: the process's peak is the largest stage's
+print(json.dumps({"max": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, *peaks.values()), **peaks}))
 """
+
+VALIDATE_ONLY = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from tests.helpers import task_context
+from mlops_provider.operators.great_expectations import GreatExpectationsValidateOperator
+import datetime as dt, json, resource
+def rss():
+    with open("/proc/self/status") as handle:
+        return round(next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024)
+samples, start, done = [], time.perf_counter(), threading.Event()
+def sample():  # the RSS over time: flat or growing with the batches read
+    while not done.wait(float(sys.argv[5])):
+        samples.append((round(time.perf_counter() - start), rss()))
+imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+threading.Thread(target=sample, daemon=True).start()
+day = dt.date.fromisoformat(sys.argv[1])
+summary = GreatExpectationsValidateOperator(task_id="validate", data_path=sys.argv[4], suite_path=sys.argv[3],
+    dataset="customer_activity", partition=str(day), chunk_rows=250000).execute(task_context(day))
+done.set()
+print(json.dumps({"max": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "imports": imports,
+    "seconds": time.perf_counter() - start, "batches": summary["batches"], "success": summary["success"],
+    "failed": summary["failed_expectations"], "samples": samples}))
+"""
+
+
+def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE) -> None:
+    """One day of about ``rows`` rows as the extract writes it (``event_ts``, ``signup_date`` as timestamps, row
+    groups of 250,000 rows), generated in a child process ``piece_rows`` rows at a time (pieces of
+    ``churn_source.piece_of_day``: disjoint ids), one piece in memory at a time."""
+    code = (
+        "import sys, datetime as dt, pandas as pd, pyarrow as pa, pyarrow.parquet as pq\n"
+        "from mlops_provider.demo.churn_source import piece_of_day\n"
+        "path, day, rows, size = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+        "writer = None\n"
+        "for piece, start in enumerate(range(0, rows, size)):\n"
+        "    frame = piece_of_day(day, min(size, rows - start), piece)\n"
+        "    for column in ('event_ts', 'signup_date'):\n"
+        "        frame[column] = pd.to_datetime(frame[column], errors='coerce')\n"
+        "    table = pa.Table.from_pandas(frame, preserve_index=False)\n"
+        "    del frame\n"
+        "    writer = writer or pq.ParquetWriter(path, table.schema)\n"
+        "    writer.write_table(table.cast(writer.schema), row_group_size=250000)\n"
+        "    del table\n"
+        "writer.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path), DAY.isoformat(), str(rows), str(piece_rows)], check=True)
+
+
+def validate_only(sizes: list[int]) -> None:
+    """Validation alone, in batches of 250,000 rows, on a parquet file of each size (see the module docstring)."""
+    for rows in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+            home = Path(tmp)
+            start = time.perf_counter()
+            seed_parquet(home / "day.parquet", rows)
+            seeded = time.perf_counter() - start
+            suite = suite_for(rows, home)
+            env = dict(os.environ, MLOPS_HOME=str(home))
+            every = "5" if rows < 10_000_000 else "20"
+            args = [sys.executable, "-c", VALIDATE_ONLY, DAY.isoformat(), str(PROJECT_ROOT), str(suite)]
+            proc = subprocess.run([*args, str(home / "day.parquet"), every], env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stderr[-3000:])
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+        curve = ", ".join(f"{t}s {mb}" for t, mb in out["samples"])
+        print(
+            f"{rows:>9} validate only: {out['seconds']:.1f} s, {out['batches']} batches, peak RSS {out['max']:.0f} MB"
+            f" (imports {out['imports']:.0f} MB), success {out['success']} (seeded in {seeded:.0f} s)"
+        )
+        if not out["success"]:
+            print(f"{rows:>9} failed: {json.dumps(out['failed'])[:1000]}")
+        print(f"{rows:>9} RSS over time (MB): {curve}")
+        record(
+            "ingest-validate",
+            "validate in batches of 250,000 rows (parquet written by the generator)",
+            [out["seconds"]],
+            None,
+            ours_mb=out["max"],
+            rows=rows,
+            note=f"{out['batches']} batches, success {out['success']}; RSS over time (s, MB): {out['samples']}",
+        )
 
 
 def seed(db: Path, rows: int) -> None:
     """One day of ``rows`` rows in a SQLite source, written by child processes (so the memory of generating
-    millions of rows is not held by this process while the measured ones run), 10M rows at a time: piece k has
+    millions of rows is not held by this process while the measured ones run), 5M rows at a time: piece k has
     its own seed and ids disjoint from the other pieces' (``churn_source.piece_of_day``: event ids prefixed
     ``k-``, customer numbers in their own range), so a 50M-row day passes the suite's uniqueness checks."""
     code = (
@@ -188,5 +277,9 @@ def main(sizes: list[int], chunks_only: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--chunks-only"]
-    main([int(a) for a in args] or [100_000, 1_000_000], chunks_only="--chunks-only" in sys.argv[1:])
+    args = [a for a in sys.argv[1:] if a not in ("--chunks-only", "--validate-only")]
+    sizes = [int(a) for a in args] or [100_000, 1_000_000]
+    if "--validate-only" in sys.argv[1:]:
+        validate_only(sizes)
+    else:
+        main(sizes, chunks_only="--chunks-only" in sys.argv[1:])

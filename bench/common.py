@@ -33,8 +33,11 @@ def available_mb() -> float:
 
 
 def projected_mb(measured: dict[int, float], rows: int) -> float | None:
-    """Peak MB at ``rows``, extrapolated along the line through the two largest smaller sizes measured (through
-    the origin when only one was measured; None when none was)."""
+    """Peak MB at ``rows``: its own measurement when this size was measured before, else extrapolated along the
+    line through the two largest smaller sizes measured (through the origin when only one was measured; None when
+    none was)."""
+    if rows in measured:
+        return measured[rows]
     smaller = sorted(n for n in measured if n < rows)
     if not smaller:
         return None

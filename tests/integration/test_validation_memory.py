@@ -1,5 +1,6 @@
 """Batched validation holds one batch at a time (issue 31): GX lets go of each frame before the next is read, the
-results store keeps one result per run, and the merge drops each batch's uniqueness keys as it moves them."""
+results store keeps one result per run, and each batch's uniqueness keys go into one array per column as the batch
+is added (sized from the partition's row count when it is known), so the merge sorts them where they are."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_each_batch_frame_is_released_before_the_next_is_read(tmp_path):
     assert page is not None
 
 
-def test_merge_drops_each_batch_uniqueness_keys():
+def test_no_batch_keeps_its_own_uniqueness_keys():
     from mlops_provider.ml.validation_batches import BatchMerger
 
     kind = "expect_column_values_to_be_unique"
@@ -62,10 +63,44 @@ def test_merge_drops_each_batch_uniqueness_keys():
     for values in (["a", "b"], ["c", "a"]):
         merger.add([item], pd.DataFrame({"id": values}))
     held = merger.items[0]["batches"]
-    assert all("values" in b for b in held)
+    assert not any("values" in b for b in held)  # moved into the column's one array as each batch was added
     (merged,) = merger.merged()
     assert merged["result"]["unexpected_count"] == 2
-    assert not any("values" in b for b in held)
+
+
+@pytest.mark.parametrize("hint", [True, False])
+def test_the_merge_sorts_the_keys_where_they_are(hint):
+    """Issue 31: at 50M rows the keys of a unique column are 400 MB; the merge used to copy them into a new array
+    (the old 400 MB not yet returned to the system while the new one filled). With the partition's row count the
+    keys are written into one array as batches come and the merge allocates only its comparisons (a byte a row).
+    Without it the array grows by doubling (a copy at each growth, none at the merge)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from mlops_provider.ml.validation_batches import BatchMerger
+
+    kind = "expect_column_values_to_be_unique"
+    rows, batch = 1_000_000, 250_000
+    item = {"expectation_config": {"type": kind, "kwargs": {"column": "n"}}, "success": True,
+            "result": {"element_count": batch, "unexpected_count": 0, "missing_count": 0}}  # fmt: skip
+    merger = BatchMerger(rows=rows if hint else None)
+    tracemalloc.start()
+    try:
+        for start in range(0, rows, batch):
+            merger.add([item], pd.DataFrame({"n": np.arange(start, start + batch, dtype="int64")[::-1]}))
+        held, adding_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        (merged,) = merger.merged()
+        _, merge_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert merged["success"] is True and merged["result"]["unexpected_count"] == 0
+    keys = 8 * rows
+    assert held < 1.2 * keys  # the keys once, nothing per batch besides
+    assert merge_peak - held < 0.5 * keys  # comparisons only: no second copy of the keys
+    if hint:
+        assert adding_peak < 1.2 * keys + 3 * 8 * batch  # one batch's frame and keys beside the array, no growth
 
 
 def test_a_parquet_file_is_read_one_row_group_at_a_time(tmp_path):

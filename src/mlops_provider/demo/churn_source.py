@@ -331,7 +331,7 @@ PIECE_ID_SPAN = 10**9
 
 
 def piece_of_day(day: dt.date, rows: int, piece: int) -> pd.DataFrame:
-    """Piece ``piece`` of a day too large to generate at once (the bench seeds 50M rows 10M at a time): its own
+    """Piece ``piece`` of a day too large to generate at once (the bench seeds 50M rows 5M at a time): its own
     seed, and ids disjoint from every other piece's, so the pieces together pass the suite's uniqueness checks.
 
     Event ids get the prefix ``<piece>-``; customer numbers are moved into ``[piece * 1e9, (piece + 1) * 1e9)``

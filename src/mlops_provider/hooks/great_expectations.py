@@ -212,10 +212,12 @@ class GreatExpectationsHook(BaseHook):
         batch_parameters: dict[str, Any] | None = None,
         *,
         data_docs: bool = True,
+        rows: int | None = None,
     ) -> tuple[Any, Any]:
         """Validate a partition given as successive batches (DataFrames of the same columns and dtypes) in memory
         of one batch; the result is the whole partition's (see :mod:`mlops_provider.ml.validation_batches`), with
-        its Data Docs page. Returns what :meth:`validate_dataframe` returns.
+        its Data Docs page. Returns what :meth:`validate_dataframe` returns. ``rows``, the partition's row count
+        when known, sizes the uniqueness keys' arrays once (the merge then sorts them without a copy).
 
         Raises ``ValueError`` naming the expectation types of the suite that have no exact merge across batches:
         validate such a suite with :meth:`validate_dataframe`."""
@@ -231,7 +233,7 @@ class GreatExpectationsHook(BaseHook):
         definition = self._validation_definition(suite_path)
         run_id = gx.RunIdentifier(run_name=run_name)
         store = self.validation_context().validation_results_store  # where definition.run() stores its results
-        merger, first, kept = BatchMerger(), None, set()
+        merger, first, kept = BatchMerger(rows=rows), None, set()
         for frame in batches:
             params = {**(batch_parameters or {}), "dataframe": frame}
             result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)

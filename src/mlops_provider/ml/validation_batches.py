@@ -11,9 +11,9 @@ each expectation type:
   they pass when every batch passes;
 - **aggregates** are recomputed from partial statistics kept per batch: row count (a sum), mean and sum (sums and
   non-null counts; floats may differ from a whole-frame run in the last bits of the summation order), min and max,
-  distinct-value sets (a union) and uniqueness (8 bytes a row of the column, sorted once at the end: numbers
-  compared exactly, text by a 64-bit hash, see :func:`_unique`; memory grows with that one column, not with the
-  frame).
+  distinct-value sets (a union) and uniqueness (8 bytes a row of the column, written into one array per column as
+  the batches come and sorted there once at the end: numbers compared exactly, text by a 64-bit hash, see
+  :func:`_unique`; memory grows with that one column, not with the frame).
 
 An expectation type not listed here (a median, a quantile, a standard deviation, an order across rows) has no
 exact merge: :func:`unmergeable` names it, and the caller validates the whole frame instead.
@@ -27,6 +27,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 ROW_WISE = frozenset(
@@ -169,13 +170,51 @@ def batch_dtypes(schema: Any, null_counts: dict[str, int]) -> dict[str, str]:
     return dtypes
 
 
+class KeyColumn:
+    """The 8-byte uniqueness keys (:func:`_compact`) of one column over all batches, in one int64 array.
+
+    With ``capacity`` (the partition's row count, an upper bound of its non-null values) the array is allocated
+    once and each batch's keys are written into it: the keys are held once, and the merge sorts them in place
+    (before issue 31's fix they were kept per batch and copied into a new array at the merge: twice the keys at its
+    peak, 800 MB for a unique column of 50M rows). Untouched pages of the array cost nothing. Without it the array
+    grows by doubling (a copy at each growth, as a list would)."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        import numpy as np
+
+        self.array = np.empty(max(int(capacity or 0), 0), dtype="int64")
+        self.size = 0
+
+    def append(self, part: np.ndarray) -> None:
+        """Add one batch's keys."""
+        import numpy as np
+
+        need = self.size + len(part)
+        if need > len(self.array):
+            grown = np.empty(max(need, 2 * len(self.array)), dtype="int64")
+            grown[: self.size] = self.array[: self.size]
+            self.array = grown
+        self.array[self.size : need] = part
+        self.size = need
+
+    def keys(self) -> np.ndarray:
+        """The keys added so far (a view of the array, not a copy)."""
+        return self.array[: self.size]
+
+
 class BatchMerger:
     """Accumulates per-batch GX results (JSON dicts, in suite order) and the partial statistics of the aggregate
-    expectations, then gives the merged results of the whole partition."""
+    expectations, then gives the merged results of the whole partition.
 
-    def __init__(self) -> None:
+    :param rows: the partition's row count when it is known (a parquet file's metadata): each unique column's keys
+        then go into one array of that size (see :class:`KeyColumn`). A wrong count is still correct, only slower.
+    """
+
+    def __init__(self, rows: int | None = None) -> None:
         self.items: list[dict[str, Any]] = []  # one accumulator per expectation, by position
         self.batches = 0
+        self.rows = rows
+        self.keys: dict[int, KeyColumn] = {}  # uniqueness keys per expectation position, moved out of the batches
 
     def add(self, results: list[dict[str, Any]], frame: pd.DataFrame) -> None:
         """Fold one batch: ``results`` is the batch's ``to_json_dict()["results"]``, ``frame`` the batch itself."""
@@ -184,7 +223,15 @@ class BatchMerger:
         for index, item in enumerate(results):
             if self.batches == 0:
                 self.items.append({"config": item["expectation_config"], "batches": []})
-            self.items[index]["batches"].append(self._fold(item, frame))
+            folded = self._fold(item, frame)
+            part = folded.pop("values", None)
+            if part is not None:
+                column = self.keys.get(index)
+                if column is None:
+                    column = self.keys[index] = KeyColumn(self.rows)
+                column.append(part)
+                del part
+            self.items[index]["batches"].append(folded)
         self.batches += 1
 
     @staticmethod
@@ -217,11 +264,17 @@ class BatchMerger:
         return kept
 
     def merged(self) -> list[dict[str, Any]]:
-        """``[{"success", "result", "exception_info"}]`` per expectation, in suite order."""
-        return [self._merge(item["config"], item["batches"]) for item in self.items]
+        """``[{"success", "result", "exception_info"}]`` per expectation, in suite order. Each unique column's keys
+        are sorted in place and let go of once merged (merging twice is not supported)."""
+        merged = []
+        for index, item in enumerate(self.items):
+            column = self.keys.pop(index, None)
+            merged.append(self._merge(item["config"], item["batches"], column.keys() if column else None))
+            del column
+        return merged
 
     @staticmethod
-    def _merge(config: dict[str, Any], batches: list[dict[str, Any]]) -> dict[str, Any]:
+    def _merge(config: dict[str, Any], batches: list[dict[str, Any]], keys: np.ndarray | None = None) -> dict[str, Any]:
         kind, kwargs = config["type"], config.get("kwargs") or {}
         for batch in batches:  # an error in any batch (a missing column...) is the verdict, as in a whole frame
             if raised(batch["exception_info"]):
@@ -229,7 +282,7 @@ class BatchMerger:
         results = [b["result"] for b in batches]
         mostly = float(kwargs.get("mostly", 1.0) if kwargs.get("mostly") is not None else 1.0)
         if kind in UNIQUE:
-            return _merged(*_unique(batches, mostly))
+            return _merged(*_unique(batches, mostly, keys))
         if kind in ROW_WISE or (kind in TYPE_CHECKS and "unexpected_count" in results[0]):
             missing = [r.get("missing_count") for r in results]
             partial = [v for r in results for v in r.get("partial_unexpected_list") or []]
@@ -318,26 +371,19 @@ def _compact(values: pd.Series) -> Any:
     return pd.util.hash_array(np.asarray(array, dtype=object), categorize=True).view("int64")
 
 
-def _unique(batches: list[dict[str, Any]], mostly: float) -> tuple[bool, dict[str, Any]]:
+def _unique(batches: list[dict[str, Any]], mostly: float, keys: np.ndarray | None) -> tuple[bool, dict[str, Any]]:
     """Uniqueness over the whole partition: every non-null value that occurs more than once is unexpected in each
-    of its rows (GX's ``duplicated(keep=False)``), counted on the 8-byte keys of :func:`_compact` sorted once.
+    of its rows (GX's ``duplicated(keep=False)``), counted on the 8-byte keys of :func:`_compact` (all batches',
+    :class:`KeyColumn`), sorted in place: the merge adds a byte a row of comparisons, no copy of the keys.
 
-    The batches' keys are moved into one array and each batch's own copy is dropped as it is moved (the merge
-    holds 8 bytes a row of the column once, not twice). Text is compared by a 64-bit hash: a real duplicate is
-    always counted; two different values whose hashes collide (odds about n**2 / 2**65: 3 in a million for 10
-    million distinct values) would be counted too. The partial list of unexpected values is left empty (the keys
-    are not the values)."""
+    Text is compared by a 64-bit hash: a real duplicate is always counted; two different values whose hashes
+    collide (odds about n**2 / 2**65: 3 in a million for 10 million distinct values) would be counted too. The
+    partial list of unexpected values is left empty (the keys are not the values)."""
     import numpy as np
 
     rows = sum(b.get("rows", int(b["result"].get("element_count") or 0)) for b in batches)
-    keys = np.empty(sum(len(b["values"]) for b in batches if "values" in b), dtype="int64")
-    at = 0
-    for batch in batches:
-        part = batch.pop("values", None)
-        if part is not None:
-            keys[at : at + len(part)] = part
-            at += len(part)
-            del part
+    if keys is None:
+        keys = np.empty(0, dtype="int64")
     keys.sort()
     same = keys[1:] == keys[:-1]
     # A row is repeated when it equals its left or right neighbour: the equal pairs plus one per run of equals.

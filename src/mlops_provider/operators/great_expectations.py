@@ -196,6 +196,18 @@ def null_counts(file: Any, columns: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+def parquet_rows(path: Path) -> int | None:
+    """The row count in a parquet file's footer, or None when it cannot be read (:func:`parquet_batches` then says
+    why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def parquet_batches(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """The file as successive DataFrames of at most ``rows`` rows, typed as ``pandas.read_parquet`` types the
     whole file (see :func:`mlops_provider.ml.validation_batches.batch_dtypes`); at least one (empty) frame.
@@ -409,6 +421,7 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
                 run_name=run_name,
                 batch_parameters=self.batch_parameters,
                 data_docs=False,
+                rows=parquet_rows(data_path),  # type: ignore[arg-type]
             )
             count = int(result.meta.get("batches", 1))
         else:

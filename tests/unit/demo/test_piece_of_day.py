@@ -1,4 +1,4 @@
-"""Pieces of one large day (bench/bench_ingest.py seeds 50M rows 10M at a time) must not share ids: the suite
+"""Pieces of one large day (bench/bench_ingest.py seeds 50M rows 5M at a time) must not share ids: the suite
 checks event_id and customer_id for uniqueness over the whole day."""
 
 from __future__ import annotations
