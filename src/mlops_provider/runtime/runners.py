@@ -323,9 +323,8 @@ def log_holdout_plots(
     from mlops_provider.render import plots
 
     labels = binary_labels(holdout[schema["label"]], schema.get("positive_class", 1))  # as training compares them
-    scores = holdout_predictor(model, holdout.drop(columns=[schema["label"]]).head(CONTRACT_SAMPLE_ROWS))(
-        holdout.drop(columns=[schema["label"]])
-    )
+    features = holdout.drop(columns=[schema["label"]])
+    scores = holdout_predictor(model, features.head(CONTRACT_SAMPLE_ROWS))(features)
     curves = holdout_curves(labels, scores, threshold=float(schema.get("threshold", 0.5)))
     mlflow_hook.log_dict(run_id, curves, CURVES_ARTIFACT)
     calibrations = fit_calibrations(labels, scores)
