@@ -58,7 +58,7 @@ def mlflow_run_url(run_id: str) -> str:
 
 def model_version_url(model_name: str, version: str | int) -> str:
     """URL of the plugin's page for a registered model version."""
-    return f"{MLFLOW_MODELS_URL_PREFIX}/{quote(model_name)}/versions/{version}"
+    return f"{MLFLOW_MODELS_URL_PREFIX}/{quote(model_name)}/versions/{quote(str(version))}"
 
 
 def capture_url(model_name: str, day: str) -> str:
