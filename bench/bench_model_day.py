@@ -71,14 +71,22 @@ def run(stage, day=None, phase="", **conf):
     print(f"  {phase:9} {stage:17} {str(day or ''):10} {dr.state} in {wall:.1f} s", file=sys.stderr, flush=True)
     return dr
 
-run("ingest", start, "warm-up")
-run("training", None, "warm-up", reason="bootstrap")
-run("promotion", None, "warm-up")
-for i in range(1, days + 1):
-    day = start + dt.timedelta(days=i)
-    run("ingest", day, "day")
-    run("drift_monitoring", day, "day")
+def warm_up(stage, day=None, **conf):
+    # A warm-up run that did not succeed stops the bench: without a champion a model-day's monitoring would wait
+    # for one (its sensor) until its timeout.
+    dr = run(stage, day, "warm-up", **conf)
+    if str(dr.state) != "success":
+        failed = [ti.task_id for ti in dr.get_task_instances() if str(ti.state) not in ("success", "skipped")]
+        raise SystemExit(f"the warm-up {stage} run ended {dr.state} (tasks not done: {failed}); see its log above")
+
 try:
+    warm_up("ingest", start)
+    warm_up("training", None, reason="bootstrap")
+    warm_up("promotion", None)
+    for i in range(1, days + 1):
+        day = start + dt.timedelta(days=i)
+        run("ingest", day, "day")
+        run("drift_monitoring", day, "day")
     for _ in range(promotions):
         run("training", None, "promotion", reason="manual")
         run("promotion", None, "promotion")
