@@ -177,7 +177,8 @@ def bench_training(rows: int, compare: str | None = None) -> None:
                     runner=runner.split("@")[0],
                 )
                 start, start_cpu = time.perf_counter(), cpu_seconds()
-                op.execute(task_context(None, dag_id="bench", run_id=f"{runner.replace('@', '-')}-{i}", task_id="train"))
+                run_id = f"{runner.replace('@', '-')}-{i}"
+                op.execute(task_context(None, dag_id="bench", run_id=run_id, task_id="train"))
                 results.setdefault(runner, []).append(time.perf_counter() - start)
                 cpu.setdefault(runner, []).append(cpu_seconds() - start_cpu)
     bare, bare_cpu = statistics.median(results["bare"]), statistics.median(cpu["bare"])
