@@ -7,7 +7,10 @@
    registration — vs a fresh process that reads the same parquet and runs bare ``xgboost.train`` with the same
    hyperparameters. Median of 3 with the spread. Prints numbers, never fails on a timing.
 
-Usage: python bench/bench_training.py [ROWS ...]    (default: 100000 1000000)
+``--compare REF``: also train through the local runner with REF's ``include/training`` (the entrypoint as it was at
+that git revision), interleaved with this tree's in each repeat, so both see the same load.
+
+Usage: python bench/bench_training.py [--compare REF] [ROWS ...]    (default: 100000 1000000)
 """
 
 from __future__ import annotations
@@ -115,7 +118,18 @@ def docker_ready() -> bool:
     return True
 
 
-def bench_training(rows: int) -> None:
+def training_at(ref: str, folder: Path) -> Path:
+    """``include/training`` as it was at git revision ``ref``, extracted into ``folder``."""
+    listing = subprocess.run(["git", "ls-tree", "--name-only", ref, "include/training/"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    folder.mkdir(parents=True)
+    for name in listing:
+        blob = subprocess.run(["git", "show", f"{ref}:{name}"], cwd=PROJECT_ROOT, capture_output=True, check=True)
+        (folder / Path(name).name).write_bytes(blob.stdout)
+    return folder
+
+
+def bench_training(rows: int, compare: str | None = None) -> None:
     from mlops_provider.hooks.dvc import DvcHook
     from mlops_provider.loop.spec import load_spec
     from mlops_provider.ml.hyperparameters import load_hyperparameter_spec, resolve
@@ -129,10 +143,15 @@ def bench_training(rows: int) -> None:
         os.environ["MLOPS_HOME"] = tmp
         data = Path(tmp) / "training_set.parquet"
         make_training_set(rows, data)
+        print(f"Training {rows} rows: load at the start {load()}", flush=True)
         DvcHook().version_file(data, "data/bench/training_set.parquet", "bench", {})
         results: dict[str, list[float]] = {"bare": []}
         cpu: dict[str, list[float]] = {"bare": []}
         runners = ["local"] + (["docker"] if docker_ready() and not os.environ.get("MLOPS_BENCH_NO_DOCKER") else [])
+        entrypoints = {"local": TRAINING / "train.py", "docker": TRAINING / "train.py"}
+        if compare:
+            runners.insert(0, f"local@{compare}")
+            entrypoints[runners[0]] = training_at(compare, Path(tmp) / "baseline-training") / "train.py"
         for i in range(REPEATS):
             start, start_cpu = time.perf_counter(), cpu_seconds()
             subprocess.run(
@@ -141,21 +160,25 @@ def bench_training(rows: int) -> None:
             )
             results["bare"].append(time.perf_counter() - start)
             cpu["bare"].append(cpu_seconds() - start_cpu)
-            for runner in runners:
+            order = list(runners)
+            if compare and i % 2:  # alternate which entrypoint goes first (the first pays the task's own imports)
+                order[0], order[1] = order[1], order[0]
+            for runner in order:
                 op = TrainModelOperator(
                     task_id="train",
                     dataset_path="data/bench/training_set.parquet",
                     dataset_rev="bench",
-                    entrypoint=str(TRAINING / "train.py"),
+                    entrypoint=str(entrypoints[runner]),
                     model_schema=schema(),
                     holdout=load_spec(SPEC_FILE).holdout,
                     hyperparameter_spec=str(TRAINING / "hyperparameters.json"),
                     experiment_name="bench",
                     model_name="bench",
-                    runner=runner,
+                    runner=runner.split("@")[0],
                 )
                 start, start_cpu = time.perf_counter(), cpu_seconds()
-                op.execute(task_context(None, dag_id="bench", run_id=f"{runner}-{i}", task_id="train"))
+                run_id = f"{runner.replace('@', '-')}-{i}"
+                op.execute(task_context(None, dag_id="bench", run_id=run_id, task_id="train"))
                 results.setdefault(runner, []).append(time.perf_counter() - start)
                 cpu.setdefault(runner, []).append(cpu_seconds() - start_cpu)
     bare, bare_cpu = statistics.median(results["bare"]), statistics.median(cpu["bare"])
@@ -165,7 +188,7 @@ def bench_training(rows: int) -> None:
         cpu_ratio = statistics.median(cpu[name]) / bare_cpu
         print(f"  {name:<8} wall {spread(values)}   {ratio:.2f}x bare")
         print(f"  {'':<8} CPU  {spread(cpu[name])}   {cpu_ratio:.2f}x bare")
-        if name != "bare":
+        if name != "bare" and "@" not in name:
             record("training", f"train through TrainModelOperator ({name} runner)", values, results["bare"],
                    baseline_name="bare xgboost.train process", rows=rows)  # fmt: skip
 
@@ -182,14 +205,21 @@ def load() -> str:
         return " ".join(handle.read().split()[:3])
 
 
-def main(sizes: list[int]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset = Path(tmp) / "ds.parquet"
-        make_training_set(100_000, dataset)
-        bench_log_model(dataset)
+def main(sizes: list[int], compare: str | None = None) -> None:
+    if not compare:
+        with tempfile.TemporaryDirectory() as tmp:
+            dataset = Path(tmp) / "ds.parquet"
+            make_training_set(100_000, dataset)
+            bench_log_model(dataset)
     for rows in sizes:
-        bench_training(rows)
+        bench_training(rows, compare)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", metavar="REF", help="git revision whose include/training to run beside this one")
+    parser.add_argument("rows", nargs="*", type=int)
+    arguments = parser.parse_args()
+    main(arguments.rows or [100_000, 1_000_000], arguments.compare)

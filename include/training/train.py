@@ -129,14 +129,28 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("mlflow", "xgboost", "pandas", "pyarrow", "cloudpickle")]
 
 
+#: At most this many holdout rows (a seeded sample) are explained for the importances. XGBoost's exact SHAP
+#: (``pred_contribs``) costs about as much per row as the trees are deep and many: on the whole holdout of 100k rows
+#: it took as much CPU as the training itself (20k rows: 17 s); 2,000 rows take ~2 s and move no feature's share of
+#: the total by more than 0.005 (docs/benchmarks.md, issue 31 item 6).
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_SEED = 0
+
+
+def importance_rows(holdout: Any, limit: int = IMPORTANCE_ROWS) -> Any:
+    """The holdout rows the importances explain: all of them up to ``limit``, else a seeded sample of ``limit``
+    (the same rows for the same holdout)."""
+    return holdout if len(holdout) <= limit else holdout.sample(n=limit, random_state=IMPORTANCE_SEED)
+
+
 def importances(model: Any, holdout: Any, features: dict[str, Any]) -> dict[str, float]:
-    """Mean absolute SHAP contribution of each feature on the holdout rows (XGBoost's ``pred_contribs``): what
-    the drift monitor weighs drifted columns by. Unlike split gain, a noise column the trees split on by chance
-    gets little."""
+    """Mean absolute SHAP contribution of each feature on the holdout rows (XGBoost's ``pred_contribs``; on a seeded
+    sample of ``IMPORTANCE_ROWS`` of them when the holdout is larger): what the drift monitor weighs drifted
+    columns by. Unlike split gain, a noise column the trees split on by chance gets little."""
     import numpy as np
     import xgboost as xgb
 
-    x = encode(holdout, features["numerical"], features["categories"])
+    x = encode(importance_rows(holdout), features["numerical"], features["categories"])
     contributions = model.get_booster().predict(xgb.DMatrix(x, enable_categorical=True), pred_contribs=True)
     mean_abs = np.abs(contributions[:, :-1]).mean(axis=0)  # the last column is the bias
     return {column: float(value) for column, value in zip(x.columns, mean_abs, strict=True)}
