@@ -225,6 +225,15 @@ class SpecView:
     def __hash__(self) -> int:
         return hash(repr(self))
 
+    def __copy__(self) -> SpecView:  # read-only: a copy is itself (as for a tuple)
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SpecView:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuilt_view, (self.section, self._fields)
+
     def __repr__(self) -> str:  # as pydantic's: Name(field=value, ...)
         return f"{self.section}({', '.join(f'{name}={value!r}' for name, value in self)})"
 
@@ -236,6 +245,12 @@ def _view_class(section: str) -> type[SpecView]:
 
 
 _VIEWS: dict[str, type[SpecView]] = {}
+
+
+def _rebuilt_view(section: str, fields: dict[str, Any]) -> SpecView:
+    """A view of ``section`` over ``fields`` (unpickling)."""
+    view = _VIEWS.get(section) or _VIEWS.setdefault(section, _view_class(section))
+    return view(fields)
 
 
 def _viewed(shape: Any, value: Any, **extra: Any) -> Any:

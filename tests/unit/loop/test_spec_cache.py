@@ -163,6 +163,10 @@ def test_a_hit_is_a_read_only_view_with_the_models_behaviour(tmp_path, mlops_hom
     assert (view.schedule.start_date, view.validation) == (validated.schedule.start_date, validated.validation)
     with pytest.raises(TypeError, match="read-only"):
         view.name = "other"
+    import copy
+    import pickle
+
+    assert copy.deepcopy(view) is view and pickle.loads(pickle.dumps(view.dataset)) == validated.dataset
     with pytest.raises(AttributeError, match="no attribute 'bogus'"):
         _ = view.dataset.bogus
 
