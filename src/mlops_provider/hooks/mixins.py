@@ -8,20 +8,22 @@ connections it uses and declares only what is its own::
 
         def __init__(self, *, dataset: str, **kwargs): ...  # mlflow_conn_id= and dvc_conn_id= reach the bases
 
-The bases are ``BaseOperator`` subclasses, so Airflow applies ``default_args`` to their parameters too (a DAG's
-``default_args={"mlflow_conn_id": ...}`` reaches every task that uses MLflow). They combine with any operator
-class (``BaseSensorOperator``, ``TriggerDagRunOperator``, ``ApprovalOperator``): list them first.
+The bases are plain classes, not ``BaseOperator`` subclasses: Airflow wraps the ``__init__`` of every
+``BaseOperator`` class in the MRO with ``apply_defaults``, and each layer copies ``default_args`` and deep-copies the
+DAG's params, which a DAG file pays per task at every parse (issue 31). A base still takes its parameter from the
+DAG's (or task group's) ``default_args`` when the task does not give it (a DAG's
+``default_args={"mlflow_conn_id": ...}`` reaches every task that uses MLflow): Airflow hands the merged
+``default_args`` to the operator's ``__init__``, which passes them on. They combine with any operator class
+(``BaseSensorOperator``, ``TriggerDagRunOperator``, ``ApprovalOperator``): list them first, before the operator class.
 
 Imports no heavy library: the hooks import their tools inside their methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from airflow.sdk import BaseOperator
 
 from mlops_provider.layout import DEFAULT_DOCKER_URL, DVC_DEFAULT_CONN_ID, MLFLOW_DEFAULT_CONN_ID
 
@@ -30,32 +32,82 @@ if TYPE_CHECKING:  # the hook modules load with the first task that uses one, no
     from mlops_provider.hooks.mlflow import MlflowHook
 
 
-class ConnectionBase(BaseOperator):
+class _Unset:
+    """The default of a base's parameter: the DAG's ``default_args`` value when it has one, else the base's default."""
+
+    def __repr__(self) -> str:
+        return "<default_args, else the default>"
+
+
+UNSET: Any = _Unset()
+
+
+def _param_names(*names: str):  # noqa: ANN202 (a decorator)
+    """Declare a base's parameters the way Airflow's ``apply_defaults`` declares a ``BaseOperator``'s, so
+    ``partial()``/``expand()`` of an operator accept them."""
+
+    def mark(init: Any) -> Any:
+        init._BaseOperatorMeta__param_names = set(names)
+        return init
+
+    return mark
+
+
+class ConnectionBase:
     """Adds the template fields of every connection base a class derives from (``connection_fields``) to the
-    ``template_fields`` the class declares, so an operator declares only its own fields."""
+    ``template_fields`` the class declares, so an operator declares only its own fields.
+
+    A plain class (see the module's note): one ``apply_defaults`` layer fewer per base and task."""
 
     #: the fields this base owns (templated on every subclass)
     connection_fields: ClassVar[tuple[str, ...]] = ()
+    #: the operator's (``BaseOperator.template_fields``)
+    template_fields: Collection[str] = ()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, base_only: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls) and not base_only and hasattr(type(cls), "_apply_defaults"):
+            # An operator class without its own __init__ would take a base's plain one as its own, which Airflow's
+            # apply_defaults does not wrap (no default_args, no XComArg dependencies): give it a wrapped one.
+            # ``base_only=True``: an abstract base whose subclasses define __init__ (no extra layer for them).
+            _pass_through_init(cls)
         declared = tuple(cls.template_fields)
         owned = [field for klass in cls.__mro__ for field in vars(klass).get("connection_fields", ())]
         cls.template_fields = (*declared, *(f for f in dict.fromkeys(owned) if f not in declared))
+
+    @staticmethod
+    def _resolved(value: Any, name: str, default: Any, kwargs: dict[str, Any]) -> Any:
+        """``value`` as given, else the ``default_args`` Airflow handed to the operator's ``__init__``, else
+        ``default``."""
+        if value is not UNSET:
+            return value
+        return (kwargs.get("default_args") or {}).get(name, default)
+
+
+def _pass_through_init(cls: type[Any]) -> None:
+    """Give ``cls`` an ``__init__`` of its own that passes everything on (``BaseOperatorMeta`` wraps it)."""
+
+    def __init__(self: Any, **kwargs: Any) -> None:
+        super(cls, self).__init__(**kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__  # type: ignore[misc]
 
 
 class DvcHookMixin(ConnectionBase):
     """The data registry of ``dvc_conn_id`` (connection type ``dvc``): ``dvc_hook``.
 
-    :param dvc_conn_id: connection of type ``dvc`` (default ``dvc_default``: the embedded workspace) (templated).
+    :param dvc_conn_id: connection of type ``dvc`` (default: the DAG's ``default_args``, else ``dvc_default``: the
+        embedded workspace) (templated).
     """
 
     connection_fields: ClassVar[tuple[str, ...]] = ("dvc_conn_id",)
-    template_fields: Sequence[str] = connection_fields
+    template_fields: Collection[str] = connection_fields
 
-    def __init__(self, *, dvc_conn_id: str = DVC_DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    @_param_names("dvc_conn_id")
+    def __init__(self, *, dvc_conn_id: str = UNSET, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.dvc_conn_id = dvc_conn_id
+        self.dvc_conn_id = self._resolved(dvc_conn_id, "dvc_conn_id", DVC_DEFAULT_CONN_ID, kwargs)
 
     @cached_property
     def dvc_hook(self) -> DvcHook:
@@ -67,15 +119,17 @@ class DvcHookMixin(ConnectionBase):
 class MlflowHookMixin(ConnectionBase):
     """The tracking server and model registry of ``mlflow_conn_id`` (connection type ``mlflow``): ``mlflow_hook``.
 
-    :param mlflow_conn_id: connection of type ``mlflow`` (default ``mlflow_default``) (templated).
+    :param mlflow_conn_id: connection of type ``mlflow`` (default: the DAG's ``default_args``, else
+        ``mlflow_default``) (templated).
     """
 
     connection_fields: ClassVar[tuple[str, ...]] = ("mlflow_conn_id",)
-    template_fields: Sequence[str] = connection_fields
+    template_fields: Collection[str] = connection_fields
 
-    def __init__(self, *, mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    @_param_names("mlflow_conn_id")
+    def __init__(self, *, mlflow_conn_id: str = UNSET, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mlflow_conn_id = mlflow_conn_id
+        self.mlflow_conn_id = self._resolved(mlflow_conn_id, "mlflow_conn_id", MLFLOW_DEFAULT_CONN_ID, kwargs)
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
@@ -88,19 +142,20 @@ class DockerEngineMixin(ConnectionBase):
     """The Docker engine at ``docker_url`` with the registry login of ``docker_conn_id``
     (:func:`mlops_provider.hooks.docker_engine.docker_client` opens it where a task needs one).
 
-    :param docker_url: Docker engine URL (templated).
-    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none (templated).
+    :param docker_url: Docker engine URL (default: the DAG's ``default_args``, else the local engine's socket)
+        (templated).
+    :param docker_conn_id: Docker provider connection (registry login, TLS); ``None``: none (default: the DAG's
+        ``default_args``, else none) (templated).
     """
 
     connection_fields: ClassVar[tuple[str, ...]] = ("docker_url", "docker_conn_id")
-    template_fields: Sequence[str] = connection_fields
+    template_fields: Collection[str] = connection_fields
 
-    def __init__(
-        self, *, docker_url: str = DEFAULT_DOCKER_URL, docker_conn_id: str | None = None, **kwargs: Any
-    ) -> None:
+    @_param_names("docker_url", "docker_conn_id")
+    def __init__(self, *, docker_url: str = UNSET, docker_conn_id: str | None = UNSET, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.docker_url = docker_url
-        self.docker_conn_id = docker_conn_id
+        self.docker_url = self._resolved(docker_url, "docker_url", DEFAULT_DOCKER_URL, kwargs)
+        self.docker_conn_id = self._resolved(docker_conn_id, "docker_conn_id", None, kwargs)
 
 
 class UpstreamResultMixin:

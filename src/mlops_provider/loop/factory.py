@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.loop import runbooks
-from mlops_provider.loop.spec import ModelSpec, SpecError, SpecProblem, check_folder
+from mlops_provider.loop.spec import SpecError, SpecProblem, check_folder
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG, Asset
+
+    from mlops_provider.loop.spec_schema import ModelSpec  # a cached spec is a SpecView of one (duck-typed)
 
 #: Overrides every spec's ``schedule.start_date`` (the demo and the tests set it).
 START_DATE_ENV = "MLOPS_START_DATE"

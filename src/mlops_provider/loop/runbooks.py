@@ -9,9 +9,10 @@ same) and whose rows cite the integration tests that re-run the task and check i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_provider.loop.spec import ModelSpec
+if TYPE_CHECKING:
+    from mlops_provider.loop.spec_schema import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def _checked_runner(runner: str | None) -> str | None:
     return runner
 
 
-class _EndpointOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator):
+class _EndpointOperator(MlflowHookMixin, DockerEngineMixin, BaseOperator, base_only=True):
     """Shared: the model's endpoint, the version's artifacts on this machine and, with the ``docker`` serving
     runner, its serving image (the engine: ``docker_url``, ``docker_conn_id``)."""
 

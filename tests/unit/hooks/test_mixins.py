@@ -98,3 +98,45 @@ def test_the_field_is_taken_when_the_templates_render():
     )
     promote.render_template_fields({"params": {"model": "m"}})
     assert (promote.model_name, promote.version, promote.expected_champion) == ("m", "4", "2")
+
+
+def test_the_bases_add_no_apply_defaults_layer():
+    """Issue 31: Airflow wraps the ``__init__`` of every ``BaseOperator`` class in an operator's MRO with
+    ``apply_defaults`` (each layer copies default_args and deep-copies the DAG's params, per task and parse); the
+    bases are plain classes, so an operator pays only its own classes' layers."""
+    from airflow.sdk import BaseOperator
+
+    assert not any(issubclass(base, BaseOperator) for base in (ConnectionBase, *BASES))
+    for cls in tasks_with_a_base():
+        layers = [k for k in cls.__mro__ if "__init__" in vars(k) and hasattr(vars(k)["__init__"], "__wrapped__")]
+        assert not set(layers) & {ConnectionBase, *BASES}, cls.__name__
+
+
+def test_default_args_reach_every_base_and_an_explicit_value_wins():
+    from airflow.sdk import DAG
+
+    from mlops_provider.operators.serving import ShadowCheckOperator
+
+    shared = {"mlflow_conn_id": "m", "dvc_conn_id": "d", "docker_url": "tcp://engine:2375", "docker_conn_id": "reg"}
+    with DAG("d", schedule=None, default_args=shared):
+        from_dag = ShadowCheckOperator(task_id="s", package="/p", dataset="y")
+        explicit = ShadowCheckOperator(task_id="t", package="/p", dataset="y",
+                                       docker_conn_id=None, mlflow_conn_id="own")  # fmt: skip
+    assert [getattr(from_dag, f) for f in shared] == list(shared.values())
+    assert (explicit.docker_conn_id, explicit.mlflow_conn_id, explicit.dvc_conn_id) == (None, "own", "d")
+    plain = ShadowCheckOperator(task_id="p", package="/p", dataset="y")
+    assert (plain.docker_conn_id, plain.dvc_conn_id) == (None, "dvc_default")
+
+
+def test_an_operator_without_its_own_init_still_takes_default_args_and_xcom_dependencies():
+    from airflow.sdk import DAG, BaseOperator
+
+    class Probe(MlflowHookMixin, BaseOperator):
+        template_fields = ("value",)
+        value = None
+
+    with DAG("d", schedule=None, default_args={"mlflow_conn_id": "shared"}):
+        upstream = Probe(task_id="up")
+        down = Probe(task_id="down")
+        down.value = upstream.output
+    assert (upstream.mlflow_conn_id, down.upstream_task_ids) == ("shared", {"up"})

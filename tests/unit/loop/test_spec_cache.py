@@ -144,3 +144,38 @@ def test_a_tuned_spec_plans_alike_from_the_cache(tmp_path, mlops_home):
         }
     )
     assert isinstance(plan["search_space"]["max_depth"]["low"], int)
+
+
+def test_a_hit_is_a_read_only_view_with_the_models_behaviour(tmp_path, mlops_home):
+    """Issue 31: a hit builds no pydantic model: a read-only view, equal to the validated spec (either side of
+    ``==``), iterating as a model does, with every section's methods."""
+    from mlops_provider.loop.spec import SpecView
+
+    path = write(tmp_path, lambda d: None)
+    validated = load_spec(path)
+    load_spec(path, cached=True)
+    view = load_spec(path, cached=True)
+    assert isinstance(view, SpecView) and isinstance(view.dataset, SpecView)
+    assert view == validated and validated == view and view.dataset == validated.dataset
+    assert list(view.monitoring) == list(validated.monitoring)
+    assert view.dataset.extract_arguments() == validated.dataset.extract_arguments()
+    assert view.features.drift_arguments() == validated.features.drift_arguments()
+    assert (view.schedule.start_date, view.validation) == (validated.schedule.start_date, validated.validation)
+    with pytest.raises(TypeError, match="read-only"):
+        view.name = "other"
+    import copy
+    import pickle
+
+    assert copy.deepcopy(view) is view and pickle.loads(pickle.dumps(view.dataset)) == validated.dataset
+    with pytest.raises(AttributeError, match="no attribute 'bogus'"):
+        _ = view.dataset.bogus
+
+
+def test_models_on_one_dataset_agree_whether_read_from_the_cache_or_validated(tmp_path, mlops_home):
+    """A folder where one spec is a cache hit (a view) and the other is validated (a model) has no false conflict
+    on their shared dataset."""
+    first = write(tmp_path, lambda d: None)
+    load_spec(first, cached=True)  # cached: the next read is a view
+    write(tmp_path, lambda d: d.update(name="churn_second"))
+    checked = check_folder(first.parent, cached=True)
+    assert checked.problems == [] and [s.name for s in checked.specs] == ["churn_classifier", "churn_second"]
