@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(PROJECT_ROOT / "src"))
 from common import record  # noqa: E402
 
+from mlops_provider.exceptions import EmbeddedAirflowError  # noqa: E402
+
 MODEL = "churn_classifier"
 DAY_DAGS = ("ingest", "drift_monitoring")
 PG = "postgresql+psycopg2://root@127.0.0.1:5432"
@@ -187,7 +189,7 @@ def call(airflow: Any, method: str, path: str, body: dict[str, Any] | None = Non
     for attempt in range(tries):
         try:
             return airflow.api(method, path, body)
-        except (TimeoutError, OSError) as exc:  # urllib's URLError is an OSError
+        except (TimeoutError, OSError, EmbeddedAirflowError) as exc:  # urllib's URLError is an OSError
             if attempt == tries - 1:
                 raise
             print(f"  {method} {path}: {exc!r}; retrying", flush=True)
@@ -200,7 +202,7 @@ def create_backfill(airflow: Any, body: dict[str, Any]) -> int:
     for _attempt in range(6):
         try:
             return int(airflow.api("POST", "/api/v2/backfills", body)["id"])
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, EmbeddedAirflowError) as exc:
             print(f"  POST /api/v2/backfills: {exc!r}; looking it up", flush=True)
             time.sleep(5)
             made = call(airflow, "GET", f"/api/v2/backfills?dag_id={body['dag_id']}")["backfills"]

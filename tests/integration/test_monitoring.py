@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -258,7 +259,8 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
         "wait_for_training_set": "success", "champion_check": "success",
         "bootstrap_training": "skipped", "wait_for_champion": "skipped",
         "drift_report": "success",
-        "performance_check": "success", "drift_sensor": "skipped", "trigger_training": "skipped",
+        "performance_check": "success", "drift_sensor": "skipped", "previous_decision": "skipped",
+        "trigger_training": "skipped",
         "retention": "success",  # nothing of these days is older than the window: it removes nothing
     }  # fmt: skip
     assert training_runs() == []
@@ -301,7 +303,41 @@ def test_monitoring_dag_triggers_one_training_run_per_window_behind_its_rails(ho
             session.query(DagRun).filter(DagRun.dag_id == "churn_classifier__training").update({"state": "success"})
             session.commit()
 
+    # The days decide in date order (a backfill may overlap their checks): the previous day's run is still running
+    # and has not decided, so this day's trigger waits (previous_decision reschedules) until that run has ended.
+    import threading
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.types import DagRunType
+
+    undecided = pendulum.datetime(*(DRIFTED + dt.timedelta(days=3)).timetuple()[:3], tz="UTC")  # the day before's run
+    with create_session() as session:
+        session.add(DagRun(dag_id=dag.dag_id, run_id="undecided_previous_day", logical_date=undecided,
+                           run_after=undecided, data_interval=(undecided.subtract(days=1), undecided),
+                           run_type=DagRunType.MANUAL, state="running"))  # fmt: skip
+        session.commit()
+    seen: dict = {}
+
+    def release_when_waiting() -> None:
+        for _ in range(600):
+            with create_session() as session:
+                states = {ti.task_id: ti.state for ti in session.query(TaskInstance).filter(
+                    TaskInstance.dag_id == dag.dag_id, TaskInstance.logical_date == undecided.add(days=1))}  # fmt: skip
+                if states.get("previous_decision") == "up_for_reschedule":
+                    seen.update(states=states, training_runs=len(training_runs()))
+                    session.query(DagRun).filter(DagRun.run_id == "undecided_previous_day").update({"state": "failed"})
+                    session.commit()
+                    return
+            time.sleep(0.5)
+
+    releaser = threading.Thread(target=release_when_waiting, daemon=True)
+    releaser.start()
     _, after_cooldown = run_for(DRIFTED + dt.timedelta(days=3))  # outside the 2-day cooldown: second trigger
+    releaser.join(timeout=5)
+    assert seen, "previous_decision never waited for the previous run that had not decided"
+    assert seen["states"]["drift_sensor"] == "success" and seen["states"].get("trigger_training") is None
+    assert seen["training_runs"] == 1  # nothing triggered while the day before was undecided
+    assert after_cooldown["previous_decision"] == "success"
     assert after_cooldown["trigger_training"] == "success" and len(training_runs()) == 2
     finish_training_runs()
     _, over_budget = run_for(DRIFTED + dt.timedelta(days=6))  # outside the cooldown, but 2 in the last week

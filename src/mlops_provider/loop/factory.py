@@ -458,7 +458,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
         ChampionBranchOperator,
         TriggerRetrainingOperator,
     )
-    from mlops_provider.sensors.drift import DriftSensor
+    from mlops_provider.sensors.drift import DriftSensor, PreviousRunSensor
     from mlops_provider.sensors.dvc import DvcTagSensor
     from mlops_provider.sensors.mlflow import ChampionSensor
     from mlops_provider.utils.records import quarantine_relative
@@ -530,12 +530,23 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             trigger_rule=after_fork,
             **spec.performance_arguments(),
         )
+        if spec.monitoring.consecutive_days > 1:
+            # The alarm reads the earlier days' performance records: the check waits for the previous run's own
+            # (a backfill that overlaps days still scores them in date order); no upstream: it waits from the start.
+            performance_check << PreviousRunSensor(
+                task_id="previous_performance_check", task_ids=["performance_check"], poll_interval=2
+            )
         drift_sensor = DriftSensor(
             task_id="drift_sensor",
             summary_path=drift_report.output,
             performance_path=performance_check.output,
             poll_interval=5,
             **loop.notify("drift"),
+        )
+        # The days decide in date order (the rails count the triggers of the days before): a day's trigger waits
+        # for the previous run's; the checks before it may overlap when a backfill runs several days at once.
+        previous_decision = PreviousRunSensor(
+            task_id="previous_decision", task_ids=["trigger_training"], poll_interval=2
         )
         trigger_training = TriggerRetrainingOperator(
             task_id="trigger_training",
@@ -566,9 +577,9 @@ def build_drift_monitoring(loop: Loop) -> DAG:
                 decision=drift_sensor.output,
                 **spec.retraining.review_arguments(),
             )
-            [drift_report, performance_check] >> drift_sensor >> review >> trigger_training
+            [drift_report, performance_check] >> drift_sensor >> review >> previous_decision >> trigger_training
         else:
-            [drift_report, performance_check] >> drift_sensor >> trigger_training
+            [drift_report, performance_check] >> drift_sensor >> previous_decision >> trigger_training
     return dag
 
 

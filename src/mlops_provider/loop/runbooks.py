@@ -188,6 +188,15 @@ RERUNS: dict[str, dict[str, Rerun]] = {
             operator_says="are a re-check of a day that was already checked",
             shown_by=_RECHECK,
         ),
+        "previous_decision": Rerun(
+            "checks again whether the previous run has decided (its `trigger_training` in a final state, or the run "
+            "ended); it changes nothing",
+            operator_says="Wait until the previous run of this DAG has decided",
+        ),
+        "previous_performance_check": Rerun(
+            "checks again whether the previous run's `performance_check` has finished; it changes nothing",
+            operator_says="Wait until the previous run of this DAG has decided",
+        ),
         "trigger_training": Rerun(
             "never triggers twice for a day, nor for a re-check made more than 6 h after the day's first check",
             operator_says="re-running the monitoring run never triggers twice",
@@ -533,14 +542,28 @@ Runs when training registers a challenger (Asset `{f.challenger_asset}`), or by 
 
 
 def _review_rerun(f: Facts) -> str:
-    if not f.human_review:
+    rows = ""
+    if f.consecutive_days > 1:
+        rows += f"| `previous_performance_check` | {rerun(f, 'drift_monitoring', 'previous_performance_check')} |\n"
+    if f.human_review:
+        rows += f"| `review_retraining` | {rerun(f, 'drift_monitoring', 'review_retraining')} |\n"
+    return rows
+
+
+def _previous_performance_row(f: Facts) -> str:
+    if f.consecutive_days <= 1:
         return ""
-    return f"| `review_retraining` | {rerun(f, 'drift_monitoring', 'review_retraining')} |\n"
+    return (
+        "| `previous_performance_check` | reschedule-mode sensor, from the run's start: waits until the previous "
+        "run's `performance_check` has finished (the alarm reads the earlier days' records, "
+        f"`monitoring.consecutive_days` {f.consecutive_days}), so days overlapped by a backfill still score in date "
+        "order | fails after 6 h of waiting (a backfill run backwards, or an earlier run stuck) |\n"
+    )
 
 
 _MONITORING_RERUN = (
     "wait_for_training_set", "champion_check", "wait_for_champion", "bootstrap_training", "drift_report", "performance_check",
-    "drift_sensor", "trigger_training", "retention",
+    "drift_sensor", "previous_decision", "trigger_training", "retention",
 )  # fmt: skip
 
 
@@ -595,7 +618,8 @@ def drift_monitoring(f: Facts) -> str:
 # {f.ids["drift_monitoring"]}: drift and late-label check of {f.model}
 
 One run per day (its data interval), in order (`max_active_runs=1`, catchup on: a backfill checks every past
-day exactly once, against the champion of that moment). This DAG is the loop's controller: it is what
+day exactly once, against the champion of that moment). A backfill may run several days at once
+(`--max-active-runs`): their checks overlap, their decisions (`previous_decision`) stay in date order. This DAG is the loop's controller: it is what
 triggers `{f.ids["training"]}`.
 
 | task | what it does | when it skips or fails |
@@ -606,7 +630,8 @@ triggers `{f.ids["training"]}`.
 | `wait_for_champion` | cold start only: reschedule-mode sensor, goes on once `{f.model}` has a champion | skipped by `champion_check` when there is a champion; skipped when the bootstrap challenger was rejected: trigger training by hand |
 | `drift_report` | Evidently `DataDriftPreset`: the day vs the **champion's training set**; the spec's feature types and per-column settings; each side sampled. Link *Drift report*; records in `<reports root>/drift/{f.model}/<day>/<attempt>.json/.html`; metric `drift_share` in MLflow experiment `monitoring` | skipped when there is no champion yet |
 | `performance_check` | the champion on the labels of day - {f.label_delay} (`{f.label}`) pooled with the {f.label_window - 1} day(s) before it (`monitoring.label_window_days` {f.label_window}; the record lists each day's rows), **holdout rows only** (rows the champion may have trained on are excluded, so a fresh retrain on that day cannot inflate it; with an out-of-time split every day after its training window counts whole): {f.metric} with its 95% confidence interval (DeLong for ROC AUC, a seeded bootstrap otherwise) vs the floor {f.floor:g}; the day crosses the floor by the `{f.performance_alarm}` rule (`interval`: the whole interval is under it; `point`: the value is), and calls for retraining when it did on {f.consecutive_days} day(s) in a row (`verdict` in the record says which and why); metrics `labelled_{f.metric}` (and `_lower`, `_upper`) in `monitoring`; also, without labels: {f.metric} estimated from the probabilities on the day itself, calibrated on the champion's holdout, with a 95% interval (`estimated_{f.metric}`, `_low`, `_high`; it assumes the features still relate to the label as on the holdout, so it misses concept change) and the drift of the predictions vs the champion's holdout (`prediction_drift`) | no decision: `no_labels` when no day of the window is versioned yet, `too_few_labels` when the window holds fewer than {f.min_labelled_rows} labelled holdout rows (`reason` gives the rows per day, the window and the minimum: raise `monitoring.label_window_days` or lower `monitoring.min_labelled_rows`) |
-| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted by the spec's signal (`monitoring.drift_signal` `{f.drift_signal}`, line {f.drift_line:g}; `learned`: each column's excess over its learned calm-day threshold, counted up to 1 and weighted by importance, the record's `learned_thresholds`; while nothing is learnable, e.g. a champion trained on fewer than 2 days, the drift share >= {f.drift_share:g} decides and the record's `signal_note` says why; `share`: the drift share >= {f.drift_share:g}), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
+{_previous_performance_row(f)}| `drift_sensor` | deferrable: waits for both results; goes on with reason `drift` when the drift report says drifted by the spec's signal (`monitoring.drift_signal` `{f.drift_signal}`, line {f.drift_line:g}; `learned`: each column's excess over its learned calm-day threshold, counted up to 1 and weighted by importance, the record's `learned_thresholds`; while nothing is learnable, e.g. a champion trained on fewer than 2 days, the drift share >= {f.drift_share:g} decides and the record's `signal_note` says why; `share`: the drift share >= {f.drift_share:g}), or `performance` when the performance check called for it (its rule above) | **skipped** otherwise (the normal case); the skip message quotes the check's verdict (a value under the floor whose interval reaches over it is noise, no alarm) or why it decided nothing |
+| `previous_decision` | reschedule-mode sensor: the days decide in date order. Goes on once the previous run has decided (its `trigger_training` succeeded, skipped or failed, or that run ended, or there is none): the rails below then count exactly the earlier days' triggers, also when a backfill checks several days at once. In the nightly run it passes at once | skipped when `drift_sensor` skipped (no alarm); fails after 6 h of waiting (a backfill run backwards, or an earlier run stuck) |
 | `trigger_training` | triggers `{f.ids["training"]}` with run id `drift__{f.dataset}__<day>`, conf `reason`, `dataset_rev` = the day's training set, `detail` = the summaries | skipped when that day already triggered, a training run is queued or running, within the {f.cooldown}-day cooldown, over the budget of {f.budget} per 7 data days, or over the real-time budget ({f.real_budget} per 7 days of real time; a backfill's alarms spend their own {f.backfill_budget}). A held-back alarm logs a **WARNING** `... NOT triggered: held back ... by <rail>` with the trainings counted, when it frees up and what to do, and is listed on the model health page |
 | `retention` | on its own, beside the loop (never holds it up): removes the heavy artefacts whose data day is more than {f.retention} before the run's day: drift report HTML of `{f.model}`, validation attempts (`reports/gx/{f.dataset}/...`: result and Data Docs) and quarantined data of `{f.dataset}` (its `validation_result.json` stays), and captured traffic of `{f.model}` ({_capture_window(f)}); **never** a file a retraining record, alarm review or verdict ledger cites, nor any ledger, summary or record. Writes `<reports root>/retention/{f.model}/<day>/<attempt>.json` (`status: started` with `to_remove` before removing, `done` with `removed`, `removed_bytes`, `kept_cited` after) | skipped when the window is 0 (keep forever) or the run has no data interval; fails naming a file it could not remove (the rest is removed and recorded) |
 

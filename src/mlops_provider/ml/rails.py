@@ -167,3 +167,27 @@ def message(hold: Hold, mode: str, trigger_dag_id: str, dataset_rev: str | None)
         todo += f"; to allow more, raise {hold.key} in the spec"
     parts.append(todo)
     return "; ".join(parts)
+
+
+#: Task-instance states after which a task of the previous run has decided (it will not run again by itself).
+DECIDED_STATES = frozenset({"success", "skipped", "failed", "upstream_failed", "removed"})
+#: Dag-run states after which nothing in that run runs any more.
+ENDED_RUN_STATES = frozenset({"success", "failed"})
+
+
+def previous_run_pending(
+    run_id: str | None, run_state: str | None, task_states: dict[str, str | None], task_ids: Sequence[str]
+) -> str | None:
+    """Whether a day's decision must wait for the previous run of its DAG (the days decide in date order, as the
+    nightly runs do, while their checks may overlap in a backfill): the reason to wait, or ``None`` to go ahead.
+
+    Go ahead when there is no previous run (``run_id`` None), when that run ended, or when each of ``task_ids`` is
+    in a decided state there (success, skipped, failed, upstream_failed, removed). By induction each day then
+    decides after every earlier day of an unbroken run of days has."""
+    if run_id is None or str(run_state or "") in ENDED_RUN_STATES:
+        return None
+    waiting = [f"{task} ({task_states.get(task) or 'no state yet'})" for task in task_ids
+               if str(task_states.get(task) or "") not in DECIDED_STATES]  # fmt: skip
+    if not waiting:
+        return None
+    return f"the previous run {run_id} ({run_state}) has not decided yet: " + ", ".join(waiting)

@@ -166,3 +166,49 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
             "first_recorded_at": summary.get("first_recorded_at"),
             "summary_path": summary.get("summary_path"),
         }
+
+
+class PreviousRunSensor(BaseSensorOperator):
+    """Wait until the previous run of this DAG has decided: each of ``task_ids`` is in a decided state there
+    (success, skipped, failed, upstream_failed, removed), or that run ended, or there is none.
+
+    It keeps the days' *decisions* in date order when a backfill runs several days at once (``max_active_runs`` >
+    1): the checks of later days run while an earlier day decides, and the retraining rails (cooldown, budgets)
+    still count exactly the triggers of the days before, as the nightly runs do. One previous run is enough: that
+    run's own sensor waited for the run before it. In a nightly run the previous day ended long ago: it passes at
+    its first poke. Reschedule mode by default: a waiting day holds no worker slot.
+
+    :param task_ids: the tasks of the previous run that must have decided.
+    :param poll_interval: seconds between checks.
+
+    XCom (return value): ``{"previous_run_id", "previous_run_state"}`` (``None`` when there is no previous run).
+    """
+
+    template_fields: Sequence[str] = ("task_ids",)
+
+    def __init__(self, *, task_ids: Sequence[str], poll_interval: float = 5.0, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(poke_interval=poll_interval, **kwargs)
+        if not task_ids:
+            raise ValueError("PreviousRunSensor needs the task_ids whose decision the previous run must have made")
+        self.task_ids = list(task_ids)
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        from mlops_provider.ml.rails import previous_run_pending
+
+        ti = context["ti"]
+        previous = ti.get_previous_dagrun()
+        run_id = getattr(previous, "run_id", None)
+        state = getattr(previous, "state", None)
+        run_state = str(getattr(state, "value", state)) if state is not None else None
+        states: dict[str, str | None] = {}
+        if run_id is not None and run_state not in ("success", "failed"):
+            found = ti.get_task_states(dag_id=ti.dag_id, task_ids=self.task_ids, run_ids=[run_id])
+            states = {task: (str(getattr(value, "value", value)) if value is not None else None)
+                      for task, value in (found.get(run_id) or {}).items()}  # fmt: skip
+        pending = previous_run_pending(run_id, run_state, states, self.task_ids)
+        if pending:
+            self.log.info("Waiting: %s", pending)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value={"previous_run_id": run_id, "previous_run_state": run_state})

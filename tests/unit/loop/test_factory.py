@@ -165,7 +165,8 @@ GRAPHS = {
         "drift_report": {"champion_check", "wait_for_champion"},
         "performance_check": {"champion_check", "wait_for_champion"},
         "drift_sensor": {"drift_report", "performance_check"},
-        "trigger_training": {"drift_sensor"},
+        "previous_decision": {"drift_sensor"},  # the days decide in date order (a backfill may overlap the checks)
+        "trigger_training": {"drift_sensor", "previous_decision"},
         "retention": set(),
     },
     "rollback": {"rollback": set(), "serve_champion": {"rollback"}},
@@ -367,3 +368,29 @@ def test_endpoint_keys_are_checked_and_named(tmp_path):
     spec = parse_spec(data, MODELS / "churn_classifier.yaml")
     assert spec.serving.rollout_arguments()["steps"] == [5, 25, 100]
     assert spec.serving.rollout_arguments()["thresholds"]["min_requests"] == 200
+
+
+def test_monitoring_days_decide_in_date_order_while_their_checks_may_overlap():
+    """Only the decision waits for the previous run (issue 31 item 4): the checks have no such upstream, so a
+    backfill with ``max_active_runs`` > 1 overlaps them; with ``consecutive_days`` > 1 the performance check (whose
+    alarm reads the earlier days' records) waits for the previous run's too."""
+    from mlops_provider.sensors.drift import PreviousRunSensor
+
+    monitoring = build_dags(load_spec(MODELS / "churn_classifier.yaml"))["churn_classifier__drift_monitoring"]
+    waits = {t.task_id: t for t in monitoring.tasks if isinstance(t, PreviousRunSensor)}
+    assert list(waits) == ["previous_decision"] and waits["previous_decision"].task_ids == ["trigger_training"]
+    assert waits["previous_decision"].mode == "reschedule"  # a waiting day holds no worker slot
+    assert monitoring.get_task("trigger_training").upstream_task_ids >= {"previous_decision"}
+    for check in ("drift_report", "performance_check", "drift_sensor"):
+        assert not monitoring.get_task(check).get_flat_relative_ids(upstream=True) & set(waits), check
+    assert not any(t.depends_on_past for t in monitoring.tasks)  # Airflow refuses such a backfill without reprocess
+
+    consecutive = build_dags(twin_of("churn_c", **{"monitoring.consecutive_days": 3}))["churn_c__drift_monitoring"]
+    perf_wait = consecutive.get_task("previous_performance_check")
+    assert isinstance(perf_wait, PreviousRunSensor) and perf_wait.task_ids == ["performance_check"]
+    assert consecutive.get_task("performance_check").upstream_task_ids == {
+        "champion_check",
+        "wait_for_champion",
+        "previous_performance_check",
+    }
+    assert not consecutive.get_task("drift_report").get_flat_relative_ids(upstream=True) & {perf_wait.task_id}

@@ -17,8 +17,14 @@ from tests.unit.loop.test_factory import twin_of
 
 pytestmark = pytest.mark.unit
 
-#: every optional task on: the retraining schedule's rails, human approval and review (and the churn spec's endpoint)
-ALL_ON = {"gate.human_approval": True, "retraining.human_review": True, "retraining.schedule": "@weekly"}
+#: every optional task on: the retraining schedule's rails, human approval and review, the performance check's wait
+#: for the previous day's (consecutive days) and the churn spec's endpoint
+ALL_ON = {
+    "gate.human_approval": True,
+    "retraining.human_review": True,
+    "retraining.schedule": "@weekly",
+    "monitoring.consecutive_days": 2,
+}
 
 
 @pytest.fixture(scope="module")

@@ -115,3 +115,21 @@ def test_a_backfill_pool_of_zero_holds_every_backfill_alarm_and_never_frees():
     held = real_week_hold([], NOW, BACKFILL, 0)
     assert held is not None and held.used == 0 and held.frees == "never while the limit is 0"
     assert real_week_hold([], NOW, REALTIME, 1) is None
+
+
+def test_a_day_decides_once_the_previous_run_has_decided_or_ended_or_there_is_none():
+    from mlops_provider.ml.rails import previous_run_pending
+
+    tasks = ["trigger_training"]
+    assert previous_run_pending(None, None, {}, tasks) is None  # the first day: nothing before it
+    for final in ("success", "skipped", "failed", "upstream_failed", "removed"):
+        assert previous_run_pending("r1", "running", {"trigger_training": final}, tasks) is None, final
+    for ended in ("success", "failed"):  # an ended run decides nothing more, whatever its tasks' states
+        assert previous_run_pending("r1", ended, {}, tasks) is None, ended
+    for pending in (None, "scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule"):
+        why = previous_run_pending("r1", "running", {"trigger_training": pending}, tasks)
+        assert why is not None and "r1" in why and "trigger_training" in why, pending
+    why = previous_run_pending("r1", "queued", {}, tasks)  # a queued backfill run: its tasks have no state yet
+    assert why == "the previous run r1 (queued) has not decided yet: trigger_training (no state yet)"
+    both = ["performance_check", "trigger_training"]
+    assert "performance_check" in previous_run_pending("r1", "running", {"trigger_training": "skipped"}, both)
