@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     con = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     tis = [
-        (dag, run, task, state, _ts(q), _ts(s), _ts(e), tries)
-        for dag, run, task, state, q, s, e, tries in con.execute(
-            "SELECT dag_id, run_id, task_id, state, queued_dttm, start_date, end_date, try_number FROM task_instance"
+        (dag, run, task, state, _ts(q), _ts(s), _ts(e), tries, _ts(sched))
+        for dag, run, task, state, q, s, e, tries, sched in con.execute(
+            "SELECT dag_id, run_id, task_id, state, queued_dttm, start_date, end_date, try_number, scheduled_dttm "
+            "FROM task_instance"
         )
     ]
+    run_starts = {(d, r): _ts(s) for d, r, s in con.execute("SELECT dag_id, run_id, start_date FROM dag_run")}
     ran = [t for t in tis if t[5] is not None and t[6] is not None]
     if not ran:
         print(f"no finished task instance in {args.db}")
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({prev[1][:32]}) -> {_short(nxt[0])}.{nxt[2]} ({nxt[1][:32]}), "
               f"queued {((nxt[5] - nxt[4]).total_seconds() if nxt[4] else 0):.1f} s before start")  # fmt: skip
 
+    _latency(ran, gaps, run_starts)
+
     manual = [t for t in ran if t[1].startswith("manual__bad_version")]
     if manual:
         start, end = min(t[4] or t[5] for t in manual), max(t[6] for t in manual)
@@ -125,6 +129,70 @@ def main(argv: list[str] | None = None) -> int:
         for t in sorted(manual, key=lambda t: t[5]):
             print(f"  {t[2]:<16} {(t[6] - t[5]).total_seconds():6.1f} s  {t[3]}")
     return 0
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "n=0"
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return (f"median {statistics.median(ordered):5.2f}  p90 {p90:5.2f}  max {ordered[-1]:6.2f}  "
+            f"sum {sum(ordered):6.0f}  n={len(ordered)}")  # fmt: skip
+
+
+def _latency(ran: list[tuple], gaps: list[tuple], run_starts: dict[tuple[str, str], dt.datetime | None]) -> None:
+    """The idle gaps' distribution, the wait of each task from ready to start split by stage, and the hops between
+    consecutive runs of a DAG."""
+    sizes = [g[0] for g in gaps]
+    edges = [0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0]
+    counts = [
+        sum(1 for g in sizes if lo <= g < hi) for lo, hi in zip([0.0, *edges], [*edges, float("inf")], strict=True)
+    ]
+    labels = [
+        f"<{edges[0]:g}",
+        *(f"{lo:g}-{hi:g}" for lo, hi in zip(edges, edges[1:], strict=False)),
+        f">={edges[-1]:g}",
+    ]
+    print("\nidle gaps (s): " + _spread(sizes))
+    print("  histogram: " + ", ".join(f"{label} s: {n}" for label, n in zip(labels, counts, strict=True)))
+    by_run: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for t in ran:
+        by_run[(t[0], t[1])].append(t)
+    stages: dict[str, list[float]] = {"scheduler": [], "queue": [], "start-up": [], "total": []}
+    totals: dict[str, list[float]] = defaultdict(list)  # per DAG
+    for key, tis in by_run.items():
+        ends = sorted(t[6] for t in tis)
+        for t in tis:
+            start, queued, scheduled = t[5], t[4], t[8]
+            if scheduled is None or queued is None or queued > start:  # resumed (deferred/rescheduled): no hop
+                continue
+            before = [e for e in ends if e <= start]
+            ready = before[-1] if before else (run_starts.get(key) or scheduled)
+            ready = min(ready, scheduled)
+            stages["scheduler"].append((scheduled - ready).total_seconds())
+            stages["queue"].append(max(0.0, (queued - scheduled).total_seconds()))
+            stages["start-up"].append(max(0.0, (start - queued).total_seconds()))
+            stages["total"].append((start - ready).total_seconds())
+            totals[_short(key[0])].append((start - ready).total_seconds())
+    print("ready -> started, per task instance that ran (s):")
+    for name, values in stages.items():
+        print(f"  {name:<10} {_spread(values)}")
+    for dag, values in sorted(totals.items()):
+        print(f"  total of {dag:<18} {_spread(values)}")
+    hops: dict[str, list[float]] = defaultdict(list)
+    per_dag: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for (dag, run), tis in by_run.items():
+        if not run.startswith("manual__bad_version"):
+            per_dag[dag].append((min(t[5] for t in tis), max(t[6] for t in tis)))
+    for dag, spans in per_dag.items():
+        spans.sort()
+        hops[_short(dag)] = [
+            (b[0] - a[1]).total_seconds() for a, b in zip(spans, spans[1:], strict=False) if b[0] >= a[1]
+        ]
+    print("between consecutive runs of a DAG (last task's end -> the next run's first start, s; runs that overlap "
+          "are left out):")  # fmt: skip
+    for dag, values in sorted(hops.items()):
+        print(f"  {dag:<18} {_spread(values)}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ BAD_DAY = 8  # 1-based day of the window with a null flood
 TERMINAL = {"success", "failed"}
 #: Seconds between two parses of a DAG file during the demo (Airflow's default: 30); longer than the demo.
 DEMO_PARSE_INTERVAL = 1800
+#: Seconds between two polls of the REST API while the demo waits (runs, the bad version's run, DAG loading): the
+#: end of each wait is noticed this late at most. Each poll is one or two small GETs to the api-server.
+POLL_SECONDS = 1.0
 SOURCE_CONN_ID = "mlops_source"
 #: The model the demo runs (the churn demo's spec); the other example model's DAGs load too and stay paused.
 SPEC_FILE = PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml"
@@ -89,7 +92,7 @@ def check_dags(airflow: EmbeddedAirflow, timeout: float = 120.0) -> list[dict[st
             return list(dags)
         if time.monotonic() > deadline:
             raise SystemExit(f"DAG files not loaded after {timeout:.0f} s: {', '.join(missing)}")
-        time.sleep(2.0)
+        time.sleep(POLL_SECONDS)
 
 
 def wait_for_runs(airflow: EmbeddedAirflow, dag_id: str, expected: int, timeout: float) -> list[dict[str, Any]]:
@@ -109,7 +112,7 @@ def wait_for_runs(airflow: EmbeddedAirflow, dag_id: str, expected: int, timeout:
             return list(runs)
         if time.monotonic() > deadline:
             raise SystemExit(f"{dag_id}: runs not finished after {timeout:.0f} s ({line.strip()})")
-        time.sleep(3.0)
+        time.sleep(POLL_SECONDS)
 
 
 def wait_until_idle(airflow: EmbeddedAirflow, dag_id: str, timeout: float) -> list[dict[str, Any]]:
@@ -129,7 +132,7 @@ def wait_until_idle(airflow: EmbeddedAirflow, dag_id: str, timeout: float) -> li
             return list(runs)
         if time.monotonic() > deadline:
             raise SystemExit(f"{dag_id}: runs not finished after {timeout:.0f} s ({line.strip()})")
-        time.sleep(3.0)
+        time.sleep(POLL_SECONDS)
 
 
 def summarize_training() -> None:
@@ -246,7 +249,7 @@ def canary_a_bad_version(airflow: EmbeddedAirflow, traffic: CanaryTraffic, timeo
     while airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"] not in TERMINAL:
         if time.monotonic() > deadline:
             raise SystemExit(f"{dag_id} run {run_id} not finished after {timeout:.0f} s")
-        time.sleep(3.0)
+        time.sleep(POLL_SECONDS)
     tis = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
     states = {ti["task_id"]: ti["state"] for ti in tis}
     print("  " + ", ".join(f"{t} {states.get(t)}" for t in ("evaluate", "gate", "shadow_check", "deploy",

@@ -69,3 +69,13 @@ def test_a_task_waits_30_s_for_the_execution_api_unless_set() -> None:
     assert embedded_environment(PROJECT_ROOT, base=clean_base())["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "30"
     env = embedded_environment(PROJECT_ROOT, base=clean_base(AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="12"))
     assert env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "12"
+
+
+def test_the_scheduler_loops_again_within_a_quarter_second_unless_set() -> None:
+    """Issue 31: with Airflow's 1 s idle sleep, every hop between two tasks of the demo's one-day-at-a-time monitoring
+    chain waited for the next scheduler loop; the embedded default sleeps 0.25 s, and a setting still wins."""
+    assert embedded_environment(PROJECT_ROOT, base=clean_base())["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == (
+        "0.25"
+    )
+    env = embedded_environment(PROJECT_ROOT, base=clean_base(AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="1"))
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "1"
