@@ -116,15 +116,27 @@ def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE, generated:
     groups of 250,000 rows), generated in a child process ``piece_rows`` rows at a time (pieces of
     ``churn_source.piece_of_day``: disjoint ids), one piece in memory at a time.
 
-    With ``generated`` only the first ``generated`` pieces come from the generator; piece k after them is a copy
-    of piece ``k % generated`` with its ids moved as ``piece_of_day`` moves piece k's (event ids prefixed ``k-``,
-    customer numbers shifted into ``[k * span, (k + 1) * span)``), so the day still passes the uniqueness checks."""
+    With ``generated`` only the first ``generated`` pieces come from the generator (or from the file of exactly
+    those pieces, ``day-<generated x piece_rows>.parquet`` beside ``path``, when it exists); piece k after them is
+    a copy of piece ``k % generated`` with its ids moved as ``piece_of_day`` moves piece k's (event ids prefixed
+    ``k-``, customer numbers shifted into ``[k * span, (k + 1) * span)``), so the day still passes the uniqueness
+    checks. The copies are made a row group at a time (generating a 5M piece takes ~6 GB; nothing more is held)."""
+    pieces = -(-rows // piece_rows)
+    if not generated or generated >= pieces:
+        _generate(path, rows, piece_rows)
+        return
+    base = path.parent / f"day-{generated * piece_rows}.parquet"
+    made = not base.exists()
+    if made:
+        base = path.with_suffix(".base")
+        _generate(base, generated * piece_rows, piece_rows)
     code = (
-        "import sys, datetime as dt, pandas as pd, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n"
-        "from mlops_provider.demo.churn_source import PIECE_ID_SPAN, piece_of_day\n"
-        "path, day, rows, size = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
-        "generated = int(sys.argv[5]) or 10**9\n"
-        "writer, kept = None, []\n"
+        "import sys, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n"
+        "from mlops_provider.demo.churn_source import PIECE_ID_SPAN\n"
+        "path, base, generated, pieces = sys.argv[1], pq.ParquetFile(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+        "def piece_of(table):  # piece 0's event ids have no prefix, piece k's start with 'k-'\n"
+        "    head = table['event_id'][0].as_py().split('-', 1)[0]\n"
+        "    return int(head) if len(head) < 4 else 0\n"
         "def moved(table, base, piece):\n"
         "    event = table['event_id']\n"
         "    event = (pc.utf8_replace_slice(event, start=0, stop=len(str(base)), replacement=str(piece)) if base\n"
@@ -134,25 +146,40 @@ def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE, generated:
         "    customer = pc.binary_join_element_wise('C', pc.cast(number, pa.string()), '')\n"
         "    table = table.set_column(table.schema.get_field_index('event_id'), 'event_id', event)\n"
         "    return table.set_column(table.schema.get_field_index('customer_id'), 'customer_id', customer)\n"
+        "writer = pq.ParquetWriter(path, base.schema_arrow)\n"
+        "for piece in range(pieces):\n"
+        "    for group in range(base.num_row_groups):\n"
+        "        table = base.read_row_group(group)\n"
+        "        source = piece_of(table)\n"
+        "        if source == piece % generated:\n"
+        "            writer.write_table(table if source == piece else moved(table, source, piece))\n"
+        "writer.close()\n"
+    )
+    try:
+        subprocess.run([sys.executable, "-c", code, str(path), str(base), str(generated), str(pieces)], check=True)
+    finally:
+        if made:
+            base.unlink(missing_ok=True)
+
+
+def _generate(path: Path, rows: int, piece_rows: int) -> None:
+    code = (
+        "import sys, datetime as dt, pandas as pd, pyarrow as pa, pyarrow.parquet as pq\n"
+        "from mlops_provider.demo.churn_source import piece_of_day\n"
+        "path, day, rows, size = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+        "writer = None\n"
         "for piece, start in enumerate(range(0, rows, size)):\n"
-        "    count = min(size, rows - start)\n"
-        "    if piece < generated:\n"
-        "        frame = piece_of_day(day, count, piece)\n"
-        "        for column in ('event_ts', 'signup_date'):\n"
-        "            frame[column] = pd.to_datetime(frame[column], errors='coerce')\n"
-        "        table = pa.Table.from_pandas(frame, preserve_index=False)\n"
-        "        del frame\n"
-        "        if generated < 10**9:\n"
-        "            kept.append(table)\n"
-        "    else:\n"
-        "        table = moved(kept[piece % generated].slice(0, count), piece % generated, piece)\n"
+        "    frame = piece_of_day(day, min(size, rows - start), piece)\n"
+        "    for column in ('event_ts', 'signup_date'):\n"
+        "        frame[column] = pd.to_datetime(frame[column], errors='coerce')\n"
+        "    table = pa.Table.from_pandas(frame, preserve_index=False)\n"
+        "    del frame\n"
         "    writer = writer or pq.ParquetWriter(path, table.schema)\n"
         "    writer.write_table(table.cast(writer.schema), row_group_size=250000)\n"
         "    del table\n"
         "writer.close()\n"
     )
-    args = [str(path), DAY.isoformat(), str(rows), str(piece_rows), str(generated or 0)]
-    subprocess.run([sys.executable, "-c", code, *args], check=True)
+    subprocess.run([sys.executable, "-c", code, str(path), DAY.isoformat(), str(rows), str(piece_rows)], check=True)
 
 
 def validate_only(
