@@ -17,12 +17,21 @@ disjoint ids like the SQLite source): seeding a 50M-row SQLite source row by row
 and validation is the stage whose memory must stay flat in rows. It prints the peak RSS, the wall time and the RSS
 over time (sampled every few seconds), so growth with the rows read can be seen.
 
-Usage: python bench/bench_ingest.py [--chunks-only | --validate-only] [ROWS ...]     (default: 100000 1000000;
---chunks-only skips the whole-frame baseline)
+``--validate-only`` options: ``--data DIR`` keeps the seeded files in DIR (``day-<rows>.parquet``) and reuses them
+in a later run; ``--generated-pieces K`` generates only the first K pieces of 5M rows and writes the others as
+copies of them with their ids moved to the piece's own disjoint range (``piece_of_day``'s scheme; the same
+values otherwise: seeding 50M rows through the generator takes 40+ min on a loaded machine, a copy seconds);
+``--compare REF`` validates each file with REF's ``src`` too (a detached ``git worktree``, this virtual
+environment), alternating REF and this checkout ``--rounds N`` times (default 1): the before/after of a change in
+the same run.
+
+Usage: python bench/bench_ingest.py [--chunks-only | --validate-only [--data DIR] [--generated-pieces K]
+[--compare REF [--rounds N]]] [ROWS ...]     (default: 100000 1000000; --chunks-only skips the whole-frame baseline)
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -94,16 +103,66 @@ day = dt.date.fromisoformat(sys.argv[1])
 summary = GreatExpectationsValidateOperator(task_id="validate", data_path=sys.argv[4], suite_path=sys.argv[3],
     dataset="customer_activity", partition=str(day), chunk_rows=250000).execute(task_context(day))
 done.set()
+import mlops_provider
 print(json.dumps({"max": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "imports": imports,
     "seconds": time.perf_counter() - start, "batches": summary["batches"], "success": summary["success"],
-    "failed": summary["failed_expectations"], "samples": samples}))
+    "failed": summary["failed_expectations"], "samples": samples, "cpu": time.process_time(),
+    "src": mlops_provider.__file__}))
 """
 
 
-def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE) -> None:
+def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE, generated: int | None = None) -> None:
     """One day of about ``rows`` rows as the extract writes it (``event_ts``, ``signup_date`` as timestamps, row
     groups of 250,000 rows), generated in a child process ``piece_rows`` rows at a time (pieces of
-    ``churn_source.piece_of_day``: disjoint ids), one piece in memory at a time."""
+    ``churn_source.piece_of_day``: disjoint ids), one piece in memory at a time.
+
+    With ``generated`` only the first ``generated`` pieces come from the generator (or from the file of exactly
+    those pieces, ``day-<generated x piece_rows>.parquet`` beside ``path``, when it exists); piece k after them is
+    a copy of piece ``k % generated`` with its ids moved as ``piece_of_day`` moves piece k's (event ids prefixed
+    ``k-``, customer numbers shifted into ``[k * span, (k + 1) * span)``), so the day still passes the uniqueness
+    checks. The copies are made a row group at a time (generating a 5M piece takes ~6 GB; nothing more is held)."""
+    pieces = -(-rows // piece_rows)
+    if not generated or generated >= pieces:
+        _generate(path, rows, piece_rows)
+        return
+    base = path.parent / f"day-{generated * piece_rows}.parquet"
+    made = not base.exists()
+    if made:
+        base = path.with_suffix(".base")
+        _generate(base, generated * piece_rows, piece_rows)
+    code = (
+        "import sys, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq\n"
+        "from mlops_provider.demo.churn_source import PIECE_ID_SPAN\n"
+        "path, base, generated, pieces = sys.argv[1], pq.ParquetFile(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+        "def piece_of(table):  # piece 0's event ids have no prefix, piece k's start with 'k-'\n"
+        "    head = table['event_id'][0].as_py().split('-', 1)[0]\n"
+        "    return int(head) if len(head) < 4 else 0\n"
+        "def moved(table, base, piece):\n"
+        "    event = table['event_id']\n"
+        "    event = (pc.utf8_replace_slice(event, start=0, stop=len(str(base)), replacement=str(piece)) if base\n"
+        "             else pc.binary_join_element_wise(f'{piece}-', event, ''))\n"
+        "    number = pc.add(pc.cast(pc.utf8_slice_codeunits(table['customer_id'], start=1), pa.int64()),\n"
+        "                    (piece - base) * PIECE_ID_SPAN)\n"
+        "    customer = pc.binary_join_element_wise('C', pc.cast(number, pa.string()), '')\n"
+        "    table = table.set_column(table.schema.get_field_index('event_id'), 'event_id', event)\n"
+        "    return table.set_column(table.schema.get_field_index('customer_id'), 'customer_id', customer)\n"
+        "writer = pq.ParquetWriter(path, base.schema_arrow)\n"
+        "for piece in range(pieces):\n"
+        "    for group in range(base.num_row_groups):\n"
+        "        table = base.read_row_group(group)\n"
+        "        source = piece_of(table)\n"
+        "        if source == piece % generated:\n"
+        "            writer.write_table(table if source == piece else moved(table, source, piece))\n"
+        "writer.close()\n"
+    )
+    try:
+        subprocess.run([sys.executable, "-c", code, str(path), str(base), str(generated), str(pieces)], check=True)
+    finally:
+        if made:
+            base.unlink(missing_ok=True)
+
+
+def _generate(path: Path, rows: int, piece_rows: int) -> None:
     code = (
         "import sys, datetime as dt, pandas as pd, pyarrow as pa, pyarrow.parquet as pq\n"
         "from mlops_provider.demo.churn_source import piece_of_day\n"
@@ -123,39 +182,90 @@ def seed_parquet(path: Path, rows: int, piece_rows: int = SEED_PIECE) -> None:
     subprocess.run([sys.executable, "-c", code, str(path), DAY.isoformat(), str(rows), str(piece_rows)], check=True)
 
 
-def validate_only(sizes: list[int]) -> None:
+def validate_only(
+    sizes: list[int],
+    data: Path | None = None,
+    generated: int | None = None,
+    compare: str | None = None,
+    rounds: int = 1,
+) -> None:
     """Validation alone, in batches of 250,000 rows, on a parquet file of each size (see the module docstring)."""
-    for rows in sizes:
-        with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
-            home = Path(tmp)
-            start = time.perf_counter()
-            seed_parquet(home / "day.parquet", rows)
-            seeded = time.perf_counter() - start
-            suite = suite_for(rows, home)
-            env = dict(os.environ, MLOPS_HOME=str(home))
-            every = "5" if rows < 10_000_000 else "20"
-            args = [sys.executable, "-c", VALIDATE_ONLY, DAY.isoformat(), str(PROJECT_ROOT), str(suite)]
-            proc = subprocess.run([*args, str(home / "day.parquet"), every], env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr[-3000:])
-            out = json.loads(proc.stdout.strip().splitlines()[-1])
-        curve = ", ".join(f"{t}s {mb}" for t, mb in out["samples"])
-        print(
-            f"{rows:>9} validate only: {out['seconds']:.1f} s, {out['batches']} batches, peak RSS {out['max']:.0f} MB"
-            f" (imports {out['imports']:.0f} MB), success {out['success']} (seeded in {seeded:.0f} s)"
-        )
-        if not out["success"]:
-            print(f"{rows:>9} failed: {json.dumps(out['failed'])[:1000]}")
-        print(f"{rows:>9} RSS over time (MB): {curve}")
-        record(
-            "ingest-validate",
-            "validate in batches of 250,000 rows (parquet written by the generator)",
-            [out["seconds"]],
-            None,
-            ours_mb=out["max"],
-            rows=rows,
-            note=f"{out['batches']} batches, success {out['success']}; RSS over time (s, MB): {out['samples']}",
-        )
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        roots: list[tuple[str, Path]] = [("HEAD", PROJECT_ROOT)]
+        if compare:
+            base = Path(tmp) / "base"
+            subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "-q", "--detach", str(base), compare],
+                           check=True)  # fmt: skip
+            roots = [(compare[:12], base), *roots]
+        try:
+            for rows in sizes:
+                folder = data or Path(tmp)
+                folder.mkdir(parents=True, exist_ok=True)
+                path, seeded = folder / f"day-{rows}.parquet", 0.0
+                if not path.exists():
+                    start = time.perf_counter()
+                    seed_parquet(path.with_suffix(".tmp"), rows, generated=generated)
+                    path.with_suffix(".tmp").rename(path)
+                    seeded = time.perf_counter() - start
+                    print(f"{rows:>9} seeded in {seeded:.0f} s ({path})", flush=True)
+                suite = suite_for(rows, Path(tmp))
+                for turn in range(rounds):
+                    for name, root in roots:
+                        validate_file(rows, path, suite, name, root, Path(tmp) / f"home-{rows}-{turn}-{len(name)}")
+        finally:
+            if compare:
+                subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(roots[0][1])])
+
+
+def validate_file(rows: int, path: Path, suite: Path, name: str, root: Path, home: Path) -> None:
+    """One measured validation of ``path`` by the ``src`` of ``root`` in a fresh process (MLOPS_HOME ``home``)."""
+    env = dict(os.environ, MLOPS_HOME=str(home), PYTHONPATH=str(root / "src"))
+    every = "5" if rows < 10_000_000 else "20"
+    load = os.getloadavg()[0]
+    args = [sys.executable, "-c", VALIDATE_ONLY, DAY.isoformat(), str(PROJECT_ROOT), str(suite), str(path), every]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not out["src"].startswith(str(root / "src")):
+        raise SystemExit(f"{name}: the child ran {out['src']}, not {root / 'src'}")
+    curve = ", ".join(f"{t}s {mb}" for t, mb in out["samples"])
+    load = f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}"
+    growth = growth_per_row(out["samples"], out["seconds"], rows)
+    print(
+        f"{rows:>9} {name} validate only: {out['seconds']:.1f} s wall, {out['cpu']:.1f} s CPU,"
+        f" {out['batches']} batches, peak RSS {out['max']:.0f} MB (imports {out['imports']:.0f} MB), {growth},"
+        f" success {out['success']} ({load})",
+        flush=True,
+    )
+    if not out["success"]:
+        print(f"{rows:>9} failed: {json.dumps(out['failed'])[:1000]}")
+    print(f"{rows:>9} {name} RSS over time (MB): {curve}", flush=True)
+    record(
+        "ingest-validate",
+        f"validate in batches of 250,000 rows (parquet written by the generator), {name}",
+        [out["seconds"]],
+        None,
+        ours_mb=out["max"],
+        rows=rows,
+        note=f"{out['batches']} batches, success {out['success']}, {load}; RSS over time (s, MB): {out['samples']}",
+    )
+
+
+def growth_per_row(samples: list[list[int]], seconds: float, rows: int) -> str:
+    """RSS growth in bytes a row between the first and last fifth of the run (rows read taken as proportional to
+    the time: batches cost about the same)."""
+    early = [mb for t, mb in samples if t <= seconds / 5]
+    late = [mb for t, mb in samples if t >= 4 * seconds / 5]
+    if not early or not late or seconds <= 0:
+        return "growth n/a"
+    mid_early = statistics.median(t for t, _ in samples if t <= seconds / 5)
+    mid_late = statistics.median(t for t, _ in samples if t >= 4 * seconds / 5)
+    span = (mid_late - mid_early) / seconds * rows
+    if span <= 0:
+        return "growth n/a"
+    per_row = (max(late) - max(early)) * 1024 * 1024 / span
+    return f"growth {per_row:.1f} bytes a row (max RSS of the first vs last fifth)"
 
 
 def seed(db: Path, rows: int) -> None:
@@ -277,9 +387,16 @@ def main(sizes: list[int], chunks_only: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a not in ("--chunks-only", "--validate-only")]
-    sizes = [int(a) for a in args] or [100_000, 1_000_000]
-    if "--validate-only" in sys.argv[1:]:
-        validate_only(sizes)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
+    parser.add_argument("--chunks-only", action="store_true")
+    parser.add_argument("--validate-only", action="store_true")
+    parser.add_argument("--data", type=Path, help="--validate-only: keep and reuse the seeded files in DIR")
+    parser.add_argument("--generated-pieces", type=int, help="--validate-only: pieces from the generator, then copies")
+    parser.add_argument("--compare", metavar="REF", help="--validate-only: also validate with REF's src (first)")
+    parser.add_argument("--rounds", type=int, default=1, help="--validate-only: alternations of REF and ours")
+    args = parser.parse_args()
+    if args.validate_only:
+        validate_only(args.sizes, args.data, args.generated_pieces, args.compare, args.rounds)
     else:
-        main(sizes, chunks_only="--chunks-only" in sys.argv[1:])
+        main(args.sizes, chunks_only=args.chunks_only)

@@ -112,3 +112,41 @@ def test_a_parquet_file_is_read_one_row_group_at_a_time(tmp_path):
                    row_group_size=500)  # fmt: skip
     sizes = [len(frame) for frame in parquet_batches(path, 200)]
     assert sizes == [200, 200, 100, 200, 200, 100]  # never more than one row group in memory, never over 200 rows
+
+
+def test_a_large_partitions_uniqueness_keys_stay_on_disk_and_are_counted_a_bucket_at_a_time(tmp_path):
+    """Issue 31 item 5: past ``SPILL_KEYS`` keys a unique column's keys go to hash-bucket files as each batch is
+    added, so memory while adding is one batch's keys and at the merge about one bucket's, flat in the rows (the
+    in-memory array was 8 bytes a row: 400 MB a unique column at 50M rows)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from mlops_provider.ml.validation_batches import SPILL_KEYS, BatchMerger
+
+    kind = "expect_column_values_to_be_unique"
+    batch = 250_000
+    rows = 2 * SPILL_KEYS
+    item = {"expectation_config": {"type": kind, "kwargs": {"column": "n"}}, "success": True,
+            "result": {"element_count": batch, "unexpected_count": 0, "missing_count": 0}}  # fmt: skip
+    merger = BatchMerger(rows=rows, spill_dir=tmp_path)
+    tracemalloc.start()
+    try:
+        for start in range(0, rows, batch):
+            values = np.arange(start, start + batch, dtype="int64")[::-1].copy()
+            values[0] = 5  # 5 in every batch (and its own row in the first): 17 rows of one value
+            merger.add([item], pd.DataFrame({"n": values}))
+            del values
+        held, adding_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        (merged,) = merger.merged()
+        _, merge_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    keys = 8 * rows
+    assert merged["success"] is False and merged["result"]["unexpected_count"] == rows // batch + 1
+    assert merged["result"]["element_count"] == rows and merged["result"]["missing_count"] == 0
+    assert held < 0.05 * keys  # nothing grows with the rows: the keys are on disk
+    assert adding_peak < 8 * 8 * batch  # a few copies of one batch's keys (frame, keys, buckets, order), no more
+    assert merge_peak - held < 0.2 * keys  # one bucket and its comparisons, not the column
+    assert list(tmp_path.iterdir()) == []  # the bucket files are removed once merged

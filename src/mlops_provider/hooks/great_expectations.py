@@ -224,6 +224,7 @@ class GreatExpectationsHook(BaseHook):
         import great_expectations as gx
 
         from mlops_provider.ml.validation_batches import BatchMerger, unmergeable
+        from mlops_provider.utils.paths import work_dir
 
         suite_data = self.read_suite_file(suite_path)
         unsupported = unmergeable(suite_data["expectations"])
@@ -233,22 +234,29 @@ class GreatExpectationsHook(BaseHook):
         definition = self._validation_definition(suite_path)
         run_id = gx.RunIdentifier(run_name=run_name)
         store = self.validation_context().validation_results_store  # where definition.run() stores its results
-        merger, first, kept = BatchMerger(rows=rows), None, set()
-        for frame in batches:
-            params = {**(batch_parameters or {}), "dataframe": frame}
-            result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"}, run_id=run_id)
-            merger.add(result.to_json_dict()["results"], frame)
+        # A large partition's uniqueness keys spill to bucket files on this worker's disk, removed at the merge
+        # (or here, when a batch fails).
+        merger, first, kept = BatchMerger(rows=rows, spill_dir=work_dir("validation")), None, set()
+        try:
+            for frame in batches:
+                params = {**(batch_parameters or {}), "dataframe": frame}
+                result = definition.run(batch_parameters=params, result_format={"result_format": "SUMMARY"},
+                                        run_id=run_id)  # fmt: skip
+                merger.add(result.to_json_dict()["results"], frame)
+                if first is None:
+                    first, kept = result, set(self._run_keys(run_name))
+                # Memory stays that of one batch: the store keeps the first batch's result only (the merged one
+                # replaces it below) and GX lets go of this frame before the next one is read.
+                for key in self._run_keys(run_name) - kept:
+                    store.remove_key(key)
+                self._release_batch_data(definition)
+                del frame, params, result
             if first is None:
-                first, kept = result, set(self._run_keys(run_name))
-            # Memory stays that of one batch: the store keeps the first batch's result only (the merged one
-            # replaces it below) and GX lets go of this frame before the next one is read.
-            for key in self._run_keys(run_name) - kept:
-                store.remove_key(key)
-            self._release_batch_data(definition)
-            del frame, params, result
-        if first is None:
-            raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
-        for item, merged in zip(first.results, merger.merged(), strict=True):
+                raise ValueError("validate_batches needs at least one batch (an empty partition is one empty frame)")
+            merged_results = merger.merged()
+        finally:
+            merger.close()
+        for item, merged in zip(first.results, merged_results, strict=True):
             item.success, item.result = merged["success"], merged["result"]
             if merged["exception_info"]:
                 item.exception_info = merged["exception_info"]

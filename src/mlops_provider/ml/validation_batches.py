@@ -11,9 +11,10 @@ each expectation type:
   they pass when every batch passes;
 - **aggregates** are recomputed from partial statistics kept per batch: row count (a sum), mean and sum (sums and
   non-null counts; floats may differ from a whole-frame run in the last bits of the summation order), min and max,
-  distinct-value sets (a union) and uniqueness (8 bytes a row of the column, written into one array per column as
-  the batches come and sorted there once at the end: numbers compared exactly, text by a 64-bit hash, see
-  :func:`_unique`; memory grows with that one column, not with the frame).
+  distinct-value sets (a union) and uniqueness (an 8-byte key a row of the column: numbers compared exactly, text
+  by a 64-bit hash, see :func:`_unique`; a small partition's keys are held in one array and sorted once at the
+  end, a large one's are spilled to hash-bucket files on disk and counted a bucket at a time, so memory stays
+  flat in the partition's rows, see :class:`KeyColumn`).
 
 An expectation type not listed here (a median, a quantile, a standard deviation, an order across rows) has no
 exact merge: :func:`unmergeable` names it, and the caller validates the whole frame instead.
@@ -24,6 +25,7 @@ Pure rules on JSON-shaped results and pandas frames; no GX import.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -170,26 +172,75 @@ def batch_dtypes(schema: Any, null_counts: dict[str, int]) -> dict[str, str]:
     return dtypes
 
 
+SPILL_KEYS = 2_000_000  # a unique column's keys held in memory (16 MB) before they go to bucket files on disk
+BUCKET_KEYS = 1_000_000  # the keys a bucket file is sized for (8 MB): the merge sorts one bucket at a time
+UNKNOWN_ROWS_BUCKETS = 256  # buckets when the partition's row count is not known (1M keys each at 256M rows)
+STREAMED_BUCKET = 4  # a bucket over this many times BUCKET_KEYS (one value repeated a lot) is counted in chunks
+_MIX = 0x9E3779B97F4A7C15  # Fibonacci hashing: spreads numbers that are close (ids, counts) over the buckets
+
+
 class KeyColumn:
-    """The 8-byte uniqueness keys (:func:`_compact`) of one column over all batches, in one int64 array.
+    """The 8-byte uniqueness keys (:func:`_compact`) of one column over all batches, and their count of repeated
+    rows.
 
-    With ``capacity`` (the partition's row count, an upper bound of its non-null values) the array is allocated
-    once and each batch's keys are written into it: the keys are held once, and the merge sorts them in place
-    (before issue 31's fix they were kept per batch and copied into a new array at the merge: twice the keys at its
-    peak, 800 MB for a unique column of 50M rows). Untouched pages of the array cost nothing. Without it the array
-    grows by doubling (a copy at each growth, as a list would)."""
+    Up to ``spill_keys`` keys are held in one int64 array (a small partition never touches the disk). With
+    ``capacity`` (the partition's row count, an upper bound of its non-null values) that array is allocated once
+    and each batch's keys are written into it; without it the array grows by doubling. Past ``spill_keys`` (or from
+    the first batch when ``capacity`` is over it) the keys are **spilled**: each batch's keys are split by a hash
+    of the key into bucket files (raw int64) in a temporary folder under ``spill_dir``. Equal keys always land in
+    the same bucket, so the repeated rows are counted bucket by bucket (:meth:`repeated`): memory is one batch's
+    keys while adding and one bucket (about ``bucket_keys`` keys) while counting, flat in the partition's rows
+    (issue 31 item 5: 16 bytes a row with the demo suite's two unique columns before, 800 MB at 50M rows). A
+    bucket far over its size (one value repeated a great many times) is counted in chunks by distinct value.
+    """
 
-    def __init__(self, capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        spill_dir: str | Path | None = None,
+        spill_keys: int = SPILL_KEYS,
+        bucket_keys: int = BUCKET_KEYS,
+    ) -> None:
         import numpy as np
 
-        self.array = np.empty(max(int(capacity or 0), 0), dtype="int64")
-        self.size = 0
+        self.spill_dir, self.spill_keys, self.bucket_keys = spill_dir, int(spill_keys), max(int(bucket_keys), 1)
+        capacity = max(int(capacity or 0), 0)
+        if capacity:
+            wanted = -(-capacity // self.bucket_keys)
+            self.buckets = min(max(1 << (wanted - 1).bit_length(), 16), 1024)  # a power of two
+        else:
+            self.buckets = UNKNOWN_ROWS_BUCKETS
+        self.array = np.empty(capacity if capacity <= self.spill_keys else 0, dtype="int64")
+        self.size = 0  # keys held in ``array``
+        self.spilled_keys = 0  # keys written to bucket files
+        self._folder: Any = None  # tempfile.TemporaryDirectory once spilled
+        if capacity > self.spill_keys:
+            self._spill_start()
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the keys are in bucket files (past ``spill_keys``) rather than in memory."""
+        return self._folder is not None
+
+    def __len__(self) -> int:
+        """The keys added so far (the column's non-null values)."""
+        return self.size + self.spilled_keys
 
     def append(self, part: np.ndarray) -> None:
         """Add one batch's keys."""
         import numpy as np
 
+        if self.spilled:
+            self._spill(part)
+            return
         need = self.size + len(part)
+        if need > self.spill_keys:
+            self._spill_start()
+            self._spill(self.array[: self.size])
+            self.array, self.size = np.empty(0, dtype="int64"), 0
+            self._spill(part)
+            return
         if need > len(self.array):
             grown = np.empty(max(need, 2 * len(self.array)), dtype="int64")
             grown[: self.size] = self.array[: self.size]
@@ -198,22 +249,95 @@ class KeyColumn:
         self.size = need
 
     def keys(self) -> np.ndarray:
-        """The keys added so far (a view of the array, not a copy)."""
+        """The keys held in memory (a view of the array, not a copy; empty once spilled)."""
         return self.array[: self.size]
+
+    def repeated(self) -> int:
+        """The rows whose key occurs more than once (GX's ``duplicated(keep=False)``). The keys held in memory are
+        sorted in place; spilled keys are counted one bucket at a time, and their files removed."""
+        if not self.spilled:
+            return _repeated(self.keys())
+        try:
+            return sum(self._bucket_repeated(path) for path in sorted(Path(self._folder.name).iterdir()))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Remove the bucket files (the keys are gone: the column cannot be counted again)."""
+        if self._folder is not None:
+            self._folder.cleanup()
+
+    def _spill_start(self) -> None:
+        import tempfile
+
+        if self.spill_dir is not None:
+            Path(self.spill_dir).mkdir(parents=True, exist_ok=True)
+        self._folder = tempfile.TemporaryDirectory(prefix="unique-keys.", dir=self.spill_dir)
+
+    def _spill(self, part: np.ndarray) -> None:
+        """Append one batch's keys to the bucket files, each key to the bucket of its hash."""
+        import numpy as np
+
+        if not len(part):
+            return
+        shift = np.uint64(64 - (self.buckets.bit_length() - 1))
+        bucket = part.view("uint64") * np.uint64(_MIX)
+        bucket >>= shift  # the top bits of the mixed key: 0 .. buckets - 1
+        bucket = bucket.view("int64")
+        ends = np.cumsum(np.bincount(bucket, minlength=self.buckets))
+        ordered = part[np.argsort(bucket, kind="stable")]
+        del bucket
+        folder, begin = Path(self._folder.name), 0
+        for index, end in enumerate(ends.tolist()):
+            if end > begin:
+                with open(folder / f"{index:04d}.i64", "ab") as handle:
+                    ordered[begin:end].tofile(handle)
+            begin = end
+        self.spilled_keys += len(part)
+
+    def _bucket_repeated(self, path: Path) -> int:
+        import numpy as np
+
+        count = path.stat().st_size // 8
+        if count <= STREAMED_BUCKET * self.bucket_keys:
+            return _repeated(np.fromfile(path, dtype="int64"))
+        # One value (or a few) repeated far more than a bucket holds: count by distinct value, a chunk at a time.
+        values, counts = np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
+        with open(path, "rb") as handle:
+            for _ in range(0, count, self.bucket_keys):
+                chunk = np.fromfile(handle, dtype="int64", count=self.bucket_keys)
+                chunk_values, chunk_counts = np.unique(chunk, return_counts=True)
+                values, inverse = np.unique(np.concatenate([values, chunk_values]), return_inverse=True)
+                counts = np.bincount(inverse, weights=np.concatenate([counts, chunk_counts]), minlength=len(values))
+                counts = counts.astype("int64")
+        return int(counts[counts > 1].sum())
 
 
 class BatchMerger:
     """Accumulates per-batch GX results (JSON dicts, in suite order) and the partial statistics of the aggregate
     expectations, then gives the merged results of the whole partition.
 
-    :param rows: the partition's row count when it is known (a parquet file's metadata): each unique column's keys
-        then go into one array of that size (see :class:`KeyColumn`). A wrong count is still correct, only slower.
+    :param rows: the partition's row count when it is known (a parquet file's metadata): it sizes each unique
+        column's keys (one array when they fit ``spill_keys``, else the number of bucket files; see
+        :class:`KeyColumn`). A wrong count is still correct, only slower or with larger buckets.
+    :param spill_dir: where a unique column's keys are spilled past ``spill_keys`` (a temporary folder is made
+        in it and removed at the merge; default: the system's temporary folder).
+    :param spill_keys: the keys a unique column holds in memory before they are spilled to bucket files.
+    :param bucket_keys: the keys a bucket file is sized for (the merge holds one bucket at a time).
     """
 
-    def __init__(self, rows: int | None = None) -> None:
+    def __init__(
+        self,
+        rows: int | None = None,
+        *,
+        spill_dir: str | Path | None = None,
+        spill_keys: int = SPILL_KEYS,
+        bucket_keys: int = BUCKET_KEYS,
+    ) -> None:
         self.items: list[dict[str, Any]] = []  # one accumulator per expectation, by position
         self.batches = 0
         self.rows = rows
+        self.spill_dir, self.spill_keys, self.bucket_keys = spill_dir, spill_keys, bucket_keys
         self.keys: dict[int, KeyColumn] = {}  # uniqueness keys per expectation position, moved out of the batches
 
     def add(self, results: list[dict[str, Any]], frame: pd.DataFrame) -> None:
@@ -228,7 +352,9 @@ class BatchMerger:
             if part is not None:
                 column = self.keys.get(index)
                 if column is None:
-                    column = self.keys[index] = KeyColumn(self.rows)
+                    column = self.keys[index] = KeyColumn(
+                        self.rows, spill_dir=self.spill_dir, spill_keys=self.spill_keys, bucket_keys=self.bucket_keys
+                    )
                 column.append(part)
                 del part
             self.items[index]["batches"].append(folded)
@@ -265,16 +391,26 @@ class BatchMerger:
 
     def merged(self) -> list[dict[str, Any]]:
         """``[{"success", "result", "exception_info"}]`` per expectation, in suite order. Each unique column's keys
-        are sorted in place and let go of once merged (merging twice is not supported)."""
+        are counted (sorted in place, or bucket by bucket from disk) and let go of once merged (merging twice is
+        not supported)."""
         merged = []
-        for index, item in enumerate(self.items):
-            column = self.keys.pop(index, None)
-            merged.append(self._merge(item["config"], item["batches"], column.keys() if column else None))
-            del column
+        try:
+            for index, item in enumerate(self.items):
+                column = self.keys.pop(index, None)
+                merged.append(self._merge(item["config"], item["batches"], column))
+                del column
+        finally:
+            self.close()
         return merged
 
+    def close(self) -> None:
+        """Remove the spilled keys of every unique column not merged yet (a run that stops half way)."""
+        for column in self.keys.values():
+            column.close()
+        self.keys.clear()
+
     @staticmethod
-    def _merge(config: dict[str, Any], batches: list[dict[str, Any]], keys: np.ndarray | None = None) -> dict[str, Any]:
+    def _merge(config: dict[str, Any], batches: list[dict[str, Any]], keys: KeyColumn | None = None) -> dict[str, Any]:
         kind, kwargs = config["type"], config.get("kwargs") or {}
         for batch in batches:  # an error in any batch (a missing column...) is the verdict, as in a whole frame
             if raised(batch["exception_info"]):
@@ -371,22 +507,28 @@ def _compact(values: pd.Series) -> Any:
     return pd.util.hash_array(np.asarray(array, dtype=object), categorize=True).view("int64")
 
 
-def _unique(batches: list[dict[str, Any]], mostly: float, keys: np.ndarray | None) -> tuple[bool, dict[str, Any]]:
+def _unique(batches: list[dict[str, Any]], mostly: float, keys: KeyColumn | None) -> tuple[bool, dict[str, Any]]:
     """Uniqueness over the whole partition: every non-null value that occurs more than once is unexpected in each
     of its rows (GX's ``duplicated(keep=False)``), counted on the 8-byte keys of :func:`_compact` (all batches',
-    :class:`KeyColumn`), sorted in place: the merge adds a byte a row of comparisons, no copy of the keys.
+    :class:`KeyColumn`: in memory, sorted in place, or spilled to hash-bucket files and counted a bucket at a time;
+    the same count either way, since equal keys share a bucket).
 
     Text is compared by a 64-bit hash: a real duplicate is always counted; two different values whose hashes
     collide (odds about n**2 / 2**65: 3 in a million for 10 million distinct values) would be counted too. The
     partial list of unexpected values is left empty (the keys are not the values)."""
+    rows = sum(b.get("rows", int(b["result"].get("element_count") or 0)) for b in batches)
+    present = len(keys) if keys is not None else 0
+    repeated = keys.repeated() if keys is not None else 0
+    return map_result(rows, repeated, rows - present, [], mostly)
+
+
+def _repeated(keys: np.ndarray) -> int:
+    """The keys that occur more than once, each occurrence counted; ``keys`` is sorted in place (a byte a key of
+    comparisons besides, no copy)."""
     import numpy as np
 
-    rows = sum(b.get("rows", int(b["result"].get("element_count") or 0)) for b in batches)
-    if keys is None:
-        keys = np.empty(0, dtype="int64")
     keys.sort()
     same = keys[1:] == keys[:-1]
     # A row is repeated when it equals its left or right neighbour: the equal pairs plus one per run of equals.
     runs = int(np.count_nonzero(same[1:] & ~same[:-1])) + int(bool(len(same)) and bool(same[0]))
-    repeated = int(np.count_nonzero(same)) + runs
-    return map_result(rows, repeated, rows - len(keys), [], mostly)
+    return int(np.count_nonzero(same)) + runs

@@ -134,3 +134,67 @@ def test_chunk_schemas_widen_to_one_type_or_text():
     assert [f.type for f in merged] == [pa.float64(), pa.string(), pa.string()]
     with pytest.raises(ValueError, match="chunk_rows must be a positive number of rows, got 0"):
         check_chunk_rows(0)
+
+
+def unique_item(column: str) -> dict:
+    return item("expect_column_values_to_be_unique", True, {"element_count": 0, "unexpected_count": 0,
+                                                            "missing_count": 0}, column=column)  # fmt: skip
+
+
+def uniqueness_batches() -> list[pd.DataFrame]:
+    """Duplicates inside one batch and across batches, nulls of each kind, -0.0 beside 0.0, text beside numbers in
+    one object column, one value repeated far more than a bucket holds (the streamed path)."""
+    import numpy as np
+
+    rng = np.random.default_rng(31)
+    frames = []
+    for batch in range(6):
+        n = 40
+        ints = rng.integers(0, 150, n)  # repeats across batches and buckets
+        floats = rng.integers(0, 60, n).astype("float64") / 2
+        floats[::7] = np.nan
+        floats[3] = -0.0 if batch % 2 else 0.0
+        text = pd.Series([f"t{v}" for v in rng.integers(0, 200, n)], dtype=object)
+        text[::5] = None
+        mixed = pd.Series([v if v % 3 else str(v) for v in rng.integers(0, 90, n).tolist()], dtype=object)
+        mixed[::9] = None
+        stamps = pd.Series(pd.to_datetime(rng.integers(0, 100, n), unit="D", origin="2026-01-01"))
+        stamps[::6] = pd.NaT
+        heavy = np.where(rng.random(n) < 0.6, 7, rng.integers(1000 * batch, 1000 * batch + 999, n))
+        distinct = np.arange(batch * n, (batch + 1) * n)  # no duplicate at all: passes
+        frames.append(pd.DataFrame({"ints": ints, "floats": floats, "text": text, "mixed": mixed, "stamps": stamps,
+                                    "heavy": heavy, "distinct": distinct}))  # fmt: skip
+    return frames
+
+
+@pytest.mark.parametrize("rows", [None, 240])
+def test_uniqueness_spilled_to_disk_bucket_by_bucket_equals_the_in_memory_merge(tmp_path, rows):
+    # Issue 31 item 5: past ``spill_keys`` keys a column's keys go to hash-bucket files and duplicates are counted
+    # bucket by bucket (a bucket far over ``bucket_keys`` is counted in chunks): the verdict and every count must
+    # be those of the in-memory merge, which tests/integration/test_validation.py holds to GX's whole frame.
+    frames = uniqueness_batches()
+    columns = list(frames[0].columns)
+    in_memory, spilled = BatchMerger(rows=rows), BatchMerger(rows=rows, spill_dir=tmp_path, spill_keys=30,
+                                                             bucket_keys=4)  # fmt: skip
+    for frame in frames:
+        in_memory.add([unique_item(c) for c in columns], frame)
+        spilled.add([unique_item(c) for c in columns], frame)
+    assert not any(column.spilled for column in in_memory.keys.values())
+    assert all(column.spilled for column in spilled.keys.values())
+    assert list(tmp_path.rglob("*"))  # the buckets are on disk until the merge
+    expected, got = in_memory.merged(), spilled.merged()
+    assert got == expected
+    by_column = dict(zip(columns, got, strict=True))
+    assert by_column["distinct"]["success"] is True
+    assert all(not by_column[c]["success"] for c in columns if c != "distinct")
+    assert by_column["heavy"]["result"]["unexpected_count"] > 100  # one value in one bucket, over 25 x bucket_keys
+    assert by_column["floats"]["result"]["missing_count"] == 36
+    assert list(tmp_path.rglob("*")) == []  # the spill files are removed once merged
+
+
+def test_small_partitions_keep_their_keys_in_memory(tmp_path):
+    merger = BatchMerger(rows=100, spill_dir=tmp_path, spill_keys=1000)
+    merger.add([unique_item("n")], pd.DataFrame({"n": [1, 2, 2]}))
+    assert not merger.keys[0].spilled and list(tmp_path.iterdir()) == []
+    (merged,) = merger.merged()
+    assert merged["result"]["unexpected_count"] == 2
