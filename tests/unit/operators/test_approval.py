@@ -68,7 +68,9 @@ def test_the_factory_puts_the_approvals_where_the_spec_asks() -> None:
     monitoring = asked["churn_h__drift_monitoring"]
     # trigger_training also reads the alarm (its XCom); a rejected review skips it
     assert monitoring.get_task("drift_sensor").downstream_task_ids == {"review_retraining", "trigger_training"}
-    assert monitoring.get_task("review_retraining").downstream_task_ids == {"trigger_training"}
+    # the review comes before the trigger; the days' triggers then go in date order (previous_decision)
+    assert monitoring.get_task("review_retraining").downstream_task_ids == {"previous_decision"}
+    assert monitoring.get_task("previous_decision").downstream_task_ids == {"trigger_training"}
 
 
 def test_an_answer_is_recorded_once_however_often_a_re_run_honours_it() -> None:
