@@ -306,11 +306,24 @@ class CanaryClient(threading.Thread):
     """A client of a model's endpoint: while the deployment record gives two versions a weight (a canary baking),
     replay ``rows`` through the endpoint at ``rate`` requests a second, one line per request in ``log`` (the
     client-side log of :func:`mlops_provider.runtime.traffic.replay`); idle otherwise (reads the record every half
-    second). ``totals``: sent, failed, retried and the answers per version."""
+    second). Each replay goes on from the row where the previous one stopped, so the client's traffic goes through
+    ``rows`` rather than repeating their first few. ``totals``: sent, failed, retried and the answers per version.
+    ``key_column``: one of ``columns``, the rows' key: each log line names its rows' keys beside the predictions they
+    got (joinable with the labels)."""
 
-    def __init__(self, record: Path, columns: list[str], rows: list[list[Any]], log: Path, rate: float = 12.0) -> None:
+    def __init__(
+        self,
+        record: Path,
+        columns: list[str],
+        rows: list[list[Any]],
+        log: Path,
+        rate: float = 12.0,
+        key_column: str | None = None,
+    ) -> None:
         super().__init__(daemon=True, name="canary-client")
         self.record, self.columns, self.rows, self.log, self.rate = record, columns, rows, log, rate
+        self.key_column = key_column
+        self.offset = 0
         self.stop = threading.Event()
         self.totals: Counter[str] = Counter()
 
@@ -326,8 +339,11 @@ class CanaryClient(threading.Thread):
                 continue
             if record is None or sum(1 for w in record["weights"].values() if w) < 2:
                 continue
-            summary = replay(f"http://127.0.0.1:{record['port']}/invocations", self.columns, self.rows,
-                             rate=self.rate, count=10_000, duration=2.0, log_file=self.log, stop=self.stop)  # fmt: skip
+            rows = self.rows[self.offset :] + self.rows[: self.offset]
+            summary = replay(f"http://127.0.0.1:{record['port']}/invocations", self.columns, rows,
+                             rate=self.rate, count=10_000, duration=2.0, log_file=self.log, stop=self.stop,
+                             key_column=self.key_column)  # fmt: skip
+            self.offset = (self.offset + summary.sent) % len(self.rows)
             self.totals.update(sent=summary.sent, failed=summary.failed, retried=summary.retried)
             self.totals.update({f"v{v}": n for v, n in summary.versions.items()})
 

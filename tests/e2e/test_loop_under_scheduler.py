@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sklearn.metrics import roc_auc_score
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, generate_day, seed_range
@@ -110,6 +111,12 @@ with DAG("slow_ingest_probe", schedule=CronDataIntervalTimetable("@daily", timez
 SLOW_INDEX = 2  # the day after the bad day validates slowly
 
 
+def source_spec(days: list[dt.date], bad: dt.date, drift_from: dt.date) -> SourceSpec:
+    """The seeded source of the loop: the past days, and the wall-clock day the served-day test seeds and ingests
+    (the day the loop's clients replay, so every request they sent has its label in that day's partition)."""
+    return SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}, epoch=days[0])
+
+
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     """A fresh embedded Airflow on its own port, home and database, with a seeded source. Its DAG folder holds
@@ -126,8 +133,7 @@ def loop(tmp_path_factory):
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
-    spec = SourceSpec(drift_from=drift_from, bad_dates={bad: "null_flood"}, epoch=days[0])
-    seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, spec)
+    seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, source_spec(days, bad, drift_from))
     env = prepared_environment(AIRFLOW, home, dags, mlops, days[0], MLOPS_SLOW_DAY=days[SLOW_INDEX].isoformat())
     airflow = EmbeddedAirflow(airflow_bin=AIRFLOW, airflow_home=home, port=PORT, env=env)
     airflow.start(timeout=420)  # a 2-core machine shared with other jobs took > 180 s to answer
@@ -175,13 +181,17 @@ def test_the_loop_closes_drift_triggers_one_retraining_decided_by_the_gate(loop)
         lambda: ti(airflow, MONITORING, first["dag_run_id"], "wait_for_training_set")["state"] == "deferred",
         120, "wait_for_training_set to defer",
     )  # fmt: skip
-    # A client of the live endpoint for the whole loop: it replays rows while a canary bakes (issue 32).
+    # A client of the live endpoint for the whole loop: it replays rows while a canary bakes (issue 32). The rows are
+    # the wall-clock day's, as the served-day test seeds them, with their key: the backends capture each row under
+    # its key, and the served day's labels join to what each version answered (issue 33).
     record_path, _ = serving_paths(loop.env, CHURN.name)
-    features = [*CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
-    frame = generate_day(loop.days[-1], SourceSpec(rows_per_day=400))[features]
+    key = CHURN_SPEC.dataset.key_column
+    columns = [key, *CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
+    today = dt.datetime.now(dt.UTC).date()
+    frame = generate_day(today, source_spec(loop.days, loop.bad, loop.drift_from))[columns]
     rows = frame.astype(object).where(frame.notna(), None).values.tolist()
-    loop.notes["client_rows"] = (features, rows)
-    with CanaryClient(record_path, features, rows, loop.mlops / "client-loop.jsonl") as client:
+    loop.notes["client_rows"] = (columns, rows)
+    with CanaryClient(record_path, columns, rows, loop.mlops / "client-loop.jsonl", key_column=key) as client:
         unpause(airflow, INGEST)
         runs = wait_for_loop(loop, timeout=1500)
     loop.notes["loop_client"] = client
@@ -249,7 +259,13 @@ def test_a_bad_version_is_canaried_and_rolled_back_automatically_with_no_failed_
     out = subprocess.run([sys.executable, "-c", code, CHURN.name, str(champion), str(tmp_path / "bad")],
                          env=loop.env, capture_output=True, text=True, check=True).stdout  # fmt: skip
     bad = out.strip().splitlines()[-1]
-    features, rows = loop.notes["client_rows"]
+    # This client replays a calm day's rows (no key: its requests get generated ids, joined to no label), not the
+    # loop client's rows of the wall-clock day: those are drifted, and the champion retrained on the drift answers
+    # > 0.9 on 15% of them, the bucket of the bad version's constant 0.97, so the two are only ~0.82 apart there
+    # (measured 0.8178), under the spec's 0.85 line. On calm rows it answers > 0.9 on 0.3%: ~1 apart.
+    features = [*CHURN_SPEC.features.numerical, *CHURN_SPEC.features.categorical]
+    frame = generate_day(loop.days[-1], SourceSpec(rows_per_day=400))[features]
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
     with CanaryClient(record_path, features, rows, tmp_path / "client-bad.jsonl") as client:
         airflow.api("POST", f"/api/v2/dags/{PROMOTION}/dagRuns",
                     {"dag_run_id": "manual__bad_version", "logical_date": None, "conf": {"version": bad}})  # fmt: skip
@@ -277,6 +293,7 @@ def test_a_bad_version_is_canaried_and_rolled_back_automatically_with_no_failed_
     assert lines and client.totals["failed"] == 0, [x for x in lines if x["status"] != 200][:5]
     assert {x["version"] for x in lines} == {str(champion), bad}  # the canary answered, and answered 200
     loop.notes["bad_version"] = {"version": bad, "verdict": mine[0], "client": dict(client.totals)}
+    loop.notes["bad_client"] = client
 
     # The loop's drift-triggered version went through a canary too, under the same client: promoted, no failure.
     loop_client = loop.notes["loop_client"]
@@ -549,6 +566,29 @@ def test_a_parallel_backfill_builds_every_training_set_from_exactly_its_window(l
     assert any(f"Waiting for {slow}" in log for log in logs), logs[0][-2000:]
 
 
+def realised_served(loop: Loop, day: dt.date) -> dict:
+    """The ``served`` part of the spec's performance check of ``day`` run with ``label_delay_days=0`` and the served
+    join on the dataset's key, executed in the instance's environment (a child process, like a task)."""
+    code = (
+        "import datetime as dt, json, sys\n"
+        "from mlops_provider.loop.spec import load_spec\n"
+        "from mlops_provider.operators.performance import ModelPerformanceOperator\n"
+        "from tests.helpers import task_context\n"
+        "spec, day = load_spec(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])\n"
+        "arguments = {**spec.performance_arguments(), 'label_delay_days': 0,\n"
+        "             'served_key_column': spec.dataset.key_column}\n"
+        "check = ModelPerformanceOperator(task_id='performance_check', dataset=spec.dataset.name,\n"
+        "                                 model_name=spec.name, partition=day.isoformat(), **arguments)\n"
+        "context = task_context(day, dag_id=sys.argv[3], run_id='e2e__realised_served', task_id=check.task_id)\n"
+        "print(json.dumps(check.execute(context)['served']))\n"
+    )
+    spec_path = PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml"
+    out = subprocess.run([sys.executable, "-c", code, str(spec_path), day.isoformat(), MONITORING], env=loop.env,
+                         cwd=PROJECT_ROOT, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_a_served_day_is_monitored_on_its_capture_under_the_scheduler(loop):
     """Issue 33 under the scheduler: the loop's client traffic (two versions answering while canaries baked) was
     captured on the wall-clock day; that day is ingested and monitored as a user would from the REST API or the
@@ -566,7 +606,7 @@ def test_a_served_day_is_monitored_on_its_capture_under_the_scheduler(loop):
     with pytest.raises(EmbeddedAirflowError, match="400|422"):
         airflow.api("POST", f"/api/v2/dags/{MONITORING}/dagRuns", {**interval, "conf": {"current": "live"}})
     # The day's source rows exist once it is over; here the day is ingested early (the same interval).
-    spec = SourceSpec(drift_from=loop.drift_from, bad_dates={loop.bad: "null_flood"}, epoch=loop.days[0])
+    spec = source_spec(loop.days, loop.bad, loop.drift_from)
     seed_range(create_engine(f"sqlite:///{loop.mlops / 'source.db'}"), [today], spec)
     airflow.api("POST", f"/api/v2/dags/{INGEST}/dagRuns", {**interval, "dag_run_id": "manual__served_day"})
     run_id = "manual__served_day"
@@ -593,5 +633,37 @@ def test_a_served_day_is_monitored_on_its_capture_under_the_scheduler(loop):
     for version in client_versions:
         entry = record["served"][version]
         assert entry["rows"] == current["versions"][version] and entry["prediction_drift"] is not None, entry
+
+    # The realised metric per version on what was served on T equals the one computed by hand from the client logs
+    # joined with T's labels. Under the scheduler that is the monitoring run of T + label.delay_days (7), which Airflow
+    # refuses to run today (a logical date in the future: RunnableExecDateDep), so the spec's own performance check
+    # runs here in the instance's environment with label_delay_days=0 (T labels T) and the served join on (the spec's
+    # monitoring.current is "ingested": its key is passed explicitly). After the run's own performance_check, so the
+    # day's first performance record stays the DAG's.
+    wait_for(lambda: ti(airflow, MONITORING, run_id, "performance_check")["state"] in done, 600,
+             "the served day's performance_check")  # fmt: skip
+    realised = realised_served(loop, today)
+    assert realised["labelled_day"] == today.isoformat() and realised["capture_files"], realised
+    seeded = generate_day(today, spec)  # T's rows as seeded and ingested: their labels
+    truth = dict(zip(seeded[CHURN_SPEC.dataset.key_column], seeded[CHURN_SPEC.label.column], strict=True))
+    served: dict[str, list[tuple[int, float]]] = {}
+    for line in loop.notes["loop_client"].lines() + loop.notes["bad_client"].lines():
+        if line["status"] != 200 or not line.get("keys"):  # the bad-version client sends no key: nothing to join
+            continue
+        for row_key, prediction in zip(line["keys"], line["predictions"], strict=True):
+            served.setdefault(line["version"], []).append((truth[row_key], prediction))
+    assert len(served) >= 2, sorted(served)  # a canary day: two versions answered the loop's client
+    assert set(realised["versions"]) == set(served), (realised["versions"], sorted(served))
+    for version, pairs in served.items():
+        labels, predictions = zip(*pairs, strict=True)
+        got = realised["versions"][version]
+        assert got["rows"] == len(pairs), (version, got)
+        if len(set(labels)) > 1:
+            assert got["value"] == pytest.approx(roc_auc_score(labels, predictions)), (version, got)
+        else:  # one class among the rows it answered: roc_auc is undefined, and the record says so
+            assert got["value"] is None and "single class" in got["reason"], (version, got)
+    assert realised["joined_rows"] == sum(len(pairs) for pairs in served.values())
+    loop.notes["realised"] = realised["versions"]
+    print(f"realised roc_auc per version on {today}: {realised['versions']}")
     loop.notes["served_day_seconds"] = time.monotonic() - started
     print(f"served-day monitoring added {loop.notes['served_day_seconds']:.0f} s")

@@ -116,6 +116,32 @@ def test_round_trip_what_the_client_got_is_what_was_captured(model_dir, mlops_ho
     assert set(FEATURES) <= set(frame.columns) and "customer_id" not in frame.columns
 
 
+def test_the_replay_clients_log_names_each_rows_key_and_prediction_as_captured(model_dir, mlops_home, tmp_path):
+    """The client side of the join (issue 33): every line of ``replay``'s log holds the key of each row it sent and the
+    prediction it got back, so the client log joined with the labels gives what the capture joined with them gives."""
+    from mlops_provider.runtime.traffic import replay
+
+    process = backend(model_dir, mlops_home, key_column="customer_id")
+    rows = [[f"k{i}", i / 10 - 2, 1 - i / 20] for i in range(30)]
+    log = tmp_path / "client.jsonl"
+    try:
+        summary = replay(f"{process.url}/invocations", ["customer_id", *FEATURES], rows, rate=40, count=15,
+                         duration=30, batch=2, log_file=log, key_column="customer_id")  # fmt: skip
+    finally:
+        process.stop()
+    assert summary.failed == 0 and summary.sent == 15
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 15 and all(len(x["keys"]) == len(x["predictions"]) == 2 for x in lines)
+    client = {k: p for x in lines for k, p in zip(x["keys"], x["predictions"], strict=True)}
+    assert sorted(client) == sorted(r[0] for r in rows)
+    frame, _ = read_day(MODEL, today())
+    assert dict(zip(frame[REQUEST_ID].astype(str), frame[PREDICTION], strict=True)) == pytest.approx(client)
+    # A key column that is not sent is refused before anything is sent.
+    with pytest.raises(ValueError, match="key column 'nope' is not one of the columns"):
+        replay(f"{process.url}/invocations", FEATURES, [r[1:] for r in rows], rate=1, count=1, duration=1,
+               key_column="nope")  # fmt: skip
+
+
 def test_a_sampled_fraction_keeps_the_rows_whose_id_hash_falls_under_it(model_dir, mlops_home):
     from mlops_provider.ml.capture import sampled
 

@@ -234,7 +234,8 @@ def _replay(args: argparse.Namespace) -> int:
     loopback_url(args.url)  # refuse a non-loopback URL before reading anything
     columns, rows = read_rows(args.file, [c for c in args.columns.split(",") if c] if args.columns else None)
     summary = replay(args.url, columns, rows, rate=args.rate, count=args.count, duration=args.duration,
-                     batch=args.batch, concurrency=args.concurrency, log_file=args.log)  # fmt: skip
+                     batch=args.batch, concurrency=args.concurrency, log_file=args.log,
+                     key_column=args.key_column)  # fmt: skip
     print(json.dumps(summary.as_dict(), indent=2))
     return 1 if summary.failed else 0
 
@@ -298,7 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--batch", type=int, default=1, help="rows per request")
     play.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     play.add_argument("--columns", help="comma-separated columns to send (default: every column of the file)")
-    play.add_argument("--log", help="client-side log, one JSON line per request (status, latency, version)")
+    play.add_argument(
+        "--log", help="client-side log, one JSON line per request (status, latency, version, predictions)"
+    )
+    play.add_argument("--key-column", help="the rows' key column (sent too): each log line names its rows' keys")
     play.set_defaults(func=_replay)
 
     from mlops_provider.cli.init import add_parser as add_init

@@ -3,8 +3,10 @@
 Bounded in count and time, loopback only (it is a load generator: it refuses any other host). Each request is
 one batch of rows in MLflow's ``dataframe_split`` format, sent at its scheduled time (open loop: a slow answer
 does not slow the schedule; ``concurrency`` threads send). Every answer is logged, one JSON line each:
-``{"i", "sent_at", "status", "latency_ms", "version", "retried", "error"}`` (``version``: the backend's
-``X-Model-Version`` header; ``status`` 0: no answer).
+``{"i", "sent_at", "status", "latency_ms", "version", "retried", "error", "predictions"}`` (``version``: the
+backend's ``X-Model-Version`` header; ``status`` 0: no answer; ``predictions``: the answer's predictions, one per row
+sent, None unless it answered 200), and with a ``key_column`` also ``"keys"``: the key of each row sent, so the
+log joins with labels by key (the backend captures each row under its key: issue 33's realised metric by hand).
 
 A request that got no response at all on a connection (reset, closed before a byte came back) is sent once more
 on a new connection (``retried``: true). Predictions are idempotent, and that is what any HTTP client of a proxy
@@ -112,15 +114,22 @@ def replay(
     concurrency: int = 8,
     log_file: str | Path | None = None,
     stop: threading.Event | None = None,
+    key_column: str | None = None,
 ) -> ReplaySummary:
     """Send ``count`` requests at most, for ``duration`` seconds at most, at ``rate`` requests per second, each a
     batch of ``batch`` rows (cycling through ``rows``). Returns the summary; ``log_file`` gets one line per request.
-    ``stop`` ends it early (a test's background traffic)."""
+    ``stop`` ends it early (a test's background traffic). ``key_column``: one of ``columns``, the rows' key,
+    logged per request (``keys``)."""
     host, port, path = loopback_url(url)
     if rate <= 0 or count < 1 or duration <= 0 or batch < 1:
         raise ValueError(f"rate, count, duration and batch must be positive, got {rate}, {count}, {duration}, {batch}")
     if not rows:
         raise ValueError("no rows to replay")
+    key_at = None
+    if key_column is not None:
+        if key_column not in columns:
+            raise ValueError(f"key column {key_column!r} is not one of the columns sent {list(columns)}")
+        key_at = list(columns).index(key_column)
     summary = ReplaySummary()
     lock = threading.Lock()
     local = _Client()
@@ -131,7 +140,7 @@ def replay(
         chunk = [list(rows[(start + k) % len(rows)]) for k in range(batch)]
         body = json.dumps({"dataframe_split": {"columns": list(columns), "data": chunk}})
         sent_at = time.time()
-        status, version, error, retried = 0, None, None, False
+        status, version, error, retried, payload = 0, None, None, False, b""
         began = time.perf_counter()
         for attempt in range(2):
             if local.connection is None:
@@ -140,7 +149,7 @@ def replay(
             try:
                 connection.request("POST", path, body, {"Content-Type": "application/json"})
                 response = connection.getresponse()
-                response.read()
+                payload = response.read()
                 status, version = response.status, response.getheader(VERSION_HEADER)
                 error = None
                 break
@@ -160,9 +169,12 @@ def replay(
             if status:
                 summary.latencies_ms.append(latency)
             if log is not None:
-                log.write(json.dumps({"i": i, "sent_at": round(sent_at, 4), "status": status,
-                                      "latency_ms": round(latency, 3), "version": version, "retried": retried,
-                                      "error": error}) + "\n")  # fmt: skip
+                line = {"i": i, "sent_at": round(sent_at, 4), "status": status, "latency_ms": round(latency, 3),
+                        "version": version, "retried": retried, "error": error,
+                        "predictions": _predictions(payload) if status == 200 else None}  # fmt: skip
+                if key_at is not None:
+                    line["keys"] = [row[key_at] for row in chunk]
+                log.write(json.dumps(line) + "\n")
 
     began = time.perf_counter()
     interval = 1.0 / rate
@@ -180,6 +192,15 @@ def replay(
         if log is not None:
             log.close()
     return summary
+
+
+def _predictions(payload: bytes) -> list[Any] | None:
+    """The ``predictions`` of an answer's JSON body (None when it has none)."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body.get("predictions") if isinstance(body, dict) else None
 
 
 def _schedule(
