@@ -195,7 +195,7 @@ class PreviousRunSensor(BaseSensorOperator):
         self.task_ids = list(task_ids)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        from mlops_provider.ml.rails import previous_run_pending
+        from mlops_provider.ml.rails import ENDED_RUN_STATES, previous_run_pending
 
         ti = context["ti"]
         previous = ti.get_previous_dagrun()
@@ -203,7 +203,7 @@ class PreviousRunSensor(BaseSensorOperator):
         state = getattr(previous, "state", None)
         run_state = str(getattr(state, "value", state)) if state is not None else None
         states: dict[str, str | None] = {}
-        if run_id is not None and run_state not in ("success", "failed"):
+        if run_id is not None and run_state not in ENDED_RUN_STATES:
             found = ti.get_task_states(dag_id=ti.dag_id, task_ids=self.task_ids, run_ids=[run_id])
             states = {task: (str(getattr(value, "value", value)) if value is not None else None)
                       for task, value in (found.get(run_id) or {}).items()}  # fmt: skip
