@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +22,26 @@ pytestmark = pytest.mark.integration
 
 SUITE = PROJECT_ROOT / "include" / "gx" / "expectations" / "customer_activity.json"
 BATCH_ROWS = 300
+
+
+def traced_merge(merger: Any, item: dict, frames: Iterable[pd.DataFrame]) -> tuple[dict, int, int, int]:
+    """Add each frame to ``merger`` as one batch of ``item``'s expectation, then merge, under tracemalloc: the merged
+    result, the memory held after the last batch (nothing of it referenced here any more), the peak while adding
+    and the peak while merging."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        for frame in frames:
+            merger.add([item], frame)
+        del frame  # the last batch is the merger's to keep or drop, not this loop's
+        held, adding_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        (merged,) = merger.merged()
+        _, merge_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return merged, held, adding_peak, merge_peak
 
 
 def test_each_batch_frame_is_released_before_the_next_is_read(tmp_path):
@@ -74,7 +95,6 @@ def test_the_merge_sorts_the_keys_where_they_are(hint):
     (the old 400 MB not yet returned to the system while the new one filled). With the partition's row count the
     keys are written into one array as batches come and the merge allocates only its comparisons (a byte a row).
     Without it the array grows by doubling (a copy at each growth, none at the merge)."""
-    import tracemalloc
 
     import numpy as np
 
@@ -85,16 +105,8 @@ def test_the_merge_sorts_the_keys_where_they_are(hint):
     item = {"expectation_config": {"type": kind, "kwargs": {"column": "n"}}, "success": True,
             "result": {"element_count": batch, "unexpected_count": 0, "missing_count": 0}}  # fmt: skip
     merger = BatchMerger(rows=rows if hint else None)
-    tracemalloc.start()
-    try:
-        for start in range(0, rows, batch):
-            merger.add([item], pd.DataFrame({"n": np.arange(start, start + batch, dtype="int64")[::-1]}))
-        held, adding_peak = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        (merged,) = merger.merged()
-        _, merge_peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    frames = (pd.DataFrame({"n": np.arange(s, s + batch, dtype="int64")[::-1]}) for s in range(0, rows, batch))
+    merged, held, adding_peak, merge_peak = traced_merge(merger, item, frames)
     assert merged["success"] is True and merged["result"]["unexpected_count"] == 0
     keys = 8 * rows
     assert held < 1.2 * keys  # the keys once, nothing per batch besides
@@ -118,7 +130,6 @@ def test_a_large_partitions_uniqueness_keys_stay_on_disk_and_are_counted_a_bucke
     """Issue 31 item 5: past ``SPILL_KEYS`` keys a unique column's keys go to hash-bucket files as each batch is
     added, so memory while adding is one batch's keys and at the merge about one bucket's, flat in the rows (the
     in-memory array was 8 bytes a row: 400 MB a unique column at 50M rows)."""
-    import tracemalloc
 
     import numpy as np
 
@@ -130,19 +141,15 @@ def test_a_large_partitions_uniqueness_keys_stay_on_disk_and_are_counted_a_bucke
     item = {"expectation_config": {"type": kind, "kwargs": {"column": "n"}}, "success": True,
             "result": {"element_count": batch, "unexpected_count": 0, "missing_count": 0}}  # fmt: skip
     merger = BatchMerger(rows=rows, spill_dir=tmp_path)
-    tracemalloc.start()
-    try:
+
+    def frames():
         for start in range(0, rows, batch):
             values = np.arange(start, start + batch, dtype="int64")[::-1].copy()
             values[0] = 5  # 5 in every batch (and its own row in the first): 17 rows of one value
-            merger.add([item], pd.DataFrame({"n": values}))
+            yield pd.DataFrame({"n": values})
             del values
-        held, adding_peak = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        (merged,) = merger.merged()
-        _, merge_peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    merged, held, adding_peak, merge_peak = traced_merge(merger, item, frames())
     keys = 8 * rows
     assert merged["success"] is False and merged["result"]["unexpected_count"] == rows // batch + 1
     assert merged["result"]["element_count"] == rows and merged["result"]["missing_count"] == 0
