@@ -127,7 +127,7 @@ def child(mode: str, home: str) -> None:
     read_peak = _peak_mb()  # the imports and the read (the reference is built after it)
     reference = features(np.random.default_rng(2), MAX_ROWS)
     columns = NUMERICAL + CATEGORICAL
-    _, share, _ = op._evidently(reference, frame[columns])
+    share, _ = op._evidently(reference, frame[columns])
     for version in sorted(frame[VERSION].astype(str).unique()):
         op._evidently(reference, frame[frame[VERSION].astype(str) == version][columns])
     total = time.perf_counter() - started

@@ -72,6 +72,68 @@ def column_drifted(method: str, score: float, threshold: float) -> bool:
     return score < threshold if "p_value" in method.lower() else score >= threshold
 
 
+def drift_scores(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: Sequence[str],
+    categorical: Sequence[str],
+    drift_share: float,
+    methods: dict[str, str] | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> tuple[float, dict[str, Any]]:
+    """The drift share and per column ``{"method", "score", "threshold", "drifted"}`` of ``current`` against
+    ``reference``: the numbers of Evidently's ``DataDriftPreset`` report, without building the report.
+
+    Evidently 0.7 computes every metric's HTML widgets (plotly figures) while a ``Report`` runs, ~20x the drift
+    tests themselves on a demo-sized day (issue 31). This calls the calculation the preset's metrics call
+    (``get_drift_for_columns``: its ``ValueDrift`` per column, its ``DriftedColumnsCount`` for the share) with the
+    preset's options; the report is built only to render the HTML. A unit test holds the two equal.
+
+    :param numerical: the numerical columns, in the order the result lists them (then ``categorical``).
+    :param drift_share: the preset's ``drift_share``.
+    :param methods: per column stattest (the spec's ``column_methods``); a column without one gets Evidently's
+        default for its type and size, named as Evidently names it.
+    :param thresholds: per column threshold (the spec's ``column_thresholds``).
+    """
+    from evidently.legacy.calculations.data_drift import get_drift_for_columns
+    from evidently.legacy.metric_results import DatasetColumns, DatasetUtilityColumns
+    from evidently.legacy.options.data_drift import DataDriftOptions
+
+    columns = [*numerical, *categorical]
+    result = get_drift_for_columns(
+        current_data=current,
+        reference_data=reference,
+        dataset_columns=DatasetColumns(
+            utility_columns=DatasetUtilityColumns(date=None, id=None, target=None, prediction=None),
+            target_type=None,
+            task=None,
+            num_feature_names=list(numerical),
+            cat_feature_names=list(categorical),
+            text_feature_names=[],
+            datetime_feature_names=[],
+            target_names=None,
+        ),
+        data_drift_options=DataDriftOptions(
+            drift_share=drift_share, per_feature_stattest=methods or None, per_feature_threshold=thresholds or None
+        ),
+        columns=columns,
+        agg_data=True,
+    )
+    scores: dict[str, Any] = {}
+    for name in columns:
+        drift = result.drift_by_columns[name]
+        # the report names a spec's method as the spec wrote it, a default by Evidently's display name
+        method = (methods or {}).get(name) or drift.stattest_name
+        score, threshold = float(drift.drift_score), float(drift.stattest_threshold)
+        scores[name] = {
+            "method": method,
+            "score": score,
+            "threshold": threshold,
+            "drifted": column_drifted(method, score, threshold),
+        }
+    return float(result.share_of_drifted_columns), scores
+
+
 class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseOperator):
     """Compare the newest validated data with the data the current champion was trained on.
 
@@ -404,7 +466,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         if rendered:
             with tempfile.TemporaryDirectory(dir=work_dir("drift")) as tmp:
                 html = Path(tmp) / html_path.name  # the artifact's name in MLflow
-                self._snapshot.save_html(str(html))
+                self._report(reference, current).save_html(str(html))
                 self._log_to_mlflow(context, summary, html, end_day)
                 publish(html, html_path)
         else:
@@ -499,7 +561,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
                 entry["drift_share"] = self._share
                 entry["columns"] = copy.deepcopy(self._columns)
             elif entry["sampled_rows"] >= self.min_served_rows:
-                _, share, columns = self._evidently(reference, mine[self.numerical_columns + self.categorical_columns])
+                share, columns = self._evidently(reference, mine[self.numerical_columns + self.categorical_columns])
                 entry["drift_share"] = share
                 entry["columns"] = columns
             else:
@@ -509,7 +571,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             if "columns" in entry:
                 entry["drifted_columns"] = sorted(c for c, v in entry["columns"].items() if v.get("drifted"))
             try:
-                model = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
+                uri = f"models:/{self.model_name}/{version}"  # a served version: checked when it was promoted
+                model = self.mlflow_hook.load_model(uri, check_requirements=False)
                 expected = np.asarray(schema_predictor(model)(reference), dtype=float).ravel()
                 entry["prediction_drift"] = prediction_drift(
                     expected, np.asarray(mine[PREDICTION], dtype=float), self.prediction_drift_threshold, 0.5
@@ -696,7 +759,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             reference = pd.concat([frames[d] for d in rest], ignore_index=True)
             if len(reference) > self.max_rows:
                 reference = reference.sample(n=self.max_rows, random_state=self.seed)
-            _, _, columns = self._evidently(reference, frames[day])
+            _, columns = self._evidently(reference, frames[day])
             # only scores by the method the day's check uses are comparable with the day's score
             return {n: distance(c["method"], c["score"]) for n, c in columns.items() if c["method"] == methods.get(n)}
 
@@ -721,7 +784,7 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
         return {**learned, "path": location(path), "computed_now": True}
 
     def _run_evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
-        self._snapshot, share, columns = self._evidently(reference, current)
+        share, columns = self._evidently(reference, current)
         self._share, self._columns = share, columns
         return {
             "dataset_drift": share >= self.drift_share_threshold,
@@ -730,9 +793,16 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             "columns": columns,
         }
 
-    def _evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> tuple[Any, float, dict[str, Any]]:
-        """Evidently's DataDriftPreset on ``current`` vs ``reference``: the snapshot, the drift share, and per column
-        ``{"method", "score", "threshold", "drifted"}``."""
+    def _evidently(self, reference: pd.DataFrame, current: pd.DataFrame) -> tuple[float, dict[str, Any]]:
+        """The drift share of ``current`` vs ``reference`` and per column ``{"method", "score", "threshold",
+        "drifted"}`` (:func:`drift_scores`: the numbers of Evidently's DataDriftPreset, no report built)."""
+        return drift_scores(
+            reference, current, self.numerical_columns, self.categorical_columns, self.drift_share_threshold,
+            self.column_methods, self.column_thresholds,
+        )  # fmt: skip
+
+    def _report(self, reference: pd.DataFrame, current: pd.DataFrame) -> Any:
+        """Evidently's report (DataDriftPreset) of ``current`` vs ``reference``, built only for its HTML."""
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
@@ -744,25 +814,10 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
             per_column_method=self.column_methods or None,
             per_column_threshold=self.column_thresholds or None,
         )
-        snapshot = Report([preset]).run(
+        return Report([preset]).run(
             current_data=Dataset.from_pandas(current, data_definition=definition),
             reference_data=Dataset.from_pandas(reference, data_definition=definition),
         )
-        columns: dict[str, Any] = {}
-        share = 0.0
-        for metric in snapshot.dict()["metrics"]:
-            config = metric["config"]
-            if config["type"].endswith("DriftedColumnsCount"):
-                share = float(metric["value"]["share"])
-            elif config["type"].endswith("ValueDrift"):
-                score, threshold = float(metric["value"]), float(config["threshold"])
-                columns[config["column"]] = {
-                    "method": config["method"],
-                    "score": score,
-                    "threshold": threshold,
-                    "drifted": column_drifted(config["method"], score, threshold),
-                }
-        return snapshot, share, columns
 
     def _log_to_mlflow(self, context: Context, summary: dict[str, Any], html: Path | None, day: dt.date) -> None:
         hook = self.mlflow_hook
