@@ -29,6 +29,11 @@ DEFAULT_MODULES: tuple[str, ...] = (
     "great_expectations",
     "mlflow",
     "mlflow.xgboost",
+    "mlflow.pyfunc",
+    # the embedded default's tracking and registry stores (SQLite): ~1 s for every task that reads the registry
+    # when imported there (issue 31); unused with an MLflow server
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
     "evidently",
     "evidently.presets",
     "xgboost",
