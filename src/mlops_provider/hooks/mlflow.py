@@ -431,12 +431,17 @@ class MlflowHook(BaseHook):
         with self.scoped_environment():
             return sorted(m.name for m in self.get_client().search_registered_models())
 
-    def load_model(self, model_uri: str) -> Any:
-        """The pyfunc model at ``model_uri`` (``models:/<name>/<version>``, ``runs:/...``)."""
+    def load_model(self, model_uri: str, check_requirements: bool = True) -> Any:
+        """The pyfunc model at ``model_uri`` (``models:/<name>/<version>``, ``runs:/...``).
+
+        :param check_requirements: warn when the model's requirements or Python version do not match this
+            environment (MLflow's check, ~1.5 s a load: it scans every installed distribution). A task that loads
+            the promoted champion every day passes False: its promotion checked it.
+        """
         import mlflow
 
         with self.scoped_environment():
-            return mlflow.pyfunc.load_model(model_uri)
+            return mlflow.pyfunc.load_model(model_uri, suppress_warnings=not check_requirements)
 
     def download_model(self, model_uri: str, dst_path: Path) -> str:
         """Download the model's artifacts into ``dst_path``; returns the local folder."""

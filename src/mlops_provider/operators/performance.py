@@ -276,9 +276,10 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
         )
 
     def _model(self, version: str) -> Any:
-        """The version's pyfunc model, loaded once per task."""
+        """The version's pyfunc model, loaded once per task (its requirements were checked when it was promoted)."""
         if version not in self._models:
-            self._models[version] = self.mlflow_hook.load_model(f"models:/{self.model_name}/{version}")
+            uri = f"models:/{self.model_name}/{version}"
+            self._models[version] = self.mlflow_hook.load_model(uri, check_requirements=False)
         return self._models[version]
 
     def _estimate(self, context: Context, version: str, day: dt.date, summary: dict[str, Any]) -> None:
