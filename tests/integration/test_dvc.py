@@ -478,3 +478,28 @@ def test_the_tag_sensor_and_its_trigger_ask_the_git_remote_from_a_host_without_a
     assert event.payload == {"status": "found", "tag": tag, "sha": commit}
     assert DvcTagSensor(task_id="wait", tag=tag, dvc_conn_id="triggerer")._check() == {"tag": tag, "sha": commit}
     assert not (tmp_path / "triggerer" / "registry").exists()
+
+
+def test_a_read_copies_the_local_cache_object_or_fetches_it_from_the_remote(mlops_home, source, tmp_path):
+    """A version whose object is in the workspace's DVC cache is copied from it (no DVC repo opened for each read:
+    the monitoring tasks read ~10 partitions a day, issue 31); one whose object is gone from the cache (another
+    machine's version, a cleaned cache) is fetched from the remote; a corrupt cache object is named, with the fix."""
+    hook = DvcHook()
+    first = hook.version_file(source, PATH, TAG, {})
+    expected = source.read_bytes()
+    cached = hook.workspace / ".dvc" / "cache" / "files" / "md5" / first["md5"][:2] / first["md5"][2:]
+    assert cached.is_file()
+
+    assert hook.read_to(PATH, TAG, tmp_path / "a")["md5"] == first["md5"]
+    assert (tmp_path / "a").read_bytes() == expected
+
+    cached.unlink()  # not in this workspace's cache: DVC fetches it from the remote
+    assert hook.read_to(PATH, TAG, tmp_path / "b")["md5"] == first["md5"]
+    assert (tmp_path / "b").read_bytes() == expected
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"bit rot")
+    with pytest.raises(DvcError, match=r"local DVC cache object .* is corrupt.*delete it") as error:
+        hook.read_to(PATH, TAG, tmp_path / "c")
+    assert str(cached) in str(error.value)
+    assert not (tmp_path / "c").exists()  # nothing half-read left behind
