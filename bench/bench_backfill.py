@@ -29,7 +29,10 @@ bootstraps; the backfills are the dataset's ingest and each model's monitoring. 
 whole instance and per model (the model's own DAGs; its wall ends at its last task, its idle share counts the shared
 ingest's tasks as busy; peak memory is the instance's only), and the shared ingest's task instances per day: its
 extract, validate and version_partition must have run once a day (one task instance of each per day, first try),
-and no ``<model>__ingest`` ran. Its default port is 18921 (the next 3 too) and its database
+and no ``<model>__ingest`` ran. A training-set DAG whose partition events are stranded (Airflow left no queued run
+request for them and no run is open: seen in both 10-day runs on Airflow 3.3.2; without the repair three days of one
+model were never assembled and its monitoring waited on them) gets its run request put back, and the bench prints
+how many events it rescued so. Its default port is 18921 (the next 3 too) and its database
 ``mlops_bench_backfill2_<pid>``; ``--report-only`` recognises a two-model database.
 
 Usage: python bench/bench_backfill.py [--days N] [--models 1|2] [--port P] [--keep]
@@ -415,8 +418,9 @@ def main() -> None:
 
 #: Partition events that a model's training-set DAG has not consumed, 30 s old, with no queued run request
 #: (``asset_dag_run_queue`` row) and no open run of that DAG, newer than its last asset-triggered run: the scheduler
-#: will never make a run for them. Seen on Airflow 3.3.2 with PostgreSQL (--models 2 --days 10, 2026-12-06): three
-#: days' events of one model's training-set DAG left so while its earlier run was open, the other model's consumed.
+#: will never make a run for them (until another event of the asset comes: a backfill's last days get none). Seen
+#: on Airflow 3.3.2 with PostgreSQL (--models 2 --days 10, 2026-12-06, both runs): events that came while the DAG's
+#: one run slot was taken (its run waiting for the dvc_workspace pool) left with no queued run request.
 STRANDED = """
 SELECT r.dag_id, e.asset_id, count(*) FROM asset_event e
 JOIN dag_schedule_asset_reference r ON r.asset_id = e.asset_id
