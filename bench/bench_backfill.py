@@ -420,7 +420,8 @@ def main() -> None:
 #: (``asset_dag_run_queue`` row) and no open run of that DAG, newer than its last asset-triggered run: the scheduler
 #: will never make a run for them (until another event of the asset comes: a backfill's last days get none). Seen
 #: on Airflow 3.3.2 with PostgreSQL (--models 2 --days 10, 2026-12-06, both runs): events that came while the DAG's
-#: one run slot was taken (its run waiting for the dvc_workspace pool) left with no queued run request.
+#: one run slot was taken (its run waiting for the dvc_workspace pool) left with no queued run request (likely: the
+#: run made later consumes events up to the queue row's created_at, the first waiting event's, and deletes the row).
 STRANDED = """
 SELECT r.dag_id, e.asset_id, count(*) FROM asset_event e
 JOIN dag_schedule_asset_reference r ON r.asset_id = e.asset_id
