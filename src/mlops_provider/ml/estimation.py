@@ -29,6 +29,7 @@ pandas/numpy ranges and brings a plotting stack (plotly, matplotlib) the project
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mlops_provider.layout import CALIBRATIONS
@@ -120,6 +121,22 @@ def _logit(scores: Any) -> Any:
     return np.log(s / (1 - s))
 
 
+@functools.cache
+def _blas_controller() -> Any:
+    """The process's BLAS thread-pool controller (it lists the loaded BLAS libraries once: ~5 ms)."""
+    from threadpoolctl import ThreadpoolController  # scikit-learn's own dependency
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: the Platt fit is one column, and its threaded dot products cost
+    ~15x the CPU on a busy 2-core machine (OpenBLAS threads spin waiting: 20k rows, ~0.9 s instead of ~0.06 s) and
+    sum in an order that depends on the thread count (the fitted numbers then differ in the last bit from machine to
+    machine)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
 def _fit(method: str, labels: Any, scores: Any) -> dict[str, Any]:
     """One calibration's parameters fitted on ``labels`` vs ``scores``: isotonic step points or Platt's ``a, b``."""
     import numpy as np
@@ -132,7 +149,8 @@ def _fit(method: str, labels: Any, scores: Any) -> dict[str, Any]:
     if method == "sigmoid":
         from sklearn.linear_model import LogisticRegression
 
-        platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(np.asarray(scores)).reshape(-1, 1), labels)
+        with _one_blas_thread():
+            platt = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(np.asarray(scores)).reshape(-1, 1), labels)
         return {"a": float(platt.coef_[0][0]), "b": float(platt.intercept_[0])}
     raise ValueError(f"no fit for calibration {method!r}")
 
