@@ -699,18 +699,39 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
     used (:func:`mlops_provider.loop.spec.check_folder`: bad YAML, a bad key, a missing file it names, a name another
     file has, a dataset another model defines differently, DAGs that do not build) is logged at ERROR and becomes
     one placeholder DAG, :func:`spec_error_dag`, while every other model's DAGs load as before. A missing folder
-    raises (no model can load)."""
+    raises (no model can load).
+
+    A task process parses the file for one DAG (Airflow's parsing context names it, ``get_parsing_context()``):
+    then only that DAG's model's DAGs (or its shared dataset's ingest) are built, the same as the DAG processor
+    builds them; a DAG it cannot place that way (a placeholder, the outbox) gets every DAG."""
+    from airflow.sdk import get_parsing_context
+
+    wanted = get_parsing_context().dag_id
+    if wanted:
+        dags = _build(folder, only=wanted)
+        if wanted in dags:
+            return dags
+    return _build(folder, only=None)
+
+
+def _build(folder: str | Path, only: str | None) -> dict[str, DAG]:
+    """:func:`build_all`'s DAGs; with ``only`` (a DAG id), only the units (a model's DAGs, a shared dataset's
+    ingest) that may hold it, and no placeholder or outbox."""
     checked = check_folder(folder, cached=True)  # the validated-spec cache: every parse reads every spec
     dags: dict[str, DAG] = {}
     problems = list(checked.problems)
     mailing = []
     shared = shared_datasets(checked.specs)
+    unbuilt: set[str] = set()  # shared datasets whose ingest could not be built
     for dataset, group in shared.items():
+        if only is not None and only != dataset_ingest_id(dataset):
+            continue
         try:
             dag = build_dataset_ingest(group)
             _validate("ingest", dag)
         except Exception as exc:
             message = str(exc) if isinstance(exc, SpecError) else f"{type(exc).__name__}: {exc}"
+            unbuilt.add(dataset)
             problems += [
                 SpecProblem(_spec_path(spec), f"{spec.path}: the ingest DAG of dataset {dataset!r} could not be built: "
                             f"{message}")
@@ -719,13 +740,15 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
         else:
             dags[dag.dag_id] = dag
     for spec in checked.specs:
-        if spec.dataset.name in shared and dataset_ingest_id(spec.dataset.name) not in dags:
+        if only is not None and not only.startswith(f"{spec.name}__"):
+            continue
+        if spec.dataset.name in unbuilt:
             continue  # its dataset's ingest could not be built: named above
         try:
             built = build_dags(spec, shared=spec.dataset.name in shared)
             for dag_id, dag in built.items():
                 _validate(dag_id.rpartition("__")[2], dag)
-            clash = sorted(set(built) & set(dags))
+            clash = sorted(set(built) & {dataset_ingest_id(d) for d in shared})
             if clash:
                 raise SpecError(
                     f"name: model {spec.name!r} would build DAG {clash[0]}, which is already the ingest DAG of the "
@@ -740,6 +763,8 @@ def build_all(folder: str | Path) -> dict[str, DAG]:
             dags.update(built)
             if spec.notifications.email:
                 mailing.append(spec)
+    if only is not None:
+        return dags
     for problem in sorted(problems, key=lambda p: p.path):
         log.error("Model spec %s is not used; its model's DAGs are not loaded:\n%s", problem.path, problem.message)
         placeholder = spec_error_dag(problem)
