@@ -76,6 +76,9 @@ from sqlalchemy import create_engine
 from airflow.dag_processing.dagbag import DagBag
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
 
+sys.path.insert(0, os.environ["MLOPS_PROJECT_ROOT"])
+from tests.helpers import run_on_events  # an asset-triggered run of a DAG on given events, as the scheduler makes it
+
 first, days = dt.date.fromisoformat(sys.argv[1]), int(sys.argv[2])
 warm = first - dt.timedelta(days=1)
 seed_range(create_engine(f"sqlite:///{os.environ['MLOPS_HOME']}/source.db"),
@@ -84,45 +87,6 @@ bag = DagBag(dag_folder=os.path.join(os.environ["MLOPS_PROJECT_ROOT"], "dags", "
 assert not bag.import_errors, bag.import_errors
 models = os.environ["BENCH_MODELS"].split(",")
 ingest_id = os.environ["BENCH_INGEST_DAG"]
-
-
-def run_on_events(dag, event_ids):
-    # An asset-triggered run of dag that consumed the events (what the scheduler makes), its tasks run in-process as
-    # dag.test() runs them (as tests/integration/test_shared_ingest.py does); task id -> state.
-    from airflow import settings
-    from airflow.models.asset import AssetEvent
-    from airflow.models.dagrun import DagRun
-    from airflow.sdk import timezone
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-
-    session = settings.Session()
-    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    now = timezone.utcnow()
-    run = scheduler_dag.create_dagrun(
-        run_id=DagRun.generate_run_id(run_type=DagRunType.ASSET_TRIGGERED, logical_date=None, run_after=now),
-        logical_date=None, data_interval=None, run_after=now, run_type=DagRunType.ASSET_TRIGGERED,
-        triggered_by=DagRunTriggeredByType.ASSET, state=DagRunState.RUNNING, session=session,
-    )
-    run.consumed_asset_events.extend(session.query(AssetEvent).filter(AssetEvent.id.in_(event_ids)).all())
-    session.commit()
-    for _ in range(20):
-        session.expire_all()
-        schedulable, _ = run.update_state(session=session)
-        if run.state != DagRunState.RUNNING:
-            break
-        for ti in schedulable:
-            ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
-        session.commit()
-        for ti in run.get_task_instances(session=session):
-            if ti.state == TaskInstanceState.SCHEDULED:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
-    session.close()
-    return states
 
 
 # dag.test() takes the run's date as the end of its data interval: the warm day's interval ends the next day

@@ -88,3 +88,43 @@ def task_context(day: dt.date | None = None, **ti_fields: Any) -> dict[str, Any]
             logical_date=start,
         )
     return context
+
+
+def run_on_events(dag, event_ids: list[int]) -> dict[str, str]:
+    """An asset-triggered run of ``dag`` that consumed the events ``event_ids`` (what the scheduler creates,
+    ``SchedulerJobRunner._create_dag_runs_asset_triggered``), its tasks run in-process as ``dag.test()`` runs them;
+    task id -> state (used by the shared-ingest tests and ``bench/bench_backfill.py --models 2``)."""
+    from airflow import settings
+    from airflow.models.asset import AssetEvent
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    session = settings.Session()
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    now = timezone.utcnow()
+    run = scheduler_dag.create_dagrun(
+        run_id=DagRun.generate_run_id(run_type=DagRunType.ASSET_TRIGGERED, logical_date=None, run_after=now),
+        logical_date=None, data_interval=None, run_after=now, run_type=DagRunType.ASSET_TRIGGERED,
+        triggered_by=DagRunTriggeredByType.ASSET, state=DagRunState.RUNNING, session=session,
+    )  # fmt: skip
+    run.consumed_asset_events.extend(session.query(AssetEvent).filter(AssetEvent.id.in_(event_ids)).all())
+    session.commit()
+    for _ in range(20):
+        session.expire_all()
+        schedulable, _ = run.update_state(session=session)
+        if run.state != DagRunState.RUNNING:
+            break
+        for ti in schedulable:
+            ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        for ti in run.get_task_instances(session=session):
+            if ti.state == TaskInstanceState.SCHEDULED:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+    session.close()
+    return states

@@ -16,7 +16,7 @@ import yaml
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT, run_on_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -58,46 +58,6 @@ def partition_events(run_ids: list[str]) -> list[int]:
     with create_session() as session:
         events = session.query(AssetEvent).filter(AssetEvent.source_run_id.in_(run_ids))
         return [event.id for event in events.order_by(AssetEvent.timestamp)]
-
-
-def run_on_events(dag, event_ids: list[int]) -> dict[str, str]:
-    """An asset-triggered run of ``dag`` that consumed the events ``event_ids`` (what the scheduler creates,
-    ``SchedulerJobRunner._create_dag_runs_asset_triggered``), its tasks run in-process as ``dag.test()`` runs them;
-    task id -> state."""
-    from airflow import settings
-    from airflow.models.asset import AssetEvent
-    from airflow.models.dagrun import DagRun
-    from airflow.sdk import timezone
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-
-    session = settings.Session()
-    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    now = timezone.utcnow()
-    run = scheduler_dag.create_dagrun(
-        run_id=DagRun.generate_run_id(run_type=DagRunType.ASSET_TRIGGERED, logical_date=None, run_after=now),
-        logical_date=None, data_interval=None, run_after=now, run_type=DagRunType.ASSET_TRIGGERED,
-        triggered_by=DagRunTriggeredByType.ASSET, state=DagRunState.RUNNING, session=session,
-    )  # fmt: skip
-    run.consumed_asset_events.extend(session.query(AssetEvent).filter(AssetEvent.id.in_(event_ids)).all())
-    session.commit()
-    for _ in range(20):
-        session.expire_all()
-        schedulable, _ = run.update_state(session=session)
-        if run.state != DagRunState.RUNNING:
-            break
-        for ti in schedulable:
-            ti.try_number += 1
-            ti.state = TaskInstanceState.SCHEDULED
-        session.commit()
-        for ti in run.get_task_instances(session=session):
-            if ti.state == TaskInstanceState.SCHEDULED:
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
-    states = {ti.task_id: ti.state for ti in run.get_task_instances(session=session)}
-    session.close()
-    return states
 
 
 def assembled(dag_id: str) -> list[dict]:
