@@ -723,6 +723,7 @@ def _build(folder: str | Path, only: str | None) -> dict[str, DAG]:
     mailing = []
     shared = shared_datasets(checked.specs)
     unbuilt: set[str] = set()  # shared datasets whose ingest could not be built
+    ingest_ids = {dataset_ingest_id(d) for d in shared}  # a model must not take one of these DAG ids
     for dataset, group in shared.items():
         if only is not None and only != dataset_ingest_id(dataset):
             continue
@@ -748,7 +749,7 @@ def _build(folder: str | Path, only: str | None) -> dict[str, DAG]:
             built = build_dags(spec, shared=spec.dataset.name in shared)
             for dag_id, dag in built.items():
                 _validate(dag_id.rpartition("__")[2], dag)
-            clash = sorted(set(built) & {dataset_ingest_id(d) for d in shared})
+            clash = sorted(set(built) & ingest_ids)
             if clash:
                 raise SpecError(
                     f"name: model {spec.name!r} would build DAG {clash[0]}, which is already the ingest DAG of the "
