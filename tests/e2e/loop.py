@@ -47,6 +47,23 @@ class LoopModel:
         return tuple(self.dag(stage) for stage in STAGES)
 
 
+def clear_of_midnight(
+    minutes: float, *, now: Callable[[], dt.datetime] | None = None, sleep: Callable[[float], None] = time.sleep
+) -> dt.date:
+    """Yesterday (UTC) for a module that seeds the days up to yesterday and runs for up to ``minutes``: when the
+    module would run across midnight UTC, wait for the new day first. A scheduler that sees the day change queues
+    the new day's runs (one day more than the module seeded), so a module must not straddle midnight."""
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    current = clock()
+    midnight = dt.datetime.combine(current.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    if midnight - current < dt.timedelta(minutes=minutes):
+        wait = (midnight - current).total_seconds() + 30
+        print(f"e2e: {wait:.0f} s to the new UTC day, under this module's {minutes} min: waiting for it")
+        sleep(wait)
+        current = clock()
+    return current.date() - dt.timedelta(days=1)
+
+
 CHURN = LoopModel.of("churn_classifier")
 FRAUD = LoopModel.of("card_fraud")
 

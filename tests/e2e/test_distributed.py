@@ -40,6 +40,7 @@ from tests.e2e.loop import (
     FRAUD,
     Loop,
     check_loop_outcomes,
+    clear_of_midnight,
     live_endpoint,
     unpause,
     wait_for,
@@ -58,6 +59,7 @@ SHARED = "distributed/shared"  # the storage root's prefix in the bucket
 PORT_OFFSET = 200  # the endpoint at 8800 (the spec's 8600 + this), its admin port 8801, backends from 8802
 SERVING_WORKER = "worker-1"  # takes the serving queue (distributed_components)
 SENT = 240  # requests of the live-metrics check
+MODULE_MINUTES = 25  # the module's longest runs on a loaded machine
 
 
 def live_spec(folder: Path) -> Path:
@@ -94,7 +96,7 @@ def distributed(tmp_path_factory):
     for folder in (home, mlops, homes, root / "served", root / "prometheus"):
         folder.mkdir()
     live_spec(root / "models")
-    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    end = clear_of_midnight(MODULE_MINUTES)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
     broker = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)

@@ -16,13 +16,23 @@ from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, dates_between, seed_range
 from mlops_provider.demo.embedded import EmbeddedAirflow
-from tests.e2e.loop import CHURN, dag_runs, live_endpoint, prepared_environment, unpause, wait_for, wait_for_dags
+from tests.e2e.loop import (
+    CHURN,
+    clear_of_midnight,
+    dag_runs,
+    live_endpoint,
+    prepared_environment,
+    unpause,
+    wait_for,
+    wait_for_dags,
+)
 from tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 PORT = 18797
+MODULE_MINUTES = 15  # the module's longest runs on a loaded machine
 MODEL = CHURN.name
 INGEST, TRAINING, PROMOTION, MONITORING = (CHURN.dag(s) for s in ("ingest", "training", "promotion",
                                                                    "drift_monitoring"))  # fmt: skip
@@ -50,7 +60,7 @@ def airflow(tmp_path_factory):
     for folder in (home, mlops, dags):
         folder.mkdir()
     (dags / "mlops_models.py").symlink_to(PROJECT_ROOT / "dags" / "mlops_models.py")
-    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    end = clear_of_midnight(MODULE_MINUTES)
     days = dates_between(end - dt.timedelta(days=2), end)
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, SourceSpec(drift_from=days[1], epoch=days[0]))
     env = prepared_environment(

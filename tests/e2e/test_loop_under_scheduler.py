@@ -31,6 +31,7 @@ from tests.e2e.loop import (
     Loop,
     all_finished,
     check_loop_outcomes,
+    clear_of_midnight,
     dag_runs,
     git,
     idle,
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAYS, BAD_INDEX, DRIFT_INDEX = 5, 1, 3  # day 2 has a null flood; day 4 starts to drift (day 1 waits for the champion)
 PORT = 18793
+MODULE_MINUTES = 25  # the module's longest runs on a loaded machine (its loop waits up to 25 min)
 CHURN_SPEC = load_spec(PROJECT_ROOT / "include" / "models" / "churn_classifier.yaml")
 INGEST, TRAINING, PROMOTION, MONITORING = (
     CHURN.dag(s) for s in ("ingest", "training", "promotion", "drift_monitoring")
@@ -130,7 +132,7 @@ def loop(tmp_path_factory):
             (dags / source.name).symlink_to(source)
     (dags / "drift_sensor_probe.py").write_text(PROBE_DAG)
     (dags / "slow_ingest_probe.py").write_text(SLOW_INGEST_DAG)
-    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    end = clear_of_midnight(MODULE_MINUTES)
     days = dates_between(end - dt.timedelta(days=DAYS - 1), end)
     bad, drift_from = days[BAD_INDEX], days[DRIFT_INDEX]
     seed_range(create_engine(f"sqlite:///{mlops / 'source.db'}"), days, source_spec(days, bad, drift_from))
