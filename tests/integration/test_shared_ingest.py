@@ -1,8 +1,9 @@
 """Issue 31, item 3: one ingest per dataset shared by the models that read it. Two specs on the churn dataset (the
 churn spec and a copy under another model name) through the real DagBag of the DAG file: ``customer_activity__ingest``
-extracts, validates and versions each day once (``dag.test()``), and each model's ``<model>__training_set`` DAG
-assembles its own set from the partition Asset events, as the scheduler hands them over: an asset-triggered run that
-consumed the events (one event per run for one model; both days' events coalesced into one run for the other)."""
+extracts, validates and versions each day once (``dag.test()``) and starts, per model, the run of that day of
+``<model>__training_set``, which assembles the model's own set. Two days ingested back to back, before any assembly
+ran, each get their run in each model's DAG: the case in which the partition Asset's events were left behind when the
+training sets were scheduled on it (Airflow 3.3, apache/airflow#56050)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import yaml
 from sqlalchemy import create_engine
 
 from mlops_provider.demo.churn_source import SourceSpec, seed_range
-from tests.helpers import PROJECT_ROOT, run_on_events
+from tests.helpers import PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -49,6 +50,16 @@ def dagbag(airflow_db, mlops_home, tmp_path, monkeypatch):
 def ingest_day(dag, day: dt.date):
     """The dataset's ingest run of ``day`` (data interval [day, day+1))."""
     return dag.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1))
+
+
+def training_set_runs(model: str) -> list[tuple[str, str, str]]:
+    """The runs of ``<model>__training_set``: (run id, logical day, state), by logical date."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter_by(dag_id=f"{model}__training_set").order_by(DagRun.logical_date)
+        return [(run.run_id, run.logical_date.date().isoformat(), str(run.state)) for run in runs]
 
 
 def partition_events(run_ids: list[str]) -> list[int]:
@@ -87,28 +98,30 @@ def test_one_ingest_per_day_feeds_both_models_training_sets(dagbag, mlops_home):
 
     first = ingest_day(ingest, DAY)
     assert first.state == "success"
-    (event,) = partition_events([first.run_id])  # version_partition announced the day, once
-    for model in MODELS:  # no set yet: the models' assembly follows the event, not the ingest run
+    (event,) = partition_events([first.run_id])  # version_partition announced the day, once (lineage)
+    for model in MODELS:  # no set yet: the model's own run of the day assembles it
         assert git(workspace, "tag", "--list", f"training-set/{model}/*") == ""
-
-    # churn_classifier: one run per event, as the scheduler makes them when it keeps up.
-    states = run_on_events(dagbag.get_dag("churn_classifier__training_set"), [event])
-    assert states == {"assemble_training_set": "success"}
-    (result,) = assembled("churn_classifier__training_set")
-    assert result["partitions"] == [str(DAY)] and result["tag"] == f"training-set/churn_classifier/{DAY}"
-    assert result["assembled"] == [f"training-set/churn_classifier/{DAY}"]
-
     second = ingest_day(ingest, NEXT)
     assert second.state == "success"
-    events = partition_events([first.run_id, second.run_id])
-    assert len(events) == 2
-    # churn_twin: both days' events coalesced into one run (its runs fell behind): each day is assembled, in order.
-    states = run_on_events(dagbag.get_dag("churn_twin__training_set"), events[::-1])
-    assert states == {"assemble_training_set": "success"}
-    (twin,) = assembled("churn_twin__training_set")
-    assert twin["assembled"] == [f"training-set/churn_twin/{DAY}", f"training-set/churn_twin/{NEXT}"]
-    assert twin["partitions"] == [str(DAY), str(NEXT)]  # the newest day's window holds both partitions
-    assert git(workspace, "tag", "--list", "training-set/churn_twin/*").split() == twin["assembled"]
+    assert len(partition_events([first.run_id, second.run_id])) == 2
+    # Both days were versioned before any assembly ran: each model has one run per day, waiting to run.
+    for model in MODELS:
+        assert training_set_runs(model) == [
+            (f"ingest__{day}", str(day), "queued") for day in (DAY, NEXT)
+        ], model  # fmt: skip
+
+    # Each model's runs, in date order (dag.test stands in for the scheduler: same DAG, same logical date).
+    for model in MODELS:
+        assembly = dagbag.get_dag(f"{model}__training_set")
+        for day in (DAY, NEXT):
+            run = assembly.test(logical_date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"))
+            assert run.state == "success", (model, day)
+        first_set, second_set = assembled(f"{model}__training_set")
+        assert first_set["partitions"] == [str(DAY)] and first_set["tag"] == f"training-set/{model}/{DAY}"
+        assert second_set["partitions"] == [str(DAY), str(NEXT)]  # the newest day's window holds both
+        assert git(workspace, "tag", "--list", f"training-set/{model}/*").split() == [
+            f"training-set/{model}/{DAY}", f"training-set/{model}/{NEXT}"
+        ]  # fmt: skip
 
     # One extract, one validation and one version per day for the two models, and the same partition bytes in both
     # models' sets of DAY.

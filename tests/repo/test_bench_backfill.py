@@ -42,7 +42,9 @@ def test_two_models_share_the_datasets_ingest_and_each_has_its_own_set_and_monit
     ]:
         assert dag_id in dags
     assert not {f"{m}__ingest" for m in models} & set(dags)
-    assert [t.task_id for t in dags[bench.ingest_dag(2)].tasks] == list(bench.SHARED_TASKS)
+    assert [t.task_id for t in dags[bench.ingest_dag(2)].tasks] == [
+        *bench.SHARED_TASKS, *(f"trigger_training_set__{m}" for m in models)
+    ]  # fmt: skip
     assert dags[bench.ingest_dag(2)].end_date.date() == LAST  # the backfill makes every run
     assert dags["churn_twin__training"].get_task("train").experiment_name == "churn_twin"
 
@@ -53,11 +55,14 @@ def test_one_model_keeps_its_own_ingest(bench, tmp_path):
     assert not any(d.startswith("customer_activity__") for d in dags)
 
 
-def rows(*extra):
-    """Task-instance rows as the bench reads them (dag, task, state, start, end, run, ..., try, logical date)."""
+def rows(*extra, sets=("d1", "d2")):
+    """Task-instance rows as the bench reads them (dag, task, state, start, end, run, ..., try, logical date): the
+    shared ingest's of two days, and each model's assembly of the days ``sets``."""
     ingest = [("customer_activity__ingest", task, "success", 10.0, 11.0, f"backfill__{day}", 9.0, 9.5, 9.0, 1, day)
               for day in ("d1", "d2") for task in ("extract", "validate", "version_partition")]  # fmt: skip
-    return ingest + list(extra)
+    assembly = [(f"{model}__training_set", "assemble_training_set", "success", 12.0, 13.0, f"ingest__{day}", 11.0,
+                 11.5, 11.0, 1, day) for model in ("churn_classifier", "churn_twin") for day in sets]  # fmt: skip
+    return ingest + assembly + list(extra)
 
 
 def test_the_once_a_day_check(bench, capsys):
@@ -70,3 +75,6 @@ def test_the_once_a_day_check(bench, capsys):
     own = ("churn_twin__ingest", "extract", "success", 10.0, 11.0, "backfill__d1", 9.0, 9.5, 9.0, 1, "d1")
     assert bench.shared_ingest(rows(own), 0.0, ["churn_classifier", "churn_twin"]) is False
     assert "NOT once a day" in capsys.readouterr().out
+    # a model whose set of a day was never assembled (the stranded Asset events of Airflow 3.3 did this)
+    assert bench.shared_ingest(rows(sets=("d1",)), 0.0, ["churn_classifier", "churn_twin"]) is False
+    assert "NOT one a day" in capsys.readouterr().out

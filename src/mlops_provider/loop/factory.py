@@ -10,10 +10,10 @@ partitions (``partition/<dataset>/<day>``; models on one dataset must agree on i
 ``check_folder`` checks) and the pools ``dvc_workspace`` (one data registry, one writer) and ``model_promotion``.
 
 A dataset that two or more specs name is ingested once (:func:`build_dataset_ingest`): ``<dataset>__ingest``
-(extract -> validate -> version_partition) announces each versioned day on the Asset
-``x-mlops://partition/<dataset>`` (:func:`partition_asset`), and each of its models gets ``<model>__training_set``
-(:func:`build_training_set`, scheduled on that Asset) in place of ``<model>__ingest``. A dataset with one model keeps
-``<model>__ingest`` exactly.
+(extract -> validate -> version_partition -> one ``trigger_training_set__<model>`` per model) versions each day,
+announces it on the Asset ``x-mlops://partition/<dataset>`` (:func:`partition_asset`, lineage) and starts the run of
+that day of each model's ``<model>__training_set`` (:func:`build_training_set`), in place of ``<model>__ingest``. A
+dataset with one model keeps ``<model>__ingest`` exactly.
 
 One builder per stage (:data:`STAGES`), each buildable and testable alone from a :class:`Loop`; one helper for
 the arguments every DAG shares (:func:`loop_dag`); results go between tasks one way, as the upstream task's whole
@@ -92,7 +92,8 @@ class Loop:
     """What every stage builder of one model reads: the spec, the DAG ids by stage, the two Assets that connect
     the stages (training set: ingest -> training's inputs; challenger: training -> promotion) and the runbooks'
     facts. ``shared``: the model's dataset is shared with other models: ``ids["ingest"]`` is the dataset's ingest
-    DAG, ``ids["training_set"]`` the model's training-set DAG, scheduled on ``partition``."""
+    DAG, ``ids["training_set"]`` the model's training-set DAG, which the dataset's ingest starts for each day it
+    versions (and announces on ``partition``)."""
 
     spec: ModelSpec
     ids: dict[str, str]
@@ -215,11 +216,17 @@ def build_ingest(loop: Loop) -> DAG:
 
 
 def build_dataset_ingest(specs: Sequence[ModelSpec]) -> DAG:
-    """``<dataset>__ingest``: extract -> validate -> version_partition of a dataset that several specs name (they
-    agree on its source, suite and ``schedule.ingest``: ``check_folder``), nightly; ``version_partition`` emits an
-    event of :func:`partition_asset` with the day, which each model's ``<model>__training_set`` assembles. Start date:
+    """``<dataset>__ingest``: extract -> validate -> version_partition -> ``trigger_training_set__<model>`` of a
+    dataset that several specs name (they agree on its source, suite and ``schedule.ingest``: ``check_folder``),
+    nightly; ``version_partition`` emits an event of :func:`partition_asset` with the day (lineage), and each trigger
+    starts the run of that day (the same logical date) of ``<model>__training_set``, which assembles the model's set.
+    One run per model and day, never lost: Airflow 3.3's asset-triggered runs leave behind events that arrive while
+    the consumer's run is at ``max_active_runs`` or between two scheduler loops (apache/airflow#56050), and the
+    factory scheduled the training sets on the Asset before; a cleared trigger re-runs that day's assembly (a no-op
+    when the partition is unchanged). Start date:
     the earliest of the specs', end date: the latest (none when one has none), catchup when one catches up, run slots:
     the fewest. The ``quarantine`` mail goes once, to every recipient of the specs that want it."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
     from airflow.sdk import DAG
 
     from mlops_provider.layout import partition_path, partition_tag
@@ -264,20 +271,29 @@ def build_dataset_ingest(specs: Sequence[ModelSpec]) -> DAG:
             pool="dvc_workspace",
         )
         extract >> validate >> version_partition
+        for spec in specs:
+            version_partition >> TriggerDagRunOperator(
+                task_id=f"trigger_training_set__{spec.name}",
+                trigger_dag_id=spec.dag_id(TRAINING_SET),
+                trigger_run_id=f"ingest__{INTERVAL_DATE}",
+                logical_date="{{ data_interval_start }}",
+                reset_dag_run=True,  # a cleared trigger re-runs the day's assembly
+                fail_when_dag_is_paused=False,
+            )
     return dag
 
 
 def build_training_set(loop: Loop) -> DAG:
-    """``<model>__training_set`` (a shared dataset): ``assemble_training_set`` of every day the dataset's ingest
-    announced (the run's triggering events of the partition Asset, oldest first), scheduled on that Asset."""
+    """``<model>__training_set`` (a shared dataset): ``assemble_training_set`` of the run's day; the dataset's ingest
+    starts one run a day (logical date: the day, as the ingest run's), after it versioned the day."""
     from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
 
     spec, data = loop.spec, loop.spec.dataset
     with loop_dag(
         loop,
         TRAINING_SET,
-        description=f"assemble the training set from each day {loop.ids['ingest']} versions",
-        schedule=[loop.partition],
+        description=f"assemble the training set of a day {loop.ids['ingest']} versioned (it starts the run)",
+        schedule=None,
         max_active_runs=1,
         runbook=runbooks.training_set,
         tags=["ingest"],
@@ -288,7 +304,6 @@ def build_training_set(loop: Loop) -> DAG:
             dataset=data.name,
             training_set=spec.name,
             asset=loop.training_set,
-            partition_asset=loop.partition,
             ingest_dag_id=loop.ids["ingest"],
             pool="dvc_workspace",
             **spec.training.assembly_arguments(),

@@ -399,15 +399,16 @@ def dataset_ingest(dataset: str, models: list[str], suite: str) -> str:
 Built by the DAG factory because several model specs name dataset `{dataset}` (they agree on its source, its suite
 and `schedule.ingest`). Every night it takes **exactly its own data interval** from the source table, validates it
 once and versions it once for every model; `version_partition` announces the day on the Asset
-`x-mlops://partition/{dataset}` (`extra.partition`), and each model's training-set DAG ({sets}) assembles its own
-training set from it. A day quarantined here is quarantined for every model; the `quarantine` mail goes once, to
+`x-mlops://partition/{dataset}` (`extra.partition`, lineage), then one `trigger_training_set__<model>` a model starts
+that day's run (same logical date) of its training-set DAG ({sets}), which assembles its own training set. A day quarantined here is quarantined for every model; the `quarantine` mail goes once, to
 every recipient of those models.
 
 | task | what it does | when it fails | what a re-run (clear) does |
 |---|---|---|---|
 | `extract` | rows of the interval -> `<storage root>/staging/{dataset}/<ds>.parquet` (atomic; the root is `MLOPS_STORAGE_URL`, else `$MLOPS_HOME`) | No rows: the source was not loaded for that day; load it, clear the task. Connection errors: check the specs' `dataset.connection`. | {again["extract"]} |
 | `validate` | Great Expectations suite `{suite}` (the specs' `validation`), plus every timestamp inside the run's interval | Data is bad: the partition goes to `<storage root>/quarantine/{dataset}/<ds>/<attempt>/` with `validation_result.json`; the log and the *GX Data Docs* link name the failed checks. Fix the source, then **clear `extract` with downstream**. It does not retry by itself. | {again["validate"]} |
-| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{dataset}/<ds>`, Asset event `{dataset}_partition` with the day | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | {again["version_partition"]} The Asset event is emitted again, and each model's assembly of the day is a no-op. |
+| `version_partition` | DVC add + push + git commit (run metadata as trailers), tag `partition/{dataset}/<ds>`, Asset event `{dataset}_partition` with the day | Lock/remote errors: see the message. A task killed mid-commit leaves nothing to clean by hand: the next write clears git's stale locks and half-staged files first. | {again["version_partition"]} The Asset event is emitted again. |
+| `trigger_training_set__<model>` | starts the model's training-set run of the day (run id `ingest__<ds>`) | The model's training-set DAG is missing (its spec became a placeholder DAG: fix the spec). | Clears and re-runs that day's assembly (a no-op for an unchanged day). |
 
 A day that failed validation is never used for training: only tagged (validated) partitions are. The models'
 drift monitoring gives up on a day whose run here failed (the sensor looks at this DAG).
@@ -419,15 +420,14 @@ def training_set(f: Facts) -> str:
 # {f.ids["training_set"]}: the training set of model {f.model}
 
 Built from the model spec by the DAG factory for a dataset that several models share: `{f.ids["ingest"]}` extracts,
-validates and versions each day once; this DAG runs on each of its Asset events (`x-mlops://partition/{f.dataset}`)
-and assembles the day the event names. When Airflow hands several events to one run (a backfill of the dataset, or
-events queued while a run was going), every day is assembled, oldest first. It has no schedule of its own: to build
-a day's set again, clear the day's `version_partition` in `{f.ids["ingest"]}` (it announces the day again) or clear
-this DAG's run of that day.
+validates and versions each day once, then starts this DAG's run of that day (run id `ingest__<ds>`, the same
+logical date), which assembles the day's set: one run a day, in the order the days were versioned. It has no schedule
+of its own: to build a day's set again, clear this DAG's run of that day (or the day's `trigger_training_set__{f.model}`
+in `{f.ids["ingest"]}`).
 
 | task | what it does | when it fails | what a re-run (clear) does |
 |---|---|---|---|
-| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to each announced day -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<day>`, Asset event `{f.training_set_asset}` (the newest day); quarantined or missing days are left out and named in the event and the commit | Fails when a day's partition is not versioned, or when the run has no partition event (triggered by hand). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | {rerun(f, "ingest", "assemble_training_set")} |
+| `assemble_training_set` | the validated partitions of the **{f.window_days} days** up to `<ds>` -> `data/{f.model}/training_set.parquet`, tag `training-set/{f.model}/<ds>`, Asset event `{f.training_set_asset}`; quarantined or missing days are left out and named in the event and the commit | Fails when that day's partition is not versioned (it was quarantined, or the run was started by hand for a day not ingested yet). **Waits** (up for reschedule, its pool slot freed) while another day of its window is still being ingested, and fails after 2 h naming that day. | {rerun(f, "ingest", "assemble_training_set")} |
 """
 
 

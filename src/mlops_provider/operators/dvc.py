@@ -33,7 +33,7 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
         (templated).
     :param tag: git tag of this version, e.g. ``partition/sales/2026-01-01`` (templated).
     :param asset: Asset to emit an event of (added to ``outlets``), with ``extra = {"partition", "tag", "rev", "md5",
-        "path"}``: a dataset's partition Asset, which the training-set DAGs of the models sharing it are scheduled on.
+        "path"}``: a dataset's partition Asset (the factory's shared ingest announces each day on it, for lineage).
     :param partition: the day the version holds (templated), the event's ``partition``; needed with ``asset``.
 
     Connections (parameters of the bases in :mod:`mlops_provider.hooks.mixins`, templated): ``dvc_conn_id``.

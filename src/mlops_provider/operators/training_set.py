@@ -112,6 +112,10 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
         a DAG scheduled on it (a dataset shared by several models): the days come from the run's triggering events
         (:func:`event_partitions`: every event's day, oldest first), not from ``partition``, and each is assembled in
         turn; the Asset event of ``asset`` describes the newest. Give ``ingest_dag_id`` (the dataset's ingest DAG).
+        Caveat: Airflow 3.3 leaves behind the events that arrive while such a DAG's run is at ``max_active_runs`` or
+        between two scheduler loops (apache/airflow#56050): their days get no run until another event comes. The
+        DAG factory starts one run a day instead (a ``TriggerDagRunOperator`` after the versioning, ``partition``
+        from the run's data interval).
     :param repair_later: after versioning its own day, rebuild the sets of the later days (up to
         ``window_days - 1`` after it) that were assembled while this day was left out (quarantined or missing) and
         so lack it: a day fixed and re-ingested reaches the sets built without it. Each rebuild is a new version
