@@ -287,6 +287,7 @@ def build_training_set(loop: Loop) -> DAG:
     """``<model>__training_set`` (a shared dataset): ``assemble_training_set`` of the run's day; the dataset's ingest
     starts one run a day (logical date: the day, as the ingest run's), after it versioned the day."""
     from mlops_provider.operators.training_set import TrainingSetAssemblyOperator
+    from mlops_provider.utils.templated_fields import LOGICAL_DATE
 
     spec, data = loop.spec, loop.spec.dataset
     with loop_dag(
@@ -304,6 +305,7 @@ def build_training_set(loop: Loop) -> DAG:
             dataset=data.name,
             training_set=spec.name,
             asset=loop.training_set,
+            partition=LOGICAL_DATE,  # the day the ingest started the run for (its data interval is "now")
             ingest_dag_id=loop.ids["ingest"],
             pool="dvc_workspace",
             **spec.training.assembly_arguments(),

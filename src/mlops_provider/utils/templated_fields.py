@@ -13,6 +13,9 @@ from typing import Any
 #: Date (YYYY-MM-DD) of the start of the run's data interval: the day a nightly run processes. In Airflow 3
 #: ``{{ ds }}`` is the logical date, which for manual runs is the *end* of the inferred interval.
 INTERVAL_DATE = "{{ data_interval_start | ds }}"
+#: Date (YYYY-MM-DD) of the run's logical date: the day of a run that another DAG's task started for a given day (a
+#: ``TriggerDagRunOperator`` with ``logical_date``), whose data interval Airflow infers from the time it was made.
+LOGICAL_DATE = "{{ logical_date | ds }}"
 
 
 def json_object(value: Any, field: str) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def test_two_models_on_a_dataset_share_one_ingest_and_each_assembles_its_own_set
         assert trigger.trigger_run_id == "ingest__{{ data_interval_start | ds }}"
         (assemble,) = assembly_dag.tasks
         assert assemble.task_id == "assemble_training_set" and assemble.training_set == model
-        assert assemble.partition == "{{ data_interval_start | ds }}"  # the run's own day
+        assert assemble.partition == "{{ logical_date | ds }}"  # the day the run was started for
         assert assemble.partition_asset is None and assemble.ingest_dag_id == f"{DATASET}__ingest"
         assert assemble.asset.uri == f"x-mlops://training-set/{model}" and assemble.pool == "dvc_workspace"
         sensor = dags[f"{model}__drift_monitoring"].get_task("wait_for_training_set")
