@@ -152,3 +152,34 @@ def test_a_models_monitoring_gives_up_on_a_day_the_shared_ingest_failed(dagbag, 
     assert f"the ingest run of {empty + dt.timedelta(days=1)}T00:00:00+00:00 ({DATASET}__ingest) failed" in (
         capfd.readouterr().out
     )
+
+
+def test_a_models_monitoring_gives_up_on_a_day_its_training_set_run_failed(dagbag, mlops_home, capfd):
+    """The dataset's run of the day succeeded and versioned the partition, but the model's training-set run of that
+    day failed: ``wait_for_training_set`` gives up naming that run (skipped), not after its 12 h timeout."""
+    day = NEXT + dt.timedelta(days=10)
+    seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [day], SourceSpec(seed=3))
+    assert ingest_day(dagbag.get_dag(f"{DATASET}__ingest"), day).state == "success"
+    monitoring = dagbag.get_dag("churn_twin__drift_monitoring")
+    sensor_only = monitoring.partial_subset(
+        task_ids=["wait_for_training_set"], include_upstream=False, include_downstream=False
+    )
+    # The model's run of the monitoring run's logical date (dag.test gives both the same), ended failed.
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1)
+    with create_session() as session:
+        session.query(DagRun).filter_by(dag_id="churn_twin__training_set", logical_date=logical).delete()
+        SerializedDagModel.get_dag("churn_twin__training_set", session=session).create_dagrun(
+            run_id=f"failed__{day}", logical_date=logical, data_interval=(logical, logical), run_after=logical,
+            conf={}, run_type=DagRunType.MANUAL, triggered_by=DagRunTriggeredByType.TEST, state=DagRunState.FAILED,
+            session=session,
+        )  # fmt: skip
+    run = ingest_day(sensor_only, day)
+    (ti,) = run.get_task_instances()
+    assert (ti.task_id, ti.state) == ("wait_for_training_set", "skipped")
+    assert f"the training-set run of {logical.isoformat()} (churn_twin__training_set) failed" in capfd.readouterr().out

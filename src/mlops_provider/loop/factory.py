@@ -512,6 +512,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             # versions the partition, and the model's training-set DAG the tag after it
             ingest_dag_id=loop.ids["ingest"],
             ingest_tag=partition_tag(dataset, INTERVAL_DATE) if loop.shared else None,
+            assembly_dag_id=loop.ids[TRAINING_SET] if loop.shared else None,
             poll_interval=5,
         )
         bootstrap_training = BootstrapTrainingOperator(

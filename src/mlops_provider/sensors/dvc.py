@@ -38,6 +38,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     :param ingest_tag: the tag that run versions when it is not ``tag`` (templated): a shared dataset's ingest DAG
         versions the partition and the model's training-set DAG assembles ``tag`` from it afterwards, so a
         successful ingest run that versioned ``ingest_tag`` keeps the wait going, one that did not gives up.
+    :param assembly_dag_id: with ``ingest_tag``: the DAG whose run of this run's logical date assembles ``tag`` (a
+        shared dataset's ``<model>__training_set``, which the dataset's ingest starts): its failed run, or one that
+        succeeded without the tag (warming up), gives up too.
 
     XCom (return value): ``{"tag", "sha"}``.
     """
@@ -51,6 +54,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         abandon_paths: Sequence[str] = (),
         ingest_dag_id: str | None = None,
         ingest_tag: str | None = None,
+        assembly_dag_id: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -61,6 +65,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         self.abandon_paths = list(abandon_paths)
         self.ingest_dag_id = ingest_dag_id
         self.ingest_tag = ingest_tag
+        self.assembly_dag_id = assembly_dag_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
@@ -79,10 +84,11 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
 
     def _check(self, context: Context | None = None) -> dict[str, Any] | None:
         """The tag's ``{"tag", "sha"}``, or None (keep waiting); raises skip when it will not come."""
-        from mlops_provider.triggers.dvc import give_up_reason, ingest_run_counts
+        from mlops_provider.triggers.dvc import assembly_run_counts, give_up_reason, ingest_run_counts
 
         logical, step = self._day(context) if context is not None else (None, 86400.0)
         counts = ingest_run_counts(self.ingest_dag_id, logical, step) if self.ingest_dag_id and logical else None
+        assembly = assembly_run_counts(self.assembly_dag_id, logical) if counts and self.assembly_dag_id else None
         sha = self.dvc_hook.tag_sha(self.tag)  # after the counts: see give_up_reason
         if sha:
             return {"tag": self.tag, "sha": sha}
@@ -95,7 +101,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         if counts and self.ingest_tag and counts[0].get("success"):
             versioned = self.dvc_hook.tag_sha(self.ingest_tag) is not None
         reason = counts and give_up_reason(
-            self.tag, str(self.ingest_dag_id), str(logical), *counts, ingest_versioned=versioned
+            self.tag, str(self.ingest_dag_id), str(logical), *counts, ingest_versioned=versioned, assembly=assembly
         )
         if reason:
             raise AirflowSkipException(reason)
@@ -124,6 +130,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
                 logical_date=logical,
                 step_seconds=step,
                 ingest_tag=self.ingest_tag,
+                assembly_dag_id=self.assembly_dag_id,
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -36,6 +36,7 @@ def give_up_reason(
     runs: dict[str, int],
     later_runs: int,
     ingest_versioned: bool | None = None,
+    assembly: tuple[str, dict[str, int]] | None = None,
 ) -> str | None:
     """Why ``tag`` will not come from the day's ingest run, or None (keep waiting); pure. ``runs``: the ingest runs
     of the logical date by state (``failed``, ``success``, ``all``), read *before* the tag was looked up and not
@@ -43,12 +44,23 @@ def give_up_reason(
     logical dates (runs are created in date order: a later one and none of this day means this one will not come).
     ``ingest_versioned``: None when the ingest run versions ``tag`` itself; else whether it versioned what ``tag`` is
     built from (a shared dataset's partition, which the model's training-set DAG assembles ``tag`` from after the
-    ingest run ended): a successful run that did keeps the wait going."""
+    ingest run ended): a successful run that did keeps the wait going, unless ``assembly`` (the training-set DAG
+    that assembles ``tag`` and its runs of the logical date by state, read before the tag too) says that run failed
+    or succeeded without the tag (too few versioned days yet: the loop is warming up)."""
     run = f"the ingest run of {logical_date} ({ingest_dag_id})"
     if runs.get("failed"):
         return f"{tag} will not be versioned: {run} failed; clear it (and this run) once it is fixed"
     if runs.get("success") and ingest_versioned:
-        return None  # the partition is versioned: the model's training-set DAG assembles the tag from its event
+        if assembly is not None:
+            made = f"the training-set run of {logical_date} ({assembly[0]})"
+            if assembly[1].get("failed"):
+                return f"{tag} will not be versioned: {made} failed; clear it (and this run) once it is fixed"
+            if assembly[1].get("success"):
+                return (
+                    f"{tag} will not be versioned: {made} succeeded without versioning it (too few versioned days "
+                    "for a training set: the loop is warming up)"
+                )
+        return None  # the partition is versioned: the model's training-set run of the day assembles the tag
     if runs.get("success") and ingest_versioned is False:
         return f"{tag} will not be versioned: {run} succeeded without versioning the day's partition (no rows that day)"
     if runs.get("success"):
@@ -79,6 +91,19 @@ def ingest_run_counts(ingest_dag_id: str, logical_date: str, step_seconds: float
     return runs, count(ingest_dag_id, logical_dates=later)
 
 
+def assembly_run_counts(assembly_dag_id: str, logical_date: str) -> tuple[str, dict[str, int]]:
+    """The training-set DAG's runs of the logical date that ended, by state (``failed``, ``success``), asked of
+    Airflow as :func:`ingest_run_counts` does; with the DAG's id (``give_up_reason``'s ``assembly``)."""
+    from datetime import datetime
+
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    day = datetime.fromisoformat(logical_date)
+    count = RuntimeTaskInstance.get_dr_count
+    return assembly_dag_id, {state: count(assembly_dag_id, logical_dates=[day], states=[state]) for state in (
+        "failed", "success")}  # fmt: skip
+
+
 def _exists(where: str) -> bool:
     """Whether a file or folder exists: a local path, or a URL on object storage (``mlops_provider.utils.storage``)."""
     from mlops_provider.utils.storage import stored
@@ -107,6 +132,8 @@ class DvcTagTrigger(BaseTrigger):
     :param ingest_tag: the tag the ingest run versions when it is not ``tag`` (a shared dataset's partition; the
         model's training-set DAG assembles ``tag`` from it): a successful ingest run that versioned it keeps the wait
         going (:func:`give_up_reason`'s ``ingest_versioned``).
+    :param assembly_dag_id: with ``ingest_tag``: the DAG whose run of ``logical_date`` assembles ``tag`` from it (a
+        shared dataset's ``<model>__training_set``): its failed run, or one that succeeded without the tag, gives up.
     """
 
     def __init__(
@@ -121,9 +148,11 @@ class DvcTagTrigger(BaseTrigger):
         logical_date: str | None = None,
         step_seconds: float = 86400.0,
         ingest_tag: str | None = None,
+        assembly_dag_id: str | None = None,
     ) -> None:
         super().__init__()
         self.ingest_tag = ingest_tag
+        self.assembly_dag_id = assembly_dag_id
         self.ingest_dag_id = ingest_dag_id
         self.logical_date = logical_date
         self.step_seconds = step_seconds
@@ -140,7 +169,8 @@ class DvcTagTrigger(BaseTrigger):
             {"workspace": self.workspace, "tag": self.tag, "abandon_paths": self.abandon_paths,
              "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id,
              "settle_seconds": self.settle_seconds, "ingest_dag_id": self.ingest_dag_id,
-             "logical_date": self.logical_date, "step_seconds": self.step_seconds, "ingest_tag": self.ingest_tag},
+             "logical_date": self.logical_date, "step_seconds": self.step_seconds, "ingest_tag": self.ingest_tag,
+             "assembly_dag_id": self.assembly_dag_id},
         )  # fmt: skip
 
     def _remote_tag_sha(self, tag: str | None = None) -> str | None:
@@ -160,12 +190,14 @@ class DvcTagTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         while True:
-            counts = None
+            counts, assembly = None, None
             if self.ingest_dag_id and self.logical_date:  # before the tag: see give_up_reason
                 from asgiref.sync import sync_to_async
 
                 ask = sync_to_async(ingest_run_counts)  # Airflow's comms from the triggerer, as its own triggers do
                 counts = await ask(self.ingest_dag_id, self.logical_date, self.step_seconds)
+                if self.assembly_dag_id:
+                    assembly = await sync_to_async(assembly_run_counts)(self.assembly_dag_id, self.logical_date)
             sha = await self._tag_sha(self.tag)
             if sha:
                 await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
@@ -180,8 +212,9 @@ class DvcTagTrigger(BaseTrigger):
             if counts and self.ingest_tag and counts[0].get("success"):
                 versioned = bool(await self._tag_sha(self.ingest_tag))
             reason = counts and give_up_reason(
-                self.tag, str(self.ingest_dag_id), str(self.logical_date), *counts, ingest_versioned=versioned
-            )
+                self.tag, str(self.ingest_dag_id), str(self.logical_date), *counts, ingest_versioned=versioned,
+                assembly=assembly,
+            )  # fmt: skip
             if reason:
                 yield TriggerEvent({"status": "given_up", "tag": self.tag, "reason": reason})
                 return

@@ -48,7 +48,7 @@ def test_a_dataset_with_one_model_keeps_the_models_ingest_exactly(tmp_path):
     assert list(graph(ingest)) == ["extract", "validate", "version_partition", "assemble_training_set"]
     assert ingest.get_task("version_partition").asset is None  # no partition Asset: nothing consumes it
     sensor = dags["churn_classifier__drift_monitoring"].get_task("wait_for_training_set")
-    assert (sensor.ingest_dag_id, sensor.ingest_tag) == ("churn_classifier__ingest", None)
+    assert (sensor.ingest_dag_id, sensor.ingest_tag, sensor.assembly_dag_id) == ("churn_classifier__ingest", None, None)
 
 
 def test_two_models_on_a_dataset_share_one_ingest_and_each_assembles_its_own_set(tmp_path):
@@ -91,6 +91,7 @@ def test_two_models_on_a_dataset_share_one_ingest_and_each_assembles_its_own_set
         sensor = dags[f"{model}__drift_monitoring"].get_task("wait_for_training_set")
         assert sensor.ingest_dag_id == f"{DATASET}__ingest"  # gives up when the dataset's day failed
         assert sensor.ingest_tag == f"partition/{DATASET}/" + "{{ data_interval_start | ds }}"
+        assert sensor.assembly_dag_id == f"{model}__training_set"  # gives up when the day's assembly failed
         assert sensor.tag.startswith(f"training-set/{model}/")
         assert f"`{DATASET}__ingest`" in assembly_dag.doc_md
 
@@ -183,11 +184,25 @@ def test_give_up_rule_of_a_shared_dataset_waits_for_the_assembly_after_the_inges
     assert "without versioning the day's partition" in str(give_up_reason(tag, dag_id, day, success, 0, False))
     assert "failed" in str(give_up_reason(tag, dag_id, day, {"failed": 1, "all": 1}, 0, ingest_versioned=True))
     assert "succeeded without versioning it" in str(give_up_reason(tag, dag_id, day, success, 0))  # one model
+    # The model's training-set run of the day (which the dataset's ingest started): still to run or running: wait;
+    # failed: give up naming it; succeeded without the tag (warming up: too few versioned days): give up at once.
+    assembly = "churn_twin__training_set"
+    for pending in ({}, {"failed": 0, "success": 0}):
+        assert give_up_reason(tag, dag_id, day, success, 0, True, (assembly, pending)) is None
+    failed = str(give_up_reason(tag, dag_id, day, success, 0, True, (assembly, {"failed": 1})))
+    assert f"the training-set run of {day} ({assembly}) failed" in failed
+    warming = str(give_up_reason(tag, dag_id, day, success, 0, True, (assembly, {"success": 1})))
+    assert f"({assembly}) succeeded without versioning it" in warming and "warming up" in warming
+    # the dataset's own verdicts come first
+    assert "ingest run" in str(give_up_reason(tag, dag_id, day, {"failed": 1}, 0, True, (assembly, {"success": 1})))
 
 
 def test_the_sensor_and_trigger_carry_the_ingest_tag(tmp_path):
     from mlops_provider.triggers.dvc import DvcTagTrigger
 
-    trigger = DvcTagTrigger(str(tmp_path), "t", ingest_dag_id="d", logical_date="2026-11-10", ingest_tag="p")
+    trigger = DvcTagTrigger(
+        str(tmp_path), "t", ingest_dag_id="d", logical_date="2026-11-10", ingest_tag="p", assembly_dag_id="a"
+    )
     path, kwargs = trigger.serialize()
     assert kwargs["ingest_tag"] == "p" and DvcTagTrigger(**kwargs).ingest_tag == "p"
+    assert DvcTagTrigger(**kwargs).assembly_dag_id == "a"
