@@ -61,15 +61,15 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         if decide_in_trigger:
             if not deferrable:
                 raise ValueError("decide_in_trigger needs deferrable=True (the decision is made in the triggerer)")
-            # Airflow's start_from_trigger: the scheduler defers the task when it is ready, the trigger renders the
+            # Airflow's start_from_trigger: the scheduler defers the task when it is ready, the trigger reads the
             # two paths from the checks' results, decides and ends the task (no task process at all)
             self.start_from_trigger = True
             self.start_trigger_args = _StartTriggerArgs(  # type: ignore[assignment]
                 trigger_cls="mlops_provider.triggers.drift.DriftResultTrigger",
                 next_method="execute_complete",
                 trigger_kwargs={
-                    "summary_path": _result_template(summary_path, "summary_path"),
-                    "performance_path": _result_template(performance_path, "performance_path"),
+                    **_result_source(summary_path, "summary"),
+                    **_result_source(performance_path, "performance"),
                     "poll_interval": poll_interval,
                     "settle_seconds": 0,  # nothing resumes on a worker: the resume race it guards against is gone
                     "decide": True,
@@ -128,16 +128,16 @@ class _StartTriggerArgs:
     timeout: timedelta | None = None
 
 
-def _result_template(value: Any, parameter: str) -> str | None:
-    """A Jinja template of ``value`` for a trigger started by the scheduler (rendered in the triggerer): an upstream
-    task's result (``task.output``) -> its field per ``DriftSensor.upstream_fields``; a string as it is."""
+def _result_source(value: Any, name: str) -> dict[str, Any]:
+    """Where the trigger started by the scheduler finds a summary: a path as given (``<name>_path``), or the upstream
+    task whose result (``task.output``) holds it (``<name>_task_id``: the trigger reads that XCom itself with Airflow's
+    ``GetXCom``; a template's ``ti.xcom_pull`` is not answered by Airflow 3.3.2's triggerer)."""
     if value is None or isinstance(value, str):
-        return value
+        return {f"{name}_path": value}
     operator, key = getattr(value, "operator", None), getattr(value, "key", None)
-    if operator is None or key is None:
-        raise ValueError(f"{parameter}: decide_in_trigger takes a path or an upstream task's result, got {value!r}")
-    field = DriftSensor.upstream_fields[parameter]
-    return f"{{{{ ti.xcom_pull(task_ids='{operator.task_id}', key='{key}')['{field}'] }}}}"
+    if operator is None or key != "return_value":
+        raise ValueError(f"{name}_path: decide_in_trigger takes a path or an upstream task's result, got {value!r}")
+    return {f"{name}_task_id": operator.task_id}
 
 
 class PreviousRunSensor(BaseSensorOperator):

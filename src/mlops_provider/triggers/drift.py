@@ -136,14 +136,18 @@ class DriftResultTrigger(BaseTrigger):
 
     def __init__(
         self,
-        summary_path: str,
+        summary_path: str | None = None,
         poll_interval: float = 10.0,
         performance_path: str | None = None,
         settle_seconds: float = RESUME_SETTLE_SECONDS,
         decide: bool = False,
+        summary_task_id: str | None = None,
+        performance_task_id: str | None = None,
     ) -> None:
         super().__init__()
         self.decide = decide
+        self.summary_task_id = summary_task_id
+        self.performance_task_id = performance_task_id
         self.summary_path = summary_path
         self.poll_interval = poll_interval
         self.performance_path = performance_path
@@ -154,7 +158,8 @@ class DriftResultTrigger(BaseTrigger):
             "mlops_provider.triggers.drift.DriftResultTrigger",
             {"summary_path": self.summary_path, "poll_interval": self.poll_interval,
              "performance_path": self.performance_path, "settle_seconds": self.settle_seconds,
-             "decide": self.decide},
+             "decide": self.decide, "summary_task_id": self.summary_task_id,
+             "performance_task_id": self.performance_task_id},
         )  # fmt: skip
 
     def _decided(self, summary: dict[str, Any], performance: dict[str, Any] | None) -> TriggerEvent:
@@ -173,13 +178,34 @@ class DriftResultTrigger(BaseTrigger):
             return TaskFailedEvent()
         return TaskSuccessEvent(xcoms={"return_value": decision})
 
+    def _upstream_paths(self) -> None:
+        """``summary_task_id`` / ``performance_task_id``: the paths from those tasks' results (field ``summary_path``)
+        in this trigger's run, read with Airflow's ``GetXCom`` (from the triggerer, as ``ingest_run_counts``)."""
+        from airflow.sdk.execution_time.xcom import XCom
+
+        ti: Any = self.task_instance  # the runtime task instance the triggerer gives a task's trigger
+        if ti is None:
+            raise ValueError("summary_task_id/performance_task_id: this trigger runs for no task instance")
+        for task_id, attribute in ((self.summary_task_id, "summary_path"),
+                                   (self.performance_task_id, "performance_path")):  # fmt: skip
+            if task_id and not getattr(self, attribute):
+                result = XCom.get_one(run_id=ti.run_id, key="return_value", dag_id=ti.dag_id, task_id=task_id,
+                                      map_index=getattr(ti, "map_index", -1))  # fmt: skip
+                path = result.get("summary_path") if isinstance(result, dict) else result
+                setattr(self, attribute, str(path) if path else None)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
+        if self.summary_task_id or self.performance_task_id:
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(self._upstream_paths)()
         while True:
             # in a thread: object storage is read with blocking calls (and its client runs its own event loop)
             summary = await asyncio.to_thread(read_result, self.summary_path)
             performance = await asyncio.to_thread(read_result, self.performance_path)
-            if summary is not None and (self.performance_path is None or performance is not None):
+            wants_performance = self.performance_path is not None or self.performance_task_id is not None
+            if summary is not None and (not wants_performance or performance is not None):
                 await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
                 if self.decide:
                     yield self._decided(summary, performance)

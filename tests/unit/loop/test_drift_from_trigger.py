@@ -2,11 +2,11 @@
 
 Its inputs (the day's drift and performance summaries) are always there when it is scheduled (it runs after both
 checks), so its task process only read two JSON files and skipped (no drift) or returned the decision. Started from
-its trigger (Airflow's ``start_from_trigger``), the scheduler defers it at once; the trigger renders the two paths
-from the checks' results, decides with the same rule (``decide``) and ends the task: ``TaskSuccessEvent`` with the
-decision as XCom, ``TaskSkippedEvent`` (no retraining), ``TaskFailedEvent`` (no verdict). A spec that mails on drift
-keeps the task on a worker (its success callback runs where it always did). ``dag.test()`` ignores
-``start_from_trigger``: there the sensor runs as before.
+its trigger (Airflow's ``start_from_trigger``), the scheduler defers it at once; the trigger reads the two paths
+from the checks' results (their XComs), decides with the same rule (``decide``) and ends the task:
+``TaskSuccessEvent`` with the decision as XCom, ``TaskSkippedEvent`` (no retraining), ``TaskFailedEvent`` (no
+verdict). A spec that mails on drift keeps the task on a worker (its success callback runs where it always did).
+``dag.test()`` ignores ``start_from_trigger``: there the sensor runs as before.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def test_the_factorys_drift_sensor_starts_from_its_trigger_with_the_checks_resul
     assert args.next_method == "execute_complete" and args.timeout.total_seconds() == sensor.timeout
     kwargs = args.trigger_kwargs
     assert kwargs["decide"] is True and kwargs["settle_seconds"] == 0
-    pull = "{{{{ ti.xcom_pull(task_ids='{}', key='return_value')['summary_path'] }}}}"
-    assert kwargs["summary_path"] == pull.format("drift_report")
-    assert kwargs["performance_path"] == pull.format("performance_check")
+    # the checks' results are read by the trigger itself (GetXCom): Airflow 3.3.2's triggerer does not answer a
+    # template's ti.xcom_pull (GetXComSequenceSlice), so nothing is templated
+    assert (kwargs["summary_task_id"], kwargs["performance_task_id"]) == ("drift_report", "performance_check")
+    assert not {"summary_path", "performance_path"} & set(kwargs)
 
 
 def test_it_serializes_for_the_scheduler():
@@ -93,3 +94,30 @@ def test_without_decide_the_trigger_fires_as_before(tmp_path):
     event = first_event(DriftResultTrigger(calm, settle_seconds=0))
     assert type(event) is TriggerEvent and event.payload["status"] == "ready"
     assert DriftResultTrigger(**DriftResultTrigger(calm, decide=True).serialize()[1]).decide is True
+
+
+def test_the_trigger_reads_the_checks_results_of_its_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.xcom import XCom
+
+    paths = {"drift_report": summary(tmp_path, 0.5, True), "performance_check": None}
+    perf = tmp_path / "performance.json"
+    perf.write_text(json.dumps({"status": "scored", "below_floor": False, "value": 0.8, "floor": 0.65,
+                                "metric": "roc_auc"}))  # fmt: skip
+    paths["performance_check"] = str(perf)
+    asked = []
+
+    def get_one(*, run_id, key, dag_id, task_id, map_index):
+        asked.append((dag_id, run_id, task_id, key, map_index))
+        return {"summary_path": paths[task_id], "other": 1}
+
+    monkeypatch.setattr(XCom, "get_one", staticmethod(get_one))
+    trigger = DriftResultTrigger(settle_seconds=0, decide=True, summary_task_id="drift_report",
+                                 performance_task_id="performance_check")  # fmt: skip
+    trigger.task_instance = SimpleNamespace(dag_id="m__drift_monitoring", run_id="r1", map_index=-1, task_id="ds")
+    event = first_event(trigger)
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms["return_value"]["reason"] == "drift"
+    assert event.xcoms["return_value"]["performance"]["value"] == 0.8
+    assert sorted(asked) == [("m__drift_monitoring", "r1", t, "return_value", -1)
+                             for t in ("drift_report", "performance_check")]  # fmt: skip
