@@ -79,13 +79,37 @@ class XComUrlLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.execution_time.xcom import XCom
 
+        made = vars(operator).get(_PERSISTED) if hasattr(operator, "__dict__") else None
+        if made is not None and made[0] == _try_of(ti_key):
+            # the task runner asks after execute(), in the process that persisted: the URL (or none) of this try,
+            # without an Execution API call
+            return str(made[1].get(self.xcom_key) or "")
         value: Any = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
         return str(value) if value else ""
 
     @classmethod
     def persist(cls, context: Context, url: str) -> None:
-        """Store the URL for this task try; call from ``execute()``."""
-        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+        """Store the URL for this task try; call from ``execute()``. The operator also remembers it for this try:
+        Airflow's task runner asks every link for its URL after ``execute()`` and stores what it answers."""
+        key = cls().xcom_key
+        context["ti"].xcom_push(key=key, value=url)
+        task = context.get("task")
+        if task is not None and hasattr(task, "__dict__"):
+            made: tuple[tuple[Any, ...], dict[str, str]] | None = vars(task).get(_PERSISTED)
+            this_try = _try_of(context["ti"])
+            if made is None or made[0] != this_try:
+                made = (this_try, {})
+                vars(task)[_PERSISTED] = made  # not through the operator's __setattr__: no template field
+            made[1][key] = url
+
+
+#: The operator attribute that holds ``(the try, {xcom key: URL})`` of the links persisted in that try.
+_PERSISTED = "_mlops_persisted_links"
+
+
+def _try_of(ti: Any) -> tuple[Any, ...]:
+    """Which task try ``ti`` (a task instance or its key) is: dag, task, run, try, map index."""
+    return tuple(getattr(ti, name, None) for name in ("dag_id", "task_id", "run_id", "try_number", "map_index"))
 
 
 class DataDocsLink(XComUrlLink):

@@ -559,6 +559,9 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             summary_path=drift_report.output,
             performance_path=performance_check.output,
             poll_interval=5,
+            # its inputs are there when it is ready: decided in the triggerer, no task process (a spec that mails on
+            # drift keeps it on a worker, where its success callback runs)
+            decide_in_trigger=not loop.notify("drift"),
             **loop.notify("drift"),
         )
         # The days decide in date order (the rails count the triggers of the days before): a day's trigger waits

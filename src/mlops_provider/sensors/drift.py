@@ -4,6 +4,7 @@ champion's performance on late labels fell below its floor."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -11,7 +12,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DriftSummary, PerformanceSummary, RetrainingDecision
-from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
@@ -49,6 +49,7 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         performance_path: str | XComArg | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
+        decide_in_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
@@ -57,6 +58,24 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         self.performance_path = cast("str | None", performance_path)  # an upstream result is picked when rendered
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        if decide_in_trigger:
+            if not deferrable:
+                raise ValueError("decide_in_trigger needs deferrable=True (the decision is made in the triggerer)")
+            # Airflow's start_from_trigger: the scheduler defers the task when it is ready, the trigger reads the
+            # two paths from the checks' results, decides and ends the task (no task process at all)
+            self.start_from_trigger = True
+            self.start_trigger_args = _StartTriggerArgs(  # type: ignore[assignment]
+                trigger_cls="mlops_provider.triggers.drift.DriftResultTrigger",
+                next_method="execute_complete",
+                trigger_kwargs={
+                    **_result_source(summary_path, "summary"),
+                    **_result_source(performance_path, "performance"),
+                    "poll_interval": poll_interval,
+                    "settle_seconds": 0,  # nothing resumes on a worker: the resume race it guards against is gone
+                    "decide": True,
+                },
+                timeout=timedelta(seconds=float(self.timeout)),
+            )
 
     def _results(self) -> tuple[DriftSummary, PerformanceSummary | None] | None:
         from mlops_provider.triggers.drift import read_result
@@ -92,80 +111,33 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         return self.decide(event["summary"], event.get("performance"))
 
     def decide(self, summary: DriftSummary, performance: PerformanceSummary | None = None) -> RetrainingDecision:
-        share = float(summary["drift_share"])
-        learned = summary.get("signal") == "learned"
-        # under the learned signal, "drifted" columns are those past their learned bound
-        drifted = sorted(
-            name
-            for name, col in cast("dict[str, dict[str, Any]]", summary.get("columns", {})).items()
-            if ((col.get("learned") or {}).get("past") if learned else col.get("drifted"))
-        )
-        degraded = bool(
-            performance
-            and (
-                (performance.get("status") == "scored" and performance.get("below_floor"))
-                or (performance.get("trigger_on_estimate") and performance.get("estimated_below_floor"))
-            )
-        )
-        if "dataset_drift" not in summary:
-            raise AirflowFailException(
-                f"drift summary {summary.get('summary_path') or self.summary_path} has no dataset_drift verdict: it "
-                "was not written by DriftReportOperator (the report decides; this sensor only reads its verdict)"
-            )
-        threshold = summary.get("threshold")
-        drifted_verdict = bool(summary["dataset_drift"])
-        predictions = bool(
-            performance
-            and performance.get("trigger_on_prediction_drift")
-            and (performance.get("prediction_drift") or {}).get("drifted")
-        )
-        if not drifted_verdict and not degraded and not predictions:
-            perf = ""
-            if performance and performance.get("status") == "scored":
-                value, floor = performance["value"], performance["floor"]
-                # under the floor without an alarm (interval rule, consecutive days): the record's verdict says why
-                perf = (
-                    f"; {performance['metric']} {value:.3f} >= floor {floor}"
-                    if value >= floor
-                    else (f"; {performance.get('verdict') or 'under the floor, no alarm by the performance rule'}")
-                )
-            elif performance and performance.get("reason"):
-                perf = f"; no performance decision ({performance['status']}): {performance['reason']}"
-            weighted = summary.get("weighted_drift")
-            line = (
-                f"weighted drift {weighted:.3f} < {summary.get('weighted_threshold')} (share {share:.3f})"
-                if summary.get("signal") == "weighted" and weighted is not None
-                else f"learned drift {summary.get('learned_drift', 0.0):.3f} < {summary.get('learned_threshold')} "
-                f"(share {share:.3f}; columns past their learned bound: {drifted or 'none'})"
-                if learned
-                else f"drift share {share:.3f} < {threshold}"
-            )
-            raise AirflowSkipException(f"no retraining: {line}{perf} for {summary.get('partition')}")
-        reason = "drift" if drifted_verdict else "performance" if degraded else "prediction_drift"
-        self.log.warning(
-            "Retraining is called for (%s): drift share %.3f (line %s), signal %s (learned drift %s, line %s), "
-            "performance %s",
-            reason, share, threshold, summary.get("signal", "share"), summary.get("learned_drift"),
-            summary.get("learned_threshold"), performance,
-        )  # fmt: skip
-        return {
-            "reason": reason,
-            "drift_share": share,
-            "threshold": threshold,
-            "signal": summary.get("signal", "share"),
-            "weighted_drift": summary.get("weighted_drift"),
-            "weighted_threshold": summary.get("weighted_threshold"),
-            "learned_drift": summary.get("learned_drift"),
-            "learned_threshold": summary.get("learned_threshold"),
-            "partition": summary.get("partition"),
-            "report_url": summary.get("report_url"),
-            "report_path": summary.get("report_path"),
-            "drifted_columns": drifted,
-            "performance": performance,
-            "recheck": bool(summary.get("recheck") or (performance or {}).get("recheck")),
-            "first_recorded_at": summary.get("first_recorded_at"),
-            "summary_path": summary.get("summary_path"),
-        }
+        from mlops_provider.triggers.drift import decide_retraining
+
+        return decide_retraining(summary, performance, log=self.log, summary_path=self.summary_path)
+
+
+@dataclass
+class _StartTriggerArgs:
+    """The fields of Airflow's ``airflow.triggers.base.StartTriggerArgs`` (what its DAG serialization reads), without
+    importing that module when a DAG file is parsed (~50 ms, issue 31 item 1)."""
+
+    trigger_cls: str
+    next_method: str
+    trigger_kwargs: dict[str, Any] | None = None
+    next_kwargs: dict[str, Any] | None = None
+    timeout: timedelta | None = None
+
+
+def _result_source(value: Any, name: str) -> dict[str, Any]:
+    """Where the trigger started by the scheduler finds a summary: a path as given (``<name>_path``), or the upstream
+    task whose result (``task.output``) holds it (``<name>_task_id``: the trigger reads that XCom itself with Airflow's
+    ``GetXCom``; a template's ``ti.xcom_pull`` is not answered by Airflow 3.3.2's triggerer)."""
+    if value is None or isinstance(value, str):
+        return {f"{name}_path": value}
+    operator, key = getattr(value, "operator", None), getattr(value, "key", None)
+    if operator is None or key != "return_value":
+        raise ValueError(f"{name}_path: decide_in_trigger takes a path or an upstream task's result, got {value!r}")
+    return {f"{name}_task_id": operator.task_id}
 
 
 class PreviousRunSensor(BaseSensorOperator):

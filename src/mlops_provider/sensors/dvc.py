@@ -20,12 +20,13 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     """Wait until ``tag`` exists in the data registry (e.g. the training set of a day).
 
     Returns at once when the tag is already there (no deferral, no slot held). Otherwise it defers to
-    DvcTagTrigger (default) or pokes (``deferrable=False``, ``mode="poke"``/``"reschedule"``). When one of
-    ``abandon_paths`` appears first (the partition's quarantine folder: validation failed), it ends as
-    **skipped**: the version will not come, and nothing downstream should run for it. With ``ingest_dag_id`` it also
-    gives up, **skipped** with the reason, when that DAG's run of the same logical date failed, succeeded without
-    versioning the tag (an empty day skipped), or is missing while a later day's run exists
-    (:func:`mlops_provider.triggers.dvc.give_up_reason`).
+    DvcTagTrigger (default), which ends the task itself in the triggerer (success with the same XCom, or skipped:
+    no second task process resumes it on a worker), or pokes (``deferrable=False``, ``mode="poke"`` or
+    ``"reschedule"``). When one of ``abandon_paths`` appears first (the partition's quarantine folder: validation
+    failed), it ends as **skipped**: the version will not come, and nothing downstream should run for it. With
+    ``ingest_dag_id`` it also gives up, **skipped** with the reason, when that DAG's run of the same logical date
+    failed, succeeded without versioning the tag (an empty day skipped), or is missing while a later day's run
+    exists (:func:`mlops_provider.triggers.dvc.give_up_reason`).
 
     :param tag: the data registry tag to wait for (templated).
     :param abandon_paths: paths whose existence means the tag will never appear: local paths or object-storage
@@ -131,6 +132,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
                 step_seconds=step,
                 ingest_tag=self.ingest_tag,
                 assembly_dag_id=self.assembly_dag_id,
+                end_task=True,  # found, abandoned or given up: the trigger ends the task, no resume on a worker
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -140,7 +142,14 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         found = self._check(context)
         return PokeReturnValue(is_done=True, xcom_value=found) if found else False
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str) -> dict[str, Any]:
+        if not isinstance(event, dict):
+            # the trigger ended the task (end_task) and yet it resumes: ``dag.test()`` runs a trigger inline and
+            # hands the task the end event's state; look again (found, or the skip with its reason)
+            found = self._check(context)
+            if found:
+                return found
+            raise AirflowSkipException(f"{self.tag} will not be versioned (the wait ended: {event})")
         if event["status"] == "abandoned":
             self._abandon(event["path"])
         if event["status"] == "given_up":

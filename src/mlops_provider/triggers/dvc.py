@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from mlops_provider.triggers.settle import RESUME_SETTLE_SECONDS, settle_delay
 
@@ -78,17 +78,25 @@ def give_up_reason(
 
 def ingest_run_counts(ingest_dag_id: str, logical_date: str, step_seconds: float) -> tuple[dict[str, int], int]:
     """The day's ingest runs by state and the count of runs of the next logical dates, asked of Airflow
-    (``RuntimeTaskInstance.get_dr_count``: works in a task and in the triggerer)."""
+    (``RuntimeTaskInstance.get_dr_count``: works in a task and in the triggerer). In 2 calls, 3 when the day's run
+    ended (each an Execution API call, the sensor's check and every poll of its trigger: it was 4): the later days
+    are counted only when the day has no run (:func:`give_up_reason` reads them only then; else 0), the day's
+    failed and successful runs only when one of them ended."""
     from datetime import datetime, timedelta
 
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     day = datetime.fromisoformat(logical_date)
     count = RuntimeTaskInstance.get_dr_count
-    runs = {state: count(ingest_dag_id, logical_dates=[day], states=[state]) for state in ("failed", "success")}
-    runs["all"] = count(ingest_dag_id, logical_dates=[day])
-    later = [day + timedelta(seconds=step_seconds * k) for k in range(1, LATER_RUNS_LOOKED_AT + 1)]
-    return runs, count(ingest_dag_id, logical_dates=later)
+    runs = {"failed": 0, "success": 0, "all": count(ingest_dag_id, logical_dates=[day])}
+    if not runs["all"]:
+        later = [day + timedelta(seconds=step_seconds * k) for k in range(1, LATER_RUNS_LOOKED_AT + 1)]
+        return runs, count(ingest_dag_id, logical_dates=later)
+    ended = count(ingest_dag_id, logical_dates=[day], states=["failed", "success"])
+    if ended:
+        runs["failed"] = count(ingest_dag_id, logical_dates=[day], states=["failed"])
+        runs["success"] = ended - runs["failed"]
+    return runs, 0
 
 
 def assembly_run_counts(assembly_dag_id: str, logical_date: str) -> tuple[str, dict[str, int]]:
@@ -134,6 +142,10 @@ class DvcTagTrigger(BaseTrigger):
         going (:func:`give_up_reason`'s ``ingest_versioned``).
     :param assembly_dag_id: with ``ingest_tag``: the DAG whose run of ``logical_date`` assembles ``tag`` from it (a
         shared dataset's ``<model>__training_set``): its failed run, or one that succeeded without the tag, gives up.
+    :param end_task: end the deferred task here instead of resuming it on a worker (:class:`DvcTagSensor` sets it):
+        found, Airflow's ``TaskSuccessEvent`` with the sensor's XCom ``{"tag", "sha"}``; abandoned or given up,
+        ``TaskSkippedEvent`` (the reason in the trigger's log, which the task's log shows). A resume cost a second
+        task process (supervisor, task runner, the DAG's parse, its Execution API calls) only to return that value.
     """
 
     def __init__(
@@ -149,8 +161,10 @@ class DvcTagTrigger(BaseTrigger):
         step_seconds: float = 86400.0,
         ingest_tag: str | None = None,
         assembly_dag_id: str | None = None,
+        end_task: bool = False,
     ) -> None:
         super().__init__()
+        self.end_task = end_task
         self.ingest_tag = ingest_tag
         self.assembly_dag_id = assembly_dag_id
         self.ingest_dag_id = ingest_dag_id
@@ -170,7 +184,8 @@ class DvcTagTrigger(BaseTrigger):
              "poll_interval": self.poll_interval, "dvc_conn_id": self.dvc_conn_id,
              "settle_seconds": self.settle_seconds, "ingest_dag_id": self.ingest_dag_id,
              "logical_date": self.logical_date, "step_seconds": self.step_seconds, "ingest_tag": self.ingest_tag,
-             "assembly_dag_id": self.assembly_dag_id},
+             "assembly_dag_id": self.assembly_dag_id,
+             "end_task": self.end_task},
         )  # fmt: skip
 
     def _remote_tag_sha(self, tag: str | None = None) -> str | None:
@@ -187,6 +202,18 @@ class DvcTagTrigger(BaseTrigger):
             return await asyncio.to_thread(self._remote_tag_sha, tag)
         return await tag_sha(self.workspace, tag)
 
+    def _event(self, payload: dict[str, Any]) -> TriggerEvent:
+        """The event for ``payload``: as it is, or (``end_task``) the end of the task with what
+        ``DvcTagSensor.execute_complete`` would have made of it."""
+        if not self.end_task:
+            return TriggerEvent(payload)
+        if payload["status"] == "found":
+            return TaskSuccessEvent(xcoms={"return_value": {"tag": payload["tag"], "sha": payload["sha"]}})
+        why = (f"{self.tag} will not be versioned: {payload['path']} exists (the data was quarantined)"
+               if payload["status"] == "abandoned" else payload["reason"])  # fmt: skip
+        self.log.info("Skipping the task: %s", why)
+        return TaskSkippedEvent()
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
         while True:
@@ -201,12 +228,12 @@ class DvcTagTrigger(BaseTrigger):
             sha = await self._tag_sha(self.tag)
             if sha:
                 await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
-                yield TriggerEvent({"status": "found", "tag": self.tag, "sha": sha})
+                yield self._event({"status": "found", "tag": self.tag, "sha": sha})
                 return
             for path in self.abandon_paths:
                 if await asyncio.to_thread(_exists, path):
                     await asyncio.sleep(settle_delay(started, time.monotonic(), self.settle_seconds))
-                    yield TriggerEvent({"status": "abandoned", "tag": self.tag, "path": path})
+                    yield self._event({"status": "abandoned", "tag": self.tag, "path": path})
                     return
             versioned = None
             if counts and self.ingest_tag and counts[0].get("success"):
@@ -216,6 +243,6 @@ class DvcTagTrigger(BaseTrigger):
                 assembly=assembly,
             )  # fmt: skip
             if reason:
-                yield TriggerEvent({"status": "given_up", "tag": self.tag, "reason": reason})
+                yield self._event({"status": "given_up", "tag": self.tag, "reason": reason})
                 return
             await asyncio.sleep(self.poll_interval)

@@ -33,3 +33,46 @@ def test_a_missing_ingest_run_gives_up_only_when_a_later_day_has_one():
 
 def test_a_queued_or_running_ingest_run_is_waited_for():
     assert reason({"failed": 0, "success": 0, "all": 1}, later=3) is None
+
+
+class Runs:
+    """``RuntimeTaskInstance.get_dr_count`` over given runs (logical date -> state), counting the calls."""
+
+    def __init__(self, runs: dict[str, str]) -> None:
+        self.runs, self.calls = runs, 0
+
+    def __call__(self, dag_id, logical_dates=None, run_ids=None, states=None) -> int:
+        self.calls += 1
+        days = {d.isoformat() for d in logical_dates or []}
+        return sum(1 for day, state in self.runs.items() if day in days and (states is None or state in states))
+
+
+LATER = "2026-11-03T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("runs", "calls"),
+    [
+        ({}, 2),  # no run of the day yet: the later days are asked
+        ({LATER: "running"}, 2),  # none of the day, a later one: give up
+        ({DAY: "running"}, 2),  # the common wait: the day's run is still running
+        ({DAY: "queued", LATER: "success"}, 2),
+        ({DAY: "failed"}, 3),
+        ({DAY: "success"}, 3),
+    ],
+)
+def test_the_ingest_runs_are_counted_in_at_most_3_calls_with_the_same_verdict(monkeypatch, runs, calls):
+    """Issue 31 item 4: the sensor's check and every poll of its trigger asked 4 counts (day failed, day succeeded,
+    day any, later days); the later days matter only when the day has no run, the split only when it ended."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    from mlops_provider.triggers.dvc import ingest_run_counts
+
+    count = Runs(runs)
+    monkeypatch.setattr(RuntimeTaskInstance, "get_dr_count", count)
+    found, later = ingest_run_counts(DAG, DAY, 86400.0)
+    assert count.calls == calls
+    day = runs.get(DAY)
+    expected = {"failed": int(day == "failed"), "success": int(day == "success"), "all": int(day is not None)}
+    assert found == expected
+    assert reason(found, later) == reason(expected, int(LATER in runs))
