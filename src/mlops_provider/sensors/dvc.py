@@ -89,7 +89,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
 
         logical, step = self._day(context) if context is not None else (None, 86400.0)
         counts = ingest_run_counts(self.ingest_dag_id, logical, step) if self.ingest_dag_id and logical else None
-        assembly = assembly_run_counts(self.assembly_dag_id, logical) if counts and self.assembly_dag_id else None
+        assembly = (
+            assembly_run_counts(self.assembly_dag_id, logical) if counts and logical and self.assembly_dag_id else None
+        )
         sha = self.dvc_hook.tag_sha(self.tag)  # after the counts: see give_up_reason
         if sha:
             return {"tag": self.tag, "sha": sha}
