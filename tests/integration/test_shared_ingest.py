@@ -90,6 +90,14 @@ def task_runs(task_id: str) -> int:
         return query.filter(TaskInstance.state == "success").count()
 
 
+def wait_for_training_set(dagbag, model: str):
+    """The model's monitoring DAG with only its ``wait_for_training_set``."""
+    monitoring = dagbag.get_dag(f"{model}__drift_monitoring")
+    return monitoring.partial_subset(
+        task_ids=["wait_for_training_set"], include_upstream=False, include_downstream=False
+    )
+
+
 def test_one_ingest_per_day_feeds_both_models_training_sets(dagbag, mlops_home):
     seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [DAY, NEXT], SourceSpec(seed=3))
     workspace = mlops_home / "data-registry"
@@ -142,10 +150,7 @@ def test_a_models_monitoring_gives_up_on_a_day_the_shared_ingest_failed(dagbag, 
     empty = NEXT + dt.timedelta(days=5)
     seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [DAY], SourceSpec(seed=3))
     assert ingest_day(dagbag.get_dag(f"{DATASET}__ingest"), empty).state == "failed"
-    monitoring = dagbag.get_dag("churn_twin__drift_monitoring")
-    sensor_only = monitoring.partial_subset(
-        task_ids=["wait_for_training_set"], include_upstream=False, include_downstream=False
-    )
+    sensor_only = wait_for_training_set(dagbag, "churn_twin")
     run = ingest_day(sensor_only, empty)  # the same logical date as the dataset's run of the day
     (ti,) = run.get_task_instances()
     assert (ti.task_id, ti.state) == ("wait_for_training_set", "skipped")
@@ -160,10 +165,7 @@ def test_a_models_monitoring_gives_up_on_a_day_its_training_set_run_failed(dagba
     day = NEXT + dt.timedelta(days=10)
     seed_range(create_engine(f"sqlite:///{mlops_home / 'source.db'}"), [day], SourceSpec(seed=3))
     assert ingest_day(dagbag.get_dag(f"{DATASET}__ingest"), day).state == "success"
-    monitoring = dagbag.get_dag("churn_twin__drift_monitoring")
-    sensor_only = monitoring.partial_subset(
-        task_ids=["wait_for_training_set"], include_upstream=False, include_downstream=False
-    )
+    sensor_only = wait_for_training_set(dagbag, "churn_twin")
     # The model's run of the monitoring run's logical date (dag.test gives both the same), ended failed.
     from airflow.models.dagrun import DagRun
     from airflow.models.serialized_dag import SerializedDagModel
