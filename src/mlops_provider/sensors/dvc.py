@@ -89,9 +89,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
 
         logical, step = self._day(context) if context is not None else (None, 86400.0)
         counts = ingest_run_counts(self.ingest_dag_id, logical, step) if self.ingest_dag_id and logical else None
-        assembly = (
-            assembly_run_counts(self.assembly_dag_id, logical) if counts and logical and self.assembly_dag_id else None
-        )
+        assembly = None  # read only when the ingest succeeded (the only case give_up_reason reads it), before the tag
+        if counts and logical and self.assembly_dag_id and counts[0].get("success"):
+            assembly = assembly_run_counts(self.assembly_dag_id, logical)
         sha = self.dvc_hook.tag_sha(self.tag)  # after the counts: see give_up_reason
         if sha:
             return {"tag": self.tag, "sha": sha}
@@ -111,7 +111,9 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         return None
 
     def _abandon(self, path: str) -> None:
-        raise AirflowSkipException(f"{self.tag} will not be versioned: {path} exists (the data was quarantined)")
+        from mlops_provider.triggers.dvc import abandoned_reason
+
+        raise AirflowSkipException(abandoned_reason(self.tag, path))
 
     def execute(self, context: Context) -> Any:
         from mlops_provider.triggers.dvc import DvcTagTrigger

@@ -101,15 +101,25 @@ def ingest_run_counts(ingest_dag_id: str, logical_date: str, step_seconds: float
 
 def assembly_run_counts(assembly_dag_id: str, logical_date: str) -> tuple[str, dict[str, int]]:
     """The training-set DAG's runs of the logical date that ended, by state (``failed``, ``success``), asked of
-    Airflow as :func:`ingest_run_counts` does; with the DAG's id (``give_up_reason``'s ``assembly``)."""
+    Airflow as :func:`ingest_run_counts` does (one call while none ended, two once one did); with the DAG's id
+    (``give_up_reason``'s ``assembly``)."""
     from datetime import datetime
 
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     day = datetime.fromisoformat(logical_date)
     count = RuntimeTaskInstance.get_dr_count
-    return assembly_dag_id, {state: count(assembly_dag_id, logical_dates=[day], states=[state]) for state in (
-        "failed", "success")}  # fmt: skip
+    runs = {"failed": 0, "success": 0}
+    ended = count(assembly_dag_id, logical_dates=[day], states=["failed", "success"])
+    if ended:
+        runs["failed"] = count(assembly_dag_id, logical_dates=[day], states=["failed"])
+        runs["success"] = ended - runs["failed"]
+    return assembly_dag_id, runs
+
+
+def abandoned_reason(tag: str, path: str) -> str:
+    """Why ``tag`` will not come when ``path`` (an abandon path: the partition's quarantine folder) exists."""
+    return f"{tag} will not be versioned: {path} exists (the data was quarantined)"
 
 
 def _exists(where: str) -> bool:
@@ -209,8 +219,7 @@ class DvcTagTrigger(BaseTrigger):
             return TriggerEvent(payload)
         if payload["status"] == "found":
             return TaskSuccessEvent(xcoms={"return_value": {"tag": payload["tag"], "sha": payload["sha"]}})
-        why = (f"{self.tag} will not be versioned: {payload['path']} exists (the data was quarantined)"
-               if payload["status"] == "abandoned" else payload["reason"])  # fmt: skip
+        why = abandoned_reason(self.tag, payload["path"]) if payload["status"] == "abandoned" else payload["reason"]
         self.log.info("Skipping the task: %s", why)
         return TaskSkippedEvent()
 
@@ -223,7 +232,7 @@ class DvcTagTrigger(BaseTrigger):
 
                 ask = sync_to_async(ingest_run_counts)  # Airflow's comms from the triggerer, as its own triggers do
                 counts = await ask(self.ingest_dag_id, self.logical_date, self.step_seconds)
-                if self.assembly_dag_id:
+                if self.assembly_dag_id and counts[0].get("success"):  # read only when the ingest succeeded
                     assembly = await sync_to_async(assembly_run_counts)(self.assembly_dag_id, self.logical_date)
             sha = await self._tag_sha(self.tag)
             if sha:

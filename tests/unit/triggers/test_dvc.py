@@ -76,3 +76,34 @@ def test_the_ingest_runs_are_counted_in_at_most_3_calls_with_the_same_verdict(mo
     expected = {"failed": int(day == "failed"), "success": int(day == "success"), "all": int(day is not None)}
     assert found == expected
     assert reason(found, later) == reason(expected, int(LATER in runs))
+
+
+@pytest.mark.parametrize(
+    ("runs", "calls", "expected"),
+    [
+        ({}, 1, {"failed": 0, "success": 0}),  # the day's run not started or not ended: one count
+        ({DAY: "running"}, 1, {"failed": 0, "success": 0}),
+        ({DAY: "failed"}, 2, {"failed": 1, "success": 0}),
+        ({DAY: "success"}, 2, {"failed": 0, "success": 1}),
+    ],
+)
+def test_the_training_set_runs_are_counted_in_one_call_while_none_ended(monkeypatch, runs, calls, expected):
+    """A shared dataset's model waits on its training-set run of the day: each poll asks one count while that run
+    has not ended (the common wait), the failed/succeeded split only once it has."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    from mlops_provider.triggers.dvc import assembly_run_counts
+
+    count = Runs(runs)
+    monkeypatch.setattr(RuntimeTaskInstance, "get_dr_count", count)
+    assert assembly_run_counts("m__training_set", DAY) == ("m__training_set", expected)
+    assert count.calls == calls
+
+
+def test_the_quarantine_skip_says_the_same_in_the_task_and_in_the_triggerer():
+    from mlops_provider.triggers.dvc import abandoned_reason
+
+    assert (
+        abandoned_reason("t", "/q/2026-11-02")
+        == "t will not be versioned: /q/2026-11-02 exists (the data was quarantined)"
+    )
