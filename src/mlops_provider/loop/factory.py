@@ -514,6 +514,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             ingest_tag=partition_tag(dataset, INTERVAL_DATE) if loop.shared else None,
             assembly_dag_id=loop.ids[TRAINING_SET] if loop.shared else None,
             poll_interval=5,
+            start_from_trigger=True,  # checked and ended in the triggerer from the start: no task process a day
         )
         bootstrap_training = BootstrapTrainingOperator(
             task_id="bootstrap_training",
@@ -561,7 +562,7 @@ def build_drift_monitoring(loop: Loop) -> DAG:
             poll_interval=5,
             # its inputs are there when it is ready: decided in the triggerer, no task process (a spec that mails on
             # drift keeps it on a worker, where its success callback runs)
-            decide_in_trigger=not loop.notify("drift"),
+            start_from_trigger=not loop.notify("drift"),
             **loop.notify("drift"),
         )
         # The days decide in date order (the rails count the triggers of the days before): a day's trigger waits

@@ -4,7 +4,6 @@ champion's performance on late labels fell below its floor."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +30,13 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         (templated).
     :param performance_path: the performance summary JSON of the window, or the performance check's result (its
         ``summary_path``) (templated; empty: drift only).
+    :param deferrable: wait in the triggerer (default) or, ``False``, poke.
+    :param poll_interval: seconds between checks.
+    :param start_from_trigger: Airflow's ``start_from_trigger``: the scheduler defers the task as soon as it is ready,
+        and its trigger reads the results, decides by the same rule and ends the task (no task process at all). Each
+        of the two paths must then be a plain path or an upstream task's result (the trigger reads that XCom itself).
+        Airflow then runs a success callback in the dag processor: leave it off for one that needs a worker (the
+        factory does, for a spec that mails on drift).
 
     XCom (return value): ``{"reason", "drift_share", "threshold", "signal", "weighted_drift", "weighted_threshold",
     "learned_drift", "learned_threshold", "partition", "report_url", "report_path", "drifted_columns", "performance",
@@ -49,7 +55,7 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         performance_path: str | XComArg | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
-        decide_in_trigger: bool = False,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=6).total_seconds())
@@ -58,13 +64,15 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         self.performance_path = cast("str | None", performance_path)  # an upstream result is picked when rendered
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        if decide_in_trigger:
+        if start_from_trigger:
             if not deferrable:
-                raise ValueError("decide_in_trigger needs deferrable=True (the decision is made in the triggerer)")
+                raise ValueError("start_from_trigger needs deferrable=True (the decision is made in the triggerer)")
             # Airflow's start_from_trigger: the scheduler defers the task when it is ready, the trigger reads the
             # two paths from the checks' results, decides and ends the task (no task process at all)
             self.start_from_trigger = True
-            self.start_trigger_args = _StartTriggerArgs(  # type: ignore[assignment]
+            from mlops_provider.triggers import StartTriggerArgs
+
+            self.start_trigger_args = StartTriggerArgs(  # type: ignore[assignment]
                 trigger_cls="mlops_provider.triggers.drift.DriftResultTrigger",
                 next_method="execute_complete",
                 trigger_kwargs={
@@ -116,18 +124,6 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         return decide_retraining(summary, performance, log=self.log, summary_path=self.summary_path)
 
 
-@dataclass
-class _StartTriggerArgs:
-    """The fields of Airflow's ``airflow.triggers.base.StartTriggerArgs`` (what its DAG serialization reads), without
-    importing that module when a DAG file is parsed (~50 ms, issue 31 item 1)."""
-
-    trigger_cls: str
-    next_method: str
-    trigger_kwargs: dict[str, Any] | None = None
-    next_kwargs: dict[str, Any] | None = None
-    timeout: timedelta | None = None
-
-
 def _result_source(value: Any, name: str) -> dict[str, Any]:
     """Where the trigger started by the scheduler finds a summary: a path as given (``<name>_path``), or the upstream
     task whose result (``task.output``) holds it (``<name>_task_id``: the trigger reads that XCom itself with Airflow's
@@ -136,7 +132,7 @@ def _result_source(value: Any, name: str) -> dict[str, Any]:
         return {f"{name}_path": value}
     operator, key = getattr(value, "operator", None), getattr(value, "key", None)
     if operator is None or key != "return_value":
-        raise ValueError(f"{name}_path: decide_in_trigger takes a path or an upstream task's result, got {value!r}")
+        raise ValueError(f"{name}_path: start_from_trigger takes a path or an upstream task's result, got {value!r}")
     return {f"{name}_task_id": operator.task_id}
 
 

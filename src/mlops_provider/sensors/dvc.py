@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -42,6 +41,13 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
     :param assembly_dag_id: with ``ingest_tag``: the DAG whose run of this run's logical date assembles ``tag`` (a
         shared dataset's ``<model>__training_set``, which the dataset's ingest starts): its failed run, or one that
         succeeded without the tag (warming up), gives up too.
+    :param deferrable: wait in the triggerer (default) or, ``False``, poke.
+    :param poll_interval: seconds between checks.
+    :param start_from_trigger: Airflow's ``start_from_trigger``: the scheduler defers the task as soon as it is ready
+        and DvcTagTrigger makes the first check too, then ends the task (success with the same XCom, or skipped):
+        no task process at all, even when the tag is already there (a backfill's usual case). The trigger renders
+        the templated fields with the run's context and resolves the connection and the relative abandon paths in
+        the triggerer.
 
     XCom (return value): ``{"tag", "sha"}``.
     """
@@ -58,6 +64,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         assembly_dag_id: str | None = None,
         deferrable: bool = True,
         poll_interval: float = 10.0,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", timedelta(hours=12).total_seconds())
@@ -69,19 +76,44 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         self.assembly_dag_id = assembly_dag_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        if start_from_trigger:
+            if not deferrable:
+                raise ValueError("start_from_trigger needs deferrable=True (the wait happens in the triggerer)")
+            from mlops_provider.triggers import StartTriggerArgs
+
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(  # type: ignore[assignment]
+                trigger_cls="mlops_provider.triggers.dvc.DvcTagTrigger",
+                next_method="execute_complete",
+                # tag, abandon_paths, ingest_tag and dvc_conn_id are rendered by the triggerer (the operator's
+                # template fields that are trigger kwargs); the workspace and the run's day are resolved there
+                trigger_kwargs={
+                    "workspace": None,
+                    "tag": tag,
+                    "abandon_paths": list(abandon_paths),
+                    "poll_interval": poll_interval,
+                    "dvc_conn_id": self.dvc_conn_id,
+                    "settle_seconds": 0,  # nothing resumes on a worker: the resume race it guards against is gone
+                    "ingest_dag_id": ingest_dag_id,
+                    "logical_date": None,  # the run's, and its interval
+                    "step_seconds": 86400.0,
+                    "ingest_tag": ingest_tag,
+                    "assembly_dag_id": assembly_dag_id,
+                    "end_task": True,
+                },
+                timeout=timedelta(seconds=float(self.timeout)),
+            )
 
     def _abandon_paths(self) -> list[str]:
-        from mlops_provider.utils.storage import location, storage_root
+        from mlops_provider.triggers.dvc import resolved_paths
 
-        return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in self.abandon_paths]
+        return resolved_paths(self.abandon_paths)
 
     @staticmethod
     def _day(context: Context) -> tuple[str | None, float]:
-        """The run's logical date (ISO) and its schedule's interval in seconds (a day when it has none)."""
-        logical = context.get("logical_date")
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        step = (end - start).total_seconds() if start and end and end > start else 86400.0
-        return (logical.isoformat() if logical else None), step
+        from mlops_provider.triggers.dvc import run_day
+
+        return run_day(context)
 
     def _check(self, context: Context | None = None) -> dict[str, Any] | None:
         """The tag's ``{"tag", "sha"}``, or None (keep waiting); raises skip when it will not come."""

@@ -128,7 +128,7 @@ class DriftResultTrigger(BaseTrigger):
     :param poll_interval: seconds between checks.
     :param performance_path: the JSON written by ModelPerformanceOperator, or None.
     :param settle_seconds: the earliest it fires after it started (:mod:`mlops_provider.triggers.settle`).
-    :param decide: decide here and end the task (the drift sensor started from this trigger, ``decide_in_trigger``):
+    :param decide: decide here and end the task (the drift sensor started from this trigger, ``start_from_trigger``):
         the decision as the task's XCom (``TaskSuccessEvent``), no retraining (``TaskSkippedEvent``, the reason in
         the trigger's log) or a summary without a verdict (``TaskFailedEvent``), by the sensor's own rule
         (:func:`mlops_provider.sensors.drift.decide_retraining`).

@@ -122,6 +122,23 @@ def abandoned_reason(tag: str, path: str) -> str:
     return f"{tag} will not be versioned: {path} exists (the data was quarantined)"
 
 
+def resolved_paths(paths: Sequence[str]) -> list[str]:
+    """Abandon paths as the sensor and its trigger check them: a URL or an absolute path as it is, a relative one
+    under the storage root (``MLOPS_STORAGE_URL``, else ``MLOPS_HOME``)."""
+    from mlops_provider.utils.storage import location, storage_root
+
+    return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in paths]
+
+
+def run_day(context: Any) -> tuple[str | None, float]:
+    """The run's logical date (ISO) and its schedule's interval in seconds (a day when it has none), from a task's
+    context."""
+    logical = context.get("logical_date")
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    step = (end - start).total_seconds() if start and end and end > start else 86400.0
+    return (logical.isoformat() if logical else None), step
+
+
 def _exists(where: str) -> bool:
     """Whether a file or folder exists: a local path, or a URL on object storage (``mlops_provider.utils.storage``)."""
     from mlops_provider.utils.storage import stored
@@ -134,7 +151,9 @@ class DvcTagTrigger(BaseTrigger):
     ``{"status": "abandoned", "path"}`` when one of ``abandon_paths`` exists first (e.g. the quarantine folder
     of the partition: the tag will never come).
 
-    :param workspace: local folder of the data registry (a git repository), read when it has no git remote.
+    :param workspace: local folder of the data registry (a git repository), read when it has no git remote; None:
+        the one of ``dvc_conn_id`` (its default connection when that is None), resolved when the trigger runs, which
+        then asks the registry's git remote only when the connection has one (a sensor started from its trigger).
     :param tag: the tag to wait for.
     :param abandon_paths: files or folders (local paths or object-storage URLs) whose existence means the tag will
         not appear.
@@ -145,7 +164,8 @@ class DvcTagTrigger(BaseTrigger):
     :param ingest_dag_id: the DAG whose run of ``logical_date`` versions the tag; when set, fires
         ``{"status": "given_up", "reason"}`` when that run failed, succeeded without the tag, or is missing
         (:func:`give_up_reason`).
-    :param logical_date: the logical date (ISO) of the ingest run to look at.
+    :param logical_date: the logical date (ISO) of the ingest run to look at; None with ``ingest_dag_id``: the one of
+        the run the trigger's task belongs to (the triggerer's context of a task started from its trigger).
     :param step_seconds: the schedule's interval (the next logical dates are this far apart).
     :param ingest_tag: the tag the ingest run versions when it is not ``tag`` (a shared dataset's partition; the
         model's training-set DAG assembles ``tag`` from it): a successful ingest run that versioned it keeps the wait
@@ -160,7 +180,7 @@ class DvcTagTrigger(BaseTrigger):
 
     def __init__(
         self,
-        workspace: str,
+        workspace: str | None,
         tag: str,
         abandon_paths: Sequence[str] = (),
         poll_interval: float = 10.0,
@@ -198,6 +218,21 @@ class DvcTagTrigger(BaseTrigger):
              "end_task": self.end_task},
         )  # fmt: skip
 
+    def _resolve(self) -> None:
+        """Started from a task (no workspace given): the workspace of ``dvc_conn_id``'s registry, its git remote
+        only when it has one (as the sensor passes them when it defers), the relative abandon paths under the storage
+        root, and the logical date and interval of the task's run."""
+        from mlops_provider.hooks.dvc import DvcHook
+        from mlops_provider.layout import DVC_DEFAULT_CONN_ID
+
+        hook = DvcHook(dvc_conn_id=self.dvc_conn_id or DVC_DEFAULT_CONN_ID)
+        self.workspace = str(hook.workspace)
+        self.dvc_conn_id = hook.dvc_conn_id if hook.has_git_remote else None
+        self.abandon_paths = resolved_paths(self.abandon_paths)
+        context = getattr(self.task_instance, "get_template_context", None)
+        if self.ingest_dag_id and self.logical_date is None and context is not None:
+            self.logical_date, self.step_seconds = run_day(context())
+
     def _remote_tag_sha(self, tag: str | None = None) -> str | None:
         from mlops_provider.hooks.dvc import DvcError, DvcHook
 
@@ -210,7 +245,7 @@ class DvcTagTrigger(BaseTrigger):
     async def _tag_sha(self, tag: str) -> str | None:
         if self.dvc_conn_id:  # blocking git and connection calls: in a thread
             return await asyncio.to_thread(self._remote_tag_sha, tag)
-        return await tag_sha(self.workspace, tag)
+        return await tag_sha(str(self.workspace), tag)
 
     def _event(self, payload: dict[str, Any]) -> TriggerEvent:
         """The event for ``payload``: as it is, or (``end_task``) the end of the task with what
@@ -225,6 +260,10 @@ class DvcTagTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()
+        if self.workspace is None:  # started from its task: Airflow's comms (the connection), as below
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(self._resolve)()
         while True:
             counts, assembly = None, None
             if self.ingest_dag_id and self.logical_date:  # before the tag: see give_up_reason
