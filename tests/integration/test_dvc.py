@@ -80,6 +80,34 @@ def test_changed_content_makes_exactly_one_new_version(mlops_home, source):
     assert dvc.api.read(PATH, repo=str(hook.workspace), rev=first["rev"], mode="rb") == b"first version " * 1000
 
 
+def test_a_version_collects_the_registrys_stages_once_however_many_days_it_holds(mlops_home, tmp_path, monkeypatch):
+    """A year of daily partitions is ~365 ``.dvc`` files: every full collection of the registry's stages parses all
+    of them (~3 ms each). ``dvc add`` needs one (the overlap check); the push of the new version reads its own
+    ``.dvc`` file only, so a version's cost does not grow twice with the registry (issue 31, year backfill)."""
+    from dvc.repo.index import Index
+
+    hook = DvcHook()
+    for day in range(1, 4):
+        part = tmp_path / f"{day}.parquet"
+        part.write_bytes(f"day {day} ".encode() * 1000)
+        hook.version_file(part, f"data/sales/partitions/2026-11-0{day}.parquet", f"partition/sales/2026-11-0{day}", {})
+    collections = []
+    original = Index.from_repo.__func__
+
+    def counted(cls, repo, *args, **kwargs):
+        collections.append(repo.root_dir)
+        return original(cls, repo, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "from_repo", classmethod(counted))
+    pushed = remote_files(mlops_home / "dvc-remote")
+    part = tmp_path / "4.parquet"
+    part.write_bytes(b"day 4 " * 1000)
+    result = hook.version_file(part, "data/sales/partitions/2026-11-04.parquet", "partition/sales/2026-11-04", {})
+    assert result["created"] is True and len(collections) == 1
+    assert remote_files(mlops_home / "dvc-remote") == pushed + 1  # the new version is on the remote
+    assert dvc.api.read(result["path"], repo=str(hook.workspace), rev=result["tag"], mode="rb") == b"day 4 " * 1000
+
+
 def _version_in_another_process(args: tuple[str, str, int]) -> str:
     mlops_home, source_dir, day = args
     os.environ["MLOPS_HOME"] = mlops_home
