@@ -253,6 +253,7 @@ class DvcTagTrigger(BaseTrigger):
         if not self.end_task:
             return TriggerEvent(payload)
         if payload["status"] == "found":
+            self.log.info("%s is versioned (commit %s): the task succeeds", payload["tag"], payload["sha"])
             return TaskSuccessEvent(xcoms={"return_value": {"tag": payload["tag"], "sha": payload["sha"]}})
         why = abandoned_reason(self.tag, payload["path"]) if payload["status"] == "abandoned" else payload["reason"]
         self.log.info("Skipping the task: %s", why)
