@@ -69,25 +69,27 @@ def registry(path, tags: list[str]) -> str:
     return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def triggerer_trigger() -> DvcTagTrigger:
-    """The trigger as Airflow 3.3's triggerer makes it for the scheduler's deferral of the serialized task: the
-    trigger row's kwargs, the runtime task instance of the run, the trigger's fields rendered with its context."""
+def triggerer_trigger(dag=None) -> DvcTagTrigger:
+    """The trigger as Airflow 3.3's triggerer makes it for the scheduler's deferral of the serialized task of
+    ``dag`` (the churn model's monitoring DAG): the trigger row's kwargs, the runtime task instance of the run, the
+    trigger's fields rendered with its context."""
     from airflow.executors.workloads.task import TaskInstanceDTO
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.models.trigger import Trigger
     from airflow.serialization.decoders import smart_decode_trigger_kwargs
     from airflow.serialization.serialized_objects import DagSerialization
 
-    dag_data = DagSerialization.to_dict(monitoring_dag())
+    dag = dag or monitoring_dag()
+    dag_data = DagSerialization.to_dict(dag)
     task = DagSerialization.from_dict(dag_data).get_task("wait_for_training_set")
     row = Trigger(classpath=task.start_trigger_args.trigger_cls, kwargs=task.start_trigger_args.trigger_kwargs)
     kwargs = {k: smart_decode_trigger_kwargs(v) for k, v in Trigger._decrypt_kwargs(row.encrypted_kwargs).items()}
     trigger = DvcTagTrigger(**kwargs)
     ti = TaskInstanceDTO(
-        id=uuid.uuid4(), dag_version_id=uuid.uuid4(), task_id="wait_for_training_set", dag_id=DAG_ID,
+        id=uuid.uuid4(), dag_version_id=uuid.uuid4(), task_id="wait_for_training_set", dag_id=dag.dag_id,
         run_id="backfill__2026-11-02T00:00:00+00:00", try_number=1, map_index=-1, pool_slots=1, priority_weight=1,
     )  # fmt: skip
-    dag_run = {"dag_id": DAG_ID, "run_id": ti.run_id, "logical_date": DAY, "data_interval_start": DAY,
+    dag_run = {"dag_id": dag.dag_id, "run_id": ti.run_id, "logical_date": DAY, "data_interval_start": DAY,
                "data_interval_end": datetime(2026, 11, 3, tzinfo=timezone.utc), "run_after": DAY, "start_date": DAY,
                "end_date": None, "run_type": "backfill", "state": "running", "consumed_asset_events": [],
                "partition_key": None}  # fmt: skip
@@ -147,3 +149,26 @@ def test_a_failed_ingest_run_of_the_runs_day_skips_the_task(home, monkeypatch):
     monkeypatch.setattr(dvc_triggers, "ingest_run_counts", counts)
     assert isinstance(first_event(triggerer_trigger()), TaskSkippedEvent)
     assert asked == [("churn_classifier__ingest", DAY.isoformat(), 86400.0)]
+
+
+def test_a_shared_datasets_model_gives_up_when_its_training_set_run_of_the_day_failed(home, tmp_path, monkeypatch):
+    """A model on a shared dataset: the triggerer renders the partition tag the dataset's ingest versions; once that
+    run succeeded and versioned it, the model's training-set run of the day decides (failed: skipped)."""
+    from mlops_provider.loop.factory import build_all
+    from mlops_provider.utils.paths import dvc_workspace_dir
+    from tests.unit.loop.test_shared_ingest import project
+
+    dag = build_all(project(tmp_path, "churn_twin"))[DAG_ID]
+    registry(dvc_workspace_dir(), ["partition/customer_activity/2026-11-02"])
+    asked = []
+
+    def assembly(dag_id, logical_date):
+        asked.append((dag_id, logical_date))
+        return dag_id, {"failed": 1, "success": 0}
+
+    monkeypatch.setattr(dvc_triggers, "assembly_run_counts", assembly)
+    trigger = triggerer_trigger(dag)
+    assert trigger.ingest_tag == "partition/customer_activity/2026-11-02"
+    assert trigger.ingest_dag_id == "customer_activity__ingest"
+    assert isinstance(first_event(trigger), TaskSkippedEvent)
+    assert asked == [("churn_classifier__training_set", DAY.isoformat())]
