@@ -65,24 +65,18 @@ class DriftSensor(UpstreamResultMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         if start_from_trigger:
-            if not deferrable:
-                raise ValueError("start_from_trigger needs deferrable=True (the decision is made in the triggerer)")
-            # Airflow's start_from_trigger: the scheduler defers the task when it is ready, the trigger reads the
-            # two paths from the checks' results, decides and ends the task (no task process at all)
-            self.start_from_trigger = True
-            from mlops_provider.triggers import StartTriggerArgs
+            from mlops_provider.triggers import start_from_trigger as start
 
-            self.start_trigger_args = StartTriggerArgs(  # type: ignore[assignment]
-                trigger_cls="mlops_provider.triggers.drift.DriftResultTrigger",
-                next_method="execute_complete",
-                trigger_kwargs={
+            # the trigger reads the two paths from the checks' results, decides and ends the task
+            start(
+                self,
+                "mlops_provider.triggers.drift.DriftResultTrigger",
+                {
                     **_result_source(summary_path, "summary"),
                     **_result_source(performance_path, "performance"),
                     "poll_interval": poll_interval,
-                    "settle_seconds": 0,  # nothing resumes on a worker: the resume race it guards against is gone
                     "decide": True,
                 },
-                timeout=timedelta(seconds=float(self.timeout)),
             )
 
     def _results(self) -> tuple[DriftSummary, PerformanceSummary | None] | None:

@@ -77,23 +77,19 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         if start_from_trigger:
-            if not deferrable:
-                raise ValueError("start_from_trigger needs deferrable=True (the wait happens in the triggerer)")
-            from mlops_provider.triggers import StartTriggerArgs
+            from mlops_provider.triggers import start_from_trigger as start
 
-            self.start_from_trigger = True
-            self.start_trigger_args = StartTriggerArgs(  # type: ignore[assignment]
-                trigger_cls="mlops_provider.triggers.dvc.DvcTagTrigger",
-                next_method="execute_complete",
-                # tag, abandon_paths, ingest_tag and dvc_conn_id are rendered by the triggerer (the operator's
-                # template fields that are trigger kwargs); the workspace and the run's day are resolved there
-                trigger_kwargs={
+            # tag, abandon_paths, ingest_tag and dvc_conn_id are rendered by the triggerer (the operator's template
+            # fields that are trigger kwargs); the workspace and the run's day are resolved there
+            start(
+                self,
+                "mlops_provider.triggers.dvc.DvcTagTrigger",
+                {
                     "workspace": None,
                     "tag": tag,
                     "abandon_paths": list(abandon_paths),
                     "poll_interval": poll_interval,
                     "dvc_conn_id": self.dvc_conn_id,
-                    "settle_seconds": 0,  # nothing resumes on a worker: the resume race it guards against is gone
                     "ingest_dag_id": ingest_dag_id,
                     "logical_date": None,  # the run's, and its interval
                     "step_seconds": 86400.0,
@@ -101,7 +97,6 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
                     "assembly_dag_id": assembly_dag_id,
                     "end_task": True,
                 },
-                timeout=timedelta(seconds=float(self.timeout)),
             )
 
     def _abandon_paths(self) -> list[str]:
