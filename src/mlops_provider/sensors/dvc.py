@@ -143,7 +143,7 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         raise AirflowSkipException(abandoned_reason(self.tag, path))
 
     def execute(self, context: Context) -> Any:
-        from mlops_provider.triggers.dvc import DvcTagTrigger
+        from mlops_provider.triggers.dvc import DvcTagTrigger, registry_of
 
         if not self.deferrable:
             return super().execute(context)
@@ -151,13 +151,14 @@ class DvcTagSensor(DvcHookMixin, BaseSensorOperator):
         if found:
             return found
         logical, step = self._day(context)
+        workspace, remote_conn_id = registry_of(self.dvc_hook)
         self.defer(
             trigger=DvcTagTrigger(
-                str(self.dvc_hook.workspace),
+                workspace,
                 self.tag,
                 self._abandon_paths(),
                 self.poll_interval,
-                dvc_conn_id=self.dvc_conn_id if self.dvc_hook.has_git_remote else None,
+                dvc_conn_id=remote_conn_id,
                 ingest_dag_id=self.ingest_dag_id,
                 logical_date=logical,
                 step_seconds=step,

@@ -130,6 +130,12 @@ def resolved_paths(paths: Sequence[str]) -> list[str]:
     return [p if "://" in p or Path(p).is_absolute() else location(storage_root() / p) for p in paths]
 
 
+def registry_of(hook: Any) -> tuple[str, str | None]:
+    """What DvcTagTrigger reads for ``hook``'s registry (a ``DvcHook``): its workspace, and its connection id only
+    when the registry has a git remote (the tag is then asked of the remote; else of the local workspace)."""
+    return str(hook.workspace), (hook.dvc_conn_id if hook.has_git_remote else None)
+
+
 def run_day(context: Any) -> tuple[str | None, float]:
     """The run's logical date (ISO) and its schedule's interval in seconds (a day when it has none), from a task's
     context."""
@@ -225,9 +231,7 @@ class DvcTagTrigger(BaseTrigger):
         from mlops_provider.hooks.dvc import DvcHook
         from mlops_provider.layout import DVC_DEFAULT_CONN_ID
 
-        hook = DvcHook(dvc_conn_id=self.dvc_conn_id or DVC_DEFAULT_CONN_ID)
-        self.workspace = str(hook.workspace)
-        self.dvc_conn_id = hook.dvc_conn_id if hook.has_git_remote else None
+        self.workspace, self.dvc_conn_id = registry_of(DvcHook(dvc_conn_id=self.dvc_conn_id or DVC_DEFAULT_CONN_ID))
         self.abandon_paths = resolved_paths(self.abandon_paths)
         context = getattr(self.task_instance, "get_template_context", None)
         if self.ingest_dag_id and self.logical_date is None and context is not None:
