@@ -22,6 +22,7 @@ TASK_ONLY = (
     "mlops_provider.hooks.dvc",
     "mlops_provider.hooks.great_expectations",
     "mlops_provider.hooks.mlflow",
+    "mlops_provider.lineage.datasets",  # an operator's lineage(), after its task succeeded
     "mlops_provider.ml.drift_signals",
     "mlops_provider.ml.estimation",
     "mlops_provider.ml.label_check",

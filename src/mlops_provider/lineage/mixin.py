@@ -4,9 +4,10 @@ the :class:`~mlops_provider.lineage.datasets.Lineage` derived from it (converted
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_provider.lineage.datasets import Lineage
+if TYPE_CHECKING:
+    from mlops_provider.lineage.datasets import Lineage
 
 
 class OpenLineageMixin:

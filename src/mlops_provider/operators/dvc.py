@@ -10,12 +10,13 @@ from airflow.sdk import BaseOperator
 
 from mlops_provider.hooks.mixins import DvcHookMixin, UpstreamResultMixin
 from mlops_provider.layout import run_metadata
-from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, XComArg
+
+    from mlops_provider.lineage.datasets import Lineage
 
 
 class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, BaseOperator):
@@ -84,6 +85,8 @@ class DvcVersionOperator(UpstreamResultMixin, OpenLineageMixin, DvcHookMixin, Ba
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the source file. Wrote: the versioned file in the registry (rev, tag, md5)."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file, stored_file
+
         return Lineage(
             inputs=[stored_file(str(self.source_path), md5=result["md5"])],
             outputs=[

@@ -25,7 +25,6 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
-from mlops_provider.lineage.datasets import Lineage, LineageDataset, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DriftReportLink, MlflowRunLink, mlflow_run_url, report_url
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Asset, Context
 
+    from mlops_provider.lineage.datasets import Lineage, LineageDataset
     from mlops_provider.runtime.capture import DaySample
 
 
@@ -608,6 +608,8 @@ class DriftReportOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, BaseO
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the window's partitions, the reference (the champion's training data at its rev, or the rolling
         or seasonal partitions), the champion. Wrote: the report and the summary record; the MLflow run."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run, stored_file
+
         registry, reference = result["registry"], result["reference"]
 
         def partition(day: str) -> LineageDataset:

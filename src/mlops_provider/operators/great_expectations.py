@@ -15,7 +15,6 @@ from airflow.sdk import BaseOperator
 from mlops_provider.exceptions import UnreadableFileError
 from mlops_provider.hooks.mixins import UpstreamResultMixin
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
-from mlops_provider.lineage.datasets import Lineage, gx_assertions, gx_validation
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DataDocsLink, ValidationResultLink, report_url
 from mlops_provider.utils.compat import AirflowFailException
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath, XComArg
 
     from mlops_provider.hooks.great_expectations import GreatExpectationsHook
+    from mlops_provider.lineage.datasets import Lineage
 
 MODES = ("fail", "warn")
 SUMMARY_XCOM_KEY = "validation_summary"
@@ -517,6 +517,8 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
         if stored_docs is not None:
             DataDocsLink.persist(context, report_url(stored_docs))
 
+        from mlops_provider.lineage.datasets import gx_assertions
+
         self.record_lineage(summary, assertions=gx_assertions(full_result), rows=rows)
         if summary["success"]:
             self.log.info("%s %s passed %d checks", self.dataset, self.partition, summary["statistics"]["evaluated"])
@@ -575,4 +577,6 @@ class GreatExpectationsValidateOperator(UpstreamResultMixin, OpenLineageMixin, B
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the validated file, every expectation as an assertion, its row count; the verdict as a run facet."""
+        from mlops_provider.lineage.datasets import gx_validation
+
         return gx_validation(result, result["assertions"], result["rows"], str(self.suite_path))

@@ -20,7 +20,6 @@ from mlops_provider.layout import (
     partition_path,
     partition_tag,
 )
-from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import MlflowRunLink, mlflow_run_url
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
@@ -29,6 +28,7 @@ from mlops_provider.utils.templated_fields import INTERVAL_DATE
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_provider.lineage.datasets import Lineage
     from mlops_provider.ml.split import Split
 
 HIGHER_IS_BETTER = ("roc_auc", "f1", "accuracy", "precision", "recall")
@@ -260,6 +260,8 @@ class ModelPerformanceOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the champion and the window's versioned partitions. Wrote: the summary record; the MLflow run of
         the score."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run, stored_file
+
         inputs = [mlflow_model(result["registry_uri"], self.model_name, str(result["model_version"]))]
         for labelled in result.get("label_days") or []:
             if labelled.get("versioned"):

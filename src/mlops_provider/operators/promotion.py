@@ -16,7 +16,6 @@ from mlops_provider.layout import (
     DATA_REV_TAG,
     PREVIOUS_ALIAS,
 )
-from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import (
     MlflowModelVersionLink,
@@ -31,6 +30,7 @@ from mlops_provider.utils.templated_fields import json_object
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, XComArg
 
+    from mlops_provider.lineage.datasets import Lineage
     from mlops_provider.ml.split import Split
 
 
@@ -256,6 +256,8 @@ class EvaluateModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Bas
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the challenger, the champion (if any), the holdout data at its rev. Wrote: the verdict ledger."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, stored_file
+
         models = [mlflow_model(result["registry_uri"], self.model_name, result["challenger_version"],
                                run_id=result["challenger_run_id"])]  # fmt: skip
         if result["champion_version"]:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_provider.layout import DEFAULT_CHUNK_ROWS, check_chunk_rows
-from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.utils.compat import AirflowFailException, AirflowSkipException
 from mlops_provider.utils.files import md5_of_file
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
+
+    from mlops_provider.lineage.datasets import Lineage
 
 ON_EMPTY_CHOICES = ("fail", "skip")
 
@@ -289,6 +290,8 @@ class SqlToParquetOperator(OpenLineageMixin, BaseOperator):
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the source table. Wrote: the staged partition file (md5, rows)."""
+        from mlops_provider.lineage.datasets import Lineage, sql_table, stored_file
+
         return Lineage(
             inputs=[sql_table(**result["source"], table=self.table)],
             outputs=[stored_file(result["path"], md5=result["md5"], rows=result["rows"])],

@@ -30,7 +30,6 @@ from mlops_provider.layout import (
     RUNNERS,
     default_runner,
 )
-from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import (
     DvcVersionLink,
@@ -49,6 +48,7 @@ from mlops_provider.utils.templated_fields import json_object
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
+    from mlops_provider.lineage.datasets import Lineage
     from mlops_provider.ml.tuning import Tuning
     from mlops_provider.runtime.runners import DockerRunner, LocalRunner
 
@@ -436,6 +436,8 @@ class TrainModelOperator(OpenLineageMixin, MlflowHookMixin, DvcHookMixin, Docker
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the training set at its rev (md5). Wrote: the registered model version; the MLflow run."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file, mlflow_model, mlflow_run
+
         tag = result["dataset_tag"] if result["dataset_tag"] != result["data_rev"] else ""
         return Lineage(
             inputs=[

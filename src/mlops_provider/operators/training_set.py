@@ -12,7 +12,6 @@ from airflow.sdk import BaseOperator
 
 from mlops_provider.hooks.mixins import DvcHookMixin
 from mlops_provider.layout import partition_path, partition_tag, run_metadata, training_set_path, training_set_tag
-from mlops_provider.lineage.datasets import Lineage, dvc_file
 from mlops_provider.lineage.mixin import OpenLineageMixin
 from mlops_provider.links.extra_links import DvcVersionLink, dvc_version_url
 from mlops_provider.utils.compat import AirflowException, AirflowFailException, AirflowSkipException
@@ -20,6 +19,8 @@ from mlops_provider.utils.templated_fields import INTERVAL_DATE
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
+
+    from mlops_provider.lineage.datasets import Lineage
 
 
 #: How a day of a training-set window stands: versioned (used), quarantined or missing (left out, recorded),
@@ -376,6 +377,8 @@ class TrainingSetAssemblyOperator(OpenLineageMixin, DvcHookMixin, BaseOperator):
 
     def lineage(self, result: dict[str, Any]) -> Lineage:
         """Read: the window's versioned partitions (by tag). Wrote: the training set (rev, tag, md5, rows)."""
+        from mlops_provider.lineage.datasets import Lineage, dvc_file
+
         registry = result["registry"]
         return Lineage(
             inputs=[
