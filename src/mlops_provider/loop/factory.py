@@ -29,10 +29,9 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops_provider.loop import runbooks
 from mlops_provider.loop.spec import SpecError, SpecProblem, check_folder
@@ -87,8 +86,7 @@ def shared_datasets(specs: Sequence[ModelSpec]) -> dict[str, list[ModelSpec]]:
     return {dataset: group for dataset, group in by_dataset.items() if len(group) > 1}
 
 
-@dataclass(frozen=True)
-class Loop:
+class Loop(NamedTuple):
     """What every stage builder of one model reads: the spec, the DAG ids by stage, the two Assets that connect
     the stages (training set: ingest -> training's inputs; challenger: training -> promotion) and the runbooks'
     facts. ``shared``: the model's dataset is shared with other models: ``ids["ingest"]`` is the dataset's ingest

@@ -8,15 +8,13 @@ same) and whose rows cite the integration tests that re-run the task and check i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from mlops_provider.loop.spec_schema import ModelSpec
 
 
-@dataclass(frozen=True)
-class Rerun:
+class Rerun(NamedTuple):
     """What a re-run (clear, or Airflow's retry) of one task does.
 
     ``does``: the runbook's words (``{f.<fact>}`` is filled from :class:`Facts`). ``retries``: the task's own
@@ -242,8 +240,7 @@ def rerun(f: Facts, stage: str, task: str) -> str:
     return RERUNS[stage][task].does.format(f=f)
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What the runbooks quote."""
 
     model: str

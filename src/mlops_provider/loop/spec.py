@@ -29,9 +29,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from mlops_provider.exceptions import SpecError
 
@@ -272,8 +271,7 @@ def _viewed(shape: Any, value: Any, **extra: Any) -> Any:
     return view({**{name: _viewed(fields[name], value[name]) for name in fields if name in value}, **extra})
 
 
-@dataclass(frozen=True)
-class SpecProblem:
+class SpecProblem(NamedTuple):
     """A spec file that cannot be used. ``message`` names the file and the key (one line per broken key);
     ``others`` are the files it conflicts with when a rule across files broke."""
 
@@ -286,8 +284,7 @@ class SpecProblem:
         return path == self.path or path in self.others
 
 
-@dataclass(frozen=True)
-class SpecFolder:
+class SpecFolder(NamedTuple):
     """A folder of specs checked as the DAG factory reads it: the usable ``specs`` and the ``problems`` of the
     other files, one per file (a bad file never makes a good one unusable, except as a rule across files says)."""
 

@@ -32,10 +32,11 @@ differ by chance (see :class:`Thresholds`): raise ``max_prediction_shift`` with 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Snapshot = dict[str, Any]
 
@@ -261,8 +262,7 @@ def window_numbers(window: Snapshot) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One analysis: ``passed`` (False with ``alarm``), ``final`` (a verdict to act on now: enough traffic, or an
     alarm that fired early), the numbers of both sides and the thresholds."""
 
@@ -276,7 +276,7 @@ class Verdict:
     thresholds: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return copy.deepcopy(self._asdict())  # as dataclasses.asdict: nested values copied
 
 
 def analyse(canary: Snapshot | None, baseline: Snapshot, thresholds: Thresholds, *, window_over: bool) -> Verdict:
