@@ -380,3 +380,25 @@ def test_the_holdout_is_scored_by_the_enforced_predict_when_the_implementation_d
     monkeypatch.setattr(scoring, "unenforced_predict", lambda model: lambda frame: implementation(frame) * 0.5)
     chosen = holdout_predictor(model, rows.head(50))
     assert np.array_equal(np.asarray(chosen(rows), dtype=float), np.asarray(schema_predictor(model)(rows), dtype=float))
+
+
+def test_a_worker_in_a_uv_project_does_not_copy_its_lock_file_into_the_model(training_set, tmp_path, monkeypatch):
+    """The logged model holds the entrypoint's files and its pinned requirements, never the lock file of the
+    project the worker happens to run in (MLflow copies ``uv.lock`` and ``pyproject.toml`` of the working
+    directory into every model it logs): the local runner starts the entrypoint in the entrypoint's own folder."""
+    import mlflow
+
+    worker_dir = tmp_path / "deployment"
+    worker_dir.mkdir()
+    (worker_dir / "uv.lock").write_text("version = 1\n# the Airflow deployment's lock, not the model's\n")
+    (worker_dir / "pyproject.toml").write_text('[project]\nname = "airflow-deployment"\nversion = "0"\n')
+    monkeypatch.chdir(worker_dir)
+
+    result = train_op().execute(context())
+
+    hook = MlflowHook()
+    with hook.scoped_environment():
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/churn_classifier/{result['version']}"))
+    logged = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    assert "MLmodel" in logged and "requirements.txt" in logged
+    assert [name for name in logged if Path(name).name in ("uv.lock", "pyproject.toml")] == []

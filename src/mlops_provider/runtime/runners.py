@@ -62,7 +62,9 @@ class LocalRunner:
     def run(self, job: TrainingJob) -> None:
         if not self.entrypoint.is_file():
             raise TrainingRunError(f"training entrypoint {self.entrypoint} does not exist")
-        env = dict(os.environ, **job.env, PYTHONUNBUFFERED="1")
+        # MLflow takes the working directory's uv project (uv.lock, pyproject.toml) as the model's when it logs one:
+        # the worker's directory is not the model's project (an explicit MLFLOW_UV_AUTO_DETECT still wins)
+        env = {"MLFLOW_UV_AUTO_DETECT": "false", **os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         pid_file = job.output.parent / PID_FILE
         try:
