@@ -5,7 +5,8 @@
 2. Training wall time at 100k and 1M rows: TrainModelOperator (local runner; docker runner when an engine and
    the ``mlops-training:latest`` image exist) — data fetch from DVC, MLflow run, entrypoint process, logging,
    registration — vs a fresh process that reads the same parquet and runs bare ``xgboost.train`` with the same
-   hyperparameters. Median of 3 with the spread. Prints numbers, never fails on a timing.
+   hyperparameters; and the same entrypoint started by hand on the rows the operator wrote (``entrypoint``: what
+   the runner itself adds). Median of 3 with the spread. Prints numbers, never fails on a timing.
 
 ``--compare REF``: also train through the local runner with REF's ``include/training`` (the entrypoint as it was at
 that git revision), interleaved with this tree's in each repeat, so both see the same load.
@@ -178,9 +179,13 @@ def bench_training(rows: int, compare: str | None = None) -> None:
                 )
                 start, start_cpu = time.perf_counter(), cpu_seconds()
                 run_id = f"{runner.replace('@', '-')}-{i}"
-                op.execute(task_context(None, dag_id="bench", run_id=run_id, task_id="train"))
+                result = op.execute(task_context(None, dag_id="bench", run_id=run_id, task_id="train"))
                 results.setdefault(runner, []).append(time.perf_counter() - start)
                 cpu.setdefault(runner, []).append(cpu_seconds() - start_cpu)
+                if runner == "local":  # the same entrypoint on the same rows, started by hand
+                    wall, seconds = entrypoint_alone(result["run_id"], params)
+                    results.setdefault("entrypoint", []).append(wall)
+                    cpu.setdefault("entrypoint", []).append(seconds)
     bare, bare_cpu = statistics.median(results["bare"]), statistics.median(cpu["bare"])
     print(f"\nTraining {rows} rows ({params['n_estimators']} trees, depth {params['max_depth']}), load {load()}:")
     for name, values in results.items():
@@ -188,9 +193,34 @@ def bench_training(rows: int, compare: str | None = None) -> None:
         cpu_ratio = statistics.median(cpu[name]) / bare_cpu
         print(f"  {name:<8} wall {spread(values)}   {ratio:.2f}x bare")
         print(f"  {'':<8} CPU  {spread(cpu[name])}   {cpu_ratio:.2f}x bare")
-        if name != "bare" and "@" not in name:
+        if name == "local" and "entrypoint" in results:
+            alone = statistics.median(values) / statistics.median(results["entrypoint"])
+            alone_cpu = statistics.median(cpu[name]) / statistics.median(cpu["entrypoint"])
+            print(f"  {'':<8} the runner alone: {alone:.2f}x wall, {alone_cpu:.2f}x CPU the entrypoint run by hand")
+        if name not in ("bare", "entrypoint") and "@" not in name:
             record("training", f"train through TrainModelOperator ({name} runner)", values, results["bare"],
                    baseline_name="bare xgboost.train process", rows=rows)  # fmt: skip
+
+
+def entrypoint_alone(trained_run_id: str, params: dict) -> tuple[float, float]:
+    """Wall and CPU seconds of the template entrypoint run as a bare process on the train/holdout files the operator
+    wrote for ``trained_run_id``, into a new MLflow run: what the training itself costs without the operator and its
+    runner (the DVC read, the split, the contract check, the holdout curves, the registration)."""
+    from mlops_provider.hooks.mlflow import MlflowHook
+    from mlops_provider.runtime.jobs import TrainingJob
+    from mlops_provider.utils.paths import mlops_home
+
+    hook = MlflowHook()
+    work = mlops_home() / "training" / trained_run_id
+    run = hook.get_client().create_run(hook.get_client().get_experiment_by_name("bench").experiment_id)
+    job = TrainingJob(train=work / "train.parquet", holdout=work / "holdout.parquet", schema=schema(),
+                      tracking_uri=hook.tracking_uri, mlflow_run_id=run.info.run_id, params=params, tags={},
+                      output=work.parent / f"alone-{run.info.run_id}.json", env={})  # fmt: skip
+    env = {"MLFLOW_UV_AUTO_DETECT": "false", **os.environ, "PYTHONUNBUFFERED": "1"}  # as the local runner starts it
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    subprocess.run([sys.executable, str(TRAINING / "train.py"), *job.arguments()], check=True, env=env,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - start, cpu_seconds() - start_cpu
 
 
 def cpu_seconds() -> float:
