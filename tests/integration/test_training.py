@@ -382,23 +382,45 @@ def test_the_holdout_is_scored_by_the_enforced_predict_when_the_implementation_d
     assert np.array_equal(np.asarray(chosen(rows), dtype=float), np.asarray(schema_predictor(model)(rows), dtype=float))
 
 
+def _in_a_uv_project(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work in ``folder``, made a uv project (as an Airflow deployment's directory may be)."""
+    folder.mkdir()
+    (folder / "uv.lock").write_text("version = 1\n# the Airflow deployment's lock, not the model's\n")
+    (folder / "pyproject.toml").write_text('[project]\nname = "airflow-deployment"\nversion = "0"\n')
+    monkeypatch.chdir(folder)
+
+
+def _logged_files(version: str) -> list[str]:
+    import mlflow
+
+    with MlflowHook().scoped_environment():
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/churn_classifier/{version}"))
+    return sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+
+
 def test_a_worker_in_a_uv_project_does_not_copy_its_lock_file_into_the_model(training_set, tmp_path, monkeypatch):
     """The logged model holds the entrypoint's files and its pinned requirements, never the lock file of the
     project the worker happens to run in (MLflow copies ``uv.lock`` and ``pyproject.toml`` of the working
-    directory into every model it logs): the local runner starts the entrypoint in the entrypoint's own folder."""
-    import mlflow
+    directory into every model it logs, unless told otherwise): the local runner tells it."""
+    _in_a_uv_project(tmp_path / "deployment", monkeypatch)
 
-    worker_dir = tmp_path / "deployment"
-    worker_dir.mkdir()
-    (worker_dir / "uv.lock").write_text("version = 1\n# the Airflow deployment's lock, not the model's\n")
-    (worker_dir / "pyproject.toml").write_text('[project]\nname = "airflow-deployment"\nversion = "0"\n')
-    monkeypatch.chdir(worker_dir)
+    logged = _logged_files(train_op().execute(context())["version"])
 
-    result = train_op().execute(context())
-
-    hook = MlflowHook()
-    with hook.scoped_environment():
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/churn_classifier/{result['version']}"))
-    logged = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
     assert "MLmodel" in logged and "requirements.txt" in logged
+    assert [name for name in logged if Path(name).name in ("uv.lock", "pyproject.toml")] == []
+
+
+def test_the_demo_s_bad_version_carries_no_lock_file_of_the_directory_it_was_made_in(training_set, tmp_path,
+                                                                                    monkeypatch):  # fmt: skip
+    """``make demo`` registers its deliberately bad version from the repository's root, a uv project: the version
+    wraps the good one's model and holds nothing of that project."""
+    from mlops_provider.demo.bad_models import register_live_regression
+
+    good = train_op().execute(context())["version"]
+    _in_a_uv_project(tmp_path / "repository", monkeypatch)
+
+    bad = register_live_regression(MlflowHook(), "churn_classifier", good, tmp_path / "bad", kind="constant")
+
+    logged = _logged_files(bad)
+    assert "MLmodel" in logged and any(name.startswith("artifacts/inner/") for name in logged)
     assert [name for name in logged if Path(name).name in ("uv.lock", "pyproject.toml")] == []

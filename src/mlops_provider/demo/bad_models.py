@@ -95,9 +95,11 @@ def register_live_regression(
     experiment = hook.get_or_create_experiment(f"{model_name}-live-{kind}")  # artifacts where the hook keeps them
     with hook.scoped_environment():
         with mlflow.start_run(experiment_id=experiment):
+            # uv_project_path: the model's own folder (no uv project), not the working directory's (MLflow would
+            # copy the repository's uv.lock and pyproject.toml into the version)
             info = mlflow.pyfunc.log_model(name="model", python_model=str(code), artifacts={"inner": inner},
-                                           signature=signature, metadata=metadata,
-                                           pip_requirements=[])  # fmt: skip
+                                           signature=signature, metadata=metadata, pip_requirements=[],
+                                           uv_project_path=folder)  # fmt: skip
         created = client.create_model_version(model_name, source=info.model_uri, run_id=info.run_id,
                                               model_id=info.model_id, tags={**tags, "demo.bad_live": kind})  # fmt: skip
     return str(created.version)
