@@ -161,6 +161,22 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def wait_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP delivered: state ``T`` in ``/proc``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue  # a thread that ended
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s")
+
+
 def test_a_backend_killed_mid_flush_leaves_no_torn_file_to_read_and_loses_nothing_written(model_dir, mlops_home):
     process = backend(model_dir, mlops_home, flush_rows=2_000, flush_seconds=60, buffer_rows=200_000)
     folder = Path(capture_folder(MODEL, today()).path)
@@ -185,9 +201,17 @@ def test_a_backend_killed_mid_flush_leaves_no_torn_file_to_read_and_loses_nothin
             names = os.listdir(folder) if folder.is_dir() else []
             unfinished = [n for n in names if is_unfinished(n)]
             if unfinished and len([n for n in names if n.endswith(".parquet")]) >= 2:
-                os.killpg(process.pid, signal.SIGKILL)  # mid-flush: a file is being written now
-                torn = unfinished[0]
-                break
+                # a file is being written now: freeze the backend, and kill it only if the flush is still unfinished
+                # once frozen (the writer may have renamed the file between the listing and the signal)
+                os.killpg(process.pid, signal.SIGSTOP)
+                wait_stopped(process.pid)
+                caught = [n for n in os.listdir(folder) if is_unfinished(n)]
+                if caught:
+                    os.killpg(process.pid, signal.SIGKILL)  # mid-flush
+                    torn = caught[0]
+                    break
+                os.killpg(process.pid, signal.SIGCONT)  # the flush ended first: catch the next one
+                continue
             for name in names:  # what was finished before the kill, and its bytes
                 if name.endswith(".parquet") and not name.startswith(".") and name not in before:
                     before[name] = digest(folder / name)
