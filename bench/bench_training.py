@@ -208,6 +208,7 @@ def entrypoint_alone(trained_run_id: str, params: dict) -> tuple[float, float]:
     runner (the DVC read, the split, the contract check, the holdout curves, the registration)."""
     from mlops_provider.hooks.mlflow import MlflowHook
     from mlops_provider.runtime.jobs import TrainingJob
+    from mlops_provider.runtime.runners import entrypoint_environment
     from mlops_provider.utils.paths import mlops_home
 
     hook = MlflowHook()
@@ -216,7 +217,7 @@ def entrypoint_alone(trained_run_id: str, params: dict) -> tuple[float, float]:
     job = TrainingJob(train=work / "train.parquet", holdout=work / "holdout.parquet", schema=schema(),
                       tracking_uri=hook.tracking_uri, mlflow_run_id=run.info.run_id, params=params, tags={},
                       output=work.parent / f"alone-{run.info.run_id}.json", env={})  # fmt: skip
-    env = {"MLFLOW_UV_AUTO_DETECT": "false", **os.environ, "PYTHONUNBUFFERED": "1"}  # as the local runner starts it
+    env = entrypoint_environment(job)  # as the local runner starts it
     start, start_cpu = time.perf_counter(), cpu_seconds()
     subprocess.run([sys.executable, str(TRAINING / "train.py"), *job.arguments()], check=True, env=env,
                    stdout=subprocess.DEVNULL)  # fmt: skip

@@ -37,6 +37,14 @@ CONTRACT_SAMPLE_ROWS = 50
 PID_FILE = "entrypoint.pid"
 
 
+def entrypoint_environment(job: TrainingJob) -> dict[str, str]:
+    """The environment the local runner starts the entrypoint with: this process's, the job's (the MLflow
+    connection's credentials), unbuffered output, and ``MLFLOW_UV_AUTO_DETECT=false`` unless set: MLflow takes the
+    working directory's uv project (``uv.lock``, ``pyproject.toml``) as the model's when it logs one, and the
+    worker's directory is not the model's project."""
+    return {"MLFLOW_UV_AUTO_DETECT": "false", **os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
+
+
 class LocalRunner:
     """Runs the entrypoint with this interpreter in a child process (own process group), streaming its output.
 
@@ -62,9 +70,7 @@ class LocalRunner:
     def run(self, job: TrainingJob) -> None:
         if not self.entrypoint.is_file():
             raise TrainingRunError(f"training entrypoint {self.entrypoint} does not exist")
-        # MLflow takes the working directory's uv project (uv.lock, pyproject.toml) as the model's when it logs one:
-        # the worker's directory is not the model's project (an explicit MLFLOW_UV_AUTO_DETECT still wins)
-        env = {"MLFLOW_UV_AUTO_DETECT": "false", **os.environ, **job.env, "PYTHONUNBUFFERED": "1"}
+        env = entrypoint_environment(job)
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         pid_file = job.output.parent / PID_FILE
         try:
