@@ -213,7 +213,8 @@ def entrypoint_alone(trained_run_id: str, params: dict) -> tuple[float, float]:
 
     hook = MlflowHook()
     work = mlops_home() / "training" / trained_run_id
-    run = hook.get_client().create_run(hook.get_client().get_experiment_by_name("bench").experiment_id)
+    client = hook.get_client()
+    run = client.create_run(client.get_experiment_by_name("bench").experiment_id)
     job = TrainingJob(train=work / "train.parquet", holdout=work / "holdout.parquet", schema=schema(),
                       tracking_uri=hook.tracking_uri, mlflow_run_id=run.info.run_id, params=params, tags={},
                       output=work.parent / f"alone-{run.info.run_id}.json", env={})  # fmt: skip
